@@ -1,0 +1,78 @@
+"""Who may do what: the one declaration every API permission check reads.
+
+Keys are URL names (the ``name=`` of each route under ``/api/``, without the
+``api:`` namespace); values map an HTTP method to who may call it:
+
+* ``PUBLIC``: no token needed (login, refresh, health, the OpenAPI docs);
+* a frozenset of roles: a valid token whose user currently holds one of them.
+
+A route missing here is refused to everyone (fail closed), and
+``tests/test_role_matrix.py`` walks every ``/api/`` route against this table so a
+new endpoint cannot ship without an entry. HEAD and OPTIONS follow GET.
+Object-level rules (an operator moves only the stages assigned to them) live in
+each app's services, which raise ``PermissionDenied``.
+"""
+
+from typing import Final
+
+from bpmos.roles import Role
+
+
+class _Public:
+    def __repr__(self) -> str:
+        return "PUBLIC"
+
+
+PUBLIC: Final = _Public()
+Rule = frozenset[Role] | _Public
+
+EVERYONE: Final = frozenset(Role)  # any signed-in user, auditors included
+ADMINS: Final = frozenset({Role.ADMIN})
+AUDIT_READERS: Final = frozenset({Role.AUDITOR, Role.ADMIN})
+SUPERVISORS: Final = frozenset({Role.SUPERVISOR, Role.PLANT_HEAD, Role.ADMIN})
+PLANNERS: Final = frozenset(
+    {Role.PLANNER, Role.SUPERVISOR, Role.PLANT_HEAD, Role.ADMIN}
+)
+SHOP_FLOOR: Final = frozenset(
+    {Role.OPERATOR, Role.PLANNER, Role.SUPERVISOR, Role.PLANT_HEAD, Role.ADMIN}
+)  # everyone who may write on the floor: all but the auditor
+
+POLICY: Final[dict[str, dict[str, Rule]]] = {
+    # --- accounts (mobile contract "auth") ---
+    "auth-login": {"POST": PUBLIC},
+    "auth-refresh": {"POST": PUBLIC},
+    "auth-logout": {"POST": EVERYONE},
+    "auth-me": {"GET": EVERYONE},
+    "auth-register": {"POST": ADMINS},
+    "auth-users": {"GET": ADMINS},
+    "auth-user-detail": {"GET": ADMINS},
+    "auth-user-role": {"PATCH": ADMINS},
+    "auth-user-deactivate": {"POST": ADMINS},
+    "auth-user-reactivate": {"POST": ADMINS},
+    # --- platform ---
+    "health": {"GET": PUBLIC},
+    "schema": {"GET": PUBLIC},
+    "docs": {"GET": PUBLIC},
+    # --- audit log (elog) ---
+    "audit-list": {"GET": AUDIT_READERS},
+    "audit-detail": {"GET": AUDIT_READERS},
+    "audit-verify": {"GET": AUDIT_READERS},
+}
+
+
+def rule_for(view_name: str, method: str) -> Rule | None:
+    """The rule for one route and method, or None when nothing is declared."""
+    name = view_name.split(":")[-1]
+    method = method.upper()
+    if method in {"HEAD", "OPTIONS"}:
+        method = "GET"
+    return POLICY.get(name, {}).get(method)
+
+
+def allows(rule: Rule | None, role: str | None) -> bool:
+    """Whether ``role`` (None for an anonymous caller) passes ``rule``."""
+    if rule is None:
+        return False
+    if rule is PUBLIC:
+        return True
+    return role is not None and role in rule  # type: ignore[operator]

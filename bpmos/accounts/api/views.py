@@ -1,0 +1,163 @@
+"""Auth endpoints: thin views over bpmos.accounts.services."""
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from bpmos.accounts import services
+from bpmos.accounts.api import serializers as s
+from bpmos.accounts.api.throttles import LoginFailureThrottle
+from bpmos.accounts.models import User
+from bpmos.errors import DomainError
+from elog import audit
+
+
+class LoginFailed(DomainError):
+    status_code = 401
+    code = "invalid_credentials"
+
+
+class PublicAuthView(APIView):
+    """A view reached without an access token that still answers 401 (not 403)."""
+
+    authentication_classes: list = []
+
+    def get_authenticate_header(self, request) -> str:
+        return 'Bearer realm="api"'
+
+
+class LoginView(PublicAuthView):
+    """Exchange a username and password for an access and a refresh token."""
+
+    throttle_classes = [LoginFailureThrottle]
+
+    @extend_schema(
+        request=s.LoginSerializer, responses={200: s.LoginResponseSerializer}
+    )
+    def post(self, request):
+        data = s.LoginSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = authenticate(
+            request,
+            username=data.validated_data["username"],
+            password=data.validated_data["password"],
+        )
+        if user is None:
+            LoginFailureThrottle().record_failure(request)
+            raise LoginFailed(
+                "Wrong username or password, or the account is deactivated."
+            )
+        refresh = RefreshToken.for_user(user)
+        refresh["role"] = (
+            user.role
+        )  # for the UI only; the server reads the role from the DB
+        access = refresh.access_token
+        audit.record(actor=user, action="user.logged_in", target=user)
+        return Response(
+            {
+                "access": str(access),
+                "refresh": str(refresh),
+                "token_type": "bearer",
+                "expires_in": int(
+                    settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds()
+                ),
+                "user": s.UserSerializer(user).data,
+            }
+        )
+
+
+class RefreshView(PublicAuthView):
+    """Trade a refresh token for a new pair; the old refresh token is blacklisted."""
+
+    @extend_schema(request=s.RefreshSerializer, responses={200: s.TokenPairSerializer})
+    def post(self, request):
+        serializer = TokenRefreshSerializer(data=request.data)
+        try:
+            serializer.is_valid(raise_exception=True)
+        except TokenError as exc:
+            raise InvalidToken(exc.args[0]) from exc
+        return Response(serializer.validated_data)
+
+
+class LogoutView(APIView):
+    """Blacklist the caller's refresh token."""
+
+    @extend_schema(request=s.RefreshSerializer, responses={204: None})
+    def post(self, request):
+        data = s.RefreshSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.user_logout(refresh=data.validated_data["refresh"], actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(APIView):
+    """The signed-in user."""
+
+    @extend_schema(responses={200: s.UserSerializer})
+    def get(self, request):
+        return Response(s.UserSerializer(request.user).data)
+
+
+class RegisterView(APIView):
+    """Create a user (admins only: a plant has no open self-registration)."""
+
+    @extend_schema(request=s.RegisterSerializer, responses={201: s.UserSerializer})
+    def post(self, request):
+        data = s.RegisterSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_register(actor=request.user, **data.validated_data)
+        return Response(s.UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class UserListView(generics.ListAPIView):
+    """Every user, filterable by role and active flag."""
+
+    queryset = User.objects.order_by("username")
+    serializer_class = s.UserSerializer
+    filterset_fields = ["role", "is_active"]
+    search_fields = ["username", "first_name", "last_name", "email"]
+    ordering_fields = ["username", "date_joined", "last_login"]
+
+
+class UserDetailView(generics.RetrieveAPIView):
+    """One user."""
+
+    queryset = User.objects.all()
+    serializer_class = s.UserSerializer
+
+
+class UserRoleView(APIView):
+    """Change a user's role; effective on their very next request."""
+
+    @extend_schema(request=s.RoleChangeSerializer, responses={200: s.UserSerializer})
+    def patch(self, request, pk: int):
+        data = s.RoleChangeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_role_change(
+            user_id=pk, role=data.validated_data["role"], actor=request.user
+        )
+        return Response(s.UserSerializer(user).data)
+
+
+class UserDeactivateView(APIView):
+    """Deactivate a user: their tokens stop working on the next request."""
+
+    @extend_schema(request=None, responses={200: s.UserSerializer})
+    def post(self, request, pk: int):
+        user = services.user_set_active(user_id=pk, active=False, actor=request.user)
+        return Response(s.UserSerializer(user).data)
+
+
+class UserReactivateView(APIView):
+    """Reactivate a deactivated user."""
+
+    @extend_schema(request=None, responses={200: s.UserSerializer})
+    def post(self, request, pk: int):
+        user = services.user_set_active(user_id=pk, active=True, actor=request.user)
+        return Response(s.UserSerializer(user).data)

@@ -1,0 +1,22 @@
+"""The Celery app and the whole beat schedule, in one place."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bpmos.settings")
+
+app = Celery("bpmos")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+# Every periodic job of the plant. ``expires`` is below the interval so a backlog
+# after an outage never runs the same job many times over.
+BEAT_SCHEDULE = {
+    "events-redeliver": {
+        "task": "bpmos.events.tasks.events_redeliver_task",
+        "schedule": 5.0,
+        "options": {"expires": 4.0},
+    },
+}
+app.conf.beat_schedule = BEAT_SCHEDULE

@@ -1,0 +1,18 @@
+"""Live events, one mechanism (design §7).
+
+``publish(event)`` stores the event in the caller's transaction (the outbox)
+and delivers it to the Channels groups of its topics after commit. See
+``bpmos.events.services`` for delivery and re-delivery.
+"""
+
+from bpmos.events.types import Event, declare
+
+
+def publish(event: Event):
+    """Store ``event`` now; deliver it to subscribers once the transaction commits."""
+    from bpmos.events.services import event_publish  # app registry must be ready
+
+    return event_publish(event=event)
+
+
+__all__ = ["Event", "declare", "publish"]

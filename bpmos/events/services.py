@@ -1,0 +1,157 @@
+"""Outbox writes and delivery.
+
+Delivery is at-least-once: an event can reach a client twice (after a retry),
+never zero times once committed; clients de-duplicate by event id.
+
+Who delivers: with a shared channel layer (Redis) any process can, so the
+publisher delivers right after commit and ``events_redeliver`` (Celery beat)
+retries what failed. With the embedded in-memory layer only the ASGI process
+that holds the WebSocket connections can reach them, so elsewhere (a Celery
+worker, a management command, a test process) events stay in the outbox and
+the ASGI process's pump (``bpmos.events.pump``) sends them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import timedelta
+
+import structlog
+from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from bpmos.events.models import OutboxEvent
+from bpmos.events.types import Event
+
+log = structlog.get_logger(__name__)
+
+# Set by the pump when it starts in this process (the ASGI server).
+_local_pump_running = False
+
+
+def group_name(topic: str) -> str:
+    """The Channels group of a topic (group names allow letters, digits, . - _)."""
+    return f"topic.{topic}"
+
+
+def layer_is_shared() -> bool:
+    """Whether the channel layer reaches other processes (Redis) or not."""
+    layer = get_channel_layer()
+    return layer is not None and not isinstance(layer, InMemoryChannelLayer)
+
+
+def can_deliver_here() -> bool:
+    """Whether a group_send from this process reaches the subscribers."""
+    return layer_is_shared() or _local_pump_running
+
+
+def mark_local_pump_running(running: bool = True) -> None:
+    """Called by the pump: this process holds the subscribers of an in-memory layer."""
+    global _local_pump_running
+    _local_pump_running = running
+
+
+def event_message(row: OutboxEvent) -> dict:
+    """The Channels message for one outbox row (``type`` routes it in the consumer)."""
+    return {
+        "type": "event.message",
+        "event": {
+            "id": row.pk,
+            "name": row.name,
+            "topics": list(row.topics),
+            "occurredAt": row.created_at.isoformat().replace("+00:00", "Z"),
+            "data": row.data,
+        },
+    }
+
+
+def event_publish(*, event: Event) -> OutboxEvent:
+    """Store ``event`` in the outbox within the current transaction.
+
+    Delivery is scheduled with ``on_commit``: a rollback discards both the row
+    and the delivery, so nothing rolled back is ever announced.
+    """
+    row = OutboxEvent.objects.create(
+        name=event.name,
+        topics=list(event.topics),
+        data=json.loads(json.dumps(dict(event.data), cls=DjangoJSONEncoder)),
+    )
+    transaction.on_commit(lambda: _deliver_quietly([row.pk]))
+    return row
+
+
+def _deliver_quietly(event_ids: list[int]) -> None:
+    # After commit the change is durable; a delivery failure must not turn the
+    # caller's successful request into an error. The redelivery path retries.
+    try:
+        event_deliver(event_ids=event_ids)
+    except Exception:
+        log.warning("event_delivery_deferred", event_ids=event_ids, exc_info=True)
+
+
+async def adeliver_rows(rows: Iterable[OutboxEvent]) -> tuple[list[int], list[int]]:
+    """Send rows to their groups; returns (delivered ids, failed ids)."""
+    layer = get_channel_layer()
+    delivered: list[int] = []
+    failed: list[int] = []
+    for row in rows:
+        message = event_message(row)
+        try:
+            for topic in row.topics:
+                await layer.group_send(group_name(topic), message)
+        except Exception:
+            log.warning("event_send_failed", event_id=row.pk, exc_info=True)
+            failed.append(row.pk)
+        else:
+            delivered.append(row.pk)
+    return delivered, failed
+
+
+def _record_outcome(delivered: list[int], failed: list[int]) -> None:
+    if delivered:
+        OutboxEvent.objects.filter(pk__in=delivered).update(
+            delivered_at=timezone.now(), attempts=F("attempts") + 1
+        )
+    if failed:
+        OutboxEvent.objects.filter(pk__in=failed).update(attempts=F("attempts") + 1)
+
+
+def event_deliver(*, event_ids: Iterable[int]) -> int:
+    """Deliver the given undelivered events if this process can reach subscribers.
+
+    Returns how many were delivered.
+    """
+    if not can_deliver_here():
+        return 0
+    rows = list(
+        OutboxEvent.objects.filter(
+            pk__in=list(event_ids), delivered_at__isnull=True
+        ).order_by("id")
+    )
+    if not rows:
+        return 0
+    delivered, failed = async_to_sync(adeliver_rows)(rows)
+    _record_outcome(delivered, failed)
+    return len(delivered)
+
+
+def events_redeliver(*, older_than_seconds: float, limit: int = 1000) -> int:
+    """Deliver events still undelivered after ``older_than_seconds`` (beat task).
+
+    The age threshold keeps this from racing the publisher's own after-commit
+    delivery of fresh events.
+    """
+    if not can_deliver_here():
+        return 0
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    ids = list(
+        OutboxEvent.objects.filter(delivered_at__isnull=True, created_at__lte=cutoff)
+        .order_by("id")
+        .values_list("id", flat=True)[:limit]
+    )
+    return event_deliver(event_ids=ids) if ids else 0

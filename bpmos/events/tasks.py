@@ -1,0 +1,14 @@
+"""Celery tasks of the event mechanism."""
+
+from celery import shared_task
+from django.conf import settings
+
+from bpmos.events import services
+
+
+@shared_task
+def events_redeliver_task() -> int:
+    """Resend events still undelivered (e.g. Redis was briefly down)."""
+    return services.events_redeliver(
+        older_than_seconds=settings.BPMOS_EVENT_REDELIVERY_AFTER
+    )

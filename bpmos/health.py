@@ -1,0 +1,96 @@
+"""GET /api/health: is the database, the channel layer and the Celery broker up?"""
+
+import time
+import uuid
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import connection
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from bpmos.celery import app as celery_app
+from bpmos.errors import envelope
+
+_TIMEOUT = 2.0
+
+
+def _check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def _check_channel_layer() -> None:
+    layer = get_channel_layer()
+
+    async def roundtrip():
+        channel = await layer.new_channel("health.")
+        token = uuid.uuid4().hex
+        await layer.send(channel, {"type": "health.ping", "token": token})
+        message = await layer.receive(channel)
+        if message.get("token") != token:
+            raise RuntimeError("channel layer returned a different message")
+
+    async_to_sync(roundtrip)()
+
+
+def _check_broker() -> None:
+    with celery_app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=_TIMEOUT)
+
+
+CHECKS = {
+    "database": _check_database,
+    "channel_layer": _check_channel_layer,
+    "broker": _check_broker,
+}
+
+
+def run_checks() -> dict[str, dict]:
+    """Run every check; each reports ok/down, how long it took and why it failed."""
+    results = {}
+    for name, check in CHECKS.items():
+        started = time.perf_counter()
+        try:
+            check()
+        except Exception as exc:  # a health check reports failures, it does not raise
+            results[name] = {
+                "status": "down",
+                "error": f"{type(exc).__name__}: {exc}"[:300],
+            }
+        else:
+            results[name] = {"status": "ok"}
+        results[name]["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return results
+
+
+class HealthView(APIView):
+    """200 when every dependency answers; 503 in the error envelope otherwise."""
+
+    authentication_classes: list = []
+
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "Health",
+                {"status": serializers.CharField(), "checks": serializers.DictField()},
+            )
+        }
+    )
+    def get(self, request):
+        checks = run_checks()
+        down = sorted(
+            name for name, result in checks.items() if result["status"] != "ok"
+        )
+        if down:
+            body = envelope(
+                message=f"Unavailable: {', '.join(down)}.",
+                code="dependency_unavailable",
+                details={"checks": checks},
+                request_id=getattr(request, "request_id", None),
+            )
+            return Response(body, status=503)
+        return Response({"status": "ok", "checks": checks})

@@ -1,0 +1,120 @@
+"""Request id, structured request log, and the error envelope outside DRF."""
+
+import re
+import time
+import uuid
+
+import structlog
+from ipware import get_client_ip
+
+from bpmos import context, errors
+
+log = structlog.get_logger("bpmos.request")
+
+# Accept a caller's X-Request-ID only if it is short and plain (it ends up in logs).
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/") or request.path == "/api"
+
+
+def _client_address(request) -> str | None:
+    ip, _ = get_client_ip(request)
+    return str(ip) if ip else request.META.get("REMOTE_ADDR")
+
+
+class RequestContextMiddleware:
+    """Give every request an id, bind it for logs and audit, log one JSON line.
+
+    The id is the caller's ``X-Request-ID`` when it is well-formed, else a new
+    UUID; it is echoed on every response.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        address = _client_address(request)
+        source = (
+            "api"
+            if _is_api(request)
+            else "admin"
+            if request.path.startswith("/admin")
+            else "web"
+        )
+        token = context.bind(
+            context.RequestContext(
+                request_id=request_id, client_address=address, source=source
+            )
+        )
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+        finally:
+            context.reset(token)
+        response["X-Request-ID"] = request_id
+        user = getattr(request, "user", None)
+        authenticated = bool(user is not None and user.is_authenticated)
+        log.info(
+            "request",
+            method=request.method,
+            path=request.path,
+            status=response.status_code,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            user=user.get_username() if authenticated else None,
+            role=getattr(user, "role", None) if authenticated else None,
+            client=address,
+        )
+        structlog.contextvars.clear_contextvars()
+        return response
+
+
+class ApiErrorMiddleware:
+    """Turn anything that is not already an envelope under /api/ into one.
+
+    DRF views answer errors through ``bpmos.errors.api_exception_handler``; this
+    catches what never reaches DRF: unknown paths (Django's 404 page), errors
+    raised outside views, and crashes, so no HTML error page or stack trace
+    reaches an API client.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            _is_api(request)
+            and response.status_code >= 400
+            and not response.get("Content-Type", "").startswith("application/json")
+            and not getattr(response, "streaming", False)
+        ):
+            status = response.status_code
+            return errors.envelope_response(
+                request,
+                status,
+                message=errors.message_for_status(status),
+                code=errors.code_for_status(status),
+            )
+        return response
+
+    def process_exception(self, request, exception):
+        if not _is_api(request):
+            return None
+        if isinstance(exception, errors.DomainError):
+            return errors.envelope_response(
+                request,
+                exception.status_code,
+                message=exception.message,
+                code=exception.code,
+                details=exception.details,
+            )
+        log.exception("unhandled_exception", exc_type=type(exception).__name__)
+        return errors.envelope_response(
+            request, 500, message=errors.message_for_status(500), code="server_error"
+        )

@@ -1,0 +1,337 @@
+"""BPM-OS settings: one module, every value from the environment.
+
+Two run modes share this file (design §2):
+
+* embedded (the default): SQLite in WAL mode, in-memory channel layer, Celery on
+  kombu's filesystem transport. Nothing to install but Python.
+* production (``BPMOS_ENV=production``): PostgreSQL from ``DATABASE_URL``, Redis
+  from ``REDIS_URL`` for the channel layer, cache and Celery broker, secure
+  cookies/HSTS/SSL redirect, and a mandatory ``DJANGO_SECRET_KEY``.
+
+Setting ``DATABASE_URL`` / ``REDIS_URL`` without ``BPMOS_ENV=production`` uses
+those servers with development safety settings (this is how the test suite
+runs against PostgreSQL and Redis). ``.env.example`` documents every variable.
+"""
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+import structlog
+
+import bpmos.logconfig
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# A local .env is read when present; real environment variables win.
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+BPMOS_ENV = env.str("BPMOS_ENV", default="embedded")
+if BPMOS_ENV not in {"embedded", "production"}:
+    raise environ.ImproperlyConfigured(
+        f"BPMOS_ENV must be 'embedded' or 'production', not {BPMOS_ENV!r}"
+    )
+PRODUCTION = BPMOS_ENV == "production"
+
+DATA_DIR = Path(env.str("BPMOS_DATA_DIR", default=str(BASE_DIR / "var")))
+
+# Parallel test workers (pytest-xdist sets PYTEST_XDIST_WORKER=gw0, gw1, ...) each
+# get their own files and, below, their own Redis database, so one worker's cache
+# flush or event never reaches another's tests.
+TEST_WORKER = env.str("PYTEST_XDIST_WORKER", default="")
+if TEST_WORKER:
+    DATA_DIR = DATA_DIR / "xdist" / TEST_WORKER
+
+if PRODUCTION:
+    SECRET_KEY = env.str("DJANGO_SECRET_KEY")  # no default: refuse to start
+    DEBUG = False
+else:
+    SECRET_KEY = env.str(
+        "DJANGO_SECRET_KEY",
+        default="embedded-only-insecure-key-do-not-use-in-production",
+    )
+    DEBUG = env.bool("DJANGO_DEBUG", default=False)
+
+ALLOWED_HOSTS = env.list(
+    "DJANGO_ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost"]
+)
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "django_filters",
+    "drf_spectacular",
+    "channels",
+    "django_celery_beat",
+    # BPM-OS cross-cutting apps (inside the project package)
+    "bpmos",  # project-wide management commands (seed_demo)
+    "bpmos.accounts",
+    "bpmos.events",
+    # BPM-OS domain apps (design §3)
+    "elog",
+    "runbooks",
+    "lines",
+    "inventory",
+    "exceptions",
+    "passports",
+    "scada",
+    "compliance",
+]
+
+MIDDLEWARE = [
+    "bpmos.middleware.RequestContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "bpmos.middleware.ApiErrorMiddleware",
+]
+
+ROOT_URLCONF = "bpmos.urls"
+WSGI_APPLICATION = "bpmos.wsgi.application"
+ASGI_APPLICATION = "bpmos.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------
+if PRODUCTION or "DATABASE_URL" in env:
+    DATABASES = {"default": env.db("DATABASE_URL")}
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+else:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": env.str(
+                "BPMOS_SQLITE_PATH", default=str(DATA_DIR / "bpmos.sqlite3")
+            ),
+            "OPTIONS": {
+                # WAL lets daphne, the Celery worker and beat read while one writes;
+                # IMMEDIATE takes the write lock at BEGIN so read-then-write
+                # transactions serialise instead of failing with SQLITE_BUSY.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+            },
+            "TEST": {"NAME": str(DATA_DIR / "test-bpmos.sqlite3")},
+        }
+    }
+DB_IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {
+        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"  # noqa: E501
+    },
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(DATA_DIR / "static")))
+
+# --- Redis: channel layer, cache, broker -----------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL and TEST_WORKER:
+    _db = int(re.sub(r"\D", "", TEST_WORKER) or 0) + 1  # db 0 stays for people
+    REDIS_URL = re.sub(r"/\d*$", "", REDIS_URL) + f"/{_db}"
+if PRODUCTION and not REDIS_URL:
+    raise environ.ImproperlyConfigured(
+        "REDIS_URL is required when BPMOS_ENV=production"
+    )
+
+# Channel-group and cache key prefix: lets several installations (or parallel test
+# workers) share one Redis without hearing each other.
+REDIS_PREFIX = env.str("BPMOS_REDIS_PREFIX", default="bpmos")
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}:asgi"},
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": REDIS_PREFIX,
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {
+        "default": {
+            # File-based so the login throttle is shared by every embedded process.
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+        }
+    }
+
+# --- Celery -------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+if CELERY_BROKER_URL == "filesystem://":
+    _broker_dir = DATA_DIR / "broker"
+    for _sub in ("queue", "processed"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# The whole beat schedule lives in bpmos/celery.py (BEAT_SCHEDULE).
+
+# --- REST framework -------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["bpmos.permissions.RolePolicyPermission"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "bpmos.pagination.StandardPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "bpmos.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {
+        "login_failures": env.str("BPMOS_LOGIN_FAILURE_RATE", default="5/min"),
+    },
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DATETIME_FORMAT": "iso-8601",
+}
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(
+        minutes=env.int("BPMOS_ACCESS_TOKEN_MINUTES", default=15)
+    ),
+    "REFRESH_TOKEN_LIFETIME": timedelta(
+        days=env.int("BPMOS_REFRESH_TOKEN_DAYS", default=7)
+    ),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": True,
+    "SIGNING_KEY": env.str("BPMOS_JWT_SIGNING_KEY", default=SECRET_KEY),
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "CHECK_USER_IS_ACTIVE": True,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "BPM-OS API",
+    "DESCRIPTION": (
+        "Operations backend of a battery-pack plant: production, lines, stock, "
+        "battery passports. Every error uses the envelope described by the "
+        "`Error` schema."
+    ),
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SCHEMA_PATH_PREFIX": "/api/",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "bpmos.openapi.add_error_envelope",
+    ],
+}
+
+# --- Logging: one JSON object per line on stdout ---------------------------------
+LOG_LEVEL = env.str("BPMOS_LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {
+            "()": "structlog.stdlib.ProcessorFormatter",
+            "processor": structlog.processors.JSONRenderer(),
+            "foreign_pre_chain": [
+                structlog.contextvars.merge_contextvars,
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.format_exc_info,
+            ],
+        },
+    },
+    "handlers": {
+        "stdout": {"class": "logging.StreamHandler", "formatter": "json"},
+    },
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        # Our request log replaces Django's/daphne's per-request lines.
+        "django.request": {"level": "ERROR"},
+        "django.server": {"level": "WARNING"},
+        "daphne.server": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+    },
+}
+bpmos.logconfig.configure()
+
+# --- Security (production) ----------------------------------------------------------
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    SECURE_REFERRER_POLICY = "same-origin"
+    X_FRAME_OPTIONS = "DENY"
+
+# --- BPM-OS -------------------------------------------------------------------------
+BPMOS_DEMO_PASSWORD = env.str("BPMOS_DEMO_PASSWORD", default="bpmos-demo-2026")
+# Seconds an outbox event may stay undelivered before the periodic task resends it.
+BPMOS_EVENT_REDELIVERY_AFTER = env.float("BPMOS_EVENT_REDELIVERY_AFTER", default=5.0)
+# How long a WebSocket client has to authenticate after connecting.
+BPMOS_WS_AUTH_TIMEOUT = env.float("BPMOS_WS_AUTH_TIMEOUT", default=10.0)
+# HMAC key of the audit chain. Keep it out of the database: whoever holds both can
+# re-forge the chain. Changing it makes every earlier record fail verification.
+BPMOS_AUDIT_KEY = env.str("BPMOS_AUDIT_KEY", default=SECRET_KEY)

@@ -1,0 +1,22 @@
+"""URL map: the API under /api/ (namespace ``api``), the admin under /admin/."""
+
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from bpmos.health import HealthView
+
+api_patterns = [
+    re_path(r"^health/?$", HealthView.as_view(), name="health"),
+    re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="schema"),
+    re_path(
+        r"^docs/?$", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"
+    ),
+    path("", include("bpmos.accounts.api.urls")),
+    path("", include("elog.api.urls")),
+]
+
+urlpatterns = [
+    path("api/", include((api_patterns, "api"))),
+    path("admin/", admin.site.urls),
+]

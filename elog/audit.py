@@ -1,0 +1,131 @@
+"""The audit writer: ``record()`` is how every write in BPM-OS is audited.
+
+Call it from the service that makes the change, inside its transaction, with
+the before/after state; the request id, client address and source come from
+``bpmos.context`` (bound per request by the middleware).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import UTC
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.utils import timezone
+
+from bpmos import context
+from elog.models import AuditRecord
+
+GENESIS_HASH = "0" * 64
+# Any constant works; it names the advisory lock that serialises chain appends.
+_CHAIN_LOCK_KEY = 0x42504D4F5341  # "BPMOSA"
+
+# The fields covered by the hash, in a fixed order.
+HASHED_FIELDS = (
+    "seq",
+    "occurred_at",
+    "actor_id",
+    "actor_username",
+    "actor_role",
+    "action",
+    "target_type",
+    "target_id",
+    "target_repr",
+    "before",
+    "after",
+    "request_id",
+    "client_address",
+    "source",
+    "prev_hash",
+)
+
+
+def _audit_key() -> bytes:
+    return settings.BPMOS_AUDIT_KEY.encode()
+
+
+def _normalize(value: Any) -> Any:
+    """Round-trip through JSON so what is stored is exactly what is hashed."""
+    if value is None:
+        return None
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+def compute_hash(fields: dict[str, Any]) -> str:
+    """HMAC-SHA256 over the canonical JSON of a record's hashed fields."""
+    content = {name: fields[name] for name in HASHED_FIELDS}
+    occurred = content["occurred_at"]
+    if hasattr(occurred, "isoformat"):
+        content["occurred_at"] = occurred.astimezone(UTC).isoformat()
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hmac.new(_audit_key(), canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def record_fields(rec: AuditRecord) -> dict[str, Any]:
+    """The hashed fields of a stored record, as ``compute_hash`` expects them."""
+    return {name: getattr(rec, name) for name in HASHED_FIELDS}
+
+
+def _lock_chain() -> None:
+    # PostgreSQL: one transaction-scoped advisory lock orders all appends. SQLite
+    # runs its transactions BEGIN IMMEDIATE (settings), which already serialises.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
+
+
+def _describe(target: Any) -> tuple[str, str, str]:
+    if target is None:
+        return "", "", ""
+    meta = getattr(target, "_meta", None)
+    if meta is not None:
+        return meta.label_lower, str(target.pk), str(target)[:200]
+    return type(target).__name__.lower(), "", str(target)[:200]
+
+
+def record(
+    *,
+    actor: Any,
+    action: str,
+    target: Any = None,
+    before: Any = None,
+    after: Any = None,
+    target_type: str | None = None,
+    target_id: str | None = None,
+) -> AuditRecord:
+    """Append one audit record to the chain (within the caller's transaction).
+
+    ``actor`` is the user who acted (None for the system itself); ``action`` is
+    ``entity.past_verb`` (``user.role_changed``). ``before``/``after`` are
+    JSON-able snapshots of what changed.
+    """
+    ctx = context.current()
+    kind, pk, label = _describe(target)
+    actor_obj = actor if getattr(actor, "is_authenticated", False) else None
+    with transaction.atomic():
+        _lock_chain()
+        last = AuditRecord.objects.order_by("-seq").values("seq", "hash").first()
+        fields: dict[str, Any] = {
+            "seq": (last["seq"] + 1) if last else 1,
+            "occurred_at": timezone.now(),
+            "actor_id": actor_obj.pk if actor_obj else None,
+            "actor_username": actor_obj.get_username() if actor_obj else "",
+            "actor_role": getattr(actor_obj, "role", "") if actor_obj else "",
+            "action": action,
+            "target_type": target_type if target_type is not None else kind,
+            "target_id": target_id if target_id is not None else pk,
+            "target_repr": label,
+            "before": _normalize(before),
+            "after": _normalize(after),
+            "request_id": ctx.request_id,
+            "client_address": ctx.client_address,
+            "source": ctx.source,
+            "prev_hash": last["hash"] if last else GENESIS_HASH,
+        }
+        fields["hash"] = compute_hash(fields)
+        return AuditRecord.objects.create(**fields)

@@ -1,0 +1,66 @@
+"""Shared fixtures: users by role, tokens, and real HTTP clients."""
+
+import httpx
+import pytest
+from django.core.cache import cache
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from bpmos.accounts.models import User
+from bpmos.roles import Role
+
+PASSWORD = "correct-horse-battery-9"
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """PBKDF2's deliberate slowness buys nothing in tests."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Throttle counters live in the cache; every test starts with none."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def make_user(db):
+    """Create a user with a role: ``make_user("supervisor")``."""
+    counter = {"n": 0}
+
+    def make(
+        role: str = Role.OPERATOR, *, username: str | None = None, **extra
+    ) -> User:
+        counter["n"] += 1
+        user = User(username=username or f"{role}-{counter['n']}", role=role, **extra)
+        user.set_password(PASSWORD)
+        user.apply_role_flags()
+        user.save()
+        return user
+
+    return make
+
+
+def bearer(user: User) -> dict[str, str]:
+    """An Authorization header with a fresh access token for ``user``."""
+    return {"Authorization": f"Bearer {RefreshToken.for_user(user).access_token}"}
+
+
+@pytest.fixture
+def http(live_server):
+    """A real HTTP client talking to the live test server over a socket."""
+    with httpx.Client(base_url=live_server.url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def client_as(http, make_user):
+    """``client_as("planner")`` -> (httpx client headers, user) for that role."""
+
+    def make(role: str) -> tuple[dict[str, str], User]:
+        user = make_user(role)
+        return bearer(user), user
+
+    return make

@@ -1,0 +1,271 @@
+"""Login, refresh, logout and blacklisting, user admin, roles read from the DB."""
+
+import pytest
+
+from bpmos.accounts.models import User
+from elog.models import AuditRecord
+from tests.conftest import PASSWORD, bearer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def login(http, username, password=PASSWORD):
+    return http.post(
+        "/api/auth/login", json={"username": username, "password": password}
+    )
+
+
+def test_login_returns_tokens_and_user(http, make_user):
+    user = make_user("planner", username="pat")
+    response = login(http, "pat")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"access", "refresh", "token_type", "expires_in", "user"}
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 15 * 60
+    assert body["user"]["id"] == user.pk
+    assert body["user"]["username"] == "pat"
+    assert body["user"]["role"] == "planner"
+    me = http.get("/api/auth/me", headers={"Authorization": f"Bearer {body['access']}"})
+    assert me.status_code == 200
+    assert me.json()["username"] == "pat"
+
+
+def test_login_wrong_password_is_401_envelope(http, make_user):
+    make_user("operator", username="olga")
+    response = login(http, "olga", "nope")
+    assert response.status_code == 401
+    body = response.json()
+    assert body["success"] is False
+    assert body["code"] == "invalid_credentials"
+    assert body["request_id"] == response.headers["X-Request-ID"]
+
+
+def test_login_missing_fields_is_400_with_field_details(http, db):
+    response = http.post("/api/auth/login", json={"username": "x"})
+    assert response.status_code == 400
+    assert response.json()["code"] == "validation_error"
+    assert response.json()["details"] == {"password": ["This field is required."]}
+
+
+def test_repeated_failed_logins_are_throttled(http, make_user):
+    make_user("operator", username="olga")
+    statuses = [login(http, "olga", "wrong").status_code for _ in range(6)]
+    assert statuses == [401, 401, 401, 401, 401, 429]
+    throttled = login(http, "olga")  # even the right password waits now
+    assert throttled.status_code == 429
+    assert throttled.json()["code"] == "throttled"
+    assert int(throttled.headers["Retry-After"]) > 0
+
+
+def test_successful_logins_are_not_throttled(http, make_user):
+    make_user("operator", username="olga")
+    assert [login(http, "olga").status_code for _ in range(8)] == [200] * 8
+
+
+def test_refresh_rotates_and_blacklists_the_old_token(http, make_user):
+    make_user("operator", username="olga")
+    first = login(http, "olga").json()
+    rotated = http.post("/api/auth/refresh", json={"refresh": first["refresh"]})
+    assert rotated.status_code == 200
+    assert set(rotated.json()) == {"access", "refresh"}
+    assert rotated.json()["refresh"] != first["refresh"]
+    reused = http.post("/api/auth/refresh", json={"refresh": first["refresh"]})
+    assert reused.status_code == 401
+    assert reused.json()["code"] == "token_not_valid"
+
+
+def test_logout_blacklists_refresh_token(http, make_user):
+    make_user("operator", username="olga")
+    tokens = login(http, "olga").json()
+    auth = {"Authorization": f"Bearer {tokens['access']}"}
+    out = http.post(
+        "/api/auth/logout", json={"refresh": tokens["refresh"]}, headers=auth
+    )
+    assert out.status_code == 204
+    again = http.post("/api/auth/refresh", json={"refresh": tokens["refresh"]})
+    assert again.status_code == 401
+    assert (
+        AuditRecord.objects.filter(
+            action="user.logged_out", actor_username="olga"
+        ).count()
+        == 1
+    )
+
+
+def test_logout_refuses_someone_elses_token(http, make_user):
+    make_user("operator", username="olga")
+    other = make_user("operator", username="omar")
+    olga_tokens = login(http, "olga").json()
+    response = http.post(
+        "/api/auth/logout",
+        json={"refresh": olga_tokens["refresh"]},
+        headers=bearer(other),
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "token_not_valid"
+    assert (
+        http.post(
+            "/api/auth/refresh", json={"refresh": olga_tokens["refresh"]}
+        ).status_code
+        == 200
+    )
+
+
+def test_expired_or_garbage_access_token_is_401(http, db):
+    response = http.get("/api/auth/me", headers={"Authorization": "Bearer not-a-jwt"})
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_not_valid"
+
+
+def test_admin_registers_user_and_it_is_audited(http, make_user):
+    admin = make_user("admin")
+    response = http.post(
+        "/api/auth/register",
+        json={
+            "username": "newbie",
+            "password": "Plant-Floor-2026!",
+            "role": "operator",
+        },
+        headers=bearer(admin),
+    )
+    assert response.status_code == 201
+    assert response.json()["role"] == "operator"
+    assert login(http, "newbie", "Plant-Floor-2026!").status_code == 200
+    record = AuditRecord.objects.get(
+        action="user.registered", target_repr__startswith="newbie"
+    )
+    assert record.actor_id == admin.pk
+    assert record.actor_role == "admin"
+    assert record.after["role"] == "operator"
+    assert record.request_id == response.headers["X-Request-ID"]
+    assert record.client_address == "127.0.0.1"
+
+
+def test_register_rejects_bad_input_and_changes_nothing(http, make_user):
+    admin = make_user("admin")
+    before_users, before_audit = User.objects.count(), AuditRecord.objects.count()
+    response = http.post(
+        "/api/auth/register",
+        json={"username": "bad name!", "password": "x", "role": "wizard"},
+        headers=bearer(admin),
+    )
+    assert response.status_code == 400
+    assert set(response.json()["details"]) == {"username", "role"}
+    weak = http.post(
+        "/api/auth/register",
+        json={"username": "weak", "password": "123", "role": "operator"},
+        headers=bearer(admin),
+    )
+    assert weak.status_code == 400
+    assert "password" in weak.json()["details"]
+    assert User.objects.count() == before_users
+    assert AuditRecord.objects.count() == before_audit
+
+
+def test_register_duplicate_username_is_409(http, make_user):
+    admin = make_user("admin")
+    make_user("operator", username="taken")
+    response = http.post(
+        "/api/auth/register",
+        json={"username": "TAKEN", "password": "Plant-Floor-2026!", "role": "operator"},
+        headers=bearer(admin),
+    )
+    assert response.status_code == 409
+    assert response.json()["code"] == "username_taken"
+
+
+def test_register_is_admin_only(http, make_user):
+    supervisor = make_user("supervisor")
+    response = http.post(
+        "/api/auth/register",
+        json={"username": "x1", "password": "Plant-Floor-2026!", "role": "operator"},
+        headers=bearer(supervisor),
+    )
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
+    assert not User.objects.filter(username="x1").exists()
+
+
+def test_role_change_takes_effect_on_the_next_request(http, make_user):
+    admin = make_user("admin")
+    target = make_user("admin", username="soon-operator")
+    token = bearer(target)  # issued while target is still an admin
+    assert http.get("/api/auth/users", headers=token).status_code == 200
+    changed = http.patch(
+        f"/api/auth/users/{target.pk}/role",
+        json={"role": "operator"},
+        headers=bearer(admin),
+    )
+    assert changed.status_code == 200
+    assert changed.json()["role"] == "operator"
+    assert http.get("/api/auth/users", headers=token).status_code == 403
+    record = AuditRecord.objects.get(action="user.role_changed")
+    assert (record.before["role"], record.after["role"]) == ("admin", "operator")
+
+
+def test_deactivation_takes_effect_on_the_next_request_and_refresh(http, make_user):
+    admin = make_user("admin")
+    make_user("operator", username="leaver")
+    tokens = login(http, "leaver").json()
+    auth = {"Authorization": f"Bearer {tokens['access']}"}
+    assert http.get("/api/auth/me", headers=auth).status_code == 200
+    leaver = User.objects.get(username="leaver")
+    assert (
+        http.post(
+            f"/api/auth/users/{leaver.pk}/deactivate", headers=bearer(admin)
+        ).status_code
+        == 200
+    )
+    assert http.get("/api/auth/me", headers=auth).status_code == 401
+    assert (
+        http.post("/api/auth/refresh", json={"refresh": tokens["refresh"]}).status_code
+        == 401
+    )
+    assert login(http, "leaver").status_code == 401
+    assert (
+        http.post(
+            f"/api/auth/users/{leaver.pk}/reactivate", headers=bearer(admin)
+        ).status_code
+        == 200
+    )
+    assert login(http, "leaver").status_code == 200
+
+
+def test_last_admin_cannot_be_demoted_or_deactivated(http, make_user):
+    admin = make_user("admin")
+    demote = http.patch(
+        f"/api/auth/users/{admin.pk}/role",
+        json={"role": "auditor"},
+        headers=bearer(admin),
+    )
+    assert demote.status_code == 409
+    assert demote.json()["code"] == "last_admin"
+    off = http.post(f"/api/auth/users/{admin.pk}/deactivate", headers=bearer(admin))
+    assert off.status_code == 409
+    admin.refresh_from_db()
+    assert (admin.role, admin.is_active) == ("admin", True)
+
+
+def test_users_list_is_paginated_and_filterable(http, make_user):
+    admin = make_user("admin")
+    for _ in range(3):
+        make_user("operator")
+    make_user("auditor")
+    response = http.get(
+        "/api/auth/users", params={"role": "operator"}, headers=bearer(admin)
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"count", "next", "previous", "results"}
+    assert body["count"] == 3
+    assert {user["role"] for user in body["results"]} == {"operator"}
+
+
+def test_role_change_to_unknown_user_is_404(http, make_user):
+    admin = make_user("admin")
+    response = http.patch(
+        "/api/auth/users/999999/role", json={"role": "planner"}, headers=bearer(admin)
+    )
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
