@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "django_celery_beat",
     # BPM-OS cross-cutting apps (inside the project package)
@@ -90,14 +91,17 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "bpmos.middleware.RequestContextMiddleware",
+    # Outside the others, so errors any of them answer (e.g. a bad Host header)
+    # still reach API clients as the envelope.
+    "bpmos.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "bpmos.middleware.ApiErrorMiddleware",
 ]
 
 ROOT_URLCONF = "bpmos.urls"
@@ -164,6 +168,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(DATA_DIR / "static")))
+# WhiteNoise serves the admin's and Swagger UI's files from the app server. The
+# embedded mode finds them in the installed apps directly (no collectstatic step);
+# production serves what `manage.py collectstatic` gathered into STATIC_ROOT.
+WHITENOISE_USE_FINDERS = not PRODUCTION
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # --- Redis: channel layer, cache, broker -----------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -272,6 +281,10 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI's files come from the app server: plant networks may have no internet.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SCHEMA_PATH_PREFIX": "/api/",
     "COMPONENT_SPLIT_REQUEST": True,
@@ -309,6 +322,10 @@ LOGGING = {
         "django.server": {"level": "WARNING"},
         "daphne.server": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        # One line per periodic task run every few seconds is noise, not news.
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.beat": {"level": "WARNING"},
     },
 }
 bpmos.logconfig.configure()
