@@ -5,11 +5,12 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from bpmos.accounts import services
 from bpmos.accounts.models import User
+from bpmos.adminkit import AuditedModelAdmin
 from bpmos.errors import DomainError
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
     list_display = [
         "username",
         "role",
@@ -44,12 +45,23 @@ class UserAdmin(DjangoUserAdmin):
         self._set_active(request, queryset, True)
 
     def save_model(self, request, obj, form, change):
-        # Route a role change made in the form through the audited service.
+        # A role change made in the form goes through the service (its rules: the
+        # last admin stays; staff flags follow the role; its own audit record).
         if change and "role" in form.changed_data:
             new_role = obj.role
             obj.role = form.initial.get("role", obj.role)
+            form.changed_data.remove("role")
             super().save_model(request, obj, form, change)
-            services.user_role_change(user_id=obj.pk, role=new_role, actor=request.user)
+            try:
+                services.user_role_change(
+                    user_id=obj.pk, role=new_role, actor=request.user
+                )
+            except DomainError as exc:
+                self.message_user(
+                    request, f"Role not changed: {exc.message}", messages.ERROR
+                )
             obj.refresh_from_db()
         else:
+            if not change:
+                obj.apply_role_flags()
             super().save_model(request, obj, form, change)
