@@ -43,10 +43,20 @@ class AuditedModelAdmin(admin.ModelAdmin):
                 target=obj,
                 after=_snapshot(obj, concrete),
             )
-        elif fields or "password" in form.changed_data:
+        else:
             after = _snapshot(obj, fields)
+            # Forms can flag a field changed whose value is the same (e.g. a
+            # datetime re-submitted to the second); only real changes are recorded.
+            same = [
+                k for k in after if before is not None and before.get(k) == after[k]
+            ]
+            for key in same:
+                before.pop(key)
+                after.pop(key)
             if "password" in form.changed_data:
                 after["password"] = "(changed)"
+            if not after:
+                return
             audit.record(
                 actor=request.user,
                 action=self._action(obj, "changed"),
