@@ -39,6 +39,10 @@ def test_login_wrong_password_is_401_envelope(http, make_user):
     assert body["success"] is False
     assert body["code"] == "invalid_credentials"
     assert body["request_id"] == response.headers["X-Request-ID"]
+    record = AuditRecord.objects.get(action="user.login_failed")
+    assert record.after == {"username": "olga"}
+    assert record.actor_id is None
+    assert record.request_id == body["request_id"]
 
 
 def test_login_missing_fields_is_400_with_field_details(http, db):

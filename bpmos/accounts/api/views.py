@@ -50,6 +50,12 @@ class LoginView(PublicAuthView):
         )
         if user is None:
             LoginFailureThrottle().record_failure(request)
+            audit.record(
+                actor=None,
+                action="user.login_failed",
+                target_type="accounts.user",
+                after={"username": data.validated_data["username"][:150]},
+            )
             raise LoginFailed(
                 "Wrong username or password, or the account is deactivated."
             )
