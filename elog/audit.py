@@ -71,6 +71,17 @@ def record_fields(rec: AuditRecord) -> dict[str, Any]:
     return {name: getattr(rec, name) for name in HASHED_FIELDS}
 
 
+def _normalize_address(address: str | None) -> str | None:
+    """The address as the database will return it, so the hash stays valid.
+
+    GenericIPAddressField normalises IPv6 (lower case, compressed) on save;
+    hashing the raw header value would make such a record fail verification.
+    """
+    if not address:
+        return None
+    return AuditRecord._meta.get_field("client_address").get_prep_value(address)
+
+
 def _lock_chain() -> None:
     # PostgreSQL: one transaction-scoped advisory lock orders all appends. SQLite
     # runs its transactions BEGIN IMMEDIATE (settings), which already serialises.
@@ -123,7 +134,7 @@ def record(
             "before": _normalize(before),
             "after": _normalize(after),
             "request_id": ctx.request_id,
-            "client_address": ctx.client_address,
+            "client_address": _normalize_address(ctx.client_address),
             "source": ctx.source,
             "prev_hash": last["hash"] if last else GENESIS_HASH,
         }

@@ -11,9 +11,10 @@ class AuditRecord(models.Model):
     is the previous record's ``hash``; ``hash`` is an HMAC-SHA256 (key from
     ``BPMOS_AUDIT_KEY``) over this record's content and ``prev_hash``, so an
     altered, removed or inserted record breaks the chain where it happened and
-    someone with database access but not the key cannot re-forge it. On
-    PostgreSQL a trigger refuses UPDATE and DELETE; the application offers
-    neither (see ``elog.audit``).
+    someone with database access but not the key cannot re-forge it. Database
+    triggers refuse UPDATE and DELETE (migration 0002, PostgreSQL and SQLite);
+    the application offers neither (see ``elog.audit``).
+    ``elog.services.audit_chain_verify`` walks the chain.
     """
 
     seq = models.PositiveBigIntegerField(unique=True)

@@ -1,1 +1,14 @@
-urlpatterns: list = []
+from django.urls import re_path
+
+from elog.api import views
+
+# Trailing slash optional, as for the auth endpoints.
+urlpatterns = [
+    re_path(r"^audit/?$", views.AuditRecordListView.as_view(), name="audit-list"),
+    re_path(r"^audit/verify/?$", views.AuditVerifyView.as_view(), name="audit-verify"),
+    re_path(
+        r"^audit/(?P<pk>\d+)/?$",
+        views.AuditRecordDetailView.as_view(),
+        name="audit-detail",
+    ),
+]

@@ -1,0 +1,59 @@
+"""The audit log in the Django admin: read-only, for auditors and admins."""
+
+from django.contrib import admin
+
+from bpmos.roles import Role
+from elog.models import AuditRecord
+
+_READERS = {Role.AUDITOR, Role.ADMIN}
+
+
+@admin.register(AuditRecord)
+class AuditRecordAdmin(admin.ModelAdmin):
+    """Browse and filter the log; nobody adds, changes or deletes a record.
+
+    Visibility follows the plant role rather than Django model permissions:
+    auditors are staff but not superusers and hold no permission rows.
+    """
+
+    list_display = [
+        "seq",
+        "occurred_at",
+        "actor_username",
+        "actor_role",
+        "action",
+        "target_type",
+        "target_repr",
+        "source",
+        "client_address",
+        "request_id",
+    ]
+    list_display_links = ["seq"]
+    list_filter = ["action", "actor_role", "target_type", "source"]
+    date_hierarchy = "occurred_at"
+    search_fields = ["action", "actor_username", "target_repr", "request_id"]
+    ordering = ["-seq"]
+    actions = None
+    # Counting a long log on every page costs more than it tells.
+    show_full_result_count = False
+
+    def _is_reader(self, request) -> bool:
+        user = request.user
+        return bool(
+            user.is_active and user.is_staff and getattr(user, "role", None) in _READERS
+        )
+
+    def has_module_permission(self, request) -> bool:
+        return self._is_reader(request)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self._is_reader(request)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,0 +1,58 @@
+"""``manage.py verify_audit``: walk the audit chain; exit 0 if intact, 1 if not."""
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from elog.services import DEFAULT_BATCH_SIZE, audit_chain_verify
+
+
+class Command(BaseCommand):
+    help = (
+        "Verify the audit log's hash chain and name the first altered, removed or "
+        "inserted record. Exits 0 when intact, 1 when broken. Keep the printed "
+        "head (seq and hash) somewhere outside the database and pass it back with "
+        "--anchor-seq/--anchor-hash to detect removal of the newest records."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=DEFAULT_BATCH_SIZE,
+            help="Records fetched per round trip (default %(default)s).",
+        )
+        parser.add_argument("--anchor-seq", type=int, help="seq of a trusted head.")
+        parser.add_argument("--anchor-hash", help="hash of that trusted head.")
+        parser.add_argument(
+            "--json", action="store_true", help="Print the result as JSON."
+        )
+
+    def handle(self, *args, **options):
+        result = audit_chain_verify(
+            batch_size=options["batch_size"],
+            anchor_seq=options["anchor_seq"],
+            anchor_hash=options["anchor_hash"],
+        )
+        if options["json"]:
+            self.stdout.write(json.dumps(result.as_dict(), indent=2))
+        elif result.ok:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Audit chain intact: {result.checked} records checked."
+                )
+            )
+            if result.head_seq is not None:
+                self.stdout.write(
+                    f"Head: seq {result.head_seq} hash {result.head_hash}"
+                )
+        else:
+            broken = result.first_broken
+            self.stdout.write(
+                f"Audit chain BROKEN at record #{broken.seq} "
+                f"(id {broken.id}): {broken.problem}.\n{broken.message}\n"
+                f"{result.checked} records checked; newest record: "
+                f"seq {result.head_seq} hash {result.head_hash}"
+            )
+        if not result.ok:
+            raise CommandError("The audit chain is broken.", returncode=1)
