@@ -56,9 +56,30 @@ def _normalize(value: Any) -> Any:
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
+_EXACT_LIMIT = 2**53  # beyond this a float no longer holds every integer
+
+
+def _canonical_numbers(value: Any) -> Any:
+    """Numbers past 2**53 as floats, so a jsonb round trip hashes the same.
+
+    PostgreSQL's jsonb keeps numbers as decimals and hands 1e20 back as the
+    integer 100000000000000000000; as floats both sides agree. (Integers that
+    large differ in the hash only past float precision.)
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) if abs(value) >= _EXACT_LIMIT else value
+    if isinstance(value, dict):
+        return {key: _canonical_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_canonical_numbers(item) for item in value]
+    return value
+
+
 def compute_hash(fields: dict[str, Any]) -> str:
     """HMAC-SHA256 over the canonical JSON of a record's hashed fields."""
     content = {name: fields[name] for name in HASHED_FIELDS}
+    content["before"] = _canonical_numbers(content["before"])
+    content["after"] = _canonical_numbers(content["after"])
     occurred = content["occurred_at"]
     if hasattr(occurred, "isoformat"):
         content["occurred_at"] = occurred.astimezone(UTC).isoformat()

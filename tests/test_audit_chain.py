@@ -464,3 +464,19 @@ def test_command_process_exit_status(make_user):
     with pytest.raises(SystemExit) as exited:
         execute_from_command_line(["manage.py", "verify_audit"])
     assert exited.value.code == 1
+
+
+@pytest.mark.django_db
+def test_chain_verifies_with_large_and_fractional_numbers_in_snapshots():
+    from elog import audit
+    from elog.services import audit_chain_verify
+
+    audit.record(
+        actor=None,
+        action="test.numbers",
+        before={"big": 1e20, "huge": 12345678901234567890.0, "small": 1e-7},
+        after={"tenth": 0.1, "neg": -2.5e16, "nested": [1.0, {"x": 3e300}]},
+    )
+    result = audit_chain_verify()
+    assert result.ok is True
+    assert result.first_broken is None
