@@ -18,5 +18,10 @@ BEAT_SCHEDULE = {
         "schedule": 5.0,
         "options": {"expires": 4.0},
     },
+    "exceptions-escalate": {
+        "task": "exceptions.tasks.exceptions_escalate_task",
+        "schedule": 60.0,
+        "options": {"expires": 50.0},
+    },
 }
 app.conf.beat_schedule = BEAT_SCHEDULE
