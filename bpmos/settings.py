@@ -90,6 +90,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "bpmos.middleware.RequestContextMiddleware",
+    # Right after the request id and outside every other middleware, so it also
+    # sees the error pages those produce (e.g. DisallowedHost's HTML 400).
+    "bpmos.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -97,7 +100,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "bpmos.middleware.ApiErrorMiddleware",
 ]
 
 ROOT_URLCONF = "bpmos.urls"
