@@ -302,13 +302,22 @@ LOGGING = {
         },
     },
     "handlers": {
-        "stdout": {"class": "logging.StreamHandler", "formatter": "json"},
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",  # StreamHandler's default is stderr
+            "formatter": "json",
+        },
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's default config gives "django" a plain-text console handler
+        # (active when DEBUG) and "django.server" its own handler without
+        # propagation; listing them here removes those handlers so every line
+        # goes through the JSON handler above.
+        "django": {"handlers": [], "propagate": True},
         # Our request log replaces Django's/daphne's per-request lines.
         "django.request": {"level": "ERROR"},
-        "django.server": {"level": "WARNING"},
+        "django.server": {"level": "WARNING", "propagate": True},
         "daphne.server": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
     },
