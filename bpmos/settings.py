@@ -35,6 +35,21 @@ if BPMOS_ENV not in {"embedded", "production"}:
     )
 PRODUCTION = BPMOS_ENV == "production"
 
+# Production refuses to start without these (.env.example marks them REQUIRED)
+# rather than falling back to a default that would serve insecurely or not at all.
+_REQUIRED_IN_PRODUCTION = (
+    "DJANGO_SECRET_KEY",
+    "DJANGO_ALLOWED_HOSTS",
+    "DATABASE_URL",
+    "REDIS_URL",
+)
+if PRODUCTION:
+    _missing = [name for name in _REQUIRED_IN_PRODUCTION if not env.str(name, "")]
+    if _missing:
+        raise environ.ImproperlyConfigured(
+            f"{', '.join(_missing)} must be set when BPMOS_ENV=production"
+        )
+
 DATA_DIR = Path(env.str("BPMOS_DATA_DIR", default=str(BASE_DIR / "var")))
 
 # Parallel test workers (pytest-xdist sets PYTEST_XDIST_WORKER=gw0, gw1, ...) each
