@@ -1,5 +1,6 @@
 """GET /api/health: is the database, the channel layer and the Celery broker up?"""
 
+import asyncio
 import time
 import uuid
 
@@ -34,11 +35,27 @@ def _check_channel_layer() -> None:
         if message.get("token") != token:
             raise RuntimeError("channel layer returned a different message")
 
-    async_to_sync(roundtrip)()
+    async def bounded():
+        # A Redis that accepts the connection but never answers would otherwise
+        # hold the health request (and its worker) forever.
+        try:
+            await asyncio.wait_for(roundtrip(), _TIMEOUT)
+        except TimeoutError as exc:
+            raise TimeoutError(f"no answer within {_TIMEOUT:g}s") from exc
+
+    async_to_sync(bounded)()
 
 
 def _check_broker() -> None:
-    with celery_app.connection_for_write() as conn:
+    # Socket timeouts for the same reason: ensure_connection's timeout bounds the
+    # retries, not a connected socket that never answers.
+    with celery_app.connection_for_write(
+        connect_timeout=_TIMEOUT,
+        transport_options={
+            "socket_timeout": _TIMEOUT,
+            "socket_connect_timeout": _TIMEOUT,
+        },
+    ) as conn:
         conn.ensure_connection(max_retries=1, timeout=_TIMEOUT)
 
 

@@ -11,8 +11,10 @@ from bpmos import context, errors
 
 log = structlog.get_logger("bpmos.request")
 
-# Accept a caller's X-Request-ID only if it is short and plain (it ends up in logs).
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Accept a caller's X-Request-ID only if it is short and plain (it ends up in logs
+# and in a response header). fullmatch, not ``$``: ``$`` also matches before a
+# trailing newline, and a newline in a header value makes Django raise.
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def _is_api(request) -> bool:
@@ -36,7 +38,9 @@ class RequestContextMiddleware:
 
     def __call__(self, request):
         incoming = request.headers.get("X-Request-ID", "")
-        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        request_id = (
+            incoming if _REQUEST_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
+        )
         request.request_id = request_id
         address = _client_address(request)
         source = (
@@ -79,9 +83,13 @@ class ApiErrorMiddleware:
 
     DRF views answer errors through ``bpmos.errors.api_exception_handler``; this
     catches what never reaches DRF: unknown paths (Django's 404 page), errors
-    raised outside views, and crashes, so no HTML error page or stack trace
-    reaches an API client.
+    raised outside views or in other middleware (a disallowed Host header), and
+    crashes, so no HTML error page or stack trace reaches an API client. It sits
+    outside the other middleware, so the replacement keeps the headers they set
+    on the page it replaces (security headers, ``Allow``, ``Vary``).
     """
+
+    _BODY_HEADERS = frozenset({"content-type", "content-length"})
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -95,12 +103,16 @@ class ApiErrorMiddleware:
             and not getattr(response, "streaming", False)
         ):
             status = response.status_code
-            return errors.envelope_response(
+            envelope = errors.envelope_response(
                 request,
                 status,
                 message=errors.message_for_status(status),
                 code=errors.code_for_status(status),
             )
+            for header, value in response.items():
+                if header.lower() not in self._BODY_HEADERS:
+                    envelope[header] = value
+            return envelope
         return response
 
     def process_exception(self, request, exception):

@@ -24,6 +24,8 @@ class RolePolicyPermission(BasePermission):
         match = request.resolver_match
         view_name = match.view_name if match else ""
         rule = access.rule_for(view_name, request.method)
+        if rule is None and request.method == "OPTIONS":
+            rule = _options_rule(view_name, view)
         if rule is None:
             log.error("access_rule_missing", view=view_name, method=request.method)
             return False
@@ -35,3 +37,22 @@ class RolePolicyPermission(BasePermission):
                 False  # DRF turns this into 401 because the authenticator has a header
             )
         return access.allows(rule, getattr(user, "role", None))
+
+
+def _options_rule(view_name: str, view) -> access.Rule | None:
+    """OPTIONS on a route without GET (which it otherwise follows).
+
+    OPTIONS only describes the route, so whoever may call any of its methods may
+    ask; a POST-only public route (login) answers everyone, including a browser's
+    credential-less preflight. Without this, OPTIONS on such a route was refused
+    to everyone and logged as a missing access rule.
+    """
+    rules = [
+        access.rule_for(view_name, method)
+        for method in ("POST", "PUT", "PATCH", "DELETE")
+        if hasattr(view, method.lower())
+    ]
+    if any(rule is access.PUBLIC for rule in rules):
+        return access.PUBLIC
+    roles = [rule for rule in rules if isinstance(rule, frozenset)]
+    return frozenset().union(*roles) if roles else None

@@ -35,6 +35,21 @@ if BPMOS_ENV not in {"embedded", "production"}:
     )
 PRODUCTION = BPMOS_ENV == "production"
 
+# Production refuses to start without these (.env.example marks them REQUIRED)
+# rather than falling back to a default that would serve insecurely or not at all.
+_REQUIRED_IN_PRODUCTION = (
+    "DJANGO_SECRET_KEY",
+    "DJANGO_ALLOWED_HOSTS",
+    "DATABASE_URL",
+    "REDIS_URL",
+)
+if PRODUCTION:
+    _missing = [name for name in _REQUIRED_IN_PRODUCTION if not env.str(name, "")]
+    if _missing:
+        raise environ.ImproperlyConfigured(
+            f"{', '.join(_missing)} must be set when BPMOS_ENV=production"
+        )
+
 DATA_DIR = Path(env.str("BPMOS_DATA_DIR", default=str(BASE_DIR / "var")))
 
 # Parallel test workers (pytest-xdist sets PYTEST_XDIST_WORKER=gw0, gw1, ...) each
@@ -91,8 +106,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "bpmos.middleware.RequestContextMiddleware",
-    # Outside the others, so errors any of them answer (e.g. a bad Host header)
-    # still reach API clients as the envelope.
+    # Right after the request id and outside every other middleware, so it also
+    # sees the error pages those produce (e.g. DisallowedHost's HTML 400).
     "bpmos.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -313,13 +328,22 @@ LOGGING = {
         },
     },
     "handlers": {
-        "stdout": {"class": "logging.StreamHandler", "formatter": "json"},
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",  # StreamHandler's default is stderr
+            "formatter": "json",
+        },
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's default config gives "django" a plain-text console handler
+        # (active when DEBUG) and "django.server" its own handler without
+        # propagation; listing them here removes those handlers so every line
+        # goes through the JSON handler above.
+        "django": {"handlers": [], "propagate": True},
         # Our request log replaces Django's/daphne's per-request lines.
         "django.request": {"level": "ERROR"},
-        "django.server": {"level": "WARNING"},
+        "django.server": {"level": "WARNING", "propagate": True},
         "daphne.server": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
         # One line per periodic task run every few seconds is noise, not news.

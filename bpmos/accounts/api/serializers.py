@@ -59,7 +59,9 @@ class RegisterSerializer(serializers.Serializer):
         max_length=128, trim_whitespace=False, write_only=True
     )
     role = serializers.ChoiceField(choices=Role.choices)
-    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    # No default="": the schema would declare '' as the default of an email-format
+    # string, which OpenAPI validators reject; user_register defaults it instead.
+    email = serializers.EmailField(required=False, allow_blank=True)
     first_name = serializers.CharField(
         required=False, allow_blank=True, max_length=150, default=""
     )

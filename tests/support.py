@@ -1,0 +1,184 @@
+"""Test helpers shared by the cross-cutting tests: route discovery, the envelope.
+
+``api_routes()`` walks the real URLconf, so every endpoint added under the
+``api`` namespace is picked up by the role matrix and the OpenAPI tests without
+anyone listing it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import uuid
+from dataclasses import dataclass, field
+
+from django.urls import URLPattern, URLResolver, get_resolver, resolve
+from django.urls.exceptions import Resolver404
+from django.utils.regex_helper import normalize
+
+API_NAMESPACE = "api"
+HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+ENVELOPE_KEYS = {"success", "error", "code", "details", "request_id"}
+
+# Plausible values for a URL parameter, tried in order until the route's regex
+# accepts one. Ids get digits (large, so no real row is hit and an allowed caller
+# gets a harmless 404); other parameters a short slug first, then codes, UUIDs
+# and dates.
+_DIGITS = "987654"
+_SLUGS = ("s5", "S5", "json", str(uuid.UUID(int=1)), "2026-01-01", "a")
+_PREFERRED = {"format": "json"}  # DRF format-suffix routes: /api/things.json
+
+
+class RouteDiscoveryError(AssertionError):
+    """A route under /api/ that the discovery cannot turn into a request."""
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    """One URL pattern under the ``api`` namespace, made concrete."""
+
+    name: str  # the URL name, as POLICY keys it
+    view_name: str  # with namespaces: "api:auth-login"
+    regex: str
+    path: str  # a concrete path that resolves to this pattern: "/api/users/987654"
+    methods: tuple[str, ...]  # upper-case HTTP methods the view implements
+    kwargs: dict[str, str] = field(default_factory=dict)
+
+
+def _walk(resolver, prefix: str = "", namespaces: tuple[str, ...] = ()):
+    for pattern in resolver.url_patterns:
+        regex = prefix + pattern.pattern.regex.pattern.removeprefix("^")
+        if isinstance(pattern, URLResolver):
+            inner = namespaces + ((pattern.namespace,) if pattern.namespace else ())
+            yield from _walk(pattern, regex, inner)
+        elif isinstance(pattern, URLPattern):
+            yield pattern, regex, namespaces
+
+
+def _implemented_methods(callback) -> tuple[str, ...] | None:
+    """HTTP methods a DRF view answers; None for a view that is not DRF's."""
+    actions = getattr(callback, "actions", None)
+    if actions:  # a ViewSet bound by a router: {"get": "list", "post": "create"}
+        return tuple(m.upper() for m in HTTP_METHODS if m in actions)
+    cls = getattr(callback, "cls", None)
+    if cls is None:
+        return None
+    return tuple(m.upper() for m in HTTP_METHODS if hasattr(cls, m))
+
+
+def _group_pattern(regex: str, name: str) -> str:
+    """The sub-pattern of the named group ``name`` in ``regex`` ("" if unnamed)."""
+    opening = f"(?P<{name}>"
+    if opening not in regex:
+        return ""
+    start = regex.index(opening) + len(opening)
+    depth, i, in_class = 1, start, False
+    while depth:
+        char = regex[i]
+        if char == "\\":
+            i += 1
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif not in_class:
+            depth += {"(": 1, ")": -1}.get(char, 0)
+        i += 1
+    return regex[start : i - 1]
+
+
+def _candidates(regex: str, name: str) -> list[str]:
+    if name in _PREFERRED:
+        return [_PREFERRED[name]]
+    group = _group_pattern(regex, name)
+    digits_only = (
+        group and re.fullmatch(group, _DIGITS) and not re.fullmatch(group, "s5")
+    )
+    if digits_only or name in {"pk", "id"} or name.endswith(("_id", "Id")):
+        return [_DIGITS, *_SLUGS]
+    return [*_SLUGS, _DIGITS]
+
+
+def _concrete_path(regex: str) -> tuple[str, dict[str, str]] | None:
+    """A path matching ``regex`` with plausible values for its named groups."""
+    for template, params in normalize(regex):
+        choices = [_candidates(regex, param) for param in params]
+        for values in itertools.product(*choices):
+            kwargs = dict(zip(params, values, strict=True))
+            candidate = template % kwargs
+            if re.match(regex, candidate):
+                return "/" + candidate, kwargs
+    return None
+
+
+def api_routes() -> list[ApiRoute]:
+    """Every URL pattern under the ``api`` namespace, with a path and its methods.
+
+    Raises ``RouteDiscoveryError`` naming every pattern it cannot handle (not a
+    DRF view, no name, no concrete path, or a path that another pattern shadows)
+    rather than leaving it out.
+    """
+    routes, problems = [], []
+    for pattern, regex, namespaces in _walk(get_resolver()):
+        if not namespaces or namespaces[0] != API_NAMESPACE:
+            continue
+        label = f"{regex!r} -> {pattern.lookup_str}"
+        if not pattern.name:
+            problems.append(f"{label}: has no name=, so POLICY cannot refer to it")
+            continue
+        view_name = ":".join((*namespaces, pattern.name))
+        methods = _implemented_methods(pattern.callback)
+        if methods is None:
+            problems.append(
+                f"{label}: not a DRF view, so RolePolicyPermission never runs on it"
+            )
+            continue
+        built = _concrete_path(regex)
+        if built is None:
+            problems.append(f"{label}: no plausible value fits its parameters")
+            continue
+        path, kwargs = built
+        try:
+            match = resolve(path)
+        except Resolver404:
+            match = None
+        if match is None or match.view_name != view_name:
+            problems.append(
+                f"{label}: {path} resolves to "
+                f"{match.view_name if match else 'nothing'}, not {view_name}"
+            )
+            continue
+        routes.append(
+            ApiRoute(
+                name=pattern.name,
+                view_name=view_name,
+                regex=regex,
+                path=path,
+                methods=methods,
+                kwargs=kwargs,
+            )
+        )
+    if problems:
+        raise RouteDiscoveryError(
+            "Routes under /api/ the tests cannot check:\n" + "\n".join(problems)
+        )
+    return routes
+
+
+def assert_envelope(response, status: int, code: str) -> dict:
+    """Assert ``response`` is the error envelope of design §4; return its body.
+
+    Works for httpx responses and Django test-client responses alike.
+    """
+    content = getattr(response, "text", None) or response.content.decode()
+    assert response.status_code == status, content
+    assert response.headers["Content-Type"].startswith("application/json"), content
+    body = response.json()
+    assert set(body) == ENVELOPE_KEYS, body
+    assert body["success"] is False
+    assert body["code"] == code, body
+    assert isinstance(body["error"], str), body
+    assert body["error"], body
+    assert isinstance(body["details"], dict), body
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    return body
