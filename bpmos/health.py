@@ -4,6 +4,7 @@ import asyncio
 import time
 import uuid
 
+import structlog
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection
@@ -15,6 +16,7 @@ from rest_framework.views import APIView
 from bpmos.celery import app as celery_app
 from bpmos.errors import envelope
 
+log = structlog.get_logger(__name__)
 _TIMEOUT = 2.0
 
 
@@ -74,10 +76,12 @@ def run_checks() -> dict[str, dict]:
         try:
             check()
         except Exception as exc:  # a health check reports failures, it does not raise
-            results[name] = {
-                "status": "down",
-                "error": f"{type(exc).__name__}: {exc}"[:300],
-            }
+            # The endpoint is public: name the kind of failure, keep the message
+            # (which can name internal hosts and ports) in the log.
+            log.warning(
+                "health_check_failed", check=name, error=f"{type(exc).__name__}: {exc}"
+            )
+            results[name] = {"status": "down", "error": type(exc).__name__}
         else:
             results[name] = {"status": "ok"}
         results[name]["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
