@@ -128,7 +128,7 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
             await self._unsubscribe(content)
         else:
             await self._error(
-                f"Unknown action {action!r}.",
+                f"Unknown action {str(action)[:40]!r}.",
                 code="unknown_action",
                 details={"actions": ["authenticate", "subscribe", "unsubscribe"]},
             )

@@ -24,7 +24,7 @@ from bpmos.events import services
 
 log = structlog.get_logger(__name__)
 
-POLL_INTERVAL_SECONDS = 0.5
+POLL_INTERVAL_SECONDS = 0.25  # latency of events published by other processes
 BATCH_SIZE = 500
 
 _task: asyncio.Task | None = None

@@ -1,9 +1,9 @@
 """WebSocket routes: the one live-events endpoint (docs/websocket.md)."""
 
-from django.urls import path
+from django.urls import re_path
 
 from bpmos.events.consumers import EventConsumer
 
 websocket_urlpatterns = [
-    path("ws/events/", EventConsumer.as_asgi()),
+    re_path(r"^ws/events/?$", EventConsumer.as_asgi()),
 ]
