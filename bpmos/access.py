@@ -13,6 +13,7 @@ Object-level rules (an operator moves only the stages assigned to them) live in
 each app's services, which raise ``PermissionDenied``.
 """
 
+import re
 from typing import Final
 
 from bpmos.roles import Role
@@ -76,3 +77,34 @@ def allows(rule: Rule | None, role: str | None) -> bool:
     if rule is PUBLIC:
         return True
     return role is not None and role in rule  # type: ignore[operator]
+
+
+# --- live-event topics (the WebSocket endpoint ws/events/, bpmos/events) --------
+# Topic -> roles that may subscribe to it. A key ending in ".<id>" declares a
+# family of topics, one per object ("line.<id>" covers "line.7"). Each area adds
+# its topics here; a topic not declared cannot be published to or subscribed to.
+TOPICS: Final[dict[str, frozenset[Role]]] = {
+    "users": ADMINS,
+    "audit": AUDIT_READERS,
+    "runbooks": EVERYONE,
+    "exceptions": EVERYONE,
+    "lines": EVERYONE,
+    "line.<id>": EVERYONE,
+    "alerts": EVERYONE,
+    "dispatch": EVERYONE,
+}
+
+_TOPIC_WITH_ID = re.compile(r"^(?P<family>[a-z][a-z0-9_-]*)\.(?P<id>[0-9]{1,18})$")
+
+
+def topic_rule(topic: str) -> frozenset[Role] | None:
+    """The roles that may subscribe to ``topic``, or None when it is not declared."""
+    if match := _TOPIC_WITH_ID.match(topic):
+        return TOPICS.get(topic) or TOPICS.get(f"{match['family']}.<id>")
+    return None if "<" in topic else TOPICS.get(topic)
+
+
+def may_subscribe(role: str | None, topic: str) -> bool:
+    """Whether a user holding ``role`` (None: not signed in) may follow ``topic``."""
+    rule = topic_rule(topic)
+    return rule is not None and role is not None and role in rule

@@ -212,7 +212,20 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}:asgi"},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # A dead or hung Redis must fail a send quickly (the outbox
+                        # keeps the event) instead of holding the request. The read
+                        # timeout must exceed channels_redis' 5 s blocking receive.
+                        "socket_connect_timeout": 2,
+                        "socket_timeout": 10,
+                        "health_check_interval": 30,
+                    }
+                ],
+                "prefix": f"{REDIS_PREFIX}:asgi",
+            },
         }
     }
     CACHES = {

@@ -31,3 +31,27 @@ class OutboxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pk} {self.name}"
+
+
+class OutboxTopic(models.Model):
+    """One topic of an outbox event: what a resuming client's replay looks up.
+
+    ``OutboxEvent.topics`` keeps the list for delivery; these rows index it by
+    (topic, event) so "events after id N on these topics" is an index range scan
+    on both PostgreSQL and SQLite (SQLite cannot search inside a JSON list).
+    """
+
+    event = models.ForeignKey(
+        OutboxEvent, on_delete=models.CASCADE, related_name="topic_rows"
+    )
+    topic = models.CharField(max_length=100)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["topic", "event"], name="outbox_topic_event_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic} #{self.event_id}"

@@ -13,8 +13,9 @@ the ASGI process's pump (``bpmos.events.pump``) sends them.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 import structlog
@@ -25,10 +26,14 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from bpmos.events.models import OutboxEvent
+from bpmos.events.models import OutboxEvent, OutboxTopic
 from bpmos.events.types import Event
 
 log = structlog.get_logger(__name__)
+
+# A group_send that takes longer than this counts as failed (the row stays in
+# the outbox for the next attempt): a hung Redis must not hold a request.
+SEND_TIMEOUT_SECONDS = 5.0
 
 # Set by the pump when it starts in this process (the ASGI server).
 _local_pump_running = False
@@ -56,18 +61,20 @@ def mark_local_pump_running(running: bool = True) -> None:
     _local_pump_running = running
 
 
+def event_payload(row: OutboxEvent) -> dict:
+    """What a client receives for one event (without the ``type`` key)."""
+    return {
+        "id": row.pk,
+        "name": row.name,
+        "topics": list(row.topics),
+        "occurredAt": row.created_at.isoformat().replace("+00:00", "Z"),
+        "data": row.data,
+    }
+
+
 def event_message(row: OutboxEvent) -> dict:
     """The Channels message for one outbox row (``type`` routes it in the consumer)."""
-    return {
-        "type": "event.message",
-        "event": {
-            "id": row.pk,
-            "name": row.name,
-            "topics": list(row.topics),
-            "occurredAt": row.created_at.isoformat().replace("+00:00", "Z"),
-            "data": row.data,
-        },
-    }
+    return {"type": "event.message", "event": event_payload(row)}
 
 
 def event_publish(*, event: Event) -> OutboxEvent:
@@ -76,11 +83,13 @@ def event_publish(*, event: Event) -> OutboxEvent:
     Delivery is scheduled with ``on_commit``: a rollback discards both the row
     and the delivery, so nothing rolled back is ever announced.
     """
+    topics = list(dict.fromkeys(event.topics))
     row = OutboxEvent.objects.create(
         name=event.name,
-        topics=list(event.topics),
+        topics=topics,
         data=json.loads(json.dumps(dict(event.data), cls=DjangoJSONEncoder)),
     )
+    OutboxTopic.objects.bulk_create(OutboxTopic(event=row, topic=t) for t in topics)
     transaction.on_commit(lambda: _deliver_quietly([row.pk]))
     return row
 
@@ -95,30 +104,47 @@ def _deliver_quietly(event_ids: list[int]) -> None:
 
 
 async def adeliver_rows(rows: Iterable[OutboxEvent]) -> tuple[list[int], list[int]]:
-    """Send rows to their groups; returns (delivered ids, failed ids)."""
+    """Send rows to their groups, in order; returns (delivered ids, failed ids).
+
+    Stops at the first failure: a channel layer that failed one send (Redis down
+    or hung) would fail the rest too, each after its own timeout. Rows after the
+    failed one are neither delivered nor failed; they stay in the outbox
+    untouched for the next attempt.
+    """
     layer = get_channel_layer()
     delivered: list[int] = []
-    failed: list[int] = []
     for row in rows:
         message = event_message(row)
         try:
-            for topic in row.topics:
-                await layer.group_send(group_name(topic), message)
+            async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+                for topic in row.topics:
+                    await layer.group_send(group_name(topic), message)
         except Exception:
             log.warning("event_send_failed", event_id=row.pk, exc_info=True)
-            failed.append(row.pk)
-        else:
-            delivered.append(row.pk)
-    return delivered, failed
+            return delivered, [row.pk]
+        delivered.append(row.pk)
+    return delivered, []
 
 
-def _record_outcome(delivered: list[int], failed: list[int]) -> None:
+def event_outcome_record(*, delivered: Sequence[int], failed: Sequence[int]) -> None:
+    """Mark sent events delivered and count one more attempt on each tried event."""
     if delivered:
         OutboxEvent.objects.filter(pk__in=delivered).update(
             delivered_at=timezone.now(), attempts=F("attempts") + 1
         )
     if failed:
         OutboxEvent.objects.filter(pk__in=failed).update(attempts=F("attempts") + 1)
+
+
+def events_undelivered(
+    *, limit: int, older_than_seconds: float = 0.0
+) -> list[OutboxEvent]:
+    """Undelivered outbox rows, oldest first (the partial index covers this)."""
+    rows = OutboxEvent.objects.filter(delivered_at__isnull=True)
+    if older_than_seconds > 0:
+        cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+        rows = rows.filter(created_at__lte=cutoff)
+    return list(rows.order_by("id")[:limit])
 
 
 def event_deliver(*, event_ids: Iterable[int]) -> int:
@@ -136,7 +162,7 @@ def event_deliver(*, event_ids: Iterable[int]) -> int:
     if not rows:
         return 0
     delivered, failed = async_to_sync(adeliver_rows)(rows)
-    _record_outcome(delivered, failed)
+    event_outcome_record(delivered=delivered, failed=failed)
     return len(delivered)
 
 
@@ -144,14 +170,15 @@ def events_redeliver(*, older_than_seconds: float, limit: int = 1000) -> int:
     """Deliver events still undelivered after ``older_than_seconds`` (beat task).
 
     The age threshold keeps this from racing the publisher's own after-commit
-    delivery of fresh events.
+    delivery of fresh events. Returns how many were delivered.
     """
     if not can_deliver_here():
         return 0
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    ids = list(
-        OutboxEvent.objects.filter(delivered_at__isnull=True, created_at__lte=cutoff)
-        .order_by("id")
-        .values_list("id", flat=True)[:limit]
-    )
-    return event_deliver(event_ids=ids) if ids else 0
+    rows = events_undelivered(limit=limit, older_than_seconds=older_than_seconds)
+    if not rows:
+        return 0
+    delivered, failed = async_to_sync(adeliver_rows)(rows)
+    event_outcome_record(delivered=delivered, failed=failed)
+    if failed:
+        log.warning("event_redelivery_incomplete", delivered=len(delivered))
+    return len(delivered)

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bpmos import access
+
 # event name -> the TypedDict its ``data`` must follow; filled by each area's
 # events.py through ``declare`` so tests can check every payload's shape.
 DECLARED: dict[str, type] = {}
@@ -32,3 +34,8 @@ class Event:
             raise ValueError(f"event {self.name!r} is not declared")
         if not self.topics:
             raise ValueError("an event needs at least one topic")
+        undeclared = [t for t in self.topics if access.topic_rule(t) is None]
+        if undeclared:
+            # Nobody could ever subscribe to it: a typo, or a topic missing from
+            # bpmos.access.TOPICS.
+            raise ValueError(f"event {self.name!r} has undeclared topics {undeclared}")

@@ -1,0 +1,304 @@
+"""The one WebSocket endpoint, ``ws/events/``: authenticate, subscribe, forward.
+
+The protocol is documented in docs/websocket.md. This consumer holds no
+business rule: who may follow a topic is ``bpmos.access.may_subscribe``, token
+checks are ``bpmos.events.authentication``, the replay is a selector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import deque
+from datetime import UTC, datetime
+
+import structlog
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from bpmos import access
+from bpmos.errors import envelope
+from bpmos.events import pump, selectors
+from bpmos.events.authentication import (
+    Subscriber,
+    SubscriberRejected,
+    bearer_token,
+    subscriber_authenticate,
+    subscriber_reload,
+)
+from bpmos.events.services import group_name
+
+log = structlog.get_logger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401  # bad, expired or missing token (HTTP 401 + 4000)
+MAX_TOPICS_PER_MESSAGE = 100
+SEEN_IDS_KEPT = 4096
+
+
+class RecentIds:
+    """The last ``size`` event ids forwarded, to drop at-least-once duplicates."""
+
+    def __init__(self, size: int):
+        self._order: deque[int] = deque()
+        self._ids: set[int] = set()
+        self._size = size
+
+    def add(self, event_id: int) -> bool:
+        """Remember ``event_id``; False when it was already seen."""
+        if event_id in self._ids:
+            return False
+        self._ids.add(event_id)
+        self._order.append(event_id)
+        if len(self._order) > self._size:
+            self._ids.discard(self._order.popleft())
+        return True
+
+
+class EventConsumer(AsyncJsonWebsocketConsumer):
+    """Live domain events for signed-in clients, by topic, resumable by event id."""
+
+    async def connect(self) -> None:
+        self.connection_id = uuid.uuid4().hex
+        self.user = None
+        self.topics: set[str] = set()
+        self.seen = RecentIds(SEEN_IDS_KEPT)
+        self.deadline: asyncio.Task | None = None
+        self.closing = False
+        # Accept first: a refused handshake cannot carry a close code or message.
+        await self.accept()
+        pump.ensure_started()
+        try:
+            token = bearer_token(self.scope["headers"])
+        except SubscriberRejected as exc:
+            await self._reject(exc)
+            return
+        # The query string is never read: proxies and access logs keep URLs.
+        if token is not None:
+            await self._authenticate(token)
+        else:
+            self._close_after(
+                settings.BPMOS_WS_AUTH_TIMEOUT,
+                SubscriberRejected(
+                    "Authenticate within "
+                    f"{settings.BPMOS_WS_AUTH_TIMEOUT:g} seconds of connecting.",
+                    code="authentication_timeout",
+                ),
+            )
+
+    async def disconnect(self, code: int) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+        for topic in self.topics:
+            await self.channel_layer.group_discard(group_name(topic), self.channel_name)
+        self.topics.clear()
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        if self.closing:
+            return
+        try:
+            content = json.loads(text_data) if text_data is not None else None
+        except ValueError:
+            content = None
+        if not isinstance(content, dict):
+            await self._error("Send one JSON object per message.", code="parse_error")
+            return
+        await self.receive_json(content)
+
+    async def receive_json(self, content: dict, **kwargs) -> None:
+        action = content.get("action")
+        if action == "authenticate":
+            token = content.get("token")
+            if not isinstance(token, str) or not token:
+                await self._reject(
+                    SubscriberRejected("A token is required.", code="not_authenticated")
+                )
+                return
+            await self._authenticate(token)
+        elif self.user is None:
+            await self._reject(
+                SubscriberRejected(
+                    "Authenticate before anything else.", code="not_authenticated"
+                )
+            )
+        elif action == "subscribe":
+            await self._subscribe(content)
+        elif action == "unsubscribe":
+            await self._unsubscribe(content)
+        else:
+            await self._error(
+                f"Unknown action {str(action)[:40]!r}.",
+                code="unknown_action",
+                details={"actions": ["authenticate", "subscribe", "unsubscribe"]},
+            )
+
+    # --- the channel layer calls this for every event sent to a joined group ---
+
+    async def event_message(self, message: dict) -> None:
+        event = message["event"]
+        if not self.closing and self.topics.intersection(event["topics"]):
+            await self._forward(event)
+
+    # --- actions ---
+
+    async def _authenticate(self, token: str) -> None:
+        try:
+            subscriber: Subscriber = await database_sync_to_async(
+                subscriber_authenticate
+            )(token=token)
+        except SubscriberRejected as exc:
+            await self._reject(exc)
+            return
+        user = subscriber.user
+        if self.user is not None and user.pk != self.user.pk:
+            await self._reject(
+                SubscriberRejected(
+                    "This connection belongs to another user.", code="user_mismatch"
+                )
+            )
+            return
+        self.user = user
+        # A refreshed token may come with a changed role: keep only what it allows.
+        await self._drop_topics_no_longer_allowed()
+        remaining = (subscriber.expires_at - datetime.now(tz=UTC)).total_seconds()
+        self._close_after(
+            remaining,
+            SubscriberRejected(
+                "The access token expired; send a fresh one with 'authenticate'.",
+                code="token_expired",
+            ),
+        )
+        await self.send_json(
+            {
+                "type": "authenticated",
+                "user": {"id": user.pk, "username": user.username, "role": user.role},
+                "expiresAt": subscriber.expires_at.isoformat().replace("+00:00", "Z"),
+            }
+        )
+
+    async def _subscribe(self, content: dict) -> None:
+        topics = _topic_list(content.get("topics"))
+        last_event_id = content.get("last_event_id")
+        if topics is None or not (
+            last_event_id is None or (type(last_event_id) is int and last_event_id >= 0)
+        ):
+            await self._error(
+                "Send 'topics' as a non-empty list of topic names and, optionally, "
+                "'last_event_id' as a whole number.",
+                code="validation_error",
+            )
+            return
+        try:  # the current role, not the one at connection time
+            self.user = await database_sync_to_async(subscriber_reload)(
+                user_id=self.user.pk
+            )
+        except SubscriberRejected as exc:
+            await self._reject(exc)
+            return
+        allowed = [t for t in topics if access.may_subscribe(self.user.role, t)]
+        unknown = [t for t in topics if access.topic_rule(t) is None]
+        forbidden = [t for t in topics if t not in allowed and t not in unknown]
+        # Join before reading the replay, so an event committed in between is
+        # either in the replay or arrives live (then de-duplicated), never lost.
+        for topic in allowed:
+            await self.channel_layer.group_add(group_name(topic), self.channel_name)
+        self.topics.update(allowed)
+        if allowed:
+            await self.send_json({"type": "subscribed", "topics": allowed})
+        if forbidden or unknown:
+            await self._error(
+                "You may not subscribe to: " + ", ".join(forbidden + unknown) + ".",
+                code="topic_not_allowed",
+                details={"forbidden": forbidden, "unknown": unknown},
+            )
+        if allowed and last_event_id is not None:
+            replay = await database_sync_to_async(selectors.outbox_replay)(
+                topics=allowed, after_id=last_event_id
+            )
+            for event in replay.events:
+                await self._forward(event)
+            await self.send_json(
+                {
+                    "type": "replayed",
+                    "topics": allowed,
+                    "count": len(replay.events),
+                    "truncated": replay.truncated,
+                }
+            )
+
+    async def _unsubscribe(self, content: dict) -> None:
+        topics = _topic_list(content.get("topics"))
+        if topics is None:
+            await self._error(
+                "Send 'topics' as a non-empty list of topic names.",
+                code="validation_error",
+            )
+            return
+        left = [t for t in topics if t in self.topics]
+        await self._leave(left)
+        await self.send_json({"type": "unsubscribed", "topics": left})
+
+    # --- plumbing ---
+
+    async def _forward(self, event: dict) -> None:
+        if self.seen.add(event["id"]):
+            await self.send_json({"type": "event", **event})
+
+    async def _leave(self, topics: list[str]) -> None:
+        for topic in topics:
+            await self.channel_layer.group_discard(group_name(topic), self.channel_name)
+            self.topics.discard(topic)
+
+    async def _drop_topics_no_longer_allowed(self) -> None:
+        lost = sorted(
+            t for t in self.topics if not access.may_subscribe(self.user.role, t)
+        )
+        if lost:
+            await self._leave(lost)
+            await self.send_json(
+                {"type": "unsubscribed", "topics": lost, "reason": "forbidden"}
+            )
+
+    def _close_after(self, seconds: float, reason: SubscriberRejected) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+
+        async def close_later() -> None:
+            await asyncio.sleep(max(seconds, 0))
+            await self._reject(reason)
+
+        self.deadline = asyncio.get_running_loop().create_task(close_later())
+
+    async def _reject(self, exc: SubscriberRejected) -> None:
+        log.info("websocket_rejected", code=exc.code, connection_id=self.connection_id)
+        if self.closing:
+            return
+        self.closing = True
+        if self.deadline is not None and self.deadline is not asyncio.current_task():
+            self.deadline.cancel()
+        await self._leave(sorted(self.topics))
+        self.user = None
+        await self._error(exc.message, code=exc.code, details=exc.details)
+        await self.close(code=CLOSE_UNAUTHENTICATED)
+
+    async def _error(self, message: str, *, code: str, details=None) -> None:
+        body = envelope(
+            message=message,
+            code=code,
+            details=details,
+            request_id=self.connection_id,
+        )
+        await self.send_json({"type": "error", **body})
+
+
+def _topic_list(value) -> list[str] | None:
+    """A de-duplicated list of topic names, or None when the input is not one."""
+    if (
+        not isinstance(value, list)
+        or not value
+        or len(value) > MAX_TOPICS_PER_MESSAGE
+        or not all(isinstance(t, str) and 0 < len(t) <= 100 for t in value)
+    ):
+        return None
+    return list(dict.fromkeys(value))

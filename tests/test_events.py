@@ -1,0 +1,368 @@
+"""The outbox: stored in the caller's transaction, sent after commit, re-sent.
+
+These tests let this process play the ASGI server: channels it creates on the
+channel layer stand in for WebSocket clients (end-to-end tests with a real
+server and client are in test_websocket.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import typing
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
+from django.db import transaction
+from django.test import override_settings
+
+from bpmos import access, events
+from bpmos.accounts.events import UserChanged
+from bpmos.accounts.services import user_role_change
+from bpmos.events import pump, services
+from bpmos.events.consumers import RecentIds
+from bpmos.events.models import OutboxEvent, OutboxTopic
+from bpmos.events.selectors import outbox_replay
+from bpmos.events.tasks import events_redeliver_task
+from bpmos.events.types import DECLARED, Event
+from bpmos.roles import Role
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DEAD_LAYER = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [{"address": "redis://127.0.0.1:1/0", "socket_connect_timeout": 1}]
+        },
+    }
+}
+
+
+@pytest.fixture(autouse=True)
+def _this_process_holds_the_subscribers():
+    # With an in-memory layer only the ASGI process's pump makes delivery
+    # possible; here the test's own channels are the subscribers.
+    services.mark_local_pump_running(True)
+    yield
+    services.mark_local_pump_running(False)
+
+
+@pytest.fixture
+def admin(make_user):
+    return make_user(Role.ADMIN)
+
+
+@pytest.fixture
+def listen():
+    """``listen(topic)`` -> a channel in that topic's group, and its receive()."""
+
+    async def join(topic: str):
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(services.group_name(topic), channel)
+
+        async def receive(timeout: float = 2.0) -> dict:
+            return await asyncio.wait_for(layer.receive(channel), timeout)
+
+        return receive
+
+    return join
+
+
+def run(scenario):
+    """Run an async scenario; its sync_to_async calls use this thread's database."""
+    return async_to_sync(scenario)()
+
+
+def change_role(user, role: str, *, actor) -> OutboxEvent:
+    with transaction.atomic():
+        user_role_change(user_id=user.pk, role=role, actor=actor)
+    return OutboxEvent.objects.latest("id")
+
+
+@transaction.atomic
+def role_change_that_fails(user, *, actor) -> None:
+    user_role_change(user_id=user.pk, role=Role.SUPERVISOR, actor=actor)
+    raise RuntimeError("the change fails after publishing")
+
+
+def publish_while_layer_is_down(user, role: str, *, actor) -> OutboxEvent:
+    with override_settings(CHANNEL_LAYERS=DEAD_LAYER):
+        row = change_role(user, role, actor=actor)
+    row.refresh_from_db()
+    return row
+
+
+# --- publish and deliver ----------------------------------------------------------
+
+
+def test_committed_event_is_stored_sent_and_marked_delivered(admin, make_user, listen):
+    operator = make_user(Role.OPERATOR, username="olga")
+
+    async def scenario():
+        receive = await listen("users")
+        row = await sync_to_async(change_role)(operator, Role.PLANNER, actor=admin)
+        return row, await receive()
+
+    row, message = run(scenario)
+    assert message == {
+        "type": "event.message",
+        "event": {
+            "id": row.pk,
+            "name": "user.role_changed",
+            "topics": ["users"],
+            "occurredAt": row.created_at.isoformat().replace("+00:00", "Z"),
+            "data": {
+                "id": operator.pk,
+                "username": "olga",
+                "role": "planner",
+                "isActive": True,
+            },
+        },
+    }
+    row.refresh_from_db()
+    assert row.delivered_at is not None
+    assert row.attempts == 1
+    assert list(OutboxTopic.objects.values_list("event_id", "topic")) == [
+        (row.pk, "users")
+    ]
+
+
+def test_rolled_back_event_is_neither_stored_nor_sent(admin, make_user, listen):
+    operator = make_user(Role.OPERATOR)
+
+    async def scenario():
+        receive = await listen("users")
+        with pytest.raises(RuntimeError, match="after publishing"):
+            await sync_to_async(role_change_that_fails)(operator, actor=admin)
+        committed = await sync_to_async(change_role)(
+            operator, Role.PLANNER, actor=admin
+        )
+        return committed, await receive()
+
+    committed, first = run(scenario)
+    assert first["event"]["id"] == committed.pk
+    assert first["event"]["data"]["role"] == "planner"
+    assert OutboxEvent.objects.count() == 1
+    assert OutboxTopic.objects.count() == 1
+
+
+def test_event_published_while_layer_is_down_is_kept_and_redelivered(
+    admin, make_user, listen
+):
+    operator = make_user(Role.OPERATOR)
+    row = publish_while_layer_is_down(operator, Role.PLANNER, actor=admin)
+    assert (row.delivered_at, row.attempts) == (None, 1)
+    operator.refresh_from_db()
+    assert operator.role == Role.PLANNER  # the change itself committed
+
+    async def scenario():
+        receive = await listen("users")
+        too_fresh = await sync_to_async(services.events_redeliver)(
+            older_than_seconds=60
+        )
+        redelivered = await sync_to_async(services.events_redeliver)(
+            older_than_seconds=0
+        )
+        return too_fresh, redelivered, await receive()
+
+    too_fresh, redelivered, message = run(scenario)
+    assert (too_fresh, redelivered) == (0, 1)
+    assert message["event"]["id"] == row.pk
+    row.refresh_from_db()
+    assert row.delivered_at is not None
+    assert row.attempts == 2
+
+
+def test_beat_task_redelivers(admin, make_user, listen, settings):
+    settings.BPMOS_EVENT_REDELIVERY_AFTER = 0
+    row = publish_while_layer_is_down(make_user(), Role.PLANNER, actor=admin)
+
+    async def scenario():
+        receive = await listen("users")
+        sent = await sync_to_async(events_redeliver_task)()
+        return sent, await receive()
+
+    sent, message = run(scenario)
+    assert sent == 1
+    assert message["event"]["id"] == row.pk
+
+
+def test_redelivery_stops_at_the_first_failed_send(admin, make_user, monkeypatch):
+    rows = [
+        publish_while_layer_is_down(make_user(), Role.PLANNER, actor=admin)
+        for _ in range(3)
+    ]
+    layer = get_channel_layer()
+    sends = []
+
+    async def second_send_fails(group, message):
+        sends.append(message["event"]["id"])
+        if len(sends) == 2:
+            raise ConnectionError("Redis went away")
+
+    monkeypatch.setattr(layer, "group_send", second_send_fails)
+    assert services.events_redeliver(older_than_seconds=0) == 1
+    assert sends == [rows[0].pk, rows[1].pk]
+    state = list(
+        OutboxEvent.objects.order_by("id").values_list("delivered_at", "attempts")
+    )
+    assert state[0][0] is not None
+    assert state[1:] == [(None, 2), (None, 1)]  # failed once more; not tried
+
+
+def test_hung_layer_send_times_out_and_keeps_the_event(admin, make_user, monkeypatch):
+    row = publish_while_layer_is_down(make_user(), Role.PLANNER, actor=admin)
+    layer = get_channel_layer()
+
+    async def hangs(group, message):
+        await asyncio.sleep(30)
+
+    monkeypatch.setattr(layer, "group_send", hangs)
+    monkeypatch.setattr(services, "SEND_TIMEOUT_SECONDS", 0.2)
+    assert services.events_redeliver(older_than_seconds=0) == 0
+    row.refresh_from_db()
+    assert (row.delivered_at, row.attempts) == (None, 2)
+
+
+# --- the pump (embedded mode) -----------------------------------------------------
+
+
+def test_pump_sends_what_another_process_left_in_the_outbox(admin, make_user, listen):
+    row = publish_while_layer_is_down(make_user(), Role.PLANNER, actor=admin)
+
+    async def scenario():
+        receive = await listen("users")
+        sent = await pump.pump_once()
+        return sent, await receive()
+
+    sent, message = run(scenario)
+    assert sent == 1
+    assert message["event"]["id"] == row.pk
+    row.refresh_from_db()
+    assert row.delivered_at is not None
+    assert not OutboxEvent.objects.filter(delivered_at__isnull=True).exists()
+
+
+def test_pump_starts_only_with_an_in_memory_layer():
+    services.mark_local_pump_running(False)
+
+    async def scenario():
+        pump.ensure_started()
+        pump.ensure_started()  # idempotent: still one task
+        task = pump._task
+        running = services.can_deliver_here()
+        await pump.stop()
+        return task, running
+
+    task, running = run(scenario)
+    if services.layer_is_shared():
+        assert task is None
+    else:
+        assert task is not None
+        assert running is True
+        assert task.cancelled()
+    assert pump._task is None
+
+
+# --- replay -----------------------------------------------------------------------
+
+
+def test_replay_returns_later_events_of_the_topics_oldest_first(admin):
+    def publish(topics):
+        with transaction.atomic():
+            return events.publish(
+                Event(name="user.registered", topics=topics, data={"n": 1})
+            ).pk
+
+    before = publish(("users",))
+    users = publish(("users",))
+    both = publish(("users", "audit"))
+    publish(("line.7",))
+    audit = publish(("audit",))
+
+    replay = outbox_replay(topics=["users", "audit"], after_id=before)
+    assert [e["id"] for e in replay.events] == [users, both, audit]
+    assert replay.events[1]["topics"] == ["users", "audit"]
+    assert replay.truncated is False
+
+    limited = outbox_replay(topics=["users", "audit"], after_id=before, limit=2)
+    assert [e["id"] for e in limited.events] == [users, both]
+    assert limited.truncated is True
+
+
+def test_recent_ids_drop_duplicates_within_a_bound():
+    seen = RecentIds(3)
+    assert [seen.add(i) for i in (1, 2, 1, 3, 4)] == [True, True, False, True, True]
+    assert seen.add(1) is True  # forgotten: only the last 3 are kept
+    assert seen.add(4) is False
+
+
+# --- declarations -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("role", "topic", "allowed"),
+    [
+        (Role.ADMIN, "users", True),
+        (Role.SUPERVISOR, "users", False),
+        (Role.AUDITOR, "audit", True),
+        (Role.ADMIN, "audit", True),
+        (Role.PLANT_HEAD, "audit", False),
+        (Role.OPERATOR, "lines", True),
+        (Role.AUDITOR, "dispatch", True),
+        (Role.OPERATOR, "line.42", True),
+        (Role.OPERATOR, "line.x", False),
+        (Role.OPERATOR, "line.<id>", False),
+        (Role.ADMIN, "nope", False),
+        (None, "lines", False),
+    ],
+)
+def test_topic_declaration(role, topic, allowed):
+    assert access.may_subscribe(role, topic) is allowed
+
+
+def test_every_declared_topic_makes_a_valid_group_name():
+    layer = get_channel_layer()
+    for topic in access.TOPICS:
+        concrete = topic.replace("<id>", "123456789012345678")
+        assert access.topic_rule(concrete) is access.TOPICS[topic]
+        assert layer.require_valid_group_name(services.group_name(concrete))
+
+
+def test_events_need_a_declared_name_and_declared_topics():
+    with pytest.raises(ValueError, match="not declared"):
+        Event(name="user.renamed", topics=("users",))
+    with pytest.raises(ValueError, match="undeclared topics"):
+        Event(name="user.registered", topics=("users", "gossip"))
+    with pytest.raises(ValueError, match="at least one topic"):
+        Event(name="user.registered", topics=())
+
+
+# How to build one real event of each declared name. An area that declares an
+# event adds its builder here, so its payload's shape is checked too.
+EXAMPLES = {
+    f"user.{change}": lambda user, change=change: UserChanged.of(user, change=change)
+    for change in ("registered", "role_changed", "deactivated", "reactivated")
+}
+
+
+def test_every_declared_event_has_an_example():
+    assert set(DECLARED) - set(EXAMPLES) == set()
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_event_payload_matches_its_declared_type(name, make_user):
+    payload_type = DECLARED[name]
+    assert typing.is_typeddict(payload_type)
+    event = EXAMPLES[name](make_user(Role.PLANNER))
+    assert event.name == name
+    hints = typing.get_type_hints(payload_type)
+    sent = json.loads(json.dumps(event.data))  # what a client receives
+    assert sent == event.data
+    assert set(sent) == set(hints)
+    for key, expected_type in hints.items():
+        if isinstance(expected_type, type):  # plain int/str/bool/...; bool is no int
+            assert type(sent[key]) is expected_type, key

@@ -1,0 +1,446 @@
+"""The live-events WebSocket, end to end: a real client against a real daphne.
+
+The server runs in a subprocess on the test database, so every test commits
+(transactional db) for the server to see its rows. On SQLite the layer is
+in-memory: events published here reach the server's clients through its outbox
+pump. On PostgreSQL + Redis they go out from this process right after commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from django.conf import settings
+from django.db import transaction
+from django.test import override_settings
+from rest_framework_simplejwt.tokens import AccessToken
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from bpmos.accounts.services import user_role_change
+from bpmos.events.models import OutboxEvent
+from bpmos.events.services import events_redeliver, layer_is_shared
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BASE_DIR = Path(settings.BASE_DIR)
+AUTH_TIMEOUT = 1.0  # the server's BPMOS_WS_AUTH_TIMEOUT in these tests
+DEAD_LAYER = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [{"address": "redis://127.0.0.1:1/0", "socket_connect_timeout": 1}]
+        },
+    }
+}
+
+
+# --- the server -------------------------------------------------------------------
+
+
+def _server_env() -> dict[str, str]:
+    """The environment of a server on this test run's database and Redis."""
+    env = dict(os.environ)
+    env.pop("PYTEST_XDIST_WORKER", None)  # pass the per-worker values explicitly
+    db = settings.DATABASES["default"]
+    if settings.DB_IS_POSTGRES:
+        url = urlsplit(os.environ["DATABASE_URL"])
+        env["DATABASE_URL"] = url._replace(path="/" + db["NAME"]).geturl()
+    else:
+        env.pop("DATABASE_URL", None)
+        env["BPMOS_SQLITE_PATH"] = str(db["NAME"])
+    if settings.REDIS_URL:
+        env["REDIS_URL"] = settings.REDIS_URL
+    else:
+        env.pop("REDIS_URL", None)
+    env["BPMOS_REDIS_PREFIX"] = settings.REDIS_PREFIX
+    env["BPMOS_DATA_DIR"] = str(settings.DATA_DIR)
+    env["BPMOS_WS_AUTH_TIMEOUT"] = str(AUTH_TIMEOUT)
+    env["DJANGO_SETTINGS_MODULE"] = "bpmos.settings"
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(django_db_setup, tmp_path_factory):
+    """A daphne process serving bpmos.asgi on a free port; yields its ws URL."""
+    log_path = tmp_path_factory.mktemp("daphne") / "daphne.log"
+    port = _free_port()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "bpmos.asgi:application",
+            ],
+            cwd=BASE_DIR,
+            env=_server_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"daphne exited:\n{log_path.read_text()[-3000:]}")
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)  # any answer will do
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    pytest.fail(
+                        f"daphne did not start:\n{log_path.read_text()[-3000:]}"
+                    )
+                time.sleep(0.1)
+        yield f"ws://127.0.0.1:{port}/ws/events/"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# --- client helpers ---------------------------------------------------------------
+
+
+def token_for(user, lifetime: timedelta | None = None) -> str:
+    token = AccessToken.for_user(user)
+    if lifetime is not None:
+        token.set_exp(lifetime=lifetime)
+    return str(token)
+
+
+def open_ws(url: str, user=None, *, token: str | None = None) -> ClientConnection:
+    """Connect; with ``user`` or ``token``, authenticate by the handshake header."""
+    if user is not None:
+        token = token_for(user)
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    return connect(url, additional_headers=headers, proxy=None, open_timeout=5)
+
+
+def recv(ws: ClientConnection, timeout: float = 5.0) -> dict:
+    return json.loads(ws.recv(timeout=timeout))
+
+
+def recv_type(ws: ClientConnection, kind: str, timeout: float = 5.0) -> dict:
+    message = recv(ws, timeout)
+    assert message["type"] == kind, message
+    return message
+
+
+def close_code(ws: ClientConnection, timeout: float = 5.0) -> tuple[int, list[dict]]:
+    """Read until the server closes; returns the close code and what came before."""
+    before = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            before.append(recv(ws, max(deadline - time.monotonic(), 0.01)))
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else closed.code, before
+
+
+def assert_nothing_arrives(ws: ClientConnection, wait: float = 0.6) -> None:
+    with pytest.raises(TimeoutError):
+        recv(ws, wait)
+
+
+def subscribe(ws, topics, **extra) -> dict:
+    ws.send(json.dumps({"action": "subscribe", "topics": topics, **extra}))
+    return recv_type(ws, "subscribed")
+
+
+def signed_in(url, user) -> ClientConnection:
+    ws = open_ws(url, user)
+    recv_type(ws, "authenticated")
+    return ws
+
+
+def change_role(user, role: str, *, actor) -> OutboxEvent:
+    """A real domain change that publishes user.role_changed; returns its event."""
+    with transaction.atomic():
+        user_role_change(user_id=user.pk, role=role, actor=actor)
+    return OutboxEvent.objects.latest("id")
+
+
+@transaction.atomic
+def role_change_that_fails(user, *, actor) -> None:
+    user_role_change(user_id=user.pk, role="supervisor", actor=actor)
+    raise RuntimeError("the change fails after publishing")
+
+
+def expected_event(row: OutboxEvent) -> dict:
+    return {
+        "type": "event",
+        "id": row.pk,
+        "name": row.name,
+        "topics": row.topics,
+        "occurredAt": row.created_at.isoformat().replace("+00:00", "Z"),
+        "data": row.data,
+    }
+
+
+# --- delivery ---------------------------------------------------------------------
+
+
+def test_event_of_committed_transaction_arrives(server, make_user):
+    admin, operator = make_user("admin"), make_user("operator", username="olga")
+    with signed_in(server, admin) as ws:
+        assert subscribe(ws, ["users"]) == {"type": "subscribed", "topics": ["users"]}
+        row = change_role(operator, "planner", actor=admin)
+        assert recv(ws) == expected_event(row)
+        assert row.data == {
+            "id": operator.pk,
+            "username": "olga",
+            "role": "planner",
+            "isActive": True,
+        }
+
+
+def test_event_of_rolled_back_transaction_never_arrives(server, make_user):
+    admin, operator = make_user("admin"), make_user("operator")
+    with signed_in(server, admin) as ws:
+        subscribe(ws, ["users"])
+        with pytest.raises(RuntimeError, match="after publishing"):
+            role_change_that_fails(operator, actor=admin)
+        assert not OutboxEvent.objects.exists()
+        committed = change_role(operator, "planner", actor=admin)
+        first = recv(ws)
+        assert first == expected_event(committed)
+        assert first["data"]["role"] == "planner"
+        assert_nothing_arrives(ws)
+
+
+def test_event_published_during_layer_outage_arrives_after_redelivery(
+    server, make_user
+):
+    if not layer_is_shared():
+        pytest.skip("embedded mode: the server's pump delivers (first test above)")
+    admin, operator = make_user("admin"), make_user("operator")
+    with signed_in(server, admin) as ws:
+        subscribe(ws, ["users"])
+        with override_settings(CHANNEL_LAYERS=DEAD_LAYER):
+            row = change_role(operator, "planner", actor=admin)  # commits fine
+        row.refresh_from_db()
+        assert (row.delivered_at, row.attempts) == (None, 1)
+        assert_nothing_arrives(ws)
+
+        assert events_redeliver(older_than_seconds=0) == 1
+
+        assert recv(ws) == expected_event(row)
+        row.refresh_from_db()
+        assert row.delivered_at is not None
+        assert row.attempts == 2
+
+
+# --- authentication ---------------------------------------------------------------
+
+
+def test_authenticate_with_handshake_header(server, make_user):
+    planner = make_user("planner", username="pat")
+    with open_ws(server, planner) as ws:
+        hello = recv_type(ws, "authenticated")
+        assert hello["user"] == {"id": planner.pk, "username": "pat", "role": "planner"}
+        assert subscribe(ws, ["lines"])["topics"] == ["lines"]
+
+
+def test_authenticate_with_first_message(server, make_user):
+    admin = make_user("admin", username="ada")
+    with open_ws(server) as ws:
+        ws.send(json.dumps({"action": "authenticate", "token": token_for(admin)}))
+        hello = recv_type(ws, "authenticated")
+        assert hello["user"] == {"id": admin.pk, "username": "ada", "role": "admin"}
+        subscribe(ws, ["users"])
+        row = change_role(make_user("operator"), "planner", actor=admin)
+        assert recv(ws) == expected_event(row)
+
+
+@pytest.mark.parametrize("how", ["header", "message"])
+def test_invalid_token_is_refused_with_4401(server, how):
+    with open_ws(server, token="not-a-jwt" if how == "header" else None) as ws:
+        if how == "message":
+            ws.send(json.dumps({"action": "authenticate", "token": "not-a-jwt"}))
+        code, messages = close_code(ws)
+    assert code == 4401
+    assert len(messages) == 1
+    error = messages[0]
+    assert error["type"] == "error"
+    assert error["success"] is False
+    assert error["code"] == "token_not_valid"
+    assert set(error) == {"type", "success", "error", "code", "details", "request_id"}
+    assert len(error["request_id"]) == 32
+
+
+def test_expired_token_is_refused_with_4401(server, make_user):
+    expired = token_for(make_user("admin"), lifetime=timedelta(seconds=-1))
+    with open_ws(server, token=expired) as ws:
+        code, messages = close_code(ws)
+    assert code == 4401
+    assert [m["code"] for m in messages] == ["token_not_valid"]
+    assert messages[0]["details"] == {"messages": ["Token is expired"]}
+
+
+def test_token_of_deactivated_user_is_refused(server, make_user):
+    user = make_user("planner", is_active=False)
+    with open_ws(server, user) as ws:
+        code, messages = close_code(ws)
+    assert code == 4401
+    assert [m["code"] for m in messages] == ["user_inactive"]
+
+
+def test_connection_closes_when_its_token_expires(server, make_user):
+    short = token_for(make_user("planner"), lifetime=timedelta(seconds=1.5))
+    with open_ws(server, token=short) as ws:
+        recv_type(ws, "authenticated")
+        subscribe(ws, ["lines"])
+        code, messages = close_code(ws, timeout=5)
+    assert code == 4401
+    assert [m["code"] for m in messages] == ["token_expired"]
+
+
+def test_fresh_token_keeps_the_connection_open(server, make_user):
+    planner = make_user("planner")
+    with open_ws(server, token=token_for(planner, timedelta(seconds=1.5))) as ws:
+        recv_type(ws, "authenticated")
+        ws.send(json.dumps({"action": "authenticate", "token": token_for(planner)}))
+        recv_type(ws, "authenticated")
+        assert_nothing_arrives(ws, wait=2.0)  # past the first token's expiry
+
+
+def test_no_authentication_within_timeout_closes(server):
+    started = time.monotonic()
+    with open_ws(server) as ws:
+        code, messages = close_code(ws, timeout=AUTH_TIMEOUT + 4)
+    assert code == 4401
+    assert [m["code"] for m in messages] == ["authentication_timeout"]
+    assert AUTH_TIMEOUT <= time.monotonic() - started < AUTH_TIMEOUT + 3
+
+
+def test_token_in_query_string_is_ignored(server, make_user):
+    token = token_for(make_user("admin"))
+    with open_ws(f"{server}?token={token}&access_token={token}") as ws:
+        ws.send(json.dumps({"action": "subscribe", "topics": ["users"]}))
+        code, messages = close_code(ws)
+    assert code == 4401
+    assert [m["code"] for m in messages] == ["not_authenticated"]
+
+
+# --- topics -----------------------------------------------------------------------
+
+
+def test_forbidden_and_unknown_topics_are_refused_by_name(server, make_user):
+    admin = make_user("admin")
+    operator = make_user("operator")
+    with signed_in(server, operator) as ws, signed_in(server, admin) as admin_ws:
+        ws.send(
+            json.dumps(
+                {"action": "subscribe", "topics": ["users", "line.7", "nope", "audit"]}
+            )
+        )
+        assert recv(ws) == {"type": "subscribed", "topics": ["line.7"]}
+        error = recv_type(ws, "error")
+        assert error["code"] == "topic_not_allowed"
+        assert error["details"] == {
+            "forbidden": ["users", "audit"],
+            "unknown": ["nope"],
+        }
+
+        subscribe(admin_ws, ["users"])
+        row = change_role(make_user("planner"), "supervisor", actor=admin)
+        assert recv(admin_ws)["id"] == row.pk
+        assert_nothing_arrives(ws)
+
+
+def test_subscription_follows_the_current_role(server, make_user):
+    admin = make_user("admin")
+    other_admin = make_user("admin")
+    with signed_in(server, admin) as ws:  # token issued while an admin
+        user_role_change(user_id=admin.pk, role="auditor", actor=other_admin)
+        ws.send(json.dumps({"action": "subscribe", "topics": ["users", "audit"]}))
+        assert recv(ws) == {"type": "subscribed", "topics": ["audit"]}
+        assert recv_type(ws, "error")["details"] == {
+            "forbidden": ["users"],
+            "unknown": [],
+        }
+
+
+def test_unsubscribe_stops_events(server, make_user):
+    admin = make_user("admin")
+    with signed_in(server, admin) as ws:
+        subscribe(ws, ["users"])
+        ws.send(json.dumps({"action": "unsubscribe", "topics": ["users"]}))
+        assert recv(ws) == {"type": "unsubscribed", "topics": ["users"]}
+        change_role(make_user("operator"), "planner", actor=admin)
+        assert_nothing_arrives(ws)
+
+
+def test_malformed_messages_get_errors_and_keep_the_connection(server, make_user):
+    with signed_in(server, make_user("planner")) as ws:
+        ws.send("{not json")
+        assert recv_type(ws, "error")["code"] == "parse_error"
+        ws.send(json.dumps({"action": "dance"}))
+        assert recv_type(ws, "error")["code"] == "unknown_action"
+        ws.send(json.dumps({"action": "subscribe", "topics": "lines"}))
+        assert recv_type(ws, "error")["code"] == "validation_error"
+        assert subscribe(ws, ["lines"])["topics"] == ["lines"]
+
+
+# --- resume -----------------------------------------------------------------------
+
+
+def test_resume_replays_exactly_the_missed_events_in_order(server, make_user):
+    admin = make_user("admin")
+    users = [make_user("operator") for _ in range(4)]
+    with signed_in(server, admin) as ws:
+        subscribe(ws, ["users"])
+        seen = change_role(users[0], "planner", actor=admin)
+        assert recv(ws)["id"] == seen.pk
+    missed = [change_role(u, "planner", actor=admin) for u in users[1:]]
+
+    with signed_in(server, admin) as ws:
+        subscribe(ws, ["users"], last_event_id=seen.pk)
+        assert [recv(ws) for _ in missed] == [expected_event(r) for r in missed]
+        assert recv(ws) == {
+            "type": "replayed",
+            "topics": ["users"],
+            "count": 3,
+            "truncated": False,
+        }
+        assert_nothing_arrives(ws)
+
+
+def test_replayed_events_are_not_sent_again_when_delivered_live(server, make_user):
+    admin = make_user("admin")
+    users = [make_user("operator") for _ in range(3)]
+    with override_settings(CHANNEL_LAYERS=DEAD_LAYER):  # nothing goes out live yet
+        pending = [change_role(u, "planner", actor=admin) for u in users]
+    with signed_in(server, admin) as ws:
+        subscribe(ws, ["users"], last_event_id=pending[0].pk - 1)
+        assert [recv(ws) for _ in pending] == [expected_event(r) for r in pending]
+        assert recv_type(ws, "replayed")["count"] == 3
+        # Now the live copies go out (the pump on SQLite, the beat task on Redis).
+        events_redeliver(older_than_seconds=0)
+        fresh = change_role(make_user("operator"), "planner", actor=admin)
+        assert recv(ws) == expected_event(fresh)
+        assert_nothing_arrives(ws)
