@@ -58,6 +58,19 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "audit-list": {"GET": AUDIT_READERS},
     "audit-detail": {"GET": AUDIT_READERS},
     "audit-verify": {"GET": AUDIT_READERS},
+    # --- control tower and runbooks (control-UI contract, group II) ---
+    "tower-runbook-list": {"GET": EVERYONE},
+    "tower-runbook-detail": {"GET": EVERYONE},
+    "tower-runbook-stages": {"GET": EVERYONE},
+    "tower-runbook-exceptions": {"GET": EVERYONE},
+    "gate-open": {"POST": SUPERVISORS},
+    "gate-close": {"POST": SUPERVISORS},
+    "gate-lock": {"POST": SUPERVISORS},
+    # --- exceptions (control-UI contract, group VI) ---
+    "exception-list": {"GET": EVERYONE},
+    "exception-detail": {"GET": EVERYONE},
+    "exception-acknowledge": {"POST": SHOP_FLOOR},
+    "exception-resolve": {"POST": SUPERVISORS},
 }
 
 

@@ -325,6 +325,19 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "bpmos.openapi.add_error_envelope",
     ],
+    # Fields named alike ("status", "type", "role") carry different enums; each
+    # gets one name. The control UI's display enums are lists of labels.
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "bpmos.roles.Role",
+        "RoleLabelEnum": "exceptions.api.serializers.ROLE_LABELS",
+        "RunbookStatusEnum": "runbooks.api_tower.serializers.RUNBOOK_STATUSES",
+        "StageStatusEnum": "runbooks.api_tower.serializers.STAGE_STATUSES",
+        "GateStatusEnum": "runbooks.api_tower.serializers.GATE_STATUSES",
+        "GateTypeEnum": "runbooks.api_tower.serializers.GATE_TYPES",
+        "ExceptionStatusEnum": "exceptions.api.serializers.EXCEPTION_STATUSES",
+        "ExceptionTypeEnum": "exceptions.api.serializers.EXCEPTION_TYPES",
+        "SeverityEnum": "exceptions.api.serializers.SEVERITIES",
+    },
 }
 
 # --- Logging: one JSON object per line on stdout ---------------------------------

@@ -17,6 +17,8 @@ api_patterns = [
     ),
     path("", include("bpmos.accounts.api.urls")),
     path("", include("elog.api.urls")),
+    path("", include("runbooks.api_tower.urls")),
+    path("", include("exceptions.api.urls")),
 ]
 
 urlpatterns = [

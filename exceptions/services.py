@@ -43,9 +43,11 @@ def _snapshot(exc: PlantException) -> dict:
 
 
 def _lock(exception_id: int) -> PlantException:
+    # of=self: the runbook is nullable, so it is an outer join, which PostgreSQL
+    # refuses to lock ("FOR UPDATE cannot be applied to the nullable side").
     try:
         return (
-            PlantException.objects.select_for_update()
+            PlantException.objects.select_for_update(of=("self",))
             .select_related("runbook")
             .get(pk=exception_id)
         )

@@ -1,0 +1,136 @@
+"""Reads of exceptions: the querysets behind the control UI and the control tower.
+
+An exception belongs to the runbook it names; one raised with only a stage or a
+work order (an alarm, a manual entry) belongs to that stage's or work order's
+runbook. ``linked_runbook_*`` annotations carry that, so every reader uses one
+definition.
+
+An exception *halts* its runbook (``halts``) when it is flagged blocking or is
+Critical: a critical deviation stops the line whether or not anyone ticked the
+flag.
+"""
+
+from __future__ import annotations
+
+from django.db.models import (
+    BooleanField,
+    Case,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    Max,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
+
+from exceptions.models import (
+    SEVERITY_RANK,
+    ExceptionStatus,
+    PlantException,
+    Severity,
+)
+
+UNRESOLVED = (ExceptionStatus.OPEN, ExceptionStatus.ACKNOWLEDGED)
+
+HALTS = ExpressionWrapper(
+    Q(is_blocking=True) | Q(severity=Severity.CRITICAL), output_field=BooleanField()
+)
+SEVERITY_ORDER = Case(
+    *(When(severity=value, then=Value(rank)) for value, rank in SEVERITY_RANK.items()),
+    output_field=IntegerField(),
+)
+
+
+def _linked(queryset: QuerySet[PlantException]) -> QuerySet[PlantException]:
+    return queryset.annotate(
+        linked_runbook_id=Coalesce(
+            "runbook_id", "stage__runbook_id", "work_order__runbook_id"
+        ),
+        linked_runbook_slug=Coalesce(
+            F("runbook__slug"),
+            F("stage__runbook__slug"),
+            F("work_order__runbook__slug"),
+        ),
+        linked_runbook_title=Coalesce(
+            F("runbook__title"),
+            F("stage__runbook__title"),
+            F("work_order__runbook__title"),
+        ),
+        linked_stage_id=Coalesce("stage_id", "work_order_stage__stage_id"),
+        halts=HALTS,
+        severity_rank=SEVERITY_ORDER,
+    )
+
+
+def exception_list() -> QuerySet[PlantException]:
+    """Every exception, newest first, with its runbook, stage and blocking flag.
+
+    One query per page: the stage comes along (``blocks`` names it) and the runbook
+    is annotated, never fetched per row.
+    """
+    return _linked(PlantException.objects.select_related("stage")).order_by(
+        "-raised_at", "-id"
+    )
+
+
+def exception_get(*, exception_id: int) -> PlantException | None:
+    """One exception with everything its detail shows, or None."""
+    return (
+        _linked(
+            PlantException.objects.select_related(
+                "stage", "raised_by", "acknowledged_by", "resolved_by"
+            )
+        )
+        .filter(pk=exception_id)
+        .first()
+    )
+
+
+def exception_open_list_for_runbook(*, runbook_id: int) -> QuerySet[PlantException]:
+    """A runbook's unresolved exceptions, most severe first, then oldest first."""
+    return (
+        exception_list()
+        .filter(status__in=UNRESOLVED, linked_runbook_id=runbook_id)
+        .order_by("severity_rank", "raised_at", "id")
+    )
+
+
+def exception_open_rows(*, runbook_ids: list[int]) -> list:
+    """Unresolved exceptions of these runbooks as light rows (one query).
+
+    Each row: ``id, linked_runbook_id, linked_stage_id, type, severity, title,
+    halts, severity_rank, raised_at``; the control tower needs nothing more.
+    """
+    return list(
+        _linked(PlantException.objects.all())
+        .filter(status__in=UNRESOLVED, linked_runbook_id__in=runbook_ids)
+        .order_by("severity_rank", "raised_at", "id")
+        .values_list(
+            "id",
+            "linked_runbook_id",
+            "linked_stage_id",
+            "type",
+            "severity",
+            "title",
+            "halts",
+            "severity_rank",
+            "raised_at",
+            named=True,
+        )
+    )
+
+
+def exception_last_change_by_runbook(*, runbook_ids: list[int]) -> dict:
+    """The latest ``updated_at`` of any exception (resolved too) per runbook id."""
+    rows = (
+        _linked(PlantException.objects.all())
+        .filter(linked_runbook_id__in=runbook_ids)
+        .values("linked_runbook_id")
+        .annotate(last=Max("updated_at"))
+        .order_by()
+        .values_list("linked_runbook_id", "last")
+    )
+    return dict(rows)

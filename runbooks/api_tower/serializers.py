@@ -1,0 +1,119 @@
+"""Shapes of the control-UI runbook endpoints (contract payloads A and B).
+
+camelCase, display enums, times as "2026-01-15T10:30:00Z". The values come from
+``runbooks.controltower``; nothing here computes.
+"""
+
+from rest_framework import serializers
+
+from exceptions.api.serializers import EXCEPTION_TYPES, SEVERITIES, utc_datetime
+from runbooks.controltower import RunbookHealth, StageState
+from runbooks.models import GateStatus, GateType, RunbookKind
+
+
+def _labels(choices) -> list[str]:
+    return [label for _, label in choices.choices]
+
+
+# The display enums, named once for the OpenAPI schema (ENUM_NAME_OVERRIDES).
+RUNBOOK_STATUSES = [health.value for health in RunbookHealth]
+STAGE_STATUSES = [state.value for state in StageState]
+GATE_STATUSES = _labels(GateStatus)
+GATE_TYPES = _labels(GateType)
+
+
+class RunbookSummarySerializer(serializers.Serializer):
+    """Payload A "Runbook Summary", plus ``progress`` (whole percent)."""
+
+    id = serializers.CharField(help_text='Runbook id, e.g. "manufacturing".')
+    title = serializers.CharField()
+    status = serializers.ChoiceField(choices=RUNBOOK_STATUSES)
+    currentStage = serializers.CharField(
+        source="current_stage", allow_null=True, help_text='"S5 Module Assembly"'
+    )
+    blockReason = serializers.CharField(
+        source="block_reason", allow_null=True, help_text="Null unless Blocked."
+    )
+    roles = serializers.ListField(child=serializers.CharField())
+    lastUpdate = utc_datetime(source="last_update")
+    progress = serializers.IntegerField(
+        min_value=0, max_value=100, help_text="Done stages of active work orders, %."
+    )
+
+
+class WorkOrderCountsSerializer(serializers.Serializer):
+    planned = serializers.IntegerField()
+    inProgress = serializers.IntegerField(source="in_progress")
+    completed = serializers.IntegerField()
+    cancelled = serializers.IntegerField()
+
+
+class RunbookDetailSerializer(serializers.Serializer):
+    """The summary's keys, then the runbook's template facts and context."""
+
+    id = serializers.CharField(source="summary.id")
+    title = serializers.CharField(source="summary.title")
+    status = serializers.ChoiceField(source="summary.status", choices=RUNBOOK_STATUSES)
+    currentStage = serializers.CharField(
+        source="summary.current_stage", allow_null=True
+    )
+    blockReason = serializers.CharField(source="summary.block_reason", allow_null=True)
+    roles = serializers.ListField(source="summary.roles", child=serializers.CharField())
+    lastUpdate = utc_datetime(source="summary.last_update")
+    progress = serializers.IntegerField(source="summary.progress")
+    kind = serializers.ChoiceField(choices=_labels(RunbookKind))
+    description = serializers.CharField()
+    sequential = serializers.BooleanField()
+    stageCount = serializers.IntegerField(source="stage_count")
+    workOrders = WorkOrderCountsSerializer(source="work_orders")
+    custody = serializers.JSONField(
+        allow_null=True,
+        help_text="Current custody context; null until battery passports exist.",
+    )
+    warranty = serializers.JSONField(
+        allow_null=True,
+        help_text="Warranty context; null until battery passports exist.",
+    )
+
+
+class StageGateSerializer(serializers.Serializer):
+    """The stage's most restrictive gate (Locked > Closed > Open)."""
+
+    status = serializers.ChoiceField(choices=GATE_STATUSES)
+    type = serializers.ChoiceField(choices=GATE_TYPES)
+    condition = serializers.CharField()
+
+
+class StageExceptionSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text='"EX-001"')
+    type = serializers.ChoiceField(choices=EXCEPTION_TYPES)
+    severity = serializers.ChoiceField(choices=SEVERITIES)
+
+
+class StageDetailSerializer(serializers.Serializer):
+    """Payload B "Stage Detail"."""
+
+    id = serializers.CharField(help_text='Stage id, e.g. "mfg-05".')
+    name = serializers.CharField(help_text='"Module Assembly (S5)"')
+    status = serializers.ChoiceField(choices=STAGE_STATUSES)
+    gate = StageGateSerializer(allow_null=True)
+    exception = StageExceptionSerializer(allow_null=True)
+
+
+class GateSerializer(serializers.Serializer):
+    """A gate after an action: the contract's gate shape plus id and reason."""
+
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=GATE_STATUSES, source="get_status_display")
+    type = serializers.ChoiceField(choices=GATE_TYPES, source="get_type_display")
+    condition = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class GateActionSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=300,
+        help_text="Why; required to lock (shown as the block reason).",
+    )

@@ -1,0 +1,31 @@
+from django.urls import re_path
+
+from runbooks.api_tower import views
+
+# Trailing slash optional, as everywhere. A runbook's exceptions are routed by
+# exceptions/api/urls.py.
+urlpatterns = [
+    re_path(
+        r"^control-tower/runbooks/?$",
+        views.ControlTowerRunbookListView.as_view(),
+        name="tower-runbook-list",
+    ),
+    re_path(
+        r"^runbooks/(?P<runbook_id>[-\w]+)/?$",
+        views.RunbookDetailView.as_view(),
+        name="tower-runbook-detail",
+    ),
+    re_path(
+        r"^runbooks/(?P<runbook_id>[-\w]+)/stages/?$",
+        views.RunbookStageListView.as_view(),
+        name="tower-runbook-stages",
+    ),
+    *(
+        re_path(
+            rf"^gates/(?P<pk>\d+)/{action}/?$",
+            views.GateActionView.as_view(gate_action=action),
+            name=f"gate-{action}",
+        )
+        for action in ("open", "close", "lock")
+    ),
+]

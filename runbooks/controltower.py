@@ -1,0 +1,513 @@
+"""The control tower: where every runbook stands, computed, never stored.
+
+Everything here is read from the runbook's *active* work orders (planned or in
+progress), their stages, the runbook's gates and its unresolved exceptions
+(open or acknowledged). Nothing is written; nothing is cached.
+
+A work order's **current stage** is its first stage (by position) that is not
+done.
+
+**Status** (the contract's enum), first rule that matches:
+
+1. ``Blocked`` when any of
+   a. an unresolved exception that halts (flagged blocking, or Critical) is
+      linked to the runbook;
+   b. a Locked gate sits on a stage that is some active work order's current
+      stage;
+   c. a stage of an active work order is on Hold.
+2. ``Degraded`` when any of
+   a. an unresolved exception that does not halt is linked to the runbook;
+   b. a Closed gate sits on some active work order's current stage;
+   c. a stage of an active work order that is not done is past its
+      ``planned_end`` (late; planned stages count: not started in time is late).
+3. ``Running`` when a stage of an active work order is in progress.
+4. ``Healthy`` when the runbook has active work orders (all waiting to start).
+5. ``Idle`` otherwise.
+
+**Block reason** (only when Blocked), by precedence exception > locked gate >
+hold: an exception is a person's report with a title and a severity and says the
+most; a locked gate names the interlock; a hold is usually the consequence of one
+of the other two. Within a kind the most severe exception (then the oldest), the
+lowest-positioned stage (then the gate with the lowest id), the lowest-positioned
+held stage:
+
+* ``"<exception type label>: <title>"`` (e.g. "Quality Failure: Seal leak");
+* ``"Gate Interlock: <gate reason, else its condition>"``;
+* ``"Stage Hold: <hold reason, else the stage label>"``.
+
+**Current stage** (``Stage.label``, "S5 Module Assembly"): when Blocked, the stage
+the block reason names (the exception's stage, the locked gate's stage, the held
+stage); otherwise, or when the blocking exception names no stage, the stage with
+the most work-order stages in progress (ties: lowest position); else the
+lowest-positioned current stage of the active work orders; else null.
+
+**Progress**: done work-order stages over all stages of active work orders, as a
+whole percent rounded down (100 only when all are done); 0 with none.
+
+**Last update**: the latest of the runbook's ``updated_at``, any of its work
+orders' ``updated_at`` (completed and cancelled too), its active work orders'
+stages' ``updated_at``, its gates' ``changed_at`` and any linked exception's
+``updated_at`` (resolved too).
+
+**Stage detail** status, over the stage's work-order stages of active work orders:
+``Hold`` if any is held, else ``In Progress`` if any is in progress, else
+``Completed`` if every active work order has it done (and there is at least one),
+else ``Pending`` (also with no active work orders). Its gate is the most
+restrictive of the stage's gates (Locked > Closed > Open; ties: lowest id), null
+without gates; its exception the most severe unresolved one on the stage (ties:
+oldest), null without.
+
+Cost: a fixed number of queries whatever the number of runbooks, stages, gates,
+work orders or exceptions (see ``_load``); everything else is Python over the
+rows fetched.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from django.db.models import Count, Max
+from django.utils import timezone
+
+from bpmos.errors import NotFound
+from exceptions import selectors as exception_selectors
+from exceptions.models import ExceptionType, Severity
+from runbooks.models import (
+    Gate,
+    GateStatus,
+    GateType,
+    Runbook,
+    RunbookKind,
+    Stage,
+    StageStatus,
+    WorkOrder,
+    WorkOrderStage,
+    WorkOrderStatus,
+)
+
+ACTIVE_WORK_ORDER = (WorkOrderStatus.PLANNED, WorkOrderStatus.IN_PROGRESS)
+
+
+class RunbookHealth(StrEnum):
+    """A runbook's computed status, spelled as the control UI shows it."""
+
+    HEALTHY = "Healthy"
+    DEGRADED = "Degraded"
+    BLOCKED = "Blocked"
+    IDLE = "Idle"
+    RUNNING = "Running"
+
+
+class StageState(StrEnum):
+    """A template stage's status aggregated over active work orders."""
+
+    PENDING = "Pending"
+    IN_PROGRESS = "In Progress"
+    HOLD = "Hold"
+    COMPLETED = "Completed"
+
+
+# Most restrictive first.
+_GATE_RANK = {GateStatus.LOCKED: 0, GateStatus.CLOSED: 1, GateStatus.OPEN: 2}
+
+
+# --- what the endpoints receive ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GateView:
+    """A gate as the control UI shows it (labels, not stored values)."""
+
+    id: int
+    status: str  # "Open" | "Closed" | "Locked"
+    type: str  # "Validation", ...
+    condition: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class StageExceptionView:
+    """The most severe unresolved exception on a stage."""
+
+    id: str  # "EX-001"
+    type: str  # "Quality Failure"
+    severity: str  # "Critical"
+
+
+@dataclass(frozen=True)
+class StageDetail:
+    """Payload B: one template stage with its aggregated status."""
+
+    id: str  # stage slug, "mfg-05"
+    name: str  # "Module Assembly (S5)"
+    status: StageState
+    gate: GateView | None
+    exception: StageExceptionView | None
+
+
+@dataclass(frozen=True)
+class RunbookSummary:
+    """Payload A, plus progress."""
+
+    id: str  # runbook slug, "manufacturing"
+    title: str
+    status: RunbookHealth
+    current_stage: str | None
+    block_reason: str | None
+    roles: list[str]
+    last_update: datetime
+    progress: int
+
+
+@dataclass(frozen=True)
+class WorkOrderCounts:
+    planned: int = 0
+    in_progress: int = 0
+    completed: int = 0
+    cancelled: int = 0
+
+
+@dataclass(frozen=True)
+class RunbookDetail:
+    """A runbook summary with its template facts and work-order counts.
+
+    ``custody`` and ``warranty`` are the contract's "current custody and warranty
+    context"; they come from battery passports, which arrive later, so they are
+    null until then.
+    """
+
+    summary: RunbookSummary
+    kind: str  # label, "Manufacturing"
+    description: str
+    sequential: bool
+    stage_count: int
+    work_orders: WorkOrderCounts
+    custody: Any = None
+    warranty: Any = None
+
+
+# --- loading -------------------------------------------------------------------
+
+
+@dataclass
+class _Snapshot:
+    """Everything the computations read, fetched in bulk."""
+
+    runbooks: list[Runbook]
+    stages: dict[int, list[Any]] = field(default_factory=lambda: defaultdict(list))
+    gates: dict[int, list[Any]] = field(default_factory=lambda: defaultdict(list))
+    # runbook id -> work order id -> its stages ordered by position
+    work_orders: dict[int, dict[int, list[Any]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list))
+    )
+    exceptions: dict[int, list[Any]] = field(default_factory=lambda: defaultdict(list))
+    exception_changes: dict[int, datetime] = field(default_factory=dict)
+
+
+def _load(runbooks: list[Runbook], *, with_changes: bool = True) -> _Snapshot:
+    """Fetch stages, gates, active work-order stages and unresolved exceptions.
+
+    Four queries (five ``with_changes``), whatever the sizes involved. The
+    runbooks are passed in already fetched, annotated with ``last_work_order``.
+    """
+    snapshot = _Snapshot(runbooks=runbooks)
+    ids = [runbook.pk for runbook in runbooks]
+    if not ids:
+        return snapshot
+    for row in (
+        Stage.objects.filter(runbook_id__in=ids)
+        .order_by("runbook_id", "position")
+        .values_list("id", "runbook_id", "slug", "code", "name", "position", named=True)
+    ):
+        snapshot.stages[row.runbook_id].append(row)
+    for row in (
+        Gate.objects.filter(stage__runbook_id__in=ids)
+        .order_by("id")
+        .values_list(
+            "id",
+            "stage_id",
+            "type",
+            "condition",
+            "status",
+            "reason",
+            "changed_at",
+            named=True,
+        )
+    ):
+        snapshot.gates[row.stage_id].append(row)
+    for row in (
+        WorkOrderStage.objects.filter(
+            work_order__runbook_id__in=ids, work_order__status__in=ACTIVE_WORK_ORDER
+        )
+        .order_by("work_order_id", "position")
+        .values_list(
+            "id",
+            "work_order_id",
+            "work_order__runbook_id",
+            "stage_id",
+            "position",
+            "status",
+            "hold_reason",
+            "planned_end",
+            "updated_at",
+            named=True,
+        )
+    ):
+        snapshot.work_orders[row.work_order__runbook_id][row.work_order_id].append(row)
+    for row in exception_selectors.exception_open_rows(runbook_ids=ids):
+        snapshot.exceptions[row.linked_runbook_id].append(row)
+    if with_changes:
+        snapshot.exception_changes = (
+            exception_selectors.exception_last_change_by_runbook(runbook_ids=ids)
+        )
+    return snapshot
+
+
+def _runbooks():
+    return Runbook.objects.annotate(last_work_order=Max("work_orders__updated_at"))
+
+
+def _runbook_or_404(slug: str, *, with_changes: bool = True) -> Runbook:
+    runbooks = _runbooks() if with_changes else Runbook.objects.all()
+    runbook = runbooks.filter(slug=slug).first()
+    if runbook is None:
+        raise NotFound(f"There is no runbook {slug!r}.")
+    return runbook
+
+
+# --- computing -----------------------------------------------------------------
+
+
+def _label(stage) -> str:
+    return f"{stage.code} {stage.name}"
+
+
+def _exception_code(pk: int) -> str:
+    return f"EX-{pk:03d}"
+
+
+def _summarise(runbook: Runbook, snapshot: _Snapshot, now: datetime) -> RunbookSummary:
+    stages = snapshot.stages[runbook.pk]
+    stage_by_id = {stage.id: stage for stage in stages}
+    work_orders = snapshot.work_orders.get(runbook.pk, {})
+    all_wo_stages = [row for rows in work_orders.values() for row in rows]
+    current = [
+        next((row for row in rows if row.status != StageStatus.DONE), None)
+        for rows in work_orders.values()
+    ]
+    current_stage_ids = {row.stage_id for row in current if row is not None}
+    exceptions = snapshot.exceptions.get(runbook.pk, [])
+
+    def gates_on(stage_ids, status):
+        return [
+            gate
+            for stage in stages
+            if stage.id in stage_ids
+            for gate in snapshot.gates.get(stage.id, [])
+            if gate.status == status
+        ]
+
+    halting = [row for row in exceptions if row.halts]  # already most severe first
+    locked = gates_on(current_stage_ids, GateStatus.LOCKED)  # by position, then id
+    held = sorted(
+        (row for row in all_wo_stages if row.status == StageStatus.HOLD),
+        key=lambda row: (row.position, row.work_order_id),
+    )
+
+    status: RunbookHealth
+    block_reason: str | None = None
+    blocked_stage_id: int | None = None
+    if halting or locked or held:
+        status = RunbookHealth.BLOCKED
+        if halting:
+            exc = halting[0]
+            block_reason = f"{ExceptionType(exc.type).label}: {exc.title}"
+            blocked_stage_id = exc.linked_stage_id
+        elif locked:
+            gate = locked[0]
+            block_reason = f"Gate Interlock: {gate.reason or gate.condition}"
+            blocked_stage_id = gate.stage_id
+        else:
+            hold = held[0]
+            blocked_stage_id = hold.stage_id
+            block_reason = "Stage Hold: " + (
+                hold.hold_reason or _label(stage_by_id[hold.stage_id])
+            )
+    elif (
+        exceptions
+        or gates_on(current_stage_ids, GateStatus.CLOSED)
+        or any(
+            row.status != StageStatus.DONE and row.planned_end < now
+            for row in all_wo_stages
+        )
+    ):
+        status = RunbookHealth.DEGRADED
+    elif any(row.status == StageStatus.IN_PROGRESS for row in all_wo_stages):
+        status = RunbookHealth.RUNNING
+    elif work_orders:
+        status = RunbookHealth.HEALTHY
+    else:
+        status = RunbookHealth.IDLE
+
+    current_stage = stage_by_id.get(blocked_stage_id) if blocked_stage_id else None
+    if current_stage is None:
+        running = Counter(
+            row.stage_id
+            for row in all_wo_stages
+            if row.status == StageStatus.IN_PROGRESS
+        )
+        if running:
+            current_stage = min(
+                (stage_by_id[stage_id] for stage_id in running),
+                key=lambda stage: (-running[stage.id], stage.position),
+            )
+        elif current_stage_ids:
+            current_stage = min(
+                (stage_by_id[stage_id] for stage_id in current_stage_ids),
+                key=lambda stage: stage.position,
+            )
+
+    done = sum(1 for row in all_wo_stages if row.status == StageStatus.DONE)
+    progress = done * 100 // len(all_wo_stages) if all_wo_stages else 0
+
+    changes = [
+        runbook.updated_at,
+        getattr(runbook, "last_work_order", None),
+        snapshot.exception_changes.get(runbook.pk),
+        *(row.updated_at for row in all_wo_stages),
+        *(
+            gate.changed_at
+            for stage in stages
+            for gate in snapshot.gates.get(stage.id, [])
+        ),
+    ]
+    return RunbookSummary(
+        id=runbook.slug,
+        title=runbook.title,
+        status=status,
+        current_stage=_label(current_stage) if current_stage else None,
+        block_reason=block_reason,
+        roles=list(runbook.roles or []),
+        last_update=max(change for change in changes if change is not None),
+        progress=progress,
+    )
+
+
+def _stage_detail(stage, snapshot: _Snapshot, runbook_id: int) -> StageDetail:
+    work_orders = snapshot.work_orders.get(runbook_id, {})
+    statuses = [
+        row.status
+        for rows in work_orders.values()
+        for row in rows
+        if row.stage_id == stage.id
+    ]
+    if StageStatus.HOLD in statuses:
+        state = StageState.HOLD
+    elif StageStatus.IN_PROGRESS in statuses:
+        state = StageState.IN_PROGRESS
+    elif work_orders and statuses.count(StageStatus.DONE) == len(work_orders):
+        state = StageState.COMPLETED
+    else:
+        state = StageState.PENDING
+
+    gates = snapshot.gates.get(stage.id, [])
+    gate = min(gates, key=lambda g: (_GATE_RANK[g.status], g.id), default=None)
+    exception = next(
+        (
+            row
+            for row in snapshot.exceptions.get(runbook_id, [])
+            if row.linked_stage_id == stage.id
+        ),
+        None,
+    )  # rows come most severe first, then oldest
+    return StageDetail(
+        id=stage.slug,
+        name=f"{stage.name} ({stage.code})",
+        status=state,
+        gate=GateView(
+            id=gate.id,
+            status=GateStatus(gate.status).label,
+            type=GateType(gate.type).label,
+            condition=gate.condition,
+            reason=gate.reason,
+        )
+        if gate
+        else None,
+        exception=StageExceptionView(
+            id=_exception_code(exception.id),
+            type=ExceptionType(exception.type).label,
+            severity=Severity(exception.severity).label,
+        )
+        if exception
+        else None,
+    )
+
+
+# --- the selectors the API calls -------------------------------------------------
+
+
+def runbook_summary_list(*, now: datetime | None = None) -> list[RunbookSummary]:
+    """Payload A for every active runbook, ordered by id (slug).
+
+    Six queries in all, however many runbooks, work orders or exceptions.
+    """
+    now = now or timezone.now()
+    runbooks = list(_runbooks().filter(is_active=True).order_by("slug"))
+    snapshot = _load(runbooks)
+    return [_summarise(runbook, snapshot, now) for runbook in runbooks]
+
+
+def runbook_detail_get(*, slug: str, now: datetime | None = None) -> RunbookDetail:
+    """One runbook (active or not) with its summary, template facts and counts.
+
+    Raises ``NotFound`` for an unknown slug. Seven queries.
+    """
+    now = now or timezone.now()
+    runbook = _runbook_or_404(slug)
+    snapshot = _load([runbook])
+    return RunbookDetail(
+        summary=_summarise(runbook, snapshot, now),
+        kind=RunbookKind(runbook.kind).label,
+        description=runbook.description,
+        sequential=runbook.sequential,
+        stage_count=len(snapshot.stages[runbook.pk]),
+        work_orders=_work_order_counts(runbook),
+    )
+
+
+def _work_order_counts(runbook: Runbook) -> WorkOrderCounts:
+    counts = dict(
+        WorkOrder.objects.filter(runbook=runbook)
+        .order_by()
+        .values("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    return WorkOrderCounts(
+        planned=counts.get(WorkOrderStatus.PLANNED, 0),
+        in_progress=counts.get(WorkOrderStatus.IN_PROGRESS, 0),
+        completed=counts.get(WorkOrderStatus.COMPLETED, 0),
+        cancelled=counts.get(WorkOrderStatus.CANCELLED, 0),
+    )
+
+
+def runbook_stage_list(*, slug: str) -> list[StageDetail]:
+    """Payload B for each stage of a runbook, in order. Five queries."""
+    runbook = _runbook_or_404(slug, with_changes=False)
+    snapshot = _load([runbook], with_changes=False)
+    return [
+        _stage_detail(stage, snapshot, runbook.pk)
+        for stage in snapshot.stages[runbook.pk]
+    ]
+
+
+def runbook_id_for(*, slug: str) -> int:
+    """The primary key of the runbook ``slug``; ``NotFound`` when there is none."""
+    pk = Runbook.objects.filter(slug=slug).values_list("pk", flat=True).first()
+    if pk is None:
+        raise NotFound(f"There is no runbook {slug!r}.")
+    return pk
