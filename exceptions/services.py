@@ -140,11 +140,14 @@ def stage_issue_raise(
             code="validation_error",
             details={"description": ["This field may not be blank."]},
         )
-    label = ExceptionType(type).label if type in ExceptionType.values else type
+    # The title is the operator's own first line: the control tower shows it
+    # after the type ("Quality Failure: Seal leaking on cell 3"), and the stage
+    # is known from the links.
+    title = description.strip().splitlines()[0][:200]
     return exception_raise(
         type=type,
         severity=severity,
-        title=f"{label} at {stage.stage_name}",
+        title=title,
         description=description.strip(),
         source=ExceptionSource.STAGE_ISSUE,
         actor=actor,

@@ -27,6 +27,8 @@ from bpmos.events.selectors import outbox_replay
 from bpmos.events.tasks import events_redeliver_task
 from bpmos.events.types import DECLARED, Event
 from bpmos.roles import Role
+from exceptions import events as exception_events
+from runbooks import events as runbook_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -347,6 +349,50 @@ EXAMPLES = {
     f"user.{change}": lambda user, change=change: UserChanged.of(user, change=change)
     for change in ("registered", "role_changed", "deactivated", "reactivated")
 }
+
+
+def _production(user):
+    """A small runbook with a work order, a gate and an exception."""
+    from tests import factories_tower as f
+
+    runbook = f.make_runbook()
+    gate = f.make_gate(f.stage_of(runbook, "S5"))
+    work_order = f.make_work_order(runbook, user)
+    stage = f.wo_stage(work_order, "S1")
+    exception = f.raise_exception(user, runbook=runbook, stage=gate.stage)
+    return work_order, stage, gate, exception
+
+
+EXAMPLES.update(
+    {
+        **{
+            f"stage.{change}": lambda user, change=change: runbook_events.stage_event(
+                _production(user)[1], change
+            )
+            for change in (
+                "started",
+                "completed",
+                "held",
+                "resumed",
+                "assigned",
+                "unassigned",
+            )
+        },
+        **{
+            f"workorder.{change}": lambda user, change=change: (
+                runbook_events.work_order_event(_production(user)[0], change)
+            )
+            for change in runbook_events.WORK_ORDER_EVENTS
+        },
+        "gate.changed": lambda user: runbook_events.gate_event(_production(user)[2]),
+        **{
+            f"exception.{change}": lambda user, change=change: (
+                exception_events.exception_event(_production(user)[3], change)
+            )
+            for change in exception_events.EXCEPTION_EVENTS
+        },
+    }
+)
 
 
 def test_every_declared_event_has_an_example():
