@@ -18,6 +18,11 @@ BEAT_SCHEDULE = {
         "schedule": 5.0,
         "options": {"expires": 4.0},
     },
+    "events-prune": {
+        "task": "bpmos.events.tasks.events_prune_task",
+        "schedule": 3600.0,
+        "options": {"expires": 3000.0},
+    },
     "exceptions-escalate": {
         "task": "exceptions.tasks.exceptions_escalate_task",
         "schedule": 60.0,

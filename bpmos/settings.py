@@ -404,6 +404,8 @@ if PRODUCTION:
 BPMOS_DEMO_PASSWORD = env.str("BPMOS_DEMO_PASSWORD", default="bpmos-demo-2026")
 # Seconds an outbox event may stay undelivered before the periodic task resends it.
 BPMOS_EVENT_REDELIVERY_AFTER = env.float("BPMOS_EVENT_REDELIVERY_AFTER", default=5.0)
+# Days delivered live events are kept (what a reconnecting client can resume from).
+BPMOS_EVENT_RETENTION_DAYS = env.int("BPMOS_EVENT_RETENTION_DAYS", default=7)
 # How long a WebSocket client has to authenticate after connecting.
 BPMOS_WS_AUTH_TIMEOUT = env.float("BPMOS_WS_AUTH_TIMEOUT", default=10.0)
 # HMAC key of the audit chain. Keep it out of the database: whoever holds both can

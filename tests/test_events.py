@@ -412,3 +412,27 @@ def test_event_payload_matches_its_declared_type(name, make_user):
     for key, expected_type in hints.items():
         if isinstance(expected_type, type):  # plain int/str/bool/...; bool is no int
             assert type(sent[key]) is expected_type, key
+
+
+@pytest.mark.django_db
+def test_prune_drops_only_old_delivered_events(make_user):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    user = make_user(Role.ADMIN)
+    old_delivered, old_pending, fresh_delivered = (
+        services.event_publish(event=UserChanged.of(user, change="registered"))
+        for _ in range(3)
+    )
+    long_ago = timezone.now() - timedelta(days=10)
+    OutboxEvent.objects.filter(pk__in=[old_delivered.pk, old_pending.pk]).update(
+        created_at=long_ago
+    )
+    OutboxEvent.objects.filter(pk__in=[old_delivered.pk, fresh_delivered.pk]).update(
+        delivered_at=timezone.now()
+    )
+    assert services.events_prune(older_than=timedelta(days=7)) == 1
+    remaining = set(OutboxEvent.objects.values_list("pk", flat=True))
+    assert remaining == {old_pending.pk, fresh_delivered.pk}
+    assert not OutboxTopic.objects.filter(event_id=old_delivered.pk).exists()

@@ -182,3 +182,28 @@ def events_redeliver(*, older_than_seconds: float, limit: int = 1000) -> int:
     if failed:
         log.warning("event_redelivery_incomplete", delivered=len(delivered))
     return len(delivered)
+
+
+def events_prune(*, older_than: timedelta, batch_size: int = 5000) -> int:
+    """Delete delivered events older than ``older_than``; returns how many.
+
+    Undelivered events are never pruned, whatever their age. A client resuming
+    from an event id older than the retention simply gets what is left. Deletes
+    run in batches so a large backlog never holds one long transaction.
+    """
+    cutoff = timezone.now() - older_than
+    removed = 0
+    while True:
+        ids = list(
+            OutboxEvent.objects.filter(
+                delivered_at__isnull=False, created_at__lt=cutoff
+            )
+            .order_by("id")
+            .values_list("id", flat=True)[:batch_size]
+        )
+        if not ids:
+            return removed
+        with transaction.atomic():
+            OutboxTopic.objects.filter(event_id__in=ids).delete()
+            OutboxEvent.objects.filter(id__in=ids).delete()
+        removed += len(ids)

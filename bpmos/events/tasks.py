@@ -1,5 +1,7 @@
 """Celery tasks of the event mechanism."""
 
+from datetime import timedelta
+
 from celery import shared_task
 from django.conf import settings
 
@@ -11,4 +13,12 @@ def events_redeliver_task() -> int:
     """Resend events still undelivered (e.g. Redis was briefly down)."""
     return services.events_redeliver(
         older_than_seconds=settings.BPMOS_EVENT_REDELIVERY_AFTER
+    )
+
+
+@shared_task
+def events_prune_task() -> int:
+    """Drop delivered events past the retention (BPMOS_EVENT_RETENTION_DAYS)."""
+    return services.events_prune(
+        older_than=timedelta(days=settings.BPMOS_EVENT_RETENTION_DAYS)
     )
