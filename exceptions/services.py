@@ -45,7 +45,9 @@ def _snapshot(exc: PlantException) -> dict:
 def _lock(exception_id: int) -> PlantException:
     try:
         return (
-            PlantException.objects.select_for_update()
+            # of=self: PostgreSQL refuses FOR UPDATE on the nullable side of the
+            # outer join to runbook, and the runbook row needs no lock anyway.
+            PlantException.objects.select_for_update(of=("self",))
             .select_related("runbook")
             .get(pk=exception_id)
         )
