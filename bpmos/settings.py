@@ -288,6 +288,13 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SCHEMA_PATH_PREFIX": "/api/",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several choice sets share a field name ("status"); name each one.
+    "ENUM_NAME_OVERRIDES": {
+        "WorkOrderStatusEnum": "runbooks.models.WorkOrderStatus.choices",
+        "StageStatusEnum": "runbooks.models.StageStatus.choices",
+        "IssueStatusEnum": "exceptions.models.ExceptionStatus.choices",
+        "IssueUpdateStatusEnum": "runbooks.api.serializers.ISSUE_UPDATE_STATUSES",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "bpmos.openapi.add_error_envelope",

@@ -14,6 +14,7 @@ api_patterns = [
     ),
     path("", include("bpmos.accounts.api.urls")),
     path("", include("elog.api.urls")),
+    path("", include("runbooks.api.urls")),
 ]
 
 urlpatterns = [
