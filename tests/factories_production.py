@@ -9,8 +9,14 @@ windows 08:00-09:00, 09:00-10:00 and 10:00-11:00 UTC.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
+from django.core.serializers.json import DjangoJSONEncoder
+
+from bpmos.events.models import OutboxEvent
+from elog.models import AuditRecord
+from exceptions.models import PlantException
 from runbooks import services
 from runbooks.models import (
     Gate,
@@ -19,6 +25,7 @@ from runbooks.models import (
     Runbook,
     RunbookKind,
     Stage,
+    StageAssignment,
     Step,
     WorkOrder,
     WorkOrderStage,
@@ -109,11 +116,6 @@ def row_counts() -> dict[str, int]:
 
     Compare before and after a refused request: nothing may have changed.
     """
-    from bpmos.events.models import OutboxEvent
-    from elog.models import AuditRecord
-    from exceptions.models import PlantException
-    from runbooks.models import StageAssignment
-
     return {
         "work_orders": WorkOrder.objects.count(),
         "stages": WorkOrderStage.objects.count(),
@@ -122,3 +124,22 @@ def row_counts() -> dict[str, int]:
         "audit": AuditRecord.objects.count(),
         "events": OutboxEvent.objects.count(),
     }
+
+
+def audit_iso(value: datetime | None) -> str | None:
+    """A datetime as an audit record's before/after stores it (milliseconds)."""
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+def new_event_names(since: int) -> list[str]:
+    """Names of the events published after outbox id ``since``, in order."""
+    return list(
+        OutboxEvent.objects.filter(pk__gt=since)
+        .order_by("pk")
+        .values_list("name", flat=True)
+    )
+
+
+def last_event_id() -> int:
+    """The newest outbox id (0 when empty)."""
+    return OutboxEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0

@@ -4,7 +4,8 @@ stage issues and metrics.
 Views parse input, call one service (writes) or selector (reads) and serialize;
 every rule (transitions, gates, stage order, assignment, validation beyond
 shape) lives in ``runbooks.services`` and ``exceptions.services``. Who may call
-what is declared in ``bpmos/access.py``.
+what is declared in ``bpmos/access.py``. URL ids arrive as strings (``re_path``
+has no converters); views hand services ints, which their audit records keep.
 """
 
 from drf_spectacular.types import OpenApiTypes
@@ -104,7 +105,7 @@ class WorkOrderStagesView(APIView):
 
     @extend_schema(responses={200: s.WorkOrderStageSerializer(many=True)})
     def get(self, request, pk: int):
-        stages = selectors.work_order_stage_list(work_order_id=pk)
+        stages = selectors.work_order_stage_list(work_order_id=int(pk))
         return Response(s.WorkOrderStageSerializer(stages, many=True).data)
 
 
@@ -117,9 +118,11 @@ class WorkOrderCancelView(APIView):
         data = s.ReasonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.work_order_cancel(
-            work_order_id=pk, reason=data.validated_data["reason"], actor=request.user
+            work_order_id=int(pk),
+            reason=data.validated_data["reason"],
+            actor=request.user,
         )
-        detail = selectors.work_order_get(work_order_id=pk)
+        detail = selectors.work_order_get(work_order_id=int(pk))
         return Response(s.WorkOrderSerializer(detail).data)
 
 
@@ -139,7 +142,7 @@ class WorkOrderMetricsView(APIView):
 
     @extend_schema(responses={200: s.WorkOrderMetricsSerializer})
     def get(self, request, pk: int):
-        return Response(selectors.work_order_metrics(work_order_id=pk).as_dict())
+        return Response(selectors.work_order_metrics(work_order_id=int(pk)).as_dict())
 
 
 # --- stages ------------------------------------------------------------------------
@@ -180,7 +183,7 @@ class StageMetricsView(APIView):
 
     @extend_schema(responses={200: s.StageMetricsSerializer})
     def get(self, request, pk: int):
-        return Response(selectors.stage_metrics(stage_id=pk).as_dict())
+        return Response(selectors.stage_metrics(stage_id=int(pk)).as_dict())
 
 
 class _StageMoveView(APIView):
@@ -192,7 +195,7 @@ class _StageMoveView(APIView):
 
     @extend_schema(request=None, responses={200: s.WorkOrderStageSerializer})
     def post(self, request, pk: int):
-        self.move(stage_id=pk, actor=request.user)
+        self.move(stage_id=int(pk), actor=request.user)
         return _stage_response(pk)
 
 
@@ -224,7 +227,7 @@ class StageHoldView(APIView):
         data = s.ReasonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.stage_hold(
-            stage_id=pk, reason=data.validated_data["reason"], actor=request.user
+            stage_id=int(pk), reason=data.validated_data["reason"], actor=request.user
         )
         return _stage_response(pk)
 
@@ -245,7 +248,7 @@ class StageAssignmentsView(APIView):
 
     @extend_schema(responses={200: s.StageAssignmentSerializer(many=True)})
     def get(self, request, pk: int):
-        assignments = selectors.stage_assignment_list(stage_id=pk)
+        assignments = selectors.stage_assignment_list(stage_id=int(pk))
         return Response(s.StageAssignmentSerializer(assignments, many=True).data)
 
     @extend_schema(
@@ -258,7 +261,7 @@ class StageAssignmentsView(APIView):
         data = s.StageAssignmentCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         assignment = services.stage_assign(
-            stage_id=pk, user_id=data.validated_data["user_id"], actor=request.user
+            stage_id=int(pk), user_id=data.validated_data["user_id"], actor=request.user
         )
         return Response(
             s.StageAssignmentSerializer(assignment).data,
@@ -272,7 +275,9 @@ class StageAssignmentDetailView(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request, pk: int, user_id: int):
-        services.stage_unassign(stage_id=pk, user_id=user_id, actor=request.user)
+        services.stage_unassign(
+            stage_id=int(pk), user_id=int(user_id), actor=request.user
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -289,7 +294,7 @@ class StageIssueCreateView(APIView):
         data = s.IssueCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         issue = exception_services.stage_issue_raise(
-            stage_id=pk,
+            stage_id=int(pk),
             type=data.validated_data["type"],
             description=data.validated_data["description"],
             severity=data.validated_data.get("severity"),
@@ -304,7 +309,7 @@ class StageIssuesView(APIView):
 
     @extend_schema(responses={200: s.IssueSerializer(many=True)})
     def get(self, request, pk: int):
-        issues = selectors.stage_issue_list(stage_id=pk)
+        issues = selectors.stage_issue_list(stage_id=int(pk))
         return Response(s.IssueSerializer(issues, many=True).data)
 
 
@@ -327,7 +332,7 @@ class StageIssueDetailView(APIView):
             access.require_action("issue-resolve", request.user)
         else:
             access.require_action("issue-acknowledge", request.user)
-        issue = selectors.stage_issue_get(stage_id=pk, issue_id=issue_id)
+        issue = selectors.stage_issue_get(stage_id=int(pk), issue_id=int(issue_id))
         if target == ExceptionStatus.RESOLVED:
             exception_services.exception_resolve(
                 exception_id=issue.pk,
@@ -338,7 +343,7 @@ class StageIssueDetailView(APIView):
             exception_services.exception_acknowledge(
                 exception_id=issue.pk, actor=request.user
             )
-        issue = selectors.stage_issue_get(stage_id=pk, issue_id=issue_id)
+        issue = selectors.stage_issue_get(stage_id=int(pk), issue_id=int(issue_id))
         return Response(s.IssueSerializer(issue).data)
 
 
