@@ -117,13 +117,12 @@ class WorkOrderCancelView(APIView):
     def post(self, request, pk: int):
         data = s.ReasonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.work_order_cancel(
+        work_order = services.work_order_cancel(
             work_order_id=int(pk),
             reason=data.validated_data["reason"],
             actor=request.user,
         )
-        detail = selectors.work_order_get(work_order_id=int(pk))
-        return Response(s.WorkOrderSerializer(detail).data)
+        return Response(s.WorkOrderSerializer(work_order).data)
 
 
 @extend_schema(tags=["metrics"], parameters=[_WORK_ORDER_ID])
@@ -334,16 +333,15 @@ class StageIssueDetailView(APIView):
             access.require_action("issue-acknowledge", request.user)
         issue = selectors.stage_issue_get(stage_id=int(pk), issue_id=int(issue_id))
         if target == ExceptionStatus.RESOLVED:
-            exception_services.exception_resolve(
+            issue = exception_services.exception_resolve(
                 exception_id=issue.pk,
                 resolution_note=data.validated_data["resolution_note"],
                 actor=request.user,
             )
         else:
-            exception_services.exception_acknowledge(
+            issue = exception_services.exception_acknowledge(
                 exception_id=issue.pk, actor=request.user
             )
-        issue = selectors.stage_issue_get(stage_id=int(pk), issue_id=int(issue_id))
         return Response(s.IssueSerializer(issue).data)
 
 
