@@ -10,7 +10,10 @@ A route missing here is refused to everyone (fail closed), and
 ``tests/test_role_matrix.py`` walks every ``/api/`` route against this table so a
 new endpoint cannot ship without an entry. HEAD and OPTIONS follow GET.
 Object-level rules (an operator moves only the stages assigned to them) live in
-each app's services, which raise ``PermissionDenied``.
+each app's services, which raise ``PermissionDenied``. Where one route and method
+serves callers with different rights depending on the body (acknowledging versus
+resolving an issue), ``ACTIONS`` declares the narrower rule and the view checks it
+with ``require_action``.
 """
 
 import re
@@ -37,6 +40,9 @@ PLANNERS: Final = frozenset(
 SHOP_FLOOR: Final = frozenset(
     {Role.OPERATOR, Role.PLANNER, Role.SUPERVISOR, Role.PLANT_HEAD, Role.ADMIN}
 )  # everyone who may write on the floor: all but the auditor
+ISSUE_READERS: Final = frozenset(
+    {Role.PLANNER, Role.SUPERVISOR, Role.PLANT_HEAD, Role.ADMIN, Role.AUDITOR}
+)  # the mobile contract's "manager/admin" list of every stage issue
 
 POLICY: Final[dict[str, dict[str, Rule]]] = {
     # --- accounts (mobile contract "auth") ---
@@ -71,6 +77,38 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "exception-detail": {"GET": EVERYONE},
     "exception-acknowledge": {"POST": SHOP_FLOOR},
     "exception-resolve": {"POST": SUPERVISORS},
+    # --- production (mobile contract: work orders, stages, issues, metrics) ---
+    "workorder-list": {"GET": EVERYONE, "POST": PLANNERS},
+    "workorder-detail": {"GET": EVERYONE},
+    "workorder-stages": {"GET": EVERYONE},
+    "workorder-cancel": {"POST": PLANNERS},
+    "workorder-metrics": {"GET": EVERYONE},
+    "stage-list": {"GET": EVERYONE},
+    "stage-detail": {"GET": EVERYONE},
+    "stage-metrics": {"GET": EVERYONE},
+    # Moves: the service also requires the caller to be assigned (or a supervisor).
+    "stage-start": {"POST": SHOP_FLOOR},
+    "stage-done": {"POST": SHOP_FLOOR},
+    "stage-hold": {"POST": SHOP_FLOOR},
+    "stage-resume": {"POST": SHOP_FLOOR},
+    "stage-assignments": {"GET": EVERYONE, "POST": PLANNERS},
+    "stage-assignment-detail": {"DELETE": PLANNERS},
+    "stage-issue": {"POST": SHOP_FLOOR},
+    "stage-issues": {"GET": EVERYONE},
+    # PATCH acknowledges or resolves; resolving is narrower: ACTIONS below.
+    "stage-issue-detail": {"PATCH": SHOP_FLOOR},
+    "issue-list": {"GET": ISSUE_READERS},
+}
+
+# Rules finer than a route: one route and method whose callers differ by what the
+# body asks for. The view checks them with ``require_action`` after the route's
+# POLICY rule has let the caller in, so each must be a subset of that rule.
+ACTIONS: Final[dict[str, frozenset[Role]]] = {
+    # PATCH stage-issue-detail {"status": "ack"}: anyone on the floor.
+    "issue-acknowledge": SHOP_FLOOR,
+    # PATCH stage-issue-detail {"status": "resolved"}: supervisors resolve
+    # exceptions (design §5); operators acknowledge and escalate.
+    "issue-resolve": SUPERVISORS,
 }
 
 
@@ -121,3 +159,17 @@ def may_subscribe(role: str | None, topic: str) -> bool:
     """Whether a user holding ``role`` (None: not signed in) may follow ``topic``."""
     rule = topic_rule(topic)
     return rule is not None and role is not None and role in rule
+
+
+def require_action(action: str, user) -> None:
+    """Raise ``Forbidden`` (403 permission_denied) unless ``user`` may do ``action``.
+
+    ``action`` names an entry of ``ACTIONS``; an unknown name refuses (fail closed).
+    """
+    # Imported here: bpmos.errors imports DRF, whose settings import this module.
+    from bpmos.errors import Forbidden
+
+    if not allows(ACTIONS.get(action), getattr(user, "role", None)):
+        raise Forbidden(
+            "Your role may not perform this action.", code="permission_denied"
+        )

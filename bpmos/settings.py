@@ -321,6 +321,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SCHEMA_PATH_PREFIX": "/api/",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several choice sets share a field name ("status"); name each one.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "bpmos.openapi.add_error_envelope",
@@ -328,6 +329,14 @@ SPECTACULAR_SETTINGS = {
     # Fields named alike ("status", "type", "role") carry different enums; each
     # gets one name. The control UI's display enums are lists of labels.
     "ENUM_NAME_OVERRIDES": {
+        # mobile contract (snake_case values)
+        "WorkOrderStatusEnum": "runbooks.models.WorkOrderStatus.choices",
+        "WorkOrderStageStatusEnum": "runbooks.models.StageStatus.choices",
+        "IssueStatusEnum": "exceptions.models.ExceptionStatus.choices",
+        "IssueTypeEnum": "exceptions.models.ExceptionType.choices",
+        "IssueSeverityEnum": "exceptions.models.Severity.choices",
+        "IssueUpdateStatusEnum": "runbooks.api.serializers.ISSUE_UPDATE_STATUSES",
+        # control-UI contract (display labels)
         "RoleEnum": "bpmos.roles.Role",
         "RoleLabelEnum": "exceptions.api.serializers.ROLE_LABELS",
         "RunbookStatusEnum": "runbooks.api_tower.serializers.RUNBOOK_STATUSES",

@@ -19,6 +19,7 @@ api_patterns = [
     path("", include("elog.api.urls")),
     path("", include("runbooks.api_tower.urls")),
     path("", include("exceptions.api.urls")),
+    path("", include("runbooks.api.urls")),
 ]
 
 urlpatterns = [

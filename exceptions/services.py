@@ -47,6 +47,8 @@ def _lock(exception_id: int) -> PlantException:
     # refuses to lock ("FOR UPDATE cannot be applied to the nullable side").
     try:
         return (
+            # of=self: PostgreSQL refuses FOR UPDATE on the nullable side of the
+            # outer join to runbook, and the runbook row needs no lock anyway.
             PlantException.objects.select_for_update(of=("self",))
             .select_related("runbook")
             .get(pk=exception_id)

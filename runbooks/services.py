@@ -194,7 +194,9 @@ def work_order_cancel(*, work_order_id: int, reason: str, actor) -> WorkOrder:
 def _lock_work_order(work_order_id: int) -> WorkOrder:
     try:
         return (
-            WorkOrder.objects.select_for_update()
+            # of=self: lock the work order, not the runbook row the join reads
+            # (locking that would queue every stage move of the plant on it).
+            WorkOrder.objects.select_for_update(of=("self",))
             .select_related("runbook")
             .get(pk=work_order_id)
         )
@@ -216,7 +218,7 @@ def _lock_stage(stage_id: int) -> WorkOrderStage:
         raise NotFound(f"Stage {stage_id} does not exist.")
     _lock_work_order(work_order_id)
     return (
-        WorkOrderStage.objects.select_for_update()
+        WorkOrderStage.objects.select_for_update(of=("self",))
         .select_related("work_order__runbook", "stage__runbook")
         .get(pk=stage_id)
     )
@@ -270,6 +272,18 @@ def _require_gates_open(stage: WorkOrderStage) -> None:
             + (f" ({gate.reason})." if gate.reason else "."),
             code="gate_not_open",
             details={"gates": _gate_list(shut)},
+        )
+
+
+def _require_work_order_open(stage: WorkOrderStage) -> None:
+    # A cancelled (or completed) work order is closed: none of its stages moves,
+    # or a stage left running at cancellation could still be finished or resumed.
+    work_order = stage.work_order
+    if work_order.status in {WorkOrderStatus.COMPLETED, WorkOrderStatus.CANCELLED}:
+        raise IllegalTransition(
+            f"Work order {work_order.pk} is {work_order.get_status_display()}; "
+            "its stages no longer move.",
+            code="work_order_closed",
         )
 
 
@@ -328,12 +342,8 @@ def stage_start(*, stage_id: int, actor) -> WorkOrderStage:
     """
     stage = _lock_stage(stage_id)
     _require_may_move(stage, actor)
+    _require_work_order_open(stage)
     work_order = stage.work_order
-    if work_order.status in {WorkOrderStatus.COMPLETED, WorkOrderStatus.CANCELLED}:
-        raise IllegalTransition(
-            f"Work order {work_order.pk} is {work_order.get_status_display()}.",
-            code="work_order_closed",
-        )
     stage.require_transition(to=StageStatus.IN_PROGRESS)
     if stage.status != StageStatus.PLANNED:
         raise IllegalTransition(
@@ -355,12 +365,14 @@ def stage_start(*, stage_id: int, actor) -> WorkOrderStage:
 
 @transaction.atomic
 def stage_finish(*, stage_id: int, actor) -> WorkOrderStage:
-    """Finish (done) a stage in progress; refused while any of its gates is not Open.
+    """Finish (done) a stage in progress; refused while any of its gates is not Open
+    or its work order is closed (cancelled).
 
     Finishing the last open stage completes the work order.
     """
     stage = _lock_stage(stage_id)
     _require_may_move(stage, actor)
+    _require_work_order_open(stage)
     stage.require_transition(to=StageStatus.DONE)
     _require_gates_open(stage)
     before = _stage_snapshot(stage)
@@ -390,7 +402,7 @@ def stage_finish(*, stage_id: int, actor) -> WorkOrderStage:
 
 @transaction.atomic
 def stage_hold(*, stage_id: int, reason: str, actor) -> WorkOrderStage:
-    """Put a planned or running stage on hold, with a reason."""
+    """Put a planned or running stage of an open work order on hold, with a reason."""
     if not (reason or "").strip():
         raise InvalidInput(
             "A reason is required to hold a stage.",
@@ -399,6 +411,7 @@ def stage_hold(*, stage_id: int, reason: str, actor) -> WorkOrderStage:
         )
     stage = _lock_stage(stage_id)
     _require_may_move(stage, actor)
+    _require_work_order_open(stage)
     stage.require_transition(to=StageStatus.HOLD)
     before = _stage_snapshot(stage)
     stage.status, stage.hold_reason = StageStatus.HOLD, reason.strip()[:300]
@@ -411,13 +424,16 @@ def stage_resume(*, stage_id: int, actor) -> WorkOrderStage:
     """Resume a held stage where it was: in progress if it had started, else planned."""
     stage = _lock_stage(stage_id)
     _require_may_move(stage, actor)
+    _require_work_order_open(stage)
     target = StageStatus.IN_PROGRESS if stage.actual_start else StageStatus.PLANNED
-    stage.require_transition(to=target)
+    # Checked before the table so the message says why ("not on hold") rather
+    # than "In Progress cannot become In Progress".
     if stage.status != StageStatus.HOLD:
         raise IllegalTransition(
             f"{stage.stage_name} is not on hold.",
             details={"from": stage.status, "to": target},
         )
+    stage.require_transition(to=target)
     before = _stage_snapshot(stage)
     stage.status, stage.hold_reason = target, ""
     _save_stage(stage, before, action="stage.resumed", actor=actor, change="resumed")
@@ -443,6 +459,7 @@ def stage_assign(*, stage_id: int, user_id: int, actor) -> StageAssignment:
             code="validation_error",
             details={"user_id": ["Inactive, or an auditor."]},
         )
+    _require_work_order_open(stage)
     if stage.status == StageStatus.DONE:
         raise IllegalTransition(f"{stage.stage_name} is done; it takes no assignments.")
     assignment, created = StageAssignment.objects.get_or_create(
@@ -512,7 +529,7 @@ def gate_set(*, gate_id: int, action: str, actor, reason: str = "") -> Gate:
         )
     try:
         gate = (
-            Gate.objects.select_for_update()
+            Gate.objects.select_for_update(of=("self",))
             .select_related("stage__runbook")
             .get(pk=gate_id)
         )

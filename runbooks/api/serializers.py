@@ -1,0 +1,218 @@
+"""Shapes of the production API, exactly as the mobile contract spells them
+(snake_case, enum values as stored: ``planned``, ``in_progress``, ``ack``...).
+
+Input serializers check shape and type only; the rules (qty > 0, a planned
+window that ends after it starts, known runbooks, transitions) are the
+services' and reach the client as the same 400/409 envelope.
+"""
+
+from rest_framework import serializers
+
+from exceptions.models import ExceptionStatus, ExceptionType, PlantException, Severity
+from runbooks.models import StageAssignment, WorkOrder, WorkOrderStage
+
+_MAX_INT = 2_147_483_647  # an integer column's range on every database we run
+_MAX_TEXT = 5000
+
+# --- output ------------------------------------------------------------------------
+
+
+class AssigneeSerializer(serializers.Serializer):
+    """A user assigned to a stage, as listed on the stage."""
+
+    id = serializers.IntegerField(source="user_id")
+    username = serializers.CharField(source="user.username")
+
+
+class WorkOrderStageSerializer(serializers.ModelSerializer):
+    """One stage of a work order."""
+
+    work_order_id = serializers.IntegerField()
+    stage_code = serializers.CharField(source="stage.code", help_text="e.g. S5")
+    assignees = AssigneeSerializer(source="assignments", many=True)
+
+    class Meta:
+        model = WorkOrderStage
+        fields = [
+            "id",
+            "work_order_id",
+            "stage_name",
+            "stage_code",
+            "planned_start",
+            "planned_end",
+            "actual_start",
+            "actual_end",
+            "status",
+            "hold_reason",
+            "assignees",
+        ]
+        read_only_fields = fields
+
+
+class WorkOrderSerializer(serializers.ModelSerializer):
+    """A work order as listed."""
+
+    runbook = serializers.CharField(source="runbook.slug", help_text="Runbook slug.")
+    created_by = serializers.IntegerField(
+        source="created_by_id", allow_null=True, help_text="User id."
+    )
+
+    class Meta:
+        model = WorkOrder
+        fields = [
+            "id",
+            "product_code",
+            "lot_no",
+            "qty",
+            "planned_start",
+            "planned_end",
+            "status",
+            "runbook",
+            "started_at",
+            "completed_at",
+            "created_by",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class WorkOrderDetailSerializer(WorkOrderSerializer):
+    """A work order with its stages in runbook order."""
+
+    stages = WorkOrderStageSerializer(many=True)
+
+    class Meta(WorkOrderSerializer.Meta):
+        fields = [*WorkOrderSerializer.Meta.fields, "stages"]
+        read_only_fields = fields
+
+
+class StageAssignmentSerializer(serializers.ModelSerializer):
+    """Who is assigned to a stage, and by whom."""
+
+    work_order_stage_id = serializers.IntegerField()
+    user_id = serializers.IntegerField()
+    username = serializers.CharField(source="user.username")
+    role = serializers.CharField(source="user.role")
+    assigned_by = serializers.IntegerField(
+        source="assigned_by_id", allow_null=True, help_text="User id."
+    )
+
+    class Meta:
+        model = StageAssignment
+        fields = [
+            "id",
+            "work_order_stage_id",
+            "user_id",
+            "username",
+            "role",
+            "assigned_by",
+            "assigned_at",
+        ]
+        read_only_fields = fields
+
+
+class IssueSerializer(serializers.ModelSerializer):
+    """A stage issue (an exception raised on a work-order stage)."""
+
+    work_order_stage_id = serializers.IntegerField()
+    created_by = serializers.IntegerField(
+        source="raised_by_id", allow_null=True, help_text="User id."
+    )
+    created_at = serializers.DateTimeField(source="raised_at")
+
+    class Meta:
+        model = PlantException
+        fields = [
+            "id",
+            "work_order_stage_id",
+            "type",
+            "severity",
+            "description",
+            "status",
+            "created_by",
+            "created_at",
+            "acknowledged_at",
+            "resolved_at",
+            "resolution_note",
+        ]
+        read_only_fields = fields
+
+
+class StageMetricsSerializer(serializers.Serializer):
+    """Timing of one stage (definitions: docs/metrics.md)."""
+
+    stage_id = serializers.IntegerField()
+    work_order_id = serializers.IntegerField()
+    status = serializers.CharField()
+    planned_minutes = serializers.FloatField()
+    actual_minutes = serializers.FloatField(allow_null=True)
+    delay_minutes = serializers.FloatField()
+    efficiency_score = serializers.FloatField(allow_null=True)
+    on_time = serializers.BooleanField(allow_null=True)
+
+
+class WorkOrderMetricsSerializer(serializers.Serializer):
+    """Progress and timing of one work order (definitions: docs/metrics.md)."""
+
+    work_order_id = serializers.IntegerField()
+    status = serializers.CharField()
+    stages_total = serializers.IntegerField()
+    stages_done = serializers.IntegerField()
+    stages_on_time = serializers.IntegerField()
+    delay_minutes = serializers.FloatField(allow_null=True)
+    efficiency_score = serializers.FloatField(allow_null=True)
+    on_time_percentage = serializers.FloatField(allow_null=True)
+
+
+# --- input -------------------------------------------------------------------------
+
+
+class WorkOrderCreateSerializer(serializers.Serializer):
+    product_code = serializers.CharField(max_length=64)
+    lot_no = serializers.CharField(max_length=64)
+    qty = serializers.IntegerField(max_value=_MAX_INT, help_text="Greater than 0.")
+    planned_start = serializers.DateTimeField()
+    planned_end = serializers.DateTimeField(help_text="After planned_start.")
+    runbook = serializers.SlugField(
+        max_length=50,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="Runbook slug; omitted: the plant's default manufacturing runbook.",
+    )
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300)
+
+
+class IssueCreateSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=ExceptionType.choices)
+    description = serializers.CharField(max_length=_MAX_TEXT)
+    severity = serializers.ChoiceField(
+        choices=Severity.choices,
+        required=False,
+        help_text="Omitted: high for safety, quality and gate issues, else medium.",
+    )
+
+
+# The moves a client may ask for (named in SPECTACULAR_SETTINGS' enum overrides).
+ISSUE_UPDATE_STATUSES = [
+    (ExceptionStatus.ACKNOWLEDGED.value, ExceptionStatus.ACKNOWLEDGED.label),
+    (ExceptionStatus.RESOLVED.value, ExceptionStatus.RESOLVED.label),
+]
+
+
+class IssueUpdateSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=ISSUE_UPDATE_STATUSES)
+    resolution_note = serializers.CharField(
+        max_length=_MAX_TEXT,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Required to resolve.",
+    )
+
+
+class StageAssignmentCreateSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField(min_value=1, max_value=_MAX_INT)

@@ -1,0 +1,70 @@
+"""FilterSets of the production API (mobile contract): work orders, stages, issues."""
+
+from django import forms
+from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+
+from exceptions.models import ExceptionStatus, ExceptionType, PlantException, Severity
+from runbooks.models import StageStatus, WorkOrder, WorkOrderStage, WorkOrderStatus
+
+
+class WorkOrderFilterSet(filters.FilterSet):
+    """``status`` may repeat (``?status=planned&status=in_progress``)."""
+
+    status = filters.MultipleChoiceFilter(choices=WorkOrderStatus.choices)
+    runbook = filters.CharFilter(field_name="runbook__slug", help_text="Runbook slug.")
+    product_code = filters.CharFilter()
+    lot_no = filters.CharFilter()
+
+    class Meta:
+        model = WorkOrder
+        fields: list[str] = []
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class _AssignedToFilter(filters.Filter):
+    field_class = forms.RegexField
+
+
+class StageFilterSet(filters.FilterSet):
+    """A worker's own stages: ``?assigned_to=me`` (or a user id)."""
+
+    assigned_to = _AssignedToFilter(
+        method="filter_assigned_to",
+        regex=r"^(me|[1-9]\d{0,9})$",
+        error_messages={"invalid": 'Use "me" or a user id.'},
+        help_text='"me" for the caller, or a user id.',
+    )
+    status = filters.MultipleChoiceFilter(choices=StageStatus.choices)
+    work_order = filters.NumberFilter(field_name="work_order_id")
+    work_order_status = filters.MultipleChoiceFilter(
+        field_name="work_order__status", choices=WorkOrderStatus.choices
+    )
+
+    class Meta:
+        model = WorkOrderStage
+        fields: list[str] = []
+
+    def filter_assigned_to(self, queryset, name, value):
+        user_id = self.request.user.pk if value == "me" else int(value)
+        return queryset.filter(assignments__user_id=user_id)
+
+
+class IssueFilterSet(filters.FilterSet):
+    """``status`` may repeat (``?status=open&status=ack`` for the unresolved)."""
+
+    status = filters.MultipleChoiceFilter(choices=ExceptionStatus.choices)
+    type = filters.ChoiceFilter(choices=ExceptionType.choices)
+    severity = filters.ChoiceFilter(choices=Severity.choices)
+    work_order_stage = filters.NumberFilter(
+        field_name="work_order_stage_id", help_text="Work-order stage id."
+    )
+    work_order_stage_id = filters.NumberFilter(
+        field_name="work_order_stage_id", help_text="Same as work_order_stage."
+    )
+    work_order = filters.NumberFilter(field_name="work_order_id")
+
+    class Meta:
+        model = PlantException
+        fields: list[str] = []

@@ -1,0 +1,260 @@
+"""Reads of production execution for the mobile API: work orders, their stages,
+assignments, stage issues, and the stage and work-order metrics.
+
+Querysets here carry the ``select_related``/``prefetch_related`` their
+serializers need, so a list costs a fixed number of queries whatever its length.
+(The control tower's computed runbook status lives in ``runbooks.controltower``.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import F, Prefetch, QuerySet
+from django.utils import timezone
+
+from bpmos.errors import NotFound
+from exceptions.models import PlantException
+from runbooks.models import (
+    StageAssignment,
+    StageStatus,
+    WorkOrder,
+    WorkOrderStage,
+    WorkOrderStatus,
+)
+
+# --- work orders and stages --------------------------------------------------------
+
+
+def _assignments_prefetch() -> Prefetch:
+    return Prefetch(
+        "assignments",
+        queryset=StageAssignment.objects.select_related("user").order_by(
+            "assigned_at", "id"
+        ),
+    )
+
+
+def work_order_list() -> QuerySet[WorkOrder]:
+    """Every work order with its runbook, newest planned start first."""
+    return WorkOrder.objects.select_related("runbook").order_by("-planned_start", "-id")
+
+
+def work_order_detail_list() -> QuerySet[WorkOrder]:
+    """Work orders with their stages (in runbook order) and each stage's assignees."""
+    return work_order_list().prefetch_related(
+        Prefetch(
+            "stages",
+            queryset=WorkOrderStage.objects.select_related("stage")
+            .prefetch_related(_assignments_prefetch())
+            .order_by("position"),
+        )
+    )
+
+
+def work_order_get(*, work_order_id: int) -> WorkOrder:
+    """One work order with its stages and their assignees; 404 if there is none."""
+    work_order = work_order_detail_list().filter(pk=work_order_id).first()
+    if work_order is None:
+        raise NotFound(f"Work order {work_order_id} does not exist.")
+    return work_order
+
+
+def stage_list() -> QuerySet[WorkOrderStage]:
+    """Every work-order stage with its template code and assignees."""
+    return (
+        WorkOrderStage.objects.select_related("stage")
+        .prefetch_related(_assignments_prefetch())
+        .order_by("work_order_id", "position")
+    )
+
+
+def work_order_stage_list(*, work_order_id: int) -> QuerySet[WorkOrderStage]:
+    """The stages of one work order in runbook order; 404 if it does not exist."""
+    if not WorkOrder.objects.filter(pk=work_order_id).exists():
+        raise NotFound(f"Work order {work_order_id} does not exist.")
+    return stage_list().filter(work_order_id=work_order_id)
+
+
+def stage_get(*, stage_id: int) -> WorkOrderStage:
+    """One work-order stage with its assignees; 404 if there is none."""
+    stage = stage_list().filter(pk=stage_id).first()
+    if stage is None:
+        raise NotFound(f"Stage {stage_id} does not exist.")
+    return stage
+
+
+def stage_assignment_list(*, stage_id: int) -> QuerySet[StageAssignment]:
+    """Who is assigned to one stage, earliest first; 404 if the stage does not exist."""
+    if not WorkOrderStage.objects.filter(pk=stage_id).exists():
+        raise NotFound(f"Stage {stage_id} does not exist.")
+    return (
+        StageAssignment.objects.filter(work_order_stage_id=stage_id)
+        .select_related("user")
+        .order_by("assigned_at", "id")
+    )
+
+
+# --- stage issues (exceptions raised on a work-order stage) --------------------------
+
+
+def issue_list() -> QuerySet[PlantException]:
+    """Every exception raised on a work-order stage (the mobile app's issues).
+
+    Annotated with ``created_at`` (the contract's name for ``raised_at``) so the
+    API can order by it.
+    """
+    return (
+        PlantException.objects.filter(work_order_stage__isnull=False)
+        .annotate(created_at=F("raised_at"))
+        .order_by("-raised_at", "-id")
+    )
+
+
+def stage_issue_list(*, stage_id: int) -> QuerySet[PlantException]:
+    """The issues of one stage, newest first; 404 if the stage does not exist."""
+    if not WorkOrderStage.objects.filter(pk=stage_id).exists():
+        raise NotFound(f"Stage {stage_id} does not exist.")
+    return issue_list().filter(work_order_stage_id=stage_id)
+
+
+def stage_issue_get(*, stage_id: int, issue_id: int) -> PlantException:
+    """One issue of one stage; 404 unless the issue was raised on that stage."""
+    issue = issue_list().filter(pk=issue_id, work_order_stage_id=stage_id).first()
+    if issue is None:
+        raise NotFound(f"Stage {stage_id} has no issue {issue_id}.")
+    return issue
+
+
+# --- metrics (definitions: docs/metrics.md) ---------------------------------------
+
+
+def _minutes(delta: timedelta) -> float:
+    return delta.total_seconds() / 60
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+@dataclass(frozen=True)
+class StageMetrics:
+    """Timing of one work-order stage; see docs/metrics.md for each definition."""
+
+    stage_id: int
+    work_order_id: int
+    status: str
+    planned_minutes: float
+    actual_minutes: float | None
+    delay_minutes: float
+    efficiency_score: float | None
+    on_time: bool | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class WorkOrderMetrics:
+    """Progress and timing of one work order; see docs/metrics.md."""
+
+    work_order_id: int
+    status: str
+    stages_total: int
+    stages_done: int
+    stages_on_time: int
+    delay_minutes: float | None
+    efficiency_score: float | None
+    on_time_percentage: float | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _is_done(stage: WorkOrderStage) -> bool:
+    return stage.status == StageStatus.DONE and stage.actual_end is not None
+
+
+def _planned_and_actual(
+    stage: WorkOrderStage, now: datetime
+) -> tuple[float, float | None]:
+    """Exact planned and actual minutes (actual is None before the stage starts)."""
+    planned = _minutes(stage.planned_end - stage.planned_start)
+    actual = (
+        _minutes((stage.actual_end or now) - stage.actual_start)
+        if stage.actual_start
+        else None
+    )
+    return planned, actual
+
+
+def _stage_metrics(stage: WorkOrderStage, now: datetime) -> StageMetrics:
+    done = _is_done(stage)
+    planned, actual = _planned_and_actual(stage, now)
+    delay = max(0.0, _minutes((stage.actual_end if done else now) - stage.planned_end))
+    efficiency = 100 * planned / actual if done and actual else None
+    return StageMetrics(
+        stage_id=stage.pk,
+        work_order_id=stage.work_order_id,
+        status=stage.status,
+        planned_minutes=_round(planned),
+        actual_minutes=_round(actual),
+        delay_minutes=_round(delay),
+        efficiency_score=_round(efficiency),
+        on_time=stage.actual_end <= stage.planned_end if done else None,
+    )
+
+
+def stage_metrics(*, stage_id: int, now: datetime | None = None) -> StageMetrics:
+    """Planned and actual minutes, delay, efficiency and on-time of one stage.
+
+    ``now`` stands in for the end of a stage still running (tests pass a fixed
+    one); it defaults to the current time.
+    """
+    stage = WorkOrderStage.objects.filter(pk=stage_id).first()
+    if stage is None:
+        raise NotFound(f"Stage {stage_id} does not exist.")
+    return _stage_metrics(stage, now or timezone.now())
+
+
+def work_order_metrics(
+    *, work_order_id: int, now: datetime | None = None
+) -> WorkOrderMetrics:
+    """Stages done, delay, efficiency and on-time percentage of one work order.
+
+    Efficiency and on-time percentage are over its done stages only; the delay is
+    the work order's own (its completion against its planned end). ``now`` as in
+    ``stage_metrics``.
+    """
+    work_order = WorkOrder.objects.filter(pk=work_order_id).first()
+    if work_order is None:
+        raise NotFound(f"Work order {work_order_id} does not exist.")
+    now = now or timezone.now()
+    stages = list(WorkOrderStage.objects.filter(work_order_id=work_order_id))
+    done = [stage for stage in stages if _is_done(stage)]
+    on_time = [stage for stage in done if stage.actual_end <= stage.planned_end]
+    # Sums of exact durations, not of the per-stage rounded minutes.
+    planned_sum = actual_sum = 0.0
+    for stage in done:
+        planned, actual = _planned_and_actual(stage, now)
+        if actual is not None:  # done always started, unless edited by hand
+            planned_sum += planned
+            actual_sum += actual
+    if work_order.status == WorkOrderStatus.CANCELLED:
+        delay = None  # it will never finish: a delay would grow for ever
+    else:
+        end = work_order.completed_at or now
+        delay = max(0.0, _minutes(end - work_order.planned_end))
+    return WorkOrderMetrics(
+        work_order_id=work_order.pk,
+        status=work_order.status,
+        stages_total=len(stages),
+        stages_done=len(done),
+        stages_on_time=len(on_time),
+        delay_minutes=_round(delay),
+        efficiency_score=_round(100 * planned_sum / actual_sum)
+        if done and actual_sum
+        else None,
+        on_time_percentage=_round(100 * len(on_time) / len(done)) if done else None,
+    )
