@@ -444,3 +444,46 @@ def test_replayed_events_are_not_sent_again_when_delivered_live(server, make_use
         fresh = change_role(make_user("operator"), "planner", actor=admin)
         assert recv(ws) == expected_event(fresh)
         assert_nothing_arrives(ws)
+
+
+# --- production events, end to end -----------------------------------------------
+
+
+def test_plant_screen_sees_a_stage_start_and_an_issue_made_through_the_api(
+    server, make_user
+):
+    """An operator works through the HTTP API of the same server; a plant screen
+    subscribed to runbooks and exceptions sees both changes as they commit."""
+    from runbooks import services as runbook_services
+    from tests import factories_production as f
+
+    planner, operator = make_user("planner"), make_user("operator")
+    screen = make_user("auditor")  # read-only users may watch
+    work_order = f.make_work_order(planner, runbook=f.make_runbook())
+    first = f.stages_of(work_order)[0]
+    runbook_services.stage_assign(stage_id=first.pk, user_id=operator.pk, actor=planner)
+    api = server.replace("ws://", "http://").replace("/ws/events/", "")
+    auth = {"Authorization": f"Bearer {token_for(operator)}"}
+    with signed_in(server, screen) as ws:
+        subscribe(ws, ["runbooks", "exceptions"])
+        started = httpx.post(f"{api}/api/stages/{first.pk}/start", headers=auth)
+        assert started.status_code == 200, started.text
+        message = recv(ws)
+        assert (message["name"], message["topics"]) == ("stage.started", ["runbooks"])
+        assert message["data"]["id"] == first.pk
+        assert message["data"]["status"] == "in_progress"
+        # the first stage start also puts the work order in progress
+        assert recv(ws)["name"] == "workorder.started"
+        raised = httpx.post(
+            f"{api}/api/stages/{first.pk}/issue",
+            json={"type": "equipment_fault", "description": "Press 3 jams"},
+            headers=auth,
+        )
+        assert raised.status_code == 201, raised.text
+        message = recv(ws)
+        assert (message["name"], message["topics"]) == (
+            "exception.raised",
+            ["exceptions"],
+        )
+        assert message["data"]["title"] == "Press 3 jams"
+        assert message["data"]["type"] == "Equipment Fault"
