@@ -347,8 +347,16 @@ def stage_start(*, stage_id: int, actor) -> WorkOrderStage:
     stage.status, stage.actual_start = StageStatus.IN_PROGRESS, now
     _save_stage(stage, before, action="stage.started", actor=actor, change="started")
     if work_order.status == WorkOrderStatus.PLANNED:
+        wo_before = _work_order_snapshot(work_order)
         work_order.status, work_order.started_at = WorkOrderStatus.IN_PROGRESS, now
         work_order.save(update_fields=["status", "started_at", "updated_at"])
+        audit.record(
+            actor=actor,
+            action="workorder.started",
+            target=work_order,
+            before=wo_before,
+            after=_work_order_snapshot(work_order),
+        )
         events.publish(runbook_events.work_order_event(work_order, "started"))
     return stage
 
