@@ -45,7 +45,7 @@ def _snapshot(exc: PlantException) -> dict:
 def _lock(exception_id: int) -> PlantException:
     try:
         return (
-            PlantException.objects.select_for_update()
+            PlantException.objects.select_for_update(no_key=True, of=("self",))
             .select_related("runbook")
             .get(pk=exception_id)
         )

@@ -28,6 +28,15 @@ from runbooks.models import (
     WorkOrderStatus,
 )
 
+# How services lock the rows they change (PostgreSQL; SQLite serialises writers).
+# "of self": a joined select_related must not lock the runbook and template rows
+# too, which serialised every move of a runbook and deadlocked gate changes
+# against stage starts. "no key": FOR NO KEY UPDATE still excludes other writers
+# but not the KEY SHARE locks of foreign-key checks, so a transaction that holds
+# the audit chain's lock can commit rows that reference a locked row (an issue
+# on a work order being moved) instead of deadlocking on it.
+ROW_LOCK = {"no_key": True, "of": ("self",)}
+
 # Roles that may move any stage, assigned or not.
 STAGE_OVERSEERS = {Role.SUPERVISOR, Role.PLANT_HEAD, Role.ADMIN}
 # Roles that can be assigned to work a stage (the auditor writes nothing).
@@ -194,7 +203,7 @@ def work_order_cancel(*, work_order_id: int, reason: str, actor) -> WorkOrder:
 def _lock_work_order(work_order_id: int) -> WorkOrder:
     try:
         return (
-            WorkOrder.objects.select_for_update()
+            WorkOrder.objects.select_for_update(**ROW_LOCK)
             .select_related("runbook")
             .get(pk=work_order_id)
         )
@@ -216,7 +225,7 @@ def _lock_stage(stage_id: int) -> WorkOrderStage:
         raise NotFound(f"Stage {stage_id} does not exist.")
     _lock_work_order(work_order_id)
     return (
-        WorkOrderStage.objects.select_for_update()
+        WorkOrderStage.objects.select_for_update(**ROW_LOCK)
         .select_related("work_order__runbook", "stage__runbook")
         .get(pk=stage_id)
     )
@@ -233,7 +242,12 @@ def _require_may_move(stage: WorkOrderStage, actor) -> None:
 
 
 def _gates(stage: WorkOrderStage) -> list[Gate]:
-    return list(Gate.objects.filter(stage_id=stage.stage_id).order_by("id"))
+    # Locked, so a gate cannot be locked between this check and our commit.
+    return list(
+        Gate.objects.select_for_update(**ROW_LOCK)
+        .filter(stage_id=stage.stage_id)
+        .order_by("id")
+    )
 
 
 def _gate_list(gates: list[Gate]) -> list[dict]:
@@ -520,7 +534,7 @@ def gate_set(*, gate_id: int, action: str, actor, reason: str = "") -> Gate:
         )
     try:
         gate = (
-            Gate.objects.select_for_update()
+            Gate.objects.select_for_update(**ROW_LOCK)
             .select_related("stage__runbook")
             .get(pk=gate_id)
         )
