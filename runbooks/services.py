@@ -241,6 +241,14 @@ def _require_may_move(stage: WorkOrderStage, actor) -> None:
         )
 
 
+def _require_work_order_open(work_order: WorkOrder) -> None:
+    if work_order.status in {WorkOrderStatus.COMPLETED, WorkOrderStatus.CANCELLED}:
+        raise IllegalTransition(
+            f"Work order {work_order.pk} is {work_order.get_status_display()}.",
+            code="work_order_closed",
+        )
+
+
 def _gates(stage: WorkOrderStage) -> list[Gate]:
     # Locked, so a gate cannot be locked between this check and our commit.
     return list(
@@ -343,11 +351,7 @@ def stage_start(*, stage_id: int, actor) -> WorkOrderStage:
     stage = _lock_stage(stage_id)
     _require_may_move(stage, actor)
     work_order = stage.work_order
-    if work_order.status in {WorkOrderStatus.COMPLETED, WorkOrderStatus.CANCELLED}:
-        raise IllegalTransition(
-            f"Work order {work_order.pk} is {work_order.get_status_display()}.",
-            code="work_order_closed",
-        )
+    _require_work_order_open(work_order)
     stage.require_transition(to=StageStatus.IN_PROGRESS)
     if stage.status != StageStatus.PLANNED:
         raise IllegalTransition(
@@ -377,12 +381,14 @@ def stage_start(*, stage_id: int, actor) -> WorkOrderStage:
 
 @transaction.atomic
 def stage_finish(*, stage_id: int, actor) -> WorkOrderStage:
-    """Finish (done) a stage in progress; refused while any of its gates is not Open.
+    """Finish (done) a stage in progress; refused while any of its gates is not Open
+    and on a cancelled work order.
 
     Finishing the last open stage completes the work order.
     """
     stage = _lock_stage(stage_id)
     _require_may_move(stage, actor)
+    _require_work_order_open(stage.work_order)
     stage.require_transition(to=StageStatus.DONE)
     _require_gates_open(stage)
     before = _stage_snapshot(stage)
@@ -412,7 +418,7 @@ def stage_finish(*, stage_id: int, actor) -> WorkOrderStage:
 
 @transaction.atomic
 def stage_hold(*, stage_id: int, reason: str, actor) -> WorkOrderStage:
-    """Put a planned or running stage on hold, with a reason."""
+    """Put a planned or running stage of an open work order on hold, with a reason."""
     if not (reason or "").strip():
         raise InvalidInput(
             "A reason is required to hold a stage.",
@@ -421,6 +427,7 @@ def stage_hold(*, stage_id: int, reason: str, actor) -> WorkOrderStage:
         )
     stage = _lock_stage(stage_id)
     _require_may_move(stage, actor)
+    _require_work_order_open(stage.work_order)
     stage.require_transition(to=StageStatus.HOLD)
     before = _stage_snapshot(stage)
     stage.status, stage.hold_reason = StageStatus.HOLD, reason.strip()[:300]
@@ -430,9 +437,14 @@ def stage_hold(*, stage_id: int, reason: str, actor) -> WorkOrderStage:
 
 @transaction.atomic
 def stage_resume(*, stage_id: int, actor) -> WorkOrderStage:
-    """Resume a held stage where it was: in progress if it had started, else planned."""
+    """Resume a held stage where it was: in progress if it had started, else planned.
+
+    Refused (409) on a closed work order, and back to in progress while a gate
+    of the stage is locked.
+    """
     stage = _lock_stage(stage_id)
     _require_may_move(stage, actor)
+    _require_work_order_open(stage.work_order)
     target = StageStatus.IN_PROGRESS if stage.actual_start else StageStatus.PLANNED
     stage.require_transition(to=target)
     if stage.status != StageStatus.HOLD:
@@ -440,6 +452,9 @@ def stage_resume(*, stage_id: int, actor) -> WorkOrderStage:
             f"{stage.stage_name} is not on hold.",
             details={"from": stage.status, "to": target},
         )
+    if target == StageStatus.IN_PROGRESS:
+        # Back to work is a start in all but name: not behind a locked gate.
+        _require_not_locked(stage)
     before = _stage_snapshot(stage)
     stage.status, stage.hold_reason = target, ""
     _save_stage(stage, before, action="stage.resumed", actor=actor, change="resumed")
