@@ -47,9 +47,7 @@ def _lock(exception_id: int) -> PlantException:
     # refuses to lock ("FOR UPDATE cannot be applied to the nullable side").
     try:
         return (
-            # of=self: PostgreSQL refuses FOR UPDATE on the nullable side of the
-            # outer join to runbook, and the runbook row needs no lock anyway.
-            PlantException.objects.select_for_update(of=("self",))
+            PlantException.objects.select_for_update(no_key=True, of=("self",))
             .select_related("runbook")
             .get(pk=exception_id)
         )
@@ -225,8 +223,11 @@ def exceptions_escalate_overdue(
     Reaching the top of the path (the plant head) ends the escalation.
     """
     now = now or timezone.now()
+    top = len(ESCALATION_PATH) - 1
     due = list(
-        PlantException.objects.filter(status=ExceptionStatus.OPEN, ack_due_at__lte=now)
+        PlantException.objects.filter(
+            status=ExceptionStatus.OPEN, ack_due_at__lte=now, escalation_level__lt=top
+        )
         .order_by("ack_due_at")
         .values_list("pk", flat=True)[:limit]
     )
@@ -238,12 +239,11 @@ def exceptions_escalate_overdue(
                 exc.status != ExceptionStatus.OPEN
                 or exc.ack_due_at is None
                 or exc.ack_due_at > now
+                or exc.escalation_level >= top
             ):
                 continue
             before = _snapshot(exc)
-            exc.escalation_level = min(
-                exc.escalation_level + 1, len(ESCALATION_PATH) - 1
-            )
+            exc.escalation_level += 1
             exc.ack_due_at = now + ACK_DEADLINE[exc.severity]
             _log_step(exc, now)
             exc.save()

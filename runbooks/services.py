@@ -28,6 +28,15 @@ from runbooks.models import (
     WorkOrderStatus,
 )
 
+# How services lock the rows they change (PostgreSQL; SQLite serialises writers).
+# "of self": a joined select_related must not lock the runbook and template rows
+# too, which serialised every move of a runbook and deadlocked gate changes
+# against stage starts. "no key": FOR NO KEY UPDATE still excludes other writers
+# but not the KEY SHARE locks of foreign-key checks, so a transaction that holds
+# the audit chain's lock can commit rows that reference a locked row (an issue
+# on a work order being moved) instead of deadlocking on it.
+ROW_LOCK = {"no_key": True, "of": ("self",)}
+
 # Roles that may move any stage, assigned or not.
 STAGE_OVERSEERS = {Role.SUPERVISOR, Role.PLANT_HEAD, Role.ADMIN}
 # Roles that can be assigned to work a stage (the auditor writes nothing).
@@ -194,9 +203,7 @@ def work_order_cancel(*, work_order_id: int, reason: str, actor) -> WorkOrder:
 def _lock_work_order(work_order_id: int) -> WorkOrder:
     try:
         return (
-            # of=self: lock the work order, not the runbook row the join reads
-            # (locking that would queue every stage move of the plant on it).
-            WorkOrder.objects.select_for_update(of=("self",))
+            WorkOrder.objects.select_for_update(**ROW_LOCK)
             .select_related("runbook")
             .get(pk=work_order_id)
         )
@@ -218,7 +225,7 @@ def _lock_stage(stage_id: int) -> WorkOrderStage:
         raise NotFound(f"Stage {stage_id} does not exist.")
     _lock_work_order(work_order_id)
     return (
-        WorkOrderStage.objects.select_for_update(of=("self",))
+        WorkOrderStage.objects.select_for_update(**ROW_LOCK)
         .select_related("work_order__runbook", "stage__runbook")
         .get(pk=stage_id)
     )
@@ -234,8 +241,24 @@ def _require_may_move(stage: WorkOrderStage, actor) -> None:
         )
 
 
+def _require_work_order_open(work_order: WorkOrder) -> None:
+    # A cancelled (or completed) work order is closed: none of its stages moves,
+    # or a stage left running at cancellation could still be finished or resumed.
+    if work_order.status in {WorkOrderStatus.COMPLETED, WorkOrderStatus.CANCELLED}:
+        raise IllegalTransition(
+            f"Work order {work_order.pk} is {work_order.get_status_display()}; "
+            "its stages no longer move.",
+            code="work_order_closed",
+        )
+
+
 def _gates(stage: WorkOrderStage) -> list[Gate]:
-    return list(Gate.objects.filter(stage_id=stage.stage_id).order_by("id"))
+    # Locked, so a gate cannot be locked between this check and our commit.
+    return list(
+        Gate.objects.select_for_update(**ROW_LOCK)
+        .filter(stage_id=stage.stage_id)
+        .order_by("id")
+    )
 
 
 def _gate_list(gates: list[Gate]) -> list[dict]:
@@ -272,18 +295,6 @@ def _require_gates_open(stage: WorkOrderStage) -> None:
             + (f" ({gate.reason})." if gate.reason else "."),
             code="gate_not_open",
             details={"gates": _gate_list(shut)},
-        )
-
-
-def _require_work_order_open(stage: WorkOrderStage) -> None:
-    # A cancelled (or completed) work order is closed: none of its stages moves,
-    # or a stage left running at cancellation could still be finished or resumed.
-    work_order = stage.work_order
-    if work_order.status in {WorkOrderStatus.COMPLETED, WorkOrderStatus.CANCELLED}:
-        raise IllegalTransition(
-            f"Work order {work_order.pk} is {work_order.get_status_display()}; "
-            "its stages no longer move.",
-            code="work_order_closed",
         )
 
 
@@ -342,8 +353,8 @@ def stage_start(*, stage_id: int, actor) -> WorkOrderStage:
     """
     stage = _lock_stage(stage_id)
     _require_may_move(stage, actor)
-    _require_work_order_open(stage)
     work_order = stage.work_order
+    _require_work_order_open(work_order)
     stage.require_transition(to=StageStatus.IN_PROGRESS)
     if stage.status != StageStatus.PLANNED:
         raise IllegalTransition(
@@ -357,8 +368,16 @@ def stage_start(*, stage_id: int, actor) -> WorkOrderStage:
     stage.status, stage.actual_start = StageStatus.IN_PROGRESS, now
     _save_stage(stage, before, action="stage.started", actor=actor, change="started")
     if work_order.status == WorkOrderStatus.PLANNED:
+        wo_before = _work_order_snapshot(work_order)
         work_order.status, work_order.started_at = WorkOrderStatus.IN_PROGRESS, now
         work_order.save(update_fields=["status", "started_at", "updated_at"])
+        audit.record(
+            actor=actor,
+            action="workorder.started",
+            target=work_order,
+            before=wo_before,
+            after=_work_order_snapshot(work_order),
+        )
         events.publish(runbook_events.work_order_event(work_order, "started"))
     return stage
 
@@ -366,13 +385,13 @@ def stage_start(*, stage_id: int, actor) -> WorkOrderStage:
 @transaction.atomic
 def stage_finish(*, stage_id: int, actor) -> WorkOrderStage:
     """Finish (done) a stage in progress; refused while any of its gates is not Open
-    or its work order is closed (cancelled).
+    and on a cancelled work order.
 
     Finishing the last open stage completes the work order.
     """
     stage = _lock_stage(stage_id)
     _require_may_move(stage, actor)
-    _require_work_order_open(stage)
+    _require_work_order_open(stage.work_order)
     stage.require_transition(to=StageStatus.DONE)
     _require_gates_open(stage)
     before = _stage_snapshot(stage)
@@ -411,7 +430,7 @@ def stage_hold(*, stage_id: int, reason: str, actor) -> WorkOrderStage:
         )
     stage = _lock_stage(stage_id)
     _require_may_move(stage, actor)
-    _require_work_order_open(stage)
+    _require_work_order_open(stage.work_order)
     stage.require_transition(to=StageStatus.HOLD)
     before = _stage_snapshot(stage)
     stage.status, stage.hold_reason = StageStatus.HOLD, reason.strip()[:300]
@@ -421,10 +440,14 @@ def stage_hold(*, stage_id: int, reason: str, actor) -> WorkOrderStage:
 
 @transaction.atomic
 def stage_resume(*, stage_id: int, actor) -> WorkOrderStage:
-    """Resume a held stage where it was: in progress if it had started, else planned."""
+    """Resume a held stage where it was: in progress if it had started, else planned.
+
+    Refused (409) on a closed work order, and back to in progress while a gate
+    of the stage is locked.
+    """
     stage = _lock_stage(stage_id)
     _require_may_move(stage, actor)
-    _require_work_order_open(stage)
+    _require_work_order_open(stage.work_order)
     target = StageStatus.IN_PROGRESS if stage.actual_start else StageStatus.PLANNED
     # Checked before the table so the message says why ("not on hold") rather
     # than "In Progress cannot become In Progress".
@@ -433,7 +456,9 @@ def stage_resume(*, stage_id: int, actor) -> WorkOrderStage:
             f"{stage.stage_name} is not on hold.",
             details={"from": stage.status, "to": target},
         )
-    stage.require_transition(to=target)
+    if target == StageStatus.IN_PROGRESS:
+        # Back to work is a start in all but name: not behind a locked gate.
+        _require_not_locked(stage)
     before = _stage_snapshot(stage)
     stage.status, stage.hold_reason = target, ""
     _save_stage(stage, before, action="stage.resumed", actor=actor, change="resumed")
@@ -459,7 +484,7 @@ def stage_assign(*, stage_id: int, user_id: int, actor) -> StageAssignment:
             code="validation_error",
             details={"user_id": ["Inactive, or an auditor."]},
         )
-    _require_work_order_open(stage)
+    _require_work_order_open(stage.work_order)
     if stage.status == StageStatus.DONE:
         raise IllegalTransition(f"{stage.stage_name} is done; it takes no assignments.")
     assignment, created = StageAssignment.objects.get_or_create(
@@ -529,7 +554,7 @@ def gate_set(*, gate_id: int, action: str, actor, reason: str = "") -> Gate:
         )
     try:
         gate = (
-            Gate.objects.select_for_update(of=("self",))
+            Gate.objects.select_for_update(**ROW_LOCK)
             .select_related("stage__runbook")
             .get(pk=gate_id)
         )

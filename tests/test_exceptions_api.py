@@ -238,7 +238,8 @@ def test_detail_shows_the_escalation_path_as_it_was_climbed(boss, runbook):
     t2 = t1 + timedelta(minutes=5, seconds=1)
     t3 = t2 + timedelta(minutes=5, seconds=1)
     assert exception_services.exceptions_escalate_overdue(now=t2) == 1
-    assert exception_services.exceptions_escalate_overdue(now=t3) == 1  # stays on top
+    # the plant head is the top of the path: escalation ends there
+    assert exception_services.exceptions_escalate_overdue(now=t3) == 0
 
     body = api(boss).get(f"/api/exceptions/{exc.pk}").json()
     assert body == {
@@ -262,7 +263,7 @@ def test_detail_shows_the_escalation_path_as_it_was_climbed(boss, runbook):
         "resolvedBy": None,
         "resolvedAt": None,
         "resolutionNote": "",
-        "ackDueAt": z(t3 + timedelta(minutes=5)),
+        "ackDueAt": z(t2 + timedelta(minutes=5)),
         "currentLevel": 2,
         "responsibleRole": "Plant Head",
         "escalationPath": [
