@@ -29,7 +29,9 @@ def _snapshot(user: User) -> dict:
 
 def _get_locked(user_id: int) -> User:
     try:
-        return User.objects.select_for_update().get(pk=user_id)
+        # NO KEY UPDATE: foreign-key checks of rows referencing the user (audit
+        # records, assignments) take KEY SHARE locks and must not wait on this.
+        return User.objects.select_for_update(no_key=True).get(pk=user_id)
     except User.DoesNotExist as exc:
         raise NotFound(f"User {user_id} does not exist.") from exc
 
