@@ -1,7 +1,9 @@
 """Random sequences of production moves never reach an illegal state.
 
-A hypothesis state machine drives the services (start, finish, hold, resume,
-gate open/close/lock, cancel) on the stages of three work orders: two on a
+A hypothesis state machine drives the API (start, finish, hold, resume, gate
+open/close/lock, cancel: the same requests the mobile app and the control UI
+send, with JWTs, through authentication, the role policy, the views and the
+error envelope) on the stages of three work orders: two on a
 sequential runbook, whose gates they share, and one on a free-order runbook.
 It calls them as the assigned operator, an operator assigned elsewhere, and a
 supervisor. Besides random moves it takes the move that advances a work order
@@ -17,7 +19,9 @@ stage finished with a gate not Open or went in progress behind a locked gate.
 
 Each example runs inside a savepoint that is rolled back at its end, so every
 example starts from the same users, runbooks, open gates and planned work
-orders, created once per test.
+orders, created once per test. The requests go through DRF's in-process client
+so they share that transaction: a live server would need every example's rows
+committed and flushed, which hypothesis's hundreds of examples cannot afford.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from rest_framework.test import APIClient
 
 from bpmos.errors import DomainError, Forbidden, IllegalTransition, InvalidInput
 from bpmos.events.models import OutboxEvent
@@ -55,6 +60,7 @@ from runbooks.models import (
     WorkOrderStage,
     WorkOrderStatus,
 )
+from tests.conftest import bearer
 
 T0 = datetime(2026, 1, 15, 6, 0, tzinfo=UTC)
 # Who calls: the assigned operator twice as often as the others.
@@ -160,6 +166,21 @@ def written_since(ids: tuple[int, int]) -> tuple[list[str], list[str]]:
             .values_list("name", flat=True)
         ),
     )
+
+
+# The refusal each status answers with, as the model predicts it.
+REFUSALS = {400: InvalidInput, 403: Forbidden, 409: IllegalTransition}
+
+
+def api_post(user, path: str, body: dict | None = None) -> SimpleNamespace:
+    """POST as ``user``; the body on success, else raise the refusal it encodes."""
+    response = APIClient().post(path, body or {}, format="json", headers=bearer(user))
+    payload = response.json()
+    if response.status_code in (200, 201):
+        return SimpleNamespace(**payload)
+    assert response.status_code in REFUSALS, (response.status_code, payload)
+    assert payload["success"] is False, payload
+    raise REFUSALS[response.status_code](payload["error"], code=payload["code"])
 
 
 class ProductionMachine(RuleBasedStateMachine):
@@ -322,12 +343,9 @@ class ProductionMachine(RuleBasedStateMachine):
         user = getattr(self.world, actor)
         expected = self.expect(move, order_index, stage_index, actor, reason)
         written = None if expected else self.apply(move, order_index, stage_index)
-        if move == "hold":
-            kwargs = {"stage_id": stage.pk, "reason": reason, "actor": user}
-        else:
-            kwargs = {"stage_id": stage.pk, "actor": user}
-        move_fn = getattr(services, f"stage_{move}")
-        result = self.call(lambda: move_fn(**kwargs), expected, written)
+        path = f"/api/stages/{stage.pk}/{'done' if move == 'finish' else move}"
+        body = {"reason": reason} if move == "hold" else None
+        result = self.call(lambda: api_post(user, path, body), expected, written)
         if result is None:
             return
         # The gates as they were at the moment of the move (same transaction).
@@ -403,8 +421,8 @@ class ProductionMachine(RuleBasedStateMachine):
         else:
             verb = {"open": "opened", "close": "closed", "lock": "locked"}[action]
         result = self.call(
-            lambda: services.gate_set(
-                gate_id=pk, action=action, reason=reason, actor=self.world.supervisor
+            lambda: api_post(
+                self.world.supervisor, f"/api/gates/{pk}/{action}", {"reason": reason}
             ),
             expected,
             ([f"gate.{verb}"], ["gate.changed"]),
@@ -432,8 +450,10 @@ class ProductionMachine(RuleBasedStateMachine):
         else:
             expected = None
         result = self.call(
-            lambda: services.work_order_cancel(
-                work_order_id=model.pk, reason=reason, actor=self.world.planner
+            lambda: api_post(
+                self.world.planner,
+                f"/api/workorders/{model.pk}/cancel",
+                {"reason": reason},
             ),
             expected,
             (["workorder.cancelled"], ["workorder.cancelled"]),
