@@ -145,6 +145,16 @@ class Unit(models.TextChoices):
     BOXES = "box", "box"
 
 
+def available_quantity(*, status: str, quantity: int, reserved: int) -> int:
+    """What may still be reserved or issued: the unreserved rest of Good stock.
+
+    Hold and Blocked stock has none available, whatever its quantity.
+    """
+    if status != ItemStatus.GOOD:
+        return 0
+    return max(quantity - reserved, 0)
+
+
 class Item(models.Model):
     """Stock at a location: one serialised unit, or one batch lot of a quantity.
 
