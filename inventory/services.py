@@ -157,25 +157,20 @@ def _publish_item(item: Item, change: str) -> None:
 # --- receiving ---------------------------------------------------------------------
 
 
-@transaction.atomic
-def item_receive(
+def item_receive_check(
     *,
     code: str,
     sku: str,
     category_slug: str,
     location_code: str,
-    actor,
-    quantity: int = 1,
-    unit: str = Unit.PIECES,
-    batch_ref: str = "",
-    received_at: datetime | None = None,
-) -> Item:
-    """Take stock in: a new item, Good, at a location, with its receipt recorded.
-
-    A serialised category's items are one unit each (quantity 1).
-    """
+    quantity: int,
+    unit: str,
+    batch_ref: str,
+) -> tuple[Category, Location]:
+    """Check a receipt before it is made (``item_receive`` calls it; the admin's
+    add form too, to show the errors on the form). Raises ``InvalidInput`` with
+    every field that is wrong; returns the category and location."""
     errors: dict[str, list[str]] = {}
-    code, sku, batch_ref = (code or "").strip(), (sku or "").strip(), batch_ref or ""
     if not code or len(code) > _MAX_REF:
         errors["id"] = [f"Required, at most {_MAX_REF} characters."]
     if not sku or len(sku) > _MAX_REF:
@@ -197,6 +192,37 @@ def item_receive(
         errors["id"] = [f"Item {code} already exists."]
     if errors:
         raise _invalid(errors)
+    return category, location  # type: ignore[return-value]
+
+
+@transaction.atomic
+def item_receive(
+    *,
+    code: str,
+    sku: str,
+    category_slug: str,
+    location_code: str,
+    actor,
+    quantity: int = 1,
+    unit: str = Unit.PIECES,
+    batch_ref: str = "",
+    received_at: datetime | None = None,
+) -> Item:
+    """Take stock in: a new item, Good, at a location, with its receipt recorded.
+
+    A serialised category's items are one unit each (quantity 1).
+    """
+    code, sku = (code or "").strip(), (sku or "").strip()
+    batch_ref = (batch_ref or "").strip()
+    category, location = item_receive_check(
+        code=code,
+        sku=sku,
+        category_slug=category_slug,
+        location_code=location_code,
+        quantity=quantity,
+        unit=unit,
+        batch_ref=batch_ref,
+    )
     try:
         with transaction.atomic():  # a concurrent receipt of the same code
             item = Item.objects.create(
