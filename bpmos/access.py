@@ -98,6 +98,24 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     # PATCH acknowledges or resolves; resolving is narrower: ACTIONS below.
     "stage-issue-detail": {"PATCH": SHOP_FLOOR},
     "issue-list": {"GET": ISSUE_READERS},
+    # --- inventory (control-UI contract, group IV, and beyond: docs/inventory.md) ---
+    "inventory-categories": {"GET": EVERYONE},
+    "inventory-items": {"GET": EVERYONE},
+    "inventory-item-detail": {"GET": EVERYONE},
+    "inventory-stock": {"GET": EVERYONE},
+    "inventory-locations": {"GET": EVERYONE},
+    "inventory-reservations": {"GET": EVERYONE},
+    # Promising stock is planning (the dispatch desk's supervisors are planners too).
+    "inventory-item-reserve": {"POST": PLANNERS},
+    "inventory-reservation-release": {"POST": PLANNERS},
+    # Taking stock out and moving it is floor work; every move is recorded.
+    "inventory-reservation-consume": {"POST": SHOP_FLOOR},
+    "inventory-item-issue": {"POST": SHOP_FLOOR},
+    "inventory-item-move": {"POST": SHOP_FLOOR},
+    # Holds and blocks are supervisor decisions (design §5), with a reason.
+    "inventory-item-hold": {"POST": SUPERVISORS},
+    "inventory-item-release-hold": {"POST": SUPERVISORS},
+    "inventory-item-block": {"POST": SUPERVISORS},
 }
 
 # Rules finer than a route: one route and method whose callers differ by what the
@@ -143,6 +161,7 @@ TOPICS: Final[dict[str, frozenset[Role]]] = {
     "line.<id>": EVERYONE,
     "alerts": EVERYONE,
     "dispatch": EVERYONE,
+    "inventory": EVERYONE,
 }
 
 _TOPIC_WITH_ID = re.compile(r"^(?P<family>[a-z][a-z0-9_-]*)\.(?P<id>[0-9]{1,18})$")

@@ -3,3 +3,4 @@ from django.apps import AppConfig
 
 class InventoryConfig(AppConfig):
     name = "inventory"
+    verbose_name = "Inventory"

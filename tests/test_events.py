@@ -28,6 +28,7 @@ from bpmos.events.tasks import events_redeliver_task
 from bpmos.events.types import DECLARED, Event
 from bpmos.roles import Role
 from exceptions import events as exception_events
+from inventory import events as inventory_events
 from runbooks import events as runbook_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -390,6 +391,39 @@ EXAMPLES.update(
                 exception_events.exception_event(_production(user)[3], change)
             )
             for change in exception_events.EXCEPTION_EVENTS
+        },
+    }
+)
+
+
+def _stock(user):
+    """A received lot with a reservation against a dispatch."""
+    from inventory import services as inventory_services
+    from tests import factories_inventory as f
+
+    f.make_categories(), f.make_warehouse()
+    item = f.receive(
+        user, "RM-ADH-001", category="raw-materials", quantity=10, unit="kg"
+    )
+    reservation = inventory_services.item_reserve(
+        item_code=item.code, quantity=4, dispatch_ref="DSP-0001", actor=user
+    )
+    return item, reservation
+
+
+EXAMPLES.update(
+    {
+        **{
+            f"item.{change}": lambda user, change=change: inventory_events.item_event(
+                _stock(user)[0], change, reserved=4
+            )
+            for change in inventory_events.ITEM_EVENTS
+        },
+        **{
+            f"reservation.{change}": lambda user, change=change: (
+                inventory_events.reservation_event(_stock(user)[1], change)
+            )
+            for change in inventory_events.RESERVATION_EVENTS
         },
     }
 )
