@@ -4,6 +4,7 @@ escalate. Views, the escalation beat task and the admin call these.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from django.db import transaction
@@ -121,6 +122,18 @@ def exception_raise(
     return exc
 
 
+def _issue_title(description: str, limit: int = 120) -> str:
+    """The operator's first sentence (of the first line), at most ``limit`` long.
+
+    The control tower shows it after the type ("Quality Failure: Seal leaking on
+    cell 3"); the stage is known from the links, the full text stays in the
+    description.
+    """
+    line = description.strip().splitlines()[0]
+    sentence = re.split(r"(?<=[.!?])\s", line, maxsplit=1)[0]
+    return sentence if len(sentence) <= limit else sentence[: limit - 1].rstrip() + "…"
+
+
 def stage_issue_raise(
     *, stage_id: int, type: str, description: str, actor, severity: str | None = None
 ) -> PlantException:
@@ -140,10 +153,7 @@ def stage_issue_raise(
             code="validation_error",
             details={"description": ["This field may not be blank."]},
         )
-    # The title is the operator's own first line: the control tower shows it
-    # after the type ("Quality Failure: Seal leaking on cell 3"), and the stage
-    # is known from the links.
-    title = description.strip().splitlines()[0][:200]
+    title = _issue_title(description)
     return exception_raise(
         type=type,
         severity=severity,

@@ -83,7 +83,7 @@ MANUFACTURING = RunbookSpec(
         ),
         StageSpec(
             "S2",
-            "Cell Grading (OCV/IR)",
+            "Cell Grading OCV/IR",
             90,
             GateType.QUALITY,
             "OCV 3.20 to 3.35 V and IR ≤ 0.25 mΩ",

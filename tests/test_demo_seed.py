@@ -59,7 +59,7 @@ def test_runbooks_and_their_stages():
     assert manufacturing.roles == ["Planner", "Operator"]
     assert [s.label for s in manufacturing.stages.all()] == [
         "S1 Cell Inbound",
-        "S2 Cell Grading (OCV/IR)",
+        "S2 Cell Grading OCV/IR",
         "S3 Cell Sorting",
         "S4 Module Stacking",
         "S5 Module Assembly",

@@ -968,3 +968,18 @@ def test_a_rolled_back_change_leaves_no_event(
     assert callbacks == []  # ... and gone with it, never delivered
     assert snapshot() == before
     assert status(first) == StageStatus.PLANNED
+
+
+@pytest.mark.parametrize(
+    ("description", "title"),
+    [
+        ("Press 3 jams", "Press 3 jams"),
+        ("Seal leak on 3 housings. Line stopped at S5.", "Seal leak on 3 housings."),
+        ("Leak rate 2.1e-6 mbar·L/s.\nSecond line", "Leak rate 2.1e-6 mbar·L/s."),
+        ("x" * 130, "x" * 119 + "…"),
+    ],
+)
+def test_issue_title_is_the_first_sentence(description, title):
+    from exceptions.services import _issue_title
+
+    assert _issue_title(description) == title
