@@ -20,6 +20,7 @@ api_patterns = [
     path("", include("runbooks.api_tower.urls")),
     path("", include("exceptions.api.urls")),
     path("", include("runbooks.api.urls")),
+    path("", include("lines.urls")),
 ]
 
 urlpatterns = [
