@@ -5,8 +5,9 @@ mobile app and the API share) and the OEE snapshot refresh.
 (no serializer per row), then stored in one statement that skips what is
 already stored: on PostgreSQL COPY into a temporary table and one
 ``INSERT ... SELECT ... ON CONFLICT (machine_id, tag, ts) DO NOTHING``; on
-SQLite ``bulk_create(ignore_conflicts=True)``. A batch is stored whole or not at
-all, audited once, and announces the station and line changes it causes.
+SQLite one ``executemany`` of ``INSERT ... ON CONFLICT DO NOTHING``. A batch is
+stored whole or not at all, audited once, and announces the station and line
+changes it causes.
 """
 
 from __future__ import annotations
@@ -254,12 +255,23 @@ def _store_postgresql(rows: list[tuple]) -> int:
 
 
 def _store_sqlite(rows: list[tuple]) -> int:
+    """One executemany of ``INSERT ... ON CONFLICT DO NOTHING``.
+
+    Not ``bulk_create(ignore_conflicts=True)``: its per-value preparation cost
+    about 0.2 ms a row (4k rows/s); the same insert through executemany with
+    the times adapted as Django stores them is many times faster.
+    """
+    adapt = connection.ops.adapt_datetimefield_value
+    columns = ", ".join(_COLUMNS)
     raw = connection.connection
     before = raw.total_changes
-    MachineReading.objects.bulk_create(
-        (MachineReading(**dict(zip(_COLUMNS, row, strict=True))) for row in rows),
-        ignore_conflicts=True,
-    )
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {MachineReading._meta.db_table} ({columns}) "
+            f"VALUES ({', '.join(['%s'] * len(_COLUMNS))}) "
+            "ON CONFLICT (machine_id, tag, ts) DO NOTHING",
+            [(m, t, adapt(ts), v, x, n, u, q) for m, t, ts, v, x, n, u, q in rows],
+        )
     return raw.total_changes - before
 
 
