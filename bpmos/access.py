@@ -116,6 +116,21 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "inventory-item-hold": {"POST": SUPERVISORS},
     "inventory-item-release-hold": {"POST": SUPERVISORS},
     "inventory-item-block": {"POST": SUPERVISORS},
+    # --- lines and live status (control-UI contract, groups III and V) ---
+    "line-list": {"GET": EVERYONE},
+    "line-detail": {"GET": EVERYONE},
+    "line-stations": {"GET": EVERYONE},
+    "line-oee": {"GET": EVERYONE},
+    "live-status-summary": {"GET": EVERYONE},
+    "live-status-operations": {"GET": EVERYONE},
+    "live-status-lines": {"GET": EVERYONE},
+    "live-status-bottlenecks": {"GET": EVERYONE},
+    # --- machines (mobile contract) ---
+    "machine-list": {"GET": EVERYONE},
+    "machine-detail": {"GET": EVERYONE},
+    # Machines post through a SCADA gateway's service account (an operator-role
+    # user) and operators may post manual readings; auditors write nothing.
+    "machine-readings": {"POST": SHOP_FLOOR},
 }
 
 # Rules finer than a route: one route and method whose callers differ by what the

@@ -28,5 +28,10 @@ BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 50.0},
     },
+    "oee-snapshots-refresh": {
+        "task": "lines.tasks.oee_snapshots_refresh_task",
+        "schedule": 60.0,
+        "options": {"expires": 50.0},
+    },
 }
 app.conf.beat_schedule = BEAT_SCHEDULE

@@ -350,6 +350,12 @@ SPECTACULAR_SETTINGS = {
         "ExceptionStatusEnum": "exceptions.api.serializers.EXCEPTION_STATUSES",
         "ExceptionTypeEnum": "exceptions.api.serializers.EXCEPTION_TYPES",
         "SeverityEnum": "exceptions.api.serializers.SEVERITIES",
+        # lines (control UI: display labels; mobile: stored values)
+        "LineModeEnum": "lines.api_tower.serializers.LINE_MODES",
+        "LineHealthEnum": "lines.api_tower.serializers.LINE_HEALTHS",
+        "StationStateEnum": "lines.api_tower.serializers.STATION_STATES",
+        "MachineStatusEnum": "lines.models.MachineState.choices",
+        "ReadingQualityEnum": "lines.models.ReadingQuality.choices",
     },
 }
 

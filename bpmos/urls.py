@@ -21,6 +21,7 @@ api_patterns = [
     path("", include("exceptions.api.urls")),
     path("", include("runbooks.api.urls")),
     path("", include("inventory.api.urls")),
+    path("", include("lines.urls")),
 ]
 
 urlpatterns = [

@@ -29,6 +29,7 @@ from bpmos.events.types import DECLARED, Event
 from bpmos.roles import Role
 from exceptions import events as exception_events
 from inventory import events as inventory_events
+from lines import events as line_events
 from runbooks import events as runbook_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -411,6 +412,31 @@ def _stock(user):
     return item, reservation
 
 
+def _line_change(kind: str):
+    """A line with a blocked station, and the event that change published."""
+    from lines.status import LineHealth, LineMode, StationState, StationStatus
+    from tests import factories_lines as f
+
+    line = f.make_line()
+    station = line.stations.get(slug="st-02")
+    if kind == "station":
+        return line_events.station_changed(
+            line,
+            station,
+            before=StationStatus(StationState.RUNNING),
+            after=StationStatus(StationState.BLOCKED, "Safety Curtain"),
+            at=f.at(9),
+        )
+    return line_events.line_changed(
+        line,
+        mode=LineMode.BLOCKED,
+        health=LineHealth.CRITICAL,
+        previous_mode=LineMode.RUNNING,
+        previous_health=LineHealth.OK,
+        at=f.at(9),
+    )
+
+
 EXAMPLES.update(
     {
         **{
@@ -425,6 +451,8 @@ EXAMPLES.update(
             )
             for change in inventory_events.RESERVATION_EVENTS
         },
+        "station.changed": lambda user: _line_change("station"),
+        "line.changed": lambda user: _line_change("line"),
     }
 )
 

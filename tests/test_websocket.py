@@ -492,3 +492,57 @@ def test_plant_screen_sees_a_stage_start_and_an_issue_made_through_the_api(
         )
         assert message["data"]["title"] == "Press 3 jams"
         assert message["data"]["type"] == "Equipment Fault"
+
+
+def test_plant_screen_sees_a_station_change_after_readings_are_posted(
+    server, make_user
+):
+    """A SCADA gateway posts a batch through the HTTP API of the same server; a
+    screen following one line sees the station and line changes it caused, and
+    a screen following another line sees nothing."""
+    from tests import factories_lines as f
+
+    line = f.make_line()
+    other = f.make_line(slug="line-b", name="Line B (Packs)", position=2)
+    weld = f.machine(line, "st-02")
+    gateway = make_user("operator", username="scada-gateway")
+    api = server.replace("ws://", "http://").replace("/ws/events/", "")
+    auth = {"Authorization": f"Bearer {token_for(gateway)}"}
+    with (
+        signed_in(server, make_user("auditor")) as ws,
+        signed_in(server, make_user("planner")) as other_ws,
+    ):
+        subscribe(ws, [f"line.{line.pk}"])
+        subscribe(other_ws, [f"line.{other.pk}"])
+        posted = httpx.post(
+            f"{api}/api/machines/{weld.pk}/readings",
+            json=[
+                f.reading("good_count", f.at(8, 59), 4),
+                f.state(f.at(9), "blocked", "Safety Curtain"),
+            ],
+            headers=auth,
+        )
+        assert posted.status_code == 201, posted.text
+        committed = time.monotonic()  # the response follows the commit
+        station = recv(ws)
+        assert time.monotonic() - committed < 1.0  # within a second of the commit
+        assert (station["name"], station["topics"]) == (
+            "station.changed",
+            ["lines", f"line.{line.pk}"],
+        )
+        assert station["data"] == {
+            "lineId": "line-a",
+            "id": "st-02",
+            "name": "Weld",
+            "state": "Blocked",
+            "reason": "Safety Curtain",
+            "previousState": "Idle",
+            "changedAt": "2026-03-02T09:00:00Z",
+        }
+        changed = recv(ws)
+        assert changed["name"] == "line.changed"
+        assert (changed["data"]["mode"], changed["data"]["health"]) == (
+            "Blocked",
+            "Critical",
+        )
+        assert_nothing_arrives(other_ws)

@@ -1,0 +1,1 @@
+"""Benchmarks: python -m bench.<area> (PostgreSQL and Redis; see each module)."""

@@ -1,0 +1,505 @@
+"""Benchmark of lines (issue 4): readings ingest through the real endpoint versus
+raw COPY on the same table, and OEE / live-status latency over the data.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bpmos_lines \\
+    REDIS_URL=redis://127.0.0.1:6379/7 \\
+    .venv/bin/python -m bench.lines [--readings 1000000] [--batch 1000]
+
+Production serving (design §2): the REST API under gunicorn, 2 sync workers.
+The bench uses its own database, ``<DATABASE_URL's name>_bench``, which it
+re-creates (migrated) on every run; nothing else is touched.
+
+Steps, all in one run so the figures compare on the same (noisy) machine:
+
+1. Build a plant: lines x stations x machines, and N readings for it (state
+   changes, good/reject counts, cycle times), as JSON batches and as COPY text.
+2. Ceiling: raw ``COPY ... FROM STDIN`` (text) of the same rows into the same
+   ``lines_machinereading`` table with its indexes; then truncate.
+3. Ingest: POST the batches to ``/api/machines/{id}/readings`` from client
+   threads; rows/s over the wall time, and per-batch latency p50/p99.
+4. Ratio = ingest rate / COPY rate (goal >= 60 %).
+5. Refresh the OEE snapshots (the beat task), then time OEE and live-status
+   requests: server time (in-process, the selector and serializer work a view
+   does) and HTTP round trips through gunicorn, p50/p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+# --- output -------------------------------------------------------------------
+
+
+class Progress:
+    """A one-line progress bar on stderr (no dependency)."""
+
+    def __init__(self, label: str, total: int):
+        self.label, self.total, self.done = label, total, 0
+        self.started = time.perf_counter()
+        self.lock = threading.Lock()
+        self._last = 0.0
+
+    def advance(self, n: int = 1) -> None:
+        with self.lock:
+            self.done += n
+            now = time.perf_counter()
+            if now - self._last < 0.2 and self.done < self.total:
+                return
+            self._last = now
+            width = 30
+            filled = int(width * self.done / self.total)
+            rate = self.done / max(now - self.started, 1e-9)
+            sys.stderr.write(
+                f"\r{self.label:<22} [{'#' * filled}{'.' * (width - filled)}] "
+                f"{self.done:>9,}/{self.total:,} {rate:>10,.0f}/s"
+            )
+            if self.done >= self.total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def ms(values: list[float]) -> str:
+    return (
+        f"p50 {percentile(values, 50) * 1000:7.2f} ms  "
+        f"p99 {percentile(values, 99) * 1000:7.2f} ms  (n={len(values)})"
+    )
+
+
+# --- environment -----------------------------------------------------------------
+
+
+def bench_database_url() -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        sys.exit("The bench needs PostgreSQL: set DATABASE_URL (and REDIS_URL).")
+    parts = urlsplit(url)
+    return parts._replace(path=parts.path.rstrip("/") + "_bench").geturl()
+
+
+def recreate_database(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def server_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["DJANGO_SETTINGS_MODULE"] = "bpmos.settings"
+    env["BPMOS_ACCESS_TOKEN_MINUTES"] = "240"
+    env["BPMOS_LOG_LEVEL"] = "WARNING"
+    return env
+
+
+def start_gunicorn(port: int, log_path: Path) -> subprocess.Popen:
+    log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the server
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "bpmos.wsgi:application",
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--timeout",
+            "120",
+        ],
+        cwd=BASE_DIR,
+        env=server_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    import httpx
+
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            sys.exit(f"gunicorn exited:\n{log_path.read_text()[-3000:]}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1)
+            return process
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                process.kill()
+                sys.exit("gunicorn did not start")
+            time.sleep(0.2)
+
+
+# --- the plant and its readings ---------------------------------------------------
+
+
+def build_plant(lines: int, stations: int, machines_per_station: int):
+    """Lines, stations and machines; returns the machines."""
+    from decimal import Decimal
+
+    from lines.models import Line, Machine, Station
+
+    machines = []
+    for n in range(lines):
+        line = Line.objects.create(
+            slug=f"line-{n + 1:02d}", name=f"Line {n + 1}", position=n
+        )
+        for s in range(stations):
+            station = Station.objects.create(
+                line=line,
+                slug=f"st-{s + 1:02d}",
+                name=f"Station {s + 1}",
+                position=s + 1,
+                ideal_cycle_seconds=Decimal(10 + 5 * s),
+            )
+            for m in range(machines_per_station):
+                machines.append(
+                    Machine.objects.create(
+                        station=station,
+                        code=f"l{n + 1}-s{s + 1}-m{m + 1}",
+                        name=f"Machine {m + 1}",
+                        machine_type="bench",
+                    )
+                )
+    return machines
+
+
+STATES = ("running", "running", "running", "ready", "idle", "blocked", "down")
+
+
+def readings_for(machine_id: int, count: int, end: datetime, rng: random.Random):
+    """``count`` readings of one machine, 15 s apart, ending at ``end``.
+
+    Yields (tag, ts, value, text, note) tuples: every 40th a state change, the
+    rest good counts, cycle times and some rejects.
+    """
+    step = timedelta(seconds=15)
+    ts = end - step * count
+    for i in range(count):
+        ts += step
+        if i % 40 == 0:
+            state = rng.choice(STATES)
+            note = "Safety Curtain" if state == "blocked" else ""
+            yield ("state", ts, None, state, note)
+        elif i % 3 == 0:
+            yield ("cycle_time", ts, round(rng.uniform(10, 14), 2), "", "")
+        elif i % 17 == 0:
+            yield ("reject_count", ts, 1.0, "", "")
+        else:
+            yield ("good_count", ts, float(rng.randint(1, 3)), "", "")
+
+
+def json_row(tag: str, ts: datetime, value, text: str, note: str) -> dict:
+    row = {
+        "tag": tag,
+        "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "value": text if tag == "state" else value,
+    }
+    if note:
+        row["reason"] = note
+    return row
+
+
+def copy_line(machine_id: int, tag: str, ts: datetime, value, text: str, note: str):
+    value_text = "\\N" if value is None else repr(value)
+    return (
+        f"{machine_id}\t{tag}\t{ts.isoformat()}\t{value_text}\t{text}\t{note}\t\tgood\n"
+    )
+
+
+# --- the measurements -----------------------------------------------------------
+
+
+def measure_copy(chunks: list[str], total: int) -> float:
+    """COPY text of every row into lines_machinereading; returns rows/s."""
+    from django.db import connection
+
+    progress = Progress("COPY (ceiling)", total)
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE lines_machinereading")
+    started = time.perf_counter()
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(
+            "COPY lines_machinereading "
+            "(machine_id, tag, ts, value, text, note, unit, quality) FROM STDIN"
+        ) as copy,
+    ):
+        for chunk, rows in chunks:
+            copy.write(chunk)
+            progress.advance(rows)
+    elapsed = time.perf_counter() - started
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE lines_machinereading")
+    return total / elapsed
+
+
+def measure_ingest(
+    port: int,
+    token: str,
+    bodies: list[tuple[int, bytes, int]],
+    total: int,
+    clients: int,
+) -> tuple[float, list[float]]:
+    """POST every batch through the endpoint; returns (rows/s, batch latencies)."""
+    import httpx
+
+    progress = Progress("ingest (endpoint)", total)
+    latencies: list[float] = []
+    local = threading.local()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def send(item):
+        machine_id, body, rows = item
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = httpx.Client(
+                base_url=f"http://127.0.0.1:{port}", timeout=120
+            )
+        started = time.perf_counter()
+        response = client.post(
+            f"/api/machines/{machine_id}/readings", content=body, headers=headers
+        )
+        latencies.append(time.perf_counter() - started)
+        if response.status_code != 201:
+            raise RuntimeError(f"{response.status_code}: {response.text[:300]}")
+        accepted = response.json()["accepted"]
+        if accepted != rows:
+            raise RuntimeError(f"accepted {accepted} of {rows}")
+        progress.advance(rows)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(send, bodies))
+    return total / (time.perf_counter() - started), latencies
+
+
+def server_times(label: str, call, repeat: int) -> list[float]:
+    from django.db import reset_queries
+
+    call()  # warm
+    times = []
+    for _ in range(repeat):
+        reset_queries()
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    print(f"  {label:<36} server {ms(times)}")
+    return times
+
+
+def http_times(label: str, client, path: str, headers, repeat: int) -> list[float]:
+    client.get(path, headers=headers)
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        response = client.get(path, headers=headers)
+        times.append(time.perf_counter() - started)
+        assert response.status_code == 200, response.text[:300]
+    print(f"  {label:<36} http   {ms(times)}")
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readings", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--lines", type=int, default=5)
+    parser.add_argument("--stations", type=int, default=5)
+    parser.add_argument("--machines", type=int, default=2, help="per station")
+    parser.add_argument("--clients", type=int, default=4, help="posting threads")
+    parser.add_argument("--repeat", type=int, default=200, help="latency samples")
+    args = parser.parse_args()
+
+    url = bench_database_url()
+    print(f"bench database: {urlsplit(url).path.lstrip('/')} (re-created)")
+    recreate_database(url)
+    os.environ["DATABASE_URL"] = url
+    os.environ["BPMOS_LOG_LEVEL"] = "WARNING"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bpmos.settings")
+    sys.path.insert(0, str(BASE_DIR))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from bpmos.accounts.models import User
+    from lines import selectors, services, wip
+    from lines.api_tower import serializers as tower
+
+    gateway = User.objects.create(username="scada-gateway", role="operator")
+    viewer = User.objects.create(username="screen", role="plant-head")
+    machines = build_plant(args.lines, args.stations, args.machines)
+    per_machine = args.readings // len(machines)
+    total = per_machine * len(machines)
+    end = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+
+    progress = Progress("generate", total)
+    bodies: list[tuple[int, bytes, int]] = []
+    chunks: list[tuple[str, int]] = []
+    for machine in machines:
+        rng = random.Random(machine.pk)
+        rows = list(readings_for(machine.pk, per_machine, end, rng))
+        for start in range(0, len(rows), args.batch):
+            part = rows[start : start + args.batch]
+            bodies.append(
+                (
+                    machine.pk,
+                    json.dumps([json_row(*row) for row in part]).encode(),
+                    len(part),
+                )
+            )
+            buffer = io.StringIO()
+            for row in part:
+                buffer.write(copy_line(machine.pk, *row))
+            chunks.append((buffer.getvalue(), len(part)))
+            progress.advance(len(part))
+    random.Random(0).shuffle(bodies)  # machines interleave, as a gateway's do
+
+    print(
+        f"plant: {args.lines} lines x {args.stations} stations x {args.machines} "
+        f"machines = {len(machines)} machines; {total:,} readings in "
+        f"{len(bodies):,} batches of {args.batch}"
+    )
+    copy_rate = measure_copy(chunks, total)
+
+    port = free_port()
+    log_path = Path("/tmp") / f"bench-lines-gunicorn-{port}.log"
+    server = start_gunicorn(port, log_path)
+    try:
+        token = str(AccessToken.for_user(gateway))
+        ingest_rate, latencies = measure_ingest(
+            port, token, bodies, total, args.clients
+        )
+        ratio = ingest_rate / copy_rate
+        print("\n== ingest ==")
+        print(f"  raw COPY text (ceiling)        {copy_rate:>10,.0f} rows/s")
+        print(
+            f"  POST /readings x{args.clients} clients  {ingest_rate:>10,.0f} rows/s"
+            f"   ratio {ratio:.0%} (goal >= 60 %)"
+        )
+        print(f"  per {args.batch}-reading batch       {ms(latencies)}")
+
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE lines_machinereading")
+            cursor.execute("SELECT count(*) FROM lines_machinereading")
+            stored = cursor.fetchone()[0]
+        print(f"  stored                         {stored:>10,} readings")
+
+        started = time.perf_counter()
+        services.oee_snapshots_refresh()
+        refresh = time.perf_counter() - started
+        print(f"\n== reads over {stored:,} readings ==")
+        print(f"  OEE snapshot refresh (beat, all lines)  {refresh * 1000:.0f} ms")
+        line = "line-01"
+        day_from = (end - timedelta(hours=24)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        day_to = end.strftime("%Y-%m-%dT%H:%M:%SZ")
+        shift_from = (end - timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        n = args.repeat
+        server_times(
+            "oee (default: snapshot)",
+            lambda: tower.LineOEESerializer(selectors.line_oee_get(slug=line)).data,
+            n,
+        )
+        server_times(
+            "oee (8 h window, live)",
+            lambda: tower.LineOEESerializer(
+                selectors.line_oee_get(slug=line, raw_from=shift_from, raw_to=day_to)
+            ).data,
+            max(20, n // 10),
+        )
+        server_times(
+            "oee (24 h window, live)",
+            lambda: tower.LineOEESerializer(
+                selectors.line_oee_get(slug=line, raw_from=day_from, raw_to=day_to)
+            ).data,
+            max(20, n // 10),
+        )
+        server_times(
+            "live-status/summary",
+            lambda: tower.LiveSummarySerializer(selectors.live_status_summary()).data,
+            n,
+        )
+        server_times(
+            "live-status/lines",
+            lambda: tower.LineStatusSerializer(
+                selectors.line_status_list(), many=True
+            ).data,
+            n,
+        )
+        server_times(
+            "live-status/operations",
+            lambda: tower.OperationsSerializer(wip.operations_snapshot()).data,
+            n,
+        )
+        import httpx
+
+        headers = {"Authorization": f"Bearer {AccessToken.for_user(viewer)}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            http_times(
+                "GET /api/lines/line-01/oee",
+                client,
+                f"/api/lines/{line}/oee",
+                headers,
+                n,
+            )
+            http_times(
+                "GET /api/live-status/summary",
+                client,
+                "/api/live-status/summary",
+                headers,
+                n,
+            )
+            http_times(
+                "GET /api/live-status/lines",
+                client,
+                "/api/live-status/lines",
+                headers,
+                n,
+            )
+            http_times(
+                "GET /api/lines/line-01", client, f"/api/lines/{line}", headers, n
+            )
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+if __name__ == "__main__":
+    main()

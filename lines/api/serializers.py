@@ -1,0 +1,70 @@
+"""Shapes of the machines API, as the mobile contract spells them (snake_case,
+machine states as stored: ``running``, ``down``...).
+
+Readings are not parsed by a serializer: a batch of thousands is checked in
+plain Python by ``lines.services.readings_validate``. ``ReadingInSerializer``
+only describes one reading for the OpenAPI schema.
+"""
+
+from rest_framework import serializers
+
+from lines.models import Machine, MachineState, ReadingQuality
+
+
+class MachineSerializer(serializers.ModelSerializer):
+    """A machine with its station and line ids and its current state."""
+
+    station_id = serializers.CharField(source="station.slug", help_text="st-02")
+    line_id = serializers.CharField(source="station.line.slug", help_text="line-a")
+
+    class Meta:
+        model = Machine
+        fields = [
+            "id",
+            "code",
+            "name",
+            "machine_type",
+            "location",
+            "status",
+            "status_reason",
+            "status_since",
+            "station_id",
+            "line_id",
+            "is_active",
+        ]
+        read_only_fields = fields
+
+
+class ReadingInSerializer(serializers.Serializer):
+    """One reading (schema only; see ``lines.services.readings_validate``)."""
+
+    tag = serializers.CharField(
+        max_length=64,
+        help_text=(
+            "state | good_count | reject_count | cycle_time | any other tag. "
+            "Alias: reading_type."
+        ),
+    )
+    ts = serializers.DateTimeField(
+        help_text="ISO 8601 with a time zone. Alias: timestamp."
+    )
+    value = serializers.JSONField(
+        help_text=(
+            f"A number; for tag state one of {', '.join(MachineState.values)}; "
+            "counts are whole pieces made since the previous count reading."
+        )
+    )
+    reason = serializers.CharField(
+        required=False, max_length=200, help_text="Why (state readings)."
+    )
+    unit = serializers.CharField(required=False, max_length=16)
+    quality = serializers.ChoiceField(
+        choices=ReadingQuality.choices, required=False, default="good"
+    )
+
+
+class IngestResultSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField(help_text="Readings stored by this request.")
+    duplicates = serializers.IntegerField(
+        help_text="Readings already stored (same machine, tag and ts), skipped."
+    )

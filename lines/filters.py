@@ -1,0 +1,23 @@
+"""FilterSets of the machines API (mobile contract)."""
+
+from django_filters import rest_framework as filters
+
+from lines.models import Machine, MachineState
+
+
+class MachineFilterSet(filters.FilterSet):
+    """``status`` may repeat (``?status=down&status=blocked``)."""
+
+    line = filters.CharFilter(
+        field_name="station__line__slug", help_text="Line id, e.g. line-a."
+    )
+    station = filters.CharFilter(
+        field_name="station__slug", help_text="Station id, e.g. st-02."
+    )
+    status = filters.MultipleChoiceFilter(choices=MachineState.choices)
+    machine_type = filters.CharFilter()
+    is_active = filters.BooleanFilter()
+
+    class Meta:
+        model = Machine
+        fields: list[str] = []

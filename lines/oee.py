@@ -1,0 +1,255 @@
+"""OEE (ISO 22400-2) per machine, station and line over a window [start, end).
+
+Definitions (docs/oee.md has them in full, with a worked example):
+
+* **Planned busy time** (PBT, ISO 22400 "planned busy time" = planned
+  operation time - planned downtime), per machine: the window's length minus
+  the line's planned downtime for it, pro rata: ``window x (shift - planned
+  downtime) / shift``.
+* **Run time** (ISO "actual production time"/APT), per machine: time in the
+  ``running`` state inside the window. A state holds from its reading until the
+  machine's next state reading; the state in force at ``start`` is the last
+  state reading before it; time before a machine's first state reading is not
+  running. Intervals are clipped to the window.
+* **Produced** = good + reject counts reported inside the window.
+* **Availability** = run time / PBT.
+* **Performance** = ideal cycle time x produced / run time, capped at 100 %
+  (a count reported while the state said otherwise must not make a machine
+  faster than ideal).
+* **Quality** = good / produced.
+* **OEE** = Availability x Performance x Quality.
+
+A station sums its machines (each machine is a work unit with its own PBT and
+the station's ideal cycle time); a line sums its stations' machines, so its
+figures are time- and count-weighted. Readings of quality ``bad`` are ignored.
+
+Undefined ratios are null: all four when PBT is 0; Performance when run time is
+0; Quality when nothing was produced. OEE is 0 when Availability or Performance
+is 0 (nothing effective happened), else the product, null if any factor is.
+
+Arithmetic is exact (``Fraction`` over microseconds); percentages are rounded
+half up to one decimal only at the end.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+
+from django.db.models import OuterRef, Subquery, Sum
+
+from lines.models import (
+    Line,
+    Machine,
+    MachineReading,
+    MachineState,
+    ReadingQuality,
+    ReadingTag,
+    Station,
+)
+
+_ONE_DECIMAL = Decimal("0.1")
+_RUNNING = MachineState.RUNNING.value
+
+
+def shift_window(line: Line, at: datetime) -> tuple[datetime, datetime]:
+    """The shift of ``line`` that contains ``at``: (start, end), UTC."""
+    at = at.astimezone(UTC)
+    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    anchor = day.replace(hour=line.shift_start.hour, minute=line.shift_start.minute)
+    length = timedelta(minutes=line.shift_minutes)
+    start = anchor + ((at - anchor) // length) * length
+    return start, start + length
+
+
+def planned_busy_seconds(line: Line, start: datetime, end: datetime) -> Fraction:
+    """One machine's planned busy time in [start, end), seconds (pro rata)."""
+    window = _seconds(end - start)
+    return window * Fraction(
+        line.shift_minutes - line.planned_downtime_minutes, line.shift_minutes
+    )
+
+
+def _seconds(delta: timedelta) -> Fraction:
+    return Fraction(delta // timedelta(microseconds=1), 1_000_000)
+
+
+def percent(ratio: Fraction | None) -> Decimal | None:
+    """A ratio as a percentage, rounded half up to one decimal."""
+    if ratio is None:
+        return None
+    exact = Decimal(ratio.numerator * 100) / Decimal(ratio.denominator)
+    return exact.quantize(_ONE_DECIMAL, rounding=ROUND_HALF_UP)
+
+
+@dataclass
+class Figures:
+    """The inputs of OEE summed over some machines, and the ratios they give."""
+
+    planned_busy: Fraction = Fraction(0)  # seconds
+    run: Fraction = Fraction(0)  # seconds
+    ideal: Fraction = Fraction(0)  # ideal cycle seconds x pieces produced
+    good: int = 0
+    reject: int = 0
+
+    def add(self, other: Figures) -> None:
+        self.planned_busy += other.planned_busy
+        self.run += other.run
+        self.ideal += other.ideal
+        self.good += other.good
+        self.reject += other.reject
+
+    @property
+    def produced(self) -> int:
+        return self.good + self.reject
+
+    @property
+    def availability(self) -> Fraction | None:
+        return self.run / self.planned_busy if self.planned_busy else None
+
+    @property
+    def performance(self) -> Fraction | None:
+        if not self.planned_busy or not self.run:
+            return None
+        return min(Fraction(1), self.ideal / self.run)
+
+    @property
+    def quality(self) -> Fraction | None:
+        if not self.planned_busy or not self.produced:
+            return None
+        return Fraction(self.good, self.produced)
+
+    @property
+    def oee(self) -> Fraction | None:
+        a, p, q = self.availability, self.performance, self.quality
+        if a is None:
+            return None
+        if a == 0 or p == 0:
+            return Fraction(0)
+        if p is None or q is None:
+            return None
+        return a * p * q
+
+    def percentages(self) -> dict[str, Decimal | None]:
+        return {
+            "availability": percent(self.availability),
+            "performance": percent(self.performance),
+            "quality": percent(self.quality),
+            "oee": percent(self.oee),
+        }
+
+    def as_snapshot_fields(self) -> dict:
+        """The fields of an ``OEESnapshot`` row."""
+        return {
+            "planned_busy_seconds": float(self.planned_busy),
+            "run_seconds": float(self.run),
+            "ideal_seconds": float(self.ideal),
+            "good_count": self.good,
+            "reject_count": self.reject,
+            **self.percentages(),
+        }
+
+
+@dataclass
+class LineResult:
+    """A line's figures and each station's, in station order."""
+
+    line: Figures
+    stations: list[tuple[Station, Figures]] = field(default_factory=list)
+
+
+def _run_seconds(
+    prior: str | None,
+    changes: list[tuple[datetime, str]],
+    start: datetime,
+    end: datetime,
+) -> Fraction:
+    """Time in ``running`` within [start, end) from the state in force at start
+    and the (ordered) state readings inside the window."""
+    total = timedelta(0)
+    state, since = prior, start
+    for ts, new_state in changes:
+        if state == _RUNNING:
+            total += ts - since
+        state, since = new_state, ts
+    if state == _RUNNING:
+        total += end - since
+    return _seconds(total)
+
+
+def machine_figures(
+    machines: list[Machine], start: datetime, end: datetime, line: Line
+) -> dict[int, Figures]:
+    """Each machine's OEE inputs over [start, end); three queries in all.
+
+    ``machines`` carry ``station`` (for its ideal cycle time).
+    """
+    ids = [m.pk for m in machines]
+    good_readings = MachineReading.objects.filter(machine_id__in=ids).exclude(
+        quality=ReadingQuality.BAD
+    )
+    prior_state = (
+        MachineReading.objects.filter(
+            machine_id=OuterRef("pk"), tag=ReadingTag.STATE, ts__lt=start
+        )
+        .exclude(quality=ReadingQuality.BAD)
+        .order_by("-ts")
+        .values("text")[:1]
+    )
+    prior = dict(
+        Machine.objects.filter(pk__in=ids)
+        .annotate(prior=Subquery(prior_state))
+        .values_list("pk", "prior")
+    )
+    changes: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
+    for machine_id, ts, text in (
+        good_readings.filter(tag=ReadingTag.STATE, ts__gte=start, ts__lt=end)
+        .order_by("machine_id", "ts")
+        .values_list("machine_id", "ts", "text")
+    ):
+        changes[machine_id].append((ts, text))
+    counts: dict[tuple[int, str], float] = {
+        (row["machine_id"], row["tag"]): row["total"] or 0
+        for row in good_readings.filter(
+            tag__in=[ReadingTag.GOOD_COUNT, ReadingTag.REJECT_COUNT],
+            ts__gte=start,
+            ts__lt=end,
+        )
+        .values("machine_id", "tag")
+        .annotate(total=Sum("value"))
+        .order_by()
+    }
+    busy = planned_busy_seconds(line, start, end)
+    figures: dict[int, Figures] = {}
+    for machine in machines:
+        good = int(counts.get((machine.pk, ReadingTag.GOOD_COUNT), 0))
+        reject = int(counts.get((machine.pk, ReadingTag.REJECT_COUNT), 0))
+        ideal_cycle = Fraction(machine.station.ideal_cycle_seconds)
+        figures[machine.pk] = Figures(
+            planned_busy=busy,
+            run=_run_seconds(prior.get(machine.pk), changes[machine.pk], start, end),
+            ideal=ideal_cycle * (good + reject),
+            good=good,
+            reject=reject,
+        )
+    return figures
+
+
+def line_oee(line: Line, start: datetime, end: datetime) -> LineResult:
+    """OEE inputs of a line and its stations over [start, end)."""
+    stations = list(line.stations.order_by("position"))
+    by_id = {s.pk: s for s in stations}
+    machines = list(Machine.objects.filter(station__line=line, is_active=True))
+    for machine in machines:
+        machine.station = by_id[machine.station_id]
+    per_machine = machine_figures(machines, start, end, line) if machines else {}
+    result = LineResult(line=Figures())
+    per_station = {s.pk: Figures() for s in stations}
+    for machine in machines:
+        per_station[machine.station_id].add(per_machine[machine.pk])
+        result.line.add(per_machine[machine.pk])
+    result.stations = [(s, per_station[s.pk]) for s in stations]
+    return result

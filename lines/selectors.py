@@ -1,0 +1,409 @@
+"""Reads of lines: line and station status, OEE, machines, live status.
+
+Status reads touch only small tables (lines, stations, machines and the OEE
+snapshots Celery beat keeps); none scans raw readings. Each costs a fixed
+number of queries whatever the number of lines, stations or machines.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from bpmos.errors import InvalidInput, NotFound
+from lines import oee
+from lines import status as st
+from lines.models import Line, Machine, OEESnapshot, Station
+
+# A snapshot older than this is not served as "now" (beat refreshes every 60 s).
+SNAPSHOT_MAX_AGE = timedelta(minutes=3)
+# The longest window ``/oee`` computes from raw readings.
+MAX_OEE_WINDOW = timedelta(days=31)
+
+
+@dataclass(frozen=True)
+class StationView:
+    """A station as the control UI shows it."""
+
+    id: str  # slug, "st-01"
+    name: str
+    position: int
+    state: st.StationState
+    reason: str  # "" unless Blocked
+    machine_count: int
+
+
+@dataclass(frozen=True)
+class RunbookRef:
+    """The runbook a line executes, with its computed status."""
+
+    id: str
+    title: str
+    status: str
+    current_stage: str | None
+
+
+@dataclass
+class LineView:
+    """Payload C "Line Status" and what the lists add to it."""
+
+    line: Line
+    mode: st.LineMode
+    health: st.LineHealth
+    stations: list[StationView]
+    oee: Decimal | None  # this shift so far, %, from the snapshot
+    runbook: RunbookRef | None = None
+
+    @property
+    def id(self) -> str:
+        return self.line.slug
+
+    @property
+    def name(self) -> str:
+        return self.line.name
+
+    @property
+    def runbook_id(self) -> str | None:
+        return self.line.runbook.slug if self.line.runbook_id else None
+
+    @property
+    def topic(self) -> str:
+        return self.line.topic
+
+    @property
+    def station_counts(self) -> dict[str, int]:
+        counts = Counter(s.state for s in self.stations)
+        return {state.name.lower(): counts[state] for state in st.StationState}
+
+
+# --- snapshots -------------------------------------------------------------------
+
+
+def _current_snapshots(
+    lines: list[Line], now: datetime, *, stations: bool = False
+) -> dict[tuple[int, int | None], OEESnapshot]:
+    """The fresh current-shift snapshots of ``lines``: (line id, station id) ->."""
+    if not lines:
+        return {}
+    starts = {line.pk: oee.shift_window(line, now)[0] for line in lines}
+    rows = OEESnapshot.objects.filter(
+        line_id__in=list(starts),
+        window_start__in=set(starts.values()),
+        computed_at__gte=now - SNAPSHOT_MAX_AGE,
+    )
+    if not stations:
+        rows = rows.filter(station__isnull=True)
+    return {
+        (row.line_id, row.station_id): row
+        for row in rows
+        if row.window_start == starts[row.line_id]
+    }
+
+
+def line_shift_oee(line: Line, *, now: datetime | None = None) -> Decimal | None:
+    """The line's OEE (%) this shift so far, from its fresh snapshot, if any."""
+    snapshot = _current_snapshots([line], now or timezone.now()).get((line.pk, None))
+    return snapshot.oee if snapshot else None
+
+
+# --- line status -----------------------------------------------------------------
+
+
+def _line_views(lines: list[Line], now: datetime) -> list[LineView]:
+    """Views of ``lines``: three queries (stations, machines, snapshots)."""
+    ids = [line.pk for line in lines]
+    stations: dict[int, list[Station]] = defaultdict(list)
+    for station in Station.objects.filter(line_id__in=ids).order_by("position"):
+        stations[station.line_id].append(station)
+    machines: dict[int, list[st.MachineStatus]] = defaultdict(list)
+    for pk, station_id, line_id, status, reason in Machine.objects.filter(
+        station__line_id__in=ids, is_active=True
+    ).values_list("id", "station_id", "station__line_id", "status", "status_reason"):
+        machines[line_id].append(
+            st.MachineStatus(id=pk, station_id=station_id, status=status, reason=reason)
+        )
+    snapshots = _current_snapshots(lines, now)
+    views = []
+    for line in lines:
+        line_machines = machines[line.pk]
+        by_station = st.stations_by_id([s.pk for s in stations[line.pk]], line_machines)
+        per_station = Counter(m.station_id for m in line_machines)
+        mode = st.line_mode(line_machines)
+        snapshot = snapshots.get((line.pk, None))
+        line_oee = snapshot.oee if snapshot else None
+        views.append(
+            LineView(
+                line=line,
+                mode=mode,
+                health=st.line_health(mode, oee=line_oee, target=line.oee_target),
+                stations=[
+                    StationView(
+                        id=s.slug,
+                        name=s.name,
+                        position=s.position,
+                        state=by_station[s.pk].state,
+                        reason=by_station[s.pk].reason,
+                        machine_count=per_station[s.pk],
+                    )
+                    for s in stations[line.pk]
+                ],
+                oee=line_oee,
+            )
+        )
+    return views
+
+
+def line_status_list(*, now: datetime | None = None) -> list[LineView]:
+    """Every active line's status, in line order. Four queries."""
+    lines = list(
+        Line.objects.filter(is_active=True)
+        .select_related("runbook")
+        .order_by("position", "slug")
+    )
+    return _line_views(lines, now or timezone.now())
+
+
+def _line_or_404(slug: str) -> Line:
+    line = Line.objects.select_related("runbook").filter(slug=slug).first()
+    if line is None:
+        raise NotFound(f"There is no line {slug!r}.")
+    return line
+
+
+def line_status_get(*, slug: str, now: datetime | None = None) -> LineView:
+    """One line's status with its runbook's computed status."""
+    from runbooks import controltower
+
+    now = now or timezone.now()
+    line = _line_or_404(slug)
+    view = _line_views([line], now)[0]
+    if line.runbook_id:
+        summary = controltower.runbook_detail_get(slug=line.runbook.slug, now=now)
+        view.runbook = RunbookRef(
+            id=summary.summary.id,
+            title=summary.summary.title,
+            status=str(summary.summary.status),
+            current_stage=summary.summary.current_stage,
+        )
+    return view
+
+
+def line_station_list(*, slug: str) -> list[StationView]:
+    """One line's stations with their states, in position order."""
+    line = _line_or_404(slug)
+    return _line_views([line], timezone.now())[0].stations
+
+
+# --- OEE -------------------------------------------------------------------------
+
+
+@dataclass
+class OEEPart:
+    """OEE figures of one scope (a line or a station), as percentages."""
+
+    availability: Decimal | None
+    performance: Decimal | None
+    quality: Decimal | None
+    oee: Decimal | None
+    planned_busy_seconds: float
+    run_seconds: float
+    good_count: int
+    reject_count: int
+
+    @property
+    def produced_count(self) -> int:
+        return self.good_count + self.reject_count
+
+    @classmethod
+    def of(cls, figures: oee.Figures) -> OEEPart:
+        return cls(
+            **figures.percentages(),
+            planned_busy_seconds=round(float(figures.planned_busy), 3),
+            run_seconds=round(float(figures.run), 3),
+            good_count=figures.good,
+            reject_count=figures.reject,
+        )
+
+    @classmethod
+    def of_snapshot(cls, row: OEESnapshot) -> OEEPart:
+        return cls(
+            availability=row.availability,
+            performance=row.performance,
+            quality=row.quality,
+            oee=row.oee,
+            planned_busy_seconds=round(row.planned_busy_seconds, 3),
+            run_seconds=round(row.run_seconds, 3),
+            good_count=row.good_count,
+            reject_count=row.reject_count,
+        )
+
+
+@dataclass
+class OEEReport:
+    """A line's OEE over a window, with each station's."""
+
+    line_id: str
+    start: datetime
+    end: datetime
+    source: str  # "snapshot" (beat's read model) or "live" (computed now)
+    computed_at: datetime
+    total: OEEPart
+    stations: list[tuple[Station, OEEPart]] = field(default_factory=list)
+
+
+def _parse_time(name: str, raw: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise InvalidInput(
+            f"{name}: an ISO 8601 time with a time zone, e.g. 2026-03-02T06:00:00Z.",
+            code="validation_error",
+            details={name: ["An ISO 8601 time with a time zone."]},
+        )
+    return value
+
+
+def oee_window(
+    line: Line, raw_from: str | None, raw_to: str | None, now: datetime
+) -> tuple[datetime, datetime] | None:
+    """The window a request asks for; None for the default (this shift so far).
+
+    ``to`` defaults to now and is clipped to now (the future has no readings);
+    ``from`` is required when ``to`` is given.
+    """
+    if not raw_from and not raw_to:
+        return None
+    if not raw_from:
+        raise InvalidInput(
+            "from: required when to is given.",
+            code="validation_error",
+            details={"from": ["Required when to is given."]},
+        )
+    start = _parse_time("from", raw_from)
+    end = min(_parse_time("to", raw_to), now) if raw_to else now
+    if start >= end:
+        raise InvalidInput(
+            "from: must be before to (and before now).",
+            code="validation_error",
+            details={"from": ["Must be before to and before now."]},
+        )
+    if end - start > MAX_OEE_WINDOW:
+        raise InvalidInput(
+            f"The window may span at most {MAX_OEE_WINDOW.days} days.",
+            code="validation_error",
+            details={"to": [f"At most {MAX_OEE_WINDOW.days} days after from."]},
+        )
+    return start, end
+
+
+def line_oee_get(
+    *,
+    slug: str,
+    raw_from: str | None = None,
+    raw_to: str | None = None,
+    now: datetime | None = None,
+) -> OEEReport:
+    """A line's OEE over [from, to); by default this shift so far.
+
+    The default window is served from the beat-kept snapshot when it is fresh
+    (``window_end`` is then the time it was computed up to); an explicit window,
+    or a missing or stale snapshot, is computed from the readings now.
+    """
+    now = now or timezone.now()
+    line = _line_or_404(slug)
+    window = oee_window(line, raw_from, raw_to, now)
+    if window is None:
+        snapshots = _current_snapshots([line], now, stations=True)
+        total = snapshots.get((line.pk, None))
+        if total is not None:
+            stations = list(line.stations.order_by("position"))
+            return OEEReport(
+                line_id=line.slug,
+                start=total.window_start,
+                end=total.window_end,
+                source="snapshot",
+                computed_at=total.computed_at,
+                total=OEEPart.of_snapshot(total),
+                stations=[
+                    (s, OEEPart.of_snapshot(snapshots[(line.pk, s.pk)]))
+                    for s in stations
+                    if (line.pk, s.pk) in snapshots
+                ],
+            )
+        window = (oee.shift_window(line, now)[0], now)
+    result = oee.line_oee(line, *window)
+    return OEEReport(
+        line_id=line.slug,
+        start=window[0],
+        end=window[1],
+        source="live",
+        computed_at=now,
+        total=OEEPart.of(result.line),
+        stations=[(s, OEEPart.of(f)) for s, f in result.stations],
+    )
+
+
+# --- live status -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LiveSummary:
+    """The plant at a glance (``/live-status/summary``)."""
+
+    health_percent: Decimal | None
+    active_lines: int
+    total_lines: int
+    modes: dict[str, int]
+    stations: dict[str, int]
+    oee: Decimal | None
+    updated_at: datetime
+
+
+def live_status_summary(*, now: datetime | None = None) -> LiveSummary:
+    """Health % (stations not Blocked), lines by mode, plant OEE this shift."""
+    now = now or timezone.now()
+    views = line_status_list(now=now)
+    stations = Counter(s.state for view in views for s in view.stations)
+    total_stations = sum(stations.values())
+    healthy = total_stations - stations[st.StationState.BLOCKED]
+    modes = Counter(view.mode for view in views)
+    plant = oee.Figures()
+    for row in _current_snapshots([v.line for v in views], now).values():
+        plant.add(
+            oee.Figures(
+                planned_busy=Fraction(row.planned_busy_seconds),
+                run=Fraction(row.run_seconds),
+                ideal=Fraction(row.ideal_seconds),
+                good=row.good_count,
+                reject=row.reject_count,
+            )
+        )
+    return LiveSummary(
+        health_percent=oee.percent(Fraction(healthy, total_stations))
+        if total_stations
+        else None,
+        active_lines=modes[st.LineMode.RUNNING],
+        total_lines=len(views),
+        modes={mode.name.lower(): modes[mode] for mode in st.LineMode},
+        stations={state.name.lower(): stations[state] for state in st.StationState},
+        oee=oee.percent(plant.oee),
+        updated_at=now,
+    )
+
+
+# --- machines (mobile) -------------------------------------------------------------
+
+
+def machine_list() -> QuerySet[Machine]:
+    """Machines with their station and line (for ids), in station order."""
+    return Machine.objects.select_related("station__line").order_by(
+        "station__line__position", "station__line__slug", "station__position", "id"
+    )

@@ -1,0 +1,201 @@
+"""Work in progress by stage, the bottleneck, and running versus blocked
+operations, from the work orders of production execution (``runbooks``).
+
+Read-only over the runbooks tables (no rule of theirs is needed: only which
+work-order stages are in progress, on hold or waiting).
+
+**WIP at a stage**, over work orders in progress (started, not finished):
+
+* ``inProgress``: their stages at it that are in progress;
+* ``onHold``: their stages at it that are on hold;
+* ``waiting``: work orders whose current stage (first not done) is it and is
+  still planned: the work has arrived and waits to start.
+
+Work orders not yet started are backlog, not WIP. ``wip`` is the sum.
+
+**Bottleneck**: the stage with the most WIP (ties: more waiting, then the
+earlier stage); none while no stage has WIP. Each runbook has its own; the
+plant's is the greatest of those.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Count, Exists, OuterRef
+
+from runbooks.models import (
+    Stage,
+    StageStatus,
+    WorkOrderStage,
+    WorkOrderStatus,
+)
+
+# Most operations listed per kind (the counts are always complete).
+OPERATIONS_LIMIT = 100
+
+
+@dataclass
+class StageWip:
+    """WIP at one template stage."""
+
+    runbook_id: str
+    stage_id: str  # slug, "mfg-05"
+    stage: str  # "S5 Module Assembly"
+    position: int
+    in_progress: int = 0
+    waiting: int = 0
+    on_hold: int = 0
+    is_bottleneck: bool = False
+
+    @property
+    def wip(self) -> int:
+        return self.in_progress + self.waiting + self.on_hold
+
+    def rank(self) -> tuple:
+        return (self.wip, self.waiting, -self.position)
+
+
+def stage_wip_list() -> list[StageWip]:
+    """WIP of every stage of every active runbook, by runbook and position.
+
+    Three queries.
+    """
+    stages = {
+        row.id: StageWip(
+            runbook_id=row.runbook__slug,
+            stage_id=row.slug,
+            stage=f"{row.code} {row.name}",
+            position=row.position,
+        )
+        for row in Stage.objects.filter(runbook__is_active=True)
+        .order_by("runbook__slug", "position")
+        .values_list(
+            "id", "runbook__slug", "slug", "code", "name", "position", named=True
+        )
+    }
+    started = WorkOrderStage.objects.filter(
+        work_order__status=WorkOrderStatus.IN_PROGRESS
+    )
+    for stage_id, status, count in (
+        started.filter(status__in=[StageStatus.IN_PROGRESS, StageStatus.HOLD])
+        .values_list("stage_id", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    ):
+        if stage_id in stages:
+            if status == StageStatus.IN_PROGRESS:
+                stages[stage_id].in_progress = count
+            else:
+                stages[stage_id].on_hold = count
+    earlier_open = WorkOrderStage.objects.filter(
+        work_order_id=OuterRef("work_order_id"), position__lt=OuterRef("position")
+    ).exclude(status=StageStatus.DONE)
+    for stage_id, count in (
+        started.filter(status=StageStatus.PLANNED)
+        .exclude(Exists(earlier_open))
+        .values_list("stage_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    ):
+        if stage_id in stages:
+            stages[stage_id].waiting = count
+    by_runbook: dict[str, list[StageWip]] = defaultdict(list)
+    for wip in stages.values():
+        by_runbook[wip.runbook_id].append(wip)
+    for group in by_runbook.values():
+        top = max(group, key=StageWip.rank)
+        top.is_bottleneck = top.wip > 0
+    return list(stages.values())
+
+
+def bottleneck(stages: list[StageWip]) -> StageWip | None:
+    """The plant's bottleneck among ``stages`` (see the module docstring)."""
+    candidates = [s for s in stages if s.is_bottleneck]
+    return max(candidates, key=StageWip.rank) if candidates else None
+
+
+@dataclass(frozen=True)
+class Operation:
+    """A work-order stage being worked (Running) or on hold (Blocked)."""
+
+    id: int
+    work_order_id: int
+    runbook_id: str
+    stage_id: str
+    stage: str
+    product_code: str
+    lot_no: str
+    status: str  # "Running" | "Blocked"
+    reason: str
+    since: datetime | None
+
+
+@dataclass(frozen=True)
+class Operations:
+    running_count: int
+    blocked_count: int
+    running: list[Operation]
+    blocked: list[Operation]
+    bottleneck: StageWip | None
+
+
+def _operations(status: str, label: str) -> tuple[int, list[Operation]]:
+    rows = WorkOrderStage.objects.filter(
+        status=status, work_order__status=WorkOrderStatus.IN_PROGRESS
+    )
+    listed = (
+        rows.select_related("work_order__runbook", "stage")
+        .order_by("-updated_at", "-id")
+        .values_list(
+            "id",
+            "work_order_id",
+            "work_order__runbook__slug",
+            "stage__slug",
+            "stage__code",
+            "stage__name",
+            "work_order__product_code",
+            "work_order__lot_no",
+            "hold_reason",
+            "actual_start",
+            "updated_at",
+            named=True,
+        )[:OPERATIONS_LIMIT]
+    )
+    operations = [
+        Operation(
+            id=row.id,
+            work_order_id=row.work_order_id,
+            runbook_id=row.work_order__runbook__slug,
+            stage_id=row.stage__slug,
+            stage=f"{row.stage__code} {row.stage__name}",
+            product_code=row.work_order__product_code,
+            lot_no=row.work_order__lot_no,
+            status=label,
+            reason=row.hold_reason,
+            # A running stage since it started; a held one since it was held.
+            since=row.actual_start
+            if status == StageStatus.IN_PROGRESS
+            else row.updated_at,
+        )
+        for row in listed
+    ]
+    count = len(operations)
+    if count == OPERATIONS_LIMIT:
+        count = rows.count()
+    return count, operations
+
+
+def operations_snapshot() -> Operations:
+    """Running versus blocked work-order stages, and the plant's bottleneck."""
+    running_count, running = _operations(StageStatus.IN_PROGRESS, "Running")
+    blocked_count, blocked = _operations(StageStatus.HOLD, "Blocked")
+    return Operations(
+        running_count=running_count,
+        blocked_count=blocked_count,
+        running=running,
+        blocked=blocked,
+        bottleneck=bottleneck(stage_wip_list()),
+    )
