@@ -10,8 +10,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 
-from bpmos.errors import IllegalTransition
 from bpmos.roles import Role
+from bpmos.transitions import StatusTransitions
 
 
 class ExceptionType(models.TextChoices):
@@ -73,13 +73,15 @@ class ExceptionSource(models.TextChoices):
     MANUAL = "manual", "Manual"
 
 
-class PlantException(models.Model):
+class PlantException(StatusTransitions, models.Model):
     """A blocker or deviation, what it blocks, who must act, and how it ended.
 
     Shown to the control UI as ``EX-<id>``. While open and unacknowledged it
     escalates along ``ESCALATION_PATH`` when ``ack_due_at`` passes (a Celery beat
     task); resolving it needs a resolution note.
     """
+
+    TRANSITIONS = EXCEPTION_TRANSITIONS
 
     type = models.CharField(max_length=30, choices=ExceptionType.choices)
     severity = models.CharField(max_length=10, choices=Severity.choices)
@@ -174,11 +176,6 @@ class PlantException(models.Model):
         """The role that must act now, from the escalation level."""
         return ESCALATION_PATH[min(self.escalation_level, len(ESCALATION_PATH) - 1)]
 
-    def require_transition(self, *, to: str) -> None:
-        """Raise ``IllegalTransition`` (409) unless the table allows the move."""
-        if to not in EXCEPTION_TRANSITIONS[self.status]:
-            raise IllegalTransition(
-                f"{self.code} is {self.get_status_display()}; it cannot become "
-                f"{ExceptionStatus(to).label}.",
-                details={"from": self.status, "to": to},
-            )
+    @property
+    def transition_subject(self) -> str:
+        return self.code

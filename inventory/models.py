@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from bpmos.errors import IllegalTransition
+from bpmos.transitions import StatusTransitions
 
 
 class Tracking(models.TextChoices):
@@ -155,12 +155,14 @@ def available_quantity(*, status: str, quantity: int, reserved: int) -> int:
     return max(quantity - reserved, 0)
 
 
-class Item(models.Model):
+class Item(StatusTransitions, models.Model):
     """Stock at a location: one serialised unit, or one batch lot of a quantity.
 
     ``quantity`` is what is physically there (1 for a serialised unit, 0 once all
     of it was issued); ``available`` is what may still be reserved or issued.
     """
+
+    TRANSITIONS = ITEM_TRANSITIONS
 
     code = models.CharField(
         max_length=64, unique=True, help_text='API id, e.g. "CELL-2026-1001"'
@@ -198,14 +200,9 @@ class Item(models.Model):
     def __str__(self) -> str:
         return self.code
 
-    def require_transition(self, *, to: str) -> None:
-        """Raise ``IllegalTransition`` (409) unless the table allows the move."""
-        if to not in ITEM_TRANSITIONS[self.status]:
-            raise IllegalTransition(
-                f"Item {self.code} is {self.get_status_display()}; "
-                f"it cannot become {ItemStatus(to).label}.",
-                details={"from": self.status, "to": to},
-            )
+    @property
+    def transition_subject(self) -> str:
+        return f"Item {self.code}"
 
 
 class ReservationStatus(models.TextChoices):
@@ -221,12 +218,14 @@ RESERVATION_TRANSITIONS: dict[str, set[str]] = {
 }
 
 
-class Reservation(models.Model):
+class Reservation(StatusTransitions, models.Model):
     """A quantity of an item promised to a work order or to a dispatch.
 
     Active reservations of an item never add up to more than its quantity:
     ``inventory.services.item_reserve`` checks that under the item's row lock.
     """
+
+    TRANSITIONS = RESERVATION_TRANSITIONS
 
     item = models.ForeignKey(
         Item, on_delete=models.PROTECT, related_name="reservations"
@@ -286,14 +285,9 @@ class Reservation(models.Model):
         """What the stock is promised to: "WO-12" or the dispatch reference."""
         return f"WO-{self.work_order_id}" if self.work_order_id else self.dispatch_ref
 
-    def require_transition(self, *, to: str) -> None:
-        """Raise ``IllegalTransition`` (409) unless the table allows the move."""
-        if to not in RESERVATION_TRANSITIONS[self.status]:
-            raise IllegalTransition(
-                f"Reservation {self.pk} is {self.get_status_display()}; "
-                f"it cannot become {ReservationStatus(to).label}.",
-                details={"from": self.status, "to": to},
-            )
+    @property
+    def transition_subject(self) -> str:
+        return f"Reservation {self.pk}"
 
 
 class MovementKind(models.TextChoices):

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from bpmos.errors import IllegalTransition
+from bpmos.transitions import StatusTransitions
 
 
 class RunbookKind(models.TextChoices):
@@ -183,8 +183,10 @@ WORK_ORDER_TRANSITIONS: dict[str, set[str]] = {
 }
 
 
-class WorkOrder(models.Model):
+class WorkOrder(StatusTransitions, models.Model):
     """An order to make ``qty`` of a product (lot ``lot_no``) by running a runbook."""
+
+    TRANSITIONS = WORK_ORDER_TRANSITIONS
 
     runbook = models.ForeignKey(
         Runbook, on_delete=models.PROTECT, related_name="work_orders"
@@ -225,14 +227,9 @@ class WorkOrder(models.Model):
     def __str__(self) -> str:
         return f"WO-{self.pk} {self.product_code} lot {self.lot_no}"
 
-    def require_transition(self, *, to: str) -> None:
-        """Raise ``IllegalTransition`` (409) unless the table allows the move."""
-        if to not in WORK_ORDER_TRANSITIONS[self.status]:
-            raise IllegalTransition(
-                f"Work order {self.pk} is {self.get_status_display()}; "
-                f"it cannot become {WorkOrderStatus(to).label}.",
-                details={"from": self.status, "to": to},
-            )
+    @property
+    def transition_subject(self) -> str:
+        return f"Work order {self.pk}"
 
 
 class StageStatus(models.TextChoices):
@@ -250,8 +247,10 @@ STAGE_TRANSITIONS: dict[str, set[str]] = {
 }
 
 
-class WorkOrderStage(models.Model):
+class WorkOrderStage(StatusTransitions, models.Model):
     """One stage of one work order, created from the runbook's stage template."""
+
+    TRANSITIONS = STAGE_TRANSITIONS
 
     work_order = models.ForeignKey(
         WorkOrder, on_delete=models.CASCADE, related_name="stages"
@@ -284,14 +283,9 @@ class WorkOrderStage(models.Model):
     def __str__(self) -> str:
         return f"WO-{self.work_order_id} {self.stage_name} ({self.status})"
 
-    def require_transition(self, *, to: str) -> None:
-        """Raise ``IllegalTransition`` (409) unless the table allows the move."""
-        if to not in STAGE_TRANSITIONS[self.status]:
-            raise IllegalTransition(
-                f"Stage {self.pk} ({self.stage_name}) is {self.get_status_display()}; "
-                f"it cannot become {StageStatus(to).label}.",
-                details={"from": self.status, "to": to},
-            )
+    @property
+    def transition_subject(self) -> str:
+        return f"Stage {self.pk} ({self.stage_name})"
 
 
 class StageAssignment(models.Model):
