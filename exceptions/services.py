@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from bpmos import events
 from bpmos.errors import InvalidInput, NotFound
+from bpmos.locking import lock_row
 from elog import audit
 from exceptions import events as exception_events
 from exceptions.models import (
@@ -46,14 +47,11 @@ def _snapshot(exc: PlantException) -> dict:
 def _lock(exception_id: int) -> PlantException:
     # of=self: the runbook is nullable, so it is an outer join, which PostgreSQL
     # refuses to lock ("FOR UPDATE cannot be applied to the nullable side").
-    try:
-        return (
-            PlantException.objects.select_for_update(no_key=True, of=("self",))
-            .select_related("runbook")
-            .get(pk=exception_id)
-        )
-    except PlantException.DoesNotExist as exc:
-        raise NotFound(f"Exception {exception_id} does not exist.") from exc
+    return lock_row(
+        PlantException.objects.select_related("runbook"),
+        what=f"Exception {exception_id}",
+        pk=exception_id,
+    )
 
 
 def _log_step(exc: PlantException, at: datetime) -> None:

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from bpmos import events
 from bpmos.errors import Conflict, IllegalTransition, InvalidInput, NotFound
+from bpmos.locking import ROW_LOCK, lock_row
 from elog import audit
 from inventory import events as inventory_events
 from inventory.models import (
@@ -66,16 +67,11 @@ def _required_reason(reason: str | None, *, to: str) -> str:
 
 
 def _lock_item(item_code: str) -> Item:
-    try:
-        return (
-            # of=self: lock the item only, not the category and location rows the
-            # join reads (every reservation in a category would queue on them).
-            Item.objects.select_for_update(of=("self",))
-            .select_related("category", "location__parent__parent")
-            .get(code=item_code)
-        )
-    except Item.DoesNotExist as exc:
-        raise NotFound(f"Item {item_code} does not exist.") from exc
+    return lock_row(
+        Item.objects.select_related("category", "location__parent__parent"),
+        what=f"Item {item_code}",
+        code=item_code,
+    )
 
 
 def _lock_reservation(reservation_id: int) -> tuple[Item, Reservation]:
@@ -89,7 +85,9 @@ def _lock_reservation(reservation_id: int) -> tuple[Item, Reservation]:
     if item_code is None:
         raise NotFound(f"Reservation {reservation_id} does not exist.")
     item = _lock_item(item_code)
-    reservation = Reservation.objects.select_for_update().get(pk=reservation_id)
+    reservation = Reservation.objects.select_for_update(**ROW_LOCK).get(
+        pk=reservation_id
+    )
     reservation.item = item  # the locked row, with its category and location
     return item, reservation
 

@@ -24,7 +24,8 @@ from django.utils import timezone
 from psycopg import errors as psycopg_errors
 
 from bpmos import events
-from bpmos.errors import DomainError, InvalidInput, NotFound
+from bpmos.errors import DomainError, InvalidInput
+from bpmos.locking import ROW_LOCK, lock_row
 from elog import audit
 from lines import events as line_events
 from lines import status as st
@@ -368,15 +369,11 @@ def readings_ingest(*, machine_id: int, rows: list, actor) -> IngestResult:
     batch.
     """
     checked, _repeats = readings_validate(machine_id=machine_id, rows=rows)
-    try:
-        # of=self: lock the machine, not the station and line rows it joins.
-        machine = (
-            Machine.objects.select_for_update(of=("self",))
-            .select_related("station__line")
-            .get(pk=machine_id)
-        )
-    except Machine.DoesNotExist as exc:
-        raise NotFound(f"Machine {machine_id} does not exist.") from exc
+    machine = lock_row(
+        Machine.objects.select_related("station__line"),
+        what=f"Machine {machine_id}",
+        pk=machine_id,
+    )
     accepted = _store(checked)
     latest = _latest_state(checked)
     status_change = None
@@ -411,7 +408,7 @@ def _apply_state(machine: Machine, latest: tuple) -> tuple[dict, dict] | None:
         return None
     # Every status change of a line's machines takes the line's lock, so the
     # before/after comparison below sees no other batch's change half-way.
-    line = Line.objects.select_for_update().get(pk=machine.station.line_id)
+    line = Line.objects.select_for_update(**ROW_LOCK).get(pk=machine.station.line_id)
     old = _line_state(line)
     machine.status, machine.status_reason, machine.status_since = state, reason, ts
     machine.save(
@@ -440,7 +437,7 @@ def oee_snapshot_refresh(*, line_id: int, now: datetime) -> list[OEESnapshot]:
     """Recompute one line's snapshots (see ``oee_snapshots_refresh``)."""
     from lines import oee
 
-    line = Line.objects.select_for_update().get(pk=line_id)
+    line = Line.objects.select_for_update(**ROW_LOCK).get(pk=line_id)
     before = _line_state(line, now)
     start, end = oee.shift_window(line, now)
     windows = [(start, now, end)]

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from bpmos import events
 from bpmos.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
+from bpmos.locking import ROW_LOCK, lock_row
 from bpmos.roles import Role
 from elog import audit
 from runbooks import events as runbook_events
@@ -27,15 +28,6 @@ from runbooks.models import (
     WorkOrderStage,
     WorkOrderStatus,
 )
-
-# How services lock the rows they change (PostgreSQL; SQLite serialises writers).
-# "of self": a joined select_related must not lock the runbook and template rows
-# too, which serialised every move of a runbook and deadlocked gate changes
-# against stage starts. "no key": FOR NO KEY UPDATE still excludes other writers
-# but not the KEY SHARE locks of foreign-key checks, so a transaction that holds
-# the audit chain's lock can commit rows that reference a locked row (an issue
-# on a work order being moved) instead of deadlocking on it.
-ROW_LOCK = {"no_key": True, "of": ("self",)}
 
 # Roles that may move any stage, assigned or not.
 STAGE_OVERSEERS = {Role.SUPERVISOR, Role.PLANT_HEAD, Role.ADMIN}
@@ -201,14 +193,11 @@ def work_order_cancel(*, work_order_id: int, reason: str, actor) -> WorkOrder:
 
 
 def _lock_work_order(work_order_id: int) -> WorkOrder:
-    try:
-        return (
-            WorkOrder.objects.select_for_update(**ROW_LOCK)
-            .select_related("runbook")
-            .get(pk=work_order_id)
-        )
-    except WorkOrder.DoesNotExist as exc:
-        raise NotFound(f"Work order {work_order_id} does not exist.") from exc
+    return lock_row(
+        WorkOrder.objects.select_related("runbook"),
+        what=f"Work order {work_order_id}",
+        pk=work_order_id,
+    )
 
 
 # --- stages ------------------------------------------------------------------------
@@ -552,14 +541,11 @@ def gate_set(*, gate_id: int, action: str, actor, reason: str = "") -> Gate:
             code="validation_error",
             details={"reason": ["Required to lock."]},
         )
-    try:
-        gate = (
-            Gate.objects.select_for_update(**ROW_LOCK)
-            .select_related("stage__runbook")
-            .get(pk=gate_id)
-        )
-    except Gate.DoesNotExist as exc:
-        raise NotFound(f"Gate {gate_id} does not exist.") from exc
+    gate = lock_row(
+        Gate.objects.select_related("stage__runbook"),
+        what=f"Gate {gate_id}",
+        pk=gate_id,
+    )
     target = GATE_ACTIONS[action]
     if gate.status == target:
         raise IllegalTransition(

@@ -13,7 +13,8 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from bpmos import events
 from bpmos.accounts.events import UserChanged
 from bpmos.accounts.models import User
-from bpmos.errors import Conflict, InvalidInput, NotFound
+from bpmos.errors import Conflict, InvalidInput
+from bpmos.locking import lock_row
 from bpmos.roles import Role
 from elog import audit
 
@@ -28,12 +29,7 @@ def _snapshot(user: User) -> dict:
 
 
 def _get_locked(user_id: int) -> User:
-    try:
-        # NO KEY UPDATE: foreign-key checks of rows referencing the user (audit
-        # records, assignments) take KEY SHARE locks and must not wait on this.
-        return User.objects.select_for_update(no_key=True).get(pk=user_id)
-    except User.DoesNotExist as exc:
-        raise NotFound(f"User {user_id} does not exist.") from exc
+    return lock_row(User.objects.all(), what=f"User {user_id}", pk=user_id)
 
 
 def _ensure_an_active_admin_remains(user: User) -> None:
