@@ -1,8 +1,9 @@
 """Admin building blocks shared by every app's admin.py."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.forms.models import model_to_dict
 
+from bpmos.errors import DomainError
 from elog import audit
 
 # Never copied into the audit log, whatever the model.
@@ -85,3 +86,28 @@ class AuditedModelAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for obj in queryset:
             self.delete_model(request, obj)
+
+    # Admin actions run the app's service once per selected row: a refusal names
+    # its row and the rest still run (each service call is its own transaction).
+    action_noun = "row"  # "3 item(s)"
+
+    def action_label(self, obj) -> str:
+        return str(obj)
+
+    def apply_each(self, request, queryset, verb: str, call) -> None:
+        """Call ``call(obj)`` for each selected row; report refusals and the count."""
+        done = 0
+        for obj in queryset:
+            try:
+                call(obj)
+            except DomainError as error:
+                self.message_user(
+                    request,
+                    f"{self.action_label(obj)}: {error.message}",
+                    messages.ERROR,
+                )
+            else:
+                done += 1
+        if done:
+            noun = self.action_noun
+            self.message_user(request, f"{verb} {done} {noun}(s).", messages.SUCCESS)

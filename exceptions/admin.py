@@ -15,7 +15,6 @@ from django.contrib.admin.helpers import ActionForm
 
 from bpmos import access
 from bpmos.adminkit import AuditedModelAdmin
-from bpmos.errors import DomainError
 from bpmos.roles import Role
 from exceptions import services
 from exceptions.models import PlantException
@@ -136,19 +135,13 @@ class PlantExceptionAdmin(AuditedModelAdmin):
 
     # --- actions: the services, one exception at a time ----------------------------
 
+    action_noun = "exception"
+
+    def action_label(self, obj) -> str:
+        return obj.code
+
     def _each(self, request, queryset, verb: str, call) -> None:
-        done = 0
-        for exc in queryset.order_by("id"):
-            try:
-                call(exc)
-            except DomainError as error:
-                self.message_user(
-                    request, f"{exc.code}: {error.message}", messages.ERROR
-                )
-            else:
-                done += 1
-        if done:
-            self.message_user(request, f"{verb} {done} exception(s).", messages.SUCCESS)
+        self.apply_each(request, queryset.order_by("id"), verb, call)
 
     @admin.action(
         description="Acknowledge selected exceptions", permissions=["acknowledge"]

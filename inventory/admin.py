@@ -320,19 +320,13 @@ class ItemAdmin(StockAdmin):
             )
         return response
 
+    action_noun = "item"
+
+    def action_label(self, obj) -> str:
+        return obj.code
+
     def _each(self, request, queryset, verb: str, call) -> None:
-        done = 0
-        for item in queryset.order_by("code"):
-            try:
-                call(item)
-            except DomainError as error:
-                self.message_user(
-                    request, f"{item.code}: {error.message}", messages.ERROR
-                )
-            else:
-                done += 1
-        if done:
-            self.message_user(request, f"{verb} {done} item(s).", messages.SUCCESS)
+        self.apply_each(request, queryset.order_by("code"), verb, call)
 
     def _reason(self, request) -> str | None:
         reason = (request.POST.get("reason") or "").strip()
