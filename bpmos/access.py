@@ -176,6 +176,7 @@ TOPICS: Final[dict[str, frozenset[Role]]] = {
     "line.<id>": EVERYONE,
     "alerts": EVERYONE,
     "dispatch": EVERYONE,
+    "passports": EVERYONE,
     "inventory": EVERYONE,
 }
 

@@ -49,7 +49,7 @@ def _audit_key() -> bytes:
     return settings.BPMOS_AUDIT_KEY.encode()
 
 
-def _normalize(value: Any) -> Any:
+def normalize_json(value: Any) -> Any:
     """Round-trip through JSON so what is stored is exactly what is hashed."""
     if value is None:
         return None
@@ -59,7 +59,7 @@ def _normalize(value: Any) -> Any:
 _EXACT_LIMIT = 2**53  # beyond this a float no longer holds every integer
 
 
-def _canonical_numbers(value: Any) -> Any:
+def canonical_numbers(value: Any) -> Any:
     """Numbers past 2**53 as floats, so a jsonb round trip hashes the same.
 
     PostgreSQL's jsonb keeps numbers as decimals and hands 1e20 back as the
@@ -69,17 +69,17 @@ def _canonical_numbers(value: Any) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value) if abs(value) >= _EXACT_LIMIT else value
     if isinstance(value, dict):
-        return {key: _canonical_numbers(item) for key, item in value.items()}
+        return {key: canonical_numbers(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_canonical_numbers(item) for item in value]
+        return [canonical_numbers(item) for item in value]
     return value
 
 
 def compute_hash(fields: dict[str, Any]) -> str:
     """HMAC-SHA256 over the canonical JSON of a record's hashed fields."""
     content = {name: fields[name] for name in HASHED_FIELDS}
-    content["before"] = _canonical_numbers(content["before"])
-    content["after"] = _canonical_numbers(content["after"])
+    content["before"] = canonical_numbers(content["before"])
+    content["after"] = canonical_numbers(content["after"])
     occurred = content["occurred_at"]
     if hasattr(occurred, "isoformat"):
         content["occurred_at"] = occurred.astimezone(UTC).isoformat()
@@ -152,8 +152,8 @@ def record(
             "target_type": target_type if target_type is not None else kind,
             "target_id": target_id if target_id is not None else pk,
             "target_repr": label,
-            "before": _normalize(before),
-            "after": _normalize(after),
+            "before": normalize_json(before),
+            "after": normalize_json(after),
             "request_id": ctx.request_id,
             "client_address": _normalize_address(ctx.client_address),
             "source": ctx.source,

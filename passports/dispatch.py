@@ -1,0 +1,196 @@
+"""The dispatch desk's live/past lifecycle (dispatch contract), on the ledger.
+
+A product (a passport) is *live* while its latest ``DispatchJob`` is ``ON`` and
+*past* once it is ``OFF``. It is *dispatchable* when it is live and its
+lifecycle lets it ship now (``lifecycle.may_ship``: warehoused or reserved, not
+on hold). Jobs move automatically with the ledger: warehousing opens a live job,
+dispatching closes it (reason "dispatched"); the desk may also move a product to
+past by hand, and reactivate it (only while it may still ship). Every move is a
+ledger event (and so an audit record) and is announced on the ``dispatch`` topic
+that the SSE stream carries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from bpmos import events
+from bpmos.errors import Conflict, IllegalTransition, InvalidInput, NotFound
+from passports import events as passport_events
+from passports import ledger, lifecycle
+from passports.models import DispatchJob, EventKind, JobState, Passport, State
+
+DISPATCHED_REASON = "dispatched"
+_MAX_REASON = 300
+
+
+def latest_job(passport: Passport, *, lock: bool = False) -> DispatchJob | None:
+    qs = DispatchJob.objects.filter(passport=passport).order_by("-pk")
+    if lock:
+        qs = qs.select_for_update()
+    return qs.first()
+
+
+def is_dispatchable(passport: Passport, job: DispatchJob | None) -> bool:
+    return (
+        job is not None
+        and job.state == JobState.ON
+        and lifecycle.may_ship(ledger.snapshot_of(passport))
+    )
+
+
+def dispatchable_queryset():
+    """Passports whose latest job is ON and which may ship now."""
+    from django.db.models import OuterRef, Subquery
+
+    latest_state = Subquery(
+        DispatchJob.objects.filter(passport=OuterRef("pk"))
+        .order_by("-pk")
+        .values("state")[:1]
+    )
+    return (
+        Passport.objects.annotate(job_state=latest_state)
+        .filter(job_state=JobState.ON, state__in=lifecycle.SHIPPABLE, on_hold=False)
+        .order_by("serial")
+    )
+
+
+def _announce_update(passport: Passport, job: DispatchJob | None) -> None:
+    count = dispatchable_queryset().count()
+    events.publish(
+        passport_events.dispatchable_update(
+            passport, is_dispatchable=is_dispatchable(passport, job), count=count
+        )
+    )
+
+
+def after_append(
+    passport: Passport, before: lifecycle.Snapshot, after: lifecycle.Snapshot, kind: str
+) -> None:
+    """Keep the desk's jobs in step with the ledger (called inside ``append``'s
+    transaction, passport row locked)."""
+    job = latest_job(passport, lock=True)
+    if kind == EventKind.WAREHOUSED and (job is None or job.state == JobState.OFF):
+        job = DispatchJob.objects.create(
+            passport=passport, state=JobState.ON, reason="warehoused"
+        )
+        _announce_update(passport, job)
+        return
+    if kind == EventKind.DISPATCHED and job is not None and job.state == JobState.ON:
+        job.state, job.reason = JobState.OFF, DISPATCHED_REASON
+        job.save(update_fields=["state", "reason", "updated_at"])
+        events.publish(passport_events.moved_to_past(passport, job, at=timezone.now()))
+        _announce_update(passport, job)
+        return
+    shipping_changed = lifecycle.may_ship(before) != lifecycle.may_ship(after)
+    if job is not None and job.state == JobState.ON and shipping_changed:
+        _announce_update(passport, job)
+
+
+def _reason(reason: Any) -> str:
+    reason = (reason or "").strip() if isinstance(reason, str) else reason
+    if not isinstance(reason, str) or not reason:
+        raise InvalidInput(
+            "A reason is required.",
+            code="validation_error",
+            details={"reason": ["A reason is required."]},
+        )
+    if len(reason) > _MAX_REASON:
+        raise InvalidInput(
+            f"The reason is longer than {_MAX_REASON} characters.",
+            code="validation_error",
+            details={"reason": [f"At most {_MAX_REASON} characters."]},
+        )
+    return reason
+
+
+def _check_job(passport: Passport, job: DispatchJob | None, job_id: Any) -> DispatchJob:
+    if job is None:
+        raise NotFound(f"{passport} has no dispatch job.", code="job_not_found")
+    if job_id not in (None, "") and str(job_id) != str(job.pk):
+        raise Conflict(
+            f"Job {job_id} is not the latest job of {passport} (that is {job.pk}).",
+            code="stale_job",
+            details={"jobId": str(job_id), "latestJobId": str(job.pk)},
+        )
+    return job
+
+
+def move_to_past(
+    *,
+    passport_id: int,
+    job_id: Any = None,
+    reason: Any = DISPATCHED_REASON,
+    carrier: str | None = None,
+    actor: Any,
+) -> tuple[Passport, DispatchJob]:
+    """Move a live product to past. Reason "dispatched" dispatches it (custody to
+    ``carrier``), which its lifecycle must allow; any other reason only takes it
+    off the desk."""
+    reason = _reason(reason)
+    with transaction.atomic():
+        passport = ledger.lock_passport(passport_id)
+        job = _check_job(passport, latest_job(passport, lock=True), job_id)
+        if job.state != JobState.ON:
+            raise IllegalTransition(
+                f"{passport} is already in past (job {job.pk}).",
+                code="already_past",
+                details={"currentState": job.state},
+            )
+        if reason.lower() == DISPATCHED_REASON:
+            carrier = (carrier or "").strip() or "Logistics"
+            # The ledger refuses a pack that failed QA, is on hold or was never
+            # warehoused; after_append turns the job OFF and announces it.
+            ledger.append(
+                passport, EventKind.DISPATCHED, {"carrier": carrier}, actor=actor
+            )
+            job.refresh_from_db()
+            return passport, job
+        job.state, job.reason = JobState.OFF, reason
+        job.save(update_fields=["state", "reason", "updated_at"])
+        ledger.append(
+            passport,
+            EventKind.MOVED_TO_PAST,
+            {"jobId": str(job.pk), "reason": reason},
+            actor=actor,
+        )
+        events.publish(passport_events.moved_to_past(passport, job, at=timezone.now()))
+        _announce_update(passport, job)
+        return passport, job
+
+
+def reactivate(
+    *, passport_id: int, job_id: Any = None, reason: Any = None, actor: Any
+) -> tuple[Passport, DispatchJob]:
+    """Put a past product back on the desk; only one that may still ship."""
+    with transaction.atomic():
+        passport = ledger.lock_passport(passport_id)
+        job = _check_job(passport, latest_job(passport, lock=True), job_id)
+        if job.state == JobState.ON:
+            raise IllegalTransition(
+                f"{passport} is already live (job {job.pk}).",
+                code="already_live",
+                details={"currentState": job.state},
+            )
+        if passport.state not in lifecycle.SHIPPABLE:
+            raise IllegalTransition(
+                f"{passport} is {State(passport.state).label}; only a warehoused or "
+                "reserved product can be reactivated.",
+                code="illegal_transition",
+                details={"state": passport.state},
+            )
+        note = (reason or "").strip() if isinstance(reason, str) else ""
+        job.state, job.reason = JobState.ON, note[:_MAX_REASON] or "reactivated"
+        job.save(update_fields=["state", "reason", "updated_at"])
+        ledger.append(
+            passport,
+            EventKind.REACTIVATED,
+            {"jobId": str(job.pk), "reason": job.reason},
+            actor=actor,
+        )
+        events.publish(passport_events.reactivated(passport, job, at=timezone.now()))
+        _announce_update(passport, job)
+        return passport, job

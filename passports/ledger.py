@@ -1,0 +1,357 @@
+"""The passport ledger: append an event, verify the chains.
+
+``append`` is the only writer of ``PassportEvent`` and of a passport's
+projection (state, hold, custodian, version, head hash). In one transaction it
+
+1. locks the passport row (FOR NO KEY UPDATE, ``bpmos.locking``);
+2. refuses with 409 ``version_conflict`` when the caller said which version it
+   read (``expected_version``) and the ledger has moved on, so two writers that
+   read the same version cannot both extend it (the loser re-reads and
+   decides again); the unique (passport, version) constraint backs this up;
+3. applies the lifecycle rules (``passports.lifecycle.apply``: 409 on an
+   illegal move);
+4. writes the event with the previous event's hash and its own HMAC-SHA256
+   (key ``BPMOS_AUDIT_KEY``, outside the database, as for the audit log), then
+   the projection, an audit record and a live event.
+
+A service that appends to several passports in one transaction locks them all
+first with ``lock_passports`` (id order): the audit chain's lock is held from a
+transaction's first append to its commit, so locking a second passport after it
+could deadlock against a writer holding that passport and waiting for the
+audit lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from bpmos import events
+from bpmos.errors import Conflict
+from bpmos.locking import ROW_LOCK, lock_row
+from elog import audit
+from passports import lifecycle
+from passports.models import EventKind, Passport, PassportEvent
+
+GENESIS_HASH = "0" * 64
+HASHED_FIELDS = (
+    "passport",
+    "version",
+    "kind",
+    "occurred_at",
+    "actor_username",
+    "data",
+    "prev_hash",
+)
+
+
+def compute_hash(fields: Mapping[str, Any]) -> str:
+    """HMAC-SHA256 over the canonical JSON of an event's hashed fields.
+
+    ``passport`` is the passport's UUID (stable across databases), so a ledger
+    exported elsewhere verifies with the key alone.
+    """
+    content = {name: fields[name] for name in HASHED_FIELDS}
+    content["passport"] = str(content["passport"])
+    content["data"] = audit.canonical_numbers(content["data"])
+    occurred = content["occurred_at"]
+    if isinstance(occurred, datetime):
+        content["occurred_at"] = occurred.astimezone(UTC).isoformat()
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    key = settings.BPMOS_AUDIT_KEY.encode()
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def snapshot_of(passport: Passport) -> lifecycle.Snapshot:
+    """The lifecycle snapshot the passport row holds."""
+    return lifecycle.Snapshot(
+        kind=passport.kind,
+        state=passport.state,
+        on_hold=passport.on_hold,
+        hold_reason=passport.hold_reason,
+        custodian_kind=passport.custodian_kind,
+        custodian_name=passport.custodian_name,
+        version=passport.version,
+    )
+
+
+def _project(passport: Passport, snapshot: lifecycle.Snapshot) -> None:
+    passport.state = snapshot.state
+    passport.on_hold = snapshot.on_hold
+    passport.hold_reason = snapshot.hold_reason
+    passport.custodian_kind = snapshot.custodian_kind
+    passport.custodian_name = snapshot.custodian_name
+    passport.version = snapshot.version
+
+
+PROJECTION_FIELDS = [
+    "state",
+    "on_hold",
+    "hold_reason",
+    "custodian_kind",
+    "custodian_name",
+    "version",
+    "head_hash",
+    "updated_at",
+]
+
+
+def lock_passport(passport_id: int) -> Passport:
+    """Lock one passport row for the rest of the transaction (404 if missing)."""
+    return lock_row(
+        Passport.objects.all(), what=f"Passport {passport_id}", pk=passport_id
+    )
+
+
+def lock_passports(ids: Iterable[int]) -> dict[int, Passport]:
+    """Lock several passport rows in id order (see the module docstring)."""
+    wanted = sorted(set(ids))
+    rows = Passport.objects.select_for_update(**ROW_LOCK).filter(pk__in=wanted)
+    found = {p.pk: p for p in rows.order_by("pk")}
+    return found
+
+
+def state_dict(passport: Passport) -> dict[str, Any]:
+    """The projection as the audit log's before/after records it."""
+    return {
+        "state": passport.state,
+        "onHold": passport.on_hold,
+        "custodian": {
+            "kind": passport.custodian_kind,
+            "name": passport.custodian_name,
+        },
+        "version": passport.version,
+    }
+
+
+def append(
+    passport: Passport | int,
+    kind: str,
+    data: Mapping[str, Any] | None = None,
+    *,
+    actor: Any,
+    expected_version: int | None = None,
+    occurred_at: datetime | None = None,
+    publish: bool = True,
+) -> PassportEvent:
+    """Append event ``kind`` to a passport's ledger (see the module docstring).
+
+    ``passport`` may be a row the caller has already locked in this transaction
+    (``lock_passport``/``lock_passports``) or an id. ``data`` must already be
+    validated and JSON-able. Raises ``Conflict`` (409 ``version_conflict``) or
+    ``IllegalTransition`` (409); either leaves nothing written.
+    """
+    data = audit.normalize_json(dict(data or {}))
+    with transaction.atomic():
+        if not isinstance(passport, Passport):
+            passport = lock_passport(passport)
+        if expected_version is not None and expected_version != passport.version:
+            raise Conflict(
+                f"{passport} is at version {passport.version}, not "
+                f"{expected_version}: someone else changed it. Re-read and retry.",
+                code="version_conflict",
+                details={"expected": expected_version, "actual": passport.version},
+            )
+        before = state_dict(passport)
+        prior = snapshot_of(passport)
+        after = lifecycle.apply(prior, kind, data)
+        user = actor if getattr(actor, "is_authenticated", False) else None
+        fields: dict[str, Any] = {
+            "passport": passport.uuid,
+            "version": after.version,
+            "kind": kind,
+            "occurred_at": occurred_at or timezone.now(),
+            "actor_username": user.get_username() if user else "",
+            "data": data,
+            "prev_hash": passport.head_hash or GENESIS_HASH,
+        }
+        digest = compute_hash(fields)
+        try:
+            with transaction.atomic():
+                event = PassportEvent.objects.create(
+                    passport=passport,
+                    version=after.version,
+                    kind=kind,
+                    occurred_at=fields["occurred_at"],
+                    actor=user,
+                    actor_username=fields["actor_username"],
+                    data=data,
+                    prev_hash=fields["prev_hash"],
+                    hash=digest,
+                )
+        except IntegrityError as exc:  # the row lock makes this unreachable
+            raise Conflict(
+                f"{passport} was extended concurrently. Re-read and retry.",
+                code="version_conflict",
+                details={"expected": passport.version},
+            ) from exc
+        _project(passport, after)
+        passport.head_hash = digest
+        passport.save(update_fields=PROJECTION_FIELDS)
+        audit.record(
+            actor=actor,
+            action=f"passport.{kind}",
+            target=passport,
+            before=before if kind != EventKind.MANUFACTURED else None,
+            after={**state_dict(passport), "event": {"kind": kind, "data": data}},
+        )
+        if publish:
+            from passports import events as passport_events
+
+            events.publish(passport_events.changed(passport, event))
+        from passports import dispatch  # imports this module
+
+        dispatch.after_append(passport, prior, after, kind)
+    return event
+
+
+# --- verification -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    """The first place a passport's ledger breaks."""
+
+    passport_id: int
+    serial: str
+    version: int
+    event_id: int | None
+    problem: str  # altered | removed | inserted | projection
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "passportId": str(self.passport_id),
+            "serial": self.serial,
+            "version": self.version,
+            "eventId": self.event_id,
+            "problem": self.problem,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class LedgerVerification:
+    ok: bool
+    passports: int
+    events: int
+    first_broken: BrokenLink | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "passportsChecked": self.passports,
+            "eventsChecked": self.events,
+            "firstBroken": self.first_broken.as_dict() if self.first_broken else None,
+        }
+
+
+def _event_fields(event: PassportEvent, passport_uuid) -> dict[str, Any]:
+    return {
+        "passport": passport_uuid,
+        "version": event.version,
+        "kind": event.kind,
+        "occurred_at": event.occurred_at,
+        "actor_username": event.actor_username,
+        "data": event.data,
+        "prev_hash": event.prev_hash,
+    }
+
+
+def _check_one(passport: Passport, chain: list[PassportEvent]) -> BrokenLink | None:
+    def broken(event, problem, message, version=None):
+        return BrokenLink(
+            passport_id=passport.pk,
+            serial=passport.serial,
+            version=version if version is not None else event.version,
+            event_id=event.pk if event is not None else None,
+            problem=problem,
+            message=message,
+        )
+
+    prev_hash = GENESIS_HASH
+    expected_version = 1
+    snapshot = lifecycle.Snapshot(kind=passport.kind)
+    for event in chain:
+        if event.version > expected_version:
+            return broken(
+                event,
+                "removed",
+                f"Event {expected_version} is missing before event {event.version}.",
+                version=expected_version,
+            )
+        if event.version < expected_version:
+            return broken(event, "inserted", f"Event {event.version} appears twice.")
+        if not hmac.compare_digest(
+            compute_hash(_event_fields(event, passport.uuid)), event.hash
+        ):
+            return broken(event, "altered", f"Event {event.version} was altered.")
+        if event.prev_hash != prev_hash:
+            return broken(
+                event,
+                "inserted",
+                f"Event {event.version} does not follow event {event.version - 1}.",
+            )
+        try:
+            snapshot = lifecycle.apply(snapshot, event.kind, event.data)
+        except Exception:
+            return broken(
+                event, "altered", f"Event {event.version} breaks the lifecycle rules."
+            )
+        prev_hash = event.hash
+        expected_version += 1
+    if passport.version != len(chain) or passport.head_hash != (
+        chain[-1].hash if chain else ""
+    ):
+        last = chain[-1] if chain else None
+        return broken(
+            last,
+            "removed" if passport.version > len(chain) else "projection",
+            f"The passport says {passport.version} events; the ledger holds "
+            f"{len(chain)} ending elsewhere.",
+            version=min(passport.version, len(chain)) + (passport.version > len(chain)),
+        )
+    if snapshot_of(passport) != snapshot:
+        return broken(
+            chain[-1],
+            "projection",
+            "The passport's state or custodian differs from what its ledger says.",
+        )
+    return None
+
+
+def verify(
+    *, passport_ids: Iterable[int] | None = None, batch: int = 500
+) -> LedgerVerification:
+    """Walk every ledger (or those of ``passport_ids``) and name the first break."""
+    qs = Passport.objects.order_by("pk")
+    if passport_ids is not None:
+        qs = qs.filter(pk__in=list(passport_ids))
+    checked_passports = checked_events = 0
+    ids = list(qs.values_list("pk", flat=True))
+    for start in range(0, len(ids), batch):
+        chunk = ids[start : start + batch]
+        passports = {p.pk: p for p in Passport.objects.filter(pk__in=chunk)}
+        chains: dict[int, list[PassportEvent]] = {pk: [] for pk in chunk}
+        for event in PassportEvent.objects.filter(passport_id__in=chunk).order_by(
+            "passport_id", "version", "pk"
+        ):
+            chains[event.passport_id].append(event)
+        for pk in chunk:
+            checked_passports += 1
+            checked_events += len(chains[pk])
+            problem = _check_one(passports[pk], chains[pk])
+            if problem is not None:
+                return LedgerVerification(
+                    False, checked_passports, checked_events, problem
+                )
+    return LedgerVerification(True, checked_passports, checked_events, None)

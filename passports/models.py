@@ -1,0 +1,356 @@
+"""Battery passports: identity, genealogy, the event ledger and its projections.
+
+A ``Passport`` is one cell, module or pack. What happened to it is its
+``PassportEvent`` ledger: append-only (database triggers refuse UPDATE and
+DELETE), numbered 1, 2, 3… per passport, each event carrying the previous
+event's hash. The passport row's ``state``, ``on_hold``, custodian and
+``version`` are a projection of that ledger (``passports.lifecycle.replay``
+rebuilds them from the events alone); only ``passports.ledger.append`` writes
+either, in one transaction.
+
+The EU battery passport's attribute groups (Regulation (EU) 2023/1542, Annex
+XIII) map onto the fields below; ``PUBLIC_FIELDS`` and ``RESTRICTED_FIELDS``
+say which a member of the public may see and which only persons with a
+legitimate interest (here: supervisors, plant heads, auditors, admins).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Kind(models.TextChoices):
+    CELL = "cell", "Cell"
+    MODULE = "module", "Module"
+    PACK = "pack", "Pack"
+
+
+# What a passport of each kind may be assembled into.
+PARENT_KIND: dict[str, str | None] = {
+    Kind.CELL: Kind.MODULE,
+    Kind.MODULE: Kind.PACK,
+    Kind.PACK: None,
+}
+
+
+class State(models.TextChoices):
+    """Where a passport is in its life (derived from its ledger)."""
+
+    MANUFACTURED = "manufactured", "Manufactured"
+    QA_PASSED = "qa_passed", "QA Passed"
+    QA_FAILED = "qa_failed", "QA Failed"
+    PROVISIONED = "provisioned", "Provisioned"
+    ASSEMBLED = "assembled", "Assembled"
+    WAREHOUSED = "warehoused", "Warehoused"
+    RESERVED = "reserved", "Reserved"
+    DISPATCHED = "dispatched", "Dispatched"
+    IN_SERVICE = "in_service", "In Service"
+    END_OF_LIFE = "end_of_life", "End of Life"
+    RECYCLED = "recycled", "Recycled"
+
+
+class CustodianKind(models.TextChoices):
+    """Who holds a battery: the chain of custody moves only by recorded events."""
+
+    MANUFACTURER = "manufacturer", "Manufacturer"
+    LOGISTICS = "logistics", "Logistics"
+    CUSTOMER = "customer", "Customer"
+    SERVICE = "service", "Service"
+    RECYCLER = "recycler", "Recycler"
+
+
+class Chemistry(models.TextChoices):
+    LFP = "LFP", "Lithium iron phosphate"
+    NMC = "NMC", "Lithium nickel manganese cobalt oxide"
+    NCA = "NCA", "Lithium nickel cobalt aluminium oxide"
+    LMO = "LMO", "Lithium manganese oxide"
+    LTO = "LTO", "Lithium titanate"
+    NA_ION = "NaION", "Sodium-ion"
+
+
+class Passport(models.Model):
+    """One battery (cell, module or pack) and the projection of its ledger."""
+
+    # --- identity (public) ---
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    serial = models.CharField(max_length=64, unique=True)
+    barcode = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    rfid = models.CharField(
+        max_length=64,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="RFID tag id (EPC), upper-case hex.",
+    )
+    bpan = models.CharField(
+        max_length=21,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="Battery Pack Aadhaar Number (packs): docs/passports.md.",
+    )
+    model = models.CharField(max_length=64, help_text="Product / model code.")
+    lot = models.CharField(max_length=64, blank=True, help_text="Production lot.")
+    # --- manufacturer and site (public) ---
+    manufacturer = models.CharField(max_length=120)
+    manufacturer_id = models.CharField(
+        max_length=64, blank=True, help_text="Registration id of the manufacturer."
+    )
+    site = models.CharField(max_length=120, help_text="Plant that made it.")
+    manufactured_at = models.DateTimeField()
+    # --- chemistry and materials (chemistry public; the rest restricted) ---
+    chemistry = models.CharField(max_length=8, choices=Chemistry.choices)
+    cathode_material = models.CharField(max_length=120, blank=True)
+    anode_material = models.CharField(max_length=120, blank=True)
+    electrolyte = models.CharField(max_length=120, blank=True)
+    critical_raw_materials = models.JSONField(
+        default=list, blank=True, help_text='e.g. ["lithium", "cobalt"]'
+    )
+    material_composition = models.JSONField(
+        default=dict, blank=True, help_text="Mass share by material, %."
+    )
+    recycled_content = models.JSONField(
+        default=dict, blank=True, help_text="Recycled share by material, %."
+    )
+    hazardous_substances = models.JSONField(default=list, blank=True)
+    # --- capacity and performance ---
+    rated_capacity_ah = models.DecimalField(max_digits=8, decimal_places=2)
+    nominal_voltage_v = models.DecimalField(max_digits=7, decimal_places=2)
+    energy_kwh = models.DecimalField(max_digits=8, decimal_places=3)
+    mass_kg = models.DecimalField(max_digits=8, decimal_places=3, null=True, blank=True)
+    expected_cycles = models.PositiveIntegerField(null=True, blank=True)
+    warranty_months = models.PositiveSmallIntegerField(default=0)
+    # --- carbon footprint ---
+    carbon_footprint_kg_co2e_per_kwh = models.DecimalField(
+        max_digits=8, decimal_places=2, null=True, blank=True
+    )
+    carbon_footprint_class = models.CharField(max_length=4, blank=True)
+    # --- genealogy ---
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="components",
+        help_text="The module a cell is in, the pack a module is in.",
+    )
+    # --- projection of the ledger (written only by passports.ledger.append) ---
+    state = models.CharField(max_length=20, choices=State.choices)
+    on_hold = models.BooleanField(default=False)
+    hold_reason = models.CharField(max_length=300, blank=True)
+    custodian_kind = models.CharField(max_length=20, choices=CustodianKind.choices)
+    custodian_name = models.CharField(max_length=120)
+    version = models.PositiveIntegerField(
+        default=0, help_text="Number of ledger events; the next is version + 1."
+    )
+    head_hash = models.CharField(max_length=64, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # --- telemetry summary (written by passports.telemetry) ---
+    soh_percent = models.FloatField(null=True, blank=True)
+    soc_percent = models.FloatField(null=True, blank=True)
+    temperature_c = models.FloatField(null=True, blank=True)
+    telemetry_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-manufactured_at", "serial"]
+        indexes = [
+            models.Index(fields=["kind", "state"]),
+            models.Index(fields=["lot"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(bpan__isnull=True) | Q(kind="pack"),
+                name="passport_bpan_packs_only",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.serial}"
+
+
+# EU battery passport attribute groups (Annex XIII) → fields. Public: anyone
+# holding the identifier; restricted: persons with a legitimate interest.
+PUBLIC_FIELDS: dict[str, tuple[str, ...]] = {
+    "identity": ("uuid", "kind", "serial", "bpan", "model", "lot"),
+    "manufacturer": ("manufacturer", "manufacturer_id", "site", "manufactured_at"),
+    "chemistry": ("chemistry", "critical_raw_materials", "hazardous_substances"),
+    "performance": (
+        "rated_capacity_ah",
+        "nominal_voltage_v",
+        "energy_kwh",
+        "mass_kg",
+        "expected_cycles",
+        "warranty_months",
+    ),
+    "carbonFootprint": (
+        "carbon_footprint_kg_co2e_per_kwh",
+        "carbon_footprint_class",
+    ),
+}
+RESTRICTED_FIELDS: dict[str, tuple[str, ...]] = {
+    "identity": ("barcode", "rfid"),
+    "materials": (
+        "cathode_material",
+        "anode_material",
+        "electrolyte",
+        "material_composition",
+        "recycled_content",
+    ),
+    "stateOfHealth": ("soh_percent", "soc_percent", "temperature_c", "telemetry_at"),
+}
+
+
+class EventKind(models.TextChoices):
+    MANUFACTURED = "manufactured", "Manufactured"
+    QA_PASSED = "qa_passed", "QA passed"
+    QA_FAILED = "qa_failed", "QA failed"
+    PROVISIONED = "provisioned", "Provisioned"
+    ASSEMBLED = "assembled", "Assembled into parent"
+    WAREHOUSED = "warehoused", "Warehoused"
+    RESERVED = "reserved", "Reserved"
+    RESERVATION_RELEASED = "reservation_released", "Reservation released"
+    HELD = "held", "Put on hold"
+    RELEASED = "released", "Hold released"
+    DISPATCHED = "dispatched", "Dispatched"
+    CUSTODY_TRANSFERRED = "custody_transferred", "Custody transferred"
+    DELIVERED = "delivered", "Delivered"
+    SERVICED = "serviced", "Serviced"
+    TELEMETRY_SUMMARISED = "telemetry_summarised", "Telemetry summarised"
+    END_OF_LIFE = "end_of_life", "End of life"
+    RECYCLED = "recycled", "Recycled"
+    MOVED_TO_PAST = "moved_to_past", "Moved to past (dispatch desk)"
+    REACTIVATED = "reactivated", "Reactivated (dispatch desk)"
+
+
+class PassportEvent(models.Model):
+    """One entry of a passport's ledger. Never updated, never deleted."""
+
+    passport = models.ForeignKey(
+        Passport, on_delete=models.PROTECT, related_name="events"
+    )
+    version = models.PositiveIntegerField(help_text="1 for the first event, then +1.")
+    kind = models.CharField(max_length=32, choices=EventKind.choices)
+    occurred_at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    actor_username = models.CharField(max_length=150, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["passport_id", "version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["passport", "version"], name="passport_event_version_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.passport_id}#{self.version} {self.kind}"
+
+
+class JobState(models.TextChoices):
+    """The dispatch desk's live/past flag (dispatch contract)."""
+
+    ON = "ON", "Live"
+    OFF = "OFF", "Past"
+
+
+class DispatchJob(models.Model):
+    """The dispatch desk's job for a product: live (ON) until dispatched or moved
+    to past (OFF). A product's latest job is the one that counts; reactivation
+    turns the latest job ON again (recorded in the ledger either way)."""
+
+    passport = models.ForeignKey(
+        Passport, on_delete=models.PROTECT, related_name="dispatch_jobs"
+    )
+    state = models.CharField(max_length=3, choices=JobState.choices)
+    reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["state", "passport"])]
+
+    def __str__(self) -> str:
+        return f"Job {self.pk} ({self.state}) for {self.passport_id}"
+
+
+class TelemetryReading(models.Model):
+    """One BMS sample of a pack in the field: SoH, SoC, temperature."""
+
+    passport = models.ForeignKey(
+        Passport, on_delete=models.PROTECT, related_name="telemetry"
+    )
+    ts = models.DateTimeField()
+    soh_percent = models.FloatField(null=True, blank=True)
+    soc_percent = models.FloatField(null=True, blank=True)
+    temperature_c = models.FloatField(null=True, blank=True)
+    voltage_v = models.FloatField(null=True, blank=True)
+    current_a = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["passport_id", "ts"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["passport", "ts"], name="telemetry_passport_ts_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.passport_id}@{self.ts.isoformat()}"
+
+
+class ProvisioningStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    CONFIRMED = "confirmed", "Confirmed"
+    REFUSED = "refused", "Refused by BMS"
+    MISMATCH = "mismatch", "Read-back mismatch"
+    TIMEOUT = "timeout", "Timed out"
+    FAILED = "failed", "Failed"
+
+
+class ProvisioningAttempt(models.Model):
+    """One attempt to write a pack's identity and configuration to its BMS over
+    CAN, and what the BMS confirmed. Confirmed attempts append ``provisioned``."""
+
+    passport = models.ForeignKey(
+        Passport, on_delete=models.PROTECT, related_name="provisioning_attempts"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        max_length=12,
+        choices=ProvisioningStatus.choices,
+        default=ProvisioningStatus.PENDING,
+    )
+    interface = models.CharField(max_length=120, blank=True)
+    node_id = models.PositiveSmallIntegerField(default=0)
+    written = models.JSONField(default=dict, blank=True)
+    confirmed = models.JSONField(default=dict, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Provisioning {self.pk} of {self.passport_id}: {self.status}"

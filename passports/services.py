@@ -1,0 +1,366 @@
+"""Every write of passports: register a battery, record a lifecycle event,
+assemble cells into modules and modules into packs.
+
+Input is checked before anything is locked or written (400 naming the field);
+the lifecycle refuses illegal moves (409); ``passports.ledger.append`` writes the
+event, the projection, the audit record and the live event. Provisioning lives
+in ``passports.provisioning``, telemetry in ``passports.telemetry``, the dispatch
+desk in ``passports.dispatch``; views, the admin and the demo call these.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from bpmos.errors import Conflict, IllegalTransition, InvalidInput, NotFound
+from passports import bpan as bpan_rules
+from passports import ledger
+from passports.models import (
+    PARENT_KIND,
+    Chemistry,
+    CustodianKind,
+    EventKind,
+    Kind,
+    Passport,
+    PassportEvent,
+)
+
+_MAX_TEXT = 300
+
+
+def _invalid(errors: dict[str, list[str]]) -> InvalidInput:
+    field, messages = next(iter(errors.items()))
+    return InvalidInput(
+        f"Invalid input: {field}: {messages[0]}",
+        code="validation_error",
+        details=errors,
+    )
+
+
+def _text(data: dict, field: str, *, required: bool = True, limit: int = 120) -> str:
+    value = data.get(field)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise _invalid({field: ["This field is required."]})
+        return ""
+    if not isinstance(value, str):
+        raise _invalid({field: ["Must be text."]})
+    value = value.strip()
+    if len(value) > limit:
+        raise _invalid({field: [f"At most {limit} characters."]})
+    return value
+
+
+def _decimal(data: dict, field: str, *, required: bool = True) -> Decimal | None:
+    value = data.get(field)
+    if value is None:
+        if required:
+            raise _invalid({field: ["This field is required."]})
+        return None
+    if isinstance(value, bool):
+        raise _invalid({field: ["Must be a number."]})
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError) as exc:
+        raise _invalid({field: ["Must be a number."]}) from exc
+    if not number.is_finite() or number <= 0:
+        raise _invalid({field: ["Must be a positive number."]})
+    return number
+
+
+def _when(value: Any, field: str = "occurredAt") -> datetime | None:
+    if value in (None, ""):
+        return None
+    parsed = parse_datetime(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise _invalid({field: ["An ISO 8601 date-time, e.g. 2026-11-23T10:00:00Z."]})
+    if timezone.is_naive(parsed):
+        raise _invalid({field: ["Give a time zone (Z or +05:30)."]})
+    if parsed > timezone.now() + timedelta(minutes=5):
+        raise _invalid({field: ["Cannot be in the future."]})
+    return parsed
+
+
+# --- register -----------------------------------------------------------------
+
+
+_OPTIONAL_TEXT = (
+    "lot",
+    "manufacturer_id",
+    "cathode_material",
+    "anode_material",
+    "electrolyte",
+    "carbon_footprint_class",
+)
+_JSON_LISTS = ("critical_raw_materials", "hazardous_substances")
+_JSON_MAPS = ("material_composition", "recycled_content")
+
+
+def passport_register(*, data: dict[str, Any], actor: Any) -> Passport:
+    """Register a battery: its passport and the ``manufactured`` event.
+
+    ``data`` uses the model's field names (the API maps camelCase onto them).
+    A pack without a BPAN is issued one (``passports.bpan.issue``) when
+    ``manufacturer_code`` and ``plant_code`` are given; a BPAN given is validated.
+    """
+    errors: dict[str, list[str]] = {}
+    kind = data.get("kind")
+    if kind not in Kind.values:
+        errors["kind"] = [f"One of {', '.join(Kind.values)}."]
+    chemistry = data.get("chemistry")
+    if chemistry not in Chemistry.values:
+        errors["chemistry"] = [f"One of {', '.join(Chemistry.values)}."]
+    if errors:
+        raise _invalid(errors)
+    fields: dict[str, Any] = {
+        "kind": kind,
+        "chemistry": chemistry,
+        "serial": _text(data, "serial", limit=64),
+        "model": _text(data, "model", limit=64),
+        "manufacturer": _text(data, "manufacturer"),
+        "site": _text(data, "site"),
+        "rated_capacity_ah": _decimal(data, "rated_capacity_ah"),
+        "nominal_voltage_v": _decimal(data, "nominal_voltage_v"),
+        "energy_kwh": _decimal(data, "energy_kwh"),
+        "mass_kg": _decimal(data, "mass_kg", required=False),
+        "carbon_footprint_kg_co2e_per_kwh": _decimal(
+            data, "carbon_footprint_kg_co2e_per_kwh", required=False
+        ),
+    }
+    for name in _OPTIONAL_TEXT:
+        fields[name] = _text(data, name, required=False, limit=120)
+    for name in ("barcode", "rfid"):
+        fields[name] = _text(data, name, required=False, limit=64).upper() or None
+    for name in _JSON_LISTS:
+        value = data.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _invalid({name: ["A list of names."]})
+        fields[name] = value
+    for name in _JSON_MAPS:
+        value = data.get(name, {})
+        if not isinstance(value, dict) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 100
+            for v in value.values()
+        ):
+            raise _invalid({name: ["A map of material to percent (0-100)."]})
+        fields[name] = value
+    for name in ("expected_cycles", "warranty_months"):
+        value = data.get(name)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 0
+        ):
+            raise _invalid({name: ["A whole number, 0 or more."]})
+        if value is not None:
+            fields[name] = value
+    made = _when(data.get("manufactured_at"), "manufactured_at") or timezone.now()
+    fields["manufactured_at"] = made
+
+    given = data.get("bpan")
+    if given not in (None, ""):
+        if kind != Kind.PACK:
+            raise _invalid({"bpan": ["Only packs carry a BPAN."]})
+        try:
+            fields["bpan"] = bpan_rules.parse(str(given)).value
+        except bpan_rules.BPANError as exc:
+            raise _invalid({"bpan": [str(exc)]}) from exc
+    elif kind == Kind.PACK and data.get("manufacturer_code") and data.get("plant_code"):
+        try:
+            fields["bpan"] = bpan_rules.issue(
+                manufacturer=str(data["manufacturer_code"]),
+                chemistry=chemistry,
+                nominal_voltage_v=float(fields["nominal_voltage_v"]),
+                energy_kwh=float(fields["energy_kwh"]),
+                made=made.date(),
+                plant=str(data["plant_code"]),
+                serial=str(
+                    data.get("bpan_serial")
+                    or re.sub(r"[^0-9A-Za-z]", "", fields["serial"])[-5:]
+                )
+                .upper()
+                .rjust(5, "0"),
+            )
+        except bpan_rules.BPANError as exc:
+            raise _invalid({"bpan": [str(exc)]}) from exc
+
+    try:
+        with transaction.atomic():
+            passport = Passport.objects.create(
+                **fields,
+                state="",
+                custodian_kind=CustodianKind.MANUFACTURER,
+                custodian_name=fields["manufacturer"],
+            )
+            ledger.append(
+                passport,
+                EventKind.MANUFACTURED,
+                {
+                    "manufacturer": fields["manufacturer"],
+                    "site": fields["site"],
+                    "lot": fields["lot"],
+                    "model": fields["model"],
+                },
+                actor=actor,
+                occurred_at=made,
+            )
+    except IntegrityError as exc:
+        taken = [
+            name
+            for name in ("serial", "barcode", "rfid", "bpan")
+            if fields.get(name)
+            and Passport.objects.filter(**{name: fields[name]}).exists()
+        ]
+        raise Conflict(
+            "Another passport already has this "
+            + (", ".join(taken) or "identifier")
+            + ".",
+            code="duplicate_identifier",
+            details={name: ["Already registered."] for name in taken},
+        ) from exc
+    return passport
+
+
+# --- lifecycle events -----------------------------------------------------------
+
+# Events a caller records through ``event_record``, with the data each needs.
+# manufactured, provisioned, assembled, moved_to_past and reactivated have their
+# own services (register, provisioning, assemble, the dispatch desk).
+_RECORDABLE: dict[str, tuple[tuple[str, bool], ...]] = {
+    EventKind.QA_PASSED: (("test", False), ("note", False)),
+    EventKind.QA_FAILED: (("reason", True), ("test", False)),
+    EventKind.WAREHOUSED: (("location", False),),
+    EventKind.RESERVED: (("reference", True),),
+    EventKind.RESERVATION_RELEASED: (("note", False),),
+    EventKind.HELD: (("reason", True),),
+    EventKind.RELEASED: (("note", False),),
+    EventKind.DISPATCHED: (("carrier", True), ("reference", False)),
+    EventKind.DELIVERED: (("customer", True), ("reference", False)),
+    EventKind.SERVICED: (("note", True), ("provider", False)),
+    EventKind.END_OF_LIFE: (("reason", True),),
+    EventKind.RECYCLED: (("note", False),),
+}
+RECORDABLE_KINDS = (*tuple(_RECORDABLE), EventKind.CUSTODY_TRANSFERRED)
+
+
+def _event_data(kind: str, raw: Any) -> dict[str, Any]:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise _invalid({"data": ["An object."]})
+    if kind == EventKind.CUSTODY_TRANSFERRED:
+        to = raw.get("to")
+        if not isinstance(to, dict):
+            raise _invalid({"data.to": ["{ kind, name } of the new custodian."]})
+        if to.get("kind") not in CustodianKind.values:
+            raise _invalid(
+                {"data.to.kind": [f"One of {', '.join(CustodianKind.values)}."]}
+            )
+        return {
+            "to": {"kind": to["kind"], "name": _text(to, "name")},
+            "reference": _text(raw, "reference", required=False),
+        }
+    data: dict[str, Any] = {}
+    for field, required in _RECORDABLE[kind]:
+        try:
+            value = _text(raw, field, required=required, limit=_MAX_TEXT)
+        except InvalidInput as exc:
+            raise _invalid({f"data.{field}": exc.details[field]}) from exc
+        if value:
+            data[field] = value
+    return data
+
+
+def event_record(
+    *,
+    passport_id: int,
+    kind: Any,
+    data: Any = None,
+    expected_version: Any = None,
+    occurred_at: Any = None,
+    actor: Any,
+) -> PassportEvent:
+    """Record one lifecycle event (held, dispatched, delivered, …) on a passport."""
+    if kind not in RECORDABLE_KINDS:
+        raise _invalid({"kind": [f"One of {', '.join(RECORDABLE_KINDS)}."]})
+    if expected_version is not None and (
+        not isinstance(expected_version, int)
+        or isinstance(expected_version, bool)
+        or expected_version < 1
+    ):
+        raise _invalid({"expectedVersion": ["The version you read: 1 or more."]})
+    payload = _event_data(kind, data)
+    when = _when(occurred_at)
+    return ledger.append(
+        passport_id,
+        kind,
+        payload,
+        actor=actor,
+        expected_version=expected_version,
+        occurred_at=when,
+    )
+
+
+# --- genealogy ------------------------------------------------------------------
+
+
+def assemble(
+    *, parent_id: int, component_ids: list[int], actor: Any
+) -> list[PassportEvent]:
+    """Put cells into a module, or modules into a pack: each component's ledger
+    gets ``assembled`` (with its parent), its ``parent`` is set."""
+    if not isinstance(component_ids, list) or not component_ids:
+        raise _invalid({"components": ["A non-empty list of passports."]})
+    if len(set(component_ids)) != len(component_ids):
+        raise _invalid({"components": ["A passport is listed twice."]})
+    if parent_id in component_ids:
+        raise _invalid({"components": ["A passport cannot contain itself."]})
+    with transaction.atomic():
+        locked = ledger.lock_passports([parent_id, *component_ids])
+        if parent_id not in locked:
+            raise NotFound(f"Passport {parent_id} does not exist.")
+        missing = [pk for pk in component_ids if pk not in locked]
+        if missing:
+            raise NotFound(
+                f"Passport {missing[0]} does not exist.", details={"missing": missing}
+            )
+        parent = locked[parent_id]
+        if parent.state in ("end_of_life", "recycled", "dispatched", "in_service"):
+            raise IllegalTransition(
+                f"{parent} is {parent.get_state_display()}; nothing can be "
+                "assembled into it.",
+                details={"state": parent.state},
+            )
+        written = []
+        for pk in component_ids:
+            child = locked[pk]
+            if PARENT_KIND[child.kind] != parent.kind:
+                raise _invalid(
+                    {
+                        "components": [
+                            f"{child} cannot go into a {parent.kind}; a "
+                            f"{child.kind} goes into a {PARENT_KIND[child.kind]}."
+                        ]
+                    }
+                )
+            if child.parent_id is not None:
+                raise Conflict(
+                    f"{child} is already in passport {child.parent_id}.",
+                    code="already_assembled",
+                    details={"component": child.pk, "parent": child.parent_id},
+                )
+            event = ledger.append(
+                child,
+                EventKind.ASSEMBLED,
+                {"parent": str(parent.uuid), "parentSerial": parent.serial},
+                actor=actor,
+            )
+            child.parent = parent
+            child.save(update_fields=["parent"])
+            written.append(event)
+        return written
