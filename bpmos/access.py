@@ -131,6 +131,9 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     # Machines post through a SCADA gateway's service account (an operator-role
     # user) and operators may post manual readings; auditors write nothing.
     "machine-readings": {"POST": SHOP_FLOOR},
+    # --- passports and registry (issue 6; passports/api) ---
+    # --- BMS provisioning (issue 6; passports/api_provisioning) ---
+    # --- dispatch desk (dispatch contract; passports/api_dispatch) ---
 }
 
 # Rules finer than a route: one route and method whose callers differ by what the

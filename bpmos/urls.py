@@ -22,6 +22,7 @@ api_patterns = [
     path("", include("runbooks.api.urls")),
     path("", include("inventory.api.urls")),
     path("", include("lines.urls")),
+    path("", include("passports.urls")),
 ]
 
 urlpatterns = [
