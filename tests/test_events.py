@@ -30,6 +30,7 @@ from bpmos.roles import Role
 from exceptions import events as exception_events
 from inventory import events as inventory_events
 from lines import events as line_events
+from passports import events as passport_events
 from runbooks import events as runbook_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -453,6 +454,56 @@ EXAMPLES.update(
         },
         "station.changed": lambda user: _line_change("station"),
         "line.changed": lambda user: _line_change("line"),
+    }
+)
+
+
+def _passport(user):
+    """A warehoused pack with a live dispatch job and its latest ledger event."""
+    from passports import dispatch, ledger, services
+
+    passport = services.passport_register(
+        data={
+            "kind": "pack",
+            "chemistry": "LFP",
+            "serial": "EVT-PACK-1",
+            "model": "P48",
+            "manufacturer": "BPM Energy",
+            "site": "Pune",
+            "rated_capacity_ah": 100,
+            "nominal_voltage_v": 48,
+            "energy_kwh": 4.8,
+        },
+        actor=user,
+    )
+    for kind, data in (("qa_passed", {}), ("provisioned", {"node": 1})):
+        ledger.append(passport.pk, kind, data, actor=user)
+    event = ledger.append(passport.pk, "warehoused", {"location": "A-R1"}, actor=user)
+    passport.refresh_from_db()
+    return passport, event, dispatch.latest_job(passport)
+
+
+def _dispatch_event(user, build):
+    from django.utils import timezone
+
+    passport, _, job = _passport(user)
+    return build(passport, job, at=timezone.now())
+
+
+EXAMPLES.update(
+    {
+        "passport.changed": lambda user: passport_events.changed(*_passport(user)[:2]),
+        "product_moved_to_past": lambda user: _dispatch_event(
+            user, passport_events.moved_to_past
+        ),
+        "product_reactivated": lambda user: _dispatch_event(
+            user, passport_events.reactivated
+        ),
+        "dispatchable_products_update": lambda user: (
+            passport_events.dispatchable_update(
+                _passport(user)[0], is_dispatchable=True, count=1
+            )
+        ),
     }
 )
 
