@@ -5,7 +5,7 @@ who may call what is declared in ``bpmos/access.py``.
 """
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -32,7 +32,13 @@ class ProvisionView(APIView):
 
     @extend_schema(
         request=s.ProvisionRequestSerializer,
-        responses={201: s.ProvisionResponseSerializer},
+        responses={
+            201: s.ProvisionResponseSerializer,
+            502: OpenApiResponse(
+                description="The BMS confirmed other values than were written "
+                "(bms_mismatch) or answered garbage (bms_bad_answer); the envelope."
+            ),
+        },
     )
     def post(self, request, identifier: str):
         data = s.ProvisionRequestSerializer(data=request.data)
