@@ -162,10 +162,8 @@ def _limits(passport: Passport, config: Any) -> protocol.Limits:
         raise _invalid(
             f"config.{unknown[0]}", f"Unknown limit; one of {', '.join(CONFIG_KEYS)}."
         )
-    values = {
-        name: getattr(default_limits(passport), name)
-        for name, *_ in _CONFIG_FIELDS.values()
-    }
+    defaults = default_limits(passport)
+    values = {name: getattr(defaults, name) for name, *_ in _CONFIG_FIELDS.values()}
     for key, raw in config.items():
         name, kind, low, high = _CONFIG_FIELDS[key]
         field = f"config.{key}"

@@ -291,6 +291,23 @@ def test_default_limits_follow_chemistry_and_rating(pack):
     assert limits == Limits(16, 1, 2500, 3650, 500, 1000, -20, 60)
 
 
+def test_default_parallel_count_comes_from_the_genealogy(db):
+    pack = _qa(_register("pack", nominal_voltage_v="6.40", energy_kwh="0.640"))
+    module = _qa(_register("module", nominal_voltage_v="6.40", energy_kwh="0.640"))
+    cells = [
+        _qa(_register("cell", nominal_voltage_v="3.20", energy_kwh="0.320"))
+        for _ in range(6)
+    ]
+    services.assemble(
+        parent_id=module.pk, component_ids=[c.pk for c in cells], actor=None
+    )
+    services.assemble(parent_id=pack.pk, component_ids=[module.pk], actor=None)
+
+    limits = provisioning.default_limits(pack)
+    # 6.4 V of 3.2 V cells: 2 in series; 6 cells in its module: 3 in parallel.
+    assert (limits.cells_in_series, limits.cells_in_parallel) == (2, 3)
+
+
 def test_config_overrides_are_written_to_the_bms(bms, pack):
     simulator = bms()
     config = {"cellsInParallel": 2, "maxChargeCurrentA": 32.5, "maxTemperatureC": 55}
@@ -365,6 +382,18 @@ def test_silent_bms_times_out(bms, pack):
     pack.refresh_from_db()
     assert pack.version == version
     assert _audits("passport.provisioning_timeout") == 1
+
+
+def test_gateway_leaves_no_thread_or_bus_behind(bms, pack):
+    simulator = bms(behaviour=Behaviour.SILENT)
+    record = provisioning.record_for(pack)
+    config = gateway.BusConfig("virtual", simulator.channel, None, TIMEOUT_S)
+    before = set(threading.enumerate())
+    with pytest.raises(gateway.BmsTimeout):
+        gateway.provision(config, NODE, record)
+    simulator.behaviour = Behaviour.OK
+    assert gateway.provision(config, NODE, record) == record
+    assert set(threading.enumerate()) == before
 
 
 def test_no_bms_on_the_bus_times_out_at_the_first_segment(can_bus, pack):
