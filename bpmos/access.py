@@ -133,6 +133,10 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "machine-readings": {"POST": SHOP_FLOOR},
     # --- passports and registry (issue 6; passports/api) ---
     # --- BMS provisioning (issue 6; passports/api_provisioning) ---
+    # Writing a BMS is an end-of-line engineering step (supervisors); anyone
+    # signed in may see what was written and confirmed.
+    "passport-provision": {"POST": SUPERVISORS},
+    "passport-provisioning": {"GET": EVERYONE},
     # --- dispatch desk (dispatch contract; passports/api_dispatch) ---
 }
 

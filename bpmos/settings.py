@@ -356,6 +356,10 @@ SPECTACULAR_SETTINGS = {
         "StationStateEnum": "lines.api_tower.serializers.STATION_STATES",
         "MachineStatusEnum": "lines.models.MachineState.choices",
         "ReadingQualityEnum": "lines.models.ReadingQuality.choices",
+        # passports: BMS provisioning (display labels)
+        "ProvisioningStatusEnum": (
+            "passports.api_provisioning.serializers.PROVISIONING_STATUSES"
+        ),
     },
 }
 
@@ -430,3 +434,19 @@ BPMOS_WS_AUTH_TIMEOUT = env.float("BPMOS_WS_AUTH_TIMEOUT", default=10.0)
 # HMAC key of the audit chain. Keep it out of the database: whoever holds both can
 # re-forge the chain. Changing it makes every earlier record fail verification.
 BPMOS_AUDIT_KEY = env.str("BPMOS_AUDIT_KEY", default=SECRET_KEY)
+# BMS provisioning over CAN (passports.bms; docs/passports.md). Any python-can
+# interface: socketcan on a line PC, pcan/kvaser/vector adapters, virtual for the
+# embedded demo and the tests (virtual buses connect within one process only).
+BPMOS_CAN_INTERFACE = env.str("BPMOS_CAN_INTERFACE", default="virtual")
+BPMOS_CAN_CHANNEL = env.str("BPMOS_CAN_CHANNEL", default="bpmos-bms")
+# 0: leave the bitrate to the interface (virtual ignores it; socketcan sets it
+# with `ip link`).
+BPMOS_CAN_BITRATE = env.int("BPMOS_CAN_BITRATE", default=500000)
+# Seconds to wait for each answer (and each ISO-TP flow control) from a BMS.
+BPMOS_BMS_TIMEOUT_S = env.float("BPMOS_BMS_TIMEOUT_S", default=1.0)
+# Node id a provisioning request addresses when it names none (the end-of-line
+# station's connector).
+BPMOS_BMS_DEFAULT_NODE = env.int("BPMOS_BMS_DEFAULT_NODE", default=1)
+# Start a simulated BMS inside the process on first use (virtual interface only):
+# the embedded demo provisions its packs without hardware. Off in production.
+BPMOS_BMS_SIMULATOR = env.bool("BPMOS_BMS_SIMULATOR", default=not PRODUCTION)
