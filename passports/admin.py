@@ -90,6 +90,10 @@ class PassportEventInline(admin.TabularInline):
     can_delete = False
     show_change_link = True
 
+    def has_view_permission(self, request, obj=None) -> bool:
+        # Auditors hold no model permissions: visibility follows the role.
+        return ReadOnlyAdmin._is_reader(self, request)
+
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
