@@ -922,3 +922,15 @@ def test_over_http_public_without_token_and_trace_with_one(http, make_user):
     assert trace.json()["restricted"] is True
     assert len(trace.json()["ledger"]) == 4
     assert http.get("/api/passports/PK-0500").status_code == 401
+
+
+def test_query_counts_do_not_grow_with_the_data(
+    make_user, fleet, django_assert_num_queries
+):
+    client = api(make_user(Role.AUDITOR))
+    with django_assert_num_queries(3):  # user, count, page
+        assert client.get("/api/passports").json()["count"] == 4
+    # user, resolve, ledger, components count, telemetry totals, daily trend
+    with django_assert_num_queries(6):
+        body = client.get("/api/passports/PK-0001").json()
+    assert len(body["ledger"]) == 4
