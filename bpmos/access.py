@@ -43,6 +43,9 @@ SHOP_FLOOR: Final = frozenset(
 ISSUE_READERS: Final = frozenset(
     {Role.PLANNER, Role.SUPERVISOR, Role.PLANT_HEAD, Role.ADMIN, Role.AUDITOR}
 )  # the mobile contract's "manager/admin" list of every stage issue
+PASSPORT_RESTRICTED_READERS: Final = frozenset(
+    {Role.SUPERVISOR, Role.PLANT_HEAD, Role.AUDITOR, Role.ADMIN}
+)  # the EU passport's "persons with a legitimate interest" (docs/passports.md)
 
 POLICY: Final[dict[str, dict[str, Rule]]] = {
     # --- accounts (mobile contract "auth") ---
@@ -131,7 +134,27 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     # Machines post through a SCADA gateway's service account (an operator-role
     # user) and operators may post manual readings; auditors write nothing.
     "machine-readings": {"POST": SHOP_FLOOR},
-    # --- passports and registry (issue 6; passports/api) ---
+    # --- passports and registry (issue 6; passports/api, docs/passports.md) ---
+    # Reading passports is open to every signed-in user; what a detail shows of
+    # the restricted attribute groups is the ACTIONS rule "passport-restricted".
+    "passport-list": {"GET": EVERYONE, "POST": SHOP_FLOOR},
+    "passport-lookup": {"GET": EVERYONE},
+    "passport-verify": {"GET": AUDIT_READERS},
+    "passport-detail": {"GET": EVERYONE},
+    # The QR code's target: no token, public attribute groups only.
+    "passport-public": {"GET": PUBLIC},
+    "passport-ledger": {"GET": EVERYONE},
+    # Per event kind the rule is narrower: ACTIONS "passport-event.<kind>".
+    "passport-events": {"POST": SHOP_FLOOR},
+    "passport-custody": {"POST": SUPERVISORS},
+    "passport-genealogy": {"GET": EVERYONE},
+    "passport-components": {"POST": SHOP_FLOOR},
+    # Samples reveal state of health, a restricted group; a BMS gateway posts
+    # through a service account on the floor (operator role).
+    "passport-telemetry": {"GET": PASSPORT_RESTRICTED_READERS, "POST": SHOP_FLOOR},
+    "bpan-validate": {"POST": EVERYONE},
+    "registry-list": {"GET": EVERYONE},
+    "registry-detail": {"GET": EVERYONE},
     # --- BMS provisioning (issue 6; passports/api_provisioning) ---
     # Writing a BMS is an end-of-line engineering step (supervisors); anyone
     # signed in may see what was written and confirmed.
@@ -149,6 +172,25 @@ ACTIONS: Final[dict[str, frozenset[Role]]] = {
     # PATCH stage-issue-detail {"status": "resolved"}: supervisors resolve
     # exceptions (design §5); operators acknowledge and escalate.
     "issue-resolve": SUPERVISORS,
+    # --- passports (docs/passports.md) ---
+    # Who sees a passport's restricted attribute groups (materials, state of
+    # health, barcode and RFID) in the detail and registry views.
+    "passport-restricted": PASSPORT_RESTRICTED_READERS,
+    # POST passport-events {"kind": …}: floor work on the floor's roles; holds,
+    # shipping, custody and the end of a battery's life are supervisor decisions.
+    "passport-event.qa_passed": SHOP_FLOOR,
+    "passport-event.qa_failed": SHOP_FLOOR,
+    "passport-event.warehoused": SHOP_FLOOR,
+    "passport-event.reserved": SHOP_FLOOR,
+    "passport-event.reservation_released": SHOP_FLOOR,
+    "passport-event.serviced": SHOP_FLOOR,
+    "passport-event.held": SUPERVISORS,
+    "passport-event.released": SUPERVISORS,
+    "passport-event.dispatched": SUPERVISORS,
+    "passport-event.delivered": SUPERVISORS,
+    "passport-event.custody_transferred": SUPERVISORS,
+    "passport-event.end_of_life": SUPERVISORS,
+    "passport-event.recycled": SUPERVISORS,
 }
 
 

@@ -261,10 +261,15 @@ def _event_data(kind: str, raw: Any) -> dict[str, Any]:
             raise _invalid(
                 {"data.to.kind": [f"One of {', '.join(CustodianKind.values)}."]}
             )
-        return {
-            "to": {"kind": to["kind"], "name": _text(to, "name")},
-            "reference": _text(raw, "reference", required=False),
-        }
+        try:
+            name = _text(to, "name")
+        except InvalidInput as exc:
+            raise _invalid({"data.to.name": exc.details["name"]}) from exc
+        try:
+            reference = _text(raw, "reference", required=False)
+        except InvalidInput as exc:
+            raise _invalid({"data.reference": exc.details["reference"]}) from exc
+        return {"to": {"kind": to["kind"], "name": name}, "reference": reference}
     data: dict[str, Any] = {}
     for field, required in _RECORDABLE[kind]:
         try:

@@ -1,0 +1,525 @@
+"""Shapes of the passport and registry API: camelCase, display enums
+(``"kind": "Pack"``, ``"state": "QA Passed"``, custodian ``"Manufacturer"``),
+times as ``"2026-01-15T10:30:00Z"``, quantities as JSON numbers.
+
+The EU attribute groups are built from ``passports.models.PUBLIC_FIELDS`` and
+``RESTRICTED_FIELDS``, so which field is public is said once, in the model
+module; who may see the restricted groups is said once, in ``bpmos.access``
+(ACTIONS ``passport-restricted``), and applied by ``PassportDetailSerializer``.
+Input serializers describe the bodies for the schema and check their shape;
+every rule is the services'.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.db import models as dj
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from exceptions.api.serializers import utc_datetime
+from passports.models import (
+    PUBLIC_FIELDS,
+    RESTRICTED_FIELDS,
+    Chemistry,
+    CustodianKind,
+    EventKind,
+    Kind,
+    Passport,
+    State,
+)
+
+# The display enums, named once for the OpenAPI schema.
+PASSPORT_KINDS = list(Kind.labels)
+PASSPORT_STATES = list(State.labels)
+CUSTODIAN_KINDS = list(CustodianKind.labels)
+EVENT_KINDS = list(EventKind.values)
+
+
+def camel(name: str) -> str:
+    """``rated_capacity_ah`` -> ``ratedCapacityAh``."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def snake(name: str) -> str:
+    """``ratedCapacityAh`` -> ``rated_capacity_ah``."""
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
+
+
+# --- the EU attribute groups ----------------------------------------------------------
+
+
+def _field_for(name: str) -> serializers.Field:
+    """A read-only serializer field for one Passport field, under its camelCase
+    key (enums as display labels)."""
+    model_field = Passport._meta.get_field(name)
+    common: dict[str, Any] = {"read_only": True}
+    if model_field.help_text:
+        common["help_text"] = model_field.help_text
+    if name == "kind":
+        return serializers.ChoiceField(
+            choices=PASSPORT_KINDS, source="get_kind_display", **common
+        )
+    if camel(name) != name:
+        common["source"] = name
+    if model_field.null:
+        common["allow_null"] = True
+    if isinstance(model_field, dj.UUIDField):
+        return serializers.UUIDField(**common)
+    if isinstance(model_field, dj.DateTimeField):
+        common.pop("read_only")
+        return utc_datetime(**common)
+    if isinstance(model_field, dj.DecimalField):
+        return serializers.DecimalField(
+            max_digits=model_field.max_digits,
+            decimal_places=model_field.decimal_places,
+            coerce_to_string=False,
+            **common,
+        )
+    if isinstance(model_field, dj.JSONField):
+        if isinstance(model_field.default(), list):
+            return serializers.ListField(child=serializers.CharField(), **common)
+        return serializers.DictField(child=serializers.FloatField(), **common)
+    if isinstance(model_field, dj.FloatField):
+        return serializers.FloatField(**common)
+    if isinstance(model_field, dj.IntegerField):
+        return serializers.IntegerField(**common)
+    return serializers.CharField(**common)
+
+
+def _group_serializer(class_name: str, names: tuple[str, ...]) -> type:
+    attrs: dict[str, Any] = {camel(name): _field_for(name) for name in names}
+    attrs["__doc__"] = f"EU battery passport attribute group: {', '.join(names)}."
+    return type(class_name, (serializers.Serializer,), attrs)
+
+
+def _group_name(group: str) -> str:
+    return group[:1].upper() + group[1:]
+
+
+PUBLIC_GROUPS: dict[str, type] = {
+    group: _group_serializer(f"Passport{_group_name(group)}Public", names)
+    for group, names in PUBLIC_FIELDS.items()
+}
+# A privileged reader's groups: every public group widened by its restricted
+# fields, then the restricted-only groups.
+FULL_GROUPS: dict[str, type] = {
+    group: _group_serializer(
+        f"Passport{_group_name(group)}",
+        PUBLIC_FIELDS.get(group, ()) + RESTRICTED_FIELDS.get(group, ()),
+    )
+    for group in {**PUBLIC_FIELDS, **RESTRICTED_FIELDS}
+}
+
+
+def public_groups(passport: Passport) -> dict[str, Any]:
+    return {group: cls(passport).data for group, cls in PUBLIC_GROUPS.items()}
+
+
+def full_groups(passport: Passport) -> dict[str, Any]:
+    return {group: cls(passport).data for group, cls in FULL_GROUPS.items()}
+
+
+# --- small shapes ---------------------------------------------------------------------
+
+
+class CustodianSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=CUSTODIAN_KINDS, source="get_custodian_kind_display"
+    )
+    name = serializers.CharField(source="custodian_name")
+
+
+class PassportRefSerializer(serializers.Serializer):
+    """A passport named in another's genealogy."""
+
+    id = serializers.UUIDField(source="uuid")
+    serial = serializers.CharField()
+    kind = serializers.ChoiceField(choices=PASSPORT_KINDS, source="get_kind_display")
+    bpan = serializers.CharField(allow_null=True)
+    state = serializers.ChoiceField(choices=PASSPORT_STATES, source="get_state_display")
+
+
+class PassportSummarySerializer(serializers.Serializer):
+    """A passport in a list: identity, where it is in its life, who holds it."""
+
+    id = serializers.UUIDField(source="uuid")
+    serial = serializers.CharField()
+    kind = serializers.ChoiceField(choices=PASSPORT_KINDS, source="get_kind_display")
+    bpan = serializers.CharField(allow_null=True)
+    model = serializers.CharField()
+    lot = serializers.CharField()
+    state = serializers.ChoiceField(choices=PASSPORT_STATES, source="get_state_display")
+    onHold = serializers.BooleanField(source="on_hold")
+    holdReason = serializers.CharField(source="hold_reason")
+    custodian = CustodianSerializer(source="*")
+    version = serializers.IntegerField(help_text="Ledger events so far.")
+    manufacturedAt = utc_datetime(source="manufactured_at")
+    updatedAt = utc_datetime(source="updated_at")
+
+
+class LastEventSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=EVENT_KINDS)
+    label = serializers.CharField()
+    occurredAt = utc_datetime(source="occurred_at")
+
+
+class RegistryEntrySerializer(PassportSummarySerializer):
+    """A passport in the registry (S9): the summary and its last ledger event."""
+
+    lastEvent = serializers.SerializerMethodField()
+
+    @extend_schema_field(LastEventSerializer(allow_null=True))
+    def get_lastEvent(self, passport) -> dict | None:
+        kind = getattr(passport, "last_event_kind", None)
+        if not kind:
+            return None
+        return {
+            "version": passport.version,
+            "kind": kind,
+            "label": EventKind(kind).label if kind in EventKind.values else kind,
+            "occurredAt": utc_datetime().to_representation(
+                passport.last_event_occurred_at
+            ),
+        }
+
+
+class LedgerEventSerializer(serializers.Serializer):
+    """One ledger event. ``kind`` is the code a client posts (``qa_passed``),
+    ``label`` its display text."""
+
+    version = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=EVENT_KINDS)
+    label = serializers.CharField(source="get_kind_display")
+    occurredAt = utc_datetime(source="occurred_at")
+    actor = serializers.CharField(
+        source="actor_username", help_text="Username; empty for the system."
+    )
+    data = serializers.DictField()
+    prevHash = serializers.CharField(source="prev_hash")
+    hash = serializers.CharField()
+
+
+class PublicEventSerializer(serializers.Serializer):
+    """A ledger event as the public sees it: what and when, not who or details."""
+
+    version = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=EVENT_KINDS)
+    label = serializers.CharField(source="get_kind_display")
+    occurredAt = utc_datetime(source="occurred_at")
+
+
+class GenealogySummarySerializer(serializers.Serializer):
+    parent = PassportRefSerializer(allow_null=True)
+    componentCount = serializers.IntegerField()
+
+
+class TelemetryLatestSerializer(serializers.Serializer):
+    sohPercent = serializers.FloatField(allow_null=True)
+    socPercent = serializers.FloatField(allow_null=True)
+    temperatureC = serializers.FloatField(allow_null=True)
+    at = utc_datetime(allow_null=True, help_text="Time of the newest sample.")
+
+
+class TelemetryDaySerializer(serializers.Serializer):
+    day = serializers.DateField()
+    readings = serializers.IntegerField()
+    sohAvg = serializers.FloatField(allow_null=True)
+    socAvg = serializers.FloatField(allow_null=True)
+    temperatureMin = serializers.FloatField(allow_null=True)
+    temperatureMax = serializers.FloatField(allow_null=True)
+
+
+class TelemetrySummarySerializer(serializers.Serializer):
+    """Latest values and daily trends (``passports.telemetry.telemetry_summary``)."""
+
+    latest = TelemetryLatestSerializer()
+    readings = serializers.IntegerField(help_text="Samples stored in all.")
+    firstAt = utc_datetime(allow_null=True)
+    lastAt = utc_datetime(allow_null=True)
+    days = serializers.IntegerField(help_text="Days of trend in ``daily``.")
+    daily = TelemetryDaySerializer(many=True)
+    sohChange = serializers.FloatField(
+        allow_null=True, help_text="Last day's mean SoH minus the first day's."
+    )
+
+
+# --- detail (trace) -------------------------------------------------------------------
+
+
+def _group_field(cls: type, *, restricted: bool) -> serializers.Field:
+    note = " Only for readers of restricted data." if restricted else ""
+    return cls(required=not restricted, help_text=f"{cls.__doc__}{note}")
+
+
+class PassportDetailSchema(PassportSummarySerializer):
+    """The schema of a detail (trace) for a reader of restricted data; others
+    get the same without ``materials``, ``stateOfHealth``, ``telemetry`` and
+    the identity's barcode and RFID. Built by ``passport_detail``."""
+
+    restricted = serializers.BooleanField(
+        help_text="Whether the restricted attribute groups are included."
+    )
+    headHash = serializers.CharField(help_text="Hash of the last ledger event.")
+    genealogy = GenealogySummarySerializer()
+    telemetry = TelemetrySummarySerializer(required=False)
+    ledger = LedgerEventSerializer(many=True)
+
+
+for _group, _cls in FULL_GROUPS.items():
+    PassportDetailSchema._declared_fields[_group] = _group_field(
+        _cls, restricted=_group not in PUBLIC_FIELDS
+    )
+
+
+class PassportPublicSchema(serializers.Serializer):
+    """What anyone holding the identifier may see (the QR code's target)."""
+
+    id = serializers.UUIDField()
+    serial = serializers.CharField()
+    kind = serializers.ChoiceField(choices=PASSPORT_KINDS)
+    state = serializers.ChoiceField(choices=PASSPORT_STATES)
+    history = PublicEventSerializer(many=True)
+
+
+for _group, _cls in PUBLIC_GROUPS.items():
+    PassportPublicSchema._declared_fields[_group] = _cls()
+
+
+class LookupResultSerializer(serializers.Serializer):
+    matchedBy = serializers.ChoiceField(
+        choices=["uuid", "bpan", "serial", "barcode", "rfid"]
+    )
+    passport = PassportSummarySerializer()
+
+
+class GenealogyNodeSerializer(PassportRefSerializer):
+    components = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="The same shape, one level down (modules of a pack, then cells).",
+    )
+
+
+class GenealogySerializer(serializers.Serializer):
+    passport = PassportRefSerializer()
+    ancestors = PassportRefSerializer(many=True, help_text="Nearest first.")
+    components = GenealogyNodeSerializer(many=True)
+
+
+class EventRecordedSerializer(serializers.Serializer):
+    event = LedgerEventSerializer()
+    passport = PassportSummarySerializer()
+
+
+class TelemetryIngestResultSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField(help_text="Samples stored now.")
+    duplicates = serializers.IntegerField(help_text="Already stored or repeated.")
+    latest = TelemetryLatestSerializer()
+
+
+class BpanPartsSerializer(serializers.Serializer):
+    bpan = serializers.CharField()
+    country = serializers.CharField()
+    manufacturerCode = serializers.CharField()
+    chemistry = serializers.CharField()
+    nominalVoltageV = serializers.IntegerField()
+    energyKwh = serializers.IntegerField()
+    manufactured = serializers.CharField(help_text='"2026-03"')
+    plantCode = serializers.CharField()
+    serial = serializers.CharField()
+
+
+class BpanValidResultSerializer(serializers.Serializer):
+    valid = serializers.BooleanField()
+    bpan = serializers.CharField(help_text="Compacted: upper case, no separators.")
+    parts = BpanPartsSerializer()
+
+
+class LedgerBrokenLinkSerializer(serializers.Serializer):
+    passportId = serializers.CharField()
+    serial = serializers.CharField()
+    version = serializers.IntegerField()
+    eventId = serializers.IntegerField(allow_null=True)
+    problem = serializers.ChoiceField(
+        choices=["altered", "removed", "inserted", "projection"]
+    )
+    message = serializers.CharField()
+
+
+class LedgerVerifyResultSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    passportsChecked = serializers.IntegerField()
+    eventsChecked = serializers.IntegerField()
+    firstBroken = LedgerBrokenLinkSerializer(allow_null=True)
+
+
+# --- input (shape only; the services hold the rules) ----------------------------------
+
+# camelCase body key -> the service's snake_case key, for registration.
+REGISTER_FIELDS = (
+    "kind",
+    "serial",
+    "model",
+    "lot",
+    "manufacturer",
+    "manufacturerId",
+    "site",
+    "manufacturedAt",
+    "chemistry",
+    "cathodeMaterial",
+    "anodeMaterial",
+    "electrolyte",
+    "criticalRawMaterials",
+    "materialComposition",
+    "recycledContent",
+    "hazardousSubstances",
+    "ratedCapacityAh",
+    "nominalVoltageV",
+    "energyKwh",
+    "massKg",
+    "expectedCycles",
+    "warrantyMonths",
+    "carbonFootprintKgCo2ePerKwh",
+    "carbonFootprintClass",
+    "barcode",
+    "rfid",
+    "bpan",
+    "manufacturerCode",
+    "plantCode",
+    "bpanSerial",
+)
+
+
+class PassportRegisterSerializer(serializers.Serializer):
+    """Register a battery (schema only: ``passports.services.passport_register``
+    checks the body). A pack without ``bpan`` is issued one when
+    ``manufacturerCode`` and ``plantCode`` are given."""
+
+    kind = serializers.ChoiceField(choices=PASSPORT_KINDS)
+    serial = serializers.CharField()
+    model = serializers.CharField()
+    lot = serializers.CharField(required=False)
+    manufacturer = serializers.CharField()
+    manufacturerId = serializers.CharField(required=False)
+    site = serializers.CharField()
+    manufacturedAt = serializers.DateTimeField(required=False)
+    chemistry = serializers.ChoiceField(choices=Chemistry.values)
+    cathodeMaterial = serializers.CharField(required=False)
+    anodeMaterial = serializers.CharField(required=False)
+    electrolyte = serializers.CharField(required=False)
+    criticalRawMaterials = serializers.ListField(
+        child=serializers.CharField(), required=False
+    )
+    materialComposition = serializers.DictField(
+        child=serializers.FloatField(), required=False
+    )
+    recycledContent = serializers.DictField(
+        child=serializers.FloatField(), required=False
+    )
+    hazardousSubstances = serializers.ListField(
+        child=serializers.CharField(), required=False
+    )
+    ratedCapacityAh = serializers.DecimalField(max_digits=8, decimal_places=2)
+    nominalVoltageV = serializers.DecimalField(max_digits=7, decimal_places=2)
+    energyKwh = serializers.DecimalField(max_digits=8, decimal_places=3)
+    massKg = serializers.DecimalField(max_digits=8, decimal_places=3, required=False)
+    expectedCycles = serializers.IntegerField(required=False)
+    warrantyMonths = serializers.IntegerField(required=False)
+    carbonFootprintKgCo2ePerKwh = serializers.DecimalField(
+        max_digits=8, decimal_places=2, required=False
+    )
+    carbonFootprintClass = serializers.CharField(required=False)
+    barcode = serializers.CharField(required=False)
+    rfid = serializers.CharField(required=False)
+    bpan = serializers.CharField(required=False)
+    manufacturerCode = serializers.CharField(required=False)
+    plantCode = serializers.CharField(required=False)
+    bpanSerial = serializers.CharField(required=False)
+
+
+class EventRecordSerializer(serializers.Serializer):
+    """Record a lifecycle event; ``data`` per kind is in docs/passports.md."""
+
+    kind = serializers.ChoiceField(choices=EVENT_KINDS)
+    data = serializers.DictField(required=False)
+    expectedVersion = serializers.IntegerField(
+        required=False, help_text="The version you read; 409 if it moved on."
+    )
+    occurredAt = serializers.DateTimeField(required=False)
+
+
+class CustodianInSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=CUSTODIAN_KINDS)
+    name = serializers.CharField()
+
+
+class CustodyTransferSerializer(serializers.Serializer):
+    to = CustodianInSerializer()
+    reference = serializers.CharField(required=False)
+    expectedVersion = serializers.IntegerField(required=False)
+
+
+class ComponentsSerializer(serializers.Serializer):
+    components = serializers.ListField(
+        child=serializers.CharField(), help_text="Identifiers of the components."
+    )
+
+
+class TelemetryReadingInSerializer(serializers.Serializer):
+    ts = serializers.DateTimeField()
+    sohPercent = serializers.FloatField(required=False, min_value=0, max_value=100)
+    socPercent = serializers.FloatField(required=False, min_value=0, max_value=100)
+    temperatureC = serializers.FloatField(required=False, min_value=-40, max_value=125)
+    voltageV = serializers.FloatField(required=False)
+    currentA = serializers.FloatField(required=False)
+
+
+class BpanValidateSerializer(serializers.Serializer):
+    bpan = serializers.CharField()
+
+
+# --- builders -------------------------------------------------------------------------
+
+
+def passport_detail(
+    passport: Passport,
+    *,
+    restricted: bool,
+    events: list,
+    parent: Passport | None,
+    component_count: int,
+    telemetry: dict | None,
+) -> dict[str, Any]:
+    """The detail (trace) of a passport. ``restricted``: whether the reader may
+    see the restricted groups (decided by the view from ``bpmos.access``);
+    without it the restricted groups, the telemetry and the identity's barcode
+    and RFID are left out, not nulled."""
+    body: dict[str, Any] = dict(PassportSummarySerializer(passport).data)
+    body["restricted"] = restricted
+    body["headHash"] = passport.head_hash
+    body.update(full_groups(passport) if restricted else public_groups(passport))
+    body["genealogy"] = {
+        "parent": PassportRefSerializer(parent).data if parent else None,
+        "componentCount": component_count,
+    }
+    if restricted and telemetry is not None:
+        body["telemetry"] = TelemetrySummarySerializer(telemetry).data
+    body["ledger"] = LedgerEventSerializer(events, many=True).data
+    return body
+
+
+def passport_public(passport: Passport, *, events: list) -> dict[str, Any]:
+    """What the public sees: identity and the public groups, and the history as
+    kinds and times (no actors, no event data: those name people and firms)."""
+    return {
+        "id": str(passport.uuid),
+        "serial": passport.serial,
+        "kind": passport.get_kind_display(),
+        "state": passport.get_state_display(),
+        **public_groups(passport),
+        "history": PublicEventSerializer(events, many=True).data,
+    }

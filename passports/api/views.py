@@ -1,0 +1,476 @@
+"""The passport and registry API (docs/passports.md).
+
+``{identifier}`` in a path is anything ``passports.selectors.resolve`` accepts:
+UUID, BPAN (any case, with or without hyphens or spaces), serial, barcode or
+RFID tag; 404 when nothing has it, 409 ``ambiguous_identifier`` when two
+passports do. Views parse, call one service or selector and shape the answer;
+the rules live in ``passports.services``, ``passports.ledger``,
+``passports.lifecycle`` and ``passports.telemetry``. Who may call which route
+is ``bpmos.access.POLICY``; who may record which event kind and who sees the
+restricted attribute groups are its ``ACTIONS``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import OuterRef, Subquery
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.filters import SearchFilter
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from bpmos import access
+from bpmos.errors import DomainError, InvalidInput, NotFound
+from passports import bpan as bpan_rules
+from passports import ledger, selectors, services, telemetry
+from passports.api import serializers as s
+from passports.api.filters import PassportFilterSet, enum_value
+from passports.models import (
+    CustodianKind,
+    EventKind,
+    Kind,
+    Passport,
+    PassportEvent,
+)
+
+_IDENTIFIER = OpenApiParameter(
+    "identifier",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    description="UUID, BPAN, serial, barcode or RFID tag of the passport.",
+)
+_TAGS = ["passports"]
+# Identifiers the public endpoint answers to. Barcode and RFID tag are
+# restricted fields: answering to them would tell a stranger whose they are.
+_PUBLIC_IDENTIFIERS = frozenset({"uuid", "bpan", "serial"})
+
+
+def may_see_restricted(user) -> bool:
+    """Whether ``user`` sees the restricted attribute groups (the one rule:
+    ``bpmos.access.ACTIONS["passport-restricted"]``)."""
+    return access.allows(
+        access.ACTIONS.get("passport-restricted"), getattr(user, "role", None)
+    )
+
+
+def _invalid(field: str, message: str) -> InvalidInput:
+    return InvalidInput(
+        f"Invalid input: {field}: {message}",
+        code="validation_error",
+        details={field: [message]},
+    )
+
+
+def _body(request) -> dict[str, Any]:
+    if not isinstance(request.data, dict):
+        raise _invalid("body", "A JSON object.")
+    return request.data
+
+
+def _renamed(error: DomainError, rename) -> DomainError:
+    """The same error with the field names of its details (and message) as the
+    API spells them (the services name the model's fields)."""
+    if not isinstance(error.details, dict):
+        return error
+    details, message = {}, error.message
+    for key, value in error.details.items():
+        new = rename(key)
+        details[new] = value
+        if new != key:
+            message = message.replace(f"{key}:", f"{new}:")
+    error.details, error.message = details, message
+    error.args = (message,)
+    return error
+
+
+def _without_data_prefix(key: str) -> str:
+    return key.removeprefix("data.")
+
+
+def _events(passport: Passport) -> list[PassportEvent]:
+    return list(passport.events.order_by("version"))
+
+
+def _detail(passport: Passport, user) -> dict[str, Any]:
+    restricted = may_see_restricted(user)
+    parent = Passport.objects.get(pk=passport.parent_id) if passport.parent_id else None
+    return s.passport_detail(
+        passport,
+        restricted=restricted,
+        events=_events(passport),
+        parent=parent,
+        component_count=Passport.objects.filter(parent=passport).count(),
+        telemetry=telemetry.telemetry_summary(passport) if restricted else None,
+    )
+
+
+def _summary(passport_id: int) -> dict[str, Any]:
+    return dict(s.PassportSummarySerializer(Passport.objects.get(pk=passport_id)).data)
+
+
+# --- list, register, registry ---------------------------------------------------------
+
+
+class _PassportListBase(generics.ListAPIView):
+    filterset_class = PassportFilterSet
+    filter_backends = [DjangoFilterBackend, SearchFilter]
+    search_fields = ["serial", "bpan", "barcode", "model"]
+
+
+@extend_schema(tags=_TAGS)
+class PassportListView(_PassportListBase):
+    """Passports, newest manufactured first. Filters: ``kind``, ``state``,
+    ``custodianKind`` (labels or stored values, any case), ``lot``, ``model``,
+    ``onHold``; ``search`` over serial, BPAN, barcode, model; ``ordering``.
+
+    POST registers a battery (shop floor): its passport and its
+    ``manufactured`` event; 201 with the detail. 400 naming the field, 409
+    ``duplicate_identifier`` when a serial, barcode, RFID or BPAN is taken."""
+
+    queryset = Passport.objects.all()
+    serializer_class = s.PassportSummarySerializer
+
+    @extend_schema(
+        request=s.PassportRegisterSerializer,
+        responses={201: s.PassportDetailSchema},
+    )
+    def post(self, request):
+        body = _body(request)
+        unknown = sorted(set(body) - set(s.REGISTER_FIELDS))
+        if unknown:
+            raise _invalid(unknown[0], "Unknown field.")
+        data = {s.snake(key): value for key, value in body.items()}
+        if isinstance(data.get("kind"), str):
+            data["kind"] = enum_value(Kind, data["kind"]) or data["kind"]
+        try:
+            passport = services.passport_register(data=data, actor=request.user)
+        except DomainError as error:
+            raise _renamed(error, s.camel) from None
+        return Response(
+            _detail(Passport.objects.get(pk=passport.pk), request.user),
+            status=status.HTTP_201_CREATED,
+        )
+
+
+@extend_schema(tags=["registry"])
+class RegistryListView(_PassportListBase):
+    """The registry (control UI S9, trace): every passport with its identity,
+    state, custodian and last ledger event; the list's filters, search and
+    ordering."""
+
+    serializer_class = s.RegistryEntrySerializer
+
+    def get_queryset(self):
+        last = PassportEvent.objects.filter(
+            passport=OuterRef("pk"), version=OuterRef("version")
+        )
+        return Passport.objects.annotate(
+            last_event_kind=Subquery(last.values("kind")[:1]),
+            last_event_occurred_at=Subquery(last.values("occurred_at")[:1]),
+        )
+
+
+@extend_schema(
+    tags=_TAGS,
+    parameters=[
+        OpenApiParameter(
+            "identifier",
+            OpenApiTypes.STR,
+            required=True,
+            description="UUID, BPAN, serial, barcode or RFID tag.",
+        )
+    ],
+)
+class PassportLookupView(APIView):
+    """Which passport an identifier names, and which of its identifiers matched."""
+
+    @extend_schema(responses=s.LookupResultSerializer)
+    def get(self, request):
+        identifier = request.query_params.get("identifier", "")
+        if not identifier.strip():
+            raise _invalid("identifier", "This query parameter is required.")
+        passport = selectors.resolve(identifier)
+        return Response(
+            {
+                "matchedBy": selectors.matched_by(passport, identifier),
+                "passport": s.PassportSummarySerializer(passport).data,
+            }
+        )
+
+
+@extend_schema(
+    tags=_TAGS,
+    parameters=[
+        OpenApiParameter(
+            "identifier",
+            OpenApiTypes.STR,
+            description="One passport; without it every ledger is checked.",
+        )
+    ],
+)
+class PassportVerifyView(APIView):
+    """Walk the ledgers' hash chains and replay their lifecycle; name the first
+    altered, removed or inserted event, or a projection that disagrees."""
+
+    @extend_schema(responses=s.LedgerVerifyResultSerializer)
+    def get(self, request):
+        identifier = request.query_params.get("identifier", "")
+        ids = None
+        if identifier.strip():
+            ids = [selectors.resolve(identifier).pk]
+        return Response(ledger.verify(passport_ids=ids).as_dict())
+
+
+# --- one passport ---------------------------------------------------------------------
+
+
+@extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
+class PassportDetailView(APIView):
+    """A passport's trace: identity and the EU attribute groups, state, hold,
+    custodian and version, genealogy summary, telemetry summary and the whole
+    ledger in order. Supervisors, plant heads, auditors and admins also get the
+    restricted groups (``materials``, ``stateOfHealth``, barcode and RFID) and
+    the telemetry; ``restricted`` says which answer this is."""
+
+    @extend_schema(responses=s.PassportDetailSchema)
+    def get(self, request, identifier: str):
+        return Response(_detail(selectors.resolve(identifier), request.user))
+
+
+@extend_schema(tags=["registry"], parameters=[_IDENTIFIER])
+class RegistryDetailView(PassportDetailView):
+    """The registry's trace of one passport (same as the passport detail)."""
+
+
+@extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
+class PassportPublicView(APIView):
+    """The public passport (no token; the QR code's target): identity and the
+    public attribute groups, and the history as event kinds and times. Answers
+    to the UUID, BPAN or serial only."""
+
+    authentication_classes: list = []
+
+    @extend_schema(responses=s.PassportPublicSchema, auth=[])
+    def get(self, request, identifier: str):
+        passport = selectors.resolve(identifier)
+        if selectors.matched_by(passport, identifier) not in _PUBLIC_IDENTIFIERS:
+            raise NotFound("No passport has this identifier.")
+        return Response(s.passport_public(passport, events=_events(passport)))
+
+
+@extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
+class PassportLedgerView(generics.ListAPIView):
+    """A passport's ledger, oldest first (paginated): every event with its
+    actor, data and hashes."""
+
+    serializer_class = s.LedgerEventSerializer
+    filter_backends: list = []
+
+    def get_queryset(self):
+        passport = selectors.resolve(self.kwargs["identifier"])
+        return PassportEvent.objects.filter(passport=passport).order_by("version")
+
+
+@extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
+class PassportEventsView(APIView):
+    """Record a lifecycle event: ``{kind, data, expectedVersion?, occurredAt?}``.
+
+    Who may record which kind is ``bpmos.access.ACTIONS["passport-event.<kind>"]``:
+    QA, warehousing, reservations and service on the floor; holds, dispatch,
+    delivery, custody, end of life and recycling by supervisors. 409 for an
+    illegal move (``illegal_transition``, ``on_hold``, ``custody_violation``,
+    …) or ``version_conflict``; nothing is written then."""
+
+    @extend_schema(
+        request=s.EventRecordSerializer, responses={201: s.EventRecordedSerializer}
+    )
+    def post(self, request, identifier: str):
+        body = _body(request)
+        kind = body.get("kind")
+        if kind in services.RECORDABLE_KINDS:
+            access.require_action(f"passport-event.{kind}", request.user)
+        passport = selectors.resolve(identifier)
+        event = services.event_record(
+            passport_id=passport.pk,
+            kind=kind,
+            data=body.get("data"),
+            expected_version=body.get("expectedVersion"),
+            occurred_at=body.get("occurredAt"),
+            actor=request.user,
+        )
+        return Response(
+            {
+                "event": s.LedgerEventSerializer(event).data,
+                "passport": _summary(passport.pk),
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+@extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
+class PassportCustodyView(APIView):
+    """Transfer custody: ``{to: {kind, name}, reference?, expectedVersion?}``
+    (a ``custody_transferred`` event). The chain allows customer → service,
+    service → customer, customer/service → recycler at end of life,
+    manufacturer → recycler at end of life, logistics → logistics; dispatch
+    and delivery carry the other moves. 409 ``custody_violation`` otherwise."""
+
+    @extend_schema(
+        request=s.CustodyTransferSerializer, responses={201: s.EventRecordedSerializer}
+    )
+    def post(self, request, identifier: str):
+        body = _body(request)
+        to = body.get("to")
+        if isinstance(to, dict) and isinstance(to.get("kind"), str):
+            to = {**to, "kind": enum_value(CustodianKind, to["kind"]) or to["kind"]}
+        passport = selectors.resolve(identifier)
+        try:
+            event = services.event_record(
+                passport_id=passport.pk,
+                kind=EventKind.CUSTODY_TRANSFERRED,
+                data={"to": to, "reference": body.get("reference")},
+                expected_version=body.get("expectedVersion"),
+                actor=request.user,
+            )
+        except InvalidInput as error:
+            raise _renamed(error, _without_data_prefix) from None
+        return Response(
+            {
+                "event": s.LedgerEventSerializer(event).data,
+                "passport": _summary(passport.pk),
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+def _genealogy(passport: Passport) -> dict[str, Any]:
+    def node(entry: dict) -> dict[str, Any]:
+        return {
+            **s.PassportRefSerializer(entry["passport"]).data,
+            "components": [node(child) for child in entry["components"]],
+        }
+
+    return {
+        "passport": s.PassportRefSerializer(passport).data,
+        "ancestors": s.PassportRefSerializer(
+            selectors.ancestors(passport), many=True
+        ).data,
+        "components": [node(entry) for entry in selectors.components_tree(passport)],
+    }
+
+
+@extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
+class PassportGenealogyView(APIView):
+    """Where a battery sits: its ancestors (module, then pack: nearest first)
+    and what it is made of (modules, then their cells)."""
+
+    @extend_schema(responses=s.GenealogySerializer)
+    def get(self, request, identifier: str):
+        return Response(_genealogy(selectors.resolve(identifier)))
+
+
+@extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
+class PassportComponentsView(APIView):
+    """Assemble components into this passport: ``{components: [identifier, …]}``
+    (cells into a module, modules into a pack). Each component's ledger gets
+    ``assembled``; all or nothing. 201 with the genealogy."""
+
+    @extend_schema(
+        request=s.ComponentsSerializer, responses={201: s.GenealogySerializer}
+    )
+    def post(self, request, identifier: str):
+        body = _body(request)
+        names = body.get("components")
+        if not isinstance(names, list) or not names:
+            raise _invalid("components", "A non-empty list of identifiers.")
+        if not all(isinstance(name, str) for name in names):
+            raise _invalid("components", "Identifiers are strings.")
+        parent = selectors.resolve(identifier)
+        ids = []
+        for index, name in enumerate(names):
+            try:
+                ids.append(selectors.resolve(name).pk)
+            except DomainError as error:
+                error.details = {
+                    **(error.details or {}),
+                    "components": {str(index): [f"{name}: {error.message}"]},
+                }
+                raise
+        services.assemble(parent_id=parent.pk, component_ids=ids, actor=request.user)
+        return Response(_genealogy(parent), status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
+class PassportTelemetryView(APIView):
+    """A pack's telemetry. GET: latest values and daily trends of the last
+    ``days`` days (1-365, default 30). POST (a BMS gateway): one sample or a
+    list of up to 10,000 ``{ts, sohPercent?, socPercent?, temperatureC?,
+    voltageV?, currentA?}``; any bad row answers 400 naming its index and field
+    and nothing is stored; re-sent samples (same ts) count as duplicates. 201
+    when something was stored, 200 when all were duplicates."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("days", OpenApiTypes.INT, description="1-365 (30).")
+        ],
+        responses=s.TelemetrySummarySerializer,
+    )
+    def get(self, request, identifier: str):
+        raw = request.query_params.get("days", str(telemetry.TREND_DAYS))
+        if not raw.isdigit() or not 1 <= int(raw) <= telemetry.MAX_TREND_DAYS:
+            raise _invalid("days", f"A whole number, 1 to {telemetry.MAX_TREND_DAYS}.")
+        passport = selectors.resolve(identifier)
+        summary = telemetry.telemetry_summary(passport, days=int(raw))
+        return Response(s.TelemetrySummarySerializer(summary).data)
+
+    @extend_schema(
+        request=s.TelemetryReadingInSerializer(many=True),
+        responses={
+            201: s.TelemetryIngestResultSerializer,
+            200: s.TelemetryIngestResultSerializer,
+        },
+    )
+    def post(self, request, identifier: str):
+        rows = request.data
+        if isinstance(rows, dict):
+            rows = rows.get("readings", [rows])
+        passport = selectors.resolve(identifier)
+        result = telemetry.telemetry_ingest(passport.pk, rows, request.user)
+        passport.refresh_from_db()
+        latest = {
+            "sohPercent": passport.soh_percent,
+            "socPercent": passport.soc_percent,
+            "temperatureC": passport.temperature_c,
+            "at": passport.telemetry_at,
+        }
+        body = {**result, "latest": s.TelemetryLatestSerializer(latest).data}
+        code = status.HTTP_201_CREATED if result["accepted"] else status.HTTP_200_OK
+        return Response(body, status=code)
+
+
+# --- BPAN -----------------------------------------------------------------------------
+
+
+@extend_schema(tags=_TAGS)
+class BpanValidateView(APIView):
+    """Check a Battery Pack Aadhaar Number's format and check character
+    (docs/passports.md): 200 with its parts, or 400 saying what is wrong."""
+
+    @extend_schema(
+        request=s.BpanValidateSerializer, responses=s.BpanValidResultSerializer
+    )
+    def post(self, request):
+        value = _body(request).get("bpan")
+        if not isinstance(value, str) or not value.strip():
+            raise _invalid("bpan", "This field is required.")
+        try:
+            parsed = bpan_rules.parse(value)
+        except bpan_rules.BPANError as error:
+            raise _invalid("bpan", str(error)) from None
+        return Response(
+            {"valid": True, "bpan": parsed.value, "parts": parsed.as_dict()}
+        )

@@ -1,0 +1,374 @@
+"""Battery telemetry: BMS samples of a pack in the field (SoH, SoC, temperature,
+voltage, current), ingested in batches and summarised on the passport.
+
+``telemetry_ingest`` is built like ``lines.services.readings_ingest``: the whole
+batch is checked in plain Python first (one bad row and nothing is stored; the
+400 names the row index and field), then stored in one statement that skips
+what is already stored (unique passport + ts), so a gateway may re-send a batch
+safely: on PostgreSQL COPY straight into the table in a savepoint and, only
+when that meets a duplicate, COPY into a temporary table and one
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING``; on SQLite one ``executemany``
+of ``INSERT ... ON CONFLICT DO NOTHING``. One audit record per batch.
+
+Telemetry is not a lifecycle change, so a batch appends nothing to the ledger:
+the ledger is the tamper-evident record of what happened to a battery (one
+event per decision or move), and a gateway posting every minute would bury
+those events under thousands of samples and make every verification walk them.
+The passport's summary fields (``soh_percent``, ``soc_percent``,
+``temperature_c``, ``telemetry_at``) are written here directly; they are not
+part of the ledger's projection, so ``ledger.verify`` never depends on them.
+``EventKind.TELEMETRY_SUMMARISED`` stays available for a deliberate snapshot
+(at a service visit or end of life), which is a decision, not a sample.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypedDict
+
+from django.db import connection, transaction
+from django.db.models import Avg, Count, Max, Min
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+from psycopg import errors as psycopg_errors
+
+from bpmos.errors import Conflict, DomainError, InvalidInput
+from elog import audit
+from passports import ledger
+from passports.models import Kind, Passport, TelemetryReading
+
+# Samples per request (as for machine readings: ~1 MB of JSON at most).
+MAX_BATCH = 10_000
+# How far ahead of the server's clock a sample may be (gateway clock skew).
+FUTURE_TOLERANCE = timedelta(minutes=5)
+MAX_REPORTED_ERRORS = 20
+# Days of daily trend ``telemetry_summary`` returns by default, and at most.
+TREND_DAYS = 30
+MAX_TREND_DAYS = 365
+
+# Measurement -> (column, lowest, highest) ; None: no bound on that side.
+_MEASUREMENTS: dict[str, tuple[str, float | None, float | None]] = {
+    "sohPercent": ("soh_percent", 0.0, 100.0),
+    "socPercent": ("soc_percent", 0.0, 100.0),
+    "temperatureC": ("temperature_c", -40.0, 125.0),
+    "voltageV": ("voltage_v", 0.0, 2000.0),
+    "currentA": ("current_a", -5000.0, 5000.0),
+}
+# The model's own names are accepted too (the demo and tasks build rows in Python).
+_ALIASES = {column: name for name, (column, _, _) in _MEASUREMENTS.items()}
+_COLUMNS = ("passport_id", "ts", *(column for column, _, _ in _MEASUREMENTS.values()))
+_LOAD_TABLE = "passports_telemetry_load"
+_SUMMARY_FIELDS = ("soh_percent", "soc_percent", "temperature_c")
+
+
+class IngestResult(TypedDict):
+    accepted: int  # samples stored now
+    duplicates: int  # already stored, or repeated within the batch
+
+
+class PayloadTooLarge(DomainError):
+    """The batch has more samples than one request may carry (413)."""
+
+    status_code = 413
+    code = "payload_too_large"
+
+
+# --- validation (plain Python) ---------------------------------------------------
+
+
+class _RowError(Exception):
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+def _parse_ts(raw: Any, latest: datetime) -> datetime:
+    value: datetime | None = None
+    if isinstance(raw, datetime):
+        value = raw
+    elif isinstance(raw, str):
+        try:
+            value = datetime.fromisoformat(raw)
+        except ValueError:
+            value = None
+    if value is None:
+        raise _RowError("ts", "Required: an ISO 8601 time with a time zone.")
+    if value.tzinfo is None:
+        raise _RowError("ts", "Needs a time zone (e.g. 2026-03-02T08:00:00Z).")
+    value = value.astimezone(UTC)
+    if value > latest:
+        raise _RowError("ts", "Is in the future.")
+    return value
+
+
+def _measurement(raw: Any, name: str) -> float | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise _RowError(name, "Must be a number.")
+    value = float(raw)
+    _, low, high = _MEASUREMENTS[name]
+    if not math.isfinite(value):
+        raise _RowError(name, "Must be a finite number.")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise _RowError(name, f"Must be between {low:g} and {high:g}.")
+    return value
+
+
+def _check_row(row: Any, passport_id: int, latest: datetime) -> tuple:
+    """One sample as the tuple of ``_COLUMNS``; raises ``_RowError``."""
+    if not isinstance(row, dict):
+        raise _RowError("row", "Must be an object.")
+    values: dict[str, Any] = {}
+    for key, raw in row.items():
+        name = _ALIASES.get(key, key)
+        if key == "ts":
+            continue
+        if name not in _MEASUREMENTS:
+            raise _RowError(key, "Unknown field.")
+        values[name] = _measurement(raw, name)
+    ts = _parse_ts(row.get("ts"), latest)
+    if all(values.get(name) is None for name in _MEASUREMENTS):
+        raise _RowError("row", "Holds no measurement.")
+    return (passport_id, ts, *(values.get(name) for name in _MEASUREMENTS))
+
+
+def telemetry_validate(*, passport_id: int, rows: Any) -> tuple[list[tuple], int]:
+    """Check a whole batch; returns (rows to store, repeats within the batch).
+
+    Raises ``InvalidInput`` naming every bad row (up to 20) by its index and
+    field (``details.rows``); nothing is stored then. A sample repeated in the
+    batch with the same values is stored once; with other values it is an error.
+    """
+    if not isinstance(rows, list) or not rows:
+        raise InvalidInput(
+            "Send one sample object or a non-empty list of them.",
+            code="validation_error",
+            details={"readings": ["Expected an object or a non-empty list."]},
+        )
+    if len(rows) > MAX_BATCH:
+        raise PayloadTooLarge(
+            f"A batch holds at most {MAX_BATCH} samples; this one has {len(rows)}.",
+            details={"maxReadings": MAX_BATCH, "readings": len(rows)},
+        )
+    latest = timezone.now() + FUTURE_TOLERANCE
+    checked: list[tuple] = []
+    seen: dict[datetime, int] = {}
+    errors: dict[str, dict[str, list[str]]] = {}
+    repeats = 0
+    for index, row in enumerate(rows):
+        try:
+            values = _check_row(row, passport_id, latest)
+        except _RowError as error:
+            errors[str(index)] = {error.field: [error.message]}
+            if len(errors) >= MAX_REPORTED_ERRORS:
+                break
+            continue
+        first = seen.get(values[1])
+        if first is None:
+            seen[values[1]] = len(checked)
+            checked.append(values)
+        elif checked[first] == values:
+            repeats += 1
+        else:
+            errors[str(index)] = {
+                "ts": ["Repeats an earlier sample's time with other values."]
+            }
+    if errors:
+        index, fields = next(iter(errors.items()))
+        field, messages = next(iter(fields.items()))
+        raise InvalidInput(
+            f"Reading {index}: {field}: {messages[0]} Nothing was stored.",
+            code="validation_error",
+            details={"rows": errors},
+        )
+    return checked, repeats
+
+
+# --- storing ---------------------------------------------------------------------
+
+
+def _copy_rows(cursor, table: str, rows: list[tuple]) -> None:
+    columns = ", ".join(_COLUMNS)
+    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int8", "timestamptz"] + ["float8"] * len(_MEASUREMENTS))
+        for row in rows:
+            copy.write_row(row)
+
+
+def _store_postgresql(rows: list[tuple]) -> int:
+    """COPY into the table; on a duplicate, COPY into a temporary table and move
+    the rows with one INSERT that skips what is already stored (a re-send)."""
+    table = TelemetryReading._meta.db_table
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            _copy_rows(cursor, table, rows)
+        return len(rows)
+    except psycopg_errors.UniqueViolation:
+        pass
+    columns = ", ".join(_COLUMNS)
+    floats = ", ".join(f"{column} double precision" for column in _COLUMNS[2:])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_LOAD_TABLE} "
+            f"(passport_id bigint, ts timestamptz, {floats}) ON COMMIT DELETE ROWS; "
+            # Rows of an earlier batch in the same (outer) transaction.
+            f"TRUNCATE {_LOAD_TABLE}"
+        )
+        _copy_rows(cursor, _LOAD_TABLE, rows)
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) "
+            f"SELECT {columns} FROM {_LOAD_TABLE} "
+            "ON CONFLICT (passport_id, ts) DO NOTHING"
+        )
+        return cursor.rowcount
+
+
+def _store_sqlite(rows: list[tuple]) -> int:
+    adapt = connection.ops.adapt_datetimefield_value
+    columns = ", ".join(_COLUMNS)
+    raw = connection.connection
+    before = raw.total_changes
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {TelemetryReading._meta.db_table} ({columns}) "
+            f"VALUES ({', '.join(['%s'] * len(_COLUMNS))}) "
+            "ON CONFLICT (passport_id, ts) DO NOTHING",
+            [(row[0], adapt(row[1]), *row[2:]) for row in rows],
+        )
+    return raw.total_changes - before
+
+
+def _store(rows: list[tuple]) -> int:
+    connection.ensure_connection()
+    if connection.vendor == "postgresql":
+        return _store_postgresql(rows)
+    return _store_sqlite(rows)
+
+
+def _latest_values(passport_id: int) -> dict[str, Any]:
+    """Each summary field's newest non-null value, and the newest sample's time."""
+    readings = TelemetryReading.objects.filter(passport_id=passport_id)
+    latest: dict[str, Any] = {
+        "telemetry_at": readings.aggregate(at=Max("ts"))["at"],
+    }
+    for column in _SUMMARY_FIELDS:
+        latest[column] = (
+            readings.filter(**{f"{column}__isnull": False})
+            .order_by("-ts")
+            .values_list(column, flat=True)
+            .first()
+        )
+    return latest
+
+
+@transaction.atomic
+def telemetry_ingest(passport_id: int, rows: Any, actor: Any) -> IngestResult:
+    """Store a batch of a pack's BMS samples; skip what is already stored.
+
+    ``rows`` is a list of ``{ts, sohPercent?, socPercent?, temperatureC?,
+    voltageV?, currentA?}`` (the model's snake_case names are accepted too).
+    The whole batch is checked first (400 naming the row index and field;
+    nothing stored). Only packs carry a BMS (409 ``telemetry_packs_only``).
+    The passport's summary becomes each measurement's newest value by ``ts``
+    (a late batch of older samples does not overwrite newer ones). One audit
+    record per batch; nothing is appended to the ledger (module docstring).
+    """
+    checked, _repeats = telemetry_validate(passport_id=passport_id, rows=rows)
+    passport = ledger.lock_passport(passport_id)
+    if passport.kind != Kind.PACK:
+        raise Conflict(
+            f"{passport} has no BMS; telemetry is recorded for packs.",
+            code="telemetry_packs_only",
+            details={"kind": passport.kind},
+        )
+    accepted = _store(checked)
+    before = {name: getattr(passport, name) for name in (*_SUMMARY_FIELDS,)}
+    before["telemetry_at"] = passport.telemetry_at
+    after = _latest_values(passport.pk) if accepted else before
+    if after != before:
+        for name, value in after.items():
+            setattr(passport, name, value)
+        # Not the ledger's projection: ``updated_at`` and ``version`` stay.
+        Passport.objects.filter(pk=passport.pk).update(**after)
+    times = [row[1] for row in checked]
+    audit.record(
+        actor=actor,
+        action="passport.telemetry_ingested",
+        target=passport,
+        before=before if after != before else None,
+        after={
+            "accepted": accepted,
+            "duplicates": len(rows) - accepted,
+            "firstTs": min(times),
+            "lastTs": max(times),
+            **({"summary": after} if after != before else {}),
+        },
+    )
+    return {"accepted": accepted, "duplicates": len(rows) - accepted}
+
+
+# --- summary -----------------------------------------------------------------------
+
+
+def _round(value: float | None, places: int = 2) -> float | None:
+    return None if value is None else round(value, places)
+
+
+def telemetry_summary(
+    passport: Passport, *, days: int = TREND_DAYS, now: datetime | None = None
+) -> dict[str, Any]:
+    """Latest values and daily trends of the last ``days`` days (UTC days).
+
+    ``daily``: per day with samples, the number of samples, mean SoH and SoC,
+    lowest and highest temperature (all computed in SQL); ``sohChange`` is the
+    last day's mean SoH minus the first day's in the window (None with fewer
+    than two days that report SoH). camelCase, as the API returns it.
+    """
+    now = now or timezone.now()
+    since = (now - timedelta(days=days - 1)).astimezone(UTC)
+    since = since.replace(hour=0, minute=0, second=0, microsecond=0)
+    readings = TelemetryReading.objects.filter(passport=passport)
+    totals = readings.aggregate(count=Count("id"), first=Min("ts"), last=Max("ts"))
+    rows = (
+        readings.filter(ts__gte=since, ts__lte=now)
+        .annotate(day=TruncDate("ts", tzinfo=UTC))
+        .values("day")
+        .annotate(
+            readings=Count("id"),
+            soh=Avg("soh_percent"),
+            soc=Avg("soc_percent"),
+            tmin=Min("temperature_c"),
+            tmax=Max("temperature_c"),
+        )
+        .order_by("day")
+    )
+    daily = [
+        {
+            "day": row["day"].isoformat(),
+            "readings": row["readings"],
+            "sohAvg": _round(row["soh"]),
+            "socAvg": _round(row["soc"]),
+            "temperatureMin": _round(row["tmin"]),
+            "temperatureMax": _round(row["tmax"]),
+        }
+        for row in rows
+    ]
+    soh_days = [day["sohAvg"] for day in daily if day["sohAvg"] is not None]
+    return {
+        "latest": {
+            "sohPercent": passport.soh_percent,
+            "socPercent": passport.soc_percent,
+            "temperatureC": passport.temperature_c,
+            "at": passport.telemetry_at,
+        },
+        "readings": totals["count"],
+        "firstAt": totals["first"],
+        "lastAt": totals["last"],
+        "days": days,
+        "daily": daily,
+        "sohChange": (
+            _round(soh_days[-1] - soh_days[0]) if len(soh_days) >= 2 else None
+        ),
+    }
