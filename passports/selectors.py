@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import uuid as uuid_module
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
 
 from bpmos.errors import Conflict, NotFound
 from passports import bpan as bpan_rules
-from passports.models import Passport
+from passports.models import CustodianKind, EventKind, Passport, PassportEvent
 
 # The identifiers a battery can be found by, in the order they are tried.
 IDENTIFIERS = ("uuid", "bpan", "serial", "barcode", "rfid")
@@ -82,3 +88,147 @@ def components_tree(passport: Passport) -> list[dict]:
         }
         for child in level1
     ]
+
+
+# --- context for the control tower (runbook detail) --------------------------------
+
+# Warranty cover ending within this many days counts as "expiring soon".
+WARRANTY_EXPIRING_DAYS = 90
+# The runbook detail names at most this many custodians (the largest holders).
+CUSTODIANS_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class CustodyShare:
+    kind: str  # display label, "Manufacturer"
+    count: int
+
+
+@dataclass(frozen=True)
+class CustodianCount:
+    kind: str  # display label
+    name: str
+    count: int
+
+
+@dataclass(frozen=True)
+class CustodyContext:
+    """Who holds the batteries of some lots now."""
+
+    passports: int
+    mix: list[CustodyShare]  # every custodian kind, in chain order
+    custodians: list[CustodianCount]  # largest holders first
+
+
+@dataclass(frozen=True)
+class WarrantyContext:
+    """Where the batteries of some lots stand on warranty.
+
+    Cover starts at delivery (the ``delivered`` ledger event) and lasts the
+    passport's ``warranty_months``. ``expiring_soon`` is part of
+    ``under_warranty``; ``not_delivered + under_warranty + expired == passports``.
+    """
+
+    passports: int
+    not_delivered: int
+    under_warranty: int
+    expiring_soon: int
+    expired: int
+    next_expiry: datetime | None
+
+
+def _units(lots: Iterable[str]) -> QuerySet[Passport]:
+    """The batteries of ``lots`` as units: passports not assembled into another
+    (a pack with its modules and cells counts once; a loose cell counts)."""
+    return Passport.objects.filter(lot__in=list(lots), parent__isnull=True)
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """``moment`` plus whole calendar months (day clamped to the month's end)."""
+    year, month0 = divmod(moment.month - 1 + months, 12)
+    year += moment.year
+    day = min(moment.day, calendar.monthrange(year, month0 + 1)[1])
+    return moment.replace(year=year, month=month0 + 1, day=day)
+
+
+def custody_context(*, lots: Iterable[str]) -> CustodyContext | None:
+    """The custody mix of the batteries of ``lots``: counts by custodian kind and
+    the current custodians (the largest ``CUSTODIANS_SHOWN``); None when those
+    lots have no passports. One query."""
+    lots = [lot for lot in set(lots) if lot]
+    if not lots:
+        return None
+    rows = list(
+        _units(lots)
+        .order_by()
+        .values_list("custodian_kind", "custodian_name")
+        .annotate(n=Count("pk"))
+    )
+    if not rows:
+        return None
+    by_kind = Counter()
+    for kind, _, n in rows:
+        by_kind[kind] += n
+    chain = {kind: position for position, kind in enumerate(CustodianKind.values)}
+    rows.sort(key=lambda row: (-row[2], chain.get(row[0], 99), row[1]))
+    return CustodyContext(
+        passports=sum(by_kind.values()),
+        mix=[
+            CustodyShare(kind=label, count=by_kind.get(value, 0))
+            for value, label in CustodianKind.choices
+        ],
+        custodians=[
+            CustodianCount(kind=CustodianKind(kind).label, name=name, count=n)
+            for kind, name, n in rows[:CUSTODIANS_SHOWN]
+        ],
+    )
+
+
+def warranty_context(
+    *, lots: Iterable[str], now: datetime | None = None
+) -> WarrantyContext | None:
+    """The warranty standing of the batteries of ``lots`` (see ``WarrantyContext``);
+    None when those lots have no passports. One query, grouped by warranty
+    length and delivery time (a shipment delivered together is one row)."""
+    lots = [lot for lot in set(lots) if lot]
+    if not lots:
+        return None
+    now = now or timezone.now()
+    delivered_at = Subquery(
+        PassportEvent.objects.filter(passport=OuterRef("pk"), kind=EventKind.DELIVERED)
+        .order_by("version")
+        .values("occurred_at")[:1]
+    )
+    rows = list(
+        _units(lots)
+        .annotate(delivered_at=delivered_at)
+        .order_by()
+        .values_list("warranty_months", "delivered_at")
+        .annotate(n=Count("pk"))
+    )
+    if not rows:
+        return None
+    soon = now + timedelta(days=WARRANTY_EXPIRING_DAYS)
+    total = not_delivered = under = expiring = expired = 0
+    next_expiry: datetime | None = None
+    for months, delivered, n in rows:
+        total += n
+        if delivered is None:
+            not_delivered += n
+            continue
+        ends = add_months(delivered, months)
+        if ends <= now:
+            expired += n
+            continue
+        under += n
+        if ends <= soon:
+            expiring += n
+        next_expiry = ends if next_expiry is None else min(next_expiry, ends)
+    return WarrantyContext(
+        passports=total,
+        not_delivered=not_delivered,
+        under_warranty=under,
+        expiring_soon=expiring,
+        expired=expired,
+        next_expiry=next_expiry,
+    )

@@ -315,10 +315,17 @@ def event_record(
 
 
 def assemble(
-    *, parent_id: int, component_ids: list[int], actor: Any
+    *,
+    parent_id: int,
+    component_ids: list[int],
+    actor: Any,
+    occurred_at: Any = None,
 ) -> list[PassportEvent]:
     """Put cells into a module, or modules into a pack: each component's ledger
-    gets ``assembled`` (with its parent), its ``parent`` is set."""
+    gets ``assembled`` (with its parent), its ``parent`` is set. ``occurred_at``
+    (ISO 8601, not in the future) records an assembly done earlier, as
+    ``event_record`` does."""
+    when = _when(occurred_at)
     if not isinstance(component_ids, list) or not component_ids:
         raise _invalid({"components": ["A non-empty list of passports."]})
     if len(set(component_ids)) != len(component_ids):
@@ -364,6 +371,7 @@ def assemble(
                 EventKind.ASSEMBLED,
                 {"parent": str(parent.uuid), "parentSerial": parent.serial},
                 actor=actor,
+                occurred_at=when,
             )
             child.parent = parent
             child.save(update_fields=["parent"])

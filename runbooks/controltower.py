@@ -76,6 +76,7 @@ from django.utils import timezone
 from bpmos.errors import NotFound
 from exceptions import selectors as exception_selectors
 from exceptions.models import ExceptionType, Severity
+from passports import selectors as passport_selectors
 from runbooks.models import (
     Gate,
     GateStatus,
@@ -176,8 +177,9 @@ class RunbookDetail:
     """A runbook summary with its template facts and work-order counts.
 
     ``custody`` and ``warranty`` are the contract's "current custody and warranty
-    context"; they come from battery passports, which arrive later, so they are
-    null until then.
+    context": read from the battery passports of the lots of the runbook's work
+    orders (any status), by ``passports.selectors``; None when those lots have
+    no passports (so a runbook of any kind gets them once its lots do).
     """
 
     summary: RunbookSummary
@@ -186,8 +188,8 @@ class RunbookDetail:
     sequential: bool
     stage_count: int
     work_orders: WorkOrderCounts
-    custody: Any = None
-    warranty: Any = None
+    custody: passport_selectors.CustodyContext | None = None
+    warranty: passport_selectors.WarrantyContext | None = None
 
 
 # --- loading -------------------------------------------------------------------
@@ -464,35 +466,46 @@ def runbook_summary_list(*, now: datetime | None = None) -> list[RunbookSummary]
 def runbook_detail_get(*, slug: str, now: datetime | None = None) -> RunbookDetail:
     """One runbook (active or not) with its summary, template facts and counts.
 
-    Raises ``NotFound`` for an unknown slug. Seven queries.
+    Raises ``NotFound`` for an unknown slug. Seven queries, nine when the
+    runbook has work orders (the custody and warranty context of their lots).
     """
     now = now or timezone.now()
     runbook = _runbook_or_404(slug)
     snapshot = _load([runbook])
+    counts, lots = _work_order_counts(runbook)
     return RunbookDetail(
         summary=_summarise(runbook, snapshot, now),
         kind=RunbookKind(runbook.kind).label,
         description=runbook.description,
         sequential=runbook.sequential,
         stage_count=len(snapshot.stages[runbook.pk]),
-        work_orders=_work_order_counts(runbook),
+        work_orders=counts,
+        custody=passport_selectors.custody_context(lots=lots) if lots else None,
+        warranty=(
+            passport_selectors.warranty_context(lots=lots, now=now) if lots else None
+        ),
     )
 
 
-def _work_order_counts(runbook: Runbook) -> WorkOrderCounts:
-    counts = dict(
+def _work_order_counts(runbook: Runbook) -> tuple[WorkOrderCounts, set[str]]:
+    """The runbook's work orders by status, and their lots (one query)."""
+    counts: Counter[str] = Counter()
+    lots: set[str] = set()
+    for status, lot_no, n in (
         WorkOrder.objects.filter(runbook=runbook)
         .order_by()
-        .values("status")
+        .values_list("status", "lot_no")
         .annotate(n=Count("id"))
-        .values_list("status", "n")
-    )
+    ):
+        counts[status] += n
+        if lot_no:
+            lots.add(lot_no)
     return WorkOrderCounts(
         planned=counts.get(WorkOrderStatus.PLANNED, 0),
         in_progress=counts.get(WorkOrderStatus.IN_PROGRESS, 0),
         completed=counts.get(WorkOrderStatus.COMPLETED, 0),
         cancelled=counts.get(WorkOrderStatus.CANCELLED, 0),
-    )
+    ), lots
 
 
 def runbook_stage_list(*, slug: str) -> list[StageDetail]:

@@ -507,13 +507,14 @@ def test_summary_list_costs_six_queries_whatever_the_plant_size(boss):
 
 def test_detail_and_stages_cost_a_fixed_number_of_queries(boss):
     _busy_plant(boss, runbooks=1, orders_each=1)
-    assert _queries(controltower.runbook_detail_get, slug="rb-0") == 7
+    # 7, + the custody and warranty context of the work orders' lots
+    assert _queries(controltower.runbook_detail_get, slug="rb-0") == 9
     assert _queries(controltower.runbook_stage_list, slug="rb-0") == 5
     for lot in range(6):
         start(
             make_work_order(Runbook.objects.get(), boss, lot_no=f"x{lot}"), "S1", boss
         )
-    assert _queries(controltower.runbook_detail_get, slug="rb-0") == 7
+    assert _queries(controltower.runbook_detail_get, slug="rb-0") == 9
     assert _queries(controltower.runbook_stage_list, slug="rb-0") == 5
 
 

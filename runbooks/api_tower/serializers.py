@@ -7,6 +7,8 @@ camelCase, display enums, times as "2026-01-15T10:30:00Z". The values come from
 from rest_framework import serializers
 
 from exceptions.api.serializers import EXCEPTION_TYPES, SEVERITIES, utc_datetime
+from passports.models import CustodianKind
+from passports.selectors import CUSTODIANS_SHOWN, WARRANTY_EXPIRING_DAYS
 from runbooks.controltower import RunbookHealth, StageState
 from runbooks.models import GateStatus, GateType, RunbookKind
 
@@ -20,6 +22,7 @@ RUNBOOK_STATUSES = [health.value for health in RunbookHealth]
 STAGE_STATUSES = [state.value for state in StageState]
 GATE_STATUSES = _labels(GateStatus)
 GATE_TYPES = _labels(GateType)
+CUSTODIAN_KINDS = _labels(CustodianKind)
 
 
 class RunbookSummarySerializer(serializers.Serializer):
@@ -48,6 +51,62 @@ class WorkOrderCountsSerializer(serializers.Serializer):
     cancelled = serializers.IntegerField()
 
 
+class CustodyShareSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=CUSTODIAN_KINDS)
+    count = serializers.IntegerField(min_value=0)
+
+
+class CustodianSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=CUSTODIAN_KINDS)
+    name = serializers.CharField(help_text='"Greenline Telecom Infra Ltd"')
+    count = serializers.IntegerField(min_value=1)
+
+
+class CustodyContextSerializer(serializers.Serializer):
+    """Who holds the batteries of the runbook's lots now (battery passports)."""
+
+    passports = serializers.IntegerField(
+        min_value=1,
+        help_text="Batteries of the lots, as units: passports not assembled into "
+        "another (a pack counts once with its modules and cells).",
+    )
+    mix = CustodyShareSerializer(
+        many=True,
+        help_text="Count per custodian kind, every kind, in chain order "
+        "(Manufacturer, Logistics, Customer, Service, Recycler).",
+    )
+    custodians = CustodianSerializer(
+        many=True,
+        help_text=f"The current custodians, largest first (at most "
+        f"{CUSTODIANS_SHOWN}).",
+    )
+
+
+class WarrantyContextSerializer(serializers.Serializer):
+    """Warranty standing of the batteries of the runbook's lots. Cover starts at
+    delivery (the passport's ``delivered`` event) and lasts its warranty months;
+    notDelivered + underWarranty + expired = passports."""
+
+    passports = serializers.IntegerField(min_value=1)
+    notDelivered = serializers.IntegerField(
+        source="not_delivered", help_text="Not delivered yet: cover not started."
+    )
+    underWarranty = serializers.IntegerField(
+        source="under_warranty", help_text="Delivered and still covered."
+    )
+    expiringWithin90Days = serializers.IntegerField(
+        source="expiring_soon",
+        help_text=f"Of underWarranty, cover ending within "
+        f"{WARRANTY_EXPIRING_DAYS} days.",
+    )
+    expired = serializers.IntegerField(help_text="Delivered, cover ended.")
+    nextExpiry = utc_datetime(
+        source="next_expiry",
+        allow_null=True,
+        help_text="When the next cover ends; null when none is running.",
+    )
+
+
 class RunbookDetailSerializer(serializers.Serializer):
     """The summary's keys, then the runbook's template facts and context."""
 
@@ -66,13 +125,15 @@ class RunbookDetailSerializer(serializers.Serializer):
     sequential = serializers.BooleanField()
     stageCount = serializers.IntegerField(source="stage_count")
     workOrders = WorkOrderCountsSerializer(source="work_orders")
-    custody = serializers.JSONField(
+    custody = CustodyContextSerializer(
         allow_null=True,
-        help_text="Current custody context; null until battery passports exist.",
+        help_text="Current custody of the batteries of the lots of the runbook's "
+        "work orders (any status); null when those lots have no passports.",
     )
-    warranty = serializers.JSONField(
+    warranty = WarrantyContextSerializer(
         allow_null=True,
-        help_text="Warranty context; null until battery passports exist.",
+        help_text="Warranty context of the same batteries; null when those lots "
+        "have no passports.",
     )
 
 
