@@ -496,16 +496,20 @@ def test_update_state_off_then_on(desk, sam):
         ({"productId": "PK-001", "action": "ship_it"}, "action"),
         ({"productId": "PK-001"}, "action"),
         ({"action": "reactivate"}, "productId"),
-        ({"productId": "PK-001", "action": "move_to_past", "carrier": 7.5}, None),
+        (
+            {"productId": "PK-001", "action": "move_to_past", "carrier": ["x"]},
+            "carrier",
+        ),
+        (
+            {"productId": "PK-001", "action": "move_to_past", "reason": "x" * 301},
+            "reason",
+        ),
+        ({"productId": "PK-001", "action": "move_to_past", "reason": "   "}, "reason"),
     ],
 )
 def test_lifecycle_post_bad_input_is_400_and_changes_nothing(desk, sam, body, field):
     before = footprint(desk["live"])
     response = api(sam).post("/api/products/lifecycle", body, format="json")
-    if field is None:  # a number is accepted as text by the type check
-        assert response.status_code == 200
-        assert response.json()["lifecycle"]["custodian"]["name"] == "7.5"
-        return
     error = assert_envelope(response, 400, "validation_error")
     assert list(error["details"]) == [field]
     assert footprint(desk["live"]) == before
