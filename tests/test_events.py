@@ -30,6 +30,7 @@ from bpmos.roles import Role
 from exceptions import events as exception_events
 from inventory import events as inventory_events
 from lines import events as line_events
+from passports import events as passport_events
 from runbooks import events as runbook_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -453,6 +454,38 @@ EXAMPLES.update(
         },
         "station.changed": lambda user: _line_change("station"),
         "line.changed": lambda user: _line_change("line"),
+    }
+)
+
+
+def _desk(user, move: str):
+    """A pack on the dispatch desk, and the event ``move`` published for it."""
+    from django.utils import timezone
+
+    from passports import dispatch
+    from passports.models import PassportEvent
+    from tests.dispatch_support import latest_job, make_pack
+
+    pack = make_pack(user, "PK-EX-1")
+    job = latest_job(pack)
+    if move == "changed":
+        last = PassportEvent.objects.filter(passport=pack).latest("version")
+        return passport_events.changed(pack, last)
+    if move == "update":
+        return passport_events.dispatchable_update(pack, is_dispatchable=True, count=1)
+    if move == "reactivated":
+        return passport_events.reactivated(pack, job, at=timezone.now())
+    dispatch.move_to_past(passport_id=pack.pk, reason="recount", actor=user)
+    job.refresh_from_db()
+    return passport_events.moved_to_past(pack, job, at=timezone.now())
+
+
+EXAMPLES.update(
+    {
+        "passport.changed": lambda user: _desk(user, "changed"),
+        "product_moved_to_past": lambda user: _desk(user, "moved"),
+        "product_reactivated": lambda user: _desk(user, "reactivated"),
+        "dispatchable_products_update": lambda user: _desk(user, "update"),
     }
 )
 
