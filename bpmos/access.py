@@ -161,6 +161,15 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "passport-provision": {"POST": SUPERVISORS},
     "passport-provisioning": {"GET": EVERYONE},
     # --- dispatch desk (dispatch contract; passports/api_dispatch) ---
+    # Everyone signed in watches the desk; supervisors dispatch and move to past
+    # (design §5). The stream itself is served by the ASGI consumer, which
+    # checks "dispatch-stream" GET here and the "dispatch" topic below.
+    "dispatch-dispatchable": {"GET": EVERYONE, "POST": SUPERVISORS},
+    "dispatch-lifecycle": {"GET": EVERYONE, "POST": SUPERVISORS},
+    "dispatch-move-to-past": {"GET": EVERYONE, "POST": SUPERVISORS},
+    "dispatch-stream": {"GET": EVERYONE},
+    "dispatch-stream-ticket": {"POST": EVERYONE},
+    "dashboard-status": {"GET": EVERYONE},
 }
 
 # Rules finer than a route: one route and method whose callers differ by what the

@@ -365,6 +365,8 @@ SPECTACULAR_SETTINGS = {
         "ProvisioningStatusEnum": (
             "passports.api_provisioning.serializers.PROVISIONING_STATUSES"
         ),
+        # dispatch desk (dispatch contract: "ON" live, "OFF" past)
+        "DispatchJobStateEnum": "passports.api_dispatch.serializers.JOB_STATES",
     },
 }
 
@@ -436,6 +438,11 @@ BPMOS_EVENT_REDELIVERY_AFTER = env.float("BPMOS_EVENT_REDELIVERY_AFTER", default
 BPMOS_EVENT_RETENTION_DAYS = env.int("BPMOS_EVENT_RETENTION_DAYS", default=7)
 # How long a WebSocket client has to authenticate after connecting.
 BPMOS_WS_AUTH_TIMEOUT = env.float("BPMOS_WS_AUTH_TIMEOUT", default=10.0)
+# The dispatch desk's SSE stream (docs/dispatch.md): seconds between heartbeat
+# comments (keeps proxies from closing an idle stream), and how long a stream
+# ticket (for plain EventSource clients) may wait to be redeemed.
+BPMOS_SSE_HEARTBEAT_SECONDS = env.float("BPMOS_SSE_HEARTBEAT_SECONDS", default=15.0)
+BPMOS_SSE_TICKET_SECONDS = env.int("BPMOS_SSE_TICKET_SECONDS", default=30)
 # HMAC key of the audit chain. Keep it out of the database: whoever holds both can
 # re-forge the chain. Changing it makes every earlier record fail verification.
 BPMOS_AUDIT_KEY = env.str("BPMOS_AUDIT_KEY", default=SECRET_KEY)

@@ -13,13 +13,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from bpmos.errors import InvalidInput, NotFound
 from lines import oee
 from lines import status as st
-from lines.models import Line, Machine, OEESnapshot, Station
+from lines.models import Line, Machine, MachineState, OEESnapshot, Station
 
 # A snapshot older than this is not served as "now" (beat refreshes every 60 s).
 SNAPSHOT_MAX_AGE = timedelta(minutes=3)
@@ -407,3 +407,18 @@ def machine_list() -> QuerySet[Machine]:
     return Machine.objects.select_related("station__line").order_by(
         "station__line__position", "station__line__slug", "station__position", "id"
     )
+
+
+def machine_state_counts() -> dict[str, int]:
+    """Active machines by current state (display names, every state listed);
+    one query. The dispatch desk's ``/dashboard/status`` shows these."""
+    found = Counter(
+        dict(
+            Machine.objects.filter(is_active=True)
+            .order_by()
+            .values_list("status")
+            .annotate(n=Count("pk"))
+            .values_list("status", "n")
+        )
+    )
+    return {state.label: found.get(state.value, 0) for state in MachineState}

@@ -24,6 +24,7 @@ from passports import ledger, lifecycle
 from passports.models import DispatchJob, EventKind, JobState, Passport, State
 
 DISPATCHED_REASON = "dispatched"
+MOVED_TO_PAST_REASON = "moved to past"
 _MAX_REASON = 300
 
 
@@ -111,6 +112,16 @@ def _check_job(passport: Passport, job: DispatchJob | None, job_id: Any) -> Disp
     if job is None:
         raise NotFound(f"{passport} has no dispatch job.", code="job_not_found")
     if job_id not in (None, "") and str(job_id) != str(job.pk):
+        wanted = str(job_id).strip()
+        if not (
+            wanted.isdigit()
+            and DispatchJob.objects.filter(pk=int(wanted), passport=passport).exists()
+        ):
+            raise NotFound(
+                f"Job {job_id} not found for {passport}.",
+                code="job_not_found",
+                details={"jobId": str(job_id), "latestJobId": str(job.pk)},
+            )
         raise Conflict(
             f"Job {job_id} is not the latest job of {passport} (that is {job.pk}).",
             code="stale_job",
@@ -194,3 +205,33 @@ def reactivate(
         events.publish(passport_events.reactivated(passport, job, at=timezone.now()))
         _announce_update(passport, job)
         return passport, job
+
+
+def update_state(
+    *,
+    passport_id: int,
+    job_id: Any = None,
+    state: Any,
+    reason: Any = None,
+    carrier: str | None = None,
+    actor: Any,
+) -> tuple[Passport, DispatchJob]:
+    """Set a product's desk state: ``OFF`` moves it to past (reason "moved to
+    past" unless given; "dispatched" dispatches it), ``ON`` reactivates it."""
+    if state == JobState.OFF:
+        return move_to_past(
+            passport_id=passport_id,
+            job_id=job_id,
+            reason=reason if reason not in (None, "") else MOVED_TO_PAST_REASON,
+            carrier=carrier,
+            actor=actor,
+        )
+    if state == JobState.ON:
+        return reactivate(
+            passport_id=passport_id, job_id=job_id, reason=reason, actor=actor
+        )
+    raise InvalidInput(
+        'state must be "ON" or "OFF".',
+        code="validation_error",
+        details={"state": ['One of "ON", "OFF".']},
+    )

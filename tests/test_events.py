@@ -458,52 +458,34 @@ EXAMPLES.update(
 )
 
 
-def _passport(user):
-    """A warehoused pack with a live dispatch job and its latest ledger event."""
-    from passports import dispatch, ledger, services
-
-    passport = services.passport_register(
-        data={
-            "kind": "pack",
-            "chemistry": "LFP",
-            "serial": "EVT-PACK-1",
-            "model": "P48",
-            "manufacturer": "BPM Energy",
-            "site": "Pune",
-            "rated_capacity_ah": 100,
-            "nominal_voltage_v": 48,
-            "energy_kwh": 4.8,
-        },
-        actor=user,
-    )
-    for kind, data in (("qa_passed", {}), ("provisioned", {"node": 1})):
-        ledger.append(passport.pk, kind, data, actor=user)
-    event = ledger.append(passport.pk, "warehoused", {"location": "A-R1"}, actor=user)
-    passport.refresh_from_db()
-    return passport, event, dispatch.latest_job(passport)
-
-
-def _dispatch_event(user, build):
+def _desk(user, move: str):
+    """A pack on the dispatch desk, and the event ``move`` published for it."""
     from django.utils import timezone
 
-    passport, _, job = _passport(user)
-    return build(passport, job, at=timezone.now())
+    from passports import dispatch
+    from passports.models import PassportEvent
+    from tests.dispatch_support import latest_job, make_pack
+
+    pack = make_pack(user, "PK-EX-1")
+    job = latest_job(pack)
+    if move == "changed":
+        last = PassportEvent.objects.filter(passport=pack).latest("version")
+        return passport_events.changed(pack, last)
+    if move == "update":
+        return passport_events.dispatchable_update(pack, is_dispatchable=True, count=1)
+    if move == "reactivated":
+        return passport_events.reactivated(pack, job, at=timezone.now())
+    dispatch.move_to_past(passport_id=pack.pk, reason="recount", actor=user)
+    job.refresh_from_db()
+    return passport_events.moved_to_past(pack, job, at=timezone.now())
 
 
 EXAMPLES.update(
     {
-        "passport.changed": lambda user: passport_events.changed(*_passport(user)[:2]),
-        "product_moved_to_past": lambda user: _dispatch_event(
-            user, passport_events.moved_to_past
-        ),
-        "product_reactivated": lambda user: _dispatch_event(
-            user, passport_events.reactivated
-        ),
-        "dispatchable_products_update": lambda user: (
-            passport_events.dispatchable_update(
-                _passport(user)[0], is_dispatchable=True, count=1
-            )
-        ),
+        "passport.changed": lambda user: _desk(user, "changed"),
+        "product_moved_to_past": lambda user: _desk(user, "moved"),
+        "product_reactivated": lambda user: _desk(user, "reactivated"),
+        "dispatchable_products_update": lambda user: _desk(user, "update"),
     }
 )
 
