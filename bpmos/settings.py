@@ -343,7 +343,6 @@ SPECTACULAR_SETTINGS = {
         "StageStatusEnum": "runbooks.api_tower.serializers.STAGE_STATUSES",
         "GateStatusEnum": "runbooks.api_tower.serializers.GATE_STATUSES",
         "GateTypeEnum": "runbooks.api_tower.serializers.GATE_TYPES",
-        "CustodianKindLabelEnum": "runbooks.api_tower.serializers.CUSTODIAN_KINDS",
         "ItemStatusEnum": "inventory.api.serializers.ITEM_STATUSES",
         "ReservationStatusEnum": "inventory.api.serializers.RESERVATION_STATUSES",
         "LocationKindEnum": "inventory.api.serializers.LOCATION_KINDS",

@@ -114,7 +114,7 @@ class DispatchableListSerializer(serializers.Serializer):
     count = serializers.IntegerField()
 
 
-class CustodianSerializer(serializers.Serializer):
+class DispatchCustodianSerializer(serializers.Serializer):
     kind = serializers.CharField(source="custodian_kind", help_text='"manufacturer"')
     name = serializers.CharField(source="custodian_name")
 
@@ -194,7 +194,7 @@ class LifecycleSerializer(serializers.Serializer):
     )
     onHold = serializers.BooleanField(source="passport.on_hold")
     holdReason = serializers.CharField(source="passport.hold_reason")
-    custodian = CustodianSerializer(source="passport")
+    custodian = DispatchCustodianSerializer(source="passport")
     version = serializers.IntegerField(source="passport.version")
     stages = StageSerializer(source="events", many=True)
     jobs = JobSerializer(many=True)

@@ -56,7 +56,7 @@ class CustodyShareSerializer(serializers.Serializer):
     count = serializers.IntegerField(min_value=0)
 
 
-class CustodianSerializer(serializers.Serializer):
+class CustodyHolderSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=CUSTODIAN_KINDS)
     name = serializers.CharField(help_text='"Greenline Telecom Infra Ltd"')
     count = serializers.IntegerField(min_value=1)
@@ -75,7 +75,7 @@ class CustodyContextSerializer(serializers.Serializer):
         help_text="Count per custodian kind, every kind, in chain order "
         "(Manufacturer, Logistics, Customer, Service, Recycler).",
     )
-    custodians = CustodianSerializer(
+    custodians = CustodyHolderSerializer(
         many=True,
         help_text=f"The current custodians, largest first (at most "
         f"{CUSTODIANS_SHOWN}).",
