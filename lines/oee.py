@@ -430,11 +430,19 @@ def machine_figures_from_hours(
     ):
         rows[machine_id][hour] = tuple(inputs)
     pieces = {pk: _pieces(start, end, rows[pk]) for pk in ids}
-    raw_ranges = Q()
+    # Machines usually share their raw ranges (the window's edges): one term
+    # per distinct set of ranges keeps the query (and building it) small.
+    by_ranges: dict[tuple, list[int]] = defaultdict(list)
     for pk, machine_pieces in pieces.items():
-        for a, b, row in machine_pieces:
-            if row is None:
-                raw_ranges |= Q(machine_id=pk, ts__gte=a, ts__lt=b)
+        ranges = tuple((a, b) for a, b, row in machine_pieces if row is None)
+        if ranges:
+            by_ranges[ranges].append(pk)
+    raw_ranges = Q()
+    for ranges, machine_ids in by_ranges.items():
+        in_ranges = Q()
+        for a, b in ranges:
+            in_ranges |= Q(ts__gte=a, ts__lt=b)
+        raw_ranges |= Q(machine_id__in=machine_ids) & in_ranges
     prior_state = (
         MachineReading.objects.filter(
             machine_id=OuterRef("pk"), tag=ReadingTag.STATE, ts__lt=start
@@ -451,10 +459,8 @@ def machine_figures_from_hours(
     changes: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
     counts: dict[tuple[int, str], float] = {}
     if raw_ranges:
-        raw_readings = (
-            MachineReading.objects.filter(raw_ranges)
-            .filter(machine_id__in=ids)
-            .exclude(quality=ReadingQuality.BAD)
+        raw_readings = MachineReading.objects.filter(raw_ranges).exclude(
+            quality=ReadingQuality.BAD
         )
         for machine_id, ts, text in (
             raw_readings.filter(tag=ReadingTag.STATE)
