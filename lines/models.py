@@ -338,7 +338,7 @@ class MachineHour(models.Model):
     )
 
     class Meta:
-        ordering = ["machine", "hour"]
+        ordering = ["machine_id", "hour"]
         constraints = [
             # Also the index of every read: machines over a range of hours.
             models.UniqueConstraint(

@@ -47,7 +47,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
-from django.db.models import OuterRef, Q, Subquery, Sum
+from django.db import connection
+from django.db.models import OuterRef, Subquery, Sum
 from django.db.models.functions import TruncHour
 
 from lines.models import (
@@ -68,6 +69,9 @@ HOUR = timedelta(hours=1)
 # A machine whose window needs more raw pieces than this (many stale or missing
 # hours) is computed from raw readings over the whole window instead.
 MAX_RAW_RANGES = 8
+_STATE = ReadingTag.STATE.value
+_BAD = ReadingQuality.BAD.value
+_PRIOR = "(prior)"  # not a valid tag: marks the state-in-force rows of a query
 
 
 def shift_window(line: Line, at: datetime) -> tuple[datetime, datetime]:
@@ -410,23 +414,27 @@ def machine_figures_from_hours(
     """Each machine's OEE inputs over [start, end), the same as
     ``machine_figures`` but reading whole hours from ``MachineHour``; raw
     readings only for the partial hours at the edges and for hours whose row
-    is stale or missing. Four queries in all.
+    is stale or missing. Two queries.
     """
     first, last = hour_ceil(start), hour_floor(end)
     if first >= last:  # no whole hour inside
         return machine_figures(machines, start, end, line)
     ids = [m.pk for m in machines]
     rows: dict[int, dict[datetime, tuple]] = defaultdict(dict)
-    for machine_id, hour, *inputs in MachineHour.objects.filter(
-        machine_id__in=ids, hour__gte=first, hour__lt=last, is_stale=False
-    ).values_list(
-        "machine_id",
-        "hour",
-        "first_change_microseconds",
-        "run_microseconds",
-        "last_state",
-        "good_count",
-        "reject_count",
+    for machine_id, hour, *inputs in (
+        MachineHour.objects.filter(
+            machine_id__in=ids, hour__gte=first, hour__lt=last, is_stale=False
+        )
+        .order_by()
+        .values_list(
+            "machine_id",
+            "hour",
+            "first_change_microseconds",
+            "run_microseconds",
+            "last_state",
+            "good_count",
+            "reject_count",
+        )
     ):
         rows[machine_id][hour] = tuple(inputs)
     pieces = {pk: _pieces(start, end, rows[pk]) for pk in ids}
@@ -437,44 +445,7 @@ def machine_figures_from_hours(
         ranges = tuple((a, b) for a, b, row in machine_pieces if row is None)
         if ranges:
             by_ranges[ranges].append(pk)
-    raw_ranges = Q()
-    for ranges, machine_ids in by_ranges.items():
-        in_ranges = Q()
-        for a, b in ranges:
-            in_ranges |= Q(ts__gte=a, ts__lt=b)
-        raw_ranges |= Q(machine_id__in=machine_ids) & in_ranges
-    prior_state = (
-        MachineReading.objects.filter(
-            machine_id=OuterRef("pk"), tag=ReadingTag.STATE, ts__lt=start
-        )
-        .exclude(quality=ReadingQuality.BAD)
-        .order_by("-ts")
-        .values("text")[:1]
-    )
-    prior = dict(
-        Machine.objects.filter(pk__in=ids)
-        .annotate(prior=Subquery(prior_state))
-        .values_list("pk", "prior")
-    )
-    changes: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
-    counts: dict[tuple[int, str], float] = {}
-    if raw_ranges:
-        raw_readings = MachineReading.objects.filter(raw_ranges).exclude(
-            quality=ReadingQuality.BAD
-        )
-        for machine_id, ts, text in (
-            raw_readings.filter(tag=ReadingTag.STATE)
-            .order_by("machine_id", "ts")
-            .values_list("machine_id", "ts", "text")
-        ):
-            changes[machine_id].append((ts, text))
-        counts = {
-            (row["machine_id"], row["tag"]): row["total"] or 0
-            for row in raw_readings.filter(tag__in=_COUNT_TAGS)
-            .values("machine_id", "tag")
-            .annotate(total=Sum("value"))
-            .order_by()
-        }
+    prior, changes, counts = _raw_inputs(ids, start, by_ranges)
     busy = planned_busy_seconds(line, start, end)
     figures: dict[int, Figures] = {}
     for machine in machines:
@@ -492,6 +463,73 @@ def machine_figures_from_hours(
             reject=reject,
         )
     return figures
+
+
+def _raw_inputs(
+    ids: list[int], start: datetime, by_ranges: dict[tuple, list[int]]
+) -> tuple[
+    dict[int, str | None],
+    dict[int, list[tuple[datetime, str]]],
+    dict[tuple[int, str], float],
+]:
+    """Each machine's state in force at ``start``, and its state readings and
+    count sums in its raw ranges (``by_ranges``: ranges -> machine ids), in one
+    query written out: the ORM spent more building the union than PostgreSQL
+    running it, and each round trip costs more than the work."""
+    adapt = connection.ops.adapt_datetimefield_value
+    readings, machines = MachineReading._meta.db_table, Machine._meta.db_table
+    terms, range_params = [], []
+    for ranges, machine_ids in by_ranges.items():
+        times = " OR ".join(["(ts >= %s AND ts < %s)"] * len(ranges))
+        terms.append(f"(machine_id IN ({_marks(machine_ids)}) AND ({times}))")
+        range_params += [*machine_ids, *(adapt(t) for r in ranges for t in r)]
+    parts, params = [], []
+    if terms:
+        where = f"quality <> %s AND ({' OR '.join(terms)})"
+        # The typed columns come first, so both databases type the union's.
+        parts.append(
+            f"SELECT machine_id, tag, ts, text, NULL FROM {readings} "
+            f"WHERE tag = %s AND {where}"
+        )
+        params += [_STATE, _BAD, *range_params]
+        parts.append(
+            f"SELECT machine_id, tag, NULL, '', SUM(value) FROM {readings} "
+            f"WHERE tag IN (%s, %s) AND {where} GROUP BY machine_id, tag"
+        )
+        params += [*_COUNT_TAGS, _BAD, *range_params]
+    parts.append(
+        f"SELECT m.id, %s, NULL, (SELECT r.text FROM {readings} r "
+        "WHERE r.machine_id = m.id AND r.tag = %s AND r.ts < %s AND r.quality <> %s "
+        f"ORDER BY r.ts DESC LIMIT 1), NULL FROM {machines} m "
+        f"WHERE m.id IN ({_marks(ids)})"
+    )
+    params += [_PRIOR, _STATE, adapt(start), _BAD, *ids]
+    prior: dict[int, str | None] = {}
+    changes: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
+    counts: dict[tuple[int, str], float] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        for machine_id, tag, ts, text, total in cursor.fetchall():
+            if tag == _PRIOR:
+                prior[machine_id] = text
+            elif tag == _STATE:
+                changes[machine_id].append((_aware(ts), text))
+            else:
+                counts[(machine_id, tag)] = total or 0
+    for machine_changes in changes.values():
+        machine_changes.sort()
+    return prior, changes, counts
+
+
+def _marks(values: list) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _aware(value: datetime | str) -> datetime:
+    """A time from a raw query: SQLite gives naive UTC (or text)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _walk(

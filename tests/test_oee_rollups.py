@@ -93,7 +93,8 @@ def test_window_from_hours_equals_the_hand_computed_figures(
     line, django_assert_num_queries
 ):
     services.machine_hours_refresh(now=at(10, 30))
-    # stations, machines, hours, prior (whole hours, all fresh: no raw reads)
+    # stations, machines, hours, and the state in force at 08:00 with any raw
+    # readings (none here: whole hours, all fresh)
     with django_assert_num_queries(4):
         result = oee.line_oee(line, at(8), at(10))
     assert result.line == oee.Figures(

@@ -70,7 +70,7 @@ class Migration(migrations.Migration):
                 ),
             ],
             options={
-                "ordering": ["machine", "hour"],
+                "ordering": ["machine_id", "hour"],
                 "indexes": [
                     models.Index(
                         condition=models.Q(("is_stale", True)),
