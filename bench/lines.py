@@ -27,6 +27,7 @@ Steps, all in one run so the figures compare on the same (noisy) machine:
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -460,6 +461,21 @@ def main() -> None:
             ).data,
             max(20, n // 10),
         )
+        # The same 24 h window computed from raw readings only (the path before
+        # the hourly roll-ups), for a before/after in one run.
+        from unittest import mock
+
+        from lines import oee
+
+        raw_oee = functools.partial(oee.line_oee, hourly=False)
+        with mock.patch.object(oee, "line_oee", raw_oee):
+            server_times(
+                "oee (24 h window, raw readings)",
+                lambda: tower.LineOEESerializer(
+                    selectors.line_oee_get(slug=line, raw_from=day_from, raw_to=day_to)
+                ).data,
+                max(20, n // 10),
+            )
         server_times(
             "live-status/summary",
             lambda: tower.LiveSummarySerializer(selectors.live_status_summary()).data,
