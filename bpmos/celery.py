@@ -33,5 +33,10 @@ BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 50.0},
     },
+    "oee-hours-refresh": {
+        "task": "lines.tasks.machine_hours_refresh_task",
+        "schedule": 60.0,
+        "options": {"expires": 50.0},
+    },
 }
 app.conf.beat_schedule = BEAT_SCHEDULE

@@ -251,4 +251,6 @@ def seed(log) -> None:
             rng = random.Random(f"{spec.slug}/{station_spec.slug}")
             stored += _send(machine, _history(rng, station_spec, start, now), gateway)
         log(f"lines: {spec.slug} with {len(spec.stations)} stations, {stored} readings")
+    hours = services.machine_hours_refresh(now=now)
+    log(f"lines: {hours} machine-hours of OEE rolled up")
     services.oee_snapshots_refresh(now=now)

@@ -299,3 +299,59 @@ class OEESnapshot(models.Model):
     def __str__(self) -> str:
         scope = self.station.slug if self.station_id else "line"
         return f"{self.line.slug}/{scope} {self.window_start:%Y-%m-%d %H:%M} {self.oee}"
+
+
+class MachineHour(models.Model):
+    """One machine's OEE inputs over one whole UTC hour [hour, hour + 1 h): the
+    roll-up ``/oee`` windows read instead of raw readings (docs/oee.md).
+
+    A row depends only on the readings inside its hour, never on earlier ones:
+    the state in force when the hour starts is left open. ``first_change`` is
+    how long that carried-in state holds (the whole hour when no state reading
+    falls inside it), ``run`` the time in ``running`` from the hour's first
+    state reading to its end, and ``last_state`` the state in force at the end
+    (empty when the hour has no state reading). Summing hours in order while
+    carrying the state gives exactly the raw computation's run time.
+
+    Written by ``lines.services.machine_hours_refresh`` (beat) with the machine
+    row locked; ``readings_ingest`` marks the hours a batch touches stale, and
+    a stale or missing hour is computed from raw readings instead.
+    """
+
+    machine = models.ForeignKey(
+        Machine, on_delete=models.CASCADE, related_name="hours", db_index=False
+    )
+    hour = models.DateTimeField(help_text="Start of the UTC hour.")
+    first_change_microseconds = models.BigIntegerField(
+        help_text="From the hour's start to its first state reading."
+    )
+    run_microseconds = models.BigIntegerField(
+        help_text="Running, from the first state reading to the hour's end."
+    )
+    last_state = models.CharField(
+        max_length=20, choices=MachineState.choices, blank=True
+    )
+    good_count = models.BigIntegerField()
+    reject_count = models.BigIntegerField()
+    is_stale = models.BooleanField(
+        default=False, help_text="Readings arrived since it was computed."
+    )
+
+    class Meta:
+        ordering = ["machine_id", "hour"]
+        constraints = [
+            # Also the index of every read: machines over a range of hours.
+            models.UniqueConstraint(
+                fields=["machine", "hour"], name="machine_hour_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["machine", "hour"],
+                condition=Q(is_stale=True),
+                name="machine_hour_stale",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.machine_id} {self.hour:%Y-%m-%d %H:00}"

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
 from django.db import connection, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from psycopg import errors as psycopg_errors
 
@@ -28,10 +29,12 @@ from bpmos.errors import DomainError, InvalidInput
 from bpmos.locking import ROW_LOCK, lock_row
 from elog import audit
 from lines import events as line_events
+from lines import oee
 from lines import status as st
 from lines.models import (
     Line,
     Machine,
+    MachineHour,
     MachineReading,
     MachineState,
     OEESnapshot,
@@ -375,6 +378,8 @@ def readings_ingest(*, machine_id: int, rows: list, actor) -> IngestResult:
         pk=machine_id,
     )
     accepted = _store(checked)
+    if accepted:
+        machine_hours_mark_stale(machine_id=machine_id, rows=checked)
     latest = _latest_state(checked)
     status_change = None
     if latest is not None and (
@@ -435,8 +440,6 @@ def oee_snapshots_refresh(*, now: datetime | None = None) -> int:
 @transaction.atomic
 def oee_snapshot_refresh(*, line_id: int, now: datetime) -> list[OEESnapshot]:
     """Recompute one line's snapshots (see ``oee_snapshots_refresh``)."""
-    from lines import oee
-
     line = Line.objects.select_for_update(**ROW_LOCK).get(pk=line_id)
     before = _line_state(line, now)
     start, end = oee.shift_window(line, now)
@@ -481,3 +484,144 @@ def oee_snapshot_refresh(*, line_id: int, now: datetime) -> list[OEESnapshot]:
             )
         )
     return stored
+
+
+# --- OEE hourly roll-ups -------------------------------------------------------------
+
+_OEE_TAGS = frozenset({_STATE, *_COUNT_TAGS})
+# Hours rolled up in one transaction (the machine stays locked meanwhile).
+_REFRESH_CHUNK = timedelta(days=7)
+
+
+def machine_hours_mark_stale(*, machine_id: int, rows: list[tuple]) -> None:
+    """Mark stale the roll-up hours that stored readings fall in (ingest hook).
+
+    Runs in the ingest transaction with the machine locked: a stale (or still
+    missing) hour is read from raw readings until beat rebuilds it. Only the
+    tags OEE reads, and not ``bad`` ones, can change an hour.
+    """
+    from lines import oee
+
+    hours = {
+        oee.hour_floor(row[2]) for row in rows if row[1] in _OEE_TAGS and row[7] != _BAD
+    }
+    if not hours:
+        return
+    MachineHour.objects.bulk_create(
+        [
+            MachineHour(
+                machine_id=machine_id,
+                hour=hour,
+                first_change_microseconds=0,
+                run_microseconds=0,
+                good_count=0,
+                reject_count=0,
+                is_stale=True,
+            )
+            for hour in sorted(hours)
+        ],
+        update_conflicts=True,
+        unique_fields=["machine", "hour"],
+        update_fields=["is_stale"],
+    )
+
+
+def machine_hours_refresh(*, now: datetime | None = None) -> int:
+    """Roll up every complete hour that is stale or not rolled up yet (beat).
+
+    Per machine: the hours after its last fresh row (from its first reading on
+    the first run) up to the last complete hour, and any stale hour before
+    them. Returns how many hours were written.
+    """
+    until = oee.hour_floor(now or timezone.now())
+    first_reading = [
+        Subquery(
+            MachineReading.objects.filter(machine_id=OuterRef("pk"), tag=tag)
+            .order_by("ts")
+            .values("ts")[:1]
+        )
+        for tag in sorted(_OEE_TAGS)
+    ]
+    machines = Machine.objects.annotate(
+        last_fresh=Subquery(
+            MachineHour.objects.filter(machine_id=OuterRef("pk"), is_stale=False)
+            .order_by("-hour")
+            .values("hour")[:1]
+        ),
+        **{f"first_{n}": subquery for n, subquery in enumerate(first_reading)},
+    ).values("id", "last_fresh", *(f"first_{n}" for n in range(len(first_reading))))
+    stale: dict[int, list[datetime]] = {}
+    for machine_id, hour in (
+        MachineHour.objects.filter(is_stale=True, hour__lt=until)
+        .order_by("machine_id", "hour")
+        .values_list("machine_id", "hour")
+    ):
+        stale.setdefault(machine_id, []).append(hour)
+    written = 0
+    for machine in machines:
+        firsts = [machine[f"first_{n}"] for n in range(len(first_reading))]
+        firsts = [ts for ts in firsts if ts is not None]
+        if machine["last_fresh"] is not None:
+            forward = machine["last_fresh"] + oee.HOUR
+        elif firsts:
+            forward = oee.hour_floor(min(firsts))
+        else:
+            forward = until  # no readings: nothing to roll up
+        ranges = _hour_ranges(
+            [h for h in stale.get(machine["id"], []) if h < forward], oee.HOUR
+        )
+        if forward < until:
+            ranges.append((forward, until))
+        for start, end in ranges:
+            while start < end:
+                chunk_end = min(end, start + _REFRESH_CHUNK)
+                written += _machine_hours_write(
+                    machine_id=machine["id"], start=start, end=chunk_end
+                )
+                start = chunk_end
+    return written
+
+
+def _hour_ranges(hours: list[datetime], step: timedelta) -> list[tuple]:
+    """Sorted hour starts merged into [start, end) ranges."""
+    ranges: list[tuple[datetime, datetime]] = []
+    for hour in hours:
+        if ranges and ranges[-1][1] == hour:
+            ranges[-1] = (ranges[-1][0], hour + step)
+        else:
+            ranges.append((hour, hour + step))
+    return ranges
+
+
+@transaction.atomic
+def _machine_hours_write(*, machine_id: int, start: datetime, end: datetime) -> int:
+    """Roll up one machine's hours in [start, end) and store them fresh.
+
+    The machine row is locked first, as ingestion locks it: a batch either
+    committed before (and is read here) or waits and marks its hours stale
+    after this commits; a fresh row never misses a reading.
+    """
+    lock_row(Machine.objects, what=f"Machine {machine_id}", pk=machine_id)
+    hours = oee.machine_hours(machine_id, start, end)
+    MachineHour.objects.bulk_create(
+        [
+            MachineHour(
+                machine_id=machine_id,
+                hour=hour,
+                is_stale=False,
+                **inputs.as_row_fields(),
+            )
+            for hour, inputs in hours.items()
+        ],
+        update_conflicts=True,
+        unique_fields=["machine", "hour"],
+        update_fields=[
+            "first_change_microseconds",
+            "run_microseconds",
+            "last_state",
+            "good_count",
+            "reject_count",
+            "is_stale",
+        ],
+    )
+    return len(hours)
