@@ -14,6 +14,7 @@ from collections import deque
 from datetime import UTC, datetime
 
 import structlog
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -35,6 +36,7 @@ log = structlog.get_logger(__name__)
 CLOSE_UNAUTHENTICATED = 4401  # bad, expired or missing token (HTTP 401 + 4000)
 MAX_TOPICS_PER_MESSAGE = 100
 SEEN_IDS_KEPT = 4096
+ENCODED_EVENTS_KEPT = 256
 
 
 class RecentIds:
@@ -54,6 +56,31 @@ class RecentIds:
         if len(self._order) > self._size:
             self._ids.discard(self._order.popleft())
         return True
+
+
+class EncodedEvents:
+    """The JSON text of recent events, encoded once per process, not per client.
+
+    A group message reaches every subscriber of this process; an event's text
+    is the same for all of them (its outbox row never changes), so the first
+    subscriber encodes it and the rest reuse the string.
+    """
+
+    def __init__(self, size: int):
+        self._texts: dict[int, str] = {}
+        self._size = size
+
+    def text(self, event: dict) -> str:
+        text = self._texts.get(event["id"])
+        if text is None:
+            text = json.dumps({"type": "event", **event})
+            if len(self._texts) >= self._size:
+                del self._texts[next(iter(self._texts))]  # the oldest
+            self._texts[event["id"]] = text
+        return text
+
+
+_encoded = EncodedEvents(ENCODED_EVENTS_KEPT)
 
 
 class EventConsumer(AsyncJsonWebsocketConsumer):
@@ -132,6 +159,16 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
                 code="unknown_action",
                 details={"actions": ["authenticate", "subscribe", "unsubscribe"]},
             )
+
+    async def dispatch(self, message: dict) -> None:
+        # Channels closes stale database connections before every handler, a
+        # hop to the database thread and back; for N subscribers that is N
+        # serialised hops per event, the largest cost of a fan-out. Forwarding
+        # an event reads no database, so it skips that; everything else keeps it.
+        if get_handler_name(message) == "event_message":
+            await self.event_message(message)
+        else:
+            await super().dispatch(message)
 
     # --- the channel layer calls this for every event sent to a joined group ---
 
@@ -243,7 +280,7 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
 
     async def _forward(self, event: dict) -> None:
         if self.seen.add(event["id"]):
-            await self.send_json({"type": "event", **event})
+            await self.send(text_data=_encoded.text(event))
 
     async def _leave(self, topics: list[str]) -> None:
         for topic in topics:
