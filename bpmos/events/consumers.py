@@ -29,14 +29,13 @@ from bpmos.events.authentication import (
     subscriber_authenticate,
     subscriber_reload,
 )
-from bpmos.events.services import group_name
+from bpmos.events.fanout import local_fanout
 
 log = structlog.get_logger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401  # bad, expired or missing token (HTTP 401 + 4000)
 MAX_TOPICS_PER_MESSAGE = 100
 SEEN_IDS_KEPT = 4096
-ENCODED_EVENTS_KEPT = 256
 
 
 class RecentIds:
@@ -58,31 +57,6 @@ class RecentIds:
         return True
 
 
-class EncodedEvents:
-    """The JSON text of recent events, encoded once per process, not per client.
-
-    A group message reaches every subscriber of this process; an event's text
-    is the same for all of them (its outbox row never changes), so the first
-    subscriber encodes it and the rest reuse the string.
-    """
-
-    def __init__(self, size: int):
-        self._texts: dict[int, str] = {}
-        self._size = size
-
-    def text(self, event: dict) -> str:
-        text = self._texts.get(event["id"])
-        if text is None:
-            text = json.dumps({"type": "event", **event})
-            if len(self._texts) >= self._size:
-                del self._texts[next(iter(self._texts))]  # the oldest
-            self._texts[event["id"]] = text
-        return text
-
-
-_encoded = EncodedEvents(ENCODED_EVENTS_KEPT)
-
-
 class EventConsumer(AsyncJsonWebsocketConsumer):
     """Live domain events for signed-in clients, by topic, resumable by event id."""
 
@@ -93,6 +67,10 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         self.seen = RecentIds(SEEN_IDS_KEPT)
         self.deadline: asyncio.Task | None = None
         self.closing = False
+        self.fanout = local_fanout(self.channel_layer)
+        # Events offered while a client's request is handled wait here, so a
+        # subscribe's replay comes before what went live meanwhile.
+        self.held: list[tuple[dict, str]] | None = None
         # Accept first: a refused handshake cannot carry a close code or message.
         await self.accept()
         pump.ensure_started()
@@ -118,7 +96,7 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         if self.deadline is not None:
             self.deadline.cancel()
         for topic in self.topics:
-            await self.channel_layer.group_discard(group_name(topic), self.channel_name)
+            await self.fanout.leave(self, topic)
         self.topics.clear()
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
@@ -167,15 +145,37 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         # an event reads no database, so it skips that; everything else keeps it.
         if get_handler_name(message) == "event_message":
             await self.event_message(message)
-        else:
+            return
+        self.held = []
+        try:
             await super().dispatch(message)
+        except BaseException:
+            self.held = None
+            raise
+        while self.held:
+            await self._deliver(*self.held.pop(0))
+        self.held = None
 
-    # --- the channel layer calls this for every event sent to a joined group ---
+    # --- live events: the process's fan-out offers each one (bpmos.events.fanout) ---
+
+    async def offer(self, event: dict, text: str) -> None:
+        if self.held is not None:
+            self.held.append((event, text))
+        else:
+            await self._deliver(event, text)
 
     async def event_message(self, message: dict) -> None:
+        # A group message sent to this connection's own channel.
         event = message["event"]
-        if not self.closing and self.topics.intersection(event["topics"]):
-            await self._forward(event)
+        await self._deliver(event, self.fanout.texts.text(event))
+
+    async def _deliver(self, event: dict, text: str) -> None:
+        if (
+            not self.closing
+            and self.topics.intersection(event["topics"])
+            and self.seen.add(event["id"])
+        ):
+            await self.send(text_data=text)
 
     # --- actions ---
 
@@ -239,7 +239,7 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         # Join before reading the replay, so an event committed in between is
         # either in the replay or arrives live (then de-duplicated), never lost.
         for topic in allowed:
-            await self.channel_layer.group_add(group_name(topic), self.channel_name)
+            await self.fanout.join(self, topic)
         self.topics.update(allowed)
         if allowed:
             await self.send_json({"type": "subscribed", "topics": allowed})
@@ -279,12 +279,11 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
     # --- plumbing ---
 
     async def _forward(self, event: dict) -> None:
-        if self.seen.add(event["id"]):
-            await self.send(text_data=_encoded.text(event))
+        await self._deliver(event, self.fanout.texts.text(event))
 
     async def _leave(self, topics: list[str]) -> None:
         for topic in topics:
-            await self.channel_layer.group_discard(group_name(topic), self.channel_name)
+            await self.fanout.leave(self, topic)
             self.topics.discard(topic)
 
     async def _drop_topics_no_longer_allowed(self) -> None:
