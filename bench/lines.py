@@ -3,7 +3,7 @@ raw COPY on the same table, and OEE / live-status latency over the data.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bpmos_lines \\
     REDIS_URL=redis://127.0.0.1:6379/7 \\
-    .venv/bin/python -m bench.lines [--readings 1000000] [--batch 1000]
+    .venv/bin/python -m bench.lines [--readings 1000000] [--batch 1000] [--skip-fanout]
 
 Production serving (design §2): the REST API under gunicorn, 2 sync workers.
 The bench uses its own database, ``<DATABASE_URL's name>_bench``, which it
@@ -22,6 +22,8 @@ Steps, all in one run so the figures compare on the same (noisy) machine:
    tasks), then time OEE and live-status requests: server time (in-process,
    the selector and serializer work a view does) and HTTP round trips through
    gunicorn, p50/p99.
+6. WebSocket fan-out to 100 and 1,000 subscribers (``bench.fanout``), unless
+   ``--skip-fanout``.
 """
 
 from __future__ import annotations
@@ -338,6 +340,9 @@ def main() -> None:
     parser.add_argument("--machines", type=int, default=2, help="per station")
     parser.add_argument("--clients", type=int, default=4, help="posting threads")
     parser.add_argument("--repeat", type=int, default=200, help="latency samples")
+    parser.add_argument(
+        "--skip-fanout", action="store_true", help="no WebSocket fan-out (bench.fanout)"
+    )
     args = parser.parse_args()
 
     url = bench_database_url()
@@ -527,6 +532,11 @@ def main() -> None:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
+
+    if not args.skip_fanout:
+        from bench import fanout
+
+        fanout.run(clients=[100, 1000], events_count=20)
 
 
 if __name__ == "__main__":

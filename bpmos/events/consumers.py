@@ -14,6 +14,7 @@ from collections import deque
 from datetime import UTC, datetime
 
 import structlog
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -28,7 +29,7 @@ from bpmos.events.authentication import (
     subscriber_authenticate,
     subscriber_reload,
 )
-from bpmos.events.services import group_name
+from bpmos.events.fanout import local_fanout
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +67,10 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         self.seen = RecentIds(SEEN_IDS_KEPT)
         self.deadline: asyncio.Task | None = None
         self.closing = False
+        self.fanout = local_fanout(self.channel_layer)
+        # Events offered while a client's request is handled wait here, so a
+        # subscribe's replay comes before what went live meanwhile.
+        self.held: list[tuple[dict, str]] | None = None
         # Accept first: a refused handshake cannot carry a close code or message.
         await self.accept()
         pump.ensure_started()
@@ -91,7 +96,7 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         if self.deadline is not None:
             self.deadline.cancel()
         for topic in self.topics:
-            await self.channel_layer.group_discard(group_name(topic), self.channel_name)
+            await self.fanout.leave(self, topic)
         self.topics.clear()
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
@@ -133,12 +138,44 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
                 details={"actions": ["authenticate", "subscribe", "unsubscribe"]},
             )
 
-    # --- the channel layer calls this for every event sent to a joined group ---
+    async def dispatch(self, message: dict) -> None:
+        # Channels closes stale database connections before every handler, a
+        # hop to the database thread and back; for N subscribers that is N
+        # serialised hops per event, the largest cost of a fan-out. Forwarding
+        # an event reads no database, so it skips that; everything else keeps it.
+        if get_handler_name(message) == "event_message":
+            await self.event_message(message)
+            return
+        self.held = []
+        try:
+            await super().dispatch(message)
+        except BaseException:
+            self.held = None
+            raise
+        while self.held:
+            await self._deliver(*self.held.pop(0))
+        self.held = None
+
+    # --- live events: the process's fan-out offers each one (bpmos.events.fanout) ---
+
+    async def offer(self, event: dict, text: str) -> None:
+        if self.held is not None:
+            self.held.append((event, text))
+        else:
+            await self._deliver(event, text)
 
     async def event_message(self, message: dict) -> None:
+        # A group message sent to this connection's own channel.
         event = message["event"]
-        if not self.closing and self.topics.intersection(event["topics"]):
-            await self._forward(event)
+        await self._deliver(event, self.fanout.texts.text(event))
+
+    async def _deliver(self, event: dict, text: str) -> None:
+        if (
+            not self.closing
+            and self.topics.intersection(event["topics"])
+            and self.seen.add(event["id"])
+        ):
+            await self.send(text_data=text)
 
     # --- actions ---
 
@@ -202,7 +239,7 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         # Join before reading the replay, so an event committed in between is
         # either in the replay or arrives live (then de-duplicated), never lost.
         for topic in allowed:
-            await self.channel_layer.group_add(group_name(topic), self.channel_name)
+            await self.fanout.join(self, topic)
         self.topics.update(allowed)
         if allowed:
             await self.send_json({"type": "subscribed", "topics": allowed})
@@ -242,12 +279,11 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
     # --- plumbing ---
 
     async def _forward(self, event: dict) -> None:
-        if self.seen.add(event["id"]):
-            await self.send_json({"type": "event", **event})
+        await self._deliver(event, self.fanout.texts.text(event))
 
     async def _leave(self, topics: list[str]) -> None:
         for topic in topics:
-            await self.channel_layer.group_discard(group_name(topic), self.channel_name)
+            await self.fanout.leave(self, topic)
             self.topics.discard(topic)
 
     async def _drop_topics_no_longer_allowed(self) -> None:
