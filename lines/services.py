@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, TypedDict
 
 from django.db import connection, transaction
@@ -310,26 +311,43 @@ class _LineState:
     health: st.LineHealth
 
 
-def _line_state(line: Line, now: datetime | None = None) -> _LineState:
-    from lines.selectors import line_shift_oee  # selectors import services' models
-
-    machines = [
+def _line_machines(line: Line) -> list[st.MachineStatus]:
+    return [
         st.MachineStatus(id=pk, station_id=station_id, status=status, reason=reason)
         for pk, station_id, status, reason in Machine.objects.filter(
             station__line_id=line.pk, is_active=True
         ).values_list("id", "station_id", "status", "status_reason")
     ]
-    station_ids = line.stations.values_list("id", flat=True)
+
+
+def _state_of(
+    line: Line,
+    station_ids: list[int],
+    machines: list[st.MachineStatus],
+    oee: Decimal | None,
+) -> _LineState:
     mode = st.line_mode(machines)
     return _LineState(
         stations=st.stations_by_id(station_ids, machines),
         mode=mode,
-        health=st.line_health(mode, oee=line_shift_oee(line), target=line.oee_target),
+        health=st.line_health(mode, oee=oee, target=line.oee_target),
     )
 
 
-def _announce(line: Line, before: _LineState, after: _LineState, at) -> None:
-    stations = {s.pk: s for s in line.stations.all()}
+def _line_state(line: Line, now: datetime | None = None) -> _LineState:
+    from lines.selectors import line_shift_oee  # selectors import services' models
+
+    return _state_of(
+        line,
+        list(line.stations.values_list("id", flat=True)),
+        _line_machines(line),
+        line_shift_oee(line),
+    )
+
+
+def _announce(
+    line: Line, stations: dict, before: _LineState, after: _LineState, at
+) -> None:
     for pk, new in after.stations.items():
         old = before.stations.get(pk, st.StationStatus(st.StationState.IDLE))
         if new != old:
@@ -407,14 +425,25 @@ def _apply_state(machine: Machine, latest: tuple) -> tuple[dict, dict] | None:
         Machine.objects.filter(pk=machine.pk).update(status_since=ts)
         return None
     # Every status change of a line's machines takes the line's lock, so the
-    # before/after comparison below sees no other batch's change half-way.
+    # before/after comparison below sees no other batch's change half-way; the
+    # "after" is therefore the "before" with this machine moved (computed, not
+    # read again: the stations, machines and shift OEE are read once).
+    from lines.selectors import line_shift_oee  # selectors import services' models
+
     line = Line.objects.select_for_update(**ROW_LOCK).get(pk=machine.station.line_id)
-    old = _line_state(line)
+    stations = {station.pk: station for station in line.stations.all()}
+    machines = _line_machines(line)
+    oee = line_shift_oee(line)
+    old = _state_of(line, list(stations), machines, oee)
     machine.status, machine.status_reason, machine.status_since = state, reason, ts
     machine.save(
         update_fields=["status", "status_reason", "status_since", "updated_at"]
     )
-    _announce(line, old, _line_state(line), ts)
+    moved = [
+        replace(m, status=state, reason=reason) if m.id == machine.pk else m
+        for m in machines
+    ]
+    _announce(line, stations, old, _state_of(line, list(stations), moved, oee), ts)
     return before, {"status": state, "status_reason": reason}
 
 
