@@ -205,6 +205,20 @@ class Machine(models.Model):
         return f"{self.code} {self.name}"
 
 
+class TimeRangeIndex(models.Index):
+    """A BRIN index on PostgreSQL, a plain index elsewhere (SQLite in development).
+
+    For append-mostly time columns: readings arrive roughly in time order, so a
+    BRIN's block ranges stay narrow, and it costs a fraction of a btree on every
+    insert (docs/lines.md has the measured figures).
+    """
+
+    def create_sql(self, model, schema_editor, using="", **kwargs):
+        if schema_editor.connection.vendor == "postgresql":
+            using = " USING brin"
+        return super().create_sql(model, schema_editor, using=using, **kwargs)
+
+
 class MachineReading(models.Model):
     """One value a machine reported for one tag at one time.
 
@@ -238,8 +252,10 @@ class MachineReading(models.Model):
                 fields=["machine", "tag", "ts"], name="machine_reading_unique"
             ),
         ]
-        # Window aggregates over all machines (performance.md: btree on ts).
-        indexes = [models.Index(fields=["ts"], name="machine_reading_ts")]
+        # Window aggregates over all machines (performance.md: btree or BRIN on
+        # ts; BRIN here, about 25 % cheaper inserts). Every per-machine query
+        # uses the unique index above, not this one.
+        indexes = [TimeRangeIndex(fields=["ts"], name="machine_reading_ts_brin")]
 
     def __str__(self) -> str:
         shown = self.text or self.value
