@@ -120,6 +120,42 @@ def _describe(target: Any) -> tuple[str, str, str]:
     return type(target).__name__.lower(), "", str(target)[:200]
 
 
+def _chain_fields(
+    *,
+    actor: Any,
+    action: str,
+    target: Any,
+    before: Any,
+    after: Any,
+    target_type: str | None,
+    target_id: str | None,
+    last: tuple[int, str] | None,
+) -> dict[str, Any]:
+    """Every field of the record that follows ``last`` (seq, hash), hash included."""
+    ctx = context.current()
+    kind, pk, label = _describe(target)
+    actor_obj = actor if getattr(actor, "is_authenticated", False) else None
+    fields: dict[str, Any] = {
+        "seq": (last[0] + 1) if last else 1,
+        "occurred_at": timezone.now(),
+        "actor_id": actor_obj.pk if actor_obj else None,
+        "actor_username": actor_obj.get_username() if actor_obj else "",
+        "actor_role": getattr(actor_obj, "role", "") if actor_obj else "",
+        "action": action,
+        "target_type": target_type if target_type is not None else kind,
+        "target_id": target_id if target_id is not None else pk,
+        "target_repr": label,
+        "before": normalize_json(before),
+        "after": normalize_json(after),
+        "request_id": ctx.request_id,
+        "client_address": _normalize_address(ctx.client_address),
+        "source": ctx.source,
+        "prev_hash": last[1] if last else GENESIS_HASH,
+    }
+    fields["hash"] = compute_hash(fields)
+    return fields
+
+
 def record(
     *,
     actor: Any,
@@ -136,28 +172,77 @@ def record(
     ``entity.past_verb`` (``user.role_changed``). ``before``/``after`` are
     JSON-able snapshots of what changed.
     """
-    ctx = context.current()
-    kind, pk, label = _describe(target)
-    actor_obj = actor if getattr(actor, "is_authenticated", False) else None
     with transaction.atomic():
         _lock_chain()
-        last = AuditRecord.objects.order_by("-seq").values("seq", "hash").first()
-        fields: dict[str, Any] = {
-            "seq": (last["seq"] + 1) if last else 1,
-            "occurred_at": timezone.now(),
-            "actor_id": actor_obj.pk if actor_obj else None,
-            "actor_username": actor_obj.get_username() if actor_obj else "",
-            "actor_role": getattr(actor_obj, "role", "") if actor_obj else "",
-            "action": action,
-            "target_type": target_type if target_type is not None else kind,
-            "target_id": target_id if target_id is not None else pk,
-            "target_repr": label,
-            "before": normalize_json(before),
-            "after": normalize_json(after),
-            "request_id": ctx.request_id,
-            "client_address": _normalize_address(ctx.client_address),
-            "source": ctx.source,
-            "prev_hash": last["hash"] if last else GENESIS_HASH,
-        }
-        fields["hash"] = compute_hash(fields)
+        last = AuditRecord.objects.order_by("-seq").values_list("seq", "hash").first()
+        fields = _chain_fields(
+            actor=actor,
+            action=action,
+            target=target,
+            before=before,
+            after=after,
+            target_type=target_type,
+            target_id=target_id,
+            last=last,
+        )
         return AuditRecord.objects.create(**fields)
+
+
+_FIELD_NAMES = (*HASHED_FIELDS, "hash")
+_insert_sql: dict[str, str] = {}  # per database vendor
+
+
+def record_quick(
+    *,
+    actor: Any,
+    action: str,
+    target: Any = None,
+    before: Any = None,
+    after: Any = None,
+    target_type: str | None = None,
+    target_id: str | None = None,
+) -> None:
+    """``record()`` for hot paths (readings ingest): the same record, same
+    chain, same lock, written with raw SQL and no savepoint.
+
+    Must run inside the caller's atomic block (an error rolls the caller's
+    whole transaction back, as ``record()``'s savepoint then the caller's
+    rollback did). Each value is prepared by its model field's own
+    ``get_db_prep_save``, so the row is exactly what ``record()`` stores.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit.record_quick needs the caller's transaction.")
+    _lock_chain()
+    table = connection.ops.quote_name(AuditRecord._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT seq, hash FROM {table} ORDER BY seq DESC LIMIT 1")
+        last = cursor.fetchone()
+        fields = _chain_fields(
+            actor=actor,
+            action=action,
+            target=target,
+            before=before,
+            after=after,
+            target_type=target_type,
+            target_id=target_id,
+            last=last,
+        )
+        sql = _insert_sql.get(connection.vendor)
+        if sql is None:
+            columns = ", ".join(
+                connection.ops.quote_name(AuditRecord._meta.get_field(name).column)
+                for name in _FIELD_NAMES
+            )
+            sql = _insert_sql[connection.vendor] = (
+                f"INSERT INTO {table} ({columns}) "
+                f"VALUES ({', '.join(['%s'] * len(_FIELD_NAMES))})"
+            )
+        cursor.execute(
+            sql,
+            [
+                AuditRecord._meta.get_field(name).get_db_prep_save(
+                    fields[name], connection
+                )
+                for name in _FIELD_NAMES
+            ],
+        )

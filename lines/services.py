@@ -26,7 +26,7 @@ from django.utils import timezone
 from psycopg import errors as psycopg_errors
 
 from bpmos import events
-from bpmos.errors import DomainError, InvalidInput
+from bpmos.errors import DomainError, InvalidInput, NotFound
 from bpmos.locking import ROW_LOCK, lock_row
 from elog import audit
 from lines import events as line_events
@@ -420,11 +420,7 @@ def readings_ingest(*, machine_id: int, rows: list, actor) -> IngestResult:
     batch.
     """
     checked, _repeats = readings_validate(machine_id=machine_id, rows=rows)
-    machine = lock_row(
-        Machine.objects.select_related("station__line"),
-        what=f"Machine {machine_id}",
-        pk=machine_id,
-    )
+    machine, line_id = _lock_machine(machine_id)
     accepted = _store(checked)
     if accepted:
         machine_hours_mark_stale(machine_id=machine_id, rows=checked)
@@ -433,9 +429,9 @@ def readings_ingest(*, machine_id: int, rows: list, actor) -> IngestResult:
     if latest is not None and (
         machine.status_since is None or latest[2] > machine.status_since
     ):
-        status_change = _apply_state(machine, latest)
+        status_change = _apply_state(machine, latest, line_id)
     times = [row[2] for row in checked]
-    audit.record(
+    audit.record_quick(
         actor=actor,
         action="machine.readings_ingested",
         target=machine,
@@ -452,7 +448,53 @@ def readings_ingest(*, machine_id: int, rows: list, actor) -> IngestResult:
     return {"accepted": accepted, "duplicates": len(rows) - accepted}
 
 
-def _apply_state(machine: Machine, latest: tuple) -> tuple[dict, dict] | None:
+# What ingest reads of the machine it locks (one raw statement: the ORM's
+# compilation of the select_related lock cost more than the query).
+_MACHINE_FIELDS = ("id", "station_id", "code", "name", "status", "status_reason")
+_machine_lock_sql: dict[str, str] = {}  # per database vendor
+
+
+def _lock_machine(machine_id: int) -> tuple[Machine, int]:
+    """Lock the machine row (as ``lock_row``: FOR NO KEY UPDATE OF the machine
+    on PostgreSQL); returns the machine (only the fields ingest reads; the
+    others are deferred) and its line's id. 404 when it does not exist."""
+    sql = _machine_lock_sql.get(connection.vendor)
+    if sql is None:
+        qn = connection.ops.quote_name
+        machine = qn(Machine._meta.db_table)
+        station = qn(Machine._meta.get_field("station").related_model._meta.db_table)
+        columns = ", ".join(
+            f"{machine}.{qn(name)}" for name in (*_MACHINE_FIELDS, "status_since")
+        )
+        sql = (
+            f"SELECT {columns}, {station}.{qn('line_id')} FROM {machine} "
+            f"INNER JOIN {station} "
+            f"ON {station}.{qn('id')} = {machine}.{qn('station_id')} "
+            f"WHERE {machine}.{qn('id')} = %s"
+        )
+        if connection.features.has_select_for_update:
+            sql += f" FOR NO KEY UPDATE OF {machine}"
+        _machine_lock_sql[connection.vendor] = sql
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [machine_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound(f"Machine {machine_id} does not exist.")
+    since = row[-2]
+    if since is not None and (not isinstance(since, datetime) or not since.tzinfo):
+        # SQLite hands back a naive datetime (or text): convert as the ORM does.
+        since = connection.ops.convert_datetimefield_value(since, None, connection)
+    machine = Machine.from_db(
+        connection.alias,
+        [*_MACHINE_FIELDS, "status_since"],
+        [*row[: len(_MACHINE_FIELDS)], since],
+    )
+    return machine, row[-1]
+
+
+def _apply_state(
+    machine: Machine, latest: tuple, line_id: int
+) -> tuple[dict, dict] | None:
     """Move the machine to its newest reported state; publish what changed."""
     _, _, ts, _, state, reason, _, _ = latest
     before = {"status": machine.status, "status_reason": machine.status_reason}
@@ -465,7 +507,7 @@ def _apply_state(machine: Machine, latest: tuple) -> tuple[dict, dict] | None:
     # read again: the stations, machines and shift OEE are read once).
     from lines.selectors import line_shift_oee  # selectors import services' models
 
-    line = Line.objects.select_for_update(**ROW_LOCK).get(pk=machine.station.line_id)
+    line = Line.objects.select_for_update(**ROW_LOCK).get(pk=line_id)
     stations = {station.pk: station for station in line.stations.all()}
     machines = _line_machines(line)
     oee = line_shift_oee(line)
@@ -557,32 +599,35 @@ def machine_hours_mark_stale(*, machine_id: int, rows: list[tuple]) -> None:
 
     Runs in the ingest transaction with the machine locked: a stale (or still
     missing) hour is read from raw readings until beat rebuilds it. Only the
-    tags OEE reads, and not ``bad`` ones, can change an hour.
+    tags OEE reads, and not ``bad`` ones, can change an hour. One raw
+    ``INSERT ... ON CONFLICT (machine_id, hour) DO UPDATE SET is_stale``: the
+    statement ``bulk_create(update_conflicts=True)`` wrote, without its
+    per-object preparation.
     """
-    from lines import oee
-
-    hours = {
-        oee.hour_floor(row[2]) for row in rows if row[1] in _OEE_TAGS and row[7] != _BAD
-    }
+    hours = set()
+    for row in rows:
+        if row[1] in _OEE_TAGS and row[7] != _BAD:
+            ts = row[2]
+            hours.add(
+                ts.replace(minute=0, second=0, microsecond=0)
+                if ts.tzinfo is UTC
+                else oee.hour_floor(ts)
+            )
     if not hours:
         return
-    MachineHour.objects.bulk_create(
-        [
-            MachineHour(
-                machine_id=machine_id,
-                hour=hour,
-                first_change_microseconds=0,
-                run_microseconds=0,
-                good_count=0,
-                reject_count=0,
-                is_stale=True,
-            )
-            for hour in sorted(hours)
-        ],
-        update_conflicts=True,
-        unique_fields=["machine", "hour"],
-        update_fields=["is_stale"],
-    )
+    adapt = connection.ops.adapt_datetimefield_value
+    params: list = []
+    for hour in sorted(hours):
+        params += [machine_id, adapt(hour), 0, 0, "", 0, 0, True]
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(hours))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {MachineHour._meta.db_table} (machine_id, hour, "
+            "first_change_microseconds, run_microseconds, last_state, good_count, "
+            f"reject_count, is_stale) VALUES {values} "
+            "ON CONFLICT (machine_id, hour) DO UPDATE SET is_stale = EXCLUDED.is_stale",
+            params,
+        )
 
 
 def machine_hours_refresh(*, now: datetime | None = None) -> int:
