@@ -225,7 +225,7 @@ class BrokenLink:
     serial: str
     version: int
     event_id: int | None
-    problem: str  # altered | removed | inserted | projection
+    problem: str  # altered | removed | inserted | reordered | projection
     message: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -281,7 +281,7 @@ def _check_one(passport: Passport, chain: list[PassportEvent]) -> BrokenLink | N
     prev_hash = GENESIS_HASH
     expected_version = 1
     snapshot = lifecycle.Snapshot(kind=passport.kind)
-    for event in chain:
+    for index, event in enumerate(chain):
         if event.version > expected_version:
             return broken(
                 event,
@@ -294,6 +294,38 @@ def _check_one(passport: Passport, chain: list[PassportEvent]) -> BrokenLink | N
         if not hmac.compare_digest(
             compute_hash(_event_fields(event, passport.uuid)), event.hash
         ):
+            # Look one event ahead, as the audit chain does: without the key a
+            # forger cannot make a valid hash, and (passport, version) is
+            # unique, so an event forged into the middle renumbers its
+            # successors, and the next one still links to the event before it.
+            following = chain[index + 1] if index + 1 < len(chain) else None
+            if following is None:
+                return broken(
+                    event,
+                    "altered",
+                    f"Event {event.version}, the newest, does not match its hash: "
+                    "it was altered, or forged and appended.",
+                )
+            later = {e.hash: e.version for e in chain[index + 1 :]}
+            if event.prev_hash in later:
+                return broken(
+                    event,
+                    "reordered",
+                    f"Event {event.version} links to event "
+                    f"{later[event.prev_hash]} after it: the events were "
+                    "renumbered out of order.",
+                )
+            if following.prev_hash == prev_hash:
+                before = (
+                    f"event {event.version - 1}" if index else "the start of the ledger"
+                )
+                return broken(
+                    event,
+                    "inserted",
+                    f"Event {event.version} does not match its hash and event "
+                    f"{following.version} links past it to {before}: it was "
+                    "inserted.",
+                )
             return broken(event, "altered", f"Event {event.version} was altered.")
         if event.prev_hash != prev_hash:
             return broken(
@@ -309,20 +341,34 @@ def _check_one(passport: Passport, chain: list[PassportEvent]) -> BrokenLink | N
             )
         prev_hash = event.hash
         expected_version += 1
-    if passport.version != len(chain) or passport.head_hash != (
-        chain[-1].hash if chain else ""
-    ):
-        last = chain[-1] if chain else None
+    last = chain[-1] if chain else None
+    head = last.hash if last else ""
+    if passport.head_hash != head and passport.version > len(chain):
+        # The passport's head names an event the ledger no longer holds.
+        return broken(
+            None,
+            "removed",
+            f"Event {len(chain) + 1} is missing: the ledger ends at event "
+            f"{len(chain)} but the passport says {passport.version} events, the "
+            "last with another hash.",
+            version=len(chain) + 1,
+        )
+    if passport.version != len(chain) or passport.head_hash != head:
         return broken(
             last,
-            "removed" if passport.version > len(chain) else "projection",
-            f"The passport says {passport.version} events; the ledger holds "
-            f"{len(chain)} ending elsewhere.",
-            version=min(passport.version, len(chain)) + (passport.version > len(chain)),
+            "projection",
+            f"The passport says {passport.version} events; its ledger holds "
+            f"{len(chain)}"
+            + (
+                ", ending at the head hash it records."
+                if passport.head_hash == head
+                else f", ending at another hash than its head {passport.head_hash}."
+            ),
+            version=len(chain),
         )
     if snapshot_of(passport) != snapshot:
         return broken(
-            chain[-1],
+            last,
             "projection",
             "The passport's state or custodian differs from what its ledger says.",
         )

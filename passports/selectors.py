@@ -52,8 +52,9 @@ def resolve(identifier: str, queryset: QuerySet[Passport] | None = None) -> Pass
 def matched_by(passport: Passport, identifier: str) -> str:
     """Which identifier of ``passport`` the string matched (for the lookup reply)."""
     value = identifier.strip()
-    if str(passport.uuid) == value.lower():
-        return "uuid"
+    with contextlib.suppress(ValueError):
+        if uuid_module.UUID(value) == passport.uuid:  # any form resolve accepts
+            return "uuid"
     if passport.bpan and passport.bpan == bpan_rules.compact(value):
         return "bpan"
     if passport.serial == value:

@@ -351,12 +351,14 @@ def assemble(
         written = []
         for pk in component_ids:
             child = locked[pk]
-            if PARENT_KIND[child.kind] != parent.kind:
+            goes_into = PARENT_KIND[child.kind]
+            if goes_into != parent.kind:
                 raise _invalid(
                     {
                         "components": [
                             f"{child} cannot go into a {parent.kind}; a "
-                            f"{child.kind} goes into a {PARENT_KIND[child.kind]}."
+                            f"{child.kind} goes into "
+                            f"{'a ' + goes_into if goes_into else 'nothing'}."
                         ]
                     }
                 )

@@ -1,0 +1,57 @@
+"""``manage.py verify_ledger``: walk every passport's ledger; exit 0 if intact,
+1 if broken (naming the first broken link), 2 if ``--passport`` names none."""
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from bpmos.errors import DomainError
+from passports import ledger, selectors
+
+
+class Command(BaseCommand):
+    help = (
+        "Verify the passport ledgers: each event's HMAC, the hash chain, the "
+        "version numbering, the lifecycle rules, and that each passport's state, "
+        "custodian, version and head hash are what its ledger says. Names the "
+        "first broken link. Exits 0 when intact, 1 when broken."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--passport",
+            metavar="IDENTIFIER",
+            help="Check one passport only (UUID, serial, barcode, RFID or BPAN).",
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=500,
+            help="Passports loaded per round trip (default %(default)s).",
+        )
+        parser.add_argument(
+            "--json", action="store_true", help="Print the result as JSON."
+        )
+
+    def handle(self, *args, **options):
+        ids = None
+        if options["passport"]:
+            try:
+                ids = [selectors.resolve(options["passport"]).pk]
+            except DomainError as exc:
+                raise CommandError(exc.message, returncode=2) from exc
+        result = ledger.verify(passport_ids=ids, batch=options["batch_size"])
+        counts = f"{result.passports} passports, {result.events} events checked."
+        if options["json"]:
+            self.stdout.write(json.dumps(result.as_dict(), indent=2))
+        elif result.ok:
+            self.stdout.write(self.style.SUCCESS(f"Ledger intact: {counts}"))
+        else:
+            broken = result.first_broken
+            self.stdout.write(
+                f"Ledger BROKEN: passport {broken.serial} (id {broken.passport_id}), "
+                f"event {broken.version} (id {broken.event_id}): {broken.problem}.\n"
+                f"{broken.message}\n{counts}"
+            )
+        if not result.ok:
+            raise CommandError("A passport ledger is broken.", returncode=1)
