@@ -23,9 +23,9 @@ from typing import Any, TypedDict
 from django.db import connection, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
-from psycopg import errors as psycopg_errors
 
 from bpmos import events
+from bpmos.bulk import BulkTarget
 from bpmos.errors import DomainError, InvalidInput, NotFound
 from bpmos.locking import ROW_LOCK, lock_row
 from elog import audit
@@ -75,7 +75,6 @@ _BAD = ReadingQuality.BAD.value
 
 # The columns a reading is loaded with, in order.
 _COLUMNS = ("machine_id", "tag", "ts", "value", "text", "note", "unit", "quality")
-_LOAD_TABLE = "lines_reading_load"
 
 
 class IngestResult(TypedDict):
@@ -263,75 +262,17 @@ def readings_validate(*, machine_id: int, rows: list) -> tuple[list[tuple], int]
 # --- storing -------------------------------------------------------------------
 
 
-def _copy_rows(cursor, table: str, rows: list[tuple]) -> None:
-    columns = ", ".join(_COLUMNS)
-    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["int8", "varchar", "timestamptz", "float8"] + ["varchar"] * 4)
-        for row in rows:
-            copy.write_row(row)
-
-
-def _store_postgresql(rows: list[tuple]) -> int:
-    """COPY straight into the table; on a duplicate, COPY into a session temp
-    table and move the rows with one INSERT that skips duplicates.
-
-    The first try is the ceiling's own path (performance.md) and is what fresh
-    readings, the common case, take; it runs in a savepoint, so a batch holding
-    a reading already stored (a re-send) costs one failed COPY and then takes
-    the ON CONFLICT path, whose speculative inserts cost about twice as much.
-    """
-    table = MachineReading._meta.db_table
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            _copy_rows(cursor, table, rows)
-        return len(rows)
-    except psycopg_errors.UniqueViolation:
-        pass
-    columns = ", ".join(_COLUMNS)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {_LOAD_TABLE} ("
-            "machine_id bigint, tag varchar(64), ts timestamptz, "
-            "value double precision, text varchar(64), note varchar(200), "
-            "unit varchar(16), quality varchar(10)) ON COMMIT DELETE ROWS; "
-            # Rows of an earlier batch in the same (outer) transaction.
-            f"TRUNCATE {_LOAD_TABLE}"
-        )
-        _copy_rows(cursor, _LOAD_TABLE, rows)
-        cursor.execute(
-            f"INSERT INTO {table} ({columns}) "
-            f"SELECT {columns} FROM {_LOAD_TABLE} "
-            "ON CONFLICT (machine_id, tag, ts) DO NOTHING"
-        )
-        return cursor.rowcount
-
-
-def _store_sqlite(rows: list[tuple]) -> int:
-    """One executemany of ``INSERT ... ON CONFLICT DO NOTHING``.
-
-    Not ``bulk_create(ignore_conflicts=True)``: its per-value preparation cost
-    about 0.2 ms a row (4k rows/s); the same insert through executemany with
-    the times adapted as Django stores them is many times faster.
-    """
-    adapt = connection.ops.adapt_datetimefield_value
-    columns = ", ".join(_COLUMNS)
-    raw = connection.connection
-    before = raw.total_changes
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {MachineReading._meta.db_table} ({columns}) "
-            f"VALUES ({', '.join(['%s'] * len(_COLUMNS))}) "
-            "ON CONFLICT (machine_id, tag, ts) DO NOTHING",
-            [(m, t, adapt(ts), v, x, n, u, q) for m, t, ts, v, x, n, u, q in rows],
-        )
-    return raw.total_changes - before
+_READINGS = BulkTarget(
+    table=MachineReading._meta.db_table,
+    columns=_COLUMNS,
+    copy_types=("int8", "varchar", "timestamptz", "float8", *["varchar"] * 4),
+    conflict=("machine_id", "tag", "ts"),
+)
 
 
 def _store(rows: list[tuple]) -> int:
-    connection.ensure_connection()
-    if connection.vendor == "postgresql":
-        return _store_postgresql(rows)
-    return _store_sqlite(rows)
+    """COPY (or executemany on SQLite), skipping readings already stored."""
+    return _READINGS.store(rows)
 
 
 # --- state changes ---------------------------------------------------------------

@@ -27,12 +27,12 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Avg, Count, Max, Min
 from django.db.models.functions import TruncDate
 from django.utils import timezone
-from psycopg import errors as psycopg_errors
 
+from bpmos.bulk import BulkTarget
 from bpmos.errors import Conflict, DomainError, InvalidInput
 from elog import audit
 from passports import ledger
@@ -58,7 +58,6 @@ _MEASUREMENTS: dict[str, tuple[str, float | None, float | None]] = {
 # The model's own names are accepted too (the demo and tasks build rows in Python).
 _ALIASES = {column: name for name, (column, _, _) in _MEASUREMENTS.items()}
 _COLUMNS = ("passport_id", "ts", *(column for column, _, _ in _MEASUREMENTS.values()))
-_LOAD_TABLE = "passports_telemetry_load"
 _SUMMARY_FIELDS = ("soh_percent", "soc_percent", "temperature_c")
 
 
@@ -189,62 +188,17 @@ def telemetry_validate(*, passport_id: int, rows: Any) -> tuple[list[tuple], int
 # --- storing ---------------------------------------------------------------------
 
 
-def _copy_rows(cursor, table: str, rows: list[tuple]) -> None:
-    columns = ", ".join(_COLUMNS)
-    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["int8", "timestamptz"] + ["float8"] * len(_MEASUREMENTS))
-        for row in rows:
-            copy.write_row(row)
-
-
-def _store_postgresql(rows: list[tuple]) -> int:
-    """COPY into the table; on a duplicate, COPY into a temporary table and move
-    the rows with one INSERT that skips what is already stored (a re-send)."""
-    table = TelemetryReading._meta.db_table
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            _copy_rows(cursor, table, rows)
-        return len(rows)
-    except psycopg_errors.UniqueViolation:
-        pass
-    columns = ", ".join(_COLUMNS)
-    floats = ", ".join(f"{column} double precision" for column in _COLUMNS[2:])
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {_LOAD_TABLE} "
-            f"(passport_id bigint, ts timestamptz, {floats}) ON COMMIT DELETE ROWS; "
-            # Rows of an earlier batch in the same (outer) transaction.
-            f"TRUNCATE {_LOAD_TABLE}"
-        )
-        _copy_rows(cursor, _LOAD_TABLE, rows)
-        cursor.execute(
-            f"INSERT INTO {table} ({columns}) "
-            f"SELECT {columns} FROM {_LOAD_TABLE} "
-            "ON CONFLICT (passport_id, ts) DO NOTHING"
-        )
-        return cursor.rowcount
-
-
-def _store_sqlite(rows: list[tuple]) -> int:
-    adapt = connection.ops.adapt_datetimefield_value
-    columns = ", ".join(_COLUMNS)
-    raw = connection.connection
-    before = raw.total_changes
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {TelemetryReading._meta.db_table} ({columns}) "
-            f"VALUES ({', '.join(['%s'] * len(_COLUMNS))}) "
-            "ON CONFLICT (passport_id, ts) DO NOTHING",
-            [(row[0], adapt(row[1]), *row[2:]) for row in rows],
-        )
-    return raw.total_changes - before
+_SAMPLES = BulkTarget(
+    table=TelemetryReading._meta.db_table,
+    columns=_COLUMNS,
+    copy_types=("int8", "timestamptz", *["float8"] * len(_MEASUREMENTS)),
+    conflict=("passport_id", "ts"),
+)
 
 
 def _store(rows: list[tuple]) -> int:
-    connection.ensure_connection()
-    if connection.vendor == "postgresql":
-        return _store_postgresql(rows)
-    return _store_sqlite(rows)
+    """COPY (or executemany on SQLite), skipping samples already stored."""
+    return _SAMPLES.store(rows)
 
 
 def _latest_values(passport_id: int) -> dict[str, Any]:

@@ -1,0 +1,90 @@
+"""Store a batch of rows, skipping those already stored: the one write path of
+every high-volume ingest (machine readings, battery telemetry).
+
+PostgreSQL: COPY (binary) straight into the table, the ceiling's own path
+(performance.md), in a savepoint; a batch holding a row already stored (a
+re-send) fails that COPY on the unique index and then goes through a session
+temp table and one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, whose
+speculative inserts cost about twice as much. SQLite (embedded): one
+``executemany`` of ``INSERT ... ON CONFLICT DO NOTHING`` with the datetimes
+adapted as Django stores them (``bulk_create`` spent ~0.2 ms a row preparing
+values).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection, transaction
+from psycopg import errors as psycopg_errors
+
+
+@dataclass(frozen=True)
+class BulkTarget:
+    """A table, the columns a batch fills (in tuple order), their PostgreSQL
+    binary COPY types, and the unique columns that make a row a duplicate."""
+
+    table: str
+    columns: tuple[str, ...]
+    copy_types: tuple[str, ...]
+    conflict: tuple[str, ...]
+
+    @property
+    def _load_table(self) -> str:
+        return f"{self.table}_load"
+
+    def _copy(self, cursor, table: str, rows: list[tuple]) -> None:
+        names = ", ".join(self.columns)
+        with cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(list(self.copy_types))
+            for row in rows:
+                copy.write_row(row)
+
+    def _store_postgresql(self, rows: list[tuple]) -> int:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                self._copy(cursor, self.table, rows)
+            return len(rows)
+        except psycopg_errors.UniqueViolation:
+            pass
+        names = ", ".join(self.columns)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                # Same column types as the table, no constraints.
+                f"CREATE TEMP TABLE IF NOT EXISTS {self._load_table} "
+                f"ON COMMIT DELETE ROWS AS SELECT {names} FROM {self.table} "
+                "WITH NO DATA; "
+                # Rows of an earlier batch in the same (outer) transaction.
+                f"TRUNCATE {self._load_table}"
+            )
+            self._copy(cursor, self._load_table, rows)
+            cursor.execute(
+                f"INSERT INTO {self.table} ({names}) "
+                f"SELECT {names} FROM {self._load_table} "
+                f"ON CONFLICT ({', '.join(self.conflict)}) DO NOTHING"
+            )
+            return cursor.rowcount
+
+    def _store_sqlite(self, rows: list[tuple]) -> int:
+        adapt = connection.ops.adapt_datetimefield_value
+        raw = connection.connection
+        before = raw.total_changes
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {self.table} ({', '.join(self.columns)}) "
+                f"VALUES ({', '.join(['%s'] * len(self.columns))}) "
+                f"ON CONFLICT ({', '.join(self.conflict)}) DO NOTHING",
+                [
+                    tuple(adapt(v) if isinstance(v, datetime) else v for v in row)
+                    for row in rows
+                ],
+            )
+        return raw.total_changes - before
+
+    def store(self, rows: list[tuple]) -> int:
+        """Store ``rows``; returns how many were new (duplicates are skipped)."""
+        connection.ensure_connection()
+        if connection.vendor == "postgresql":
+            return self._store_postgresql(rows)
+        return self._store_sqlite(rows)
