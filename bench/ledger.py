@@ -1,0 +1,363 @@
+"""Benchmark of the passport ledger (issue 6): append rate and verify time.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bpmos_pptests \\
+    REDIS_URL=redis://127.0.0.1:6379/14 \\
+    .venv/bin/python -m bench.ledger [--events 2000] [--writers 4] [--verify 100000]
+
+The bench uses its own database, ``<DATABASE_URL's name>_bench``, which it
+re-creates (migrated) on every run; nothing else is touched. Live events go to
+the Redis channel layer after each commit, as in production.
+
+1. Append: ``passports.ledger.append`` as the services call it (one transaction
+   per event: row lock, version check, lifecycle, event with its HMAC, the
+   projection, the audit record, the outbox row, the dispatch hook; after commit
+   the event is sent to Redis). One writer, then N writers in threads on N
+   distinct passports. Goal >= 2,000 events/s.
+2. Where an append's time goes: the same runs with timers around the audit
+   record (and, inside it, the wait for the audit chain's global advisory lock,
+   held until commit), the outbox write, the dispatch hook and the delivery
+   after commit; and, for comparison only, the same appends with the audit
+   record switched off (not a supported mode: every change is audited).
+3. Verify: ``ledger.verify()`` over 100,000 events (10,000 packs with ten-event
+   ledgers: manufactured ... delivered, serviced, telemetry), written in bulk
+   with the same hashes ``append`` computes. Goal <= 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from bench.lines import Progress, bench_database_url, recreate_database
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+APPEND_GOAL = 2_000  # events/s
+VERIFY_GOAL = 10.0  # seconds for 100k events
+
+
+# --- timers around the parts of an append ------------------------------------------
+
+
+class Timers:
+    """Wall time spent inside patched functions, summed over threads."""
+
+    def __init__(self):
+        self.totals: dict[str, float] = defaultdict(float)
+        self.lock = threading.Lock()
+
+    def wrap(self, module, name: str, label: str):
+        original = getattr(module, name)
+
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                with self.lock:
+                    self.totals[label] += time.perf_counter() - started
+
+        setattr(module, name, timed)
+        return lambda: setattr(module, name, original)
+
+
+@contextmanager
+def instrumented():
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    from bpmos import events
+    from bpmos.events import services as event_services
+    from elog import audit
+    from passports import dispatch
+
+    timers = Timers()
+    undo = [
+        timers.wrap(BaseDatabaseWrapper, "_commit", "COMMIT (durable: WAL fsync)"),
+        timers.wrap(audit, "record", "audit record"),
+        timers.wrap(audit, "_lock_chain", "  of which: audit chain lock wait"),
+        timers.wrap(events, "publish", "outbox write (publish)"),
+        timers.wrap(dispatch, "after_append", "dispatch hook"),
+        timers.wrap(event_services, "_deliver_quietly", "delivery to Redis"),
+    ]
+    try:
+        yield timers
+    finally:
+        for restore in reversed(undo):
+            restore()
+
+
+@contextmanager
+def without_audit():
+    from elog import audit
+
+    original = audit.record
+    audit.record = lambda **kwargs: None
+    try:
+        yield
+    finally:
+        audit.record = original
+
+
+# --- appends ------------------------------------------------------------------------
+
+
+def append_events(passport_id: int, count: int, actor, progress: Progress) -> None:
+    from django.db import connections
+
+    from passports import ledger
+    from passports.models import EventKind
+
+    try:
+        for n in range(count):
+            ledger.append(
+                passport_id,
+                EventKind.TELEMETRY_SUMMARISED,
+                {"sohPercent": 97.5 - n / 1000, "socPercent": 80, "samples": 60},
+                actor=actor,
+            )
+            progress.advance()
+    finally:
+        connections.close_all()
+
+
+def measure_appends(label: str, passports: list[int], per_writer: int, actor) -> float:
+    """Events/s with one thread per passport in ``passports``."""
+    total = per_writer * len(passports)
+    progress = Progress(label, total)
+    threads = [
+        threading.Thread(target=append_events, args=(pk, per_writer, actor, progress))
+        for pk in passports
+    ]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return total / (time.perf_counter() - started)
+
+
+def report_breakdown(timers: Timers, elapsed_total: float, events: int) -> None:
+    per_event = elapsed_total / events
+    print(f"    per event (sum over writers)        {per_event * 1000:7.3f} ms")
+    accounted = 0.0
+    for label, seconds in timers.totals.items():
+        if not label.startswith("  "):
+            accounted += seconds
+        print(
+            f"    {label:<36}{seconds / events * 1000:7.3f} ms"
+            f"  {seconds / elapsed_total:6.1%}"
+        )
+    rest = elapsed_total - accounted
+    print(
+        f"    {'rest (row lock, event, projection)':<36}"
+        f"{rest / events * 1000:7.3f} ms  {rest / elapsed_total:6.1%}"
+    )
+
+
+def run_breakdown(label: str, passports: list[int], per_writer: int, actor) -> float:
+    with instrumented() as timers:
+        rate = measure_appends(label, passports, per_writer, actor)
+    events = per_writer * len(passports)
+    # Thread-seconds spent: each writer was busy for the whole run.
+    busy = events / rate * len(passports)
+    report_breakdown(timers, busy, events)
+    return rate
+
+
+# --- a big ledger for verify, written in bulk -----------------------------------------
+
+CHAIN = (
+    ("manufactured", {"manufacturer": "BPM Energy", "site": "Pune", "lot": "L1"}),
+    ("qa_passed", {"test": "EOL-1"}),
+    ("provisioned", {"bmsFirmware": "2.4.1", "nodeId": 17}),
+    ("warehoused", {"location": "FG-A-01"}),
+    ("reserved", {"reference": "SO-1001"}),
+    ("dispatched", {"carrier": "BlueDart"}),
+    ("delivered", {"customer": "Ather Energy"}),
+    ("serviced", {"note": "Cell balancing"}),
+    ("telemetry_summarised", {"sohPercent": 96.5, "samples": 120}),
+    ("telemetry_summarised", {"sohPercent": 95.25, "samples": 118}),
+)
+
+
+def build_ledgers(events: int, batch: int = 500) -> int:
+    """``events`` // 10 packs with ten-event ledgers, hashed as ``append`` does."""
+    from decimal import Decimal
+
+    from django.db import transaction
+    from django.utils import timezone
+
+    from passports import ledger, lifecycle
+    from passports.models import Passport, PassportEvent
+
+    packs = events // len(CHAIN)
+    progress = Progress("build 100k-event set", packs * len(CHAIN))
+    start = timezone.now() - timedelta(days=30)
+    for first in range(0, packs, batch):
+        with transaction.atomic():
+            rows = Passport.objects.bulk_create(
+                Passport(
+                    kind="pack",
+                    serial=f"BENCH-{n:07d}",
+                    model="PACK-LFP-48V",
+                    manufacturer="BPM Energy",
+                    site="Pune",
+                    manufactured_at=start,
+                    chemistry="LFP",
+                    rated_capacity_ah=Decimal(100),
+                    nominal_voltage_v=Decimal("51.2"),
+                    energy_kwh=Decimal("5.12"),
+                    state="",
+                    custodian_kind="manufacturer",
+                    custodian_name="BPM Energy",
+                )
+                for n in range(first, min(first + batch, packs))
+            )
+            new_events = []
+            for passport in rows:
+                snapshot = lifecycle.Snapshot(kind="pack")
+                prev = ledger.GENESIS_HASH
+                for version, (kind, data) in enumerate(CHAIN, start=1):
+                    snapshot = lifecycle.apply(snapshot, kind, data)
+                    fields = {
+                        "passport": passport.uuid,
+                        "version": version,
+                        "kind": kind,
+                        "occurred_at": start + timedelta(hours=version),
+                        "actor_username": "bench",
+                        "data": data,
+                        "prev_hash": prev,
+                    }
+                    prev = ledger.compute_hash(fields)
+                    new_events.append(
+                        PassportEvent(
+                            passport=passport,
+                            version=version,
+                            kind=kind,
+                            occurred_at=fields["occurred_at"],
+                            actor_username="bench",
+                            data=data,
+                            prev_hash=fields["prev_hash"],
+                            hash=prev,
+                        )
+                    )
+                ledger._project(passport, snapshot)
+                passport.head_hash = prev
+            PassportEvent.objects.bulk_create(new_events, batch_size=5000)
+            Passport.objects.bulk_update(
+                rows, [f for f in ledger.PROJECTION_FIELDS if f != "updated_at"]
+            )
+        progress.advance(len(new_events))
+    return packs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=2000, help="per append run")
+    parser.add_argument("--writers", type=int, default=4, help="concurrent writers")
+    parser.add_argument("--verify", type=int, default=100_000, help="events to verify")
+    args = parser.parse_args()
+
+    url = bench_database_url()
+    print(f"bench database: {urlsplit(url).path.lstrip('/')} (re-created)")
+    recreate_database(url)
+    os.environ["DATABASE_URL"] = url
+    os.environ["BPMOS_LOG_LEVEL"] = "WARNING"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bpmos.settings")
+    sys.path.insert(0, str(BASE_DIR))
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("migrate", verbosity=0)
+    if not os.environ.get("REDIS_URL"):
+        print("note: REDIS_URL is not set; live events stay in the outbox")
+
+    from bpmos.accounts.models import User
+    from passports import ledger
+    from tests.factories_passports import make_passport
+
+    actor = User.objects.create(username="bench-supervisor", role="supervisor")
+    writers = [
+        make_passport("pack", "warehoused", actor=actor).pk
+        for _ in range(args.writers + 1)
+    ]
+    single, crowd = writers[:1], writers[1:]
+    per_writer = max(1, args.events // args.writers)
+    print(
+        f"PostgreSQL {connection.pg_version // 10000}, channel layer "
+        f"{settings.CHANNEL_LAYERS['default']['BACKEND'].rsplit('.', 1)[-1]}; "
+        f"appends of telemetry_summarised, one transaction each"
+    )
+
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        ledger.append(single[0], "telemetry_summarised", {"probe": 1}, actor=actor)
+    kinds = sorted({q["sql"].split()[0].upper() for q in queries.captured_queries})
+    print(
+        f"one append = {len(queries)} statements ({', '.join(kinds)}) in its "
+        f"transaction, then the delivery after commit"
+    )
+
+    print("\n== append ==")
+    measure_appends("warm-up", single, 200, actor)
+    one = measure_appends("1 writer", single, args.events, actor)
+    many = measure_appends(f"{args.writers} writers", crowd, per_writer, actor)
+
+    print("\n== where the time goes (instrumented runs) ==")
+    print("  1 writer")
+    run_breakdown("1 writer (timed)", single, args.events // 2, actor)
+    print(f"  {args.writers} writers")
+    run_breakdown(f"{args.writers} writers (timed)", crowd, per_writer // 2, actor)
+    with without_audit():
+        one_bare = measure_appends(
+            "1 writer, no audit", single, args.events // 2, actor
+        )
+        many_bare = measure_appends(
+            f"{args.writers} writers, no audit", crowd, per_writer // 2, actor
+        )
+    ok = ledger.verify(passport_ids=writers)
+    assert ok.ok, ok.first_broken
+
+    print("\n== verify ==")
+    packs = build_ledgers(args.verify)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE passports_passport")
+        cursor.execute("ANALYZE passports_passportevent")
+    started = time.perf_counter()
+    result = ledger.verify()
+    verify_seconds = time.perf_counter() - started
+    assert result.ok, result.first_broken
+
+    print("\n== results ==")
+    load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
+    print(f"  machine: {os.cpu_count()} cores, load average {load} (shared)")
+    goal = f"(goal >= {APPEND_GOAL:,}/s)"
+    print(f"  append, 1 writer                 {one:>9,.0f} events/s {goal}")
+    print(f"  append, {args.writers} writers, distinct packs {many:>7,.0f} events/s")
+    print("  for comparison, without the audit record (not a supported mode):")
+    print(f"    1 writer                       {one_bare:>9,.0f} events/s")
+    print(
+        f"    {args.writers} writers                      {many_bare:>9,.0f} events/s"
+    )
+    print(
+        f"  verify {result.events:,} events of {result.passports:,} passports "
+        f"({packs:,} bulk-built)  {verify_seconds:6.2f} s "
+        f"({result.events / verify_seconds:,.0f} events/s; goal <= {VERIFY_GOAL:.0f} s"
+        " for 100k)"
+    )
+
+
+if __name__ == "__main__":
+    main()
