@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from bpmos.errors import Conflict, IllegalTransition, InvalidInput, NotFound
+from bpmos.errors import IllegalTransition, InvalidInput, NotFound
 from passports import dispatch, ledger, lifecycle, services
 from passports.models import (
     CustodianKind,
@@ -467,9 +467,10 @@ def test_desk_refuses_stale_jobs_and_batteries_without_one():
     pack = make_passport("pack", "warehoused")
     job = DispatchJob.objects.get(passport=pack)
     before = footprint(pack)
-    with pytest.raises(Conflict) as caught:
+    # A job id that is none of this product's jobs: 404 (docs/dispatch.md).
+    with pytest.raises(NotFound) as caught:
         dispatch.move_to_past(passport_id=pack.pk, job_id=job.pk + 1000, actor=None)
-    assert caught.value.code == "stale_job"
+    assert caught.value.code == "job_not_found"
     assert footprint(pack) == before
     with pytest.raises(InvalidInput):
         dispatch.move_to_past(passport_id=pack.pk, reason="  ", actor=None)
