@@ -1,5 +1,6 @@
 """WSGI entry point: production serves the REST API under gunicorn (design §2)."""
 
+import gc
 import os
 
 from django.core.wsgi import get_wsgi_application
@@ -12,3 +13,9 @@ application = get_wsgi_application()
 # while the worker boots rather than in the first request it serves (about a
 # second of imports that otherwise lands on one client after every restart).
 get_resolver().url_patterns  # noqa: B018 - the attribute access does the import
+
+# Everything loaded so far lives as long as the worker: move it out of the
+# garbage collector's reach, so a full collection (triggered by the objects a
+# request allocates, e.g. a 1,000-reading batch) walks the request's objects,
+# not the whole of Django (~1 ms a request on average, measured on ingest).
+gc.freeze()

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
+from django.db import connection
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
@@ -92,11 +93,13 @@ def _current_snapshots(
     if not lines:
         return {}
     starts = {line.pk: oee.shift_window(line, now)[0] for line in lines}
+    # Unordered: OEESnapshot's default ordering joins lines and stations
+    # (three joins, ~3 ms here) for rows that only fill a dict.
     rows = OEESnapshot.objects.filter(
         line_id__in=list(starts),
         window_start__in=set(starts.values()),
         computed_at__gte=now - SNAPSHOT_MAX_AGE,
-    )
+    ).order_by()
     if not stations:
         rows = rows.filter(station__isnull=True)
     return {
@@ -107,9 +110,28 @@ def _current_snapshots(
 
 
 def line_shift_oee(line: Line, *, now: datetime | None = None) -> Decimal | None:
-    """The line's OEE (%) this shift so far, from its fresh snapshot, if any."""
-    snapshot = _current_snapshots([line], now or timezone.now()).get((line.pk, None))
-    return snapshot.oee if snapshot else None
+    """The line's OEE (%) this shift so far, from its fresh snapshot, if any.
+
+    The rule of ``_current_snapshots`` for one line and one value, in raw SQL:
+    this runs in every readings batch that changes a machine's status, where
+    the ORM's compilation cost ten times the query (2.4 ms against 0.27 ms).
+    """
+    now = now or timezone.now()
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT oee FROM {OEESnapshot._meta.db_table} WHERE line_id = %s "
+            "AND station_id IS NULL AND window_start = %s AND computed_at >= %s",
+            [
+                line.pk,
+                adapt(oee.shift_window(line, now)[0]),
+                adapt(now - SNAPSHOT_MAX_AGE),
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None or row[0] is None:
+        return None
+    return row[0] if isinstance(row[0], Decimal) else Decimal(str(row[0]))
 
 
 # --- line status -----------------------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, TypedDict
 
@@ -41,6 +41,7 @@ from lines.models import (
     OEESnapshot,
     ReadingQuality,
     ReadingTag,
+    Station,
 )
 
 # Readings per request: 10,000 rows of JSON (~1.5 MB) stay under Django's
@@ -422,9 +423,8 @@ def _lock_machine(machine_id: int) -> tuple[Machine, int]:
     if row is None:
         raise NotFound(f"Machine {machine_id} does not exist.")
     since = row[-2]
-    if since is not None and (not isinstance(since, datetime) or not since.tzinfo):
-        # SQLite hands back a naive datetime (or text): convert as the ORM does.
-        since = connection.ops.convert_datetimefield_value(since, None, connection)
+    if since is not None:
+        since = _aware_datetime(since)
     machine = Machine.from_db(
         connection.alias,
         [*_MACHINE_FIELDS, "status_since"],
@@ -436,11 +436,16 @@ def _lock_machine(machine_id: int) -> tuple[Machine, int]:
 def _apply_state(
     machine: Machine, latest: tuple, line_id: int
 ) -> tuple[dict, dict] | None:
-    """Move the machine to its newest reported state; publish what changed."""
+    """Move the machine to its newest reported state; publish what changed.
+
+    Raw SQL, as the machine lock: this runs for most batches a gateway sends
+    (a state reading per machine every few minutes), and the ORM's query
+    compilation and model instances cost several times the queries.
+    """
     _, _, ts, _, state, reason, _, _ = latest
     before = {"status": machine.status, "status_reason": machine.status_reason}
     if (state, reason) == (machine.status, machine.status_reason):
-        Machine.objects.filter(pk=machine.pk).update(status_since=ts)
+        _machine_status_write(machine.pk, status_since=ts)
         return None
     # Every status change of a line's machines takes the line's lock, so the
     # before/after comparison below sees no other batch's change half-way; the
@@ -448,21 +453,103 @@ def _apply_state(
     # read again: the stations, machines and shift OEE are read once).
     from lines.selectors import line_shift_oee  # selectors import services' models
 
-    line = Line.objects.select_for_update(**ROW_LOCK).get(pk=line_id)
-    stations = {station.pk: station for station in line.stations.all()}
-    machines = _line_machines(line)
+    line, stations, machines = _lock_line(line_id)
     oee = line_shift_oee(line)
     old = _state_of(line, list(stations), machines, oee)
+    _machine_status_write(machine.pk, status_since=ts, status=state, reason=reason)
     machine.status, machine.status_reason, machine.status_since = state, reason, ts
-    machine.save(
-        update_fields=["status", "status_reason", "status_since", "updated_at"]
-    )
     moved = [
         replace(m, status=state, reason=reason) if m.id == machine.pk else m
         for m in machines
     ]
     _announce(line, stations, old, _state_of(line, list(stations), moved, oee), ts)
     return before, {"status": state, "status_reason": reason}
+
+
+# What a status change reads of the line it locks, and of its stations.
+_LINE_FIELDS = ("id", "slug", "name", "shift_start", "shift_minutes", "oee_target")
+_STATION_FIELDS = ("id", "slug", "name")
+
+
+def _lock_line(line_id: int) -> tuple[Line, dict, list[st.MachineStatus]]:
+    """Lock the line row (``lock_row``'s lock); return the line (the fields a
+    status change reads), its stations in position order by id, and its
+    active machines' statuses. Two statements: the lock, then the stations
+    and machines in one join, read after the lock is held."""
+    qn = connection.ops.quote_name
+    line_table = qn(Line._meta.db_table)
+    sql = f"SELECT {', '.join(map(qn, _LINE_FIELDS))} FROM {line_table} WHERE id = %s"
+    if connection.features.has_select_for_update:
+        sql += " FOR NO KEY UPDATE"
+    station_table = qn(Station._meta.db_table)
+    machine_table = qn(Machine._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [line_id])
+        row = cursor.fetchone()
+        if row is None:
+            raise NotFound(f"Line {line_id} does not exist.")
+        line = Line.from_db(connection.alias, _LINE_FIELDS, _line_values(row))
+        cursor.execute(
+            f"SELECT s.id, s.slug, s.name, m.id, m.status, m.status_reason "
+            f"FROM {station_table} s LEFT JOIN {machine_table} m "
+            "ON m.station_id = s.id AND m.is_active "
+            "WHERE s.line_id = %s ORDER BY s.position, s.id, m.id",
+            [line_id],
+        )
+        rows = cursor.fetchall()
+    stations: dict[int, Station] = {}
+    machines: list[st.MachineStatus] = []
+    for station_id, slug, name, machine_id, status, status_reason in rows:
+        if station_id not in stations:
+            stations[station_id] = Station.from_db(
+                connection.alias, _STATION_FIELDS, (station_id, slug, name)
+            )
+        if machine_id is not None:
+            machines.append(
+                st.MachineStatus(
+                    id=machine_id,
+                    station_id=station_id,
+                    status=status,
+                    reason=status_reason,
+                )
+            )
+    return line, stations, machines
+
+
+def _line_values(row: tuple) -> tuple:
+    """A raw line row's values as the ORM would convert them (SQLite hands
+    back text for times and floats for decimals)."""
+    pk, slug, name, shift_start, shift_minutes, oee_target = row
+    if not isinstance(shift_start, time):
+        shift_start = connection.ops.convert_timefield_value(
+            shift_start, None, connection
+        )
+    if oee_target is not None and not isinstance(oee_target, Decimal):
+        oee_target = Decimal(str(oee_target))
+    return pk, slug, name, shift_start, shift_minutes, oee_target
+
+
+def _machine_status_write(
+    machine_id: int,
+    *,
+    status_since: datetime,
+    status: str | None = None,
+    reason: str | None = None,
+) -> None:
+    """Write a machine's status time (and its status and reason when given):
+    the one UPDATE of a status change, raw."""
+    adapt = connection.ops.adapt_datetimefield_value
+    assignments = ["status_since = %s", "updated_at = %s"]
+    params: list = [adapt(status_since), adapt(timezone.now())]
+    if status is not None:
+        assignments += ["status = %s", "status_reason = %s"]
+        params += [status, reason]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Machine._meta.db_table} SET {', '.join(assignments)} "
+            "WHERE id = %s",
+            [*params, machine_id],
+        )
 
 
 # --- OEE snapshots -----------------------------------------------------------------
@@ -540,15 +627,31 @@ def machine_hours_mark_stale(*, machine_id: int, rows: list[tuple]) -> None:
 
     Runs in the ingest transaction with the machine locked: a stale (or still
     missing) hour is read from raw readings until beat rebuilds it. Only the
-    tags OEE reads, and not ``bad`` ones, can change an hour. One raw
-    ``INSERT ... ON CONFLICT (machine_id, hour) DO UPDATE SET is_stale``: the
-    statement ``bulk_create(update_conflicts=True)`` wrote, without its
-    per-object preparation.
+    tags OEE reads, and not ``bad`` ones, can change an hour, and only hours up
+    to the machine's newest roll-up row need a mark: beat rolls up every hour
+    after that one anyway (``machine_hours_refresh``), so fresh readings, the
+    usual case, cost one indexed read and no write. The newest row is read in
+    its own statement, after the machine lock: a statement that waited for the
+    lock held by beat's ``_machine_hours_write`` would otherwise read with a
+    snapshot taken before beat's commit and miss the hours it just wrote.
+    Marks are one raw ``INSERT ... ON CONFLICT (machine_id, hour) DO UPDATE
+    SET is_stale``.
     """
+    table = MachineHour._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT hour FROM {table} WHERE machine_id = %s "
+            "ORDER BY hour DESC LIMIT 1",
+            [machine_id],
+        )
+        newest = cursor.fetchone()
+    if newest is None:
+        return
+    limit = _aware_datetime(newest[0]) + oee.HOUR
     hours = set()
     for row in rows:
-        if row[1] in _OEE_TAGS and row[7] != _BAD:
-            ts = row[2]
+        ts = row[2]
+        if ts < limit and row[1] in _OEE_TAGS and row[7] != _BAD:
             hours.add(
                 ts.replace(minute=0, second=0, microsecond=0)
                 if ts.tzinfo is UTC
@@ -563,12 +666,20 @@ def machine_hours_mark_stale(*, machine_id: int, rows: list[tuple]) -> None:
     values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(hours))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {MachineHour._meta.db_table} (machine_id, hour, "
+            f"INSERT INTO {table} (machine_id, hour, "
             "first_change_microseconds, run_microseconds, last_state, good_count, "
             f"reject_count, is_stale) VALUES {values} "
             "ON CONFLICT (machine_id, hour) DO UPDATE SET is_stale = EXCLUDED.is_stale",
             params,
         )
+
+
+def _aware_datetime(value: Any) -> datetime:
+    """A datetime column's value from a raw query, aware: PostgreSQL hands one
+    back; SQLite a naive datetime or text, converted as the ORM does."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value
+    return connection.ops.convert_datetimefield_value(value, None, connection)
 
 
 def machine_hours_refresh(*, now: datetime | None = None) -> int:

@@ -81,7 +81,8 @@ def test_hours_by_hand(line):
         at(7): (30, 30, "running", 99, 0, False),
         at(8): (30, 15, "running", 250, 0, False),
         at(9): (40, 0, "idle", 150, 20, False),
-        at(10): (0, 0, "", 0, 0, True),  # the 10:00 count; hour not over
+        # No 10:00 row: the hour of the 10:00 count is not over, and it came
+        # before any roll-up, so it is read raw until beat rolls it up.
     }
     assert hour_rows(machine(line, "st-02")) == {
         at(8): (10, 50, "running", 100, 0, False),
@@ -127,6 +128,28 @@ def test_ingest_marks_hours_stale_and_refresh_rebuilds_only_them(line):
     assert services.machine_hours_refresh(now=at(10, 30)) == 1
     assert hour_rows(m1)[at(8)] == (30, 10, "running", 250, 0, False)
     assert oee.line_oee(line, at(8), at(10)) == figures
+
+
+def test_fresh_readings_after_the_newest_roll_up_write_no_hour_row(line):
+    services.machine_hours_refresh(now=at(10, 30))
+    m2 = machine(line, "st-02")
+    assert max(hour_rows(m2)) == at(9)
+    ingest(m2, [state(at(10, 5), "down", "Jam"), reading("good_count", at(11), 7)])
+    assert max(hour_rows(m2)) == at(9)  # nothing to mark: beat rolls 10:00 up
+    figures = oee.line_oee(line, at(9), at(11, 30))
+    assert figures == oee.line_oee(line, at(9), at(11, 30), hourly=False)
+    assert services.machine_hours_refresh(now=at(11, 30)) == 2  # 10:00 of M1 and M2
+    assert hour_rows(m2)[at(10)] == (5, 0, "down", 0, 0, False)
+    assert oee.line_oee(line, at(9), at(11, 30)) == figures
+
+
+def test_late_readings_in_or_before_the_newest_roll_up_mark_it(line):
+    services.machine_hours_refresh(now=at(10, 30))
+    m2 = machine(line, "st-02")
+    ingest(m2, [reading("good_count", at(9, 59), 5), state(at(6, 30), "idle")])
+    rows = hour_rows(m2)
+    assert (rows[at(9)][-1], rows[at(6)][-1]) == (True, True)
+    assert rows[at(8)][-1] is False
 
 
 def test_bad_and_other_readings_leave_hours_fresh(line):

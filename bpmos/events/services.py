@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Sequence
+import os
+import threading
+from collections.abc import Coroutine, Iterable, Sequence
 from datetime import timedelta
 
 import structlog
@@ -90,17 +92,72 @@ def event_publish(*, event: Event) -> OutboxEvent:
         data=json.loads(json.dumps(dict(event.data), cls=DjangoJSONEncoder)),
     )
     OutboxTopic.objects.bulk_create(OutboxTopic(event=row, topic=t) for t in topics)
-    transaction.on_commit(lambda: _deliver_quietly([row.pk]))
+    # The hook runs only if the row's transaction (and any savepoint around
+    # it) committed, so the row in hand is what was stored: no need to read it
+    # back.
+    transaction.on_commit(lambda: _deliver_quietly([row]))
     return row
 
 
-def _deliver_quietly(event_ids: list[int]) -> None:
+def _deliver_quietly(rows: list[OutboxEvent]) -> None:
     # After commit the change is durable; a delivery failure must not turn the
     # caller's successful request into an error. The redelivery path retries.
     try:
-        event_deliver(event_ids=event_ids)
+        if can_deliver_here():
+            delivered, failed = _send(rows)
+            event_outcome_record(delivered=delivered, failed=failed)
     except Exception:
-        log.warning("event_delivery_deferred", event_ids=event_ids, exc_info=True)
+        log.warning(
+            "event_delivery_deferred",
+            event_ids=[row.pk for row in rows],
+            exc_info=True,
+        )
+
+
+class _SenderLoop:
+    """One asyncio loop per process, in a daemon thread, for sends from
+    synchronous code (gunicorn workers, Celery, commands) to a shared layer.
+
+    ``async_to_sync`` there starts a new thread and event loop for every call,
+    and channels_redis opens its connections per loop: each event paid for a
+    thread, a loop and a Redis connection (~10 ms on this machine). This loop
+    and its connections live as long as the process; a forked child starts
+    its own.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid: int | None = None
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=loop.run_forever, name="bpmos-event-sender", daemon=True
+                ).start()
+                self._loop, self._pid = loop, os.getpid()
+            return self._loop
+
+    def run(self, coroutine: Coroutine):
+        """Run ``coroutine`` on the loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(
+            coroutine, self._running_loop()
+        ).result()
+
+
+_sender_loop = _SenderLoop()
+
+
+def _send(rows: list[OutboxEvent]) -> tuple[list[int], list[int]]:
+    """``adeliver_rows`` from synchronous code: on the process's sender loop
+    for a shared layer; through ``async_to_sync`` for the in-memory layer,
+    whose groups live on the ASGI server's own loop (which ``async_to_sync``
+    reaches from that server's worker threads)."""
+    if layer_is_shared():
+        return _sender_loop.run(adeliver_rows(rows))
+    return async_to_sync(adeliver_rows)(rows)
 
 
 async def adeliver_rows(rows: Iterable[OutboxEvent]) -> tuple[list[int], list[int]]:
@@ -161,7 +218,7 @@ def event_deliver(*, event_ids: Iterable[int]) -> int:
     )
     if not rows:
         return 0
-    delivered, failed = async_to_sync(adeliver_rows)(rows)
+    delivered, failed = _send(rows)
     event_outcome_record(delivered=delivered, failed=failed)
     return len(delivered)
 
@@ -177,7 +234,7 @@ def events_redeliver(*, older_than_seconds: float, limit: int = 1000) -> int:
     rows = events_undelivered(limit=limit, older_than_seconds=older_than_seconds)
     if not rows:
         return 0
-    delivered, failed = async_to_sync(adeliver_rows)(rows)
+    delivered, failed = _send(rows)
     event_outcome_record(delivered=delivered, failed=failed)
     if failed:
         log.warning("event_redelivery_incomplete", delivered=len(delivered))
