@@ -267,7 +267,10 @@ def line_oee(
     """
     stations = list(line.stations.order_by("position"))
     by_id = {s.pk: s for s in stations}
-    machines = list(Machine.objects.filter(station__line=line, is_active=True))
+    # Unordered: Machine's default ordering joins stations and lines.
+    machines = list(
+        Machine.objects.filter(station__line=line, is_active=True).order_by()
+    )
     for machine in machines:
         machine.station = by_id[machine.station_id]
     compute = machine_figures_from_hours if hourly else machine_figures

@@ -60,6 +60,7 @@ class LineView:
     stations: list[StationView]
     oee: Decimal | None  # this shift so far, %, from the snapshot
     runbook: RunbookRef | None = None
+    snapshot: OEESnapshot | None = None  # the fresh line snapshot behind ``oee``
 
     @property
     def id(self) -> str:
@@ -144,9 +145,11 @@ def _line_views(lines: list[Line], now: datetime) -> list[LineView]:
     for station in Station.objects.filter(line_id__in=ids).order_by("position"):
         stations[station.line_id].append(station)
     machines: dict[int, list[st.MachineStatus]] = defaultdict(list)
-    for pk, station_id, line_id, status, reason in Machine.objects.filter(
-        station__line_id__in=ids, is_active=True
-    ).values_list("id", "station_id", "station__line_id", "status", "status_reason"):
+    for pk, station_id, line_id, status, reason in (
+        Machine.objects.filter(station__line_id__in=ids, is_active=True)
+        .order_by()  # Machine's default ordering joins stations and lines
+        .values_list("id", "station_id", "station__line_id", "status", "status_reason")
+    ):
         machines[line_id].append(
             st.MachineStatus(id=pk, station_id=station_id, status=status, reason=reason)
         )
@@ -176,6 +179,7 @@ def _line_views(lines: list[Line], now: datetime) -> list[LineView]:
                     for s in stations[line.pk]
                 ],
                 oee=line_oee,
+                snapshot=snapshot,
             )
         )
     return views
@@ -192,10 +196,11 @@ def line_status_list(*, now: datetime | None = None) -> list[LineView]:
 
 
 def _line_or_404(slug: str) -> Line:
-    line = Line.objects.select_related("runbook").filter(slug=slug).first()
-    if line is None:
+    # The slug is unique: no ordering (``first()`` would sort by Line's).
+    found = list(Line.objects.select_related("runbook").filter(slug=slug).order_by())
+    if not found:
         raise NotFound(f"There is no line {slug!r}.")
-    return line
+    return found[0]
 
 
 def line_status_get(*, slug: str, now: datetime | None = None) -> LineView:
@@ -398,7 +403,7 @@ def live_status_summary(*, now: datetime | None = None) -> LiveSummary:
     healthy = total_stations - stations[st.StationState.BLOCKED]
     modes = Counter(view.mode for view in views)
     plant = oee.Figures()
-    for row in _current_snapshots([v.line for v in views], now).values():
+    for row in (view.snapshot for view in views if view.snapshot is not None):
         plant.add(
             oee.Figures(
                 planned_busy=Fraction(row.planned_busy_seconds),

@@ -117,10 +117,15 @@ class StationOEESerializer(OEEFiguresSerializer):
 
     def to_representation(self, instance):
         station, part = instance
+        # One figures serializer for every station of the list (a serializer
+        # deep-copies its fields when made: ~0.5 ms each).
+        figures = self.__dict__.get("_figures")
+        if figures is None:
+            figures = self.__dict__["_figures"] = OEEFiguresSerializer()
         return {
             "id": station.slug,
             "name": station.name,
-            **OEEFiguresSerializer(part).data,
+            **figures.to_representation(part),
         }
 
 
