@@ -24,7 +24,7 @@ import structlog
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -86,17 +86,50 @@ def event_publish(*, event: Event) -> OutboxEvent:
     and the delivery, so nothing rolled back is ever announced.
     """
     topics = list(dict.fromkeys(event.topics))
-    row = OutboxEvent.objects.create(
-        name=event.name,
-        topics=topics,
-        data=json.loads(json.dumps(dict(event.data), cls=DjangoJSONEncoder)),
-    )
-    OutboxTopic.objects.bulk_create(OutboxTopic(event=row, topic=t) for t in topics)
+    text = json.dumps(dict(event.data), cls=DjangoJSONEncoder)
+    if connection.vendor == "postgresql":
+        row = _outbox_insert_postgresql(name=event.name, topics=topics, text=text)
+    else:
+        row = OutboxEvent.objects.create(
+            name=event.name, topics=topics, data=json.loads(text)
+        )
+        OutboxTopic.objects.bulk_create(OutboxTopic(event=row, topic=t) for t in topics)
     # The hook runs only if the row's transaction (and any savepoint around
     # it) committed, so the row in hand is what was stored: no need to read it
     # back.
     transaction.on_commit(lambda: _deliver_quietly([row]))
     return row
+
+
+_OUTBOX_INSERT = (
+    # One statement for the event row and its topic rows (the two ORM inserts
+    # cost ~3 ms on this machine against ~0.4 ms for this; it runs in every
+    # status-changing readings batch and every ledger append).
+    f"WITH event AS (INSERT INTO {OutboxEvent._meta.db_table} "
+    "(name, topics, data, created_at, attempts) "
+    "VALUES (%s, %s::jsonb, %s::jsonb, %s, 0) RETURNING id), "
+    f"topic AS (INSERT INTO {OutboxTopic._meta.db_table} (event_id, topic) "
+    "SELECT event.id, name FROM event, unnest(%s::varchar[]) AS name) "
+    "SELECT id FROM event"
+)
+
+
+def _outbox_insert_postgresql(
+    *, name: str, topics: list[str], text: str
+) -> OutboxEvent:
+    """The outbox row (and its topic rows) as ``OutboxEvent.objects.create``
+    and ``OutboxTopic.objects.bulk_create`` store them, in one statement."""
+    created_at = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _OUTBOX_INSERT, [name, json.dumps(topics), text, created_at, topics]
+        )
+        (pk,) = cursor.fetchone()
+    return OutboxEvent.from_db(
+        connection.alias,
+        ["id", "name", "topics", "data", "created_at", "delivered_at", "attempts"],
+        [pk, name, topics, json.loads(text), created_at, None, 0],
+    )
 
 
 def _deliver_quietly(rows: list[OutboxEvent]) -> None:
