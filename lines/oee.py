@@ -265,14 +265,10 @@ def line_oee(
     ``hourly``: read whole hours from the roll-ups (the same figures, exactly);
     False computes everything from raw readings.
     """
-    stations = list(line.stations.order_by("position"))
-    by_id = {s.pk: s for s in stations}
-    # Unordered: Machine's default ordering joins stations and lines.
-    machines = list(
-        Machine.objects.filter(station__line=line, is_active=True).order_by()
-    )
-    for machine in machines:
-        machine.station = by_id[machine.station_id]
+    from lines.topology import line_topology  # topology imports the models
+
+    topology = line_topology([line.pk])[line.pk]
+    stations, machines = topology.stations, topology.machines
     compute = machine_figures_from_hours if hourly else machine_figures
     per_machine = compute(machines, start, end, line) if machines else {}
     result = LineResult(line=Figures())

@@ -7,7 +7,7 @@ number of queries whatever the number of lines, stations or machines.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -21,6 +21,7 @@ from bpmos.errors import InvalidInput, NotFound
 from lines import oee
 from lines import status as st
 from lines.models import Line, Machine, MachineState, OEESnapshot, Station
+from lines.topology import line_topology
 
 # A snapshot older than this is not served as "now" (beat refreshes every 60 s).
 SNAPSHOT_MAX_AGE = timedelta(minutes=3)
@@ -139,20 +140,13 @@ def line_shift_oee(line: Line, *, now: datetime | None = None) -> Decimal | None
 
 
 def _line_views(lines: list[Line], now: datetime) -> list[LineView]:
-    """Views of ``lines``: three queries (stations, machines, snapshots)."""
-    ids = [line.pk for line in lines]
-    stations: dict[int, list[Station]] = defaultdict(list)
-    for station in Station.objects.filter(line_id__in=ids).order_by("position"):
-        stations[station.line_id].append(station)
-    machines: dict[int, list[st.MachineStatus]] = defaultdict(list)
-    for pk, station_id, line_id, status, reason in (
-        Machine.objects.filter(station__line_id__in=ids, is_active=True)
-        .order_by()  # Machine's default ordering joins stations and lines
-        .values_list("id", "station_id", "station__line_id", "status", "status_reason")
-    ):
-        machines[line_id].append(
-            st.MachineStatus(id=pk, station_id=station_id, status=status, reason=reason)
-        )
+    """Views of ``lines``: two queries (stations with machines, snapshots)."""
+    topology = line_topology([line.pk for line in lines])
+    stations: dict[int, list[Station]] = {}
+    machines: dict[int, list[st.MachineStatus]] = {}
+    for line_id, part in topology.items():
+        stations[line_id] = part.stations
+        machines[line_id] = part.machine_statuses()
     snapshots = _current_snapshots(lines, now)
     views = []
     for line in lines:

@@ -41,8 +41,8 @@ from lines.models import (
     OEESnapshot,
     ReadingQuality,
     ReadingTag,
-    Station,
 )
+from lines.topology import line_topology
 
 # Readings per request: 10,000 rows of JSON (~1.5 MB) stay under Django's
 # 2.5 MB DATA_UPLOAD_MAX_MEMORY_SIZE. Larger loads are sent as several batches.
@@ -286,15 +286,6 @@ class _LineState:
     health: st.LineHealth
 
 
-def _line_machines(line: Line) -> list[st.MachineStatus]:
-    return [
-        st.MachineStatus(id=pk, station_id=station_id, status=status, reason=reason)
-        for pk, station_id, status, reason in Machine.objects.filter(
-            station__line_id=line.pk, is_active=True
-        ).values_list("id", "station_id", "status", "status_reason")
-    ]
-
-
 def _state_of(
     line: Line,
     station_ids: list[int],
@@ -312,10 +303,11 @@ def _state_of(
 def _line_state(line: Line, now: datetime | None = None) -> _LineState:
     from lines.selectors import line_shift_oee  # selectors import services' models
 
+    topology = line_topology([line.pk])[line.pk]
     return _state_of(
         line,
-        list(line.stations.values_list("id", flat=True)),
-        _line_machines(line),
+        [station.pk for station in topology.stations],
+        topology.machine_statuses(),
         line_shift_oee(line),
     )
 
@@ -466,53 +458,29 @@ def _apply_state(
     return before, {"status": state, "status_reason": reason}
 
 
-# What a status change reads of the line it locks, and of its stations.
+# What a status change reads of the line it locks.
 _LINE_FIELDS = ("id", "slug", "name", "shift_start", "shift_minutes", "oee_target")
-_STATION_FIELDS = ("id", "slug", "name")
 
 
 def _lock_line(line_id: int) -> tuple[Line, dict, list[st.MachineStatus]]:
     """Lock the line row (``lock_row``'s lock); return the line (the fields a
-    status change reads), its stations in position order by id, and its
-    active machines' statuses. Two statements: the lock, then the stations
-    and machines in one join, read after the lock is held."""
+    status change reads), its stations in position order, and its active
+    machines' statuses. Two statements: the lock, then ``line_topology``."""
     qn = connection.ops.quote_name
     line_table = qn(Line._meta.db_table)
     sql = f"SELECT {', '.join(map(qn, _LINE_FIELDS))} FROM {line_table} WHERE id = %s"
     if connection.features.has_select_for_update:
         sql += " FOR NO KEY UPDATE"
-    station_table = qn(Station._meta.db_table)
-    machine_table = qn(Machine._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(sql, [line_id])
         row = cursor.fetchone()
-        if row is None:
-            raise NotFound(f"Line {line_id} does not exist.")
-        line = Line.from_db(connection.alias, _LINE_FIELDS, _line_values(row))
-        cursor.execute(
-            f"SELECT s.id, s.slug, s.name, m.id, m.status, m.status_reason "
-            f"FROM {station_table} s LEFT JOIN {machine_table} m "
-            "ON m.station_id = s.id AND m.is_active "
-            "WHERE s.line_id = %s ORDER BY s.position, s.id, m.id",
-            [line_id],
-        )
-        rows = cursor.fetchall()
-    stations: dict[int, Station] = {}
-    machines: list[st.MachineStatus] = []
-    for station_id, slug, name, machine_id, status, status_reason in rows:
-        if station_id not in stations:
-            stations[station_id] = Station.from_db(
-                connection.alias, _STATION_FIELDS, (station_id, slug, name)
-            )
-        if machine_id is not None:
-            machines.append(
-                st.MachineStatus(
-                    id=machine_id,
-                    station_id=station_id,
-                    status=status,
-                    reason=status_reason,
-                )
-            )
+    if row is None:
+        raise NotFound(f"Line {line_id} does not exist.")
+    line = Line.from_db(connection.alias, _LINE_FIELDS, _line_values(row))
+    # Read after the lock is held (its own statement, so its own snapshot).
+    topology = line_topology([line_id])[line_id]
+    stations = {station.pk: station for station in topology.stations}
+    machines = topology.machine_statuses()
     return line, stations, machines
 
 

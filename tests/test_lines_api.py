@@ -320,19 +320,18 @@ def test_live_operations_running_versus_blocked(viewer, production_floor):
 
 
 @pytest.mark.parametrize("lines", [1, 4])
-def test_status_reads_cost_fixed_queries(
-    viewer, django_assert_max_num_queries, django_assert_num_queries, lines
-):
+def test_status_reads_cost_fixed_queries(viewer, django_assert_num_queries, lines):
     for n in range(lines):
         line = make_line(slug=f"line-{n}", position=n)
         ingest(machine(line, "st-01"), [state(at(8), "running")])
-    with django_assert_max_num_queries(5):  # user, lines, stations, machines, oee
+    # Lines, stations with their machines (one join), snapshots; the client is
+    # force-authenticated (no user query).
+    with django_assert_num_queries(3):
         assert len(viewer.get("/api/live-status/lines").json()) == lines
-    # Lines, stations, machines, snapshots (the client is force-authenticated:
-    # no user query): the summary sums the snapshots its line views read.
-    with django_assert_num_queries(4):
+    # The same three: the summary sums the snapshots its line views read.
+    with django_assert_num_queries(3):
         viewer.get("/api/live-status/summary")
-    with django_assert_max_num_queries(5):
+    with django_assert_num_queries(3):
         viewer.get("/api/lines")
 
 

@@ -94,9 +94,9 @@ def test_window_from_hours_equals_the_hand_computed_figures(
     line, django_assert_num_queries
 ):
     services.machine_hours_refresh(now=at(10, 30))
-    # stations, machines, hours, and the state in force at 08:00 with any raw
-    # readings (none here: whole hours, all fresh)
-    with django_assert_num_queries(4):
+    # stations with their machines (one join), hours, and the state in force
+    # at 08:00 with any raw readings (none here: whole hours, all fresh)
+    with django_assert_num_queries(3):
         result = oee.line_oee(line, at(8), at(10))
     assert result.line == oee.Figures(
         planned_busy=Fraction(12960),
