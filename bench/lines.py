@@ -260,13 +260,10 @@ def truncate_readings() -> None:
         cursor.execute("TRUNCATE lines_machinereading")
 
 
-def measure_copy(chunks: list[tuple[str, int]], progress: Progress) -> float:
-    """COPY text of ``chunks`` into an empty lines_machinereading in one
-    statement (the ceiling); returns the seconds it took."""
+def copy_rows(chunks: list[tuple[str, int]], progress: Progress | None = None):
+    """COPY text of ``chunks`` into lines_machinereading in one statement."""
     from django.db import connection
 
-    truncate_readings()
-    started = time.perf_counter()
     with (
         connection.cursor() as cursor,
         cursor.copy(
@@ -276,7 +273,16 @@ def measure_copy(chunks: list[tuple[str, int]], progress: Progress) -> float:
     ):
         for chunk, rows in chunks:
             copy.write(chunk)
-            progress.advance(rows)
+            if progress is not None:
+                progress.advance(rows)
+
+
+def measure_copy(chunks: list[tuple[str, int]], progress: Progress) -> float:
+    """The ceiling: COPY of ``chunks`` into the emptied table; returns the
+    seconds it took."""
+    truncate_readings()
+    started = time.perf_counter()
+    copy_rows(chunks, progress)
     return time.perf_counter() - started
 
 
@@ -322,22 +328,6 @@ def measure_ingest(
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(send, bodies))
     return time.perf_counter() - started, latencies
-
-
-def load_rest(chunks: list[tuple[str, int]]) -> None:
-    """COPY the readings of the other rounds back in, untimed, so the reads
-    run over every generated reading."""
-    from django.db import connection
-
-    with (
-        connection.cursor() as cursor,
-        cursor.copy(
-            "COPY lines_machinereading "
-            "(machine_id, tag, ts, value, text, note, unit, quality) FROM STDIN"
-        ) as copy,
-    ):
-        for chunk, _rows in chunks:
-            copy.write(chunk)
 
 
 def server_times(label: str, call, repeat: int) -> list[float]:
@@ -479,7 +469,9 @@ def main() -> None:
                 f"  POST {rows_in_round / seconds_ingest:>9,.0f} rows/s"
                 f"  ratio {ratios[-1]:4.0%}  batch {ms(round_latencies)}"
             )
-        load_rest([(batches[i][2], batches[i][3]) for p in plan[:-1] for i in p])
+        # The other rounds' readings back in, untimed: the reads below run
+        # over every generated reading.
+        copy_rows([(batches[i][2], batches[i][3]) for p in plan[:-1] for i in p])
         copy_rate = total / copy_seconds
         ingest_rate = total / ingest_seconds
         print("\n== ingest ==")
