@@ -419,23 +419,7 @@ def machine_figures_from_hours(
     if first >= last:  # no whole hour inside
         return machine_figures(machines, start, end, line)
     ids = [m.pk for m in machines]
-    rows: dict[int, dict[datetime, tuple]] = defaultdict(dict)
-    for machine_id, hour, *inputs in (
-        MachineHour.objects.filter(
-            machine_id__in=ids, hour__gte=first, hour__lt=last, is_stale=False
-        )
-        .order_by()
-        .values_list(
-            "machine_id",
-            "hour",
-            "first_change_microseconds",
-            "run_microseconds",
-            "last_state",
-            "good_count",
-            "reject_count",
-        )
-    ):
-        rows[machine_id][hour] = tuple(inputs)
+    rows = _fresh_hours(ids, first, last)
     pieces = {pk: _pieces(start, end, rows[pk]) for pk in ids}
     # Machines usually share their raw ranges (the window's edges): one term
     # per distinct set of ranges keeps the query (and building it) small.
@@ -462,6 +446,43 @@ def machine_figures_from_hours(
             reject=reject,
         )
     return figures
+
+
+# A datetime column as whole seconds since the epoch, per database vendor: the
+# roll-up rows' hours are matched to the window's hours by number, not parsed
+# (a 24 h window of 10 machines is 240 timestamps; Django's time-zone-aware
+# loader parses each in Python, ~3 ms of the read on this machine).
+_EPOCH_SECONDS = {
+    "postgresql": "EXTRACT(EPOCH FROM hour)::bigint",
+    "sqlite": "CAST(strftime('%%s', hour) AS INTEGER)",
+}
+
+
+def _fresh_hours(
+    ids: list[int], first: datetime, last: datetime
+) -> dict[int, dict[datetime, tuple]]:
+    """The fresh roll-up rows of machines ``ids`` for the hours in [first,
+    last): machine id -> hour -> (first change us, run us, last state, good,
+    reject). One query."""
+    hours = {}
+    hour = first
+    while hour < last:
+        hours[int(hour.timestamp())] = hour
+        hour += HOUR
+    adapt = connection.ops.adapt_datetimefield_value
+    rows: dict[int, dict[datetime, tuple]] = defaultdict(dict)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT machine_id, {_EPOCH_SECONDS[connection.vendor]}, "
+            "first_change_microseconds, run_microseconds, last_state, good_count, "
+            f"reject_count FROM {MachineHour._meta.db_table} "
+            f"WHERE machine_id IN ({_marks(ids)}) AND hour >= %s AND hour < %s "
+            "AND NOT is_stale",
+            [*ids, adapt(first), adapt(last)],
+        )
+        for machine_id, seconds, *inputs in cursor.fetchall():
+            rows[machine_id][hours[seconds]] = tuple(inputs)
+    return rows
 
 
 def _raw_inputs(

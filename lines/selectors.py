@@ -189,9 +189,11 @@ def line_status_list(*, now: datetime | None = None) -> list[LineView]:
     return _line_views(lines, now or timezone.now())
 
 
-def _line_or_404(slug: str) -> Line:
-    # The slug is unique: no ordering (``first()`` would sort by Line's).
-    found = list(Line.objects.select_related("runbook").filter(slug=slug).order_by())
+def _line_or_404(slug: str, *, with_runbook: bool = False) -> Line:
+    # The slug is unique: no ordering (``first()`` would sort by Line's). The
+    # runbook join only where the answer names the runbook (~0.7 ms here).
+    lines = Line.objects.select_related("runbook") if with_runbook else Line.objects
+    found = list(lines.filter(slug=slug).order_by())
     if not found:
         raise NotFound(f"There is no line {slug!r}.")
     return found[0]
@@ -202,7 +204,7 @@ def line_status_get(*, slug: str, now: datetime | None = None) -> LineView:
     from runbooks import controltower
 
     now = now or timezone.now()
-    line = _line_or_404(slug)
+    line = _line_or_404(slug, with_runbook=True)
     view = _line_views([line], now)[0]
     if line.runbook_id:
         summary = controltower.runbook_detail_get(slug=line.runbook.slug, now=now)
