@@ -91,7 +91,9 @@ class LineView:
 def _current_snapshots(
     lines: list[Line], now: datetime, *, stations: bool = False
 ) -> dict[tuple[int, int | None], OEESnapshot]:
-    """The fresh current-shift snapshots of ``lines``: (line id, station id) ->."""
+    """The fresh current-shift snapshots of ``lines``: (line id, station id) ->.
+
+    With ``stations``, the stations' rows too, each with its station loaded."""
     if not lines:
         return {}
     starts = {line.pk: oee.shift_window(line, now)[0] for line in lines}
@@ -102,7 +104,9 @@ def _current_snapshots(
         window_start__in=set(starts.values()),
         computed_at__gte=now - SNAPSHOT_MAX_AGE,
     ).order_by()
-    if not stations:
+    if stations:
+        rows = rows.select_related("station")
+    else:
         rows = rows.filter(station__isnull=True)
     return {
         (row.line_id, row.station_id): row
@@ -347,7 +351,10 @@ def line_oee_get(
         snapshots = _current_snapshots([line], now, stations=True)
         total = snapshots.get((line.pk, None))
         if total is not None:
-            stations = list(line.stations.order_by("position"))
+            station_rows = sorted(
+                (row for key, row in snapshots.items() if key[1] is not None),
+                key=lambda row: row.station.position,
+            )
             return OEEReport(
                 line_id=line.slug,
                 start=total.window_start,
@@ -356,9 +363,7 @@ def line_oee_get(
                 computed_at=total.computed_at,
                 total=OEEPart.of_snapshot(total),
                 stations=[
-                    (s, OEEPart.of_snapshot(snapshots[(line.pk, s.pk)]))
-                    for s in stations
-                    if (line.pk, s.pk) in snapshots
+                    (row.station, OEEPart.of_snapshot(row)) for row in station_rows
                 ],
             )
         window = (oee.shift_window(line, now)[0], now)
