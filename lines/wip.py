@@ -24,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, Q
 
 from runbooks.models import (
     Stage,
@@ -61,7 +61,7 @@ class StageWip:
 def stage_wip_list() -> list[StageWip]:
     """WIP of every stage of every active runbook, by runbook and position.
 
-    Three queries.
+    Two queries.
     """
     stages = {
         row.id: StageWip(
@@ -76,32 +76,32 @@ def stage_wip_list() -> list[StageWip]:
             "id", "runbook__slug", "slug", "code", "name", "position", named=True
         )
     }
-    started = WorkOrderStage.objects.filter(
-        work_order__status=WorkOrderStatus.IN_PROGRESS
-    )
-    for stage_id, status, count in (
-        started.filter(status__in=[StageStatus.IN_PROGRESS, StageStatus.HOLD])
-        .values_list("stage_id", "status")
-        .annotate(n=Count("id"))
-        .order_by()
-    ):
-        if stage_id in stages:
-            if status == StageStatus.IN_PROGRESS:
-                stages[stage_id].in_progress = count
-            else:
-                stages[stage_id].on_hold = count
+    # One pass over the started work orders' open stages: what is in progress
+    # or on hold at each stage, and what waits there (planned, no earlier stage
+    # of its work order still open).
     earlier_open = WorkOrderStage.objects.filter(
         work_order_id=OuterRef("work_order_id"), position__lt=OuterRef("position")
     ).exclude(status=StageStatus.DONE)
-    for stage_id, count in (
-        started.filter(status=StageStatus.PLANNED)
-        .exclude(Exists(earlier_open))
-        .values_list("stage_id")
-        .annotate(n=Count("id"))
+    for stage_id, in_progress, on_hold, waiting in (
+        WorkOrderStage.objects.filter(
+            work_order__status=WorkOrderStatus.IN_PROGRESS,
+            status__in=[StageStatus.IN_PROGRESS, StageStatus.HOLD, StageStatus.PLANNED],
+        )
+        .values("stage_id")
+        .annotate(
+            in_progress=Count("id", filter=Q(status=StageStatus.IN_PROGRESS)),
+            on_hold=Count("id", filter=Q(status=StageStatus.HOLD)),
+            waiting=Count(
+                "id", filter=Q(status=StageStatus.PLANNED) & ~Exists(earlier_open)
+            ),
+        )
+        .values_list("stage_id", "in_progress", "on_hold", "waiting")
         .order_by()
     ):
         if stage_id in stages:
-            stages[stage_id].waiting = count
+            stages[stage_id].in_progress = in_progress
+            stages[stage_id].on_hold = on_hold
+            stages[stage_id].waiting = waiting
     by_runbook: dict[str, list[StageWip]] = defaultdict(list)
     for wip in stages.values():
         by_runbook[wip.runbook_id].append(wip)

@@ -253,10 +253,11 @@ def production_floor(make_user):
     return orders, stages
 
 
-def test_wip_by_stage_and_bottleneck(production_floor):
+def test_wip_by_stage_and_bottleneck(production_floor, django_assert_num_queries):
     orders, _ = production_floor
     assert orders[4].status == WorkOrderStatus.PLANNED
-    stages = wip.stage_wip_list()
+    with django_assert_num_queries(2):  # the stages; their counts in one pass
+        stages = wip.stage_wip_list()
     assert [(s.stage, s.in_progress, s.waiting, s.on_hold) for s in stages] == [
         ("S1 Cell Grading", 1, 0, 0),
         ("S2 Module Assembly", 1, 1, 1),
