@@ -183,14 +183,17 @@ def _line_views(lines: list[Line], now: datetime) -> list[LineView]:
     return views
 
 
-def line_status_list(*, now: datetime | None = None) -> list[LineView]:
-    """Every active line's status, in line order. Four queries."""
-    lines = list(
-        Line.objects.filter(is_active=True)
-        .select_related("runbook")
-        .order_by("position", "slug")
+def line_status_list(
+    *, now: datetime | None = None, with_runbook: bool = True
+) -> list[LineView]:
+    """Every active line's status, in line order. Three queries (lines, their
+    stations and machines, snapshots); ``with_runbook=False`` leaves out the
+    runbook join for callers that do not name it (``runbook_id`` then reads it)."""
+    lines = Line.objects.select_related("runbook") if with_runbook else Line.objects
+    return _line_views(
+        list(lines.filter(is_active=True).order_by("position", "slug")),
+        now or timezone.now(),
     )
-    return _line_views(lines, now or timezone.now())
 
 
 def _line_or_404(slug: str, *, with_runbook: bool = False) -> Line:
@@ -398,7 +401,7 @@ class LiveSummary:
 def live_status_summary(*, now: datetime | None = None) -> LiveSummary:
     """Health % (stations not Blocked), lines by mode, plant OEE this shift."""
     now = now or timezone.now()
-    views = line_status_list(now=now)
+    views = line_status_list(now=now, with_runbook=False)
     stations = Counter(s.state for view in views for s in view.stations)
     total_stations = sum(stations.values())
     healthy = total_stations - stations[st.StationState.BLOCKED]
