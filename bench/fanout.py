@@ -31,25 +31,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import resource
-import socket
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
-from urllib.parse import urlsplit
 
-from bench.lines import (
-    BASE_DIR,
+from bench.common import (
     Progress,
-    bench_database_url,
     free_port,
+    ms,
     percentile,
-    recreate_database,
-    server_env,
+    setup_bench_django,
+    start_server,
+    stop_server,
 )
 
 CONNECT_CONCURRENCY = 50
@@ -62,44 +59,17 @@ WARMUP_EVENTS = 2
 
 def start_daphne(application: str, port: int, log_path: Path) -> subprocess.Popen:
     """One daphne process serving ``application``; returns once it listens."""
-    log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the server
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            application,
-        ],
-        cwd=BASE_DIR,
-        env=server_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        if process.poll() is not None:
-            sys.exit(f"daphne exited:\n{log_path.read_text()[-3000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process
-        except OSError:
-            if time.monotonic() > deadline:
-                process.kill()
-                sys.exit("daphne did not start")
-            time.sleep(0.2)
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    command = [
+        sys.executable,
+        "-m",
+        "daphne",
+        "-b",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        application,
+    ]
+    return start_server("daphne", command, port, log_path)
 
 
 def raise_open_file_limit(clients: int) -> None:
@@ -338,10 +308,7 @@ def event_template(plant) -> dict:
 def fmt(values: list[float]) -> str:
     if not values:
         return "no deliveries"
-    return (
-        f"p50 {percentile(values, 50) * 1000:7.1f} ms  "
-        f"p99 {percentile(values, 99) * 1000:7.1f} ms"
-    )
+    return ms(values, decimals=1, count=False)
 
 
 def run(*, clients: list[int], events_count: int) -> None:
@@ -372,7 +339,7 @@ def run(*, clients: list[int], events_count: int) -> None:
                 else:
                     measured = asyncio.run(measure_ours(n, events_count, plant, port))
             finally:
-                stop(server)
+                stop_server(server)
             row[name] = measured
         results.append(row)
 
@@ -404,19 +371,7 @@ def main() -> None:
     args = parser.parse_args()
     clients = [int(n) for n in args.clients.split(",") if n.strip()]
 
-    url = bench_database_url()
-    print(f"bench database: {urlsplit(url).path.lstrip('/')} (re-created)")
-    recreate_database(url)
-    os.environ["DATABASE_URL"] = url
-    os.environ["BPMOS_LOG_LEVEL"] = "WARNING"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bpmos.settings")
-    sys.path.insert(0, str(BASE_DIR))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    setup_bench_django()
     run(clients=clients, events_count=args.events)
 
 

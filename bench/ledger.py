@@ -27,18 +27,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import threading
 import time
 from collections import defaultdict
 from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
-from urllib.parse import urlsplit
 
-from bench.lines import Progress, bench_database_url, recreate_database
+from bench.common import Progress, setup_bench_django
 
-BASE_DIR = Path(__file__).resolve().parent.parent
 APPEND_GOAL = 2_000  # events/s
 VERIFY_GOAL = 10.0  # seconds for 100k events
 
@@ -265,21 +261,10 @@ def main() -> None:
     parser.add_argument("--verify", type=int, default=100_000, help="events to verify")
     args = parser.parse_args()
 
-    url = bench_database_url()
-    print(f"bench database: {urlsplit(url).path.lstrip('/')} (re-created)")
-    recreate_database(url)
-    os.environ["DATABASE_URL"] = url
-    os.environ["BPMOS_LOG_LEVEL"] = "WARNING"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bpmos.settings")
-    sys.path.insert(0, str(BASE_DIR))
-    import django
-
-    django.setup()
+    setup_bench_django()
     from django.conf import settings
-    from django.core.management import call_command
     from django.db import connection
 
-    call_command("migrate", verbosity=0)
     if not os.environ.get("REDIS_URL"):
         print("note: REDIS_URL is not set; live events stay in the outbox")
 

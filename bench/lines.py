@@ -40,9 +40,7 @@ import argparse
 import functools
 import io
 import json
-import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,126 +49,45 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+from bench.common import (
+    Progress,
+    free_port,
+    ms,
+    setup_bench_django,
+    start_server,
+    stop_server,
+)
 
-
-# --- output -------------------------------------------------------------------
-
-
-class Progress:
-    """A one-line progress bar on stderr (no dependency)."""
-
-    def __init__(self, label: str, total: int):
-        self.label, self.total, self.done = label, total, 0
-        self.started = time.perf_counter()
-        self.lock = threading.Lock()
-        self._last = 0.0
-
-    def advance(self, n: int = 1) -> None:
-        with self.lock:
-            self.done += n
-            now = time.perf_counter()
-            if now - self._last < 0.2 and self.done < self.total:
-                return
-            self._last = now
-            width = 30
-            filled = int(width * self.done / self.total)
-            rate = self.done / max(now - self.started, 1e-9)
-            sys.stderr.write(
-                f"\r{self.label:<22} [{'#' * filled}{'.' * (width - filled)}] "
-                f"{self.done:>9,}/{self.total:,} {rate:>10,.0f}/s"
-            )
-            if self.done >= self.total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
-
-
-def ms(values: list[float]) -> str:
-    return (
-        f"p50 {percentile(values, 50) * 1000:7.2f} ms  "
-        f"p99 {percentile(values, 99) * 1000:7.2f} ms  (n={len(values)})"
-    )
-
-
-# --- environment -----------------------------------------------------------------
-
-
-def bench_database_url() -> str:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgres"):
-        sys.exit("The bench needs PostgreSQL: set DATABASE_URL (and REDIS_URL).")
-    parts = urlsplit(url)
-    return parts._replace(path=parts.path.rstrip("/") + "_bench").geturl()
-
-
-def recreate_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def server_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["DJANGO_SETTINGS_MODULE"] = "bpmos.settings"
-    env["BPMOS_ACCESS_TOKEN_MINUTES"] = "240"
-    env["BPMOS_LOG_LEVEL"] = "WARNING"
-    return env
-
+# --- the server -------------------------------------------------------------------
 
 WORKERS = 2  # gunicorn sync workers, as performance.md measured its ceilings
 
 
-def start_gunicorn(port: int, log_path: Path) -> subprocess.Popen:
-    log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the server
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "bpmos.wsgi:application",
-            "--workers",
-            str(WORKERS),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--timeout",
-            "120",
-        ],
-        cwd=BASE_DIR,
-        env=server_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+def health_answers(port: int) -> bool:
+    """Whether the server on ``port`` answers ``/api/health`` (any status)."""
     import httpx
 
-    deadline = time.monotonic() + 30
-    while True:
-        if process.poll() is not None:
-            sys.exit(f"gunicorn exited:\n{log_path.read_text()[-3000:]}")
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1)
-            return process
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                process.kill()
-                sys.exit("gunicorn did not start")
-            time.sleep(0.2)
+    try:
+        httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1)
+    except httpx.TransportError:
+        return False
+    return True
+
+
+def start_gunicorn(port: int, log_path: Path) -> subprocess.Popen:
+    """The REST API under gunicorn on ``port``; returns once it answers."""
+    command = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "bpmos.wsgi:application",
+        "--workers",
+        str(WORKERS),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--timeout",
+        "120",
+    ]
+    return start_server("gunicorn", command, port, log_path, ready=health_answers)
 
 
 # --- the plant and its readings ---------------------------------------------------
@@ -373,19 +290,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    url = bench_database_url()
-    print(f"bench database: {urlsplit(url).path.lstrip('/')} (re-created)")
-    recreate_database(url)
-    os.environ["DATABASE_URL"] = url
-    os.environ["BPMOS_LOG_LEVEL"] = "WARNING"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bpmos.settings")
-    sys.path.insert(0, str(BASE_DIR))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    setup_bench_django()
 
     from rest_framework_simplejwt.tokens import AccessToken
 
@@ -600,11 +505,7 @@ def main() -> None:
                 "GET /api/lines/line-01", client, f"/api/lines/{line}", headers, n
             )
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
 
     if not args.skip_fanout:
         from bench import fanout

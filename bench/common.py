@@ -1,0 +1,182 @@
+"""Helpers shared by the benches (``bench.lines``, ``bench.ledger``,
+``bench.fanout``): no measurements here.
+
+* output: ``Progress``, a one-line progress bar on stderr; ``percentile`` and
+  ``ms``, p50/p99 of a list of seconds in milliseconds;
+* the bench database: ``bench_database_url`` (``<DATABASE_URL's name>_bench``),
+  ``recreate_database``, and ``setup_bench_django``, which re-creates it, sets
+  Django up on it and migrates it;
+* servers: ``free_port``, ``server_env`` (the environment of a server
+  subprocess), ``start_server`` (start one and wait until it answers) and
+  ``stop_server``.
+
+Standard library only at import time; nothing from ``tests``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+# --- output -------------------------------------------------------------------
+
+
+class Progress:
+    """A one-line progress bar on stderr (no dependency)."""
+
+    def __init__(self, label: str, total: int):
+        self.label, self.total, self.done = label, total, 0
+        self.started = time.perf_counter()
+        self.lock = threading.Lock()
+        self._last = 0.0
+
+    def advance(self, n: int = 1) -> None:
+        with self.lock:
+            self.done += n
+            now = time.perf_counter()
+            if now - self._last < 0.2 and self.done < self.total:
+                return
+            self._last = now
+            width = 30
+            filled = int(width * self.done / self.total)
+            rate = self.done / max(now - self.started, 1e-9)
+            sys.stderr.write(
+                f"\r{self.label:<22} [{'#' * filled}{'.' * (width - filled)}] "
+                f"{self.done:>9,}/{self.total:,} {rate:>10,.0f}/s"
+            )
+            if self.done >= self.total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def ms(values: list[float], *, decimals: int = 2, count: bool = True) -> str:
+    """``p50 … ms  p99 … ms`` of ``values`` (seconds); with ``count``, ``(n=…)``."""
+    text = (
+        f"p50 {percentile(values, 50) * 1000:7.{decimals}f} ms  "
+        f"p99 {percentile(values, 99) * 1000:7.{decimals}f} ms"
+    )
+    return f"{text}  (n={len(values)})" if count else text
+
+
+# --- the bench database -----------------------------------------------------------
+
+
+def bench_database_url() -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        sys.exit("The bench needs PostgreSQL: set DATABASE_URL (and REDIS_URL).")
+    parts = urlsplit(url)
+    return parts._replace(path=parts.path.rstrip("/") + "_bench").geturl()
+
+
+def recreate_database(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def setup_bench_django() -> None:
+    """Re-create the bench database, set Django up on it and migrate it."""
+    url = bench_database_url()
+    print(f"bench database: {urlsplit(url).path.lstrip('/')} (re-created)")
+    recreate_database(url)
+    os.environ["DATABASE_URL"] = url
+    os.environ["BPMOS_LOG_LEVEL"] = "WARNING"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bpmos.settings")
+    sys.path.insert(0, str(BASE_DIR))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+# --- servers ----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def server_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["DJANGO_SETTINGS_MODULE"] = "bpmos.settings"
+    env["BPMOS_ACCESS_TOKEN_MINUTES"] = "240"
+    env["BPMOS_LOG_LEVEL"] = "WARNING"
+    return env
+
+
+def port_open(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:``port``."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def start_server(
+    name: str,
+    command: list[str],
+    port: int,
+    log_path: Path,
+    *,
+    ready: Callable[[int], bool] = port_open,
+) -> subprocess.Popen:
+    """Run ``command`` (a server on ``port``) from the project directory with
+    ``server_env()``, its output in ``log_path``; returns once ``ready(port)``.
+
+    Exits the bench if the server dies first (with its log's tail) or is not
+    ready within 30 s.
+    """
+    log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the server
+    process = subprocess.Popen(
+        command,
+        cwd=BASE_DIR,
+        env=server_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            sys.exit(f"{name} exited:\n{log_path.read_text()[-3000:]}")
+        if ready(port):
+            return process
+        if time.monotonic() > deadline:
+            process.kill()
+            sys.exit(f"{name} did not start")
+        time.sleep(0.2)
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
