@@ -1,17 +1,33 @@
-"""Test helpers shared by the cross-cutting tests: route discovery, the envelope.
+"""Test helpers shared by the cross-cutting tests: route discovery, the envelope,
+a daphne server in a subprocess.
 
 ``api_routes()`` walks the real URLconf, so every endpoint added under the
 ``api`` namespace is picked up by the role matrix and the OpenAPI tests without
 anyone listing it.
+
+``daphne_server()`` runs bpmos.asgi under daphne on this test run's database
+and Redis, for the end-to-end tests of the WebSocket and the SSE stream.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
 
+import httpx
+import pytest
+from django.conf import settings
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.urls.exceptions import Resolver404
 from django.utils.regex_helper import normalize
@@ -182,3 +198,86 @@ def assert_envelope(response, status: int, code: str) -> dict:
     assert isinstance(body["details"], dict), body
     assert body["request_id"] == response.headers["X-Request-ID"]
     return body
+
+
+# --- a daphne server in a subprocess ------------------------------------------------
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    """The environment of a server on this test run's database and Redis, plus
+    ``extra`` (e.g. ``BPMOS_WS_AUTH_TIMEOUT="1.0"``)."""
+    env = dict(os.environ)
+    env.pop("PYTEST_XDIST_WORKER", None)  # pass the per-worker values explicitly
+    db = settings.DATABASES["default"]
+    if settings.DB_IS_POSTGRES:
+        url = urlsplit(os.environ["DATABASE_URL"])
+        env["DATABASE_URL"] = url._replace(path="/" + db["NAME"]).geturl()
+    else:
+        env.pop("DATABASE_URL", None)
+        env["BPMOS_SQLITE_PATH"] = str(db["NAME"])
+    if settings.REDIS_URL:
+        env["REDIS_URL"] = settings.REDIS_URL
+    else:
+        env.pop("REDIS_URL", None)
+    env["BPMOS_REDIS_PREFIX"] = settings.REDIS_PREFIX
+    env["BPMOS_DATA_DIR"] = str(settings.DATA_DIR)
+    env.update(extra)
+    env["DJANGO_SETTINGS_MODULE"] = "bpmos.settings"
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def daphne_server(log_path: Path, **extra_env: str) -> Iterator[int]:
+    """A daphne process serving bpmos.asgi on a free port; yields the port once
+    it answers HTTP, stops the process on exit.
+
+    The server's output goes to ``log_path``; ``extra_env`` is added to its
+    environment (``server_env``). Fails the test (with the log's tail) if
+    daphne exits or does not answer within 30 s.
+    """
+    port = free_port()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "bpmos.asgi:application",
+            ],
+            cwd=Path(settings.BASE_DIR),
+            env=server_env(**extra_env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"daphne exited:\n{log_path.read_text()[-3000:]}")
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)  # any answer will do
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    pytest.fail(
+                        f"daphne did not start:\n{log_path.read_text()[-3000:]}"
+                    )
+                time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -11,14 +11,8 @@ sends them. On PostgreSQL + Redis they go out from this process after commit.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -31,89 +25,24 @@ from bpmos.events.services import layer_is_shared
 from passports import dispatch
 from tests.conftest import bearer
 from tests.dispatch_support import latest_job, make_pack
+from tests.support import daphne_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BASE_DIR = Path(settings.BASE_DIR)
 STREAM = "/api/live-products/dispatchable/stream"
 HEARTBEAT = 0.5  # the server's BPMOS_SSE_HEARTBEAT_SECONDS in these tests
 ENVELOPE_KEYS = {"success", "error", "code", "details", "request_id"}
 
 
-# --- the server (the pattern of tests/test_websocket.py's fixture) ---------------
-
-
-def _server_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("PYTEST_XDIST_WORKER", None)
-    db = settings.DATABASES["default"]
-    if settings.DB_IS_POSTGRES:
-        url = urlsplit(os.environ["DATABASE_URL"])
-        env["DATABASE_URL"] = url._replace(path="/" + db["NAME"]).geturl()
-    else:
-        env.pop("DATABASE_URL", None)
-        env["BPMOS_SQLITE_PATH"] = str(db["NAME"])
-    if settings.REDIS_URL:
-        env["REDIS_URL"] = settings.REDIS_URL
-    else:
-        env.pop("REDIS_URL", None)
-    env["BPMOS_REDIS_PREFIX"] = settings.REDIS_PREFIX
-    env["BPMOS_DATA_DIR"] = str(settings.DATA_DIR)
-    env["BPMOS_SSE_HEARTBEAT_SECONDS"] = str(HEARTBEAT)
-    env["DJANGO_SETTINGS_MODULE"] = "bpmos.settings"
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+# --- the server (tests.support.daphne_server, as in tests/test_websocket.py) -------
 
 
 @pytest.fixture(scope="module")
 def server(django_db_setup, tmp_path_factory):
     """A daphne process serving bpmos.asgi on a free port; yields its base URL."""
     log_path = tmp_path_factory.mktemp("daphne-sse") / "daphne.log"
-    port = _free_port()
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "bpmos.asgi:application",
-            ],
-            cwd=BASE_DIR,
-            env=_server_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"daphne exited:\n{log_path.read_text()[-3000:]}")
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    pytest.fail(
-                        f"daphne did not start:\n{log_path.read_text()[-3000:]}"
-                    )
-                time.sleep(0.1)
+    with daphne_server(log_path, BPMOS_SSE_HEARTBEAT_SECONDS=str(HEARTBEAT)) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # --- an SSE client ----------------------------------------------------------------

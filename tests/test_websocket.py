@@ -9,18 +9,11 @@ pump. On PostgreSQL + Redis they go out from this process right after commit.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from django.conf import settings
 from django.db import transaction
 from django.test import override_settings
 from rest_framework_simplejwt.tokens import AccessToken
@@ -30,10 +23,10 @@ from websockets.sync.client import ClientConnection, connect
 from bpmos.accounts.services import user_role_change
 from bpmos.events.models import OutboxEvent
 from bpmos.events.services import events_redeliver, layer_is_shared
+from tests.support import daphne_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BASE_DIR = Path(settings.BASE_DIR)
 AUTH_TIMEOUT = 1.0  # the server's BPMOS_WS_AUTH_TIMEOUT in these tests
 DEAD_LAYER = {
     "default": {
@@ -48,78 +41,12 @@ DEAD_LAYER = {
 # --- the server -------------------------------------------------------------------
 
 
-def _server_env() -> dict[str, str]:
-    """The environment of a server on this test run's database and Redis."""
-    env = dict(os.environ)
-    env.pop("PYTEST_XDIST_WORKER", None)  # pass the per-worker values explicitly
-    db = settings.DATABASES["default"]
-    if settings.DB_IS_POSTGRES:
-        url = urlsplit(os.environ["DATABASE_URL"])
-        env["DATABASE_URL"] = url._replace(path="/" + db["NAME"]).geturl()
-    else:
-        env.pop("DATABASE_URL", None)
-        env["BPMOS_SQLITE_PATH"] = str(db["NAME"])
-    if settings.REDIS_URL:
-        env["REDIS_URL"] = settings.REDIS_URL
-    else:
-        env.pop("REDIS_URL", None)
-    env["BPMOS_REDIS_PREFIX"] = settings.REDIS_PREFIX
-    env["BPMOS_DATA_DIR"] = str(settings.DATA_DIR)
-    env["BPMOS_WS_AUTH_TIMEOUT"] = str(AUTH_TIMEOUT)
-    env["DJANGO_SETTINGS_MODULE"] = "bpmos.settings"
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(django_db_setup, tmp_path_factory):
     """A daphne process serving bpmos.asgi on a free port; yields its ws URL."""
     log_path = tmp_path_factory.mktemp("daphne") / "daphne.log"
-    port = _free_port()
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "bpmos.asgi:application",
-            ],
-            cwd=BASE_DIR,
-            env=_server_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"daphne exited:\n{log_path.read_text()[-3000:]}")
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)  # any answer will do
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    pytest.fail(
-                        f"daphne did not start:\n{log_path.read_text()[-3000:]}"
-                    )
-                time.sleep(0.1)
+    with daphne_server(log_path, BPMOS_WS_AUTH_TIMEOUT=str(AUTH_TIMEOUT)) as port:
         yield f"ws://127.0.0.1:{port}/ws/events/"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # --- client helpers ---------------------------------------------------------------
