@@ -18,6 +18,7 @@ from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from bpmos.errors import InvalidInput, NotFound
+from bpmos.rawsql import orm_values
 from lines import oee
 from lines import status as st
 from lines.models import Line, Machine, MachineState, OEESnapshot, Station
@@ -135,9 +136,7 @@ def line_shift_oee(line: Line, *, now: datetime | None = None) -> Decimal | None
             ],
         )
         row = cursor.fetchone()
-    if row is None or row[0] is None:
-        return None
-    return row[0] if isinstance(row[0], Decimal) else Decimal(str(row[0]))
+    return None if row is None else orm_values(OEESnapshot, ["oee"], row)[0]
 
 
 # --- line status -----------------------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypedDict
 
@@ -28,6 +28,7 @@ from bpmos import events
 from bpmos.bulk import BulkTarget
 from bpmos.errors import DomainError, InvalidInput, NotFound
 from bpmos.locking import ROW_LOCK, lock_row
+from bpmos.rawsql import orm_values
 from elog import audit
 from lines import events as line_events
 from lines import oee
@@ -414,13 +415,9 @@ def _lock_machine(machine_id: int) -> tuple[Machine, int]:
         row = cursor.fetchone()
     if row is None:
         raise NotFound(f"Machine {machine_id} does not exist.")
-    since = row[-2]
-    if since is not None:
-        since = _aware_datetime(since)
+    names = [*_MACHINE_FIELDS, "status_since"]
     machine = Machine.from_db(
-        connection.alias,
-        [*_MACHINE_FIELDS, "status_since"],
-        [*row[: len(_MACHINE_FIELDS)], since],
+        connection.alias, names, orm_values(Machine, names, row[: len(names)])
     )
     return machine, row[-1]
 
@@ -476,25 +473,14 @@ def _lock_line(line_id: int) -> tuple[Line, dict, list[st.MachineStatus]]:
         row = cursor.fetchone()
     if row is None:
         raise NotFound(f"Line {line_id} does not exist.")
-    line = Line.from_db(connection.alias, _LINE_FIELDS, _line_values(row))
+    line = Line.from_db(
+        connection.alias, _LINE_FIELDS, orm_values(Line, _LINE_FIELDS, row)
+    )
     # Read after the lock is held (its own statement, so its own snapshot).
     topology = line_topology([line_id])[line_id]
     stations = {station.pk: station for station in topology.stations}
     machines = topology.machine_statuses()
     return line, stations, machines
-
-
-def _line_values(row: tuple) -> tuple:
-    """A raw line row's values as the ORM would convert them (SQLite hands
-    back text for times and floats for decimals)."""
-    pk, slug, name, shift_start, shift_minutes, oee_target = row
-    if not isinstance(shift_start, time):
-        shift_start = connection.ops.convert_timefield_value(
-            shift_start, None, connection
-        )
-    if oee_target is not None and not isinstance(oee_target, Decimal):
-        oee_target = Decimal(str(oee_target))
-    return pk, slug, name, shift_start, shift_minutes, oee_target
 
 
 def _machine_status_write(
@@ -615,7 +601,8 @@ def machine_hours_mark_stale(*, machine_id: int, rows: list[tuple]) -> None:
         newest = cursor.fetchone()
     if newest is None:
         return
-    limit = _aware_datetime(newest[0]) + oee.HOUR
+    (newest_hour,) = orm_values(MachineHour, ["hour"], newest)
+    limit = newest_hour + oee.HOUR
     hours = set()
     for row in rows:
         ts = row[2]
@@ -640,14 +627,6 @@ def machine_hours_mark_stale(*, machine_id: int, rows: list[tuple]) -> None:
             "ON CONFLICT (machine_id, hour) DO UPDATE SET is_stale = EXCLUDED.is_stale",
             params,
         )
-
-
-def _aware_datetime(value: Any) -> datetime:
-    """A datetime column's value from a raw query, aware: PostgreSQL hands one
-    back; SQLite a naive datetime or text, converted as the ORM does."""
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value
-    return connection.ops.convert_datetimefield_value(value, None, connection)
 
 
 def machine_hours_refresh(*, now: datetime | None = None) -> int:

@@ -10,19 +10,15 @@ join (docs/lines.md, "Cost of the reads").
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any
 
 from django.db import connection
 
+from bpmos.rawsql import orm_values
 from lines import status as st
 from lines.models import Machine, Station
 
 _STATION_FIELDS = ("id", "line_id", "slug", "name", "position", "ideal_cycle_seconds")
 _MACHINE_FIELDS = ("id", "station_id", "status", "status_reason")
-_CYCLE_QUANTUM = Decimal(1).scaleb(
-    -Station._meta.get_field("ideal_cycle_seconds").decimal_places
-)
 
 
 @dataclass
@@ -71,20 +67,17 @@ def line_topology(line_ids: list[int]) -> dict[int, LineTopology]:
     for row in rows:
         if station is None or station.pk != row[0]:
             station = Station.from_db(
-                connection.alias, _STATION_FIELDS, _station_values(row[:width])
+                connection.alias,
+                _STATION_FIELDS,
+                orm_values(Station, _STATION_FIELDS, row[:width]),
             )
             result[station.line_id].stations.append(station)
         if row[width] is not None:
-            machine = Machine.from_db(connection.alias, _MACHINE_FIELDS, row[width:])
+            machine = Machine.from_db(
+                connection.alias,
+                _MACHINE_FIELDS,
+                orm_values(Machine, _MACHINE_FIELDS, row[width:]),
+            )
             machine.station = station
             result[station.line_id].machines.append(machine)
     return result
-
-
-def _station_values(values: tuple) -> tuple[Any, ...]:
-    # PostgreSQL hands back a Decimal; SQLite a float (or int), which the ORM
-    # quantizes to the field's decimal places: so does this.
-    cycle = values[-1]
-    if not isinstance(cycle, Decimal):
-        cycle = Decimal(str(cycle)).quantize(_CYCLE_QUANTUM)
-    return (*values[:-1], cycle)
