@@ -137,8 +137,7 @@ def _deliver_quietly(rows: list[OutboxEvent]) -> None:
     # caller's successful request into an error. The redelivery path retries.
     try:
         if can_deliver_here():
-            delivered, failed = _send(rows)
-            event_outcome_record(delivered=delivered, failed=failed)
+            _deliver_rows(rows)
     except Exception:
         log.warning(
             "event_delivery_deferred",
@@ -191,6 +190,13 @@ def _send(rows: list[OutboxEvent]) -> tuple[list[int], list[int]]:
     if layer_is_shared():
         return _sender_loop.run(adeliver_rows(rows))
     return async_to_sync(adeliver_rows)(rows)
+
+
+def _deliver_rows(rows: list[OutboxEvent]) -> tuple[list[int], list[int]]:
+    """Send ``rows`` and record the outcome; returns (delivered, failed) ids."""
+    delivered, failed = _send(rows)
+    event_outcome_record(delivered=delivered, failed=failed)
+    return delivered, failed
 
 
 async def adeliver_rows(rows: Iterable[OutboxEvent]) -> tuple[list[int], list[int]]:
@@ -251,8 +257,7 @@ def event_deliver(*, event_ids: Iterable[int]) -> int:
     )
     if not rows:
         return 0
-    delivered, failed = _send(rows)
-    event_outcome_record(delivered=delivered, failed=failed)
+    delivered, _failed = _deliver_rows(rows)
     return len(delivered)
 
 
@@ -267,8 +272,7 @@ def events_redeliver(*, older_than_seconds: float, limit: int = 1000) -> int:
     rows = events_undelivered(limit=limit, older_than_seconds=older_than_seconds)
     if not rows:
         return 0
-    delivered, failed = _send(rows)
-    event_outcome_record(delivered=delivered, failed=failed)
+    delivered, failed = _deliver_rows(rows)
     if failed:
         log.warning("event_redelivery_incomplete", delivered=len(delivered))
     return len(delivered)
