@@ -61,6 +61,7 @@ from lines.models import (
     ReadingTag,
     Station,
 )
+from lines.topology import line_topology
 
 _ONE_DECIMAL = Decimal("0.1")
 _RUNNING = MachineState.RUNNING.value
@@ -265,8 +266,6 @@ def line_oee(
     ``hourly``: read whole hours from the roll-ups (the same figures, exactly);
     False computes everything from raw readings.
     """
-    from lines.topology import line_topology  # topology imports the models
-
     topology = line_topology([line.pk])[line.pk]
     stations, machines = topology.stations, topology.machines
     compute = machine_figures_from_hours if hourly else machine_figures
