@@ -6,11 +6,12 @@
 * the bench database: ``bench_database_url`` (``<DATABASE_URL's name>_bench``),
   ``recreate_database``, and ``setup_bench_django``, which re-creates it, sets
   Django up on it and migrates it;
-* servers: ``free_port``, ``server_env`` (the environment of a server
-  subprocess), ``start_server`` (start one and wait until it answers) and
-  ``stop_server``.
+* servers: ``free_port``, ``daphne_command``, ``server_env`` (the environment
+  of a server subprocess), ``start_server`` (start one and wait until it
+  answers) and ``stop_server``.
 
-Standard library only at import time; nothing from ``tests``.
+Standard library only at import time; nothing from ``tests`` (the end-to-end
+tests use the server helpers from here).
 """
 
 from __future__ import annotations
@@ -128,6 +129,21 @@ def server_env() -> dict[str, str]:
     env["BPMOS_ACCESS_TOKEN_MINUTES"] = "240"
     env["BPMOS_LOG_LEVEL"] = "WARNING"
     return env
+
+
+def daphne_command(port: int, application: str = "bpmos.asgi:application") -> list:
+    """The command line of one daphne process serving ``application`` on
+    127.0.0.1:``port`` (the benches' and the end-to-end tests' server)."""
+    return [
+        sys.executable,
+        "-m",
+        "daphne",
+        "-b",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        application,
+    ]
 
 
 def port_open(port: int) -> bool:

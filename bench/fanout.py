@@ -41,6 +41,7 @@ from types import SimpleNamespace
 
 from bench.common import (
     Progress,
+    daphne_command,
     free_port,
     ms,
     percentile,
@@ -59,17 +60,7 @@ WARMUP_EVENTS = 2
 
 def start_daphne(application: str, port: int, log_path: Path) -> subprocess.Popen:
     """One daphne process serving ``application``; returns once it listens."""
-    command = [
-        sys.executable,
-        "-m",
-        "daphne",
-        "-b",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        application,
-    ]
-    return start_server("daphne", command, port, log_path)
+    return start_server("daphne", daphne_command(port, application), port, log_path)
 
 
 def raise_open_file_limit(clients: int) -> None:

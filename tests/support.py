@@ -14,9 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,6 +29,8 @@ from django.conf import settings
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.urls.exceptions import Resolver404
 from django.utils.regex_helper import normalize
+
+from bench.common import daphne_command, free_port, stop_server
 
 API_NAMESPACE = "api"
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
@@ -226,12 +226,6 @@ def server_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextmanager
 def daphne_server(log_path: Path, **extra_env: str) -> Iterator[int]:
     """A daphne process serving bpmos.asgi on a free port; yields the port once
@@ -244,16 +238,7 @@ def daphne_server(log_path: Path, **extra_env: str) -> Iterator[int]:
     port = free_port()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "bpmos.asgi:application",
-            ],
+            daphne_command(port),
             cwd=Path(settings.BASE_DIR),
             env=server_env(**extra_env),
             stdout=log,
@@ -275,9 +260,4 @@ def daphne_server(log_path: Path, **extra_env: str) -> Iterator[int]:
                 time.sleep(0.1)
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_server(process)
