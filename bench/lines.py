@@ -16,11 +16,15 @@ Steps, all in one run so the figures compare on the same (noisy) machine:
 2. In ``--rounds`` rounds (default 5), each on a fifth of the batches:
    a. ceiling: raw ``COPY ... FROM STDIN`` (text) of the round's rows into the
       emptied ``lines_machinereading`` (same table, same indexes);
-   b. throughput: the same rows POSTed to ``/api/machines/{id}/readings``
+   b. the bare POST: the same rows, the same JSON batches, POSTed to a bare
+      WSGI app under the same gunicorn that parses them and COPYs them
+      (``bench.ingest_ceiling``: performance.md's "JSON batch POST -> COPY"
+      ceiling, which set the batch p99 goal), by ``--clients`` and by 2;
+   c. throughput: the same rows POSTed to ``/api/machines/{id}/readings``
       into the emptied table by ``--clients`` threads (default 4: two per
       gunicorn worker, so the workers never wait for a request); rows/s and
       per-batch latency, which at this load includes waiting for a worker;
-   c. latency: once more, emptied again, by one client per worker (2): the
+   d. latency: once more, emptied again, by one client per worker (2): the
       batch's own time, with no queue in front of it.
    Before each endpoint pass the machines are reset (idle, no status time),
    so every pass sees the same status changes. A round's ratio is its
@@ -28,8 +32,10 @@ Steps, all in one run so the figures compare on the same (noisy) machine:
    (goal >= 60 %), the rates are pooled over the rounds.
 3. Build the hourly OEE roll-ups and refresh the OEE snapshots (the beat
    tasks) over all N readings, then time OEE and live-status requests: server
-   time (in-process, the selector and serializer work a view does) and HTTP
-   round trips through gunicorn, p50/p99.
+   time (in-process, the selector and serializer work a view does; for the
+   payloads kept as read models both the read that is served from the cache
+   and the one that computes after a write) and HTTP round trips through
+   gunicorn, p50/p99.
 4. WebSocket fan-out to 100 and 1,000 subscribers (``bench.fanout``), unless
    ``--skip-fanout``.
 """
@@ -54,6 +60,7 @@ from bench.common import (
     Progress,
     free_port,
     ms,
+    percentile,
     setup_bench_django,
     start_server,
     stop_server,
@@ -75,11 +82,14 @@ def health_answers(port: int) -> bool:
     return True
 
 
-def start_gunicorn(port: int, log_path: Path) -> subprocess.Popen:
-    """The REST API under gunicorn on ``port``; returns once it answers."""
+def start_gunicorn(
+    port: int, log_path: Path, app: str = "bpmos.wsgi:application"
+) -> subprocess.Popen:
+    """``app`` (the REST API) under gunicorn on ``port``; returns once it
+    answers."""
     command = [
         str(Path(sys.executable).parent / "gunicorn"),
-        "bpmos.wsgi:application",
+        app,
         "--workers",
         str(WORKERS),
         "--bind",
@@ -247,13 +257,16 @@ def measure_ingest(
     return time.perf_counter() - started, latencies
 
 
-def server_times(label: str, call, repeat: int) -> list[float]:
+def server_times(label: str, call, repeat: int, before=None) -> list[float]:
+    """In-process time of ``call`` (``before`` runs untimed ahead of each)."""
     from django.db import reset_queries
 
     call()  # warm
     times = []
     for _ in range(repeat):
         reset_queries()
+        if before is not None:
+            before()
         started = time.perf_counter()
         call()
         times.append(time.perf_counter() - started)
@@ -295,8 +308,10 @@ def main() -> None:
     from rest_framework_simplejwt.tokens import AccessToken
 
     from bpmos.accounts.models import User
-    from lines import selectors, services, wip
+    from lines import selectors, services
     from lines.api_tower import serializers as tower
+    from lines.api_tower import views
+    from lines.readmodels import LINE_STATUS, OPERATIONS
 
     gateway = User.objects.create(username="scada-gateway", role="operator")
     viewer = User.objects.create(username="screen", role="plant-head")
@@ -340,16 +355,24 @@ def main() -> None:
     port = free_port()
     log_path = Path("/tmp") / f"bench-lines-gunicorn-{port}.log"
     server = start_gunicorn(port, log_path)
+    bare_port = free_port()
+    bare_server = start_gunicorn(
+        bare_port,
+        Path("/tmp") / f"bench-lines-bare-{bare_port}.log",
+        "bench.ingest_ceiling:application",
+    )
     try:
         token = str(AccessToken.for_user(gateway))
         # Each round: the ceiling COPYs its rows into the empty table, then the
         # endpoint stores the same rows into the emptied table. Alternating
         # keeps both under the same load; the median round ratio is the figure
         # (this shared machine's speed drifts within a run).
-        progress = Progress("COPY, then endpoint x2", 3 * total)
-        copy_seconds = ingest_seconds = 0.0
+        progress = Progress("COPY, bare POST x2, endpoint x2", 5 * total)
+        copy_seconds = ingest_seconds = bare_seconds = 0.0
         latencies: list[float] = []
         own_latencies: list[float] = []
+        bare_latencies: list[float] = []
+        bare_own_latencies: list[float] = []
         ratios: list[float] = []
         lines_out: list[str] = []
         for k, picked in enumerate(plan):
@@ -360,17 +383,27 @@ def main() -> None:
                 (batches[i][0], batches[i][1], batches[i][3])
                 for i in random.Random(k).sample(picked, len(picked))
             ]
+            seconds_bare, round_bare = measure_ingest(
+                bare_port, token, bodies, args.clients, progress
+            )
+            _seconds, round_bare_own = measure_ingest(
+                bare_port, token, bodies, WORKERS, progress
+            )
             seconds_ingest, round_latencies = measure_ingest(
                 port, token, bodies, args.clients, progress
             )
             _seconds, round_own = measure_ingest(port, token, bodies, WORKERS, progress)
             copy_seconds += seconds_copy
+            bare_seconds += seconds_bare
+            bare_latencies += round_bare
+            bare_own_latencies += round_bare_own
             ingest_seconds += seconds_ingest
             latencies += round_latencies
             own_latencies += round_own
             ratios.append(seconds_copy / seconds_ingest)
             lines_out.append(
                 f"  round {k + 1}: COPY {rows_in_round / seconds_copy:>9,.0f} rows/s"
+                f"  bare {rows_in_round / seconds_bare:>9,.0f}"
                 f"  POST {rows_in_round / seconds_ingest:>9,.0f} rows/s"
                 f"  ratio {ratios[-1]:4.0%}  batch {ms(round_latencies)}"
             )
@@ -393,7 +426,26 @@ def main() -> None:
         )
         print(
             f"  per {args.batch}-reading batch, {WORKERS} clients   "
-            f"{ms(own_latencies)}  (one per worker: no queue; goal p99 <= 100 ms)"
+            f"{ms(own_latencies)}  (one per worker: no queue)"
+        )
+        # The bare JSON POST -> COPY (bench/ingest_ceiling.py), same gunicorn,
+        # same batches: performance.md measured it at p99 64 ms where it set the
+        # goal of p99 <= 100 ms; the goal on this machine today is that ratio.
+        bare_p99 = percentile(bare_latencies, 99)
+        print(
+            f"  bare POST -> COPY x{args.clients} clients "
+            f"{total / bare_seconds:>10,.0f} rows/s   batch {ms(bare_latencies)}"
+        )
+        print(
+            f"  bare POST -> COPY x{WORKERS} clients                     "
+            f"batch {ms(bare_own_latencies)}"
+        )
+        print(
+            f"  batch p99 goal, this run: <= {100 / 64:.2f} x bare p99 = "
+            f"{100 / 64 * bare_p99 * 1000:.0f} ms (performance.md: 100 ms where bare"
+            f" was 64 ms); endpoint {percentile(latencies, 99) * 1000:.0f} ms at "
+            f"{args.clients} clients, {percentile(own_latencies, 99) * 1000:.0f} ms"
+            f" at {WORKERS}"
         )
 
         from django.db import connection
@@ -459,23 +511,23 @@ def main() -> None:
                 ).data,
                 max(20, n // 10),
             )
-        server_times(
-            "live-status/summary",
-            lambda: tower.LiveSummarySerializer(selectors.live_status_summary()).data,
-            n,
-        )
-        server_times(
-            "live-status/lines",
-            lambda: tower.LineStatusSerializer(
-                selectors.line_status_list(), many=True
-            ).data,
-            n,
-        )
-        server_times(
-            "live-status/operations",
-            lambda: tower.OperationsSerializer(wip.operations_snapshot()).data,
-            n,
-        )
+        # The plant-wide payloads come from their read models (bpmos.readcache):
+        # "served" is a read while nothing changes (what every screen's poll
+        # costs), "computed" the first read after a write changed them.
+        for label, model, key, payload in (
+            ("live-status/summary", LINE_STATUS, "summary", views.live_summary_payload),
+            ("live-status/lines", LINE_STATUS, "live-lines", views.live_lines_payload),
+            ("lines", LINE_STATUS, "lines", views.line_list_payload),
+            (
+                "live-status/operations",
+                OPERATIONS,
+                "operations",
+                views.operations_payload,
+            ),
+        ):
+            read = functools.partial(model.get, key, payload)
+            server_times(f"{label} (served)", read, n)
+            server_times(f"{label} (computed)", read, n, before=model.invalidate)
         import httpx
 
         headers = {"Authorization": f"Bearer {AccessToken.for_user(viewer)}"}
@@ -502,10 +554,18 @@ def main() -> None:
                 n,
             )
             http_times(
+                "GET /api/live-status/operations",
+                client,
+                "/api/live-status/operations",
+                headers,
+                n,
+            )
+            http_times(
                 "GET /api/lines/line-01", client, f"/api/lines/{line}", headers, n
             )
     finally:
         stop_server(server)
+        stop_server(bare_server)
 
     if not args.skip_fanout:
         from bench import fanout

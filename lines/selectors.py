@@ -187,6 +187,19 @@ def _line_views(lines: list[Line], now: datetime) -> list[LineView]:
     return views
 
 
+def views_valid_until(views: list[LineView], now: datetime) -> datetime:
+    """Until when ``views``, computed at ``now``, stay right if nothing is
+    written: the first shift change, or the first of their snapshots to age
+    past ``SNAPSHOT_MAX_AGE`` (its line's OEE is then no longer served)."""
+    ends = [oee.shift_window(view.line, now)[1] for view in views]
+    ends += [
+        view.snapshot.computed_at + SNAPSHOT_MAX_AGE
+        for view in views
+        if view.snapshot is not None
+    ]
+    return min(ends, default=now + SNAPSHOT_MAX_AGE)
+
+
 def line_status_list(
     *, now: datetime | None = None, with_runbook: bool = True
 ) -> list[LineView]:
@@ -400,6 +413,7 @@ class LiveSummary:
     stations: dict[str, int]
     oee: Decimal | None
     updated_at: datetime
+    valid_until: datetime  # see ``views_valid_until``
 
 
 def live_status_summary(*, now: datetime | None = None) -> LiveSummary:
@@ -431,6 +445,7 @@ def live_status_summary(*, now: datetime | None = None) -> LiveSummary:
         stations={state.name.lower(): stations[state] for state in st.StationState},
         oee=oee.percent(plant.oee),
         updated_at=now,
+        valid_until=views_valid_until(views, now),
     )
 
 

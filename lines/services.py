@@ -31,7 +31,7 @@ from bpmos.locking import ROW_LOCK, lock_row
 from bpmos.rawsql import orm_values
 from elog import audit
 from lines import events as line_events
-from lines import oee
+from lines import oee, readmodels
 from lines import status as st
 from lines.models import (
     Line,
@@ -446,6 +446,7 @@ def _apply_state(
     oee = line_shift_oee(line)
     old = _state_of(line, list(stations), machines, oee)
     _machine_status_write(machine.pk, status_since=ts, status=state, reason=reason)
+    readmodels.LINE_STATUS.changed()  # a raw write: no post_save says it
     machine.status, machine.status_reason, machine.status_since = state, reason, ts
     moved = [
         replace(m, status=state, reason=reason) if m.id == machine.pk else m

@@ -325,15 +325,69 @@ def test_status_reads_cost_fixed_queries(viewer, django_assert_num_queries, line
     for n in range(lines):
         line = make_line(slug=f"line-{n}", position=n)
         ingest(machine(line, "st-01"), [state(at(8), "running")])
-    # Lines, stations with their machines (one join), snapshots; the client is
-    # force-authenticated (no user query).
-    with django_assert_num_queries(3):
-        assert len(viewer.get("/api/live-status/lines").json()) == lines
-    # The same three: the summary sums the snapshots its line views read.
-    with django_assert_num_queries(3):
-        viewer.get("/api/live-status/summary")
-    with django_assert_num_queries(3):
-        viewer.get("/api/lines")
+    # Computed: lines, stations with their machines (one join), snapshots; the
+    # client is force-authenticated (no user query). The summary sums the
+    # snapshots its line views read. Served again from the read model: none.
+    for path in ("/api/live-status/lines", "/api/live-status/summary", "/api/lines"):
+        with django_assert_num_queries(3):
+            first = viewer.get(path).json()
+        with django_assert_num_queries(0):
+            assert viewer.get(path).json() == first
+    assert len(first) == lines
+
+
+# --- read models: every write that changes a payload is seen at once --------------
+
+
+def _station_states(viewer, path="/api/live-status/lines"):
+    return [s["state"] for s in viewer.get(path).json()[0]["stations"]]
+
+
+def test_status_change_through_ingest_is_served_at_once(viewer, line_a):
+    assert _station_states(viewer) == ["Running", "Blocked", "Ready", "Idle"]
+    summary = viewer.get("/api/live-status/summary").json()
+    assert summary["stations"]["blocked"] == 1
+    # The ingest path writes the machine's status in raw SQL.
+    ingest(machine(line_a, "st-02"), [state(at(8, 5), "running")])
+    assert _station_states(viewer) == ["Running", "Running", "Ready", "Idle"]
+    summary = viewer.get("/api/live-status/summary").json()
+    assert (summary["stations"]["blocked"], summary["healthPercent"]) == (0, 100.0)
+
+
+def test_orm_edits_of_lines_and_stations_are_served_at_once(viewer, line_a):
+    assert viewer.get("/api/lines").json()[0]["name"] == "Line A (Modules)"
+    line_a.name = "Line A (Cells)"
+    line_a.save()  # as the admin saves it
+    assert viewer.get("/api/lines").json()[0]["name"] == "Line A (Cells)"
+    assert _station_states(viewer)[3] == "Idle"
+    weld = machine(line_a, "st-04")
+    weld.status, weld.status_reason = "down", "Motor"
+    weld.save()
+    assert _station_states(viewer)[3] == "Blocked"
+    weld.delete()
+    weld.station.delete()
+    assert len(_station_states(viewer)) == 3
+
+
+def test_snapshot_refresh_is_served_at_once(viewer, line_a):
+    assert viewer.get("/api/live-status/lines").json()[0]["oee"] is None
+    services.oee_snapshots_refresh()  # beat: no readings this shift, OEE 0 %
+    assert viewer.get("/api/live-status/lines").json()[0]["oee"] == 0.0
+    assert viewer.get("/api/live-status/summary").json()["oee"] == 0.0
+
+
+def test_stage_changes_are_served_at_once(viewer, make_user, production_floor):
+    _orders, stages = production_floor
+    body = viewer.get("/api/live-status/operations").json()
+    assert (body["runningCount"], body["blockedCount"]) == (2, 1)
+    s2 = viewer.get("/api/live-status/bottlenecks").json()["stages"][1]
+    assert (s2["inProgress"], s2["onHold"]) == (1, 1)
+    supervisor = make_user("supervisor")
+    runbook_services.stage_resume(stage_id=stages[2][1].pk, actor=supervisor)
+    body = viewer.get("/api/live-status/operations").json()
+    assert (body["runningCount"], body["blockedCount"]) == (3, 0)
+    s2 = viewer.get("/api/live-status/bottlenecks").json()["stages"][1]
+    assert (s2["inProgress"], s2["onHold"], s2["wip"]) == (2, 0, 3)
 
 
 # --- machines (mobile) -------------------------------------------------------------

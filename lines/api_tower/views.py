@@ -3,8 +3,17 @@
 Reads only: from ``lines.selectors`` (line and station status, OEE) and
 ``lines.wip`` (operations, WIP, bottleneck). Lists are plain arrays: a plant
 has a bounded few lines.
+
+The plant-wide payloads the screens poll (the line lists, the summary,
+operations and bottlenecks) are served from their read models
+(``lines.readmodels``): computed once for every write that changes them, not
+once per request. The functions ending in ``_payload`` compute them.
 """
 
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
@@ -12,6 +21,45 @@ from rest_framework.views import APIView
 
 from lines import selectors, wip
 from lines.api_tower import serializers as s
+from lines.readmodels import LINE_STATUS, OPERATIONS
+
+Payload = tuple[Any, datetime | None]  # what a read model computes (bpmos.readcache)
+
+
+def line_list_payload() -> Payload:
+    now = timezone.now()
+    views = selectors.line_status_list(now=now)
+    return (
+        s.LineSummarySerializer(views, many=True).data,
+        selectors.views_valid_until(views, now),
+    )
+
+
+def live_lines_payload() -> Payload:
+    now = timezone.now()
+    views = selectors.line_status_list(now=now)
+    return (
+        s.LineStatusSerializer(views, many=True).data,
+        selectors.views_valid_until(views, now),
+    )
+
+
+def live_summary_payload() -> Payload:
+    summary = selectors.live_status_summary()
+    return s.LiveSummarySerializer(summary).data, summary.valid_until
+
+
+def operations_payload() -> Payload:
+    return s.OperationsSerializer(wip.operations_snapshot()).data, None
+
+
+def bottlenecks_payload() -> Payload:
+    stages = wip.stage_wip_list()
+    data = s.BottlenecksSerializer(
+        {"bottleneck": wip.bottleneck(stages), "stages": stages}
+    ).data
+    return data, None
+
 
 _LINE_ID = OpenApiParameter(
     "line_id", OpenApiTypes.STR, OpenApiParameter.PATH, description='"line-a"'
@@ -35,9 +83,7 @@ class LineListView(APIView):
 
     @extend_schema(tags=["lines"], responses=s.LineSummarySerializer(many=True))
     def get(self, request):
-        return Response(
-            s.LineSummarySerializer(selectors.line_status_list(), many=True).data
-        )
+        return Response(LINE_STATUS.get("lines", line_list_payload))
 
 
 class LineDetailView(APIView):
@@ -92,7 +138,7 @@ class LiveSummaryView(APIView):
 
     @extend_schema(tags=["live status"], responses=s.LiveSummarySerializer)
     def get(self, request):
-        return Response(s.LiveSummarySerializer(selectors.live_status_summary()).data)
+        return Response(LINE_STATUS.get("summary", live_summary_payload))
 
 
 class LiveOperationsView(APIView):
@@ -100,7 +146,7 @@ class LiveOperationsView(APIView):
 
     @extend_schema(tags=["live status"], responses=s.OperationsSerializer)
     def get(self, request):
-        return Response(s.OperationsSerializer(wip.operations_snapshot()).data)
+        return Response(OPERATIONS.get("operations", operations_payload))
 
 
 class LiveLinesView(APIView):
@@ -108,9 +154,7 @@ class LiveLinesView(APIView):
 
     @extend_schema(tags=["live status"], responses=s.LineStatusSerializer(many=True))
     def get(self, request):
-        return Response(
-            s.LineStatusSerializer(selectors.line_status_list(), many=True).data
-        )
+        return Response(LINE_STATUS.get("live-lines", live_lines_payload))
 
 
 class LiveBottlenecksView(APIView):
@@ -118,9 +162,4 @@ class LiveBottlenecksView(APIView):
 
     @extend_schema(tags=["live status"], responses=s.BottlenecksSerializer)
     def get(self, request):
-        stages = wip.stage_wip_list()
-        return Response(
-            s.BottlenecksSerializer(
-                {"bottleneck": wip.bottleneck(stages), "stages": stages}
-            ).data
-        )
+        return Response(OPERATIONS.get("bottlenecks", bottlenecks_payload))
