@@ -61,7 +61,7 @@ from lines.models import (
     ReadingTag,
     Station,
 )
-from lines.topology import line_topology
+from lines.topology import LineTopology, line_topology
 
 _ONE_DECIMAL = Decimal("0.1")
 _RUNNING = MachineState.RUNNING.value
@@ -259,14 +259,21 @@ def machine_figures(
 
 
 def line_oee(
-    line: Line, start: datetime, end: datetime, *, hourly: bool = True
+    line: Line,
+    start: datetime,
+    end: datetime,
+    *,
+    hourly: bool = True,
+    topology: LineTopology | None = None,
 ) -> LineResult:
     """OEE inputs of a line and its stations over [start, end).
 
     ``hourly``: read whole hours from the roll-ups (the same figures, exactly);
-    False computes everything from raw readings.
+    False computes everything from raw readings. ``topology``: the line's
+    stations and machines if the caller has them (read here otherwise).
     """
-    topology = line_topology([line.pk])[line.pk]
+    if topology is None:
+        topology = line_topology([line.pk])[line.pk]
     stations, machines = topology.stations, topology.machines
     compute = machine_figures_from_hours if hourly else machine_figures
     per_machine = compute(machines, start, end, line) if machines else {}

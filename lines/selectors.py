@@ -7,6 +7,7 @@ number of queries whatever the number of lines, stations or machines.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,7 +23,8 @@ from bpmos.rawsql import orm_values
 from lines import oee
 from lines import status as st
 from lines.models import Line, Machine, MachineState, OEESnapshot, Station
-from lines.topology import line_topology
+from lines.readmodels import LINE_STATUS
+from lines.topology import LineTopology, line_topology
 
 # A snapshot older than this is not served as "now" (beat refreshes every 60 s).
 SNAPSHOT_MAX_AGE = timedelta(minutes=3)
@@ -159,8 +161,6 @@ def _line_views(lines: list[Line], now: datetime) -> list[LineView]:
     views = []
     for line in lines:
         line_machines = machines[line.pk]
-        by_station = st.stations_by_id([s.pk for s in stations[line.pk]], line_machines)
-        per_station = Counter(m.station_id for m in line_machines)
         mode = st.line_mode(line_machines)
         snapshot = snapshots.get((line.pk, None))
         line_oee = snapshot.oee if snapshot else None
@@ -169,22 +169,30 @@ def _line_views(lines: list[Line], now: datetime) -> list[LineView]:
                 line=line,
                 mode=mode,
                 health=st.line_health(mode, oee=line_oee, target=line.oee_target),
-                stations=[
-                    StationView(
-                        id=s.slug,
-                        name=s.name,
-                        position=s.position,
-                        state=by_station[s.pk].state,
-                        reason=by_station[s.pk].reason,
-                        machine_count=per_station[s.pk],
-                    )
-                    for s in stations[line.pk]
-                ],
+                stations=_station_views(stations[line.pk], line_machines),
                 oee=line_oee,
                 snapshot=snapshot,
             )
         )
     return views
+
+
+def _station_views(
+    stations: list[Station], machines: list[st.MachineStatus]
+) -> list[StationView]:
+    by_station = st.stations_by_id([s.pk for s in stations], machines)
+    per_station = Counter(m.station_id for m in machines)
+    return [
+        StationView(
+            id=s.slug,
+            name=s.name,
+            position=s.position,
+            state=by_station[s.pk].state,
+            reason=by_station[s.pk].reason,
+            machine_count=per_station[s.pk],
+        )
+        for s in stations
+    ]
 
 
 def views_valid_until(views: list[LineView], now: datetime) -> datetime:
@@ -241,10 +249,30 @@ def line_status_get(*, slug: str, now: datetime | None = None) -> LineView:
     return view
 
 
+# A line slug as the URLs carry it; anything else is not looked up in the cache
+# (cache keys must not hold spaces or control characters) and is a 404 anyway.
+_SLUG = re.compile(r"[-\w]{1,100}", re.ASCII)
+
+
+def _line_and_topology(slug: str) -> tuple[Line, LineTopology]:
+    """The line ``slug`` (404 if none) with its stations and active machines.
+
+    From the line-status read model: they change only with the writes that
+    start its new generation. Computed: two queries."""
+
+    def compute() -> tuple[tuple[Line, LineTopology], None]:
+        line = _line_or_404(slug)
+        return (line, line_topology([line.pk])[line.pk]), None
+
+    if not _SLUG.fullmatch(slug):
+        return compute()[0]
+    return LINE_STATUS.get(f"topology:{slug}", compute)
+
+
 def line_station_list(*, slug: str) -> list[StationView]:
     """One line's stations with their states, in position order."""
-    line = _line_or_404(slug)
-    return _line_views([line], timezone.now())[0].stations
+    _line, topology = _line_and_topology(slug)
+    return _station_views(topology.stations, topology.machine_statuses())
 
 
 # --- OEE -------------------------------------------------------------------------
@@ -365,7 +393,7 @@ def line_oee_get(
     or a missing or stale snapshot, is computed from the readings now.
     """
     now = now or timezone.now()
-    line = _line_or_404(slug)
+    line, topology = _line_and_topology(slug)
     window = oee_window(line, raw_from, raw_to, now)
     if window is None:
         snapshots = _current_snapshots([line], now, stations=True)
@@ -387,7 +415,7 @@ def line_oee_get(
                 ],
             )
         window = (oee.shift_window(line, now)[0], now)
-    result = oee.line_oee(line, *window)
+    result = oee.line_oee(line, *window, topology=topology)
     return OEEReport(
         line_id=line.slug,
         start=window[0],

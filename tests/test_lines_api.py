@@ -336,6 +336,26 @@ def test_status_reads_cost_fixed_queries(viewer, django_assert_num_queries, line
     assert len(first) == lines
 
 
+def test_oee_window_reads_cost_fixed_queries(viewer, django_assert_num_queries, line_a):
+    path = "/api/lines/line-a/oee?from=2026-03-02T07:30:00Z&to=2026-03-02T09:30:00Z"
+    # The line, its stations with their machines (one join), the roll-up hours,
+    # the raw edges; then the line and its machines come from the read model.
+    with django_assert_num_queries(4):
+        first = viewer.get(path).json()
+    with django_assert_num_queries(2):
+        again = viewer.get(path).json()
+    assert first.pop("computedAt") <= again.pop("computedAt")  # computed each time
+    assert again == first
+    # A station edit is in the next read.
+    station = line_a.stations.get(slug="st-04")
+    station.name = "End-of-line Test"
+    station.save()
+    names = [s["name"] for s in viewer.get(path).json()["stations"]]
+    assert names[-1] == "End-of-line Test"
+    stations = viewer.get("/api/lines/line-a/stations").json()
+    assert stations[-1]["name"] == "End-of-line Test"
+
+
 # --- read models: every write that changes a payload is seen at once --------------
 
 
