@@ -487,14 +487,14 @@ def main() -> None:
             lambda: tower.LineOEESerializer(
                 selectors.line_oee_get(slug=line, raw_from=shift_from, raw_to=day_to)
             ).data,
-            max(20, n // 10),
+            max(50, n // 4),
         )
         server_times(
             "oee (24 h window, live)",
             lambda: tower.LineOEESerializer(
                 selectors.line_oee_get(slug=line, raw_from=day_from, raw_to=day_to)
             ).data,
-            max(20, n // 10),
+            max(50, n // 4),
         )
         # The same 24 h window computed from raw readings only (the path before
         # the hourly roll-ups), for a before/after in one run.
@@ -509,7 +509,7 @@ def main() -> None:
                 lambda: tower.LineOEESerializer(
                     selectors.line_oee_get(slug=line, raw_from=day_from, raw_to=day_to)
                 ).data,
-                max(20, n // 10),
+                max(50, n // 4),
             )
         # The plant-wide payloads come from their read models (bpmos.readcache):
         # "served" is a read while nothing changes (what every screen's poll

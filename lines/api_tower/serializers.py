@@ -4,7 +4,7 @@ and V, payload C "Line Status"): camelCase, display enums, UTC times as
 ``lines.wip``; nothing here computes.
 """
 
-from functools import cached_property
+from functools import cache
 
 from rest_framework import serializers
 
@@ -113,22 +113,23 @@ class OEEFiguresSerializer(serializers.Serializer):
     producedCount = serializers.IntegerField(source="produced_count")
 
 
+@cache
+def _figures() -> OEEFiguresSerializer:
+    """The one figures serializer of every OEE payload: making one deep-copies
+    its fields (~0.5 ms here), and representing with it changes nothing."""
+    return OEEFiguresSerializer()
+
+
 class StationOEESerializer(OEEFiguresSerializer):
     id = serializers.CharField()
     name = serializers.CharField()
-
-    @cached_property
-    def _figures(self) -> OEEFiguresSerializer:
-        # One figures serializer for every station of the list (a serializer
-        # deep-copies its fields when made: ~0.5 ms each).
-        return OEEFiguresSerializer()
 
     def to_representation(self, instance):
         station, part = instance
         return {
             "id": station.slug,
             "name": station.name,
-            **self._figures.to_representation(part),
+            **_figures().to_representation(part),
         }
 
 
@@ -150,7 +151,7 @@ class LineOEESerializer(serializers.Serializer):
         stations = data.pop("stations")
         return {
             **data,
-            **OEEFiguresSerializer(instance.total).data,
+            **_figures().to_representation(instance.total),
             "stations": stations,
         }
 
