@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -119,3 +120,17 @@ def test_line_views_are_valid_until_a_snapshot_ages_or_the_shift_ends():
     services.oee_snapshot_refresh(line_id=line.pk, now=late)
     views = selectors.line_status_list(now=late)
     assert selectors.views_valid_until(views, late) == late.replace(hour=14, minute=0)
+
+
+@pytest.mark.skipif(not django_settings.REDIS_URL, reason="embedded: no Redis")
+def test_redis_backend_keeps_one_client_per_pool():
+    from bpmos.cache import RedisCache
+
+    backend = RedisCache(django_settings.REDIS_URL, {"KEY_PREFIX": "test-one-client"})
+    backend.set("k", {"a": 1})
+    assert backend.get_many(["k", "missing"]) == {"k": {"a": 1}}
+    client = backend._cache.get_client("k")
+    assert backend._cache.get_client("other") is client
+    assert backend._cache.get_client("k", write=True) is client  # one server
+    backend.delete("k")
+    assert backend.get("k") is None

@@ -16,6 +16,7 @@ from typing import Any
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -26,22 +27,18 @@ from lines.readmodels import LINE_STATUS, OPERATIONS
 Payload = tuple[Any, datetime | None]  # what a read model computes (bpmos.readcache)
 
 
-def line_list_payload() -> Payload:
+def _line_views_payload(serializer: type[serializers.Serializer]) -> Payload:
     now = timezone.now()
     views = selectors.line_status_list(now=now)
-    return (
-        s.LineSummarySerializer(views, many=True).data,
-        selectors.views_valid_until(views, now),
-    )
+    return serializer(views, many=True).data, selectors.views_valid_until(views, now)
+
+
+def line_list_payload() -> Payload:
+    return _line_views_payload(s.LineSummarySerializer)
 
 
 def live_lines_payload() -> Payload:
-    now = timezone.now()
-    views = selectors.line_status_list(now=now)
-    return (
-        s.LineStatusSerializer(views, many=True).data,
-        selectors.views_valid_until(views, now),
-    )
+    return _line_views_payload(s.LineStatusSerializer)
 
 
 def live_summary_payload() -> Payload:
