@@ -1,8 +1,13 @@
 """Shared fixtures: users by role, tokens, and real HTTP clients."""
 
+import io
+from collections.abc import Iterator
+
 import httpx
 import pytest
 from django.core.cache import cache
+from django.core.management import call_command
+from django.db import transaction
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from bpmos.accounts.models import User
@@ -64,3 +69,22 @@ def client_as(http, make_user):
         return bearer(user), user
 
     return make
+
+
+@pytest.fixture(scope="module")
+def demo_plant(django_db_setup, django_db_blocker) -> Iterator[str]:
+    """The demo plant (``seed_demo``; its output), seeded once for a module's
+    tests (seeding takes ~25 s here) inside a transaction rolled back after the
+    last of them. Each test runs in its own savepoint inside it, as under
+    ``TestCase.setUpTestData``, so what a test changes is gone before the next.
+    For non-transactional tests (``django_db`` without ``transaction=True``)."""
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+        try:
+            out = io.StringIO()
+            call_command("seed_demo", stdout=out)
+            yield out.getvalue()
+        finally:
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)

@@ -38,8 +38,7 @@ def row_counts() -> dict[str, int]:
     }
 
 
-def test_second_run_creates_nothing():
-    seed()
+def test_second_run_creates_nothing(demo_plant):
     first = row_counts()
     second_output = seed()
     assert row_counts() == first
@@ -47,8 +46,7 @@ def test_second_run_creates_nothing():
     assert "exceptions: present" in second_output
 
 
-def test_runbooks_and_their_stages():
-    seed()
+def test_runbooks_and_their_stages(demo_plant):
     assert list(Runbook.objects.values_list("slug", "is_default", "sequential")) == [
         ("dispatch", False, True),
         ("manufacturing", True, True),
@@ -87,8 +85,7 @@ def test_runbooks_and_their_stages():
     assert conditions["S11"] == "EOL Test Pass"
 
 
-def test_gates_after_seeding():
-    seed()
+def test_gates_after_seeding(demo_plant):
     shut = {
         (g.stage.code, g.status, g.reason)
         for g in Gate.objects.exclude(status="open").select_related("stage")
@@ -99,8 +96,7 @@ def test_gates_after_seeding():
     }
 
 
-def test_work_orders_in_every_state():
-    seed()
+def test_work_orders_in_every_state(demo_plant):
     assert Counter(WorkOrder.objects.values_list("status", flat=True)) == {
         "completed": 3,
         "in_progress": 7,
@@ -140,8 +136,7 @@ def test_work_orders_in_every_state():
     ]
 
 
-def test_exceptions_open_acknowledged_and_resolved():
-    seed()
+def test_exceptions_open_acknowledged_and_resolved(demo_plant):
     rows = list(
         PlantException.objects.order_by("id").values_list(
             "type", "severity", "status", "is_blocking", "stage__code"
@@ -161,8 +156,7 @@ def test_exceptions_open_acknowledged_and_resolved():
     ).exists()
 
 
-def test_history_is_the_services_history():
-    seed()
+def test_history_is_the_services_history(demo_plant):
     actions = Counter(AuditRecord.objects.values_list("action", flat=True))
     statuses = Counter(WorkOrderStage.objects.values_list("status", flat=True))
     started = statuses["done"] + statuses["in_progress"] + 1  # + the one held at S5

@@ -37,8 +37,7 @@ def counts() -> dict[str, int]:
     }
 
 
-def test_demo_seeds_stock_in_every_category_location_and_status():
-    call_command("seed_demo", stdout=None)
+def test_demo_seeds_stock_in_every_category_location_and_status(demo_plant):
     assert list(Category.objects.values_list("name", flat=True)) == [
         "Cells",
         "Modules",
@@ -69,8 +68,7 @@ def test_demo_seeds_stock_in_every_category_location_and_status():
     assert AuditRecord.objects.filter(action="item.blocked").count() == 7
 
 
-def test_demo_stock_is_seeded_once():
-    call_command("seed_demo", stdout=None)
+def test_demo_stock_is_seeded_once(demo_plant):
     first = counts()
     call_command("seed_demo", stdout=None)
     assert counts() == first

@@ -25,14 +25,7 @@ from runbooks.models import WorkOrder
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def seeded() -> str:
-    out = io.StringIO()
-    call_command("seed_demo", stdout=out)
-    return out.getvalue()
-
-
-def test_packs_in_every_lifecycle_state_some_on_hold(seeded):
+def test_packs_in_every_lifecycle_state_some_on_hold(demo_plant):
     packs = Passport.objects.filter(kind="pack")
     states = Counter(packs.values_list("state", flat=True))
     assert set(states) == set(State.values) - {State.ASSEMBLED}  # packs never are
@@ -62,7 +55,7 @@ def test_packs_in_every_lifecycle_state_some_on_hold(seeded):
     )
 
 
-def test_genealogy_cells_in_modules_in_packs(seeded):
+def test_genealogy_cells_in_modules_in_packs(demo_plant):
     traced = Passport.objects.filter(kind="pack", components__isnull=False).distinct()
     assert sorted(traced.values_list("lot", "state")) == [
         ("LOT-LFP48-0403", "provisioned"),
@@ -94,7 +87,7 @@ def test_genealogy_cells_in_modules_in_packs(seeded):
         assert times == sorted(times)
 
 
-def test_custody_through_every_custodian_kind(seeded):
+def test_custody_through_every_custodian_kind(demo_plant):
     packs = Passport.objects.filter(kind="pack")
     assert set(packs.values_list("custodian_kind", flat=True)) == set(
         CustodianKind.values
@@ -121,7 +114,7 @@ def test_custody_through_every_custodian_kind(seeded):
     ]
 
 
-def test_every_ledger_verifies_and_replays_to_its_row(seeded):
+def test_every_ledger_verifies_and_replays_to_its_row(demo_plant):
     result = ledger.verify()
     assert result.ok is True
     assert result.passports == Passport.objects.count()
@@ -132,7 +125,7 @@ def test_every_ledger_verifies_and_replays_to_its_row(seeded):
         assert times == sorted(times), passport.serial
 
 
-def test_packs_carry_valid_bpans_that_match_their_data(seeded):
+def test_packs_carry_valid_bpans_that_match_their_data(demo_plant):
     packs = list(Passport.objects.filter(kind="pack"))
     assert len({p.bpan for p in packs}) == len(packs) == len(demo.PACKS)
     for pack in packs:
@@ -151,7 +144,7 @@ def test_packs_carry_valid_bpans_that_match_their_data(seeded):
     assert not Passport.objects.exclude(kind="pack").filter(bpan__isnull=False)
 
 
-def test_dispatch_jobs_live_past_and_reactivated(seeded):
+def test_dispatch_jobs_live_past_and_reactivated(demo_plant):
     latest = {
         p.serial: dispatch.latest_job(p)
         for p in Passport.objects.filter(dispatch_jobs__isnull=False).distinct()
@@ -179,7 +172,7 @@ def test_dispatch_jobs_live_past_and_reactivated(seeded):
     assert PassportEvent.objects.filter(kind=EventKind.REACTIVATED).count() == 1
 
 
-def test_field_telemetry_summarised_on_the_passport(seeded):
+def test_field_telemetry_summarised_on_the_passport(demo_plant):
     in_field = Passport.objects.filter(telemetry__isnull=False).distinct()
     assert in_field.count() == 4
     for pack in in_field:
@@ -200,7 +193,7 @@ def test_field_telemetry_summarised_on_the_passport(seeded):
     assert TelemetryReading.objects.count() == 4 * (21 * 12 + 1)
 
 
-def test_lots_match_the_demo_work_orders(seeded):
+def test_lots_match_the_demo_work_orders(demo_plant):
     work_order_lots = set(WorkOrder.objects.values_list("lot_no", flat=True))
     recent = {"LOT-LFP48-0401", "LOT-ESS51-0402", "LOT-LFP48-0403"}
     recent |= {"LOT-LFP48-0406", "LOT-ESS51-0408"}
@@ -218,7 +211,7 @@ def test_lots_match_the_demo_work_orders(seeded):
     assert (detail.warranty.under_warranty, detail.warranty.not_delivered) == (2, 9)
 
 
-def test_second_seed_changes_nothing(seeded):
+def test_second_seed_changes_nothing(demo_plant):
     counts = {
         model: model.objects.count()
         for model in (Passport, PassportEvent, DispatchJob, TelemetryReading)
