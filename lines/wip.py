@@ -24,7 +24,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, F, OuterRef, Q, Window
+from django.db.models.functions import RowNumber
 
 from runbooks.models import (
     Stage,
@@ -142,15 +143,30 @@ class Operations:
     bottleneck: StageWip | None
 
 
-def _operations(status: str, label: str) -> tuple[int, list[Operation]]:
-    rows = WorkOrderStage.objects.filter(
-        status=status, work_order__status=WorkOrderStatus.IN_PROGRESS
-    )
+# What a work-order stage's status is called here.
+_LABELS = {StageStatus.IN_PROGRESS: "Running", StageStatus.HOLD: "Blocked"}
+
+
+def _operations() -> dict[str, tuple[int, list[Operation]]]:
+    """Running and blocked operations: status -> (how many, the most recently
+    changed ``OPERATIONS_LIMIT`` of them). One query: each status's rows are
+    ranked and counted by window functions."""
+    by_status = [F("status")]
+    newest_first = [F("updated_at").desc(), F("id").desc()]
     listed = (
-        rows.select_related("work_order__runbook", "stage")
-        .order_by("-updated_at", "-id")
+        WorkOrderStage.objects.filter(
+            status__in=list(_LABELS), work_order__status=WorkOrderStatus.IN_PROGRESS
+        )
+        .annotate(
+            rank=Window(RowNumber(), partition_by=by_status, order_by=newest_first),
+            total=Window(Count("id"), partition_by=by_status),
+        )
+        .filter(rank__lte=OPERATIONS_LIMIT)
+        .order_by("status", "-updated_at", "-id")
         .values_list(
             "id",
+            "status",
+            "total",
             "work_order_id",
             "work_order__runbook__slug",
             "stage__slug",
@@ -162,36 +178,39 @@ def _operations(status: str, label: str) -> tuple[int, list[Operation]]:
             "actual_start",
             "updated_at",
             named=True,
-        )[:OPERATIONS_LIMIT]
-    )
-    operations = [
-        Operation(
-            id=row.id,
-            work_order_id=row.work_order_id,
-            runbook_id=row.work_order__runbook__slug,
-            stage_id=row.stage__slug,
-            stage=f"{row.stage__code} {row.stage__name}",
-            product_code=row.work_order__product_code,
-            lot_no=row.work_order__lot_no,
-            status=label,
-            reason=row.hold_reason,
-            # A running stage since it started; a held one since it was held.
-            since=row.actual_start
-            if status == StageStatus.IN_PROGRESS
-            else row.updated_at,
         )
-        for row in listed
-    ]
-    count = len(operations)
-    if count == OPERATIONS_LIMIT:
-        count = rows.count()
-    return count, operations
+    )
+    found: dict[str, tuple[int, list[Operation]]] = {
+        status: (0, []) for status in _LABELS
+    }
+    for row in listed:
+        operations = found[row.status][1]
+        operations.append(
+            Operation(
+                id=row.id,
+                work_order_id=row.work_order_id,
+                runbook_id=row.work_order__runbook__slug,
+                stage_id=row.stage__slug,
+                stage=f"{row.stage__code} {row.stage__name}",
+                product_code=row.work_order__product_code,
+                lot_no=row.work_order__lot_no,
+                status=_LABELS[row.status],
+                reason=row.hold_reason,
+                # A running stage since it started; a held one since it was held.
+                since=row.actual_start
+                if row.status == StageStatus.IN_PROGRESS
+                else row.updated_at,
+            )
+        )
+        found[row.status] = (row.total, operations)
+    return found
 
 
 def operations_snapshot() -> Operations:
     """Running versus blocked work-order stages, and the plant's bottleneck."""
-    running_count, running = _operations(StageStatus.IN_PROGRESS, "Running")
-    blocked_count, blocked = _operations(StageStatus.HOLD, "Blocked")
+    found = _operations()
+    running_count, running = found[StageStatus.IN_PROGRESS]
+    blocked_count, blocked = found[StageStatus.HOLD]
     return Operations(
         running_count=running_count,
         blocked_count=blocked_count,

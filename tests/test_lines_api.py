@@ -317,6 +317,20 @@ def test_live_operations_running_versus_blocked(viewer, production_floor):
     assert body["bottleneck"]["stageId"] == "manufacturing-02"
 
 
+def test_operations_list_the_newest_and_count_them_all(
+    viewer, production_floor, monkeypatch, django_assert_num_queries
+):
+    _orders, stages = production_floor
+    monkeypatch.setattr(wip, "OPERATIONS_LIMIT", 1)
+    # Running and blocked (ranked and counted in one query), the stages, their WIP.
+    with django_assert_num_queries(3):
+        body = viewer.get("/api/live-status/operations").json()
+    assert (body["runningCount"], body["blockedCount"]) == (2, 1)
+    # The most recently changed of the two running stages: S2 of the fourth order.
+    assert [op["id"] for op in body["running"]] == [stages[3][1].pk]
+    assert [op["id"] for op in body["blocked"]] == [stages[2][1].pk]
+
+
 # --- query counts ------------------------------------------------------------------
 
 
@@ -346,6 +360,14 @@ def test_oee_window_reads_cost_fixed_queries(viewer, django_assert_num_queries, 
         again = viewer.get(path).json()
     assert first.pop("computedAt") <= again.pop("computedAt")  # computed each time
     assert again == first
+    # The default window from the beat's snapshots: one query once the line and
+    # its stations are in the read model (the refresh started a new generation).
+    services.oee_snapshots_refresh()
+    viewer.get("/api/lines/line-a/oee")
+    with django_assert_num_queries(1):
+        body = viewer.get("/api/lines/line-a/oee").json()
+    assert body["source"] == "snapshot"
+    assert [s["id"] for s in body["stations"]] == ["st-01", "st-02", "st-03", "st-04"]
     # A station edit is in the next read.
     station = line_a.stations.get(slug="st-04")
     station.name = "End-of-line Test"
