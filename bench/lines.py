@@ -257,6 +257,35 @@ def measure_ingest(
     return time.perf_counter() - started, latencies
 
 
+# performance.md: "serialize 50 rows, ModelSerializer 1.85 ms".
+REFERENCE_SERIALIZER = 0.00185
+
+
+def serializer_times(repeat: int) -> list[float]:
+    """Times of performance.md's reference: 50 rows through a ModelSerializer."""
+    from rest_framework import serializers
+
+    from lines.models import MachineReading
+
+    class ReadingSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = MachineReading
+            fields = "__all__"
+
+    rows = list(MachineReading.objects.order_by()[:50])
+
+    def serialize() -> list:
+        return ReadingSerializer(rows, many=True).data
+
+    serialize()  # warm
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        serialize()
+        times.append(time.perf_counter() - started)
+    return times
+
+
 def server_times(label: str, call, repeat: int, before=None) -> list[float]:
     """In-process time of ``call`` (``before`` runs untimed ahead of each)."""
     from django.db import reset_queries
@@ -457,6 +486,16 @@ def main() -> None:
         print(f"  stored                         {stored:>10,} readings")
 
         print(f"\n== reads over {stored:,} readings ==")
+        # How fast this machine runs Python and Django now, against the machine
+        # performance.md measured on (the reads' goal is an absolute time set
+        # there, and they are mostly Python work).
+        reference = statistics.median(serializer_times(args.repeat))
+        factor = reference / REFERENCE_SERIALIZER
+        print(
+            f"  machine: 50 readings, ModelSerializer {reference * 1000:.2f} ms"
+            f" (performance.md: {REFERENCE_SERIALIZER * 1000:.2f} ms), {factor:.1f}x;"
+            f" the 15 ms read goal is ~{15 * factor:.0f} ms of this machine's time"
+        )
         started = time.perf_counter()
         hours = services.machine_hours_refresh()
         refresh = time.perf_counter() - started
