@@ -7,8 +7,9 @@
   ``recreate_database``, and ``setup_bench_django``, which re-creates it, sets
   Django up on it and migrates it;
 * servers: ``free_port``, ``daphne_command``, ``server_env`` (the environment
-  of a server subprocess), ``start_server`` (start one and wait until it
-  answers) and ``stop_server``.
+  of a server subprocess), ``start_server`` (start one and wait until it is
+  ready, e.g. ``http_answers``; ``ServerFailed`` if it is not) and
+  ``stop_server``.
 
 Standard library only at import time; nothing from ``tests`` (the end-to-end
 tests use the server helpers from here).
@@ -155,6 +156,22 @@ def port_open(port: int) -> bool:
     return True
 
 
+def http_answers(port: int) -> bool:
+    """Whether an HTTP server on 127.0.0.1:``port`` answers (any status)."""
+    import httpx
+
+    try:
+        httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+    except httpx.TransportError:
+        return False
+    return True
+
+
+class ServerFailed(RuntimeError):
+    """A server subprocess exited or did not become ready (the message ends
+    with its log's tail)."""
+
+
 def start_server(
     name: str,
     command: list[str],
@@ -162,31 +179,33 @@ def start_server(
     log_path: Path,
     *,
     ready: Callable[[int], bool] = port_open,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
     """Run ``command`` (a server on ``port``) from the project directory with
-    ``server_env()``, its output in ``log_path``; returns once ``ready(port)``.
+    ``env`` (default ``server_env()``), its output in ``log_path``; returns
+    once ``ready(port)``.
 
-    Exits the bench if the server dies first (with its log's tail) or is not
-    ready within 30 s.
+    Raises ``ServerFailed`` if the server dies first or is not ready within
+    30 s (stopping it).
     """
-    log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the server
-    process = subprocess.Popen(
-        command,
-        cwd=BASE_DIR,
-        env=server_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=BASE_DIR,
+            env=server_env() if env is None else env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 30
     while True:
         if process.poll() is not None:
-            sys.exit(f"{name} exited:\n{log_path.read_text()[-3000:]}")
+            raise ServerFailed(f"{name} exited:\n{log_path.read_text()[-3000:]}")
         if ready(port):
             return process
         if time.monotonic() > deadline:
-            process.kill()
-            sys.exit(f"{name} did not start")
-        time.sleep(0.2)
+            stop_server(process)
+            raise ServerFailed(f"{name} did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.1)
 
 
 def stop_server(process: subprocess.Popen) -> None:

@@ -59,6 +59,7 @@ from pathlib import Path
 from bench.common import (
     Progress,
     free_port,
+    http_answers,
     ms,
     percentile,
     setup_bench_django,
@@ -69,17 +70,6 @@ from bench.common import (
 # --- the server -------------------------------------------------------------------
 
 WORKERS = 2  # gunicorn sync workers, as performance.md measured its ceilings
-
-
-def health_answers(port: int) -> bool:
-    """Whether the server on ``port`` answers ``/api/health`` (any status)."""
-    import httpx
-
-    try:
-        httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1)
-    except httpx.TransportError:
-        return False
-    return True
 
 
 def start_gunicorn(
@@ -97,7 +87,7 @@ def start_gunicorn(
         "--timeout",
         "120",
     ]
-    return start_server("gunicorn", command, port, log_path, ready=health_answers)
+    return start_server("gunicorn", command, port, log_path, ready=http_answers)
 
 
 # --- the plant and its readings ---------------------------------------------------

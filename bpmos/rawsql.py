@@ -6,17 +6,19 @@ the ORM would have converted: SQLite returns text or naive datetimes, floats
 for decimals, text for times. ``orm_values`` applies the same converters the
 ORM's compiler applies (the backend's and the field's), so a model built with
 ``Model.from_db`` from a raw row holds exactly what a queryset would have
-given; on PostgreSQL there is usually nothing to convert.
+given (``orm_instance`` does both); on PostgreSQL there is usually nothing to
+convert.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import connection, models
 
 _Converter = tuple[Any, list[Callable]]
+M = TypeVar("M", bound=models.Model)
 _converters: dict[tuple, list[_Converter]] = {}
 
 
@@ -50,3 +52,9 @@ def orm_values(
             value = convert(value, column, connection)
         converted[index] = value
     return converted
+
+
+def orm_instance(model: type[M], names: Sequence[str], values: Sequence[Any]) -> M:
+    """A ``model`` instance from a raw row's columns ``names``, as a queryset
+    loading only those fields would have built it."""
+    return model.from_db(connection.alias, names, orm_values(model, names, values))

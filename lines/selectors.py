@@ -19,7 +19,7 @@ from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from bpmos.errors import InvalidInput, NotFound
-from bpmos.rawsql import orm_values
+from bpmos.rawsql import orm_instance, orm_values
 from lines import oee
 from lines import status as st
 from lines.models import Line, Machine, MachineState, OEESnapshot, Station
@@ -137,11 +137,7 @@ def _current_snapshots(
         found = cursor.fetchall()
     snapshots = {}
     for values in found:
-        row = OEESnapshot.from_db(
-            connection.alias,
-            _SNAPSHOT_FIELDS,
-            orm_values(OEESnapshot, _SNAPSHOT_FIELDS, values),
-        )
+        row = orm_instance(OEESnapshot, _SNAPSHOT_FIELDS, values)
         if row.window_start == starts[row.line_id]:
             snapshots[(row.line_id, row.station_id)] = row
     return snapshots
@@ -172,15 +168,10 @@ def line_shift_oee(line: Line, *, now: datetime | None = None) -> Decimal | None
 def _line_views(lines: list[Line], now: datetime) -> list[LineView]:
     """Views of ``lines``: two queries (stations with machines, snapshots)."""
     topology = line_topology([line.pk for line in lines])
-    stations: dict[int, list[Station]] = {}
-    machines: dict[int, list[st.MachineStatus]] = {}
-    for line_id, part in topology.items():
-        stations[line_id] = part.stations
-        machines[line_id] = part.machine_statuses()
     snapshots = _current_snapshots(lines, now)
     views = []
     for line in lines:
-        line_machines = machines[line.pk]
+        line_machines = topology[line.pk].machine_statuses()
         mode = st.line_mode(line_machines)
         snapshot = snapshots.get((line.pk, None))
         line_oee = snapshot.oee if snapshot else None
@@ -189,7 +180,7 @@ def _line_views(lines: list[Line], now: datetime) -> list[LineView]:
                 line=line,
                 mode=mode,
                 health=st.line_health(mode, oee=line_oee, target=line.oee_target),
-                stations=_station_views(stations[line.pk], line_machines),
+                stations=_station_views(topology[line.pk].stations, line_machines),
                 oee=line_oee,
                 snapshot=snapshot,
             )
@@ -262,11 +253,7 @@ def _active_lines(with_runbook: bool) -> list[Line]:
     width = len(_LINE_FIELDS)
     lines = []
     for row in found:
-        line = Line.from_db(
-            connection.alias,
-            _LINE_FIELDS,
-            orm_values(Line, _LINE_FIELDS, row[:width]),
-        )
+        line = orm_instance(Line, _LINE_FIELDS, row[:width])
         if with_runbook and line.runbook_id is not None:
             line.runbook = Runbook.from_db(
                 connection.alias, ["id", "slug"], [line.runbook_id, row[width]]

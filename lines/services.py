@@ -28,7 +28,7 @@ from bpmos import events
 from bpmos.bulk import BulkTarget
 from bpmos.errors import DomainError, InvalidInput, NotFound
 from bpmos.locking import ROW_LOCK, lock_row
-from bpmos.rawsql import orm_values
+from bpmos.rawsql import orm_instance, orm_values
 from elog import audit
 from lines import events as line_events
 from lines import oee, readmodels
@@ -416,9 +416,7 @@ def _lock_machine(machine_id: int) -> tuple[Machine, int]:
     if row is None:
         raise NotFound(f"Machine {machine_id} does not exist.")
     names = [*_MACHINE_FIELDS, "status_since"]
-    machine = Machine.from_db(
-        connection.alias, names, orm_values(Machine, names, row[: len(names)])
-    )
+    machine = orm_instance(Machine, names, row[: len(names)])
     return machine, row[-1]
 
 
@@ -474,9 +472,7 @@ def _lock_line(line_id: int) -> tuple[Line, dict, list[st.MachineStatus]]:
         row = cursor.fetchone()
     if row is None:
         raise NotFound(f"Line {line_id} does not exist.")
-    line = Line.from_db(
-        connection.alias, _LINE_FIELDS, orm_values(Line, _LINE_FIELDS, row)
-    )
+    line = orm_instance(Line, _LINE_FIELDS, row)
     # Read after the lock is held (its own statement, so its own snapshot).
     topology = line_topology([line_id])[line_id]
     stations = {station.pk: station for station in topology.stations}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from django.db import connection
 
-from bpmos.rawsql import orm_values
+from bpmos.rawsql import orm_instance
 from lines import status as st
 from lines.models import Machine, Station
 
@@ -66,18 +66,10 @@ def line_topology(line_ids: list[int]) -> dict[int, LineTopology]:
     station: Station | None = None
     for row in rows:
         if station is None or station.pk != row[0]:
-            station = Station.from_db(
-                connection.alias,
-                _STATION_FIELDS,
-                orm_values(Station, _STATION_FIELDS, row[:width]),
-            )
+            station = orm_instance(Station, _STATION_FIELDS, row[:width])
             result[station.line_id].stations.append(station)
         if row[width] is not None:
-            machine = Machine.from_db(
-                connection.alias,
-                _MACHINE_FIELDS,
-                orm_values(Machine, _MACHINE_FIELDS, row[width:]),
-            )
+            machine = orm_instance(Machine, _MACHINE_FIELDS, row[width:])
             machine.station = station
             result[station.line_id].machines.append(machine)
     return result

@@ -180,12 +180,11 @@ def _operations() -> dict[str, tuple[int, list[Operation]]]:
             named=True,
         )
     )
-    found: dict[str, tuple[int, list[Operation]]] = {
-        status: (0, []) for status in _LABELS
-    }
+    counts = dict.fromkeys(_LABELS, 0)
+    operations: dict[str, list[Operation]] = {status: [] for status in _LABELS}
     for row in listed:
-        operations = found[row.status][1]
-        operations.append(
+        counts[row.status] = row.total
+        operations[row.status].append(
             Operation(
                 id=row.id,
                 work_order_id=row.work_order_id,
@@ -202,8 +201,7 @@ def _operations() -> dict[str, tuple[int, list[Operation]]]:
                 else row.updated_at,
             )
         )
-        found[row.status] = (row.total, operations)
-    return found
+    return {status: (counts[status], operations[status]) for status in _LABELS}
 
 
 def operations_snapshot() -> Operations:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,14 +21,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from django.conf import settings
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.urls.exceptions import Resolver404
 from django.utils.regex_helper import normalize
 
-from bench.common import daphne_command, free_port, stop_server
+from bench.common import (
+    ServerFailed,
+    daphne_command,
+    free_port,
+    http_answers,
+    start_server,
+    stop_server,
+)
 
 API_NAMESPACE = "api"
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
@@ -236,28 +240,18 @@ def daphne_server(log_path: Path, **extra_env: str) -> Iterator[int]:
     daphne exits or does not answer within 30 s.
     """
     port = free_port()
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            daphne_command(port),
-            cwd=Path(settings.BASE_DIR),
-            env=server_env(**extra_env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"daphne exited:\n{log_path.read_text()[-3000:]}")
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)  # any answer will do
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    pytest.fail(
-                        f"daphne did not start:\n{log_path.read_text()[-3000:]}"
-                    )
-                time.sleep(0.1)
+        process = start_server(
+            "daphne",
+            daphne_command(port),
+            port,
+            log_path,
+            ready=http_answers,
+            env=server_env(**extra_env),
+        )
+    except ServerFailed as failure:
+        pytest.fail(str(failure))
+    try:
         yield port
     finally:
         stop_server(process)
