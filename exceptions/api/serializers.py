@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from bpmos.fields import choice_labels, utc_datetime, utc_text
 from bpmos.roles import Role
 from exceptions.models import (
     ESCALATION_PATH,
@@ -17,32 +18,12 @@ from exceptions.models import (
     Severity,
 )
 
-# The contract's time format: "2026-01-15T10:30:00Z" (UTC, whole seconds).
-UTC_SECONDS = "%Y-%m-%dT%H:%M:%SZ"
-
-
-def utc_datetime(**kwargs) -> serializers.DateTimeField:
-    """A read-only time in the contract's format."""
-    return serializers.DateTimeField(
-        format=UTC_SECONDS, default_timezone=UTC, read_only=True, **kwargs
-    )
-
-
-def utc_text(value: datetime | None) -> str | None:
-    """Format a time the way ``utc_datetime`` fields do."""
-    return value.astimezone(UTC).strftime(UTC_SECONDS) if value else None
-
-
-def _labels(choices) -> list[str]:
-    return [label for _, label in choices.choices]
-
-
 # The display enums, named once for the OpenAPI schema (ENUM_NAME_OVERRIDES).
-EXCEPTION_TYPES = _labels(ExceptionType)
-EXCEPTION_STATUSES = _labels(ExceptionStatus)
-EXCEPTION_SOURCES = _labels(ExceptionSource)
-SEVERITIES = _labels(Severity)
-ROLE_LABELS = _labels(Role)
+EXCEPTION_TYPES = choice_labels(ExceptionType)
+EXCEPTION_STATUSES = choice_labels(ExceptionStatus)
+EXCEPTION_SOURCES = choice_labels(ExceptionSource)
+SEVERITIES = choice_labels(Severity)
+ROLE_LABELS = choice_labels(Role)
 
 
 class ExceptionItemSerializer(serializers.Serializer):

@@ -11,21 +11,17 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from exceptions.api.serializers import utc_datetime
+from bpmos.fields import choice_labels, utc_datetime
 from inventory.models import ItemStatus, LocationKind, ReservationStatus, Unit
 from inventory.selectors import item_age
 
 _MAX_INT = 2_147_483_647
 
 
-def _labels(choices) -> list[str]:
-    return [label for _, label in choices.choices]
-
-
 # The display enums, named once for the OpenAPI schema (ENUM_NAME_OVERRIDES).
-ITEM_STATUSES = _labels(ItemStatus)
-RESERVATION_STATUSES = _labels(ReservationStatus)
-LOCATION_KINDS = _labels(LocationKind)
+ITEM_STATUSES = choice_labels(ItemStatus)
+RESERVATION_STATUSES = choice_labels(ReservationStatus)
+LOCATION_KINDS = choice_labels(LocationKind)
 UNITS = Unit.values
 
 # --- output ------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from functools import cache
 
 from rest_framework import serializers
 
-from exceptions.api.serializers import utc_datetime
+from bpmos.fields import utc_datetime
 from lines.status import LineHealth, LineMode, StationState
 
 # The display enums, named once for the OpenAPI schema (ENUM_NAME_OVERRIDES).

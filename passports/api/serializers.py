@@ -19,7 +19,7 @@ from django.db import models as dj
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from exceptions.api.serializers import utc_datetime
+from bpmos.fields import utc_datetime
 from passports.models import (
     PUBLIC_FIELDS,
     RESTRICTED_FIELDS,

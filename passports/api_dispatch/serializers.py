@@ -8,7 +8,7 @@ rules are ``passports.dispatch``'s.
 
 from rest_framework import serializers
 
-from exceptions.api.serializers import utc_datetime
+from bpmos.fields import utc_datetime
 from passports.models import JobState
 
 JOB_STATES = JobState.values  # ["ON", "OFF"]

@@ -7,10 +7,10 @@ limits are ``passports.provisioning``'s rules.
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from exceptions.api.serializers import utc_datetime
+from bpmos.fields import choice_labels, utc_datetime
 from passports.models import ProvisioningStatus
 
-PROVISIONING_STATUSES = [label for _, label in ProvisioningStatus.choices]
+PROVISIONING_STATUSES = choice_labels(ProvisioningStatus)
 
 
 class ProvisioningConfigSerializer(serializers.Serializer):

@@ -6,23 +6,19 @@ camelCase, display enums, times as "2026-01-15T10:30:00Z". The values come from
 
 from rest_framework import serializers
 
-from exceptions.api.serializers import EXCEPTION_TYPES, SEVERITIES, utc_datetime
+from bpmos.fields import choice_labels, utc_datetime
+from exceptions.api.serializers import EXCEPTION_TYPES, SEVERITIES
 from passports.models import CustodianKind
 from passports.selectors import CUSTODIANS_SHOWN, WARRANTY_EXPIRING_DAYS
 from runbooks.controltower import RunbookHealth, StageState
 from runbooks.models import GateStatus, GateType, RunbookKind
 
-
-def _labels(choices) -> list[str]:
-    return [label for _, label in choices.choices]
-
-
 # The display enums, named once for the OpenAPI schema (ENUM_NAME_OVERRIDES).
 RUNBOOK_STATUSES = [health.value for health in RunbookHealth]
 STAGE_STATUSES = [state.value for state in StageState]
-GATE_STATUSES = _labels(GateStatus)
-GATE_TYPES = _labels(GateType)
-CUSTODIAN_KINDS = _labels(CustodianKind)
+GATE_STATUSES = choice_labels(GateStatus)
+GATE_TYPES = choice_labels(GateType)
+CUSTODIAN_KINDS = choice_labels(CustodianKind)
 
 
 class RunbookSummarySerializer(serializers.Serializer):
@@ -120,7 +116,7 @@ class RunbookDetailSerializer(serializers.Serializer):
     roles = serializers.ListField(source="summary.roles", child=serializers.CharField())
     lastUpdate = utc_datetime(source="summary.last_update")
     progress = serializers.IntegerField(source="summary.progress")
-    kind = serializers.ChoiceField(choices=_labels(RunbookKind))
+    kind = serializers.ChoiceField(choices=choice_labels(RunbookKind))
     description = serializers.CharField()
     sequential = serializers.BooleanField()
     stageCount = serializers.IntegerField(source="stage_count")
