@@ -3,8 +3,8 @@
 from django.contrib import admin, messages
 from django.forms.models import model_to_dict
 
+from bpmos import audit
 from bpmos.errors import DomainError
-from elog import audit
 
 # Never copied into the audit log, whatever the model.
 _SECRET_FIELDS = {"password"}

@@ -2,9 +2,9 @@
 
 from django.conf import settings
 
+from bpmos import audit
 from bpmos.accounts.models import User
 from bpmos.roles import Role
-from elog import audit
 
 ORDER = 0  # users first: every other area's demo data needs them
 

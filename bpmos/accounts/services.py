@@ -10,13 +10,12 @@ from django.db import transaction
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from bpmos import events
+from bpmos import audit, events
 from bpmos.accounts.events import UserChanged
 from bpmos.accounts.models import User
 from bpmos.errors import Conflict, InvalidInput
 from bpmos.locking import lock_row
 from bpmos.roles import Role
-from elog import audit
 
 
 def _snapshot(user: User) -> dict:

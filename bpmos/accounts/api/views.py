@@ -10,12 +10,12 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from bpmos import audit
 from bpmos.accounts import services
 from bpmos.accounts.api import serializers as s
 from bpmos.accounts.api.throttles import LoginFailureThrottle
 from bpmos.accounts.models import User
 from bpmos.errors import DomainError
-from elog import audit
 
 
 class LoginFailed(DomainError):
