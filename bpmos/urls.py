@@ -17,7 +17,7 @@ api_patterns = [
     ),
     path("", include("bpmos.accounts.api.urls")),
     path("", include("elog.api.urls")),
-    path("", include("runbooks.api_tower.urls")),
+    path("", include("bpmos.dashboards.api_tower.urls")),
     path("", include("exceptions.api.urls")),
     path("", include("runbooks.api.urls")),
     path("", include("inventory.api.urls")),

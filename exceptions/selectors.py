@@ -26,12 +26,14 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
+from bpmos.errors import NotFound
 from exceptions.models import (
     SEVERITY_RANK,
     ExceptionStatus,
     PlantException,
     Severity,
 )
+from runbooks.models import WorkOrderStage
 
 UNRESOLVED = (ExceptionStatus.OPEN, ExceptionStatus.ACKNOWLEDGED)
 
@@ -134,3 +136,34 @@ def exception_last_change_by_runbook(*, runbook_ids: list[int]) -> dict:
         .values_list("linked_runbook_id", "last")
     )
     return dict(rows)
+
+
+# --- stage issues (exceptions raised on a work-order stage) --------------------------
+
+
+def issue_list() -> QuerySet[PlantException]:
+    """Every exception raised on a work-order stage (the mobile app's issues).
+
+    Annotated with ``created_at`` (the contract's name for ``raised_at``) so the
+    API can order by it.
+    """
+    return (
+        PlantException.objects.filter(work_order_stage__isnull=False)
+        .annotate(created_at=F("raised_at"))
+        .order_by("-raised_at", "-id")
+    )
+
+
+def stage_issue_list(*, stage_id: int) -> QuerySet[PlantException]:
+    """The issues of one stage, newest first; 404 if the stage does not exist."""
+    if not WorkOrderStage.objects.filter(pk=stage_id).exists():
+        raise NotFound(f"Stage {stage_id} does not exist.")
+    return issue_list().filter(work_order_stage_id=stage_id)
+
+
+def stage_issue_get(*, stage_id: int, issue_id: int) -> PlantException:
+    """One issue of one stage; 404 unless the issue was raised on that stage."""
+    issue = issue_list().filter(pk=issue_id, work_order_stage_id=stage_id).first()
+    if issue is None:
+        raise NotFound(f"Stage {stage_id} has no issue {issue_id}.")
+    return issue

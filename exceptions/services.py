@@ -24,6 +24,7 @@ from exceptions.models import (
     PlantException,
     Severity,
 )
+from runbooks.models import WorkOrderStage
 
 # Issue types whose default severity is not Medium.
 _DEFAULT_SEVERITY = {
@@ -136,8 +137,6 @@ def stage_issue_raise(
     *, stage_id: int, type: str, description: str, actor, severity: str | None = None
 ) -> PlantException:
     """Raise an issue on a work-order stage (mobile app): it becomes an exception."""
-    from runbooks.models import WorkOrderStage
-
     stage = (
         WorkOrderStage.objects.select_related("work_order__runbook", "stage")
         .filter(pk=stage_id)

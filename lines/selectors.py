@@ -273,21 +273,14 @@ def _line_or_404(slug: str, *, with_runbook: bool = False) -> Line:
 
 
 def line_status_get(*, slug: str, now: datetime | None = None) -> LineView:
-    """One line's status with its runbook's computed status."""
-    from runbooks import controltower
+    """One line's status, its runbook (``view.line.runbook``) loaded.
 
+    The runbook's computed status (``view.runbook``) is the control tower's, a
+    read model over several apps: ``bpmos.dashboards.line_status`` adds it.
+    """
     now = now or timezone.now()
     line = _line_or_404(slug, with_runbook=True)
-    view = _line_views([line], now)[0]
-    if line.runbook_id:
-        summary = controltower.runbook_detail_get(slug=line.runbook.slug, now=now)
-        view.runbook = RunbookRef(
-            id=summary.summary.id,
-            title=summary.summary.title,
-            status=str(summary.summary.status),
-            current_stage=summary.summary.current_stage,
-        )
-    return view
+    return _line_views([line], now)[0]
 
 
 # A line slug as the URLs carry it; anything else is not looked up in the cache

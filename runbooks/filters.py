@@ -1,11 +1,10 @@
-"""FilterSets of the production API (mobile contract): work orders, stages, issues."""
+"""FilterSets of the production API (mobile contract): work orders, stages."""
 
 from django import forms
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
-from exceptions.models import ExceptionStatus, ExceptionType, PlantException, Severity
 from runbooks.models import StageStatus, WorkOrder, WorkOrderStage, WorkOrderStatus
 
 
@@ -49,22 +48,3 @@ class StageFilterSet(filters.FilterSet):
     def filter_assigned_to(self, queryset, name, value):
         user_id = self.request.user.pk if value == "me" else int(value)
         return queryset.filter(assignments__user_id=user_id)
-
-
-class IssueFilterSet(filters.FilterSet):
-    """``status`` may repeat (``?status=open&status=ack`` for the unresolved)."""
-
-    status = filters.MultipleChoiceFilter(choices=ExceptionStatus.choices)
-    type = filters.ChoiceFilter(choices=ExceptionType.choices)
-    severity = filters.ChoiceFilter(choices=Severity.choices)
-    work_order_stage = filters.NumberFilter(
-        field_name="work_order_stage_id", help_text="Work-order stage id."
-    )
-    work_order_stage_id = filters.NumberFilter(
-        field_name="work_order_stage_id", help_text="Same as work_order_stage."
-    )
-    work_order = filters.NumberFilter(field_name="work_order_id")
-
-    class Meta:
-        model = PlantException
-        fields: list[str] = []

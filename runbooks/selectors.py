@@ -1,9 +1,11 @@
 """Reads of production execution for the mobile API: work orders, their stages,
-assignments, stage issues, and the stage and work-order metrics.
+assignments, and the stage and work-order metrics (stage issues are exceptions:
+``exceptions.selectors``).
 
 Querysets here carry the ``select_related``/``prefetch_related`` their
 serializers need, so a list costs a fixed number of queries whatever its length.
-(The control tower's computed runbook status lives in ``runbooks.controltower``.)
+(The control tower's computed runbook status is a read model over several apps:
+``bpmos.dashboards.controltower``.)
 """
 
 from __future__ import annotations
@@ -11,18 +13,28 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import F, Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from bpmos.errors import NotFound
-from exceptions.models import PlantException
 from runbooks.models import (
+    Runbook,
     StageAssignment,
     StageStatus,
     WorkOrder,
     WorkOrderStage,
     WorkOrderStatus,
 )
+
+
+# --- runbooks ---------------------------------------------------------------------
+def runbook_id_get(*, slug: str) -> int:
+    """The primary key of the runbook ``slug``; ``NotFound`` when there is none."""
+    pk = Runbook.objects.filter(slug=slug).values_list("pk", flat=True).first()
+    if pk is None:
+        raise NotFound(f"There is no runbook {slug!r}.")
+    return pk
+
 
 # --- work orders and stages --------------------------------------------------------
 
@@ -94,37 +106,6 @@ def stage_assignment_list(*, stage_id: int) -> QuerySet[StageAssignment]:
         .select_related("user")
         .order_by("assigned_at", "id")
     )
-
-
-# --- stage issues (exceptions raised on a work-order stage) --------------------------
-
-
-def issue_list() -> QuerySet[PlantException]:
-    """Every exception raised on a work-order stage (the mobile app's issues).
-
-    Annotated with ``created_at`` (the contract's name for ``raised_at``) so the
-    API can order by it.
-    """
-    return (
-        PlantException.objects.filter(work_order_stage__isnull=False)
-        .annotate(created_at=F("raised_at"))
-        .order_by("-raised_at", "-id")
-    )
-
-
-def stage_issue_list(*, stage_id: int) -> QuerySet[PlantException]:
-    """The issues of one stage, newest first; 404 if the stage does not exist."""
-    if not WorkOrderStage.objects.filter(pk=stage_id).exists():
-        raise NotFound(f"Stage {stage_id} does not exist.")
-    return issue_list().filter(work_order_stage_id=stage_id)
-
-
-def stage_issue_get(*, stage_id: int, issue_id: int) -> PlantException:
-    """One issue of one stage; 404 unless the issue was raised on that stage."""
-    issue = issue_list().filter(pk=issue_id, work_order_stage_id=stage_id).first()
-    if issue is None:
-        raise NotFound(f"Stage {stage_id} has no issue {issue_id}.")
-    return issue
 
 
 # --- metrics (definitions: docs/metrics.md) ---------------------------------------

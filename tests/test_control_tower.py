@@ -2,7 +2,7 @@
 block reason, progress, last update, stage aggregation, and its query cost.
 
 Scenarios are built through the services (work orders, stage moves, gates,
-exceptions), then read through ``runbooks.controltower`` in-process; the
+exceptions), then read through ``bpmos.dashboards.controltower`` in-process; the
 endpoints' payloads are checked in ``test_control_tower_api.py``.
 """
 
@@ -12,10 +12,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from bpmos.dashboards import controltower
+from bpmos.dashboards.controltower import RunbookHealth, StageState
 from exceptions import services as exception_services
 from exceptions.models import PlantException
-from runbooks import controltower, services
-from runbooks.controltower import RunbookHealth, StageState
+from runbooks import services
 from runbooks.models import (
     Gate,
     GateStatus,

@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 from django.core.management import call_command
 
+from bpmos.dashboards import controltower
 from passports import bpan, demo, dispatch, ledger
 from passports.models import (
     CustodianKind,
@@ -19,7 +20,6 @@ from passports.models import (
     State,
     TelemetryReading,
 )
-from runbooks import controltower
 from runbooks.models import WorkOrder
 
 pytestmark = pytest.mark.django_db

@@ -56,3 +56,22 @@ class ExceptionFilterSet(filters.FilterSet):
     class Meta:
         model = PlantException
         fields: list[str] = []
+
+
+class IssueFilterSet(filters.FilterSet):
+    """``status`` may repeat (``?status=open&status=ack`` for the unresolved)."""
+
+    status = filters.MultipleChoiceFilter(choices=ExceptionStatus.choices)
+    type = filters.ChoiceFilter(choices=ExceptionType.choices)
+    severity = filters.ChoiceFilter(choices=Severity.choices)
+    work_order_stage = filters.NumberFilter(
+        field_name="work_order_stage_id", help_text="Work-order stage id."
+    )
+    work_order_stage_id = filters.NumberFilter(
+        field_name="work_order_stage_id", help_text="Same as work_order_stage."
+    )
+    work_order = filters.NumberFilter(field_name="work_order_id")
+
+    class Meta:
+        model = PlantException
+        fields: list[str] = []

@@ -133,3 +133,63 @@ class ResolveSerializer(serializers.Serializer):
     resolutionNote = serializers.CharField(
         max_length=4000, help_text="What was done; required."
     )
+
+
+# --- stage issues (mobile contract: snake_case, enum values as stored) ---------
+
+_MAX_TEXT = 5000
+
+
+class IssueSerializer(serializers.ModelSerializer):
+    """A stage issue (an exception raised on a work-order stage)."""
+
+    work_order_stage_id = serializers.IntegerField()
+    created_by = serializers.IntegerField(
+        source="raised_by_id", allow_null=True, help_text="User id."
+    )
+    created_at = serializers.DateTimeField(source="raised_at")
+
+    class Meta:
+        model = PlantException
+        fields = [
+            "id",
+            "work_order_stage_id",
+            "type",
+            "severity",
+            "description",
+            "status",
+            "created_by",
+            "created_at",
+            "acknowledged_at",
+            "resolved_at",
+            "resolution_note",
+        ]
+        read_only_fields = fields
+
+
+class IssueCreateSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=ExceptionType.choices)
+    description = serializers.CharField(max_length=_MAX_TEXT)
+    severity = serializers.ChoiceField(
+        choices=Severity.choices,
+        required=False,
+        help_text="Omitted: high for safety, quality and gate issues, else medium.",
+    )
+
+
+# The moves a client may ask for (named in SPECTACULAR_SETTINGS' enum overrides).
+ISSUE_UPDATE_STATUSES = [
+    (ExceptionStatus.ACKNOWLEDGED.value, ExceptionStatus.ACKNOWLEDGED.label),
+    (ExceptionStatus.RESOLVED.value, ExceptionStatus.RESOLVED.label),
+]
+
+
+class IssueUpdateSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=ISSUE_UPDATE_STATUSES)
+    resolution_note = serializers.CharField(
+        max_length=_MAX_TEXT,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Required to resolve.",
+    )

@@ -4,6 +4,7 @@ from exceptions.api import views
 
 # "EX-001" or the bare number; trailing slash optional, as everywhere.
 _EXCEPTION = r"(?P<exception_id>(?:EX-|ex-)?\d+)"
+_ID = r"(?P<pk>\d+)"  # a work-order stage
 
 urlpatterns = [
     re_path(
@@ -29,4 +30,21 @@ urlpatterns = [
         views.RunbookExceptionListView.as_view(),
         name="tower-runbook-exceptions",
     ),
+    # issues
+    re_path(
+        rf"^stages/{_ID}/issue/?$",
+        views.StageIssueCreateView.as_view(),
+        name="stage-issue",
+    ),
+    re_path(
+        rf"^stages/{_ID}/issues/?$",
+        views.StageIssuesView.as_view(),
+        name="stage-issues",
+    ),
+    re_path(
+        rf"^stages/{_ID}/issues/(?P<issue_id>\d+)/?$",
+        views.StageIssueDetailView.as_view(),
+        name="stage-issue-detail",
+    ),
+    re_path(r"^issues/?$", views.IssueListView.as_view(), name="issue-list"),
 ]

@@ -1,20 +1,24 @@
 """Exceptions for the control UI: list, detail, acknowledge, resolve; and a
-runbook's active exceptions. Thin: reads come from ``exceptions.selectors``,
+runbook's active exceptions. Stage issues for the mobile app (an issue is an
+exception raised on a work-order stage). Thin: reads come from ``exceptions.selectors``,
 writes from ``exceptions.services``.
 """
 
 from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics
+from rest_framework import generics, status
 from rest_framework.filters import SearchFilter
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from bpmos import access
 from bpmos.errors import NotFound
 from exceptions import selectors, services
 from exceptions.api import serializers as s
-from exceptions.api.filters import ExceptionFilterSet
-from runbooks import controltower
+from exceptions.api.filters import ExceptionFilterSet, IssueFilterSet
+from exceptions.models import ExceptionStatus
+from runbooks import selectors as runbook_selectors
 
 EXCEPTION_ID = OpenApiParameter(
     "exception_id",
@@ -105,6 +109,89 @@ class RunbookExceptionListView(APIView):
         tags=["control tower"], responses=s.ExceptionItemSerializer(many=True)
     )
     def get(self, request, runbook_id: str):
-        pk = controltower.runbook_id_for(slug=runbook_id)
+        pk = runbook_selectors.runbook_id_get(slug=runbook_id)
         rows = selectors.exception_open_list_for_runbook(runbook_id=pk)
         return Response(s.ExceptionItemSerializer(rows, many=True).data)
+
+
+# --- stage issues (mobile contract) -------------------------------------------------
+
+_STAGE_ID = OpenApiParameter(
+    "id", OpenApiTypes.INT, OpenApiParameter.PATH, description="Work-order stage id."
+)
+_ISSUE_ID = OpenApiParameter(
+    "issue_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="Issue id."
+)
+
+
+@extend_schema(tags=["issues"], parameters=[_STAGE_ID])
+class StageIssueCreateView(APIView):
+    """Raise an issue on a stage; it becomes an exception that escalates until
+    acknowledged. Anyone on the floor may raise one, assigned or not."""
+
+    @extend_schema(request=s.IssueCreateSerializer, responses={201: s.IssueSerializer})
+    def post(self, request, pk: int):
+        data = s.IssueCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        issue = services.stage_issue_raise(
+            stage_id=int(pk),
+            type=data.validated_data["type"],
+            description=data.validated_data["description"],
+            severity=data.validated_data.get("severity"),
+            actor=request.user,
+        )
+        return Response(s.IssueSerializer(issue).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=["issues"], parameters=[_STAGE_ID])
+class StageIssuesView(APIView):
+    """The issues of one stage, newest first (a plain list)."""
+
+    @extend_schema(responses={200: s.IssueSerializer(many=True)})
+    def get(self, request, pk: int):
+        issues = selectors.stage_issue_list(stage_id=int(pk))
+        return Response(s.IssueSerializer(issues, many=True).data)
+
+
+@extend_schema(tags=["issues"], parameters=[_STAGE_ID, _ISSUE_ID])
+class StageIssueDetailView(APIView):
+    """Move an issue along open → ack → resolved.
+
+    ``{"status": "ack"}``: anyone on the floor. ``{"status": "resolved",
+    "resolution_note": "..."}``: supervisors, plant heads and admins only
+    (``ACTIONS["issue-resolve"]`` in bpmos/access.py); the note is required.
+    An open issue may be resolved directly; anything else out of order is 409.
+    """
+
+    @extend_schema(request=s.IssueUpdateSerializer, responses={200: s.IssueSerializer})
+    def patch(self, request, pk: int, issue_id: int):
+        data = s.IssueUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        target = data.validated_data["status"]
+        if target == ExceptionStatus.RESOLVED:
+            access.require_action("issue-resolve", request.user)
+        else:
+            access.require_action("issue-acknowledge", request.user)
+        issue = selectors.stage_issue_get(stage_id=int(pk), issue_id=int(issue_id))
+        if target == ExceptionStatus.RESOLVED:
+            issue = services.exception_resolve(
+                exception_id=issue.pk,
+                resolution_note=data.validated_data["resolution_note"],
+                actor=request.user,
+            )
+        else:
+            issue = services.exception_acknowledge(
+                exception_id=issue.pk, actor=request.user
+            )
+        return Response(s.IssueSerializer(issue).data)
+
+
+@extend_schema(tags=["issues"])
+class IssueListView(generics.ListAPIView):
+    """Every stage issue, newest first; filter by status, type, severity, stage."""
+
+    queryset = selectors.issue_list()
+    serializer_class = s.IssueSerializer
+    filterset_class = IssueFilterSet
+    search_fields = ["description", "title"]
+    ordering_fields = ["id", "created_at", "status", "type"]

@@ -7,7 +7,7 @@ _LINE = r"(?P<line_id>[-\w]+)"
 # Trailing slash optional, as everywhere.
 urlpatterns = [
     re_path(r"^lines/?$", views.LineListView.as_view(), name="line-list"),
-    re_path(rf"^lines/{_LINE}/?$", views.LineDetailView.as_view(), name="line-detail"),
+    # The line detail (with its runbook's status) is bpmos.dashboards.api_tower's.
     re_path(
         rf"^lines/{_LINE}/stations/?$",
         views.LineStationsView.as_view(),

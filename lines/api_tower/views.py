@@ -58,7 +58,7 @@ def bottlenecks_payload() -> Payload:
     return data, None
 
 
-_LINE_ID = OpenApiParameter(
+LINE_ID = OpenApiParameter(
     "line_id", OpenApiTypes.STR, OpenApiParameter.PATH, description='"line-a"'
 )
 _WINDOW = [
@@ -83,24 +83,12 @@ class LineListView(APIView):
         return Response(LINE_STATUS.get("lines", line_list_payload))
 
 
-class LineDetailView(APIView):
-    """One line: payload C with its runbook association."""
-
-    @extend_schema(
-        tags=["lines"], parameters=[_LINE_ID], responses=s.LineDetailSerializer
-    )
-    def get(self, request, line_id: str):
-        return Response(
-            s.LineDetailSerializer(selectors.line_status_get(slug=line_id)).data
-        )
-
-
 class LineStationsView(APIView):
     """The line's stations in position order with their states."""
 
     @extend_schema(
         tags=["lines"],
-        parameters=[_LINE_ID],
+        parameters=[LINE_ID],
         responses=s.StationDetailSerializer(many=True),
     )
     def get(self, request, line_id: str):
@@ -118,7 +106,7 @@ class LineOEEView(APIView):
 
     @extend_schema(
         tags=["lines"],
-        parameters=[_LINE_ID, *_WINDOW],
+        parameters=[LINE_ID, *_WINDOW],
         responses=s.LineOEESerializer,
     )
     def get(self, request, line_id: str):

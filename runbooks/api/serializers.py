@@ -8,11 +8,22 @@ services' and reach the client as the same 400/409 envelope.
 
 from rest_framework import serializers
 
-from exceptions.models import ExceptionStatus, ExceptionType, PlantException, Severity
-from runbooks.models import StageAssignment, WorkOrder, WorkOrderStage
+from bpmos.fields import choice_labels
+from runbooks.models import (
+    GateStatus,
+    GateType,
+    StageAssignment,
+    WorkOrder,
+    WorkOrderStage,
+)
 
 _MAX_INT = 2_147_483_647  # an integer column's range on every database we run
 _MAX_TEXT = 5000
+
+# The gates' display enums (control-UI contract), named once for the OpenAPI
+# schema (ENUM_NAME_OVERRIDES).
+GATE_STATUSES = choice_labels(GateStatus)
+GATE_TYPES = choice_labels(GateType)
 
 # --- output ------------------------------------------------------------------------
 
@@ -111,33 +122,6 @@ class StageAssignmentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class IssueSerializer(serializers.ModelSerializer):
-    """A stage issue (an exception raised on a work-order stage)."""
-
-    work_order_stage_id = serializers.IntegerField()
-    created_by = serializers.IntegerField(
-        source="raised_by_id", allow_null=True, help_text="User id."
-    )
-    created_at = serializers.DateTimeField(source="raised_at")
-
-    class Meta:
-        model = PlantException
-        fields = [
-            "id",
-            "work_order_stage_id",
-            "type",
-            "severity",
-            "description",
-            "status",
-            "created_by",
-            "created_at",
-            "acknowledged_at",
-            "resolved_at",
-            "resolution_note",
-        ]
-        read_only_fields = fields
-
-
 class StageMetricsSerializer(serializers.Serializer):
     """Timing of one stage (definitions: docs/metrics.md)."""
 
@@ -186,33 +170,27 @@ class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=300)
 
 
-class IssueCreateSerializer(serializers.Serializer):
-    type = serializers.ChoiceField(choices=ExceptionType.choices)
-    description = serializers.CharField(max_length=_MAX_TEXT)
-    severity = serializers.ChoiceField(
-        choices=Severity.choices,
-        required=False,
-        help_text="Omitted: high for safety, quality and gate issues, else medium.",
-    )
-
-
-# The moves a client may ask for (named in SPECTACULAR_SETTINGS' enum overrides).
-ISSUE_UPDATE_STATUSES = [
-    (ExceptionStatus.ACKNOWLEDGED.value, ExceptionStatus.ACKNOWLEDGED.label),
-    (ExceptionStatus.RESOLVED.value, ExceptionStatus.RESOLVED.label),
-]
-
-
-class IssueUpdateSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=ISSUE_UPDATE_STATUSES)
-    resolution_note = serializers.CharField(
-        max_length=_MAX_TEXT,
-        required=False,
-        allow_blank=True,
-        default="",
-        help_text="Required to resolve.",
-    )
-
-
 class StageAssignmentCreateSerializer(serializers.Serializer):
     user_id = serializers.IntegerField(min_value=1, max_value=_MAX_INT)
+
+
+# --- gates (control-UI contract) ------------------------------------------------
+
+
+class GateSerializer(serializers.Serializer):
+    """A gate after an action: the contract's gate shape plus id and reason."""
+
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=GATE_STATUSES, source="get_status_display")
+    type = serializers.ChoiceField(choices=GATE_TYPES, source="get_type_display")
+    condition = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class GateActionSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=300,
+        help_text="Why; required to lock (shown as the block reason).",
+    )

@@ -62,21 +62,13 @@ urlpatterns = [
         views.StageAssignmentDetailView.as_view(),
         name="stage-assignment-detail",
     ),
-    # issues
-    re_path(
-        rf"^stages/{_ID}/issue/?$",
-        views.StageIssueCreateView.as_view(),
-        name="stage-issue",
+    # gates (control-UI contract)
+    *(
+        re_path(
+            rf"^gates/(?P<pk>\d+)/{action}/?$",
+            views.GateActionView.as_view(gate_action=action),
+            name=f"gate-{action}",
+        )
+        for action in ("open", "close", "lock")
     ),
-    re_path(
-        rf"^stages/{_ID}/issues/?$",
-        views.StageIssuesView.as_view(),
-        name="stage-issues",
-    ),
-    re_path(
-        rf"^stages/{_ID}/issues/(?P<issue_id>\d+)/?$",
-        views.StageIssueDetailView.as_view(),
-        name="stage-issue-detail",
-    ),
-    re_path(r"^issues/?$", views.IssueListView.as_view(), name="issue-list"),
 ]

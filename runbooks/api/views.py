@@ -1,9 +1,10 @@
-"""Production endpoints of the mobile contract: work orders, stages, assignments,
-stage issues and metrics.
+"""Production endpoints of the mobile contract: work orders, stages, assignments
+and metrics; the control UI's gate actions. (Stage issues are exceptions:
+``exceptions.api.views``.)
 
 Views parse input, call one service (writes) or selector (reads) and serialize;
 every rule (transitions, gates, stage order, assignment, validation beyond
-shape) lives in ``runbooks.services`` and ``exceptions.services``. Who may call
+shape) lives in ``runbooks.services``. Who may call
 what is declared in ``bpmos/access.py``. URL ids arrive as strings (``re_path``
 has no converters); views hand services ints, which their audit records keep.
 """
@@ -14,21 +15,15 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from bpmos import access
-from exceptions import services as exception_services
-from exceptions.models import ExceptionStatus
 from runbooks import selectors, services
 from runbooks.api import serializers as s
-from runbooks.filters import IssueFilterSet, StageFilterSet, WorkOrderFilterSet
+from runbooks.filters import StageFilterSet, WorkOrderFilterSet
 
 _WORK_ORDER_ID = OpenApiParameter(
     "id", OpenApiTypes.INT, OpenApiParameter.PATH, description="Work order id."
 )
 _STAGE_ID = OpenApiParameter(
     "id", OpenApiTypes.INT, OpenApiParameter.PATH, description="Work-order stage id."
-)
-_ISSUE_ID = OpenApiParameter(
-    "issue_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="Issue id."
 )
 _USER_ID = OpenApiParameter(
     "user_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="User id."
@@ -280,77 +275,27 @@ class StageAssignmentDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-# --- issues ------------------------------------------------------------------------
+# --- gates (control-UI contract, group II) ------------------------------------------
 
 
-@extend_schema(tags=["issues"], parameters=[_STAGE_ID])
-class StageIssueCreateView(APIView):
-    """Raise an issue on a stage; it becomes an exception that escalates until
-    acknowledged. Anyone on the floor may raise one, assigned or not."""
+class GateActionView(APIView):
+    """Open, close or lock a gate (supervisors; locking needs a reason).
 
-    @extend_schema(request=s.IssueCreateSerializer, responses={201: s.IssueSerializer})
-    def post(self, request, pk: int):
-        data = s.IssueCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        issue = exception_services.stage_issue_raise(
-            stage_id=int(pk),
-            type=data.validated_data["type"],
-            description=data.validated_data["description"],
-            severity=data.validated_data.get("severity"),
-            actor=request.user,
-        )
-        return Response(s.IssueSerializer(issue).data, status=status.HTTP_201_CREATED)
-
-
-@extend_schema(tags=["issues"], parameters=[_STAGE_ID])
-class StageIssuesView(APIView):
-    """The issues of one stage, newest first (a plain list)."""
-
-    @extend_schema(responses={200: s.IssueSerializer(many=True)})
-    def get(self, request, pk: int):
-        issues = selectors.stage_issue_list(stage_id=int(pk))
-        return Response(s.IssueSerializer(issues, many=True).data)
-
-
-@extend_schema(tags=["issues"], parameters=[_STAGE_ID, _ISSUE_ID])
-class StageIssueDetailView(APIView):
-    """Move an issue along open → ack → resolved.
-
-    ``{"status": "ack"}``: anyone on the floor. ``{"status": "resolved",
-    "resolution_note": "..."}``: supervisors, plant heads and admins only
-    (``ACTIONS["issue-resolve"]`` in bpmos/access.py); the note is required.
-    An open issue may be resolved directly; anything else out of order is 409.
+    Setting a gate to the state it is already in is a 409.
     """
 
-    @extend_schema(request=s.IssueUpdateSerializer, responses={200: s.IssueSerializer})
-    def patch(self, request, pk: int, issue_id: int):
-        data = s.IssueUpdateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        target = data.validated_data["status"]
-        if target == ExceptionStatus.RESOLVED:
-            access.require_action("issue-resolve", request.user)
-        else:
-            access.require_action("issue-acknowledge", request.user)
-        issue = selectors.stage_issue_get(stage_id=int(pk), issue_id=int(issue_id))
-        if target == ExceptionStatus.RESOLVED:
-            issue = exception_services.exception_resolve(
-                exception_id=issue.pk,
-                resolution_note=data.validated_data["resolution_note"],
-                actor=request.user,
-            )
-        else:
-            issue = exception_services.exception_acknowledge(
-                exception_id=issue.pk, actor=request.user
-            )
-        return Response(s.IssueSerializer(issue).data)
+    gate_action = ""  # "open" | "close" | "lock", set per route
 
-
-@extend_schema(tags=["issues"])
-class IssueListView(generics.ListAPIView):
-    """Every stage issue, newest first; filter by status, type, severity, stage."""
-
-    queryset = selectors.issue_list()
-    serializer_class = s.IssueSerializer
-    filterset_class = IssueFilterSet
-    search_fields = ["description", "title"]
-    ordering_fields = ["id", "created_at", "status", "type"]
+    @extend_schema(
+        tags=["gates"], request=s.GateActionSerializer, responses=s.GateSerializer
+    )
+    def post(self, request, pk: int):
+        body = s.GateActionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        gate = services.gate_set(
+            gate_id=int(pk),
+            action=self.gate_action,
+            reason=body.validated_data.get("reason", ""),
+            actor=request.user,
+        )
+        return Response(s.GateSerializer(gate).data)

@@ -1,15 +1,18 @@
-"""Control-UI runbook endpoints (contract group II) and the gate actions.
+"""Control-UI endpoints that compose several apps: the control tower's runbook
+reads (contract group II) and a line with its runbook's status (group V).
 
-Reads come from ``runbooks.controltower`` (computed, never stored); gate writes
-go through ``runbooks.services.gate_set``.
+They come from ``bpmos.dashboards.controltower`` (computed, never stored). The
+gate actions of the same contract group are runbook writes: ``runbooks.api``.
 """
 
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from runbooks import controltower, services
-from runbooks.api_tower import serializers as s
+from bpmos.dashboards import controltower, line_status
+from bpmos.dashboards.api_tower import serializers as s
+from lines.api_tower import serializers as line_s
+from lines.api_tower.views import LINE_ID
 
 
 class ControlTowerRunbookListView(APIView):
@@ -44,24 +47,15 @@ class RunbookStageListView(APIView):
         return Response(s.StageDetailSerializer(stages, many=True).data)
 
 
-class GateActionView(APIView):
-    """Open, close or lock a gate (supervisors; locking needs a reason).
-
-    Setting a gate to the state it is already in is a 409.
-    """
-
-    gate_action = ""  # "open" | "close" | "lock", set per route
+class LineDetailView(APIView):
+    """One line: payload C with its runbook association."""
 
     @extend_schema(
-        tags=["gates"], request=s.GateActionSerializer, responses=s.GateSerializer
+        tags=["lines"], parameters=[LINE_ID], responses=line_s.LineDetailSerializer
     )
-    def post(self, request, pk: int):
-        body = s.GateActionSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        gate = services.gate_set(
-            gate_id=int(pk),
-            action=self.gate_action,
-            reason=body.validated_data.get("reason", ""),
-            actor=request.user,
+    def get(self, request, line_id: str):
+        return Response(
+            line_s.LineDetailSerializer(
+                line_status.line_with_runbook_get(slug=line_id)
+            ).data
         )
-        return Response(s.GateSerializer(gate).data)

@@ -1,23 +1,22 @@
 """Shapes of the control-UI runbook endpoints (contract payloads A and B).
 
 camelCase, display enums, times as "2026-01-15T10:30:00Z". The values come from
-``runbooks.controltower``; nothing here computes.
+``bpmos.dashboards.controltower``; nothing here computes.
 """
 
 from rest_framework import serializers
 
+from bpmos.dashboards.controltower import RunbookHealth, StageState
 from bpmos.fields import choice_labels, utc_datetime
 from exceptions.api.serializers import EXCEPTION_TYPES, SEVERITIES
 from passports.models import CustodianKind
 from passports.selectors import CUSTODIANS_SHOWN, WARRANTY_EXPIRING_DAYS
-from runbooks.controltower import RunbookHealth, StageState
-from runbooks.models import GateStatus, GateType, RunbookKind
+from runbooks.api.serializers import GATE_STATUSES, GATE_TYPES
+from runbooks.models import RunbookKind
 
 # The display enums, named once for the OpenAPI schema (ENUM_NAME_OVERRIDES).
 RUNBOOK_STATUSES = [health.value for health in RunbookHealth]
 STAGE_STATUSES = [state.value for state in StageState]
-GATE_STATUSES = choice_labels(GateStatus)
-GATE_TYPES = choice_labels(GateType)
 CUSTODIAN_KINDS = choice_labels(CustodianKind)
 
 
@@ -155,22 +154,3 @@ class StageDetailSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=STAGE_STATUSES)
     gate = StageGateSerializer(allow_null=True)
     exception = StageExceptionSerializer(allow_null=True)
-
-
-class GateSerializer(serializers.Serializer):
-    """A gate after an action: the contract's gate shape plus id and reason."""
-
-    id = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=GATE_STATUSES, source="get_status_display")
-    type = serializers.ChoiceField(choices=GATE_TYPES, source="get_type_display")
-    condition = serializers.CharField()
-    reason = serializers.CharField()
-
-
-class GateActionSerializer(serializers.Serializer):
-    reason = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        max_length=300,
-        help_text="Why; required to lock (shown as the block reason).",
-    )

@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from runbooks.api_tower import views
+from bpmos.dashboards.api_tower import views
 
 # Trailing slash optional, as everywhere. A runbook's exceptions are routed by
 # exceptions/api/urls.py.
@@ -20,12 +20,9 @@ urlpatterns = [
         views.RunbookStageListView.as_view(),
         name="tower-runbook-stages",
     ),
-    *(
-        re_path(
-            rf"^gates/(?P<pk>\d+)/{action}/?$",
-            views.GateActionView.as_view(gate_action=action),
-            name=f"gate-{action}",
-        )
-        for action in ("open", "close", "lock")
+    re_path(
+        r"^lines/(?P<line_id>[-\w]+)/?$",
+        views.LineDetailView.as_view(),
+        name="line-detail",
     ),
 ]

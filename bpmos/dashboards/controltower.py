@@ -516,11 +516,3 @@ def runbook_stage_list(*, slug: str) -> list[StageDetail]:
         _stage_detail(stage, snapshot, runbook.pk)
         for stage in snapshot.stages[runbook.pk]
     ]
-
-
-def runbook_id_for(*, slug: str) -> int:
-    """The primary key of the runbook ``slug``; ``NotFound`` when there is none."""
-    pk = Runbook.objects.filter(slug=slug).values_list("pk", flat=True).first()
-    if pk is None:
-        raise NotFound(f"There is no runbook {slug!r}.")
-    return pk
