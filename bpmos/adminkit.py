@@ -1,10 +1,52 @@
-"""Admin building blocks shared by every app's admin.py."""
+"""Admin building blocks shared by every app's admin.py: the audited ModelAdmin,
+who sees the plant's admin pages, read-only pages, and the reason typed beside an
+action."""
 
 from django.contrib import admin, messages
 from django.forms.models import model_to_dict
 
 from bpmos import audit
 from bpmos.errors import DomainError
+from bpmos.roles import Role
+
+# Who sees the plant's pages in the admin: by plant role, not Django's model
+# permissions (auditors are staff but not superusers and hold no permission rows).
+ADMIN_READERS = frozenset({Role.AUDITOR, Role.ADMIN})
+
+
+def is_admin_reader(request) -> bool:
+    """An active staff user whose plant role may read the admin pages."""
+    user = request.user
+    return bool(
+        user.is_active
+        and user.is_staff
+        and getattr(user, "role", None) in ADMIN_READERS
+    )
+
+
+class AdminReaderMixin:
+    """Admin pages visible to auditors and admins (``ADMIN_READERS``)."""
+
+    def has_module_permission(self, request) -> bool:
+        return is_admin_reader(request)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return is_admin_reader(request)
+
+
+class ReadOnlyAdminMixin:
+    """No add, change or delete for anyone: rows only the services write (or
+    history). Put it first among the bases; it serves inlines too."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
 
 # Never copied into the audit log, whatever the model.
 _SECRET_FIELDS = {"password"}
@@ -86,6 +128,22 @@ class AuditedModelAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for obj in queryset:
             self.delete_model(request, obj)
+
+    def typed_reason(self, request, *, required: bool = True) -> str | None:
+        """The reason typed beside the action menu (the action form's ``reason``).
+
+        Required and blank: tells the user that nothing was changed and returns
+        None, so the action stops before touching a row.
+        """
+        reason = (request.POST.get("reason") or "").strip()
+        if required and not reason:
+            self.message_user(
+                request,
+                "Type a reason beside the action menu; nothing was changed.",
+                messages.ERROR,
+            )
+            return None
+        return reason
 
     # Admin actions run the app's service once per selected row: a refusal names
     # its row and the rest still run (each service call is its own transaction).

@@ -2,14 +2,12 @@
 
 from django.contrib import admin
 
-from bpmos.roles import Role
+from bpmos.adminkit import AdminReaderMixin, ReadOnlyAdminMixin
 from elog.models import AuditRecord
-
-_READERS = {Role.AUDITOR, Role.ADMIN}
 
 
 @admin.register(AuditRecord)
-class AuditRecordAdmin(admin.ModelAdmin):
+class AuditRecordAdmin(ReadOnlyAdminMixin, AdminReaderMixin, admin.ModelAdmin):
     """Browse and filter the log; nobody adds, changes or deletes a record.
 
     Visibility follows the plant role rather than Django model permissions:
@@ -36,24 +34,3 @@ class AuditRecordAdmin(admin.ModelAdmin):
     actions = None
     # Counting a long log on every page costs more than it tells.
     show_full_result_count = False
-
-    def _is_reader(self, request) -> bool:
-        user = request.user
-        return bool(
-            user.is_active and user.is_staff and getattr(user, "role", None) in _READERS
-        )
-
-    def has_module_permission(self, request) -> bool:
-        return self._is_reader(request)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return self._is_reader(request)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

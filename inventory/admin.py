@@ -26,7 +26,7 @@ from django.db.models import Q, Sum
 from django.http import HttpResponse
 from django.utils import timezone
 
-from bpmos.adminkit import AuditedModelAdmin
+from bpmos.adminkit import AdminReaderMixin, AuditedModelAdmin, ReadOnlyAdminMixin
 from bpmos.errors import DomainError
 from bpmos.roles import Role
 from inventory import services
@@ -49,35 +49,12 @@ def _role(request) -> str | None:
     return getattr(request.user, "role", None)
 
 
-class StockAdmin(AuditedModelAdmin):
+class StockAdmin(AdminReaderMixin, AuditedModelAdmin):
     """Admins write (they are superusers); auditors read."""
 
-    def _is_reader(self, request) -> bool:
-        user = request.user
-        return bool(
-            user.is_active
-            and user.is_staff
-            and _role(request) in {Role.AUDITOR, Role.ADMIN}
-        )
 
-    def has_module_permission(self, request) -> bool:
-        return self._is_reader(request)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return self._is_reader(request)
-
-
-class ReadOnlyStockAdmin(StockAdmin):
+class ReadOnlyStockAdmin(ReadOnlyAdminMixin, StockAdmin):
     """A record written only by the services."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 # --- categories and locations ------------------------------------------------------
@@ -328,23 +305,12 @@ class ItemAdmin(StockAdmin):
     def _each(self, request, queryset, verb: str, call) -> None:
         self.apply_each(request, queryset.order_by("code"), verb, call)
 
-    def _reason(self, request) -> str | None:
-        reason = (request.POST.get("reason") or "").strip()
-        if not reason:
-            self.message_user(
-                request,
-                "Type a reason beside the action menu; nothing was changed.",
-                messages.ERROR,
-            )
-            return None
-        return reason
-
     @admin.action(
         description="Hold selected items (with the reason typed beside)",
         permissions=["hold"],
     )
     def hold_items(self, request, queryset):
-        if (reason := self._reason(request)) is None:
+        if (reason := self.typed_reason(request)) is None:
             return
         self._each(
             request,
@@ -373,7 +339,7 @@ class ItemAdmin(StockAdmin):
         permissions=["hold"],
     )
     def block_items(self, request, queryset):
-        if (reason := self._reason(request)) is None:
+        if (reason := self.typed_reason(request)) is None:
             return
         self._each(
             request,

@@ -10,41 +10,16 @@ read-only.
 
 from django.contrib import admin
 
-from bpmos.adminkit import AuditedModelAdmin
-from bpmos.roles import Role
+from bpmos.adminkit import AdminReaderMixin, AuditedModelAdmin, ReadOnlyAdminMixin
 from lines.models import Line, Machine, MachineReading, OEESnapshot, Station
 
 
-def _is_reader(request) -> bool:
-    user = request.user
-    return bool(
-        user.is_active
-        and user.is_staff
-        and getattr(user, "role", None) in {Role.AUDITOR, Role.ADMIN}
-    )
-
-
-class PlantAdmin(AuditedModelAdmin):
+class PlantAdmin(AdminReaderMixin, AuditedModelAdmin):
     """Admins write (they are superusers); auditors read."""
 
-    def has_module_permission(self, request) -> bool:
-        return _is_reader(request)
 
-    def has_view_permission(self, request, obj=None) -> bool:
-        return _is_reader(request)
-
-
-class ReadOnlyAdmin(PlantAdmin):
+class ReadOnlyAdmin(ReadOnlyAdminMixin, PlantAdmin):
     """Rows only services write: listed, never added, changed or deleted here."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Line)

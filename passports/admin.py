@@ -15,12 +15,16 @@ import contextlib
 import uuid
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.admin.helpers import ActionForm
 
 from bpmos import access
-from bpmos.adminkit import AuditedModelAdmin
-from bpmos.roles import Role
+from bpmos.adminkit import (
+    AdminReaderMixin,
+    AuditedModelAdmin,
+    ReadOnlyAdminMixin,
+    is_admin_reader,
+)
 from passports import bpan as bpan_rules
 from passports import services
 from passports.models import (
@@ -32,33 +36,10 @@ from passports.models import (
     TelemetryReading,
 )
 
-_READERS = {Role.AUDITOR, Role.ADMIN}
 
-
-class ReadOnlyAdmin(AuditedModelAdmin):
+class ReadOnlyAdmin(ReadOnlyAdminMixin, AdminReaderMixin, AuditedModelAdmin):
     """Visible to auditors and admins (by plant role, as the audit log's admin);
     no add, change or delete for anyone."""
-
-    def _is_reader(self, request) -> bool:
-        user = request.user
-        return bool(
-            user.is_active and user.is_staff and getattr(user, "role", None) in _READERS
-        )
-
-    def has_module_permission(self, request) -> bool:
-        return self._is_reader(request)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return self._is_reader(request)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class HoldActionForm(ActionForm):
@@ -73,7 +54,7 @@ class HoldActionForm(ActionForm):
     )
 
 
-class PassportEventInline(admin.TabularInline):
+class PassportEventInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = PassportEvent
     fields = [
         "version",
@@ -92,16 +73,7 @@ class PassportEventInline(admin.TabularInline):
 
     def has_view_permission(self, request, obj=None) -> bool:
         # Auditors hold no model permissions: visibility follows the role.
-        return ReadOnlyAdmin._is_reader(self, request)
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+        return is_admin_reader(request)
 
 
 @admin.register(Passport)
@@ -150,21 +122,12 @@ class PassportAdmin(ReadOnlyAdmin):
             getattr(request.user, "role", None),
         )
 
-    def _reason(self, request) -> str:
-        return (request.POST.get("reason") or "").strip()
-
     @admin.action(
         description="Put selected passports on hold (reason typed beside)",
         permissions=["hold"],
     )
     def hold_passports(self, request, queryset):
-        reason = self._reason(request)
-        if not reason:
-            self.message_user(
-                request,
-                "Type a reason beside the action menu; nothing was changed.",
-                messages.ERROR,
-            )
+        if (reason := self.typed_reason(request)) is None:
             return
         self.apply_each(
             request,
@@ -182,7 +145,7 @@ class PassportAdmin(ReadOnlyAdmin):
         description="Release the hold on selected passports", permissions=["hold"]
     )
     def release_holds(self, request, queryset):
-        note = self._reason(request)
+        note = self.typed_reason(request, required=False)
         self.apply_each(
             request,
             queryset.order_by("serial"),

@@ -22,7 +22,12 @@ from django.contrib.admin import helpers
 from django.forms.models import model_to_dict
 from django.template.response import TemplateResponse
 
-from bpmos.adminkit import AuditedModelAdmin
+from bpmos.adminkit import (
+    AdminReaderMixin,
+    AuditedModelAdmin,
+    ReadOnlyAdminMixin,
+    is_admin_reader,
+)
 from bpmos.errors import DomainError
 from bpmos.roles import Role
 from elog import audit
@@ -40,27 +45,12 @@ from runbooks.models import (
 )
 
 
-def _is_reader(request) -> bool:
-    user = request.user
-    return bool(
-        user.is_active
-        and user.is_staff
-        and getattr(user, "role", None) in {Role.AUDITOR, Role.ADMIN}
-    )
-
-
 def _is_admin(request) -> bool:
-    return _is_reader(request) and request.user.role == Role.ADMIN
+    return is_admin_reader(request) and request.user.role == Role.ADMIN
 
 
-class PlantAdmin(AuditedModelAdmin):
+class PlantAdmin(AdminReaderMixin, AuditedModelAdmin):
     """Admins write (Django's permissions: they are superusers); auditors read."""
-
-    def has_module_permission(self, request) -> bool:
-        return _is_reader(request)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return _is_reader(request)
 
     def save_formset(self, request, form, formset, change):
         """Save inline rows and audit each one created, changed or deleted."""
@@ -289,7 +279,7 @@ class WorkOrderStageInline(admin.TabularInline):
 
 
 @admin.register(WorkOrder)
-class WorkOrderAdmin(PlantAdmin):
+class WorkOrderAdmin(ReadOnlyAdminMixin, PlantAdmin):
     """Read-only: work orders are released through the API; cancel is an action."""
 
     list_display = [
@@ -311,14 +301,7 @@ class WorkOrderAdmin(PlantAdmin):
     inlines = [WorkOrderStageInline]
     actions = ["cancel_work_orders"]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # production history: cancel instead
+    # Read-only (ReadOnlyAdminMixin): production history is cancelled, not deleted.
 
     def has_cancel_permission(self, request) -> bool:
         return _is_admin(request)
