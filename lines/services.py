@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any, TypedDict
 
 from django.db import connection, transaction
@@ -25,8 +26,15 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from bpmos import events
+from bpmos.batch import (
+    FUTURE_TOLERANCE,
+    MAX_BATCH,
+    BatchWords,
+    RowError,
+    batch_validate,
+)
 from bpmos.bulk import BulkTarget
-from bpmos.errors import DomainError, InvalidInput, NotFound
+from bpmos.errors import NotFound
 from bpmos.locking import ROW_LOCK, lock_row
 from bpmos.rawsql import orm_instance, orm_values
 from elog import audit
@@ -45,13 +53,6 @@ from lines.models import (
 )
 from lines.topology import line_topology
 
-# Readings per request: 10,000 rows of JSON (~1.5 MB) stay under Django's
-# 2.5 MB DATA_UPLOAD_MAX_MEMORY_SIZE. Larger loads are sent as several batches.
-MAX_BATCH = 10_000
-# How far ahead of the server's clock a reading may be (clock skew).
-FUTURE_TOLERANCE = timedelta(minutes=5)
-# Most errors reported for one refused batch.
-MAX_REPORTED_ERRORS = 20
 MAX_COUNT_INCREMENT = 1_000_000
 
 _TAG = re.compile(r"^[A-Za-z0-9_.:/-]{1,64}$")
@@ -84,47 +85,34 @@ class IngestResult(TypedDict):
     duplicates: int  # readings already stored (or repeated within the batch)
 
 
-class PayloadTooLarge(DomainError):
-    """The batch has more readings than one request may carry (413)."""
-
-    status_code = 413
-    code = "payload_too_large"
-
-
 # --- validation (plain Python) -------------------------------------------------
-
-
-class _RowError(Exception):
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field, self.message = field, message
 
 
 def _parse_ts(raw: Any) -> datetime:
     if not isinstance(raw, str):
-        raise _RowError("ts", "Must be an ISO 8601 time with a time zone.")
+        raise RowError("ts", "Must be an ISO 8601 time with a time zone.")
     try:
         value = datetime.fromisoformat(raw)
     except ValueError:
-        raise _RowError("ts", "Must be an ISO 8601 time with a time zone.") from None
+        raise RowError("ts", "Must be an ISO 8601 time with a time zone.") from None
     zone = value.tzinfo
     if zone is UTC:  # "...Z" and "+00:00": nothing to convert
         return value
     if zone is None:
-        raise _RowError("ts", "Needs a time zone (e.g. 2026-03-02T08:00:00Z).")
+        raise RowError("ts", "Needs a time zone (e.g. 2026-03-02T08:00:00Z).")
     return value.astimezone(UTC)
 
 
 def _number(raw: Any) -> float:
     if type(raw) is float:  # the common case first (bool is not a float)
         if raw - raw != 0.0:  # inf - inf and nan - nan are nan
-            raise _RowError("value", "Must be a finite number.")
+            raise RowError("value", "Must be a finite number.")
         return raw
     if isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise _RowError("value", "Must be a number.")
+        raise RowError("value", "Must be a number.")
     value = float(raw)
     if not math.isfinite(value):
-        raise _RowError("value", "Must be a finite number.")
+        raise RowError("value", "Must be a finite number.")
     return value
 
 
@@ -135,7 +123,7 @@ def _text(row: dict, field: str, limit: int) -> str:
     if raw is None:
         return ""
     if not isinstance(raw, str) or len(raw) > limit:
-        raise _RowError(field, f"Must be text of at most {limit} characters.")
+        raise RowError(field, f"Must be text of at most {limit} characters.")
     return raw
 
 
@@ -158,54 +146,62 @@ def _valid_tag(tag: Any) -> bool:
 
 
 def _check_row(row: Any, machine_id: int, latest: datetime) -> tuple:
-    """One reading as the tuple of ``_COLUMNS``; raises ``_RowError``.
+    """One reading as the tuple of ``_COLUMNS``; raises ``RowError``.
 
     Runs once per reading (a million a minute at the goal), so it is written
     for speed: membership tests before ``get``, the common types first.
     """
     if not isinstance(row, dict):
-        raise _RowError("row", "Must be an object.")
+        raise RowError("row", "Must be an object.")
     if not _FIELDS.issuperset(row):
-        raise _RowError(sorted(row.keys() - _FIELDS)[0], "Unknown field.")
+        raise RowError(sorted(row.keys() - _FIELDS)[0], "Unknown field.")
     if "machine_id" in row and row["machine_id"] != machine_id:
-        raise _RowError("machine_id", "Differs from the machine in the URL.")
+        raise RowError("machine_id", "Differs from the machine in the URL.")
     tag = row["tag"] if "tag" in row else row.get("reading_type")
     if (type(tag) is not str or tag not in _tags_seen) and not _valid_tag(tag):
-        raise _RowError(
+        raise RowError(
             "tag", "Required: 1-64 letters, digits or _ . : / - (e.g. good_count)."
         )
     ts = _parse_ts(row["ts"] if "ts" in row else row.get("timestamp"))
     if ts > latest:
-        raise _RowError("ts", "Is in the future.")
+        raise RowError("ts", "Is in the future.")
     raw = row.get("value")
     value: float | None = None
     text = ""
     if tag == _STATE:
         if not isinstance(raw, str) or raw not in _STATES:
-            raise _RowError(
+            raise RowError(
                 "value", f"A state reading's value is one of {sorted(_STATES)}."
             )
         text = raw
     elif isinstance(raw, str) and tag not in _COUNT_TAGS and tag != _CYCLE_TIME:
         if len(raw) > 64:
-            raise _RowError("value", "Text values are at most 64 characters.")
+            raise RowError("value", "Text values are at most 64 characters.")
         text = raw
     else:
         value = _number(raw)
         if tag in _COUNT_TAGS and (
             value < 0 or value != int(value) or value > MAX_COUNT_INCREMENT
         ):
-            raise _RowError(
+            raise RowError(
                 "value", "A count is a whole number of pieces, 0 to 1,000,000."
             )
         if tag == _CYCLE_TIME and value < 0:
-            raise _RowError("value", "A cycle time cannot be negative.")
+            raise RowError("value", "A cycle time cannot be negative.")
     quality = row.get("quality", "good")
     if not isinstance(quality, str) or quality not in _QUALITIES:
-        raise _RowError("quality", f"One of {sorted(_QUALITIES)}.")
+        raise RowError("quality", f"One of {sorted(_QUALITIES)}.")
     note = _text(row, "reason", 200) if "reason" in row else ""
     unit = _text(row, "unit", 16) if "unit" in row else ""
     return (machine_id, tag, ts, value, text, note, unit, quality)
+
+
+_READING_WORDS = BatchWords(
+    noun="reading",
+    max_rows_key="max_readings",
+    repeat_message="Repeats an earlier reading's tag and time with other values.",
+)
+_READING_KEY = itemgetter(1, 2)  # (tag, ts): a machine's reading is unique by them
 
 
 def readings_validate(*, machine_id: int, rows: list) -> tuple[list[tuple], int]:
@@ -213,52 +209,17 @@ def readings_validate(*, machine_id: int, rows: list) -> tuple[list[tuple], int]
 
     Raises ``InvalidInput`` naming every bad row (up to 20) by its index and
     field; nothing is stored then. A reading repeated in the batch with the same
-    content is stored once; with different content it is an error.
+    content is stored once; with different content it is an error
+    (``bpmos.batch``).
     """
-    if not isinstance(rows, list) or not rows:
-        raise InvalidInput(
-            "Send one reading object or a non-empty list of them.",
-            code="validation_error",
-            details={"readings": ["Expected an object or a non-empty list."]},
-        )
-    if len(rows) > MAX_BATCH:
-        raise PayloadTooLarge(
-            f"A batch holds at most {MAX_BATCH} readings; this one has {len(rows)}.",
-            details={"max_readings": MAX_BATCH, "readings": len(rows)},
-        )
     latest = timezone.now() + FUTURE_TOLERANCE
-    checked: list[tuple] = []
-    seen: dict[tuple[str, datetime], int] = {}
-    errors: dict[str, dict[str, list[str]]] = {}
-    repeats = 0
-    for index, row in enumerate(rows):
-        try:
-            values = _check_row(row, machine_id, latest)
-        except _RowError as error:
-            errors[str(index)] = {error.field: [error.message]}
-            if len(errors) >= MAX_REPORTED_ERRORS:
-                break
-            continue
-        key = (values[1], values[2])
-        first = seen.get(key)
-        if first is None:
-            seen[key] = len(checked)
-            checked.append(values)
-        elif checked[first] == values:
-            repeats += 1
-        else:
-            errors[str(index)] = {
-                "ts": ["Repeats an earlier reading's tag and time with other values."]
-            }
-    if errors:
-        index, fields = next(iter(errors.items()))
-        field, messages = next(iter(fields.items()))
-        raise InvalidInput(
-            f"Reading {index}: {field}: {messages[0]} Nothing was stored.",
-            code="validation_error",
-            details={"rows": errors},
-        )
-    return checked, repeats
+    return batch_validate(
+        rows=rows,
+        check_row=lambda row: _check_row(row, machine_id, latest),
+        key=_READING_KEY,
+        words=_READING_WORDS,
+        max_rows=MAX_BATCH,
+    )
 
 
 # --- storing -------------------------------------------------------------------

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any, TypedDict
 
 from django.db import transaction
@@ -32,17 +33,19 @@ from django.db.models import Avg, Count, Max, Min
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from bpmos.batch import (
+    FUTURE_TOLERANCE,
+    MAX_BATCH,
+    BatchWords,
+    RowError,
+    batch_validate,
+)
 from bpmos.bulk import BulkTarget
-from bpmos.errors import Conflict, DomainError, InvalidInput
+from bpmos.errors import Conflict
 from elog import audit
 from passports import ledger
 from passports.models import Kind, Passport, TelemetryReading
 
-# Samples per request (as for machine readings: ~1 MB of JSON at most).
-MAX_BATCH = 10_000
-# How far ahead of the server's clock a sample may be (gateway clock skew).
-FUTURE_TOLERANCE = timedelta(minutes=5)
-MAX_REPORTED_ERRORS = 20
 # Days of daily trend ``telemetry_summary`` returns by default, and at most.
 TREND_DAYS = 30
 MAX_TREND_DAYS = 365
@@ -66,20 +69,7 @@ class IngestResult(TypedDict):
     duplicates: int  # already stored, or repeated within the batch
 
 
-class PayloadTooLarge(DomainError):
-    """The batch has more samples than one request may carry (413)."""
-
-    status_code = 413
-    code = "payload_too_large"
-
-
 # --- validation (plain Python) ---------------------------------------------------
-
-
-class _RowError(Exception):
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field, self.message = field, message
 
 
 def _parse_ts(raw: Any, latest: datetime) -> datetime:
@@ -92,12 +82,12 @@ def _parse_ts(raw: Any, latest: datetime) -> datetime:
         except ValueError:
             value = None
     if value is None:
-        raise _RowError("ts", "Required: an ISO 8601 time with a time zone.")
+        raise RowError("ts", "Required: an ISO 8601 time with a time zone.")
     if value.tzinfo is None:
-        raise _RowError("ts", "Needs a time zone (e.g. 2026-03-02T08:00:00Z).")
+        raise RowError("ts", "Needs a time zone (e.g. 2026-03-02T08:00:00Z).")
     value = value.astimezone(UTC)
     if value > latest:
-        raise _RowError("ts", "Is in the future.")
+        raise RowError("ts", "Is in the future.")
     return value
 
 
@@ -105,32 +95,40 @@ def _measurement(raw: Any, name: str) -> float | None:
     if raw is None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise _RowError(name, "Must be a number.")
+        raise RowError(name, "Must be a number.")
     value = float(raw)
     _, low, high = _MEASUREMENTS[name]
     if not math.isfinite(value):
-        raise _RowError(name, "Must be a finite number.")
+        raise RowError(name, "Must be a finite number.")
     if (low is not None and value < low) or (high is not None and value > high):
-        raise _RowError(name, f"Must be between {low:g} and {high:g}.")
+        raise RowError(name, f"Must be between {low:g} and {high:g}.")
     return value
 
 
 def _check_row(row: Any, passport_id: int, latest: datetime) -> tuple:
-    """One sample as the tuple of ``_COLUMNS``; raises ``_RowError``."""
+    """One sample as the tuple of ``_COLUMNS``; raises ``RowError``."""
     if not isinstance(row, dict):
-        raise _RowError("row", "Must be an object.")
+        raise RowError("row", "Must be an object.")
     values: dict[str, Any] = {}
     for key, raw in row.items():
         name = _ALIASES.get(key, key)
         if key == "ts":
             continue
         if name not in _MEASUREMENTS:
-            raise _RowError(key, "Unknown field.")
+            raise RowError(key, "Unknown field.")
         values[name] = _measurement(raw, name)
     ts = _parse_ts(row.get("ts"), latest)
     if all(values.get(name) is None for name in _MEASUREMENTS):
-        raise _RowError("row", "Holds no measurement.")
+        raise RowError("row", "Holds no measurement.")
     return (passport_id, ts, *(values.get(name) for name in _MEASUREMENTS))
+
+
+_SAMPLE_WORDS = BatchWords(
+    noun="sample",
+    max_rows_key="maxReadings",
+    repeat_message="Repeats an earlier sample's time with other values.",
+)
+_SAMPLE_KEY = itemgetter(1)  # ts: a passport's sample is unique by it
 
 
 def telemetry_validate(*, passport_id: int, rows: Any) -> tuple[list[tuple], int]:
@@ -138,51 +136,17 @@ def telemetry_validate(*, passport_id: int, rows: Any) -> tuple[list[tuple], int
 
     Raises ``InvalidInput`` naming every bad row (up to 20) by its index and
     field (``details.rows``); nothing is stored then. A sample repeated in the
-    batch with the same values is stored once; with other values it is an error.
+    batch with the same values is stored once; with other values it is an error
+    (``bpmos.batch``).
     """
-    if not isinstance(rows, list) or not rows:
-        raise InvalidInput(
-            "Send one sample object or a non-empty list of them.",
-            code="validation_error",
-            details={"readings": ["Expected an object or a non-empty list."]},
-        )
-    if len(rows) > MAX_BATCH:
-        raise PayloadTooLarge(
-            f"A batch holds at most {MAX_BATCH} samples; this one has {len(rows)}.",
-            details={"maxReadings": MAX_BATCH, "readings": len(rows)},
-        )
     latest = timezone.now() + FUTURE_TOLERANCE
-    checked: list[tuple] = []
-    seen: dict[datetime, int] = {}
-    errors: dict[str, dict[str, list[str]]] = {}
-    repeats = 0
-    for index, row in enumerate(rows):
-        try:
-            values = _check_row(row, passport_id, latest)
-        except _RowError as error:
-            errors[str(index)] = {error.field: [error.message]}
-            if len(errors) >= MAX_REPORTED_ERRORS:
-                break
-            continue
-        first = seen.get(values[1])
-        if first is None:
-            seen[values[1]] = len(checked)
-            checked.append(values)
-        elif checked[first] == values:
-            repeats += 1
-        else:
-            errors[str(index)] = {
-                "ts": ["Repeats an earlier sample's time with other values."]
-            }
-    if errors:
-        index, fields = next(iter(errors.items()))
-        field, messages = next(iter(fields.items()))
-        raise InvalidInput(
-            f"Reading {index}: {field}: {messages[0]} Nothing was stored.",
-            code="validation_error",
-            details={"rows": errors},
-        )
-    return checked, repeats
+    return batch_validate(
+        rows=rows,
+        check_row=lambda row: _check_row(row, passport_id, latest),
+        key=_SAMPLE_KEY,
+        words=_SAMPLE_WORDS,
+        max_rows=MAX_BATCH,
+    )
 
 
 # --- storing ---------------------------------------------------------------------

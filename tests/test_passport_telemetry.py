@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rest_framework.test import APIClient
 
+from bpmos.errors import InvalidInput
 from bpmos.roles import Role
 from elog.models import AuditRecord
 from passports import telemetry
@@ -132,7 +133,7 @@ def test_an_older_batch_does_not_overwrite_the_summary(gateway, pack):
 def test_one_bad_row_refuses_the_whole_batch(gateway, pack, bad_row, field):
     audits = AuditRecord.objects.count()
     rows = [*BATCH[:2], bad_row, BATCH[3]]
-    with pytest.raises(telemetry.InvalidInput) as refused:
+    with pytest.raises(InvalidInput) as refused:
         telemetry.telemetry_ingest(pack.pk, rows, gateway)
     rows_named = refused.value.details["rows"]
     assert list(rows_named) == ["2"]
@@ -159,7 +160,7 @@ def test_a_time_repeated_in_a_batch(gateway, pack):
         "duplicates": 1,
     }
     clash = [BATCH[1], {**BATCH[1], "sohPercent": 50.0}]
-    with pytest.raises(telemetry.InvalidInput) as refused:
+    with pytest.raises(InvalidInput) as refused:
         telemetry.telemetry_ingest(pack.pk, clash, gateway)
     assert list(refused.value.details["rows"]) == ["1"]
     assert len(stored(pack)) == 1

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 
+from bpmos.batch import PayloadTooLarge
 from bpmos.errors import InvalidInput
 from bpmos.events.models import OutboxEvent
 from elog.models import AuditRecord
@@ -215,7 +216,7 @@ def test_not_json_and_empty_bodies_are_refused(http, weld, gateway):
 
 def test_a_batch_over_the_limit_is_refused_with_413(weld, monkeypatch):
     monkeypatch.setattr(services, "MAX_BATCH", 10)
-    with pytest.raises(services.PayloadTooLarge):
+    with pytest.raises(PayloadTooLarge):
         ingest(weld, seconds_batch(11))
     assert MachineReading.objects.count() == 0
 

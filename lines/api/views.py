@@ -16,6 +16,7 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from bpmos.batch import PayloadTooLarge
 from bpmos.errors import InvalidInput
 from lines import selectors, services
 from lines.api import serializers as s
@@ -49,7 +50,7 @@ def _body(request) -> list:
     try:
         raw = request.body
     except RequestDataTooBig:
-        raise services.PayloadTooLarge(
+        raise PayloadTooLarge(
             f"The body is too large; send at most {services.MAX_BATCH} readings "
             "per request."
         ) from None
