@@ -3,8 +3,8 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from bpmos.views import BpmosAPIView
 from elog import selectors, services
 from elog.api import serializers as s
 from elog.filters import AuditRecordFilterSet
@@ -29,7 +29,7 @@ class AuditRecordDetailView(generics.RetrieveAPIView):
     serializer_class = s.AuditRecordSerializer
 
 
-class AuditVerifyView(APIView):
+class AuditVerifyView(BpmosAPIView):
     """Walk the hash chain and name the first altered, removed or inserted record.
 
     ``head_seq``/``head_hash`` of an ``ok`` result are worth keeping outside the
@@ -44,10 +44,9 @@ class AuditVerifyView(APIView):
         responses={200: s.VerifyResultSerializer},
     )
     def get(self, request):
-        query = s.VerifyQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
+        query = self.validated(s.VerifyQuerySerializer, query=True)
         result = services.audit_chain_verify(
-            anchor_seq=query.validated_data.get("anchor_seq"),
-            anchor_hash=query.validated_data.get("anchor_hash"),
+            anchor_seq=query.get("anchor_seq"),
+            anchor_hash=query.get("anchor_hash"),
         )
         return Response(result.as_dict())

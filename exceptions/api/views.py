@@ -10,10 +10,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.filters import SearchFilter
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from bpmos import access
 from bpmos.errors import NotFound
+from bpmos.views import BpmosAPIView
 from exceptions import selectors, services
 from exceptions.api import serializers as s
 from exceptions.api.filters import ExceptionFilterSet, IssueFilterSet
@@ -50,7 +50,7 @@ class ExceptionListView(generics.ListAPIView):
     search_fields = ["title"]
 
 
-class ExceptionDetailView(APIView):
+class ExceptionDetailView(BpmosAPIView):
     """One exception: its resolution context and its escalation path."""
 
     @extend_schema(
@@ -62,7 +62,7 @@ class ExceptionDetailView(APIView):
         return _detail(_exception_pk(exception_id))
 
 
-class ExceptionAcknowledgeView(APIView):
+class ExceptionAcknowledgeView(BpmosAPIView):
     """Acknowledge an open exception: it stops escalating."""
 
     @extend_schema(
@@ -77,7 +77,7 @@ class ExceptionAcknowledgeView(APIView):
         return _detail(pk)
 
 
-class ExceptionResolveView(APIView):
+class ExceptionResolveView(BpmosAPIView):
     """Resolve an exception with a resolution note (supervisors)."""
 
     @extend_schema(
@@ -88,17 +88,16 @@ class ExceptionResolveView(APIView):
     )
     def post(self, request, exception_id: str):
         pk = _exception_pk(exception_id)
-        body = s.ResolveSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = self.validated(s.ResolveSerializer)
         services.exception_resolve(
             exception_id=pk,
-            resolution_note=body.validated_data["resolutionNote"],
+            resolution_note=body["resolutionNote"],
             actor=request.user,
         )
         return _detail(pk)
 
 
-class RunbookExceptionListView(APIView):
+class RunbookExceptionListView(BpmosAPIView):
     """A runbook's active (unresolved) exceptions, most severe first.
 
     A plain array, like the runbook's stages: the list is bounded by what is
@@ -111,7 +110,7 @@ class RunbookExceptionListView(APIView):
     def get(self, request, runbook_id: str):
         pk = runbook_selectors.runbook_id_get(slug=runbook_id)
         rows = selectors.exception_open_list_for_runbook(runbook_id=pk)
-        return Response(s.ExceptionItemSerializer(rows, many=True).data)
+        return self.respond(s.ExceptionItemSerializer, rows, many=True)
 
 
 # --- stage issues (mobile contract) -------------------------------------------------
@@ -125,36 +124,35 @@ _ISSUE_ID = OpenApiParameter(
 
 
 @extend_schema(tags=["issues"], parameters=[_STAGE_ID])
-class StageIssueCreateView(APIView):
+class StageIssueCreateView(BpmosAPIView):
     """Raise an issue on a stage; it becomes an exception that escalates until
     acknowledged. Anyone on the floor may raise one, assigned or not."""
 
     @extend_schema(request=s.IssueCreateSerializer, responses={201: s.IssueSerializer})
     def post(self, request, pk: int):
-        data = s.IssueCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = self.validated(s.IssueCreateSerializer)
         issue = services.stage_issue_raise(
             stage_id=int(pk),
-            type=data.validated_data["type"],
-            description=data.validated_data["description"],
-            severity=data.validated_data.get("severity"),
+            type=data["type"],
+            description=data["description"],
+            severity=data.get("severity"),
             actor=request.user,
         )
-        return Response(s.IssueSerializer(issue).data, status=status.HTTP_201_CREATED)
+        return self.respond(s.IssueSerializer, issue, status=status.HTTP_201_CREATED)
 
 
 @extend_schema(tags=["issues"], parameters=[_STAGE_ID])
-class StageIssuesView(APIView):
+class StageIssuesView(BpmosAPIView):
     """The issues of one stage, newest first (a plain list)."""
 
     @extend_schema(responses={200: s.IssueSerializer(many=True)})
     def get(self, request, pk: int):
         issues = selectors.stage_issue_list(stage_id=int(pk))
-        return Response(s.IssueSerializer(issues, many=True).data)
+        return self.respond(s.IssueSerializer, issues, many=True)
 
 
 @extend_schema(tags=["issues"], parameters=[_STAGE_ID, _ISSUE_ID])
-class StageIssueDetailView(APIView):
+class StageIssueDetailView(BpmosAPIView):
     """Move an issue along open → ack → resolved.
 
     ``{"status": "ack"}``: anyone on the floor. ``{"status": "resolved",
@@ -165,9 +163,8 @@ class StageIssueDetailView(APIView):
 
     @extend_schema(request=s.IssueUpdateSerializer, responses={200: s.IssueSerializer})
     def patch(self, request, pk: int, issue_id: int):
-        data = s.IssueUpdateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        target = data.validated_data["status"]
+        data = self.validated(s.IssueUpdateSerializer)
+        target = data["status"]
         if target == ExceptionStatus.RESOLVED:
             access.require_action("issue-resolve", request.user)
         else:
@@ -176,14 +173,14 @@ class StageIssueDetailView(APIView):
         if target == ExceptionStatus.RESOLVED:
             issue = services.exception_resolve(
                 exception_id=issue.pk,
-                resolution_note=data.validated_data["resolution_note"],
+                resolution_note=data["resolution_note"],
                 actor=request.user,
             )
         else:
             issue = services.exception_acknowledge(
                 exception_id=issue.pk, actor=request.user
             )
-        return Response(s.IssueSerializer(issue).data)
+        return self.respond(s.IssueSerializer, issue)
 
 
 @extend_schema(tags=["issues"])

@@ -12,8 +12,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.filters import SearchFilter
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from bpmos.views import BpmosAPIView
 from inventory import selectors, services
 from inventory.api import serializers as s
 from inventory.filters import ItemFilterSet, ReservationFilterSet
@@ -40,14 +40,14 @@ def _item_response(item_code: str) -> Response:
 
 
 @extend_schema(tags=["inventory"])
-class CategorySummaryView(APIView):
+class CategorySummaryView(BpmosAPIView):
     """Every category with its in-stock items counted per status (a plain array,
     in the plant's category order)."""
 
     @extend_schema(responses=s.CategorySummarySerializer(many=True))
     def get(self, request):
         categories = selectors.category_summary_list()
-        return Response(s.CategorySummarySerializer(categories, many=True).data)
+        return self.respond(s.CategorySummarySerializer, categories, many=True)
 
 
 @extend_schema(tags=["inventory"])
@@ -63,7 +63,7 @@ class ItemListView(generics.ListAPIView):
 
 
 @extend_schema(tags=["inventory"], parameters=[_ITEM_ID])
-class ItemDetailView(APIView):
+class ItemDetailView(BpmosAPIView):
     """One item: payload D, then its quantities, category, location id and
     active reservations (even once all of it was issued)."""
 
@@ -126,7 +126,7 @@ class ReservationListView(generics.ListAPIView):
 
 
 @extend_schema(tags=["inventory"], parameters=[_ITEM_ID])
-class ItemReserveView(APIView):
+class ItemReserveView(BpmosAPIView):
     """Reserve a quantity of an item for a work order or a dispatch.
 
     409 ``stock_not_available`` (Hold or Blocked), ``insufficient_stock`` (more
@@ -137,9 +137,7 @@ class ItemReserveView(APIView):
         request=s.ItemReserveSerializer, responses={201: s.ReservationSerializer}
     )
     def post(self, request, item_id: str):
-        data = s.ItemReserveSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
+        values = self.validated(s.ItemReserveSerializer)
         reservation = services.item_reserve(
             item_code=item_id,
             quantity=values["quantity"],
@@ -153,25 +151,24 @@ class ItemReserveView(APIView):
 
 
 @extend_schema(tags=["inventory"], parameters=[_RESERVATION_ID])
-class ReservationReleaseView(APIView):
+class ReservationReleaseView(BpmosAPIView):
     """Release an active reservation (optional ``reason``); 409 otherwise."""
 
     @extend_schema(
         request=s.ReservationReleaseSerializer, responses=s.ReservationSerializer
     )
     def post(self, request, pk: str):
-        data = s.ReservationReleaseSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = self.validated(s.ReservationReleaseSerializer)
         reservation = services.reservation_release(
             reservation_id=int(pk),
-            reason=data.validated_data["reason"],
+            reason=data["reason"],
             actor=request.user,
         )
-        return Response(s.ReservationSerializer(reservation).data)
+        return self.respond(s.ReservationSerializer, reservation)
 
 
 @extend_schema(tags=["inventory"], parameters=[_RESERVATION_ID])
-class ReservationConsumeView(APIView):
+class ReservationConsumeView(BpmosAPIView):
     """Issue a reservation's quantity to its work order or dispatch; 409 while
     the item is on Hold or Blocked or the reservation is not active."""
 
@@ -180,31 +177,30 @@ class ReservationConsumeView(APIView):
         reservation = services.reservation_consume(
             reservation_id=int(pk), actor=request.user
         )
-        return Response(s.ReservationSerializer(reservation).data)
+        return self.respond(s.ReservationSerializer, reservation)
 
 
 # --- item actions ------------------------------------------------------------------
 
 
 @extend_schema(tags=["inventory"], parameters=[_ITEM_ID])
-class ItemIssueView(APIView):
+class ItemIssueView(BpmosAPIView):
     """Issue unreserved stock (to the line, a lab, scrap); 409 beyond what is
     available or while the item is on Hold or Blocked."""
 
     @extend_schema(request=s.ItemIssueSerializer, responses=s.ItemDetailSerializer)
     def post(self, request, item_id: str):
-        data = s.ItemIssueSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = self.validated(s.ItemIssueSerializer)
         services.item_issue(
             item_code=item_id,
-            quantity=data.validated_data["quantity"],
-            reason=data.validated_data["reason"],
+            quantity=data["quantity"],
+            reason=data["reason"],
             actor=request.user,
         )
         return _item_response(item_id)
 
 
-class _ReasonActionView(APIView):
+class _ReasonActionView(BpmosAPIView):
     """POST {reason}: one status change through one service."""
 
     @staticmethod
@@ -213,11 +209,8 @@ class _ReasonActionView(APIView):
 
     @extend_schema(request=s.ItemReasonSerializer, responses=s.ItemDetailSerializer)
     def post(self, request, item_id: str):
-        data = s.ItemReasonSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        self.act(
-            item_code=item_id, reason=data.validated_data["reason"], actor=request.user
-        )
+        data = self.validated(s.ItemReasonSerializer)
+        self.act(item_code=item_id, reason=data["reason"], actor=request.user)
         return _item_response(item_id)
 
 
@@ -237,7 +230,7 @@ class ItemBlockView(_ReasonActionView):
 
 
 @extend_schema(tags=["inventory"], parameters=[_ITEM_ID])
-class ItemReleaseHoldView(APIView):
+class ItemReleaseHoldView(BpmosAPIView):
     """Release a held item back to Good; 409 unless it is on Hold."""
 
     @extend_schema(request=None, responses=s.ItemDetailSerializer)
@@ -247,18 +240,17 @@ class ItemReleaseHoldView(APIView):
 
 
 @extend_schema(tags=["inventory"], parameters=[_ITEM_ID])
-class ItemMoveView(APIView):
+class ItemMoveView(BpmosAPIView):
     """Move a whole item to another location, with a reason; recorded as a
     stock movement. 400 for an unknown or inactive location or the one it is at."""
 
     @extend_schema(request=s.ItemMoveSerializer, responses=s.ItemDetailSerializer)
     def post(self, request, item_id: str):
-        data = s.ItemMoveSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = self.validated(s.ItemMoveSerializer)
         services.item_move(
             item_code=item_id,
-            location_code=data.validated_data["locationId"],
-            reason=data.validated_data["reason"],
+            location_code=data["locationId"],
+            reason=data["reason"],
             actor=request.user,
         )
         return _item_response(item_id)

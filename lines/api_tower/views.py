@@ -18,8 +18,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from bpmos.views import BpmosAPIView
 from lines import selectors, wip
 from lines.api_tower import serializers as s
 from lines.readmodels import LINE_STATUS, OPERATIONS
@@ -75,7 +75,7 @@ _WINDOW = [
 ]
 
 
-class LineListView(APIView):
+class LineListView(BpmosAPIView):
     """Every active line with its summary health, in line order."""
 
     @extend_schema(tags=["lines"], responses=s.LineSummarySerializer(many=True))
@@ -83,7 +83,7 @@ class LineListView(APIView):
         return Response(LINE_STATUS.get("lines", line_list_payload))
 
 
-class LineStationsView(APIView):
+class LineStationsView(BpmosAPIView):
     """The line's stations in position order with their states."""
 
     @extend_schema(
@@ -93,10 +93,10 @@ class LineStationsView(APIView):
     )
     def get(self, request, line_id: str):
         stations = selectors.line_station_list(slug=line_id)
-        return Response(s.StationDetailSerializer(stations, many=True).data)
+        return self.respond(s.StationDetailSerializer, stations, many=True)
 
 
-class LineOEEView(APIView):
+class LineOEEView(BpmosAPIView):
     """The line's OEE and each station's (docs/oee.md), as percentages.
 
     Default window: this shift so far, served from the snapshot Celery beat
@@ -115,10 +115,10 @@ class LineOEEView(APIView):
             raw_from=request.query_params.get("from"),
             raw_to=request.query_params.get("to"),
         )
-        return Response(s.LineOEESerializer(report).data)
+        return self.respond(s.LineOEESerializer, report)
 
 
-class LiveSummaryView(APIView):
+class LiveSummaryView(BpmosAPIView):
     """Plant health (% of stations not Blocked), lines by mode, plant OEE."""
 
     @extend_schema(tags=["live status"], responses=s.LiveSummarySerializer)
@@ -126,7 +126,7 @@ class LiveSummaryView(APIView):
         return Response(LINE_STATUS.get("summary", live_summary_payload))
 
 
-class LiveOperationsView(APIView):
+class LiveOperationsView(BpmosAPIView):
     """Running versus blocked (held) work-order stages, and the bottleneck."""
 
     @extend_schema(tags=["live status"], responses=s.OperationsSerializer)
@@ -134,7 +134,7 @@ class LiveOperationsView(APIView):
         return Response(OPERATIONS.get("operations", operations_payload))
 
 
-class LiveLinesView(APIView):
+class LiveLinesView(BpmosAPIView):
     """Every active line with its stations (payload C each)."""
 
     @extend_schema(tags=["live status"], responses=s.LineStatusSerializer(many=True))
@@ -142,7 +142,7 @@ class LiveLinesView(APIView):
         return Response(LINE_STATUS.get("live-lines", live_lines_payload))
 
 
-class LiveBottlenecksView(APIView):
+class LiveBottlenecksView(BpmosAPIView):
     """WIP by stage and the bottleneck ("Bottleneck by Stage")."""
 
     @extend_schema(tags=["live status"], responses=s.BottlenecksSerializer)

@@ -13,8 +13,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from bpmos.views import ApiViewMixin, BpmosAPIView
 from runbooks import selectors, services
 from runbooks.api import serializers as s
 from runbooks.filters import StageFilterSet, WorkOrderFilterSet
@@ -41,7 +41,7 @@ def _stage_response(stage_id: int) -> Response:
 
 
 @extend_schema(tags=["work orders"])
-class WorkOrderListView(generics.ListAPIView):
+class WorkOrderListView(ApiViewMixin, generics.ListAPIView):
     """Work orders, newest planned start first; filter, search and order them."""
 
     queryset = selectors.work_order_list()
@@ -67,9 +67,7 @@ class WorkOrderListView(generics.ListAPIView):
         Without ``runbook`` the plant's default manufacturing runbook is used.
         400 (nothing created) unless qty > 0 and planned_start < planned_end.
         """
-        data = s.WorkOrderCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
+        values = self.validated(s.WorkOrderCreateSerializer)
         work_order = services.work_order_create(
             product_code=values["product_code"],
             lot_no=values["lot_no"],
@@ -94,34 +92,33 @@ class WorkOrderDetailView(generics.RetrieveAPIView):
 
 
 @extend_schema(tags=["work orders"], parameters=[_WORK_ORDER_ID])
-class WorkOrderStagesView(APIView):
+class WorkOrderStagesView(BpmosAPIView):
     """The stages of one work order, in runbook order (a plain list: a work
     order has as many stages as its runbook, a bounded few)."""
 
     @extend_schema(responses={200: s.WorkOrderStageSerializer(many=True)})
     def get(self, request, pk: int):
         stages = selectors.work_order_stage_list(work_order_id=int(pk))
-        return Response(s.WorkOrderStageSerializer(stages, many=True).data)
+        return self.respond(s.WorkOrderStageSerializer, stages, many=True)
 
 
 @extend_schema(tags=["work orders"], parameters=[_WORK_ORDER_ID])
-class WorkOrderCancelView(APIView):
+class WorkOrderCancelView(BpmosAPIView):
     """Cancel a work order that is not finished (409 if it is); needs a reason."""
 
     @extend_schema(request=s.ReasonSerializer, responses={200: s.WorkOrderSerializer})
     def post(self, request, pk: int):
-        data = s.ReasonSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = self.validated(s.ReasonSerializer)
         work_order = services.work_order_cancel(
             work_order_id=int(pk),
-            reason=data.validated_data["reason"],
+            reason=data["reason"],
             actor=request.user,
         )
-        return Response(s.WorkOrderSerializer(work_order).data)
+        return self.respond(s.WorkOrderSerializer, work_order)
 
 
 @extend_schema(tags=["metrics"], parameters=[_WORK_ORDER_ID])
-class WorkOrderMetricsView(APIView):
+class WorkOrderMetricsView(BpmosAPIView):
     """Progress and timing of one work order (full definitions: docs/metrics.md).
 
     * ``stages_total``, ``stages_done``, ``stages_on_time``: counts of its stages.
@@ -162,7 +159,7 @@ class StageDetailView(generics.RetrieveAPIView):
 
 
 @extend_schema(tags=["metrics"], parameters=[_STAGE_ID])
-class StageMetricsView(APIView):
+class StageMetricsView(BpmosAPIView):
     """Timing of one stage (full definitions: docs/metrics.md).
 
     * ``planned_minutes``: planned_end - planned_start.
@@ -180,7 +177,7 @@ class StageMetricsView(APIView):
         return Response(selectors.stage_metrics(stage_id=int(pk)).as_dict())
 
 
-class _StageMoveView(APIView):
+class _StageMoveView(BpmosAPIView):
     """POST with no body: one stage move through one service."""
 
     @staticmethod
@@ -211,18 +208,15 @@ class StageDoneView(_StageMoveView):
 
 
 @extend_schema(tags=["stages"], parameters=[_STAGE_ID])
-class StageHoldView(APIView):
+class StageHoldView(BpmosAPIView):
     """Put a planned or running stage on hold, with a reason."""
 
     @extend_schema(
         request=s.ReasonSerializer, responses={200: s.WorkOrderStageSerializer}
     )
     def post(self, request, pk: int):
-        data = s.ReasonSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        services.stage_hold(
-            stage_id=int(pk), reason=data.validated_data["reason"], actor=request.user
-        )
+        data = self.validated(s.ReasonSerializer)
+        services.stage_hold(stage_id=int(pk), reason=data["reason"], actor=request.user)
         return _stage_response(pk)
 
 
@@ -237,13 +231,13 @@ class StageResumeView(_StageMoveView):
 
 
 @extend_schema(tags=["stages"], parameters=[_STAGE_ID])
-class StageAssignmentsView(APIView):
+class StageAssignmentsView(BpmosAPIView):
     """Who is assigned to a stage (a plain list); planners assign."""
 
     @extend_schema(responses={200: s.StageAssignmentSerializer(many=True)})
     def get(self, request, pk: int):
         assignments = selectors.stage_assignment_list(stage_id=int(pk))
-        return Response(s.StageAssignmentSerializer(assignments, many=True).data)
+        return self.respond(s.StageAssignmentSerializer, assignments, many=True)
 
     @extend_schema(
         request=s.StageAssignmentCreateSerializer,
@@ -252,10 +246,9 @@ class StageAssignmentsView(APIView):
     def post(self, request, pk: int):
         """Assign a user to the stage. Idempotent: assigning someone already
         assigned answers the existing assignment (and audits nothing new)."""
-        data = s.StageAssignmentCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = self.validated(s.StageAssignmentCreateSerializer)
         assignment = services.stage_assign(
-            stage_id=int(pk), user_id=data.validated_data["user_id"], actor=request.user
+            stage_id=int(pk), user_id=data["user_id"], actor=request.user
         )
         return Response(
             s.StageAssignmentSerializer(assignment).data,
@@ -264,7 +257,7 @@ class StageAssignmentsView(APIView):
 
 
 @extend_schema(tags=["stages"], parameters=[_STAGE_ID, _USER_ID])
-class StageAssignmentDetailView(APIView):
+class StageAssignmentDetailView(BpmosAPIView):
     """Remove a user's assignment from a stage (404 if they are not assigned)."""
 
     @extend_schema(responses={204: None})
@@ -278,7 +271,7 @@ class StageAssignmentDetailView(APIView):
 # --- gates (control-UI contract, group II) ------------------------------------------
 
 
-class GateActionView(APIView):
+class GateActionView(BpmosAPIView):
     """Open, close or lock a gate (supervisors; locking needs a reason).
 
     Setting a gate to the state it is already in is a 409.
@@ -290,12 +283,11 @@ class GateActionView(APIView):
         tags=["gates"], request=s.GateActionSerializer, responses=s.GateSerializer
     )
     def post(self, request, pk: int):
-        body = s.GateActionSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = self.validated(s.GateActionSerializer)
         gate = services.gate_set(
             gate_id=int(pk),
             action=self.gate_action,
-            reason=body.validated_data.get("reason", ""),
+            reason=body.get("reason", ""),
             actor=request.user,
         )
-        return Response(s.GateSerializer(gate).data)
+        return self.respond(s.GateSerializer, gate)

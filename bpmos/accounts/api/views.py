@@ -5,7 +5,6 @@ from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -16,6 +15,7 @@ from bpmos.accounts.api import serializers as s
 from bpmos.accounts.api.throttles import LoginFailureThrottle
 from bpmos.accounts.models import User
 from bpmos.errors import DomainError
+from bpmos.views import BpmosAPIView
 
 
 class LoginFailed(DomainError):
@@ -23,7 +23,7 @@ class LoginFailed(DomainError):
     code = "invalid_credentials"
 
 
-class PublicAuthView(APIView):
+class PublicAuthView(BpmosAPIView):
     """A view reached without an access token that still answers 401 (not 403)."""
 
     authentication_classes: list = []
@@ -41,12 +41,11 @@ class LoginView(PublicAuthView):
         request=s.LoginSerializer, responses={200: s.LoginResponseSerializer}
     )
     def post(self, request):
-        data = s.LoginSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = self.validated(s.LoginSerializer)
         user = authenticate(
             request,
-            username=data.validated_data["username"],
-            password=data.validated_data["password"],
+            username=data["username"],
+            password=data["password"],
         )
         if user is None:
             LoginFailureThrottle().record_failure(request)
@@ -54,7 +53,7 @@ class LoginView(PublicAuthView):
                 actor=None,
                 action="user.login_failed",
                 target_type="accounts.user",
-                after={"username": data.validated_data["username"][:150]},
+                after={"username": data["username"][:150]},
             )
             raise LoginFailed(
                 "Wrong username or password, or the account is deactivated."
@@ -91,34 +90,32 @@ class RefreshView(PublicAuthView):
         return Response(serializer.validated_data)
 
 
-class LogoutView(APIView):
+class LogoutView(BpmosAPIView):
     """Blacklist the caller's refresh token."""
 
     @extend_schema(request=s.RefreshSerializer, responses={204: None})
     def post(self, request):
-        data = s.RefreshSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        services.user_logout(refresh=data.validated_data["refresh"], actor=request.user)
+        data = self.validated(s.RefreshSerializer)
+        services.user_logout(refresh=data["refresh"], actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class MeView(APIView):
+class MeView(BpmosAPIView):
     """The signed-in user."""
 
     @extend_schema(responses={200: s.UserSerializer})
     def get(self, request):
-        return Response(s.UserSerializer(request.user).data)
+        return self.respond(s.UserSerializer, request.user)
 
 
-class RegisterView(APIView):
+class RegisterView(BpmosAPIView):
     """Create a user (admins only: a plant has no open self-registration)."""
 
     @extend_schema(request=s.RegisterSerializer, responses={201: s.UserSerializer})
     def post(self, request):
-        data = s.RegisterSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        user = services.user_register(actor=request.user, **data.validated_data)
-        return Response(s.UserSerializer(user).data, status=status.HTTP_201_CREATED)
+        data = self.validated(s.RegisterSerializer)
+        user = services.user_register(actor=request.user, **data)
+        return self.respond(s.UserSerializer, user, status=status.HTTP_201_CREATED)
 
 
 class UserListView(generics.ListAPIView):
@@ -138,32 +135,31 @@ class UserDetailView(generics.RetrieveAPIView):
     serializer_class = s.UserSerializer
 
 
-class UserRoleView(APIView):
+class UserRoleView(BpmosAPIView):
     """Change a user's role; effective on their very next request."""
 
     @extend_schema(request=s.RoleChangeSerializer, responses={200: s.UserSerializer})
     def patch(self, request, pk: int):
-        data = s.RoleChangeSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = self.validated(s.RoleChangeSerializer)
         user = services.user_role_change(
-            user_id=pk, role=data.validated_data["role"], actor=request.user
+            user_id=pk, role=data["role"], actor=request.user
         )
-        return Response(s.UserSerializer(user).data)
+        return self.respond(s.UserSerializer, user)
 
 
-class UserDeactivateView(APIView):
+class UserDeactivateView(BpmosAPIView):
     """Deactivate a user: their tokens stop working on the next request."""
 
     @extend_schema(request=None, responses={200: s.UserSerializer})
     def post(self, request, pk: int):
         user = services.user_set_active(user_id=pk, active=False, actor=request.user)
-        return Response(s.UserSerializer(user).data)
+        return self.respond(s.UserSerializer, user)
 
 
-class UserReactivateView(APIView):
+class UserReactivateView(BpmosAPIView):
     """Reactivate a deactivated user."""
 
     @extend_schema(request=None, responses={200: s.UserSerializer})
     def post(self, request, pk: int):
         user = services.user_set_active(user_id=pk, active=True, actor=request.user)
-        return Response(s.UserSerializer(user).data)
+        return self.respond(s.UserSerializer, user)
