@@ -2,7 +2,9 @@
 who sees the plant's admin pages, read-only pages, and the reason typed beside an
 action."""
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.forms.models import model_to_dict
 
 from bpmos import audit
@@ -46,6 +48,20 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+def reason_action_form(help_text: str) -> type[ActionForm]:
+    """The action bar with a box for the reason typed beside the action menu
+    (read by ``AuditedModelAdmin.typed_reason``); ``help_text`` says which
+    actions need it."""
+    reason = forms.CharField(
+        required=False,
+        max_length=300,
+        label="Reason",
+        widget=forms.TextInput(attrs={"size": 40}),
+        help_text=help_text,
+    )
+    return type("ReasonActionForm", (ActionForm,), {"reason": reason})
 
 
 # Never copied into the audit log, whatever the model.

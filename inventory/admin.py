@@ -21,12 +21,16 @@ import csv
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ActionForm
 from django.db.models import Q, Sum
 from django.http import HttpResponse
 from django.utils import timezone
 
-from bpmos.adminkit import AdminReaderMixin, AuditedModelAdmin, ReadOnlyAdminMixin
+from bpmos.adminkit import (
+    AdminReaderMixin,
+    AuditedModelAdmin,
+    ReadOnlyAdminMixin,
+    reason_action_form,
+)
 from bpmos.errors import DomainError
 from bpmos.roles import Role
 from inventory import services
@@ -93,16 +97,8 @@ class LocationAdmin(StockAdmin):
 # --- items -------------------------------------------------------------------------
 
 
-class ReasonActionForm(ActionForm):
-    """The action bar with a box for the reason Hold and Block need."""
-
-    reason = forms.CharField(
-        required=False,
-        max_length=300,
-        label="Reason",
-        widget=forms.TextInput(attrs={"size": 40}),
-        help_text="Required by Hold and Block.",
-    )
+# The action bar with a box for the reason Hold and Block need.
+ReasonActionForm = reason_action_form("Required by Hold and Block.")
 
 
 class ItemAddForm(forms.ModelForm):

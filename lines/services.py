@@ -205,13 +205,8 @@ _READING_KEY = itemgetter(1, 2)  # (tag, ts): a machine's reading is unique by t
 
 
 def readings_validate(*, machine_id: int, rows: list) -> tuple[list[tuple], int]:
-    """Check a whole batch; returns (rows to store, repeats within the batch).
-
-    Raises ``InvalidInput`` naming every bad row (up to 20) by its index and
-    field; nothing is stored then. A reading repeated in the batch with the same
-    content is stored once; with different content it is an error
-    (``bpmos.batch``).
-    """
+    """Check a batch of readings (``bpmos.batch.batch_validate``: one bad row
+    and nothing is stored); returns (rows to store, repeats within the batch)."""
     latest = timezone.now() + FUTURE_TOLERANCE
     return batch_validate(
         rows=rows,

@@ -14,9 +14,7 @@ ledger event, same audit record) for whoever ``bpmos.access`` lets hold.
 import contextlib
 import uuid
 
-from django import forms
 from django.contrib import admin
-from django.contrib.admin.helpers import ActionForm
 
 from bpmos import access
 from bpmos.adminkit import (
@@ -24,6 +22,7 @@ from bpmos.adminkit import (
     AuditedModelAdmin,
     ReadOnlyAdminMixin,
     is_admin_reader,
+    reason_action_form,
 )
 from passports import bpan as bpan_rules
 from passports import services
@@ -42,16 +41,8 @@ class ReadOnlyAdmin(ReadOnlyAdminMixin, AdminReaderMixin, AuditedModelAdmin):
     no add, change or delete for anyone."""
 
 
-class HoldActionForm(ActionForm):
-    """The action bar with a box for the reason a hold needs."""
-
-    reason = forms.CharField(
-        required=False,
-        max_length=300,
-        label="Reason",
-        widget=forms.TextInput(attrs={"size": 40}),
-        help_text="Required to put on hold; a note for a release.",
-    )
+# The action bar with a box for the reason a hold needs.
+HoldActionForm = reason_action_form("Required to put on hold; a note for a release.")
 
 
 class PassportEventInline(ReadOnlyAdminMixin, admin.TabularInline):

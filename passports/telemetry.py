@@ -132,13 +132,8 @@ _SAMPLE_KEY = itemgetter(1)  # ts: a passport's sample is unique by it
 
 
 def telemetry_validate(*, passport_id: int, rows: Any) -> tuple[list[tuple], int]:
-    """Check a whole batch; returns (rows to store, repeats within the batch).
-
-    Raises ``InvalidInput`` naming every bad row (up to 20) by its index and
-    field (``details.rows``); nothing is stored then. A sample repeated in the
-    batch with the same values is stored once; with other values it is an error
-    (``bpmos.batch``).
-    """
+    """The batch of samples checked by ``bpmos.batch.batch_validate``: the rows
+    to store and how many repeat within the batch (400 naming each bad row)."""
     latest = timezone.now() + FUTURE_TOLERANCE
     return batch_validate(
         rows=rows,
