@@ -294,7 +294,7 @@ class PassportEventsView(APIView):
         if kind in services.RECORDABLE_KINDS:
             access.require_action(f"passport-event.{kind}", request.user)
         passport = selectors.resolve(identifier)
-        event = services.event_record(
+        event = services.passport_event_record(
             passport_id=passport.pk,
             kind=kind,
             data=body.get("data"),
@@ -329,7 +329,7 @@ class PassportCustodyView(APIView):
             to = {**to, "kind": enum_value(CustodianKind, to["kind"]) or to["kind"]}
         passport = selectors.resolve(identifier)
         try:
-            event = services.event_record(
+            event = services.passport_event_record(
                 passport_id=passport.pk,
                 kind=EventKind.CUSTODY_TRANSFERRED,
                 data={"to": to, "reference": body.get("reference")},
@@ -400,7 +400,9 @@ class PassportComponentsView(APIView):
                     "components": {str(index): [f"{name}: {error.message}"]},
                 }
                 raise
-        services.assemble(parent_id=parent.pk, component_ids=ids, actor=request.user)
+        services.passport_assemble(
+            parent_id=parent.pk, component_ids=ids, actor=request.user
+        )
         return Response(_genealogy(parent), status=status.HTTP_201_CREATED)
 
 
