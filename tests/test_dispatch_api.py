@@ -374,6 +374,34 @@ def test_lifecycle_before_the_warehouse_has_no_desk_state(desk, sam):
     assert (lifecycle["jobs"], lifecycle["transitions"]) == ([], [])
 
 
+def test_held_product_stays_live_but_is_not_dispatchable(desk, sam):
+    """A hold keeps the product on the desk (ON) but not dispatchable, in the
+    lifecycle and the list alike, until it is released."""
+    client = api(sam)
+    lifecycle = client.get("/api/products/lifecycle", {"productId": "PK-003"}).json()[
+        "lifecycle"
+    ]
+    assert {k: lifecycle[k] for k in ("currentState", "isDispatchable")} == {
+        "currentState": "ON",
+        "isDispatchable": False,
+    }
+    assert (lifecycle["state"], lifecycle["onHold"], lifecycle["holdReason"]) == (
+        "Warehoused",
+        True,
+        "Swollen cell suspected",
+    )
+    listed = client.get("/api/live-products/dispatchable").json()["products"]
+    assert [p["productId"] for p in listed] == ["PK-001", "PK-002"]
+
+    record(sam, desk["held"], EventKind.RELEASED, note="Re-inspected")
+    lifecycle = client.get("/api/products/lifecycle", {"productId": "PK-003"}).json()[
+        "lifecycle"
+    ]
+    assert (lifecycle["currentState"], lifecycle["isDispatchable"]) == ("ON", True)
+    listed = client.get("/api/live-products/dispatchable").json()["products"]
+    assert [p["productId"] for p in listed] == ["PK-001", "PK-002", "PK-003"]
+
+
 def test_lifecycle_finds_product_by_uuid_too(desk, sam):
     response = api(sam).get(
         "/api/products/lifecycle", {"productId": str(desk["live"].uuid)}
@@ -465,6 +493,33 @@ def test_reactivate_refusals_change_nothing(desk, sam, name, code):
     )
     assert_envelope(response, 409, code)
     assert footprint(passport) == before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"action": "reactivate"}, {"action": "update_state", "state": "ON"}],
+)
+def test_reactivate_refuses_a_held_product_and_changes_nothing(desk, sam, body):
+    past = desk["past"]
+    record(sam, past, EventKind.HELD, reason="Swollen cell suspected")
+    before = footprint(past)
+    response = api(sam).post(
+        "/api/products/lifecycle", {"productId": "PK-006", **body}, format="json"
+    )
+    error = assert_envelope(response, 409, "on_hold")
+    assert error["error"] == (
+        "Pack PK-006 is on hold (Swollen cell suspected); release the hold first."
+    )
+    assert error["details"] == {"state": "warehoused", "onHold": True}
+    assert footprint(past) == before  # no ledger event, audit row or stream event
+
+    record(sam, past, EventKind.RELEASED)
+    response = api(sam).post(
+        "/api/products/lifecycle", {"productId": "PK-006", **body}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    lifecycle = response.json()["lifecycle"]
+    assert (lifecycle["currentState"], lifecycle["isDispatchable"]) == ("ON", True)
 
 
 def test_update_state_off_then_on(desk, sam):

@@ -206,6 +206,33 @@ def test_reactivation_is_broadcast(server, http, make_user):
         assert update == {"productId": "PK-010", "isDispatchable": True, "count": 1}
 
 
+def test_hold_and_release_are_broadcast(server, http, make_user):
+    """A hold takes a live product out of the dispatchable list and its release
+    puts it back: each is announced with the list's new count."""
+    sam = make_user("supervisor")
+    make_pack(sam, "PK-015")
+    make_pack(sam, "PK-016")
+    settle_outbox()
+    with open_stream(server + STREAM, token(make_user("operator"))) as stream:
+        stream.next_of("connection_established")
+        held = http.post(
+            "/api/passports/PK-015/events",
+            json={"kind": "held", "data": {"reason": "Swollen cell suspected"}},
+            headers=bearer(sam),
+        )
+        assert held.status_code == 201, held.text
+        update = stream.next_of("dispatchable_products_update")["data"]["data"]
+        assert update == {"productId": "PK-015", "isDispatchable": False, "count": 1}
+        released = http.post(
+            "/api/passports/PK-015/events",
+            json={"kind": "released", "data": {"note": "Re-inspected"}},
+            headers=bearer(sam),
+        )
+        assert released.status_code == 201, released.text
+        update = stream.next_of("dispatchable_products_update")["data"]["data"]
+        assert update == {"productId": "PK-015", "isDispatchable": True, "count": 2}
+
+
 def test_refused_move_broadcasts_nothing(server, http, make_user):
     sam = make_user("supervisor")
     held = make_pack(sam, "PK-020", until="held")
