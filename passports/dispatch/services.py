@@ -3,11 +3,12 @@
 A product (a passport) is *live* while its latest ``DispatchJob`` is ``ON`` and
 *past* once it is ``OFF``. It is *dispatchable* when it is live and its
 lifecycle lets it ship now (``lifecycle.may_ship``: warehoused or reserved, not
-on hold). Jobs move automatically with the ledger: warehousing opens a live job,
+on hold). Jobs move automatically with the ledger (``on_ledger_append``, a hook
+the ledger calls without importing this module): warehousing opens a live job,
 dispatching closes it (reason "dispatched"); the desk may also move a product to
-past by hand, and reactivate it (only while it may still ship). Every move is a
-ledger event (and so an audit record) and is announced on the ``dispatch`` topic
-that the SSE stream carries.
+past by hand, and reactivate it (only while it may still ship: not on hold).
+Every move is a ledger event (and so an audit record) and is announced on the
+``dispatch`` topic that the SSE stream carries.
 """
 
 from __future__ import annotations
@@ -170,7 +171,8 @@ def _not_shippable(
 def product_reactivate(
     *, passport_id: int, job_id: Any = None, reason: Any = None, actor: Any
 ) -> tuple[Passport, DispatchJob]:
-    """Put a past product back on the desk; only one that may still ship."""
+    """Put a past product back on the desk; only one that may still ship
+    (``lifecycle.may_ship``: warehoused or reserved, not on hold; else 409)."""
     with transaction.atomic():
         passport = ledger.lock_passport(passport_id)
         job = _check_job(passport, selectors.latest_job(passport, lock=True), job_id)
