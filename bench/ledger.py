@@ -49,9 +49,7 @@ class Timers:
         self.totals: dict[str, float] = defaultdict(float)
         self.lock = threading.Lock()
 
-    def wrap(self, module, name: str, label: str):
-        original = getattr(module, name)
-
+    def timed(self, original, label: str):
         def timed(*args, **kwargs):
             started = time.perf_counter()
             try:
@@ -60,8 +58,18 @@ class Timers:
                 with self.lock:
                     self.totals[label] += time.perf_counter() - started
 
-        setattr(module, name, timed)
+        return timed
+
+    def wrap(self, module, name: str, label: str):
+        original = getattr(module, name)
+        setattr(module, name, self.timed(original, label))
         return lambda: setattr(module, name, original)
+
+    def wrap_hook(self, hooks: list, hook, label: str):
+        """Time ``hook`` in its registered hook list (``ledger.APPEND_HOOKS``)."""
+        index = hooks.index(hook)
+        hooks[index] = self.timed(hook, label)
+        return lambda: hooks.__setitem__(index, hook)
 
 
 @contextmanager
@@ -71,7 +79,8 @@ def instrumented():
     from bpmos import events
     from bpmos.events import services as event_services
     from elog import audit
-    from passports import dispatch
+    from passports import ledger
+    from passports.dispatch import services as dispatch
 
     timers = Timers()
     undo = [
@@ -79,7 +88,9 @@ def instrumented():
         timers.wrap(audit, "record", "audit record"),
         timers.wrap(audit, "_lock_chain", "  of which: audit chain lock wait"),
         timers.wrap(events, "publish", "outbox write (publish)"),
-        timers.wrap(dispatch, "after_append", "dispatch hook"),
+        timers.wrap_hook(
+            ledger.APPEND_HOOKS, dispatch.on_ledger_append, "dispatch hook"
+        ),
         timers.wrap(event_services, "_deliver_quietly", "delivery to Redis"),
     ]
     try:

@@ -160,7 +160,7 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     # signed in may see what was written and confirmed.
     "passport-provision": {"POST": SUPERVISORS},
     "passport-provisioning": {"GET": EVERYONE},
-    # --- dispatch desk (dispatch contract; passports/api_dispatch) ---
+    # --- dispatch desk (dispatch contract; passports/dispatch/api) ---
     # Everyone signed in watches the desk; supervisors dispatch and move to past
     # (design §5). The stream itself is served by the ASGI consumer, which
     # checks "dispatch-stream" GET here and the "dispatch" topic below.

@@ -14,7 +14,7 @@ django_asgi_app = (
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from bpmos.events.routing import websocket_urlpatterns  # noqa: E402
-from passports.api_dispatch.stream import DispatchStreamConsumer  # noqa: E402
+from passports.dispatch.api.stream import DispatchStreamConsumer  # noqa: E402
 
 # GET of the stream is a long-lived response that Django's request cycle cannot
 # hold; every other method on that path goes to Django (405, OPTIONS, HEAD).

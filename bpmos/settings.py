@@ -365,7 +365,7 @@ SPECTACULAR_SETTINGS = {
             "passports.api_provisioning.serializers.PROVISIONING_STATUSES"
         ),
         # dispatch desk (dispatch contract: "ON" live, "OFF" past)
-        "DispatchJobStateEnum": "passports.api_dispatch.serializers.JOB_STATES",
+        "DispatchJobStateEnum": "passports.dispatch.api.serializers.JOB_STATES",
     },
 }
 

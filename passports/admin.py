@@ -7,7 +7,7 @@ identity and attribute groups are fixed at registration. So every model here
 is read-only for everyone, superusers included (no add, change or delete), and
 the ledger is shown inline on its passport and in its own list. The one way
 to change something is the hold/release actions, which call
-``passports.services.event_record`` like the API does (same rules, same
+``passports.services.passport_event_record`` like the API does (same rules, same
 ledger event, same audit record) for whoever ``bpmos.access`` lets hold.
 """
 
@@ -124,7 +124,7 @@ class PassportAdmin(ReadOnlyAdmin):
             request,
             queryset.order_by("serial"),
             "Held",
-            lambda passport: services.event_record(
+            lambda passport: services.passport_event_record(
                 passport_id=passport.pk,
                 kind=EventKind.HELD,
                 data={"reason": reason},
@@ -141,7 +141,7 @@ class PassportAdmin(ReadOnlyAdmin):
             request,
             queryset.order_by("serial"),
             "Released",
-            lambda passport: services.event_record(
+            lambda passport: services.passport_event_record(
                 passport_id=passport.pk,
                 kind=EventKind.RELEASED,
                 data={"note": note} if note else {},

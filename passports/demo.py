@@ -2,9 +2,10 @@
 genealogy, custody through every custodian kind, dispatch jobs live and past,
 and a few weeks of field telemetry.
 
-Everything goes through the services (``passport_register``, ``event_record``,
-``assemble``, ``dispatch.move_to_past`` / ``reactivate``), so each ledger, the
-audit log and the event outbox hold a real history, and ``ledger.verify`` passes.
+Everything goes through the services (``passport_register``,
+``passport_event_record``, ``passport_assemble``, the desk's
+``product_move_to_past`` / ``product_reactivate``), so each ledger, the audit
+log and the event outbox hold a real history, and ``ledger.verify`` passes.
 Two shortcuts, both marked where they happen:
 
 * ``provisioned`` is appended with ``ledger.append`` and data
@@ -48,7 +49,8 @@ from django.utils import timezone
 
 from bpmos.accounts.models import User
 from bpmos.roles import Role
-from passports import dispatch, ledger, services
+from passports import ledger, services
+from passports.dispatch import services as dispatch
 from passports.models import EventKind, Passport, TelemetryReading
 
 ORDER = 50  # after the users (0), the work orders (20) and the stock (40)
@@ -498,11 +500,11 @@ class _Seeder:
                 occurred_at=self.now - timedelta(hours=hours_ago),
             )
         elif kind == "move_to_past":
-            dispatch.move_to_past(passport_id=passport.pk, actor=actor, **data)
+            dispatch.product_move_to_past(passport_id=passport.pk, actor=actor, **data)
         elif kind == "reactivate":
-            dispatch.reactivate(passport_id=passport.pk, actor=actor, **data)
+            dispatch.product_reactivate(passport_id=passport.pk, actor=actor, **data)
         else:
-            services.event_record(
+            services.passport_event_record(
                 passport_id=passport.pk,
                 kind=kind,
                 data=data,
@@ -550,7 +552,7 @@ class _Seeder:
             module = self.register(
                 MODULE, spec.lot, f"{pack.serial.replace('PK', 'MD')}-{m + 1}", made + 6
             )
-            services.assemble(
+            services.passport_assemble(
                 parent_id=module.pk,
                 component_ids=cells,
                 actor=self.users["operator"],
@@ -558,7 +560,7 @@ class _Seeder:
             )
             self.record(module, "qa_passed", made + 3, {"test": "S7 Module Test"})
             modules.append(module.pk)
-        services.assemble(
+        services.passport_assemble(
             parent_id=pack.pk,
             component_ids=modules,
             actor=self.users["operator"],

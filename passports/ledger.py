@@ -12,7 +12,11 @@ projection (state, hold, custodian, version, head hash). In one transaction it
    illegal move);
 4. writes the event with the previous event's hash and its own HMAC-SHA256
    (key ``BPMOS_AUDIT_KEY``, outside the database, as for the audit log), then
-   the projection, an audit record and a live event.
+   the projection, an audit record and a live event;
+5. announces the appended event to the hooks registered with ``on_append``
+   (the dispatch desk keeps its jobs in step this way), still inside the
+   transaction with the row locked, so what a hook writes commits or rolls
+   back with the event. The ledger imports none of its listeners.
 
 A service that appends to several passports in one transaction locks them all
 first with ``lock_passports`` (id order): the audit chain's lock is held from a
@@ -26,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -52,6 +56,31 @@ HASHED_FIELDS = (
     "data",
     "prev_hash",
 )
+
+
+@dataclass(frozen=True)
+class Appended:
+    """What ``append`` tells its hooks: the passport (locked, projection
+    updated), the event written, and the lifecycle snapshots around it."""
+
+    passport: Passport
+    event: PassportEvent
+    before: lifecycle.Snapshot
+    after: lifecycle.Snapshot
+
+
+AppendHook = Callable[[Appended], None]
+# Called in order after every append (see ``on_append``).
+APPEND_HOOKS: list[AppendHook] = []
+
+
+def on_append(hook: AppendHook) -> AppendHook:
+    """Register ``hook`` to run after every append, inside ``append``'s
+    transaction (passport row locked). Registered from an ``AppConfig.ready``;
+    registering the same hook again keeps one."""
+    if hook not in APPEND_HOOKS:
+        APPEND_HOOKS.append(hook)
+    return hook
 
 
 def compute_hash(fields: Mapping[str, Any]) -> str:
@@ -208,9 +237,9 @@ def append(
             from passports import events as passport_events
 
             events.publish(passport_events.changed(passport, event))
-        from passports import dispatch  # imports this module
-
-        dispatch.after_append(passport, prior, after, kind)
+        appended = Appended(passport=passport, event=event, before=prior, after=after)
+        for hook in APPEND_HOOKS:
+            hook(appended)
     return event
 
 

@@ -25,6 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from django.db.models import Q
+
 from bpmos.errors import IllegalTransition
 from passports.models import CustodianKind, EventKind, Kind, State
 
@@ -89,6 +91,11 @@ for _kind in (
 
 # States from which a battery may be shipped (dispatch), when not on hold.
 SHIPPABLE = frozenset({S.WAREHOUSED, S.RESERVED})
+# "May ship now", stated once: each field and the values it must hold. A
+# ``Snapshot`` and a ``Passport`` row name these fields alike, so ``may_ship``
+# reads the rule on a snapshot and ``may_ship_filter`` turns it into the query
+# filter of the dispatch desk; a test checks they agree on every state x hold.
+MAY_SHIP: dict[str, frozenset] = {"state": SHIPPABLE, "on_hold": frozenset({False})}
 # Moves a hold refuses.
 _BLOCKED_BY_HOLD = frozenset({E.RESERVED, E.DISPATCHED, E.ASSEMBLED})
 
@@ -117,8 +124,14 @@ def _refuse(snapshot: Snapshot, kind: str, why: str, code: str) -> IllegalTransi
 
 
 def may_ship(snapshot: Snapshot) -> bool:
-    """Whether a battery in this state may be dispatched now."""
-    return snapshot.state in SHIPPABLE and not snapshot.on_hold
+    """Whether a battery in this state may be dispatched now (``MAY_SHIP``)."""
+    return all(getattr(snapshot, name) in ok for name, ok in MAY_SHIP.items())
+
+
+def may_ship_filter(*, prefix: str = "") -> Q:
+    """``MAY_SHIP`` as a filter on passport rows (``prefix``: the path to the
+    passport from another model, e.g. ``"passport__"``)."""
+    return Q(**{f"{prefix}{name}__in": sorted(ok) for name, ok in MAY_SHIP.items()})
 
 
 def genesis(kind: str, *, manufacturer: str) -> Snapshot:

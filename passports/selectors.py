@@ -1,4 +1,5 @@
-"""Reads of passports: identity resolution and genealogy."""
+"""Reads of passports: the lists, one passport and its ledger, identity
+resolution and genealogy."""
 
 from __future__ import annotations
 
@@ -16,6 +17,46 @@ from django.utils import timezone
 from bpmos.errors import Conflict, NotFound
 from passports import bpan as bpan_rules
 from passports.models import CustodianKind, EventKind, Passport, PassportEvent
+
+
+def passport_list() -> QuerySet[Passport]:
+    """Every passport (the list's filters, search and ordering apply to it)."""
+    return Passport.objects.all()
+
+
+def registry_list() -> QuerySet[Passport]:
+    """Every passport with its last ledger event's kind and time
+    (``last_event_kind``, ``last_event_occurred_at``): the registry."""
+    last = PassportEvent.objects.filter(
+        passport=OuterRef("pk"), version=OuterRef("version")
+    )
+    return Passport.objects.annotate(
+        last_event_kind=Subquery(last.values("kind")[:1]),
+        last_event_occurred_at=Subquery(last.values("occurred_at")[:1]),
+    )
+
+
+def passport_get(*, passport_id: int) -> Passport:
+    """One passport by id, as stored now."""
+    return Passport.objects.get(pk=passport_id)
+
+
+def event_list(*, passport: Passport) -> QuerySet[PassportEvent]:
+    """A passport's ledger, oldest first."""
+    return PassportEvent.objects.filter(passport=passport).order_by("version")
+
+
+def parent_get(*, passport: Passport) -> Passport | None:
+    """The module or pack a battery was assembled into, if any."""
+    if passport.parent_id is None:
+        return None
+    return Passport.objects.get(pk=passport.parent_id)
+
+
+def component_count(*, passport: Passport) -> int:
+    """How many batteries were assembled into this one."""
+    return Passport.objects.filter(parent=passport).count()
+
 
 # The identifiers a battery can be found by, in the order they are tried.
 IDENTIFIERS = ("uuid", "bpan", "serial", "barcode", "rfid")

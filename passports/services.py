@@ -5,7 +5,7 @@ Input is checked before anything is locked or written (400 naming the field);
 the lifecycle refuses illegal moves (409); ``passports.ledger.append`` writes the
 event, the projection, the audit record and the live event. Provisioning lives
 in ``passports.provisioning``, telemetry in ``passports.telemetry``, the dispatch
-desk in ``passports.dispatch``; views, the admin and the demo call these.
+desk in ``passports.dispatch.services``; views, the admin and the demo call these.
 """
 
 from __future__ import annotations
@@ -228,7 +228,7 @@ def passport_register(*, data: dict[str, Any], actor: Any) -> Passport:
 
 # --- lifecycle events -----------------------------------------------------------
 
-# Events a caller records through ``event_record``, with the data each needs.
+# Events a caller records through ``passport_event_record``, with the data each needs.
 # manufactured, provisioned, assembled, moved_to_past and reactivated have their
 # own services (register, provisioning, assemble, the dispatch desk).
 _RECORDABLE: dict[str, tuple[tuple[str, bool], ...]] = {
@@ -281,7 +281,7 @@ def _event_data(kind: str, raw: Any) -> dict[str, Any]:
     return data
 
 
-def event_record(
+def passport_event_record(
     *,
     passport_id: int,
     kind: Any,
@@ -314,7 +314,7 @@ def event_record(
 # --- genealogy ------------------------------------------------------------------
 
 
-def assemble(
+def passport_assemble(
     *,
     parent_id: int,
     component_ids: list[int],
@@ -324,7 +324,7 @@ def assemble(
     """Put cells into a module, or modules into a pack: each component's ledger
     gets ``assembled`` (with its parent), its ``parent`` is set. ``occurred_at``
     (ISO 8601, not in the future) records an assembly done earlier, as
-    ``event_record`` does."""
+    ``passport_event_record`` does."""
     when = _when(occurred_at)
     if not isinstance(component_ids, list) or not component_ids:
         raise _invalid({"components": ["A non-empty list of passports."]})

@@ -6,5 +6,5 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("passports.api.urls")),
     path("", include("passports.api_provisioning.urls")),
-    path("", include("passports.api_dispatch.urls")),
+    path("", include("passports.dispatch.api.urls")),
 ]

@@ -7,7 +7,8 @@ from django.db import transaction
 
 from bpmos.events.models import OutboxEvent
 from elog.models import AuditRecord
-from passports import dispatch, ledger, services
+from passports import ledger, services
+from passports.dispatch import services as dispatch
 from passports.models import DispatchJob, EventKind, Passport, PassportEvent
 
 
@@ -30,7 +31,9 @@ def register(actor, serial: str, *, kind: str = "pack", lot: str = "LOT-7") -> P
 
 
 def record(actor, passport: Passport, kind: str, **data) -> None:
-    services.event_record(passport_id=passport.pk, kind=kind, data=data, actor=actor)
+    services.passport_event_record(
+        passport_id=passport.pk, kind=kind, data=data, actor=actor
+    )
 
 
 @transaction.atomic
@@ -59,7 +62,9 @@ def make_pack(
     elif until == "qa_failed":
         record(actor, passport, EventKind.QA_FAILED, reason="Insulation test")
     elif until == "dispatched":
-        dispatch.move_to_past(passport_id=passport.pk, carrier="BlueDart", actor=actor)
+        dispatch.product_move_to_past(
+            passport_id=passport.pk, carrier="BlueDart", actor=actor
+        )
     return _fresh(passport)
 
 

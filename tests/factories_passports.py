@@ -132,12 +132,14 @@ def record(passport: Passport, kind: str, *, actor: Any = None, **data) -> Passp
     through the service that owns it; returns the passport re-read."""
     data = data or EVENT_DATA.get(kind, {})
     if kind in services.RECORDABLE_KINDS:
-        services.event_record(
+        services.passport_event_record(
             passport_id=passport.pk, kind=kind, data=data, actor=actor
         )
     elif kind == E.ASSEMBLED:
         parent = passport.parent or register(PARENT_KIND[passport.kind], actor=actor)
-        services.assemble(parent_id=parent.pk, component_ids=[passport.pk], actor=actor)
+        services.passport_assemble(
+            parent_id=parent.pk, component_ids=[passport.pk], actor=actor
+        )
     else:  # provisioned (passports.provisioning), telemetry, desk events
         ledger.append(passport.pk, kind, data, actor=actor)
     return Passport.objects.get(pk=passport.pk)

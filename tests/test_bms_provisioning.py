@@ -112,7 +112,9 @@ def _register(kind: str, actor=None, **extra) -> Passport:
 
 def _qa(passport: Passport, kind=EventKind.QA_PASSED) -> Passport:
     data = {"reason": "IR out of range"} if kind == EventKind.QA_FAILED else {}
-    services.event_record(passport_id=passport.pk, kind=kind, data=data, actor=None)
+    services.passport_event_record(
+        passport_id=passport.pk, kind=kind, data=data, actor=None
+    )
     passport.refresh_from_db()
     return passport
 
@@ -298,10 +300,10 @@ def test_default_parallel_count_comes_from_the_genealogy(db):
         _qa(_register("cell", nominal_voltage_v="3.20", energy_kwh="0.320"))
         for _ in range(6)
     ]
-    services.assemble(
+    services.passport_assemble(
         parent_id=module.pk, component_ids=[c.pk for c in cells], actor=None
     )
-    services.assemble(parent_id=pack.pk, component_ids=[module.pk], actor=None)
+    services.passport_assemble(parent_id=pack.pk, component_ids=[module.pk], actor=None)
 
     limits = provisioning.default_limits(pack)
     # 6.4 V of 3.2 V cells: 2 in series; 6 cells in its module: 3 in parallel.

@@ -59,7 +59,7 @@ def register(actor, serial, lot, *, kind="pack", made, warranty_months=12):
 
 
 def record(actor, passport, kind, when, **data):
-    services.event_record(
+    services.passport_event_record(
         passport_id=passport.pk,
         kind=kind,
         data=data,
@@ -123,7 +123,7 @@ def test_custody_mix_counts_units_through_every_custodian_kind(boss):
         boss, "MD-1", "LOT-A", kind="module", made=now - timedelta(days=3)
     )
     record(boss, module, "qa_passed", now - timedelta(days=3))
-    services.assemble(parent_id=held.pk, component_ids=[module.pk], actor=boss)
+    services.passport_assemble(parent_id=held.pk, component_ids=[module.pk], actor=boss)
     register(boss, "CL-1", "LOT-B", kind="cell", made=now - timedelta(days=5))
     # Logistics, two customers, service, recycler.
     on_road = register(boss, "PK-2", "LOT-A", made=now - timedelta(days=3))

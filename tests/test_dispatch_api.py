@@ -10,8 +10,9 @@ from rest_framework.test import APIClient
 from bpmos.events.models import OutboxEvent
 from elog.models import AuditRecord
 from lines.models import Machine, MachineState
-from passports import dispatch, ledger
-from passports.api_dispatch import tickets
+from passports import ledger
+from passports.dispatch import services as dispatch
+from passports.dispatch.api import tickets
 from passports.models import EventKind, JobState, Passport, PassportEvent
 from tests import factories_lines
 from tests.conftest import bearer
@@ -86,7 +87,7 @@ def desk(sam):
         "past": make_pack(sam, "PK-006"),
         "dispatched": make_pack(sam, "PK-007", until="dispatched"),
     }
-    dispatch.move_to_past(
+    dispatch.product_move_to_past(
         passport_id=packs["past"].pk, reason="damaged in storage", actor=sam
     )
     return {name: Passport.objects.get(pk=p.pk) for name, p in packs.items()}
@@ -250,8 +251,8 @@ def test_missing_product_id_is_400(desk, sam):
 def test_stale_job_is_409_and_unknown_job_404(desk, sam):
     passport = desk["past"]
     old = latest_job(passport)
-    dispatch.reactivate(passport_id=passport.pk, actor=sam)
-    dispatch.move_to_past(passport_id=passport.pk, reason="recount", actor=sam)
+    dispatch.product_reactivate(passport_id=passport.pk, actor=sam)
+    dispatch.product_move_to_past(passport_id=passport.pk, reason="recount", actor=sam)
     # The same job turned ON and OFF again: it stays the latest.
     assert latest_job(passport).pk == old.pk
     live = desk["live"]
@@ -274,7 +275,7 @@ def test_stale_job_is_409_and_unknown_job_404(desk, sam):
 def test_older_job_of_the_same_product_is_409_stale(sam):
     pack = make_pack(sam, "PK-200")
     first = latest_job(pack)
-    dispatch.move_to_past(passport_id=pack.pk, reason="recount", actor=sam)
+    dispatch.product_move_to_past(passport_id=pack.pk, reason="recount", actor=sam)
     # Re-tested, re-provisioned and warehoused again while past: a new job opens.
     record(sam, pack, EventKind.QA_FAILED, reason="Re-test after a drop")
     record(sam, pack, EventKind.QA_PASSED, test="EOL-2")
@@ -373,6 +374,34 @@ def test_lifecycle_before_the_warehouse_has_no_desk_state(desk, sam):
     assert (lifecycle["jobs"], lifecycle["transitions"]) == ([], [])
 
 
+def test_held_product_stays_live_but_is_not_dispatchable(desk, sam):
+    """A hold keeps the product on the desk (ON) but not dispatchable, in the
+    lifecycle and the list alike, until it is released."""
+    client = api(sam)
+    lifecycle = client.get("/api/products/lifecycle", {"productId": "PK-003"}).json()[
+        "lifecycle"
+    ]
+    assert {k: lifecycle[k] for k in ("currentState", "isDispatchable")} == {
+        "currentState": "ON",
+        "isDispatchable": False,
+    }
+    assert (lifecycle["state"], lifecycle["onHold"], lifecycle["holdReason"]) == (
+        "Warehoused",
+        True,
+        "Swollen cell suspected",
+    )
+    listed = client.get("/api/live-products/dispatchable").json()["products"]
+    assert [p["productId"] for p in listed] == ["PK-001", "PK-002"]
+
+    record(sam, desk["held"], EventKind.RELEASED, note="Re-inspected")
+    lifecycle = client.get("/api/products/lifecycle", {"productId": "PK-003"}).json()[
+        "lifecycle"
+    ]
+    assert (lifecycle["currentState"], lifecycle["isDispatchable"]) == ("ON", True)
+    listed = client.get("/api/live-products/dispatchable").json()["products"]
+    assert [p["productId"] for p in listed] == ["PK-001", "PK-002", "PK-003"]
+
+
 def test_lifecycle_finds_product_by_uuid_too(desk, sam):
     response = api(sam).get(
         "/api/products/lifecycle", {"productId": str(desk["live"].uuid)}
@@ -466,6 +495,33 @@ def test_reactivate_refusals_change_nothing(desk, sam, name, code):
     assert footprint(passport) == before
 
 
+@pytest.mark.parametrize(
+    "body",
+    [{"action": "reactivate"}, {"action": "update_state", "state": "ON"}],
+)
+def test_reactivate_refuses_a_held_product_and_changes_nothing(desk, sam, body):
+    past = desk["past"]
+    record(sam, past, EventKind.HELD, reason="Swollen cell suspected")
+    before = footprint(past)
+    response = api(sam).post(
+        "/api/products/lifecycle", {"productId": "PK-006", **body}, format="json"
+    )
+    error = assert_envelope(response, 409, "on_hold")
+    assert error["error"] == (
+        "Pack PK-006 is on hold (Swollen cell suspected); release the hold first."
+    )
+    assert error["details"] == {"state": "warehoused", "onHold": True}
+    assert footprint(past) == before  # no ledger event, audit row or stream event
+
+    record(sam, past, EventKind.RELEASED)
+    response = api(sam).post(
+        "/api/products/lifecycle", {"productId": "PK-006", **body}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    lifecycle = response.json()["lifecycle"]
+    assert (lifecycle["currentState"], lifecycle["isDispatchable"]) == ("ON", True)
+
+
 def test_update_state_off_then_on(desk, sam):
     client = api(sam)
     off = client.post(
@@ -553,8 +609,8 @@ def test_legacy_move_to_past_uses_the_same_service(desk, sam):
 def test_legacy_history_lists_every_transition(desk, sam):
     past = desk["past"]
     job = latest_job(past)
-    dispatch.reactivate(passport_id=past.pk, reason="repaired", actor=sam)
-    dispatch.move_to_past(passport_id=past.pk, carrier="BlueDart", actor=sam)
+    dispatch.product_reactivate(passport_id=past.pk, reason="repaired", actor=sam)
+    dispatch.product_move_to_past(passport_id=past.pk, carrier="BlueDart", actor=sam)
     response = api(sam).get("/api/products/move-to-past", {"productId": "PK-006"})
     assert response.status_code == 200
     body = response.json()

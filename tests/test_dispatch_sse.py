@@ -22,7 +22,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from bpmos.events.models import OutboxEvent
 from bpmos.events.services import layer_is_shared
-from passports import dispatch
+from passports.dispatch import services as dispatch
 from tests.conftest import bearer
 from tests.dispatch_support import latest_job, make_pack
 from tests.support import daphne_server
@@ -187,7 +187,7 @@ def test_client_receives_product_moved_to_past_after_a_rest_move(
 def test_reactivation_is_broadcast(server, http, make_user):
     sam = make_user("supervisor")
     pack = make_pack(sam, "PK-010")
-    dispatch.move_to_past(passport_id=pack.pk, reason="recount", actor=sam)
+    dispatch.product_move_to_past(passport_id=pack.pk, reason="recount", actor=sam)
     settle_outbox()
     with open_stream(server + STREAM, token(make_user("auditor"))) as stream:
         stream.next_of("connection_established")
@@ -204,6 +204,33 @@ def test_reactivation_is_broadcast(server, http, make_user):
         )
         update = stream.next_of("dispatchable_products_update")["data"]["data"]
         assert update == {"productId": "PK-010", "isDispatchable": True, "count": 1}
+
+
+def test_hold_and_release_are_broadcast(server, http, make_user):
+    """A hold takes a live product out of the dispatchable list and its release
+    puts it back: each is announced with the list's new count."""
+    sam = make_user("supervisor")
+    make_pack(sam, "PK-015")
+    make_pack(sam, "PK-016")
+    settle_outbox()
+    with open_stream(server + STREAM, token(make_user("operator"))) as stream:
+        stream.next_of("connection_established")
+        held = http.post(
+            "/api/passports/PK-015/events",
+            json={"kind": "held", "data": {"reason": "Swollen cell suspected"}},
+            headers=bearer(sam),
+        )
+        assert held.status_code == 201, held.text
+        update = stream.next_of("dispatchable_products_update")["data"]["data"]
+        assert update == {"productId": "PK-015", "isDispatchable": False, "count": 1}
+        released = http.post(
+            "/api/passports/PK-015/events",
+            json={"kind": "released", "data": {"note": "Re-inspected"}},
+            headers=bearer(sam),
+        )
+        assert released.status_code == 201, released.text
+        update = stream.next_of("dispatchable_products_update")["data"]["data"]
+        assert update == {"productId": "PK-015", "isDispatchable": True, "count": 2}
 
 
 def test_refused_move_broadcasts_nothing(server, http, make_user):
@@ -238,8 +265,8 @@ def test_resume_replays_what_was_missed(server, make_user, how):
     first, second = make_pack(sam, "PK-030"), make_pack(sam, "PK-031")
     settle_outbox()
     seen = OutboxEvent.objects.latest("pk").pk
-    dispatch.move_to_past(passport_id=first.pk, reason="recount", actor=sam)
-    dispatch.move_to_past(passport_id=second.pk, reason="recount", actor=sam)
+    dispatch.product_move_to_past(passport_id=first.pk, reason="recount", actor=sam)
+    dispatch.product_move_to_past(passport_id=second.pk, reason="recount", actor=sam)
     missed = [
         row
         for row in OutboxEvent.objects.filter(pk__gt=seen).order_by("pk")
@@ -267,7 +294,7 @@ def test_resume_replays_what_was_missed(server, make_user, how):
         assert notice["data"]["data"] == {"count": 4, "truncated": False}
         # Delivered live as well (embedded mode's pump): dropped as duplicates;
         # the next message is a heartbeat-free, fresh event.
-        dispatch.reactivate(passport_id=first.pk, actor=sam)
+        dispatch.product_reactivate(passport_id=first.pk, actor=sam)
         fresh = stream.next_of("product_reactivated")
         assert int(fresh["id"]) > missed[-1].pk
 

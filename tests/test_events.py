@@ -462,7 +462,7 @@ def _desk(user, move: str):
     """A pack on the dispatch desk, and the event ``move`` published for it."""
     from django.utils import timezone
 
-    from passports import dispatch
+    from passports.dispatch import services as dispatch
     from passports.models import PassportEvent
     from tests.dispatch_support import latest_job, make_pack
 
@@ -475,7 +475,7 @@ def _desk(user, move: str):
         return passport_events.dispatchable_update(pack, is_dispatchable=True, count=1)
     if move == "reactivated":
         return passport_events.reactivated(pack, job, at=timezone.now())
-    dispatch.move_to_past(passport_id=pack.pk, reason="recount", actor=user)
+    dispatch.product_move_to_past(passport_id=pack.pk, reason="recount", actor=user)
     job.refresh_from_db()
     return passport_events.moved_to_past(pack, job, at=timezone.now())
 

@@ -18,7 +18,8 @@ from django.db import connection, connections
 from bpmos.errors import Conflict, DomainError
 from elog.models import AuditRecord
 from elog.services import audit_chain_verify
-from passports import dispatch, ledger, services
+from passports import ledger, services
+from passports.dispatch import services as dispatch
 from passports.models import EventKind, Passport, PassportEvent
 from tests.factories_passports import make_passport
 
@@ -70,7 +71,9 @@ def telemetry(passport_id: int, n: int, **kwargs):
 
 def assembling(parent: Passport, components: list[Passport]):
     ids = [c.pk for c in components]
-    return lambda: services.assemble(parent_id=parent.pk, component_ids=ids, actor=None)
+    return lambda: services.passport_assemble(
+        parent_id=parent.pk, component_ids=ids, actor=None
+    )
 
 
 def versions(passport: Passport) -> list[int]:
@@ -188,10 +191,10 @@ def test_crossed_assemblies_lock_in_one_order_and_do_not_deadlock():
 def test_hold_racing_dispatch_never_ships_a_held_pack():
     for _ in range(6):
         pack = make_passport("pack", "warehoused")
-        hold = lambda p=pack: services.event_record(  # noqa: E731
+        hold = lambda p=pack: services.passport_event_record(  # noqa: E731
             passport_id=p.pk, kind=E.HELD, data={"reason": "Recall"}, actor=None
         )
-        ship = lambda p=pack: dispatch.move_to_past(  # noqa: E731
+        ship = lambda p=pack: dispatch.product_move_to_past(  # noqa: E731
             passport_id=p.pk, carrier="DHL", actor=None
         )
         results = run_together([hold, ship])

@@ -120,10 +120,10 @@ def built(make_user):
         for _ in modules
     ]
     for module, its_cells in zip(modules, cells, strict=True):
-        services.assemble(
+        services.passport_assemble(
             parent_id=module.pk, component_ids=[c.pk for c in its_cells], actor=actor
         )
-    services.assemble(
+    services.passport_assemble(
         parent_id=pack.pk, component_ids=[m.pk for m in modules], actor=actor
     )
     return pack, modules, cells, actor
@@ -204,7 +204,9 @@ def test_assembly_refuses_wrong_kinds_and_writes_nothing():
     for parent, components, start, end in cases:
         before = [footprint(Passport(pk=pk)) for pk in components]
         with pytest.raises(InvalidInput) as refused:
-            services.assemble(parent_id=parent.pk, component_ids=components, actor=None)
+            services.passport_assemble(
+                parent_id=parent.pk, component_ids=components, actor=None
+            )
         (message,) = refused.value.details["components"]
         assert message.startswith(start), message
         assert message.endswith(end), message
@@ -217,7 +219,7 @@ def test_assembly_refuses_a_component_already_in_another_parent(built):
     fresh = make_passport("cell", "qa_passed")
     before = [footprint(fresh), footprint(cells[0][0])]
     with pytest.raises(Conflict) as refused:
-        services.assemble(
+        services.passport_assemble(
             parent_id=spare.pk, component_ids=[fresh.pk, cells[0][0].pk], actor=None
         )
     assert refused.value.code == "already_assembled"
@@ -245,7 +247,7 @@ def test_assembly_refuses_a_component_that_may_not_be_built_in(state, on_hold, c
     bad = make_passport("cell", state, on_hold=on_hold)
     before = [footprint(good), footprint(bad)]
     with pytest.raises(IllegalTransition) as refused:
-        services.assemble(
+        services.passport_assemble(
             parent_id=module.pk, component_ids=[good.pk, bad.pk], actor=None
         )
     assert (refused.value.code, refused.value.status_code) == (code, 409)
@@ -261,7 +263,9 @@ def test_nothing_is_assembled_into_a_pack_that_left_the_plant(state):
     module = make_passport("module", "qa_passed")
     before = footprint(module)
     with pytest.raises(IllegalTransition) as refused:
-        services.assemble(parent_id=pack.pk, component_ids=[module.pk], actor=None)
+        services.passport_assemble(
+            parent_id=pack.pk, component_ids=[module.pk], actor=None
+        )
     assert refused.value.details == {"state": state}
     assert footprint(module) == before
 
@@ -276,14 +280,16 @@ def test_assembly_refuses_bad_lists():
         ([module.pk], "A passport cannot contain itself."),
     ):
         with pytest.raises(InvalidInput) as refused:
-            services.assemble(parent_id=module.pk, component_ids=components, actor=None)
+            services.passport_assemble(
+                parent_id=module.pk, component_ids=components, actor=None
+            )
         assert refused.value.details == {"components": [message]}
     with pytest.raises(NotFound):
-        services.assemble(
+        services.passport_assemble(
             parent_id=module.pk, component_ids=[cell.pk + 999], actor=None
         )
     with pytest.raises(NotFound):
-        services.assemble(
+        services.passport_assemble(
             parent_id=module.pk + 999, component_ids=[cell.pk], actor=None
         )
     assert Passport.objects.get(pk=cell.pk).parent_id is None

@@ -16,7 +16,9 @@ import pytest
 from django.db import transaction
 
 from bpmos.errors import IllegalTransition, InvalidInput, NotFound
-from passports import dispatch, ledger, lifecycle, services
+from passports import ledger, lifecycle, services
+from passports.dispatch import selectors as dispatch_selectors
+from passports.dispatch import services as dispatch
 from passports.models import (
     CustodianKind,
     DispatchJob,
@@ -123,7 +125,7 @@ def attempt(passport: Passport, kind: str, parent: Passport | None):
     with transaction.atomic():
         try:
             if kind == E.ASSEMBLED and passport.parent_id is None and parent:
-                services.assemble(
+                services.passport_assemble(
                     parent_id=parent.pk, component_ids=[passport.pk], actor=None
                 )
             elif kind == E.ASSEMBLED:  # a pack, or already in a parent (409
@@ -200,13 +202,13 @@ def refused(call, passport, code="illegal_transition") -> IllegalTransition:
 
 
 def dispatch_event(passport):
-    return lambda: services.event_record(
+    return lambda: services.passport_event_record(
         passport_id=passport.pk, kind=E.DISPATCHED, data={"carrier": "DHL"}, actor=None
     )
 
 
 def dispatch_by_desk(passport):
-    return lambda: dispatch.move_to_past(
+    return lambda: dispatch.product_move_to_past(
         passport_id=passport.pk, reason="dispatched", carrier="DHL", actor=None
     )
 
@@ -231,22 +233,24 @@ def test_pack_on_hold_is_not_dispatched():
         "On hold (Swelling seen at inspection); release the hold first."
     )
     refused(dispatch_by_desk(pack), pack, code="on_hold")
-    assert not dispatch.dispatchable_queryset().filter(pk=pack.pk).exists()
+    assert not dispatch_selectors.dispatchable_queryset().filter(pk=pack.pk).exists()
 
 
 def test_pack_dispatches_after_retest_and_release():
     pack = make_passport("pack", "warehoused", on_hold=True)
     for kind in (E.QA_FAILED, E.QA_PASSED, E.PROVISIONED, E.WAREHOUSED, E.RELEASED):
         pack = record(pack, kind)
-    assert list(dispatch.dispatchable_queryset()) == [pack]
-    pack, job = dispatch.move_to_past(passport_id=pack.pk, carrier="DHL", actor=None)
+    assert list(dispatch_selectors.dispatchable_queryset()) == [pack]
+    pack, job = dispatch.product_move_to_past(
+        passport_id=pack.pk, carrier="DHL", actor=None
+    )
     assert (pack.state, pack.custodian_kind, pack.custodian_name) == (
         S.DISPATCHED,
         C.LOGISTICS,
         "DHL",
     )
     assert (job.state, job.reason) == (JobState.OFF, "dispatched")
-    assert list(dispatch.dispatchable_queryset()) == []
+    assert list(dispatch_selectors.dispatchable_queryset()) == []
 
 
 @pytest.mark.parametrize(
@@ -254,7 +258,7 @@ def test_pack_dispatches_after_retest_and_release():
 )
 def test_what_was_never_dispatched_is_not_delivered(state):
     pack = make_passport("pack", state)
-    deliver = lambda: services.event_record(  # noqa: E731
+    deliver = lambda: services.passport_event_record(  # noqa: E731
         passport_id=pack.pk, kind=E.DELIVERED, data={"customer": "Ola"}, actor=None
     )
     refused(deliver, pack)
@@ -262,11 +266,11 @@ def test_what_was_never_dispatched_is_not_delivered(state):
 
 def test_what_is_in_service_is_not_recycled_without_end_of_life():
     pack = make_passport("pack", "in_service")
-    recycle = lambda: services.event_record(  # noqa: E731
+    recycle = lambda: services.passport_event_record(  # noqa: E731
         passport_id=pack.pk, kind=E.RECYCLED, data={}, actor=None
     )
     refused(recycle, pack)
-    to_recycler = lambda: services.event_record(  # noqa: E731
+    to_recycler = lambda: services.passport_event_record(  # noqa: E731
         passport_id=pack.pk,
         kind=E.CUSTODY_TRANSFERRED,
         data={"to": {"kind": "recycler", "name": "GreenCycle"}},
@@ -294,7 +298,7 @@ def test_provisioning_a_cell_or_module_is_refused():
 
 def test_unprovisioned_pack_is_not_warehoused():
     pack = make_passport("pack", "qa_passed")
-    warehouse = lambda: services.event_record(  # noqa: E731
+    warehouse = lambda: services.passport_event_record(  # noqa: E731
         passport_id=pack.pk, kind=E.WAREHOUSED, data={}, actor=None
     )
     refusal = refused(warehouse, pack, code="not_provisioned")
@@ -376,7 +380,7 @@ def test_custody_moves_only_along_the_chain(source, end_of_life):
         legal = (source, target) in TRANSFERS_ALLOWED and (
             target != C.RECYCLER or end_of_life
         )
-        transfer = lambda t=target: services.event_record(  # noqa: E731
+        transfer = lambda t=target: services.passport_event_record(  # noqa: E731
             passport_id=pack.pk,
             kind=E.CUSTODY_TRANSFERRED,
             data={"to": {"kind": t, "name": f"New {t}"}},
@@ -419,7 +423,7 @@ def test_warehousing_opens_a_live_job_and_dispatching_closes_it():
     pack = record(pack, E.WAREHOUSED)
     job = DispatchJob.objects.get(passport=pack)
     assert (job.state, job.reason) == (JobState.ON, "warehoused")
-    assert dispatch.is_dispatchable(pack, job) is True
+    assert dispatch_selectors.is_dispatchable(pack, job) is True
     pack = record(pack, E.DISPATCHED)
     job.refresh_from_db()
     assert (job.state, job.reason) == (JobState.OFF, "dispatched")
@@ -427,7 +431,7 @@ def test_warehousing_opens_a_live_job_and_dispatching_closes_it():
 
 def test_move_to_past_without_dispatch_keeps_the_battery_in_the_warehouse():
     pack = make_passport("pack", "warehoused")
-    pack, job = dispatch.move_to_past(
+    pack, job = dispatch.product_move_to_past(
         passport_id=pack.pk, reason="Damaged box", actor=None
     )
     assert (pack.state, job.state, job.reason) == (
@@ -440,17 +444,21 @@ def test_move_to_past_without_dispatch_keeps_the_battery_in_the_warehouse():
         E.MOVED_TO_PAST,
         {"jobId": str(job.pk), "reason": "Damaged box"},
     )
-    assert list(dispatch.dispatchable_queryset()) == []
+    assert list(dispatch_selectors.dispatchable_queryset()) == []
     refused(
-        lambda: dispatch.move_to_past(passport_id=pack.pk, reason="again", actor=None),
+        lambda: dispatch.product_move_to_past(
+            passport_id=pack.pk, reason="again", actor=None
+        ),
         pack,
         code="already_past",
     )
-    pack, job = dispatch.reactivate(passport_id=pack.pk, job_id=job.pk, actor=None)
+    pack, job = dispatch.product_reactivate(
+        passport_id=pack.pk, job_id=job.pk, actor=None
+    )
     assert (job.state, job.reason) == (JobState.ON, "reactivated")
-    assert list(dispatch.dispatchable_queryset()) == [pack]
+    assert list(dispatch_selectors.dispatchable_queryset()) == [pack]
     refused(
-        lambda: dispatch.reactivate(passport_id=pack.pk, actor=None),
+        lambda: dispatch.product_reactivate(passport_id=pack.pk, actor=None),
         pack,
         code="already_live",
     )
@@ -458,9 +466,11 @@ def test_move_to_past_without_dispatch_keeps_the_battery_in_the_warehouse():
 
 def test_reactivation_needs_a_battery_that_may_still_ship():
     pack = make_passport("pack", "warehoused")
-    dispatch.move_to_past(passport_id=pack.pk, reason="Recall check", actor=None)
+    dispatch.product_move_to_past(
+        passport_id=pack.pk, reason="Recall check", actor=None
+    )
     pack = record(pack, E.QA_FAILED)
-    refused(lambda: dispatch.reactivate(passport_id=pack.pk, actor=None), pack)
+    refused(lambda: dispatch.product_reactivate(passport_id=pack.pk, actor=None), pack)
 
 
 def test_desk_refuses_stale_jobs_and_batteries_without_one():
@@ -469,15 +479,17 @@ def test_desk_refuses_stale_jobs_and_batteries_without_one():
     before = footprint(pack)
     # A job id that is none of this product's jobs: 404 (docs/dispatch.md).
     with pytest.raises(NotFound) as caught:
-        dispatch.move_to_past(passport_id=pack.pk, job_id=job.pk + 1000, actor=None)
+        dispatch.product_move_to_past(
+            passport_id=pack.pk, job_id=job.pk + 1000, actor=None
+        )
     assert caught.value.code == "job_not_found"
     assert footprint(pack) == before
     with pytest.raises(InvalidInput):
-        dispatch.move_to_past(passport_id=pack.pk, reason="  ", actor=None)
+        dispatch.product_move_to_past(passport_id=pack.pk, reason="  ", actor=None)
     assert footprint(pack) == before
     fresh = make_passport("pack", "qa_passed")
     before = footprint(fresh)
     with pytest.raises(NotFound) as caught:
-        dispatch.move_to_past(passport_id=fresh.pk, actor=None)
+        dispatch.product_move_to_past(passport_id=fresh.pk, actor=None)
     assert caught.value.code == "job_not_found"
     assert footprint(fresh) == before

@@ -44,7 +44,9 @@ from hypothesis.stateful import (
 from bpmos.errors import DomainError
 from bpmos.events.models import OutboxEvent
 from elog.models import AuditRecord
-from passports import dispatch, ledger, lifecycle, services
+from passports import ledger, lifecycle, services
+from passports.dispatch import selectors as dispatch_selectors
+from passports.dispatch import services as dispatch
 from passports.models import (
     CustodianKind,
     DispatchJob,
@@ -205,7 +207,7 @@ class PassportMachine(RuleBasedStateMachine):
             data[next(iter(data))] = text  # blank, too long or a plain value
         expected = self.version_for(index, mode)
         self.act(
-            lambda: services.event_record(
+            lambda: services.passport_event_record(
                 passport_id=self.pk(index),
                 kind=kind,
                 data=data,
@@ -232,7 +234,7 @@ class PassportMachine(RuleBasedStateMachine):
             self.provision(index, mode)
             return
         self.act(
-            lambda: services.event_record(
+            lambda: services.passport_event_record(
                 passport_id=passport.pk,
                 kind=kind,
                 data=EVENT_DATA[kind],
@@ -251,7 +253,7 @@ class PassportMachine(RuleBasedStateMachine):
         """What stands in a shipment's way (or clears it), a hold or a failed
         test, and an attempt to ship right after."""
         self.act(
-            lambda: services.event_record(
+            lambda: services.passport_event_record(
                 passport_id=self.pk(index),
                 kind=kind,
                 data=EVENT_DATA[kind],
@@ -269,7 +271,7 @@ class PassportMachine(RuleBasedStateMachine):
             self.move_to_past(index, "dispatched")
             return
         self.act(
-            lambda: services.event_record(
+            lambda: services.passport_event_record(
                 passport_id=self.pk(index),
                 kind=E.DISPATCHED,
                 data={"carrier": "DHL"},
@@ -301,7 +303,7 @@ class PassportMachine(RuleBasedStateMachine):
     @rule(index=batteries, reason=st.sampled_from(["dispatched", "Damaged box", ""]))
     def move_to_past(self, index, reason):
         self.act(
-            lambda: dispatch.move_to_past(
+            lambda: dispatch.product_move_to_past(
                 passport_id=self.pk(index),
                 reason=reason,
                 carrier="BlueDart",
@@ -313,7 +315,7 @@ class PassportMachine(RuleBasedStateMachine):
     @rule(index=batteries)
     def reactivate(self, index):
         self.act(
-            lambda: dispatch.reactivate(
+            lambda: dispatch.product_reactivate(
                 passport_id=self.pk(index), reason="Back on", actor=self.world.actor
             ),
             1,
@@ -326,7 +328,7 @@ class PassportMachine(RuleBasedStateMachine):
     def assemble(self, parent, components):
         ids = [self.pk(i) for i in components]
         self.act(
-            lambda: services.assemble(
+            lambda: services.passport_assemble(
                 parent_id=self.pk(parent), component_ids=ids, actor=self.world.actor
             ),
             len(ids),
@@ -359,12 +361,14 @@ class PassportMachine(RuleBasedStateMachine):
     def desk_lists_exactly_what_may_ship(self):
         live = set()
         for passport in Passport.objects.filter(pk__in=self.world.ids):
-            job = dispatch.latest_job(passport)
+            job = dispatch_selectors.latest_job(passport)
             shippable = passport.state in {"warehoused", "reserved"}
             on = job is not None and job.state == JobState.ON
             if on and shippable and not passport.on_hold:
                 live.add(passport.pk)
-        listed = set(dispatch.dispatchable_queryset().values_list("pk", flat=True))
+        listed = set(
+            dispatch_selectors.dispatchable_queryset().values_list("pk", flat=True)
+        )
         assert listed == live
 
 

@@ -9,7 +9,8 @@ import pytest
 from django.core.management import call_command
 
 from bpmos.dashboards import controltower
-from passports import bpan, demo, dispatch, ledger
+from passports import bpan, demo, ledger
+from passports.dispatch import selectors as dispatch_selectors
 from passports.models import (
     CustodianKind,
     DispatchJob,
@@ -146,7 +147,7 @@ def test_packs_carry_valid_bpans_that_match_their_data(demo_plant):
 
 def test_dispatch_jobs_live_past_and_reactivated(demo_plant):
     latest = {
-        p.serial: dispatch.latest_job(p)
+        p.serial: dispatch_selectors.latest_job(p)
         for p in Passport.objects.filter(dispatch_jobs__isnull=False).distinct()
     }
     reasons = Counter((job.state, job.reason) for job in latest.values())
@@ -158,7 +159,9 @@ def test_dispatch_jobs_live_past_and_reactivated(demo_plant):
     }
     # Live and shippable: one warehoused, one reactivated, one reserved; the
     # held ones stay live but not dispatchable.
-    assert sorted(dispatch.dispatchable_queryset().values_list("state", flat=True)) == [
+    assert sorted(
+        dispatch_selectors.dispatchable_queryset().values_list("state", flat=True)
+    ) == [
         "reserved",
         "warehoused",
         "warehoused",

@@ -1,0 +1,1 @@
+"""Read models that aggregate several apps, composed from the apps' selectors."""

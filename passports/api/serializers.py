@@ -19,7 +19,9 @@ from django.db import models as dj
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from bpmos.errors import InvalidInput
 from bpmos.fields import utc_datetime
+from passports.api.filters import enum_value
 from passports.models import (
     PUBLIC_FIELDS,
     RESTRICTED_FIELDS,
@@ -439,6 +441,26 @@ class PassportRegisterSerializer(serializers.Serializer):
     manufacturerCode = serializers.CharField(required=False)
     plantCode = serializers.CharField(required=False)
     bpanSerial = serializers.CharField(required=False)
+
+
+class PassportRegisterInSerializer(serializers.Serializer):
+    """Registration's body in the service's terms: camelCase keys become the
+    model's field names and ``kind`` may be its display name. Shape only: a
+    field registration does not know is refused (400 naming it); the values
+    are checked by ``passports.services.passport_register``."""
+
+    def to_internal_value(self, data: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(data) - set(REGISTER_FIELDS))
+        if unknown:
+            raise InvalidInput(
+                f"Invalid input: {unknown[0]}: Unknown field.",
+                code="validation_error",
+                details={unknown[0]: ["Unknown field."]},
+            )
+        values = {snake(key): value for key, value in data.items()}
+        if isinstance(values.get("kind"), str):
+            values["kind"] = enum_value(Kind, values["kind"]) or values["kind"]
+        return values
 
 
 class EventRecordSerializer(serializers.Serializer):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import OuterRef, Subquery
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -29,13 +28,7 @@ from passports import bpan as bpan_rules
 from passports import ledger, selectors, services, telemetry
 from passports.api import serializers as s
 from passports.api.filters import PassportFilterSet, enum_value
-from passports.models import (
-    CustodianKind,
-    EventKind,
-    Kind,
-    Passport,
-    PassportEvent,
-)
+from passports.models import CustodianKind, EventKind, Passport, PassportEvent
 
 _IDENTIFIER = OpenApiParameter(
     "identifier",
@@ -92,24 +85,24 @@ def _without_data_prefix(key: str) -> str:
 
 
 def _events(passport: Passport) -> list[PassportEvent]:
-    return list(passport.events.order_by("version"))
+    return list(selectors.event_list(passport=passport))
 
 
 def _detail(passport: Passport, user) -> dict[str, Any]:
     restricted = may_see_restricted(user)
-    parent = Passport.objects.get(pk=passport.parent_id) if passport.parent_id else None
     return s.passport_detail(
         passport,
         restricted=restricted,
         events=_events(passport),
-        parent=parent,
-        component_count=Passport.objects.filter(parent=passport).count(),
+        parent=selectors.parent_get(passport=passport),
+        component_count=selectors.component_count(passport=passport),
         telemetry=telemetry.telemetry_summary(passport) if restricted else None,
     )
 
 
 def _summary(passport_id: int) -> dict[str, Any]:
-    return dict(s.PassportSummarySerializer(Passport.objects.get(pk=passport_id)).data)
+    passport = selectors.passport_get(passport_id=passport_id)
+    return dict(s.PassportSummarySerializer(passport).data)
 
 
 # --- list, register, registry ---------------------------------------------------------
@@ -131,27 +124,26 @@ class PassportListView(_PassportListBase):
     ``manufactured`` event; 201 with the detail. 400 naming the field, 409
     ``duplicate_identifier`` when a serial, barcode, RFID or BPAN is taken."""
 
-    queryset = Passport.objects.all()
     serializer_class = s.PassportSummarySerializer
+
+    def get_queryset(self):
+        return selectors.passport_list()
 
     @extend_schema(
         request=s.PassportRegisterSerializer,
         responses={201: s.PassportDetailSchema},
     )
     def post(self, request):
-        body = _body(request)
-        unknown = sorted(set(body) - set(s.REGISTER_FIELDS))
-        if unknown:
-            raise _invalid(unknown[0], "Unknown field.")
-        data = {s.snake(key): value for key, value in body.items()}
-        if isinstance(data.get("kind"), str):
-            data["kind"] = enum_value(Kind, data["kind"]) or data["kind"]
+        body = s.PassportRegisterInSerializer(data=_body(request))
+        body.is_valid(raise_exception=True)
         try:
-            passport = services.passport_register(data=data, actor=request.user)
+            passport = services.passport_register(
+                data=body.validated_data, actor=request.user
+            )
         except DomainError as error:
             raise _renamed(error, s.camel) from None
         return Response(
-            _detail(Passport.objects.get(pk=passport.pk), request.user),
+            _detail(selectors.passport_get(passport_id=passport.pk), request.user),
             status=status.HTTP_201_CREATED,
         )
 
@@ -165,13 +157,7 @@ class RegistryListView(_PassportListBase):
     serializer_class = s.RegistryEntrySerializer
 
     def get_queryset(self):
-        last = PassportEvent.objects.filter(
-            passport=OuterRef("pk"), version=OuterRef("version")
-        )
-        return Passport.objects.annotate(
-            last_event_kind=Subquery(last.values("kind")[:1]),
-            last_event_occurred_at=Subquery(last.values("occurred_at")[:1]),
-        )
+        return selectors.registry_list()
 
 
 @extend_schema(
@@ -271,8 +257,9 @@ class PassportLedgerView(generics.ListAPIView):
     filter_backends: list = []
 
     def get_queryset(self):
-        passport = selectors.resolve(self.kwargs["identifier"])
-        return PassportEvent.objects.filter(passport=passport).order_by("version")
+        return selectors.event_list(
+            passport=selectors.resolve(self.kwargs["identifier"])
+        )
 
 
 @extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
@@ -294,7 +281,7 @@ class PassportEventsView(APIView):
         if kind in services.RECORDABLE_KINDS:
             access.require_action(f"passport-event.{kind}", request.user)
         passport = selectors.resolve(identifier)
-        event = services.event_record(
+        event = services.passport_event_record(
             passport_id=passport.pk,
             kind=kind,
             data=body.get("data"),
@@ -329,7 +316,7 @@ class PassportCustodyView(APIView):
             to = {**to, "kind": enum_value(CustodianKind, to["kind"]) or to["kind"]}
         passport = selectors.resolve(identifier)
         try:
-            event = services.event_record(
+            event = services.passport_event_record(
                 passport_id=passport.pk,
                 kind=EventKind.CUSTODY_TRANSFERRED,
                 data={"to": to, "reference": body.get("reference")},
@@ -400,7 +387,9 @@ class PassportComponentsView(APIView):
                     "components": {str(index): [f"{name}: {error.message}"]},
                 }
                 raise
-        services.assemble(parent_id=parent.pk, component_ids=ids, actor=request.user)
+        services.passport_assemble(
+            parent_id=parent.pk, component_ids=ids, actor=request.user
+        )
         return Response(_genealogy(parent), status=status.HTTP_201_CREATED)
 
 
@@ -440,7 +429,7 @@ class PassportTelemetryView(APIView):
             rows = rows.get("readings", [rows])
         passport = selectors.resolve(identifier)
         result = telemetry.telemetry_ingest(passport.pk, rows, request.user)
-        passport.refresh_from_db()
+        passport = selectors.passport_get(passport_id=passport.pk)
         latest = {
             "sohPercent": passport.soh_percent,
             "socPercent": passport.soc_percent,

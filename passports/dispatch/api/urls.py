@@ -1,10 +1,11 @@
 """Routes of the dispatch desk, exactly as the dispatch contract spells them
 (a trailing slash is accepted too). The stream's path is served by the ASGI
-consumer (``bpmos.asgi``); its route here documents it and answers WSGI."""
+consumer (``bpmos.asgi``); its route here documents it and answers WSGI. The
+contract's ``dashboard/status`` is routed by ``bpmos.dashboards``."""
 
 from django.urls import re_path
 
-from passports.api_dispatch import views
+from passports.dispatch.api import views
 
 urlpatterns = [
     re_path(
@@ -31,10 +32,5 @@ urlpatterns = [
         r"^products/move-to-past/?$",
         views.MoveToPastView.as_view(),
         name="dispatch-move-to-past",
-    ),
-    re_path(
-        r"^dashboard/status/?$",
-        views.DashboardStatusView.as_view(),
-        name="dashboard-status",
     ),
 ]

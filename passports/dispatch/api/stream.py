@@ -48,7 +48,7 @@ from bpmos.events.authentication import (
 )
 from bpmos.events.consumers import SEEN_IDS_KEPT, RecentIds
 from bpmos.events.services import group_name
-from passports.api_dispatch import tickets
+from passports.dispatch.api import tickets
 from passports.events import DISPATCH_TOPIC
 
 log = structlog.get_logger(__name__)

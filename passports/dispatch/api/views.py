@@ -1,10 +1,12 @@
 """The dispatch desk's endpoints (dispatch contract; docs/dispatch.md).
 
 Thin views: they check the body's types, find the product and call
-``passports.dispatch`` (every move: lock, rules, ledger, audit, live events) or
-read ``passports.dispatch_selectors``. The live stream itself is an ASGI
-consumer (``passports.api_dispatch.stream``); the view of its path below only
-answers requests that reach a WSGI server, which cannot stream.
+``passports.dispatch.services`` (every move: lock, rules, ledger, audit, live
+events) or read ``passports.dispatch.selectors``. The live stream itself is an
+ASGI consumer (``passports.dispatch.api.stream``); the view of its path below
+only answers requests that reach a WSGI server, which cannot stream. The
+dashboard's ``/api/dashboard/status`` also counts machines, so it is a read
+model of ``bpmos.dashboards`` (``bpmos/dashboards/dispatch.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -23,11 +24,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from bpmos.errors import DependencyUnavailable, InvalidInput
-from lines import selectors as line_selectors
-from passports import dispatch
-from passports import dispatch_selectors as selectors
-from passports.api_dispatch import serializers as s
-from passports.api_dispatch import tickets
+from passports.dispatch import selectors
+from passports.dispatch import services as dispatch
+from passports.dispatch.api import serializers as s
+from passports.dispatch.api import tickets
 
 _PRODUCT_ID = OpenApiParameter(
     "productId",
@@ -65,7 +65,7 @@ def _lifecycle_response(passport) -> Response:
 def _move_to_past(data: dict, actor) -> Response:
     passport = selectors.product_get(product_id=data["productId"])
     reason = data.get("reason")
-    passport, _ = dispatch.move_to_past(
+    passport, _ = dispatch.product_move_to_past(
         passport_id=passport.pk,
         job_id=data.get("jobId"),
         reason=dispatch.DISPATCHED_REASON if reason in (None, "") else reason,
@@ -138,14 +138,14 @@ class LifecycleView(APIView):
             )
         passport = selectors.product_get(product_id=data["productId"])
         if action == "reactivate":
-            passport, _ = dispatch.reactivate(
+            passport, _ = dispatch.product_reactivate(
                 passport_id=passport.pk,
                 job_id=data.get("jobId"),
                 reason=data.get("reason"),
                 actor=request.user,
             )
         else:
-            passport, _ = dispatch.update_state(
+            passport, _ = dispatch.product_state_update(
                 passport_id=passport.pk,
                 job_id=data.get("jobId"),
                 state=data.get("state"),
@@ -181,22 +181,6 @@ class MoveToPastView(APIView):
     )
     def post(self, request):
         return _move_to_past(_body(s.MoveToPastInSerializer, request), request.user)
-
-
-class DashboardStatusView(APIView):
-    """Products live/past/dispatchable/on hold, machines by state, today's moves."""
-
-    @extend_schema(tags=_TAGS, responses=s.DashboardStatusSerializer)
-    def get(self, request):
-        now = timezone.now()
-        machines = line_selectors.machine_state_counts()
-        body = {
-            "products": selectors.product_counts(),
-            "machines": {"total": sum(machines.values()), "by_state": machines},
-            "statistics": selectors.dispatch_statistics(now=now),
-            "timestamp": now,
-        }
-        return Response(s.DashboardStatusSerializer(body).data)
 
 
 class StreamView(APIView):

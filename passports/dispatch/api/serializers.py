@@ -1,9 +1,10 @@
 """Shapes of the dispatch desk's contract: ``{ "success": true, ... }`` bodies
 with ``productId``, ``jobId``, ``currentState`` ("ON"/"OFF") and
 ``isDispatchable``; lifecycle states as display names ("Warehoused"); times in
-UTC ("2026-01-15T10:30:00Z"). Values come from ``passports.dispatch_selectors``;
+UTC ("2026-01-15T10:30:00Z"). Values come from ``passports.dispatch.selectors``;
 nothing here computes. Request serializers only check types and presence: the
-rules are ``passports.dispatch``'s.
+rules are ``passports.dispatch.services``'. The dashboard status body
+(``DashboardStatusSerializer``) is served by ``bpmos.dashboards``.
 """
 
 from rest_framework import serializers

@@ -1,10 +1,12 @@
 """Reads of the dispatch desk (dispatch contract): the dispatchable list, one
 product's lifecycle, its live/past transitions, and the dashboard's counts.
 
-Which product is dispatchable is decided in ``passports.dispatch``
-(``dispatchable_queryset``, ``is_dispatchable``); this module only reads and
-shapes. A product is a passport; its ``productId`` is its serial, and any
-identifier ``passports.selectors.resolve`` knows finds it.
+A product is *dispatchable* when its latest job is ``ON`` and its lifecycle
+lets it ship now: ``is_dispatchable`` on one product and
+``dispatchable_filter`` in a query, both from ``lifecycle.MAY_SHIP``, the one
+statement of that rule. The moves are ``passports.dispatch.services``'. A
+product is a passport; its ``productId`` is its serial, and any identifier
+``passports.selectors.resolve`` knows finds it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from bpmos.errors import NotFound
-from passports import dispatch, lifecycle, selectors
+from passports import ledger, lifecycle, selectors
 from passports.models import (
     DispatchJob,
     EventKind,
@@ -28,6 +30,8 @@ from passports.models import (
     State,
 )
 
+# The reason a dispatch gives its job (the services write it, the replay reads it).
+DISPATCHED_REASON = "dispatched"
 # Ledger events that move a product between live (ON) and past (OFF).
 TRANSITION_KINDS = (
     EventKind.DISPATCHED,
@@ -60,6 +64,38 @@ def _latest_job(field_name: str) -> Subquery:
     )
 
 
+def latest_job(passport: Passport, *, lock: bool = False) -> DispatchJob | None:
+    """The product's latest dispatch job (locked for update with ``lock``)."""
+    qs = DispatchJob.objects.filter(passport=passport).order_by("-pk")
+    if lock:
+        qs = qs.select_for_update()
+    return qs.first()
+
+
+def is_dispatchable(passport: Passport, job: DispatchJob | None) -> bool:
+    """Whether the product is live (``job`` is its latest, ``ON``) and may ship."""
+    return (
+        job is not None
+        and job.state == JobState.ON
+        and lifecycle.may_ship(ledger.snapshot_of(passport))
+    )
+
+
+def dispatchable_filter() -> Q:
+    """``is_dispatchable`` as a filter on passports annotated with their latest
+    job's state as ``job_state``."""
+    return Q(job_state=JobState.ON) & lifecycle.may_ship_filter()
+
+
+def dispatchable_queryset():
+    """Passports whose latest job is ON and which may ship now, by serial."""
+    return (
+        Passport.objects.annotate(job_state=_latest_job("state"))
+        .filter(dispatchable_filter())
+        .order_by("serial")
+    )
+
+
 def dispatchable_list() -> list[Passport]:
     """Products whose latest job is ON and which may ship now, by serial, each
     with ``job_id`` and ``location`` (where it was last warehoused). One query."""
@@ -69,9 +105,7 @@ def dispatchable_list() -> list[Passport]:
         .values("data__location")[:1]
     )
     return list(
-        dispatch.dispatchable_queryset().annotate(
-            job_id=_latest_job("pk"), location=location
-        )
+        dispatchable_queryset().annotate(job_id=_latest_job("pk"), location=location)
     )
 
 
@@ -114,7 +148,7 @@ def _transitions(
     events: list[PassportEvent], jobs: list[DispatchJob]
 ) -> list[Transition]:
     """Replay the desk's job state along the ledger (the rules of
-    ``dispatch.after_append``): warehousing opens the next job when none is
+    ``services.on_ledger_append``): warehousing opens the next job when none is
     live, dispatching closes a live one, the desk moves and reactivates."""
     upcoming = iter(sorted(jobs, key=lambda j: j.pk))
     job_id: str | None = None
@@ -145,7 +179,7 @@ def _transitions(
             add(
                 event,
                 JobState.OFF,
-                dispatch.DISPATCHED_REASON,
+                DISPATCHED_REASON,
                 carrier=str(event.data.get("carrier", "")),
             )
             state = JobState.OFF
@@ -168,7 +202,7 @@ def product_lifecycle(*, passport: Passport) -> ProductLifecycle:
     return ProductLifecycle(
         passport=passport,
         job=job,
-        is_dispatchable=dispatch.is_dispatchable(passport, job),
+        is_dispatchable=is_dispatchable(passport, job),
         events=events,
         jobs=jobs,
         transitions=_transitions(events, jobs),
@@ -215,14 +249,7 @@ def product_counts() -> ProductCounts:
         total=Count("pk"),
         live=Count("pk", filter=Q(job_state=JobState.ON)),
         past=Count("pk", filter=Q(job_state=JobState.OFF)),
-        dispatchable=Count(
-            "pk",
-            filter=Q(
-                job_state=JobState.ON,
-                state__in=lifecycle.SHIPPABLE,
-                on_hold=False,
-            ),
-        ),
+        dispatchable=Count("pk", filter=dispatchable_filter()),
         on_hold=Count("pk", filter=Q(on_hold=True)),
     )
     states = Counter(

@@ -3,11 +3,12 @@
 A product (a passport) is *live* while its latest ``DispatchJob`` is ``ON`` and
 *past* once it is ``OFF``. It is *dispatchable* when it is live and its
 lifecycle lets it ship now (``lifecycle.may_ship``: warehoused or reserved, not
-on hold). Jobs move automatically with the ledger: warehousing opens a live job,
+on hold). Jobs move automatically with the ledger (``on_ledger_append``, a hook
+the ledger calls without importing this module): warehousing opens a live job,
 dispatching closes it (reason "dispatched"); the desk may also move a product to
-past by hand, and reactivate it (only while it may still ship). Every move is a
-ledger event (and so an audit record) and is announced on the ``dispatch`` topic
-that the SSE stream carries.
+past by hand, and reactivate it (only while it may still ship: not on hold).
+Every move is a ledger event (and so an audit record) and is announced on the
+``dispatch`` topic that the SSE stream carries.
 """
 
 from __future__ import annotations
@@ -21,59 +22,33 @@ from bpmos import events
 from bpmos.errors import Conflict, IllegalTransition, InvalidInput, NotFound
 from passports import events as passport_events
 from passports import ledger, lifecycle
+from passports.dispatch import selectors
+from passports.dispatch.selectors import DISPATCHED_REASON
 from passports.models import DispatchJob, EventKind, JobState, Passport, State
 
-DISPATCHED_REASON = "dispatched"
 MOVED_TO_PAST_REASON = "moved to past"
 _MAX_REASON = 300
 
 
-def latest_job(passport: Passport, *, lock: bool = False) -> DispatchJob | None:
-    qs = DispatchJob.objects.filter(passport=passport).order_by("-pk")
-    if lock:
-        qs = qs.select_for_update()
-    return qs.first()
-
-
-def is_dispatchable(passport: Passport, job: DispatchJob | None) -> bool:
-    return (
-        job is not None
-        and job.state == JobState.ON
-        and lifecycle.may_ship(ledger.snapshot_of(passport))
-    )
-
-
-def dispatchable_queryset():
-    """Passports whose latest job is ON and which may ship now."""
-    from django.db.models import OuterRef, Subquery
-
-    latest_state = Subquery(
-        DispatchJob.objects.filter(passport=OuterRef("pk"))
-        .order_by("-pk")
-        .values("state")[:1]
-    )
-    return (
-        Passport.objects.annotate(job_state=latest_state)
-        .filter(job_state=JobState.ON, state__in=lifecycle.SHIPPABLE, on_hold=False)
-        .order_by("serial")
-    )
-
-
 def _announce_update(passport: Passport, job: DispatchJob | None) -> None:
-    count = dispatchable_queryset().count()
+    count = selectors.dispatchable_queryset().count()
     events.publish(
         passport_events.dispatchable_update(
-            passport, is_dispatchable=is_dispatchable(passport, job), count=count
+            passport,
+            is_dispatchable=selectors.is_dispatchable(passport, job),
+            count=count,
         )
     )
 
 
-def after_append(
-    passport: Passport, before: lifecycle.Snapshot, after: lifecycle.Snapshot, kind: str
-) -> None:
-    """Keep the desk's jobs in step with the ledger (called inside ``append``'s
-    transaction, passport row locked)."""
-    job = latest_job(passport, lock=True)
+def on_ledger_append(appended: ledger.Appended) -> None:
+    """Keep the desk's jobs in step with the ledger: registered with
+    ``ledger.on_append`` (``passports.apps``), so it runs inside ``append``'s
+    transaction with the passport row locked. Warehousing opens a live job,
+    dispatching closes it, and a change of ``may_ship`` (a hold, its release,
+    a failed re-test) of a live product is announced."""
+    passport, kind = appended.passport, appended.event.kind
+    job = selectors.latest_job(passport, lock=True)
     if kind == EventKind.WAREHOUSED and (job is None or job.state == JobState.OFF):
         job = DispatchJob.objects.create(
             passport=passport, state=JobState.ON, reason="warehoused"
@@ -86,7 +61,9 @@ def after_append(
         events.publish(passport_events.moved_to_past(passport, job, at=timezone.now()))
         _announce_update(passport, job)
         return
-    shipping_changed = lifecycle.may_ship(before) != lifecycle.may_ship(after)
+    shipping_changed = lifecycle.may_ship(appended.before) != lifecycle.may_ship(
+        appended.after
+    )
     if job is not None and job.state == JobState.ON and shipping_changed:
         _announce_update(passport, job)
 
@@ -130,7 +107,7 @@ def _check_job(passport: Passport, job: DispatchJob | None, job_id: Any) -> Disp
     return job
 
 
-def move_to_past(
+def product_move_to_past(
     *,
     passport_id: int,
     job_id: Any = None,
@@ -144,7 +121,7 @@ def move_to_past(
     reason = _reason(reason)
     with transaction.atomic():
         passport = ledger.lock_passport(passport_id)
-        job = _check_job(passport, latest_job(passport, lock=True), job_id)
+        job = _check_job(passport, selectors.latest_job(passport, lock=True), job_id)
         if job.state != JobState.ON:
             raise IllegalTransition(
                 f"{passport} is already in past (job {job.pk}).",
@@ -154,7 +131,7 @@ def move_to_past(
         if reason.lower() == DISPATCHED_REASON:
             carrier = (carrier or "").strip() or "Logistics"
             # The ledger refuses a pack that failed QA, is on hold or was never
-            # warehoused; after_append turns the job OFF and announces it.
+            # warehoused; on_ledger_append turns the job OFF and announces it.
             ledger.append(
                 passport, EventKind.DISPATCHED, {"carrier": carrier}, actor=actor
             )
@@ -173,26 +150,41 @@ def move_to_past(
         return passport, job
 
 
-def reactivate(
+def _not_shippable(
+    passport: Passport, snapshot: lifecycle.Snapshot
+) -> IllegalTransition:
+    """Why a product that may not ship cannot go back on the desk (409)."""
+    if snapshot.state not in lifecycle.SHIPPABLE:
+        return IllegalTransition(
+            f"{passport} is {State(passport.state).label}; only a warehoused or "
+            "reserved product can be reactivated.",
+            code="illegal_transition",
+            details={"state": passport.state},
+        )
+    return IllegalTransition(
+        f"{passport} is on hold ({snapshot.hold_reason}); release the hold first.",
+        code="on_hold",
+        details={"state": passport.state, "onHold": True},
+    )
+
+
+def product_reactivate(
     *, passport_id: int, job_id: Any = None, reason: Any = None, actor: Any
 ) -> tuple[Passport, DispatchJob]:
-    """Put a past product back on the desk; only one that may still ship."""
+    """Put a past product back on the desk; only one that may still ship
+    (``lifecycle.may_ship``: warehoused or reserved, not on hold; else 409)."""
     with transaction.atomic():
         passport = ledger.lock_passport(passport_id)
-        job = _check_job(passport, latest_job(passport, lock=True), job_id)
+        job = _check_job(passport, selectors.latest_job(passport, lock=True), job_id)
         if job.state == JobState.ON:
             raise IllegalTransition(
                 f"{passport} is already live (job {job.pk}).",
                 code="already_live",
                 details={"currentState": job.state},
             )
-        if passport.state not in lifecycle.SHIPPABLE:
-            raise IllegalTransition(
-                f"{passport} is {State(passport.state).label}; only a warehoused or "
-                "reserved product can be reactivated.",
-                code="illegal_transition",
-                details={"state": passport.state},
-            )
+        snapshot = ledger.snapshot_of(passport)
+        if not lifecycle.may_ship(snapshot):
+            raise _not_shippable(passport, snapshot)
         note = (reason or "").strip() if isinstance(reason, str) else ""
         job.state, job.reason = JobState.ON, note[:_MAX_REASON] or "reactivated"
         job.save(update_fields=["state", "reason", "updated_at"])
@@ -207,7 +199,7 @@ def reactivate(
         return passport, job
 
 
-def update_state(
+def product_state_update(
     *,
     passport_id: int,
     job_id: Any = None,
@@ -219,7 +211,7 @@ def update_state(
     """Set a product's desk state: ``OFF`` moves it to past (reason "moved to
     past" unless given; "dispatched" dispatches it), ``ON`` reactivates it."""
     if state == JobState.OFF:
-        return move_to_past(
+        return product_move_to_past(
             passport_id=passport_id,
             job_id=job_id,
             reason=reason if reason not in (None, "") else MOVED_TO_PAST_REASON,
@@ -227,7 +219,7 @@ def update_state(
             actor=actor,
         )
     if state == JobState.ON:
-        return reactivate(
+        return product_reactivate(
             passport_id=passport_id, job_id=job_id, reason=reason, actor=actor
         )
     raise InvalidInput(
