@@ -182,6 +182,7 @@ class LocalFanout:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        self.channel = None  # a later join starts afresh
 
     # --- the reader and the watch -------------------------------------------------
 
