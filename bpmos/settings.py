@@ -433,6 +433,12 @@ if PRODUCTION:
 BPMOS_DEMO_PASSWORD = env.str("BPMOS_DEMO_PASSWORD", default="bpmos-demo-2026")
 # Seconds an outbox event may stay undelivered before the periodic task resends it.
 BPMOS_EVENT_REDELIVERY_AFTER = env.float("BPMOS_EVENT_REDELIVERY_AFTER", default=5.0)
+# Seconds between the checks of each server process that its channel-layer
+# groups still exist (a Redis restarted empty forgets them); after a failure it
+# re-joins as soon as the layer answers and catches up from the outbox.
+BPMOS_EVENT_LAYER_CHECK_SECONDS = env.float(
+    "BPMOS_EVENT_LAYER_CHECK_SECONDS", default=2.0
+)
 # Days delivered live events are kept (what a reconnecting client can resume from).
 BPMOS_EVENT_RETENTION_DAYS = env.int("BPMOS_EVENT_RETENTION_DAYS", default=7)
 # How long a WebSocket client has to authenticate after connecting.

@@ -14,9 +14,11 @@ from collections import deque
 from datetime import UTC, datetime
 
 import structlog
-from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.conf import settings
 
 from bpmos import access
@@ -60,14 +62,32 @@ class RecentIds:
 class EventConsumer(AsyncJsonWebsocketConsumer):
     """Live domain events for signed-in clients, by topic, resumable by event id."""
 
+    async def __call__(self, scope, receive, send) -> None:
+        # Unlike Channels' consumer, no channel of its own on the layer: the
+        # process's fan-out hands it its events. A layer read per connection
+        # raised when Redis went away, which closed every connection with 1011
+        # and skipped disconnect(): the dead connections stayed on the fan-out,
+        # which then never joined its groups again.
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = None
+        self.base_send = send
+        self.topics: set[str] = set()
+        self.deadline: asyncio.Task | None = None
+        self.fanout = local_fanout(self.channel_layer)
+        try:
+            await await_many_dispatch([receive], self.dispatch)
+        except StopConsumer:
+            pass
+        finally:
+            # Whatever ends the connection (a close, an error, a cancellation).
+            await self._release()
+
     async def connect(self) -> None:
         self.connection_id = uuid.uuid4().hex
         self.user = None
-        self.topics: set[str] = set()
         self.seen = RecentIds(SEEN_IDS_KEPT)
-        self.deadline: asyncio.Task | None = None
         self.closing = False
-        self.fanout = local_fanout(self.channel_layer)
         # Events offered while a client's request is handled wait here, so a
         # subscribe's replay comes before what went live meanwhile.
         self.held: list[tuple[dict, str]] | None = None
@@ -93,11 +113,13 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
             )
 
     async def disconnect(self, code: int) -> None:
-        if self.deadline is not None:
+        await self._release()
+
+    async def _release(self) -> None:
+        if self.deadline is not None and self.deadline is not asyncio.current_task():
             self.deadline.cancel()
-        for topic in self.topics:
-            await self.fanout.leave(self, topic)
-        self.topics.clear()
+        topics, self.topics = self.topics, set()
+        await self.fanout.leave_all(self, topics)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
         if self.closing:
@@ -139,13 +161,10 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
             )
 
     async def dispatch(self, message: dict) -> None:
-        # Channels closes stale database connections before every handler, a
-        # hop to the database thread and back; for N subscribers that is N
-        # serialised hops per event, the largest cost of a fan-out. Forwarding
-        # an event reads no database, so it skips that; everything else keeps it.
-        if get_handler_name(message) == "event_message":
-            await self.event_message(message)
-            return
+        # Only the client's own messages come here (websocket.*): events come
+        # from the fan-out through offer(), without Channels' dispatch and its
+        # hop to the database thread before every handler (for N subscribers,
+        # N serialised hops per event, once the largest cost of a fan-out).
         self.held = []
         try:
             await super().dispatch(message)
@@ -163,11 +182,6 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
             self.held.append((event, text))
         else:
             await self._deliver(event, text)
-
-    async def event_message(self, message: dict) -> None:
-        # A group message sent to this connection's own channel.
-        event = message["event"]
-        await self._deliver(event, self.fanout.texts.text(event))
 
     async def _deliver(self, event: dict, text: str) -> None:
         if (
@@ -282,9 +296,8 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         await self._deliver(event, self.fanout.texts.text(event))
 
     async def _leave(self, topics: list[str]) -> None:
-        for topic in topics:
-            await self.fanout.leave(self, topic)
-            self.topics.discard(topic)
+        self.topics.difference_update(topics)
+        await self.fanout.leave_all(self, topics)
 
     async def _drop_topics_no_longer_allowed(self) -> None:
         lost = sorted(

@@ -1,14 +1,21 @@
-"""Reads of the outbox: what a resuming WebSocket client missed."""
+"""Reads of the outbox: what a resuming WebSocket client, or a server process
+whose channel layer failed, missed."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Q
 
 from bpmos.events.models import OutboxEvent, OutboxTopic
 from bpmos.events.services import event_payload
 
 REPLAY_LIMIT = 1000
+# How far before a recovery's start its catch-up looks for events sent late
+# (a transaction that stored its event earlier and committed after).
+MISSED_LOOKBACK = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,38 @@ def outbox_replay(
     rows = list(
         OutboxEvent.objects.filter(pk__in=event_ids).order_by("id")[: limit + 1]
     )
+    return Replay(
+        events=[event_payload(row) for row in rows[:limit]],
+        truncated=len(rows) > limit,
+    )
+
+
+def outbox_missed(
+    *,
+    topics: Collection[str],
+    since: datetime,
+    after_id: int = 0,
+    limit: int = REPLAY_LIMIT,
+) -> Replay:
+    """Events on ``topics`` a server process may have missed while its
+    channel layer was failing or had forgotten its groups, oldest first:
+    stored since ``since``, sent (marked delivered) since then, or not sent
+    yet; with id > ``after_id`` (the next page).
+
+    Read once per recovery. The scan is bounded to events stored within
+    ``MISSED_LOOKBACK`` before ``since`` (the ``created_at`` index).
+    """
+    rows = OutboxEvent.objects.filter(
+        pk__in=OutboxTopic.objects.filter(
+            topic__in=list(topics), event_id__gt=after_id
+        ).values("event_id"),
+        created_at__gte=since - MISSED_LOOKBACK,
+    ).filter(
+        Q(created_at__gte=since)
+        | Q(delivered_at__gte=since)
+        | Q(delivered_at__isnull=True)
+    )
+    rows = list(rows.order_by("id")[: limit + 1])
     return Replay(
         events=[event_payload(row) for row in rows[:limit]],
         truncated=len(rows) > limit,

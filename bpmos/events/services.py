@@ -9,6 +9,11 @@ retries what failed. With the embedded in-memory layer only the ASGI process
 that holds the WebSocket connections can reach them, so elsewhere (a Celery
 worker, a management command, a test process) events stay in the outbox and
 the ASGI process's pump (``bpmos.events.pump``) sends them.
+
+A send into a Redis that came back empty succeeds but reaches nobody (the
+groups are gone until the server processes join them again); the row counts
+as delivered, and each server process's catch-up after it re-joins
+(``bpmos.events.fanout``) offers its subscribers those events from the outbox.
 """
 
 from __future__ import annotations
