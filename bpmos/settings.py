@@ -273,7 +273,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # --- REST framework -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        # simplejwt's, plus: a deactivation ends the tokens issued before it.
+        "bpmos.accounts.authentication.BpmosJWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["bpmos.permissions.RolePolicyPermission"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
