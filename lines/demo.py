@@ -251,6 +251,7 @@ def seed(log) -> None:
             rng = random.Random(f"{spec.slug}/{station_spec.slug}")
             stored += _send(machine, _history(rng, station_spec, start, now), gateway)
         log(f"lines: {spec.slug} with {len(spec.stations)} stations, {stored} readings")
+    log("lines: rolling up OEE per machine-hour ...")
     hours = services.machine_hours_refresh(now=now)
     log(f"lines: {hours} machine-hours of OEE rolled up")
     services.oee_snapshots_refresh(now=now)

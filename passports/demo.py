@@ -649,6 +649,7 @@ def seed(log) -> None:
         "operator": User.objects.get(username=Role.OPERATOR.value),
         "sup": User.objects.get(username=Role.SUPERVISOR.value),
     }
+    log(f"passports: building {len(PACKS)} packs, their cells, ledgers, telemetry ...")
     seeder = _Seeder(now=timezone.now(), users=users)
     for spec in PACKS:
         seeder.pack(spec)

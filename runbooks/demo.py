@@ -526,6 +526,7 @@ def seed(log) -> None:
         log("work orders: demo lots already present")
         return
 
+    log(f"work orders: driving {len(ORDERS)} demo lots through their stages ...")
     planner, operator = _user(Role.PLANNER), _user(Role.OPERATOR)
     supervisor = _user(Role.SUPERVISOR)
     now = timezone.now()
