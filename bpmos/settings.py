@@ -1,6 +1,6 @@
 """BPM-OS settings: one module, every value from the environment.
 
-Two run modes share this file (design §2):
+Two run modes share this file (docs/design.md §2):
 
 * embedded (the default): SQLite in WAL mode, in-memory channel layer, Celery on
   kombu's filesystem transport. Nothing to install but Python.
@@ -97,7 +97,7 @@ INSTALLED_APPS = [
     "bpmos",  # project-wide management commands (seed_demo)
     "bpmos.accounts",
     "bpmos.events",
-    # BPM-OS domain apps (design §3)
+    # BPM-OS domain apps (docs/design.md §3)
     "elog",
     "runbooks",
     "lines",

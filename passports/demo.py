@@ -1,4 +1,4 @@
-"""Demo plant passports (design §8): packs in every lifecycle state, with
+"""Demo plant passports (docs/design.md §8): packs in every lifecycle state, with
 genealogy, custody through every custodian kind, dispatch jobs live and past,
 and a few weeks of field telemetry.
 

@@ -1,4 +1,4 @@
-"""Demo plant production (design §8): the Manufacturing, Dispatch and Quality
+"""Demo plant production (docs/design.md §8): the Manufacturing, Dispatch and Quality
 runbooks, and work orders in every state.
 
 The work orders are driven through the services (create, assign, start, finish,

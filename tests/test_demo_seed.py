@@ -203,7 +203,7 @@ def test_the_seed_says_what_it_is_doing_as_it_goes(demo_plant):
     for inside in (
         "  users: creating the demo users (password hashing: a few seconds) ...",
         "  work orders: driving 16 demo lots through their stages ...",
-        "  lines: rolling up OEE per machine-hour ...",
+        "  lines: line-c: 14 days of readings for its machines ...",
         "  passports: building 20 packs, their cells, ledgers, telemetry ...",
     ):
         assert inside in text
