@@ -18,8 +18,15 @@ BASE = Path(settings.BASE_DIR)
 
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
 CODE_SPAN = re.compile(r"(`+)(?!`).+?(?<!`)\1(?!`)", re.DOTALL)
-INLINE_LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
-REFERENCE_LINK = re.compile(r"^\s{0,3}\[[^\]]+\]:\s+<?(\S+?)>?(?:\s+.*)?$", re.MULTILINE)
+INLINE_LINK = re.compile(
+    r"""!?\[ (?:[^\[\]] | \[[^\]]*\])* \]   # [text], one level of [] inside
+        \( \s* <?([^)\s>]+)>?                # (target
+        (?:\s+"[^"]*")? \s* \)               #  "title")""",
+    re.VERBOSE,
+)
+REFERENCE_LINK = re.compile(
+    r"^\s{0,3}\[[^\]]+\]:\s+<?(\S+?)>?(?:\s+.*)?$", re.MULTILINE
+)
 HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
 
@@ -52,7 +59,7 @@ def anchors(path: Path) -> set[str]:
     return found
 
 
-def broken_links(path: Path) -> list[str]:
+def broken_links(path: Path, base: Path = BASE) -> list[str]:
     """The relative links of ``path`` that resolve to nothing, as "target: why"."""
     prose = _prose(path.read_text())
     targets = INLINE_LINK.findall(prose) + REFERENCE_LINK.findall(prose)
@@ -65,7 +72,7 @@ def broken_links(path: Path) -> list[str]:
         if not resolved.exists():
             broken.append(f"{target}: no such file")
             continue
-        if not resolved.is_relative_to(BASE.resolve()):
+        if not resolved.is_relative_to(base.resolve()):
             broken.append(f"{target}: outside the repository")
             continue
         if fragment and resolved.suffix == ".md" and fragment not in anchors(resolved):
@@ -86,28 +93,27 @@ def test_every_relative_markdown_link_resolves():
 
 
 def test_the_link_check_catches_what_it_should(tmp_path):
-    doc = tmp_path / "docs" / "guide.md"
-    doc.parent.mkdir()
-    (tmp_path / "README.md").write_text("# Top\n\n## Two ways to run, one code path\n")
+    repo = tmp_path / "repo"
+    doc = repo / "docs" / "guide.md"
+    doc.parent.mkdir(parents=True)
+    (repo / "README.md").write_text("# Top\n\n## Two ways to run, one code path\n")
+    (tmp_path / "elsewhere.md").touch()
     doc.write_text(
         "# Guide — `make run`\n\n"
         "[ok](../README.md) [ok anchor](../README.md#two-ways-to-run-one-code-path)\n"
         "[self](#guide--make-run) [web](https://example.com/x.md)\n"
         "[gone](missing.md) [bad anchor](../README.md#nope)\n"
+        "[out](../../elsewhere.md)\n"
         "[ref]: ../nothing/here.md\n"
         "```\n[in code](not-checked.md)\n```\n"
         "`[span](not-checked-either.md)`\n"
     )
-    global BASE
-    saved, BASE = BASE, tmp_path
-    try:
-        assert broken_links(doc) == [
-            "missing.md: no such file",
-            "../README.md#nope: no heading #nope in README.md",
-            "../nothing/here.md: no such file",
-        ]
-    finally:
-        BASE = saved
+    assert broken_links(doc, repo) == [
+        "missing.md: no such file",
+        "../README.md#nope: no heading #nope in README.md",
+        "../../elsewhere.md: outside the repository",
+        "../nothing/here.md: no such file",
+    ]
 
 
 def test_github_anchor_of_headings_as_written_here():
@@ -143,12 +149,13 @@ def _sources() -> list[Path]:
     return sorted(set(found) - {Path(__file__)})
 
 
-def outside_references(path: Path) -> list[str]:
+def outside_references(path: Path, base: Path = BASE) -> list[str]:
     hits = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         for pattern, what in OUTSIDE:
             if pattern.search(line):
-                hits.append(f"{path.relative_to(BASE)}:{number}: {what}: {line.strip()}")
+                where = f"{path.relative_to(base)}:{number}"
+                hits.append(f"{where}: {what}: {line.strip()}")
     return hits
 
 
@@ -159,20 +166,15 @@ def test_nothing_points_at_a_document_outside_the_repository():
 
 
 def test_the_outside_reference_check_has_teeth(tmp_path):
-    global BASE
     sample = tmp_path / "sample.py"
     sample.write_text(
         '"""Two run modes (design §2); see /work/shared/performance.md."""\n'
         "# spec/trackopz-dispatch-lifecycle.md, issue 6\n"
         "# fine: docs/design.md §2, [design §5](docs/design.md#5-roles)\n"
     )
-    saved, BASE = BASE, tmp_path
-    try:
-        assert [hit.split(": ")[1] for hit in outside_references(sample)] == [
-            "a path outside the repository",
-            "'design §N' without docs/design.md",
-            "a path outside the repository",
-            "an issue-tracker reference",
-        ]
-    finally:
-        BASE = saved
+    assert [hit.split(": ")[1] for hit in outside_references(sample, tmp_path)] == [
+        "a path outside the repository",
+        "'design §N' without docs/design.md",
+        "a path outside the repository",
+        "an issue-tracker reference",
+    ]
