@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
@@ -61,6 +62,12 @@ class BpmosJWTAuthentication(JWTAuthentication):
         user = super().get_user(validated_token)
         token_generation_check(user=user, token=validated_token)
         return user
+
+
+class BpmosJWTScheme(SimpleJWTScheme):
+    """The OpenAPI security scheme of simplejwt's ("jwtAuth"), for the subclass."""
+
+    target_class = "bpmos.accounts.authentication.BpmosJWTAuthentication"
 
 
 class BpmosTokenRefreshSerializer(TokenRefreshSerializer):
