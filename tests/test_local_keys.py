@@ -182,3 +182,17 @@ def test_the_literal_finder_finds_a_literal(tmp_path):
         f"{sample}:2",
         f"{sample}:3",
     ]
+
+
+def test_production_makes_no_key_of_its_own(tmp_path):
+    secret = "p" * 64
+    keys = _keys(
+        tmp_path,
+        BPMOS_ENV="production",
+        DJANGO_SECRET_KEY=secret,
+        DJANGO_ALLOWED_HOSTS="mes.plant.example",
+        DATABASE_URL="postgres://bpmos:secret@db.plant.internal:5432/bpmos",
+        REDIS_URL="redis://redis.plant.internal:6379/0",
+    )
+    assert keys == {"secret": secret, "jwt": secret, "audit": secret}
+    assert not (tmp_path / "secret_key").exists()
