@@ -7,6 +7,7 @@ from django.core.management import call_command
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from bpmos.accounts.models import User
+from bpmos.events.models import OutboxEvent
 from elog.models import AuditRecord
 from tests.conftest import PASSWORD, bearer
 
@@ -398,6 +399,16 @@ def test_createsuperuser_makes_an_admin_who_can_manage_users(http, db, monkeypat
         stdout=io.StringIO(),
     )
     root = User.objects.get(username="root")
+    record = AuditRecord.objects.get(action="user.registered")
+    assert (record.actor_id, record.target_id) == (None, str(root.pk))
+    assert record.after == {
+        "username": "root",
+        "role": "admin",
+        "is_active": True,
+        "email": "root@plant.example",
+    }
+    event = OutboxEvent.objects.get(name="user.registered")
+    assert (event.data["username"], event.data["role"]) == ("root", "admin")
     assert (root.role, root.is_staff, root.is_superuser, root.is_active) == (
         "admin",
         True,

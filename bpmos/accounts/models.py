@@ -2,7 +2,7 @@
 
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as DjangoUserManager
-from django.db import models
+from django.db import models, transaction
 
 from bpmos.roles import Role
 
@@ -18,7 +18,13 @@ class UserManager(DjangoUserManager):
         extra_fields.setdefault("role", Role.ADMIN)
         if extra_fields["role"] != Role.ADMIN:
             raise ValueError("A superuser must have the admin role.")
-        return super().create_superuser(username, email, password, **extra_fields)
+        # services imports this module; a write is audited like any other.
+        from bpmos.accounts.services import user_registration_record
+
+        with transaction.atomic():
+            user = super().create_superuser(username, email, password, **extra_fields)
+            user_registration_record(user=user, actor=None)
+        return user
 
 
 class User(AbstractUser):

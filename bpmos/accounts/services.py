@@ -76,11 +76,16 @@ def user_register(
     user.set_password(password)
     user.apply_role_flags()
     user.save()
+    user_registration_record(user=user, actor=actor)
+    return user
+
+
+def user_registration_record(*, user: User, actor: User | None) -> None:
+    """Audit and announce a new user (``user_register``, ``createsuperuser``)."""
     audit.record(
         actor=actor, action="user.registered", target=user, after=_snapshot(user)
     )
     events.publish(UserChanged.of(user, change="registered"))
-    return user
 
 
 @transaction.atomic
