@@ -1,11 +1,11 @@
-"""Benchmark of WebSocket fan-out (issue 4): delivery latency of live events to
-N subscribers of one daphne, ours versus plain Channels, in one run.
+"""Benchmark of WebSocket fan-out (docs/websocket.md): delivery latency of live
+events to N subscribers of one daphne, ours versus plain Channels, in one run.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bpmos_lines \\
     REDIS_URL=redis://127.0.0.1:6379/7 \\
     .venv/bin/python -m bench.fanout [--clients 100,1000] [--events 20]
 
-Production serving (design §2): WebSockets under daphne, one process, with the
+Production serving (docs/design.md §2): WebSockets under daphne, one process, with the
 Redis channel layer. Run alone it uses (and re-creates) the database
 ``<DATABASE_URL's name>_bench`` like ``bench.lines``; ``bench.lines`` runs it
 at the end on its own bench database.

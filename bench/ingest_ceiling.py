@@ -1,7 +1,7 @@
 """The ingest ceiling for ``bench.lines``: a JSON batch POST stored by COPY,
 nothing of ours.
 
-The "JSON batch POST of 1,000 readings -> COPY" row of performance.md's
+The "JSON batch POST of 1,000 readings -> COPY" row of docs/performance.md's
 ceilings: a bare WSGI app under the same gunicorn (2 sync workers) that parses
 the body with ``json.loads`` and COPYs its rows into ``lines_machinereading``
 in one transaction. No authentication, no checks, no idempotency, no machine

@@ -1,4 +1,4 @@
-"""Benchmark of the passport ledger (issue 6): append rate and verify time.
+"""Benchmark of the passport ledger (docs/passports.md): append rate and verify time.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bpmos_pptests \\
     REDIS_URL=redis://127.0.0.1:6379/14 \\

@@ -1,11 +1,11 @@
-"""Benchmark of lines (issue 4): readings ingest through the real endpoint versus
+"""Benchmark of lines (docs/lines.md): readings ingest through the real endpoint versus
 raw COPY on the same table, and OEE / live-status latency over the data.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bpmos_lines \\
     REDIS_URL=redis://127.0.0.1:6379/7 \\
     .venv/bin/python -m bench.lines [--readings 1000000] [--batch 1000] [--skip-fanout]
 
-Production serving (design §2): the REST API under gunicorn, 2 sync workers.
+Production serving (docs/design.md §2): the REST API under gunicorn, 2 sync workers.
 The bench uses its own database, ``<DATABASE_URL's name>_bench``, which it
 re-creates (migrated) on every run; nothing else is touched.
 
@@ -18,7 +18,7 @@ Steps, all in one run so the figures compare on the same (noisy) machine:
       emptied ``lines_machinereading`` (same table, same indexes);
    b. the bare POST: the same rows, the same JSON batches, POSTed to a bare
       WSGI app under the same gunicorn that parses them and COPYs them
-      (``bench.ingest_ceiling``: performance.md's "JSON batch POST -> COPY"
+      (``bench.ingest_ceiling``: docs/performance.md's "JSON batch POST -> COPY"
       ceiling, which set the batch p99 goal), by ``--clients`` and by 2;
    c. throughput: the same rows POSTed to ``/api/machines/{id}/readings``
       into the emptied table by ``--clients`` threads (default 4: two per
@@ -69,7 +69,7 @@ from bench.common import (
 
 # --- the server -------------------------------------------------------------------
 
-WORKERS = 2  # gunicorn sync workers, as performance.md measured its ceilings
+WORKERS = 2  # gunicorn sync workers, as docs/performance.md measured its ceilings
 
 
 def start_gunicorn(
@@ -247,12 +247,12 @@ def measure_ingest(
     return time.perf_counter() - started, latencies
 
 
-# performance.md: "serialize 50 rows, ModelSerializer 1.85 ms".
+# docs/performance.md: "serialize 50 rows, ModelSerializer 1.85 ms".
 REFERENCE_SERIALIZER = 0.00185
 
 
 def serializer_times(repeat: int) -> list[float]:
-    """Times of performance.md's reference: 50 rows through a ModelSerializer."""
+    """Times of docs/performance.md's reference: 50 rows through a ModelSerializer."""
     from rest_framework import serializers
 
     from lines.models import MachineReading
@@ -448,7 +448,7 @@ def main() -> None:
             f"{ms(own_latencies)}  (one per worker: no queue)"
         )
         # The bare JSON POST -> COPY (bench/ingest_ceiling.py), same gunicorn,
-        # same batches: performance.md measured it at p99 64 ms where it set the
+        # same batches: docs/performance.md measured it at p99 64 ms where it set the
         # goal of p99 <= 100 ms; the goal on this machine today is that ratio.
         bare_p99 = percentile(bare_latencies, 99)
         print(
@@ -461,8 +461,8 @@ def main() -> None:
         )
         print(
             f"  batch p99 goal, this run: <= {100 / 64:.2f} x bare p99 = "
-            f"{100 / 64 * bare_p99 * 1000:.0f} ms (performance.md: 100 ms where bare"
-            f" was 64 ms); endpoint {percentile(latencies, 99) * 1000:.0f} ms at "
+            f"{100 / 64 * bare_p99 * 1000:.0f} ms (docs/performance.md: 100 ms where"
+            f" bare was 64 ms); endpoint {percentile(latencies, 99) * 1000:.0f} ms at "
             f"{args.clients} clients, {percentile(own_latencies, 99) * 1000:.0f} ms"
             f" at {WORKERS}"
         )
@@ -477,13 +477,14 @@ def main() -> None:
 
         print(f"\n== reads over {stored:,} readings ==")
         # How fast this machine runs Python and Django now, against the machine
-        # performance.md measured on (the reads' goal is an absolute time set
+        # docs/performance.md measured on (the reads' goal is an absolute time set
         # there, and they are mostly Python work).
         reference = statistics.median(serializer_times(args.repeat))
         factor = reference / REFERENCE_SERIALIZER
         print(
             f"  machine: 50 readings, ModelSerializer {reference * 1000:.2f} ms"
-            f" (performance.md: {REFERENCE_SERIALIZER * 1000:.2f} ms), {factor:.1f}x;"
+            f" (docs/performance.md: {REFERENCE_SERIALIZER * 1000:.2f} ms),"
+            f" {factor:.1f}x;"
             f" the 15 ms read goal is ~{15 * factor:.0f} ms of this machine's time"
         )
         started = time.perf_counter()

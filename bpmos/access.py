@@ -115,7 +115,7 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "inventory-reservation-consume": {"POST": SHOP_FLOOR},
     "inventory-item-issue": {"POST": SHOP_FLOOR},
     "inventory-item-move": {"POST": SHOP_FLOOR},
-    # Holds and blocks are supervisor decisions (design §5), with a reason.
+    # Holds and blocks are supervisor decisions (docs/design.md §5), with a reason.
     "inventory-item-hold": {"POST": SUPERVISORS},
     "inventory-item-release-hold": {"POST": SUPERVISORS},
     "inventory-item-block": {"POST": SUPERVISORS},
@@ -134,7 +134,7 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     # Machines post through a SCADA gateway's service account (an operator-role
     # user) and operators may post manual readings; auditors write nothing.
     "machine-readings": {"POST": SHOP_FLOOR},
-    # --- passports and registry (issue 6; passports/api, docs/passports.md) ---
+    # --- passports and registry (passports/api, docs/passports.md) ---
     # Reading passports is open to every signed-in user; what a detail shows of
     # the restricted attribute groups is the ACTIONS rule "passport-restricted".
     "passport-list": {"GET": EVERYONE, "POST": SHOP_FLOOR},
@@ -155,14 +155,14 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "bpan-validate": {"POST": EVERYONE},
     "registry-list": {"GET": EVERYONE},
     "registry-detail": {"GET": EVERYONE},
-    # --- BMS provisioning (issue 6; passports/api_provisioning) ---
+    # --- BMS provisioning (passports/api_provisioning, docs/passports.md) ---
     # Writing a BMS is an end-of-line engineering step (supervisors); anyone
     # signed in may see what was written and confirmed.
     "passport-provision": {"POST": SUPERVISORS},
     "passport-provisioning": {"GET": EVERYONE},
     # --- dispatch desk (dispatch contract; passports/dispatch/api) ---
     # Everyone signed in watches the desk; supervisors dispatch and move to past
-    # (design §5). The stream itself is served by the ASGI consumer, which
+    # (docs/design.md §5). The stream itself is served by the ASGI consumer, which
     # checks "dispatch-stream" GET here and the "dispatch" topic below.
     "dispatch-dispatchable": {"GET": EVERYONE, "POST": SUPERVISORS},
     "dispatch-lifecycle": {"GET": EVERYONE, "POST": SUPERVISORS},
@@ -179,7 +179,7 @@ ACTIONS: Final[dict[str, frozenset[Role]]] = {
     # PATCH stage-issue-detail {"status": "ack"}: anyone on the floor.
     "issue-acknowledge": SHOP_FLOOR,
     # PATCH stage-issue-detail {"status": "resolved"}: supervisors resolve
-    # exceptions (design §5); operators acknowledge and escalate.
+    # exceptions (docs/design.md §5); operators acknowledge and escalate.
     "issue-resolve": SUPERVISORS,
     # --- passports (docs/passports.md) ---
     # Who sees a passport's restricted attribute groups (materials, state of

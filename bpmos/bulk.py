@@ -2,7 +2,7 @@
 every high-volume ingest (machine readings, battery telemetry).
 
 PostgreSQL: COPY (binary) straight into the table, the ceiling's own path
-(performance.md), in a savepoint; a batch holding a row already stored (a
+(docs/performance.md), in a savepoint; a batch holding a row already stored (a
 re-send) fails that COPY on the unique index and then goes through a session
 temp table and one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, whose
 speculative inserts cost about twice as much. SQLite (embedded): one

@@ -1,4 +1,4 @@
-"""Domain errors and the one error envelope (design §4).
+"""Domain errors and the one error envelope (docs/design.md §4).
 
 Every error from every ``/api/`` path leaves as::
 

@@ -1,4 +1,7 @@
-"""The plant's roles (design §5). Who may call what is declared in bpmos/access.py."""
+"""The plant's roles (docs/design.md §5).
+
+Who may call what is declared in bpmos/access.py.
+"""
 
 from django.db import models
 

@@ -1,12 +1,15 @@
 """BPM-OS settings: one module, every value from the environment.
 
-Two run modes share this file (design §2):
+Two run modes share this file (docs/design.md §2):
 
 * embedded (the default): SQLite in WAL mode, in-memory channel layer, Celery on
   kombu's filesystem transport. Nothing to install but Python.
 * production (``BPMOS_ENV=production``): PostgreSQL from ``DATABASE_URL``, Redis
   from ``REDIS_URL`` for the channel layer, cache and Celery broker, secure
   cookies/HSTS/SSL redirect, and a mandatory ``DJANGO_SECRET_KEY``.
+
+The embedded mode has no key in the code either: it makes a random one on its
+first run and keeps it in ``DATA_DIR/secret_key`` (``bpmos/localkeys.py``).
 
 Setting ``DATABASE_URL`` / ``REDIS_URL`` without ``BPMOS_ENV=production`` uses
 those servers with development safety settings (this is how the test suite
@@ -21,6 +24,7 @@ import environ
 import structlog
 
 import bpmos.logconfig
+from bpmos.localkeys import local_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -63,10 +67,10 @@ if PRODUCTION:
     SECRET_KEY = env.str("DJANGO_SECRET_KEY")  # no default: refuse to start
     DEBUG = False
 else:
-    SECRET_KEY = env.str(
-        "DJANGO_SECRET_KEY",
-        default="embedded-only-insecure-key-do-not-use-in-production",
-    )
+    # No key in the code: the embedded mode makes its own random one on first run
+    # and keeps it in DATA_DIR (bpmos/localkeys.py). An empty value (a copied
+    # .env.example) counts as unset.
+    SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or local_secret_key(DATA_DIR)
     DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
 ALLOWED_HOSTS = env.list(
@@ -93,7 +97,7 @@ INSTALLED_APPS = [
     "bpmos",  # project-wide management commands (seed_demo)
     "bpmos.accounts",
     "bpmos.events",
-    # BPM-OS domain apps (design §3)
+    # BPM-OS domain apps (docs/design.md §3)
     "elog",
     "runbooks",
     "lines",
@@ -269,7 +273,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # --- REST framework -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        # simplejwt's, plus: a deactivation ends the tokens issued before it.
+        "bpmos.accounts.authentication.BpmosJWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["bpmos.permissions.RolePolicyPermission"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -300,7 +305,8 @@ SIMPLE_JWT = {
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": True,
-    "SIGNING_KEY": env.str("BPMOS_JWT_SIGNING_KEY", default=SECRET_KEY),
+    # Empty (a copied .env.example) means unset, never an empty signing key.
+    "SIGNING_KEY": env.str("BPMOS_JWT_SIGNING_KEY", default="") or SECRET_KEY,
     "AUTH_HEADER_TYPES": ("Bearer",),
     "CHECK_USER_IS_ACTIVE": True,
 }
@@ -450,7 +456,8 @@ BPMOS_SSE_HEARTBEAT_SECONDS = env.float("BPMOS_SSE_HEARTBEAT_SECONDS", default=1
 BPMOS_SSE_TICKET_SECONDS = env.int("BPMOS_SSE_TICKET_SECONDS", default=30)
 # HMAC key of the audit chain. Keep it out of the database: whoever holds both can
 # re-forge the chain. Changing it makes every earlier record fail verification.
-BPMOS_AUDIT_KEY = env.str("BPMOS_AUDIT_KEY", default=SECRET_KEY)
+# Defaults to the secret key (in the embedded mode, the one made in DATA_DIR).
+BPMOS_AUDIT_KEY = env.str("BPMOS_AUDIT_KEY", default="") or SECRET_KEY
 # BMS provisioning over CAN (passports.bms; docs/passports.md). Any python-can
 # interface: socketcan on a line PC, pcan/kvaser/vector adapters, virtual for the
 # embedded demo and the tests (virtual buses connect within one process only).

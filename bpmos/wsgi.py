@@ -1,4 +1,5 @@
-"""WSGI entry point: production serves the REST API under gunicorn (design §2)."""
+"""WSGI entry point: production serves the REST API under gunicorn
+(docs/design.md §2)."""
 
 import gc
 import os

@@ -1,4 +1,4 @@
-"""Demo exceptions (design §8): stage issues on the demo work orders, open,
+"""Demo exceptions (docs/design.md §8): stage issues on the demo work orders, open,
 acknowledged and resolved, raised and handled through the services.
 
 The first is the control UI's example: a critical quality failure at S5 Module

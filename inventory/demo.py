@@ -1,4 +1,4 @@
-"""Demo plant stock (design §8): the seven categories, a warehouse of zones,
+"""Demo plant stock (docs/design.md §8): the seven categories, a warehouse of zones,
 racks and bins, and stock in every category, every location and every status,
 with reservations for work orders and dispatches.
 

@@ -1,5 +1,5 @@
-"""Demo plant lines (design §8): a cell line, a module line and a pack line, their
-stations and machines, two weeks of readings, and the SCADA gateway's service
+"""Demo plant lines (docs/design.md §8): a cell line, a module line and a pack line,
+their stations and machines, two weeks of readings, and the SCADA gateway's service
 account that posts them.
 
 Readings go through ``readings_ingest`` (the API's path), one batch per machine
@@ -221,6 +221,7 @@ def seed(log) -> None:
         if Line.objects.filter(slug=spec.slug).exists():
             log(f"lines: {spec.slug} already present")
             continue
+        log(f"lines: {spec.slug}: {DAYS} days of readings for its machines ...")
         line = Line.objects.create(
             slug=spec.slug,
             name=spec.name,

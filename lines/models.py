@@ -252,7 +252,7 @@ class MachineReading(models.Model):
                 fields=["machine", "tag", "ts"], name="machine_reading_unique"
             ),
         ]
-        # Window aggregates over all machines (performance.md: btree or BRIN on
+        # Window aggregates over all machines (docs/performance.md: btree or BRIN on
         # ts; BRIN here, about 25 % cheaper inserts). Every per-machine query
         # uses the unique index above, not this one.
         indexes = [TimeRangeIndex(fields=["ts"], name="machine_reading_ts_brin")]

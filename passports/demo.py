@@ -1,4 +1,4 @@
-"""Demo plant passports (design §8): packs in every lifecycle state, with
+"""Demo plant passports (docs/design.md §8): packs in every lifecycle state, with
 genealogy, custody through every custodian kind, dispatch jobs live and past,
 and a few weeks of field telemetry.
 
@@ -651,6 +651,7 @@ def seed(log) -> None:
         "operator": User.objects.get(username=Role.OPERATOR.value),
         "sup": User.objects.get(username=Role.SUPERVISOR.value),
     }
+    log(f"passports: building {len(PACKS)} packs, their cells, ledgers, telemetry ...")
     seeder = _Seeder(now=timezone.now(), users=users)
     for spec in PACKS:
         seeder.pack(spec)

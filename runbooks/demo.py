@@ -1,4 +1,4 @@
-"""Demo plant production (design §8): the Manufacturing, Dispatch and Quality
+"""Demo plant production (docs/design.md §8): the Manufacturing, Dispatch and Quality
 runbooks, and work orders in every state.
 
 The work orders are driven through the services (create, assign, start, finish,
@@ -526,6 +526,7 @@ def seed(log) -> None:
         log("work orders: demo lots already present")
         return
 
+    log(f"work orders: driving {len(ORDERS)} demo lots through their stages ...")
     planner, operator = _user(Role.PLANNER), _user(Role.OPERATOR)
     supervisor = _user(Role.SUPERVISOR)
     now = timezone.now()

@@ -15,6 +15,47 @@ from bpmos.roles import Role
 
 PASSWORD = "correct-horse-battery-9"
 
+POSTGRESQL_ONLY_REASON = (
+    "needs PostgreSQL: SQLite ignores select_for_update and serialises all "
+    "writers itself, so there is no row-lock race to test"
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """On SQLite, skip the tests marked ``postgresql_only`` (the row-lock races)."""
+    from django.conf import settings
+
+    if settings.DB_IS_POSTGRES:
+        return
+    skip = pytest.mark.skip(reason=POSTGRESQL_ONLY_REASON)
+    for item in items:
+        if item.get_closest_marker("postgresql_only") is not None:
+            item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say, in the summary, that the race tests did not run and why: a green
+    SQLite run must not read as if they had passed."""
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if "postgresql_only" in getattr(report, "keywords", {})
+    ]
+    if not skipped:
+        return
+    files = sorted({report.nodeid.split("::")[0] for report in skipped})
+    terminalreporter.write_sep("=", "PostgreSQL-only tests skipped", yellow=True)
+    terminalreporter.write_line(
+        f"{len(skipped)} concurrency tests in {len(files)} "
+        f"file{'s' if len(files) > 1 else ''} were skipped: "
+        f"this run is on SQLite, and each {POSTGRESQL_ONLY_REASON}."
+    )
+    terminalreporter.write_line(f"  ({', '.join(files)})")
+    terminalreporter.write_line(
+        "  Run them with DATABASE_URL=postgres://... REDIS_URL=redis://... make test "
+        "(CI's .ci/run does)."
+    )
+
 
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):

@@ -186,7 +186,7 @@ def api_routes() -> list[ApiRoute]:
 
 
 def assert_envelope(response, status: int, code: str) -> dict:
-    """Assert ``response`` is the error envelope of design §4; return its body.
+    """Assert ``response`` is the error envelope of docs/design.md §4; return its body.
 
     Works for httpx responses and Django test-client responses alike.
     """

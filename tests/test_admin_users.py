@@ -88,3 +88,29 @@ def test_admin_role_change_goes_through_the_service(http, make_user):
     record = AuditRecord.objects.get(action="user.role_changed")
     assert (record.before["role"], record.after["role"]) == ("operator", "auditor")
     assert not AuditRecord.objects.filter(action="accounts.user.admin_changed").exists()
+
+
+def test_admin_form_deactivation_goes_through_the_service(http, make_user):
+    make_user("admin", username="root-admin")
+    target = make_user("operator", username="ona")
+    admin_login(http, "root-admin")
+    change_user(http, target, is_active="")
+    target.refresh_from_db()
+    assert (target.is_active, target.token_generation) == (False, 1)
+    record = AuditRecord.objects.get(action="user.deactivated")
+    assert (record.before["is_active"], record.after["is_active"]) == (True, False)
+    assert not AuditRecord.objects.filter(action="accounts.user.admin_changed").exists()
+
+    change_user(http, target, is_active="on")
+    target.refresh_from_db()
+    assert (target.is_active, target.token_generation) == (True, 1)
+    assert AuditRecord.objects.filter(action="user.reactivated").count() == 1
+
+
+def test_admin_form_cannot_deactivate_the_last_admin(http, make_user):
+    root = make_user("admin", username="root-admin")
+    admin_login(http, "root-admin")
+    change_user(http, root, is_active="")
+    root.refresh_from_db()
+    assert (root.is_active, root.token_generation) == (True, 0)
+    assert not AuditRecord.objects.filter(action="user.deactivated").exists()

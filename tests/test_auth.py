@@ -1,8 +1,13 @@
 """Login, refresh, logout and blacklisting, user admin, roles read from the DB."""
 
+import io
+
 import pytest
+from django.core.management import call_command
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from bpmos.accounts.models import User
+from bpmos.events.models import OutboxEvent
 from elog.models import AuditRecord
 from tests.conftest import PASSWORD, bearer
 
@@ -273,3 +278,150 @@ def test_role_change_to_unknown_user_is_404(http, make_user):
     )
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
+
+
+def _deactivate_and_reactivate(http, admin, user) -> None:
+    for step in ("deactivate", "reactivate"):
+        done = http.post(f"/api/auth/users/{user.pk}/{step}", headers=bearer(admin))
+        assert done.status_code == 200, done.text
+
+
+def test_reactivation_does_not_revive_tokens_issued_before_deactivation(
+    http, make_user
+):
+    admin = make_user("admin")
+    make_user("operator", username="leaver")
+    old = login(http, "leaver").json()
+    old_rotated = http.post("/api/auth/refresh", json={"refresh": old["refresh"]})
+    assert old_rotated.status_code == 200
+    old_rotated = old_rotated.json()
+    leaver = User.objects.get(username="leaver")
+    _deactivate_and_reactivate(http, admin, leaver)
+
+    for access in (old["access"], old_rotated["access"]):
+        me = http.get("/api/auth/me", headers={"Authorization": f"Bearer {access}"})
+        assert me.status_code == 401
+        body = me.json()
+        assert (body["success"], body["code"]) == (False, "token_not_valid")
+        assert body["error"] == (
+            "Token was issued before the account was deactivated; sign in again."
+        )
+    refused = http.post("/api/auth/refresh", json={"refresh": old_rotated["refresh"]})
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "token_not_valid"
+    leaver.refresh_from_db()
+    assert (leaver.is_active, leaver.token_generation) == (True, 1)
+
+    # Signing in again gives tokens that work, refresh and rotate as usual.
+    new = login(http, "leaver").json()
+    auth = {"Authorization": f"Bearer {new['access']}"}
+    assert http.get("/api/auth/me", headers=auth).json()["username"] == "leaver"
+    rotated = http.post("/api/auth/refresh", json={"refresh": new["refresh"]})
+    assert rotated.status_code == 200
+    again = http.get(
+        "/api/auth/me",
+        headers={"Authorization": f"Bearer {rotated.json()['access']}"},
+    )
+    assert again.status_code == 200
+
+
+def test_tokens_without_a_generation_claim_die_at_the_first_deactivation(
+    http, make_user
+):
+    admin = make_user("admin")
+    user = make_user("planner")
+    auth = bearer(user)  # simplejwt's own for_user: no "gen" claim, counts as 0
+    assert http.get("/api/auth/me", headers=auth).status_code == 200
+    _deactivate_and_reactivate(http, admin, user)
+    refused = http.get("/api/auth/me", headers=auth)
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "token_not_valid"
+
+
+def test_a_second_deactivation_ends_the_tokens_of_the_first_reactivation(
+    http, make_user
+):
+    admin = make_user("admin")
+    make_user("operator", username="twice")
+    user = User.objects.get(username="twice")
+    _deactivate_and_reactivate(http, admin, user)
+    between = login(http, "twice").json()
+    _deactivate_and_reactivate(http, admin, user)
+    auth = {"Authorization": f"Bearer {between['access']}"}
+    assert http.get("/api/auth/me", headers=auth).status_code == 401
+    refresh = http.post("/api/auth/refresh", json={"refresh": between["refresh"]})
+    assert refresh.status_code == 401
+    assert login(http, "twice").status_code == 200
+
+
+def test_role_change_keeps_the_tokens_valid(http, make_user):
+    # Only a deactivation ends tokens; a role change counts on the next request.
+    admin = make_user("admin")
+    make_user("operator", username="mover")
+    tokens = login(http, "mover").json()
+    mover = User.objects.get(username="mover")
+    http.patch(
+        f"/api/auth/users/{mover.pk}/role",
+        json={"role": "planner"},
+        headers=bearer(admin),
+    )
+    me = http.get(
+        "/api/auth/me", headers={"Authorization": f"Bearer {tokens['access']}"}
+    )
+    assert (me.status_code, me.json()["role"]) == (200, "planner")
+    assert (
+        http.post("/api/auth/refresh", json={"refresh": tokens["refresh"]}).status_code
+        == 200
+    )
+
+
+def test_refresh_token_of_a_deleted_user_is_401_not_500(http, make_user):
+    # A user who never signed in (one with audit records cannot be deleted).
+    gone = make_user("operator", username="gone")
+    refresh = str(RefreshToken.for_user(gone))
+    gone.delete()
+    response = http.post("/api/auth/refresh", json={"refresh": refresh})
+    assert response.status_code == 401
+    body = response.json()
+    assert (body["success"], body["code"]) == (False, "authentication_failed")
+    assert body["error"] == "No active account found for the given token."
+
+
+def test_createsuperuser_makes_an_admin_who_can_manage_users(http, db, monkeypatch):
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", PASSWORD)
+    call_command(
+        "createsuperuser",
+        "--noinput",
+        "--username",
+        "root",
+        "--email",
+        "root@plant.example",
+        stdout=io.StringIO(),
+    )
+    root = User.objects.get(username="root")
+    record = AuditRecord.objects.get(action="user.registered")
+    assert (record.actor_id, record.target_id) == (None, str(root.pk))
+    assert record.after == {
+        "username": "root",
+        "role": "admin",
+        "is_active": True,
+        "email": "root@plant.example",
+    }
+    event = OutboxEvent.objects.get(name="user.registered")
+    assert (event.data["username"], event.data["role"]) == ("root", "admin")
+    assert (root.role, root.is_staff, root.is_superuser, root.is_active) == (
+        "admin",
+        True,
+        True,
+        True,
+    )
+    access = login(http, "root").json()["access"]
+    users = http.get("/api/auth/users", headers={"Authorization": f"Bearer {access}"})
+    assert users.status_code == 200
+    assert [u["role"] for u in users.json()["results"]] == ["admin"]
+
+
+def test_a_superuser_with_another_role_is_refused(db):
+    with pytest.raises(ValueError, match=r"A superuser must have the admin role\."):
+        User.objects.create_superuser("odd", password=PASSWORD, role="operator")
+    assert not User.objects.filter(username="odd").exists()

@@ -2,6 +2,7 @@
 is the services' real history."""
 
 import io
+import re
 from collections import Counter
 
 import pytest
@@ -177,3 +178,34 @@ def test_history_is_the_services_history(demo_plant):
     assert events["gate.changed"] == 2
     assert events["exception.raised"] == 7
     assert audit_chain_verify().ok is True
+
+
+def test_the_seed_says_what_it_is_doing_as_it_goes(demo_plant):
+    # make run's longest silent step was this one: every line carries the
+    # seconds since the start, each step is announced before it runs and
+    # timed after, and the long steps say what they are doing inside.
+    lines = demo_plant.splitlines()
+    assert [line for line in lines if not re.match(r"\[ *\d+\.\ds\] ", line)] == []
+    text = [line.split("] ", 1)[1] for line in lines]
+    steps = ["accounts", "runbooks", "exceptions", "lines", "inventory", "passports"]
+    assert text[0] == (
+        f"seed_demo: 6 steps ({', '.join(steps)}); "
+        "a first run takes up to a minute or two, a later one seconds"
+    )
+    assert [t for t in text if re.fullmatch(r"\[\d/6\] \w+ \.\.\.", t)] == [
+        f"[{n}/6] {step} ..." for n, step in enumerate(steps, 1)
+    ]
+    done = [t for t in text if re.fullmatch(r"\[\d/6\] \w+ done in \d+\.\ds", t)]
+    assert [t.split(" done")[0] for t in done] == [
+        f"[{n}/6] {step}" for n, step in enumerate(steps, 1)
+    ]
+    assert re.fullmatch(r"seed_demo: done in \d+\.\ds", text[-1])
+    for inside in (
+        "  users: creating the demo users (password hashing: a few seconds) ...",
+        "  work orders: driving 16 demo lots through their stages ...",
+        "  lines: line-c: 14 days of readings for its machines ...",
+        "  passports: building 20 packs, their cells, ledgers, telemetry ...",
+    ):
+        assert inside in text
+    seconds = [float(re.match(r"\[ *(\d+\.\d)s\]", line).group(1)) for line in lines]
+    assert seconds == sorted(seconds)

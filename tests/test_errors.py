@@ -1,4 +1,4 @@
-"""The one error envelope (design §4) for every status, and X-Request-ID.
+"""The one error envelope (docs/design.md §4) for every status, and X-Request-ID.
 
 The 503 envelope is tested with the health endpoint in tests/test_health.py.
 """

@@ -19,19 +19,10 @@ from inventory import services
 from inventory.models import Item, Reservation, ReservationStatus
 from tests.factories_inventory import make_categories, make_warehouse, receive
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgresql_only]
 
 THREADS = 12
 ROUNDS = 5
-
-
-@pytest.fixture(autouse=True)
-def _postgresql_only():
-    if connection.vendor != "postgresql":
-        pytest.skip(
-            "row-lock races need PostgreSQL: SQLite ignores select_for_update and "
-            "serialises writers, so there is no race to test"
-        )
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from bpmos.errors import Conflict, DomainError
 from elog.models import AuditRecord
@@ -23,14 +23,7 @@ from passports.dispatch import services as dispatch
 from passports.models import EventKind, Passport, PassportEvent
 from tests.factories_passports import make_passport
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="select_for_update is a no-op on SQLite, which serialises all "
-        "writers itself; row-lock races only exist on PostgreSQL",
-    ),
-]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgresql_only]
 
 WORKERS = 8
 E = EventKind

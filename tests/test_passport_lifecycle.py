@@ -1,11 +1,11 @@
 """The lifecycle and custody rules, through the services that apply them.
 
-The table below is the rule book written out by hand (issue 6, design §6,
-passports/lifecycle.py's docstring): for each state, which events may follow.
-``test_every_event_in_every_state`` brings a battery of each kind to each state
-(on hold and not) through the services, then tries every event kind in a
-savepoint: a legal one must extend the ledger by one event whose projection
-equals ``lifecycle.replay`` of the ledger, an illegal one must raise
+The table below is the rule book written out by hand (docs/design.md §6,
+docs/passports.md, passports/lifecycle.py's docstring): for each state, which
+events may follow. ``test_every_event_in_every_state`` brings a battery of each
+kind to each state (on hold and not) through the services, then tries every
+event kind in a savepoint: a legal one must extend the ledger by one event whose
+projection equals ``lifecycle.replay`` of the ledger, an illegal one must raise
 ``IllegalTransition`` (409) and leave the ledger, the passport row, the audit
 log, the outbox and the dispatch jobs exactly as they were.
 """
@@ -329,7 +329,7 @@ def test_hold_twice_and_release_without_hold_are_refused():
 
 # --- custody ----------------------------------------------------------------------
 
-# The chain (issue 6): manufacturer -> logistics -> customer (-> service ->
+# The chain (docs/passports.md): manufacturer -> logistics -> customer (-> service ->
 # recycler). Dispatch and delivery carry the first two moves; transfers may
 # only hand between carriers, to and from service, and to a recycler at end of
 # life.

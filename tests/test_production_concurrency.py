@@ -11,7 +11,7 @@ from datetime import timedelta
 from functools import partial
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 from django.db.models import Max
 from django.utils import timezone
 
@@ -31,14 +31,7 @@ from runbooks.models import (
     WorkOrderStatus,
 )
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="select_for_update is a no-op on SQLite, which serialises all "
-        "writers itself; row-lock races only exist on PostgreSQL",
-    ),
-]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgresql_only]
 
 WORKERS = 8
 ROUNDS = 4

@@ -108,3 +108,29 @@ def test_an_unknown_run_mode_is_refused(tmp_path):
     done = _manage(_production_env(tmp_path, BPMOS_ENV="prod"), "check")
     assert done.returncode == 1
     assert "BPMOS_ENV must be 'embedded' or 'production', not 'prod'" in done.stderr
+
+
+def _documented_required(text: str) -> list[str]:
+    """Variables .env.example marks REQUIRED: the assignment following each mark."""
+    required, marked = [], False
+    for line in text.splitlines()[5:]:  # after the header, which lists them
+        if line.startswith("#"):
+            marked = marked or "REQUIRED" in line
+        elif "=" in line:
+            if marked:
+                required.append(line.split("=", 1)[0])
+            marked = False
+    return required
+
+
+def test_env_example_and_readme_list_exactly_what_production_requires():
+    from bpmos import settings as project_settings
+
+    required = list(project_settings._REQUIRED_IN_PRODUCTION)
+    base = Path(settings.BASE_DIR)
+    example = (base / ".env.example").read_text()
+    assert _documented_required(example) == required
+    assert f"without them): {', '.join(required)}." in example.replace("\n# ", " ")
+    readme = " ".join((base / "README.md").read_text().split())
+    listed = ", ".join(f"`{name}`" for name in required[:-1])
+    assert f"unless all four of {listed} and `{required[-1]}` are set" in readme

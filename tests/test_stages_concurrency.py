@@ -15,13 +15,7 @@ from exceptions import services as exception_services
 from runbooks import services
 from tests.factories_production import make_runbook, make_work_order, stages_of
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _postgresql_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("select_for_update races need PostgreSQL")
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgresql_only]
 
 
 def race(attempts: int, call) -> list[str]:

@@ -20,7 +20,8 @@ from rest_framework_simplejwt.tokens import AccessToken
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from bpmos.accounts.services import user_role_change
+from bpmos.accounts.authentication import refresh_token_for
+from bpmos.accounts.services import user_role_change, user_set_active
 from bpmos.events.models import OutboxEvent
 from bpmos.events.services import events_redeliver, layer_is_shared
 from tests.support import daphne_server
@@ -234,6 +235,40 @@ def test_token_of_deactivated_user_is_refused(server, make_user):
         code, messages = close_code(ws)
     assert code == 4401
     assert [m["code"] for m in messages] == ["user_inactive"]
+
+
+def _deactivate_and_reactivate(user, *, actor) -> None:
+    for active in (False, True):
+        with transaction.atomic():
+            user_set_active(user_id=user.pk, active=active, actor=actor)
+
+
+def test_token_issued_before_a_deactivation_is_refused_after_reactivation(
+    server, make_user
+):
+    admin, user = make_user("admin"), make_user("planner")
+    old = token_for(user)
+    _deactivate_and_reactivate(user, actor=admin)
+    with open_ws(server, token=old) as ws:
+        code, messages = close_code(ws)
+    assert code == 4401
+    assert [m["code"] for m in messages] == ["token_not_valid"]
+    user.refresh_from_db()
+    fresh = str(refresh_token_for(user).access_token)  # as a login issues it now
+    with open_ws(server, token=fresh) as ws:
+        recv_type(ws, "authenticated")
+        assert subscribe(ws, ["lines"]) == {"type": "subscribed", "topics": ["lines"]}
+
+
+def test_open_connection_ends_after_a_deactivation_and_reactivation(server, make_user):
+    admin, user = make_user("admin"), make_user("planner")
+    with signed_in(server, user) as ws:
+        subscribe(ws, ["lines"])
+        _deactivate_and_reactivate(user, actor=admin)
+        ws.send(json.dumps({"action": "subscribe", "topics": ["runbooks"]}))
+        code, messages = close_code(ws)
+    assert code == 4401
+    assert [m["code"] for m in messages] == ["token_not_valid"]
 
 
 def test_connection_closes_when_its_token_expires(server, make_user):

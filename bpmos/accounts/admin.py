@@ -1,4 +1,5 @@
-"""Users in the admin: role changes and (de)activation go through the services."""
+"""Users in the admin: role changes and (de)activation go through the services
+(the list actions and the change form alike)."""
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -45,23 +46,42 @@ class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
         self._set_active(request, queryset, True)
 
     def save_model(self, request, obj, form, change):
-        # A role change made in the form goes through the service (its rules: the
-        # last admin stays; staff flags follow the role; its own audit record).
-        if change and "role" in form.changed_data:
-            new_role = obj.role
-            obj.role = form.initial.get("role", obj.role)
-            form.changed_data.remove("role")
+        # A role change or (de)activation made in the form goes through its service
+        # (its rules: the last admin stays; staff flags follow the role; a
+        # deactivation ends the user's tokens; its own audit record).
+        if not change:
+            obj.apply_role_flags()
             super().save_model(request, obj, form, change)
-            try:
-                services.user_role_change(
-                    user_id=obj.pk, role=new_role, actor=request.user
-                )
-            except DomainError as exc:
-                self.message_user(
-                    request, f"Role not changed: {exc.message}", messages.ERROR
-                )
-            obj.refresh_from_db()
-        else:
-            if not change:
-                obj.apply_role_flags()
-            super().save_model(request, obj, form, change)
+            return
+        wanted = {}
+        for field in ("role", "is_active"):
+            if field in form.changed_data:
+                wanted[field] = getattr(obj, field)
+                setattr(obj, field, form.initial.get(field, getattr(obj, field)))
+                form.changed_data.remove(field)
+        super().save_model(request, obj, form, change)
+        if "role" in wanted:
+            self._call(
+                request,
+                "Role not changed",
+                services.user_role_change,
+                user_id=obj.pk,
+                role=wanted["role"],
+                actor=request.user,
+            )
+        if "is_active" in wanted:
+            self._call(
+                request,
+                "Not " + ("reactivated" if wanted["is_active"] else "deactivated"),
+                services.user_set_active,
+                user_id=obj.pk,
+                active=wanted["is_active"],
+                actor=request.user,
+            )
+        obj.refresh_from_db()
+
+    def _call(self, request, failure: str, service, **kwargs) -> None:
+        try:
+            service(**kwargs)
+        except DomainError as exc:
+            self.message_user(request, f"{failure}: {exc.message}", messages.ERROR)

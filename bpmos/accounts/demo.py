@@ -12,6 +12,8 @@ ORDER = 0  # users first: every other area's demo data needs them
 def seed(log) -> None:
     """Create the missing demo users; existing ones are left as they are."""
     created = []
+    if User.objects.filter(username__in=[r.value for r in Role]).count() < len(Role):
+        log("users: creating the demo users (password hashing: a few seconds) ...")
     for role in Role:
         user, is_new = User.objects.get_or_create(
             username=role.value, defaults={"role": role.value, "first_name": role.label}

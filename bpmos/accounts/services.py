@@ -75,11 +75,16 @@ def user_register(
     user.set_password(password)
     user.apply_role_flags()
     user.save()
+    user_registration_record(user=user, actor=actor)
+    return user
+
+
+def user_registration_record(*, user: User, actor: User | None) -> None:
+    """Audit and announce a new user (``user_register``, ``createsuperuser``)."""
     audit.record(
         actor=actor, action="user.registered", target=user, after=_snapshot(user)
     )
     events.publish(UserChanged.of(user, change="registered"))
-    return user
 
 
 @transaction.atomic
@@ -110,7 +115,9 @@ def user_set_active(*, user_id: int, active: bool, actor: User | None) -> User:
     """Deactivate (refused for the last admin) or reactivate a user.
 
     A deactivated user's access tokens stop working on the next request and
-    their refresh tokens are refused, because both paths reload the user.
+    their refresh tokens are refused, because both paths reload the user. The
+    deactivation also moves the user to a new token generation, so the tokens
+    issued before it stay refused after a reactivation: the user signs in again.
     """
     user = _get_locked(user_id)
     if user.is_active == active:
@@ -119,7 +126,9 @@ def user_set_active(*, user_id: int, active: bool, actor: User | None) -> User:
         _ensure_an_active_admin_remains(user)
     before = _snapshot(user)
     user.is_active = active
-    user.save(update_fields=["is_active"])
+    if not active:
+        user.token_generation += 1  # the row is locked: no lost update
+    user.save(update_fields=["is_active", "token_generation"])
     audit.record(
         actor=actor,
         action="user.reactivated" if active else "user.deactivated",

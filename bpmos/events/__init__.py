@@ -1,4 +1,4 @@
-"""Live events, one mechanism (design §7).
+"""Live events, one mechanism (docs/design.md §7).
 
 ``publish(event)`` stores the event in the caller's transaction (the outbox)
 and delivers it to the Channels groups of its topics after commit. See

@@ -1,7 +1,7 @@
 """Who is on the other end of a WebSocket: the REST API's JWT rules, reused.
 
-The token is checked by the same simplejwt authenticator the API uses (same
-signing key, lifetime, token type, active-user and revoked-token checks), and
+The token is checked by the same authenticator the API uses (same signing key,
+lifetime, token type, active-user, revoked-token and token-generation checks), and
 the user and their role are read from the database, never from the token.
 """
 
@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.settings import api_settings
 
+from bpmos.accounts.authentication import BpmosJWTAuthentication
 from bpmos.accounts.models import User
 
-_authenticator = JWTAuthentication()
+_authenticator = BpmosJWTAuthentication()
 
 
 class SubscriberRejected(Exception):
@@ -68,11 +68,21 @@ def subscriber_authenticate(*, token: str) -> Subscriber:
     return Subscriber(user=user, expires_at=expires_at)
 
 
-def subscriber_reload(*, user_id: int) -> User:
-    """The user's current row: a role change or deactivation counts at once."""
+def subscriber_reload(*, user_id: int, token_generation: int | None = None) -> User:
+    """The user's current row: a role change or deactivation counts at once.
+
+    With ``token_generation`` (the one the connection's token was checked
+    against), a deactivation since then ends the connection even if the user
+    was reactivated in between.
+    """
     user = User.objects.filter(pk=user_id).first()
     if user is None or not user.is_active:
         raise SubscriberRejected("User is inactive", code="user_inactive")
+    if token_generation is not None and user.token_generation != token_generation:
+        raise SubscriberRejected(
+            "Token was issued before the account was deactivated; sign in again.",
+            code="token_not_valid",
+        )
     return user
 
 

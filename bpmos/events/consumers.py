@@ -242,7 +242,7 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
             return
         try:  # the current role, not the one at connection time
             self.user = await database_sync_to_async(subscriber_reload)(
-                user_id=self.user.pk
+                user_id=self.user.pk, token_generation=self.user.token_generation
             )
         except SubscriberRejected as exc:
             await self._reject(exc)

@@ -3,7 +3,7 @@
 ``POST /machines/{machine_id}/readings`` takes one reading object or a list of
 up to 10,000. The body is parsed with orjson (about three times faster than
 ``json.loads`` on a 1,000-reading batch) and checked in plain Python by the
-service: no serializer runs per row (performance.md).
+service: no serializer runs per row (docs/performance.md).
 """
 
 import json

@@ -6,13 +6,15 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
-from rest_framework_simplejwt.serializers import TokenRefreshSerializer
-from rest_framework_simplejwt.tokens import RefreshToken
 
 from bpmos import audit
 from bpmos.accounts import services
 from bpmos.accounts.api import serializers as s
 from bpmos.accounts.api.throttles import LoginFailureThrottle
+from bpmos.accounts.authentication import (
+    BpmosTokenRefreshSerializer,
+    refresh_token_for,
+)
 from bpmos.accounts.models import User
 from bpmos.errors import DomainError
 from bpmos.views import BpmosAPIView
@@ -58,10 +60,7 @@ class LoginView(PublicAuthView):
             raise LoginFailed(
                 "Wrong username or password, or the account is deactivated."
             )
-        refresh = RefreshToken.for_user(user)
-        refresh["role"] = (
-            user.role
-        )  # for the UI only; the server reads the role from the DB
+        refresh = refresh_token_for(user)
         access = refresh.access_token
         audit.record(actor=user, action="user.logged_in", target=user)
         return Response(
@@ -82,7 +81,7 @@ class RefreshView(PublicAuthView):
 
     @extend_schema(request=s.RefreshSerializer, responses={200: s.TokenPairSerializer})
     def post(self, request):
-        serializer = TokenRefreshSerializer(data=request.data)
+        serializer = BpmosTokenRefreshSerializer(data=request.data)
         try:
             serializer.is_valid(raise_exception=True)
         except TokenError as exc:
