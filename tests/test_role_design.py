@@ -260,10 +260,10 @@ def _declared() -> dict[str, frozenset[str] | str]:
         for method in route.methods:
             key = _key_for(method, route.path) or f"{method} {route.path}"
             rule = access.rule_for(route.view_name, method)
-            if rule is access.PUBLIC:
-                declared[key] = NO_TOKEN
-            else:
-                declared[key] = frozenset(str(role) for role in rule or ())
+            found = NO_TOKEN if rule is access.PUBLIC else _slugs(rule)
+            if declared.get(key, found) != found:  # two routes on one path disagree
+                found = f"{_show(declared[key])} and {_show(found)} on one path"
+            declared[key] = found
     return declared
 
 
