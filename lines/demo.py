@@ -10,7 +10,9 @@ state chosen so every station state and line mode is on screen:
 * Line A (Modules): Running, Blocked (Safety Curtain), Ready, Idle (mode Blocked);
 * Line P (Packs): one station in Maintenance, one Ready (mode Maintenance).
 
-Idempotent: a line whose slug exists is left as it is (with its readings).
+Idempotent: a line whose slug exists is left as it is (with its readings), and
+a run that creates no line refreshes no roll-up or OEE snapshot (beat keeps them
+current), so a re-run later writes and announces nothing.
 Deterministic apart from "now": each machine's history comes from a seeded
 random generator.
 """
@@ -217,6 +219,7 @@ def seed(log) -> None:
     manufacturing = Runbook.objects.filter(slug="manufacturing").first()
     now = timezone.now().replace(second=0, microsecond=0)
     start = now - timedelta(days=DAYS)
+    created = 0
     for spec in LINES:
         if Line.objects.filter(slug=spec.slug).exists():
             log(f"lines: {spec.slug} already present")
@@ -251,7 +254,12 @@ def seed(log) -> None:
             )
             rng = random.Random(f"{spec.slug}/{station_spec.slug}")
             stored += _send(machine, _history(rng, station_spec, start, now), gateway)
+        created += 1
         log(f"lines: {spec.slug} with {len(spec.stations)} stations, {stored} readings")
+    if not created:
+        # Refreshing now would roll up hours and shifts the clock has reached
+        # since the first run and announce health changes: not the seed's work.
+        return
     hours = services.machine_hours_refresh(now=now)
     log(f"lines: {hours} machine-hours of OEE rolled up")
     services.oee_snapshots_refresh(now=now)

@@ -57,6 +57,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     )
 
 
+def pytest_terminal_summary(terminalreporter, config):
+    """Name the random order's seed at the end too (the header is hidden by -q),
+    so a failure seen in any run can be replayed in the same order."""
+    seed = getattr(config.option, "random_order_seed", "").removeprefix("default:")
+    bucket = getattr(config.option, "random_order_bucket", "none")
+    bucket = bucket.removeprefix("default:")
+    if seed and bucket != "none" and config.getoption("random_order_enabled", False):
+        terminalreporter.write_line(
+            f"test order: random, bucket {bucket}; "
+            f"--random-order-seed={seed} replays it"
+        )
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """PBKDF2's deliberate slowness buys nothing in tests."""

@@ -238,6 +238,75 @@ def test_altered_newest_record_is_named(chain):
     )
 
 
+# --- altered, one hashed field at a time ---------------------------------------------
+# Written here, not read from audit.HASHED_FIELDS: a field dropped from the hash
+# there leaves its alteration here unnoticed, and the test for it fails.
+MOMENT = "2020-01-01 00:00:00"
+
+# field -> the SQL expression that alters it in record #3 (parameters: the record)
+ALTERED_IN_PLACE = {
+    "occurred_at": "%(moment)s",
+    "actor_id": "%(other_user)s",
+    "actor_username": "'mallory'",
+    "actor_role": "'operator'",
+    "action": "'user.registered'",
+    "target_type": "'accounts.group'",
+    "target_id": "'424242'",
+    "target_repr": "'someone else'",
+    "before": "%(before)s",
+    "after": "%(after)s",
+    "request_id": "'r-forged'",
+    "client_address": "'10.9.9.9'",
+    "source": "'admin'",
+    "prev_hash": "%(prev_hash)s",
+}
+
+
+def test_every_stored_column_but_the_hash_is_covered_here():
+    columns = {field.column for field in AuditRecord._meta.concrete_fields}
+    assert columns - {"id", "hash"} == {"seq", *ALTERED_IN_PLACE}
+
+
+@pytest.mark.parametrize("field", sorted(ALTERED_IN_PLACE))
+def test_each_hashed_field_altered_names_its_record(chain, field):
+    params = {
+        "moment": MOMENT + ("+00:00" if connection.vendor == "postgresql" else ""),
+        "other_user": chain[2].target_id,  # the operator; the actor was the admin
+        "before": '{"role": "operator", "step": 33}',
+        "after": '{"role": "admin", "step": 3}',
+        "prev_hash": chain[0].hash,  # a real hash, of another record
+    }
+    with trigger_bypassed() as cursor:
+        cursor.execute(
+            f"UPDATE {TABLE} SET {field} = {ALTERED_IN_PLACE[field]} WHERE seq = 3",
+            params,
+        )
+    altered = AuditRecord.objects.get(seq=3)
+    assert getattr(altered, field) != getattr(chain[2], field)  # it did change
+    assert verify_dict()["first_broken"] == {
+        "seq": 3,
+        "id": chain[2].pk,
+        "problem": "altered",
+        "message": "Record #3 does not match its hash: its content was altered.",
+    }
+
+
+def test_seq_altered_names_its_record(chain):
+    # seq is hashed too. In the middle a changed seq shows as a gap anyway; on
+    # the newest record (#5 renumbered #6) only its hash tells it from a chain
+    # whose #5 was removed.
+    with trigger_bypassed() as cursor:
+        cursor.execute(f"UPDATE {TABLE} SET seq = 6 WHERE seq = 5")
+    assert verify_dict()["first_broken"] == {
+        "seq": 6,
+        "id": chain[4].pk,
+        "problem": "altered",
+        "message": "Record #6, the newest, does not match its hash: it was altered, "
+        "or forged and appended (with no record after it, the two cannot be told "
+        "apart).",
+    }
+
+
 # --- removed --------------------------------------------------------------------------
 
 

@@ -4,10 +4,13 @@ is the services' real history."""
 import io
 import re
 from collections import Counter
+from datetime import timedelta
 
 import pytest
+import time_machine
 from django.apps import apps
 from django.core.management import call_command
+from django.utils import timezone
 
 from bpmos.events.models import OutboxEvent
 from elog.models import AuditRecord
@@ -45,6 +48,21 @@ def test_second_run_creates_nothing(demo_plant):
     assert row_counts() == first
     assert "work orders: demo lots already present" in second_output
     assert "exceptions: present" in second_output
+
+
+@pytest.mark.parametrize(
+    "later",
+    [timedelta(hours=1), timedelta(hours=9), timedelta(days=1, hours=1)],
+    ids=["next-hour", "next-shift", "next-day"],
+)
+def test_second_run_later_creates_and_publishes_nothing(demo_plant, later):
+    # The clock moves on between the runs (an hour, a shift, past midnight): a
+    # re-run must not refresh what the first one seeded (OEE snapshots, hourly
+    # roll-ups), nor announce a line's health changing with the time.
+    first = row_counts()
+    with time_machine.travel(timezone.now() + later, tick=False):
+        seed()
+    assert row_counts() == first
 
 
 def test_runbooks_and_their_stages(demo_plant):

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import uuid
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command, execute_from_command_line
@@ -548,6 +550,103 @@ def test_only_the_first_break_is_reported(packs):
     assert ledger.verify(passport_ids=[first.pk]).ok is True
     broken = ledger.verify(passport_ids=[last.pk], batch=1).first_broken
     assert (broken.passport_id, broken.problem) == (last.pk, "projection")
+
+
+# --- altered, one hashed field at a time ------------------------------------------
+# The fields are written here, not read from ledger.HASHED_FIELDS: a field dropped
+# from the hash there leaves its alteration here unnoticed, and its test fails.
+# Each alters the middle pack's event 4 (warehoused) in place, except the two a
+# change of which shows as something else unless the hash covers them.
+
+
+def _moved_a_second(cursor, event, chain):
+    moved = connection.ops.adapt_datetimefield_value(
+        event.occurred_at + timedelta(seconds=1)
+    )
+    cursor.execute(
+        f"UPDATE {TABLE} SET occurred_at = %s WHERE id = %s", [moved, event.pk]
+    )
+
+
+def _set(column, value):
+    def alter(cursor, event, chain):
+        cursor.execute(
+            f"UPDATE {TABLE} SET {column} = %s WHERE id = %s", [value, event.pk]
+        )
+
+    return alter
+
+
+def _swapped_with_the_next(cursor, event, chain):
+    following = chain[event.version]
+    cursor.execute(f"UPDATE {TABLE} SET version = 100 WHERE id = %s", [event.pk])
+    cursor.execute(
+        f"UPDATE {TABLE} SET version = %s WHERE id = %s", [event.version, following.pk]
+    )
+    cursor.execute(
+        f"UPDATE {TABLE} SET version = %s WHERE id = %s", [following.version, event.pk]
+    )
+
+
+def _passport_renamed(cursor, event, chain):
+    # The hash names the passport by its UUID: a ledger moved to (or shown as)
+    # another identity no longer verifies, from its first event on.
+    Passport.objects.filter(pk=event.passport_id).update(uuid=uuid.uuid4())
+
+
+# field -> (how it is altered, the version named broken, the problem, the message)
+ALTERED_FIELDS = {
+    "kind": (_set("kind", "serviced"), 4, "altered", "Event 4 was altered."),
+    "occurred_at": (_moved_a_second, 4, "altered", "Event 4 was altered."),
+    "actor_username": (
+        _set("actor_username", "mallory"),
+        4,
+        "altered",
+        "Event 4 was altered.",
+    ),
+    "data": (
+        _set("data", '{"location": "somewhere else"}'),
+        4,
+        "altered",
+        "Event 4 was altered.",
+    ),
+    "prev_hash": (
+        lambda cursor, event, chain: _set("prev_hash", chain[0].hash)(
+            cursor, event, chain
+        ),
+        4,
+        "altered",
+        "Event 4 was altered.",
+    ),
+    "version": (
+        _swapped_with_the_next,
+        4,
+        "reordered",
+        "Event 4 links to event 5 after it: the events were renumbered out of order.",
+    ),
+    "passport": (_passport_renamed, 1, "altered", "Event 1 was altered."),
+}
+
+
+def test_every_stored_column_but_three_is_covered_here():
+    # Not hashed: the row id, the hash itself, and actor_id (the user row); the
+    # actor's username is hashed here and the audit record of the same event
+    # hashes actor_id, so a swapped actor_id is caught by the audit chain only.
+    columns = {field.column for field in PassportEvent._meta.concrete_fields}
+    assert columns - {"id", "hash", "actor_id"} == {
+        "passport_id" if field == "passport" else field for field in ALTERED_FIELDS
+    }
+
+
+@pytest.mark.parametrize("field", sorted(ALTERED_FIELDS))
+def test_each_hashed_field_altered_names_its_event(packs, field):
+    _, middle, _ = packs
+    chain = chain_of(middle)
+    alter, version, problem, message = ALTERED_FIELDS[field]
+    with trigger_bypassed() as cursor:
+        alter(cursor, chain[3], chain)
+    named = next(e for e in chain_of(middle) if e.version == version)
+    assert first_broken() == link(middle, version, named.pk, problem, message)
 
 
 # --- manage.py verify_ledger ---------------------------------------------------------
