@@ -5,11 +5,12 @@ from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
+from bpmos import filters as bpmos_filters
 from exceptions.models import ExceptionStatus, ExceptionType, PlantException, Severity
 from runbooks.models import StageStatus, WorkOrder, WorkOrderStage, WorkOrderStatus
 
 
-class WorkOrderFilterSet(filters.FilterSet):
+class WorkOrderFilterSet(bpmos_filters.FilterSet):
     """``status`` may repeat (``?status=planned&status=in_progress``)."""
 
     status = filters.MultipleChoiceFilter(choices=WorkOrderStatus.choices)
@@ -27,7 +28,7 @@ class _AssignedToFilter(filters.Filter):
     field_class = forms.RegexField
 
 
-class StageFilterSet(filters.FilterSet):
+class StageFilterSet(bpmos_filters.FilterSet):
     """A worker's own stages: ``?assigned_to=me`` (or a user id)."""
 
     assigned_to = _AssignedToFilter(
@@ -37,7 +38,7 @@ class StageFilterSet(filters.FilterSet):
         help_text='"me" for the caller, or a user id.',
     )
     status = filters.MultipleChoiceFilter(choices=StageStatus.choices)
-    work_order = filters.NumberFilter(field_name="work_order_id")
+    work_order = bpmos_filters.IntegerFilter(field_name="work_order_id")
     work_order_status = filters.MultipleChoiceFilter(
         field_name="work_order__status", choices=WorkOrderStatus.choices
     )
@@ -51,19 +52,19 @@ class StageFilterSet(filters.FilterSet):
         return queryset.filter(assignments__user_id=user_id)
 
 
-class IssueFilterSet(filters.FilterSet):
+class IssueFilterSet(bpmos_filters.FilterSet):
     """``status`` may repeat (``?status=open&status=ack`` for the unresolved)."""
 
     status = filters.MultipleChoiceFilter(choices=ExceptionStatus.choices)
     type = filters.ChoiceFilter(choices=ExceptionType.choices)
     severity = filters.ChoiceFilter(choices=Severity.choices)
-    work_order_stage = filters.NumberFilter(
+    work_order_stage = bpmos_filters.IntegerFilter(
         field_name="work_order_stage_id", help_text="Work-order stage id."
     )
-    work_order_stage_id = filters.NumberFilter(
+    work_order_stage_id = bpmos_filters.IntegerFilter(
         field_name="work_order_stage_id", help_text="Same as work_order_stage."
     )
-    work_order = filters.NumberFilter(field_name="work_order_id")
+    work_order = bpmos_filters.IntegerFilter(field_name="work_order_id")
 
     class Meta:
         model = PlantException

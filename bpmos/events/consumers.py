@@ -8,7 +8,6 @@ checks are ``bpmos.events.authentication``, the replay is a selector.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections import deque
 from datetime import UTC, datetime
@@ -19,7 +18,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from bpmos import access
+from bpmos import access, parsers
 from bpmos.errors import envelope
 from bpmos.events import pump, selectors
 from bpmos.events.authentication import (
@@ -103,7 +102,7 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         if self.closing:
             return
         try:
-            content = json.loads(text_data) if text_data is not None else None
+            content = parsers.loads(text_data) if text_data is not None else None
         except ValueError:
             content = None
         if not isinstance(content, dict):

@@ -8,6 +8,7 @@ filter accepts either spelling.
 from django.db.models import TextChoices
 from django_filters import rest_framework as filters
 
+from bpmos import filters as bpmos_filters
 from exceptions.models import ExceptionStatus, ExceptionType, PlantException, Severity
 
 
@@ -34,7 +35,7 @@ class StableOrderingFilter(filters.OrderingFilter):
         return qs.order_by(*(self.get_ordering_value(param) for param in value), "-id")
 
 
-class ExceptionFilterSet(filters.FilterSet):
+class ExceptionFilterSet(bpmos_filters.FilterSet):
     status = EitherSpellingFilter(
         enum=ExceptionStatus, help_text="Open, Acknowledged or Resolved."
     )

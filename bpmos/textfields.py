@@ -1,0 +1,31 @@
+"""Text fields take text: DRF's ``CharField`` made strict for every serializer.
+
+DRF's ``CharField`` turns a number into its string ("basic numerics are
+coerced"), so ``{"reason": -1}`` held an inventory item with the reason "-1",
+and the same held for every reason, note and name in every contract. No
+client of ours sends a number where the contract shows text, so a number
+there is a mistake to report, not to store.
+
+``install()`` (run once from ``bpmos.apps``) makes ``CharField`` and its
+subclasses (email, slug, regex, URL, IP address fields; declared fields and
+those ``ModelSerializer`` maps from model ``CharField``/``TextField`` alike)
+answer anything but a string with their ``invalid`` error, "Not a valid
+string.", in the usual 400 ``validation_error``. One place for the rule rather
+than a project field class that every serializer, present and future, must
+remember to use.
+"""
+
+from rest_framework import fields
+
+_lenient = fields.CharField.to_internal_value
+
+
+def _text_only(self, data):
+    if not isinstance(data, str):
+        self.fail("invalid")
+    return _lenient(self, data)
+
+
+def install() -> None:
+    """Make DRF's CharField refuse non-strings (idempotent)."""
+    fields.CharField.to_internal_value = _text_only
