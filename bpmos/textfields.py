@@ -16,13 +16,17 @@ remember to use.
 """
 
 from rest_framework import fields
+from rest_framework.exceptions import ValidationError
 
 _lenient = fields.CharField.to_internal_value
+# CharField's own message; its subclasses reuse the "invalid" key for theirs
+# ("Enter a valid email address."), which would misname the problem.
+NOT_TEXT = fields.CharField.default_error_messages["invalid"]
 
 
 def _text_only(self, data):
     if not isinstance(data, str):
-        self.fail("invalid")
+        raise ValidationError(NOT_TEXT, code="invalid")
     return _lenient(self, data)
 
 
