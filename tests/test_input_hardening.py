@@ -9,13 +9,16 @@ unknown id) in the error envelope, and changes nothing.
 - Passport events dated before the passport existed or before 2000.
 """
 
+import json
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
 from django.urls import resolve
+from django_filters import NumberFilter
+from websockets.sync.client import connect
 
-from bpmos import parsers
+from bpmos import filters, parsers
 from bpmos.accounts.models import User
 from bpmos.errors import InvalidInput
 from bpmos.events.models import OutboxEvent
@@ -39,7 +42,7 @@ from tests.factories_lines import row_counts as reading_counts
 from tests.factories_passports_api import counts as passport_counts
 from tests.factories_passports_api import warehoused_pack
 from tests.factories_production import make_runbook, make_work_order, stages_of
-from tests.support import api_routes, assert_envelope
+from tests.support import api_routes, assert_envelope, daphne_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -426,3 +429,42 @@ def test_a_passport_manufactured_in_year_28_is_refused(http, make_user):
     body = assert_envelope(response, 400, "validation_error")
     assert list(body["details"]) == ["manufacturedAt"]
     assert Passport.objects.count() == 0
+
+
+def test_deep_json_on_the_websocket_is_a_parse_error(tmp_path, make_user):
+    # The WebSocket consumer parses its messages with the same bounded loader.
+    user = make_user("planner")
+    with (
+        daphne_server(tmp_path / "daphne.log") as port,
+        connect(
+            f"ws://127.0.0.1:{port}/ws/events/",
+            additional_headers=bearer(user),
+            proxy=None,
+            open_timeout=5,
+        ) as ws,
+    ):
+        assert json.loads(ws.recv(timeout=5))["type"] == "authenticated"
+        for message in (DEEP, '{"action": "\\ud800"}'):
+            ws.send(message)
+            reply = json.loads(ws.recv(timeout=5))
+            assert (reply["type"], reply["code"]) == ("error", "parse_error")
+        ws.send(json.dumps({"action": "subscribe", "topics": ["lines"]}))
+        assert json.loads(ws.recv(timeout=5))["type"] == "subscribed"
+
+
+def test_every_number_filter_of_the_api_is_bounded():
+    # django-filter's NumberFilter takes decimals up to 1e50: an id filter must
+    # be bpmos.filters.IntegerFilter (or come from bpmos.filters.FilterSet).
+    checked = 0
+    for route in api_routes():
+        view = resolve(route.path).func
+        view_class = getattr(view, "view_class", None) or view.cls
+        filterset = getattr(view_class, "filterset_class", None)
+        if filterset is None:
+            continue
+        assert issubclass(filterset, filters.FilterSet), route.view_name
+        for name, declared in filterset.base_filters.items():
+            if isinstance(declared, NumberFilter):
+                assert isinstance(declared, filters.IntegerFilter), (route, name)
+                checked += 1
+    assert checked >= 6
