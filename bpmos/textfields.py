@@ -33,3 +33,14 @@ def _text_only(self, data):
 def install() -> None:
     """Make DRF's CharField refuse non-strings (idempotent)."""
     fields.CharField.to_internal_value = _text_only
+
+
+class IdentifierField(fields.CharField):
+    """An id the contracts show either way, as text or as a whole number
+    (the dispatch desk's ``jobId``: ``"456"`` or ``456``): a string, or an
+    integer taken as its digits; anything else is "Not a valid string."."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, int) and not isinstance(data, bool):
+            data = str(data)
+        return super().to_internal_value(data)

@@ -468,3 +468,29 @@ def test_every_number_filter_of_the_api_is_bounded():
                 assert isinstance(declared, filters.IntegerFilter), (route, name)
                 checked += 1
     assert checked >= 6
+
+
+# --- digits that int() refuses -------------------------------------------------------
+
+
+def test_a_superscript_digit_as_telemetry_days_is_400(http, pack):
+    # "²".isdigit() is true, int("²") raises: the checks use isdecimal().
+    response = http.get(
+        "/api/passports/PK-0001/telemetry",
+        params={"days": "²"},
+        headers=bearer(pack.boss),
+    )
+    body = assert_envelope(response, 400, "validation_error")
+    assert list(body["details"]) == ["days"]
+
+
+def test_a_superscript_digit_as_job_id_is_404_and_moves_nothing(http, pack):
+    before = passport_counts(pack.passport)
+    response = http.post(
+        "/api/products/move-to-past",
+        json={"productId": "PK-0001", "jobId": "²", "reason": "damaged"},
+        headers=bearer(pack.boss),
+    )
+    body = assert_envelope(response, 404, "job_not_found")
+    assert body["details"]["jobId"] == "²"
+    assert passport_counts(pack.passport) == before

@@ -8,6 +8,7 @@ rules are ``passports.dispatch``'s.
 
 from rest_framework import serializers
 
+from bpmos.textfields import IdentifierField
 from exceptions.api.serializers import utc_datetime
 from passports.models import JobState
 
@@ -27,7 +28,7 @@ class _ProductRefSerializer(serializers.Serializer):
         max_length=64,
         help_text="The product's serial (or its UUID, BPAN, barcode or RFID).",
     )
-    jobId = serializers.CharField(
+    jobId = IdentifierField(  # "456" or 456
         required=False,
         allow_blank=True,
         allow_null=True,

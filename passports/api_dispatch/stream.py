@@ -86,7 +86,7 @@ def _last_event_id(scope, query: dict[str, list[str]]) -> int | None | str:
     raw = raw.strip()
     if not raw:
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not raw.isdecimal() or len(raw) > 18:  # int("²") fails
         return "bad"
     return int(raw)
 
