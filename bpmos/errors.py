@@ -15,12 +15,24 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from django import db
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
+
+try:  # Redis is the production cache and channel layer; not needed embedded.
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    _REDIS_DOWN: tuple[type[Exception], ...] = (
+        RedisConnectionError,
+        RedisTimeoutError,
+    )
+except ImportError:  # pragma: no cover
+    _REDIS_DOWN = ()
 
 log = structlog.get_logger(__name__)
 
@@ -77,6 +89,46 @@ class DependencyUnavailable(DomainError):
 
     status_code = 503
     code = "dependency_unavailable"
+
+
+# SQLSTATEs of a connection that failed or was cut (class 08), and of a
+# server that is shutting down or starting up (57P01-57P03).
+_CONNECTION_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def _database_is_down(exc: db.Error) -> bool:
+    """Whether a database error says the database cannot be reached, rather
+    than that a statement failed (which stays a 500: it is our bug)."""
+    if isinstance(exc, db.InterfaceError):  # e.g. "connection already closed"
+        return True
+    if not isinstance(exc, db.OperationalError):
+        return False
+    cause = exc.__cause__
+    sqlstate = getattr(cause, "sqlstate", None)
+    if sqlstate:
+        return sqlstate.startswith(_CONNECTION_SQLSTATES)
+    if type(cause).__module__.startswith("psycopg"):
+        # No SQLSTATE: the failure happened before or outside a statement
+        # (connection refused, timed out, server closed the connection).
+        return True
+    # SQLite (embedded): the file cannot be opened.
+    return "unable to open database" in str(exc)
+
+
+def dependency_down(exc: BaseException) -> DependencyUnavailable | None:
+    """The 503 for an exception that says a dependency is unreachable (the
+    database, or Redis: the cache and the channel layer), else None."""
+    if isinstance(exc, db.Error) and _database_is_down(exc):
+        return DependencyUnavailable(
+            "The database is unavailable; try again shortly.",
+            details={"dependency": "database"},
+        )
+    if _REDIS_DOWN and isinstance(exc, _REDIS_DOWN):
+        return DependencyUnavailable(
+            "Redis is unavailable; try again shortly.",
+            details={"dependency": "redis"},
+        )
+    return None
 
 
 # DRF exception class -> stable code. Order matters: subclasses first.
@@ -183,7 +235,15 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
     request_id = getattr(request, "request_id", None) if request else None
     headers: dict[str, str] = {}
 
-    if isinstance(exc, Http404):
+    down = dependency_down(exc)
+    if down is not None:
+        log.warning(
+            "dependency_unavailable",
+            dependency=down.details["dependency"],
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        exc = down
+    elif isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf.PermissionDenied()

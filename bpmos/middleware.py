@@ -5,6 +5,7 @@ import time
 import uuid
 
 import structlog
+from django.db import DatabaseError
 from ipware import get_client_ip
 
 from bpmos import context, errors
@@ -63,7 +64,10 @@ class RequestContextMiddleware:
             context.reset(token)
         response["X-Request-ID"] = request_id
         user = getattr(request, "user", None)
-        authenticated = bool(user is not None and user.is_authenticated)
+        try:
+            authenticated = bool(user is not None and user.is_authenticated)
+        except DatabaseError:  # a session user read from a database that is down
+            user, authenticated = None, False
         log.info(
             "request",
             method=request.method,
@@ -118,6 +122,14 @@ class ApiErrorMiddleware:
     def process_exception(self, request, exception):
         if not _is_api(request):
             return None
+        down = errors.dependency_down(exception)
+        if down is not None:
+            log.warning(
+                "dependency_unavailable",
+                dependency=down.details["dependency"],
+                error=f"{type(exception).__name__}: {exception}",
+            )
+            exception = down
         if isinstance(exception, errors.DomainError):
             return errors.envelope_response(
                 request,

@@ -277,10 +277,10 @@ REST_FRAMEWORK = {
         "bpmos.accounts.authentication.BpmosJWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["bpmos.permissions.RolePolicyPermission"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["bpmos.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["bpmos.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "bpmos.filters.FilterBackend",
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],

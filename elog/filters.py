@@ -2,11 +2,12 @@
 
 from django_filters import rest_framework as filters
 
+from bpmos import filters as bpmos_filters
 from bpmos.roles import Role
 from elog.models import AuditRecord
 
 
-class AuditRecordFilterSet(filters.FilterSet):
+class AuditRecordFilterSet(bpmos_filters.FilterSet):
     """Exact-match filters plus an inclusive ``from``/``to`` window on time.
 
     ``from`` is a Python keyword, so the two time filters are added in
@@ -14,7 +15,7 @@ class AuditRecordFilterSet(filters.FilterSet):
     """
 
     action = filters.CharFilter()
-    actor = filters.NumberFilter(field_name="actor_id", help_text="User id.")
+    actor = bpmos_filters.IntegerFilter(field_name="actor_id", help_text="User id.")
     actor_role = filters.ChoiceFilter(choices=Role.choices)
     target_type = filters.CharFilter(help_text='e.g. "accounts.user".')
     target_id = filters.CharFilter()

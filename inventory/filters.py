@@ -8,6 +8,7 @@ from django.db.models import Q, TextChoices
 from django_filters import rest_framework as filters
 from django_filters.fields import ChoiceField
 
+from bpmos import filters as bpmos_filters
 from inventory.models import Item, ItemStatus, Reservation, ReservationStatus
 
 
@@ -46,7 +47,7 @@ class StableOrderingFilter(filters.OrderingFilter):
         return qs.order_by(*(self.get_ordering_value(param) for param in value), "code")
 
 
-class ItemFilterSet(filters.FilterSet):
+class ItemFilterSet(bpmos_filters.FilterSet):
     """The contract's ``category``, ``status`` (search is the ``search`` param)."""
 
     category = filters.CharFilter(
@@ -88,9 +89,9 @@ class ItemFilterSet(filters.FilterSet):
         )
 
 
-class ReservationFilterSet(filters.FilterSet):
+class ReservationFilterSet(bpmos_filters.FilterSet):
     itemId = filters.CharFilter(field_name="item__code", help_text="Item id.")
-    workOrderId = filters.NumberFilter(field_name="work_order_id")
+    workOrderId = bpmos_filters.IntegerFilter(field_name="work_order_id")
     dispatchRef = filters.CharFilter(field_name="dispatch_ref")
     status = AnyCaseChoiceFilter(
         enum=ReservationStatus, help_text="Active, Released or Consumed."

@@ -2,10 +2,11 @@
 
 from django_filters import rest_framework as filters
 
+from bpmos import filters as bpmos_filters
 from lines.models import Machine, MachineState
 
 
-class MachineFilterSet(filters.FilterSet):
+class MachineFilterSet(bpmos_filters.FilterSet):
     """``status`` may repeat (``?status=down&status=blocked``)."""
 
     line = filters.CharFilter(

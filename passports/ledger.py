@@ -32,7 +32,7 @@ import hmac
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -40,7 +40,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from bpmos import events
-from bpmos.errors import Conflict
+from bpmos.errors import Conflict, InvalidInput
 from bpmos.locking import ROW_LOCK, lock_row
 from elog import audit
 from passports import lifecycle
@@ -162,6 +162,35 @@ def state_dict(passport: Passport) -> dict[str, Any]:
     }
 
 
+# When an event can have happened: not before the passport's manufacture, never
+# before EARLIEST (no battery of this plant is older), and not later than now
+# plus a small allowance for a client's clock running ahead. The ledger keeps
+# what it accepts forever, so a mistyped year is refused here, for every writer.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def check_occurred_at(passport: Passport, kind: str, occurred_at: datetime) -> None:
+    """Refuse (400 ``validation_error`` on ``occurredAt``) a date event ``kind``
+    of ``passport`` cannot have."""
+    if occurred_at > timezone.now() + CLOCK_SKEW:
+        problem = "Cannot be in the future."
+    elif occurred_at < EARLIEST:
+        problem = f"Cannot be before {EARLIEST.date().isoformat()}."
+    elif kind != EventKind.MANUFACTURED and occurred_at < passport.manufactured_at:
+        problem = (
+            "Cannot be before the battery was manufactured "
+            f"({passport.manufactured_at.astimezone(UTC).isoformat()})."
+        )
+    else:
+        return
+    raise InvalidInput(
+        f"Invalid input: occurredAt: {problem}",
+        code="validation_error",
+        details={"occurredAt": [problem]},
+    )
+
+
 def append(
     passport: Passport | int,
     kind: str,
@@ -190,6 +219,8 @@ def append(
                 code="version_conflict",
                 details={"expected": expected_version, "actual": passport.version},
             )
+        occurred_at = occurred_at or timezone.now()
+        check_occurred_at(passport, kind, occurred_at)
         before = state_dict(passport)
         prior = snapshot_of(passport)
         after = lifecycle.apply(prior, kind, data)
@@ -198,7 +229,7 @@ def append(
             "passport": passport.uuid,
             "version": after.version,
             "kind": kind,
-            "occurred_at": occurred_at or timezone.now(),
+            "occurred_at": occurred_at,
             "actor_username": user.get_username() if user else "",
             "data": data,
             "prev_hash": passport.head_hash or GENESIS_HASH,

@@ -11,7 +11,7 @@ desk in ``passports.dispatch.services``; views, the admin and the demo call thes
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -83,8 +83,12 @@ def _when(value: Any, field: str = "occurredAt") -> datetime | None:
         raise _invalid({field: ["An ISO 8601 date-time, e.g. 2026-11-23T10:00:00Z."]})
     if timezone.is_naive(parsed):
         raise _invalid({field: ["Give a time zone (Z or +05:30)."]})
-    if parsed > timezone.now() + timedelta(minutes=5):
+    if parsed > timezone.now() + ledger.CLOCK_SKEW:
         raise _invalid({field: ["Cannot be in the future."]})
+    if parsed < ledger.EARLIEST:
+        raise _invalid(
+            {field: [f"Cannot be before {ledger.EARLIEST.date().isoformat()}."]}
+        )
     return parsed
 
 

@@ -5,10 +5,11 @@ from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
+from bpmos import filters as bpmos_filters
 from runbooks.models import StageStatus, WorkOrder, WorkOrderStage, WorkOrderStatus
 
 
-class WorkOrderFilterSet(filters.FilterSet):
+class WorkOrderFilterSet(bpmos_filters.FilterSet):
     """``status`` may repeat (``?status=planned&status=in_progress``)."""
 
     status = filters.MultipleChoiceFilter(choices=WorkOrderStatus.choices)
@@ -26,7 +27,7 @@ class _AssignedToFilter(filters.Filter):
     field_class = forms.RegexField
 
 
-class StageFilterSet(filters.FilterSet):
+class StageFilterSet(bpmos_filters.FilterSet):
     """A worker's own stages: ``?assigned_to=me`` (or a user id)."""
 
     assigned_to = _AssignedToFilter(
@@ -36,7 +37,7 @@ class StageFilterSet(filters.FilterSet):
         help_text='"me" for the caller, or a user id.',
     )
     status = filters.MultipleChoiceFilter(choices=StageStatus.choices)
-    work_order = filters.NumberFilter(field_name="work_order_id")
+    work_order = bpmos_filters.IntegerFilter(field_name="work_order_id")
     work_order_status = filters.MultipleChoiceFilter(
         field_name="work_order__status", choices=WorkOrderStatus.choices
     )

@@ -34,6 +34,12 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The race tests skipped on SQLite, and the random order's seed."""
+    _summarize_postgresql_only(terminalreporter)
+    _summarize_random_order(terminalreporter, config)
+
+
+def _summarize_postgresql_only(terminalreporter):
     """Say, in the summary, that the race tests did not run and why: a green
     SQLite run must not read as if they had passed."""
     skipped = [
@@ -57,7 +63,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     )
 
 
-def pytest_terminal_summary(terminalreporter, config):
+def _summarize_random_order(terminalreporter, config):
     """Name the random order's seed at the end too (the header is hidden by -q),
     so a failure seen in any run can be replayed in the same order."""
     seed = getattr(config.option, "random_order_seed", "").removeprefix("default:")

@@ -8,7 +8,6 @@ checks are ``bpmos.events.authentication``, the replay is a selector.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections import deque
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.conf import settings
 
-from bpmos import access
+from bpmos import access, parsers
 from bpmos.errors import envelope
 from bpmos.events import pump, selectors
 from bpmos.events.authentication import (
@@ -125,7 +124,7 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         if self.closing:
             return
         try:
-            content = json.loads(text_data) if text_data is not None else None
+            content = parsers.loads(text_data) if text_data is not None else None
         except ValueError:
             content = None
         if not isinstance(content, dict):

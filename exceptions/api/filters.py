@@ -8,6 +8,7 @@ filter accepts either spelling.
 from django.db.models import TextChoices
 from django_filters import rest_framework as filters
 
+from bpmos import filters as bpmos_filters
 from exceptions.models import ExceptionStatus, ExceptionType, PlantException, Severity
 
 
@@ -34,7 +35,7 @@ class StableOrderingFilter(filters.OrderingFilter):
         return qs.order_by(*(self.get_ordering_value(param) for param in value), "-id")
 
 
-class ExceptionFilterSet(filters.FilterSet):
+class ExceptionFilterSet(bpmos_filters.FilterSet):
     status = EitherSpellingFilter(
         enum=ExceptionStatus, help_text="Open, Acknowledged or Resolved."
     )
@@ -58,19 +59,19 @@ class ExceptionFilterSet(filters.FilterSet):
         fields: list[str] = []
 
 
-class IssueFilterSet(filters.FilterSet):
+class IssueFilterSet(bpmos_filters.FilterSet):
     """``status`` may repeat (``?status=open&status=ack`` for the unresolved)."""
 
     status = filters.MultipleChoiceFilter(choices=ExceptionStatus.choices)
     type = filters.ChoiceFilter(choices=ExceptionType.choices)
     severity = filters.ChoiceFilter(choices=Severity.choices)
-    work_order_stage = filters.NumberFilter(
+    work_order_stage = bpmos_filters.IntegerFilter(
         field_name="work_order_stage_id", help_text="Work-order stage id."
     )
-    work_order_stage_id = filters.NumberFilter(
+    work_order_stage_id = bpmos_filters.IntegerFilter(
         field_name="work_order_stage_id", help_text="Same as work_order_stage."
     )
-    work_order = filters.NumberFilter(field_name="work_order_id")
+    work_order = bpmos_filters.IntegerFilter(field_name="work_order_id")
 
     class Meta:
         model = PlantException

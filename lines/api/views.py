@@ -6,8 +6,6 @@ up to 10,000. The body is parsed with orjson (about three times faster than
 service: no serializer runs per row (docs/performance.md).
 """
 
-import json
-
 import orjson
 from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.types import OpenApiTypes
@@ -16,6 +14,7 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from bpmos import parsers
 from bpmos.batch import PayloadTooLarge
 from bpmos.errors import InvalidInput
 from lines import selectors, services
@@ -58,9 +57,10 @@ def _body(request) -> list:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError:
         # What orjson refuses but json.loads takes (NaN, integers past 64 bits,
-        # UTF-16, lone surrogates) is decided as before, by json.loads.
+        # UTF-16) is decided as before, by json.loads, bounded as every body is
+        # (bpmos.parsers: nesting, lone surrogates).
         try:
-            payload = json.loads(raw)
+            payload = parsers.loads(raw)
         except ValueError:
             raise InvalidInput(
                 "The body is not valid JSON.", code="parse_error"

@@ -8,6 +8,7 @@ from django.db.models import TextChoices
 from django_filters import rest_framework as filters
 from rest_framework.exceptions import ValidationError
 
+from bpmos import filters as bpmos_filters
 from passports.models import CustodianKind, Kind, Passport, State
 
 
@@ -42,7 +43,7 @@ class EnumFilter(filters.CharFilter):
         return qs.filter(**{self.field_name: stored})
 
 
-class PassportFilterSet(filters.FilterSet):
+class PassportFilterSet(bpmos_filters.FilterSet):
     kind = EnumFilter(enum=Kind, field_name="kind")
     state = EnumFilter(enum=State, field_name="state")
     custodianKind = EnumFilter(enum=CustodianKind, field_name="custodian_kind")

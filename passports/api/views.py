@@ -410,7 +410,7 @@ class PassportTelemetryView(APIView):
     )
     def get(self, request, identifier: str):
         raw = request.query_params.get("days", str(telemetry.TREND_DAYS))
-        if not raw.isdigit() or not 1 <= int(raw) <= telemetry.MAX_TREND_DAYS:
+        if not raw.isdecimal() or not 1 <= int(raw) <= telemetry.MAX_TREND_DAYS:
             raise _invalid("days", f"A whole number, 1 to {telemetry.MAX_TREND_DAYS}.")
         passport = selectors.resolve(identifier)
         summary = telemetry.telemetry_summary(passport, days=int(raw))

@@ -91,7 +91,7 @@ def _check_job(passport: Passport, job: DispatchJob | None, job_id: Any) -> Disp
     if job_id not in (None, "") and str(job_id) != str(job.pk):
         wanted = str(job_id).strip()
         if not (
-            wanted.isdigit()
+            wanted.isdecimal()  # not isdigit: int("²") fails
             and DispatchJob.objects.filter(pk=int(wanted), passport=passport).exists()
         ):
             raise NotFound(

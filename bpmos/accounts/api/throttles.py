@@ -1,6 +1,9 @@
 """Throttle for failed logins only: a correct password is never slowed down."""
 
+import structlog
 from rest_framework.throttling import SimpleRateThrottle
+
+log = structlog.get_logger(__name__)
 
 
 class LoginFailureThrottle(SimpleRateThrottle):
@@ -11,6 +14,10 @@ class LoginFailureThrottle(SimpleRateThrottle):
     username so one operator's typos do not lock out a shared shop-floor tablet
     for everyone, and guessing many usernames from one address is still slowed
     by the per-address key.
+
+    While the cache (Redis in production) is unreachable the throttle lets
+    logins through and logs a warning: a down cache must not lock everyone
+    out of the plant.
     """
 
     scope = "login_failures"
@@ -20,9 +27,10 @@ class LoginFailureThrottle(SimpleRateThrottle):
 
     def _keys(self, request) -> list[str]:
         address = self.get_ident(request)
+        data = getattr(request, "data", None)
         username = (
-            str(request.data.get("username", "")).lower()[:150]
-            if hasattr(request, "data")
+            str(data.get("username", "")).lower()[:150]
+            if isinstance(data, dict)
             else ""
         )
         return [
@@ -36,12 +44,16 @@ class LoginFailureThrottle(SimpleRateThrottle):
             return True
         self.now = self.timer()
         self._wait = 0.0
+        keys = self._keys(request)
+        try:
+            stored = self.cache.get_many(keys)
+        except Exception as exc:  # the cache is down: let the login through
+            log.warning("login_throttle_unavailable", error=f"{type(exc).__name__}")
+            return True
         for key, limit in zip(
-            self._keys(request), (self.num_requests, self.num_requests * 4), strict=True
+            keys, (self.num_requests, self.num_requests * 4), strict=True
         ):
-            history = [
-                t for t in self.cache.get(key, []) if t > self.now - self.duration
-            ]
+            history = [t for t in stored.get(key, []) if t > self.now - self.duration]
             if len(history) >= limit:
                 self._wait = max(self._wait, self.duration - (self.now - history[-1]))
         return self._wait == 0.0
@@ -51,7 +63,12 @@ class LoginFailureThrottle(SimpleRateThrottle):
 
     def record_failure(self, request) -> None:
         now = self.timer()
-        for key in self._keys(request):
-            history = [t for t in self.cache.get(key, []) if t > now - self.duration]
-            history.insert(0, now)
-            self.cache.set(key, history, self.duration)
+        keys = self._keys(request)
+        try:
+            stored = self.cache.get_many(keys)
+            for key in keys:
+                history = [t for t in stored.get(key, []) if t > now - self.duration]
+                history.insert(0, now)
+                self.cache.set(key, history, self.duration)
+        except Exception as exc:  # the cache is down: the failure goes uncounted
+            log.warning("login_throttle_unavailable", error=f"{type(exc).__name__}")

@@ -10,6 +10,7 @@ rules are ``passports.dispatch.services``'. The dashboard status body
 from rest_framework import serializers
 
 from bpmos.fields import utc_datetime
+from bpmos.textfields import IdentifierField
 from passports.models import JobState
 
 JOB_STATES = JobState.values  # ["ON", "OFF"]
@@ -28,7 +29,7 @@ class _ProductRefSerializer(serializers.Serializer):
         max_length=64,
         help_text="The product's serial (or its UUID, BPAN, barcode or RFID).",
     )
-    jobId = serializers.CharField(
+    jobId = IdentifierField(  # "456" or 456
         required=False,
         allow_blank=True,
         allow_null=True,

@@ -38,7 +38,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 
 from bpmos import access
-from bpmos.errors import envelope
+from bpmos.errors import dependency_down, envelope
 from bpmos.events import pump, selectors
 from bpmos.events.authentication import (
     SubscriberRejected,
@@ -86,7 +86,7 @@ def _last_event_id(scope, query: dict[str, list[str]]) -> int | None | str:
     raw = raw.strip()
     if not raw:
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not raw.isdecimal() or len(raw) > 18:  # int("²") fails
         return "bad"
     return int(raw)
 
@@ -138,6 +138,12 @@ class DispatchStreamConsumer(AsyncConsumer):
             )
         except SubscriberRejected as exc:
             await self._refuse(401, exc.message, exc.code, exc.details)
+            return
+        except Exception as exc:
+            down = dependency_down(exc)  # the database or Redis: 503, not a 500
+            if down is None:
+                raise
+            await self._refuse(down.status_code, down.message, down.code, down.details)
             return
         role = getattr(user, "role", None)
         if not (

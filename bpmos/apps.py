@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class BpmosConfig(AppConfig):
+    """The project package as an app: management commands, and input rules
+    that apply to every serializer."""
+
+    name = "bpmos"
+    verbose_name = "BPM-OS"
+
+    def ready(self) -> None:
+        from bpmos import textfields
+
+        textfields.install()

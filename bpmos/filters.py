@@ -1,0 +1,69 @@
+"""The project's FilterSet base and filter backend: numbers bounded to what the
+database stores.
+
+django-filter's ``NumberFilter`` takes any decimal up to 1e50, so
+``?workOrderId=99999999999999999999999`` reached the database and failed there
+(``OverflowError``, a 500). ``IntegerFilter`` takes a whole number within a
+64-bit column's range and answers anything else with a 400 naming the
+parameter. Declare it for id parameters; ``FilterSet`` (the base of every
+FilterSet here, and of those ``filterset_fields`` generates through
+``FilterBackend``) uses it for every integer column.
+"""
+
+from __future__ import annotations
+
+from copy import deepcopy
+
+from django import forms
+from django.db import models
+from django_filters import rest_framework as filters
+from django_filters.rest_framework.filterset import FILTER_FOR_DBFIELD_DEFAULTS
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+
+# A signed 64-bit column (BigAutoField, BigIntegerField) on PostgreSQL and SQLite.
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IntegerFilter(filters.NumberFilter):
+    """A whole number a 64-bit column can hold; 400 otherwise."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", INT64_MIN)
+        kwargs.setdefault("max_value", INT64_MAX)
+        super().__init__(*args, **kwargs)
+
+    def get_max_validator(self):
+        return None  # the bounds are the field's own
+
+
+_DEFAULTS = deepcopy(FILTER_FOR_DBFIELD_DEFAULTS)
+_DEFAULTS.update(
+    {
+        field: {"filter_class": IntegerFilter}
+        for field in (
+            models.AutoField,
+            models.SmallIntegerField,
+            models.IntegerField,
+            models.PositiveIntegerField,
+            models.PositiveSmallIntegerField,
+        )
+    }
+)
+
+
+class FilterSet(filters.FilterSet):
+    """Every FilterSet's base: integer columns filter through ``IntegerFilter``."""
+
+    FILTER_DEFAULTS = _DEFAULTS
+
+
+class FilterBackend(filters.DjangoFilterBackend):
+    """DjangoFilterBackend whose generated FilterSets (``filterset_fields``)
+    use ``FilterSet`` above."""
+
+    filterset_base = FilterSet
