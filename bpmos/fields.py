@@ -1,4 +1,4 @@
-"""Serializer field helpers every app's API shares (one home; design §4).
+"""Serializer field helpers every app's API shares (one home; docs/design.md §4).
 
 The contracts' time format and the display-enum lists were written once per app
 before; an app's serializers import them from here, so no app has to import

@@ -1,5 +1,5 @@
 """A dependency that is down is a 503 in the envelope, naming it, on every API
-call (design §4), as /api/health already said; never a 500 ``server_error``.
+call (docs/design.md §4), as /api/health already said; never a 500 ``server_error``.
 
 - The database: a real daphne serving the API with ``DATABASE_URL`` pointing at
   a local port where nothing listens (connection refused), so every request

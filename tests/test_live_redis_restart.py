@@ -1,9 +1,9 @@
 """Live delivery survives a Redis restart: a real redis-server of the test's own,
 killed and started again empty under a real daphne, with real WebSocket clients.
 
-Issue 12: after such a restart every write succeeded but delivery silently
+Before the fix, after such a restart every write succeeded but delivery silently
 stopped for good (the process never re-joined the groups the restart wiped).
-Design §7: nothing committed goes unannounced when Redis is briefly down.
+docs/design.md §7: nothing committed goes unannounced when Redis is briefly down.
 
 The Redis here is started by the test on a free port (never the shared one);
 the server checks its layer every ``CHECK_SECONDS``

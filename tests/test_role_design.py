@@ -3,7 +3,7 @@
 ``test_role_matrix.py`` proves the declaration in ``bpmos/access.py`` is what
 every route does; it cannot tell whether the declaration itself is right, since
 it reads its expectations from it. This module writes the expectation by hand,
-from the design's role table (design §5, the README's Roles table) and the
+from the design's role table (docs/design.md §5, the README's Roles table) and the
 per-route tables of docs/*.md, and checks the declaration against it for every
 ``/api/`` route found in the URLconf. Giving a role one method too many (the
 auditor POST on passport custody) fails both the table and a rule below.
@@ -19,7 +19,7 @@ import pytest
 from bpmos import access
 from tests.support import api_routes
 
-# --- the roles, as their slugs (design §5) ---------------------------------------
+# --- the roles, as their slugs (docs/design.md §5) ------------------------------
 
 OPERATOR = "operator"
 PLANNER = "planner"
@@ -42,9 +42,9 @@ ISSUE_READERS = frozenset({PLANNER, SUPERVISOR, PLANT_HEAD, AUDITOR, ADMIN})
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 # --- every route and method: who may call it ---------------------------------------
-# "{x}" stands for one path segment. Written from design §5 and the route tables of
-# docs/control-tower.md, production-api.md, inventory.md, passports.md, dispatch.md,
-# lines.md and the README.
+# "{x}" stands for one path segment. Written from docs/design.md §5 and the route
+# tables of docs/control-tower.md, production-api.md, inventory.md, passports.md,
+# dispatch.md, lines.md and the README.
 
 EXPECTED: dict[str, frozenset[str] | str] = {
     # platform
@@ -178,7 +178,7 @@ EXPECTED_ACTIONS: dict[str, frozenset[str]] = {
     "passport-event.recycled": SUPERVISING,
 }
 
-# --- rules of design §5, each over every route ---------------------------------------
+# --- rules of docs/design.md §5, each over every route -------------------------
 
 # POSTs that change nothing in the plant: signing in and out, a stream ticket, a
 # BPAN check. Every other unsafe method is a write, which the auditor never makes.
@@ -190,8 +190,9 @@ NOT_WRITES = {
     "POST /api/live-products/dispatchable/stream-ticket",
 }
 
-# Supervisor decisions (design §5: approve gates, resolve exceptions, hold/release
-# stock, dispatch and move to past) and custody: never an operator's or a planner's.
+# Supervisor decisions (docs/design.md §5: approve gates, resolve exceptions,
+# hold/release stock, dispatch and move to past) and custody: never an operator's
+# or a planner's.
 SUPERVISOR_DECISIONS = {
     "POST /api/gates/{id}/open",
     "POST /api/gates/{id}/close",
@@ -216,7 +217,7 @@ SUPERVISOR_ACTIONS = {
     "passport-event.end_of_life",
     "passport-event.recycled",
 }
-# Planning (design §5: create work orders and runbooks, assign stages): never an
+# Planning (docs/design.md §5: create work orders and runbooks, assign stages): never an
 # operator's.
 PLANNING_WRITES = {
     "POST /api/workorders",
