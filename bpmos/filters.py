@@ -8,6 +8,12 @@ django-filter's ``NumberFilter`` takes any decimal up to 1e50, so
 parameter. Declare it for id parameters; ``FilterSet`` (the base of every
 FilterSet here, and of those ``filterset_fields`` generates through
 ``FilterBackend``) uses it for every integer column.
+
+``DateTimeFilter`` does the same for times: an ISO 8601 time within
+``bpmos.fields``' bounds (2000-01-01 to 2100-01-01 UTC), so a year-9999 ``to``
+with a negative offset no longer overflows on its way to the database (a 500),
+and a window in year 28 is a 400 naming the parameter rather than an answer.
+``FilterSet`` uses it for every date-time column.
 """
 
 from __future__ import annotations
@@ -15,11 +21,15 @@ from __future__ import annotations
 from copy import deepcopy
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.db import models
 from django_filters import rest_framework as filters
+from django_filters.fields import IsoDateTimeField
 from django_filters.rest_framework.filterset import FILTER_FOR_DBFIELD_DEFAULTS
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
+
+from bpmos.fields import time_problem
 
 # A signed 64-bit column (BigAutoField, BigIntegerField) on PostgreSQL and SQLite.
 INT64_MIN = -(2**63)
@@ -41,6 +51,24 @@ class IntegerFilter(filters.NumberFilter):
         return None  # the bounds are the field's own
 
 
+class BoundedIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time within ``bpmos.fields``' bounds."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        problem = time_problem(value) if value is not None else None
+        if problem is not None:
+            raise ValidationError(problem, code="out_of_range")
+        return value
+
+
+@extend_schema_field(OpenApiTypes.DATETIME)
+class DateTimeFilter(filters.IsoDateTimeFilter):
+    """An ISO 8601 time from 2000-01-01 to 2100-01-01 UTC; 400 otherwise."""
+
+    field_class = BoundedIsoDateTimeField
+
+
 _DEFAULTS = deepcopy(FILTER_FOR_DBFIELD_DEFAULTS)
 _DEFAULTS.update(
     {
@@ -54,10 +82,12 @@ _DEFAULTS.update(
         )
     }
 )
+_DEFAULTS[models.DateTimeField] = {"filter_class": DateTimeFilter}
 
 
 class FilterSet(filters.FilterSet):
-    """Every FilterSet's base: integer columns filter through ``IntegerFilter``."""
+    """Every FilterSet's base: integer columns filter through ``IntegerFilter``,
+    date-time columns through ``DateTimeFilter``."""
 
     FILTER_DEFAULTS = _DEFAULTS
 

@@ -29,12 +29,12 @@ class AuditRecordFilterSet(bpmos_filters.FilterSet):
     @classmethod
     def get_filters(cls):
         declared = super().get_filters()
-        declared["from"] = filters.IsoDateTimeFilter(
+        declared["from"] = bpmos_filters.DateTimeFilter(
             field_name="occurred_at",
             lookup_expr="gte",
             help_text="Records at or after this ISO 8601 time.",
         )
-        declared["to"] = filters.IsoDateTimeFilter(
+        declared["to"] = bpmos_filters.DateTimeFilter(
             field_name="occurred_at",
             lookup_expr="lte",
             help_text="Records at or before this ISO 8601 time.",

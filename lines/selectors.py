@@ -19,6 +19,7 @@ from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from bpmos.errors import InvalidInput, NotFound
+from bpmos.fields import time_problem
 from bpmos.rawsql import orm_instance, orm_values
 from lines import oee
 from lines import status as st
@@ -376,6 +377,11 @@ def _parse_time(name: str, raw: str) -> datetime:
             f"{name}: an ISO 8601 time with a time zone, e.g. 2026-03-02T06:00:00Z.",
             code="validation_error",
             details={name: ["An ISO 8601 time with a time zone."]},
+        )
+    problem = time_problem(value)
+    if problem is not None:
+        raise InvalidInput(
+            f"{name}: {problem}", code="validation_error", details={name: [problem]}
         )
     return value
 

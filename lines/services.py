@@ -35,6 +35,7 @@ from bpmos.batch import (
 )
 from bpmos.bulk import BulkTarget
 from bpmos.errors import NotFound
+from bpmos.fields import EARLIEST, LATEST, TOO_EARLY
 from bpmos.locking import ROW_LOCK, lock_row
 from bpmos.rawsql import orm_instance, orm_values
 from elog import audit
@@ -96,10 +97,16 @@ def _parse_ts(raw: Any) -> datetime:
     except ValueError:
         raise RowError("ts", "Must be an ISO 8601 time with a time zone.") from None
     zone = value.tzinfo
-    if zone is UTC:  # "...Z" and "+00:00": nothing to convert
-        return value
     if zone is None:
         raise RowError("ts", "Needs a time zone (e.g. 2026-03-02T08:00:00Z).")
+    # The API-wide bounds, checked before astimezone (which overflows near year
+    # 1 and 9999); past the upper one a row is in the future, as _check_row says.
+    if value < EARLIEST:
+        raise RowError("ts", TOO_EARLY)
+    if value >= LATEST:
+        raise RowError("ts", "Is in the future.")
+    if zone is UTC:  # "...Z" and "+00:00": nothing to convert
+        return value
     return value.astimezone(UTC)
 
 

@@ -39,7 +39,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from bpmos import events
+from bpmos import events, fields
 from bpmos.errors import Conflict, InvalidInput
 from bpmos.locking import ROW_LOCK, lock_row
 from elog import audit
@@ -163,10 +163,11 @@ def state_dict(passport: Passport) -> dict[str, Any]:
 
 
 # When an event can have happened: not before the passport's manufacture, never
-# before EARLIEST (no battery of this plant is older), and not later than now
-# plus a small allowance for a client's clock running ahead. The ledger keeps
-# what it accepts forever, so a mistyped year is refused here, for every writer.
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+# before EARLIEST (no battery of this plant is older: the API-wide lower bound
+# of bpmos.fields), and not later than now plus a small allowance for a
+# client's clock running ahead. The ledger keeps what it accepts forever, so a
+# mistyped year is refused here, for every writer.
+EARLIEST = fields.EARLIEST
 CLOCK_SKEW = timedelta(minutes=5)
 
 
@@ -176,7 +177,7 @@ def check_occurred_at(passport: Passport, kind: str, occurred_at: datetime) -> N
     if occurred_at > timezone.now() + CLOCK_SKEW:
         problem = "Cannot be in the future."
     elif occurred_at < EARLIEST:
-        problem = f"Cannot be before {EARLIEST.date().isoformat()}."
+        problem = fields.TOO_EARLY
     elif kind != EventKind.MANUFACTURED and occurred_at < passport.manufactured_at:
         problem = (
             "Cannot be before the battery was manufactured "

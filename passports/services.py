@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from bpmos.errors import Conflict, IllegalTransition, InvalidInput, NotFound
+from bpmos.fields import time_problem
 from passports import bpan as bpan_rules
 from passports import ledger
 from passports.models import (
@@ -78,17 +79,19 @@ def _decimal(data: dict, field: str, *, required: bool = True) -> Decimal | None
 def _when(value: Any, field: str = "occurredAt") -> datetime | None:
     if value in (None, ""):
         return None
-    parsed = parse_datetime(value) if isinstance(value, str) else None
+    try:
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:  # well formed but no such date ("0000-01-01")
+        parsed = None
     if parsed is None:
         raise _invalid({field: ["An ISO 8601 date-time, e.g. 2026-11-23T10:00:00Z."]})
     if timezone.is_naive(parsed):
         raise _invalid({field: ["Give a time zone (Z or +05:30)."]})
     if parsed > timezone.now() + ledger.CLOCK_SKEW:
         raise _invalid({field: ["Cannot be in the future."]})
-    if parsed < ledger.EARLIEST:
-        raise _invalid(
-            {field: [f"Cannot be before {ledger.EARLIEST.date().isoformat()}."]}
-        )
+    problem = time_problem(parsed)
+    if problem is not None:
+        raise _invalid({field: [problem]})
     return parsed
 
 

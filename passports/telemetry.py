@@ -42,6 +42,7 @@ from bpmos.batch import (
 )
 from bpmos.bulk import BulkTarget
 from bpmos.errors import Conflict
+from bpmos.fields import EARLIEST, TOO_EARLY
 from elog import audit
 from passports import ledger
 from passports.models import Kind, Passport, TelemetryReading
@@ -85,9 +86,12 @@ def _parse_ts(raw: Any, latest: datetime) -> datetime:
         raise RowError("ts", "Required: an ISO 8601 time with a time zone.")
     if value.tzinfo is None:
         raise RowError("ts", "Needs a time zone (e.g. 2026-03-02T08:00:00Z).")
-    value = value.astimezone(UTC)
+    # Both bounds before astimezone, which overflows near year 1 and 9999.
     if value > latest:
         raise RowError("ts", "Is in the future.")
+    if value < EARLIEST:
+        raise RowError("ts", TOO_EARLY)
+    value = value.astimezone(UTC)
     return value
 
 

@@ -8,6 +8,7 @@ only describes one reading for the OpenAPI schema.
 
 from rest_framework import serializers
 
+from bpmos.fields import DateTimeField
 from lines.models import Machine, MachineState, ReadingQuality
 
 
@@ -45,9 +46,7 @@ class ReadingInSerializer(serializers.Serializer):
             "Alias: reading_type."
         ),
     )
-    ts = serializers.DateTimeField(
-        help_text="ISO 8601 with a time zone. Alias: timestamp."
-    )
+    ts = DateTimeField(help_text="ISO 8601 with a time zone. Alias: timestamp.")
     value = serializers.JSONField(
         help_text=(
             f"A number; for tag state one of {', '.join(MachineState.values)}; "

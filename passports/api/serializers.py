@@ -20,7 +20,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bpmos.errors import InvalidInput
-from bpmos.fields import utc_datetime
+from bpmos.fields import DateTimeField, utc_datetime
 from passports.api.filters import enum_value
 from passports.models import (
     PUBLIC_FIELDS,
@@ -408,7 +408,7 @@ class PassportRegisterSerializer(serializers.Serializer):
     manufacturer = serializers.CharField()
     manufacturerId = serializers.CharField(required=False)
     site = serializers.CharField()
-    manufacturedAt = serializers.DateTimeField(required=False)
+    manufacturedAt = DateTimeField(required=False)
     chemistry = serializers.ChoiceField(choices=Chemistry.values)
     cathodeMaterial = serializers.CharField(required=False)
     anodeMaterial = serializers.CharField(required=False)
@@ -471,7 +471,7 @@ class EventRecordSerializer(serializers.Serializer):
     expectedVersion = serializers.IntegerField(
         required=False, help_text="The version you read; 409 if it moved on."
     )
-    occurredAt = serializers.DateTimeField(required=False)
+    occurredAt = DateTimeField(required=False)
 
 
 class CustodianInSerializer(serializers.Serializer):
@@ -492,7 +492,7 @@ class ComponentsSerializer(serializers.Serializer):
 
 
 class TelemetryReadingInSerializer(serializers.Serializer):
-    ts = serializers.DateTimeField()
+    ts = DateTimeField()
     sohPercent = serializers.FloatField(required=False, min_value=0, max_value=100)
     socPercent = serializers.FloatField(required=False, min_value=0, max_value=100)
     temperatureC = serializers.FloatField(required=False, min_value=-40, max_value=125)
