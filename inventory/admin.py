@@ -46,7 +46,12 @@ from inventory.models import (
 from inventory.selectors import item_age
 
 # Service error keys (the API's camelCase) -> the admin form's field names.
-_FORM_FIELDS = {"id": "code", "locationId": "location", "batchRef": "batch_ref"}
+_FORM_FIELDS = {
+    "id": "code",
+    "locationId": "location",
+    "batchRef": "batch_ref",
+    "receivedAt": "received_at",
+}
 
 
 def _role(request) -> str | None:
@@ -130,6 +135,7 @@ class ItemAddForm(forms.ModelForm):
                 quantity=data["quantity"],
                 unit=data["unit"],
                 batch_ref=(data.get("batch_ref") or "").strip(),
+                received_at=data.get("received_at"),
             )
         except DomainError as exc:
             for key, problems in exc.details.items():

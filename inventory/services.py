@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from bpmos import events
 from bpmos.errors import Conflict, IllegalTransition, InvalidInput, NotFound
+from bpmos.fields import time_problem
 from bpmos.locking import ROW_LOCK, lock_row
 from elog import audit
 from inventory import events as inventory_events
@@ -164,6 +165,7 @@ def item_receive_check(
     quantity: int,
     unit: str,
     batch_ref: str,
+    received_at: datetime | None = None,
 ) -> tuple[Category, Location]:
     """Check a receipt before it is made (``item_receive`` calls it; the admin's
     add form too, to show the errors on the form). Raises ``InvalidInput`` with
@@ -178,6 +180,9 @@ def item_receive_check(
     _positive(quantity, "quantity", errors)
     if unit not in Unit.values:
         errors["unit"] = [f"One of {', '.join(Unit.values)}."]
+    problem = time_problem(received_at) if received_at is not None else None
+    if problem is not None:  # the bounds every time the API takes obeys
+        errors["receivedAt"] = [problem]
     category = Category.objects.filter(slug=category_slug).first()
     if category is None:
         errors["category"] = [f"Unknown category {category_slug!r}."]
@@ -220,6 +225,7 @@ def item_receive(
         quantity=quantity,
         unit=unit,
         batch_ref=batch_ref,
+        received_at=received_at,
     )
     try:
         with transaction.atomic():  # a concurrent receipt of the same code

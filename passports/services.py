@@ -76,6 +76,15 @@ def _decimal(data: dict, field: str, *, required: bool = True) -> Decimal | None
     return number
 
 
+def _string(data: dict, field: str) -> str | None:
+    """``data[field]`` as given when it is text (or absent); a number or any
+    other type is refused rather than turned into text with ``str()``."""
+    value = data.get(field)
+    if value is not None and not isinstance(value, str):
+        raise _invalid({field: ["Must be text."]})
+    return value
+
+
 def _when(value: Any, field: str = "occurredAt") -> datetime | None:
     if value in (None, ""):
         return None
@@ -169,26 +178,28 @@ def passport_register(*, data: dict[str, Any], actor: Any) -> Passport:
     made = _when(data.get("manufactured_at"), "manufactured_at") or timezone.now()
     fields["manufactured_at"] = made
 
-    given = data.get("bpan")
-    if given not in (None, ""):
+    given = _string(data, "bpan")
+    manufacturer_code = _string(data, "manufacturer_code")
+    plant_code = _string(data, "plant_code")
+    bpan_serial = _string(data, "bpan_serial")
+    if given:
         if kind != Kind.PACK:
             raise _invalid({"bpan": ["Only packs carry a BPAN."]})
         try:
-            fields["bpan"] = bpan_rules.parse(str(given)).value
+            fields["bpan"] = bpan_rules.parse(given).value
         except bpan_rules.BPANError as exc:
             raise _invalid({"bpan": [str(exc)]}) from exc
-    elif kind == Kind.PACK and data.get("manufacturer_code") and data.get("plant_code"):
+    elif kind == Kind.PACK and manufacturer_code and plant_code:
         try:
             fields["bpan"] = bpan_rules.issue(
-                manufacturer=str(data["manufacturer_code"]),
+                manufacturer=manufacturer_code,
                 chemistry=chemistry,
                 nominal_voltage_v=float(fields["nominal_voltage_v"]),
                 energy_kwh=float(fields["energy_kwh"]),
                 made=made.date(),
-                plant=str(data["plant_code"]),
-                serial=str(
-                    data.get("bpan_serial")
-                    or re.sub(r"[^0-9A-Za-z]", "", fields["serial"])[-5:]
+                plant=plant_code,
+                serial=(
+                    bpan_serial or re.sub(r"[^0-9A-Za-z]", "", fields["serial"])[-5:]
                 )
                 .upper()
                 .rjust(5, "0"),

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from bpmos import events
 from bpmos.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
+from bpmos.fields import time_problem
 from bpmos.locking import ROW_LOCK, lock_row
 from bpmos.roles import Role
 from elog import audit
@@ -118,8 +119,12 @@ def work_order_create(
     errors: dict[str, list[str]] = {}
     if qty is None or qty <= 0:
         errors["qty"] = ["Must be greater than 0."]
+    for name, when in (("planned_start", planned_start), ("planned_end", planned_end)):
+        problem = time_problem(when) if when else None
+        if problem is not None:  # the API's bounds, for every caller
+            errors[name] = [problem]
     if planned_start and planned_end and planned_start >= planned_end:
-        errors["planned_end"] = ["Must be after planned_start."]
+        errors.setdefault("planned_end", ["Must be after planned_start."])
     if errors:
         raise InvalidInput(
             "Invalid input. " + next(iter(errors.values()))[0],
