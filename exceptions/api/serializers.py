@@ -147,7 +147,7 @@ class IssueSerializer(serializers.ModelSerializer):
     created_by = serializers.IntegerField(
         source="raised_by_id", allow_null=True, help_text="User id."
     )
-    created_at = serializers.DateTimeField(source="raised_at")
+    created_at = serializers.DateTimeField(source="raised_at", read_only=True)
 
     class Meta:
         model = PlantException
