@@ -93,7 +93,7 @@ PACK = {
             ),
             "2026-01-15T10:30:00Z",
         ),
-        (datetime(2026, 1, 15, 10, 30), "2026-01-15T10:30:00Z"),  # naive is UTC
+        (datetime(2026, 1, 15, 10, 30), "2026-01-15T10:30:00Z"),  # noqa: DTZ001 naive is UTC
         (datetime(28, 5, 9, 10, 0, 7, tzinfo=UTC), "0028-05-09T10:00:07Z"),
         (datetime(1, 1, 1, tzinfo=UTC), "0001-01-01T00:00:00Z"),
         (datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), "9999-12-31T23:59:59Z"),
