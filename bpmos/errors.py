@@ -117,18 +117,26 @@ def _database_is_down(exc: db.Error) -> bool:
 
 def dependency_down(exc: BaseException) -> DependencyUnavailable | None:
     """The 503 for an exception that says a dependency is unreachable (the
-    database, or Redis: the cache and the channel layer), else None."""
+    database, or Redis: the cache and the channel layer), else None. A
+    dependency found down is logged here, once, for every caller."""
     if isinstance(exc, db.Error) and _database_is_down(exc):
-        return DependencyUnavailable(
+        down = DependencyUnavailable(
             "The database is unavailable; try again shortly.",
             details={"dependency": "database"},
         )
-    if _REDIS_DOWN and isinstance(exc, _REDIS_DOWN):
-        return DependencyUnavailable(
+    elif _REDIS_DOWN and isinstance(exc, _REDIS_DOWN):
+        down = DependencyUnavailable(
             "Redis is unavailable; try again shortly.",
             details={"dependency": "redis"},
         )
-    return None
+    else:
+        return None
+    log.warning(
+        "dependency_unavailable",
+        dependency=down.details["dependency"],
+        error=f"{type(exc).__name__}: {exc}",
+    )
+    return down
 
 
 # DRF exception class -> stable code. Order matters: subclasses first.
@@ -237,11 +245,6 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
 
     down = dependency_down(exc)
     if down is not None:
-        log.warning(
-            "dependency_unavailable",
-            dependency=down.details["dependency"],
-            error=f"{type(exc).__name__}: {exc}",
-        )
         exc = down
     elif isinstance(exc, Http404):
         exc = drf.NotFound()

@@ -124,11 +124,6 @@ class ApiErrorMiddleware:
             return None
         down = errors.dependency_down(exception)
         if down is not None:
-            log.warning(
-                "dependency_unavailable",
-                dependency=down.details["dependency"],
-                error=f"{type(exception).__name__}: {exception}",
-            )
             exception = down
         if isinstance(exception, errors.DomainError):
             return errors.envelope_response(
