@@ -6,6 +6,7 @@ server is contacted: `check` does not connect to the database or Redis. A local
 .env file would fill in missing variables, so these cases assume there is none.
 """
 
+import json
 import os
 import secrets
 import subprocess
@@ -134,3 +135,39 @@ def test_env_example_and_readme_list_exactly_what_production_requires():
     readme = " ".join((base / "README.md").read_text().split())
     listed = ", ".join(f"`{name}`" for name in required[:-1])
     assert f"unless all four of {listed} and `{required[-1]}` are set" in readme
+
+
+def test_embedded_broker_keeps_every_folder_under_the_data_dir(tmp_path):
+    # kombu's filesystem transport puts any folder it is not given in the
+    # working directory: `make run` left a "control" folder in the checkout.
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "BPMOS_", "CELERY_"))
+        and key not in {"DATABASE_URL", "REDIS_URL"}
+    } | {"DJANGO_SETTINGS_MODULE": "bpmos.settings", "BPMOS_DATA_DIR": str(tmp_path)}
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json; from django.conf import settings; "
+            "print(json.dumps(settings.CELERY_BROKER_TRANSPORT_OPTIONS))",
+        ],
+        cwd=Path(settings.BASE_DIR),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    options = json.loads(shown.stdout)
+    folders = {key: value for key, value in options.items() if key.endswith("folder")}
+    assert sorted(folders) == ["control_folder", "processed_folder"]
+    assert options["data_folder_in"] == options["data_folder_out"]
+    folders["data_folder"] = options["data_folder_in"]
+    broker = tmp_path / "broker"
+    assert {key: Path(value).parent for key, value in folders.items()} == {
+        "control_folder": broker,
+        "processed_folder": broker,
+        "data_folder": broker,
+    }
