@@ -5,7 +5,10 @@ the bottleneck, query counts.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+import time_machine
 from rest_framework.test import APIClient
 
 from lines import services, wip
@@ -24,6 +27,16 @@ def viewer(make_user):
     client = APIClient()
     client.force_authenticate(make_user("auditor"))
     return client
+
+
+@pytest.fixture
+def mid_shift():
+    """The clock at 10:00 the day after the readings, ticking on: the 06:00-14:00
+    shift has hours to run, so a snapshot refreshed "now" is still the current
+    shift's when it is read. On the real clock a refresh at 13:59:59.9 and a
+    read at 14:00:00.1 found no current snapshot (OEE null), at every shift end."""
+    with time_machine.travel(at(10) + timedelta(days=1), tick=True):
+        yield
 
 
 @pytest.fixture
@@ -197,7 +210,7 @@ def test_station_state_line_mode_and_health(
     assert (body["mode"], body["health"]) == (mode, health)
 
 
-def test_health_is_warning_when_shift_oee_is_below_target(viewer, line_a):
+def test_health_is_warning_when_shift_oee_is_below_target(mid_shift, viewer, line_a):
     ingest(machine(line_a, "st-02"), [state(at(8, 1), "running")])
     services.oee_snapshots_refresh()  # now: no readings this shift, OEE 0 %
     body = viewer.get("/api/lines/line-a").json()
@@ -350,7 +363,9 @@ def test_status_reads_cost_fixed_queries(viewer, django_assert_num_queries, line
     assert len(first) == lines
 
 
-def test_oee_window_reads_cost_fixed_queries(viewer, django_assert_num_queries, line_a):
+def test_oee_window_reads_cost_fixed_queries(
+    mid_shift, viewer, django_assert_num_queries, line_a
+):
     path = "/api/lines/line-a/oee?from=2026-03-02T07:30:00Z&to=2026-03-02T09:30:00Z"
     # The line, its stations with their machines (one join), the roll-up hours,
     # the raw edges; then the line and its machines come from the read model.
@@ -411,7 +426,7 @@ def test_orm_edits_of_lines_and_stations_are_served_at_once(viewer, line_a):
     assert len(_station_states(viewer)) == 3
 
 
-def test_snapshot_refresh_is_served_at_once(viewer, line_a):
+def test_snapshot_refresh_is_served_at_once(mid_shift, viewer, line_a):
     assert viewer.get("/api/live-status/lines").json()[0]["oee"] is None
     services.oee_snapshots_refresh()  # beat: no readings this shift, OEE 0 %
     assert viewer.get("/api/live-status/lines").json()[0]["oee"] == 0.0
