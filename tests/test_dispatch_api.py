@@ -4,7 +4,10 @@ the legacy endpoint, the dashboard's numbers, and who may do what."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+import time_machine
 from rest_framework.test import APIClient
 
 from bpmos.events.models import OutboxEvent
@@ -703,7 +706,16 @@ def test_reads_need_a_token(desk):
 # --- dashboard -----------------------------------------------------------------
 
 
-def test_dashboard_status_numbers(desk, make_user):
+@pytest.fixture
+def midday():
+    """The clock at noon, ticking on, from before the desk is made: "today's"
+    counts then hold every move. On the real clock, a desk made at 23:59:59.9
+    and read after midnight counted none of them."""
+    with time_machine.travel(datetime(2026, 3, 2, 12, tzinfo=UTC), tick=True):
+        yield
+
+
+def test_dashboard_status_numbers(midday, desk, make_user):
     line = factories_lines.make_line(
         stations=(("st-01", "Cell Load", "10"), ("st-02", "Weld", "20"))
     )
