@@ -33,8 +33,10 @@ def viewer(make_user):
 def mid_shift():
     """The clock at 10:00 the day after the readings, ticking on: the 06:00-14:00
     shift has hours to run, so a snapshot refreshed "now" is still the current
-    shift's when it is read. On the real clock a refresh at 13:59:59.9 and a
-    read at 14:00:00.1 found no current snapshot (OEE null), at every shift end."""
+    shift's when it is read, and a payload kept until the shift's end is still
+    kept. On the real clock a refresh at 13:59:59.9 and a read at 14:00:00.1
+    found no current snapshot (OEE null), and a second read recomputed, at every
+    shift end."""
     with time_machine.travel(at(10) + timedelta(days=1), tick=True):
         yield
 
@@ -348,7 +350,9 @@ def test_operations_list_the_newest_and_count_them_all(
 
 
 @pytest.mark.parametrize("lines", [1, 4])
-def test_status_reads_cost_fixed_queries(viewer, django_assert_num_queries, lines):
+def test_status_reads_cost_fixed_queries(
+    mid_shift, viewer, django_assert_num_queries, lines
+):
     for n in range(lines):
         line = make_line(slug=f"line-{n}", position=n)
         ingest(machine(line, "st-01"), [state(at(8), "running")])
