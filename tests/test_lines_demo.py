@@ -1,6 +1,9 @@
 """The demo lines: every station state and line mode on screen, idempotent."""
 
+from datetime import UTC, datetime
+
 import pytest
+import time_machine
 
 from elog.models import AuditRecord
 from lines import demo, selectors
@@ -12,7 +15,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def seeded(monkeypatch):
     monkeypatch.setattr(demo, "DAYS", 1)  # a day is enough to check the shape
-    demo.seed(lambda message: None)
+    # Mid-shift, ticking on: the snapshots the seed computes are still the
+    # current shift's when the test reads them (across 14:00 they were not).
+    with time_machine.travel(datetime(2026, 3, 2, 10, tzinfo=UTC), tick=True):
+        demo.seed(lambda message: None)
+        yield
 
 
 def test_demo_shows_every_station_state_and_the_modes(seeded):
