@@ -1,13 +1,16 @@
 """``GET /api/live-products/dispatchable/stream``: the dispatch desk's live
 stream, Server-Sent Events served by the ASGI app (docs/dispatch.md).
 
-It receives exactly as the WebSocket endpoint does: it joins the Channels group
-of the ``dispatch`` topic (``bpmos.events.services.group_name``), so whatever
-``bpmos.events.publish`` delivers there (after commit, from the outbox) reaches
-it, with the in-memory layer (embedded mode: this process's outbox pump) or
-Redis. It holds no business rule: the token is checked by
-``bpmos.events.authentication``, who may read by ``bpmos.access``, and a resume
-is ``bpmos.events.selectors.outbox_replay``.
+It receives exactly as the WebSocket endpoint does: it is a subscriber of the
+process's fan-out (``bpmos.events.fanout.local_fanout``) for the ``dispatch``
+topic, so whatever ``bpmos.events.publish`` delivers there (after commit, from
+the outbox) reaches it, with the in-memory layer (embedded mode: this process's
+outbox pump) or Redis. Like a WebSocket it holds no channel of its own on the
+layer: a Redis outage or restart does not end it, and the fan-out re-joins the
+group and catches up from the outbox once Redis is back; a stream opened while
+Redis is down works the same way. It holds no business rule: the token is
+checked by ``bpmos.events.authentication``, who may read by ``bpmos.access``,
+and a resume is ``bpmos.events.selectors.outbox_replay``.
 
 Wire format: every message is on the default event, so ``onmessage`` sees it::
 
@@ -34,6 +37,8 @@ import structlog
 from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 
@@ -47,7 +52,7 @@ from bpmos.events.authentication import (
     subscriber_reload,
 )
 from bpmos.events.consumers import SEEN_IDS_KEPT, RecentIds
-from bpmos.events.services import group_name
+from bpmos.events.fanout import local_fanout
 from passports.dispatch.api import tickets
 from passports.events import DISPATCH_TOPIC
 
@@ -119,18 +124,54 @@ def _authenticate(scope, query: dict[str, list[str]]):
 
 
 class DispatchStreamConsumer(AsyncConsumer):
-    """One SSE connection: authenticate, join the dispatch group, forward."""
+    """One SSE connection: authenticate, follow the dispatch topic, forward."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        # Unlike Channels' consumer, no channel of its own on the layer (as
+        # bpmos.events.consumers.EventConsumer): the process's fan-out offers it
+        # the topic's events. A group membership and a layer read per stream
+        # ended the stream when Redis went away, and one that outlived a quick
+        # restart kept its heartbeats but never got another event.
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = None
+        self.base_send = send
+        self.fanout = local_fanout(self.channel_layer)
+        self.started = self.joined = self.closing = False
+        self.tasks: list[asyncio.Task] = []
+        # Events offered while a message is handled wait here: the response
+        # starts, and a resume's replay is written, before anything live.
+        self.held: list[dict] | None = None
+        # The stream's own notices (its credential ran out), handled in the
+        # dispatch loop like the client's messages.
+        self.notices: asyncio.Queue[dict] = asyncio.Queue()
+        try:
+            await await_many_dispatch([receive, self.notices.get], self.dispatch)
+        except StopConsumer:
+            pass
+        finally:
+            # Whatever ends the stream (a disconnect, an error, a cancellation).
+            await self._cleanup()
+
+    async def dispatch(self, message: dict) -> None:
+        self.held = []
+        try:
+            await super().dispatch(message)
+        except BaseException:
+            self.held = None
+            raise
+        while self.held:
+            await self._forward(self.held.pop(0))
+        self.held = None
 
     async def http_request(self, message) -> None:
         if message.get("more_body"):
             return  # a GET has no body worth reading; wait for its end
-        if getattr(self, "started", False):
+        if self.started:
             return
         self.started = True
         self.request_id = uuid.uuid4().hex
-        self.joined = False
         self.seen = RecentIds(SEEN_IDS_KEPT)
-        self.tasks: list[asyncio.Task] = []
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         try:
             user, expires_at = await database_sync_to_async(_authenticate)(
@@ -166,10 +207,10 @@ class DispatchStreamConsumer(AsyncConsumer):
 
         pump.ensure_started()  # embedded mode: deliver what other processes publish
         # Join before reading the replay, so an event committed in between is
-        # either replayed or arrives live (then dropped as a duplicate).
-        await self.channel_layer.group_add(
-            group_name(DISPATCH_TOPIC), self.channel_name
-        )
+        # either replayed or arrives live (then dropped as a duplicate). With
+        # the layer away the fan-out still registers the stream, joins the
+        # group once the layer answers and catches up from the outbox.
+        await self.fanout.join(self, DISPATCH_TOPIC)
         self.joined = True
         await self.send(
             {
@@ -230,15 +271,19 @@ class DispatchStreamConsumer(AsyncConsumer):
         remaining = (expires_at - datetime.now(tz=UTC)).total_seconds()
         self.tasks.append(loop.create_task(self._expire_after(remaining)))
 
-    # --- the channel layer calls these ----------------------------------------
+    # --- live events: the process's fan-out offers each one (bpmos.events.fanout) ---
 
-    async def event_message(self, message: dict) -> None:
-        event = message["event"]
-        if DISPATCH_TOPIC in event["topics"]:
+    async def offer(self, event: dict, text: str) -> None:
+        if self.held is not None:
+            self.held.append(event)
+        else:
             await self._forward(event)
+
+    # --- the stream's own notices ------------------------------------------------
 
     async def stream_expire(self, message: dict) -> None:
         """The credential that opened the stream ran out: say so, end it."""
+        self.closing = True  # nothing more after the last body
         await self._write(
             sse(
                 {
@@ -248,17 +293,20 @@ class DispatchStreamConsumer(AsyncConsumer):
             ),
             more_body=False,
         )
-        await self._cleanup()
         raise StopConsumer
 
     async def http_disconnect(self, message: dict) -> None:
-        await self._cleanup()
+        self.closing = True
         raise StopConsumer
 
     # --- plumbing --------------------------------------------------------------
 
     async def _forward(self, event: dict) -> None:
-        if self.seen.add(event["id"]):
+        if (
+            not self.closing
+            and DISPATCH_TOPIC in event["topics"]
+            and self.seen.add(event["id"])
+        ):
             await self._write(
                 sse(
                     {"type": event["name"], "data": event["data"]}, event_id=event["id"]
@@ -277,21 +325,23 @@ class DispatchStreamConsumer(AsyncConsumer):
 
     async def _expire_after(self, seconds: float) -> None:
         await asyncio.sleep(max(seconds, 0))
-        # Through the layer, so the end runs in the consumer's own dispatch loop.
-        await self.channel_layer.send(self.channel_name, {"type": "stream.expire"})
+        # Through the dispatch loop, so the end runs between two messages.
+        self.notices.put_nowait({"type": "stream.expire"})
 
     async def _cleanup(self) -> None:
-        for task in getattr(self, "tasks", []):
-            task.cancel()
-        for task in getattr(self, "tasks", []):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self.tasks = []
-        if getattr(self, "joined", False):
+        self.closing = True
+        tasks, self.tasks = self.tasks, []
+        current = asyncio.current_task()
+        for task in tasks:
+            if task is not current:
+                task.cancel()
+        for task in tasks:
+            if task is not current:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if self.joined:
             self.joined = False
-            await self.channel_layer.group_discard(
-                group_name(DISPATCH_TOPIC), self.channel_name
-            )
+            await self.fanout.leave(self, DISPATCH_TOPIC)
 
     async def _refuse(self, status: int, message: str, code: str, details=None):
         log.info("dispatch_stream_refused", code=code, request_id=self.request_id)
