@@ -6,7 +6,8 @@ a daphne server in a subprocess.
 anyone listing it.
 
 ``daphne_server()`` runs bpmos.asgi under daphne on this test run's database
-and Redis, for the end-to-end tests of the WebSocket and the SSE stream.
+and Redis, for the end-to-end tests of the WebSocket and the SSE stream;
+``OwnRedis`` is a redis-server of a test's own, which it may kill.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +35,7 @@ from bench.common import (
     daphne_command,
     free_port,
     http_answers,
+    port_open,
     start_server,
     stop_server,
 )
@@ -255,3 +259,47 @@ def daphne_server(log_path: Path, **extra_env: str) -> Iterator[int]:
         yield port
     finally:
         stop_server(process)
+
+
+class OwnRedis:
+    """A redis-server of one test only, on a free port (never the shared one):
+    no persistence, so a restart is empty. For the tests that stop Redis under
+    a real daphne (tests/test_live_redis_restart.py, test_dispatch_sse_redis.py).
+    """
+
+    def __init__(self, directory):
+        self.port = free_port()
+        self.directory = directory
+        self.process: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        command = [
+            shutil.which("redis-server"),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.directory),
+        ]
+        log_path = self.directory / f"redis-{self.starts}.log"
+        try:
+            self.process = start_server("redis", command, self.port, log_path)
+        except ServerFailed as failure:
+            pytest.fail(str(failure))
+
+    def kill(self) -> None:
+        """Stop it as a crash would: no shutdown, nothing saved."""
+        self.process.kill()
+        self.process.wait()
+        assert not port_open(self.port)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -26,11 +25,10 @@ from django.test import override_settings
 from rest_framework_simplejwt.tokens import AccessToken
 from websockets.sync.client import ClientConnection, connect
 
-from bench.common import ServerFailed, free_port, port_open, start_server
 from bpmos.accounts.services import user_role_change
 from bpmos.events.models import OutboxEvent
 from bpmos.events.services import events_redeliver
-from tests.support import daphne_server
+from tests.support import OwnRedis, daphne_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,47 +37,6 @@ PREFIX = "live-restart"  # channel-layer prefix of the server and of this proces
 CLIENTS = 3
 WRITES = 10  # per phase
 DELIVERY_DEADLINE = 20.0  # seconds for a phase's events to reach every client
-
-
-class OwnRedis:
-    """A redis-server of this test only: no persistence, so a restart is empty."""
-
-    def __init__(self, directory):
-        self.port = free_port()
-        self.directory = directory
-        self.process: subprocess.Popen | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        command = [
-            shutil.which("redis-server"),
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(self.directory),
-        ]
-        log_path = self.directory / f"redis-{self.starts}.log"
-        try:
-            self.process = start_server("redis", command, self.port, log_path)
-        except ServerFailed as failure:
-            pytest.fail(str(failure))
-
-    def kill(self) -> None:
-        """Stop it as a crash would: no shutdown, nothing saved."""
-        self.process.kill()
-        self.process.wait()
-        assert not port_open(self.port)
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
 
 
 @pytest.fixture
