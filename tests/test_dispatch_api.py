@@ -802,6 +802,7 @@ def test_stream_ticket_is_single_use(make_user):
     grant = tickets.ticket_redeem(ticket=body["ticket"])
     assert grant is not None
     assert grant.user_id == user.pk
+    assert grant.token_generation == 0  # of the token that asked for it
     assert tickets.ticket_redeem(ticket=body["ticket"]) is None
     assert tickets.ticket_redeem(ticket="made-up") is None
 

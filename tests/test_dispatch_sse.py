@@ -20,6 +20,8 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
+from bpmos.accounts.authentication import refresh_token_for
+from bpmos.accounts.services import user_set_active
 from bpmos.events.models import OutboxEvent
 from bpmos.events.services import layer_is_shared
 from passports.dispatch import services as dispatch
@@ -119,6 +121,18 @@ def token(user, lifetime: timedelta | None = None) -> dict[str, str]:
     if lifetime is not None:
         access.set_exp(lifetime=lifetime)
     return {"Authorization": f"Bearer {access}"}
+
+
+def fetch(url: str, headers: dict | None = None) -> httpx.Response:
+    """A GET that fails at once, instead of reading forever, if the stream opens."""
+    with (
+        httpx.Client(timeout=5) as client,
+        client.stream("GET", url, headers=headers or {}) as response,
+    ):
+        if response.headers["content-type"].startswith("text/event-stream"):
+            pytest.fail(f"the stream opened ({response.status_code})")
+        response.read()
+        return response
 
 
 def refused(response: httpx.Response, status: int, code: str) -> dict:
@@ -412,6 +426,37 @@ def test_ticket_of_a_user_deactivated_since_is_refused(server, http, make_user):
     user.is_active = False
     user.save(update_fields=["is_active"])
     refused(httpx.get(server + issued.json()["url"]), 401, "user_inactive")
+
+
+def test_ticket_issued_before_a_deactivation_is_refused_after_reactivation(
+    server, http, make_user
+):
+    """Deactivated and reactivated within the ticket's 30 s: the ticket is of
+    the old token generation, refused as the token that asked for it is."""
+    admin, user = make_user("admin"), make_user("planner", username="pia")
+    issued = http.post(
+        "/api/live-products/dispatchable/stream-ticket", headers=bearer(user)
+    )
+    assert issued.status_code == 200, issued.text
+    user_set_active(user_id=user.pk, active=False, actor=admin)
+    user_set_active(user_id=user.pk, active=True, actor=admin)
+    body = refused(fetch(server + issued.json()["url"]), 401, "token_not_valid")
+    assert body["error"] == (
+        "Token was issued before the account was deactivated; sign in again."
+    )
+    # Exactly as the bearer path refuses the token that asked for the ticket.
+    old = refused(fetch(server + STREAM, token(user)), 401, body["code"])
+    assert old["error"] == body["error"]
+
+    # Signed in again (a token of the new generation), a new ticket opens it.
+    user.refresh_from_db()
+    assert user.token_generation == 1
+    fresh = {"Authorization": f"Bearer {refresh_token_for(user).access_token}"}
+    issued = http.post("/api/live-products/dispatchable/stream-ticket", headers=fresh)
+    assert issued.status_code == 200, issued.text
+    with open_stream(server + issued.json()["url"]) as stream:
+        hello = stream.next_of("connection_established")["data"]["data"]
+        assert hello["user"] == {"id": user.pk, "username": "pia", "role": "planner"}
 
 
 def test_ticket_needs_a_token(server):

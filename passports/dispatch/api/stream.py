@@ -115,7 +115,12 @@ def _authenticate(scope, query: dict[str, list[str]]):
                 "The stream ticket is unknown, used or expired; ask for a new one.",
                 code="ticket_not_valid",
             )
-        return subscriber_reload(user_id=grant.user_id), grant.expires_at
+        # As the bearer path checks the token's generation: a deactivation
+        # since the ticket was issued voids it, reactivated or not.
+        user = subscriber_reload(
+            user_id=grant.user_id, token_generation=grant.token_generation
+        )
+        return user, grant.expires_at
     raise SubscriberRejected(
         "Authentication credentials were not provided: send 'Authorization: "
         "Bearer <token>' or a stream ticket (?ticket=).",

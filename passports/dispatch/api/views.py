@@ -23,6 +23,7 @@ from drf_spectacular.utils import (
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from bpmos.accounts.authentication import token_generation
 from bpmos.errors import DependencyUnavailable, InvalidInput
 from passports.dispatch import selectors
 from passports.dispatch import services as dispatch
@@ -237,7 +238,9 @@ class StreamTicketView(APIView):
     def post(self, request):
         expires_at = datetime.fromtimestamp(request.auth["exp"], tz=UTC)
         ticket = tickets.ticket_issue(
-            user_id=request.user.pk, token_expires_at=expires_at
+            user_id=request.user.pk,
+            token_expires_at=expires_at,
+            token_generation=token_generation(request.auth),
         )
         return Response(
             {
