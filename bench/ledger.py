@@ -124,9 +124,9 @@ def append_events(passport_id: int, count: int, actor, progress: Progress) -> No
     try:
         for n in range(count):
             ledger.append(
-                passport_id,
-                EventKind.TELEMETRY_SUMMARISED,
-                {"sohPercent": 97.5 - n / 1000, "socPercent": 80, "samples": 60},
+                passport=passport_id,
+                kind=EventKind.TELEMETRY_SUMMARISED,
+                data={"sohPercent": 97.5 - n / 1000, "socPercent": 80, "samples": 60},
                 actor=actor,
             )
             progress.advance()
@@ -299,7 +299,12 @@ def main() -> None:
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as queries:
-        ledger.append(single[0], "telemetry_summarised", {"probe": 1}, actor=actor)
+        ledger.append(
+            passport=single[0],
+            kind="telemetry_summarised",
+            data={"probe": 1},
+            actor=actor,
+        )
     kinds = sorted({q["sql"].split()[0].upper() for q in queries.captured_queries})
     print(
         f"one append = {len(queries)} statements ({', '.join(kinds)}) in its "

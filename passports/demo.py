@@ -493,9 +493,9 @@ class _Seeder:
         if kind == "provisioned":
             # Stand-in for a confirmed BMS write over CAN (passports.provisioning).
             ledger.append(
-                passport.pk,
-                EventKind.PROVISIONED,
-                {"node": 0x20 + passport.pk % 64, "simulated": True},
+                passport=passport.pk,
+                kind=EventKind.PROVISIONED,
+                data={"node": 0x20 + passport.pk % 64, "simulated": True},
                 actor=actor,
                 occurred_at=self.now - timedelta(hours=hours_ago),
             )

@@ -193,10 +193,10 @@ def check_occurred_at(passport: Passport, kind: str, occurred_at: datetime) -> N
 
 
 def append(
+    *,
     passport: Passport | int,
     kind: str,
     data: Mapping[str, Any] | None = None,
-    *,
     actor: Any,
     expected_version: int | None = None,
     occurred_at: datetime | None = None,

@@ -388,9 +388,9 @@ def passport_provision(
             attempt.finished_at = timezone.now()
             attempt.save(update_fields=["status", "confirmed", "finished_at"])
             ledger.append(
-                passport.pk,
-                EventKind.PROVISIONED,
-                {
+                passport=passport.pk,
+                kind=EventKind.PROVISIONED,
+                data={
                     "attemptId": attempt.pk,
                     "node": node,
                     "interface": attempt.interface,

@@ -216,9 +216,9 @@ def passport_register(*, data: dict[str, Any], actor: Any) -> Passport:
                 custodian_name=fields["manufacturer"],
             )
             ledger.append(
-                passport,
-                EventKind.MANUFACTURED,
-                {
+                passport=passport,
+                kind=EventKind.MANUFACTURED,
+                data={
                     "manufacturer": fields["manufacturer"],
                     "site": fields["site"],
                     "lot": fields["lot"],
@@ -320,9 +320,9 @@ def passport_event_record(
     payload = _event_data(kind, data)
     when = _when(occurred_at)
     return ledger.append(
-        passport_id,
-        kind,
-        payload,
+        passport=passport_id,
+        kind=kind,
+        data=payload,
         actor=actor,
         expected_version=expected_version,
         occurred_at=when,
@@ -387,9 +387,9 @@ def passport_assemble(
                     details={"component": child.pk, "parent": child.parent_id},
                 )
             event = ledger.append(
-                child,
-                EventKind.ASSEMBLED,
-                {"parent": str(parent.uuid), "parentSerial": parent.serial},
+                passport=child,
+                kind=EventKind.ASSEMBLED,
+                data={"parent": str(parent.uuid), "parentSerial": parent.serial},
                 actor=actor,
                 occurred_at=when,
             )

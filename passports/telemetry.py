@@ -181,7 +181,7 @@ def _latest_values(passport_id: int) -> dict[str, Any]:
 
 
 @transaction.atomic
-def telemetry_ingest(passport_id: int, rows: Any, actor: Any) -> IngestResult:
+def telemetry_ingest(*, passport_id: int, rows: Any, actor: Any) -> IngestResult:
     """Store a batch of a pack's BMS samples; skip what is already stored.
 
     ``rows`` is a list of ``{ts, sohPercent?, socPercent?, temperatureC?,

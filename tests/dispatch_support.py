@@ -51,7 +51,9 @@ def make_pack(
     if until == "manufactured":
         return _fresh(passport)
     record(actor, passport, EventKind.QA_PASSED, test="EOL-1")
-    ledger.append(passport.pk, EventKind.PROVISIONED, {"node": 5}, actor=actor)
+    ledger.append(
+        passport=passport.pk, kind=EventKind.PROVISIONED, data={"node": 5}, actor=actor
+    )
     if until == "provisioned":
         return _fresh(passport)
     record(actor, passport, EventKind.WAREHOUSED, location=location)

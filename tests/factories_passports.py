@@ -141,7 +141,7 @@ def record(passport: Passport, kind: str, *, actor: Any = None, **data) -> Passp
             parent_id=parent.pk, component_ids=[passport.pk], actor=actor
         )
     else:  # provisioned (passports.provisioning), telemetry, desk events
-        ledger.append(passport.pk, kind, data, actor=actor)
+        ledger.append(passport=passport.pk, kind=kind, data=data, actor=actor)
     return Passport.objects.get(pk=passport.pk)
 
 

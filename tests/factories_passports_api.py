@@ -55,7 +55,7 @@ def register(actor, serial: str, kind: str = Kind.PACK, **extra) -> Passport:
 
 
 def append(actor, passport: Passport, kind: str, **data) -> PassportEvent:
-    return ledger.append(passport.pk, kind, data, actor=actor)
+    return ledger.append(passport=passport.pk, kind=kind, data=data, actor=actor)
 
 
 def warehoused_pack(actor, serial: str, **extra) -> Passport:

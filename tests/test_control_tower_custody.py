@@ -72,9 +72,9 @@ def warehouse(actor, passport, when):
     record(actor, passport, "qa_passed", when)
     if passport.kind == "pack":
         ledger.append(
-            passport.pk,
-            EventKind.PROVISIONED,
-            {"node": 1, "simulated": True},
+            passport=passport.pk,
+            kind=EventKind.PROVISIONED,
+            data={"node": 1, "simulated": True},
             actor=actor,
             occurred_at=when + timedelta(minutes=1),
         )

@@ -282,7 +282,9 @@ def test_older_job_of_the_same_product_is_409_stale(sam):
     # Re-tested, re-provisioned and warehoused again while past: a new job opens.
     record(sam, pack, EventKind.QA_FAILED, reason="Re-test after a drop")
     record(sam, pack, EventKind.QA_PASSED, test="EOL-2")
-    ledger.append(pack.pk, EventKind.PROVISIONED, {"node": 5}, actor=sam)
+    ledger.append(
+        passport=pack.pk, kind=EventKind.PROVISIONED, data={"node": 5}, actor=sam
+    )
     record(sam, pack, EventKind.WAREHOUSED, location="WH-B")
     second = latest_job(pack)
     assert second.pk != first.pk

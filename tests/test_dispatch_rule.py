@@ -96,7 +96,9 @@ def test_a_failing_hook_rolls_the_append_back():
     ledger.on_append(failing)
     try:
         with pytest.raises(RuntimeError, match="listener failed"):
-            ledger.append(pack.pk, EventKind.WAREHOUSED, {}, actor=None)
+            ledger.append(
+                passport=pack.pk, kind=EventKind.WAREHOUSED, data={}, actor=None
+            )
     finally:
         ledger.APPEND_HOOKS.remove(failing)
     assert footprint(pack) == before
@@ -110,7 +112,12 @@ def test_refused_append_reaches_no_hook():
     ledger.on_append(seen.append)
     try:
         with pytest.raises(IllegalTransition, match="release the hold first"):
-            ledger.append(pack.pk, EventKind.DISPATCHED, {"carrier": "DHL"}, actor=None)
+            ledger.append(
+                passport=pack.pk,
+                kind=EventKind.DISPATCHED,
+                data={"carrier": "DHL"},
+                actor=None,
+            )
     finally:
         ledger.APPEND_HOOKS.remove(seen.append)
     assert seen == []

@@ -398,9 +398,9 @@ def test_the_ledger_itself_refuses_an_event_before_2000(pack):
     before = passport_counts(pack.passport)
     with pytest.raises(InvalidInput) as refused:
         ledger.append(
-            pack.passport.pk,
-            "held",
-            {"reason": "x"},
+            passport=pack.passport.pk,
+            kind="held",
+            data={"reason": "x"},
             actor=pack.boss,
             occurred_at=datetime(28, 5, 9, tzinfo=UTC),
         )

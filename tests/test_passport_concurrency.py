@@ -58,7 +58,11 @@ def outcome(results: list[object]) -> Counter:
 
 def telemetry(passport_id: int, n: int, **kwargs):
     return lambda: ledger.append(
-        passport_id, E.TELEMETRY_SUMMARISED, {"sample": n}, actor=None, **kwargs
+        passport=passport_id,
+        kind=E.TELEMETRY_SUMMARISED,
+        data={"sample": n},
+        actor=None,
+        **kwargs,
     )
 
 

@@ -158,9 +158,9 @@ def test_stale_expected_version_is_refused_and_writes_nothing(packs):
     before = footprint(middle)
     with pytest.raises(Conflict) as caught:
         ledger.append(
-            middle.pk,
-            E.TELEMETRY_SUMMARISED,
-            {"soh": 99},
+            passport=middle.pk,
+            kind=E.TELEMETRY_SUMMARISED,
+            data={"soh": 99},
             actor=None,
             expected_version=6,
         )
@@ -168,7 +168,11 @@ def test_stale_expected_version_is_refused_and_writes_nothing(packs):
     assert caught.value.details == {"expected": 6, "actual": 7}
     assert footprint(middle) == before
     event = ledger.append(
-        middle.pk, E.TELEMETRY_SUMMARISED, {"soh": 99}, actor=None, expected_version=7
+        passport=middle.pk,
+        kind=E.TELEMETRY_SUMMARISED,
+        data={"soh": 99},
+        actor=None,
+        expected_version=7,
     )
     assert (event.version, event.prev_hash) == (8, chain_of(middle)[6].hash)
 
@@ -176,9 +180,14 @@ def test_stale_expected_version_is_refused_and_writes_nothing(packs):
 def test_data_is_hashed_as_stored_whatever_its_numbers(packs):
     _, middle, _ = packs
     ledger.append(
-        middle.pk,
-        E.TELEMETRY_SUMMARISED,
-        {"big": 1e20, "huge": 2**60, "tenth": 0.1, "nested": [1.0, {"x": -2.5e16}]},
+        passport=middle.pk,
+        kind=E.TELEMETRY_SUMMARISED,
+        data={
+            "big": 1e20,
+            "huge": 2**60,
+            "tenth": 0.1,
+            "nested": [1.0, {"x": -2.5e16}],
+        },
         actor=None,
     )
     assert ledger.verify().ok is True

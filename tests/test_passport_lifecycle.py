@@ -130,9 +130,16 @@ def attempt(passport: Passport, kind: str, parent: Passport | None):
                 )
             elif kind == E.ASSEMBLED:  # a pack, or already in a parent (409
                 # already_assembled from the service, tested in genealogy)
-                ledger.append(passport.pk, kind, {"parent": "none"}, actor=None)
+                ledger.append(
+                    passport=passport.pk, kind=kind, data={"parent": "none"}, actor=None
+                )
             elif kind == E.MANUFACTURED:
-                ledger.append(passport.pk, kind, {"manufacturer": "X"}, actor=None)
+                ledger.append(
+                    passport=passport.pk,
+                    kind=kind,
+                    data={"manufacturer": "X"},
+                    actor=None,
+                )
             else:
                 record(passport, kind)
         except IllegalTransition as refusal:
@@ -291,7 +298,10 @@ def test_provisioning_a_cell_or_module_is_refused():
     for kind in ("cell", "module"):
         battery = make_passport(kind, "qa_passed")
         provision = lambda b=battery: ledger.append(  # noqa: E731
-            b.pk, E.PROVISIONED, EVENT_DATA[E.PROVISIONED], actor=None
+            passport=b.pk,
+            kind=E.PROVISIONED,
+            data=EVENT_DATA[E.PROVISIONED],
+            actor=None,
         )
         assert str(refused(provision, battery)) == "Only packs have a BMS."
 
@@ -311,7 +321,10 @@ def test_unprovisioned_pack_is_not_warehoused():
 def test_manufactured_only_once_and_only_first():
     pack = register("pack")
     again = lambda: ledger.append(  # noqa: E731
-        pack.pk, E.MANUFACTURED, {"manufacturer": "Other"}, actor=None
+        passport=pack.pk,
+        kind=E.MANUFACTURED,
+        data={"manufacturer": "Other"},
+        actor=None,
     )
     assert str(refused(again, pack)) == "Already manufactured."
     with pytest.raises(IllegalTransition, match="The first event must be"):

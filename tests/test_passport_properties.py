@@ -291,9 +291,9 @@ class PassportMachine(RuleBasedStateMachine):
         expected = self.version_for(index, mode)
         self.act(
             lambda: ledger.append(
-                self.pk(index),
-                E.PROVISIONED,
-                EVENT_DATA[E.PROVISIONED],
+                passport=self.pk(index),
+                kind=E.PROVISIONED,
+                data=EVENT_DATA[E.PROVISIONED],
                 actor=self.world.actor,
                 expected_version=expected,
             ),

@@ -62,7 +62,7 @@ BATCH = [
 def test_a_batch_is_stored_and_summarised(gateway, pack):
     ledger_before = PassportEvent.objects.filter(passport=pack).count()
     audits = AuditRecord.objects.count()
-    result = telemetry.telemetry_ingest(pack.pk, BATCH, gateway)
+    result = telemetry.telemetry_ingest(passport_id=pack.pk, rows=BATCH, actor=gateway)
     assert result == {"accepted": 4, "duplicates": 0}
     pack.refresh_from_db()
     # Each measurement's newest value by ts (not the last row's nulls).
@@ -86,14 +86,16 @@ def test_a_batch_is_stored_and_summarised(gateway, pack):
 
 
 def test_resending_a_batch_stores_nothing_twice(gateway, pack):
-    telemetry.telemetry_ingest(pack.pk, BATCH, gateway)
+    telemetry.telemetry_ingest(passport_id=pack.pk, rows=BATCH, actor=gateway)
     first = stored(pack)
-    again = telemetry.telemetry_ingest(pack.pk, BATCH, gateway)
+    again = telemetry.telemetry_ingest(passport_id=pack.pk, rows=BATCH, actor=gateway)
     assert again == {"accepted": 0, "duplicates": 4}
     assert stored(pack) == first
     # A batch overlapping the stored one stores only what is new.
     overlap = [*BATCH[2:], {"ts": at(9, 11), "sohPercent": 96.5}]
-    assert telemetry.telemetry_ingest(pack.pk, overlap, gateway) == {
+    assert telemetry.telemetry_ingest(
+        passport_id=pack.pk, rows=overlap, actor=gateway
+    ) == {
         "accepted": 1,
         "duplicates": 2,
     }
@@ -105,9 +107,14 @@ def test_resending_a_batch_stores_nothing_twice(gateway, pack):
 
 
 def test_an_older_batch_does_not_overwrite_the_summary(gateway, pack):
-    telemetry.telemetry_ingest(pack.pk, BATCH, gateway)
+    telemetry.telemetry_ingest(passport_id=pack.pk, rows=BATCH, actor=gateway)
     late = [{"ts": at(1, 8), "sohPercent": 99.9, "socPercent": 10.0}]
-    assert telemetry.telemetry_ingest(pack.pk, late, gateway)["accepted"] == 1
+    assert (
+        telemetry.telemetry_ingest(passport_id=pack.pk, rows=late, actor=gateway)[
+            "accepted"
+        ]
+        == 1
+    )
     pack.refresh_from_db()
     assert (pack.soh_percent, pack.soc_percent) == (97.0, 55.0)
     assert pack.telemetry_at == datetime(2026, 3, 9, 10, tzinfo=UTC)
@@ -134,7 +141,7 @@ def test_one_bad_row_refuses_the_whole_batch(gateway, pack, bad_row, field):
     audits = AuditRecord.objects.count()
     rows = [*BATCH[:2], bad_row, BATCH[3]]
     with pytest.raises(InvalidInput) as refused:
-        telemetry.telemetry_ingest(pack.pk, rows, gateway)
+        telemetry.telemetry_ingest(passport_id=pack.pk, rows=rows, actor=gateway)
     rows_named = refused.value.details["rows"]
     assert list(rows_named) == ["2"]
     assert list(rows_named["2"]) == [field]
@@ -150,18 +157,25 @@ def test_the_bounds_themselves_are_accepted(gateway, pack):
         {"ts": at(8, 1), "sohPercent": 0, "socPercent": 100, "temperatureC": -40},
         {"ts": at(8, 2), "sohPercent": 100, "socPercent": 0, "temperatureC": 125},
     ]
-    assert telemetry.telemetry_ingest(pack.pk, rows, gateway)["accepted"] == 2
+    assert (
+        telemetry.telemetry_ingest(passport_id=pack.pk, rows=rows, actor=gateway)[
+            "accepted"
+        ]
+        == 2
+    )
 
 
 def test_a_time_repeated_in_a_batch(gateway, pack):
     same = [BATCH[0], dict(BATCH[0])]
-    assert telemetry.telemetry_ingest(pack.pk, same, gateway) == {
+    assert telemetry.telemetry_ingest(
+        passport_id=pack.pk, rows=same, actor=gateway
+    ) == {
         "accepted": 1,
         "duplicates": 1,
     }
     clash = [BATCH[1], {**BATCH[1], "sohPercent": 50.0}]
     with pytest.raises(InvalidInput) as refused:
-        telemetry.telemetry_ingest(pack.pk, clash, gateway)
+        telemetry.telemetry_ingest(passport_id=pack.pk, rows=clash, actor=gateway)
     assert list(refused.value.details["rows"]) == ["1"]
     assert len(stored(pack)) == 1
 
@@ -169,7 +183,7 @@ def test_a_time_repeated_in_a_batch(gateway, pack):
 def test_only_packs_report_telemetry(gateway, make_user):
     cell = register(make_user(Role.SUPERVISOR), "CL-7001", kind=Kind.CELL)
     with pytest.raises(telemetry.Conflict) as refused:
-        telemetry.telemetry_ingest(cell.pk, BATCH, gateway)
+        telemetry.telemetry_ingest(passport_id=cell.pk, rows=BATCH, actor=gateway)
     assert refused.value.code == "telemetry_packs_only"
     assert TelemetryReading.objects.count() == 0
 
@@ -186,7 +200,7 @@ def test_the_summary_by_hand(gateway, pack):
         {"ts": at(10, 2), "sohPercent": 95.0, "socPercent": 40.0, "temperatureC": 18.0},
         {"ts": at(10, 3), "sohPercent": 94.0, "temperatureC": 21.0},
     ]
-    telemetry.telemetry_ingest(pack.pk, rows, gateway)
+    telemetry.telemetry_ingest(passport_id=pack.pk, rows=rows, actor=gateway)
     pack.refresh_from_db()
     summary = telemetry.telemetry_summary(pack, days=7, now=NOW)
     assert summary == {
@@ -335,13 +349,20 @@ def test_a_large_batch_in_one_go(gateway, pack):
         }
         for i in range(5_000)
     ]
-    assert telemetry.telemetry_ingest(pack.pk, rows, gateway)["accepted"] == 5_000
+    assert (
+        telemetry.telemetry_ingest(passport_id=pack.pk, rows=rows, actor=gateway)[
+            "accepted"
+        ]
+        == 5_000
+    )
     # Re-sent with 10 new samples: the duplicates path stores only those.
     more = rows[-100:] + [
         {"ts": (start + timedelta(minutes=5_000 + i)).isoformat(), "sohPercent": 98.0}
         for i in range(10)
     ]
-    assert telemetry.telemetry_ingest(pack.pk, more, gateway) == {
+    assert telemetry.telemetry_ingest(
+        passport_id=pack.pk, rows=more, actor=gateway
+    ) == {
         "accepted": 10,
         "duplicates": 100,
     }

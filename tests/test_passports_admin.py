@@ -44,7 +44,9 @@ def plant(make_user):
     append(boss, other, EventKind.QA_FAILED, reason="Leak")
     register(boss, "CL-0001", kind=Kind.CELL)
     telemetry.telemetry_ingest(
-        pack.pk, [{"ts": "2026-03-01T00:00:00Z", "sohPercent": 99.0}], boss
+        passport_id=pack.pk,
+        rows=[{"ts": "2026-03-01T00:00:00Z", "sohPercent": 99.0}],
+        actor=boss,
     )
     ProvisioningAttempt.objects.create(passport=pack, status="confirmed", node_id=1)
     return pack

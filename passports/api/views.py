@@ -428,7 +428,9 @@ class PassportTelemetryView(APIView):
         if isinstance(rows, dict):
             rows = rows.get("readings", [rows])
         passport = selectors.resolve(identifier)
-        result = telemetry.telemetry_ingest(passport.pk, rows, request.user)
+        result = telemetry.telemetry_ingest(
+            passport_id=passport.pk, rows=rows, actor=request.user
+        )
         passport = selectors.passport_get(passport_id=passport.pk)
         latest = {
             "sohPercent": passport.soh_percent,

@@ -133,16 +133,19 @@ def product_move_to_past(
             # The ledger refuses a pack that failed QA, is on hold or was never
             # warehoused; on_ledger_append turns the job OFF and announces it.
             ledger.append(
-                passport, EventKind.DISPATCHED, {"carrier": carrier}, actor=actor
+                passport=passport,
+                kind=EventKind.DISPATCHED,
+                data={"carrier": carrier},
+                actor=actor,
             )
             job.refresh_from_db()
             return passport, job
         job.state, job.reason = JobState.OFF, reason
         job.save(update_fields=["state", "reason", "updated_at"])
         ledger.append(
-            passport,
-            EventKind.MOVED_TO_PAST,
-            {"jobId": str(job.pk), "reason": reason},
+            passport=passport,
+            kind=EventKind.MOVED_TO_PAST,
+            data={"jobId": str(job.pk), "reason": reason},
             actor=actor,
         )
         events.publish(passport_events.moved_to_past(passport, job, at=timezone.now()))
@@ -189,9 +192,9 @@ def product_reactivate(
         job.state, job.reason = JobState.ON, note[:_MAX_REASON] or "reactivated"
         job.save(update_fields=["state", "reason", "updated_at"])
         ledger.append(
-            passport,
-            EventKind.REACTIVATED,
-            {"jobId": str(job.pk), "reason": job.reason},
+            passport=passport,
+            kind=EventKind.REACTIVATED,
+            data={"jobId": str(job.pk), "reason": job.reason},
             actor=actor,
         )
         events.publish(passport_events.reactivated(passport, job, at=timezone.now()))
