@@ -274,6 +274,26 @@ def test_pump_starts_only_with_an_in_memory_layer():
     assert pump._task is None
 
 
+def test_a_pump_whose_loop_closed_no_longer_counts_as_delivering_here():
+    """A pump started on a loop that then closed (a test's, e.g. a consumer's
+    connect) took its in-memory groups with it: this process must leave the
+    outbox rows to the server's pump, not mark them delivered. Left set, the
+    flag made later end-to-end stream tests in the same process wait forever."""
+    services.mark_local_pump_running(False)
+
+    async def scenario():
+        pump.ensure_started()
+        return services.can_deliver_here()
+
+    running = run(scenario)  # its loop is closed when run() returns
+    if services.layer_is_shared():
+        assert services.can_deliver_here() is True
+    else:
+        assert running is True
+        assert services.can_deliver_here() is False
+    pump._task = None
+
+
 # --- replay -----------------------------------------------------------------------
 
 

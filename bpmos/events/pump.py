@@ -39,7 +39,7 @@ def ensure_started() -> None:
     if _task is not None and not _task.done() and _task.get_loop() is loop:
         return
     _task = loop.create_task(_run(), name="bpmos-outbox-pump")
-    services.mark_local_pump_running()
+    services.mark_local_pump_running(loop=loop)
     log.info("outbox_pump_started")
 
 

@@ -42,8 +42,10 @@ log = structlog.get_logger(__name__)
 # the outbox for the next attempt): a hung Redis must not hold a request.
 SEND_TIMEOUT_SECONDS = 5.0
 
-# Set by the pump when it starts in this process (the ASGI server).
+# Set by the pump when it starts in this process (the ASGI server), with the
+# event loop it runs on.
 _local_pump_running = False
+_local_pump_loop: asyncio.AbstractEventLoop | None = None
 
 
 def group_name(topic: str) -> str:
@@ -59,13 +61,25 @@ def layer_is_shared() -> bool:
 
 def can_deliver_here() -> bool:
     """Whether a group_send from this process reaches the subscribers."""
-    return layer_is_shared() or _local_pump_running
+    if layer_is_shared():
+        return True
+    # A pump whose loop has closed is gone, and the in-memory groups it served
+    # with it (a test's event loop, not a server's): sending here would mark
+    # rows delivered that no one received, and the server's pump would skip
+    # them.
+    if _local_pump_loop is not None and _local_pump_loop.is_closed():
+        return False
+    return _local_pump_running
 
 
-def mark_local_pump_running(running: bool = True) -> None:
-    """Called by the pump: this process holds the subscribers of an in-memory layer."""
-    global _local_pump_running
+def mark_local_pump_running(
+    running: bool = True, *, loop: asyncio.AbstractEventLoop | None = None
+) -> None:
+    """Called by the pump: this process holds the subscribers of an in-memory
+    layer, on ``loop`` (while that loop is open) when given."""
+    global _local_pump_running, _local_pump_loop
     _local_pump_running = running
+    _local_pump_loop = loop if running else None
 
 
 def event_payload(row: OutboxEvent) -> dict:
