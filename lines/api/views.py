@@ -12,11 +12,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from bpmos import parsers
 from bpmos.batch import PayloadTooLarge
 from bpmos.errors import InvalidInput
+from bpmos.views import BpmosAPIView
 from lines import selectors, services
 from lines.api import serializers as s
 from lines.filters import MachineFilterSet
@@ -69,7 +69,7 @@ def _body(request) -> list:
 
 
 @extend_schema(tags=["machines"], parameters=[_MACHINE_ID])
-class MachineReadingsView(APIView):
+class MachineReadingsView(BpmosAPIView):
     """Post a machine's readings: one object or a list (up to 10,000).
 
     The batch is stored whole or not at all: any bad row answers 400 naming

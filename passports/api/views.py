@@ -20,10 +20,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.filters import SearchFilter
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from bpmos import access
 from bpmos.errors import DomainError, InvalidInput, NotFound
+from bpmos.views import BpmosAPIView
 from passports import bpan as bpan_rules
 from passports import ledger, selectors, services, telemetry
 from passports.api import serializers as s
@@ -171,7 +171,7 @@ class RegistryListView(_PassportListBase):
         )
     ],
 )
-class PassportLookupView(APIView):
+class PassportLookupView(BpmosAPIView):
     """Which passport an identifier names, and which of its identifiers matched."""
 
     @extend_schema(responses=s.LookupResultSerializer)
@@ -198,7 +198,7 @@ class PassportLookupView(APIView):
         )
     ],
 )
-class PassportVerifyView(APIView):
+class PassportVerifyView(BpmosAPIView):
     """Walk the ledgers' hash chains and replay their lifecycle; name the first
     altered, removed or inserted event, or a projection that disagrees."""
 
@@ -215,7 +215,7 @@ class PassportVerifyView(APIView):
 
 
 @extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
-class PassportDetailView(APIView):
+class PassportDetailView(BpmosAPIView):
     """A passport's trace: identity and the EU attribute groups, state, hold,
     custodian and version, genealogy summary, telemetry summary and the whole
     ledger in order. Supervisors, plant heads, auditors and admins also get the
@@ -233,7 +233,7 @@ class RegistryDetailView(PassportDetailView):
 
 
 @extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
-class PassportPublicView(APIView):
+class PassportPublicView(BpmosAPIView):
     """The public passport (no token; the QR code's target): identity and the
     public attribute groups, and the history as event kinds and times. Answers
     to the UUID, BPAN or serial only."""
@@ -263,7 +263,7 @@ class PassportLedgerView(generics.ListAPIView):
 
 
 @extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
-class PassportEventsView(APIView):
+class PassportEventsView(BpmosAPIView):
     """Record a lifecycle event: ``{kind, data, expectedVersion?, occurredAt?}``.
 
     Who may record which kind is ``bpmos.access.ACTIONS["passport-event.<kind>"]``:
@@ -299,7 +299,7 @@ class PassportEventsView(APIView):
 
 
 @extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
-class PassportCustodyView(APIView):
+class PassportCustodyView(BpmosAPIView):
     """Transfer custody: ``{to: {kind, name}, reference?, expectedVersion?}``
     (a ``custody_transferred`` event). The chain allows customer → service,
     service → customer, customer/service → recycler at end of life,
@@ -351,7 +351,7 @@ def _genealogy(passport: Passport) -> dict[str, Any]:
 
 
 @extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
-class PassportGenealogyView(APIView):
+class PassportGenealogyView(BpmosAPIView):
     """Where a battery sits: its ancestors (module, then pack: nearest first)
     and what it is made of (modules, then their cells)."""
 
@@ -361,7 +361,7 @@ class PassportGenealogyView(APIView):
 
 
 @extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
-class PassportComponentsView(APIView):
+class PassportComponentsView(BpmosAPIView):
     """Assemble components into this passport: ``{components: [identifier, …]}``
     (cells into a module, modules into a pack). Each component's ledger gets
     ``assembled``; all or nothing. 201 with the genealogy."""
@@ -394,7 +394,7 @@ class PassportComponentsView(APIView):
 
 
 @extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
-class PassportTelemetryView(APIView):
+class PassportTelemetryView(BpmosAPIView):
     """A pack's telemetry. GET: latest values and daily trends of the last
     ``days`` days (1-365, default 30). POST (a BMS gateway): one sample or a
     list of up to 10,000 ``{ts, sohPercent?, socPercent?, temperatureC?,
@@ -447,7 +447,7 @@ class PassportTelemetryView(APIView):
 
 
 @extend_schema(tags=_TAGS)
-class BpanValidateView(APIView):
+class BpanValidateView(BpmosAPIView):
     """Check a Battery Pack Aadhaar Number's format and check character
     (docs/passports.md): 200 with its parts, or 400 saying what is wrong."""
 

@@ -8,8 +8,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from bpmos.views import BpmosAPIView
 from passports import provisioning, selectors
 from passports.api_provisioning import serializers as s
 
@@ -22,7 +22,7 @@ _IDENTIFIER = OpenApiParameter(
 
 
 @extend_schema(tags=["passports"], parameters=[_IDENTIFIER])
-class ProvisionView(APIView):
+class ProvisionView(BpmosAPIView):
     """Write the pack's identity, rating and limits to its BMS over CAN and read
     them back. 201 with the confirmed attempt; 409 ``illegal_transition`` before
     anything is sent (not a pack, QA not passed), 409 ``bms_refused`` (the BMS

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from bpmos.dashboards import dispatch
+from bpmos.views import BpmosAPIView
 from passports.dispatch.api.serializers import DashboardStatusSerializer
 
 
-class DashboardStatusView(APIView):
+class DashboardStatusView(BpmosAPIView):
     """Products live/past/dispatchable/on hold, machines by state, today's moves."""
 
     @extend_schema(tags=["dispatch"], responses=DashboardStatusSerializer)

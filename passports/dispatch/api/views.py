@@ -21,10 +21,10 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from bpmos.accounts.authentication import token_generation
 from bpmos.errors import DependencyUnavailable, InvalidInput
+from bpmos.views import BpmosAPIView
 from passports.dispatch import selectors
 from passports.dispatch import services as dispatch
 from passports.dispatch.api import serializers as s
@@ -76,7 +76,7 @@ def _move_to_past(data: dict, actor) -> Response:
     return _lifecycle_response(passport)
 
 
-class DispatchableView(APIView):
+class DispatchableView(BpmosAPIView):
     """The dispatch dropdown: products that are live and may ship now."""
 
     @extend_schema(tags=_TAGS, responses=s.DispatchableListSerializer)
@@ -105,7 +105,7 @@ class DispatchableView(APIView):
         return _move_to_past(_body(s.MoveToPastInSerializer, request), request.user)
 
 
-class LifecycleView(APIView):
+class LifecycleView(BpmosAPIView):
     """A product's whole lifecycle, and the desk's actions on it."""
 
     @extend_schema(
@@ -157,7 +157,7 @@ class LifecycleView(APIView):
         return _lifecycle_response(passport)
 
 
-class MoveToPastView(APIView):
+class MoveToPastView(BpmosAPIView):
     """Legacy: move a product to past (the lifecycle API's move_to_past), and
     its transition history."""
 
@@ -184,7 +184,7 @@ class MoveToPastView(APIView):
         return _move_to_past(_body(s.MoveToPastInSerializer, request), request.user)
 
 
-class StreamView(APIView):
+class StreamView(BpmosAPIView):
     """The live stream (Server-Sent Events), served by the ASGI server (daphne).
 
     A WSGI server cannot hold the connection open: when a request for this path
@@ -231,7 +231,7 @@ class StreamView(APIView):
         )
 
 
-class StreamTicketView(APIView):
+class StreamTicketView(BpmosAPIView):
     """A single-use ticket that opens the stream from a plain EventSource."""
 
     @extend_schema(tags=_TAGS, request=None, responses=s.StreamTicketSerializer)
