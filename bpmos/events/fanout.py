@@ -178,9 +178,15 @@ class LocalFanout:
 
     async def stop(self) -> None:
         """Stop the reader and the watch (tests; the server just exits)."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Cancelled again until they end: a cancel that lands as an
+        # asyncio.timeout's deadline passes is taken for the timeout in Python
+        # 3.11, and the watch then carries on. A single cancel and gather() hung
+        # a test run on PostgreSQL and Redis for good.
+        pending = set(self._tasks)
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1.0)
         self._tasks = []
         self.channel = None  # a later join starts afresh
 
