@@ -2,7 +2,7 @@
 the test's own, killed and started again empty under a real daphne, with a real
 HTTP client (httpx streaming) on the stream.
 
-Issue 12: a stream had a group membership and a Redis channel of its own. An
+Before the fix, a stream had a group membership and a Redis channel of its own. An
 outage ended it, and one that outlived a quick restart kept its heartbeats but
 never got another event; opening it with Redis down answered daphne's HTML
 500. Now it is a subscriber of the process's fan-out (bpmos.events.fanout), as
