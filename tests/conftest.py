@@ -5,12 +5,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from django.core.cache import cache
+from django.core.cache import caches
 from django.core.management import call_command
 from django.db import transaction
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from bpmos.accounts.models import User
+from bpmos.cache import RedisCache
 from bpmos.roles import Role
 
 PASSWORD = "correct-horse-battery-9"
@@ -85,9 +86,24 @@ def _fast_password_hashing(settings):
 @pytest.fixture(autouse=True)
 def _clear_cache():
     """Throttle counters live in the cache; every test starts with none."""
-    cache.clear()
+    _cache_clear()
     yield
-    cache.clear()
+    _cache_clear()
+
+
+def _cache_clear() -> None:
+    """The cache's own keys, not the whole Redis database: the channel layer
+    shares it, and ``cache.clear()`` (FLUSHDB) wiped the groups of a running
+    daphne, whose fan-out then recovered and offered recent events again to a
+    connection that was not expecting them."""
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        backend.clear()
+        return
+    client = backend._cache.get_client(write=True)
+    keys = list(client.scan_iter(match=backend.make_key("*"), count=1000))
+    if keys:
+        client.delete(*keys)
 
 
 @pytest.fixture
