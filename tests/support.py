@@ -303,3 +303,16 @@ class OwnRedis:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def channel_layer_settings(self, prefix: str) -> dict:
+        """``CHANNEL_LAYERS`` publishing to this Redis under ``prefix`` (the
+        server's ``BPMOS_REDIS_PREFIX``), as a gunicorn worker would."""
+        return {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {
+                    "hosts": [{"address": self.url, "socket_connect_timeout": 1}],
+                    "prefix": f"{prefix}:asgi",
+                },
+            }
+        }

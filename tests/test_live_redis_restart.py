@@ -67,15 +67,7 @@ def server(redis_server, tmp_path) -> Iterator[str]:
 @pytest.fixture
 def own_layer(redis_server):
     """This process publishes to the test's Redis, as a gunicorn worker would."""
-    layers = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [{"address": redis_server.url, "socket_connect_timeout": 1}],
-                "prefix": f"{PREFIX}:asgi",
-            },
-        }
-    }
+    layers = redis_server.channel_layer_settings(PREFIX)
     with override_settings(CHANNEL_LAYERS=layers):
         yield
 
