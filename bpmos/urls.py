@@ -23,6 +23,7 @@ api_patterns = [
     path("", include("inventory.api.urls")),
     path("", include("lines.urls")),
     path("", include("passports.urls")),
+    path("", include("scada.urls")),
     path("", include("bpmos.dashboards.api.urls")),
 ]
 

@@ -1,0 +1,3 @@
+"""SCADA's admin, one module per area (Django imports ``scada.admin``)."""
+
+from scada.admin import alarms, connectors, lims, maintenance  # noqa: F401

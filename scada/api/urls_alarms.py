@@ -1,0 +1,3 @@
+"""Routes of SCADA alarms (see scada/urls.py)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Routes of SCADA connectors (see scada/urls.py)."""
+
+urlpatterns: list = []

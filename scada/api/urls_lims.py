@@ -1,0 +1,3 @@
+"""Routes of SCADA lims (see scada/urls.py)."""
+
+urlpatterns: list = []

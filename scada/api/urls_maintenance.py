@@ -1,0 +1,3 @@
+"""Routes of SCADA maintenance (see scada/urls.py)."""
+
+urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""The cmms connector (filled in by its slice of the field-connectors work)."""

@@ -1,0 +1,1 @@
+"""The lims connector (filled in by its slice of the field-connectors work)."""

@@ -1,0 +1,1 @@
+"""The opcua connector (filled in by its slice of the field-connectors work)."""
