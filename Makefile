@@ -31,7 +31,7 @@ run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput
 	@echo "==> seeding the demo plant (a first run takes up to a minute or two; later runs seconds)"
 	$(BIN)/python manage.py seed_demo
-	@echo "==> serving http://127.0.0.1:$(PORT) (API docs /api/docs/, admin /admin/): daphne, a Celery worker and beat; Ctrl-C stops all"
+	@echo "==> serving http://127.0.0.1:$(PORT) (API docs /api/docs/, admin /admin/): daphne, a Celery worker and beat, the OPC UA plant simulator and the SCADA collector; Ctrl-C stops all"
 	BPMOS_PORT=$(PORT) $(BIN)/honcho -f Procfile start
 
 ## test: install and run the whole suite (SQLite, or PostgreSQL/Redis from DATABASE_URL/REDIS_URL)

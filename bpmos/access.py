@@ -172,13 +172,10 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "dashboard-status": {"GET": EVERYONE},
     # --- SCADA connectors, tags, readings (scada/api, docs/scada.md) ---
     # (the OPC UA / API slice adds its routes here)
-
     # --- SCADA alert rules and alarms (ISA-18.2) ---
     # (the alarms slice adds its routes here)
-
     # --- SCADA maintenance work orders (CMMS) ---
     # (the CMMS slice adds its routes here)
-
     # --- SCADA LIMS quality results ---
     # (the LIMS slice adds its routes here)
 }

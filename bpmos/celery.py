@@ -38,5 +38,11 @@ BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 50.0},
     },
+    # Stands in for the collector process when it does not run (scada.tasks_collector).
+    "scada-connectors-poll": {
+        "task": "scada.tasks_collector.scada_connectors_poll_task",
+        "schedule": 5.0,
+        "options": {"expires": 4.0},
+    },
 }
 app.conf.beat_schedule = BEAT_SCHEDULE

@@ -477,3 +477,22 @@ BPMOS_BMS_DEFAULT_NODE = env.int("BPMOS_BMS_DEFAULT_NODE", default=1)
 # Start a simulated BMS inside the process on first use (virtual interface only):
 # the embedded demo provisions its packs without hardware. Off in production.
 BPMOS_BMS_SIMULATOR = env.bool("BPMOS_BMS_SIMULATOR", default=not PRODUCTION)
+# SCADA's collector process and the demo plant's OPC UA simulator (docs/scada.md,
+# "The collector process"). The simulator serves here; the demo connector reads it.
+BPMOS_OPCUA_SIM_URL = env.str(
+    "BPMOS_OPCUA_SIM_URL", default="opc.tcp://127.0.0.1:4841/bpmos/"
+)
+# Seconds between the collector's checks that each server still answers; a check
+# (and a connect) gives up after the timeout, and the communication-loss alarm
+# follows the first failed check.
+BPMOS_COLLECTOR_HEARTBEAT_S = env.float("BPMOS_COLLECTOR_HEARTBEAT_S", default=2.0)
+BPMOS_COLLECTOR_TIMEOUT_S = env.float("BPMOS_COLLECTOR_TIMEOUT_S", default=3.0)
+# The longest wait between reconnection attempts (the backoff doubles from 1 s).
+BPMOS_COLLECTOR_BACKOFF_MAX_S = env.float("BPMOS_COLLECTOR_BACKOFF_MAX_S", default=10.0)
+# Seconds between the collector's looks for connectors and tags added, changed or
+# disabled, and between its flushes of subscribed value changes to the database.
+BPMOS_COLLECTOR_WATCH_S = env.float("BPMOS_COLLECTOR_WATCH_S", default=1.0)
+BPMOS_COLLECTOR_FLUSH_S = env.float("BPMOS_COLLECTOR_FLUSH_S", default=0.5)
+# The service account the collector stores readings as (the SCADA gateway's; the
+# demo seed makes it). Absent: readings are stored as the system's.
+BPMOS_COLLECTOR_USERNAME = env.str("BPMOS_COLLECTOR_USERNAME", default="scada-gateway")

@@ -1,1 +1,58 @@
-"""Celery tasks of SCADA collector."""
+"""Celery tasks of SCADA collector: the stand-in poll.
+
+The collector process (``manage.py scada_collector``) keeps the OPC UA sessions
+and runs the polls. Where it does not run (a deployment that leaves it out, or
+while it is down), beat's ``scada-connectors-poll`` polls the poll-mode OPC UA
+connectors on their interval instead; while the collector's liveness mark is
+fresh the task does nothing. Subscriptions need the long-lived process: beat
+cannot stand in for them.
+"""
+
+from __future__ import annotations
+
+import structlog
+from celery import shared_task
+from django.core.cache import cache
+from django.db import transaction
+
+from scada import collector, readings
+from scada.connectors.base import ConnectorError
+from scada.models import CommState, Connector, ConnectorKind, ConnectorMode
+
+log = structlog.get_logger(__name__)
+
+
+def connectors_poll_due() -> dict:
+    """Poll each enabled poll-mode OPC UA connector whose interval has passed
+    since its last stand-in poll, unless a collector process is running.
+    Returns {"collector_running": bool, "polled": [...ids], "failed": [...ids]}."""
+    if collector.collector_alive():
+        return {"collector_running": True, "polled": [], "failed": []}
+    actor = collector.service_account()
+    polled, failed = [], []
+    for connector_id, interval in Connector.objects.filter(
+        kind=ConnectorKind.OPCUA, enabled=True, mode=ConnectorMode.POLL
+    ).values_list("id", "poll_interval_s"):
+        # add() is atomic: two overlapping runs never poll a connector twice
+        # within its interval.
+        if not cache.add(f"scada:poll-due:{connector_id}", 1, timeout=interval):
+            continue
+        try:
+            with transaction.atomic():
+                readings.connector_poll(connector_id=connector_id, actor=actor)
+        except (ConnectorError, TimeoutError, OSError) as exc:
+            failed.append(connector_id)
+            log.warning("scada.poll_failed", connector_id=connector_id, error=str(exc))
+            collector.comm_lost(connector_id=connector_id, error=str(exc))
+            continue
+        polled.append(connector_id)
+        lost = Connector.objects.filter(pk=connector_id, comm_state=CommState.LOST)
+        was_lost = lost.exists()
+        collector.comm_ok(connector_id=connector_id, was_lost=was_lost)
+    return {"collector_running": False, "polled": polled, "failed": failed}
+
+
+@shared_task
+def scada_connectors_poll_task() -> dict:
+    """Poll the due poll-mode OPC UA connectors when no collector runs."""
+    return connectors_poll_due()
