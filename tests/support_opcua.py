@@ -225,7 +225,7 @@ class OpcUaTestServer:
             if value.Value is not None and value.Value.Value is not None:
                 variable.value = value.Value.Value
 
-    # --- variables ---------------------------------------------------------------------
+    # --- variables -----------------------------------------------------------------
 
     def add_variables(
         self,
