@@ -40,11 +40,12 @@ import structlog
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError, InterfaceError
+from django.db import DatabaseError, InterfaceError, connections, transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
-from scada import alarms, readings
+from scada import alarms
+from scada import readings as readings_module
 from scada.models import CommState, Connector, ConnectorKind, ConnectorMode, Tag
 
 log = structlog.get_logger(__name__)
@@ -146,6 +147,15 @@ def service_account():
     ).first()
 
 
+def readings_store_atomic(*, connector_id: int, readings: list[dict], actor):
+    """``readings_store`` in a transaction of its own: a batch is stored, fed to
+    lines and evaluated whole, or not at all (and then retried)."""
+    with transaction.atomic():
+        return readings_module.readings_store(
+            connector_id=connector_id, readings=readings, actor=actor
+        )
+
+
 def comm_ok(*, connector_id: int, was_lost: bool) -> None:
     """The link answers: ``comm_state`` ok, ``last_ok_at`` now, and the
     communication-loss alarm cleared when it was lost."""
@@ -173,11 +183,12 @@ def comm_lost(*, connector_id: int, error: str) -> None:
 def comm_unknown(*, connector_id: int) -> None:
     """A connector the collector stops watching (disabled): its state is no
     longer known, and a communication-loss alarm it had is cleared."""
-    lost = Connector.objects.filter(pk=connector_id, comm_state=CommState.LOST)
-    if lost.update(comm_state=CommState.UNKNOWN):
-        clear = getattr(alarms, "comm_loss_clear", None)
-        if clear is not None:
-            clear(connector_id=connector_id)
+    connector = Connector.objects.filter(pk=connector_id)
+    was_lost = connector.filter(comm_state=CommState.LOST).exists()
+    connector.update(comm_state=CommState.UNKNOWN)
+    clear = getattr(alarms, "comm_loss_clear", None)  # until the alarms slice lands
+    if was_lost and clear is not None:
+        clear(connector_id=connector_id)
 
 
 def _describe(exc: BaseException) -> str:
@@ -323,7 +334,7 @@ class _Link:
             return
         batch, self.buffer = self.buffer, []
         try:
-            result = await database_sync_to_async(readings.readings_store)(
+            result = await database_sync_to_async(readings_store_atomic)(
                 connector_id=self.spec.id,
                 readings=batch,
                 actor=self.collector.actor,
@@ -421,6 +432,8 @@ class Collector:
             await self.stop_all()
             with contextlib.suppress(Exception):
                 await database_sync_to_async(cache.delete)(ALIVE_KEY)
+            with contextlib.suppress(Exception):
+                await database_sync_to_async(connections.close_all)()
             log.info("collector.stopped")
 
     async def watch(self) -> None:

@@ -49,15 +49,15 @@ log = structlog.get_logger(__name__)
 NAMESPACE_URI = "urn:bpmos:plant-simulator"
 NAMESPACE_INDEX = 2  # the first namespace a fresh server registers
 
-# The State variable's codes (the plant's PLC convention; the demo tags map
-# them back to lines' state words).
+# The State variable's codes: the plant's PLC convention, the one the connector
+# maps by default (scada.readings.DEFAULT_STATE_CODES).
 STATE_CODES: dict[int, str] = {
     0: "idle",
-    1: "ready",
-    2: "running",
-    3: "blocked",
+    1: "running",
+    2: "blocked",
+    3: "down",
     4: "maintenance",
-    5: "down",
+    5: "ready",
 }
 STATE_CODE_OF = {word: code for code, word in STATE_CODES.items()}
 

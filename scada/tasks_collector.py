@@ -13,10 +13,9 @@ from __future__ import annotations
 import structlog
 from celery import shared_task
 from django.core.cache import cache
-from django.db import transaction
 
+from bpmos.errors import DomainError
 from scada import collector, readings
-from scada.connectors.base import ConnectorError
 from scada.models import CommState, Connector, ConnectorKind, ConnectorMode
 
 log = structlog.get_logger(__name__)
@@ -37,17 +36,17 @@ def connectors_poll_due() -> dict:
         # within its interval.
         if not cache.add(f"scada:poll-due:{connector_id}", 1, timeout=interval):
             continue
+        was_lost = Connector.objects.filter(
+            pk=connector_id, comm_state=CommState.LOST
+        ).exists()
         try:
-            with transaction.atomic():
-                readings.connector_poll(connector_id=connector_id, actor=actor)
-        except (ConnectorError, TimeoutError, OSError) as exc:
+            readings.connector_poll(connector_id=connector_id, actor=actor)
+        except DomainError as exc:  # the server cannot be read (503), disabled (409)
             failed.append(connector_id)
             log.warning("scada.poll_failed", connector_id=connector_id, error=str(exc))
             collector.comm_lost(connector_id=connector_id, error=str(exc))
             continue
         polled.append(connector_id)
-        lost = Connector.objects.filter(pk=connector_id, comm_state=CommState.LOST)
-        was_lost = lost.exists()
         collector.comm_ok(connector_id=connector_id, was_lost=was_lost)
     return {"collector_running": False, "polled": polled, "failed": failed}
 
