@@ -156,39 +156,40 @@ def readings_store_atomic(*, connector_id: int, readings: list[dict], actor):
         )
 
 
-def comm_ok(*, connector_id: int, was_lost: bool) -> None:
+@transaction.atomic
+def comm_ok(*, connector_id: int) -> None:
     """The link answers: ``comm_state`` ok, ``last_ok_at`` now, and the
-    communication-loss alarm cleared when it was lost."""
+    communication-loss alarm cleared when the state was anything else (also
+    one a collector that stopped while the link was lost left behind)."""
+    connector = Connector.objects.filter(pk=connector_id)
+    was_ok = connector.filter(comm_state=CommState.OK).exists()
     # update(): leaves updated_at alone, so the collector's own bookkeeping is
     # not mistaken for a configuration change.
-    Connector.objects.filter(pk=connector_id).update(
-        comm_state=CommState.OK, last_ok_at=timezone.now()
-    )
-    clear = getattr(alarms, "comm_loss_clear", None)  # until the alarms slice lands
-    if was_lost and clear is not None:
-        clear(connector_id=connector_id)
+    connector.update(comm_state=CommState.OK, last_ok_at=timezone.now())
+    if not was_ok:
+        alarms.comm_loss_clear(connector_id=connector_id)
 
 
+@transaction.atomic
 def comm_lost(*, connector_id: int, error: str) -> None:
     """The link is gone: ``comm_state`` lost, the error, and the
-    communication-loss alarm (one open per connector)."""
+    communication-loss alarm (one open per connector; raising it again while
+    it is active changes nothing)."""
     Connector.objects.filter(pk=connector_id).update(
         comm_state=CommState.LOST, last_error=error, last_error_at=timezone.now()
     )
-    raise_ = getattr(alarms, "comm_loss_raise", None)  # until the alarms slice lands
-    if raise_ is not None:
-        raise_(connector_id=connector_id, error=error)
+    alarms.comm_loss_raise(connector_id=connector_id, error=error)
 
 
+@transaction.atomic
 def comm_unknown(*, connector_id: int) -> None:
     """A connector the collector stops watching (disabled): its state is no
     longer known, and a communication-loss alarm it had is cleared."""
     connector = Connector.objects.filter(pk=connector_id)
     was_lost = connector.filter(comm_state=CommState.LOST).exists()
     connector.update(comm_state=CommState.UNKNOWN)
-    clear = getattr(alarms, "comm_loss_clear", None)  # until the alarms slice lands
-    if was_lost and clear is not None:
-        clear(connector_id=connector_id)
+    if was_lost:
+        alarms.comm_loss_clear(connector_id=connector_id)
 
 
 def _describe(exc: BaseException) -> str:
@@ -358,9 +359,7 @@ class _Link:
         if not self.lost and now - self.last_ok_written < LAST_OK_EVERY_S:
             return
         try:
-            await database_sync_to_async(comm_ok)(
-                connector_id=self.spec.id, was_lost=self.lost
-            )
+            await database_sync_to_async(comm_ok)(connector_id=self.spec.id)
         except Exception as exc:
             self.log.warning("collector.state_write_failed", error=_describe(exc))
             return  # tried again on the next heartbeat

@@ -15,7 +15,7 @@ from celery import shared_task
 from django.core.cache import cache
 
 from bpmos.errors import DomainError
-from scada import collector, readings
+from scada import alarms, collector, readings
 from scada.models import CommState, Connector, ConnectorKind, ConnectorMode
 
 log = structlog.get_logger(__name__)
@@ -36,10 +36,11 @@ def connectors_poll_due() -> dict:
         # within its interval.
         if not cache.add(f"scada:poll-due:{connector_id}", 1, timeout=interval):
             continue
-        was_lost = Connector.objects.filter(
-            pk=connector_id, comm_state=CommState.LOST
+        was_ok = Connector.objects.filter(
+            pk=connector_id, comm_state=CommState.OK
         ).exists()
         try:
+            # Marks the connector's comm state itself (ok, or lost on a failure).
             readings.connector_poll(connector_id=connector_id, actor=actor)
         except DomainError as exc:  # the server cannot be read (503), disabled (409)
             failed.append(connector_id)
@@ -47,7 +48,8 @@ def connectors_poll_due() -> dict:
             collector.comm_lost(connector_id=connector_id, error=str(exc))
             continue
         polled.append(connector_id)
-        collector.comm_ok(connector_id=connector_id, was_lost=was_lost)
+        if not was_ok:
+            alarms.comm_loss_clear(connector_id=connector_id)
     return {"collector_running": False, "polled": polled, "failed": failed}
 
 
