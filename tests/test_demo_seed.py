@@ -205,17 +205,25 @@ def test_the_seed_says_what_it_is_doing_as_it_goes(demo_plant):
     lines = demo_plant.splitlines()
     assert [line for line in lines if not re.match(r"\[ *\d+\.\ds\] ", line)] == []
     text = [line.split("] ", 1)[1] for line in lines]
-    steps = ["accounts", "runbooks", "exceptions", "lines", "inventory", "passports"]
+    steps = [
+        "accounts",
+        "runbooks",
+        "exceptions",
+        "lines",
+        "inventory",
+        "passports",
+        "scada",
+    ]
     assert text[0] == (
-        f"seed_demo: 6 steps ({', '.join(steps)}); "
+        f"seed_demo: 7 steps ({', '.join(steps)}); "
         "a first run takes up to a minute or two, a later one seconds"
     )
-    assert [t for t in text if re.fullmatch(r"\[\d/6\] \w+ \.\.\.", t)] == [
-        f"[{n}/6] {step} ..." for n, step in enumerate(steps, 1)
+    assert [t for t in text if re.fullmatch(r"\[\d/7\] \w+ \.\.\.", t)] == [
+        f"[{n}/7] {step} ..." for n, step in enumerate(steps, 1)
     ]
-    done = [t for t in text if re.fullmatch(r"\[\d/6\] \w+ done in \d+\.\ds", t)]
+    done = [t for t in text if re.fullmatch(r"\[\d/7\] \w+ done in \d+\.\ds", t)]
     assert [t.split(" done")[0] for t in done] == [
-        f"[{n}/6] {step}" for n, step in enumerate(steps, 1)
+        f"[{n}/7] {step}" for n, step in enumerate(steps, 1)
     ]
     assert re.fullmatch(r"seed_demo: done in \d+\.\ds", text[-1])
     for inside in (
@@ -223,6 +231,8 @@ def test_the_seed_says_what_it_is_doing_as_it_goes(demo_plant):
         "  work orders: driving 16 demo lots through their stages ...",
         "  lines: line-c: 14 days of readings for its machines ...",
         "  passports: building 20 packs, their cells, ledgers, telemetry ...",
+        "  scada: connector 'Plant simulator' at opc.tcp://127.0.0.1:4841/bpmos/, "
+        "47 tags (46 mapped to machines), rule 'Grading chamber over temperature'",
     ):
         assert inside in text
     seconds = [float(re.match(r"\[ *(\d+\.\d)s\]", line).group(1)) for line in lines]
