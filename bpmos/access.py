@@ -171,7 +171,17 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "dispatch-stream-ticket": {"POST": EVERYONE},
     "dashboard-status": {"GET": EVERYONE},
     # --- SCADA connectors, tags, readings (scada/api, docs/scada.md) ---
-    # (the OPC UA / API slice adds its routes here)
+    # Admins configure connectors and tags (docs/design.md §5); everyone signed
+    # in reads them (never the credentials) and the readings; supervisors and
+    # above reach into the field: test a link, poll, browse a server.
+    "scada-connector-list": {"GET": EVERYONE, "POST": ADMINS},
+    "scada-connector-detail": {"GET": EVERYONE, "PATCH": ADMINS, "DELETE": ADMINS},
+    "scada-connector-browse": {"POST": SUPERVISORS},
+    "scada-tag-list": {"GET": EVERYONE, "POST": ADMINS},
+    "scada-tag-detail": {"GET": EVERYONE, "PATCH": ADMINS, "DELETE": ADMINS},
+    "scada-reading-list": {"GET": EVERYONE},
+    "scada-test": {"POST": SUPERVISORS},
+    "scada-poll": {"POST": SUPERVISORS},
     # --- SCADA alert rules and alarms (ISA-18.2) ---
     # Admins configure rules (docs/design.md §5); everyone signed in reads them
     # and the alarms. Operators (everyone on the floor) acknowledge; shelving is

@@ -375,6 +375,10 @@ SPECTACULAR_SETTINGS = {
         ),
         # dispatch desk (dispatch contract: "ON" live, "OFF" past)
         "DispatchJobStateEnum": "passports.dispatch.api.serializers.JOB_STATES",
+        # scada: connectors and tags (connectors contract: stored values)
+        "ConnectorKindEnum": "scada.models.ConnectorKind.choices",
+        "ConnectorModeEnum": "scada.models.ConnectorMode.choices",
+        "TagKindEnum": "scada.models.TagKind.choices",
     },
 }
 

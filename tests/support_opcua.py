@@ -23,8 +23,8 @@ and any other user; ``security`` ("Basic256Sha256_SignAndEncrypt", ...) with
 
 The fixtures ``opcua_server`` (a started server, one per test) and
 ``make_opcua_server`` (build your own; all closed at the end of the test) are
-imported by the test modules that need them (``from tests.support_opcua import
-make_opcua_server, opcua_server  # noqa: F401``).
+imported by the test modules that need them (``make_opcua_server =
+support_opcua.make_opcua_server`` and the same for ``opcua_server``).
 """
 
 from __future__ import annotations
@@ -205,8 +205,9 @@ class OpcUaTestServer:
             varianttype=variable.variant_type,
         )
         await node.set_writable()
-        if variable.status is not None or variable.source_timestamp is not None:
-            await server.write_attribute_value(node.nodeid, self._data_value(variable))
+        # As a PLC's values do, each carries the time it was taken.
+        variable.source_timestamp = variable.source_timestamp or datetime.now(UTC)
+        await server.write_attribute_value(node.nodeid, self._data_value(variable))
 
     def _data_value(self, variable: _Variable) -> ua.DataValue:
         variant = ua.Variant(variable.value, variable.variant_type)
