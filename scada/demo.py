@@ -19,7 +19,8 @@ from __future__ import annotations
 from django.conf import settings
 
 from lines.models import Machine
-from scada import simulator
+from scada import configuration, simulator
+from scada.alarm_rules import alert_rule_create
 from scada.models import (
     AlarmSeverity,
     AlertRule,
@@ -81,52 +82,56 @@ def tag_specs() -> list[dict]:
 
 
 def seed(log) -> None:
-    """The simulator's connector, its tags and the temperature rule, when absent."""
-    connector, created = Connector.objects.get_or_create(
-        name=CONNECTOR_NAME,
-        defaults={
-            "kind": ConnectorKind.OPCUA,
-            "endpoint": settings.BPMOS_OPCUA_SIM_URL,
-            "mode": ConnectorMode.SUBSCRIBE,
-            "poll_interval_s": 1,
-        },
-    )
-    if not created:
+    """The simulator's connector, its tags and the temperature rule, when absent
+    (made through the configuration services: checked and audited)."""
+    if Connector.objects.filter(name=CONNECTOR_NAME).exists():
         log(f"scada: connector {CONNECTOR_NAME!r} already present")
         return
+    connector = configuration.connector_create(
+        actor=None,
+        name=CONNECTOR_NAME,
+        kind=ConnectorKind.OPCUA,
+        endpoint=settings.BPMOS_OPCUA_SIM_URL,
+        mode=ConnectorMode.SUBSCRIBE,
+        poll_interval_s=1,
+    )
     machines = {m.code: m for m in Machine.objects.filter(code__startswith="line-")}
-    tags = []
+    made, mapped = 0, 0
     for spec in tag_specs():
+        machine = machines.get(spec["machine"])
+        if machine is None and spec["kind"] != TagKind.ANALOG:
+            continue  # a machine tag needs its machine (the lines demo makes them)
         if Tag.objects.filter(tag_name=spec["tag_name"]).exists():
             continue
-        tags.append(
-            Tag(
-                connector=connector,
-                node_id=spec["node_id"],
-                tag_name=spec["tag_name"],
-                kind=spec["kind"],
-                unit=spec["unit"],
-                machine=machines.get(spec["machine"]),
-                area=spec["area"],
-            )
+        configuration.tag_create(
+            actor=None,
+            connector=connector,
+            node_id=spec["node_id"],
+            tag_name=spec["tag_name"],
+            kind=spec["kind"],
+            unit=spec["unit"],
+            machine=machine,
+            area=spec["area"],
         )
-    Tag.objects.bulk_create(tags)
+        made += 1
+        mapped += machine is not None
     temperature = Tag.objects.get(tag_name=TEMPERATURE_TAG)
-    AlertRule.objects.get_or_create(
-        name=TEMPERATURE_RULE,
-        defaults={
-            "tag": temperature,
-            "high_limit": 45.0,
-            "deadband": 2.0,
-            "on_delay_s": 5,
-            "off_delay_s": 5,
-            "severity": AlarmSeverity.HIGH,
-            "message": "Cell grading chamber above 45 °C",
-            "escalate_after_s": 300,
-        },
-    )
-    mapped = sum(1 for tag in tags if tag.machine is not None)
+    if not AlertRule.objects.filter(name=TEMPERATURE_RULE).exists():
+        alert_rule_create(
+            data={
+                "name": TEMPERATURE_RULE,
+                "tag": temperature.pk,
+                "high_limit": 45.0,
+                "deadband": 2.0,
+                "on_delay_s": 5,
+                "off_delay_s": 5,
+                "severity": AlarmSeverity.HIGH,
+                "message": "Cell grading chamber above 45 °C",
+                "escalate_after_s": 300,
+            },
+            actor=None,
+        )
     log(
         f"scada: connector {CONNECTOR_NAME!r} at {connector.endpoint}, "
-        f"{len(tags)} tags ({mapped} mapped to machines), rule {TEMPERATURE_RULE!r}"
+        f"{made} tags ({mapped} mapped to machines), rule {TEMPERATURE_RULE!r}"
     )

@@ -43,6 +43,7 @@ import structlog
 from asyncua import Server, ua
 
 from lines import demo as lines_demo
+from scada.readings import DEFAULT_STATE_CODES
 
 log = structlog.get_logger(__name__)
 
@@ -50,14 +51,9 @@ NAMESPACE_URI = "urn:bpmos:plant-simulator"
 NAMESPACE_INDEX = 2  # the first namespace a fresh server registers
 
 # The State variable's codes: the plant's PLC convention, the one the connector
-# maps by default (scada.readings.DEFAULT_STATE_CODES).
+# maps by default.
 STATE_CODES: dict[int, str] = {
-    0: "idle",
-    1: "running",
-    2: "blocked",
-    3: "down",
-    4: "maintenance",
-    5: "ready",
+    int(code): word for code, word in DEFAULT_STATE_CODES.items()
 }
 STATE_CODE_OF = {word: code for code, word in STATE_CODES.items()}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.cache import cache
+from rest_framework.test import APIClient
 
 from lines import demo as lines_demo
 from lines.models import Machine, MachineReading
@@ -25,6 +26,7 @@ from scada.models import (
     Tag,
     TagKind,
 )
+from tests.conftest import bearer
 from tests.factories_lines import make_line
 from tests.scada_collector_support import (
     collector_thread,
@@ -94,6 +96,12 @@ def make_tag(connector, node_id, tag_name, unit="", **kw):
     )
 
 
+def api(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
+    return client
+
+
 def values(tag_name: str) -> list:
     """The tag's stored values, oldest first."""
     return list(
@@ -156,7 +164,9 @@ def test_poll_mode_reads_every_tag_in_one_batch_each_interval(
     assert {n for n in server.read_requests if n != 1} == {3}
 
 
-def test_a_tag_added_is_collected_without_a_restart(opcua_servers, run_collector):
+def test_a_tag_added_through_the_api_is_collected_without_a_restart(
+    opcua_servers, run_collector, make_user
+):
     server = opcua_servers()
     ids = server.add_variables("Line1", {"Temp": 20.0, "Speed": 3.0})
     connector = make_connector(server)
@@ -164,7 +174,17 @@ def test_a_tag_added_is_collected_without_a_restart(opcua_servers, run_collector
     run_collector()
     wait_until(lambda: values("line1.temp") == [20.0], within=10)
 
-    make_tag(connector, ids["Speed"], "line1.speed", "m/s")
+    response = api(make_user("admin")).post(
+        "/api/scada/tags",
+        {
+            "connector": connector.pk,
+            "node_id": ids["Speed"],
+            "tag_name": "line1.speed",
+            "unit": "m/s",
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content
     wait_until(lambda: values("line1.speed") == [3.0], within=10)
     server.set_value(ids["Speed"], 3.5)
     wait_until(lambda: values("line1.speed") == [3.0, 3.5], within=10)
@@ -193,7 +213,9 @@ def test_a_connector_added_and_a_tag_moved_are_picked_up(opcua_servers, run_coll
     )
 
 
-def test_a_disabled_connector_stops_and_the_others_go_on(opcua_servers, run_collector):
+def test_a_connector_disabled_through_the_api_stops_and_the_others_go_on(
+    opcua_servers, run_collector, make_user
+):
     first, second = opcua_servers(), opcua_servers()
     a = first.add_variables("L1", {"Temp": 1.0})
     b = second.add_variables("L2", {"Temp": 1.0})
@@ -206,9 +228,10 @@ def test_a_disabled_connector_stops_and_the_others_go_on(opcua_servers, run_coll
         lambda: values("l1.temp") == [1.0] and values("l2.temp") == [1.0], within=10
     )
 
-    one.refresh_from_db()
-    one.enabled = False
-    one.save()
+    response = api(make_user("admin")).patch(
+        f"/api/scada/connectors/{one.pk}", {"enabled": False}, format="json"
+    )
+    assert response.status_code == 200, response.content
     # Once the collector let go of the first server's session, its values are
     # no longer heard; the second connector's still are.
     wait_until(lambda: first.call(_subscription_count(first)) == 0, within=10)
