@@ -58,6 +58,10 @@ ALIVE_KEY = "scada:collector:alive"
 MAX_BUFFERED = 50_000
 # How often a connector that stays up refreshes its ``last_ok_at``.
 LAST_OK_EVERY_S = 10.0
+# A connector's task that has not reached its server yet retries every second
+# for this long before it reports the link lost: processes started together
+# (``make run``: the simulator and the collector) need not race.
+START_GRACE_S = 5.0
 _RETRY_DB_ERRORS = (DatabaseError, InterfaceError)
 
 
@@ -210,6 +214,8 @@ class _Link:
         self.fresh: set[str] = set()
         self.lost = False  # as last written to the database
         self.last_ok_written = 0.0
+        self.started = time.monotonic()
+        self.connected_once = False
 
     # --- the task ---------------------------------------------------------------
 
@@ -221,8 +227,11 @@ class _Link:
         while True:
             client = self.collector.connector_factory(self.spec.record)
             try:
-                await asyncio.wait_for(client.connect(), self.collector.timeout_s)
+                # A session takes a few exchanges (more with security): longer
+                # than one answer.
+                await asyncio.wait_for(client.connect(), self.collector.timeout_s * 3)
                 self.log.info("collector.connected", endpoint=self.spec.endpoint)
+                self.connected_once = True
                 await self._mark_ok()
                 backoff = 1.0
                 self.fresh = {tag.tag_name for tag in self.spec.tags}
@@ -237,6 +246,9 @@ class _Link:
             finally:
                 await self._close(client)
                 state["lost"] = self.lost
+            if self._in_start_grace():
+                await asyncio.sleep(1.0)
+                continue
             self.log.info("collector.reconnect_wait", seconds=backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.collector.backoff_max_s)
@@ -367,10 +379,20 @@ class _Link:
             self.log.info("collector.link_restored")
         self.lost, self.last_ok_written = False, now
 
+    def _in_start_grace(self) -> bool:
+        return (
+            not self.connected_once
+            and not self.lost
+            and time.monotonic() - self.started < START_GRACE_S
+        )
+
     async def _mark_lost(self, exc: BaseException) -> None:
         error = _describe(exc)
-        self.log.warning("collector.link_lost", error=error, was_lost=self.lost)
         await self._flush()  # what was heard before the loss is still stored
+        if self._in_start_grace():
+            self.log.info("collector.not_reached_yet", error=error)
+            return
+        self.log.warning("collector.link_lost", error=error, was_lost=self.lost)
         if self.lost:
             return
         try:

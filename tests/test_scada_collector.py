@@ -9,6 +9,8 @@ process would, against the test database (committed data: ``transaction``)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
@@ -309,6 +311,25 @@ def test_a_server_down_at_start_is_reported_and_joined_when_it_comes(
     server.start()
     wait_until(lambda: values("line1.temp") == [5.0], within=30)
     assert Connector.objects.get(pk=connector.pk).comm_state == CommState.OK
+
+
+def test_a_server_that_starts_just_after_the_collector_raises_no_alarm(
+    opcua_servers, run_collector
+):
+    # make run starts the simulator and the collector together: the collector
+    # retries every second for its first 5 s before it reports the link lost.
+    server = opcua_servers()
+    ids = server.add_variables("Line1", {"Temp": 5.0})
+    server.stop()
+    connector = make_connector(server)
+    make_tag(connector, ids["Temp"], "line1.temp")
+    run_collector()
+    time.sleep(1.5)  # the collector's first attempts fail
+    assert Connector.objects.get(pk=connector.pk).comm_state == CommState.UNKNOWN
+    server.start()
+    wait_until(lambda: values("line1.temp") == [5.0], within=10)
+    assert Connector.objects.get(pk=connector.pk).comm_state == CommState.OK
+    assert comm_alarm(connector) is None
 
 
 # --- the demo plant -----------------------------------------------------------

@@ -7,6 +7,7 @@ starts it from the Procfile; docs/scada.md)::
 
 import asyncio
 import contextlib
+import logging
 import signal
 
 from django.conf import settings
@@ -28,6 +29,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        # asyncua logs every request at INFO: thousands of lines a minute.
+        logging.getLogger("asyncua").setLevel(logging.WARNING)
         if not options["tick"] > 0:
             raise CommandError("--tick: a number of seconds above 0, e.g. 0.5.")
         self.stdout.write(f"OPC UA plant simulator at {options['endpoint']}")

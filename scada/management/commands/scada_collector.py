@@ -10,6 +10,7 @@ unit in production).
 
 import asyncio
 import contextlib
+import logging
 import signal
 
 from django.core.management.base import BaseCommand
@@ -21,6 +22,8 @@ class Command(BaseCommand):
     help = "Collect OPC UA readings of every enabled connector (Ctrl-C stops)."
 
     def handle(self, *args, **options):
+        # asyncua logs every request at INFO: thousands of lines a minute.
+        logging.getLogger("asyncua").setLevel(logging.WARNING)
         self.stdout.write("SCADA collector: watching the enabled OPC UA connectors")
         self.stdout.flush()
         asyncio.run(self._collect())
