@@ -196,6 +196,14 @@ def comm_unknown(*, connector_id: int) -> None:
         alarms.comm_loss_clear(connector_id=connector_id)
 
 
+def comm_unwatched(*, connector_ids: list[int]) -> None:
+    """The collector stops: a link it last saw up is no longer known to be (a
+    lost one stays lost, with its alarm, until a collector sees it again)."""
+    Connector.objects.filter(pk__in=connector_ids, comm_state=CommState.OK).update(
+        comm_state=CommState.UNKNOWN
+    )
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "No answer within the timeout."
@@ -450,7 +458,10 @@ class Collector:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.watch_s)
         finally:
+            watched = list(self.tasks)
             await self.stop_all()
+            with contextlib.suppress(Exception):
+                await database_sync_to_async(comm_unwatched)(connector_ids=watched)
             with contextlib.suppress(Exception):
                 await database_sync_to_async(cache.delete)(ALIVE_KEY)
             with contextlib.suppress(Exception):

@@ -253,17 +253,38 @@ async def _subscription_count(server) -> int:
     return len(server._server.iserver.subscription_service.subscriptions)
 
 
+def test_a_stopped_collector_leaves_its_links_unknown_and_its_mark_gone(
+    opcua_servers,
+):
+    server = opcua_servers()
+    ids = server.add_variables("Line1", {"Temp": 20.0})
+    connector = make_connector(server)
+    make_tag(connector, ids["Temp"], "line1.temp")
+    _collector, thread = collector_thread(**FAST)
+    try:
+        wait_until(lambda: values("line1.temp") == [20.0], within=10)
+        assert cache.get(ALIVE_KEY) is not None
+    finally:
+        thread.stop()
+    assert Connector.objects.get(pk=connector.pk).comm_state == CommState.UNKNOWN
+    assert cache.get(ALIVE_KEY) is None
+    assert server.call(_subscription_count(server)) == 0  # its session closed
+
+
 # --- a server that goes away and comes back ------------------------------------------
 
 
 def test_server_outage_raises_comm_loss_then_resumes_without_duplicates(
     opcua_servers, run_collector
 ):
-    server = opcua_servers()
+    server, other_server = opcua_servers(), opcua_servers()
     ids = server.add_variables("Line1", {"Temp": 20.0, "State": 1})
+    other_ids = other_server.add_variables("Line2", {"Temp": 30.0})
     connector = make_connector(server)
     make_tag(connector, ids["Temp"], "line1.temp")
     make_tag(connector, ids["State"], "line1.state")
+    other = make_connector(other_server, name="Line 2 PLC")
+    make_tag(other, other_ids["Temp"], "line2.temp")
     # The production defaults: heartbeat 2 s, timeout 3 s, backoff up to 10 s.
     run_collector(heartbeat_s=2.0, timeout_s=3.0, backoff_max_s=10.0, flush_s=0.5)
     wait_until(lambda: values("line1.temp") == [20.0], within=10)
@@ -278,8 +299,16 @@ def test_server_outage_raises_comm_loss_then_resumes_without_duplicates(
     assert connector.endpoint in lost.last_error
     assert lost.last_error_at is not None
     alarm = wait_until(lambda: comm_alarm(connector), within=10)
-    assert alarm.active is True
-    assert alarm.severity in {"high", "critical"}
+    assert (alarm.active, alarm.status, alarm.severity) == (
+        True,
+        "unack_active",
+        "high",
+    )
+    # The other connector's server is still heard meanwhile.
+    other_server.set_value(other_ids["Temp"], 31.0)
+    wait_until(lambda: values("line2.temp") == [30.0, 31.0], within=10)
+    assert Connector.objects.get(pk=other.pk).comm_state == CommState.OK
+    assert comm_alarm(other) is None
 
     server.start()  # same port, same node ids, the same values (new timestamps)
     wait_until(
@@ -287,7 +316,7 @@ def test_server_outage_raises_comm_loss_then_resumes_without_duplicates(
         within=30,
     )
     alarm.refresh_from_db()
-    assert alarm.active is False
+    assert (alarm.active, alarm.status) == (False, "unack_rtn")
     server.set_value(ids["Temp"], 22.0)
     wait_until(lambda: values("line1.temp") == [20.0, 21.0, 22.0], within=10)
     # The values re-sent on resubscription were not stored again.

@@ -3,11 +3,17 @@ server) and the demo SCADA seed (idempotent, mapped to the demo machines)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import signal
 import socket
+import subprocess
+import sys
+import time
 
 import pytest
 from asyncua import Client, ua
+from django.conf import settings as django_settings
 from django.core.management import call_command
 
 from bpmos.management.commands.seed_demo import demo_modules, step_name
@@ -183,6 +189,43 @@ def test_demo_seed_second_run_changes_nothing():
     # What an admin changed is left as it is.
     assert Connector.objects.get().poll_interval_s == 7
     assert lines_seen == ["scada: connector 'Plant simulator' already present"]
+
+
+def test_opcua_simulator_command_serves_until_sigterm():
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}/bpmos/"
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "opcua_simulator", "--endpoint", endpoint],
+        cwd=django_settings.BASE_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        node = simulator.node_id(f"{simulator.TEMPERATURE_MACHINE}.Temperature")
+        value = asyncio.run(_read_when_up(endpoint, node, within=30))
+        assert 30.0 < value < 56.0
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0
+    assert f"OPC UA plant simulator at {endpoint}" in output
+    assert '"event": "opcua_simulator.stopped"' in output
+    assert "asyncua.server.address_space" not in output  # no per-request lines
+
+
+async def _read_when_up(endpoint: str, node: str, *, within: float):
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            async with Client(endpoint, timeout=2) as client:
+                return await client.get_node(node).read_value()
+        except (OSError, TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 @pytest.mark.django_db
