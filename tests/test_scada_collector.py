@@ -13,11 +13,13 @@ import time
 
 import pytest
 from django.core.cache import cache
+from django.db import OperationalError
 from rest_framework.test import APIClient
 
 from lines import demo as lines_demo
 from lines.models import Machine, MachineReading
 from scada import demo, simulator
+from scada import readings as readings_module
 from scada.collector import ALIVE_KEY
 from scada.models import (
     AlarmEvent,
@@ -269,6 +271,32 @@ def test_a_stopped_collector_leaves_its_links_unknown_and_its_mark_gone(
     assert Connector.objects.get(pk=connector.pk).comm_state == CommState.UNKNOWN
     assert cache.get(ALIVE_KEY) is None
     assert server.call(_subscription_count(server)) == 0  # its session closed
+
+
+def test_a_batch_the_database_refuses_is_kept_and_stored_later(
+    opcua_servers, run_collector, monkeypatch
+):
+    # The database fails the first two flushes (as while PostgreSQL restarts).
+    store = readings_module.readings_store
+    failures = []
+
+    def flaky_store(**kwargs):
+        if len(failures) < 2:
+            failures.append(len(kwargs["readings"]))
+            raise OperationalError("server closed the connection unexpectedly")
+        return store(**kwargs)
+
+    monkeypatch.setattr(readings_module, "readings_store", flaky_store)
+    server = opcua_servers()
+    ids = server.add_variables("Line1", {"Temp": 20.0})
+    connector = make_connector(server)
+    make_tag(connector, ids["Temp"], "line1.temp")
+    run_collector()
+    wait_until(lambda: len(failures) == 2, within=10)
+    server.set_value(ids["Temp"], 21.0)
+    wait_until(lambda: values("line1.temp") == [20.0, 21.0], within=10)
+    assert failures == [1, 1]  # the first value, kept through both failures
+    assert Connector.objects.get(pk=connector.pk).comm_state == CommState.OK
 
 
 # --- a server that goes away and comes back ------------------------------------------
