@@ -94,7 +94,7 @@ def test_a_blank_credentials_box_keeps_them_and_clear_removes_them(admin_client)
     assert connector.credentials == {"username": "u", "password": SECRET}
 
     response = admin_client.post(
-        change_url(connector), form_data(clear_credentials="on")
+        change_url(connector), form_data(clear_credentials="on", poll_interval_s="9")
     )
     assert response.status_code == 302
     connector.refresh_from_db()
