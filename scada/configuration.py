@@ -227,7 +227,10 @@ def tag_check(values: dict, *, instance: Tag | None = None) -> None:
     tags = Tag.objects.exclude(pk=instance.pk) if instance else Tag.objects.all()
     if tags.filter(tag_name=values["tag_name"]).exists():
         raise _invalid("tag_name", "A tag with this name already exists.")
-    if tags.filter(connector=connector, node_id=values["node_id"]).exists():
+    if (
+        connector.pk is not None
+        and tags.filter(connector=connector, node_id=values["node_id"]).exists()
+    ):
         raise _invalid("node_id", "This connector already has a tag for this node.")
 
 

@@ -34,7 +34,7 @@ import math
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 import structlog
 from django.db import connection, transaction
@@ -253,11 +253,7 @@ def readings_store(
     connector = Connector.objects.filter(pk=connector_id).first()
     if connector is None:
         raise NotFound(f"Connector {connector_id} does not exist.")
-    names = {row[1] for row in checked}
-    tags = {
-        tag.tag_name: tag
-        for tag in Tag.objects.filter(connector_id=connector_id, tag_name__in=names)
-    }
+    tags = _tags_of(connector_id)
     # The previous value of each counter, read before this batch is stored.
     previous = _previous_counts(
         [t for t in tags.values() if t.kind in _COUNT_KINDS and t.machine_id]
@@ -325,7 +321,28 @@ def _evaluate(stored: list[ScadaReading]) -> list:
 # --- feeding lines ------------------------------------------------------------------
 
 
-def _previous_counts(tags: list[Tag]) -> dict[str, tuple[datetime, float]]:
+class TagInfo(NamedTuple):
+    """What storing reads of a tag (tuples: a 10,000-tag connector's batch
+    builds no model instances)."""
+
+    pk: int
+    tag_name: str
+    unit: str
+    kind: str
+    machine_id: int | None
+    enabled: bool
+
+
+def _tags_of(connector_id: int) -> dict[str, TagInfo]:
+    # All of the connector's tags in one plain query: an IN list of a
+    # 10,000-reading batch's names cost Django ~90 ms a thousand to compile.
+    rows = Tag.objects.filter(connector_id=connector_id).values_list(
+        "pk", "tag_name", "unit", "kind", "machine_id", "enabled"
+    )
+    return {row[1]: TagInfo(*row) for row in rows}
+
+
+def _previous_counts(tags: list[TagInfo]) -> dict[str, tuple[datetime, float]]:
     """Each counter tag's newest stored usable value: tag name -> (ts, value)."""
     if not tags:
         return {}
@@ -367,7 +384,7 @@ def _state_word(reading: ScadaReading, codes: dict[str, str]) -> str | None:
 
 
 def _count_rows(
-    tag: Tag, readings: list[ScadaReading], previous: tuple | None
+    tag: TagInfo, readings: list[ScadaReading], previous: tuple | None
 ) -> list[dict]:
     """Cumulative counter values as lines' increments (see the module docstring)."""
     rows = []
@@ -411,7 +428,7 @@ def _line_row(kind: str, reading: ScadaReading, value: Any) -> dict:
 
 def _feed_lines(
     connector: Connector,
-    tags: dict[str, Tag],
+    tags: dict[str, TagInfo],
     stored: list[ScadaReading],
     previous: dict[str, tuple],
     actor,

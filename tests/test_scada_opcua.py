@@ -555,3 +555,68 @@ def test_alert_rules_see_only_the_new_readings(connector, monkeypatch):
     )
     assert result == {"stored": 1, "duplicates": 1, "alarms_raised": 1}
     assert seen == [[(True, "t", 20.0)], [(True, "t", 80.0)]]
+
+
+# --- security policy and certificates ---------------------------------------------
+
+
+@pytest.fixture
+def certificates(tmp_path):
+    """A self-signed server certificate and a client one (DER and PEM key)."""
+    import socket
+
+    from asyncua.crypto.cert_gen import setup_self_signed_certificate
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    host = socket.gethostname()
+    files = {}
+    for role, uri, use in [
+        ("server", "urn:freeopcua:python:server", ExtendedKeyUsageOID.SERVER_AUTH),
+        ("client", "urn:bpmos:client", ExtendedKeyUsageOID.CLIENT_AUTH),
+    ]:
+        key, cert = tmp_path / f"{role}-key.pem", tmp_path / f"{role}.der"
+        asyncio.run(
+            setup_self_signed_certificate(
+                key, cert, uri, host, [use], {"commonName": f"bpmos {role}"}
+            )
+        )
+        files[role] = (str(cert), str(key))
+    return files
+
+
+def test_a_server_that_demands_encryption_takes_the_configured_certificate(
+    make_opcua_server, certificates
+):
+    server_cert, server_key = certificates["server"]
+    server = make_opcua_server(
+        security="Basic256Sha256_SignAndEncrypt",
+        certificate=server_cert,
+        private_key=server_key,
+    )
+    ids = server.add_variables("Line1", {"Temp": 21.5})
+    client_cert, client_key = certificates["client"]
+    connector = make_connector(
+        server,
+        security_policy="Basic256Sha256",
+        security_mode="SignAndEncrypt",
+        certificate_path=client_cert,
+        private_key_path=client_key,
+    )
+    map_tags(connector, ids)
+    assert connector_for(connector).test_connection() == (True, None)
+    assert poll(connector)["readings_stored"] == 1
+
+    plain = Connector(name="plain", kind="opcua", endpoint=server.endpoint)
+    ok, error = connector_for(plain).test_connection()
+    assert ok is False
+    # The server offers no unencrypted endpoint: the session is not opened.
+    assert error.startswith(
+        f"Cannot open a session with the OPC UA server at {server.endpoint}: "
+        "UaError: No matching endpoints"
+    )
+
+    connector.settings = {"security_policy": "Basic256Sha256"}
+    assert connector_for(connector).test_connection() == (
+        False,
+        "Security policy Basic256Sha256 needs certificate_path and private_key_path.",
+    )

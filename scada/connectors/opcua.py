@@ -53,6 +53,7 @@ from scada.connectors.base import BaseConnector, ConnectorError, register
 
 log = structlog.get_logger(__name__)
 
+APPLICATION_URI = "urn:bpmos:client"
 DEFAULT_TIMEOUT_S = 4.0
 DEFAULT_MAX_NODES_PER_READ = 1_000
 MAX_TEXT = 64  # ScadaReading.value_text
@@ -177,8 +178,8 @@ class OpcUaConnector(BaseConnector):
             return
         client = Client(self.endpoint, timeout=self.timeout_s)
         client.name = client.description = "BPM-OS"
-        if uri := self.settings.get("application_uri"):
-            client.application_uri = uri
+        # The URI in the client certificate's subject alternative name.
+        client.application_uri = self.settings.get("application_uri") or APPLICATION_URI
         username = self.credentials.get("username")
         if username:
             client.set_user(str(username))
