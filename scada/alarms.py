@@ -42,7 +42,8 @@ from typing import Any
 
 import structlog
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from bpmos import events
@@ -759,27 +760,49 @@ def _floods_end(*, now: datetime, actor) -> int:
 
 def _unevaluated(now: datetime) -> list[ScadaReading]:
     """Recent readings of ruled tags newer than what their rule last evaluated
-    (stored by a path that did not evaluate them, or before the rule existed)."""
-    return list(
-        ScadaReading.objects.filter(
-            timestamp__gt=now - RECENT,
-            timestamp__lte=now,
-            tag__rules__enabled=True,
+    (stored before the rule existed or was enabled, or by a path that did not
+    evaluate them). Rules that are up to date cost one index probe each on the
+    readings' (tag_name, timestamp) key; only the others read their readings."""
+    since = now - RECENT
+    rules = (
+        AlertRule.objects.filter(enabled=True)
+        .annotate(
+            after=Greatest(Coalesce("last_reading_at", Value(since)), Value(since))
         )
         .filter(
-            Q(tag__rules__last_reading_at__isnull=True)
-            | Q(timestamp__gt=F("tag__rules__last_reading_at"))
+            Exists(
+                ScadaReading.objects.filter(
+                    tag_name=OuterRef("tag__tag_name"),
+                    timestamp__gt=OuterRef("after"),
+                    timestamp__lte=now,
+                )
+            )
         )
-        .distinct()
-        .order_by("timestamp", "pk")[:50_000]
+        .values_list("tag__tag_name", "after")
     )
+    found: dict[int, ScadaReading] = {}
+    for tag_name, after in rules:
+        for reading in ScadaReading.objects.filter(
+            tag_name=tag_name, timestamp__gt=after, timestamp__lte=now
+        ).order_by("timestamp")[:10_000]:
+            found[reading.pk] = reading
+    return sorted(found.values(), key=lambda r: (r.timestamp, r.pk))
 
 
 def _timers(*, now: datetime, actor, counts: dict[str, int]) -> None:
-    due = AlertRule.objects.filter(enabled=True).filter(
+    """Let the on/off-delays that elapsed without a reading act. Only rules whose
+    timer is due are locked (the timer is re-read under the lock)."""
+    timing = AlertRule.objects.filter(enabled=True).filter(
         Q(pending_since__isnull=False) | Q(clearing_since__isnull=False)
     )
-    for pk in list(due.values_list("pk", flat=True)):
+    due = [
+        pk
+        for pk, state, limits in (
+            (rule.pk, state_of(rule), limits_of(rule)) for rule in timing
+        )
+        if tick(limits, state, now)[1] != Outcome.NONE
+    ]
+    for pk in due:
         with transaction.atomic():
             rule = (
                 AlertRule.objects.select_for_update(**ROW_LOCK)
