@@ -172,13 +172,16 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "dashboard-status": {"GET": EVERYONE},
     # --- SCADA connectors, tags, readings (scada/api, docs/scada.md) ---
     # (the OPC UA / API slice adds its routes here)
-
     # --- SCADA alert rules and alarms (ISA-18.2) ---
     # (the alarms slice adds its routes here)
-
     # --- SCADA maintenance work orders (CMMS) ---
-    # (the CMMS slice adds its routes here)
-
+    # Supervisors and above open maintenance work orders and send a failed one
+    # again; everyone signed in (auditors included) reads them and their
+    # delivery log (docs/scada.md).
+    "maintenance-work-order-create": {"POST": SUPERVISORS},
+    "maintenance-work-order-list": {"GET": EVERYONE},
+    "maintenance-work-order-detail": {"GET": EVERYONE},
+    "maintenance-work-order-retry": {"POST": SUPERVISORS},
     # --- SCADA LIMS quality results ---
     # (the LIMS slice adds its routes here)
 }

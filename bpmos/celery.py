@@ -38,5 +38,10 @@ BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 50.0},
     },
+    "scada-work-orders-redeliver": {
+        "task": "scada.tasks_maintenance.work_orders_redeliver_task",
+        "schedule": 60.0,
+        "options": {"expires": 50.0},
+    },
 }
 app.conf.beat_schedule = BEAT_SCHEDULE
