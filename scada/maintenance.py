@@ -515,11 +515,15 @@ def work_order_attempt(*, work_order_id: int, now: datetime | None = None) -> At
             work_order.next_attempt_at = None
         else:
             outcome = DeliveryOutcome.RETRYING
-            retry_in = backoff_s(work_order.attempts)
+            gave_up = work_order.attempts >= max_attempts()
+            # Past the last fast retry: failed, and still tried once per cap.
+            retry_in = (
+                _setting("BPMOS_CMMS_BACKOFF_CAP_S", BACKOFF_CAP_S)
+                if gave_up
+                else backoff_s(work_order.attempts)
+            )
             work_order.delivery_state = (
-                DeliveryState.FAILED
-                if work_order.attempts >= max_attempts()
-                else DeliveryState.QUEUED
+                DeliveryState.FAILED if gave_up else DeliveryState.QUEUED
             )
             work_order.last_error = result.error or ""
             work_order.next_attempt_at = finished + timedelta(seconds=retry_in)
