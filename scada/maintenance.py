@@ -588,14 +588,20 @@ def _deliver_after_commit(work_order_id: int) -> None:
 
 
 def work_order_list() -> QuerySet[MaintenanceWorkOrder]:
-    """Maintenance work orders, newest first, with their delivery logs."""
-    return MaintenanceWorkOrder.objects.select_related("connector").prefetch_related(
-        Prefetch("delivery_log", queryset=DeliveryAttempt.objects.order_by("at", "id"))
-    )
+    """Maintenance work orders, newest first (their delivery logs: the detail)."""
+    return MaintenanceWorkOrder.objects.order_by("-created_at", "-id")
 
 
 def work_order_get(*, work_order_id: int) -> MaintenanceWorkOrder:
-    work_order = work_order_list().filter(pk=work_order_id).first()
+    """One work order with its delivery log, oldest attempt first; 404 if none."""
+    log = Prefetch(
+        "delivery_log", queryset=DeliveryAttempt.objects.order_by("at", "id")
+    )
+    work_order = (
+        MaintenanceWorkOrder.objects.prefetch_related(log)
+        .filter(pk=work_order_id)
+        .first()
+    )
     if work_order is None:
         raise NotFound(f"Maintenance work order {work_order_id} does not exist.")
     return work_order

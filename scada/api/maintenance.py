@@ -14,7 +14,7 @@ from scada.api.maintenance_filters import MaintenanceWorkOrderFilterSet
 
 TAGS = ["maintenance work orders"]
 _ID = OpenApiParameter(
-    "pk", OpenApiTypes.INT, OpenApiParameter.PATH, description="Work order id."
+    "id", OpenApiTypes.INT, OpenApiParameter.PATH, description="Work order id."
 )
 
 
@@ -25,11 +25,11 @@ class WorkOrderCreateView(BpmosAPIView):
     an open one."""
 
     @extend_schema(
-        request=s.WorkOrderCreateSerializer,
+        request=s.MaintenanceWorkOrderCreateSerializer,
         responses={201: s.MaintenanceWorkOrderDetailSerializer},
     )
     def post(self, request):
-        data = self.validated(s.WorkOrderCreateSerializer)
+        data = self.validated(s.MaintenanceWorkOrderCreateSerializer)
         created = maintenance.work_order_create(data=dict(data), actor=request.user)
         # Read back: a delivery made right after commit shows in the answer.
         work_order = maintenance.work_order_get(work_order_id=created.pk)

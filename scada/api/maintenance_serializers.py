@@ -9,7 +9,7 @@ from bpmos.filters import INT64_MAX
 from scada.models import AlarmSeverity, DeliveryAttempt, MaintenanceWorkOrder
 
 
-class WorkOrderCreateSerializer(serializers.Serializer):
+class MaintenanceWorkOrderCreateSerializer(serializers.Serializer):
     """The contract's normalized maintenance work order (the service checks it
     again, with the rules: an existing alarm, one open work order per alarm)."""
 
