@@ -49,5 +49,10 @@ BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 50.0},
     },
+    "scada-work-orders-status-refresh": {
+        "task": "scada.tasks_maintenance.work_orders_status_refresh_task",
+        "schedule": 300.0,
+        "options": {"expires": 250.0},
+    },
 }
 app.conf.beat_schedule = BEAT_SCHEDULE

@@ -584,6 +584,68 @@ def _deliver_after_commit(work_order_id: int) -> None:
     transaction.on_commit(send)
 
 
+# --- closing ----------------------------------------------------------------------
+
+
+@transaction.atomic
+def work_order_close(
+    *, work_order_id: int, actor, note: str = ""
+) -> MaintenanceWorkOrder:
+    """Mark a work order closed (done in the CMMS): its alarm may open another.
+    Closing a closed one changes nothing."""
+    work_order = _lock(work_order_id)
+    if work_order.closed_at is not None:
+        return work_order
+    work_order.closed_at = timezone.now()
+    work_order.save(update_fields=["closed_at", "updated_at"])
+    audit.record(
+        actor=actor,
+        action="maintenance_work_order.closed",
+        target=work_order,
+        before={"closed_at": None},
+        after={"closed_at": work_order.closed_at.isoformat(), "note": note},
+    )
+    return work_order
+
+
+def work_orders_status_refresh(*, limit: int = 200) -> dict[str, int]:
+    """Read back from the CMMS the status of the open work orders it took, for
+    each CMMS connector whose settings say ``"sync_status": true``, and close
+    those it reports closed. A work order the CMMS cannot report is left as it
+    is (counted in ``errors``); it is asked again on the next run."""
+    counts = {"checked": 0, "closed": 0, "errors": 0}
+    configs = Connector.objects.filter(kind=ConnectorKind.CMMS, enabled=True)
+    for config in configs:
+        if (config.settings or {}).get("sync_status") is not True:
+            continue
+        connector = connector_for(config)
+        open_ones = MaintenanceWorkOrder.objects.filter(
+            connector=config,
+            delivery_state=DeliveryState.SENT,
+            closed_at__isnull=True,
+        ).exclude(external_id="")
+        for work_order_id, external_id in open_ones.order_by("sent_at").values_list(
+            "pk", "external_id"
+        )[:limit]:
+            counts["checked"] += 1
+            try:
+                [status] = connector.normalize(
+                    connector.fetch_data(external_ids=[external_id])
+                )
+            except ConnectorError as exc:
+                counts["errors"] += 1
+                log.warning("cmms_status_unreadable: %s", exc)
+                continue
+            if status["closed"]:
+                work_order_close(
+                    work_order_id=work_order_id,
+                    actor=None,
+                    note=f"The CMMS reports {status['status']!r}.",
+                )
+                counts["closed"] += 1
+    return counts
+
+
 # --- reads ------------------------------------------------------------------------
 
 

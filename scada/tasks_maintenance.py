@@ -41,3 +41,9 @@ def work_orders_redeliver_task() -> int:
     for work_order_id in due:
         work_order_deliver_task.apply_async(args=[work_order_id])
     return len(due)
+
+
+@shared_task
+def work_orders_status_refresh_task() -> dict[str, int]:
+    """Close the work orders the CMMS reports closed (see the beat schedule)."""
+    return maintenance.work_orders_status_refresh()

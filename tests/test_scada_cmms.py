@@ -398,10 +398,59 @@ def test_lost_messages_are_made_up_by_the_beat(supervisor, eager, settings):
     assert first.pk != second.pk
 
 
-def test_the_beat_entry_expires_before_the_next_run():
+def test_the_beat_entries_expire_before_their_next_run():
     entry = BEAT_SCHEDULE["scada-work-orders-redeliver"]
     assert entry["task"] == "scada.tasks_maintenance.work_orders_redeliver_task"
     assert entry["options"]["expires"] < entry["schedule"] == 60.0
+    entry = BEAT_SCHEDULE["scada-work-orders-status-refresh"]
+    assert entry["task"] == "scada.tasks_maintenance.work_orders_status_refresh_task"
+    assert entry["options"]["expires"] < entry["schedule"] == 300.0
+    for name in ("work_orders_redeliver_task", "work_orders_status_refresh_task"):
+        assert f"scada.tasks_maintenance.{name}" in celery_app.tasks
+
+
+# --- reading statuses back --------------------------------------------------------
+
+
+def test_work_orders_the_cmms_closed_are_closed_here(supervisor):
+    with FakeCmms() as cmms:
+        cmms_connector(cmms.url, sync_status=True)
+        done, ongoing, unknown = (
+            maintenance.work_order_create(
+                data={**DATA, "asset_id": f"asset-{n}"}, actor=supervisor
+            )
+            for n in range(3)
+        )
+        for work_order in (done, ongoing, unknown):
+            attempt(work_order, later=False)
+        MaintenanceWorkOrder.objects.filter(pk=unknown.pk).update(external_id="GONE")
+        cmms.statuses["CMMS-1"] = "Completed"
+
+        first = maintenance.work_orders_status_refresh()
+        second = maintenance.work_orders_status_refresh()
+
+    assert first == {"checked": 3, "closed": 1, "errors": 1}
+    assert second == {"checked": 2, "closed": 0, "errors": 1}
+    closed = MaintenanceWorkOrder.objects.filter(closed_at__isnull=False)
+    assert list(closed.values_list("pk", flat=True)) == [done.pk]
+    record = AuditRecord.objects.get(action="maintenance_work_order.closed")
+    assert record.target_id == str(done.pk)
+    assert record.after["note"] == "The CMMS reports 'Completed'."
+    gets = [r["path"] for r in cmms.received if r["method"] == "GET"]
+    assert gets.count("/api/v2/work-orders/CMMS-1") == 1
+
+
+def test_statuses_are_read_only_where_the_connector_says_so(supervisor):
+    with FakeCmms() as cmms:
+        cmms_connector(cmms.url)
+        work_order = maintenance.work_order_create(data=DATA, actor=supervisor)
+        attempt(work_order, later=False)
+        cmms.statuses["CMMS-1"] = "closed"
+
+        counts = maintenance.work_orders_status_refresh()
+
+    assert counts == {"checked": 0, "closed": 0, "errors": 0}
+    assert [r["method"] for r in cmms.received] == ["POST"]
 
 
 # --- validation --------------------------------------------------------------------

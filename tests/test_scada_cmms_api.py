@@ -317,10 +317,10 @@ def test_the_production_work_order_routes_are_untouched():
 CHANGELIST = "admin:scada_maintenanceworkorder_changelist"
 
 
-def act(client, work_orders):
+def act(client, work_orders, action: str = "retry"):
     return client.post(
         reverse(CHANGELIST),
-        {"action": "retry", "_selected_action": [w.pk for w in work_orders]},
+        {"action": action, "_selected_action": [w.pk for w in work_orders]},
         follow=True,
     )
 
@@ -363,3 +363,22 @@ def test_admin_retry_goes_through_the_service(client, make_user):
     assert failed.next_attempt_at is not None
     record = AuditRecord.objects.get(action="maintenance_work_order.retried")
     assert (record.actor_id, record.target_id) == (admin_user.pk, str(failed.pk))
+
+
+@pytest.mark.django_db
+def test_admin_closes_through_the_service_and_the_alarm_may_open_another(
+    client, make_user
+):
+    source = alarm()
+    opened = maintenance.work_order_for_alarm(alarm_id=source.pk)
+    client.force_login(make_user("admin"))
+
+    response = act(client, [opened], action="close")
+
+    assert "Closed 1 work order(s)." in response.content.decode()
+    opened.refresh_from_db()
+    assert opened.closed_at is not None
+    closed = AuditRecord.objects.filter(action="maintenance_work_order.closed")
+    assert closed.count() == 1
+    reopened = maintenance.work_order_for_alarm(alarm_id=source.pk)
+    assert reopened.pk != opened.pk

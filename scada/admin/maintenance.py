@@ -1,6 +1,7 @@
 """Maintenance work orders in the Django admin: their delivery state and the
 delivery log, read-only; *Retry delivery* sends selected ones again through
-``scada.maintenance.work_order_retry`` (audited, as from the API).
+``scada.maintenance.work_order_retry`` (audited, as from the API); *Mark
+closed* closes them (``work_order_close``) when the CMMS cannot report it.
 
 Work orders are opened through the API or by an escalated alarm, never typed
 in here, and their delivery fields change only through the services.
@@ -56,7 +57,7 @@ class MaintenanceWorkOrderAdmin(
     date_hierarchy = "created_at"
     ordering = ["-created_at", "-id"]
     inlines = [DeliveryAttemptInline]
-    actions = ["retry"]
+    actions = ["retry", "close"]
     fieldsets = [
         (
             "Work order (the contract's normalized schema)",
@@ -100,6 +101,9 @@ class MaintenanceWorkOrderAdmin(
     def has_retry_permission(self, request) -> bool:
         return getattr(request.user, "role", None) in access.SUPERVISORS
 
+    def has_close_permission(self, request) -> bool:
+        return getattr(request.user, "role", None) in access.SUPERVISORS
+
     action_noun = "work order"
 
     def action_label(self, obj) -> str:
@@ -113,5 +117,21 @@ class MaintenanceWorkOrderAdmin(
             "Queued",
             lambda work_order: maintenance.work_order_retry(
                 work_order_id=work_order.pk, actor=request.user
+            ),
+        )
+
+    @admin.action(
+        description="Mark closed (done in the CMMS; the alarm may open another)",
+        permissions=["close"],
+    )
+    def close(self, request, queryset):
+        self.apply_each(
+            request,
+            queryset.order_by("id"),
+            "Closed",
+            lambda work_order: maintenance.work_order_close(
+                work_order_id=work_order.pk,
+                actor=request.user,
+                note="Closed in the admin.",
             ),
         )
