@@ -269,3 +269,43 @@ def test_fetch_and_normalize_read_statuses_back():
     ]
     with pytest.raises(ConnectorError, match="Name the work orders"):
         connector.fetch_data()
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({}, None),
+        (
+            {
+                "work_order_path": "/wo",
+                "timeout_s": 2.5,
+                "auth_header_name": "X-Api-Key",
+                "sync_status": True,
+                "closed_statuses": ["Closed"],
+            },
+            None,
+        ),
+        ([], "Must be an object."),
+        ({"path": "/wo"}, "Unknown option 'path'; CMMS options: "),
+        ({"work_order_path": "/w o"}, "work_order_path must be text without spaces."),
+        ({"timeout_s": 0}, "timeout_s must be a number of seconds from 0 to 300."),
+        ({"timeout_s": True}, "timeout_s must be a number of seconds from 0 to 300."),
+        ({"closed_statuses": "closed"}, "closed_statuses must be a list of words."),
+        ({"sync_status": "yes"}, "sync_status must be true or false."),
+    ],
+)
+def test_settings_are_checked(options, problem):
+    found = CmmsConnector.settings_problem(options)
+    if problem is None:
+        assert found is None
+    else:
+        assert found.startswith(problem)
+
+
+def test_settings_that_are_not_an_object_read_as_none_set():
+    config = cmms_connector("http://cmms.invalid")
+    config.settings, config.credentials = ["x"], "secret"
+    connector = connector_for(config)
+
+    assert connector.work_order_url == "http://cmms.invalid/work-orders"
+    assert connector._headers() == {"Accept": "application/json"}

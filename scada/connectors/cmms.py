@@ -72,6 +72,62 @@ class CmmsConnector(BaseConnector):
 
     # --- configuration ---------------------------------------------------------------
 
+    SETTINGS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "work_order_path",
+            "timeout_s",
+            "auth_header_name",
+            "health_path",
+            "id_field",
+            "status_field",
+            "closed_statuses",
+            "sync_status",
+        }
+    )
+
+    @classmethod
+    def settings_problem(cls, settings: Any) -> str | None:
+        """Why ``settings`` do not fit a CMMS connector, or None (for the
+        connectors' configuration service and admin form)."""
+        if not isinstance(settings, dict):
+            return "Must be an object."
+        unknown = sorted(settings.keys() - cls.SETTINGS)
+        if unknown:
+            return (
+                f"Unknown option {unknown[0]!r}; CMMS options: "
+                f"{', '.join(sorted(cls.SETTINGS))}."
+            )
+        for key in ("work_order_path", "auth_header_name", "health_path"):
+            value = settings.get(key, "")
+            if not isinstance(value, str) or any(c.isspace() for c in value):
+                return f"{key} must be text without spaces."
+        for key in ("id_field", "status_field"):
+            if not isinstance(settings.get(key, ""), str):
+                return f"{key} must be text."
+        timeout = settings.get("timeout_s", DEFAULT_TIMEOUT_S)
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 < timeout <= 300
+        ):
+            return "timeout_s must be a number of seconds from 0 to 300."
+        closed = settings.get("closed_statuses", [])
+        if not isinstance(closed, list) or not all(isinstance(w, str) for w in closed):
+            return "closed_statuses must be a list of words."
+        if not isinstance(settings.get("sync_status", False), bool):
+            return "sync_status must be true or false."
+        return None
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        settings = self.config.settings
+        return settings if isinstance(settings, dict) else {}
+
+    @property
+    def credentials(self) -> dict[str, Any]:
+        credentials = self.config.credentials
+        return credentials if isinstance(credentials, dict) else {}
+
     @property
     def base_url(self) -> str:
         endpoint = (self.config.endpoint or "").strip()
