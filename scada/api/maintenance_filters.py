@@ -3,7 +3,8 @@
 from django_filters import rest_framework as filters
 
 from bpmos import filters as bpmos_filters
-from scada.models import AlarmSeverity, DeliveryState, MaintenanceWorkOrder
+from exceptions.models import Severity
+from scada.models import DeliveryState, MaintenanceWorkOrder
 
 
 class MaintenanceWorkOrderFilterSet(bpmos_filters.FilterSet):
@@ -11,7 +12,7 @@ class MaintenanceWorkOrderFilterSet(bpmos_filters.FilterSet):
     for everything not yet in the CMMS)."""
 
     delivery_state = filters.MultipleChoiceFilter(choices=DeliveryState.choices)
-    priority = filters.ChoiceFilter(choices=AlarmSeverity.choices)
+    priority = filters.ChoiceFilter(choices=Severity.choices)
     source_alarm = bpmos_filters.IntegerFilter(
         field_name="source_alarm_id", help_text="Alarm id."
     )

@@ -6,7 +6,11 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from bpmos.filters import INT64_MAX
-from scada.models import AlarmSeverity, DeliveryAttempt, MaintenanceWorkOrder
+from exceptions.models import Severity
+from scada.models import DeliveryAttempt, MaintenanceWorkOrder
+
+# The same words as exceptions' severities and alarms' (one enum in the schema).
+PRIORITIES = Severity.choices
 
 
 class MaintenanceWorkOrderCreateSerializer(serializers.Serializer):
@@ -16,7 +20,7 @@ class MaintenanceWorkOrderCreateSerializer(serializers.Serializer):
     asset_id = serializers.CharField(max_length=64)
     asset_name = serializers.CharField(max_length=200)
     description = serializers.CharField(max_length=4000)
-    priority = serializers.ChoiceField(choices=AlarmSeverity.choices)
+    priority = serializers.ChoiceField(choices=PRIORITIES)
     source_alarm_id = serializers.IntegerField(
         required=False,
         allow_null=True,
@@ -48,6 +52,7 @@ class DeliveryAttemptSerializer(serializers.ModelSerializer):
 class MaintenanceWorkOrderSerializer(serializers.ModelSerializer):
     """A stored work order and where its delivery stands."""
 
+    priority = serializers.ChoiceField(choices=PRIORITIES)
     source_alarm_id = serializers.IntegerField(allow_null=True)
     connector_id = serializers.IntegerField(
         allow_null=True, help_text="The CMMS connector it was last sent to."
