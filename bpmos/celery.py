@@ -44,5 +44,15 @@ BEAT_SCHEDULE = {
         "schedule": 5.0,
         "options": {"expires": 4.0},
     },
+    "scada-work-orders-redeliver": {
+        "task": "scada.tasks_maintenance.work_orders_redeliver_task",
+        "schedule": 60.0,
+        "options": {"expires": 50.0},
+    },
+    "scada-work-orders-status-refresh": {
+        "task": "scada.tasks_maintenance.work_orders_status_refresh_task",
+        "schedule": 300.0,
+        "options": {"expires": 250.0},
+    },
 }
 app.conf.beat_schedule = BEAT_SCHEDULE

@@ -176,6 +176,12 @@ EXPECTED: dict[str, frozenset[str] | str] = {
     "POST /api/alarms/{id}/unsuppress": ADMIN_ONLY,
     "POST /api/alarms/{id}/out-of-service": ADMIN_ONLY,
     "POST /api/alarms/{id}/return-to-service": ADMIN_ONLY,
+    # SCADA maintenance work orders for the CMMS (docs/scada.md, Roles): supervisors
+    # and above open them and send one again; everyone signed in reads them.
+    "POST /api/work-orders/create": SUPERVISING,
+    "GET /api/work-orders/maintenance": SIGNED_IN,
+    "GET /api/work-orders/maintenance/{id}": SIGNED_IN,
+    "POST /api/work-orders/maintenance/{id}/retry": SUPERVISING,
 }
 
 # Rules finer than a route (one route and method, callers differing by the body).
@@ -229,6 +235,8 @@ SUPERVISOR_DECISIONS = {
     "POST /api/alarms/{id}/shelve",
     "POST /api/alarms/{id}/unshelve",
     "POST /api/alerts/process",
+    "POST /api/work-orders/create",
+    "POST /api/work-orders/maintenance/{id}/retry",
 }
 SUPERVISOR_ACTIONS = {
     "issue-resolve",
