@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import structlog
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce, Greatest
@@ -73,8 +72,6 @@ from scada.models import (
     ScadaReading,
     Tag,
 )
-
-log = structlog.get_logger(__name__)
 
 OPEN_STATES = (
     AlarmState.UNACK_ACTIVE,
@@ -669,13 +666,9 @@ def _escalate(alarm: AlarmEvent, *, now: datetime, actor=None) -> tuple[bool, bo
 
 
 def _work_order(alarm: AlarmEvent) -> bool:
-    # The CMMS slice writes scada.maintenance.work_order_for_alarm; until its
-    # branch lands the name may be missing, hence getattr (temporary).
-    create = getattr(maintenance, "work_order_for_alarm", None)
-    if create is None:
-        log.warning("alarm.work_order_unavailable", alarm_id=alarm.pk)
-        return False
-    create(alarm_id=alarm.pk, actor=None)
+    """Ask the CMMS slice for the alarm's maintenance work order (it opens at
+    most one per alarm and queues its delivery)."""
+    maintenance.work_order_for_alarm(alarm_id=alarm.pk, actor=None)
     return True
 
 

@@ -17,7 +17,7 @@ from bpmos.errors import IllegalTransition, InvalidInput, NotFound
 from bpmos.events.models import OutboxEvent
 from elog.models import AuditRecord
 from exceptions.models import ExceptionSource, ExceptionType, PlantException
-from scada import alarm_rules, alarms, maintenance
+from scada import alarm_rules, alarms
 from scada.api import alarms_selectors as selectors
 from scada.models import (
     AlarmEvent,
@@ -26,6 +26,7 @@ from scada.models import (
     AlarmState,
     AlertRule,
     Connector,
+    MaintenanceWorkOrder,
     ScadaReading,
     Tag,
 )
@@ -498,22 +499,23 @@ def test_acknowledged_or_shelved_alarm_does_not_escalate(tag, olga, boss):
     assert PlantException.objects.count() == 0
 
 
-def test_escalation_asks_the_cmms_for_one_work_order(tag, monkeypatch):
-    # scada.maintenance.work_order_for_alarm is the CMMS slice's; until it lands
-    # on this branch the test stands in for it, recording the calls.
-    calls = []
-    monkeypatch.setattr(
-        maintenance,
-        "work_order_for_alarm",
-        lambda *, alarm_id, actor: calls.append((alarm_id, actor)),
-        raising=False,
-    )
-    make_rule(tag, escalate_after_s=60, create_work_order=True)
+def test_escalation_opens_one_cmms_work_order(tag):
+    make_rule(tag, escalate_after_s=60, create_work_order=True, severity="high")
     feed(tag, (0, 90.0))
     counts = alarms.alerts_process(actor=None, now=T0 + timedelta(minutes=2))
     assert (counts["escalated"], counts["work_orders"]) == (1, 1)
     alarms.alerts_process(actor=None, now=T0 + timedelta(minutes=3))
-    assert calls == [(AlarmEvent.objects.get().pk, None)]
+    alarm = AlarmEvent.objects.get()
+    [work_order] = MaintenanceWorkOrder.objects.all()
+    assert (work_order.source_alarm, work_order.priority) == (alarm, "high")
+
+
+def test_escalation_without_create_work_order_opens_none(tag):
+    make_rule(tag, escalate_after_s=60)
+    feed(tag, (0, 90.0))
+    counts = alarms.alerts_process(actor=None, now=T0 + timedelta(minutes=2))
+    assert (counts["escalated"], counts["work_orders"]) == (1, 0)
+    assert MaintenanceWorkOrder.objects.count() == 0
 
 
 # --- floods and chattering ---
