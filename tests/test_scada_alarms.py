@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from bpmos.celery import BEAT_SCHEDULE
 from bpmos.errors import IllegalTransition, InvalidInput, NotFound
 from bpmos.events.models import OutboxEvent
 from elog.models import AuditRecord
@@ -30,6 +31,7 @@ from scada.models import (
     ScadaReading,
     Tag,
 )
+from scada.tasks_alarms import alerts_process_task
 from tests.factories_lines import machine, make_line
 
 pytestmark = pytest.mark.django_db
@@ -614,3 +616,33 @@ def test_disabling_a_rule_in_alarm_returns_its_alarm_and_resets_it(
     assert (rule.in_alarm, rule.last_reading_at) == (False, None)
     record = AuditRecord.objects.get(action="alert_rule.changed")
     assert (record.before, record.after) == ({"enabled": True}, {"enabled": False})
+
+
+def test_pass_evaluates_only_readings_newer_than_the_rule_has_seen(rule, tag):
+    feed(tag, (0, 90.0), (5, 50.0))  # evaluated: raised, then returned
+    for seconds, value in ((10, 95.0), (15, 96.0)):  # stored, not evaluated
+        ScadaReading.objects.create(
+            tag_name=tag.tag_name,
+            timestamp=T0 + timedelta(seconds=seconds),
+            value=value,
+        )
+    counts = alarms.alerts_process(actor=None, now=T0 + timedelta(seconds=20))
+    assert (counts["evaluated"], counts["activated"]) == (2, 1)
+    alarm = AlarmEvent.objects.get()
+    assert (alarm.status, alarm.value) == (S.UNACK_ACTIVE, 95.0)
+    rule.refresh_from_db()
+    assert rule.last_reading_at == T0 + timedelta(seconds=15)
+
+
+def test_beat_runs_the_pass_every_five_seconds(tag):
+    entry = BEAT_SCHEDULE["alerts-process"]
+    assert entry == {
+        "task": "scada.tasks_alarms.alerts_process_task",
+        "schedule": 5.0,
+        "options": {"expires": 4.0},
+    }
+    assert alerts_process_task.name == entry["task"]
+    alarm = alarm_in(S.SHELVED, shelved_until=timezone.now() - timedelta(seconds=1))
+    assert alerts_process_task.apply().get()["shelves_expired"] == 1
+    alarm.refresh_from_db()
+    assert alarm.status == S.UNACK_ACTIVE
