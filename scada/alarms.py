@@ -199,7 +199,9 @@ def area_of(tag: Tag) -> str:
 
 def _message(rule: AlertRule, side: str, value: float | None) -> str:
     limit = rule.high_limit if side == "high" else rule.low_limit
-    text = f"{rule.tag.tag_name} {side} {value:g} (limit {limit:g})"
+    # The limit may be gone if the rule was edited while its on-delay ran.
+    shown = "-" if limit is None else f"{limit:g}"
+    text = f"{rule.tag.tag_name} {side} {value:g} (limit {shown})"
     return f"{rule.message}: {text}" if rule.message else text
 
 
@@ -345,12 +347,21 @@ def _evaluate(readings: list[ScadaReading], *, actor) -> _Evaluated:
         tag_id = reading.tag_id or tag_of_name.get(reading.tag_name)
         if tag_id is not None:
             per_tag[tag_id].append(reading)
-    if not per_tag:
+    # Few tags have rules: find them among the (small) set of enabled rules
+    # first, and lock only those; a batch of unruled tags costs one query.
+    ruled = [
+        pk
+        for pk, tag_id in AlertRule.objects.filter(enabled=True).values_list(
+            "pk", "tag_id"
+        )
+        if tag_id in per_tag
+    ]
+    if not ruled:
         return result
     rules = list(
         AlertRule.objects.select_for_update(**ROW_LOCK)
         .select_related("tag__connector", "tag__machine__station__line")
-        .filter(tag_id__in=per_tag, enabled=True)
+        .filter(pk__in=ruled, enabled=True)
         .order_by("pk")
     )
     in_alarm: set[int] = set()

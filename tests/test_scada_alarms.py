@@ -646,3 +646,17 @@ def test_beat_runs_the_pass_every_five_seconds(tag):
     assert alerts_process_task.apply().get()["shelves_expired"] == 1
     alarm.refresh_from_db()
     assert alarm.status == S.UNACK_ACTIVE
+
+
+def test_batch_of_tags_without_rules_costs_one_query(
+    rule, tag, django_assert_num_queries
+):
+    others = [make_tag(tag.connector, f"l1.x{i}") for i in range(20)]
+    rows = [
+        ScadaReading.objects.create(
+            tag=other, tag_name=other.tag_name, timestamp=T0, value=500.0
+        )
+        for other in others
+    ]
+    with django_assert_num_queries(1):
+        assert alarms.readings_evaluate(readings=rows) == []
