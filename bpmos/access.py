@@ -202,7 +202,13 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "alarm-out-of-service": {"POST": ADMINS},
     "alarm-return-to-service": {"POST": ADMINS},
     # --- SCADA maintenance work orders (CMMS) ---
-    # (the CMMS slice adds its routes here)
+    # Supervisors and above open maintenance work orders and send a failed one
+    # again; everyone signed in (auditors included) reads them and their
+    # delivery log (docs/scada.md).
+    "maintenance-work-order-create": {"POST": SUPERVISORS},
+    "maintenance-work-order-list": {"GET": EVERYONE},
+    "maintenance-work-order-detail": {"GET": EVERYONE},
+    "maintenance-work-order-retry": {"POST": SUPERVISORS},
     # --- SCADA LIMS quality results ---
     # (the LIMS slice adds its routes here)
 }

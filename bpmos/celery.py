@@ -44,6 +44,16 @@ BEAT_SCHEDULE = {
         "schedule": 5.0,
         "options": {"expires": 4.0},
     },
+    "scada-work-orders-redeliver": {
+        "task": "scada.tasks_maintenance.work_orders_redeliver_task",
+        "schedule": 60.0,
+        "options": {"expires": 50.0},
+    },
+    "scada-work-orders-status-refresh": {
+        "task": "scada.tasks_maintenance.work_orders_status_refresh_task",
+        "schedule": 300.0,
+        "options": {"expires": 250.0},
+    },
     # Stands in for the collector process when it does not run (scada.tasks_collector).
     "scada-connectors-poll": {
         "task": "scada.tasks_collector.scada_connectors_poll_task",

@@ -156,6 +156,32 @@ EXPECTED: dict[str, frozenset[str] | str] = {
     "GET /api/products/move-to-past": SIGNED_IN,
     "POST /api/products/move-to-past": SUPERVISING,
     "GET /api/dashboard/status": SIGNED_IN,
+    # SCADA alert rules and alarms (docs/scada.md, Roles): admins configure rules,
+    # operators acknowledge, supervisors shelve and run the rules, admins
+    # suppress and take alarms out of service.
+    "GET /api/alerts/rules": SIGNED_IN,
+    "POST /api/alerts/rules": ADMIN_ONLY,
+    "GET /api/alerts/rules/{id}": SIGNED_IN,
+    "PATCH /api/alerts/rules/{id}": ADMIN_ONLY,
+    "DELETE /api/alerts/rules/{id}": ADMIN_ONLY,
+    "POST /api/alerts/process": SUPERVISING,
+    "GET /api/alarms": SIGNED_IN,
+    "GET /api/alarms/floods": SIGNED_IN,
+    "GET /api/alarms/chattering": SIGNED_IN,
+    "GET /api/alarms/{id}": SIGNED_IN,
+    "POST /api/alarms/{id}/acknowledge": FLOOR,
+    "POST /api/alarms/{id}/shelve": SUPERVISING,
+    "POST /api/alarms/{id}/unshelve": SUPERVISING,
+    "POST /api/alarms/{id}/suppress": ADMIN_ONLY,
+    "POST /api/alarms/{id}/unsuppress": ADMIN_ONLY,
+    "POST /api/alarms/{id}/out-of-service": ADMIN_ONLY,
+    "POST /api/alarms/{id}/return-to-service": ADMIN_ONLY,
+    # SCADA maintenance work orders for the CMMS (docs/scada.md, Roles): supervisors
+    # and above open them and send one again; everyone signed in reads them.
+    "POST /api/work-orders/create": SUPERVISING,
+    "GET /api/work-orders/maintenance": SIGNED_IN,
+    "GET /api/work-orders/maintenance/{id}": SIGNED_IN,
+    "POST /api/work-orders/maintenance/{id}/retry": SUPERVISING,
 }
 
 # Rules finer than a route (one route and method, callers differing by the body).
@@ -206,6 +232,11 @@ SUPERVISOR_DECISIONS = {
     "POST /api/live-products/dispatchable",
     "POST /api/products/lifecycle",
     "POST /api/products/move-to-past",
+    "POST /api/alarms/{id}/shelve",
+    "POST /api/alarms/{id}/unshelve",
+    "POST /api/alerts/process",
+    "POST /api/work-orders/create",
+    "POST /api/work-orders/maintenance/{id}/retry",
 }
 SUPERVISOR_ACTIONS = {
     "issue-resolve",

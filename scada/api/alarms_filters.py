@@ -3,13 +3,14 @@
 from django_filters import rest_framework as filters
 
 from bpmos import filters as bpmos_filters
-from scada.models import AlarmEvent, AlarmFlood, AlarmSeverity, AlarmState, AlertRule
+from exceptions.models import Severity
+from scada.models import AlarmEvent, AlarmFlood, AlarmState, AlertRule
 
 
 class AlertRuleFilterSet(bpmos_filters.FilterSet):
     tag = filters.CharFilter(field_name="tag__tag_name", help_text="Tag name.")
     enabled = filters.BooleanFilter()
-    severity = filters.ChoiceFilter(choices=AlarmSeverity.choices)
+    severity = filters.ChoiceFilter(choices=Severity.choices)
 
     class Meta:
         model = AlertRule
@@ -22,7 +23,7 @@ class AlarmFilterSet(bpmos_filters.FilterSet):
     state = filters.MultipleChoiceFilter(
         field_name="status", choices=AlarmState.choices, help_text="ISA-18.2 state."
     )
-    severity = filters.MultipleChoiceFilter(choices=AlarmSeverity.choices)
+    severity = filters.MultipleChoiceFilter(choices=Severity.choices)
     tag = filters.CharFilter(field_name="tag_name", help_text="Tag name.")
     area = filters.CharFilter()
     kind = filters.ChoiceFilter(

@@ -8,10 +8,13 @@ from rest_framework import serializers
 
 from bpmos.fields import DateTimeField, utc_datetime
 from bpmos.filters import INT64_MAX
+from exceptions.models import Severity
 from scada.alarms import MAX_SHELVE
 from scada.api.alarms_selectors import is_chattering
-from scada.models import AlarmEvent, AlarmSeverity, AlarmState
+from scada.models import AlarmEvent, AlarmState
 
+# The same words as exceptions' severities (one enum in the OpenAPI schema).
+SEVERITIES = Severity.choices
 MAX_DELAY_S = 86_400  # a day
 MAX_ESCALATE_S = 7 * 86_400
 
@@ -28,7 +31,7 @@ class AlertRuleSerializer(serializers.Serializer):
     deadband = serializers.FloatField()
     on_delay_s = serializers.IntegerField()
     off_delay_s = serializers.IntegerField()
-    severity = serializers.ChoiceField(choices=AlarmSeverity.choices)
+    severity = serializers.ChoiceField(choices=SEVERITIES)
     message = serializers.CharField()
     escalate_after_s = serializers.IntegerField(allow_null=True)
     create_work_order = serializers.BooleanField()
@@ -58,7 +61,7 @@ class AlertRuleInputSerializer(serializers.Serializer):
     off_delay_s = serializers.IntegerField(
         required=False, min_value=0, max_value=MAX_DELAY_S
     )
-    severity = serializers.ChoiceField(choices=AlarmSeverity.choices, required=False)
+    severity = serializers.ChoiceField(choices=SEVERITIES, required=False)
     message = serializers.CharField(max_length=200, required=False, allow_blank=True)
     escalate_after_s = serializers.IntegerField(
         required=False, allow_null=True, min_value=0, max_value=MAX_ESCALATE_S
@@ -80,7 +83,7 @@ class AlarmSerializer(serializers.Serializer):
     message = serializers.CharField()
     value = serializers.FloatField(allow_null=True)
     limit = serializers.FloatField(allow_null=True)
-    severity = serializers.ChoiceField(choices=AlarmSeverity.choices)
+    severity = serializers.ChoiceField(choices=SEVERITIES)
     area = serializers.CharField()
     rule = serializers.IntegerField(source="rule_id", allow_null=True)
     connector = serializers.IntegerField(source="connector_id", allow_null=True)
@@ -121,7 +124,7 @@ class AlarmDetailSerializer(AlarmSerializer):
     history = AlarmHistorySerializer(many=True)
 
 
-class ShelveSerializer(serializers.Serializer):
+class AlarmShelveSerializer(serializers.Serializer):
     """Give ``minutes`` or ``until`` (at most 24 h ahead) and a reason."""
 
     minutes = serializers.IntegerField(
@@ -133,11 +136,11 @@ class ShelveSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=200)
 
 
-class ReasonSerializer(serializers.Serializer):
+class AlarmReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=200)
 
 
-class ProcessResultSerializer(serializers.Serializer):
+class AlertsProcessResultSerializer(serializers.Serializer):
     evaluated = serializers.IntegerField(help_text="Readings no rule had seen.")
     activated = serializers.IntegerField()
     returned = serializers.IntegerField()
@@ -147,7 +150,7 @@ class ProcessResultSerializer(serializers.Serializer):
     floods_ended = serializers.IntegerField()
 
 
-class FloodSerializer(serializers.Serializer):
+class AlarmFloodSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     area = serializers.CharField()
     started_at = utc_datetime()
@@ -163,12 +166,12 @@ class FloodSerializer(serializers.Serializer):
         return flood.ended_at is None
 
 
-class ChatteringQuerySerializer(serializers.Serializer):
+class AlarmChatteringQuerySerializer(serializers.Serializer):
     since = DateTimeField(required=False, help_text="Default: 24 hours ago.")
     until = DateTimeField(required=False, help_text="Default: now.")
 
 
-class ChatteringSerializer(serializers.Serializer):
+class AlarmChatteringSerializer(serializers.Serializer):
     rule_id = serializers.IntegerField()
     rule_name = serializers.CharField()
     tag_name = serializers.CharField()

@@ -84,10 +84,10 @@ class AlertsProcessView(BpmosAPIView):
     recent readings no rule has seen, elapsed on/off delays, expired shelves,
     escalations, ended floods. Returns how many of each."""
 
-    @extend_schema(request=None, responses=s.ProcessResultSerializer)
+    @extend_schema(request=None, responses=s.AlertsProcessResultSerializer)
     def post(self, request):
         counts = alarms.alerts_process(actor=request.user)
-        return self.respond(s.ProcessResultSerializer, counts)
+        return self.respond(s.AlertsProcessResultSerializer, counts)
 
 
 # --- alarms ---
@@ -136,9 +136,9 @@ class AlarmShelveView(BpmosAPIView):
     """Shelve for ``minutes`` or ``until`` (at most 24 h) with a reason; 409
     unless it is unack_active, ack_active or unack_rtn."""
 
-    @extend_schema(request=s.ShelveSerializer, responses=s.AlarmDetailSerializer)
+    @extend_schema(request=s.AlarmShelveSerializer, responses=s.AlarmDetailSerializer)
     def post(self, request, pk: str):
-        body = self.validated(s.ShelveSerializer)
+        body = self.validated(s.AlarmShelveSerializer)
         alarms.alarm_shelve(
             alarm_id=int(pk),
             actor=request.user,
@@ -155,11 +155,11 @@ class _ReasonAction(BpmosAPIView):
     @extend_schema(
         tags=_TAGS,
         parameters=[_ID],
-        request=s.ReasonSerializer,
+        request=s.AlarmReasonSerializer,
         responses=s.AlarmDetailSerializer,
     )
     def post(self, request, pk: str):
-        body = self.validated(s.ReasonSerializer)
+        body = self.validated(s.AlarmReasonSerializer)
         self.service(alarm_id=int(pk), actor=request.user, reason=body["reason"])
         return _detail(int(pk))
 
@@ -213,7 +213,7 @@ class FloodListView(generics.ListAPIView):
     """Alarm floods (more than 10 activations in 10 minutes in one area),
     newest first; ``ongoing`` and ``area`` filter."""
 
-    serializer_class = s.FloodSerializer
+    serializer_class = s.AlarmFloodSerializer
     filterset_class = FloodFilterSet
 
     def get_queryset(self):
@@ -226,12 +226,12 @@ class ChatteringView(BpmosAPIView):
     ``since`` and ``until`` (default: the last 24 hours), the worst first."""
 
     @extend_schema(
-        parameters=[s.ChatteringQuerySerializer],
-        responses=s.ChatteringSerializer(many=True),
+        parameters=[s.AlarmChatteringQuerySerializer],
+        responses=s.AlarmChatteringSerializer(many=True),
     )
     def get(self, request):
-        query = self.validated(s.ChatteringQuerySerializer, query=True)
+        query = self.validated(s.AlarmChatteringQuerySerializer, query=True)
         until = query.get("until") or timezone.now()
         since = query.get("since") or until - timedelta(hours=24)
         report = selectors.chattering_report(since=since, until=until)
-        return self.respond(s.ChatteringSerializer, report, many=True)
+        return self.respond(s.AlarmChatteringSerializer, report, many=True)
