@@ -391,7 +391,7 @@ class _Link:
         return (
             not self.connected_once
             and not self.lost
-            and time.monotonic() - self.started < START_GRACE_S
+            and time.monotonic() - self.started < self.collector.start_grace_s
         )
 
     async def _mark_lost(self, exc: BaseException) -> None:
@@ -430,6 +430,7 @@ class Collector:
         backoff_max_s: float | None = None,
         watch_s: float | None = None,
         flush_s: float | None = None,
+        start_grace_s: float = START_GRACE_S,
         connector_factory: Callable[[Connector], Any] = _default_factory,
     ) -> None:
         self.heartbeat_s = heartbeat_s or settings.BPMOS_COLLECTOR_HEARTBEAT_S
@@ -437,6 +438,7 @@ class Collector:
         self.backoff_max_s = backoff_max_s or settings.BPMOS_COLLECTOR_BACKOFF_MAX_S
         self.watch_s = watch_s or settings.BPMOS_COLLECTOR_WATCH_S
         self.flush_s = flush_s or settings.BPMOS_COLLECTOR_FLUSH_S
+        self.start_grace_s = start_grace_s
         self.connector_factory = connector_factory
         self.actor = None
         self.specs: dict[int, ConnectorSpec] = {}

@@ -374,13 +374,14 @@ def test_a_server_that_starts_just_after_the_collector_raises_no_alarm(
     opcua_servers, run_collector
 ):
     # make run starts the simulator and the collector together: the collector
-    # retries every second for its first 5 s before it reports the link lost.
+    # retries every second for its first seconds (5 by default; 30 here, for a
+    # test server's start on a busy machine) before it reports the link lost.
     server = opcua_servers()
     ids = server.add_variables("Line1", {"Temp": 5.0})
     server.stop()
     connector = make_connector(server)
     make_tag(connector, ids["Temp"], "line1.temp")
-    run_collector()
+    run_collector(start_grace_s=30.0)
     time.sleep(1.5)  # the collector's first attempts fail
     assert Connector.objects.get(pk=connector.pk).comm_state == CommState.UNKNOWN
     server.start()
