@@ -262,7 +262,9 @@ class _Link:
             backoff = min(backoff * 2, self.collector.backoff_max_s)
 
     async def _close(self, client) -> None:
-        with contextlib.suppress(Exception, asyncio.CancelledError):
+        # Shielded: a stop that cancels the task still lets the session close
+        # (and the cancellation goes on: a task that swallowed it would run on).
+        with contextlib.suppress(Exception):
             await asyncio.wait_for(
                 asyncio.shield(client.disconnect()), self.collector.timeout_s
             )
@@ -314,7 +316,7 @@ class _Link:
                 if self.spec.tag_records:
                     raw = await asyncio.wait_for(
                         client.read(list(self.spec.tag_records)),
-                        max(collector.timeout_s, interval),
+                        collector.timeout_s * 2,
                     )
                     self._buffer(client.normalize(raw))
                 else:
