@@ -183,7 +183,24 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "scada-test": {"POST": SUPERVISORS},
     "scada-poll": {"POST": SUPERVISORS},
     # --- SCADA alert rules and alarms (ISA-18.2) ---
-    # (the alarms slice adds its routes here)
+    # Admins configure rules (docs/design.md §5); everyone signed in reads them
+    # and the alarms. Operators (everyone on the floor) acknowledge; shelving is
+    # a supervisor's decision; suppressing and taking out of service change
+    # what the plant is told at all: admins. Running the rules is supervisors'.
+    "alert-rule-list": {"GET": EVERYONE, "POST": ADMINS},
+    "alert-rule-detail": {"GET": EVERYONE, "PATCH": ADMINS, "DELETE": ADMINS},
+    "alerts-process": {"POST": SUPERVISORS},
+    "alarm-list": {"GET": EVERYONE},
+    "alarm-detail": {"GET": EVERYONE},
+    "alarm-floods": {"GET": EVERYONE},
+    "alarm-chattering": {"GET": EVERYONE},
+    "alarm-acknowledge": {"POST": SHOP_FLOOR},
+    "alarm-shelve": {"POST": SUPERVISORS},
+    "alarm-unshelve": {"POST": SUPERVISORS},
+    "alarm-suppress": {"POST": ADMINS},
+    "alarm-unsuppress": {"POST": ADMINS},
+    "alarm-out-of-service": {"POST": ADMINS},
+    "alarm-return-to-service": {"POST": ADMINS},
     # --- SCADA maintenance work orders (CMMS) ---
     # (the CMMS slice adds its routes here)
     # --- SCADA LIMS quality results ---

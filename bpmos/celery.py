@@ -38,5 +38,11 @@ BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 50.0},
     },
+    # SCADA alarms: on/off-delay timers, shelf expiry, escalation, floods.
+    "alerts-process": {
+        "task": "scada.tasks_alarms.alerts_process_task",
+        "schedule": 5.0,
+        "options": {"expires": 4.0},
+    },
 }
 app.conf.beat_schedule = BEAT_SCHEDULE

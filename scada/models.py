@@ -242,6 +242,15 @@ class AlertRule(models.Model):
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Evaluation state (scada.alarms.RuleState; only scada.alarms writes it):
+    # whether the rule sees its tag in alarm, on which side, the on-delay and
+    # off-delay timers, and the last good reading it evaluated.
+    in_alarm = models.BooleanField(default=False, editable=False)
+    alarm_side = models.CharField(max_length=4, blank=True, editable=False)
+    pending_since = models.DateTimeField(null=True, blank=True, editable=False)
+    clearing_since = models.DateTimeField(null=True, blank=True, editable=False)
+    last_reading_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_value = models.FloatField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -348,6 +357,71 @@ class AlarmEvent(StatusTransitions, models.Model):
     @property
     def transition_subject(self) -> str:
         return f"Alarm {self.pk}"
+
+
+class AlarmHistory(models.Model):
+    """One change of an alarm (ISA-18.2's event journal): activations, returns,
+    operator actions, escalation. Flood and chattering detection count its
+    ``activated`` rows; ``rule`` and ``area`` are copied so they count fast."""
+
+    alarm = models.ForeignKey(
+        AlarmEvent, on_delete=models.CASCADE, related_name="history"
+    )
+    at = models.DateTimeField(db_index=True)
+    change = models.CharField(max_length=30)
+    from_state = models.CharField(max_length=20, blank=True)
+    to_state = models.CharField(max_length=20)
+    rule = models.ForeignKey(
+        AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    area = models.CharField(max_length=64, blank=True)
+    value = models.FloatField(null=True, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [
+            models.Index(fields=["change", "area", "at"]),
+            models.Index(fields=["change", "rule", "at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Alarm {self.alarm_id} {self.change} at {self.at:%H:%M:%S}"
+
+
+class AlarmFlood(models.Model):
+    """An alarm flood of one area (ISA-18.2: more than 10 alarms in 10 minutes),
+    from the activation that started it until the rate falls back."""
+
+    area = models.CharField(max_length=64)
+    started_at = models.DateTimeField(db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    alarm_count = models.PositiveIntegerField(
+        default=0, help_text="Activations in the area while the flood lasted."
+    )
+    peak_rate = models.PositiveIntegerField(
+        default=0, help_text="Most activations seen in one 10-minute window."
+    )
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["area"],
+                condition=Q(ended_at__isnull=True),
+                name="scada_flood_one_open_per_area",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Flood {self.area} from {self.started_at:%Y-%m-%d %H:%M}"
 
 
 class DeliveryState(models.TextChoices):

@@ -32,6 +32,7 @@ from inventory import events as inventory_events
 from lines import events as line_events
 from passports import events as passport_events
 from runbooks import events as runbook_events
+from scada import events as alarm_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -508,6 +509,62 @@ EXAMPLES.update(
         "product_moved_to_past": lambda user: _desk(user, "moved"),
         "product_reactivated": lambda user: _desk(user, "reactivated"),
         "dispatchable_products_update": lambda user: _desk(user, "update"),
+    }
+)
+
+
+def _alarm(user):
+    """An acknowledged limit alarm that became an exception (every field set)."""
+    from datetime import UTC, datetime
+
+    from scada.models import AlarmEvent, Connector, Tag
+    from tests import factories_tower as f
+
+    connector = Connector.objects.create(name="plc", kind="opcua", endpoint="x")
+    tag = Tag.objects.create(connector=connector, node_id="n", tag_name="t1")
+    at = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    return AlarmEvent.objects.create(
+        timestamp=at,
+        tag=tag,
+        connector=connector,
+        tag_name="t1",
+        status="ack_active",
+        area="line-a",
+        message="t1 high 90 (limit 80)",
+        value=90.0,
+        limit=80.0,
+        acknowledged_at=at,
+        acknowledged_by=user,
+        shelved_until=at,
+        exception=f.raise_exception(user, runbook=f.make_runbook()),
+    )
+
+
+def _flood():
+    from datetime import UTC, datetime
+
+    from scada.models import AlarmFlood
+
+    at = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    return AlarmFlood.objects.create(
+        area="line-a", started_at=at, ended_at=at, alarm_count=11, peak_rate=11
+    )
+
+
+EXAMPLES.update(
+    {
+        **{
+            f"alarm.{change}": lambda user, change=change: alarm_events.alarm_event(
+                _alarm(user), change
+            )
+            for change in alarm_events.ALARM_CHANGES
+        },
+        **{
+            f"alarm_flood.{change}": lambda user, change=change: (
+                alarm_events.flood_event(_flood(), change)
+            )
+            for change in alarm_events.FLOOD_EVENTS
+        },
     }
 )
 

@@ -156,6 +156,43 @@ EXPECTED: dict[str, frozenset[str] | str] = {
     "GET /api/products/move-to-past": SIGNED_IN,
     "POST /api/products/move-to-past": SUPERVISING,
     "GET /api/dashboard/status": SIGNED_IN,
+    # SCADA connectors, tags and readings (docs/scada.md, Roles): admins configure
+    # connectors and tags, everyone reads, supervisors and above test, poll and
+    # browse (they reach into the field).
+    "GET /api/scada/connectors": SIGNED_IN,
+    "POST /api/scada/connectors": ADMIN_ONLY,
+    "GET /api/scada/connectors/{id}": SIGNED_IN,
+    "PATCH /api/scada/connectors/{id}": ADMIN_ONLY,
+    "DELETE /api/scada/connectors/{id}": ADMIN_ONLY,
+    "POST /api/scada/connectors/{id}/browse": SUPERVISING,
+    "GET /api/scada/tags": SIGNED_IN,
+    "POST /api/scada/tags": ADMIN_ONLY,
+    "GET /api/scada/tags/{id}": SIGNED_IN,
+    "PATCH /api/scada/tags/{id}": ADMIN_ONLY,
+    "DELETE /api/scada/tags/{id}": ADMIN_ONLY,
+    "GET /api/scada/readings": SIGNED_IN,
+    "POST /api/scada/test": SUPERVISING,
+    "POST /api/scada/poll": SUPERVISING,
+    # SCADA alert rules and alarms (docs/scada.md, Roles): admins configure rules,
+    # operators acknowledge, supervisors shelve and run the rules, admins
+    # suppress and take alarms out of service.
+    "GET /api/alerts/rules": SIGNED_IN,
+    "POST /api/alerts/rules": ADMIN_ONLY,
+    "GET /api/alerts/rules/{id}": SIGNED_IN,
+    "PATCH /api/alerts/rules/{id}": ADMIN_ONLY,
+    "DELETE /api/alerts/rules/{id}": ADMIN_ONLY,
+    "POST /api/alerts/process": SUPERVISING,
+    "GET /api/alarms": SIGNED_IN,
+    "GET /api/alarms/floods": SIGNED_IN,
+    "GET /api/alarms/chattering": SIGNED_IN,
+    "GET /api/alarms/{id}": SIGNED_IN,
+    "POST /api/alarms/{id}/acknowledge": FLOOR,
+    "POST /api/alarms/{id}/shelve": SUPERVISING,
+    "POST /api/alarms/{id}/unshelve": SUPERVISING,
+    "POST /api/alarms/{id}/suppress": ADMIN_ONLY,
+    "POST /api/alarms/{id}/unsuppress": ADMIN_ONLY,
+    "POST /api/alarms/{id}/out-of-service": ADMIN_ONLY,
+    "POST /api/alarms/{id}/return-to-service": ADMIN_ONLY,
 }
 
 # Rules finer than a route (one route and method, callers differing by the body).
@@ -206,6 +243,9 @@ SUPERVISOR_DECISIONS = {
     "POST /api/live-products/dispatchable",
     "POST /api/products/lifecycle",
     "POST /api/products/move-to-past",
+    "POST /api/alarms/{id}/shelve",
+    "POST /api/alarms/{id}/unshelve",
+    "POST /api/alerts/process",
 }
 SUPERVISOR_ACTIONS = {
     "issue-resolve",
