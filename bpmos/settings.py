@@ -379,6 +379,9 @@ SPECTACULAR_SETTINGS = {
         "ConnectorKindEnum": "scada.models.ConnectorKind.choices",
         "ConnectorModeEnum": "scada.models.ConnectorMode.choices",
         "TagKindEnum": "scada.models.TagKind.choices",
+        "ReadingAlarmStateEnum": "scada.models.AlarmFlag.choices",
+        # (named here because a reading's alarm_state shares the field name)
+        "AlarmStateEnum": "scada.models.AlarmState.choices",
     },
 }
 

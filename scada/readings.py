@@ -54,6 +54,7 @@ from elog import audit
 from lines import services as line_services
 from lines.models import MachineState
 from lines.services import MAX_COUNT_INCREMENT
+from scada import alarms
 from scada.connectors.base import ConnectorError, connector_for
 from scada.models import (
     AlarmFlag,
@@ -308,14 +309,9 @@ def readings_store(
 
 
 def _evaluate(stored: list[ScadaReading]) -> list:
-    # The alarms slice writes readings_evaluate; until it has landed on this
-    # branch it may be missing (temporary guard, see docs/scada.md).
-    from scada import alarms
-
-    evaluate = getattr(alarms, "readings_evaluate", None)
-    if evaluate is None or not stored:
+    if not stored:
         return []
-    return list(evaluate(readings=stored) or [])
+    return list(alarms.readings_evaluate(readings=stored))
 
 
 # --- feeding lines ------------------------------------------------------------------

@@ -156,6 +156,23 @@ EXPECTED: dict[str, frozenset[str] | str] = {
     "GET /api/products/move-to-past": SIGNED_IN,
     "POST /api/products/move-to-past": SUPERVISING,
     "GET /api/dashboard/status": SIGNED_IN,
+    # SCADA connectors, tags and readings (docs/scada.md, Roles): admins configure
+    # connectors and tags, everyone reads, supervisors and above test, poll and
+    # browse (they reach into the field).
+    "GET /api/scada/connectors": SIGNED_IN,
+    "POST /api/scada/connectors": ADMIN_ONLY,
+    "GET /api/scada/connectors/{id}": SIGNED_IN,
+    "PATCH /api/scada/connectors/{id}": ADMIN_ONLY,
+    "DELETE /api/scada/connectors/{id}": ADMIN_ONLY,
+    "POST /api/scada/connectors/{id}/browse": SUPERVISING,
+    "GET /api/scada/tags": SIGNED_IN,
+    "POST /api/scada/tags": ADMIN_ONLY,
+    "GET /api/scada/tags/{id}": SIGNED_IN,
+    "PATCH /api/scada/tags/{id}": ADMIN_ONLY,
+    "DELETE /api/scada/tags/{id}": ADMIN_ONLY,
+    "GET /api/scada/readings": SIGNED_IN,
+    "POST /api/scada/test": SUPERVISING,
+    "POST /api/scada/poll": SUPERVISING,
     # SCADA alert rules and alarms (docs/scada.md, Roles): admins configure rules,
     # operators acknowledge, supervisors shelve and run the rules, admins
     # suppress and take alarms out of service.

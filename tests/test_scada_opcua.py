@@ -17,10 +17,18 @@ from elog.models import AuditRecord
 from lines import oee
 from lines import selectors as line_selectors
 from lines.models import MachineReading
-from scada import alarms, readings
+from scada import readings
 from scada.connectors.base import connector_for
 from scada.connectors.opcua import OpcUaConnector
-from scada.models import CommState, Connector, ScadaReading, Tag, TagKind
+from scada.models import (
+    AlarmEvent,
+    AlertRule,
+    CommState,
+    Connector,
+    ScadaReading,
+    Tag,
+    TagKind,
+)
 from tests import support_opcua
 from tests.factories_lines import machine, make_line
 
@@ -540,21 +548,27 @@ def test_a_bad_reading_refuses_the_whole_batch(connector):
     assert not AuditRecord.objects.filter(action="scada.readings_stored").exists()
 
 
-def test_alert_rules_see_only_the_new_readings(connector, monkeypatch):
-    seen: list[list[tuple]] = []
-
-    def evaluate(*, readings):
-        seen.append([(r.pk is not None, r.tag_name, r.value) for r in readings])
-        return ["alarm"] * sum(1 for r in readings if r.value > 50)
-
-    monkeypatch.setattr(alarms, "readings_evaluate", evaluate, raising=False)
-    readings.readings_store(connector_id=connector.pk, readings=[row("t", T0, 20.0)])
+def test_alert_rules_run_over_the_new_readings_only(connector):
+    tag = Tag.objects.create(connector=connector, node_id="ns=2;s=T", tag_name="t")
+    AlertRule.objects.create(name="T high", tag=tag, high_limit=50, severity="high")
+    first = readings.readings_store(
+        connector_id=connector.pk, readings=[row("t", T0, 20.0)]
+    )
+    assert first == {"stored": 1, "duplicates": 0, "alarms_raised": 0}
     result = readings.readings_store(
         connector_id=connector.pk,
         readings=[row("t", T0, 20.0), row("t", T0 + timedelta(seconds=1), 80.0)],
     )
     assert result == {"stored": 1, "duplicates": 1, "alarms_raised": 1}
-    assert seen == [[(True, "t", 20.0)], [(True, "t", 80.0)]]
+    alarm = AlarmEvent.objects.get()
+    assert (alarm.tag_name, alarm.value, alarm.status) == ("t", 80.0, "unack_active")
+    # A repeat of the reading in alarm raises nothing again.
+    again = readings.readings_store(
+        connector_id=connector.pk,
+        readings=[row("t", T0 + timedelta(seconds=1), 80.0)],
+    )
+    assert again == {"stored": 0, "duplicates": 1, "alarms_raised": 0}
+    assert AlarmEvent.objects.count() == 1
 
 
 # --- security policy and certificates ---------------------------------------------
