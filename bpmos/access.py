@@ -172,15 +172,17 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "dashboard-status": {"GET": EVERYONE},
     # --- SCADA connectors, tags, readings (scada/api, docs/scada.md) ---
     # (the OPC UA / API slice adds its routes here)
-
     # --- SCADA alert rules and alarms (ISA-18.2) ---
     # (the alarms slice adds its routes here)
-
     # --- SCADA maintenance work orders (CMMS) ---
     # (the CMMS slice adds its routes here)
-
     # --- SCADA LIMS quality results ---
-    # (the LIMS slice adds its routes here)
+    # A result becomes a passport's QA event: lab and floor data a supervisor
+    # (or a LIMS's service account with that role) brings in; operators record
+    # a single QA event through the passport itself. Everyone reads results.
+    "lims-import": {"POST": SUPERVISORS},
+    "lims-fetch": {"POST": SUPERVISORS},
+    "lims-results": {"GET": EVERYONE},
 }
 
 # Rules finer than a route: one route and method whose callers differ by what the

@@ -38,5 +38,10 @@ BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 50.0},
     },
+    "lims-fetch": {
+        "task": "scada.tasks_lims.lims_fetch_due_task",
+        "schedule": 60.0,
+        "options": {"expires": 50.0},
+    },
 }
 app.conf.beat_schedule = BEAT_SCHEDULE
