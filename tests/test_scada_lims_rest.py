@@ -17,6 +17,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from bpmos.celery import BEAT_SCHEDULE
+from bpmos.celery import app as celery_app
 from bpmos.roles import Role
 from elog.models import AuditRecord
 from passports import selectors as passport_selectors
@@ -196,6 +197,17 @@ def test_normalize_maps_the_lims_names(lims_server, connector):
     ]
     assert rows[1]["tested_at"].isoformat() == "2026-04-01T09:30:00+02:00"
     assert rows[1]["values"] == {"capacity_ah": 91.0, "grade": "C"}
+
+
+def test_an_answer_too_large_is_an_error(lims_server, connector, monkeypatch):
+    lims, _ = lims_server
+    lims.results = LAB_RESULTS
+    monkeypatch.setattr("scada.connectors.lims.MAX_BODY_BYTES", 100)
+    ok, error = connector_for(connector).test_connection()
+    assert (ok, error) == (
+        False,
+        f"The LIMS at {connector.endpoint}/results answered more than 100 bytes.",
+    )
 
 
 def test_an_answer_that_is_not_a_list_is_an_error(lims_server, connector):
@@ -399,4 +411,5 @@ def test_one_lims_down_does_not_stop_the_others(lims_server, connector, packs):
 def test_the_beat_entry_is_scheduled_with_an_expiry():
     entry = BEAT_SCHEDULE["lims-fetch"]
     assert entry["task"] == "scada.tasks_lims.lims_fetch_due_task"
+    assert entry["task"] in celery_app.tasks  # registered under that name
     assert entry["options"]["expires"] < entry["schedule"]

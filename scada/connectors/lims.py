@@ -23,6 +23,7 @@ malformed result is reported by row there rather than dropping the batch.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +38,8 @@ DEFAULT_SINCE_PARAM = "since"
 # A LIMS answering more than this in one fetch is asked again next time (the
 # ``since`` cursor moves on); it keeps one fetch's memory and transaction count bounded.
 MAX_RESULTS_PER_FETCH = 5_000
+# An answer is read into memory whole: bounded, whatever the LIMS sends.
+MAX_BODY_BYTES = 20 * 1024 * 1024
 
 # The words a result may be given in, in any case (a CSV's ``result`` column, a
 # LIMS's ``result`` field); a JSON ``passed`` may also be a boolean.
@@ -97,24 +100,34 @@ class LimsConnector(BaseConnector):
             headers[name] = str(value)
         return headers
 
-    def _get(self, params: dict[str, str]) -> httpx.Response:
+    def _get(self, params: dict[str, str]) -> bytes:
+        """The body of a 200 answer (at most ``MAX_BODY_BYTES``), or why not."""
         try:
-            response = httpx.get(
+            with httpx.stream(
+                "GET",
                 self.url,
                 params=params,
                 headers=self._headers(),
                 timeout=self.timeout_s,
                 follow_redirects=False,
-            )
+            ) as response:
+                if response.status_code != 200:
+                    raise ConnectorError(
+                        f"The LIMS at {self.url} answered HTTP {response.status_code}."
+                    )
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_BODY_BYTES:
+                        raise ConnectorError(
+                            f"The LIMS at {self.url} answered more than "
+                            f"{MAX_BODY_BYTES:,} bytes."
+                        )
         except httpx.HTTPError as exc:
             raise ConnectorError(
                 f"The LIMS at {self.url} could not be reached: {exc}"
             ) from exc
-        if response.status_code != 200:
-            raise ConnectorError(
-                f"The LIMS at {self.url} answered HTTP {response.status_code}."
-            )
-        return response
+        return bytes(body)
 
     def test_connection(self) -> tuple[bool, str | None]:
         """Ask for the results since now: reachable, authorised and JSON."""
@@ -130,10 +143,10 @@ class LimsConnector(BaseConnector):
         if since is not None:
             name = str(self.settings.get("since_param") or DEFAULT_SINCE_PARAM)
             params[name] = since.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        response = self._get(params)
+        raw = self._get(params)
         try:
-            body = response.json()
-        except ValueError as exc:
+            body = json.loads(raw)
+        except ValueError as exc:  # UnicodeDecodeError included
             raise ConnectorError(
                 f"The LIMS at {self.url} did not answer JSON."
             ) from exc
