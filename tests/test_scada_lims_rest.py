@@ -16,6 +16,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from bench.common import free_port
 from bpmos.celery import BEAT_SCHEDULE
 from bpmos.celery import app as celery_app
 from bpmos.roles import Role
@@ -80,7 +81,9 @@ def _handler(lims: FakeLims) -> type[BaseHTTPRequestHandler]:
 def lims_server() -> Iterator[tuple[FakeLims, str]]:
     lims = FakeLims()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(lims))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield lims, f"http://127.0.0.1:{server.server_address[1]}/api/v2"
@@ -180,10 +183,11 @@ def test_test_connection_answers_ok_or_why_not(lims_server, connector):
 
 
 def test_a_lims_that_is_not_listening_is_reported(connector):
-    connector.endpoint = "http://127.0.0.1:9"  # discard port: nothing listens
+    port = free_port()  # bound and released: nothing listens there
+    connector.endpoint = f"http://127.0.0.1:{port}"
     ok, error = connector_for(connector).test_connection()
     assert ok is False
-    assert error.startswith("The LIMS at http://127.0.0.1:9/results could not be")
+    assert error.startswith(f"The LIMS at http://127.0.0.1:{port}/results could not")
 
 
 def test_normalize_maps_the_lims_names(lims_server, connector):
@@ -379,7 +383,10 @@ def test_the_beat_task_fetches_due_lims_connectors_once_per_interval(
     lims, _ = lims_server
     lims.results = LAB_RESULTS[:1]
     Connector.objects.create(
-        name="Old LIMS", kind="lims", endpoint="http://127.0.0.1:9", enabled=False
+        name="Old LIMS",
+        kind="lims",
+        endpoint=f"http://127.0.0.1:{free_port()}",
+        enabled=False,
     )
 
     assert tasks_lims.lims_fetch_due_task() == 1
@@ -399,7 +406,7 @@ def test_one_lims_down_does_not_stop_the_others(lims_server, connector, packs):
     lims, _ = lims_server
     lims.results = LAB_RESULTS[:1]
     Connector.objects.create(
-        name="Down LIMS", kind="lims", endpoint="http://127.0.0.1:9"
+        name="Down LIMS", kind="lims", endpoint=f"http://127.0.0.1:{free_port()}"
     )
 
     assert quality.lims_fetch_due() == 1
