@@ -137,6 +137,10 @@ class _Good:
 
 
 def _text_of(value: Any) -> str:
+    """Text as given (stripped); a whole number (a LIMS's numeric serial) as
+    its digits; anything else as missing."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     return value.strip() if isinstance(value, str) else ""
 
 
@@ -186,7 +190,9 @@ def _check(item: Any, row: int, now: datetime) -> _Good | RowError:
     if not serial:
         return RowError(row, "", "serial: required.")
     if len(serial) > MAX_SERIAL:
-        return RowError(row, serial[:MAX_SERIAL], f"serial: at most {MAX_SERIAL}.")
+        return RowError(
+            row, serial[:MAX_SERIAL], f"serial: at most {MAX_SERIAL} characters."
+        )
     test_name = _text_of(item.get("test_name"))
     if not test_name:
         return RowError(row, serial, "test_name: required.")
@@ -203,9 +209,7 @@ def _check(item: Any, row: int, now: datetime) -> _Good | RowError:
         return RowError(row, serial, problem)
     tested_at: datetime = item["tested_at"]
     key = item.get("key")
-    if key in (None, ""):
-        key = _derived_key(serial, test_name, tested_at)
-    elif not isinstance(key, str) or len(key) > MAX_KEY:
+    if key not in (None, "") and (not isinstance(key, str) or len(key) > MAX_KEY):
         return RowError(row, serial, f"key: a text of at most {MAX_KEY} characters.")
     try:
         passport = passport_selectors.resolve(serial)
@@ -215,10 +219,15 @@ def _check(item: Any, row: int, now: datetime) -> _Good | RowError:
         )
     except Conflict as exc:
         return RowError(row, serial, exc.message, exc.code)
+    # Kept under the passport's own serial (a lab may give a barcode or the
+    # BPAN), so the list's serial filter and the derived key name one battery
+    # one way.
+    if key in (None, ""):
+        key = _derived_key(passport.serial, test_name, tested_at)
     return _Good(
         row=row,
         key=key,
-        serial=serial,
+        serial=passport.serial,
         passport_id=passport.pk,
         test_name=test_name,
         passed=passed,

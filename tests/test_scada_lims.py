@@ -500,3 +500,17 @@ def test_openapi_describes_the_multipart_body(boss):
     properties = schema["components"]["schemas"][ref]["properties"]
     assert properties["file"]["format"] == "binary"
     assert properties["dry_run"]["type"] == "boolean"
+
+
+def test_a_result_given_by_barcode_is_kept_under_the_serial(boss, db):
+    pack = register("pack", serial="LIMS-C", barcode="BC-77", manufactured_at=MADE)
+    content = "serial,test_name,result,tested_at\nbc-77,OCV,pass,2026-03-02T09:00Z\n"
+
+    assert upload(api(boss), content).json()["applied"] == 1
+
+    result = LimsResult.objects.get()
+    assert (result.serial, result.key) == (
+        "LIMS-C",
+        "LIMS-C|OCV|2026-03-02T09:00:00+00:00",
+    )
+    assert [e.kind for e in ledger_of(pack)] == ["manufactured", "qa_passed"]

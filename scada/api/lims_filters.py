@@ -9,7 +9,7 @@ from scada.models import LimsResult
 
 
 class LimsResultFilterSet(bpmos_filters.FilterSet):
-    serial = filters.CharFilter(help_text="The serial as the result gave it.")
+    serial = filters.CharFilter(help_text="The passport's serial.")
     test_name = filters.CharFilter()
     passed = filters.BooleanFilter(help_text="true or false.")
     connector = bpmos_filters.IntegerFilter(field_name="connector_id")
