@@ -514,3 +514,9 @@ def test_a_result_given_by_barcode_is_kept_under_the_serial(boss, db):
         "LIMS-C|OCV|2026-03-02T09:00:00+00:00",
     )
     assert [e.kind for e in ledger_of(pack)] == ["manufactured", "qa_passed"]
+
+
+def test_a_json_body_is_a_400_naming_the_file(boss):
+    response = api(boss).post("/api/lims/import", {"dry_run": True}, format="json")
+    assert response.status_code == 400
+    assert response.json()["details"] == {"file": ["No file was submitted."]}

@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import generics
 from rest_framework.parsers import FormParser, MultiPartParser
 
+from bpmos.parsers import JSONParser
 from bpmos.views import BpmosAPIView
 from scada import quality
 from scada.api import lims_serializers as s
@@ -31,7 +32,9 @@ class LimsImportView(BpmosAPIView):
     applied (``details.rejected`` names them). ``dry_run``: check, apply nothing.
     """
 
-    parser_classes = [MultiPartParser, FormParser]
+    # The file comes as multipart; a JSON body still goes through the bounded
+    # parser, so it is a 400 naming ``file`` (or a parse error), never a 415.
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     @extend_schema(
         tags=["lims"],
