@@ -66,9 +66,6 @@ MAX_ROWS = 5_000
 # The columns every CSV has; any other column is one of the result's values.
 CSV_REQUIRED = ("serial", "test_name", "result", "tested_at")
 CSV_KEY = "key"  # optional: the LIMS's result id, when the export has one
-MAX_VALUES = 50
-MAX_VALUE_NAME = 64
-MAX_VALUE_TEXT = 200
 MAX_SERIAL = 64  # as passports keep serials
 MAX_TEST_NAME = 100
 MAX_KEY = 200
@@ -144,27 +141,6 @@ def _text_of(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def _values_problem(values: Any) -> str | None:
-    if not isinstance(values, dict):
-        return "values: an object of names to numbers or texts."
-    if len(values) > MAX_VALUES:
-        return f"values: at most {MAX_VALUES}."
-    for name, value in values.items():
-        if not isinstance(name, str) or not 0 < len(name) <= MAX_VALUE_NAME:
-            return f"values: names are 1 to {MAX_VALUE_NAME} characters."
-        if isinstance(value, bool) or value is None:
-            return f"values.{name}: a number or a text."
-        if isinstance(value, int | float):
-            if not math.isfinite(value):
-                return f"values.{name}: a finite number."
-        elif isinstance(value, str):
-            if len(value) > MAX_VALUE_TEXT:
-                return f"values.{name}: at most {MAX_VALUE_TEXT} characters."
-        else:
-            return f"values.{name}: a number or a text (values are flat)."
-    return None
-
-
 def _tested_at_problem(tested_at: Any, now: datetime) -> str | None:
     if not isinstance(tested_at, datetime):
         return "tested_at: an ISO 8601 date-time, e.g. 2026-11-23T10:00:00Z."
@@ -204,7 +180,9 @@ def _check(item: Any, row: int, now: datetime) -> _Good | RowError:
             row, serial, "result: pass or fail (pass/fail, PASS/FAIL, passed/failed)."
         )
     values = item.get("values") or {}
-    problem = _values_problem(values) or _tested_at_problem(item.get("tested_at"), now)
+    problem = passport_services.qa_values_problem(values) or _tested_at_problem(
+        item.get("tested_at"), now
+    )
     if problem:
         return RowError(row, serial, problem)
     tested_at: datetime = item["tested_at"]
@@ -239,24 +217,19 @@ def _check(item: Any, row: int, now: datetime) -> _Good | RowError:
 # --- applying ---------------------------------------------------------------------
 
 
-def _values_text(values: dict[str, Any]) -> str:
-    return ", ".join(f"{name}={value}" for name, value in values.items())
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= _EVENT_TEXT else text[: _EVENT_TEXT - 1] + "…"
-
-
-def _event_data(good: _Good) -> tuple[str, dict[str, str]]:
-    """The QA event's kind and data. passports' service takes text only
-    (``test`` and ``note``/``reason``), so the values go into that text; the
-    ``LimsResult`` row keeps them as numbers, linked by the event's id."""
-    values = _values_text(good.values)
+def _event_data(good: _Good) -> tuple[str, dict[str, Any]]:
+    """The QA event's kind and data: the test's name and its measured values
+    (kept in the ledger as numbers and texts); a failure's reason names the
+    test."""
+    data: dict[str, Any] = {"test": good.test_name}
+    if good.values:
+        data["values"] = good.values
     if good.passed:
-        note = f"LIMS: {values}" if values else "LIMS result"
-        return "qa_passed", {"test": good.test_name, "note": _clip(note)}
-    reason = f"LIMS: {good.test_name} failed" + (f" ({values})" if values else "")
-    return "qa_failed", {"test": good.test_name, "reason": _clip(reason)}
+        return "qa_passed", {**data, "note": "LIMS result"}
+    return "qa_failed", {
+        **data,
+        "reason": f"LIMS: {good.test_name} failed"[:_EVENT_TEXT],
+    }
 
 
 def _refusal(exc: DomainError) -> str:

@@ -131,12 +131,13 @@ def test_good_rows_become_qa_events_and_bad_rows_are_reported(boss, packs):
     assert [e.kind for e in b_events] == ["manufactured", "qa_failed"]
     assert a_events[1].data == {
         "test": "EOL capacity",
-        "note": "LIMS: capacity_ah=101.2, ir_mohm=0.8",
+        "values": {"capacity_ah": 101.2, "ir_mohm": 0.8},
+        "note": "LIMS result",
     }
     assert b_events[1].data == {
         "test": "EOL capacity",
-        "reason": "LIMS: EOL capacity failed "
-        "(capacity_ah=88, ir_mohm=1.9, operator_note=swollen)",
+        "values": {"capacity_ah": 88, "ir_mohm": 1.9, "operator_note": "swollen"},
+        "reason": "LIMS: EOL capacity failed",
     }
     assert a_events[1].occurred_at.isoformat() == "2026-03-01T10:00:00+00:00"
     assert b_events[1].occurred_at.isoformat() == "2026-03-01T04:35:00+00:00"
@@ -252,7 +253,7 @@ def test_a_dry_run_checks_every_row_and_changes_nothing(boss, packs):
 
 def test_the_lifecycle_refusing_a_qa_event_is_a_row_error(boss, packs):
     recycled = make_passport("pack", "recycled")
-    passed = make_passport("pack", "qa_passed")
+    passed = make_passport("pack", "warehoused")  # past QA: a pass is refused
     prints = [footprint(recycled), footprint(passed)]
     just_now = timezone.now().isoformat()  # they were made a moment ago
     content = (

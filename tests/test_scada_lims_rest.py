@@ -271,7 +271,8 @@ def test_fetch_applies_results_as_qa_events_and_reports_bad_ones(
     assert [e.kind for e in b_events] == ["manufactured", "qa_failed"]
     assert b_events[1].data == {
         "test": "Capacity",
-        "reason": "LIMS: Capacity failed (capacity_ah=91.0, grade=C)",
+        "values": {"capacity_ah": 91.0, "grade": "C"},
+        "reason": "LIMS: Capacity failed",
     }
     stored = {r.key: r for r in LimsResult.objects.all()}
     assert set(stored) == {"LR-1", "2"}
