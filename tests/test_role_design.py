@@ -182,6 +182,11 @@ EXPECTED: dict[str, frozenset[str] | str] = {
     "GET /api/work-orders/maintenance": SIGNED_IN,
     "GET /api/work-orders/maintenance/{id}": SIGNED_IN,
     "POST /api/work-orders/maintenance/{id}/retry": SUPERVISING,
+    # SCADA LIMS quality results (docs/scada.md, Roles): supervisors bring lab
+    # results in (each a passport's QA event); everyone signed in reads them.
+    "POST /api/lims/import": SUPERVISING,
+    "POST /api/lims/fetch": SUPERVISING,
+    "GET /api/lims/results": SIGNED_IN,
 }
 
 # Rules finer than a route (one route and method, callers differing by the body).
