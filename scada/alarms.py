@@ -40,9 +40,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import structlog
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from bpmos import events
@@ -72,8 +72,6 @@ from scada.models import (
     ScadaReading,
     Tag,
 )
-
-log = structlog.get_logger(__name__)
 
 OPEN_STATES = (
     AlarmState.UNACK_ACTIVE,
@@ -201,7 +199,9 @@ def area_of(tag: Tag) -> str:
 
 def _message(rule: AlertRule, side: str, value: float | None) -> str:
     limit = rule.high_limit if side == "high" else rule.low_limit
-    text = f"{rule.tag.tag_name} {side} {value:g} (limit {limit:g})"
+    # The limit may be gone if the rule was edited while its on-delay ran.
+    shown = "-" if limit is None else f"{limit:g}"
+    text = f"{rule.tag.tag_name} {side} {value:g} (limit {shown})"
     return f"{rule.message}: {text}" if rule.message else text
 
 
@@ -331,7 +331,6 @@ def readings_evaluate(*, readings: list[ScadaReading]) -> list[AlarmEvent]:
     return _evaluate(readings, actor=None).raised
 
 
-@transaction.atomic
 def _evaluate(readings: list[ScadaReading], *, actor) -> _Evaluated:
     result = _Evaluated(raised=[])
     if not readings:
@@ -347,12 +346,35 @@ def _evaluate(readings: list[ScadaReading], *, actor) -> _Evaluated:
         tag_id = reading.tag_id or tag_of_name.get(reading.tag_name)
         if tag_id is not None:
             per_tag[tag_id].append(reading)
-    if not per_tag:
+    # Few tags have rules: find them among the (small) set of enabled rules
+    # first, and lock only those; a batch of unruled tags costs one query.
+    ruled = [
+        pk
+        for pk, tag_id in AlertRule.objects.filter(enabled=True).values_list(
+            "pk", "tag_id"
+        )
+        if tag_id in per_tag
+    ]
+    if not ruled:
         return result
+    with transaction.atomic():
+        _run_rules(ruled, per_tag, readings, actor=actor, result=result)
+    return result
+
+
+def _run_rules(
+    ruled: list[int],
+    per_tag: dict[int, list[ScadaReading]],
+    readings: list[ScadaReading],
+    *,
+    actor,
+    result: _Evaluated,
+) -> None:
+    """Each rule over its readings, under the rules' row locks (in pk order)."""
     rules = list(
         AlertRule.objects.select_for_update(**ROW_LOCK)
         .select_related("tag__connector", "tag__machine__station__line")
-        .filter(tag_id__in=per_tag, enabled=True)
+        .filter(pk__in=ruled, enabled=True)
         .order_by("pk")
     )
     in_alarm: set[int] = set()
@@ -383,7 +405,6 @@ def _evaluate(readings: list[ScadaReading], *, actor) -> _Evaluated:
     if changed:
         AlertRule.objects.bulk_update(changed, _STATE_FIELDS)
     _mark_active([r for r in readings if id(r) in in_alarm])
-    return result
 
 
 def _apply(rule, state, outcome, *, at, value, actor, result: _Evaluated) -> None:
@@ -668,13 +689,9 @@ def _escalate(alarm: AlarmEvent, *, now: datetime, actor=None) -> tuple[bool, bo
 
 
 def _work_order(alarm: AlarmEvent) -> bool:
-    # The CMMS slice writes scada.maintenance.work_order_for_alarm; until its
-    # branch lands the name may be missing, hence getattr (temporary).
-    create = getattr(maintenance, "work_order_for_alarm", None)
-    if create is None:
-        log.warning("alarm.work_order_unavailable", alarm_id=alarm.pk)
-        return False
-    create(alarm_id=alarm.pk, actor=None)
+    """Ask the CMMS slice for the alarm's maintenance work order (it opens at
+    most one per alarm and queues its delivery)."""
+    maintenance.work_order_for_alarm(alarm_id=alarm.pk, actor=None)
     return True
 
 
@@ -759,27 +776,49 @@ def _floods_end(*, now: datetime, actor) -> int:
 
 def _unevaluated(now: datetime) -> list[ScadaReading]:
     """Recent readings of ruled tags newer than what their rule last evaluated
-    (stored by a path that did not evaluate them, or before the rule existed)."""
-    return list(
-        ScadaReading.objects.filter(
-            timestamp__gt=now - RECENT,
-            timestamp__lte=now,
-            tag__rules__enabled=True,
+    (stored before the rule existed or was enabled, or by a path that did not
+    evaluate them). Rules that are up to date cost one index probe each on the
+    readings' (tag_name, timestamp) key; only the others read their readings."""
+    since = now - RECENT
+    rules = (
+        AlertRule.objects.filter(enabled=True)
+        .annotate(
+            after=Greatest(Coalesce("last_reading_at", Value(since)), Value(since))
         )
         .filter(
-            Q(tag__rules__last_reading_at__isnull=True)
-            | Q(timestamp__gt=F("tag__rules__last_reading_at"))
+            Exists(
+                ScadaReading.objects.filter(
+                    tag_name=OuterRef("tag__tag_name"),
+                    timestamp__gt=OuterRef("after"),
+                    timestamp__lte=now,
+                )
+            )
         )
-        .distinct()
-        .order_by("timestamp", "pk")[:50_000]
+        .values_list("tag__tag_name", "after")
     )
+    found: dict[int, ScadaReading] = {}
+    for tag_name, after in rules:
+        for reading in ScadaReading.objects.filter(
+            tag_name=tag_name, timestamp__gt=after, timestamp__lte=now
+        ).order_by("timestamp")[:10_000]:
+            found[reading.pk] = reading
+    return sorted(found.values(), key=lambda r: (r.timestamp, r.pk))
 
 
 def _timers(*, now: datetime, actor, counts: dict[str, int]) -> None:
-    due = AlertRule.objects.filter(enabled=True).filter(
+    """Let the on/off-delays that elapsed without a reading act. Only rules whose
+    timer is due are locked (the timer is re-read under the lock)."""
+    timing = AlertRule.objects.filter(enabled=True).filter(
         Q(pending_since__isnull=False) | Q(clearing_since__isnull=False)
     )
-    for pk in list(due.values_list("pk", flat=True)):
+    due = [
+        pk
+        for pk, state, limits in (
+            (rule.pk, state_of(rule), limits_of(rule)) for rule in timing
+        )
+        if tick(limits, state, now)[1] != Outcome.NONE
+    ]
+    for pk in due:
         with transaction.atomic():
             rule = (
                 AlertRule.objects.select_for_update(**ROW_LOCK)

@@ -13,11 +13,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from bpmos.celery import BEAT_SCHEDULE
 from bpmos.errors import IllegalTransition, InvalidInput, NotFound
 from bpmos.events.models import OutboxEvent
 from elog.models import AuditRecord
 from exceptions.models import ExceptionSource, ExceptionType, PlantException
-from scada import alarm_rules, alarms, maintenance
+from scada import alarm_rules, alarms
 from scada.api import alarms_selectors as selectors
 from scada.models import (
     AlarmEvent,
@@ -26,9 +27,11 @@ from scada.models import (
     AlarmState,
     AlertRule,
     Connector,
+    MaintenanceWorkOrder,
     ScadaReading,
     Tag,
 )
+from scada.tasks_alarms import alerts_process_task
 from tests.factories_lines import machine, make_line
 
 pytestmark = pytest.mark.django_db
@@ -498,22 +501,23 @@ def test_acknowledged_or_shelved_alarm_does_not_escalate(tag, olga, boss):
     assert PlantException.objects.count() == 0
 
 
-def test_escalation_asks_the_cmms_for_one_work_order(tag, monkeypatch):
-    # scada.maintenance.work_order_for_alarm is the CMMS slice's; until it lands
-    # on this branch the test stands in for it, recording the calls.
-    calls = []
-    monkeypatch.setattr(
-        maintenance,
-        "work_order_for_alarm",
-        lambda *, alarm_id, actor: calls.append((alarm_id, actor)),
-        raising=False,
-    )
-    make_rule(tag, escalate_after_s=60, create_work_order=True)
+def test_escalation_opens_one_cmms_work_order(tag):
+    make_rule(tag, escalate_after_s=60, create_work_order=True, severity="high")
     feed(tag, (0, 90.0))
     counts = alarms.alerts_process(actor=None, now=T0 + timedelta(minutes=2))
     assert (counts["escalated"], counts["work_orders"]) == (1, 1)
     alarms.alerts_process(actor=None, now=T0 + timedelta(minutes=3))
-    assert calls == [(AlarmEvent.objects.get().pk, None)]
+    alarm = AlarmEvent.objects.get()
+    [work_order] = MaintenanceWorkOrder.objects.all()
+    assert (work_order.source_alarm, work_order.priority) == (alarm, "high")
+
+
+def test_escalation_without_create_work_order_opens_none(tag):
+    make_rule(tag, escalate_after_s=60)
+    feed(tag, (0, 90.0))
+    counts = alarms.alerts_process(actor=None, now=T0 + timedelta(minutes=2))
+    assert (counts["escalated"], counts["work_orders"]) == (1, 0)
+    assert MaintenanceWorkOrder.objects.count() == 0
 
 
 # --- floods and chattering ---
@@ -612,3 +616,47 @@ def test_disabling_a_rule_in_alarm_returns_its_alarm_and_resets_it(
     assert (rule.in_alarm, rule.last_reading_at) == (False, None)
     record = AuditRecord.objects.get(action="alert_rule.changed")
     assert (record.before, record.after) == ({"enabled": True}, {"enabled": False})
+
+
+def test_pass_evaluates_only_readings_newer_than_the_rule_has_seen(rule, tag):
+    feed(tag, (0, 90.0), (5, 50.0))  # evaluated: raised, then returned
+    for seconds, value in ((10, 95.0), (15, 96.0)):  # stored, not evaluated
+        ScadaReading.objects.create(
+            tag_name=tag.tag_name,
+            timestamp=T0 + timedelta(seconds=seconds),
+            value=value,
+        )
+    counts = alarms.alerts_process(actor=None, now=T0 + timedelta(seconds=20))
+    assert (counts["evaluated"], counts["activated"]) == (2, 1)
+    alarm = AlarmEvent.objects.get()
+    assert (alarm.status, alarm.value) == (S.UNACK_ACTIVE, 95.0)
+    rule.refresh_from_db()
+    assert rule.last_reading_at == T0 + timedelta(seconds=15)
+
+
+def test_beat_runs_the_pass_every_five_seconds(tag):
+    entry = BEAT_SCHEDULE["alerts-process"]
+    assert entry == {
+        "task": "scada.tasks_alarms.alerts_process_task",
+        "schedule": 5.0,
+        "options": {"expires": 4.0},
+    }
+    assert alerts_process_task.name == entry["task"]
+    alarm = alarm_in(S.SHELVED, shelved_until=timezone.now() - timedelta(seconds=1))
+    assert alerts_process_task.apply().get()["shelves_expired"] == 1
+    alarm.refresh_from_db()
+    assert alarm.status == S.UNACK_ACTIVE
+
+
+def test_batch_of_tags_without_rules_costs_one_query(
+    rule, tag, django_assert_num_queries
+):
+    others = [make_tag(tag.connector, f"l1.x{i}") for i in range(20)]
+    rows = [
+        ScadaReading.objects.create(
+            tag=other, tag_name=other.tag_name, timestamp=T0, value=500.0
+        )
+        for other in others
+    ]
+    with django_assert_num_queries(1):
+        assert alarms.readings_evaluate(readings=rows) == []

@@ -15,6 +15,7 @@ from scada.models import AlarmEvent, AlarmFlood, AlarmState, AlertRule
 from tests.conftest import bearer
 from tests.support import assert_envelope
 from tests.test_scada_alarms import (
+    EXPECTED,
     T0,
     alarm_in,
     feed,
@@ -445,3 +446,37 @@ def test_floods_and_chattering_reports(make_user, tag):
         400,
         "validation_error",
     )
+
+
+# --- every action from every state, through the API -------------------------------
+
+_ROUTES = {
+    "acknowledge": ("acknowledge", None),
+    "shelve": ("shelve", {"minutes": 30, "reason": "noisy"}),
+    "unshelve": ("unshelve", None),
+    "suppress": ("suppress", {"reason": "stopped"}),
+    "unsuppress": ("unsuppress", None),
+    "remove_from_service": ("out-of-service", {"reason": "calibration"}),
+    "return_to_service": ("return-to-service", None),
+}
+
+
+@pytest.mark.parametrize("action", sorted(EXPECTED))
+@pytest.mark.parametrize("state", list(S.values))
+def test_every_action_from_every_state_through_the_api(make_user, action, state):
+    client = api(make_user("admin"))
+    alarm = alarm_in(state)
+    route, body = _ROUTES[action]
+    before = counts()
+    response = client.post(f"/api/alarms/{alarm.pk}/{route}", body, format="json")
+    target = EXPECTED[action].get(state)
+    alarm.refresh_from_db()
+    if target is None:
+        envelope = assert_envelope(response, 409, "illegal_transition")
+        assert envelope["details"] == {"from": state, "action": action}
+        assert alarm.status == state
+        unchanged(*before)
+    else:
+        assert response.status_code == 200, response.json()
+        assert response.json()["alarm_state"] == alarm.status == target
+        assert counts() == (before[0] + 1, before[1] + 1)
