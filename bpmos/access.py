@@ -210,7 +210,12 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "maintenance-work-order-detail": {"GET": EVERYONE},
     "maintenance-work-order-retry": {"POST": SUPERVISORS},
     # --- SCADA LIMS quality results ---
-    # (the LIMS slice adds its routes here)
+    # A result becomes a passport's QA event: lab and floor data a supervisor
+    # (or a LIMS's service account with that role) brings in; operators record
+    # a single QA event through the passport itself. Everyone reads results.
+    "lims-import": {"POST": SUPERVISORS},
+    "lims-fetch": {"POST": SUPERVISORS},
+    "lims-results": {"GET": EVERYONE},
 }
 
 # Rules finer than a route: one route and method whose callers differ by what the

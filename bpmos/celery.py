@@ -38,6 +38,11 @@ BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 50.0},
     },
+    "lims-fetch": {
+        "task": "scada.tasks_lims.lims_fetch_due_task",
+        "schedule": 60.0,
+        "options": {"expires": 50.0},
+    },
     # SCADA alarms: on/off-delay timers, shelf expiry, escalation, floods.
     "alerts-process": {
         "task": "scada.tasks_alarms.alerts_process_task",

@@ -484,6 +484,14 @@ BPMOS_BMS_DEFAULT_NODE = env.int("BPMOS_BMS_DEFAULT_NODE", default=1)
 # Start a simulated BMS inside the process on first use (virtual interface only):
 # the embedded demo provisions its packs without hardware. Off in production.
 BPMOS_BMS_SIMULATOR = env.bool("BPMOS_BMS_SIMULATOR", default=not PRODUCTION)
+# Maintenance work orders to the CMMS (scada.maintenance; docs/scada.md): the
+# connector to send to (by name; empty: the one enabled CMMS connector), the
+# attempts before a work order shows as failed (it is still tried every cap), and
+# the backoff between attempts (base doubling up to the cap, in seconds).
+BPMOS_CMMS_CONNECTOR = env.str("BPMOS_CMMS_CONNECTOR", default="")
+BPMOS_CMMS_MAX_ATTEMPTS = env.int("BPMOS_CMMS_MAX_ATTEMPTS", default=8)
+BPMOS_CMMS_BACKOFF_BASE_S = env.float("BPMOS_CMMS_BACKOFF_BASE_S", default=30.0)
+BPMOS_CMMS_BACKOFF_CAP_S = env.float("BPMOS_CMMS_BACKOFF_CAP_S", default=3600.0)
 # SCADA's collector process and the demo plant's OPC UA simulator (docs/scada.md,
 # "The collector process"). The simulator serves here; the demo connector reads it.
 BPMOS_OPCUA_SIM_URL = env.str(

@@ -48,7 +48,10 @@ class Snapshot:
 
 # Event kind → (states it may follow, state it leads to; None keeps the state).
 _MOVES: dict[str, tuple[frozenset[str], str | None]] = {
-    E.QA_PASSED: (frozenset({S.MANUFACTURED, S.QA_FAILED}), S.QA_PASSED),
+    # A battery passes several tests (capacity, resistance, leak): a further
+    # pass while it is QA Passed keeps it there; a fail at any point before it
+    # ships sends it to QA Failed until a re-test passes.
+    E.QA_PASSED: (frozenset({S.MANUFACTURED, S.QA_PASSED, S.QA_FAILED}), S.QA_PASSED),
     E.QA_FAILED: (
         frozenset({S.MANUFACTURED, S.QA_PASSED, S.PROVISIONED, S.WAREHOUSED}),
         S.QA_FAILED,

@@ -10,6 +10,7 @@ desk in ``passports.dispatch.services``; views, the admin and the demo call thes
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -34,6 +35,35 @@ from passports.models import (
 )
 
 _MAX_TEXT = 300
+
+# A QA event's measured values (a LIMS result's capacity, resistance, …): a flat
+# object of names to finite numbers or short texts.
+MAX_QA_VALUES = 50
+MAX_QA_VALUE_NAME = 64
+MAX_QA_VALUE_TEXT = 200
+_QA_KINDS = frozenset({EventKind.QA_PASSED, EventKind.QA_FAILED})
+
+
+def qa_values_problem(values: Any) -> str | None:
+    """Why ``values`` cannot be a QA event's measured values, or None."""
+    if not isinstance(values, dict):
+        return "values: an object of names to numbers or texts."
+    if len(values) > MAX_QA_VALUES:
+        return f"values: at most {MAX_QA_VALUES}."
+    for name, value in values.items():
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_QA_VALUE_NAME:
+            return f"values: names are 1 to {MAX_QA_VALUE_NAME} characters."
+        if isinstance(value, bool) or value is None:
+            return f"values.{name}: a number or a text."
+        if isinstance(value, int | float):
+            if not math.isfinite(value) or abs(value) >= 1e15:
+                return f"values.{name}: a finite number below 10^15."
+        elif isinstance(value, str):
+            if len(value) > MAX_QA_VALUE_TEXT:
+                return f"values.{name}: at most {MAX_QA_VALUE_TEXT} characters."
+        else:
+            return f"values.{name}: a number or a text (values are flat)."
+    return None
 
 
 def _invalid(errors: dict[str, list[str]]) -> InvalidInput:
@@ -296,6 +326,11 @@ def _event_data(kind: str, raw: Any) -> dict[str, Any]:
             raise _invalid({f"data.{field}": exc.details[field]}) from exc
         if value:
             data[field] = value
+    if kind in _QA_KINDS and raw.get("values") not in (None, {}):
+        if problem := qa_values_problem(raw["values"]):
+            field, _, message = problem.partition(": ")
+            raise _invalid({f"data.{field}": [message[:1].upper() + message[1:]]})
+        data["values"] = dict(raw["values"])
     return data
 
 

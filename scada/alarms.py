@@ -331,7 +331,6 @@ def readings_evaluate(*, readings: list[ScadaReading]) -> list[AlarmEvent]:
     return _evaluate(readings, actor=None).raised
 
 
-@transaction.atomic
 def _evaluate(readings: list[ScadaReading], *, actor) -> _Evaluated:
     result = _Evaluated(raised=[])
     if not readings:
@@ -358,6 +357,20 @@ def _evaluate(readings: list[ScadaReading], *, actor) -> _Evaluated:
     ]
     if not ruled:
         return result
+    with transaction.atomic():
+        _run_rules(ruled, per_tag, readings, actor=actor, result=result)
+    return result
+
+
+def _run_rules(
+    ruled: list[int],
+    per_tag: dict[int, list[ScadaReading]],
+    readings: list[ScadaReading],
+    *,
+    actor,
+    result: _Evaluated,
+) -> None:
+    """Each rule over its readings, under the rules' row locks (in pk order)."""
     rules = list(
         AlertRule.objects.select_for_update(**ROW_LOCK)
         .select_related("tag__connector", "tag__machine__station__line")
@@ -392,7 +405,6 @@ def _evaluate(readings: list[ScadaReading], *, actor) -> _Evaluated:
     if changed:
         AlertRule.objects.bulk_update(changed, _STATE_FIELDS)
     _mark_active([r for r in readings if id(r) in in_alarm])
-    return result
 
 
 def _apply(rule, state, outcome, *, at, value, actor, result: _Evaluated) -> None:

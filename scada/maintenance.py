@@ -418,7 +418,8 @@ def _cmms() -> tuple[CmmsConnector | None, str]:
                 "BPMOS_CMMS_CONNECTOR. The work order waits."
             )
     connector = connector_for(configs[0])
-    assert isinstance(connector, CmmsConnector)
+    if not isinstance(connector, CmmsConnector):
+        raise ConnectorError(f"{configs[0]} is served by no CMMS connector class.")
     return connector, ""
 
 

@@ -49,7 +49,7 @@ NEUTRAL = {E.HELD, E.TELEMETRY_SUMMARISED, E.MOVED_TO_PAST, E.REACTIVATED}
 LEGAL: dict[str, tuple[set, set, set]] = {
     S.MANUFACTURED: ({E.QA_PASSED, E.QA_FAILED, E.END_OF_LIFE}, set(), set()),
     S.QA_PASSED: (
-        {E.QA_FAILED, E.END_OF_LIFE},
+        {E.QA_PASSED, E.QA_FAILED, E.END_OF_LIFE},  # a further test may pass
         {E.PROVISIONED},
         {E.ASSEMBLED, E.WAREHOUSED},
     ),
@@ -506,3 +506,47 @@ def test_desk_refuses_stale_jobs_and_batteries_without_one():
         dispatch.product_move_to_past(passport_id=fresh.pk, actor=None)
     assert caught.value.code == "job_not_found"
     assert footprint(fresh) == before
+
+
+def test_qa_events_keep_their_measured_values_and_tests_may_pass_in_turn():
+    cell = make_passport("cell", "manufactured")
+    for test, values in (("Capacity", {"capacity_ah": 5.02}), ("IR", {"ir_mohm": 1})):
+        services.passport_event_record(
+            passport_id=cell.pk,
+            kind=E.QA_PASSED,
+            data={"test": test, "values": values},
+            actor=None,
+        )
+    cell.refresh_from_db()
+    assert cell.state == S.QA_PASSED
+    kinds_and_data = [(e.kind, e.data) for e in cell.events.order_by("version")]
+    assert kinds_and_data[1:] == [
+        (E.QA_PASSED, {"test": "Capacity", "values": {"capacity_ah": 5.02}}),
+        (E.QA_PASSED, {"test": "IR", "values": {"ir_mohm": 1}}),
+    ]
+    assert ledger.verify(passport_ids=[cell.pk]).ok
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ([1, 2], "data.values"),
+        ({"nested": {"a": 1}}, "data.values.nested"),
+        ({"flag": True}, "data.values.flag"),
+        ({"x" * 65: 1}, "data.values"),
+        ({"big": 1e300}, "data.values.big"),
+        ({f"v{i}": i for i in range(51)}, "data.values"),
+    ],
+)
+def test_bad_qa_values_are_refused_and_change_nothing(values, field):
+    cell = make_passport("cell", "manufactured")
+    record = lambda: services.passport_event_record(  # noqa: E731
+        passport_id=cell.pk,
+        kind=E.QA_FAILED,
+        data={"reason": "leak", "values": values},
+        actor=None,
+    )
+    with pytest.raises(InvalidInput) as refusal:
+        record()
+    assert list(refusal.value.details) == [field]
+    assert cell.events.count() == 1

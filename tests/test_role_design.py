@@ -156,9 +156,11 @@ EXPECTED: dict[str, frozenset[str] | str] = {
     "GET /api/products/move-to-past": SIGNED_IN,
     "POST /api/products/move-to-past": SUPERVISING,
     "GET /api/dashboard/status": SIGNED_IN,
-    # SCADA connectors, tags and readings (docs/scada.md, Roles): admins configure
-    # connectors and tags, everyone reads, supervisors and above test, poll and
-    # browse (they reach into the field).
+    # SCADA (docs/scada.md, docs/design.md §5): the admin configures connectors,
+    # tags and alert rules; supervisors and above reach into the field (test, poll,
+    # browse), run the rules, shelve alarms and open maintenance work orders;
+    # everyone on the floor acknowledges an alarm; suppressing an alarm or taking
+    # it out of service changes what the plant is told at all: the admin's.
     "GET /api/scada/connectors": SIGNED_IN,
     "POST /api/scada/connectors": ADMIN_ONLY,
     "GET /api/scada/connectors/{id}": SIGNED_IN,
@@ -173,9 +175,6 @@ EXPECTED: dict[str, frozenset[str] | str] = {
     "GET /api/scada/readings": SIGNED_IN,
     "POST /api/scada/test": SUPERVISING,
     "POST /api/scada/poll": SUPERVISING,
-    # SCADA alert rules and alarms (docs/scada.md, Roles): admins configure rules,
-    # operators acknowledge, supervisors shelve and run the rules, admins
-    # suppress and take alarms out of service.
     "GET /api/alerts/rules": SIGNED_IN,
     "POST /api/alerts/rules": ADMIN_ONLY,
     "GET /api/alerts/rules/{id}": SIGNED_IN,
@@ -193,12 +192,15 @@ EXPECTED: dict[str, frozenset[str] | str] = {
     "POST /api/alarms/{id}/unsuppress": ADMIN_ONLY,
     "POST /api/alarms/{id}/out-of-service": ADMIN_ONLY,
     "POST /api/alarms/{id}/return-to-service": ADMIN_ONLY,
-    # SCADA maintenance work orders for the CMMS (docs/scada.md, Roles): supervisors
-    # and above open them and send one again; everyone signed in reads them.
     "POST /api/work-orders/create": SUPERVISING,
     "GET /api/work-orders/maintenance": SIGNED_IN,
     "GET /api/work-orders/maintenance/{id}": SIGNED_IN,
     "POST /api/work-orders/maintenance/{id}/retry": SUPERVISING,
+    # LIMS results become passports' QA events: a supervisor (or a LIMS service
+    # account with that role) brings them in; everyone reads them.
+    "POST /api/lims/import": SUPERVISING,
+    "POST /api/lims/fetch": SUPERVISING,
+    "GET /api/lims/results": SIGNED_IN,
 }
 
 # Rules finer than a route (one route and method, callers differing by the body).
@@ -254,6 +256,7 @@ SUPERVISOR_DECISIONS = {
     "POST /api/alerts/process",
     "POST /api/work-orders/create",
     "POST /api/work-orders/maintenance/{id}/retry",
+    "POST /api/lims/import",
 }
 SUPERVISOR_ACTIONS = {
     "issue-resolve",
@@ -275,9 +278,11 @@ PLANNING_WRITES = {
     "POST /api/inventory/items/{id}/reserve",
     "POST /api/inventory/reservations/{id}/release",
 }
-# Users, roles and configuration (connectors, alert rules, schedules): admin only.
-ADMIN_PATHS = re.compile(
-    r"^/api/(auth/register|auth/users|config|connectors|alert-rules|schedules)(/|$)"
+# Users and roles: admin only, reads included. Configuration (connectors, tags,
+# alert rules): everyone reads it, only the admin changes it.
+ADMIN_PATHS = re.compile(r"^/api/(auth/register|auth/users)(/|$)")
+CONFIG_PATHS = re.compile(
+    r"^/api/(scada/connectors|scada/tags|alerts/rules)(/\{id\})?$"
 )
 
 
@@ -416,6 +421,13 @@ def test_only_the_admin_manages_users_and_configuration(declared):
     }
     assert len(admin_routes) == 6
     assert {key: rule for key, rule in admin_routes.items() if rule != {ADMIN}} == {}
+    config_writes = {
+        key: rule
+        for key, rule in declared.items()
+        if key.split(" ", 1)[0] in UNSAFE and CONFIG_PATHS.match(key.split(" ", 1)[1])
+    }
+    assert len(config_writes) == 9
+    assert {key: rule for key, rule in config_writes.items() if rule != {ADMIN}} == {}
 
 
 def test_the_plant_head_may_do_whatever_a_supervisor_may(declared):

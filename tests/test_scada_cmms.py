@@ -631,6 +631,40 @@ def test_two_workers_asked_at_once_open_one_work_order(temperature_tag):
     assert MaintenanceWorkOrder.objects.count() == 1
 
 
+@pytest.mark.postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_two_creates_for_one_alarm_at_once_store_one(temperature_tag, make_user):
+    """The same race through ``work_order_create``: the loser is a 409
+    ``work_order_exists`` naming the winner, not a 500 and not a second row."""
+    alarm = raise_alarm(temperature_tag)
+    boss = make_user("supervisor")
+    data = {**DATA, "source_alarm_id": alarm.pk}
+    refused: list[BaseException] = []
+
+    def worker_b():
+        try:
+            maintenance.work_order_create(data=data, actor=boss)
+        except BaseException as exc:  # checked in the main thread
+            refused.append(exc)
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        winner = maintenance.work_order_create(data=data, actor=boss)
+        b = threading.Thread(target=worker_b)
+        b.start()
+        _wait_until_blocked_on_a_lock()
+    b.join(timeout=20)
+
+    [error] = refused
+    assert isinstance(error, Conflict)
+    assert (error.code, error.details) == (
+        "work_order_exists",
+        {"work_order_id": winner.pk},
+    )
+    assert MaintenanceWorkOrder.objects.count() == 1
+
+
 def _wait_until_blocked_on_a_lock(timeout: float = 10.0) -> None:
     """Until another connection of this database waits on a lock (B's insert
     on the unique index), checked from a connection of our own."""
