@@ -4,9 +4,6 @@ from ``scada.alarms`` and ``scada.alarm_rules``."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
@@ -19,7 +16,11 @@ from scada.api import alarms_serializers as s
 from scada.api.alarms_filters import AlarmFilterSet, AlertRuleFilterSet, FloodFilterSet
 
 _TAGS = ["alarms"]
-_ID = OpenApiParameter("pk", OpenApiTypes.INT, OpenApiParameter.PATH)
+# Named as the schema's path template names it ({pk} becomes {id}): a "pk"
+# parameter would be a second path parameter the template does not have.
+_ID = OpenApiParameter(
+    "id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The id."
+)
 
 
 # --- alert rules ---
@@ -231,7 +232,5 @@ class ChatteringView(BpmosAPIView):
     )
     def get(self, request):
         query = self.validated(s.AlarmChatteringQuerySerializer, query=True)
-        until = query.get("until") or timezone.now()
-        since = query.get("since") or until - timedelta(hours=24)
-        report = selectors.chattering_report(since=since, until=until)
+        report = selectors.chattering_report(since=query["since"], until=query["until"])
         return self.respond(s.AlarmChatteringSerializer, report, many=True)
