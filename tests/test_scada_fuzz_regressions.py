@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 from rest_framework.test import APIClient
 
 from elog.models import AuditRecord
 from scada.models import AlarmState, AlertRule, MaintenanceWorkOrder
 from tests.conftest import bearer
-from tests.support import assert_envelope
+from tests.support import assert_envelope, daphne_server
 from tests.test_scada_alarms import alarm_in, make_connector, make_rule, make_tag
 
 pytestmark = pytest.mark.django_db
@@ -206,3 +207,27 @@ def test_a_chattering_period_given_by_since_alone_ends_now(admin):
     assert response.status_code == 200, response.json()
     assert response.json() == []
 
+
+# --- under daphne ---
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_multipart_body_twisted_cannot_parse_is_the_envelope_under_daphne(
+    tmp_path, make_user
+):
+    """Twisted parsed every multipart POST for daphne (which never reads the
+    result) and answered ``--boundary--`` alone with an empty 400 that never
+    reached Django: no envelope, no request id. The body now reaches DRF."""
+    headers = {
+        **bearer(make_user("admin", username="ada")),
+        "Content-Type": "multipart/form-data; boundary=abc",
+    }
+    with daphne_server(tmp_path / "daphne.log") as port:
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/api/lims/import/",
+            content=b"--abc--\r\n",
+            headers=headers,
+            timeout=10,
+        )
+    envelope = assert_envelope(response, 400, "validation_error")
+    assert list(envelope["details"]) == ["file"]
