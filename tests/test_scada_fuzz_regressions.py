@@ -208,6 +208,65 @@ def test_a_chattering_period_given_by_since_alone_ends_now(admin):
     assert response.json() == []
 
 
+# --- actions that take no body ---
+
+DEEP = "[" * 1200 + "]" * 1200
+
+
+def test_alerts_process_with_a_malformed_body_is_400_and_runs_nothing(admin):
+    """It ran the rules and answered 200 whatever the body held."""
+    audits = AuditRecord.objects.count()
+    response = admin.post("/api/alerts/process", DEEP, content_type="application/json")
+    assert_envelope(response, 400, "parse_error")
+    assert AuditRecord.objects.count() == audits
+
+
+@pytest.mark.parametrize(
+    ("action", "state"),
+    [
+        ("acknowledge", AlarmState.UNACK_ACTIVE),
+        ("unshelve", AlarmState.SHELVED),
+        ("unsuppress", AlarmState.SUPPRESSED),
+        ("return-to-service", AlarmState.OUT_OF_SERVICE),
+    ],
+)
+def test_an_alarm_action_with_a_malformed_body_is_400_and_changes_nothing(
+    admin, action, state
+):
+    alarm = alarm_in(state)
+    response = admin.post(
+        f"/api/alarms/{alarm.pk}/{action}", DEEP, content_type="application/json"
+    )
+    assert_envelope(response, 400, "parse_error")
+    alarm.refresh_from_db()
+    assert alarm.status == state
+
+
+def test_an_alarm_action_without_a_body_still_acts(admin):
+    alarm = alarm_in(AlarmState.UNACK_ACTIVE)
+    response = admin.post(f"/api/alarms/{alarm.pk}/acknowledge")
+    assert response.status_code == 200, response.json()
+    assert response.json()["alarm_state"] == AlarmState.ACK_ACTIVE
+
+
+def test_a_work_order_retry_with_a_malformed_body_is_400(admin):
+    order = MaintenanceWorkOrder.objects.create(
+        asset_id="PRESS-1",
+        asset_name="Press 1",
+        description="Check the press.",
+        priority="high",
+        delivery_state="failed",
+    )
+    response = admin.post(
+        f"/api/work-orders/maintenance/{order.pk}/retry",
+        DEEP,
+        content_type="application/json",
+    )
+    assert_envelope(response, 400, "parse_error")
+    order.refresh_from_db()
+    assert (order.delivery_state, order.attempts) == ("failed", 0)
+
+
 # --- under daphne ---
 
 

@@ -14,6 +14,7 @@ from scada import alarm_rules, alarms
 from scada.api import alarms_selectors as selectors
 from scada.api import alarms_serializers as s
 from scada.api.alarms_filters import AlarmFilterSet, AlertRuleFilterSet, FloodFilterSet
+from scada.api.fields import read_body
 
 _TAGS = ["alarms"]
 # Named as the schema's path template names it ({pk} becomes {id}): a "pk"
@@ -87,6 +88,7 @@ class AlertsProcessView(BpmosAPIView):
 
     @extend_schema(request=None, responses=s.AlertsProcessResultSerializer)
     def post(self, request):
+        read_body(request)
         counts = alarms.alerts_process(actor=request.user)
         return self.respond(s.AlertsProcessResultSerializer, counts)
 
@@ -128,6 +130,7 @@ class AlarmAcknowledgeView(BpmosAPIView):
 
     @extend_schema(request=None, responses=s.AlarmDetailSerializer)
     def post(self, request, pk: str):
+        read_body(request)
         alarms.alarm_acknowledge(alarm_id=int(pk), actor=request.user)
         return _detail(int(pk))
 
@@ -172,6 +175,7 @@ class _PlainAction(BpmosAPIView):
         tags=_TAGS, parameters=[_ID], request=None, responses=s.AlarmDetailSerializer
     )
     def post(self, request, pk: str):
+        read_body(request)
         self.service(alarm_id=int(pk), actor=request.user)
         return _detail(int(pk))
 

@@ -8,7 +8,7 @@ rule with a low limit of 0.0 and ``{"high_limit": "80"}`` one of 80;
 as text, so anything else is refused with the field's own ``invalid`` message
 ("A valid number is required.") in the usual 400 ``validation_error``.
 (Multipart bodies, ``POST /api/lims/import``, keep DRF's fields: a form sends
-every value as text.)
+every value as text.) ``read_body`` is for the actions that take no body.
 """
 
 from __future__ import annotations
@@ -46,3 +46,10 @@ class FlagField(serializers.BooleanField):
         if not isinstance(data, bool):
             self.fail("invalid", input=data)
         return data
+
+
+def read_body(request) -> None:
+    """A body-less action still parses what was sent: a malformed body is the
+    400 ``parse_error`` every write gives (docs/design.md §4), not ignored while
+    the action runs."""
+    request.data  # noqa: B018 -- the parsing is the point
