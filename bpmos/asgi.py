@@ -12,6 +12,7 @@ django_asgi_app = (
 )  # loads the app registry before consumers import models
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from daphne import http_protocol  # noqa: E402
 
 from bpmos.events.routing import websocket_urlpatterns  # noqa: E402
 from passports.dispatch.api.stream import DispatchStreamConsumer  # noqa: E402
@@ -22,6 +23,25 @@ _SSE_ROUTES = [
     (re.compile(r"^/api/live-products/dispatchable/stream/?$"), DispatchStreamConsumer),
 ]
 _sse_apps = {pattern: consumer.as_asgi() for pattern, consumer in _SSE_ROUTES}
+
+
+class _RawBodyWebRequest(http_protocol.WebRequest):
+    """Daphne's request without Twisted's form parsing.
+
+    Twisted parses a multipart or urlencoded POST body into ``request.args``,
+    which daphne never reads, and answers a multipart body it cannot parse
+    (``--boundary--`` alone) with a bare, empty 400 before the request reaches
+    Django: no envelope, no request id. Without the parsing the body goes to
+    Django as it came, where the parser's 400 is in the envelope (and a large
+    upload is not parsed twice)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["parsePOSTFormSubmission"] = False
+        super().__init__(*args, **kwargs)
+
+
+# HTTPFactory.buildProtocol reads the module's WebRequest for each connection.
+http_protocol.WebRequest = _RawBodyWebRequest
 
 
 async def http_application(scope, receive, send):

@@ -3,6 +3,9 @@ times ISO 8601 UTC)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -11,12 +14,14 @@ from bpmos.filters import INT64_MAX
 from exceptions.models import Severity
 from scada.alarms import MAX_SHELVE
 from scada.api.alarms_selectors import is_chattering
+from scada.api.fields import FlagField, NumberField, WholeNumberField
 from scada.models import AlarmEvent, AlarmState
 
 # The same words as exceptions' severities (one enum in the OpenAPI schema).
 SEVERITIES = Severity.choices
 MAX_DELAY_S = 86_400  # a day
 MAX_ESCALATE_S = 7 * 86_400
+CHATTER_PERIOD = timedelta(hours=24)  # the chattering report's default
 
 
 class AlertRuleSerializer(serializers.Serializer):
@@ -49,25 +54,19 @@ class AlertRuleInputSerializer(serializers.Serializer):
     below the gap) are the service's: 400 naming the field."""
 
     name = serializers.CharField(max_length=100)
-    tag = serializers.IntegerField(
-        min_value=1, max_value=INT64_MAX, help_text="Tag id."
-    )
-    high_limit = serializers.FloatField(required=False, allow_null=True)
-    low_limit = serializers.FloatField(required=False, allow_null=True)
-    deadband = serializers.FloatField(required=False, min_value=0)
-    on_delay_s = serializers.IntegerField(
-        required=False, min_value=0, max_value=MAX_DELAY_S
-    )
-    off_delay_s = serializers.IntegerField(
-        required=False, min_value=0, max_value=MAX_DELAY_S
-    )
+    tag = WholeNumberField(min_value=1, max_value=INT64_MAX, help_text="Tag id.")
+    high_limit = NumberField(required=False, allow_null=True)
+    low_limit = NumberField(required=False, allow_null=True)
+    deadband = NumberField(required=False, min_value=0)
+    on_delay_s = WholeNumberField(required=False, min_value=0, max_value=MAX_DELAY_S)
+    off_delay_s = WholeNumberField(required=False, min_value=0, max_value=MAX_DELAY_S)
     severity = serializers.ChoiceField(choices=SEVERITIES, required=False)
     message = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    escalate_after_s = serializers.IntegerField(
+    escalate_after_s = WholeNumberField(
         required=False, allow_null=True, min_value=0, max_value=MAX_ESCALATE_S
     )
-    create_work_order = serializers.BooleanField(required=False)
-    enabled = serializers.BooleanField(required=False)
+    create_work_order = FlagField(required=False)
+    enabled = FlagField(required=False)
 
 
 class AlarmSerializer(serializers.Serializer):
@@ -127,7 +126,7 @@ class AlarmDetailSerializer(AlarmSerializer):
 class AlarmShelveSerializer(serializers.Serializer):
     """Give ``minutes`` or ``until`` (at most 24 h ahead) and a reason."""
 
-    minutes = serializers.IntegerField(
+    minutes = WholeNumberField(
         required=False,
         min_value=1,
         max_value=int(MAX_SHELVE.total_seconds() // 60),
@@ -167,8 +166,20 @@ class AlarmFloodSerializer(serializers.Serializer):
 
 
 class AlarmChatteringQuerySerializer(serializers.Serializer):
-    since = DateTimeField(required=False, help_text="Default: 24 hours ago.")
+    """The period: ``since`` before ``until`` (400 otherwise, rather than an
+    empty report that reads as "nothing chattered")."""
+
+    since = DateTimeField(required=False, help_text="Default: 24 hours before until.")
     until = DateTimeField(required=False, help_text="Default: now.")
+
+    def validate(self, attrs):
+        until = attrs.get("until") or timezone.now()
+        since = attrs.get("since") or until - CHATTER_PERIOD
+        if since >= until:
+            raise serializers.ValidationError(
+                {"since": ["Must be before until (default: now)."]}
+            )
+        return {"since": since, "until": until}
 
 
 class AlarmChatteringSerializer(serializers.Serializer):

@@ -4,9 +4,6 @@ from ``scada.alarms`` and ``scada.alarm_rules``."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
@@ -17,9 +14,14 @@ from scada import alarm_rules, alarms
 from scada.api import alarms_selectors as selectors
 from scada.api import alarms_serializers as s
 from scada.api.alarms_filters import AlarmFilterSet, AlertRuleFilterSet, FloodFilterSet
+from scada.api.fields import read_body
 
 _TAGS = ["alarms"]
-_ID = OpenApiParameter("pk", OpenApiTypes.INT, OpenApiParameter.PATH)
+# Named as the schema's path template names it ({pk} becomes {id}): a "pk"
+# parameter would be a second path parameter the template does not have.
+_ID = OpenApiParameter(
+    "id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The id."
+)
 
 
 # --- alert rules ---
@@ -86,6 +88,7 @@ class AlertsProcessView(BpmosAPIView):
 
     @extend_schema(request=None, responses=s.AlertsProcessResultSerializer)
     def post(self, request):
+        read_body(request)
         counts = alarms.alerts_process(actor=request.user)
         return self.respond(s.AlertsProcessResultSerializer, counts)
 
@@ -127,6 +130,7 @@ class AlarmAcknowledgeView(BpmosAPIView):
 
     @extend_schema(request=None, responses=s.AlarmDetailSerializer)
     def post(self, request, pk: str):
+        read_body(request)
         alarms.alarm_acknowledge(alarm_id=int(pk), actor=request.user)
         return _detail(int(pk))
 
@@ -171,6 +175,7 @@ class _PlainAction(BpmosAPIView):
         tags=_TAGS, parameters=[_ID], request=None, responses=s.AlarmDetailSerializer
     )
     def post(self, request, pk: str):
+        read_body(request)
         self.service(alarm_id=int(pk), actor=request.user)
         return _detail(int(pk))
 
@@ -231,7 +236,5 @@ class ChatteringView(BpmosAPIView):
     )
     def get(self, request):
         query = self.validated(s.AlarmChatteringQuerySerializer, query=True)
-        until = query.get("until") or timezone.now()
-        since = query.get("since") or until - timedelta(hours=24)
-        report = selectors.chattering_report(since=since, until=until)
+        report = selectors.chattering_report(since=query["since"], until=query["until"])
         return self.respond(s.AlarmChatteringSerializer, report, many=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from bpmos.filters import INT64_MAX
+from scada.api.fields import WholeNumberField
 from scada.models import LimsResult
 
 
@@ -21,7 +22,7 @@ class LimsImportSerializer(serializers.Serializer):
 
 
 class LimsFetchSerializer(serializers.Serializer):
-    connector = serializers.IntegerField(
+    connector = WholeNumberField(
         min_value=1, max_value=INT64_MAX, help_text="A LIMS connector's id."
     )
 

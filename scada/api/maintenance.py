@@ -10,6 +10,7 @@ from rest_framework import generics, status
 from bpmos.views import BpmosAPIView
 from scada import maintenance
 from scada.api import maintenance_serializers as s
+from scada.api.fields import read_body
 from scada.api.maintenance_filters import MaintenanceWorkOrderFilterSet
 
 TAGS = ["maintenance work orders"]
@@ -68,6 +69,7 @@ class MaintenanceWorkOrderRetryView(BpmosAPIView):
 
     @extend_schema(request=None, responses=s.MaintenanceWorkOrderDetailSerializer)
     def post(self, request, pk: int):
+        read_body(request)
         maintenance.work_order_retry(work_order_id=int(pk), actor=request.user)
         work_order = maintenance.work_order_get(work_order_id=int(pk))
         return self.respond(s.MaintenanceWorkOrderDetailSerializer, work_order)

@@ -3,14 +3,22 @@ enum values as stored)."""
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bpmos.filters import INT64_MAX
 from exceptions.models import Severity
+from scada.api.fields import WholeNumberField
 from scada.models import DeliveryAttempt, MaintenanceWorkOrder
 
 # The same words as exceptions' severities and alarms' (one enum in the schema).
 PRIORITIES = Severity.choices
+
+
+@extend_schema_field({"type": "object", "additionalProperties": {}})
+class SnapshotField(serializers.JSONField):
+    """A JSON object (the service refuses any other JSON value): declared as
+    one, so the schema does not promise that a list or a number is taken."""
 
 
 class MaintenanceWorkOrderCreateSerializer(serializers.Serializer):
@@ -21,7 +29,7 @@ class MaintenanceWorkOrderCreateSerializer(serializers.Serializer):
     asset_name = serializers.CharField(max_length=200)
     description = serializers.CharField(max_length=4000)
     priority = serializers.ChoiceField(choices=PRIORITIES)
-    source_alarm_id = serializers.IntegerField(
+    source_alarm_id = WholeNumberField(
         required=False,
         allow_null=True,
         min_value=1,
@@ -34,7 +42,7 @@ class MaintenanceWorkOrderCreateSerializer(serializers.Serializer):
     assignee = serializers.CharField(
         max_length=100, required=False, allow_blank=True, default=""
     )
-    scada_snapshot = serializers.JSONField(
+    scada_snapshot = SnapshotField(
         required=False,
         help_text="A JSON object (at most 64 KB): the alarm and readings behind it.",
     )
@@ -60,6 +68,7 @@ class MaintenanceWorkOrderSerializer(serializers.ModelSerializer):
     created_by = serializers.IntegerField(
         source="created_by_id", allow_null=True, help_text="User id."
     )
+    scada_snapshot = SnapshotField(read_only=True)
 
     class Meta:
         model = MaintenanceWorkOrder
