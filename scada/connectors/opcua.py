@@ -55,6 +55,7 @@ log = structlog.get_logger(__name__)
 
 APPLICATION_URI = "urn:bpmos:client"
 DEFAULT_TIMEOUT_S = 4.0
+WATCHDOG_MIN_S = 5.0
 DEFAULT_MAX_NODES_PER_READ = 1_000
 MAX_TEXT = 64  # ScadaReading.value_text
 
@@ -176,7 +177,14 @@ class OpcUaConnector(BaseConnector):
         """Open a session (security and user from the settings and credentials)."""
         if self.client is not None:
             return
-        client = Client(self.endpoint, timeout=self.timeout_s)
+        # asyncua's watchdog probes the server every interval and gives up on
+        # the link when one probe takes longer: at its default of 1 s, decoding
+        # a 10,000-item publish on a busy machine was taken for a dead server.
+        client = Client(
+            self.endpoint,
+            timeout=self.timeout_s,
+            watchdog_intervall=max(self.timeout_s, WATCHDOG_MIN_S),
+        )
         client.name = client.description = "BPM-OS"
         # The URI in the client certificate's subject alternative name.
         client.application_uri = self.settings.get("application_uri") or APPLICATION_URI
