@@ -183,7 +183,9 @@ async def poll_latency(connector, tags, rounds: int) -> dict[str, list[float]]:
     from scada.connectors.opcua import OpcUaConnector
 
     client = OpcUaConnector(connector)
-    bare = Client(connector.endpoint, timeout=30)
+    # The same watchdog as the connector's (asyncua's 1 s default drops a
+    # session whose 10,000-node read takes longer on a busy machine).
+    bare = Client(connector.endpoint, timeout=30, watchdog_intervall=30)
     await client.connect()
     await bare.connect()
     try:

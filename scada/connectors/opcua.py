@@ -37,7 +37,6 @@ import concurrent.futures
 import contextlib
 import inspect
 import math
-import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -667,8 +666,3 @@ def run_async(function: Callable[[], Awaitable[Any]]) -> Any:
         return asyncio.run(function())
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, function()).result()
-
-
-def elapsed_ms(started: float) -> int:
-    """Whole milliseconds since ``started`` (``time.perf_counter()``)."""
-    return round((time.perf_counter() - started) * 1000)
