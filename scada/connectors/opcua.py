@@ -57,6 +57,9 @@ DEFAULT_TIMEOUT_S = 4.0
 WATCHDOG_MIN_S = 5.0
 DEFAULT_MAX_NODES_PER_READ = 1_000
 MAX_TEXT = 64  # ScadaReading.value_text
+# At most this many values in one on_raw call (a slow store lets a publish
+# queue grow; readings_store takes batches of up to 50,000).
+MAX_DELIVERY = 10_000
 
 SECURITY_POLICIES: dict[str, type[security_policies.SecurityPolicy] | None] = {
     "None": None,
@@ -421,9 +424,10 @@ class OpcUaConnector(BaseConnector):
         queue = subscription._event_queue
         async for event in subscription:
             batch = [event]
-            while queue is not None and not queue.empty():
+            while queue is not None and not queue.empty() and len(batch) < MAX_DELIVERY:
                 more = queue.get_nowait()
                 if more is None:  # the subscription was deleted
+                    queue.put_nowait(None)  # ends the loop after this batch
                     break
                 batch.append(more)
             raws = [
