@@ -183,7 +183,9 @@ async def poll_latency(connector, tags, rounds: int) -> dict[str, list[float]]:
     from scada.connectors.opcua import OpcUaConnector
 
     client = OpcUaConnector(connector)
-    bare = Client(connector.endpoint, timeout=30)
+    # The same watchdog as the connector's (asyncua's 1 s default drops a
+    # session whose 10,000-node read takes longer on a busy machine).
+    bare = Client(connector.endpoint, timeout=30, watchdog_intervall=30)
     await client.connect()
     await bare.connect()
     try:
@@ -231,17 +233,24 @@ async def subscription_throughput(connector, tags, server, seconds: float) -> di
         counts["batches"] += 1
         marks["stored_at"] = time.perf_counter()
 
+    busy = {"stores": 0}
+
     async def on_raw(batch) -> None:
         counts["delivered"] += len(batch)
         marks["delivered_at"] = time.perf_counter()
-        await asyncio.to_thread(store, batch)
+        busy["stores"] += 1
+        try:
+            await asyncio.to_thread(store, batch)
+        finally:
+            busy["stores"] -= 1
 
     async def quiet(seconds: float = 1.5) -> None:
-        """Wait until nothing was delivered nor stored for ``seconds``."""
+        """Wait until no store runs and nothing was delivered nor stored for
+        ``seconds``."""
         while True:
             last = max(marks.values())
             await asyncio.sleep(seconds)
-            if max(marks.values()) == last:
+            if not busy["stores"] and max(marks.values()) == last:
                 return
 
     await client.connect()

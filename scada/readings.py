@@ -50,6 +50,7 @@ from bpmos.errors import (
     NotFound,
 )
 from bpmos.fields import time_problem
+from bpmos.locking import ROW_LOCK
 from elog import audit
 from lines import services as line_services
 from lines.models import MachineState
@@ -255,10 +256,23 @@ def readings_store(
     if connector is None:
         raise NotFound(f"Connector {connector_id} does not exist.")
     tags = _tags_of(connector_id)
+    names = {row[1] for row in checked}
+    counters = [
+        tag
+        for name in names
+        if (tag := tags.get(name)) and tag.kind in _COUNT_KINDS and tag.machine_id
+    ]
+    if counters:
+        # Two batches of one counter (the collector and a manual poll) must not
+        # both count from the same previous value: the second waits here.
+        list(
+            Tag.objects.select_for_update(**ROW_LOCK)
+            .filter(pk__in=sorted(tag.pk for tag in counters))
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
     # The previous value of each counter, read before this batch is stored.
-    previous = _previous_counts(
-        [t for t in tags.values() if t.kind in _COUNT_KINDS and t.machine_id]
-    )
+    previous = _previous_counts(counters)
     received = timezone.now()
     unique: dict[tuple, tuple] = {}
     for ts, name, value, text, unit, quality, flag in checked:

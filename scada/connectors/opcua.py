@@ -37,7 +37,6 @@ import concurrent.futures
 import contextlib
 import inspect
 import math
-import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -55,8 +54,12 @@ log = structlog.get_logger(__name__)
 
 APPLICATION_URI = "urn:bpmos:client"
 DEFAULT_TIMEOUT_S = 4.0
+WATCHDOG_MIN_S = 5.0
 DEFAULT_MAX_NODES_PER_READ = 1_000
 MAX_TEXT = 64  # ScadaReading.value_text
+# At most this many values in one on_raw call (a slow store lets a publish
+# queue grow; readings_store takes batches of up to 50,000).
+MAX_DELIVERY = 10_000
 
 SECURITY_POLICIES: dict[str, type[security_policies.SecurityPolicy] | None] = {
     "None": None,
@@ -176,7 +179,14 @@ class OpcUaConnector(BaseConnector):
         """Open a session (security and user from the settings and credentials)."""
         if self.client is not None:
             return
-        client = Client(self.endpoint, timeout=self.timeout_s)
+        # asyncua's watchdog probes the server every interval and gives up on
+        # the link when one probe takes longer: at its default of 1 s, decoding
+        # a 10,000-item publish on a busy machine was taken for a dead server.
+        client = Client(
+            self.endpoint,
+            timeout=self.timeout_s,
+            watchdog_intervall=max(self.timeout_s, WATCHDOG_MIN_S),
+        )
         client.name = client.description = "BPM-OS"
         # The URI in the client certificate's subject alternative name.
         client.application_uri = self.settings.get("application_uri") or APPLICATION_URI
@@ -414,9 +424,10 @@ class OpcUaConnector(BaseConnector):
         queue = subscription._event_queue
         async for event in subscription:
             batch = [event]
-            while queue is not None and not queue.empty():
+            while queue is not None and not queue.empty() and len(batch) < MAX_DELIVERY:
                 more = queue.get_nowait()
                 if more is None:  # the subscription was deleted
+                    queue.put_nowait(None)  # ends the loop after this batch
                     break
                 batch.append(more)
             raws = [
@@ -659,8 +670,3 @@ def run_async(function: Callable[[], Awaitable[Any]]) -> Any:
         return asyncio.run(function())
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, function()).result()
-
-
-def elapsed_ms(started: float) -> int:
-    """Whole milliseconds since ``started`` (``time.perf_counter()``)."""
-    return round((time.perf_counter() - started) * 1000)
