@@ -13,7 +13,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from elog.models import AuditRecord
-from scada.models import AlarmState, AlertRule, MaintenanceWorkOrder
+from scada import configuration
+from scada.models import AlarmState, AlertRule, Connector, MaintenanceWorkOrder, Tag
 from tests.conftest import bearer
 from tests.support import assert_envelope, daphne_server
 from tests.test_scada_alarms import alarm_in, make_connector, make_rule, make_tag
@@ -290,3 +291,205 @@ def test_a_multipart_body_twisted_cannot_parse_is_the_envelope_under_daphne(
         )
     envelope = assert_envelope(response, 400, "validation_error")
     assert list(envelope["details"]) == ["file"]
+
+
+# --- connectors, tags and readings (/api/scada/*) ---
+
+SCADA = re.compile(r"^/api/scada/")
+
+
+@pytest.fixture
+def plc(db):
+    return make_connector()
+
+
+def test_the_scada_routes_declare_one_integer_id_path_parameter(schema):
+    """The connector and tag routes declared ``pk`` (an integer no URL
+    carries) besides the template's ``{id}`` (a string): the fuzzer filled
+    ``{id}`` with text, every call was a 404, and the routes went untested."""
+    problems = []
+    for path, item in schema["paths"].items():
+        if not SCADA.match(path):
+            continue
+        in_template = set(re.findall(r"{(\w+)}", path))
+        for method, operation in item.items():
+            if method not in OPERATIONS:
+                continue
+            declared = {
+                p["name"]: p["schema"]["type"]
+                for p in operation.get("parameters", [])
+                if p["in"] == "path"
+            }
+            if declared != dict.fromkeys(in_template, "integer"):
+                problems.append(f"{method} {path}: {declared}")
+    assert not problems, problems
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("enabled", "yes"),
+        ("enabled", 1),
+        ("poll_interval_s", "5"),
+        ("poll_interval_s", True),
+    ],
+)
+def test_a_connector_with_a_value_of_the_wrong_type_is_400(admin, field, value):
+    body = {
+        "name": "plc-9",
+        "kind": "opcua",
+        "endpoint": "opc.tcp://127.0.0.1:4840",
+        field: value,
+    }
+    audits = AuditRecord.objects.count()
+    response = admin.post("/api/scada/connectors", body, format="json")
+    envelope = assert_envelope(response, 400, "validation_error")
+    assert list(envelope["details"]) == [field]
+    assert not Connector.objects.exists()
+    assert AuditRecord.objects.count() == audits
+
+
+def test_a_connector_patch_with_a_text_flag_is_400_and_changes_nothing(admin, plc):
+    response = admin.patch(
+        f"/api/scada/connectors/{plc.pk}", {"enabled": "false"}, format="json"
+    )
+    assert_envelope(response, 400, "validation_error")
+    plc.refresh_from_db()
+    assert plc.enabled is True
+
+
+def test_a_tag_with_a_numeric_flag_is_400(admin, plc):
+    body = {"connector": plc.pk, "node_id": "ns=2;s=T", "tag_name": "t", "enabled": 0}
+    response = admin.post("/api/scada/tags", body, format="json")
+    envelope = assert_envelope(response, 400, "validation_error")
+    assert list(envelope["details"]) == ["enabled"]
+    assert not Tag.objects.exists()
+
+
+@pytest.mark.parametrize("action", ["test", "poll"])
+@pytest.mark.parametrize("value", [True, "1"])
+def test_test_and_poll_of_a_connector_given_as_text_or_boolean_are_400(
+    admin, plc, action, value
+):
+    response = admin.post(f"/api/scada/{action}", {"connector": value}, format="json")
+    envelope = assert_envelope(response, 400, "validation_error")
+    assert list(envelope["details"]) == ["connector"]
+
+
+def test_a_browse_limit_as_text_is_400(admin, plc):
+    response = admin.post(
+        f"/api/scada/connectors/{plc.pk}/browse", {"limit": "10"}, format="json"
+    )
+    envelope = assert_envelope(response, 400, "validation_error")
+    assert list(envelope["details"]) == ["limit"]
+
+
+@pytest.mark.parametrize("url", ["/api/scada/connectors", "/api/scada/tags"])
+def test_an_enabled_filter_that_is_not_true_or_false_is_400(admin, url):
+    response = admin.get(url, {"enabled": "maybe"})
+    envelope = assert_envelope(response, 400, "validation_error")
+    assert list(envelope["details"]) == ["enabled"]
+
+
+def test_the_enabled_filters_still_filter(admin, plc):
+    off = make_connector("plc-off")
+    off.enabled = False
+    off.save()
+    make_tag(plc, "on.tag")
+    make_tag(plc, "off.tag", enabled=False)
+
+    def names(url, key, query):
+        response = admin.get(url, query)
+        assert response.status_code == 200, response.json()
+        return [row[key] for row in response.json()["results"]]
+
+    assert names("/api/scada/connectors", "name", {"enabled": "false"}) == ["plc-off"]
+    assert names("/api/scada/tags", "tag_name", {"enabled": "true"}) == ["on.tag"]
+    assert names("/api/scada/tags", "tag_name", {"enabled": ""}) == [
+        "off.tag",
+        "on.tag",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "ordering"),
+    [
+        ("/api/scada/connectors", "nmae"),
+        ("/api/scada/connectors", "name,endpoint"),
+        ("/api/scada/tags", "-node_id"),
+    ],
+)
+def test_an_unknown_ordering_is_400(admin, plc, url, ordering):
+    """DRF dropped an ordering it did not know and answered in the default
+    order, so a typo looked like a sort that worked."""
+    response = admin.get(url, {"ordering": ordering})
+    envelope = assert_envelope(response, 400, "validation_error")
+    assert list(envelope["details"]) == ["ordering"]
+
+
+def test_a_known_ordering_still_sorts(admin, plc):
+    make_connector("plc-0")
+    response = admin.get("/api/scada/connectors", {"ordering": "-name"})
+    assert response.status_code == 200, response.json()
+    assert [c["name"] for c in response.json()["results"]] == ["plc-1", "plc-0"]
+
+
+def test_the_schema_shows_the_orderings_and_no_ignored_parameters(schema):
+    """The readings list showed ``ordering`` and ``search`` parameters it
+    never applied; the connectors and tags lists show their orderings."""
+    params = {
+        path: {
+            p["name"]: p["schema"] for p in schema["paths"][path]["get"]["parameters"]
+        }
+        for path in ("/api/scada/connectors/", "/api/scada/readings/")
+    }
+    assert "ordering" not in params["/api/scada/readings/"]
+    assert "search" not in params["/api/scada/readings/"]
+    ordering = params["/api/scada/connectors/"]["ordering"]
+    names = ("name", "id", "kind", "updated_at")
+    assert set(ordering["enum"]) == {*names, *(f"-{name}" for name in names)}
+
+
+def test_the_schema_bounds_integer_filters_as_the_server_does(admin, schema):
+    """``?connector=-2108910441498094338048`` was schema-valid (a bare
+    ``integer``) and a 400 (beyond a 64-bit id); the bounds are in the schema."""
+    params = {
+        p["name"]: p["schema"]
+        for p in schema["paths"]["/api/scada/tags/"]["get"]["parameters"]
+    }
+    assert (params["connector"]["minimum"], params["connector"]["maximum"]) == (
+        -(2**63),
+        2**63 - 1,
+    )
+    response = admin.get("/api/scada/tags", {"connector": str(2**63)})
+    envelope = assert_envelope(response, 400, "validation_error")
+    assert list(envelope["details"]) == ["connector"]
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "opc.tcp://127.0.0.1:4841/bpmos/",
+        "opc.tcp://[::1]:4840",
+        "opc.tcp://user@plc-1:4840",
+        "https://cmms.plant.local/api?x=1",
+        "http://u:p@lims:8080",
+        "0",
+        "opc.tcp://",
+        "opc.tcp://plc 1:4840",
+        "ftp://plc-1",
+        "opc.tcp://plc-1:port",
+    ],
+)
+def test_the_endpoint_pattern_in_the_schema_is_the_servers_rule(schema, endpoint):
+    """The schema showed any text as an endpoint, so ``"0"`` was a valid body
+    the server refused; its pattern now matches what the service takes for
+    one kind or the other."""
+    pattern = schema["components"]["schemas"]["ConnectorWriteRequest"]["properties"][
+        "endpoint"
+    ]["pattern"]
+    taken = any(
+        configuration.endpoint_problem(kind, endpoint) is None
+        for kind in ("opcua", "cmms")
+    )
+    assert bool(re.match(pattern, endpoint)) == taken

@@ -1,12 +1,19 @@
-"""FilterSets of the connectors, tags and readings lists."""
+"""FilterSets of the connectors, tags and readings lists, and their
+``ordering`` parameter."""
 
 from django_filters import rest_framework as filters
+from rest_framework import filters as drf_filters
+from rest_framework.exceptions import ValidationError
 
 from bpmos import filters as bpmos_filters
+from scada.api.filters import BooleanFilter
 from scada.models import Connector, ScadaReading, Tag
 
 
 class ConnectorFilterSet(bpmos_filters.FilterSet):
+    # Strict: ?enabled=maybe is a 400, not the whole list (scada/api/filters.py).
+    enabled = BooleanFilter()
+
     class Meta:
         model = Connector
         fields = ["kind", "enabled", "mode", "comm_state"]
@@ -15,6 +22,7 @@ class ConnectorFilterSet(bpmos_filters.FilterSet):
 class TagFilterSet(bpmos_filters.FilterSet):
     connector = bpmos_filters.IntegerFilter(field_name="connector_id")
     machine = bpmos_filters.IntegerFilter(field_name="machine_id")
+    enabled = BooleanFilter()
 
     class Meta:
         model = Tag
@@ -40,3 +48,42 @@ class ReadingFilterSet(bpmos_filters.FilterSet):
 
 # "from" is a Python keyword: declared as from_, served (and documented) as ?from=
 ReadingFilterSet.base_filters["from"] = ReadingFilterSet.base_filters.pop("from_")
+
+
+class OrderingFilter(drf_filters.OrderingFilter):
+    """``?ordering=`` as the schema shows it: one of the view's
+    ``ordering_fields``, ``-`` before it for descending, comma-separated.
+    DRF's filter drops a term it does not know and answers in the default
+    order, so ``?ordering=nmae`` looked like a sort that worked; here it is a
+    400 naming the parameter."""
+
+    def get_ordering(self, request, queryset, view):
+        raw = request.query_params.get(self.ordering_param)
+        if raw:
+            allowed = {name for name, _ in self.get_valid_fields(queryset, view)}
+            terms = [term.strip() for term in raw.split(",")]
+            unknown = [t for t in terms if t.lstrip("-") not in allowed]
+            if unknown:
+                raise ValidationError(
+                    {
+                        self.ordering_param: [
+                            f"Unknown ordering {unknown[0]!r}; one of "
+                            f"{', '.join(sorted(allowed))} (- before it for "
+                            "descending)."
+                        ]
+                    }
+                )
+        return super().get_ordering(request, queryset, view)
+
+    def get_schema_operation_parameters(self, view):
+        fields = list(getattr(view, "ordering_fields", None) or [])
+        choices = [name for field in fields for name in (field, f"-{field}")]
+        return [
+            {
+                "name": self.ordering_param,
+                "required": False,
+                "in": "query",
+                "description": "Sort by one of these (- before it for descending).",
+                "schema": {"type": "string", "enum": choices},
+            }
+        ]

@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from bpmos.fields import utc_datetime
 from lines.models import Machine
+from scada.api.fields import FlagField, WholeNumberField
 from scada.models import (
     CommState,
     Connector,
@@ -55,16 +56,37 @@ class ConnectorSerializer(serializers.ModelSerializer):
         return bool(connector.credentials)
 
 
+# The scheme and a host, as scada.configuration.endpoint_problem checks them
+# (which scheme depends on the kind: opc.tcp:// for OPC UA, http(s):// else).
+ENDPOINT_PATTERN = (
+    r"^(opc\.tcp|https?)://([^\s/?#@\[\]]+@)?"
+    r"([^\s/:?#@\[\]]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?([/?#]\S*)?$"
+)
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "maxLength": 500,
+        "pattern": ENDPOINT_PATTERN,
+        "description": "opc.tcp://host[:port][/path] for OPC UA, "
+        "http(s)://host[...] for a CMMS or LIMS.",
+    }
+)
+class EndpointField(serializers.CharField):
+    """The endpoint URL; the schema shows its shape, the service its rules."""
+
+
 class ConnectorWriteSerializer(serializers.Serializer):
     """The body of a connector's create (all required but the defaults) and
     change (``partial``: only what is sent)."""
 
     name = serializers.CharField(max_length=100)
     kind = serializers.ChoiceField(choices=ConnectorKind.choices)
-    endpoint = serializers.CharField(max_length=500)
-    enabled = serializers.BooleanField(default=True)
+    endpoint = EndpointField(max_length=500)
+    enabled = FlagField(default=True)
     mode = serializers.ChoiceField(choices=ConnectorMode.choices, default="poll")
-    poll_interval_s = serializers.IntegerField(min_value=1, max_value=86_400, default=5)
+    poll_interval_s = WholeNumberField(min_value=1, max_value=86_400, default=5)
     settings = serializers.DictField(
         required=False,
         help_text="OPC UA: security_policy, security_mode, certificate_path, "
@@ -117,7 +139,7 @@ class TagWriteSerializer(serializers.Serializer):
     )
     kind = serializers.ChoiceField(choices=TagKind.choices, default=TagKind.ANALOG)
     area = serializers.CharField(max_length=64, allow_blank=True, default="")
-    enabled = serializers.BooleanField(default=True)
+    enabled = FlagField(default=True)
 
 
 # --- readings -------------------------------------------------------------------------
@@ -156,7 +178,7 @@ class ReadingSerializer(serializers.ModelSerializer):
 
 
 class ConnectorRefSerializer(serializers.Serializer):
-    connector = serializers.IntegerField(
+    connector = WholeNumberField(
         min_value=1, max_value=2**63 - 1, help_text="The connector's id."
     )
 
@@ -176,7 +198,7 @@ class PollResultSerializer(serializers.Serializer):
 
 
 class BrowseRequestSerializer(serializers.Serializer):
-    limit = serializers.IntegerField(
+    limit = WholeNumberField(
         min_value=1, max_value=5_000, default=5_000, help_text="At most this many."
     )
 

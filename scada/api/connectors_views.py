@@ -7,21 +7,31 @@ from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import filters as drf_filters
 from rest_framework import generics, status
 from rest_framework.response import Response
 
 from bpmos.errors import NotFound
+from bpmos.filters import FilterBackend
 from bpmos.views import ApiViewMixin, BpmosAPIView
 from scada import configuration, readings
 from scada.api import connectors_serializers as s
 from scada.api.connectors_filters import (
     ConnectorFilterSet,
+    OrderingFilter,
     ReadingFilterSet,
     TagFilterSet,
 )
 from scada.models import Connector, ScadaReading, Tag
 
-_ID = OpenApiParameter("pk", OpenApiTypes.INT, OpenApiParameter.PATH)
+# Named as the schema's path template names it ({id}: drf-spectacular shows
+# a ``pk`` group as ``id``); a parameter named ``pk`` was a second, phantom one.
+# search, a strict ordering (unknown fields are a 400), the FilterSet.
+_LIST_FILTERS = [FilterBackend, drf_filters.SearchFilter, OrderingFilter]
+
+_ID = OpenApiParameter(
+    "id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The id."
+)
 
 
 def _partial(view: BpmosAPIView, serializer_class) -> dict:
@@ -55,6 +65,7 @@ class ConnectorListView(ApiViewMixin, generics.ListAPIView):
     queryset = Connector.objects.order_by("name", "id")
     serializer_class = s.ConnectorSerializer
     filterset_class = ConnectorFilterSet
+    filter_backends = _LIST_FILTERS
     search_fields = ["name", "endpoint"]
     ordering_fields = ["name", "id", "kind", "updated_at"]
 
@@ -122,6 +133,7 @@ class TagListView(ApiViewMixin, generics.ListAPIView):
     queryset = Tag.objects.order_by("tag_name", "id")
     serializer_class = s.TagSerializer
     filterset_class = TagFilterSet
+    filter_backends = _LIST_FILTERS
     search_fields = ["tag_name", "node_id"]
     ordering_fields = ["tag_name", "id", "updated_at"]
 
@@ -179,7 +191,9 @@ class ReadingListView(generics.ListAPIView):
     queryset = ScadaReading.objects.order_by("-timestamp", "-id")
     serializer_class = s.ReadingSerializer
     filterset_class = ReadingFilterSet
-    ordering_fields: list[str] = []
+    # Newest first, always: no ordering and no search parameter (they were
+    # shown in the schema and ignored).
+    filter_backends = [FilterBackend]
 
 
 # --- the contract's actions ---------------------------------------------------
