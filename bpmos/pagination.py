@@ -1,5 +1,15 @@
-"""Pagination used by every list endpoint: count, next, previous, results."""
+"""Pagination used by every list endpoint: count, next, previous, results.
 
+DRF reads a ``page_size`` that is not a positive whole number (``null``,
+``-5``, ``ten``) as "not given" and answers a page of 50, so a mistyped page
+size looked like one that worked. Here it is a 400 naming the parameter, as
+every other query parameter; an empty value is still "not given", and a size
+above ``max_page_size`` is still capped (the schema says so).
+"""
+
+import re
+
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 
 
@@ -9,3 +19,26 @@ class StandardPagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param, "")
+        if raw.strip() == "":
+            return self.page_size
+        # ASCII digits only: int() also takes "5_0", " 5" and other scripts' digits.
+        size = int(raw) if re.fullmatch(r"[0-9]{1,9}", raw) else 0
+        if size < 1:
+            raise ValidationError(
+                {self.page_size_query_param: ["A whole number of at least 1."]}
+            )
+        return min(size, self.max_page_size)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1}
+                parameter["description"] = (
+                    f"Results a page (default {self.page_size}; at most "
+                    f"{self.max_page_size}, a larger size is capped)."
+                )
+        return parameters

@@ -493,3 +493,28 @@ def test_the_endpoint_pattern_in_the_schema_is_the_servers_rule(schema, endpoint
         for kind in ("opcua", "cmms")
     )
     assert bool(re.match(pattern, endpoint)) == taken
+
+
+@pytest.mark.parametrize("size", ["null", "0", "-5", "ten", "5_0", "1.5"])
+def test_a_page_size_that_is_not_a_positive_whole_number_is_400(admin, plc, size):
+    """DRF read ``?page_size=null`` as "not given" and answered a page of 50."""
+    response = admin.get("/api/scada/connectors", {"page_size": size})
+    envelope = assert_envelope(response, 400, "validation_error")
+    assert list(envelope["details"]) == ["page_size"]
+
+
+def test_page_sizes_still_page_and_a_large_one_is_capped(admin, plc, schema):
+    make_connector("plc-2")
+
+    def page(query):
+        response = admin.get("/api/scada/connectors", query)
+        assert response.status_code == 200, response.json()
+        return response.json()
+
+    assert len(page({"page_size": "1"})["results"]) == 1
+    assert page({"page_size": "1"})["next"] is not None
+    assert len(page({"page_size": ""})["results"]) == 2
+    assert len(page({"page_size": "100000"})["results"]) == 2
+    parameters = schema["paths"]["/api/scada/connectors/"]["get"]["parameters"]
+    size = next(p for p in parameters if p["name"] == "page_size")
+    assert size["schema"] == {"type": "integer", "minimum": 1}
