@@ -24,13 +24,16 @@ class StandardPagination(PageNumberPagination):
         raw = request.query_params.get(self.page_size_query_param, "")
         if raw.strip() == "":
             return self.page_size
-        # ASCII digits only: int() also takes "5_0", " 5" and other scripts' digits.
-        size = int(raw) if re.fullmatch(r"[0-9]{1,9}", raw) else 0
-        if size < 1:
+        # ASCII digits only: int() also takes "5_0", " 5" and other scripts'
+        # digits. Any number of them: a size past the cap is the cap.
+        digits = raw.lstrip("0") if re.fullmatch(r"[0-9]+", raw) else ""
+        if not digits:
             raise ValidationError(
                 {self.page_size_query_param: ["A whole number of at least 1."]}
             )
-        return min(size, self.max_page_size)
+        if len(digits) > 9:
+            return self.max_page_size
+        return min(int(digits), self.max_page_size)
 
     def get_schema_operation_parameters(self, view):
         parameters = super().get_schema_operation_parameters(view)

@@ -83,6 +83,8 @@ class OrderingFilter(drf_filters.OrderingFilter):
                 "name": self.ordering_param,
                 "required": False,
                 "in": "query",
+                # ?ordering= (empty) is "not given", as every filter here.
+                "allowEmptyValue": True,
                 "description": "Sort by one of these (- before it for descending).",
                 "schema": {"type": "string", "enum": choices},
             }
