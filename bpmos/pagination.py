@@ -38,6 +38,8 @@ class StandardPagination(PageNumberPagination):
     def get_schema_operation_parameters(self, view):
         parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:
+            # ?page= and ?page_size= (empty) are "not given": say so.
+            parameter["allowEmptyValue"] = True
             if parameter["name"] == self.page_size_query_param:
                 parameter["schema"] = {"type": "integer", "minimum": 1}
                 parameter["description"] = (

@@ -520,3 +520,5 @@ def test_page_sizes_still_page_and_a_large_one_is_capped(admin, plc, schema):
     parameters = schema["paths"]["/api/scada/connectors/"]["get"]["parameters"]
     size = next(p for p in parameters if p["name"] == "page_size")
     assert size["schema"] == {"type": "integer", "minimum": 1}
+    assert size["allowEmptyValue"] is True
+    assert len(page({"page": ""})["results"]) == 2
