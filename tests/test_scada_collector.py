@@ -53,13 +53,16 @@ FAST = {
 
 @pytest.fixture
 def opcua_servers():
-    """``opcua_servers()`` -> a started test server; all closed at the end."""
+    """``opcua_servers()`` -> a started test server (``started=False``: not
+    listening yet, its variables served once it ``start()``s); all closed at
+    the end."""
     made: list[OpcUaTestServer] = []
 
-    def make() -> OpcUaTestServer:
+    def make(*, started: bool = True) -> OpcUaTestServer:
         server = OpcUaTestServer()
         made.append(server)
-        server.start()
+        if started:
+            server.start()
         return server
 
     yield make
@@ -355,12 +358,12 @@ def test_server_outage_raises_comm_loss_then_resumes_without_duplicates(
 def test_a_server_down_at_start_is_reported_and_joined_when_it_comes(
     opcua_servers, run_collector
 ):
-    server = opcua_servers()
+    server = opcua_servers(started=False)  # nothing listens on its port yet
     ids = server.add_variables("Line1", {"Temp": 5.0})
-    server.stop()
     connector = make_connector(server)
     make_tag(connector, ids["Temp"], "line1.temp")
-    run_collector()
+    # Its start grace (tested below) shortened: reported lost after 1 s, not 5.
+    run_collector(start_grace_s=1.0)
     wait_until(
         lambda: Connector.objects.get(pk=connector.pk).comm_state == CommState.LOST,
         within=10,
@@ -376,9 +379,8 @@ def test_a_server_that_starts_just_after_the_collector_raises_no_alarm(
     # make run starts the simulator and the collector together: the collector
     # retries every second for its first seconds (5 by default; 30 here, for a
     # test server's start on a busy machine) before it reports the link lost.
-    server = opcua_servers()
+    server = opcua_servers(started=False)  # nothing listens on its port yet
     ids = server.add_variables("Line1", {"Temp": 5.0})
-    server.stop()
     connector = make_connector(server)
     make_tag(connector, ids["Temp"], "line1.temp")
     run_collector(start_grace_s=30.0)
