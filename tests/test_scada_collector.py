@@ -51,18 +51,36 @@ FAST = {
 }
 
 
+@pytest.fixture(scope="module")
+def server_pool():
+    """The module's started test servers (an asyncua server takes seconds to
+    start), lent to its tests by ``opcua_servers``."""
+    pool: list[OpcUaTestServer] = []
+    yield pool
+    for server in pool:
+        server.close()
+
+
 @pytest.fixture
-def opcua_servers():
-    """``opcua_servers()`` -> a started test server (``started=False``: not
-    listening yet, its variables served once it ``start()``s); all closed at
-    the end."""
+def opcua_servers(server_pool):
+    """``opcua_servers()`` -> a started test server with no variables: the
+    pool's next one, emptied (started again if a test stopped it);
+    ``started=False``: a new one not listening yet, its variables served once
+    it ``start()``s (closed at the end)."""
+    lent = 0
     made: list[OpcUaTestServer] = []
 
     def make(*, started: bool = True) -> OpcUaTestServer:
-        server = OpcUaTestServer()
-        made.append(server)
-        if started:
-            server.start()
+        nonlocal lent
+        if not started:
+            server = OpcUaTestServer()
+            made.append(server)
+            return server
+        if lent == len(server_pool):
+            server_pool.append(OpcUaTestServer())
+        server = server_pool[lent]
+        lent += 1
+        server.reset()
         return server
 
     yield make
