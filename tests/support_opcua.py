@@ -21,15 +21,18 @@ one entry per call, holding how many nodes it read.
 and any other user; ``security`` ("Basic256Sha256_SignAndEncrypt", ...) with
 ``certificate``/``private_key`` paths serves only that policy.
 
-The fixtures ``opcua_server`` (a started server, one per test) and
+The fixtures ``opcua_server`` (a started server with no variables for each
+test: the module's ``shared_opcua_server``, emptied between tests) and
 ``make_opcua_server`` (build your own; all closed at the end of the test) are
 imported by the test modules that need them (``make_opcua_server =
-support_opcua.make_opcua_server`` and the same for ``opcua_server``).
+support_opcua.make_opcua_server`` and the same for ``opcua_server`` and
+``shared_opcua_server``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import threading
@@ -149,11 +152,12 @@ class OpcUaTestServer:
         if self._server is not None:
             self._remember_values()
             server, self._server = self._server, None
-            self.call(server.stop())
+            self.call(self._stop(server))
 
     def close(self) -> None:
         """Stop the server and its thread (the end of a test)."""
         self.stop()
+        self.call(self._cancel_leftovers())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
@@ -164,6 +168,48 @@ class OpcUaTestServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    async def _stop(self, server: Server) -> None:
+        # The server's clock task writes CurrentTime once a second and
+        # Server.stop() waits for its sleep to end: up to 1 s per stop. End it
+        # now (the sockets and sessions close as before).
+        iserver = server.iserver
+        clock, iserver.time_task = iserver.time_task, None
+        if clock is not None:
+            iserver._time_task_stop = True
+            clock.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await clock
+        await server.stop()
+
+    async def _cancel_leftovers(self) -> None:
+        """End what the stopped server left running (the timers of sessions
+        and subscriptions whose clients never closed them)."""
+        current = asyncio.current_task()
+        leftovers = [task for task in asyncio.all_tasks() if task is not current]
+        for task in leftovers:
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
+
+    def reset(self) -> None:
+        """Back to a started server with no variables (what ``opcua_server``
+        gives each test): the folders added are deleted, the Read counts
+        cleared; a server a test stopped is started again."""
+        if self._server is not None:
+            self.call(self._delete_folders())
+        self._variables.clear()
+        self.read_requests.clear()
+        self.start()
+
+    async def _delete_folders(self) -> None:
+        objects = self._server.nodes.objects
+        ours = [
+            child
+            for child in await objects.get_children()
+            if child.nodeid.NamespaceIndex == self.namespace_index
+        ]
+        if ours:
+            await self._server.delete_nodes(ours, recursive=True)
 
     async def _start(self) -> None:
         server = Server(user_manager=_PasswordUsers(self.users) if self.users else None)
@@ -310,7 +356,20 @@ def make_opcua_server() -> Iterator:
         server.close()
 
 
+@pytest.fixture(scope="module")
+def shared_opcua_server() -> Iterator[OpcUaTestServer]:
+    """One server for a module's tests (an asyncua server takes seconds to
+    start); ``opcua_server`` resets it for each test."""
+    with OpcUaTestServer() as server:
+        yield server
+
+
 @pytest.fixture
-def opcua_server(make_opcua_server) -> OpcUaTestServer:
-    """A started server with no variables yet (``add_variables`` them)."""
-    return make_opcua_server()
+def opcua_server(shared_opcua_server) -> Iterator[OpcUaTestServer]:
+    """A started server with no variables yet (``add_variables`` them): the
+    module's shared server, emptied and started again after the test (a test
+    may ``stop()``/``start()`` it). Servers with users or security come from
+    ``make_opcua_server``."""
+    shared_opcua_server.reset()
+    yield shared_opcua_server
+    shared_opcua_server.reset()

@@ -20,6 +20,7 @@ from tests.factories_lines import machine, make_line
 from tests.support import assert_envelope
 
 opcua_server = support_opcua.opcua_server
+shared_opcua_server = support_opcua.shared_opcua_server
 make_opcua_server = support_opcua.make_opcua_server
 
 pytestmark = pytest.mark.django_db

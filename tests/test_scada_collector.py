@@ -51,15 +51,36 @@ FAST = {
 }
 
 
+@pytest.fixture(scope="module")
+def server_pool():
+    """The module's started test servers (an asyncua server takes seconds to
+    start), lent to its tests by ``opcua_servers``."""
+    pool: list[OpcUaTestServer] = []
+    yield pool
+    for server in pool:
+        server.close()
+
+
 @pytest.fixture
-def opcua_servers():
-    """``opcua_servers()`` -> a started test server; all closed at the end."""
+def opcua_servers(server_pool):
+    """``opcua_servers()`` -> a started test server with no variables: the
+    pool's next one, emptied (started again if a test stopped it);
+    ``started=False``: a new one not listening yet, its variables served once
+    it ``start()``s (closed at the end)."""
+    lent = 0
     made: list[OpcUaTestServer] = []
 
-    def make() -> OpcUaTestServer:
-        server = OpcUaTestServer()
-        made.append(server)
-        server.start()
+    def make(*, started: bool = True) -> OpcUaTestServer:
+        nonlocal lent
+        if not started:
+            server = OpcUaTestServer()
+            made.append(server)
+            return server
+        if lent == len(server_pool):
+            server_pool.append(OpcUaTestServer())
+        server = server_pool[lent]
+        lent += 1
+        server.reset()
         return server
 
     yield make
@@ -355,12 +376,12 @@ def test_server_outage_raises_comm_loss_then_resumes_without_duplicates(
 def test_a_server_down_at_start_is_reported_and_joined_when_it_comes(
     opcua_servers, run_collector
 ):
-    server = opcua_servers()
+    server = opcua_servers(started=False)  # nothing listens on its port yet
     ids = server.add_variables("Line1", {"Temp": 5.0})
-    server.stop()
     connector = make_connector(server)
     make_tag(connector, ids["Temp"], "line1.temp")
-    run_collector()
+    # Its start grace (tested below) shortened: reported lost after 1 s, not 5.
+    run_collector(start_grace_s=1.0)
     wait_until(
         lambda: Connector.objects.get(pk=connector.pk).comm_state == CommState.LOST,
         within=10,
@@ -376,9 +397,8 @@ def test_a_server_that_starts_just_after_the_collector_raises_no_alarm(
     # make run starts the simulator and the collector together: the collector
     # retries every second for its first seconds (5 by default; 30 here, for a
     # test server's start on a busy machine) before it reports the link lost.
-    server = opcua_servers()
+    server = opcua_servers(started=False)  # nothing listens on its port yet
     ids = server.add_variables("Line1", {"Temp": 5.0})
-    server.stop()
     connector = make_connector(server)
     make_tag(connector, ids["Temp"], "line1.temp")
     run_collector(start_grace_s=30.0)

@@ -11,15 +11,19 @@ from bpmos.celery import BEAT_SCHEDULE
 from scada.collector import ALIVE_KEY
 from scada.models import AlarmEvent, CommState, Connector, ScadaReading, Tag
 from scada.tasks_collector import connectors_poll_due, scada_connectors_poll_task
-from tests.support_opcua import OpcUaTestServer
+from tests import support_opcua
 
 pytestmark = pytest.mark.django_db
 
 
+opcua_server = support_opcua.opcua_server
+shared_opcua_server = support_opcua.shared_opcua_server
+
+
 @pytest.fixture
-def server():
-    with OpcUaTestServer() as running:
-        yield running
+def server(opcua_server):
+    """The module's server, emptied for each test."""
+    return opcua_server
 
 
 def _connector(server, *, mode="poll", name="Oven PLC", interval=60) -> Connector:
