@@ -46,15 +46,7 @@ class ConnectorForm(forms.ModelForm):
 
     class Meta:
         model = Connector
-        fields = [
-            "name",
-            "kind",
-            "endpoint",
-            "enabled",
-            "mode",
-            "poll_interval_s",
-            "settings",
-        ]
+        fields = list(configuration.CONNECTOR_FIELDS)
 
     def clean_new_credentials(self):
         raw = self.cleaned_data.get("new_credentials") or ""
@@ -156,17 +148,7 @@ class ConnectorAdmin(AdminReaderMixin, AuditedModelAdmin):
     fieldsets = [
         (
             None,
-            {
-                "fields": [
-                    "name",
-                    "kind",
-                    "endpoint",
-                    "enabled",
-                    "mode",
-                    "poll_interval_s",
-                    "settings",
-                ]
-            },
+            {"fields": list(configuration.CONNECTOR_FIELDS)},
         ),
         (
             "Credentials",

@@ -4,13 +4,12 @@ from django_filters import rest_framework as filters
 
 from bpmos import filters as bpmos_filters
 from exceptions.models import Severity
-from scada.api import filters as scada_filters
 from scada.models import AlarmEvent, AlarmFlood, AlarmState, AlertRule
 
 
 class AlertRuleFilterSet(bpmos_filters.FilterSet):
     tag = filters.CharFilter(field_name="tag__tag_name", help_text="Tag name.")
-    enabled = scada_filters.BooleanFilter()
+    enabled = bpmos_filters.BooleanFilter()
     severity = filters.ChoiceFilter(choices=Severity.choices)
 
     class Meta:
@@ -30,8 +29,8 @@ class AlarmFilterSet(bpmos_filters.FilterSet):
     kind = filters.ChoiceFilter(
         choices=[("limit", "limit"), ("comm_loss", "comm_loss")]
     )
-    active = scada_filters.BooleanFilter(help_text="The condition is abnormal now.")
-    open = scada_filters.BooleanFilter(
+    active = bpmos_filters.BooleanFilter(help_text="The condition is abnormal now.")
+    open = bpmos_filters.BooleanFilter(
         field_name="closed_at",
         lookup_expr="isnull",
         help_text="Not yet back to normal and acknowledged.",
@@ -52,7 +51,7 @@ class AlarmFilterSet(bpmos_filters.FilterSet):
 
 class FloodFilterSet(bpmos_filters.FilterSet):
     area = filters.CharFilter()
-    ongoing = scada_filters.BooleanFilter(
+    ongoing = bpmos_filters.BooleanFilter(
         field_name="ended_at", lookup_expr="isnull", help_text="Not ended yet."
     )
 

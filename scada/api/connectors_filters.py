@@ -6,13 +6,12 @@ from rest_framework import filters as drf_filters
 from rest_framework.exceptions import ValidationError
 
 from bpmos import filters as bpmos_filters
-from scada.api.filters import BooleanFilter
 from scada.models import Connector, ScadaReading, Tag
 
 
 class ConnectorFilterSet(bpmos_filters.FilterSet):
-    # Strict: ?enabled=maybe is a 400, not the whole list (scada/api/filters.py).
-    enabled = BooleanFilter()
+    # Strict: ?enabled=maybe is a 400, not the whole list (bpmos/filters.py).
+    enabled = bpmos_filters.BooleanFilter()
 
     class Meta:
         model = Connector
@@ -22,7 +21,7 @@ class ConnectorFilterSet(bpmos_filters.FilterSet):
 class TagFilterSet(bpmos_filters.FilterSet):
     connector = bpmos_filters.IntegerFilter(field_name="connector_id")
     machine = bpmos_filters.IntegerFilter(field_name="machine_id")
-    enabled = BooleanFilter()
+    enabled = bpmos_filters.BooleanFilter()
 
     class Meta:
         model = Tag
