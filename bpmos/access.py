@@ -46,6 +46,12 @@ ISSUE_READERS: Final = frozenset(
 PASSPORT_RESTRICTED_READERS: Final = frozenset(
     {Role.SUPERVISOR, Role.PLANT_HEAD, Role.AUDITOR, Role.ADMIN}
 )  # the EU passport's "persons with a legitimate interest" (docs/passports.md)
+COMPLIANCE_READERS: Final = frozenset(
+    {Role.SUPERVISOR, Role.PLANT_HEAD, Role.AUDITOR, Role.ADMIN}
+)  # EPR figures and returns: who answers for them, and who checks them
+REPORT_READERS: Final = frozenset(
+    {Role.PLANNER, Role.SUPERVISOR, Role.PLANT_HEAD, Role.AUDITOR, Role.ADMIN}
+)  # the operational reports (docs/compliance.md): all but the shop floor's operators
 
 POLICY: Final[dict[str, dict[str, Rule]]] = {
     # --- accounts (mobile contract "auth") ---
@@ -216,6 +222,19 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "lims-import": {"POST": SUPERVISORS},
     "lims-fetch": {"POST": SUPERVISORS},
     "lims-results": {"GET": EVERYONE},
+    # --- compliance: EPR figures and categories (compliance/api, docs/compliance.md) ---
+    # (EPR routes)
+    # --- compliance: the Aadhaar Ready % score ---
+    # (score routes)
+    # --- compliance: returns, approval and the regulator CSV export ---
+    # Building and approving a return and exporting it are supervisor decisions
+    # (the connectors contract: Supervisor or Admin; the plant head may do what a
+    # supervisor may). Every export is audited as compliance_export.
+    # (returns routes)
+    # --- reports (control-UI contract, group VIII) ---
+    # Every signed-in user may call the routes; which reports a caller sees and
+    # opens is the ACTIONS rule "report.<reportId>" below.
+    # (report routes)
 }
 
 # Rules finer than a route: one route and method whose callers differ by what the
@@ -246,6 +265,8 @@ ACTIONS: Final[dict[str, frozenset[Role]]] = {
     "passport-event.custody_transferred": SUPERVISORS,
     "passport-event.end_of_life": SUPERVISORS,
     "passport-event.recycled": SUPERVISORS,
+    # --- reports: who opens which report (list, preview, download, jobs) ---
+    # (report actions)
 }
 
 

@@ -511,3 +511,24 @@ BPMOS_COLLECTOR_FLUSH_S = env.float("BPMOS_COLLECTOR_FLUSH_S", default=0.5)
 # The service account the collector stores readings as (the SCADA gateway's; the
 # demo seed makes it). Absent: readings are stored as the system's.
 BPMOS_COLLECTOR_USERNAME = env.str("BPMOS_COLLECTOR_USERNAME", default="scada-gateway")
+
+# --- compliance and reports (docs/compliance.md) ----------------------------------
+# Financial years (April-March) and report days begin at midnight in the plant's
+# time zone, so a pack dispatched late on 31 March counts in the year it ends.
+BPMOS_PLANT_TIMEZONE = env.str("BPMOS_PLANT_TIMEZONE", default="Asia/Kolkata")
+# Mail (scheduled compliance returns). EMAIL_URL as django-environ reads it, e.g.
+# smtp+tls://user:password@smtp.example.com:587; unset, mail is written to files
+# under DATA_DIR/mail so the embedded plant needs no mail server.
+if env.str("EMAIL_URL", default=""):
+    globals().update(env.email_url("EMAIL_URL"))
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(DATA_DIR / "mail")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="bpmos@localhost")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+# Reports: a download of more rows than this runs as a Celery job (202 and a job
+# to poll) instead of in the request; finished job files live in DATA_DIR/reports
+# and are deleted after BPMOS_REPORT_JOB_KEEP_HOURS.
+BPMOS_REPORT_SYNC_ROWS = env.int("BPMOS_REPORT_SYNC_ROWS", default=20000)
+BPMOS_REPORT_DIR = Path(env.str("BPMOS_REPORT_DIR", default=str(DATA_DIR / "reports")))
+BPMOS_REPORT_JOB_KEEP_HOURS = env.int("BPMOS_REPORT_JOB_KEEP_HOURS", default=24)

@@ -24,6 +24,7 @@ api_patterns = [
     path("", include("lines.urls")),
     path("", include("passports.urls")),
     path("", include("scada.urls")),
+    path("", include("compliance.urls")),
     path("", include("bpmos.dashboards.api.urls")),
 ]
 

@@ -1,0 +1,1 @@
+"""Admin of compliance's score area."""

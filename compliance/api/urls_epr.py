@@ -1,0 +1,3 @@
+"""Routes of compliance's epr area (see compliance/urls.py)."""
+
+urlpatterns: list = []

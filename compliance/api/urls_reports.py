@@ -1,0 +1,3 @@
+"""Routes of compliance's reports area (see compliance/urls.py)."""
+
+urlpatterns: list = []

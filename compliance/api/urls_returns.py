@@ -1,0 +1,3 @@
+"""Routes of compliance's returns area (see compliance/urls.py)."""
+
+urlpatterns: list = []

@@ -1,0 +1,252 @@
+"""EPR figures: mass placed on the market, collected back and recycled, per
+BWMR category, against the rules' targets (``compliance.epr_schedule``).
+
+What counts (docs/compliance.md):
+
+* **placed on the market**: a pack whose *first* ``dispatched`` ledger event
+  falls in the period (a pack reactivated and dispatched again is counted
+  once, in the period of its first dispatch);
+* **collected**: a pack whose first ``end_of_life`` event falls in the period,
+  or, for a pack recycled with no end-of-life event before, its first
+  ``recycled`` event;
+* **recycled**: a pack whose first ``recycled`` event falls in the period.
+
+Only packs: cells and modules reach the market inside them, so counting them
+too would count the same kilograms twice. Mass is the passport's ``mass_kg``;
+a pack without one is counted, listed (``missingMass``) and adds nothing to
+the mass, so the return shows the gap in the data instead of hiding it. A
+pack's category comes from its model (``compliance.categories``); a model
+with no declaration is reported under ``category: null`` ("Undeclared").
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Min
+
+from compliance import categories, epr_schedule
+from compliance.models import Category, ReturnEvent
+from compliance.periods import Period, fy_label, fy_parse, fy_period
+from passports.models import EventKind, Kind, Passport, PassportEvent
+
+KG = Decimal("0.001")
+PERCENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class PackFact:
+    """One pack's event that counts in a period (a return's row)."""
+
+    passport_id: int
+    event: str  # ReturnEvent
+    occurred_at: datetime
+    serial: str
+    bpan: str
+    model: str
+    category: str | None
+    chemistry: str
+    mass_kg: Decimal | None
+    custodian: str
+
+
+def _first_events(kind: str) -> dict[int, datetime]:
+    rows = (
+        PassportEvent.objects.filter(kind=kind, passport__kind=Kind.PACK)
+        .values("passport_id")
+        .annotate(first=Min("occurred_at"))
+        .values_list("passport_id", "first")
+    )
+    return dict(rows)
+
+
+def _firsts_in(period: Period) -> dict[str, dict[int, datetime]]:
+    """{event: {passport_id: when}} for the packs each event counts in the period."""
+    dispatched = _first_events(EventKind.DISPATCHED)
+    end_of_life = _first_events(EventKind.END_OF_LIFE)
+    recycled = _first_events(EventKind.RECYCLED)
+    collected: dict[int, datetime] = {}
+    for pid, when in end_of_life.items():
+        collected[pid] = when
+    for pid, when in recycled.items():
+        if pid not in end_of_life:
+            collected[pid] = when
+    return {
+        ReturnEvent.PLACED: {p: w for p, w in dispatched.items() if period.contains(w)},
+        ReturnEvent.COLLECTED: {
+            p: w for p, w in collected.items() if period.contains(w)
+        },
+        ReturnEvent.RECYCLED: {p: w for p, w in recycled.items() if period.contains(w)},
+    }
+
+
+def pack_facts(period: Period) -> list[PackFact]:
+    """Every pack row behind the period's figures: placed, collected, recycled
+    (ordered by event, then time, then serial)."""
+    firsts = _firsts_in(period)
+    ids = set().union(*(set(rows) for rows in firsts.values()))
+    passports = {
+        row["id"]: row
+        for row in Passport.objects.filter(id__in=ids).values(
+            "id", "serial", "bpan", "model", "chemistry", "mass_kg", "custodian_name"
+        )
+    }
+    cats = categories.category_map({row["model"] for row in passports.values()})
+    facts = []
+    for event in (ReturnEvent.PLACED, ReturnEvent.COLLECTED, ReturnEvent.RECYCLED):
+        for pid, when in firsts[event].items():
+            row = passports[pid]
+            facts.append(
+                PackFact(
+                    passport_id=pid,
+                    event=str(event),
+                    occurred_at=when,
+                    serial=row["serial"],
+                    bpan=row["bpan"] or "",
+                    model=row["model"],
+                    category=cats.get(row["model"]),
+                    chemistry=row["chemistry"],
+                    mass_kg=row["mass_kg"],
+                    custodian=row["custodian_name"],
+                )
+            )
+    order = {ReturnEvent.PLACED: 0, ReturnEvent.COLLECTED: 1, ReturnEvent.RECYCLED: 2}
+    facts.sort(key=lambda f: (order[f.event], f.occurred_at, f.serial))
+    return facts
+
+
+@dataclass
+class Tally:
+    count: int = 0
+    mass_kg: Decimal = Decimal("0")
+    missing_mass: list[str] = field(default_factory=list)
+
+    def add(self, fact: PackFact) -> None:
+        self.count += 1
+        if fact.mass_kg is None:
+            self.missing_mass.append(fact.serial)
+        else:
+            self.mass_kg += fact.mass_kg
+
+    def as_dict(self) -> dict:
+        return {
+            "count": self.count,
+            "massKg": _kg(self.mass_kg),
+            "missingMassCount": len(self.missing_mass),
+        }
+
+
+def _kg(value: Decimal | None) -> float | None:
+    return None if value is None else float(value.quantize(KG))
+
+
+def tallies(facts: list[PackFact]) -> dict[str | None, dict[str, Tally]]:
+    """{category: {event: Tally}} over pack facts."""
+    out: dict[str | None, dict[str, Tally]] = defaultdict(
+        lambda: {event: Tally() for event in ReturnEvent.values}
+    )
+    for fact in facts:
+        out[fact.category][fact.event].add(fact)
+    return out
+
+
+def _placed_mass(category: str, fy_start_year: int) -> Decimal:
+    period = fy_period(fy_label(fy_start_year))
+    facts = [
+        f
+        for f in pack_facts(period)
+        if f.event == ReturnEvent.PLACED and f.category == category
+    ]
+    return sum((f.mass_kg for f in facts if f.mass_kg is not None), Decimal("0"))
+
+
+def _target(row: epr_schedule.Target | None) -> dict | None:
+    if row is None:
+        return None
+    return {"percent": float(row.percent), "citation": row.citation}
+
+
+def category_figures(
+    category: str | None, tally: dict[str, Tally], fy_start_year: int | None
+) -> dict:
+    """One category's figures, with the year's targets when the period is a FY."""
+    placed, collected, recycled = (
+        tally[ReturnEvent.PLACED],
+        tally[ReturnEvent.COLLECTED],
+        tally[ReturnEvent.RECYCLED],
+    )
+    out = {
+        "category": category,
+        "label": categories.category_label(category),
+        "placedOnMarket": placed.as_dict(),
+        "collected": collected.as_dict(),
+        "recycled": recycled.as_dict(),
+        "collectionTarget": None,
+        "recoveryTarget": None,
+        "recycledContentTarget": None,
+        "collectionGapKg": None,
+        "recoveryGapKg": None,
+    }
+    if category is None or fy_start_year is None:
+        return out
+    collection = epr_schedule.target_for(
+        category, epr_schedule.COLLECTION, fy_start_year
+    )
+    if collection is not None:
+        basis_year = fy_start_year - collection.basis_lag_years
+        basis = (
+            placed.mass_kg
+            if basis_year == fy_start_year
+            else _placed_mass(category, basis_year)
+        )
+        obligation = (basis * collection.percent / 100).quantize(KG)
+        out["collectionTarget"] = {
+            **_target(collection),
+            "basisFinancialYear": fy_label(basis_year),
+            "basisMassKg": _kg(basis),
+            "obligationKg": _kg(obligation),
+        }
+        out["collectionGapKg"] = _kg(max(Decimal("0"), obligation - collected.mass_kg))
+    recovery = epr_schedule.target_for(category, epr_schedule.RECOVERY, fy_start_year)
+    if recovery is not None:
+        obligation = (collected.mass_kg * recovery.percent / 100).quantize(KG)
+        out["recoveryTarget"] = {**_target(recovery), "obligationKg": _kg(obligation)}
+        out["recoveryGapKg"] = _kg(max(Decimal("0"), obligation - recycled.mass_kg))
+    out["recycledContentTarget"] = _target(
+        epr_schedule.target_for(category, epr_schedule.RECYCLED_CONTENT, fy_start_year)
+    )
+    return out
+
+
+def figures(period: Period, facts: list[PackFact] | None = None) -> dict:
+    """The period's EPR figures per category (every BWMR category, and
+    "Undeclared" when any pack's model has no declaration), with targets
+    when the period is exactly one financial year."""
+    facts = pack_facts(period) if facts is None else facts
+    fy = period.financial_year
+    fy_start = fy_parse(fy) if fy else None
+    by_category = tallies(facts)
+    rows = [
+        category_figures(category, by_category[category], fy_start)
+        for category in Category.values
+    ]
+    if None in by_category:
+        rows.append(category_figures(None, by_category[None], fy_start))
+    missing = [
+        {"serial": f.serial, "event": f.event, "model": f.model}
+        for f in facts
+        if f.mass_kg is None
+    ]
+    undeclared = sorted({f.model for f in facts if f.category is None})
+    return {
+        "financialYear": fy or None,
+        "periodStart": period.first.isoformat(),
+        "periodEnd": period.last.isoformat(),
+        "timezone": str(period.start.tzinfo),
+        "categories": rows,
+        "missingMass": missing,
+        "undeclaredModels": undeclared,
+    }

@@ -1,0 +1,1 @@
+"""Celery tasks of compliance's reports area."""
