@@ -222,7 +222,7 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "lims-import": {"POST": SUPERVISORS},
     "lims-fetch": {"POST": SUPERVISORS},
     "lims-results": {"GET": EVERYONE},
-    # --- compliance: EPR figures and categories (compliance/api, docs/compliance.md) ---
+    # --- compliance: EPR figures and categories (docs/compliance.md) ---
     # (EPR routes)
     # --- compliance: the Aadhaar Ready % score ---
     # (score routes)

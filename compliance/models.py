@@ -157,7 +157,8 @@ class ComplianceReturn(models.Model):
         ordering = ["-built_at", "-id"]
 
     def __str__(self) -> str:
-        return f"Return {self.pk} {self.period_start}..{self.period_end} ({self.status})"
+        span = f"{self.period_start}..{self.period_end}"
+        return f"Return {self.pk} {span} ({self.status})"
 
 
 class ReturnEvent(models.TextChoices):
