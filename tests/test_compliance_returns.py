@@ -1,4 +1,4 @@
-"""Compliance returns (issue 14): build a return for a period (the EPR figures
+"""Compliance returns: build a return for a period (the EPR figures
 and the pack rows behind them, frozen), approve it (supervisor, plant head or
 admin; recorded), export it as the regulator's CSV (only approved; checksum
 headers; one ``compliance_export`` audit row per export), CSV layouts from a
