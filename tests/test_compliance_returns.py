@@ -15,10 +15,13 @@ import csv
 import hashlib
 import importlib
 import io
+import threading
+from collections import Counter
 from decimal import Decimal
 
 import pytest
 from django.apps import apps
+from django.db import connections
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -32,7 +35,9 @@ from compliance.models import (
     ReturnLine,
     ReturnStatus,
 )
+from compliance.periods import fy_period
 from elog.models import AuditRecord
+from elog.services import audit_chain_verify
 from passports import ledger, services
 from passports.models import EventKind, Passport
 from tests.conftest import bearer
@@ -802,3 +807,72 @@ def test_return_csv_is_the_schema_layout(approved):
     assert table[1] == ["12.500", "BPM-PK-0001"]
     assert table[2] == ["7.250", "'" + EVIL_SERIAL]
     assert len(table) == 7
+
+
+# --- races (PostgreSQL) -----------------------------------------------------------
+
+
+def run_together(calls):
+    """Each call in its own thread (own connection), released together."""
+    barrier = threading.Barrier(len(calls))
+    results: list[object] = [None] * len(calls)
+
+    def work(index: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            results[index] = calls[index]()
+        except Exception as exc:
+            results[index] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgresql_only
+def test_concurrent_approvals_approve_once(make_user):
+    ret = returns.return_build(period=fy_period(FY), actor=None)
+    approvers = [make_user(Role.SUPERVISOR) for _ in range(6)]
+    results = run_together(
+        [
+            (lambda user=user: returns.return_approve(return_id=ret.pk, actor=user))
+            for user in approvers
+        ]
+    )
+    codes = Counter(getattr(r, "code", "ok") for r in results)
+    assert codes == Counter({"ok": 1, "illegal_transition": 5})
+    winner = next(r for r in results if isinstance(r, ComplianceReturn))
+    ret.refresh_from_db()
+    assert ret.approved_by_id == winner.approved_by_id
+    assert AuditRecord.objects.filter(action="compliance_return_approve").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgresql_only
+def test_concurrent_exports_are_each_counted_and_audited(make_user):
+    boss = make_user(Role.SUPERVISOR)
+    ret = returns.return_build(period=fy_period(FY), actor=boss)
+    returns.return_approve(return_id=ret.pk, actor=boss)
+    results = run_together(
+        [
+            lambda: returns.return_export(
+                return_id=ret.pk, schema_slug=None, actor=boss, source="test"
+            )
+            for _ in range(6)
+        ]
+    )
+    assert all(isinstance(r, returns.Export) for r in results), results
+    ret.refresh_from_db()
+    assert ret.export_count == 6
+    rows = exports()
+    assert sorted(row.after["exportCount"] for row in rows) == [1, 2, 3, 4, 5, 6]
+    assert {row.after["source"] for row in rows} == {"test"}
+    assert len({r.sha256 for r in results}) == 1  # the same bytes every time
+    assert audit_chain_verify().ok is True
