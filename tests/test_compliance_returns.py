@@ -728,6 +728,7 @@ def test_admin_approve_action(plant, boss, client, make_user):
         ("@SUM(A1:A2)", "'@SUM(A1:A2)"),
         ("\t=1+1", "'\t=1+1"),
         ("\r=1+1", "'\r=1+1"),
+        ("\0=1+1", "'\0=1+1"),
         (
             '=HYPERLINK("http://evil.example","x")',
             '\'=HYPERLINK("http://evil.example","x")',
@@ -786,6 +787,14 @@ def test_csv_round_trips_through_the_csv_reader():
                 not value.startswith("-")
                 or value.lstrip("-").replace(".", "", 1).isdigit()
             )
+
+
+def test_csv_lines_stream_the_same_bytes():
+    rows = [["a", "=b"], ["c,d", None]]
+    chunks = list(csvsafe.csv_lines(["x", "y"], iter(rows)))
+    assert len(chunks) == 3
+    assert b"".join(chunks) == csvsafe.csv_bytes(["x", "y"], rows)
+    assert chunks[1] == b"a,'=b\r\n"
 
 
 def test_csv_bytes_with_bom_for_excel():
