@@ -278,6 +278,10 @@ def test_build_from_to_period(plant, boss):
         ({"from": "2025-13-01", "to": "2025-12-01"}, "from"),
         ({"fy": 2025}, "fy"),
         ({"fy": FY, "note": "x" * 301}, "note"),
+        ({"fy": None}, "fy"),
+        ({"fy": FY, "note": None}, "note"),
+        ({"from": 20250401, "to": "2025-05-01"}, "from"),
+        ([FY], "non_field_errors"),
     ],
 )
 def test_build_refuses_bad_periods(boss, body, field):
@@ -530,6 +534,9 @@ def test_export_with_accept_text_csv(approved, boss):
         ({"schema": "no-such-layout"}, 400, "schema"),
         ({"schema": "bad slug!"}, 400, "schema"),
         ({"returnId": 987654}, 404, None),
+        ({"returnId": None}, 400, "returnId"),
+        ({"schema": ""}, 400, "schema"),
+        ([1], 400, "non_field_errors"),
     ],
 )
 def test_export_bad_bodies(approved, boss, body, status, field):
