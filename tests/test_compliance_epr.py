@@ -38,7 +38,7 @@ import pytest
 from django.urls import reverse
 
 from bpmos.errors import InvalidInput
-from compliance import categories, demo, epr
+from compliance import categories, demo, epr, epr_schedule
 from compliance.models import CategoryDeclaration
 from compliance.periods import Period, fy_current, fy_period
 from elog.models import AuditRecord
@@ -353,12 +353,39 @@ def test_the_basis_year_holds_the_portable_packs_placed_then(fleet):
     ]
 
 
+@pytest.mark.parametrize(
+    ("category", "measure", "percents"),
+    [
+        # FY 2023-24 .. 2031-32; None: no target that year.
+        ("ev", "recovery", [None, 70, 80, 90, 90, 90, 90, 90, 90]),
+        ("industrial", "recovery", [None, 70, 80, 90, 90, 90, 90, 90, 90]),
+        ("portable", "recovery", [None, 70, 80, 90, 90, 90, 90, 90, 90]),
+        ("automotive", "recovery", [60, 60, 60, 60, 60, 60, 60, 60, 60]),
+        ("ev", "recycled_content", [None, None, None, None, 5, 10, 15, 20, 20]),
+        ("portable", "recycled_content", [None, None, None, None, 5, 10, 15, 20, 20]),
+        ("industrial", "recycled_content", [None] * 4 + [35, 35, 40, 40, 40]),
+        ("automotive", "recycled_content", [None] * 4 + [35, 35, 40, 40, 40]),
+        ("ev", "collection", [None, None, None, None, 70, 70, 70, 70, 70]),
+        ("portable", "collection", [40, 50, 60, 70, 70, 70, 70, 70, 70]),
+        ("industrial", "collection", [None] * 9),
+    ],
+)
+def test_the_schedule_by_year(category, measure, percents):
+    found = []
+    for year in range(2023, 2032):
+        row = epr_schedule.target_for(category, measure, year)
+        found.append(None if row is None else int(row.percent))
+    assert found == percents
+
+
 def test_recycled_content_minimums_start_in_fy_2027_28(fleet):
     figures = epr.figures(fy_period("2027-28"))
     assert _row(figures, "ev")["recycledContentTarget"] == {
         "percent": 5.0,
-        "citation": f"{BWMR}, Part C (electric vehicle)",
+        "citation": "BWMR 2022, rule 4(14) (Second Amendment Rules 2024), "
+        "electric vehicle",
     }
+    assert _row(figures, "industrial")["recycledContentTarget"]["percent"] == 35.0
     # EV collection starts too: 70 % of FY 2019-20's mass (8 years back): none.
     assert _row(figures, "ev")["collectionTarget"]["basisFinancialYear"] == "2019-20"
     assert _row(figures, "ev")["collectionTarget"]["obligationKg"] == 0.0
