@@ -53,11 +53,14 @@ class PackFact:
     custodian: str
 
 
-def _first_events(kind: str) -> dict[int, datetime]:
+def _first_events(kind: str, period: Period) -> dict[int, datetime]:
+    """{pack id: its first ``kind`` event} for the packs whose first such
+    event falls in the period (the database keeps only those: HAVING)."""
     rows = (
         PassportEvent.objects.filter(kind=kind, passport__kind=Kind.PACK)
         .values("passport_id")
         .annotate(first=Min("occurred_at"))
+        .filter(first__gte=period.start, first__lt=period.end)
         .values_list("passport_id", "first")
     )
     return dict(rows)
@@ -65,21 +68,24 @@ def _first_events(kind: str) -> dict[int, datetime]:
 
 def _firsts_in(period: Period) -> dict[str, dict[int, datetime]]:
     """{event: {passport_id: when}} for the packs each event counts in the period."""
-    dispatched = _first_events(EventKind.DISPATCHED)
-    end_of_life = _first_events(EventKind.END_OF_LIFE)
-    recycled = _first_events(EventKind.RECYCLED)
-    collected: dict[int, datetime] = {}
-    for pid, when in end_of_life.items():
-        collected[pid] = when
+    dispatched = _first_events(EventKind.DISPATCHED, period)
+    end_of_life = _first_events(EventKind.END_OF_LIFE, period)
+    recycled = _first_events(EventKind.RECYCLED, period)
+    # A pack recycled with no end-of-life event at all is collected when it is
+    # recycled; one with an end-of-life event was collected then (any period).
+    ever_ended = set(
+        PassportEvent.objects.filter(
+            kind=EventKind.END_OF_LIFE, passport_id__in=list(recycled)
+        ).values_list("passport_id", flat=True)
+    )
+    collected = dict(end_of_life)
     for pid, when in recycled.items():
-        if pid not in end_of_life:
+        if pid not in ever_ended:
             collected[pid] = when
     return {
-        ReturnEvent.PLACED: {p: w for p, w in dispatched.items() if period.contains(w)},
-        ReturnEvent.COLLECTED: {
-            p: w for p, w in collected.items() if period.contains(w)
-        },
-        ReturnEvent.RECYCLED: {p: w for p, w in recycled.items() if period.contains(w)},
+        ReturnEvent.PLACED: dispatched,
+        ReturnEvent.COLLECTED: collected,
+        ReturnEvent.RECYCLED: recycled,
     }
 
 

@@ -736,3 +736,13 @@ def test_the_demo_leaves_an_admins_change_alone(make_user):
         "portable"
     )
     assert CategoryDeclaration.objects.count() == 3
+
+
+def test_the_figures_take_a_fixed_number_of_queries(fleet, django_assert_num_queries):
+    # Per period read: first dispatch, end of life and recycling (each grouped
+    # in the database), end of life of the packs recycled (none asked when
+    # none was), the passports, their categories. FY 2026-27 (6) reads one
+    # basis year too (portable: 2023-24, nothing recycled: 5).
+    with django_assert_num_queries(11):
+        figures = epr.figures(fy_period("2026-27"))
+    assert figures == FY_2026_27
