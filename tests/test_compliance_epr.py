@@ -520,6 +520,17 @@ def test_the_default_is_the_current_financial_year(http, client_as):
     ]
 
 
+@pytest.mark.parametrize("fy", ["2000-01", "2099-00"])
+def test_the_first_and_last_financial_years_answer(http, client_as, fy):
+    headers, _ = client_as("auditor")
+    body = http.get(EPR_URL, params={"fy": fy}, headers=headers).json()
+    assert (body["financialYear"], body["periodStart"], body["periodEnd"]) == (
+        fy,
+        f"{fy[:4]}-04-01",
+        f"{int(fy[:4]) + 1}-03-31",
+    )
+
+
 @pytest.mark.parametrize(
     "fy",
     [
