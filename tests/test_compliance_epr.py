@@ -94,7 +94,8 @@ def _record(passport, kind, when: str, **data):
 
 
 def _ship(passport, when: str, *, kind: str = "pack"):
-    """QA, BMS (packs), warehouse a day before ``when``'s date, dispatch at it."""
+    """QA, BMS (packs) and warehouse just after midnight of ``when``'s day,
+    then the dispatch at ``when``."""
     day = when[:10]
     _record(passport, E.QA_PASSED, f"{day} 00:00", test="EOL-1")
     if kind == "pack":
