@@ -14,14 +14,19 @@ categories endpoint lists them as undeclared with ``countsInEpr: false``.
 Declared as the admin user through ``compliance.categories`` (audited).
 Idempotent: a model already declared is left as it is (an admin may have
 changed it).
+
+Then, once, a compliance return for the financial year to date, built and
+approved by the demo supervisor, so ``POST /api/compliance/export`` answers a
+CSV on a fresh demo plant (with no approved return it is a 409).
 """
 
 from __future__ import annotations
 
 from bpmos.accounts.models import User
 from bpmos.roles import Role
-from compliance import categories
-from compliance.models import Category, CategoryDeclaration
+from compliance import categories, returns
+from compliance.models import Category, CategoryDeclaration, ComplianceReturn
+from compliance.periods import Period, fy_current, fy_period, local_date
 
 ORDER = 70  # after the passports (50), whose models these are
 
@@ -45,6 +50,28 @@ DECLARATIONS: tuple[tuple[str, str, str], ...] = (
 
 
 def seed(log) -> None:
+    _declare(log)
+    _demo_return(log)
+
+
+def _demo_return(log) -> None:
+    """Build and approve a return for the FY to date, once."""
+    if ComplianceReturn.objects.exists():
+        log("compliance: a return exists already")
+        return
+    from django.utils import timezone
+
+    supervisor = User.objects.get(username=Role.SUPERVISOR.value)
+    first = fy_period(fy_current()).first
+    period = Period(first, max(first, local_date(timezone.now())))
+    ret = returns.return_build(
+        period=period, actor=supervisor, note="Demo: the financial year to date."
+    )
+    returns.return_approve(return_id=ret.pk, actor=supervisor)
+    log(f"compliance: return {ret.pk} built and approved ({ret.row_count} rows)")
+
+
+def _declare(log) -> None:
     """Declare the demo product models' categories once."""
     present = set(
         CategoryDeclaration.objects.filter(

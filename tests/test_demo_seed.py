@@ -240,3 +240,20 @@ def test_the_seed_says_what_it_is_doing_as_it_goes(demo_plant):
         assert inside in text
     seconds = [float(re.match(r"\[ *(\d+\.\d)s\]", line).group(1)) for line in lines]
     assert seconds == sorted(seconds)
+
+
+def test_the_demo_has_an_approved_return_the_supervisor_exports(demo_plant):
+    """A fresh demo answers POST /api/compliance/export with a CSV (a plant with
+    no approved return answers 409): the seed builds and approves one."""
+    from compliance import returns
+    from compliance.models import ComplianceReturn, ReturnStatus
+
+    ret = ComplianceReturn.objects.get()
+    assert ret.status == ReturnStatus.APPROVED
+    assert ret.approved_by.username == "supervisor"
+    assert ret.row_count > 0
+    export = returns.return_export(
+        return_id=None, schema_slug=None, actor=ret.approved_by, source="api"
+    )
+    assert export.rows == ret.row_count
+    assert len(export.content.decode().splitlines()) == ret.row_count + 1
