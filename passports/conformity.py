@@ -25,17 +25,17 @@ Sources (docs/compliance.md has the table):
 * ``passports.models.PUBLIC_FIELDS``: the attribute groups each rule belongs
   to (``group``), so a rule names the part of the passport to fix.
 
-Extending (issue 19 completes the EU passport): add a ``Rule`` to ``RULES``
-with a new id; the score, the API and the docs' table pick it up. A rule on a
-field of ``RESTRICTED_FIELDS`` must not put the field's value in its message:
-the conformity is shown to every reader of a passport.
+Extending (the rest of the EU passport: materials, recycled content, …): add
+a ``Rule`` to ``RULES`` with a new id and a row to docs/compliance.md's table;
+the score, the API and the admin pick it up. Messages never carry a value:
+every reader of a passport sees which rules it fails, restricted fields or not.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -411,17 +411,18 @@ FIELDS: tuple[str, ...] = tuple(
     dict.fromkeys(name for rule in RULES for name in ("kind", *rule.fields))
 )
 # Rules per kind, in RULES order. A kind the model does not know (only a
-# direct write makes one) gets every rule, and fails identity.kind.
+# direct write makes one) gets the rules every kind has, and fails identity.kind.
 _BY_KIND: dict[str, tuple[Rule, ...]] = {
     kind: tuple(rule for rule in RULES if kind in rule.kinds) for kind in ALL_KINDS
 }
+_COMMON = tuple(rule for rule in RULES if rule.kinds == ALL_KINDS)
 
 if len(RULES_BY_ID) != len(RULES):
     raise RuntimeError("passports.conformity: two rules share an id.")
 
 
 def rules_for(kind: str) -> tuple[Rule, ...]:
-    return _BY_KIND.get(kind, RULES)
+    return _BY_KIND.get(kind, _COMMON)
 
 
 def failing(values: Mapping[str, Any]) -> list[Rule]:
@@ -460,17 +461,3 @@ class Conformity:
 
 def passport_conformity(passport: Passport) -> Conformity:
     return Conformity(failing=tuple(failing(values_of(passport))))
-
-
-def rule_table(rules: Iterable[Rule] = RULES) -> list[dict[str, Any]]:
-    """The rules as data (docs, the admin): id, message, group, kinds, source."""
-    return [
-        {
-            "rule": rule.id,
-            "message": rule.message,
-            "group": rule.group,
-            "kinds": sorted(rule.kinds),
-            "source": rule.source,
-        }
-        for rule in rules
-    ]
