@@ -130,7 +130,7 @@ CASES: list[tuple[str, str, Any]] = [
     ("bpan.check", Kind.PACK, {"bpan": "IN-NOT-A-BPAN"}),
     ("bpan.matches", Kind.PACK, lambda p: {"bpan": other_chemistry_bpan()}),
     ("manufacturer.name", Kind.MODULE, {"manufacturer": ""}),
-    ("manufacturer.id", Kind.CELL, {"manufacturer_id": ""}),
+    ("manufacturer.id", Kind.PACK, {"manufacturer_id": ""}),
     ("manufacturer.id", Kind.PACK, {"manufacturer_id": "   "}),
     ("manufacturer.site", Kind.PACK, {"site": ""}),
     (
@@ -216,12 +216,19 @@ def test_rule_ids_are_stable_and_documented():
         assert f"`{rule.id}`" in text, rule.id
 
 
-def test_bpan_and_carbon_class_rules_apply_to_packs_only():
+def test_the_market_declarations_are_asked_of_packs_only():
     pack_only = {r.id for r in conformity.RULES if r.kinds == {Kind.PACK}}
-    assert pack_only == {"bpan.present", "bpan.check", "bpan.matches", "carbon.class"}
-    cell = complete(Kind.CELL, carbon_footprint_class="")
-    assert cell.bpan is None
-    assert failing_ids(cell) == []
+    assert pack_only == {
+        "bpan.present",
+        "bpan.check",
+        "bpan.matches",
+        "manufacturer.id",
+        "carbon.class",
+    }
+    for kind in (Kind.CELL, Kind.MODULE):
+        passport = complete(kind, carbon_footprint_class="", manufacturer_id="")
+        assert passport.bpan is None
+        assert failing_ids(passport) == []
 
 
 @pytest.mark.parametrize(
