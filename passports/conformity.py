@@ -73,9 +73,9 @@ _OFFSETS = (timedelta(hours=-12), timedelta(0), timedelta(hours=14))
 # Carbon footprint performance classes (Art. 7(2)): A is the best. The
 # delegated act that fixes the scale is not adopted; a letter A-G, with "+"
 # steps above A allowed, is what we accept until it is.
-_CARBON_CLASS = re.compile(r"^[A-G]\+{0,3}$")
+_CARBON_CLASS = re.compile(r"[A-G]\+{0,3}")  # fullmatch
 # Printable, no spaces at either end (registration strips them).
-_IDENT = re.compile(r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$")
+_IDENT = re.compile(r"[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?")
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class Rule:
 
 
 def _text(value: Any) -> bool:
-    return isinstance(value, str) and _IDENT.match(value) is not None
+    return isinstance(value, str) and _IDENT.fullmatch(value) is not None
 
 
 def _number(value: Any) -> Decimal | None:
@@ -140,12 +140,15 @@ def _bpan_present(v: Mapping[str, Any]) -> bool:
 
 
 def _bpan_parsed(v: Mapping[str, Any]) -> bpan_rules.BPAN | None:
+    """The stored BPAN's parts when it is valid and stored as lookups find it
+    (compact: upper case, no separators), else None."""
     if not _bpan_present(v):
         return None
     try:
-        return bpan_rules.parse(v["bpan"])
+        parsed = bpan_rules.parse(v["bpan"])
     except bpan_rules.BPANError:
         return None
+    return parsed if parsed.value == v["bpan"] else None
 
 
 def _bpan_check(v: Mapping[str, Any]) -> bool:
@@ -208,7 +211,7 @@ def _energy_consistent(v: Mapping[str, Any]) -> bool:
 
 def _carbon_class(v: Mapping[str, Any]) -> bool:
     value = v["carbon_footprint_class"]
-    return isinstance(value, str) and _CARBON_CLASS.match(value) is not None
+    return isinstance(value, str) and _CARBON_CLASS.fullmatch(value) is not None
 
 
 _ANNEX_VI = "Reg. (EU) 2023/1542 Annex XIII 1(a) → Annex VI Part A"
@@ -253,8 +256,8 @@ RULES: tuple[Rule, ...] = (
     Rule(
         id="bpan.check",
         message=(
-            "The BPAN is not valid: wrong length, a section of the wrong shape "
-            "or a check character that does not match."
+            "The BPAN is not valid: wrong length, a section of the wrong shape, "
+            "a check character that does not match, or not stored compact."
         ),
         group="identity",
         kinds=PACKS,

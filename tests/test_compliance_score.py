@@ -123,11 +123,13 @@ CASES: list[tuple[str, str, Any]] = [
     ("identity.kind", Kind.CELL, {"kind": "battery"}),
     ("identity.serial", Kind.CELL, {"serial": " C-PADDED"}),
     ("identity.serial", Kind.MODULE, {"serial": ""}),
+    ("identity.serial", Kind.PACK, {"serial": "PK-NEWLINE\n"}),
     ("identity.model", Kind.PACK, {"model": ""}),
     ("bpan.present", Kind.PACK, {"bpan": None}),
     ("bpan.present", Kind.PACK, {"bpan": ""}),
     ("bpan.check", Kind.PACK, bad_check_character),
     ("bpan.check", Kind.PACK, {"bpan": "IN-NOT-A-BPAN"}),
+    ("bpan.check", Kind.PACK, lambda p: {"bpan": p.bpan.lower()}),
     ("bpan.matches", Kind.PACK, lambda p: {"bpan": other_chemistry_bpan()}),
     ("manufacturer.name", Kind.MODULE, {"manufacturer": ""}),
     ("manufacturer.id", Kind.PACK, {"manufacturer_id": ""}),
@@ -163,6 +165,7 @@ CASES: list[tuple[str, str, Any]] = [
     ("carbon.footprint", Kind.MODULE, {"carbon_footprint_kg_co2e_per_kwh": None}),
     ("carbon.class", Kind.PACK, {"carbon_footprint_class": ""}),
     ("carbon.class", Kind.PACK, {"carbon_footprint_class": "Z"}),
+    ("carbon.class", Kind.PACK, {"carbon_footprint_class": "B\n"}),
 ]
 
 
