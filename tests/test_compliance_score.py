@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -523,3 +524,51 @@ def test_a_ready_passport_says_so(make_user):
 def test_conformity_of_an_unknown_passport_is_404(make_user):
     response = api(make_user(Role.PLANNER)).get("/api/passports/NO-SUCH/conformity")
     assert_envelope(response, 404, "not_found")
+
+
+# --- the admin ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", [Role.AUDITOR, Role.ADMIN])
+def test_auditors_and_admins_read_the_snapshots_in_the_admin(client, make_user, role):
+    spoil(complete(Kind.PACK), carbon_footprint_class="")
+    complete(Kind.CELL)
+    snapshot = score.score_compute()
+    client.force_login(make_user(role))
+
+    listing = client.get(reverse("admin:compliance_scoresnapshot_changelist"))
+    detail = client.get(
+        reverse("admin:compliance_scoresnapshot_change", args=[snapshot.pk])
+    )
+
+    assert listing.status_code == 200
+    assert list(listing.context["cl"].result_list) == [snapshot]
+    assert b"50.0 %" in listing.content
+    assert b"carbon.class (1)" in listing.content
+    assert detail.status_code == 200
+    assert b'name="_save"' not in detail.content
+    assert b"pack: 0 of 1 ready" in detail.content
+    assert b"cell: 1 of 1 ready" in detail.content
+
+
+@pytest.mark.parametrize("role", [Role.AUDITOR, Role.ADMIN])
+def test_nobody_writes_snapshots_in_the_admin(client, make_user, role):
+    snapshot = score.score_compute()
+    client.force_login(make_user(role))
+
+    add = client.get(reverse("admin:compliance_scoresnapshot_add"))
+    delete = client.post(
+        reverse("admin:compliance_scoresnapshot_delete", args=[snapshot.pk]),
+        {"post": "yes"},
+    )
+
+    assert add.status_code == 403
+    assert delete.status_code == 403
+    assert list(ScoreSnapshot.objects.values_list("pk", flat=True)) == [snapshot.pk]
+
+
+def test_the_shop_floor_does_not_see_the_snapshot_admin(client, make_user):
+    client.force_login(make_user(Role.SUPERVISOR))
+    response = client.get(reverse("admin:compliance_scoresnapshot_changelist"))
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith(reverse("admin:login"))
