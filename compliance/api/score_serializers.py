@@ -7,7 +7,10 @@ from passports.models import Kind
 
 
 class ScoreKindSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=list(Kind.labels))
+    kind = serializers.CharField(
+        help_text=f"{', '.join(Kind.labels)} (a kind the model does not know, "
+        "written straight to the database, is shown as stored)."
+    )
     total = serializers.IntegerField(help_text="Passports of this kind.")
     ready = serializers.IntegerField(help_text="Of them, failing no rule.")
     percent = serializers.FloatField(
