@@ -154,6 +154,9 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "passport-events": {"POST": SHOP_FLOOR},
     "passport-custody": {"POST": SUPERVISORS},
     "passport-genealogy": {"GET": EVERYONE},
+    # Which conformity rules a passport fails (passports.conformity): rule ids
+    # and messages, never a value, so as open as the detail that shows them too.
+    "passport-conformity": {"GET": EVERYONE},
     "passport-components": {"POST": SHOP_FLOOR},
     # Samples reveal state of health, a restricted group; a BMS gateway posts
     # through a service account on the floor (operator role).
@@ -229,7 +232,9 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "compliance-epr-category": {"GET": COMPLIANCE_READERS},
     "compliance-categories": {"GET": COMPLIANCE_READERS},
     # --- compliance: the Aadhaar Ready % score ---
-    # (score routes)
+    # The Aadhaar Ready % is a dashboard figure (Admin/Auditor in the control
+    # UI, but it names no person and no restricted value): everyone reads it.
+    "compliance-score": {"GET": EVERYONE},
     # --- compliance: returns, approval and the regulator CSV export ---
     # Building and approving a return and exporting it are supervisor decisions
     # (the connectors contract: Supervisor or Admin; the plant head may do what a

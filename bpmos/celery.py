@@ -65,5 +65,11 @@ BEAT_SCHEDULE = {
         "schedule": 5.0,
         "options": {"expires": 4.0},
     },
+    # The Aadhaar Ready % (compliance.score): one scan of every passport.
+    "compliance-score-refresh": {
+        "task": "compliance.tasks_score.compliance_score_refresh_task",
+        "schedule": 600.0,
+        "options": {"expires": 540.0},
+    },
 }
 app.conf.beat_schedule = BEAT_SCHEDULE

@@ -70,7 +70,13 @@ RESTRICTED_GROUP_KEYS = {
     },
     "stateOfHealth": {"sohPercent", "socPercent", "temperatureC", "telemetryAt"},
 }
-DETAIL_BASE = SUMMARY_KEYS | {"restricted", "headHash", "genealogy", "ledger"}
+DETAIL_BASE = SUMMARY_KEYS | {
+    "restricted",
+    "headHash",
+    "genealogy",
+    "conformity",
+    "ledger",
+}
 EVENT_KEYS = {
     "version",
     "kind",

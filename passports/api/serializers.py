@@ -21,6 +21,7 @@ from rest_framework import serializers
 
 from bpmos.errors import InvalidInput
 from bpmos.fields import DateTimeField, utc_datetime
+from passports import conformity
 from passports.api.filters import enum_value
 from passports.models import (
     PUBLIC_FIELDS,
@@ -250,6 +251,21 @@ class TelemetrySummarySerializer(serializers.Serializer):
     )
 
 
+class ConformityRuleSerializer(serializers.Serializer):
+    rule = serializers.CharField(help_text='Stable rule id, e.g. "bpan.check".')
+    message = serializers.CharField(help_text="What is missing or malformed.")
+
+
+class ConformitySerializer(serializers.Serializer):
+    """A passport against ``passports.conformity``'s rules (the rules behind the
+    Aadhaar Ready %, docs/compliance.md)."""
+
+    ready = serializers.BooleanField(help_text="Fails no rule of its kind.")
+    failingRules = ConformityRuleSerializer(
+        many=True, help_text="The rules it fails, in the rules' order."
+    )
+
+
 # --- detail (trace) -------------------------------------------------------------------
 
 
@@ -268,6 +284,7 @@ class PassportDetailSchema(PassportSummarySerializer):
     )
     headHash = serializers.CharField(help_text="Hash of the last ledger event.")
     genealogy = GenealogySummarySerializer()
+    conformity = ConformitySerializer()
     telemetry = TelemetrySummarySerializer(required=False)
     ledger = LedgerEventSerializer(many=True)
 
@@ -528,6 +545,7 @@ def passport_detail(
         "parent": PassportRefSerializer(parent).data if parent else None,
         "componentCount": component_count,
     }
+    body["conformity"] = conformity.passport_conformity(passport).as_dict()
     if restricted and telemetry is not None:
         body["telemetry"] = TelemetrySummarySerializer(telemetry).data
     body["ledger"] = LedgerEventSerializer(events, many=True).data

@@ -51,6 +51,11 @@ urlpatterns = [
         name="passport-genealogy",
     ),
     re_path(
+        rf"^{_ONE}/conformity/?$",
+        views.PassportConformityView.as_view(),
+        name="passport-conformity",
+    ),
+    re_path(
         rf"^{_ONE}/components/?$",
         views.PassportComponentsView.as_view(),
         name="passport-components",

@@ -25,7 +25,7 @@ from bpmos import access
 from bpmos.errors import DomainError, InvalidInput, NotFound
 from bpmos.views import BpmosAPIView
 from passports import bpan as bpan_rules
-from passports import ledger, selectors, services, telemetry
+from passports import conformity, ledger, selectors, services, telemetry
 from passports.api import serializers as s
 from passports.api.filters import PassportFilterSet, enum_value
 from passports.models import CustodianKind, EventKind, Passport, PassportEvent
@@ -358,6 +358,19 @@ class PassportGenealogyView(BpmosAPIView):
     @extend_schema(responses=s.GenealogySerializer)
     def get(self, request, identifier: str):
         return Response(_genealogy(selectors.resolve(identifier)))
+
+
+@extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
+class PassportConformityView(BpmosAPIView):
+    """Which conformity rules (``passports.conformity``, the rules behind the
+    Aadhaar Ready %) this passport fails: ``ready`` when none. The detail
+    carries the same as ``conformity``."""
+
+    @extend_schema(responses=s.ConformitySerializer)
+    def get(self, request, identifier: str):
+        passport = selectors.resolve(identifier)
+        result = conformity.passport_conformity(passport)
+        return self.respond(s.ConformitySerializer, result.as_dict())
 
 
 @extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
