@@ -202,6 +202,10 @@ EXPECTED: dict[str, frozenset[str] | str] = {
     "POST /api/lims/fetch": SUPERVISING,
     "GET /api/lims/results": SIGNED_IN,
     # --- compliance (docs/compliance.md) ---
+    # The Aadhaar Ready % (the control-UI contract's compliance score) and each
+    # passport's own failing rules: everyone signed in reads them.
+    "GET /api/compliance/score": SIGNED_IN,
+    "GET /api/passports/{p}/conformity": SIGNED_IN,
     # EPR figures and the category declarations: who answers for them and who
     # checks them (declarations are edited in the admin).
     "GET /api/compliance/epr": RESTRICTED_READERS,
