@@ -13,6 +13,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from bpmos.fields import utc_text
 from bpmos.roles import Role
 from compliance.models import CategoryDeclaration
 from compliance.periods import fy_current, local_date
@@ -23,7 +24,7 @@ from exceptions import services as exception_services
 from inventory import services as inventory_services
 from lines import oee
 from lines import services as line_services
-from lines.models import OEESnapshot
+from lines.models import OEESnapshot, Station
 from passports.models import PassportEvent
 from tests.conftest import bearer
 from tests.factories_inventory import make_categories, make_warehouse, receive
@@ -343,32 +344,48 @@ def oee_line():
     return line
 
 
+def _oee_row(line, start, end, figures, *, complete=True) -> dict:
+    return {
+        "day": local_date(start).isoformat(),
+        "line": line.slug,
+        "lineName": line.name,
+        "shiftStart": utc_text(start),
+        "shiftEnd": utc_text(end),
+        **{k: None if v is None else float(v) for k, v in figures.items()},
+        "isComplete": complete,
+    }
+
+
+def _percentages(figures: oee.Figures) -> dict:
+    return {
+        **figures.percentages(),
+        "goodCount": figures.good,
+        "rejectCount": figures.reject,
+    }
+
+
 def test_oee_preview_one_row_per_line_and_shift(auditor, oee_line):
-    make_line(slug="line-b", name="Line B", position=2)  # no snapshots
+    # A line whose machines never reported has no shifts to show.
+    make_line(slug="line-b", name="Line B", position=2)
     body = preview(
         auditor, "oee-by-line-shift", **{"from": "2026-03-02", "to": "2026-03-02"}
     )
-    snapshot = OEESnapshot.objects.get(line=oee_line, station=None)
-    live = oee.line_oee(oee_line, at(6), at(10)).line
-    expected = {k: float(v) for k, v in live.percentages().items()}
-    assert snapshot.oee == live.percentages()["oee"]
-    assert body["totalRows"] == 1
+    # The plant day 2026-03-02 (IST) is 03-01 18:30 to 03-02 18:30 UTC; the
+    # machines first reported at 07:30, so its shifts are 06:00 and 14:00. The
+    # 06:00 shift's snapshot was taken at 10:00 (not final): computed instead.
+    first = oee.line_oee(oee_line, at(6), at(14)).line
+    second = oee.line_oee(oee_line, at(14), at(22)).line
+    assert first.good == 350
+    assert body["totalRows"] == 2
     assert body["rows"] == [
-        {
-            "day": "2026-03-02",
-            "line": "line-a",
-            "lineName": "Line A (Modules)",
-            "shiftStart": "2026-03-02T06:00:00Z",
-            "shiftEnd": "2026-03-02T14:00:00Z",
-            **expected,
-            "goodCount": 350,
-            "rejectCount": 20,
-            "isComplete": False,
-        }
+        _oee_row(oee_line, at(6), at(14), _percentages(first)),
+        _oee_row(oee_line, at(14), at(22), _percentages(second)),
     ]
+    day = oee.line_oee(oee_line, at(6), at(18, 30)).line
+    day_oee = float(oee.percent(day.oee))
     assert body["summary"] == [
-        {"label": "Shifts", "value": 1},
-        {"label": "OEE over the period %", "value": expected["oee"]},
+        {"label": "Shifts", "value": 2},
+        {"label": "OEE over the period %", "value": day_oee},
         {"label": "Good pieces", "value": 350},
         {"label": "Reject pieces", "value": 20},
     ]
@@ -380,16 +397,38 @@ def test_oee_preview_one_row_per_line_and_shift(auditor, oee_line):
             "xLabel": "Day",
             "yLabel": "OEE %",
             "series": [
-                {
-                    "name": "line-a",
-                    "points": [{"x": "2026-03-02", "y": expected["oee"]}],
-                }
+                {"name": "line-a", "points": [{"x": "2026-03-02", "y": day_oee}]}
             ],
         }
     ]
 
 
-def test_oee_empty_state_for_a_line_without_shifts(auditor, oee_line):
+def test_oee_reads_a_finished_shift_from_its_snapshot(auditor, oee_line):
+    line_services.oee_snapshots_refresh(now=at(13, 59))
+    line_services.oee_snapshots_refresh(now=at(14, 1))  # finalises 06:00-14:00
+    snapshot = OEESnapshot.objects.get(line=oee_line, station=None, window_start=at(6))
+    assert snapshot.window_end == snapshot.shift_end
+    # The ideal cycle time changes afterwards: the shift's record stands.
+    Station.objects.filter(line=oee_line).update(ideal_cycle_seconds=1)
+    now_computed = oee.line_oee(oee_line, at(6), at(14)).line.percentages()
+    assert now_computed["performance"] != snapshot.performance
+    body = preview(
+        auditor,
+        "oee-by-line-shift",
+        **{"from": "2026-03-02", "to": "2026-03-02", "line": "line-a"},
+    )
+    recorded = {
+        "availability": snapshot.availability,
+        "performance": snapshot.performance,
+        "quality": snapshot.quality,
+        "oee": snapshot.oee,
+        "goodCount": snapshot.good_count,
+        "rejectCount": snapshot.reject_count,
+    }
+    assert body["rows"][0] == _oee_row(oee_line, at(6), at(14), recorded)
+
+
+def test_oee_empty_state_for_a_line_without_data(auditor, oee_line):
     make_line(slug="line-b", name="Line B", position=2)
     body = preview(
         auditor,
@@ -397,9 +436,19 @@ def test_oee_empty_state_for_a_line_without_shifts(auditor, oee_line):
         **{"from": "2026-03-01", "to": "2026-03-03", "line": "line-b"},
     )
     assert_empty(
-        body, "No shift OEE was recorded on line-b between 2026-03-01 and 2026-03-03."
+        body,
+        "No shifts with machine data on line-b between 2026-03-01 and 2026-03-03.",
     )
     assert body["charts"][0]["series"] == []
+
+
+def test_oee_span_is_at_most_92_days(auditor):
+    response = auditor.get(
+        "/api/reports/oee-by-line-shift/preview",
+        {"from": "2026-01-01", "to": "2026-04-03"},  # 93 days
+    )
+    assert response.status_code == 400
+    assert response.json()["details"] == {"to": ["At most 92 days after from."]}
 
 
 # --- exceptions ---------------------------------------------------------------------
