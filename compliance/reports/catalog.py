@@ -42,6 +42,7 @@ from elog.models import AuditRecord
 from exceptions import selectors as exception_selectors
 from exceptions.models import (
     ESCALATION_PATH,
+    ExceptionSource,
     ExceptionStatus,
     PlantException,
     Severity,
@@ -578,7 +579,7 @@ class ExceptionsEscalations(Report):
             unresolved=Count("id", filter=~Q(status=ExceptionStatus.RESOLVED)),
             escalated=Count("id", filter=Q(escalation_level__gt=0)),
             critical=Count("id", filter=Q(severity=Severity.CRITICAL)),
-            from_alarms=Count("id", filter=Q(source="alarm")),
+            from_alarms=Count("id", filter=Q(source=ExceptionSource.ALARM)),
         )
         return [
             {"label": "Raised", "value": totals["raised"]},
