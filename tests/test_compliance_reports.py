@@ -10,6 +10,8 @@ import io
 from datetime import date, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -751,3 +753,34 @@ def test_every_report_previews_the_demo_plant_with_real_rows(demo_plant, make_us
         assert [c["id"] for c in body["charts"]] == list(report.chart_ids)
         for chart in body["charts"]:
             assert any(p["y"] for s in chart["series"] for p in s["points"]), chart
+
+
+def _preview_queries(client, report_id: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        preview(client, report_id)
+    return len(queries)
+
+
+def test_a_preview_costs_the_same_queries_for_more_rows(auditor, boss):
+    """No query per row (N+1) in any row-reading report: each report's preview
+    is measured with one set of rows and again with more."""
+    make_categories()
+    make_warehouse()
+    runbook = make_runbook()
+
+    def add_data(n: int) -> None:
+        order = make_work_order(
+            runbook, boss, start=timezone.now() - timedelta(hours=1), lot_no=f"L{n}"
+        )
+        finish_through(order, "S2", boss)
+        raise_exception(boss, runbook=runbook, stage=None, title=f"Drift {n}")
+        receive(boss, f"CELL-{n}")
+        make_passport("pack", "warehoused", actor=boss)
+
+    report_ids = [r for r in ALL_REPORTS if r not in {"oee-by-line-shift"}]
+    add_data(1)
+    before = {r: _preview_queries(auditor, r) for r in report_ids}
+    add_data(2)
+    add_data(3)
+    after = {r: _preview_queries(auditor, r) for r in report_ids}
+    assert after == before

@@ -163,12 +163,15 @@ class ProductionByWorkOrder(Report):
 
     def _stages(self, params) -> QuerySet[WorkOrderStage]:
         period = period_of(params)
-        orders = WorkOrder.objects.filter(self._work_orders(params))
-        return WorkOrderStage.objects.filter(
+        stages = WorkOrderStage.objects.filter(
             Q(actual_start__lt=period.end)
-            & (Q(actual_end__isnull=True) | Q(actual_end__gte=period.start)),
-            work_order__in=orders.values("pk"),
+            & (Q(actual_end__isnull=True) | Q(actual_end__gte=period.start))
         )
+        keep = self._work_orders(params)
+        if keep:
+            orders = WorkOrder.objects.filter(keep).values("pk")
+            stages = stages.filter(work_order__in=orders)
+        return stages
 
     def count(self, params):
         return self._stages(params).count()
