@@ -20,7 +20,7 @@ from bpmos.roles import Role
 from compliance.models import CategoryDeclaration
 from compliance.periods import fy_current, local_date
 from compliance.reports.base import report_get
-from compliance.reports.csvout import report_csv
+from compliance.reports.csvout import escape_cell, report_csv
 from elog.models import AuditRecord
 from exceptions import services as exception_services
 from inventory import services as inventory_services
@@ -784,3 +784,24 @@ def test_a_preview_costs_the_same_queries_for_more_rows(auditor, boss):
     add_data(3)
     after = {r: _preview_queries(auditor, r) for r in report_ids}
     assert after == before
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ("=1+1", "'=1+1"),
+        ("+91 98450", "'+91 98450"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=cmd", "'\t=cmd"),
+        ("\r=cmd", "'\r=cmd"),
+        ("-2+3+cmd|' /C calc'!A0", "'-2+3+cmd|' /C calc'!A0"),
+        ("-5", "-5"),
+        (-12.25, "-12.25"),
+        ("Rack 2 - Bin 1", "Rack 2 - Bin 1"),
+        (None, ""),
+        (True, "true"),
+        (0, "0"),
+    ],
+)
+def test_escape_cell(value, cell):
+    assert escape_cell(value) == cell
