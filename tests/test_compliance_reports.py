@@ -252,20 +252,24 @@ def test_production_preview_rows_summary_and_chart(auditor, boss):
     order = make_work_order(runbook, boss, start=timezone.now() - timedelta(hours=2))
     finish_through(order, "S2", boss)
     start(order, "S3", boss)
+    done = make_work_order(
+        runbook, boss, start=timezone.now() - timedelta(hours=3), lot_no="LOT-3"
+    )
+    finish_through(done, "S6", boss)
     make_work_order(runbook, boss, lot_no="LOT-2")  # planned: not worked
     body = preview(auditor, "production-by-work-order")
 
-    assert body["totalRows"] == 3
+    assert body["totalRows"] == 9
     assert [c["key"] for c in body["columns"]] == column_keys(
         "production-by-work-order"
     )
-    assert [(r["stageCode"], r["status"]) for r in body["rows"]] == [
-        ("S1", "Done"),
-        ("S2", "Done"),
-        ("S3", "In Progress"),
+    assert [(r["workOrder"], r["stageCode"], r["status"]) for r in body["rows"]] == [
+        (f"WO-{order.pk}", "S1", "Done"),
+        (f"WO-{order.pk}", "S2", "Done"),
+        (f"WO-{order.pk}", "S3", "In Progress"),
+        *((f"WO-{done.pk}", f"S{n}", "Done") for n in range(1, 7)),
     ]
     first = body["rows"][0]
-    assert first["workOrder"] == f"WO-{order.pk}"
     assert (first["productCode"], first["lotNo"], first["quantity"]) == (
         "MOD-48V",
         "LOT-1",
@@ -277,20 +281,21 @@ def test_production_preview_rows_summary_and_chart(auditor, boss):
     assert body["rows"][2]["actualEnd"] is None
     assert body["rows"][2]["actualMinutes"] is None
     assert body["summary"] == [
-        {"label": "Work orders worked", "value": 1},
-        {"label": "Stages completed", "value": 2},
-        {"label": "Work orders completed", "value": 0},
-        {"label": "Units completed", "value": 0},
+        {"label": "Work orders worked", "value": 2},
+        {"label": "Stages completed", "value": 8},
+        {"label": "Work orders completed", "value": 1},
+        {"label": "Units completed", "value": 10},
         {"label": "Stages on hold", "value": 0},
     ]
     (chart,) = body["charts"]
     assert (chart["id"], chart["kind"]) == ("production-per-day", "bar")
     stages, units = chart["series"]
-    assert stages["name"] == "Stages completed"
+    assert (stages["name"], units["name"]) == ("Stages completed", "Units completed")
     assert len(stages["points"]) == 30
-    assert stages["points"][-1] == {"x": today().isoformat(), "y": 2.0}
-    assert sum(p["y"] for p in stages["points"]) == 2.0
-    assert sum(p["y"] for p in units["points"]) == 0.0
+    assert stages["points"][-1] == {"x": today().isoformat(), "y": 8.0}
+    assert units["points"][-1] == {"x": today().isoformat(), "y": 10.0}
+    assert sum(p["y"] for p in stages["points"]) == 8.0
+    assert sum(p["y"] for p in units["points"]) == 10.0
     assert body["isEmpty"] is False
     assert body["emptyMessage"] is None
 
