@@ -211,6 +211,8 @@ def test_an_unknown_report_is_404_and_no_token_is_401(auditor):
         ("audit-extract", {"from": "2024-01-01"}, "from"),
         ("audit-extract", {"action": "item\x00received"}, "action"),
         ("audit-extract", {"actor": "x" * 101}, "actor"),
+        ("audit-extract", {"actor": "sam\n"}, "actor"),
+        ("audit-extract", {"to": "2026-01-05\n"}, "to"),
         ("oee-by-line-shift", {"line": "line-z"}, "line"),
         ("production-by-work-order", {"runbook": "nope"}, "runbook"),
         ("production-by-work-order", {"line": "line-z"}, "line"),
@@ -235,6 +237,11 @@ def test_defaults_are_the_last_30_plant_days_and_are_echoed(auditor):
     assert body["parameters"] == {**default_span(), "action": None, "actor": None}
     body = preview(auditor, "epr-return")
     assert body["parameters"] == {"fy": fy_current()}
+
+
+def test_a_unicode_username_is_a_valid_actor(auditor):
+    body = preview(auditor, "audit-extract", actor="José.m@plant")
+    assert body["parameters"]["actor"] == "José.m@plant"
 
 
 def test_a_span_of_366_days_is_allowed(auditor):

@@ -43,10 +43,10 @@ from compliance import periods
 # Dates a report accepts (as the API's times: bpmos.fields.EARLIEST/LATEST).
 FIRST_DAY = date(2000, 1, 1)
 LAST_DAY = date(2099, 12, 31)
-_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # Slugs and codes as the apps store them; also keeps NUL bytes and megabyte
 # strings away from the database.
-_TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,99}$")
+_TOKEN = re.compile(r"\w[\w.:@+-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class Param:
             if not re.fullmatch(r"-?[0-9]{1,9}", raw):
                 raise ValueError("A whole number.")
             return int(raw)
-        if not _TOKEN.match(raw):
+        if not _TOKEN.fullmatch(raw):
             raise ValueError(
                 "Letters, digits and - _ . : @ + only, at most 100 characters."
             )
@@ -94,7 +94,7 @@ class Param:
 
 def parse_day(raw: str) -> date:
     """``"2026-12-03"`` → a date in [2000-01-01, 2099-12-31]; ValueError else."""
-    if not _DATE.match(raw):
+    if not _DATE.fullmatch(raw):
         raise ValueError("A date written YYYY-MM-DD, e.g. 2026-12-03.")
     try:
         day = date.fromisoformat(raw)
