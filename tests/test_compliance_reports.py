@@ -481,6 +481,9 @@ def test_exceptions_preview_with_escalation_and_timings(auditor, boss):
     exception_services.exception_resolve(
         exception_id=low.pk, resolution_note="Wiped", actor=boss
     )
+    # Unacknowledged past its 5 minutes: beat escalates it to the supervisor.
+    later = timezone.now() + timedelta(minutes=6)
+    assert exception_services.exceptions_escalate_overdue(now=later) == 1
     body = preview(auditor, "exceptions-escalations")
     assert body["totalRows"] == 2
     first, second = body["rows"]
@@ -492,7 +495,9 @@ def test_exceptions_preview_with_escalation_and_timings(auditor, boss):
         "Seal leak",
     )
     assert (first["runbook"], first["isBlocking"]) == ("Manufacturing Execution", True)
-    assert (first["escalationLevel"], first["responsibleRole"]) == (0, "Operator")
+    assert (first["escalationLevel"], first["responsibleRole"]) == (1, "Supervisor")
+    assert first["lastEscalatedAt"] == utc_text(later)
+    assert second["lastEscalatedAt"] is None
     assert first["resolvedAt"] is None
     assert first["minutesToResolve"] is None
     assert (second["status"], second["type"]) == ("Resolved", "Process Deviation")
@@ -500,7 +505,7 @@ def test_exceptions_preview_with_escalation_and_timings(auditor, boss):
     assert body["summary"] == [
         {"label": "Raised", "value": 2},
         {"label": "Unresolved", "value": 1},
-        {"label": "Escalated", "value": 0},
+        {"label": "Escalated", "value": 1},
         {"label": "Critical", "value": 1},
         {"label": "From alarms", "value": 0},
     ]

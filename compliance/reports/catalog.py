@@ -502,6 +502,17 @@ class OEEByLineShift(Report):
 # --- exceptions ----------------------------------------------------------------
 
 
+def _last_escalation(row: PlantException) -> str | None:
+    """When it last went up a level (its escalation log's newest step)."""
+    steps = [step for step in row.escalation_log or [] if step.get("level")]
+    if not steps:
+        return None
+    try:
+        return utc_text(datetime.fromisoformat(steps[-1]["at"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 @register
 class ExceptionsEscalations(Report):
     """Exceptions raised in the period (stage issues, escalated alarms, gate
@@ -534,6 +545,7 @@ class ExceptionsEscalations(Report):
         Column("isBlocking", "Halts its runbook"),
         Column("escalationLevel", "Escalation level", "number"),
         Column("responsibleRole", "Responsible"),
+        Column("lastEscalatedAt", "Last escalated", "datetime"),
         Column("acknowledgedAt", "Acknowledged", "datetime"),
         Column("resolvedAt", "Resolved", "datetime"),
         Column("minutesToAcknowledge", "Minutes to acknowledge", "number"),
@@ -570,6 +582,7 @@ class ExceptionsEscalations(Report):
                 "isBlocking": bool(row.halts),
                 "escalationLevel": row.escalation_level,
                 "responsibleRole": Role(ESCALATION_PATH[level]).label,
+                "lastEscalatedAt": _last_escalation(row),
                 "acknowledgedAt": utc_text(row.acknowledged_at),
                 "resolvedAt": utc_text(row.resolved_at),
                 "minutesToAcknowledge": _minutes(row.raised_at, row.acknowledged_at),
