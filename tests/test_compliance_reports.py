@@ -792,3 +792,9 @@ def test_a_preview_costs_the_same_queries_for_more_rows(auditor, boss):
 )
 def test_escape_cell(value, cell):
     assert escape_cell(value) == cell
+
+
+def test_the_list_reads_nothing_but_the_caller(auditor, django_assert_num_queries):
+    auditor.get("/api/reports")  # warm: the registry fills on first use
+    with django_assert_num_queries(1):  # the token's user
+        assert auditor.get("/api/reports").status_code == 200
