@@ -223,14 +223,25 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "lims-fetch": {"POST": SUPERVISORS},
     "lims-results": {"GET": EVERYONE},
     # --- compliance: EPR figures and categories (docs/compliance.md) ---
-    # (EPR routes)
+    # Figures and the declarations behind them: who answers for the returns
+    # and who checks them. Declarations are edited in the admin (admins).
+    "compliance-epr": {"GET": COMPLIANCE_READERS},
+    "compliance-epr-category": {"GET": COMPLIANCE_READERS},
+    "compliance-categories": {"GET": COMPLIANCE_READERS},
     # --- compliance: the Aadhaar Ready % score ---
     # (score routes)
     # --- compliance: returns, approval and the regulator CSV export ---
     # Building and approving a return and exporting it are supervisor decisions
     # (the connectors contract: Supervisor or Admin; the plant head may do what a
     # supervisor may). Every export is audited as compliance_export.
-    # (returns routes)
+    "compliance-return-list": {"GET": COMPLIANCE_READERS, "POST": SUPERVISORS},
+    "compliance-return-detail": {"GET": COMPLIANCE_READERS},
+    "compliance-return-lines": {"GET": COMPLIANCE_READERS},
+    "compliance-return-approve": {"POST": SUPERVISORS},
+    "compliance-export": {"POST": SUPERVISORS},
+    # The layouts are configuration (edited in the admin); who reads returns
+    # reads them.
+    "compliance-schemas": {"GET": COMPLIANCE_READERS},
     # --- reports (control-UI contract, group VIII) ---
     # Every signed-in user may call the routes; which reports a caller sees and
     # opens is the ACTIONS rule "report.<reportId>" below.
