@@ -241,7 +241,8 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "report-jobs": {"POST": REPORT_READERS},
     "report-job-detail": {"GET": EVERYONE},
     "report-job-file": {"GET": EVERYONE},
-    # (report routes)
+    "report-list": {"GET": EVERYONE},
+    "report-preview": {"GET": EVERYONE},
 }
 
 # Rules finer than a route: one route and method whose callers differ by what the
@@ -273,7 +274,15 @@ ACTIONS: Final[dict[str, frozenset[Role]]] = {
     "passport-event.end_of_life": SUPERVISORS,
     "passport-event.recycled": SUPERVISORS,
     # --- reports: who opens which report (list, preview, download, jobs) ---
-    # (report actions)
+    # The operational reports: all but the shop floor's operators.
+    "report.production-by-work-order": REPORT_READERS,
+    "report.oee-by-line-shift": REPORT_READERS,
+    "report.exceptions-escalations": REPORT_READERS,
+    "report.inventory-ageing-holds": REPORT_READERS,
+    # Every battery's ledger, restricted data included: who may see that.
+    "report.passport-ledger-extract": PASSPORT_RESTRICTED_READERS,
+    "report.epr-return": COMPLIANCE_READERS,
+    "report.audit-extract": AUDIT_READERS,
 }
 
 
