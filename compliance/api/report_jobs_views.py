@@ -18,7 +18,7 @@ from bpmos.access import require_action
 from bpmos.views import BpmosAPIView
 from compliance.api import report_jobs_serializers as s
 from compliance.reports import csvout, jobs
-from compliance.reports.base import Report, report_get
+from compliance.reports.base import Report, report_get, report_list
 from compliance.reports.pdf import report_pdf
 
 TAGS = ["reports"]
@@ -35,14 +35,25 @@ FORMAT = OpenApiParameter(
     enum=s.FORMAT_CHOICES,
     description="csv (every row) or pdf (charts, summary, the first 5,000 rows).",
 )
-# The parameters the reports take (GET /api/reports lists each report's own);
-# a report ignores those it does not declare.
-REPORT_QUERY = [
-    OpenApiParameter("from", OpenApiTypes.DATE, description="First day (plant time)."),
-    OpenApiParameter("to", OpenApiTypes.DATE, description="Last day, inclusive."),
-    OpenApiParameter("fy", OpenApiTypes.STR, description='Financial year, "2026-27".'),
-    OpenApiParameter("line", OpenApiTypes.STR, description='A line, "line-a".'),
-]
+
+
+def _report_query() -> list[OpenApiParameter]:
+    """Every parameter some report takes (GET /api/reports lists each
+    report's own); a report ignores those it does not declare."""
+    seen: dict[str, list] = {}
+    for report in report_list():
+        for param in report.params:
+            seen.setdefault(param.name, [param, []])[1].append(report.id)
+    return [
+        OpenApiParameter(
+            name,
+            OpenApiTypes.DATE if param.type == "date" else OpenApiTypes.STR,
+            description=f"{param.label} (reports: {', '.join(ids)}).",
+        )
+        for name, (param, ids) in sorted(seen.items())
+    ]
+
+
 FILE = OpenApiResponse(
     OpenApiTypes.BINARY, description="The file (text/csv or application/pdf)."
 )
@@ -89,7 +100,7 @@ class ReportDownloadView(BpmosAPIView):
 
     @extend_schema(
         tags=TAGS,
-        parameters=[REPORT_ID, FORMAT, *REPORT_QUERY],
+        parameters=[REPORT_ID, FORMAT, *_report_query()],
         responses={200: FILE, 202: s.ReportJobSerializer},
     )
     def get(self, request, report_id: str):

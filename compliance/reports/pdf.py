@@ -34,6 +34,7 @@ from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import (
     Image,
@@ -56,6 +57,10 @@ PROGRESS_EVERY = 250
 # Portrait up to this many columns, landscape above.
 PORTRAIT_COLUMNS = 6
 MARGIN = 14 * mm
+# The rows' table: font size, padding, and the widest a column asks to be (pt).
+CELL_SIZE = 7.5
+CELL_PAD = 3
+MAX_NATURAL = 200
 
 # (rows read, rows the PDF will list)
 Progress = Callable[[int, int], None]
@@ -98,6 +103,16 @@ def _number(value: float | Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def _utc_text(text: str) -> str:
+    """A row's ISO 8601 time (``2026-12-03T10:30:00Z``) as ``2026-12-03 10:30
+    UTC``; anything else as it is."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    return cell_text(moment) if timezone.is_aware(moment) else text
+
+
 def cell_text(value: Any, column: Column | None = None) -> str:
     """One value as the PDF prints it (times in UTC, numbers with separators)."""
     if value is None:
@@ -110,6 +125,8 @@ def cell_text(value: Any, column: Column | None = None) -> str:
         return value.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, str) and column is not None and column.type == "datetime":
+        return _utc_text(value)
     if isinstance(value, int):
         text = f"{value:,}"
     elif isinstance(value, float | Decimal):
@@ -138,12 +155,22 @@ def _styles() -> dict[str, ParagraphStyle]:
         "note": ParagraphStyle(
             "note", parent=body, textColor=colors.HexColor("#8a4b00"), spaceBefore=4
         ),
-        "cell": ParagraphStyle("cell", parent=body, fontSize=7.5, leading=9),
+        "cell": ParagraphStyle(
+            "cell", parent=body, fontSize=CELL_SIZE, leading=CELL_SIZE + 1.5
+        ),
         "head": ParagraphStyle(
-            "head", parent=body, fontName=FONT_BOLD, fontSize=7.5, leading=9
+            "head",
+            parent=body,
+            fontName=FONT_BOLD,
+            fontSize=CELL_SIZE,
+            leading=CELL_SIZE + 1.5,
         ),
         "number": ParagraphStyle(
-            "number", parent=body, fontSize=7.5, leading=9, alignment=TA_RIGHT
+            "number",
+            parent=body,
+            fontSize=CELL_SIZE,
+            leading=CELL_SIZE + 1.5,
+            alignment=TA_RIGHT,
         ),
     }
 
@@ -178,14 +205,27 @@ def _summary(items: list[dict[str, Any]], styles) -> Table:
 
 
 def _widths(columns, cells: list[list[str]], available: float) -> list[float]:
-    """Column widths in proportion to what they hold (the heading and the
-    longest of the first rows), each within sensible bounds."""
-    weights = []
+    """Column widths: each column's natural width (its longest value among the
+    first rows, the longest word of its heading), narrow columns first given
+    theirs in full and the wide ones sharing what is left; spare width is
+    spread in proportion."""
+    natural = []
     for index, column in enumerate(columns):
-        longest = max((len(row[index]) for row in cells[:300]), default=0)
-        weights.append(3 + max(4, min(len(column.label), 16), min(longest, 40)))
-    total = sum(weights)
-    return [available * weight / total for weight in weights]
+        words = column.label.split() or [""]
+        heading = max(stringWidth(word, FONT_BOLD, CELL_SIZE) for word in words)
+        longest = max(
+            (stringWidth(row[index], FONT, CELL_SIZE) for row in cells[:300]),
+            default=0.0,
+        )
+        natural.append(max(heading, min(longest, MAX_NATURAL)) + 2 * CELL_PAD + 1)
+    widths = [0.0] * len(columns)
+    remaining, left = available, len(columns)
+    for index in sorted(range(len(columns)), key=natural.__getitem__):
+        widths[index] = min(natural[index], remaining / left)
+        remaining -= widths[index]
+        left -= 1
+    spare = available - sum(widths)
+    return [width + spare * width / sum(widths) for width in widths]
 
 
 def _rows_table(report: Report, cells: list[list[str]], styles, width: float):
@@ -215,6 +255,8 @@ def _rows_table(report: Report, cells: list[list[str]], styles, width: float):
                 ("LINEBELOW", (0, 0), (-1, 0), 0.75, colors.HexColor("#555")),
                 ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, "#f6f7f9"]),
                 ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LEFTPADDING", (0, 0), (-1, -1), CELL_PAD),
+                ("RIGHTPADDING", (0, 0), (-1, -1), CELL_PAD),
                 ("TOPPADDING", (0, 0), (-1, -1), 1.5),
                 ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
             ]
