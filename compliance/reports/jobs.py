@@ -170,12 +170,15 @@ def _write(path: Path, chunks) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
     partial = path.with_name(path.name + ".part")
-    with partial.open("wb") as out:
-        for chunk in chunks:
-            digest.update(chunk)
-            size += len(chunk)
-            out.write(chunk)
-    os.replace(partial, path)
+    try:
+        with partial.open("wb") as out:
+            for chunk in chunks:
+                digest.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return digest.hexdigest(), size
 
 
