@@ -13,6 +13,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 from pypdf import PdfReader
 from rest_framework.test import APIClient
@@ -392,3 +393,32 @@ def test_a_report_a_role_may_not_open_is_403_for_jobs_too(make_user):
     response = supervisor.get("/api/reports/audit-extract/download", {"format": "csv"})
     assert_envelope(response, 403, "permission_denied")
     assert ReportJob.objects.count() == 0
+
+
+# --- the admin --------------------------------------------------------------------
+
+CHANGELIST = "admin:compliance_reportjob_changelist"
+
+
+@pytest.mark.parametrize("role", [Role.ADMIN, Role.AUDITOR])
+def test_the_admin_lists_jobs_read_only(client, make_user, role):
+    job = create("test-broken", "csv", make_user(Role.PLANNER), **SPAN)
+    jobs.job_run(job_id=job.pk)
+    client.force_login(make_user(role, is_staff=True))
+    response = client.get(reverse(CHANGELIST), {"status__exact": "failed"})
+    assert response.status_code == 200
+    assert [row.pk for row in response.context["cl"].result_list] == [job.pk]
+    detail = client.get(reverse("admin:compliance_reportjob_change", args=[job.pk]))
+    assert detail.status_code == 200
+    assert "The ledger is being rebuilt" in detail.content.decode()
+
+
+def test_nobody_adds_changes_or_deletes_a_job_in_the_admin(client, make_user):
+    job = create("test-sample", "csv", make_user(Role.PLANNER), **SPAN)
+    client.force_login(make_user(Role.ADMIN, is_staff=True, is_superuser=True))
+    assert client.get(reverse("admin:compliance_reportjob_add")).status_code == 403
+    delete = reverse("admin:compliance_reportjob_delete", args=[job.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    change = reverse("admin:compliance_reportjob_change", args=[job.pk])
+    assert client.post(change, {"status": "done"}).status_code == 403
+    assert ReportJob.objects.get().status == JobStatus.QUEUED

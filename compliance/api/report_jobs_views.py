@@ -54,9 +54,18 @@ def _report_query() -> list[OpenApiParameter]:
     ]
 
 
-FILE = OpenApiResponse(
-    OpenApiTypes.BINARY, description="The file (text/csv or application/pdf)."
+_FILE_HEADERS = (
+    " Content-Disposition: attachment with the file's name; X-Checksum-SHA256:"
+    " the file's SHA-256 (PDFs and job files; a streamed CSV has none)."
 )
+FILE = {
+    (200, "text/csv"): OpenApiResponse(
+        OpenApiTypes.BINARY, description="The file." + _FILE_HEADERS
+    ),
+    (200, "application/pdf"): OpenApiResponse(
+        OpenApiTypes.BINARY, description="The file." + _FILE_HEADERS
+    ),
+}
 
 
 class FileNegotiation(DefaultContentNegotiation):
@@ -101,7 +110,7 @@ class ReportDownloadView(BpmosAPIView):
     @extend_schema(
         tags=TAGS,
         parameters=[REPORT_ID, FORMAT, *_report_query()],
-        responses={200: FILE, 202: s.ReportJobSerializer},
+        responses={**FILE, (202, "application/json"): s.ReportJobSerializer},
     )
     def get(self, request, report_id: str):
         report = _report_for(report_id, request.user)
@@ -161,7 +170,7 @@ class ReportJobFileView(BpmosAPIView):
 
     content_negotiation_class = FileNegotiation
 
-    @extend_schema(tags=TAGS, parameters=[JOB_ID], responses={200: FILE})
+    @extend_schema(tags=TAGS, parameters=[JOB_ID], responses=FILE)
     def get(self, request, job_id):
         job, path = jobs.job_file(job_id=job_id, user=request.user)
         response = FileResponse(path.open("rb"), content_type=job.content_type)
