@@ -196,6 +196,27 @@ def test_an_unexpected_failure_is_logged_not_shown(make_user, reports):
     )
 
 
+def test_a_job_the_prune_failed_meanwhile_stays_failed(make_user, reports):
+    job = create("test-watched", "csv", make_user(Role.PLANNER), rows="600", **SPAN)
+
+    class FailedMidway(WatchedReport):
+        def rows(self, params):
+            for n, row in enumerate(super().rows(params)):
+                if n == 100:  # the prune judged it stalled
+                    ReportJob.objects.filter(pk=job.pk).update(
+                        status=JobStatus.FAILED, error="stalled"
+                    )
+                yield row
+
+    base.REGISTRY["test-watched"] = FailedMidway()
+    after = jobs.job_run(job_id=job.pk)
+    assert (after.status, after.error, after.progress) == (
+        JobStatus.FAILED,
+        "stalled",
+        0,
+    )
+
+
 def test_a_creator_who_may_no_longer_open_the_report_gets_a_failed_job(make_user):
     user = make_user(Role.PLANNER)
     job = create("test-sample", "csv", user, **SPAN)
@@ -221,10 +242,13 @@ def test_the_prune_deletes_old_jobs_and_files_and_fails_stalled_ones(
     ReportJob.objects.filter(pk=stalled.pk).update(
         status=JobStatus.RUNNING, started_at=now - timedelta(hours=2)
     )
-    leftover = reports / "left-by-a-killed-worker.csv.part"
+    leftover = reports / f"{uuid.uuid4()}.csv.part"  # a killed worker's
     leftover.write_bytes(b"half")
+    foreign = reports / "notes.txt"  # not a job's: never touched
+    foreign.write_bytes(b"mine")
     day_old = (now - timedelta(hours=25)).timestamp()
-    os.utime(leftover, (day_old, day_old))
+    for path in (leftover, foreign):
+        os.utime(path, (day_old, day_old))
 
     assert tasks_reports.report_jobs_prune_task.apply().get() == 1
 
@@ -232,7 +256,7 @@ def test_the_prune_deletes_old_jobs_and_files_and_fails_stalled_ones(
         fresh.pk,
         stalled.pk,
     }
-    assert sorted(os.listdir(reports)) == [f"{fresh.pk}.csv"]
+    assert sorted(os.listdir(reports)) == sorted([f"{fresh.pk}.csv", "notes.txt"])
     stalled.refresh_from_db()
     assert stalled.status == JobStatus.FAILED
     assert stalled.error.startswith("The worker stopped")

@@ -381,3 +381,20 @@ def test_a_real_report_renders_with_its_chart(make_user):
     assert "MOD-48V" in text
     assert "Stages completed" in text
     assert image_count(response.content) == 1
+
+
+def test_a_real_report_with_no_data_draws_its_chart_as_no_data(make_user):
+    client = api(make_user(Role.PLANT_HEAD))
+    response = client.get(
+        "/api/reports/oee-by-line-shift/download",
+        {"format": "pdf", "from": "2026-11-01", "to": "2026-11-30"},
+    )
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == (
+        'attachment; filename="oee-by-line-shift_2026-11-01_2026-11-30.pdf"'
+    )
+    text = "\n".join(pages(response.content))
+    assert "OEE by line and shift" in text
+    assert "OEE per day and line" in text
+    assert "No rows for these parameters." in text
+    assert image_count(response.content) == 1
