@@ -6,6 +6,7 @@ download, and hidden from everyone but its creator and admins."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
@@ -299,6 +300,8 @@ def test_a_job_is_asked_for_polled_and_fetched_like_the_sync_download(eager, mak
     assert file.status_code == 200
     content = b"".join(file.streaming_content)
     assert file["X-Checksum-SHA256"] == hashlib.sha256(content).hexdigest()
+    digest = base64.b64encode(hashlib.sha256(content).digest()).decode()
+    assert file["Repr-Digest"] == f"sha-256=:{digest}:"
     assert file["Content-Disposition"] == (
         'attachment; filename="test-sample_2026-11-01_2026-11-07.csv"'
     )

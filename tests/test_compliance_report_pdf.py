@@ -9,6 +9,7 @@ services)."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import io
@@ -303,6 +304,9 @@ def test_the_pdf_download_is_an_attachment_with_its_checksum(sample, make_user):
         'attachment; filename="test-sample_2026-11-01_2026-11-07.pdf"'
     )
     assert response["X-Checksum-SHA256"] == hashlib.sha256(body).hexdigest()
+    digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    assert response["Repr-Digest"] == f"sha-256=:{digest}:"
+    assert response["Cache-Control"] == "no-store"
     text = "\n".join(pages(body))
     assert "Sample <packs> & co" in text
     assert HOSTILE in text
@@ -317,6 +321,8 @@ def test_the_csv_download_streams_every_row(sample, make_user):
     )
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Cache-Control"] == "no-store"
+    assert "X-Checksum-SHA256" not in response  # streamed: not known up front
     assert response["Content-Disposition"] == (
         'attachment; filename="test-sample_2026-11-01_2026-11-07.csv"'
     )
