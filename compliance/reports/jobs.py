@@ -34,7 +34,9 @@ from bpmos import access
 from bpmos.errors import Conflict, DomainError, InvalidInput, NotFound
 from bpmos.roles import Role
 from compliance.models import JobStatus, ReportJob
+from compliance.reports import csvout, pdf
 from compliance.reports.base import Report, report_get
+from elog import audit
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +68,6 @@ def format_check(report: Report, fmt: Any) -> str:
 def job_create(*, report: Report, params: dict[str, Any], fmt: str, user) -> ReportJob:
     """Ask for ``report`` with parsed ``params`` as a ``fmt`` file, rendered by
     a worker once this commits (``compliance.tasks_reports``)."""
-    from elog import audit
-
     format_check(report, fmt)
     with transaction.atomic():
         job = ReportJob.objects.create(
@@ -87,8 +87,9 @@ def job_create(*, report: Report, params: dict[str, Any], fmt: str, user) -> Rep
 
 
 def _run_after_commit(job_id: UUID) -> None:
-    """Queue the rendering once the job is committed (a broker that is down
-    leaves the job queued; it says so to whoever polls it)."""
+    """Queue the rendering once the job is committed. A broker that is down
+    leaves the job queued (as whoever polls it sees), never the request
+    failed: the job row is committed already."""
 
     def send() -> None:
         from compliance.tasks_reports import report_job_run_task
@@ -103,7 +104,7 @@ def _run_after_commit(job_id: UUID) -> None:
 
 def job_get(*, job_id: UUID | str, user) -> ReportJob:
     """The job, for its creator or an admin; NotFound for anyone else."""
-    job = ReportJob.objects.filter(pk=job_id).select_related("created_by").first()
+    job = ReportJob.objects.filter(pk=job_id).first()
     if job is None or not (
         job.created_by_id == user.pk or getattr(user, "role", None) == Role.ADMIN
     ):
@@ -189,8 +190,6 @@ def _write(path: Path, chunks) -> tuple[str, int]:
 
 
 def _render(job: ReportJob, report: Report, params: dict[str, Any]) -> dict:
-    from compliance.reports import csvout, pdf
-
     total = report.count(params)
     if job.format == "pdf":
         total = min(total, pdf.PDF_ROW_LIMIT)
