@@ -81,6 +81,7 @@ class SampleReport(Report):
         return [
             {"label": "Packs made", "value": self.count(params)},
             {"label": "Mass <kg>", "value": 1234.5},
+            {"label": "Mean SoH %", "value": None},
         ]
 
     def charts(self, params):
@@ -154,11 +155,12 @@ def test_the_pdf_carries_title_parameters_summary_rows_and_chart_titles(sample):
     assert "From: 2026-11-01" in text
     assert "To: 2026-11-07" in text
     assert "Rows: 6" in text
-    assert "Station: —" in text
+    assert "Station: all" in text
     assert "Generated" in text
     assert "Packs made" in text
     assert "Mass <kg>" in text
     assert "1,234.5" in text
+    assert "Mean SoH %\n—" in text
     assert "Packs per day" in text
     assert "Rejects per day" in text
     flat = " ".join(text.split())  # headings wrap at their spaces

@@ -176,22 +176,27 @@ def _styles() -> dict[str, ParagraphStyle]:
 
 
 def _parameters(report: Report, params: dict[str, Any]) -> str:
+    """``Label: value · …``; a filter left out reads "all"."""
     parts = []
     for param in report.params:
         value = params.get(param.name)
-        shown = "—" if value in (None, "") else cell_text(value)
+        shown = "all" if value in (None, "") else cell_text(value)
         parts.append(f"<b>{markup(param.label)}</b>: {markup(shown)}")
     return " · ".join(parts) if parts else "none"
 
 
 def _summary(items: list[dict[str, Any]], styles) -> Table:
-    data = [
-        [
-            Paragraph(markup(item.get("label", "")), styles["body"]),
-            Paragraph(f"<b>{markup(cell_text(item.get('value')))}</b>", styles["body"]),
-        ]
-        for item in items
-    ]
+    """The headline figures, two columns; a figure with no value reads "—"."""
+    data = []
+    for item in items:
+        value = item.get("value")
+        shown = "—" if value in (None, "") else cell_text(value)
+        data.append(
+            [
+                Paragraph(markup(item.get("label", "")), styles["body"]),
+                Paragraph(f"<b>{markup(shown)}</b>", styles["body"]),
+            ]
+        )
     table = Table(data, hAlign="LEFT", colWidths=[70 * mm, 50 * mm])
     table.setStyle(
         TableStyle(
