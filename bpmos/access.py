@@ -223,7 +223,11 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "lims-fetch": {"POST": SUPERVISORS},
     "lims-results": {"GET": EVERYONE},
     # --- compliance: EPR figures and categories (docs/compliance.md) ---
-    # (EPR routes)
+    # Figures and the declarations behind them: who answers for the returns
+    # and who checks them. Declarations are edited in the admin (admins).
+    "compliance-epr": {"GET": COMPLIANCE_READERS},
+    "compliance-epr-category": {"GET": COMPLIANCE_READERS},
+    "compliance-categories": {"GET": COMPLIANCE_READERS},
     # --- compliance: the Aadhaar Ready % score ---
     # (score routes)
     # --- compliance: returns, approval and the regulator CSV export ---

@@ -53,11 +53,14 @@ class PackFact:
     custodian: str
 
 
-def _first_events(kind: str) -> dict[int, datetime]:
+def _first_events(kind: str, period: Period) -> dict[int, datetime]:
+    """{pack id: its first ``kind`` event} for the packs whose first such
+    event falls in the period (the database keeps only those: HAVING)."""
     rows = (
         PassportEvent.objects.filter(kind=kind, passport__kind=Kind.PACK)
         .values("passport_id")
         .annotate(first=Min("occurred_at"))
+        .filter(first__gte=period.start, first__lt=period.end)
         .values_list("passport_id", "first")
     )
     return dict(rows)
@@ -65,21 +68,24 @@ def _first_events(kind: str) -> dict[int, datetime]:
 
 def _firsts_in(period: Period) -> dict[str, dict[int, datetime]]:
     """{event: {passport_id: when}} for the packs each event counts in the period."""
-    dispatched = _first_events(EventKind.DISPATCHED)
-    end_of_life = _first_events(EventKind.END_OF_LIFE)
-    recycled = _first_events(EventKind.RECYCLED)
-    collected: dict[int, datetime] = {}
-    for pid, when in end_of_life.items():
-        collected[pid] = when
+    dispatched = _first_events(EventKind.DISPATCHED, period)
+    end_of_life = _first_events(EventKind.END_OF_LIFE, period)
+    recycled = _first_events(EventKind.RECYCLED, period)
+    # A pack recycled with no end-of-life event at all is collected when it is
+    # recycled; one with an end-of-life event was collected then (any period).
+    ever_ended = set(
+        PassportEvent.objects.filter(
+            kind=EventKind.END_OF_LIFE, passport_id__in=list(recycled)
+        ).values_list("passport_id", flat=True)
+    )
+    collected = dict(end_of_life)
     for pid, when in recycled.items():
-        if pid not in end_of_life:
+        if pid not in ever_ended:
             collected[pid] = when
     return {
-        ReturnEvent.PLACED: {p: w for p, w in dispatched.items() if period.contains(w)},
-        ReturnEvent.COLLECTED: {
-            p: w for p, w in collected.items() if period.contains(w)
-        },
-        ReturnEvent.RECYCLED: {p: w for p, w in recycled.items() if period.contains(w)},
+        ReturnEvent.PLACED: dispatched,
+        ReturnEvent.COLLECTED: collected,
+        ReturnEvent.RECYCLED: recycled,
     }
 
 
@@ -153,14 +159,30 @@ def tallies(facts: list[PackFact]) -> dict[str | None, dict[str, Tally]]:
     return out
 
 
-def _placed_mass(category: str, fy_start_year: int) -> Decimal:
-    period = fy_period(fy_label(fy_start_year))
-    facts = [
-        f
-        for f in pack_facts(period)
-        if f.event == ReturnEvent.PLACED and f.category == category
-    ]
-    return sum((f.mass_kg for f in facts if f.mass_kg is not None), Decimal("0"))
+def _basis_tallies(fy_start_year: int) -> dict[str | None, Tally]:
+    """{category: Tally} of the packs placed on the market in a financial year."""
+    facts = pack_facts(fy_period(fy_label(fy_start_year)))
+    return {
+        category: by_event[ReturnEvent.PLACED]
+        for category, by_event in tallies(
+            [f for f in facts if f.event == ReturnEvent.PLACED]
+        ).items()
+    }
+
+
+class _Basis:
+    """Placed-on-market tallies of earlier years, each year read once per
+    ``figures`` call (portable and EV collection may share a basis year)."""
+
+    def __init__(self) -> None:
+        self._years: dict[int, dict[str | None, Tally]] = {}
+
+    def placed(self, category: str, fy_start_year: int) -> Tally:
+        if fy_start_year < 2000:  # before any financial year we can read
+            return Tally()
+        if fy_start_year not in self._years:
+            self._years[fy_start_year] = _basis_tallies(fy_start_year)
+        return self._years[fy_start_year].get(category, Tally())
 
 
 def _target(row: epr_schedule.Target | None) -> dict | None:
@@ -170,7 +192,10 @@ def _target(row: epr_schedule.Target | None) -> dict | None:
 
 
 def category_figures(
-    category: str | None, tally: dict[str, Tally], fy_start_year: int | None
+    category: str | None,
+    tally: dict[str, Tally],
+    fy_start_year: int | None,
+    basis: _Basis | None = None,
 ) -> dict:
     """One category's figures, with the year's targets when the period is a FY."""
     placed, collected, recycled = (
@@ -192,21 +217,26 @@ def category_figures(
     }
     if category is None or fy_start_year is None:
         return out
+    basis = basis or _Basis()
     collection = epr_schedule.target_for(
         category, epr_schedule.COLLECTION, fy_start_year
     )
     if collection is not None:
         basis_year = fy_start_year - collection.basis_lag_years
-        basis = (
-            placed.mass_kg
+        base = (
+            placed
             if basis_year == fy_start_year
-            else _placed_mass(category, basis_year)
+            else basis.placed(category, basis_year)
         )
-        obligation = (basis * collection.percent / 100).quantize(KG)
+        obligation = (base.mass_kg * collection.percent / 100).quantize(KG)
         out["collectionTarget"] = {
             **_target(collection),
             "basisFinancialYear": fy_label(basis_year),
-            "basisMassKg": _kg(basis),
+            "basisMassKg": _kg(base.mass_kg),
+            "basisCount": base.count,
+            # Packs of the basis year without a mass: the obligation is short
+            # by their share, and the return says so instead of hiding it.
+            "basisMissingMassCount": len(base.missing_mass),
             "obligationKg": _kg(obligation),
         }
         out["collectionGapKg"] = _kg(max(Decimal("0"), obligation - collected.mass_kg))
@@ -221,16 +251,42 @@ def category_figures(
     return out
 
 
+def _fy_start(period: Period) -> int | None:
+    fy = period.financial_year
+    return fy_parse(fy) if fy else None
+
+
+def period_header(period: Period) -> dict:
+    """The period keys every EPR body starts with."""
+    return {
+        "financialYear": period.financial_year or None,
+        "periodStart": period.first.isoformat(),
+        "periodEnd": period.last.isoformat(),
+        "timezone": str(period.start.tzinfo),
+    }
+
+
+def category_detail(
+    period: Period, category: str | None, facts: list[PackFact] | None = None
+) -> tuple[dict, list[PackFact]]:
+    """One category's figures (``None``: the undeclared models) and the pack
+    rows behind them, in ``pack_facts`` order."""
+    facts = pack_facts(period) if facts is None else facts
+    mine = [f for f in facts if f.category == category]
+    row = category_figures(category, tallies(mine)[category], _fy_start(period))
+    return row, mine
+
+
 def figures(period: Period, facts: list[PackFact] | None = None) -> dict:
     """The period's EPR figures per category (every BWMR category, and
     "Undeclared" when any pack's model has no declaration), with targets
     when the period is exactly one financial year."""
     facts = pack_facts(period) if facts is None else facts
-    fy = period.financial_year
-    fy_start = fy_parse(fy) if fy else None
+    fy_start = _fy_start(period)
     by_category = tallies(facts)
+    basis = _Basis()
     rows = [
-        category_figures(category, by_category[category], fy_start)
+        category_figures(category, by_category[category], fy_start, basis)
         for category in Category.values
     ]
     if None in by_category:
@@ -242,10 +298,7 @@ def figures(period: Period, facts: list[PackFact] | None = None) -> dict:
     ]
     undeclared = sorted({f.model for f in facts if f.category is None})
     return {
-        "financialYear": fy or None,
-        "periodStart": period.first.isoformat(),
-        "periodEnd": period.last.isoformat(),
-        "timezone": str(period.start.tzinfo),
+        **period_header(period),
         "categories": rows,
         "missingMass": missing,
         "undeclaredModels": undeclared,

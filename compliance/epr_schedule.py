@@ -5,12 +5,18 @@ next row of the same category and measure), the producer's obligation is this
 percentage, under this provision. ``target_for`` answers "what applies in FY
 X"; ``None`` means the schedule sets no target for that year.
 
-Sources, as read (docs/compliance.md keeps the same list):
+Sources, as read (docs/compliance.md keeps the same list, with what each row
+rests on):
 
-* BWMR 2022: Battery Waste Management Rules, 2022, G.S.R. 623(E), 22 August
-  2022, Schedule II (EPR targets: A collection, B minimum recovery of battery
-  materials, C minimum use of domestically recycled materials), as amended by
-  G.S.R. 190(E) (14 March 2024) and G.S.R. 1013(E) (2024).
+* BWMR 2022: Battery Waste Management Rules, 2022, S.O. 3984(E), 22 August
+  2022 (MoEFCC), Schedule II (EPR targets: collection and minimum recovery of
+  battery materials), as amended by the Battery Waste Management (Amendment)
+  Rules, 2023 (25 October 2023; Schedule II amended, the EV targets
+  replaced), the (Amendment) Rules, 2024 (EPR certificate prices) and the
+  (Second Amendment) Rules, 2024 (20 June 2024), which substituted the table
+  of rule 4(14): minimum use of domestically recycled materials, by category,
+  2027-28 to 2030-31 onwards (portable and EV 5/10/15/20 %, automotive and
+  industrial 35/35/40/40 %).
 * IEA policy summary "Battery Waste Management Rules 2022" (updated 23
   October 2024) for the EV rows: recovery 70 % (2024-25), 80 % (2025-26), 90 %
   (2026-27 onwards); 70 % collection by 2027-28; domestic recycled content
@@ -37,6 +43,9 @@ RECYCLED_CONTENT = "recycled_content"
 MEASURES = (COLLECTION, RECOVERY, RECYCLED_CONTENT)
 
 BWMR = "BWMR 2022, Schedule II"
+# The recycled-content table is rule 4(14), as the Second Amendment Rules 2024
+# substituted it (it was never Schedule II's).
+RULE_4_14 = "BWMR 2022, rule 4(14) (Second Amendment Rules 2024)"
 
 
 @dataclass(frozen=True)
@@ -97,29 +106,29 @@ SCHEDULE: tuple[Target, ...] = tuple(
         f"{BWMR}, Part B (automotive)",
         [(2022, "55"), (2023, "60")],
     )
-    # --- Part C: minimum use of domestically recycled materials --------------
+    # --- rule 4(14): minimum use of domestically recycled materials ---------
     + _rows(
         Category.PORTABLE,
         RECYCLED_CONTENT,
-        f"{BWMR}, Part C (portable)",
+        f"{RULE_4_14}, portable",
         [(2027, "5"), (2028, "10"), (2029, "15"), (2030, "20")],
     )
     + _rows(
         Category.INDUSTRIAL,
         RECYCLED_CONTENT,
-        f"{BWMR}, Part C (industrial)",
-        [(2027, "5"), (2028, "10"), (2029, "15"), (2030, "20")],
+        f"{RULE_4_14}, industrial",
+        [(2027, "35"), (2029, "40")],
     )
     + _rows(
         Category.EV,
         RECYCLED_CONTENT,
-        f"{BWMR}, Part C (electric vehicle)",
+        f"{RULE_4_14}, electric vehicle",
         [(2027, "5"), (2028, "10"), (2029, "15"), (2030, "20")],
     )
     + _rows(
         Category.AUTOMOTIVE,
         RECYCLED_CONTENT,
-        f"{BWMR}, Part C (automotive)",
+        f"{RULE_4_14}, automotive",
         [(2027, "35"), (2029, "40")],
     )
 )

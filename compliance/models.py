@@ -26,7 +26,7 @@ from django.db import models
 
 
 class Category(models.TextChoices):
-    """Battery categories of the Battery Waste Management Rules 2022, rule 2."""
+    """Battery categories of the Battery Waste Management Rules 2022, rule 3(1)."""
 
     PORTABLE = "portable", "Portable"
     AUTOMOTIVE = "automotive", "Automotive"

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
-_FY = re.compile(r"^(?P<start>[0-9]{4})-(?P<end>[0-9]{2})$")
+_FY = re.compile(r"(?P<start>[0-9]{4})-(?P<end>[0-9]{2})")
 
 
 def plant_zone() -> ZoneInfo:
@@ -62,7 +62,7 @@ def fy_label(start_year: int) -> str:
 
 def fy_parse(label: str) -> int:
     """The starting year of ``"2026-27"``; ValueError for anything else."""
-    match = _FY.match(label or "")
+    match = _FY.fullmatch(label) if isinstance(label, str) else None
     if not match:
         raise ValueError('A financial year is written "2026-27" (April to March).')
     start = int(match["start"])

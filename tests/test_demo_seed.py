@@ -48,6 +48,7 @@ def test_second_run_creates_nothing(demo_plant):
     assert row_counts() == first
     assert "work orders: demo lots already present" in second_output
     assert "exceptions: present" in second_output
+    assert "compliance: categories already declared" in second_output
 
 
 @pytest.mark.parametrize(
@@ -213,17 +214,18 @@ def test_the_seed_says_what_it_is_doing_as_it_goes(demo_plant):
         "inventory",
         "passports",
         "scada",
+        "compliance",
     ]
     assert text[0] == (
-        f"seed_demo: 7 steps ({', '.join(steps)}); "
+        f"seed_demo: 8 steps ({', '.join(steps)}); "
         "a first run takes up to a minute or two, a later one seconds"
     )
-    assert [t for t in text if re.fullmatch(r"\[\d/7\] \w+ \.\.\.", t)] == [
-        f"[{n}/7] {step} ..." for n, step in enumerate(steps, 1)
+    assert [t for t in text if re.fullmatch(r"\[\d/8\] \w+ \.\.\.", t)] == [
+        f"[{n}/8] {step} ..." for n, step in enumerate(steps, 1)
     ]
-    done = [t for t in text if re.fullmatch(r"\[\d/7\] \w+ done in \d+\.\ds", t)]
+    done = [t for t in text if re.fullmatch(r"\[\d/8\] \w+ done in \d+\.\ds", t)]
     assert [t.split(" done")[0] for t in done] == [
-        f"[{n}/7] {step}" for n, step in enumerate(steps, 1)
+        f"[{n}/8] {step}" for n, step in enumerate(steps, 1)
     ]
     assert re.fullmatch(r"seed_demo: done in \d+\.\ds", text[-1])
     for inside in (
@@ -233,6 +235,7 @@ def test_the_seed_says_what_it_is_doing_as_it_goes(demo_plant):
         "  passports: building 20 packs, their cells, ledgers, telemetry ...",
         "  scada: connector 'Plant simulator' at opc.tcp://127.0.0.1:4841/bpmos/, "
         "47 tags (46 mapped to machines), rule 'Grading chamber over temperature'",
+        "  compliance: 3 product categories declared",
     ):
         assert inside in text
     seconds = [float(re.match(r"\[ *(\d+\.\d)s\]", line).group(1)) for line in lines]

@@ -202,6 +202,11 @@ EXPECTED: dict[str, frozenset[str] | str] = {
     "POST /api/lims/fetch": SUPERVISING,
     "GET /api/lims/results": SIGNED_IN,
     # --- compliance (docs/compliance.md) ---
+    # EPR figures and the category declarations: who answers for them and who
+    # checks them (declarations are edited in the admin).
+    "GET /api/compliance/epr": RESTRICTED_READERS,
+    "GET /api/compliance/epr/{category}": RESTRICTED_READERS,
+    "GET /api/compliance/categories": RESTRICTED_READERS,
     # Returns: supervisors and above build, approve and export (the connectors
     # contract: Supervisor or Admin; the plant head may do what a supervisor
     # may); they and the auditor read them.

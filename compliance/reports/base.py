@@ -35,16 +35,18 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, ClassVar
 
+from django.utils import timezone
+
 from bpmos.errors import InvalidInput, NotFound
 from compliance import periods
 
 # Dates a report accepts (as the API's times: bpmos.fields.EARLIEST/LATEST).
 FIRST_DAY = date(2000, 1, 1)
 LAST_DAY = date(2099, 12, 31)
-_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # Slugs and codes as the apps store them; also keeps NUL bytes and megabyte
 # strings away from the database.
-_TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,99}$")
+_TOKEN = re.compile(r"\w[\w.:@+-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ class Param:
             if not re.fullmatch(r"-?[0-9]{1,9}", raw):
                 raise ValueError("A whole number.")
             return int(raw)
-        if not _TOKEN.match(raw):
+        if not _TOKEN.fullmatch(raw):
             raise ValueError(
                 "Letters, digits and - _ . : @ + only, at most 100 characters."
             )
@@ -92,7 +94,7 @@ class Param:
 
 def parse_day(raw: str) -> date:
     """``"2026-12-03"`` → a date in [2000-01-01, 2099-12-31]; ValueError else."""
-    if not _DATE.match(raw):
+    if not _DATE.fullmatch(raw):
         raise ValueError("A date written YYYY-MM-DD, e.g. 2026-12-03.")
     try:
         day = date.fromisoformat(raw)
@@ -149,9 +151,10 @@ class Chart:
 
 
 class Report:
-    """Base of every report: subclasses set the class attributes and
-    implement ``parse``, ``count``, ``rows`` (and ``summary``/``charts`` if
-    they have any)."""
+    """Base of every report: subclasses set the class attributes, implement
+    ``count`` and ``rows`` (and ``summary``, ``charts``, ``empty_message`` if
+    they have any) and, for checks against the data, ``check``; ``parse``
+    reads the declared ``params`` by their types."""
 
     id: ClassVar[str]
     title: ClassVar[str]
@@ -201,13 +204,17 @@ class Report:
     def _defaults(self, params: dict[str, Any], errors: dict[str, list[str]]) -> None:
         names = {param.name for param in self.params}
         if {"from", "to"} <= names:
-            last = params["to"] or periods.local_date(_now())
+            last = params["to"] or periods.local_date(timezone.now())
             first = params["from"] or last - timedelta(days=self.default_span_days - 1)
             if first > last:
                 errors["from"] = [f"Must be on or before to ({last.isoformat()})."]
                 return
             if (last - first).days + 1 > self.max_span_days:
-                errors["to"] = [f"At most {self.max_span_days} days after from."]
+                # Name what the caller sent: "to", or "from" when "to" is today.
+                field = "to" if params["to"] else "from"
+                errors[field] = [
+                    f"from and to may span at most {self.max_span_days} days."
+                ]
                 return
             params["from"], params["to"] = first, last
         if "fy" in names and params["fy"] is None:
@@ -264,12 +271,6 @@ class Report:
 def period_of(params: dict[str, Any]) -> periods.Period:
     """The plant-time days ``from`` to ``to`` of parsed parameters."""
     return periods.Period(params["from"], params["to"])
-
-
-def _now():
-    from django.utils import timezone
-
-    return timezone.now()
 
 
 REGISTRY: dict[str, Report] = {}

@@ -4,21 +4,21 @@ selectors where one fits, else its models read-only; nothing here writes.
 
 Dates: ``from`` and ``to`` are plant-time days, inclusive (``compliance.periods``:
 midnight in ``BPMOS_PLANT_TIMEZONE``), by default the last 30 days up to today,
-at most 366 days. Rows come out in a fixed order (a tie-breaking id last), so a
+at most 366 days (92 for OEE). Rows come out in a fixed order (a tie-breaking id last), so a
 preview, a CSV and a PDF of the same parameters agree row for row.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, F, Min, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -42,6 +42,7 @@ from elog.models import AuditRecord
 from exceptions import selectors as exception_selectors
 from exceptions.models import (
     ESCALATION_PATH,
+    ExceptionSource,
     ExceptionStatus,
     PlantException,
     Severity,
@@ -50,7 +51,8 @@ from inventory import selectors as inventory_selectors
 from inventory.models import Category as StockCategory
 from inventory.models import Item, ItemStatus
 from lines import oee
-from lines.models import Line, OEESnapshot
+from lines.models import Line, MachineHour, MachineReading, OEESnapshot
+from lines.topology import line_topology
 from passports.models import EventKind, Kind, PassportEvent
 from runbooks.models import Runbook, StageStatus, WorkOrder, WorkOrderStage
 
@@ -161,12 +163,15 @@ class ProductionByWorkOrder(Report):
 
     def _stages(self, params) -> QuerySet[WorkOrderStage]:
         period = period_of(params)
-        orders = WorkOrder.objects.filter(self._work_orders(params))
-        return WorkOrderStage.objects.filter(
+        stages = WorkOrderStage.objects.filter(
             Q(actual_start__lt=period.end)
-            & (Q(actual_end__isnull=True) | Q(actual_end__gte=period.start)),
-            work_order__in=orders.values("pk"),
+            & (Q(actual_end__isnull=True) | Q(actual_end__gte=period.start))
         )
+        keep = self._work_orders(params)
+        if keep:
+            orders = WorkOrder.objects.filter(keep).values("pk")
+            stages = stages.filter(work_order__in=orders)
+        return stages
 
     def count(self, params):
         return self._stages(params).count()
@@ -275,7 +280,7 @@ class ProductionByWorkOrder(Report):
 # --- OEE ----------------------------------------------------------------------
 
 
-def _figures(row: OEESnapshot) -> oee.Figures:
+def _snapshot_figures(row: OEESnapshot) -> oee.Figures:
     return oee.Figures(
         planned_busy=Fraction(row.planned_busy_seconds),
         run=Fraction(row.run_seconds),
@@ -285,10 +290,21 @@ def _figures(row: OEESnapshot) -> oee.Figures:
     )
 
 
+@dataclass(frozen=True)
+class _Shift:
+    line: Line
+    start: datetime
+    end: datetime
+
+
 @register
 class OEEByLineShift(Report):
-    """The shift history of ``OEESnapshot`` (one row per line and shift, kept
-    by beat: docs/oee.md), shifts that start in the period."""
+    """OEE per line and shift (ISO 22400, docs/oee.md) for every shift that
+    starts in the period and has begun: a finished shift's ``OEESnapshot``
+    (beat's record of it) when there is one, else computed now from the
+    hourly roll-ups and readings (``lines.oee.line_oee``), which is what the
+    snapshot would hold. The trend is OEE per plant day and line, each day
+    computed as one window. Active lines, or the one line asked for."""
 
     id = "oee-by-line-shift"
     title = "OEE by line and shift"
@@ -298,6 +314,9 @@ class OEEByLineShift(Report):
     )
     category = "Operations"
     params = (FROM, TO, LINE)
+    # Each day of the trend is a window computed from the roll-ups: a quarter
+    # at most keeps a preview to a few hundred windows.
+    max_span_days = 92
     columns = (
         Column("day", "Day", "date"),
         Column("line", "Line"),
@@ -317,59 +336,130 @@ class OEEByLineShift(Report):
     def check(self, params, errors):
         _line_exists(params, errors)
 
-    def _snapshots(self, params) -> QuerySet[OEESnapshot]:
-        rows = OEESnapshot.objects.filter(
-            _in(period_of(params), "window_start"), station__isnull=True
-        )
+    def _lines(self, params) -> list[Line]:
+        lines = Line.objects.order_by("position", "slug")
         if params["line"]:
-            rows = rows.filter(line__slug=params["line"])
-        return rows
+            return list(lines.filter(slug=params["line"]))
+        return list(lines.filter(is_active=True))
+
+    def _first_data(self, lines: list[Line]) -> dict[int, datetime]:
+        """When each line's machines first reported (its first rolled-up
+        hour, or its first reading before beat rolled any up); a line that
+        never reported has no entry."""
+        firsts = dict(
+            MachineHour.objects.filter(machine__station__line__in=lines)
+            .values("machine__station__line_id")
+            .annotate(first=Min("hour"))
+            .values_list("machine__station__line_id", "first")
+            .order_by()
+        )
+        missing = [line.pk for line in lines if line.pk not in firsts]
+        if missing:
+            firsts.update(
+                MachineReading.objects.filter(machine__station__line_id__in=missing)
+                .values("machine__station__line_id")
+                .annotate(first=Min("ts"))
+                .values_list("machine__station__line_id", "first")
+                .order_by()
+            )
+        return firsts
+
+    def _shifts(self, params, lines: list[Line], now: datetime) -> list[_Shift]:
+        """The shifts of ``lines`` that start in the period and before now and
+        end after the line first reported, by start, then line order (shifts
+        tile the day from ``shift_start``): a line is not reported as idle
+        for the days before it was brought up."""
+        period = period_of(params)
+        stop = min(period.end, now)
+        firsts = self._first_data(lines)
+        shifts = []
+        for line in lines:
+            first = firsts.get(line.pk)
+            if first is None:
+                continue
+            length = timedelta(minutes=line.shift_minutes)
+            start = oee.shift_window(line, max(period.start, first))[0]
+            if start < period.start:
+                start += length
+            while start < stop:
+                shifts.append(_Shift(line, start, start + length))
+                start += length
+        order = {line.pk: n for n, line in enumerate(lines)}
+        shifts.sort(key=lambda shift: (shift.start, order[shift.line.pk]))
+        return shifts
 
     def count(self, params):
-        return self._snapshots(params).count()
+        return len(self._shifts(params, self._lines(params), timezone.now()))
 
     def rows(self, params) -> Iterator[dict]:
-        snapshots = (
-            self._snapshots(params)
-            .select_related("line")
-            .order_by("window_start", "line__position", "line__slug", "id")
-        )
-        for row in snapshots.iterator(chunk_size=CHUNK):
+        now = timezone.now()
+        lines = self._lines(params)
+        shifts = self._shifts(params, lines, now)
+        if not shifts:
+            return
+        period = period_of(params)
+        final = {
+            (row.line_id, row.window_start): row
+            for row in OEESnapshot.objects.filter(
+                _in(period, "window_start"),
+                station__isnull=True,
+                line__in=lines,
+                window_end=F("shift_end"),
+            )
+        }
+        topologies = line_topology([line.pk for line in lines])
+        for shift in shifts:
+            snapshot = final.get((shift.line.pk, shift.start))
+            if snapshot is not None:
+                figures = _snapshot_figures(snapshot)
+                percentages = {
+                    "availability": snapshot.availability,
+                    "performance": snapshot.performance,
+                    "quality": snapshot.quality,
+                    "oee": snapshot.oee,
+                }
+            else:
+                figures = oee.line_oee(
+                    shift.line,
+                    shift.start,
+                    min(shift.end, now),
+                    topology=topologies[shift.line.pk],
+                ).line
+                percentages = figures.percentages()
             yield {
-                "day": local_date(row.window_start).isoformat(),
-                "line": row.line.slug,
-                "lineName": row.line.name,
-                "shiftStart": utc_text(row.window_start),
-                "shiftEnd": utc_text(row.shift_end),
-                "availability": _number(row.availability),
-                "performance": _number(row.performance),
-                "quality": _number(row.quality),
-                "oee": _number(row.oee),
-                "goodCount": row.good_count,
-                "rejectCount": row.reject_count,
-                "isComplete": row.window_end >= row.shift_end,
+                "day": local_date(shift.start).isoformat(),
+                "line": shift.line.slug,
+                "lineName": shift.line.name,
+                "shiftStart": utc_text(shift.start),
+                "shiftEnd": utc_text(shift.end),
+                **{key: _number(value) for key, value in percentages.items()},
+                "goodCount": figures.good,
+                "rejectCount": figures.reject,
+                "isComplete": shift.end <= now,
             }
 
-    def _by_line_and_day(self, params) -> dict[Line, dict[date, oee.Figures]]:
-        out: dict[Line, dict[date, oee.Figures]] = {}
-        rows = (
-            self._snapshots(params)
-            .select_related("line")
-            .order_by("line__position", "line__slug", "window_start")
-        )
-        for row in rows:
-            days = out.setdefault(row.line, defaultdict(oee.Figures))
-            days[local_date(row.window_start)].add(_figures(row))
-        return out
+    def _spans(self, params, now: datetime) -> list[tuple[Line, datetime, Any]]:
+        """Each line with shifts in the period: the line, the start of its
+        first shift there, and its topology (for ``line_oee``)."""
+        lines = self._lines(params)
+        begins: dict[int, datetime] = {}
+        for shift in self._shifts(params, lines, now):
+            begins.setdefault(shift.line.pk, shift.start)
+        topologies = line_topology(list(begins)) if begins else {}
+        return [
+            (line, begins[line.pk], topologies[line.pk])
+            for line in lines
+            if line.pk in begins
+        ]
 
     def summary(self, params):
+        now = timezone.now()
+        stop = min(period_of(params).end, now)
         plant = oee.Figures()
-        shifts = 0
-        for row in self._snapshots(params):
-            plant.add(_figures(row))
-            shifts += 1
+        for line, begin, topology in self._spans(params, now):
+            plant.add(oee.line_oee(line, begin, stop, topology=topology).line)
         return [
-            {"label": "Shifts", "value": shifts},
+            {"label": "Shifts", "value": self.count(params)},
             {
                 "label": "OEE over the period %",
                 "value": _number(oee.percent(plant.oee)),
@@ -379,14 +469,19 @@ class OEEByLineShift(Report):
         ]
 
     def charts(self, params):
+        now = timezone.now()
         days = _days(period_of(params))
         series = []
-        for line, by_day in self._by_line_and_day(params).items():
+        for line, begin, topology in self._spans(params, now):
             points = []
             for day in days:
-                figures = by_day.get(day)
-                value = oee.percent(figures.oee) if figures is not None else None
-                points.append((day.isoformat(), _number(value)))
+                window = Period(day, day)
+                start, end = max(window.start, begin), min(window.end, now)
+                value = None
+                if start < end:
+                    figures = oee.line_oee(line, start, end, topology=topology).line
+                    value = _number(oee.percent(figures.oee))
+                points.append((day.isoformat(), value))
             series.append(Series(line.slug, points))
         return [
             Chart(
@@ -401,10 +496,21 @@ class OEEByLineShift(Report):
 
     def empty_message(self, params):
         where = f" on {params['line']}" if params["line"] else ""
-        return f"No shift OEE was recorded{where} {_span(params)}."
+        return f"No shifts with machine data{where} {_span(params)}."
 
 
 # --- exceptions ----------------------------------------------------------------
+
+
+def _last_escalation(row: PlantException) -> str | None:
+    """When it last went up a level (its escalation log's newest step)."""
+    steps = [step for step in row.escalation_log or [] if step.get("level")]
+    if not steps:
+        return None
+    try:
+        return utc_text(datetime.fromisoformat(steps[-1]["at"]))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 @register
@@ -439,6 +545,7 @@ class ExceptionsEscalations(Report):
         Column("isBlocking", "Halts its runbook"),
         Column("escalationLevel", "Escalation level", "number"),
         Column("responsibleRole", "Responsible"),
+        Column("lastEscalatedAt", "Last escalated", "datetime"),
         Column("acknowledgedAt", "Acknowledged", "datetime"),
         Column("resolvedAt", "Resolved", "datetime"),
         Column("minutesToAcknowledge", "Minutes to acknowledge", "number"),
@@ -475,6 +582,7 @@ class ExceptionsEscalations(Report):
                 "isBlocking": bool(row.halts),
                 "escalationLevel": row.escalation_level,
                 "responsibleRole": Role(ESCALATION_PATH[level]).label,
+                "lastEscalatedAt": _last_escalation(row),
                 "acknowledgedAt": utc_text(row.acknowledged_at),
                 "resolvedAt": utc_text(row.resolved_at),
                 "minutesToAcknowledge": _minutes(row.raised_at, row.acknowledged_at),
@@ -487,7 +595,7 @@ class ExceptionsEscalations(Report):
             unresolved=Count("id", filter=~Q(status=ExceptionStatus.RESOLVED)),
             escalated=Count("id", filter=Q(escalation_level__gt=0)),
             critical=Count("id", filter=Q(severity=Severity.CRITICAL)),
-            from_alarms=Count("id", filter=Q(source="alarm")),
+            from_alarms=Count("id", filter=Q(source=ExceptionSource.ALARM)),
         )
         return [
             {"label": "Raised", "value": totals["raised"]},

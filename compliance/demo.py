@@ -1,0 +1,63 @@
+"""Demo compliance data (docs/design.md §8, docs/compliance.md): the BWMR
+category of each demo product model, so the demo's EPR figures have no
+undeclared packs.
+
+* PACK-LFP-48V-100AH and PACK-LFP-51V-280AH are stationary storage (telecom
+  back-up, solar homes): industrial batteries;
+* PACK-NMC-72V-60AH powers electric two- and three-wheelers: electric vehicle.
+
+The cell and module models (CELL-…, MOD-…) are left undeclared on purpose:
+only packs are counted in EPR (cells and modules reach the market inside
+them, ``compliance.epr``), so a category on them would decide nothing; the
+categories endpoint lists them as undeclared with ``countsInEpr: false``.
+
+Declared as the admin user through ``compliance.categories`` (audited).
+Idempotent: a model already declared is left as it is (an admin may have
+changed it).
+"""
+
+from __future__ import annotations
+
+from bpmos.accounts.models import User
+from bpmos.roles import Role
+from compliance import categories
+from compliance.models import Category, CategoryDeclaration
+
+ORDER = 70  # after the passports (50), whose models these are
+
+DECLARATIONS: tuple[tuple[str, str, str], ...] = (
+    (
+        "PACK-LFP-48V-100AH",
+        Category.INDUSTRIAL,
+        "Stationary storage: telecom back-up and solar homes.",
+    ),
+    (
+        "PACK-LFP-51V-280AH",
+        Category.INDUSTRIAL,
+        "Stationary storage: commercial energy storage systems.",
+    ),
+    (
+        "PACK-NMC-72V-60AH",
+        Category.EV,
+        "Traction battery of electric two- and three-wheelers.",
+    ),
+)
+
+
+def seed(log) -> None:
+    """Declare the demo product models' categories once."""
+    present = set(
+        CategoryDeclaration.objects.filter(
+            model__in=[model for model, _, _ in DECLARATIONS]
+        ).values_list("model", flat=True)
+    )
+    missing = [row for row in DECLARATIONS if row[0] not in present]
+    if not missing:
+        log("compliance: categories already declared")
+        return
+    admin = User.objects.get(username=Role.ADMIN.value)
+    for model, category, note in missing:
+        categories.category_declare(
+            model=model, category=category, note=note, actor=admin
+        )
+    log(f"compliance: {len(missing)} product categories declared")
