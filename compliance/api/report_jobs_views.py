@@ -24,7 +24,10 @@ from compliance.reports.pdf import report_pdf
 
 TAGS = ["reports"]
 REPORT_ID = OpenApiParameter(
-    "report_id", OpenApiTypes.STR, OpenApiParameter.PATH, description='"oee"'
+    "report_id",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    description='"oee-by-line-shift"',
 )
 JOB_ID = OpenApiParameter(
     "job_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The job's id."
