@@ -4,8 +4,9 @@ selectors where one fits, else its models read-only; nothing here writes.
 
 Dates: ``from`` and ``to`` are plant-time days, inclusive (``compliance.periods``:
 midnight in ``BPMOS_PLANT_TIMEZONE``), by default the last 30 days up to today,
-at most 366 days (92 for OEE). Rows come out in a fixed order (a tie-breaking id last), so a
-preview, a CSV and a PDF of the same parameters agree row for row.
+at most 366 days (92 for OEE). Rows come out in a fixed order (a tie-breaking
+id last), so a preview, a CSV and a PDF of the same parameters agree row for
+row.
 """
 
 from __future__ import annotations
