@@ -250,6 +250,13 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     # --- reports (control-UI contract, group VIII) ---
     # Every signed-in user may call the routes; which reports a caller sees and
     # opens is the ACTIONS rule "report.<reportId>" below.
+    # Downloads and jobs: the route lets every signed-in user in; the view
+    # checks "report.<reportId>". Asking for a job writes no plant data (only a
+    # rendering), so auditors may; a job is seen only by its creator and admins.
+    "report-download": {"GET": EVERYONE},
+    "report-jobs": {"POST": REPORT_READERS},
+    "report-job-detail": {"GET": EVERYONE},
+    "report-job-file": {"GET": EVERYONE},
     "report-list": {"GET": EVERYONE},
     "report-preview": {"GET": EVERYONE},
 }

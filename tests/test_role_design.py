@@ -201,6 +201,18 @@ EXPECTED: dict[str, frozenset[str] | str] = {
     "POST /api/lims/import": SUPERVISING,
     "POST /api/lims/fetch": SUPERVISING,
     "GET /api/lims/results": SIGNED_IN,
+    # --- reports (control-UI contract, group VIII; docs/compliance.md) ---
+    # Every signed-in user may call the routes; which reports each role sees and
+    # opens is the finer rule "report.<id>" (EXPECTED_ACTIONS).
+    "GET /api/reports": SIGNED_IN,
+    "GET /api/reports/{reportId}/preview": SIGNED_IN,
+    # Downloads and report jobs: the same finer rule decides; a job is seen by
+    # the user who asked for it (and admins). Asking for a rendering writes no
+    # plant data, so the auditor may (NOT_WRITES).
+    "GET /api/reports/{reportId}/download": SIGNED_IN,
+    "POST /api/reports/{reportId}/jobs": ISSUE_READERS,
+    "GET /api/reports/jobs/{jobId}": SIGNED_IN,
+    "GET /api/reports/jobs/{jobId}/file": SIGNED_IN,
     # --- compliance (docs/compliance.md) ---
     # The Aadhaar Ready % (the control-UI contract's compliance score) and each
     # passport's own failing rules: everyone signed in reads them.
@@ -241,6 +253,16 @@ EXPECTED_ACTIONS: dict[str, frozenset[str]] = {
     "passport-event.custody_transferred": SUPERVISING,
     "passport-event.end_of_life": SUPERVISING,
     "passport-event.recycled": SUPERVISING,
+    # Reports: the operational ones for everyone but the shop floor's operators;
+    # the ledger extract for the passport's restricted readers; the EPR return
+    # for who answers for compliance; the audit extract for the auditors.
+    "report.production-by-work-order": ISSUE_READERS,
+    "report.oee-by-line-shift": ISSUE_READERS,
+    "report.exceptions-escalations": ISSUE_READERS,
+    "report.inventory-ageing-holds": ISSUE_READERS,
+    "report.passport-ledger-extract": RESTRICTED_READERS,
+    "report.epr-return": RESTRICTED_READERS,
+    "report.audit-extract": AUDITING,
 }
 
 # --- rules of docs/design.md §5, each over every route -------------------------
@@ -253,6 +275,7 @@ NOT_WRITES = {
     "POST /api/auth/logout",
     "POST /api/bpan/validate",
     "POST /api/live-products/dispatchable/stream-ticket",
+    "POST /api/reports/{reportId}/jobs",
 }
 
 # Supervisor decisions (docs/design.md §5: approve gates, resolve exceptions,
@@ -397,10 +420,15 @@ def test_the_auditor_writes_nothing(declared):
         [k for k in EXPECTED if k.split(" ", 1)[0] in UNSAFE and k not in NOT_WRITES]
     )
     assert [key for key in writes if AUDITOR in declared[key]] == []
+    # Finer rules that say what a caller may READ (the passport's restricted
+    # groups, which reports it opens) are the auditor's too; every other is a write.
+    reads = {"passport-restricted"} | {
+        name for name in access.ACTIONS if name.startswith("report.")
+    }
     actions = [
         name
         for name, roles in access.ACTIONS.items()
-        if name != "passport-restricted" and AUDITOR in _slugs(roles)
+        if name not in reads and AUDITOR in _slugs(roles)
     ]
     assert actions == []
 
