@@ -230,7 +230,14 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     # Building and approving a return and exporting it are supervisor decisions
     # (the connectors contract: Supervisor or Admin; the plant head may do what a
     # supervisor may). Every export is audited as compliance_export.
-    # (returns routes)
+    "compliance-return-list": {"GET": COMPLIANCE_READERS, "POST": SUPERVISORS},
+    "compliance-return-detail": {"GET": COMPLIANCE_READERS},
+    "compliance-return-lines": {"GET": COMPLIANCE_READERS},
+    "compliance-return-approve": {"POST": SUPERVISORS},
+    "compliance-export": {"POST": SUPERVISORS},
+    # The layouts are configuration (edited in the admin); who reads returns
+    # reads them.
+    "compliance-schemas": {"GET": COMPLIANCE_READERS},
     # --- reports (control-UI contract, group VIII) ---
     # Every signed-in user may call the routes; which reports a caller sees and
     # opens is the ACTIONS rule "report.<reportId>" below.

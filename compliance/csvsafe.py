@@ -1,0 +1,94 @@
+"""CSV that a spreadsheet cannot be made to run: the one writer of every CSV
+the compliance app and the reports hand out.
+
+CSV injection (OWASP, "CSV Injection"): a spreadsheet opening a CSV reads a
+cell that begins with ``=``, ``+``, ``-`` or ``@`` as a formula, and a leading
+tab or carriage return is stripped by some importers to reveal one. A serial,
+a custodian's name or a note typed by someone outside the plant can therefore
+carry ``=HYPERLINK(...)`` or a DDE payload into the regulator's return. Every
+text cell goes through ``escape_cell``: a cell beginning with one of those
+characters is prefixed with a single quote (``'``), which every spreadsheet
+shows as text and never evaluates.
+
+Negative numbers: a cell that is exactly a decimal number (``-5``,
+``-12.250``) is left alone. A spreadsheet reads it as the number it is, and
+nothing in it can be evaluated; escaping it would turn every negative figure
+into text. Anything more (``-5+1``, ``-1e3``, ``-2+3+cmd|' /C calc'!A0``) is
+escaped. ``+5`` is escaped: the plant writes no figure with a plus sign.
+
+Quoting is RFC 4180's through Python's ``csv`` module (a cell with a comma,
+a quote, CR or LF is quoted, quotes doubled), lines end in CRLF, the text is
+UTF-8 *without* a byte-order mark: the regulator's portal and Python's ``csv``
+reader (``encoding="utf-8"``) would read a BOM as part of the first header,
+and the checksum we publish must be of exactly what a machine reads. (Excel
+opens such a file correctly through Data → From Text/CSV; a report that wants
+a double-click to work in Excel may pass ``bom=True``.)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+# The characters a spreadsheet treats as the start of a formula (OWASP), plus
+# tab and carriage return, which some importers strip before looking.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+ESCAPE_PREFIX = "'"
+_PLAIN_NEGATIVE = re.compile(r"-[0-9]+(\.[0-9]+)?")
+BOM = "\ufeff"
+# A lone UTF-16 surrogate is not text and cannot be encoded: shown as U+FFFD,
+# as the API's JSON renderer does (bpmos/renderers.py).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def cell_text(value: Any) -> str:
+    """A value as the text of one cell: None is empty, booleans ``true`` and
+    ``false``, times ISO 8601 (UTC with ``Z`` when aware), decimals as stored."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            text = value.astimezone(UTC).isoformat()
+            return text.removesuffix("+00:00") + "Z"
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
+
+
+def escape_cell(value: Any) -> str:
+    """The cell's text, prefixed with ``'`` when a spreadsheet would read it
+    as a formula (see the module's docstring; ``-5`` stays a number)."""
+    text = cell_text(value)
+    if not text.startswith(FORMULA_STARTS):
+        return text
+    if _PLAIN_NEGATIVE.fullmatch(text):
+        return text
+    return ESCAPE_PREFIX + text
+
+
+def csv_text(header: list[str], rows: Iterable[list], *, bom: bool = False) -> str:
+    """The CSV as text (header first; every cell, headers too, escaped)."""
+    out = io.StringIO(newline="")
+    if bom:
+        out.write(BOM)
+    writer = csv.writer(out, dialect="excel", lineterminator="\r\n")
+    writer.writerow([escape_cell(name) for name in header])
+    for row in rows:
+        writer.writerow([escape_cell(value) for value in row])
+    return out.getvalue()
+
+
+def csv_bytes(header: list[str], rows: Iterable[list], *, bom: bool = False) -> bytes:
+    """The CSV as UTF-8 bytes: RFC 4180 quoting, CRLF, cells escaped against
+    CSV injection, no byte-order mark unless ``bom``."""
+    return _SURROGATE.sub("\ufffd", csv_text(header, rows, bom=bom)).encode("utf-8")
