@@ -32,7 +32,8 @@ from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from bpmos.errors import DomainError, InvalidInput
+from bpmos import access
+from bpmos.errors import DomainError, Forbidden, InvalidInput
 from compliance import returns
 from compliance.models import (
     ComplianceReturn,
@@ -202,6 +203,21 @@ def _schema_for(schedule: ScheduledReturn) -> CsvSchema:
     return schema
 
 
+def _owner_check(schedule: ScheduledReturn) -> None:
+    """The owner approves what is sent: refused before anything is built when
+    they may no longer approve a return (deactivated, or no longer a
+    supervisor, plant head or admin). An admin saving the schedule in the
+    admin takes it over."""
+    owner = schedule.owner
+    if not owner.is_active or owner.role not in access.SUPERVISORS:
+        raise Forbidden(
+            f"The schedule's owner {owner.get_username()} may no longer approve "
+            "a return (deactivated or role changed); an admin saving the "
+            "schedule in the admin becomes its owner.",
+            code="permission_denied",
+        )
+
+
 def _return_for(
     schedule: ScheduledReturn, period: Period, return_id: int | None
 ) -> ComplianceReturn:
@@ -212,6 +228,7 @@ def _return_for(
         ret = ComplianceReturn.objects.filter(pk=return_id).first()
         if ret is not None and ret.status == ReturnStatus.APPROVED:
             return ret
+    _owner_check(schedule)
     ret = returns.return_build(
         period=period,
         actor=schedule.owner,

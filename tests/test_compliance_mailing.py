@@ -130,11 +130,8 @@ def crontab():
 
 @pytest.fixture
 def pack_schema() -> CsvSchema:
-    return CsvSchema.objects.filter(
-        level=SchemaLevel.PACK, is_default=True
-    ).first() or CsvSchema.objects.create(  # TEMP until returns' 0002 is merged
-        slug="tmp-pack", name="tmp", level="pack", is_default=True, columns=[]
-    )
+    """The default pack-level layout (data migration 0002_csv_schemas)."""
+    return CsvSchema.objects.get(level=SchemaLevel.PACK, is_default=True)
 
 
 @pytest.fixture
@@ -289,12 +286,14 @@ def test_a_scheduled_return_is_mailed_with_its_csv(
         f"-{pack_schema.slug}.csv"
     )
     assert content == _csv_of(ret, pack_schema)
-    rows = list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
-    assert len(rows) == 3  # the header and the two packs of last month
-    assert sorted(
-        cell for row in rows[1:] for cell in row if cell.startswith("MAIL-")
-    ) == sorted(dispatched_packs)
-
+    rows = list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"))))
+    assert [
+        (row["Battery Serial Number"], row["Weight (kg)"], row["Date"]) for row in rows
+    ] == [
+        ("MAIL-1", "41.500", period.first.isoformat()),
+        ("MAIL-2", "38.250", period.first.isoformat()),
+    ]
+    assert list(rows[0]) == [column["header"] for column in pack_schema.columns]
     [delivery] = EmailDelivery.objects.all()
     assert delivery.status == DeliveryStatus.SENT
     assert delivery.attempt == 1
@@ -655,3 +654,46 @@ def test_nobody_edits_a_delivery(client, owner, crontab):
     change = reverse("admin:compliance_emaildelivery_change", args=[delivery.pk])
     assert client.post(change, {"status": "failed"}).status_code == 403
     assert EmailDelivery.objects.get().status == "sent"
+
+
+def test_an_owner_who_may_no_longer_approve_stops_the_sends(
+    smtp_server, eager, owner, crontab, pack_schema, dispatched_packs
+):
+    schedule = make_schedule(owner, crontab)
+    owner.role = "planner"
+    owner.apply_role_flags()
+    owner.save()
+
+    result = tasks_mailing.scheduled_return_send_task.apply(
+        kwargs={"schedule_id": schedule.pk}
+    )
+
+    assert result.get() == "failed"
+    [delivery] = EmailDelivery.objects.all()
+    assert (delivery.attempt, delivery.status) == (1, "failed")
+    assert delivery.error.startswith(
+        "The schedule's owner compliance-admin may no longer approve a return"
+    )
+    assert not ComplianceReturn.objects.exists()
+    assert smtp_server.envelopes == []
+
+
+def test_an_admin_saving_a_schedule_takes_it_over(client, make_user, owner, crontab):
+    schedule = make_schedule(owner, crontab)
+    other = make_user("admin", username="second-admin")
+    client.force_login(other)
+
+    change = reverse("admin:compliance_scheduledreturn_change", args=[schedule.pk])
+    response = client.post(change, _form(crontab, name="CPCB monthly"))
+
+    assert response.status_code == 302
+    schedule.refresh_from_db()
+    assert schedule.owner == other
+    [audit] = AuditRecord.objects.filter(
+        action="compliance.scheduledreturn.owner_changed"
+    )
+    assert (audit.actor_id, audit.before, audit.after) == (
+        other.pk,
+        {"owner": "compliance-admin"},
+        {"owner": "second-admin"},
+    )

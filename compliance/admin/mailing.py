@@ -13,6 +13,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 
+from bpmos import audit
 from bpmos.adminkit import (
     AdminReaderMixin,
     AuditedModelAdmin,
@@ -135,11 +136,19 @@ class ScheduledReturnAdmin(AdminReaderMixin, AuditedModelAdmin):
         return _is_admin(request)
 
     def save_model(self, request, obj, form, change):
-        if not change:
-            # Whoever schedules it approves every return it sends.
-            obj.owner = request.user
+        # The admin who (last) schedules it approves every return it sends.
+        previous = obj.owner if change else None
+        obj.owner = request.user
         with transaction.atomic():
             super().save_model(request, obj, form, change)
+            if previous is not None and previous.pk != request.user.pk:
+                audit.record(
+                    actor=request.user,
+                    action="compliance.scheduledreturn.owner_changed",
+                    target=obj,
+                    before={"owner": previous.get_username()},
+                    after={"owner": request.user.get_username()},
+                )
             mailing.schedule_sync(obj)
 
     def delete_model(self, request, obj):
