@@ -183,7 +183,9 @@ class Attachment:
         bytes (a text/* part sent as text may have its line ends rewritten on
         the way), so the SHA-256 in the mail's body checks."""
         maintype, subtype = self.mimetype.split("/", 1)
-        part = MIMEBase(maintype, subtype)
+        # The CSV is UTF-8 (compliance.csvsafe); say so, or a reader guesses.
+        params = {"charset": "utf-8"} if maintype == "text" else {}
+        part = MIMEBase(maintype, subtype, **params)
         part.set_payload(self.content)
         encoders.encode_base64(part)
         part.add_header("Content-Disposition", "attachment", filename=self.filename)

@@ -280,6 +280,11 @@ def test_a_scheduled_return_is_mailed_with_its_csv(
     assert (ret.period_start, ret.period_end) == (period.first, period.last)
     assert ret.status == ReturnStatus.APPROVED
     assert ret.approved_by == owner
+    [part] = list(message.iter_attachments())
+    assert (part.get_content_type(), part.get_content_charset()) == (
+        "text/csv",
+        "utf-8",
+    )
     name, content = attachment_of(message)
     assert name == (
         f"compliance-return-{period.first}-to-{period.last}-{ret.pk}"
