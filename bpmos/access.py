@@ -241,7 +241,15 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     # --- reports (control-UI contract, group VIII) ---
     # Every signed-in user may call the routes; which reports a caller sees and
     # opens is the ACTIONS rule "report.<reportId>" below.
-    # (report routes)
+    # Downloads and jobs: the route lets every signed-in user in; the view
+    # checks "report.<reportId>". Asking for a job writes no plant data (only a
+    # rendering), so auditors may; a job is seen only by its creator and admins.
+    "report-download": {"GET": EVERYONE},
+    "report-jobs": {"POST": REPORT_READERS},
+    "report-job-detail": {"GET": EVERYONE},
+    "report-job-file": {"GET": EVERYONE},
+    "report-list": {"GET": EVERYONE},
+    "report-preview": {"GET": EVERYONE},
 }
 
 # Rules finer than a route: one route and method whose callers differ by what the
@@ -273,7 +281,15 @@ ACTIONS: Final[dict[str, frozenset[Role]]] = {
     "passport-event.end_of_life": SUPERVISORS,
     "passport-event.recycled": SUPERVISORS,
     # --- reports: who opens which report (list, preview, download, jobs) ---
-    # (report actions)
+    # The operational reports: all but the shop floor's operators.
+    "report.production-by-work-order": REPORT_READERS,
+    "report.oee-by-line-shift": REPORT_READERS,
+    "report.exceptions-escalations": REPORT_READERS,
+    "report.inventory-ageing-holds": REPORT_READERS,
+    # Every battery's ledger, restricted data included: who may see that.
+    "report.passport-ledger-extract": PASSPORT_RESTRICTED_READERS,
+    "report.epr-return": COMPLIANCE_READERS,
+    "report.audit-extract": AUDIT_READERS,
 }
 
 

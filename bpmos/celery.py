@@ -65,5 +65,11 @@ BEAT_SCHEDULE = {
         "schedule": 5.0,
         "options": {"expires": 4.0},
     },
+    # Report jobs' files and rows past BPMOS_REPORT_JOB_KEEP_HOURS; stalled jobs.
+    "report-jobs-prune": {
+        "task": "compliance.tasks_reports.report_jobs_prune_task",
+        "schedule": 3600.0,
+        "options": {"expires": 3000.0},
+    },
 }
 app.conf.beat_schedule = BEAT_SCHEDULE

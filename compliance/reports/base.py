@@ -5,13 +5,22 @@ the apps' selectors. Views, the PDF renderer, the job runner and the scheduled
 mail all go through the same methods:
 
 * ``parse(query)``: the request's query values → typed parameters (400 with
-  field details on bad input, via ``bpmos.errors.InvalidInput``);
+  field details on bad input, via ``bpmos.errors.InvalidInput``). The base
+  class parses every declared ``Param`` by its type, fills the defaults (a
+  ``from``/``to`` pair: the last 30 plant days up to today) and calls
+  ``check`` for what only the subclass knows (does that line exist?);
+* ``echo(params)``: the parsed parameters as JSON (dates ISO 8601), what the
+  preview shows and a job stores: ``parse(echo(params)) == params``;
 * ``count(params)``: how many rows the full report has;
 * ``rows(params)``: the rows, in order, as dicts keyed by ``Column.key``
-  (a generator: a year of ledger events is never held in memory at once);
+  (a generator: a year of ledger events is never held in memory at once).
+  Values are JSON-able already: str, int, float, bool or None; a date is
+  ``"2026-12-03"``, a time ``"2026-12-03T10:30:00Z"`` (UTC), a percentage a
+  number (``61.7``);
 * ``summary(params)``: a few headline figures (``[{"label", "value"}]``);
 * ``charts(params)``: the report's charts as data (``Chart``), drawn by
-  ``compliance.reports.charts`` into the PDF.
+  ``compliance.reports.charts`` into the PDF;
+* ``empty_message(params)``: what the preview says when there are no rows.
 
 Registering: ``@register`` on a ``Report`` subclass puts an instance into
 ``REGISTRY`` by its ``id``. Who may open a report is ``bpmos.access.ACTIONS
@@ -20,11 +29,22 @@ Registering: ``@register`` on a ``Report`` subclass puts an instance into
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any, ClassVar
 
-from bpmos.errors import NotFound
+from bpmos.errors import InvalidInput, NotFound
+from compliance import periods
+
+# Dates a report accepts (as the API's times: bpmos.fields.EARLIEST/LATEST).
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2099, 12, 31)
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+# Slugs and codes as the apps store them; also keeps NUL bytes and megabyte
+# strings away from the database.
+_TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,99}$")
 
 
 @dataclass(frozen=True)
@@ -45,6 +65,42 @@ class Param:
             "default": self.default,
             "choices": list(self.choices),
         }
+
+    def parse(self, raw: str) -> Any:
+        """One query value by this parameter's type; ValueError says why not."""
+        if raw == "":
+            raise ValueError("Empty: leave the parameter out for its default.")
+        if self.type == "date":
+            return parse_day(raw)
+        if self.type == "fy":
+            periods.fy_parse(raw)
+            return raw
+        if self.type == "choice":
+            if raw not in self.choices:
+                raise ValueError(f"One of: {', '.join(self.choices)}.")
+            return raw
+        if self.type == "integer":
+            if not re.fullmatch(r"-?[0-9]{1,9}", raw):
+                raise ValueError("A whole number.")
+            return int(raw)
+        if not _TOKEN.match(raw):
+            raise ValueError(
+                "Letters, digits and - _ . : @ + only, at most 100 characters."
+            )
+        return raw
+
+
+def parse_day(raw: str) -> date:
+    """``"2026-12-03"`` → a date in [2000-01-01, 2099-12-31]; ValueError else."""
+    if not _DATE.match(raw):
+        raise ValueError("A date written YYYY-MM-DD, e.g. 2026-12-03.")
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"{raw} is not a day of the calendar.") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(f"Between {FIRST_DAY} and {LAST_DAY}.")
+    return day
 
 
 @dataclass(frozen=True)
@@ -105,6 +161,9 @@ class Report:
     columns: ClassVar[tuple[Column, ...]] = ()
     chart_ids: ClassVar[tuple[str, ...]] = ()
     formats: ClassVar[tuple[str, ...]] = ("csv", "pdf")
+    # A from/to pair: days, inclusive, in plant time (compliance.periods).
+    default_span_days: ClassVar[int] = 30
+    max_span_days: ClassVar[int] = 366
 
     @property
     def action(self) -> str:
@@ -112,7 +171,63 @@ class Report:
         return f"report.{self.id}"
 
     def parse(self, query: Mapping[str, str]) -> dict[str, Any]:
-        raise NotImplementedError
+        """Every declared parameter by its type, with its default when absent
+        (None for an optional filter); 400 naming each bad field. Keys the
+        report does not declare are ignored."""
+        errors: dict[str, list[str]] = {}
+        params: dict[str, Any] = {}
+        for param in self.params:
+            raw = query.get(param.name)
+            if raw is None:
+                params[param.name] = None
+                continue
+            try:
+                params[param.name] = param.parse(str(raw))
+            except ValueError as exc:
+                errors[param.name] = [str(exc)]
+        if not errors:
+            self._defaults(params, errors)
+        if not errors:
+            self.check(params, errors)
+        if errors:
+            first = next(iter(errors))
+            raise InvalidInput(
+                f"{first}: {errors[first][0]}",
+                code="validation_error",
+                details=errors,
+            )
+        return params
+
+    def _defaults(self, params: dict[str, Any], errors: dict[str, list[str]]) -> None:
+        names = {param.name for param in self.params}
+        if {"from", "to"} <= names:
+            last = params["to"] or periods.local_date(_now())
+            first = params["from"] or last - timedelta(days=self.default_span_days - 1)
+            if first > last:
+                errors["from"] = [f"Must be on or before to ({last.isoformat()})."]
+                return
+            if (last - first).days + 1 > self.max_span_days:
+                errors["to"] = [f"At most {self.max_span_days} days after from."]
+                return
+            params["from"], params["to"] = first, last
+        if "fy" in names and params["fy"] is None:
+            params["fy"] = periods.fy_current()
+
+    def check(self, params: dict[str, Any], errors: dict[str, list[str]]) -> None:
+        """Checks against the data (an unknown line): add to ``errors``."""
+
+    def echo(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The parsed parameters as JSON: dates as ``YYYY-MM-DD``."""
+        return {
+            key: value.isoformat() if isinstance(value, date) else value
+            for key, value in params.items()
+        }
+
+    def empty_message(self, params: dict[str, Any]) -> str:
+        """What the preview panel says when the report has no rows."""
+        if params.get("from"):
+            return f"No data between {params['from']} and {params['to']}."
+        return "No data."
 
     def count(self, params: dict[str, Any]) -> int:
         raise NotImplementedError
@@ -144,6 +259,17 @@ class Report:
             "charts": list(self.chart_ids),
             "formats": list(self.formats),
         }
+
+
+def period_of(params: dict[str, Any]) -> periods.Period:
+    """The plant-time days ``from`` to ``to`` of parsed parameters."""
+    return periods.Period(params["from"], params["to"])
+
+
+def _now():
+    from django.utils import timezone
+
+    return timezone.now()
 
 
 REGISTRY: dict[str, Report] = {}
