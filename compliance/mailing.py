@@ -34,7 +34,7 @@ from django_celery_beat.models import PeriodicTask
 
 from bpmos import access
 from bpmos.errors import DomainError, Forbidden, InvalidInput
-from compliance import returns
+from compliance import epr, returns
 from compliance.models import (
     ComplianceReturn,
     CsvSchema,
@@ -47,6 +47,9 @@ from compliance.models import (
     SchemaLevel,
 )
 from compliance.periods import Period, fy_label, fy_of, fy_period, local_date
+from compliance.reports.base import Param
+from compliance.reports.catalog import EPRReturn
+from compliance.reports.pdf import report_pdf
 from elog import audit
 
 TASK_NAME = "compliance.tasks_mailing.scheduled_return_send_task"
@@ -239,12 +242,68 @@ def _return_for(
     return returns.return_approve(return_id=ret.pk, actor=schedule.owner)
 
 
-def _pdf(ret: ComplianceReturn) -> bytes:
-    raise InvalidInput(
-        "PDF attachments are not available yet (compliance.reports.pdf is not "
-        "part of this build); choose the CSV format.",
-        details={"format": ["PDF is not available; choose CSV."]},
+class ReturnDocument(EPRReturn):
+    """The EPR return report (``compliance.reports.catalog.EPRReturn``) over
+    an approved return's frozen rows and figures instead of live ones: the
+    PDF shows exactly what was approved, as the CSV does."""
+
+    params = (
+        Param("period", "string", "Period (plant time)"),
+        Param("returnId", "string", "Return"),
+        Param("approvedBy", "string", "Approved by"),
     )
+
+    def __init__(self, ret: ComplianceReturn) -> None:
+        self.ret = ret
+        self.title = f"Compliance return {ret.pk}: {_span(ret)}"
+
+    def params_for_pdf(self) -> dict[str, str]:
+        ret = self.ret
+        approver = ret.approved_by.get_username() if ret.approved_by else ""
+        return {
+            "fy": _span(ret),  # the base report's chart title names it
+            "period": f"{ret.period_start} to {ret.period_end}",
+            "returnId": str(ret.pk),
+            "approvedBy": f"{approver} ({ret.approved_role})" if approver else "",
+        }
+
+    def _facts(self, params) -> list[epr.PackFact]:
+        return [
+            epr.PackFact(
+                passport_id=line.passport_id,
+                event=line.event,
+                occurred_at=line.occurred_at,
+                serial=line.serial,
+                bpan=line.bpan,
+                model=line.model,
+                category=line.category or None,
+                chemistry=line.chemistry,
+                mass_kg=line.mass_kg,
+                custodian=line.custodian,
+            )
+            # Line ids keep the order the return was built (and hashed) in.
+            for line in self.ret.lines.order_by("id")
+        ]
+
+    def _figures(self, params) -> dict:
+        return self.ret.figures
+
+    def charts(self, params):
+        charts = super().charts(params)
+        for chart in charts:
+            chart.title = f"EPR {_span(self.ret)}: against the obligations"
+        return charts
+
+
+def _span(ret: ComplianceReturn) -> str:
+    if ret.financial_year:
+        return f"FY {ret.financial_year}"
+    return f"{ret.period_start} to {ret.period_end}"
+
+
+def _pdf(ret: ComplianceReturn) -> bytes:
+    document = ReturnDocument(ret)
+    return report_pdf(document, document.params_for_pdf())
 
 
 def attachment_for(

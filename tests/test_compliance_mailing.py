@@ -27,9 +27,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler
+from pypdf import PdfReader
 
 from bpmos.celery import app as celery_app
-from compliance import mailing, tasks_mailing
+from compliance import epr, mailing, returns, tasks_mailing
 from compliance.models import (
     ComplianceReturn,
     CsvSchema,
@@ -47,6 +48,7 @@ from tests.factories_passports import EVENT_DATA, register
 pytestmark = pytest.mark.django_db
 
 IST = plant_zone
+PATH_TO_DISPATCH = ("qa_passed", "provisioned", "warehoused", "reserved", "dispatched")
 
 
 def free_port() -> int:
@@ -159,10 +161,7 @@ def dispatched_packs():
             mass_kg=mass,
             manufactured_at=made.isoformat(),
         )
-        for offset, kind in enumerate(
-            ("qa_passed", "provisioned", "warehoused", "reserved", "dispatched"),
-            start=1,
-        ):
+        for offset, kind in enumerate(PATH_TO_DISPATCH, start=1):
             record_at(pack, kind, made + timedelta(minutes=10 * offset))
         serials.append(pack.serial)
     return serials
@@ -195,6 +194,12 @@ def make_schedule(owner, crontab, **changes) -> ScheduledReturn:
         "owner": owner,
     }
     return ScheduledReturn.objects.create(**(values | changes))
+
+
+def pdf_text(content: bytes) -> str:
+    return "\n".join(
+        page.extract_text() for page in PdfReader(io.BytesIO(content)).pages
+    )
 
 
 def attachment_of(message) -> tuple[str, bytes]:
@@ -324,8 +329,6 @@ def test_a_scheduled_return_is_mailed_with_its_csv(
 
 
 def _csv_of(ret, schema) -> bytes:
-    from compliance import returns
-
     return returns.return_csv(ret, schema)
 
 
@@ -403,7 +406,7 @@ def test_a_permanent_refusal_fails_at_once(
     assert smtp_server.envelopes == []
 
 
-def test_a_pdf_schedule_fails_with_a_clear_error(
+def test_a_pdf_schedule_mails_the_approved_return_as_a_pdf(
     smtp_server, eager, owner, crontab, pack_schema, dispatched_packs
 ):
     schedule = make_schedule(owner, crontab, format="pdf")
@@ -412,13 +415,65 @@ def test_a_pdf_schedule_fails_with_a_clear_error(
         kwargs={"schedule_id": schedule.pk}
     )
 
-    assert result.get() == "failed"
+    assert result.get() == "sent"
+    [message] = smtp_server.messages()
+    [part] = list(message.iter_attachments())
+    assert part.get_content_type() == "application/pdf"
+    name, content = attachment_of(message)
+    [ret] = ComplianceReturn.objects.all()
+    period = last_month()
+    assert name == f"compliance-return-{period.first}-to-{period.last}-{ret.pk}.pdf"
+    text = "\n".join(
+        page.extract_text() for page in PdfReader(io.BytesIO(content)).pages
+    )
+    assert f"Compliance return {ret.pk}: {period.first} to {period.last}" in text
+    assert "Approved by: compliance-admin (admin)" in text
+    assert "MAIL-1" in text
+    assert "MAIL-2" in text
     [delivery] = EmailDelivery.objects.all()
-    assert (delivery.attempt, delivery.status) == (1, "failed")
-    assert "PDF attachments are not available" in delivery.error
-    assert smtp_server.envelopes == []
-    [audit] = AuditRecord.objects.filter(action="compliance_email_failed")
-    assert audit.after["error"] == delivery.error
+    assert delivery.checksum == hashlib.sha256(content).hexdigest()
+
+
+def test_a_pdf_shows_the_rows_as_approved_not_as_they_are_now(
+    settings, tmp_path, owner, crontab, pack_schema, dispatched_packs
+):
+    """A retry re-sends the return the first attempt built: a pack dispatched
+    into the period since then is not in it (the PDF is the frozen return)."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path / "mail")
+    schedule = make_schedule(owner, crontab, format="pdf")
+    period = last_month()
+    ret = returns.return_build(period=period, actor=owner)
+    returns.return_approve(return_id=ret.pk, actor=owner)
+    # Dispatched in the period, but recorded after the return was built.
+    made = datetime.combine(period.first, datetime.min.time(), tzinfo=IST())
+    made += timedelta(hours=5)
+    late = register(
+        "pack",
+        serial="MAIL-LATE",
+        model="PACK-LFP",
+        mass_kg="40",
+        manufactured_at=made.isoformat(),
+    )
+    for offset, kind in enumerate(PATH_TO_DISPATCH, start=1):
+        record_at(late, kind, made + timedelta(minutes=offset))
+    assert "MAIL-LATE" in [f.serial for f in epr.pack_facts(period)]
+
+    delivery = mailing.scheduled_send(
+        schedule_id=schedule.pk, attempt=2, return_id=ret.pk
+    )
+
+    assert (delivery.status, delivery.ret_id) == ("sent", ret.pk)
+    [written] = list((tmp_path / "mail").iterdir())
+    message = email.message_from_bytes(
+        written.read_bytes(), policy=email.policy.default
+    )
+    _, content = attachment_of(message)
+    text = "\n".join(
+        page.extract_text() for page in PdfReader(io.BytesIO(content)).pages
+    )
+    assert "MAIL-1" in text
+    assert "MAIL-LATE" not in text
 
 
 def test_a_deleted_schedule_sends_nothing(smtp_server, eager):
