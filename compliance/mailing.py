@@ -412,7 +412,8 @@ def scheduled_send(
     return_id: int | None = None,
     now: datetime | None = None,
 ) -> EmailDelivery | None:
-    """One attempt to mail a schedule's return; None when the schedule is gone.
+    """One attempt to mail a schedule's return; None when the schedule is gone
+    (its beat task is then deleted too).
 
     Records an ``EmailDelivery`` (``sending`` before the mail server is asked,
     then ``sent``, ``retrying`` or ``failed`` with the error), updates the
@@ -429,6 +430,8 @@ def scheduled_send(
         .first()
     )
     if schedule is None:
+        # Deleted outside the admin: stop beat from running its task for ever.
+        PeriodicTask.objects.filter(name=periodic_task_name(schedule_id)).delete()
         return None
     delivery = EmailDelivery.objects.create(
         schedule=schedule,

@@ -476,11 +476,20 @@ def test_a_pdf_shows_the_rows_as_approved_not_as_they_are_now(
     assert "MAIL-LATE" not in text
 
 
-def test_a_deleted_schedule_sends_nothing(smtp_server, eager):
+def test_a_deleted_schedule_sends_nothing_and_its_beat_task_goes(
+    smtp_server, eager, crontab
+):
+    orphan = PeriodicTask.objects.create(
+        name="compliance-return:987654",
+        task=mailing.TASK_NAME,
+        crontab=crontab,
+        kwargs=json.dumps({"schedule_id": 987654}),
+    )
     result = tasks_mailing.scheduled_return_send_task.apply(
         kwargs={"schedule_id": 987654}
     )
     assert result.get() == "missing"
+    assert not PeriodicTask.objects.filter(pk=orphan.pk).exists()
     assert not EmailDelivery.objects.exists()
     assert smtp_server.envelopes == []
 
