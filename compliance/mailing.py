@@ -328,12 +328,13 @@ def _subject(schedule: ScheduledReturn, period: Period) -> str:
 
 def _body(schedule: ScheduledReturn, period: Period, attachment: Attachment) -> str:
     ret = attachment.ret
+    approver = (ret.approved_by or schedule.owner).get_username()
     return (
         f"The compliance return of {period.first} to {period.last} (plant time"
         f"{', FY ' + period.financial_year if period.financial_year else ''}) "
         f'is attached, as scheduled in BPM-OS ("{schedule.name}").\n\n'
         f"Return: {ret.pk}, {ret.row_count} pack rows, approved by "
-        f"{schedule.owner.get_username()}.\n"
+        f"{approver}.\n"
         f"Attachment: {attachment.filename}, SHA-256 {attachment.checksum}.\n"
     )
 

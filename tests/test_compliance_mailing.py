@@ -282,6 +282,8 @@ def test_a_scheduled_return_is_mailed_with_its_csv(
     )
     assert message["To"] == "epr@cpcb.example, compliance@plant.example"
     [ret] = ComplianceReturn.objects.all()
+    body = message.get_body(preferencelist=("plain",)).get_content()
+    assert f"Return: {ret.pk}, 2 pack rows, approved by compliance-admin." in body
     assert (ret.period_start, ret.period_end) == (period.first, period.last)
     assert ret.status == ReturnStatus.APPROVED
     assert ret.approved_by == owner
@@ -311,6 +313,7 @@ def test_a_scheduled_return_is_mailed_with_its_csv(
     assert delivery.recipients == "epr@cpcb.example, compliance@plant.example"
     assert delivery.attachment_name == name
     assert delivery.checksum == hashlib.sha256(content).hexdigest()
+    assert f"Attachment: {name}, SHA-256 {delivery.checksum}." in body
     assert delivery.error == ""
     assert delivery.sent_at is not None
     schedule.refresh_from_db()
