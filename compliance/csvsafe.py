@@ -7,8 +7,8 @@ tab or carriage return is stripped by some importers to reveal one. A serial,
 a custodian's name or a note typed by someone outside the plant can therefore
 carry ``=HYPERLINK(...)`` or a DDE payload into the regulator's return. Every
 text cell goes through ``escape_cell``: a cell beginning with one of those
-characters is prefixed with a single quote (``'``), which every spreadsheet
-shows as text and never evaluates.
+characters (or NUL, which OWASP ASVS 1.2.10 adds) is prefixed with a single
+quote (``'``), which every spreadsheet shows as text and never evaluates.
 
 Negative numbers: a cell that is exactly a decimal number (``-5``,
 ``-12.250``) is left alone. A spreadsheet reads it as the number it is, and
@@ -30,14 +30,15 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 # The characters a spreadsheet treats as the start of a formula (OWASP), plus
-# tab and carriage return, which some importers strip before looking.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# tab and carriage return, which some importers strip before looking, and NUL
+# (OWASP ASVS 1.2.10 lists it too).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0")
 ESCAPE_PREFIX = "'"
 _PLAIN_NEGATIVE = re.compile(r"-[0-9]+(\.[0-9]+)?")
 BOM = "\ufeff"
@@ -76,19 +77,33 @@ def escape_cell(value: Any) -> str:
     return ESCAPE_PREFIX + text
 
 
-def csv_text(header: list[str], rows: Iterable[list], *, bom: bool = False) -> str:
-    """The CSV as text (header first; every cell, headers too, escaped)."""
+def _writer_for(out: io.StringIO):
+    return csv.writer(out, dialect="excel", lineterminator="\r\n")
+
+
+def _encoded(text: str) -> bytes:
+    return _SURROGATE.sub("\ufffd", text).encode("utf-8")
+
+
+def csv_lines(
+    header: list[str], rows: Iterable[list], *, bom: bool = False
+) -> Iterator[bytes]:
+    """The CSV as UTF-8 byte chunks, one per row (header first), for a
+    ``StreamingHttpResponse`` or a file written as it goes: the same bytes as
+    ``csv_bytes`` without holding them all."""
     out = io.StringIO(newline="")
-    if bom:
-        out.write(BOM)
-    writer = csv.writer(out, dialect="excel", lineterminator="\r\n")
+    writer = _writer_for(out)
     writer.writerow([escape_cell(name) for name in header])
+    first = out.getvalue()
+    yield _encoded((BOM if bom else "") + first)
     for row in rows:
+        out.seek(0)
+        out.truncate()
         writer.writerow([escape_cell(value) for value in row])
-    return out.getvalue()
+        yield _encoded(out.getvalue())
 
 
 def csv_bytes(header: list[str], rows: Iterable[list], *, bom: bool = False) -> bytes:
     """The CSV as UTF-8 bytes: RFC 4180 quoting, CRLF, cells escaped against
     CSV injection, no byte-order mark unless ``bom``."""
-    return _SURROGATE.sub("\ufffd", csv_text(header, rows, bom=bom)).encode("utf-8")
+    return b"".join(csv_lines(header, rows, bom=bom))

@@ -1,4 +1,4 @@
-"""Compliance returns (issue 14): build a return for a period (the EPR figures
+"""Compliance returns: build a return for a period (the EPR figures
 and the pack rows behind them, frozen), approve it (supervisor, plant head or
 admin; recorded), export it as the regulator's CSV (only approved; checksum
 headers; one ``compliance_export`` audit row per export), CSV layouts from a
@@ -15,10 +15,13 @@ import csv
 import hashlib
 import importlib
 import io
+import threading
+from collections import Counter
 from decimal import Decimal
 
 import pytest
 from django.apps import apps
+from django.db import connections
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -32,7 +35,9 @@ from compliance.models import (
     ReturnLine,
     ReturnStatus,
 )
+from compliance.periods import fy_period
 from elog.models import AuditRecord
+from elog.services import audit_chain_verify
 from passports import ledger, services
 from passports.models import EventKind, Passport
 from tests.conftest import bearer
@@ -273,6 +278,10 @@ def test_build_from_to_period(plant, boss):
         ({"from": "2025-13-01", "to": "2025-12-01"}, "from"),
         ({"fy": 2025}, "fy"),
         ({"fy": FY, "note": "x" * 301}, "note"),
+        ({"fy": None}, "fy"),
+        ({"fy": FY, "note": None}, "note"),
+        ({"from": 20250401, "to": "2025-05-01"}, "from"),
+        ([FY], "non_field_errors"),
     ],
 )
 def test_build_refuses_bad_periods(boss, body, field):
@@ -525,6 +534,9 @@ def test_export_with_accept_text_csv(approved, boss):
         ({"schema": "no-such-layout"}, 400, "schema"),
         ({"schema": "bad slug!"}, 400, "schema"),
         ({"returnId": 987654}, 404, None),
+        ({"returnId": None}, 400, "returnId"),
+        ({"schema": ""}, 400, "schema"),
+        ([1], 400, "non_field_errors"),
     ],
 )
 def test_export_bad_bodies(approved, boss, body, status, field):
@@ -723,6 +735,7 @@ def test_admin_approve_action(plant, boss, client, make_user):
         ("@SUM(A1:A2)", "'@SUM(A1:A2)"),
         ("\t=1+1", "'\t=1+1"),
         ("\r=1+1", "'\r=1+1"),
+        ("\0=1+1", "'\0=1+1"),
         (
             '=HYPERLINK("http://evil.example","x")',
             '\'=HYPERLINK("http://evil.example","x")',
@@ -783,6 +796,14 @@ def test_csv_round_trips_through_the_csv_reader():
             )
 
 
+def test_csv_lines_stream_the_same_bytes():
+    rows = [["a", "=b"], ["c,d", None]]
+    chunks = list(csvsafe.csv_lines(["x", "y"], iter(rows)))
+    assert len(chunks) == 3
+    assert b"".join(chunks) == csvsafe.csv_bytes(["x", "y"], rows)
+    assert chunks[1] == b"a,'=b\r\n"
+
+
 def test_csv_bytes_with_bom_for_excel():
     assert csvsafe.csv_bytes(["a"], [["b"]], bom=True) == b"\xef\xbb\xbfa\r\nb\r\n"
 
@@ -802,3 +823,72 @@ def test_return_csv_is_the_schema_layout(approved):
     assert table[1] == ["12.500", "BPM-PK-0001"]
     assert table[2] == ["7.250", "'" + EVIL_SERIAL]
     assert len(table) == 7
+
+
+# --- races (PostgreSQL) -----------------------------------------------------------
+
+
+def run_together(calls):
+    """Each call in its own thread (own connection), released together."""
+    barrier = threading.Barrier(len(calls))
+    results: list[object] = [None] * len(calls)
+
+    def work(index: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            results[index] = calls[index]()
+        except Exception as exc:
+            results[index] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgresql_only
+def test_concurrent_approvals_approve_once(make_user):
+    ret = returns.return_build(period=fy_period(FY), actor=None)
+    approvers = [make_user(Role.SUPERVISOR) for _ in range(6)]
+    results = run_together(
+        [
+            (lambda user=user: returns.return_approve(return_id=ret.pk, actor=user))
+            for user in approvers
+        ]
+    )
+    codes = Counter(getattr(r, "code", "ok") for r in results)
+    assert codes == Counter({"ok": 1, "illegal_transition": 5})
+    winner = next(r for r in results if isinstance(r, ComplianceReturn))
+    ret.refresh_from_db()
+    assert ret.approved_by_id == winner.approved_by_id
+    assert AuditRecord.objects.filter(action="compliance_return_approve").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgresql_only
+def test_concurrent_exports_are_each_counted_and_audited(make_user):
+    boss = make_user(Role.SUPERVISOR)
+    ret = returns.return_build(period=fy_period(FY), actor=boss)
+    returns.return_approve(return_id=ret.pk, actor=boss)
+    results = run_together(
+        [
+            lambda: returns.return_export(
+                return_id=ret.pk, schema_slug=None, actor=boss, source="test"
+            )
+            for _ in range(6)
+        ]
+    )
+    assert all(isinstance(r, returns.Export) for r in results), results
+    ret.refresh_from_db()
+    assert ret.export_count == 6
+    rows = exports()
+    assert sorted(row.after["exportCount"] for row in rows) == [1, 2, 3, 4, 5, 6]
+    assert {row.after["source"] for row in rows} == {"test"}
+    assert len({r.sha256 for r in results}) == 1  # the same bytes every time
+    assert audit_chain_verify().ok is True

@@ -201,6 +201,17 @@ EXPECTED: dict[str, frozenset[str] | str] = {
     "POST /api/lims/import": SUPERVISING,
     "POST /api/lims/fetch": SUPERVISING,
     "GET /api/lims/results": SIGNED_IN,
+    # --- compliance (docs/compliance.md) ---
+    # Returns: supervisors and above build, approve and export (the connectors
+    # contract: Supervisor or Admin; the plant head may do what a supervisor
+    # may); they and the auditor read them.
+    "GET /api/compliance/returns": RESTRICTED_READERS,
+    "POST /api/compliance/returns": SUPERVISING,
+    "GET /api/compliance/returns/{id}": RESTRICTED_READERS,
+    "GET /api/compliance/returns/{id}/lines": RESTRICTED_READERS,
+    "POST /api/compliance/returns/{id}/approve": SUPERVISING,
+    "POST /api/compliance/export": SUPERVISING,
+    "GET /api/compliance/schemas": RESTRICTED_READERS,
 }
 
 # Rules finer than a route (one route and method, callers differing by the body).
@@ -257,6 +268,9 @@ SUPERVISOR_DECISIONS = {
     "POST /api/work-orders/create",
     "POST /api/work-orders/maintenance/{id}/retry",
     "POST /api/lims/import",
+    "POST /api/compliance/returns",
+    "POST /api/compliance/returns/{id}/approve",
+    "POST /api/compliance/export",
 }
 SUPERVISOR_ACTIONS = {
     "issue-resolve",

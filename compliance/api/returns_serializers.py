@@ -78,7 +78,11 @@ class ReturnBuildSerializer(serializers.Serializer):
 class ReturnSerializer(serializers.ModelSerializer):
     """A return without its figures (the list)."""
 
-    financialYear = serializers.CharField(source="financial_year")
+    # Text, not an enum component: "status" names several enums in the schema.
+    status = serializers.CharField(help_text="draft or approved.")
+    financialYear = serializers.CharField(
+        source="financial_year", help_text='"2026-27"; empty when not one FY.'
+    )
     periodStart = serializers.DateField(source="period_start")
     periodEnd = serializers.DateField(source="period_end")
     rowCount = serializers.IntegerField(source="row_count")

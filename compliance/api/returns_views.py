@@ -125,6 +125,8 @@ class ReturnLinesView(generics.ListAPIView):
     filter_backends = [filters.DjangoFilterBackend]
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # drf-spectacular
+            return ReturnLine.objects.none()
         return returns.return_lines(return_id=int(self.kwargs["pk"]))
 
     @extend_schema(tags=_TAGS, parameters=[_ID])
@@ -142,7 +144,9 @@ class ReturnApproveView(BpmosAPIView):
         request=None,
         responses={
             200: s.ReturnDetailSerializer,
-            409: _error("The return is already approved (illegal_transition)."),
+            (409, "application/json"): _error(
+                "The return is already approved (illegal_transition)."
+            ),
         },
     )
     def post(self, request, pk: int):
@@ -188,11 +192,16 @@ class ExportView(BpmosAPIView):
             (200, "text/csv"): OpenApiResponse(
                 response=OpenApiTypes.BINARY,
                 description="The CSV (UTF-8, no BOM, CRLF, RFC 4180 quoting): "
-                "the schema's headers, then one row per pack or per category.",
+                "the schema's headers, then one row per pack or per category. "
+                "Headers: `Content-Disposition: attachment; filename=...`, "
+                "`X-Checksum-SHA256` (hex SHA-256 of the body), `Repr-Digest: "
+                "sha-256=:<base64>:` (RFC 9530) and `X-Row-Count`.",
             ),
-            400: _error("Invalid body, or no CSV schema of that slug."),
-            404: _error("No return of that id."),
-            409: _error(
+            (400, "application/json"): _error(
+                "Invalid body, or no CSV schema of that slug."
+            ),
+            (404, "application/json"): _error("No return of that id."),
+            (409, "application/json"): _error(
                 "The return is a draft (return_not_approved), none is approved "
                 "(no_approved_return), its rows were altered (return_altered), "
                 "or no schema is the default (no_default_schema)."

@@ -9,6 +9,12 @@ from bpmos.roles import Role
 class UserSerializer(serializers.ModelSerializer):
     """A user as the apps see it."""
 
+    # A plain string, not format "email": a user may have none (""), which an
+    # email-format schema would declare invalid.
+    email = serializers.CharField(
+        read_only=True, help_text="E-mail address; empty when none is set."
+    )
+
     class Meta:
         model = User
         fields = [
