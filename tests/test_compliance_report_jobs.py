@@ -6,6 +6,7 @@ download, and hidden from everyone but its creator and admins."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
@@ -13,6 +14,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 from pypdf import PdfReader
 from rest_framework.test import APIClient
@@ -195,6 +197,27 @@ def test_an_unexpected_failure_is_logged_not_shown(make_user, reports):
     )
 
 
+def test_a_job_the_prune_failed_meanwhile_stays_failed(make_user, reports):
+    job = create("test-watched", "csv", make_user(Role.PLANNER), rows="600", **SPAN)
+
+    class FailedMidway(WatchedReport):
+        def rows(self, params):
+            for n, row in enumerate(super().rows(params)):
+                if n == 100:  # the prune judged it stalled
+                    ReportJob.objects.filter(pk=job.pk).update(
+                        status=JobStatus.FAILED, error="stalled"
+                    )
+                yield row
+
+    base.REGISTRY["test-watched"] = FailedMidway()
+    after = jobs.job_run(job_id=job.pk)
+    assert (after.status, after.error, after.progress) == (
+        JobStatus.FAILED,
+        "stalled",
+        0,
+    )
+
+
 def test_a_creator_who_may_no_longer_open_the_report_gets_a_failed_job(make_user):
     user = make_user(Role.PLANNER)
     job = create("test-sample", "csv", user, **SPAN)
@@ -220,10 +243,13 @@ def test_the_prune_deletes_old_jobs_and_files_and_fails_stalled_ones(
     ReportJob.objects.filter(pk=stalled.pk).update(
         status=JobStatus.RUNNING, started_at=now - timedelta(hours=2)
     )
-    leftover = reports / "left-by-a-killed-worker.csv.part"
+    leftover = reports / f"{uuid.uuid4()}.csv.part"  # a killed worker's
     leftover.write_bytes(b"half")
+    foreign = reports / "notes.txt"  # not a job's: never touched
+    foreign.write_bytes(b"mine")
     day_old = (now - timedelta(hours=25)).timestamp()
-    os.utime(leftover, (day_old, day_old))
+    for path in (leftover, foreign):
+        os.utime(path, (day_old, day_old))
 
     assert tasks_reports.report_jobs_prune_task.apply().get() == 1
 
@@ -231,7 +257,7 @@ def test_the_prune_deletes_old_jobs_and_files_and_fails_stalled_ones(
         fresh.pk,
         stalled.pk,
     }
-    assert sorted(os.listdir(reports)) == [f"{fresh.pk}.csv"]
+    assert sorted(os.listdir(reports)) == sorted([f"{fresh.pk}.csv", "notes.txt"])
     stalled.refresh_from_db()
     assert stalled.status == JobStatus.FAILED
     assert stalled.error.startswith("The worker stopped")
@@ -274,6 +300,8 @@ def test_a_job_is_asked_for_polled_and_fetched_like_the_sync_download(eager, mak
     assert file.status_code == 200
     content = b"".join(file.streaming_content)
     assert file["X-Checksum-SHA256"] == hashlib.sha256(content).hexdigest()
+    digest = base64.b64encode(hashlib.sha256(content).digest()).decode()
+    assert file["Repr-Digest"] == f"sha-256=:{digest}:"
     assert file["Content-Disposition"] == (
         'attachment; filename="test-sample_2026-11-01_2026-11-07.csv"'
     )
@@ -392,3 +420,32 @@ def test_a_report_a_role_may_not_open_is_403_for_jobs_too(make_user):
     response = supervisor.get("/api/reports/audit-extract/download", {"format": "csv"})
     assert_envelope(response, 403, "permission_denied")
     assert ReportJob.objects.count() == 0
+
+
+# --- the admin --------------------------------------------------------------------
+
+CHANGELIST = "admin:compliance_reportjob_changelist"
+
+
+@pytest.mark.parametrize("role", [Role.ADMIN, Role.AUDITOR])
+def test_the_admin_lists_jobs_read_only(client, make_user, role):
+    job = create("test-broken", "csv", make_user(Role.PLANNER), **SPAN)
+    jobs.job_run(job_id=job.pk)
+    client.force_login(make_user(role, is_staff=True))
+    response = client.get(reverse(CHANGELIST), {"status__exact": "failed"})
+    assert response.status_code == 200
+    assert [row.pk for row in response.context["cl"].result_list] == [job.pk]
+    detail = client.get(reverse("admin:compliance_reportjob_change", args=[job.pk]))
+    assert detail.status_code == 200
+    assert "The ledger is being rebuilt" in detail.content.decode()
+
+
+def test_nobody_adds_changes_or_deletes_a_job_in_the_admin(client, make_user):
+    job = create("test-sample", "csv", make_user(Role.PLANNER), **SPAN)
+    client.force_login(make_user(Role.ADMIN, is_staff=True, is_superuser=True))
+    assert client.get(reverse("admin:compliance_reportjob_add")).status_code == 403
+    delete = reverse("admin:compliance_reportjob_delete", args=[job.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    change = reverse("admin:compliance_reportjob_change", args=[job.pk])
+    assert client.post(change, {"status": "done"}).status_code == 403
+    assert ReportJob.objects.get().status == JobStatus.QUEUED

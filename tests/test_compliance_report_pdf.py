@@ -9,6 +9,7 @@ services)."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import io
@@ -34,6 +35,8 @@ from tests.support import assert_envelope
 pytestmark = pytest.mark.django_db
 
 HOSTILE = "SN-0003<b>&amp;</i>"
+# Too long for one line of its column: a Paragraph, whose markup is escaped.
+HOSTILE_NOTE = "Seal <b>re-checked</b> & passed; " + "torque within limits " * 6
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -56,6 +59,7 @@ class SampleReport(Report):
         Column("massKg", "Mass (kg)", "number"),
         Column("soh", "State of health", "percent"),
         Column("passed", "Passed"),
+        Column("note", "Note"),
     )
     chart_ids = ("packs-per-day", "rejects-per-day")
 
@@ -70,6 +74,7 @@ class SampleReport(Report):
                 "massKg": 12.5 + n,
                 "soh": 97.5,
                 "passed": n % 2 == 0,
+                "note": HOSTILE_NOTE if n == 3 else "",
             }
 
     def summary(self, params):
@@ -156,12 +161,14 @@ def test_the_pdf_carries_title_parameters_summary_rows_and_chart_titles(sample):
     assert "1,234.5" in text
     assert "Packs per day" in text
     assert "Rejects per day" in text
-    for label in ("Serial", "Made at", "Mass (kg)", "State of", "Passed"):
-        assert label in text
+    flat = " ".join(text.split())  # headings wrap at their spaces
+    for label in ("Serial", "Made at", "Mass (kg)", "State of health", "Passed"):
+        assert label in flat
     assert "SN-0000" in text
     assert "SN-0005" in text
     assert "2026-11-02 01:30 UTC" in text  # the row's ISO time, printed for a person
     assert "17.5" in text
+    assert "yes" in text
     assert "97.5\u00a0%" in text or "97.5 %" in text
     assert "first" not in text  # nothing was cut
 
@@ -181,6 +188,7 @@ def test_a_report_without_charts_has_no_image(sample, monkeypatch):
 def test_markup_in_the_data_and_the_title_is_printed_as_written(sample):
     text = "\n".join(pages(render(sample, rows="5")))
     assert HOSTILE in text
+    assert "Seal <b>re-checked</b> & passed;" in text
     assert "SN-0004" in text  # the rows after it are there too
     assert "Sample <packs> & co" in text
 
@@ -203,8 +211,9 @@ def test_a_long_table_runs_over_pages_with_its_heading_on_each(sample):
     texts = pages(render(sample, rows="400"))
     assert len(texts) >= 4
     for text in texts[1:]:
-        assert "Serial" in text
-        assert "Made at" in text
+        flat = " ".join(text.split())
+        assert "Serial" in flat
+        assert "Made at" in flat
     assert "SN-0399" in texts[-1]
     assert "SN-0399" not in "".join(texts[:-1])
 
@@ -228,6 +237,19 @@ def test_progress_stops_at_the_limit(sample):
         row_limit=300,
     )
     assert heard == [(250, 300), (300, 300)]
+
+
+def test_pdfs_rendered_in_parallel_threads_are_alike(sample):
+    params = sample.parse({"rows": "120"})
+    stamp = timezone.now()
+
+    def one(_) -> list[str]:
+        return pages(pdf.report_pdf(sample, params, generated_at=stamp))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        texts = list(pool.map(one, range(4)))
+    assert texts == [one(None)] * 4
+    assert "SN-0119" in texts[0][-1]
 
 
 # --- charts -----------------------------------------------------------------------
@@ -282,6 +304,9 @@ def test_the_pdf_download_is_an_attachment_with_its_checksum(sample, make_user):
         'attachment; filename="test-sample_2026-11-01_2026-11-07.pdf"'
     )
     assert response["X-Checksum-SHA256"] == hashlib.sha256(body).hexdigest()
+    digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    assert response["Repr-Digest"] == f"sha-256=:{digest}:"
+    assert response["Cache-Control"] == "no-store"
     text = "\n".join(pages(body))
     assert "Sample <packs> & co" in text
     assert HOSTILE in text
@@ -296,11 +321,20 @@ def test_the_csv_download_streams_every_row(sample, make_user):
     )
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Cache-Control"] == "no-store"
+    assert "X-Checksum-SHA256" not in response  # streamed: not known up front
     assert response["Content-Disposition"] == (
         'attachment; filename="test-sample_2026-11-01_2026-11-07.csv"'
     )
     lines = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert lines[0] == ["Serial", "Made at", "Mass (kg)", "State of health", "Passed"]
+    assert lines[0] == [
+        "Serial",
+        "Made at",
+        "Mass (kg)",
+        "State of health",
+        "Passed",
+        "Note",
+    ]
     assert [line[0] for line in lines[1:]] == [
         "SN-0000",
         "SN-0001",
@@ -352,4 +386,21 @@ def test_a_real_report_renders_with_its_chart(make_user):
     assert f"WO-{order.pk}" in text
     assert "MOD-48V" in text
     assert "Stages completed" in text
+    assert image_count(response.content) == 1
+
+
+def test_a_real_report_with_no_data_draws_its_chart_as_no_data(make_user):
+    client = api(make_user(Role.PLANT_HEAD))
+    response = client.get(
+        "/api/reports/oee-by-line-shift/download",
+        {"format": "pdf", "from": "2026-11-01", "to": "2026-11-30"},
+    )
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == (
+        'attachment; filename="oee-by-line-shift_2026-11-01_2026-11-30.pdf"'
+    )
+    text = "\n".join(pages(response.content))
+    assert "OEE by line and shift" in text
+    assert "OEE per day and line" in text
+    assert "No rows for these parameters." in text
     assert image_count(response.content) == 1

@@ -3,13 +3,34 @@
 from __future__ import annotations
 
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from compliance.models import JobStatus, ReportJob
 
 FORMAT_CHOICES = ["csv", "pdf"]
-# A parameter's value as a report's query takes it: one scalar.
-_SCALARS = (str, int, float, bool)
+
+
+@extend_schema_field(
+    {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}
+)
+class ParameterValueField(serializers.Field):
+    """One report parameter's value: a string, a number or a boolean, as the
+    report's query string would carry it (null: leave it to the default)."""
+
+    default_error_messages = {
+        "invalid": "One value (a string, a number or a boolean), not a list."
+    }
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            return "true" if data else "false"
+        if isinstance(data, str | int | float):
+            return str(data)
+        self.fail("invalid")
+
+    def to_representation(self, value):
+        return value
 
 
 class ReportJobCreateSerializer(serializers.Serializer):
@@ -17,29 +38,16 @@ class ReportJobCreateSerializer(serializers.Serializer):
 
     format = serializers.ChoiceField(choices=FORMAT_CHOICES)
     parameters = serializers.DictField(
-        child=serializers.JSONField(),
+        child=ParameterValueField(allow_null=True),
         required=False,
         default=dict,
         help_text="The report's parameters as its query string takes them "
-        '(e.g. {"from": "2026-11-01", "to": "2026-11-30"}); one value each.',
+        '(e.g. {"from": "2026-11-01", "to": "2026-11-30"}); null or absent: '
+        "the report's default.",
     )
 
     def validate_parameters(self, value: dict) -> dict[str, str]:
-        """Each value one scalar, as a query value (a string); null is absent."""
-        errors = {}
-        query: dict[str, str] = {}
-        for key, item in value.items():
-            if item is None:
-                continue
-            if not isinstance(item, _SCALARS):
-                errors[key] = ["One value (a string or a number), not a list."]
-            elif isinstance(item, bool):
-                query[key] = "true" if item else "false"
-            else:
-                query[key] = str(item)
-        if errors:
-            raise serializers.ValidationError(errors)
-        return query
+        return {key: item for key, item in value.items() if item is not None}
 
 
 class ReportJobSerializer(serializers.ModelSerializer):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 from django.conf import settings
@@ -54,9 +55,19 @@ def _report_query() -> list[OpenApiParameter]:
     ]
 
 
-FILE = OpenApiResponse(
-    OpenApiTypes.BINARY, description="The file (text/csv or application/pdf)."
+_FILE_HEADERS = (
+    " Content-Disposition: attachment with the file's name; X-Checksum-SHA256"
+    " (hex) and Repr-Digest (RFC 9530): the file's SHA-256 (PDFs and job files;"
+    " a streamed CSV has none); Cache-Control: no-store."
 )
+FILE = {
+    (200, "text/csv"): OpenApiResponse(
+        OpenApiTypes.BINARY, description="The file." + _FILE_HEADERS
+    ),
+    (200, "application/pdf"): OpenApiResponse(
+        OpenApiTypes.BINARY, description="The file." + _FILE_HEADERS
+    ),
+}
 
 
 class FileNegotiation(DefaultContentNegotiation):
@@ -83,10 +94,20 @@ def _accepted(job) -> Response:
     return response
 
 
-def _attachment(response: HttpResponse, file_name: str) -> HttpResponse:
+def _attachment(
+    response: HttpResponse, file_name: str, sha256_hex: str | None = None
+) -> HttpResponse:
+    """A file download: its name, never cached (plant data), and when the
+    bytes are known, their SHA-256 (hex, and RFC 9530's ``Repr-Digest``, as
+    the returns export sends)."""
     response["Content-Disposition"] = content_disposition_header(
         as_attachment=True, filename=file_name
     )
+    response["Cache-Control"] = "no-store"
+    if sha256_hex:
+        response["X-Checksum-SHA256"] = sha256_hex
+        digest = base64.b64encode(bytes.fromhex(sha256_hex)).decode()
+        response["Repr-Digest"] = f"sha-256=:{digest}:"
     return response
 
 
@@ -101,7 +122,7 @@ class ReportDownloadView(BpmosAPIView):
     @extend_schema(
         tags=TAGS,
         parameters=[REPORT_ID, FORMAT, *_report_query()],
-        responses={200: FILE, 202: s.ReportJobSerializer},
+        responses={**FILE, (202, "application/json"): s.ReportJobSerializer},
     )
     def get(self, request, report_id: str):
         report = _report_for(report_id, request.user)
@@ -121,8 +142,7 @@ class ReportDownloadView(BpmosAPIView):
             return _attachment(response, name)
         body = report_pdf(report, params)
         response = HttpResponse(body, content_type=jobs.CONTENT_TYPES[fmt])
-        response["X-Checksum-SHA256"] = hashlib.sha256(body).hexdigest()
-        return _attachment(response, name)
+        return _attachment(response, name, hashlib.sha256(body).hexdigest())
 
 
 class ReportJobCreateView(BpmosAPIView):
@@ -161,9 +181,8 @@ class ReportJobFileView(BpmosAPIView):
 
     content_negotiation_class = FileNegotiation
 
-    @extend_schema(tags=TAGS, parameters=[JOB_ID], responses={200: FILE})
+    @extend_schema(tags=TAGS, parameters=[JOB_ID], responses=FILE)
     def get(self, request, job_id):
         job, path = jobs.job_file(job_id=job_id, user=request.user)
         response = FileResponse(path.open("rb"), content_type=job.content_type)
-        response["X-Checksum-SHA256"] = job.checksum
-        return _attachment(response, job.file_name)
+        return _attachment(response, job.file_name, job.checksum)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -44,6 +45,10 @@ PROGRESS_EVERY = 500
 # A job still running this long after it started lost its worker (a restart, a
 # kill past the task's time limit): the prune marks it failed.
 STALLED_AFTER = timedelta(hours=1)
+# The files jobs write in BPMOS_REPORT_DIR (and their temporary names).
+_JOB_FILE = re.compile(
+    r"^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\.(csv|pdf)(\.part)?$"
+)
 
 
 def format_check(report: Report, fmt: Any) -> str:
@@ -125,8 +130,9 @@ def job_file(*, job_id: UUID | str, user) -> tuple[ReportJob, Path]:
 
 
 def _update(job_id: UUID | str, **fields: Any) -> None:
-    # Plain UPDATEs in autocommit: whoever polls sees each step at once.
-    ReportJob.objects.filter(pk=job_id).update(**fields)
+    """Plain UPDATEs in autocommit, so whoever polls sees each step at once;
+    only while the job is running (the prune may have failed it meanwhile)."""
+    ReportJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(**fields)
 
 
 class _Ticker:
@@ -249,7 +255,9 @@ def job_run(*, job_id: UUID | str) -> ReportJob:
             finished_at=timezone.now(),
             **done,
         )
-    job.refresh_from_db()
+    job = ReportJob.objects.filter(pk=job.pk).first()
+    if job is None:  # pruned while it ran
+        raise NotFound("There is no such report job.")
     return job
 
 
@@ -259,7 +267,8 @@ def job_run(*, job_id: UUID | str) -> ReportJob:
 def jobs_prune(*, now=None) -> int:
     """Delete jobs (rows and files) asked for more than
     ``BPMOS_REPORT_JOB_KEEP_HOURS`` ago, and any file left in the directory
-    that old (a worker killed mid-write); mark jobs running for longer than
+    that old (a worker killed mid-write; only files named as jobs name
+    theirs); mark jobs running for longer than
     ``STALLED_AFTER`` failed. Returns how many jobs were deleted."""
     now = now or timezone.now()
     _update_stalled(now)
@@ -281,6 +290,8 @@ def jobs_prune(*, now=None) -> int:
     directory = Path(settings.BPMOS_REPORT_DIR)
     if directory.is_dir():
         for path in directory.iterdir():
+            if not _JOB_FILE.match(path.name):  # not ours: never touched
+                continue
             try:
                 old = path.is_file() and path.stat().st_mtime < cutoff.timestamp()
             except FileNotFoundError:  # another prune took it

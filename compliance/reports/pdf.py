@@ -228,40 +228,47 @@ def _widths(columns, cells: list[list[str]], available: float) -> list[float]:
     return [width + spare * width / sum(widths) for width in widths]
 
 
+def _cell(text: str, room: float, style: ParagraphStyle) -> str | Paragraph:
+    """A value that fits its column on one line as plain text (drawn as it is,
+    no markup read: a tenth of a Paragraph's cost over thousands of cells);
+    a longer one as an escaped Paragraph, which wraps."""
+    if "\n" not in text and stringWidth(text, FONT, CELL_SIZE) <= room:
+        return _CONTROL.sub("\ufffd", text)
+    return Paragraph(markup(text), style)
+
+
 def _rows_table(report: Report, cells: list[list[str]], styles, width: float):
     columns = report.columns
-    number_types = {"number", "percent"}
+    numbers = [column.type in {"number", "percent"} for column in columns]
+    widths = _widths(columns, cells, width)
+    rooms = [w - 2 * CELL_PAD - 0.5 for w in widths]
+    cell_styles = [styles["number" if n else "cell"] for n in numbers]
     head = [Paragraph(markup(column.label), styles["head"]) for column in columns]
     body = [
         [
-            Paragraph(
-                markup(text),
-                styles["number" if column.type in number_types else "cell"],
-            )
-            for column, text in zip(columns, row, strict=True)
+            _cell(text, room, style)
+            for text, room, style in zip(row, rooms, cell_styles, strict=True)
         ]
         for row in cells
     ]
-    table = LongTable(
-        [head, *body],
-        colWidths=_widths(columns, cells, width),
-        repeatRows=1,
-        hAlign="LEFT",
-    )
-    table.setStyle(
-        TableStyle(
-            [
-                ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e4e8ee")),
-                ("LINEBELOW", (0, 0), (-1, 0), 0.75, colors.HexColor("#555")),
-                ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, "#f6f7f9"]),
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ("LEFTPADDING", (0, 0), (-1, -1), CELL_PAD),
-                ("RIGHTPADDING", (0, 0), (-1, -1), CELL_PAD),
-                ("TOPPADDING", (0, 0), (-1, -1), 1.5),
-                ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
-            ]
-        )
-    )
+    table = LongTable([head, *body], colWidths=widths, repeatRows=1, hAlign="LEFT")
+    style = [
+        ("FONT", (0, 1), (-1, -1), FONT, CELL_SIZE, CELL_SIZE + 1.5),
+        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e4e8ee")),
+        ("LINEBELOW", (0, 0), (-1, 0), 0.75, colors.HexColor("#555")),
+        ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, "#f6f7f9"]),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("LEFTPADDING", (0, 0), (-1, -1), CELL_PAD),
+        ("RIGHTPADDING", (0, 0), (-1, -1), CELL_PAD),
+        ("TOPPADDING", (0, 0), (-1, -1), 1.5),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
+    ]
+    style += [
+        ("ALIGN", (index, 1), (index, -1), "RIGHT")
+        for index, number in enumerate(numbers)
+        if number
+    ]
+    table.setStyle(TableStyle(style))
     return table
 
 
