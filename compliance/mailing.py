@@ -317,8 +317,12 @@ def attachment_for(
     if schedule.format == ScheduleFormat.PDF:
         return Attachment(f"{stem}.pdf", _pdf(ret), "application/pdf", ret)
     schema = _schema_for(schedule)
-    content = returns.return_csv(ret, schema)
-    return Attachment(f"{stem}-{schema.slug}.csv", content, "text/csv", ret)
+    # A mailed CSV is an export like any other: counted on the return and
+    # audited as compliance_export (source "email"), by the schedule's owner.
+    export = returns.return_export(
+        return_id=ret.pk, schema_slug=schema.slug, actor=schedule.owner, source="email"
+    )
+    return Attachment(f"{stem}-{schema.slug}.csv", export.content, "text/csv", ret)
 
 
 def _subject(schedule: ScheduledReturn, period: Period) -> str:

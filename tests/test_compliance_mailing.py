@@ -334,6 +334,12 @@ def test_a_scheduled_return_is_mailed_with_its_csv(
     assert audit.after["delivery"] == delivery.pk
     assert audit.after["return"] == ret.pk
     assert audit.after["checksum"] == delivery.checksum
+    # The mailed CSV is an export: counted on the return, audited as one.
+    assert ret.export_count == 1
+    [export] = AuditRecord.objects.filter(action="compliance_export")
+    assert export.actor_id == owner.pk
+    assert export.after["source"] == "email"
+    assert export.after["sha256"] == delivery.checksum
 
 
 def _csv_of(ret, schema) -> bytes:
