@@ -17,8 +17,9 @@ class FinancialYearQuerySerializer(serializers.Serializer):
     fy = serializers.CharField(
         required=False,
         max_length=7,
+        min_length=7,
         help_text='Financial year, April to March, written "2026-27" '
-        "(default, or empty: the current one, in plant time).",
+        "(default: the current one, in plant time).",
     )
 
     def validate_fy(self, value: str) -> str:

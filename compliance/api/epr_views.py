@@ -7,6 +7,7 @@ from __future__ import annotations
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 
+from bpmos.errors import InvalidInput
 from bpmos.pagination import StandardPagination
 from bpmos.views import BpmosAPIView
 from compliance import categories, epr
@@ -17,7 +18,14 @@ from compliance.periods import Period, fy_current, fy_period
 _TAGS = ["compliance"]
 
 
-def _period(query: dict) -> Period:
+def _period(query: dict, raw_query) -> Period:
+    if raw_query.get("fy") == "":
+        raise InvalidInput(
+            "fy: empty; give a financial year like 2026-27, or leave fy out "
+            "for the current one.",
+            code="validation_error",
+            details={"fy": ["Empty: give a financial year like 2026-27."]},
+        )
     return fy_period(query.get("fy") or fy_current())
 
 
@@ -38,7 +46,9 @@ class EprFiguresView(BpmosAPIView):
     )
     def get(self, request):
         query = self.validated(s.FinancialYearQuerySerializer, query=True)
-        return self.respond(s.EprFiguresSerializer, epr.figures(_period(query)))
+        return self.respond(
+            s.EprFiguresSerializer, epr.figures(_period(query, request.query_params))
+        )
 
 
 class EprCategoryView(BpmosAPIView):
@@ -75,7 +85,7 @@ class EprCategoryView(BpmosAPIView):
     def get(self, request, category: str):
         wanted = categories.category_parse(category)
         query = self.validated(s.CategoryQuerySerializer, query=True)
-        period = _period(query)
+        period = _period(query, request.query_params)
         figures, facts = epr.category_detail(period, wanted)
         if query.get("event"):
             facts = [fact for fact in facts if fact.event == query["event"]]

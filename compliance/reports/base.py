@@ -175,10 +175,15 @@ class Report:
 
     def parse(self, query: Mapping[str, str]) -> dict[str, Any]:
         """Every declared parameter by its type, with its default when absent
-        (None for an optional filter); 400 naming each bad field. Keys the
-        report does not declare are ignored."""
+        (None for an optional filter); 400 naming each bad field. A parameter
+        another report takes but this one does not is a 400 too (the preview's
+        schema lists every report's parameters); other keys are ignored."""
         errors: dict[str, list[str]] = {}
         params: dict[str, Any] = {}
+        own = {param.name for param in self.params}
+        for name in sorted(set(query) & (_all_param_names() - own)):
+            takes = ", ".join(sorted(own)) or "no parameters"
+            errors[name] = [f"The report {self.id} does not take {name} ({takes})."]
         for param in self.params:
             raw = query.get(param.name)
             if raw is None:
@@ -274,6 +279,10 @@ def period_of(params: dict[str, Any]) -> periods.Period:
 
 
 REGISTRY: dict[str, Report] = {}
+
+
+def _all_param_names() -> set[str]:
+    return {param.name for report in REGISTRY.values() for param in report.params}
 
 
 def register(cls: type[Report]) -> type[Report]:
