@@ -15,9 +15,11 @@ import csv
 import hashlib
 import importlib
 import io
+import shutil
+import subprocess
 import threading
 from collections import Counter
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 import pytest
 from django.apps import apps
@@ -892,3 +894,113 @@ def test_concurrent_exports_are_each_counted_and_audited(make_user):
     assert {row.after["source"] for row in rows} == {"test"}
     assert len({r.sha256 for r in results}) == 1  # the same bytes every time
     assert audit_chain_verify().ok is True
+
+
+# --- the CSV in a real spreadsheet ---------------------------------------------
+# LibreOffice Calc (headless) opens the export: every cell arrives as the text or
+# number it was, and none becomes a formula. LibreOffice is a system package
+# (Debian's libreoffice-calc-nogui): .ci/run installs it, so CI always runs these;
+# without soffice they skip and the summary says so. A control converts the same
+# rows written WITHOUT escaping and finds the formulas, so the check can fail.
+
+SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
+needs_spreadsheet = pytest.mark.skipif(
+    SOFFICE is None,
+    reason="LibreOffice (soffice) is not installed; .ci/run installs it",
+)
+
+# What a person double-clicking the file gets: comma, double quote, UTF-8,
+# from line 1, formulas evaluated (Calc's default since 7.x).
+CSV_IMPORT = "CSV:44,34,76,1"
+
+
+def as_spreadsheet(tmp_path, content: bytes, name: str):
+    """The CSV converted by LibreOffice to .xlsx, read back with openpyxl."""
+    source = tmp_path / f"{name}.csv"
+    source.write_bytes(content)
+    profile = tmp_path / "lo-profile"
+    subprocess.run(
+        [
+            SOFFICE,
+            f"-env:UserInstallation=file://{profile}",
+            "--headless",
+            "--norestore",
+            f"--infilter={CSV_IMPORT}",
+            "--convert-to",
+            "xlsx",
+            "--outdir",
+            str(tmp_path),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    import openpyxl
+
+    return openpyxl.load_workbook(tmp_path / f"{name}.xlsx").active
+
+
+def formulas(sheet) -> list[str]:
+    return [
+        f"{cell.coordinate}: {cell.value}"
+        for row in sheet.iter_rows()
+        for cell in row
+        if cell.data_type == "f"
+    ]
+
+
+def same(sheet_value, csv_text: str) -> bool:
+    """A cell as the spreadsheet holds it equals the CSV's text: text exactly,
+    numbers as numbers (Calc reads 41.500 as 41.5), ISO days as dates."""
+    if sheet_value is None:
+        return csv_text == ""
+    if isinstance(sheet_value, str):
+        return sheet_value == csv_text
+    if hasattr(sheet_value, "date"):
+        return sheet_value.date().isoformat() == csv_text[:10]
+    try:
+        return Decimal(str(sheet_value)) == Decimal(csv_text)
+    except InvalidOperation:
+        return False
+
+
+@needs_spreadsheet
+def test_the_export_opens_as_text_and_numbers_never_formulas(approved, boss, tmp_path):
+    ret: ComplianceReturn = approved
+    export = returns.return_export(
+        return_id=ret.pk, schema_slug=None, actor=boss, source="test"
+    )
+    rows = list(csv.reader(io.StringIO(export.content.decode("utf-8"), newline="")))
+    assert any(EVIL_SERIAL in cell for row in rows for cell in row)
+
+    sheet = as_spreadsheet(tmp_path, export.content, "export")
+
+    assert formulas(sheet) == []
+    cells = [[cell.value for cell in row] for row in sheet.iter_rows()]
+    assert len(cells) == len(rows)
+    mismatches = [
+        (r, c, value, rows[r][c])
+        for r, row in enumerate(cells)
+        for c, value in enumerate(row[: len(rows[r])])
+        if not same(value, rows[r][c])
+    ]
+    assert mismatches == []
+    # The hostile serial is there, as text a person can read (with its prefix).
+    texts = {value for row in cells for value in row if isinstance(value, str)}
+    assert any(EVIL_SERIAL in text for text in texts)
+
+
+@needs_spreadsheet
+def test_the_same_rows_unescaped_would_have_been_formulas(tmp_path):
+    """The control: Calc evaluates what is not escaped, so the check above
+    would see a formula that slipped through."""
+    plain = io.StringIO(newline="")
+    writer = csv.writer(plain, lineterminator="\r\n")
+    writer.writerows([["serial", "recycler"], [EVIL_SERIAL, EVIL_RECYCLER]])
+    sheet = as_spreadsheet(tmp_path, plain.getvalue().encode(), "unescaped")
+    assert formulas(sheet) != []
+
+    escaped = csvsafe.csv_bytes(["serial", "recycler"], [[EVIL_SERIAL, EVIL_RECYCLER]])
+    sheet = as_spreadsheet(tmp_path, escaped, "escaped")
+    assert formulas(sheet) == []
