@@ -225,6 +225,13 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "lims-import": {"POST": SUPERVISORS},
     "lims-fetch": {"POST": SUPERVISORS},
     "lims-results": {"GET": EVERYONE},
+    # --- dashboards: summary, trends, distributions (control-UI contract group I) ---
+    # (kpi routes)
+    # --- dashboards: the role dashboards and their attention lists ---
+    # (role routes)
+    # --- logs: GET /api/logs (group VII) and the electronic shift log ---
+    # (logs routes)
+    # (shift log routes)
     # --- compliance: EPR figures and categories (docs/compliance.md) ---
     # Figures and the declarations behind them: who answers for the returns
     # and who checks them. Declarations are edited in the admin (admins).

@@ -26,6 +26,9 @@ api_patterns = [
     path("", include("scada.urls")),
     path("", include("compliance.urls")),
     path("", include("bpmos.dashboards.api.urls")),
+    path("", include("bpmos.dashboards.api.urls_kpis")),
+    path("", include("bpmos.dashboards.api.urls_roles")),
+    path("", include("bpmos.dashboards.api.urls_logs")),
 ]
 
 urlpatterns = [

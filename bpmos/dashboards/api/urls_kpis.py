@@ -1,0 +1,3 @@
+"""Routes of the kpis dashboards (see bpmos/urls.py)."""
+
+urlpatterns: list = []

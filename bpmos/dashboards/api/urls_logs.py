@@ -1,0 +1,3 @@
+"""Routes of the logs dashboards (see bpmos/urls.py)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Routes of the roles dashboards (see bpmos/urls.py)."""
+
+urlpatterns: list = []
