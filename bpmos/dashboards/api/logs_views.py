@@ -137,7 +137,7 @@ def _row(event: LogEvent) -> list:
     target = event.target
     return [
         event.id,
-        event.timestamp.astimezone(timezone.UTC).isoformat().replace("+00:00", "Z"),
+        event.timestamp,  # csvsafe writes it ISO 8601 UTC ("Z")
         event.category,
         event.severity,
         event.actor or "",
