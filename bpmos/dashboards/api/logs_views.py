@@ -91,6 +91,7 @@ class LogListView(BpmosAPIView):
 
     @extend_schema(
         tags=TAGS,
+        operation_id="logs_list",
         parameters=[*FILTERS, PAGE_SIZE],
         responses={200: s.LogPageSerializer},
     )
@@ -161,6 +162,7 @@ class LogExportView(BpmosAPIView):
 
     @extend_schema(
         tags=TAGS,
+        operation_id="logs_export",
         parameters=[*FILTERS, FORMAT],
         responses={
             (200, "text/csv"): OpenApiResponse(
