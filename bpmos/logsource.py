@@ -1,12 +1,15 @@
 """What every log source (``bpmos.logevents``) does the same way: the time
 window, the cursor, the order and the limit, applied in the database.
 
-An event's ``id`` is ``"<head>:<pk>"`` (``"audit:1042"``,
-``"system:cmms:7"``): the order of the stream is ``(timestamp, head, pk)``
-descending, pk compared as a number, so a source's page is its rows ordered
-by ``(timestamp desc, pk desc)`` (one index scan over ``(timestamp, id)``) and
-two events of equal timestamps from different sources always come in the same
-order. ``event_key`` is that order's key; ``page`` applies it to a queryset.
+The stream's order is ``LogEvent.cursor``, ``(timestamp, id)``, descending,
+the id compared as a string (``"shift_log:9"`` after ``"shift_log:10"``), as
+every source and the merge compare it. An id is ``"<head>:<pk>"``
+(``"audit:1042"``, ``"system:cmms:7"``); heads are letters, ``_`` and ``:``
+and none is another's prefix, so two ids of different heads compare as their
+heads do, and two of one head as their pks' decimal text does. A source's page
+is therefore its rows ordered by ``(timestamp desc, pk as text desc)``: the
+``(timestamp, id)`` index scanned backwards, the rows of one timestamp sorted
+among themselves (PostgreSQL's incremental sort), in one query.
 """
 
 from __future__ import annotations
@@ -15,33 +18,37 @@ from datetime import datetime
 from functools import reduce
 from operator import or_
 
-from django.db.models import Q, QuerySet
+from django.db.models import CharField, Q, QuerySet
+from django.db.models.functions import Cast
 
 from bpmos.logevents import LogEvent, LogQuery
+
+_SID = "_log_sid"  # the pk as text, the tie-break
 
 
 def event_id(head: str, pk: int) -> str:
     return f"{head}:{pk}"
 
 
-def id_key(value: str) -> tuple[str, int]:
-    """``"system:cmms:7"`` -> ``("system:cmms", 7)``; ValueError when it is
-    not an event id."""
+def id_key(value: str) -> tuple[str, str]:
+    """``"system:cmms:7"`` -> ``("system:cmms", "7")``; ValueError when it is
+    not an event id (a head, a colon, a pk in canonical decimal)."""
     head, sep, tail = value.rpartition(":")
-    if not sep or not head or not tail.isdigit() or len(tail) > 19:
+    if (
+        not sep
+        or not head
+        or not tail.isascii()
+        or not tail.isdigit()
+        or len(tail) > 19
+        or (len(tail) > 1 and tail.startswith("0"))
+    ):
         raise ValueError(f"not an event id: {value!r}")
-    return head, int(tail)
+    return head, tail
 
 
-def event_key(event: LogEvent) -> tuple[datetime, str, int]:
-    """The stream's order (descending on this key)."""
-    head, pk = id_key(event.id)
-    return (event.timestamp, head, pk)
-
-
-def cursor_key(before: tuple[datetime, str]) -> tuple[datetime, str, int]:
-    head, pk = id_key(before[1])
-    return (before[0], head, pk)
+def event_key(event: LogEvent) -> tuple[datetime, str]:
+    """The stream's order (descending on this key): ``event.cursor``."""
+    return event.cursor
 
 
 def wants(query: LogQuery, severity: str) -> bool:
@@ -62,22 +69,24 @@ def page(qs: QuerySet, query: LogQuery, *, ts: str, head: str) -> QuerySet:
     cursor, newest first, at most ``query.limit`` rows.
 
     ``ts`` is the timestamp column; ``head`` the events' id head. At the
-    cursor's own timestamp a row comes after the cursor when ``(head, pk)`` is
-    smaller than the cursor's: the whole timestamp when ``head`` sorts before
-    the cursor's head, none of it when after, and smaller pks when the same.
-    The bound ``ts <= cursor`` stays a plain range so the scan starts there."""
+    cursor's own timestamp a row comes after the cursor when its id sorts
+    below the cursor's: the whole timestamp when ``head`` sorts below the
+    cursor's head, none of it when above, and pks whose text sorts below when
+    the same. The bound ``ts <= cursor`` stays a plain range so the scan
+    starts there."""
+    qs = qs.annotate(**{_SID: Cast("pk", output_field=CharField())})
     if query.start is not None:
         qs = qs.filter(**{f"{ts}__gte": query.start})
     if query.end is not None:
         qs = qs.filter(**{f"{ts}__lt": query.end})
     if query.before is not None:
-        at, bhead, bpk = cursor_key(query.before)
+        at, (bhead, bpk) = query.before[0], id_key(query.before[1])
         if head < bhead:
             qs = qs.filter(**{f"{ts}__lte": at})
         elif head > bhead:
             qs = qs.filter(**{f"{ts}__lt": at})
         else:
             qs = qs.filter(**{f"{ts}__lte": at}).filter(
-                Q(**{f"{ts}__lt": at}) | Q(pk__lt=bpk)
+                Q(**{f"{ts}__lt": at}) | Q(**{f"{_SID}__lt": bpk})
             )
-    return qs.order_by(f"-{ts}", "-pk")[: query.limit]
+    return qs.order_by(f"-{ts}", f"-{_SID}")[: query.limit]
