@@ -99,7 +99,10 @@ class ShiftLogWriteSerializer(serializers.Serializer):
         help_text=f"A JSON object, at most {MAX_METADATA_BYTES} bytes.",
     )
     line = serializers.SlugField(
-        max_length=50, required=False, default="", allow_blank=True
+        max_length=50,
+        required=False,
+        help_text="A line's slug: the entry takes that line's shift (else the "
+        "plant's default line's).",
     )
     corrects = serializers.IntegerField(
         min_value=1,

@@ -82,7 +82,7 @@ class ShiftLogWriteView(BpmosAPIView):
             entry_type=body["entry_type"],
             body=body["body"],
             metadata=body["metadata"],
-            line=body["line"],
+            line=body.get("line", ""),
             corrects_id=body["corrects"],
         )
         return self.respond(s.ShiftLogEntrySerializer, entry, status=201)
