@@ -72,8 +72,9 @@ def shift_log_source(query: LogQuery) -> list[LogEvent]:
 
     The ids are strings (``"shift_log:9"`` sorts after ``"shift_log:10"``), so
     entries sharing one timestamp are ordered here by that string, as the
-    merge and its cursor do: one query for the page, and one more for the
-    entries sharing the last one's timestamp when the page is full."""
+    merge and its cursor do: one query for the page, one more for the
+    entries sharing the last one's timestamp when the page is full, and one
+    for those sharing the cursor's timestamp when there is a cursor."""
     if logevents.SHIFT_LOG not in query.categories or query.limit <= 0:
         return []
     rows = ShiftLogEntry.objects.all()
