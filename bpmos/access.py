@@ -235,7 +235,12 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     # audit readers only). Its CSV export is audited.
     "logs-list": {"GET": EVERYONE},
     "logs-export": {"GET": EVERYONE},
-    # (shift log routes)
+    # Everyone on the floor writes the shift log (a handover: supervisors and
+    # above, checked by elog.shiftlog); the auditor reads it. The incoming
+    # shift's supervisor acknowledges a handover.
+    "logs-write": {"POST": SHOP_FLOOR},
+    "shift-log-list": {"GET": EVERYONE},
+    "shift-log-acknowledge": {"POST": SUPERVISORS},
     # --- compliance: EPR figures and categories (docs/compliance.md) ---
     # Figures and the declarations behind them: who answers for the returns
     # and who checks them. Declarations are edited in the admin (admins).
