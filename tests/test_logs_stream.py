@@ -20,7 +20,7 @@ from bpmos.dashboards import logs
 from bpmos.logevents import LogQuery
 from compliance.logsource import email_source
 from compliance.models import EmailDelivery, ScheduledReturn
-from elog import audit
+from elog import audit, shiftlog
 from elog.models import AuditRecord
 from elog.selectors import audit_source
 from passports import ledger
@@ -249,12 +249,26 @@ def test_equal_timestamps_come_in_one_order_across_sources(make_user):
     )
     _, history = alarm(same)
     attempt = cmms_failure(same)
+    olga = make_user("operator")
+    with time_machine.travel(same, tick=False):  # its audit record too
+        entry = shiftlog.entry_write(
+            actor=olga,
+            plant_id=shiftlog.this_plant_id(),
+            operator_id=olga.pk,
+            operator_name="Olga",
+            entry_type="note",
+            body="Chiller restarted",
+            now=same,
+        )
+    audits = AuditRecord.objects.filter(occurred_at=same).values_list("pk", flat=True)
+    assert {r.pk for r in records} < set(audits)
     # (timestamp, id) descending, the id as a string: "system:cmms:…" >
-    # "ledger:…" > "audit:…" > "alarm:…"
+    # "shift_log:…" > "ledger:…" > "audit:…" > "alarm:…"
     expected = [
         f"system:cmms:{attempt.pk}",
+        f"shift_log:{entry.pk}",
         f"ledger:{event.pk}",
-        *sorted((f"audit:{r.pk}" for r in records), reverse=True),
+        *sorted((f"audit:{pk}" for pk in audits), reverse=True),
         f"alarm:{history.pk}",
     ]
     window = {
