@@ -3,11 +3,12 @@
 
 A page asks each source the reader may see and the ``category`` filter keeps
 for ``size + 1`` events strictly older than the cursor (one indexed query per
-source), merges them by ``(timestamp, id)`` descending (``bpmos.logsource``'s
-order: equal timestamps by id head, then pk as a number) and keeps ``size``;
-the extra one says whether there is a next page. Never a COUNT(*), never an
-OFFSET: a page deep in millions of rows costs what the first one does, and
-rows written while a client walks the stream land above its cursor, so it
+source; elog's shift log may ask up to two more), merges them by
+``(timestamp, id)`` descending (the id compared as a string, as
+``LogEvent.cursor`` does) and keeps ``size``; the extra one says whether
+there is a next page. Never a COUNT(*), never an OFFSET: a page deep in
+millions of rows costs what the first one does, and rows written while a
+client walks the stream land above its cursor, so it
 sees every older event once, in order.
 
 The cursor is ``(timestamp, id)`` of a page's last event, signed
