@@ -651,3 +651,27 @@ def test_junk_is_never_a_500(make_user, raw):
     ):
         response = client.get(f"{path}?{raw}")
         assert response.status_code in allowed, (path, raw, response.status_code)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_over_a_real_socket_the_stream_pages_and_exports(http, make_user):
+    admin = make_user("admin")
+    for n in range(3):
+        alarm(at(n), tag=f"TT-{n}")
+    headers = bearer(admin)
+    first = http.get(
+        "/api/logs", params={"category": "alarm", "page_size": 2}, headers=headers
+    )
+    assert first.status_code == 200
+    body = first.json()
+    assert [i["target"]["label"] for i in body["results"]] == ["TT-2", "TT-1"]
+    rest = http.get(body["next"], headers=headers).json()
+    assert [i["target"]["label"] for i in rest["results"]] == ["TT-0"]
+    assert rest["next"] is None
+    export = http.get("/api/logs/export", params={"category": "alarm"}, headers=headers)
+    assert export.status_code == 200
+    assert export.headers["cache-control"] == "no-store"
+    assert [r[0] for r in csv.reader(io.StringIO(export.text))][1:] == [
+        i["id"] for i in body["results"] + rest["results"]
+    ]
+    assert http.post("/api/logs", json={}, headers=headers).status_code == 405
