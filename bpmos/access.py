@@ -230,8 +230,17 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     # --- dashboards: the role dashboards and their attention lists ---
     # (role routes)
     # --- logs: GET /api/logs (group VII) and the electronic shift log ---
-    # (logs routes)
-    # (shift log routes)
+    # The stream is everyone's to read (GET only: it is history); what each
+    # role sees in it is bpmos/dashboards/logs.py's (the audit category: the
+    # audit readers only). Its CSV export is audited.
+    "logs-list": {"GET": EVERYONE},
+    "logs-export": {"GET": EVERYONE},
+    # Everyone on the floor writes the shift log (a handover: supervisors and
+    # above, checked by elog.shiftlog); the auditor reads it. The incoming
+    # shift's supervisor acknowledges a handover.
+    "logs-write": {"POST": SHOP_FLOOR},
+    "shift-log-list": {"GET": EVERYONE},
+    "shift-log-acknowledge": {"POST": SUPERVISORS},
     # --- compliance: EPR figures and categories (docs/compliance.md) ---
     # Figures and the declarations behind them: who answers for the returns
     # and who checks them. Declarations are edited in the admin (admins).

@@ -3,7 +3,7 @@
 from django.contrib import admin
 
 from bpmos.adminkit import AdminReaderMixin, ReadOnlyAdminMixin
-from elog.models import AuditRecord
+from elog.models import AuditRecord, ShiftLogEntry
 
 
 @admin.register(AuditRecord)
@@ -34,3 +34,22 @@ class AuditRecordAdmin(ReadOnlyAdminMixin, AdminReaderMixin, admin.ModelAdmin):
     actions = None
     # Counting a long log on every page costs more than it tells.
     show_full_result_count = False
+
+
+@admin.register(ShiftLogEntry)
+class ShiftLogEntryAdmin(ReadOnlyAdminMixin, AdminReaderMixin, admin.ModelAdmin):
+    """Browse the shift log; entries are immutable (written through the API and
+    the services, never here)."""
+
+    list_display = [
+        "id",
+        "created_at",
+        "entry_type",
+        "operator_name",
+        "line",
+        "shift_start",
+        "automatic",
+    ]
+    list_filter = ["entry_type", "automatic", "line"]
+    search_fields = ["body", "operator_name"]
+    date_hierarchy = "created_at"

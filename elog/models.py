@@ -46,3 +46,112 @@ class AuditRecord(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} {self.target_repr}"
+
+
+class ShiftLogEntryType(models.TextChoices):
+    """What a shift-log entry records. The first three are the connectors
+    contract's auto-entries (written by the services that do those things);
+    ``handover_ack`` is written by the acknowledge action; the rest by people
+    through ``POST /api/logs/write``."""
+
+    READINGS_APPROVED = "readings_approved", "Readings approved"
+    WORK_ORDER_CREATED = "work_order_created", "Work order created"
+    ALARM_ACKNOWLEDGED = "alarm_acknowledged", "Alarm acknowledged"
+    NOTE = "note", "Note"
+    HANDOVER = "handover", "Shift handover"
+    HANDOVER_ACK = "handover_ack", "Handover acknowledged"
+    CORRECTION = "correction", "Correction"
+    INCIDENT = "incident", "Incident"
+    SAFETY = "safety", "Safety"
+    QUALITY = "quality", "Quality"
+    MAINTENANCE = "maintenance", "Maintenance"
+
+
+class ShiftLogEntry(models.Model):
+    """One entry of the electronic shift log: immutable, like the audit log.
+
+    Database triggers refuse UPDATE and DELETE (migration 0004, PostgreSQL and
+    SQLite); a mistake is corrected by a new ``correction`` entry whose
+    ``corrects`` names the entry it corrects, and a handover is acknowledged
+    by a new ``handover_ack`` entry whose ``acknowledges`` names it (at most
+    one each: the unique constraint). ``shift_start``/``shift_end`` is the
+    shift of the plant's calendar (the one OEE uses, ``elog.shifts``) that
+    ``created_at`` falls in. ``operator`` is null for the system's own
+    auto-entries (a beat task's LIMS fetch).
+    """
+
+    plant_id = models.CharField(max_length=50)
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,  # a user with history is deactivated, never deleted
+        related_name="+",
+    )
+    operator_name = models.CharField(max_length=150)
+    entry_type = models.CharField(max_length=30, choices=ShiftLogEntryType.choices)
+    body = models.TextField()
+    metadata = models.JSONField(default=dict, blank=True)
+    line = models.CharField(max_length=50, blank=True, help_text="A line's slug.")
+    shift_start = models.DateTimeField()
+    shift_end = models.DateTimeField()
+    target_type = models.CharField(max_length=50, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    corrects = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="corrections",
+    )
+    acknowledges = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="acknowledgement",
+    )
+    automatic = models.BooleanField(default=False)
+    source = models.CharField(max_length=20, default="system")
+    request_id = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "shift log entries"
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="elog_shiftlog_newest"),
+            models.Index(fields=["shift_start"], name="elog_shiftlog_shift"),
+            models.Index(
+                fields=["entry_type", "-created_at"], name="elog_shiftlog_type"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(entry_type="correction", corrects__isnull=False)
+                    | (
+                        ~models.Q(entry_type="correction")
+                        & models.Q(corrects__isnull=True)
+                    )
+                ),
+                name="elog_shiftlog_correction_references",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(entry_type="handover_ack", acknowledges__isnull=False)
+                    | (
+                        ~models.Q(entry_type="handover_ack")
+                        & models.Q(acknowledges__isnull=True)
+                    )
+                ),
+                name="elog_shiftlog_ack_references",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(shift_end__gt=models.F("shift_start")),
+                name="elog_shiftlog_shift_window",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.entry_type} by {self.operator_name}"

@@ -92,6 +92,18 @@ def shift_window(line: Line, at: datetime) -> tuple[datetime, datetime]:
     return start, start + length
 
 
+def shift_calendar(at: datetime, line_slug: str) -> tuple[datetime, datetime] | None:
+    """The shift log's calendar (registered in ``elog.shifts`` at start-up): the
+    shift of the line ``line_slug`` containing ``at``, of the plant's default line
+    (the first active one) when the slug is empty; None when no line matches."""
+    lines = Line.objects.only("shift_start", "shift_minutes")
+    if line_slug:
+        line = lines.filter(slug=line_slug).first()
+    else:
+        line = lines.filter(is_active=True).order_by("position", "slug").first()
+    return shift_window(line, at) if line is not None else None
+
+
 def planned_busy_seconds(line: Line, start: datetime, end: datetime) -> Fraction:
     """One machine's planned busy time in [start, end), seconds (pro rata)."""
     window = _seconds(end - start)

@@ -17,7 +17,8 @@ from bpmos.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from bpmos.fields import time_problem
 from bpmos.locking import ROW_LOCK, lock_row
 from bpmos.roles import Role
-from elog import audit
+from elog import audit, shiftlog
+from elog.models import ShiftLogEntryType
 from runbooks import events as runbook_events
 from runbooks.models import (
     Gate,
@@ -167,6 +168,24 @@ def work_order_create(
         action="workorder.created",
         target=work_order,
         after=_work_order_snapshot(work_order),
+    )
+    # The connectors contract's auto-entry, in this transaction (docs/logs.md).
+    shiftlog.auto_entry(
+        entry_type=ShiftLogEntryType.WORK_ORDER_CREATED,
+        actor=actor,
+        body=(
+            f"Work order {work_order.pk} created: {product_code} lot {lot_no}, "
+            f"qty {qty} ({runbook.slug})"
+        ),
+        target=work_order,
+        metadata={
+            "kind": "production",
+            "work_order_id": work_order.pk,
+            "runbook": runbook.slug,
+            "product_code": product_code,
+            "lot_no": lot_no,
+            "qty": qty,
+        },
     )
     events.publish(runbook_events.work_order_event(work_order, "created"))
     return work_order

@@ -48,7 +48,8 @@ from django.utils import timezone
 from bpmos import events
 from bpmos.errors import IllegalTransition, InvalidInput
 from bpmos.locking import ROW_LOCK, lock_row
-from elog import audit
+from elog import audit, shiftlog
+from elog.models import ShiftLogEntryType
 from exceptions import services as exception_services
 from exceptions.models import ExceptionSource, ExceptionType
 from scada import events as alarm_events
@@ -525,6 +526,21 @@ def alarm_acknowledge(*, alarm_id: int, actor) -> AlarmEvent:
     _move(alarm, _ACKNOWLEDGE[was], at=now)
     alarm.save()
     _changed(alarm, "acknowledged", at=now, actor=actor, before=before, from_state=was)
+    # The connectors contract's auto-entry, in this transaction (docs/logs.md).
+    shiftlog.auto_entry(
+        entry_type=ShiftLogEntryType.ALARM_ACKNOWLEDGED,
+        actor=actor,
+        body=f"Alarm {alarm.pk} acknowledged ({alarm.severity}): {alarm.message}",
+        target=alarm,
+        metadata={
+            "alarm_id": alarm.pk,
+            "tag_name": alarm.tag_name,
+            "severity": alarm.severity,
+            "area": alarm.area,
+            "from_state": was,
+            "to_state": alarm.status,
+        },
+    )
     return alarm
 
 

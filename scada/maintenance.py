@@ -40,7 +40,8 @@ from django.utils import timezone
 
 from bpmos.errors import Conflict, InvalidInput, NotFound
 from bpmos.locking import lock_row
-from elog import audit
+from elog import audit, shiftlog
+from elog.models import ShiftLogEntryType
 from scada.connectors.base import ConnectorError, connector_for
 from scada.connectors.cmms import CmmsConnector
 from scada.models import (
@@ -179,6 +180,24 @@ def _created(work_order: MaintenanceWorkOrder, actor) -> None:
         action="maintenance_work_order.created",
         target=work_order,
         after={**payload(work_order), **_state(work_order)},
+    )
+    # The connectors contract's auto-entry, in this transaction (docs/logs.md).
+    shiftlog.auto_entry(
+        entry_type=ShiftLogEntryType.WORK_ORDER_CREATED,
+        actor=actor,
+        body=(
+            f"Maintenance work order MWO-{work_order.pk} for "
+            f"{work_order.asset_name} ({work_order.priority}): "
+            f"{work_order.description[:300]}"
+        ),
+        target=work_order,
+        metadata={
+            "kind": "maintenance",
+            "work_order_id": work_order.pk,
+            "asset_id": work_order.asset_id,
+            "priority": work_order.priority,
+            "source_alarm_id": work_order.source_alarm_id,
+        },
     )
     _deliver_after_commit(work_order.pk)
 

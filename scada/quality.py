@@ -51,7 +51,8 @@ from bpmos.errors import (
     NotFound,
 )
 from bpmos.fields import time_problem
-from elog import audit
+from elog import audit, shiftlog
+from elog.models import ShiftLogEntryType
 from passports import selectors as passport_selectors
 from passports import services as passport_services
 from scada.connectors.base import ConnectorError, connector_for
@@ -501,17 +502,39 @@ def lims_import_csv(
             details={"rejected": [error.as_dict() for error in report.rejected]},
         )
     if not dry_run:
-        audit.record(
-            actor=actor,
-            action="lims_results.imported",
-            target_type="scada.limsresult",
-            after={
-                "file": name[:200],
-                **report.summary(),
-                "rejected_rows": [error.row for error in report.rejected][:100],
-            },
-        )
+        with transaction.atomic():
+            audit.record(
+                actor=actor,
+                action="lims_results.imported",
+                target_type="scada.limsresult",
+                after={
+                    "file": name[:200],
+                    **report.summary(),
+                    "rejected_rows": [error.row for error in report.rejected][:100],
+                },
+            )
+            _readings_approved(report, actor=actor, origin=f"file {name[:200]!r}")
     return report
+
+
+def _readings_approved(
+    report: ApplyReport, *, actor: Any, origin: str, target: Any = None
+) -> None:
+    """The shift log's ``readings_approved`` auto-entry (docs/logs.md): a
+    supervisor (or the LIMS beat task) applied lab readings to passports."""
+    if not report.applied:
+        return
+    shiftlog.auto_entry(
+        entry_type=ShiftLogEntryType.READINGS_APPROVED,
+        actor=actor,
+        body=(
+            f"{report.applied} LIMS quality result(s) applied to passports from "
+            f"{origin} ({report.skipped} applied before, "
+            f"{len(report.rejected)} rejected)."
+        ),
+        target=target,
+        metadata={"origin": origin[:220], **report.summary()},
+    )
 
 
 # --- the REST LIMS ----------------------------------------------------------------
@@ -572,15 +595,22 @@ def lims_fetch(*, connector_id: int, actor: Any) -> ApplyReport:
         actor=actor,
     )
     if report.applied or report.rejected:
-        audit.record(
-            actor=actor,
-            action="lims_results.fetched",
-            target=connector,
-            after={
-                **report.summary(),
-                "rejected_rows": [error.row for error in report.rejected][:100],
-            },
-        )
+        with transaction.atomic():
+            audit.record(
+                actor=actor,
+                action="lims_results.fetched",
+                target=connector,
+                after={
+                    **report.summary(),
+                    "rejected_rows": [error.row for error in report.rejected][:100],
+                },
+            )
+            _readings_approved(
+                report,
+                actor=actor,
+                origin=f"LIMS {connector.name[:100]}",
+                target=connector,
+            )
     return report
 
 

@@ -2,8 +2,10 @@
 
 from rest_framework import serializers
 
-from elog.models import AuditRecord
+from bpmos.filters import INT64_MAX
+from elog.models import AuditRecord, ShiftLogEntry, ShiftLogEntryType
 from elog.services import ChainProblem
+from elog.shiftlog import MAX_BODY, MAX_METADATA_BYTES, WRITABLE_TYPES
 
 
 class AuditRecordSerializer(serializers.ModelSerializer):
@@ -67,3 +69,102 @@ class VerifyQuerySerializer(serializers.Serializer):
     anchor_hash = serializers.RegexField(
         r"^[0-9a-f]{64}$", required=False, help_text="hash of that head."
     )
+
+
+# --- the electronic shift log (snake_case, as the connectors contract §5) ---
+
+
+class ShiftLogWriteSerializer(serializers.Serializer):
+    """The body of ``POST /api/logs/write`` (connectors contract §5), plus
+    ``line`` and, for a correction, ``corrects``."""
+
+    plant_id = serializers.CharField(max_length=50, help_text="This plant's id.")
+    operator_id = serializers.IntegerField(
+        min_value=1,
+        max_value=INT64_MAX,
+        help_text="Your own user id: it must be the token's user.",
+    )
+    operator_name = serializers.CharField(
+        max_length=150,
+        help_text="Shown by the client; the entry keeps the account's name.",
+    )
+    entry_type = serializers.ChoiceField(
+        choices=[(t, ShiftLogEntryType(t).label) for t in WRITABLE_TYPES],
+        help_text="The auto-entry types and handover_ack are the system's own.",
+    )
+    body = serializers.CharField(max_length=MAX_BODY, trim_whitespace=False)
+    metadata = serializers.JSONField(
+        required=False,
+        default=dict,
+        help_text=f"A JSON object, at most {MAX_METADATA_BYTES} bytes.",
+    )
+    line = serializers.SlugField(
+        max_length=50,
+        required=False,
+        help_text="A line's slug: the entry takes that line's shift (else the "
+        "plant's default line's).",
+    )
+    corrects = serializers.IntegerField(
+        min_value=1,
+        max_value=INT64_MAX,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="For a correction: the id of the entry it corrects.",
+    )
+
+
+class ShiftLogAcknowledgeSerializer(serializers.Serializer):
+    body = serializers.CharField(
+        max_length=MAX_BODY,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text='Optional remark; "Handover acknowledged." when empty.',
+    )
+
+
+class ShiftLogEntrySerializer(serializers.ModelSerializer):
+    """One shift-log entry (snake_case, as the connectors contract)."""
+
+    operator_id = serializers.IntegerField(
+        allow_null=True, help_text="User id; null for the system's auto-entries."
+    )
+    metadata = serializers.DictField(child=serializers.JSONField())
+    corrects = serializers.IntegerField(source="corrects_id", allow_null=True)
+    acknowledges = serializers.IntegerField(source="acknowledges_id", allow_null=True)
+    acknowledged_by_entry = serializers.SerializerMethodField(
+        help_text="For a handover: the id of the entry acknowledging it, if any."
+    )
+
+    class Meta:
+        model = ShiftLogEntry
+        fields = [
+            "id",
+            "plant_id",
+            "operator_id",
+            "operator_name",
+            "entry_type",
+            "body",
+            "metadata",
+            "line",
+            "shift_start",
+            "shift_end",
+            "target_type",
+            "target_id",
+            "corrects",
+            "acknowledges",
+            "acknowledged_by_entry",
+            "automatic",
+            "source",
+            "request_id",
+            "created_at",
+        ]
+
+    def get_acknowledged_by_entry(self, entry: ShiftLogEntry) -> int | None:
+        if entry.entry_type != ShiftLogEntryType.HANDOVER:
+            return None
+        try:
+            return entry.acknowledgement.pk
+        except ShiftLogEntry.acknowledgement.RelatedObjectDoesNotExist:
+            return None

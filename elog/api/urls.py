@@ -11,4 +11,13 @@ urlpatterns = [
         views.AuditRecordDetailView.as_view(),
         name="audit-detail",
     ),
+    re_path(r"^logs/write/?$", views.ShiftLogWriteView.as_view(), name="logs-write"),
+    re_path(
+        r"^logs/shift/?$", views.ShiftLogEntryListView.as_view(), name="shift-log-list"
+    ),
+    re_path(
+        r"^logs/shift/(?P<pk>\d{1,18})/acknowledge/?$",
+        views.ShiftLogAcknowledgeView.as_view(),
+        name="shift-log-acknowledge",
+    ),
 ]
