@@ -201,6 +201,16 @@ EXPECTED: dict[str, frozenset[str] | str] = {
     "POST /api/lims/import": SUPERVISING,
     "POST /api/lims/fetch": SUPERVISING,
     "GET /api/lims/results": SIGNED_IN,
+    # --- logs (control-UI contract group VII; docs/logs.md) ---
+    # Everyone reads the stream (what each role sees in it, e.g. the audit
+    # category only for auditors and admins, is the read model's rule) and
+    # exports it; everyone on the floor writes the shift log; the incoming
+    # shift's supervisor acknowledges a handover.
+    "GET /api/logs": SIGNED_IN,
+    "GET /api/logs/export": SIGNED_IN,
+    "POST /api/logs/write": FLOOR,
+    "GET /api/logs/shift": SIGNED_IN,
+    "POST /api/logs/shift/{id}/acknowledge": SUPERVISING,
     # --- reports (control-UI contract, group VIII; docs/compliance.md) ---
     # Every signed-in user may call the routes; which reports each role sees and
     # opens is the finer rule "report.<id>" (EXPECTED_ACTIONS).
@@ -303,6 +313,7 @@ SUPERVISOR_DECISIONS = {
     "POST /api/compliance/returns",
     "POST /api/compliance/returns/{id}/approve",
     "POST /api/compliance/export",
+    "POST /api/logs/shift/{id}/acknowledge",
 }
 SUPERVISOR_ACTIONS = {
     "issue-resolve",
