@@ -23,6 +23,7 @@ act twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import datetime
 from typing import Any
@@ -212,13 +213,17 @@ def entry_write(
                 errors["corrects"] = [f"No shift-log entry {corrects_id}."]
     elif corrects_id is not None:
         errors["corrects"] = ["Only a correction names the entry it corrects."]
-    line = line or (corrected.line if corrected else "")
     now = now or timezone.now()
     window = None
     try:
         window = shifts.shift_of(at=now, line=line)
     except shifts.UnknownLine:
         errors["line"] = [f"No line {line[:50]!r}."]
+    if not line and corrected is not None and corrected.line:
+        # A correction stays on the corrected entry's line (if it still exists).
+        with contextlib.suppress(shifts.UnknownLine):
+            window = shifts.shift_of(at=now, line=corrected.line)
+            line = corrected.line
     if errors or window is None:
         field = next(iter(errors))
         raise InvalidInput(

@@ -820,3 +820,12 @@ def test_acknowledge_costs_a_fixed_number_of_queries(
             f"/api/logs/shift/{handover.pk}/acknowledge", {}, format="json"
         )
     assert response.status_code == 201
+
+
+def test_correction_stays_on_the_corrected_entry_s_line(olga):
+    make_line(slug="line-b")
+    wrong = write(olga, line="line-b", body="Chiller fault.")
+
+    correction = write(olga, entry_type="correction", corrects=wrong.pk, body="Fan.")
+
+    assert (correction.line, correction.corrects) == ("line-b", wrong)
