@@ -230,7 +230,11 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     # --- dashboards: the role dashboards and their attention lists ---
     # (role routes)
     # --- logs: GET /api/logs (group VII) and the electronic shift log ---
-    # (logs routes)
+    # The stream is everyone's to read (GET only: it is history); what each
+    # role sees in it is bpmos/dashboards/logs.py's (the audit category: the
+    # audit readers only). Its CSV export is audited.
+    "logs-list": {"GET": EVERYONE},
+    "logs-export": {"GET": EVERYONE},
     # Everyone on the floor writes the shift log (a handover: supervisors and
     # above, checked by elog.shiftlog); the auditor reads it. The incoming
     # shift's supervisor acknowledges a handover.

@@ -23,6 +23,7 @@ from copy import deepcopy
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import TextChoices
 from django_filters import rest_framework as filters
 from django_filters.fields import IsoDateTimeField
 from django_filters.rest_framework.filterset import FILTER_FOR_DBFIELD_DEFAULTS
@@ -134,3 +135,34 @@ class FilterBackend(filters.DjangoFilterBackend):
     use ``FilterSet`` above."""
 
     filterset_base = FilterSet
+
+
+def enum_value(enum: type[TextChoices], raw: str) -> str | None:
+    """The stored value ``raw`` names (value or label, any case; spaces and
+    underscores alike), or None."""
+    folded = raw.strip().casefold().replace(" ", "_")
+    for value, label in enum.choices:
+        if folded in {value.casefold(), label.casefold().replace(" ", "_")}:
+            return value
+    return None
+
+
+class EnumFilter(filters.CharFilter):
+    """One of an enum's values or labels; 400 naming the choices otherwise."""
+
+    def __init__(self, *, enum: type[TextChoices], **kwargs):
+        self.enum = enum
+        kwargs.setdefault(
+            "help_text", f"One of {', '.join(enum.labels)} (or the stored value)."
+        )
+        super().__init__(**kwargs)
+
+    def filter(self, qs, value):
+        if value in (None, ""):
+            return qs
+        stored = enum_value(self.enum, value)
+        if stored is None:
+            raise ValidationError(
+                {self.field_name: [f"One of {', '.join(self.enum.labels)}."]}
+            )
+        return qs.filter(**{self.field_name: stored})

@@ -22,10 +22,17 @@ CSV on a fresh demo plant (with no approved return it is a 409).
 
 from __future__ import annotations
 
+import importlib
+
 from bpmos.accounts.models import User
 from bpmos.roles import Role
 from compliance import categories, returns
-from compliance.models import Category, CategoryDeclaration, ComplianceReturn
+from compliance.models import (
+    Category,
+    CategoryDeclaration,
+    ComplianceReturn,
+    CsvSchema,
+)
 from compliance.periods import Period, fy_current, fy_period, local_date
 
 ORDER = 70  # after the passports (50), whose models these are
@@ -51,7 +58,20 @@ DECLARATIONS: tuple[tuple[str, str, str], ...] = (
 
 def seed(log) -> None:
     _declare(log)
+    _schemas(log)
     _demo_return(log)
+
+
+def _schemas(log) -> None:
+    """The CPCB layouts migration 0002 ships, again if a flush removed them
+    (the export needs a default pack-level schema)."""
+    from django.apps import apps
+
+    migration = importlib.import_module("compliance.migrations.0002_csv_schemas")
+    before = CsvSchema.objects.count()
+    migration.ship(apps, None)
+    if CsvSchema.objects.count() != before:
+        log("compliance: the CPCB CSV schemas shipped again")
 
 
 def _demo_return(log) -> None:

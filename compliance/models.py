@@ -287,6 +287,14 @@ class EmailDelivery(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [
+            # GET /api/logs: the newest failed e-mails before a cursor.
+            models.Index(
+                fields=["created_at", "id"],
+                condition=models.Q(status__in=["retrying", "failed"]),
+                name="compliance_email_failed_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.schedule_id} attempt {self.attempt}: {self.status}"

@@ -3,27 +3,33 @@
 Definitions (docs/oee.md has them in full, with a worked example):
 
 * **Planned busy time** (PBT, ISO 22400 "planned busy time" = planned
-  operation time - planned downtime), per machine: the window's length minus
+  operation time - planned down time), per machine: the window's length minus
   the line's planned downtime for it, pro rata: ``window x (shift - planned
   downtime) / shift``.
-* **Run time** (ISO "actual production time"/APT), per machine: time in the
-  ``running`` state inside the window. A state holds from its reading until the
-  machine's next state reading; the state in force at ``start`` is the last
-  state reading before it; time before a machine's first state reading is not
-  running. Intervals are clipped to the window.
+* **Run time**, per machine: time in the ``running`` state inside the window.
+  A state holds from its reading until the machine's next state reading; the
+  state in force at ``start`` is the last state reading before it; time before
+  a machine's first state reading is not running. Intervals are clipped to the
+  window.
+* **Actual production time** (APT), per machine: run time bounded by PBT,
+  ``min(run, PBT)``. Planned down time (PDT) is a pro-rata share of the window,
+  not a timetable, so the running that fell inside it is not known; a machine
+  that ran longer than PBT must have run at least ``run - PBT`` of it during
+  PDT, and that much (no more) is not production time (ISO 22400: APT is part
+  of PBT, so APT <= PBT). Station and line APT are sums of machine APTs.
 * **Produced** = good + reject counts reported inside the window.
-* **Availability** = run time / PBT.
-* **Performance** = ideal cycle time x produced / run time, capped at 100 %
-  (a count reported while the state said otherwise must not make a machine
-  faster than ideal).
+* **Availability** = APT / PBT, so 0..100 %.
+* **Performance** = ideal cycle time x produced / APT, capped at 100 %
+  (a count reported while the state said otherwise, or an ideal cycle time
+  set too slow, must not make a machine faster than ideal).
 * **Quality** = good / produced.
-* **OEE** = Availability x Performance x Quality.
+* **OEE** = Availability x Performance x Quality, so 0..100 %.
 
 A station sums its machines (each machine is a work unit with its own PBT and
 the station's ideal cycle time); a line sums its stations' machines, so its
 figures are time- and count-weighted. Readings of quality ``bad`` are ignored.
 
-Undefined ratios are null: all four when PBT is 0; Performance when run time is
+Undefined ratios are null: all four when PBT is 0; Performance when APT is
 0; Quality when nothing was produced. OEE is 0 when Availability or Performance
 is 0 (nothing effective happened), else the product, null if any factor is.
 
@@ -36,7 +42,8 @@ raw readings only for the partial hours at its edges and for hours whose row
 is stale or missing. A row depends on its hour's readings alone (the state
 carried in is left open), so walking the hours in order while carrying the
 state gives the same run time, to the microsecond, as walking the raw
-readings; counts are sums and add up exactly (docs/oee.md).
+readings; counts are sums and add up exactly (docs/oee.md). APT is bounded
+per machine over the whole window after the walk, in both paths alike.
 """
 
 from __future__ import annotations
@@ -122,14 +129,22 @@ class Figures:
     """The inputs of OEE summed over some machines, and the ratios they give."""
 
     planned_busy: Fraction = Fraction(0)  # seconds
-    run: Fraction = Fraction(0)  # seconds
+    run: Fraction = Fraction(0)  # seconds in ``running``
     ideal: Fraction = Fraction(0)  # ideal cycle seconds x pieces produced
     good: int = 0
     reject: int = 0
+    # Actual production time, seconds: ``min(run, planned_busy)`` of one work
+    # unit (the default); a sum keeps the sum of its machines' APTs.
+    apt: Fraction | None = None
+
+    def __post_init__(self) -> None:
+        if self.apt is None:
+            self.apt = min(self.run, self.planned_busy)
 
     def add(self, other: Figures) -> None:
         self.planned_busy += other.planned_busy
         self.run += other.run
+        self.apt += other.apt
         self.ideal += other.ideal
         self.good += other.good
         self.reject += other.reject
@@ -140,13 +155,13 @@ class Figures:
 
     @property
     def availability(self) -> Fraction | None:
-        return self.run / self.planned_busy if self.planned_busy else None
+        return self.apt / self.planned_busy if self.planned_busy else None
 
     @property
     def performance(self) -> Fraction | None:
-        if not self.planned_busy or not self.run:
+        if not self.planned_busy or not self.apt:
             return None
-        return min(Fraction(1), self.ideal / self.run)
+        return min(Fraction(1), self.ideal / self.apt)
 
     @property
     def quality(self) -> Fraction | None:
@@ -174,10 +189,11 @@ class Figures:
         }
 
     def as_snapshot_fields(self) -> dict:
-        """The fields of an ``OEESnapshot`` row."""
+        """The fields of an ``OEESnapshot`` row (``run_seconds`` is APT, so a
+        sum of rows gives the sum of their machines' APTs)."""
         return {
             "planned_busy_seconds": float(self.planned_busy),
-            "run_seconds": float(self.run),
+            "run_seconds": float(self.apt),
             "ideal_seconds": float(self.ideal),
             "good_count": self.good,
             "reject_count": self.reject,

@@ -335,7 +335,7 @@ class OEEPart:
         return cls(
             **figures.percentages(),
             planned_busy_seconds=round(float(figures.planned_busy), 3),
-            run_seconds=round(float(figures.run), 3),
+            run_seconds=round(float(figures.apt), 3),
             good_count=figures.good,
             reject_count=figures.reject,
         )

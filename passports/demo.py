@@ -6,13 +6,13 @@ Everything goes through the services (``passport_register``,
 ``passport_event_record``, ``passport_assemble``, the desk's
 ``product_move_to_past`` / ``product_reactivate``), so each ledger, the audit
 log and the event outbox hold a real history, and ``ledger.verify`` passes.
-Two shortcuts, both marked where they happen:
-
-* ``provisioned`` is appended with ``ledger.append`` and data
-  ``{"node": ..., "simulated": true}``: the BMS is not written over CAN here.
-* field telemetry is bulk-inserted and the passport's summary fields (SoH, SoC,
-  temperature, time) set from the latest reading by ``_summarise_telemetry``,
-  a private stand-in for ``passports.telemetry``.
+One shortcut, marked where it happens: ``provisioned`` is appended with
+``ledger.append`` and data ``{"node": ..., "simulated": true}`` (the BMS is not
+written over CAN here). Field telemetry takes the gateway's own path: each
+in-field pack's history (an hourly BMS sample for ``TREND_DAYS`` days, so the
+trend endpoint has a full window) is one batch through
+``passports.telemetry.telemetry_ingest`` (stored by COPY, the passport's
+summary set from the newest sample, one audit record per batch).
 
 The story, by lot (the lots the demo work orders of ``runbooks.demo`` use, plus
 older lots already in the field):
@@ -28,8 +28,10 @@ older lots already in the field):
   dispatched to the carrier from the dispatch desk.
 * LOT-LFP48-0401, dispatch completed: two packs delivered within the hour.
 * older lots: packs in service at customers and at a service centre (with
-  telemetry; warranties running, expiring within 90 days, expired), at end of
-  life with the customer and with the recycler, and one recycled.
+  30 days of hourly telemetry: SoH slowly declining, SoC cycling daily by use,
+  temperature with a daily rhythm; warranties running, expiring within 90
+  days, expired), at end of life with the customer and with the recycler, and
+  one recycled.
 
 Times are relative to the moment of seeding. Desk actions (moving to past,
 reactivating) have no back-dating and happen at that moment, on recent packs.
@@ -52,6 +54,7 @@ from bpmos.roles import Role
 from passports import ledger, services
 from passports.dispatch import services as dispatch
 from passports.models import EventKind, Passport, TelemetryReading
+from passports.telemetry import TREND_DAYS, telemetry_ingest
 
 ORDER = 50  # after the users (0), the work orders (20) and the stock (40)
 
@@ -361,7 +364,7 @@ PACKS: tuple[PackSpec, ...] = (
         "LOT-LFP48-0312",
         40 * D,
         _shipped(40 * D, _C2, _T, 35 * D),
-        telemetry=(21, 99.6, 99.3, 0.5, "telecom"),
+        telemetry=(TREND_DAYS, 99.6, 99.3, 0.5, "telecom"),
     ),
     PackSpec(
         _ESS51,
@@ -376,7 +379,7 @@ PACKS: tuple[PackSpec, ...] = (
             ),
             ("serviced", 2 * D, {"note": "Contactor replaced", "provider": SERVICE}),
         ),
-        telemetry=(21, 98.9, 98.7, 3 * D, "solar"),
+        telemetry=(TREND_DAYS, 98.9, 98.7, 3 * D, "solar"),
     ),
     PackSpec(
         _NMC72,
@@ -396,14 +399,14 @@ PACKS: tuple[PackSpec, ...] = (
                 {"to": {"kind": "customer", "name": _EM}},
             ),
         ),
-        telemetry=(21, 84.5, 84.0, 0.5, "mobility"),
+        telemetry=(TREND_DAYS, 84.5, 84.0, 0.5, "mobility"),
     ),
     PackSpec(
         _NMC72,
         "LOT-NMC72-0231",
         41 * M,
         _shipped(41 * M, _C2, _EM, 40 * M),
-        telemetry=(21, 79.8, 79.1, 0.5, "mobility"),
+        telemetry=(TREND_DAYS, 79.8, 79.1, 0.5, "mobility"),
     ),
     PackSpec(
         _NMC72,
@@ -533,7 +536,7 @@ class _Seeder:
         for kind, hours_ago, data in spec.steps:
             self.record(pack, kind, hours_ago, data)
         if spec.telemetry:
-            _telemetry(pack, spec.telemetry, self.now)
+            _telemetry(pack, spec.telemetry, self.now, self.users["operator"])
         return pack
 
     def genealogy(self, pack: Passport, spec: PackSpec) -> None:
@@ -581,11 +584,12 @@ _PROFILES = {
     "solar": (58.0, 35.0, 16),  # charged by day, discharged at night
     "mobility": (55.0, 38.0, 6),  # charged overnight, driven by day
 }
-_EVERY = timedelta(hours=2)
+_EVERY = timedelta(hours=1)
 
 
-def _telemetry(pack: Passport, spec: tuple, now: datetime) -> None:
-    """Readings every two hours, bulk-inserted, then the passport's summary."""
+def _telemetry(pack: Passport, spec: tuple, now: datetime, actor: User) -> None:
+    """Hourly samples on whole hours, one batch through the telemetry service
+    (stored by COPY; the passport's summary is its newest sample)."""
     days, soh_from, soh_to, ends_hours_ago, profile = spec
     base, swing, peak = _PROFILES[profile]
     rng = random.Random(pack.serial)
@@ -594,41 +598,27 @@ def _telemetry(pack: Passport, spec: tuple, now: datetime) -> None:
     )
     steps = int(timedelta(days=days) / _EVERY)
     nominal = float(pack.nominal_voltage_v)
-    readings = []
+    rows = []
     for i in range(steps + 1):
         ts = end - _EVERY * (steps - i)
         soc = base + swing * math.cos((ts.hour - peak) / 24 * 2 * math.pi)
         soc = min(100.0, max(5.0, soc + rng.uniform(-4, 4)))
-        readings.append(
-            TelemetryReading(
-                passport=pack,
-                ts=ts,
-                soh_percent=round(soh_from + (soh_to - soh_from) * i / steps, 2),
-                soc_percent=round(soc, 1),
-                temperature_c=round(
+        rows.append(
+            {
+                "ts": ts,
+                "soh_percent": round(soh_from + (soh_to - soh_from) * i / steps, 2),
+                "soc_percent": round(soc, 1),
+                "temperature_c": round(
                     27
                     + 6 * math.sin((ts.hour - 9) / 24 * 2 * math.pi)
                     + rng.uniform(-1.5, 1.5),
                     1,
                 ),
-                voltage_v=round(nominal * (0.94 + 0.12 * soc / 100), 2),
-                current_a=round(rng.uniform(-25, 25), 1),
-            )
+                "voltage_v": round(nominal * (0.94 + 0.12 * soc / 100), 2),
+                "current_a": round(rng.uniform(-25, 25), 1),
+            }
         )
-    TelemetryReading.objects.bulk_create(readings)
-    _summarise_telemetry(pack, readings[-1])
-
-
-def _summarise_telemetry(pack: Passport, latest: TelemetryReading) -> None:
-    """Set the passport's telemetry summary from its latest reading (a stand-in
-    for ``passports.telemetry``; the summary is not part of the ledger's
-    projection, so this leaves the ledger's verification untouched)."""
-    Passport.objects.filter(pk=pack.pk).update(
-        soh_percent=latest.soh_percent,
-        soc_percent=latest.soc_percent,
-        temperature_c=latest.temperature_c,
-        telemetry_at=latest.ts,
-    )
+    telemetry_ingest(passport_id=pack.pk, rows=rows, actor=actor)
 
 
 # --- entry point ------------------------------------------------------------------

@@ -250,6 +250,10 @@ class PassportEvent(models.Model):
 
     class Meta:
         ordering = ["passport_id", "version"]
+        indexes = [
+            # GET /api/logs: the newest events before a cursor (an index scan).
+            models.Index(fields=["occurred_at", "id"], name="passport_event_log_idx"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["passport", "version"], name="passport_event_version_unique"

@@ -119,6 +119,30 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
+# A done stage that took less than this was not timed (started and done in one
+# go, recorded after the fact): it has no efficiency and adds nothing to its
+# work order's.
+MIN_TIMED_MINUTES = 1.0
+# Efficiency is shown up to this: "at least twice as fast as planned". Beyond
+# it the plan, not the work, is what the number measures.
+EFFICIENCY_CAP = 200.0
+
+
+def efficiency_score(planned: float, actual: float | None) -> float | None:
+    """``100 x planned / actual`` minutes, capped at ``EFFICIENCY_CAP``; None
+    when the work was not timed (``actual`` None or under
+    ``MIN_TIMED_MINUTES``) or nothing was planned. Always in (0, 200] otherwise
+    (docs/metrics.md)."""
+    if actual is None or actual < MIN_TIMED_MINUTES or planned <= 0:
+        return None
+    return min(EFFICIENCY_CAP, 100 * planned / actual)
+
+
+def _timed(planned: float, actual: float | None) -> bool:
+    """Whether a done stage counts toward its work order's efficiency."""
+    return efficiency_score(planned, actual) is not None
+
+
 @dataclass(frozen=True)
 class StageMetrics:
     """Timing of one work-order stage; see docs/metrics.md for each definition."""
@@ -174,7 +198,7 @@ def _stage_metrics(stage: WorkOrderStage, now: datetime) -> StageMetrics:
     done = _is_done(stage)
     planned, actual = _planned_and_actual(stage, now)
     delay = max(0.0, _minutes((stage.actual_end if done else now) - stage.planned_end))
-    efficiency = 100 * planned / actual if done and actual else None
+    efficiency = efficiency_score(planned, actual) if done else None
     return StageMetrics(
         stage_id=stage.pk,
         work_order_id=stage.work_order_id,
@@ -199,6 +223,20 @@ def stage_metrics(*, stage_id: int, now: datetime | None = None) -> StageMetrics
     return _stage_metrics(stage, now or timezone.now())
 
 
+def _timed_sums(
+    done: list[WorkOrderStage], now: datetime
+) -> tuple[float, float | None]:
+    """Planned and actual minutes summed over the timed ``done`` stages (exact
+    durations, not the per-stage rounded minutes); actual None if none was."""
+    planned_sum, actual_sum = 0.0, None
+    for stage in done:
+        planned, actual = _planned_and_actual(stage, now)
+        if _timed(planned, actual):  # done always started, unless edited by hand
+            planned_sum += planned
+            actual_sum = (actual_sum or 0.0) + actual
+    return planned_sum, actual_sum
+
+
 def work_order_metrics(
     *, work_order_id: int, now: datetime | None = None
 ) -> WorkOrderMetrics:
@@ -215,13 +253,7 @@ def work_order_metrics(
     stages = list(WorkOrderStage.objects.filter(work_order_id=work_order_id))
     done = [stage for stage in stages if _is_done(stage)]
     on_time = [stage for stage in done if stage.actual_end <= stage.planned_end]
-    # Sums of exact durations, not of the per-stage rounded minutes.
-    planned_sum = actual_sum = 0.0
-    for stage in done:
-        planned, actual = _planned_and_actual(stage, now)
-        if actual is not None:  # done always started, unless edited by hand
-            planned_sum += planned
-            actual_sum += actual
+    planned_sum, actual_sum = _timed_sums(done, now)
     if work_order.status == WorkOrderStatus.CANCELLED:
         delay = None  # it will never finish: a delay would grow for ever
     else:
@@ -234,8 +266,6 @@ def work_order_metrics(
         stages_done=len(done),
         stages_on_time=len(on_time),
         delay_minutes=_round(delay),
-        efficiency_score=_round(100 * planned_sum / actual_sum)
-        if done and actual_sum
-        else None,
+        efficiency_score=_round(efficiency_score(planned_sum, actual_sum)),
         on_time_percentage=_round(100 * len(on_time) / len(done)) if done else None,
     )

@@ -390,6 +390,8 @@ class AlarmHistory(models.Model):
         indexes = [
             models.Index(fields=["change", "area", "at"]),
             models.Index(fields=["change", "rule", "at"]),
+            # GET /api/logs: the newest changes before a cursor.
+            models.Index(fields=["at", "id"], name="scada_alarmhistory_log_idx"),
         ]
 
     def __str__(self) -> str:
@@ -503,6 +505,14 @@ class DeliveryAttempt(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
+        indexes = [
+            # GET /api/logs: the newest failed attempts before a cursor.
+            models.Index(
+                fields=["at", "id"],
+                condition=Q(ok=False),
+                name="scada_delivery_failed_log_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"MWO-{self.work_order_id} attempt {'ok' if self.ok else 'failed'}"

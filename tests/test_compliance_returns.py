@@ -1004,3 +1004,18 @@ def test_the_same_rows_unescaped_would_have_been_formulas(tmp_path):
     escaped = csvsafe.csv_bytes(["serial", "recycler"], [[EVIL_SERIAL, EVIL_RECYCLER]])
     sheet = as_spreadsheet(tmp_path, escaped, "escaped")
     assert formulas(sheet) == []
+
+
+def test_the_demo_ships_the_cpcb_schemas_again_after_a_flush():
+    from compliance import demo
+
+    CsvSchema.objects.all().delete()
+    lines: list[str] = []
+    demo._schemas(lines.append)
+    assert set(CsvSchema.objects.values_list("slug", "is_default")) == {
+        ("cpcb-epr-summary", True),
+        ("cpcb-epr-packs", True),
+    }
+    assert lines == ["compliance: the CPCB CSV schemas shipped again"]
+    demo._schemas(lines.append)
+    assert len(lines) == 1

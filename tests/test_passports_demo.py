@@ -182,8 +182,8 @@ def test_field_telemetry_summarised_on_the_passport(demo_plant):
         readings = pack.telemetry.order_by("ts")
         last = readings.last()
         span = last.ts - readings.first().ts
-        assert span.days == 21
-        assert readings.count() == 21 * 12 + 1  # every two hours
+        assert span.days == 30
+        assert readings.count() == 30 * 24 + 1  # every hour
         assert (pack.soh_percent, pack.soc_percent, pack.temperature_c) == (
             last.soh_percent,
             last.soc_percent,
@@ -193,7 +193,7 @@ def test_field_telemetry_summarised_on_the_passport(demo_plant):
         assert 5 <= min(r.soc_percent for r in readings) <= 100
         delivered = pack.events.get(kind=EventKind.DELIVERED).occurred_at
         assert readings.first().ts > delivered
-    assert TelemetryReading.objects.count() == 4 * (21 * 12 + 1)
+    assert TelemetryReading.objects.count() == 4 * (30 * 24 + 1)
 
 
 def test_lots_match_the_demo_work_orders(demo_plant):

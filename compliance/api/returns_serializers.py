@@ -7,9 +7,9 @@ from datetime import date
 from rest_framework import serializers
 
 from bpmos.filters import INT64_MAX
+from bpmos.jsonfields import WholeNumberField
 from compliance.models import ComplianceReturn, CsvSchema, ReturnLine
 from compliance.periods import Period, fy_parse, fy_period
-from scada.api.fields import WholeNumberField
 
 # Days a period may span: 2000-01-01 to 2099-12-31 (fy_parse's years).
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)

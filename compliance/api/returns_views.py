@@ -18,14 +18,14 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from bpmos import filters as bpmos_filters
+from bpmos.filters import EnumFilter
+from bpmos.jsonfields import read_body
 from bpmos.renderers import JSONRenderer
 from bpmos.views import ApiViewMixin, BpmosAPIView
 from compliance import returns
 from compliance.api import returns_serializers as s
 from compliance.models import ComplianceReturn, ReturnEvent, ReturnLine, ReturnStatus
 from compliance.periods import fy_parse
-from passports.api.filters import EnumFilter
-from scada.api.fields import read_body
 
 _TAGS = ["compliance"]
 _ID = OpenApiParameter(

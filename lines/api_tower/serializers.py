@@ -106,7 +106,9 @@ class OEEFiguresSerializer(serializers.Serializer):
         source="planned_busy_seconds", help_text="Seconds, summed over machines."
     )
     runTime = serializers.FloatField(
-        source="run_seconds", help_text="Seconds running, summed over machines."
+        source="run_seconds",
+        help_text="Actual production time (APT), seconds: each machine's time "
+        "running, at most its planned busy time, summed over machines.",
     )
     goodCount = serializers.IntegerField(source="good_count")
     rejectCount = serializers.IntegerField(source="reject_count")

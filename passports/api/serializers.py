@@ -21,8 +21,8 @@ from rest_framework import serializers
 
 from bpmos.errors import InvalidInput
 from bpmos.fields import DateTimeField, utc_datetime
+from bpmos.filters import enum_value
 from passports import conformity
-from passports.api.filters import enum_value
 from passports.models import (
     PUBLIC_FIELDS,
     RESTRICTED_FIELDS,

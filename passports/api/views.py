@@ -23,11 +23,12 @@ from rest_framework.response import Response
 
 from bpmos import access
 from bpmos.errors import DomainError, InvalidInput, NotFound
+from bpmos.filters import enum_value
 from bpmos.views import BpmosAPIView
 from passports import bpan as bpan_rules
 from passports import conformity, ledger, selectors, services, telemetry
 from passports.api import serializers as s
-from passports.api.filters import PassportFilterSet, enum_value
+from passports.api.filters import PassportFilterSet
 from passports.models import CustodianKind, EventKind, Passport, PassportEvent
 
 _IDENTIFIER = OpenApiParameter(

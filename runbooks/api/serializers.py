@@ -131,7 +131,13 @@ class StageMetricsSerializer(serializers.Serializer):
     planned_minutes = serializers.FloatField()
     actual_minutes = serializers.FloatField(allow_null=True)
     delay_minutes = serializers.FloatField()
-    efficiency_score = serializers.FloatField(allow_null=True)
+    efficiency_score = serializers.FloatField(
+        allow_null=True,
+        min_value=0,
+        max_value=200,
+        help_text="Percent of planned pace: 100 x planned / actual minutes of a "
+        "done stage, capped at 200; null unless done and timed (at least 1 min).",
+    )
     on_time = serializers.BooleanField(allow_null=True)
 
 
@@ -144,7 +150,14 @@ class WorkOrderMetricsSerializer(serializers.Serializer):
     stages_done = serializers.IntegerField()
     stages_on_time = serializers.IntegerField()
     delay_minutes = serializers.FloatField(allow_null=True)
-    efficiency_score = serializers.FloatField(allow_null=True)
+    efficiency_score = serializers.FloatField(
+        allow_null=True,
+        min_value=0,
+        max_value=200,
+        help_text="Percent of planned pace: 100 x sum of planned / sum of actual "
+        "minutes over done stages timed at least 1 min, capped at 200; null if "
+        "there are none.",
+    )
     on_time_percentage = serializers.FloatField(allow_null=True)
 
 

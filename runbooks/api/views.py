@@ -125,8 +125,8 @@ class WorkOrderMetricsView(BpmosAPIView):
     * ``delay_minutes``: max(0, (completed_at, or now while open) - planned_end);
       null for a cancelled work order.
     * ``efficiency_score``: 100 * sum of planned minutes / sum of actual minutes
-      over its done stages, 1 decimal; null while none is done. Above 100 is
-      faster than planned.
+      over its done stages that were timed (actual at least 1 minute), capped
+      at 200, 1 decimal; null while none is. Above 100 is faster than planned.
     * ``on_time_percentage``: 100 * done stages on time / done stages, 1 decimal;
       null while none is done.
     """
@@ -168,7 +168,7 @@ class StageMetricsView(BpmosAPIView):
     * ``delay_minutes``: max(0, (actual_end if done, else now) - planned_end):
       how late it finished, or how late it already is; 0 when on time.
     * ``efficiency_score``: 100 * planned_minutes / actual_minutes for a done
-      stage, 1 decimal; null otherwise.
+      stage timed at least 1 minute, capped at 200, 1 decimal; null otherwise.
     * ``on_time``: actual_end <= planned_end for a done stage; null otherwise.
     """
 

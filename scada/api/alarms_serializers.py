@@ -11,10 +11,10 @@ from rest_framework import serializers
 
 from bpmos.fields import DateTimeField, utc_datetime
 from bpmos.filters import INT64_MAX
+from bpmos.jsonfields import FlagField, NumberField, WholeNumberField
 from exceptions.models import Severity
 from scada.alarms import MAX_SHELVE
 from scada.api.alarms_selectors import is_chattering
-from scada.api.fields import FlagField, NumberField, WholeNumberField
 from scada.models import AlarmEvent, AlarmState
 
 # The same words as exceptions' severities (one enum in the OpenAPI schema).

@@ -9,12 +9,12 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
 
+from bpmos.jsonfields import read_body
 from bpmos.views import ApiViewMixin, BpmosAPIView
 from scada import alarm_rules, alarms
 from scada.api import alarms_selectors as selectors
 from scada.api import alarms_serializers as s
 from scada.api.alarms_filters import AlarmFilterSet, AlertRuleFilterSet, FloodFilterSet
-from scada.api.fields import read_body
 
 _TAGS = ["alarms"]
 # Named as the schema's path template names it ({pk} becomes {id}): a "pk"

@@ -8,8 +8,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bpmos.fields import utc_datetime
+from bpmos.jsonfields import FlagField, WholeNumberField
 from lines.models import Machine
-from scada.api.fields import FlagField, WholeNumberField
 from scada.models import (
     CommState,
     Connector,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from bpmos.filters import INT64_MAX
-from scada.api.fields import WholeNumberField
+from bpmos.jsonfields import WholeNumberField
 from scada.models import LimsResult
 
 

@@ -7,10 +7,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 
+from bpmos.jsonfields import read_body
 from bpmos.views import BpmosAPIView
 from scada import maintenance
 from scada.api import maintenance_serializers as s
-from scada.api.fields import read_body
 from scada.api.maintenance_filters import MaintenanceWorkOrderFilterSet
 
 TAGS = ["maintenance work orders"]

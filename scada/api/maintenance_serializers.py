@@ -7,8 +7,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bpmos.filters import INT64_MAX
+from bpmos.jsonfields import WholeNumberField
 from exceptions.models import Severity
-from scada.api.fields import WholeNumberField
 from scada.models import DeliveryAttempt, MaintenanceWorkOrder
 
 # The same words as exceptions' severities and alarms' (one enum in the schema).

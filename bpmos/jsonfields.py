@@ -1,5 +1,6 @@
-"""JSON-typed fields for SCADA's JSON bodies (alert rules, shelving, work
-orders, LIMS fetch): a value of the type the schema shows, or a 400.
+"""JSON-typed fields for JSON bodies (SCADA's alert rules, shelving, work
+orders, LIMS fetch; compliance's returns): a value of the type the schema
+shows, or a 400.
 
 DRF's ``FloatField`` takes ``float(data)``, so ``{"low_limit": false}`` made a
 rule with a low limit of 0.0 and ``{"high_limit": "80"}`` one of 80;

@@ -1,0 +1,195 @@
+"""``GET /api/logs``'s read model: one stream over every app's log source
+(``bpmos/logevents.py``), merged newest first, paged by an opaque cursor.
+
+A page asks each source the reader may see and the ``category`` filter keeps
+for ``size + 1`` events strictly older than the cursor (one indexed query per
+source; elog's shift log may ask up to two more), merges them by
+``(timestamp, id)`` descending (the id compared as a string, as
+``LogEvent.cursor`` does) and keeps ``size``; the extra one says whether
+there is a next page. Never a COUNT(*), never an OFFSET: a page deep in
+millions of rows costs what the first one does, and rows written while a
+client walks the stream land above its cursor, so it
+sees every older event once, in order.
+
+The cursor is ``(timestamp, id)`` of a page's last event, signed
+(``django.core.signing``, its own salt): a cursor that was altered, or that is
+not one, is a 400 naming ``cursor``. There is no ``previous``: the stream is
+read from the newest event down; to see what arrived since, read from the top.
+
+Visibility (docs/design.md §5): the audit log is the audit readers' (auditors,
+admins; ``AUDIT_READERS``, as ``GET /api/audit``); asking for ``category=audit``
+without being one is a 403, and the default stream of everyone else leaves it
+out. Failed compliance e-mails are the compliance readers'. Everything else
+(shift log, ledger, alarms, connector and CMMS failures) is everyone's; no
+message carries restricted passport data.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime
+from itertools import islice
+
+from django.core import signing
+from django.utils.dateparse import parse_datetime
+
+from bpmos.access import AUDIT_READERS, COMPLIANCE_READERS
+from bpmos.errors import Forbidden, InvalidInput
+from bpmos.fields import time_problem
+from bpmos.logevents import (
+    ALARM,
+    AUDIT,
+    CATEGORIES,
+    LEDGER,
+    SHIFT_LOG,
+    SYSTEM,
+    LogEvent,
+    LogQuery,
+    LogSource,
+)
+from bpmos.logsource import event_key, id_key
+from compliance.logsource import email_source
+from elog import selectors as elog_selectors
+from passports.logsource import ledger_source
+from scada.logsource import alarm_source, cmms_source, comm_source
+
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+EXPORT_MAX_ROWS = 50_000  # the CSV export's cap
+EXPORT_CHUNK = 1_000  # events per page while exporting
+_CURSOR_SALT = "bpmos.logs.cursor"
+
+
+def _shift_log_source(query: LogQuery) -> list[LogEvent]:
+    """The electronic shift log: ``elog.selectors.shift_log_source`` when
+    elog has it (issue 15's shift-log work), else no events yet."""
+    source = getattr(elog_selectors, "shift_log_source", None)
+    return source(query) if source is not None else []
+
+
+def shift_log_available() -> bool:
+    return getattr(elog_selectors, "shift_log_source", None) is not None
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    category: str
+    read: LogSource
+    readers: frozenset | None = None  # None: every role
+    available: Callable[[], bool] = lambda: True
+
+
+SOURCES: tuple[Source, ...] = (
+    Source("audit", AUDIT, elog_selectors.audit_source, AUDIT_READERS),
+    Source("shift_log", SHIFT_LOG, _shift_log_source, available=shift_log_available),
+    Source("ledger", LEDGER, ledger_source),
+    Source("alarms", ALARM, alarm_source),
+    Source("connectors", SYSTEM, comm_source),
+    Source("cmms", SYSTEM, cmms_source),
+    Source("email", SYSTEM, email_source, COMPLIANCE_READERS),
+)
+
+
+def visible_categories(role: str | None) -> frozenset[str]:
+    """The categories ``role`` may read (the audit log: audit readers only)."""
+    return frozenset(
+        c for c in CATEGORIES if c != AUDIT or role is None or role in AUDIT_READERS
+    )
+
+
+def check_categories(asked: frozenset[str] | None, role: str | None) -> frozenset[str]:
+    """The categories to read: those asked (all the visible ones when none
+    were); 403 when one asked is not the reader's to see."""
+    visible = visible_categories(role)
+    if asked is None:
+        return visible
+    hidden = asked - visible
+    if hidden:
+        raise Forbidden(
+            "The audit log is readable by auditors and admins only.",
+            details={"category": sorted(hidden)},
+        )
+    return asked
+
+
+def sources_for(query: LogQuery) -> list[Source]:
+    """The sources a page asks: those of the query's categories the reader
+    may see (and that exist)."""
+    return [
+        s
+        for s in SOURCES
+        if s.category in query.categories
+        and (s.readers is None or query.role is None or query.role in s.readers)
+        and s.available()
+    ]
+
+
+def _newest_first(lists: list[list[LogEvent]]) -> Iterator[LogEvent]:
+    return heapq.merge(*lists, key=event_key, reverse=True)
+
+
+@dataclass(frozen=True)
+class Page:
+    events: list[LogEvent]
+    next_cursor: str | None
+
+
+def read_page(query: LogQuery) -> Page:
+    """At most ``query.limit`` events after ``query.before``, newest first,
+    and the cursor of the next page (None at the end)."""
+    ask = replace(query, limit=query.limit + 1)
+    merged = list(
+        islice(
+            _newest_first([s.read(ask) for s in sources_for(query)]), query.limit + 1
+        )
+    )
+    events = merged[: query.limit]
+    more = len(merged) > query.limit
+    return Page(events, encode_cursor(events[-1]) if more else None)
+
+
+def export_events(query: LogQuery, cap: int = EXPORT_MAX_ROWS) -> Iterator[LogEvent]:
+    """The whole filtered stream from ``query.before`` on, newest first, up
+    to ``cap`` events, page by page (``EXPORT_CHUNK`` at a time)."""
+    sent = 0
+    before = query.before
+    while sent < cap:
+        size = min(EXPORT_CHUNK, cap - sent)
+        page = read_page(replace(query, limit=size, before=before))
+        yield from page.events
+        sent += len(page.events)
+        if page.next_cursor is None or not page.events:
+            return
+        before = page.events[-1].cursor
+
+
+# --- the cursor ---
+
+
+def encode_cursor(event: LogEvent) -> str:
+    return signing.dumps(
+        [event.timestamp.isoformat(), event.id], salt=_CURSOR_SALT, compress=False
+    )
+
+
+def decode_cursor(value: str) -> tuple[datetime, str]:
+    """The ``(timestamp, id)`` a cursor carries; 400 (``cursor``) when it was
+    not made here, was altered or does not hold one."""
+    problem = InvalidInput(
+        "The cursor is not valid: use the `next` link of a page.",
+        details={"cursor": ["Invalid cursor."]},
+    )
+    if not value or len(value) > 512:
+        raise problem
+    try:
+        stamp, ident = signing.loads(value, salt=_CURSOR_SALT)
+        at = parse_datetime(stamp)
+        id_key(ident)
+    except (signing.BadSignature, ValueError, TypeError):
+        raise problem from None
+    if at is None or at.tzinfo is None or time_problem(at) is not None:
+        raise problem
+    return at, ident
