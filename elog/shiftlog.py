@@ -23,6 +23,7 @@ act twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import datetime
 from typing import Any
@@ -127,13 +128,14 @@ def _create(
     metadata: dict[str, Any],
     line: str,
     now: datetime,
+    window: tuple[datetime, datetime],
     automatic: bool = False,
     corrects: ShiftLogEntry | None = None,
     acknowledges: ShiftLogEntry | None = None,
     target_type: str = "",
     target_id: str = "",
 ) -> ShiftLogEntry:
-    start, end = shifts.shift_of(at=now, line=line)
+    start, end = window  # the shift of ``line`` containing ``now``
     ctx = context.current()
     user = actor if getattr(actor, "is_authenticated", False) else None
     return ShiftLogEntry.objects.create(
@@ -211,13 +213,18 @@ def entry_write(
                 errors["corrects"] = [f"No shift-log entry {corrects_id}."]
     elif corrects_id is not None:
         errors["corrects"] = ["Only a correction names the entry it corrects."]
-    line = line or (corrected.line if corrected else "")
     now = now or timezone.now()
+    window = None
     try:
-        shifts.shift_of(at=now, line=line)
+        window = shifts.shift_of(at=now, line=line)
     except shifts.UnknownLine:
         errors["line"] = [f"No line {line[:50]!r}."]
-    if errors:
+    if not line and corrected is not None and corrected.line:
+        # A correction stays on the corrected entry's line (if it still exists).
+        with contextlib.suppress(shifts.UnknownLine):
+            window = shifts.shift_of(at=now, line=corrected.line)
+            line = corrected.line
+    if errors or window is None:
         field = next(iter(errors))
         raise InvalidInput(
             f"Invalid input. {field}: {errors[field][0]}",
@@ -238,6 +245,7 @@ def entry_write(
         metadata=metadata,
         line=line,
         now=now,
+        window=window,
         corrects=corrected,
     )
     audit.record(
@@ -286,10 +294,10 @@ def handover_acknowledge(
         )
     now = now or timezone.now()
     try:
-        current_start, _ = shifts.shift_of(at=now, line=handover.line)
+        window = shifts.shift_of(at=now, line=handover.line)
     except shifts.UnknownLine:  # the line was renamed since
-        current_start, _ = shifts.shift_of(at=now)
-    if current_start != handover.shift_end:
+        window = shifts.shift_of(at=now)
+    if window[0] != handover.shift_end:
         raise Conflict(
             "A handover is acknowledged during the shift that follows it "
             f"(from {handover.shift_end.isoformat()}).",
@@ -305,6 +313,7 @@ def handover_acknowledge(
                 metadata={},
                 line=handover.line,
                 now=now,
+                window=window,
                 acknowledges=handover,
             )
     except IntegrityError:
@@ -343,9 +352,9 @@ def auto_entry(
         target_type, target_id = target._meta.model_name, str(target.pk)
     now = timezone.now()
     try:
-        shifts.shift_of(at=now, line=line)
+        window = shifts.shift_of(at=now, line=line)
     except shifts.UnknownLine:
-        line = ""
+        line, window = "", shifts.shift_of(at=now)
     body = body[:MAX_BODY] or entry_type
     return _create(
         actor=actor,
@@ -354,6 +363,7 @@ def auto_entry(
         metadata=metadata or {},
         line=line,
         now=now,
+        window=window,
         automatic=True,
         target_type=target_type,
         target_id=target_id,

@@ -33,6 +33,8 @@ pytestmark = pytest.mark.django_db
 WRITE = "/api/logs/write"
 LIST = "/api/logs/shift"
 TABLE = "elog_shiftlogentry"
+# elog.audit serialises the chain with an advisory lock on PostgreSQL only.
+CHAIN_LOCK = int(connection.vendor == "postgresql")
 
 
 class Boom(Exception):
@@ -793,3 +795,37 @@ def test_source_costs_one_query_for_a_page_and_one_for_its_last_timestamp(
         selectors.shift_log_source(LogQuery(limit=100))
     with django_assert_num_queries(2):
         selectors.shift_log_source(LogQuery(limit=3))
+
+
+def test_write_costs_a_fixed_number_of_queries(olga, django_assert_num_queries):
+    client = api(olga)
+    client.post(WRITE, body_for(olga), format="json")  # the chain has a head
+    # the token's user; savepoint; the default line (its shift); insert; the
+    # audit record: savepoint, lock (PostgreSQL), head, insert, release; release
+    with django_assert_num_queries(9 + CHAIN_LOCK):
+        response = client.post(WRITE, body_for(olga), format="json")
+    assert response.status_code == 201
+
+
+def test_acknowledge_costs_a_fixed_number_of_queries(
+    sam, tina, django_assert_num_queries
+):
+    handover = previous_shift_handover(sam)
+    client = api(tina)
+    # the token's user; savepoint; the handover, locked; its acknowledgement
+    # (none yet); the default line (its shift); savepoint, insert, release
+    # (the race's savepoint); the audit record (4 + lock); release
+    with django_assert_num_queries(13 + CHAIN_LOCK):
+        response = client.post(
+            f"/api/logs/shift/{handover.pk}/acknowledge", {}, format="json"
+        )
+    assert response.status_code == 201
+
+
+def test_correction_stays_on_the_corrected_entry_s_line(olga):
+    make_line(slug="line-b")
+    wrong = write(olga, line="line-b", body="Chiller fault.")
+
+    correction = write(olga, entry_type="correction", corrects=wrong.pk, body="Fan.")
+
+    assert (correction.line, correction.corrects) == ("line-b", wrong)
