@@ -532,3 +532,7 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 BPMOS_REPORT_SYNC_ROWS = env.int("BPMOS_REPORT_SYNC_ROWS", default=20000)
 BPMOS_REPORT_DIR = Path(env.str("BPMOS_REPORT_DIR", default=str(DATA_DIR / "reports")))
 BPMOS_REPORT_JOB_KEEP_HOURS = env.int("BPMOS_REPORT_JOB_KEEP_HOURS", default=24)
+
+# --- the electronic shift log (docs/logs.md) -----------------------------------
+# This installation's plant id: POST /api/logs/write must name it as plant_id.
+BPMOS_PLANT_ID = env.str("BPMOS_PLANT_ID", default="main")

@@ -61,7 +61,7 @@ MAX_METADATA_DEPTH = 5
 
 def this_plant_id() -> str:
     """This installation's plant id (BPM-OS runs one plant per installation)."""
-    return getattr(settings, "BPMOS_PLANT_ID", "main")
+    return settings.BPMOS_PLANT_ID
 
 
 def _name_of(user: Any) -> str:

@@ -1,4 +1,4 @@
-"""GET /api/logs (issue 15, control-UI contract group VII): each source's
+"""GET /api/logs (control-UI contract group VII): each source's
 shape, the merge's order, cursor pagination, filters and search, strict
 parameters, what each role sees, the audited CSV export, immutability and the
 queries a page costs (docs/logs.md)."""

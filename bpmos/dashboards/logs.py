@@ -63,10 +63,8 @@ _CURSOR_SALT = "bpmos.logs.cursor"
 
 
 def _shift_log_source(query: LogQuery) -> list[LogEvent]:
-    """The electronic shift log: ``elog.selectors.shift_log_source`` when
-    elog has it (issue 15's shift-log work), else no events yet."""
-    source = getattr(elog_selectors, "shift_log_source", None)
-    return source(query) if source is not None else []
+    """The electronic shift log (``elog.selectors.shift_log_source``)."""
+    return elog_selectors.shift_log_source(query)
 
 
 def shift_log_available() -> bool:
