@@ -1,0 +1,133 @@
+"""Shapes of ``/api/dashboard/summary``, ``/trends`` and ``/distributions``
+(control-UI contract group I): camelCase, display enums, times as
+"2026-01-15T10:30:00Z". The values come from ``bpmos.dashboards.kpis``,
+``.trends`` and ``.distributions``; nothing here computes."""
+
+from rest_framework import serializers
+
+from bpmos.dashboards import trends
+from bpmos.fields import DateTimeField, choice_labels, utc_datetime
+from inventory.models import ItemStatus
+from passports.models import CustodianKind
+
+PERCENT = {"min_value": 0, "max_value": 100, "allow_null": True}
+
+
+class WindowFiguresSerializer(serializers.Serializer):
+    """Planned, Built and Yield over one window [from, to)."""
+
+    # "from" is a keyword: declared through the class namespace.
+    locals()["from"] = utc_datetime(source="start", help_text="Start (UTC).")
+    to = utc_datetime(source="end", help_text="End (UTC), exclusive.")
+    planned = serializers.IntegerField(
+        min_value=0,
+        help_text="Quantity of work orders (not cancelled) due in the window.",
+    )
+    built = serializers.IntegerField(
+        min_value=0, help_text="Quantity of work orders completed in the window."
+    )
+    good = serializers.IntegerField(
+        min_value=0, help_text="Good pieces the lines reported (shifts starting in it)."
+    )
+    rejected = serializers.IntegerField(min_value=0)
+    yieldPercent = serializers.FloatField(
+        source="yield_percent",
+        help_text="good ÷ (good + rejected), %, one decimal; null when none.",
+        **PERCENT,
+    )
+
+
+class HoldSerializer(serializers.Serializer):
+    """On hold now, per register (the same pack may be held as a stock item
+    and as a passport: it counts in both)."""
+
+    total = serializers.IntegerField(min_value=0)
+    workOrderStages = serializers.IntegerField(source="work_order_stages")
+    inventoryItems = serializers.IntegerField(source="inventory_items")
+    passports = serializers.IntegerField()
+
+
+class SummarySerializer(serializers.Serializer):
+    asOf = utc_datetime(source="as_of")
+    shift = WindowFiguresSerializer(help_text="The plant's current shift.")
+    today = WindowFiguresSerializer(help_text="The UTC calendar day.")
+    week = WindowFiguresSerializer(help_text="The ISO week (from Monday, UTC).")
+    hold = HoldSerializer()
+
+
+class TrendQuerySerializer(serializers.Serializer):
+    """The query string of ``/api/dashboard/trends``."""
+
+    metric = serializers.ChoiceField(choices=trends.METRICS)
+    bucket = serializers.ChoiceField(
+        choices=list(trends.BUCKETS), required=False, default="day"
+    )
+    # "from" is a keyword: declared through the class namespace.
+    locals()["from"] = DateTimeField(required=False)
+    to = DateTimeField(required=False)
+    passport = serializers.CharField(required=False, max_length=64)
+    model = serializers.CharField(required=False, max_length=64)
+
+
+class PointSerializer(serializers.Serializer):
+    t = utc_datetime(help_text="Start of the bucket (UTC).")
+    value = serializers.FloatField(
+        allow_null=True,
+        help_text="Counts are 0 for an empty bucket; ratios and means null.",
+    )
+
+
+class SeriesSerializer(serializers.Serializer):
+    id = serializers.CharField(
+        help_text='"plant", a line id, a passport UUID or a model code.'
+    )
+    name = serializers.CharField()
+    points = PointSerializer(many=True)
+
+
+class TrendSerializer(serializers.Serializer):
+    metric = serializers.ChoiceField(choices=trends.METRICS)
+    bucket = serializers.ChoiceField(choices=list(trends.BUCKETS))
+    unit = serializers.CharField(help_text='"units", "count", "%" or "°C".')
+    locals()["from"] = utc_datetime(
+        source="start", help_text="from, rounded down to its bucket."
+    )
+    to = utc_datetime(source="end")
+    series = SeriesSerializer(many=True)
+
+
+class StageWipSerializer(serializers.Serializer):
+    runbookId = serializers.CharField(source="runbook_id")
+    stageId = serializers.CharField(source="stage_id", help_text='"mfg-05"')
+    stage = serializers.CharField(help_text='"S5 Module Assembly"')
+    inProgress = serializers.IntegerField(source="in_progress")
+    waiting = serializers.IntegerField()
+    onHold = serializers.IntegerField(source="on_hold")
+    wip = serializers.IntegerField()
+    isBottleneck = serializers.BooleanField(source="is_bottleneck")
+
+
+class CustodyShareSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(source="label", choices=choice_labels(CustodianKind))
+    count = serializers.IntegerField(min_value=0)
+
+
+class StatusShareSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(source="label", choices=choice_labels(ItemStatus))
+    count = serializers.IntegerField(min_value=0)
+
+
+class DistributionsSerializer(serializers.Serializer):
+    stageMix = StageWipSerializer(
+        source="stage_mix",
+        many=True,
+        help_text="WIP per stage of every active runbook, by runbook and position.",
+    )
+    custodyMix = CustodyShareSerializer(
+        source="custody_mix",
+        many=True,
+        help_text="Batteries as units per custodian kind, in chain order.",
+    )
+    inventoryByStatus = StatusShareSerializer(
+        source="inventory_by_status", many=True, help_text="Items in stock."
+    )
