@@ -110,8 +110,9 @@ def trend_window(
     ``from`` is not before ``to`` or the window has more than ``MAX_POINTS``."""
     step = BUCKETS[bucket]
     end = end or now
-    if start is None:
-        start = bucket_floor(end, bucket) - (DEFAULT_POINTS - 1) * step
+    if start is None:  # the last bucket is the one holding the instant before end
+        last = bucket_floor(end - timedelta(microseconds=1), bucket)
+        start = last - (DEFAULT_POINTS - 1) * step
     if start >= end:
         raise _invalid("from", "Must be before to.")
     first = bucket_floor(start, bucket)

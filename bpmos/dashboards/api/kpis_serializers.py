@@ -68,6 +68,18 @@ class TrendQuerySerializer(serializers.Serializer):
     passport = serializers.CharField(required=False, max_length=64)
     model = serializers.CharField(required=False, max_length=64)
 
+    def to_internal_value(self, data):
+        # DRF reads "?from=" as if from were absent; an empty value is a
+        # mistake of the caller's, so it is a 400 naming the parameter.
+        empty = {
+            name: ["May not be empty."]
+            for name in self.fields
+            if name in data and data.get(name) == ""
+        }
+        if empty:
+            raise serializers.ValidationError(empty)
+        return super().to_internal_value(data)
+
 
 class PointSerializer(serializers.Serializer):
     t = utc_datetime(help_text="Start of the bucket (UTC).")
