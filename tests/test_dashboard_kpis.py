@@ -97,14 +97,14 @@ def _complete(work_order, boss, when: datetime) -> None:
 def build_production(boss) -> None:
     """Work orders of a two-stage runbook:
 
-    qty  due (planned end)   what became of it
-    10   03-04 12:00 shift   completed 03-04 09:00 (shift, today, week)
-    20   03-04 20:00 today   S1 on hold (in progress)
-     5   03-03 12:00 week    completed 03-03 15:00 (week)
-     7   03-04 11:00 shift   cancelled: never planned
-   100   03-10 09:00         not due this week
-     3   03-01 12:00         completed 03-01 13:00: last week
-     1   03-10 09:00         S1 done, S2 waiting
+     qty  due (planned end)   what became of it
+     10   03-04 12:00 shift   completed 03-04 09:00 (shift, today, week)
+     20   03-04 20:00 today   S1 on hold (in progress)
+      5   03-03 12:00 week    completed 03-03 15:00 (week)
+      7   03-04 11:00 shift   cancelled: never planned
+    100   03-10 09:00         not due this week
+      3   03-01 12:00         completed 03-01 13:00: last week
+      1   03-10 09:00         S1 done, S2 waiting
     """
     make_runbook(stages=[("S1", "Cell Stacking"), ("S2", "Module Assembly")])
     with time_machine.travel(at(1, 8), tick=False):
@@ -617,9 +617,11 @@ def test_query_counts_do_not_grow_with_the_plant(boss, django_assert_num_queries
 
     def check():
         for path, count in QUERY_COUNTS.items():
-            with time_machine.travel(NOW, tick=False):
-                with django_assert_num_queries(count):
-                    assert client.get(path).status_code == 200, path
+            with (
+                time_machine.travel(NOW, tick=False),
+                django_assert_num_queries(count),
+            ):
+                assert client.get(path).status_code == 200, path
 
     check()
     build_production(boss)
