@@ -22,16 +22,22 @@ from passports.models import CustodianKind
 
 
 @dataclass(frozen=True)
-class Share:
-    label: str
+class CustodyShare:
+    kind: str  # display label, "Manufacturer"
+    count: int
+
+
+@dataclass(frozen=True)
+class StatusShare:
+    status: str  # display label, "Hold"
     count: int
 
 
 @dataclass(frozen=True)
 class Distributions:
     stage_mix: list[wip.StageWip]
-    custody_mix: list[Share]
-    inventory_by_status: list[Share]
+    custody_mix: list[CustodyShare]
+    inventory_by_status: list[StatusShare]
 
 
 def distributions_get() -> Distributions:
@@ -41,11 +47,11 @@ def distributions_get() -> Distributions:
     return Distributions(
         stage_mix=wip.stage_wip_list(),
         custody_mix=[
-            Share(label=label, count=custody[value])
+            CustodyShare(kind=label, count=custody[value])
             for value, label in CustodianKind.choices
         ],
         inventory_by_status=[
-            Share(label=label, count=stock[value])
+            StatusShare(status=label, count=stock[value])
             for value, label in ItemStatus.choices
         ],
     )

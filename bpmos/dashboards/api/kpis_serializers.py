@@ -6,9 +6,10 @@
 from rest_framework import serializers
 
 from bpmos.dashboards import trends
+from bpmos.dashboards.api_tower.serializers import CustodyShareSerializer
 from bpmos.fields import DateTimeField, choice_labels, utc_datetime
 from inventory.models import ItemStatus
-from passports.models import CustodianKind
+from lines.api_tower.serializers import StageWipSerializer
 
 PERCENT = {"min_value": 0, "max_value": 100, "allow_null": True}
 
@@ -108,24 +109,10 @@ class TrendSerializer(serializers.Serializer):
     series = SeriesSerializer(many=True)
 
 
-class StageWipSerializer(serializers.Serializer):
-    runbookId = serializers.CharField(source="runbook_id")
-    stageId = serializers.CharField(source="stage_id", help_text='"mfg-05"')
-    stage = serializers.CharField(help_text='"S5 Module Assembly"')
-    inProgress = serializers.IntegerField(source="in_progress")
-    waiting = serializers.IntegerField()
-    onHold = serializers.IntegerField(source="on_hold")
-    wip = serializers.IntegerField()
-    isBottleneck = serializers.BooleanField(source="is_bottleneck")
-
-
-class CustodyShareSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(source="label", choices=choice_labels(CustodianKind))
-    count = serializers.IntegerField(min_value=0)
-
-
 class StatusShareSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(source="label", choices=choice_labels(ItemStatus))
+    """Items in stock with one status."""
+
+    status = serializers.ChoiceField(choices=choice_labels(ItemStatus))
     count = serializers.IntegerField(min_value=0)
 
 
