@@ -11,7 +11,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Avg, Count, Max, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    Avg,
+    Count,
+    Exists,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
@@ -355,4 +365,75 @@ def telemetry_series(
             mean=Avg(column), minimum=Min(column), maximum=Max(column), n=Count("pk")
         )
         .values_list("bucket", "mean", "minimum", "maximum", "n")
+    }
+
+
+@dataclass(frozen=True)
+class FirstPass:
+    """Passports whose first QA result fell in a window, and how many passed."""
+
+    tested: int
+    passed: int
+
+
+_QA_RESULTS = (EventKind.QA_PASSED, EventKind.QA_FAILED)
+
+
+def _first_qa_results(start: datetime, end: datetime) -> QuerySet[PassportEvent]:
+    """Each passport's first QA result (its lowest-version ``qa_passed`` or
+    ``qa_failed`` event), of those that occurred in [start, end)."""
+    earlier = PassportEvent.objects.filter(
+        passport_id=OuterRef("passport_id"),
+        kind__in=_QA_RESULTS,
+        version__lt=OuterRef("version"),
+    )
+    return PassportEvent.objects.filter(
+        kind__in=_QA_RESULTS, occurred_at__gte=start, occurred_at__lt=end
+    ).filter(~Exists(earlier))
+
+
+def first_pass_counts(
+    *, windows: dict[str, tuple[datetime, datetime]]
+) -> dict[str, FirstPass]:
+    """Per named window [start, end): passports whose **first** QA result
+    occurred in it, and how many of those passed (a unit that failed and
+    passed on retest counts as failed, in the window of its failure): the
+    first-pass yield of docs/metrics.md. One query."""
+    if not windows:
+        return {}
+    aggregates = {}
+    for name, (start, end) in windows.items():
+        in_window = Q(occurred_at__gte=start, occurred_at__lt=end)
+        aggregates[f"tested_{name}"] = Count("pk", filter=in_window)
+        aggregates[f"passed_{name}"] = Count(
+            "pk", filter=in_window & Q(kind=EventKind.QA_PASSED)
+        )
+    starts, ends = zip(*windows.values(), strict=True)
+    totals = (
+        _first_qa_results(min(starts), max(ends)).order_by().aggregate(**aggregates)
+    )
+    return {
+        name: FirstPass(
+            tested=totals[f"tested_{name}"], passed=totals[f"passed_{name}"]
+        )
+        for name in windows
+    }
+
+
+def first_pass_series(
+    *, start: datetime, end: datetime, bucket: str
+) -> dict[datetime, FirstPass]:
+    """``first_pass_counts`` per ``bucket`` ("hour", "day", "week", UTC) over
+    [start, end): bucket start -> counts; buckets without results absent. One
+    query."""
+    return {
+        row[0]: FirstPass(tested=row[1], passed=row[2])
+        for row in _first_qa_results(start, end)
+        .annotate(bucket=Trunc("occurred_at", bucket, tzinfo=UTC))
+        .order_by()
+        .values("bucket")
+        .annotate(
+            tested=Count("pk"), passed=Count("pk", filter=Q(kind=EventKind.QA_PASSED))
+        )
+        .values_list("bucket", "tested", "passed")
     }

@@ -30,12 +30,23 @@ from scada.models import AlarmEvent
 from tests.conftest import bearer
 from tests.factories_inventory import make_categories, make_warehouse, receive
 from tests.factories_lines import ingest, machine, make_line, reading, state
-from tests.factories_passports import make_passport
+from tests.factories_passports import make_passport, record
 from tests.factories_tower import make_runbook
 
 NOW = datetime(2026, 3, 4, 10, 30, tzinfo=UTC)
 SUMMARY_KEYS = {"asOf", "shift", "today", "week", "hold"}
-WINDOW_KEYS = {"from", "to", "planned", "built", "good", "rejected", "yieldPercent"}
+WINDOW_KEYS = {
+    "from",
+    "to",
+    "planned",
+    "built",
+    "qaTested",
+    "qaPassed",
+    "yieldPercent",
+    "good",
+    "rejected",
+    "lineYieldPercent",
+}
 HOLD_KEYS = {"total", "workOrderStages", "inventoryItems", "passports"}
 TREND_KEYS = {"metric", "bucket", "unit", "from", "to", "series"}
 SERIES_KEYS = {"id", "name", "points"}
@@ -193,6 +204,23 @@ def build_stock_and_passports(boss) -> None:
     make_passport(Kind.CELL, State.ASSEMBLED, actor=boss)
 
 
+def build_qa(boss) -> None:
+    """First QA results: P1 passed and P2 failed at 03-04 09:00 (shift); P3
+    passed at 03-04 03:00 (today); P4 failed at 03-03 10:00 and passed on
+    retest at 03-04 09:30 (its first result is the failure, in the week)."""
+    for when, result in [
+        (at(4, 9), State.QA_PASSED),
+        (at(4, 9), State.QA_FAILED),
+        (at(4, 3), State.QA_PASSED),
+    ]:
+        with time_machine.travel(when, tick=False):
+            make_passport(Kind.PACK, result, actor=boss)
+    with time_machine.travel(at(3, 10), tick=False):
+        p4 = make_passport(Kind.PACK, State.QA_FAILED, actor=boss)
+    with time_machine.travel(at(4, 9, 30), tick=False):
+        record(p4, "qa_passed", actor=boss)
+
+
 # --- summary --------------------------------------------------------------------------
 
 
@@ -201,6 +229,7 @@ def test_summary_figures_of_the_fixed_plant(boss):
     build_production(boss)
     build_lines()
     build_stock_and_passports(boss)
+    build_qa(boss)
 
     with time_machine.travel(NOW, tick=False):
         response = api(boss).get("/api/dashboard/summary")
@@ -209,6 +238,7 @@ def test_summary_figures_of_the_fixed_plant(boss):
     assert response.json() == {
         "asOf": "2026-03-04T10:30:00Z",
         # Due in the shift: A (10); D is cancelled. Built: A.
+        # First QA results: P1 passed, P2 failed -> 50.0 %.
         # Pieces: line A's 06:00 shift: good 90 + 150, rejected 10 -> 96.0 %.
         # Line B's shift started at 00:00, before the plant's shift.
         "shift": {
@@ -216,32 +246,42 @@ def test_summary_figures_of_the_fixed_plant(boss):
             "to": "2026-03-04T14:00:00Z",
             "planned": 10,
             "built": 10,
+            "qaTested": 2,
+            "qaPassed": 1,
+            "yieldPercent": 50.0,
             "good": 240,
             "rejected": 10,
-            "yieldPercent": 96.0,
+            "lineYieldPercent": 96.0,
         },
-        # Due today: A + B = 30. Pieces: A's 06:00 shift and B's 00:00 shift:
+        # Due today: A + B = 30. QA: plus P3 -> 2 of 3 -> 66.7 % (P4's pass
+        # today was a retest). Pieces: A's 06:00 shift and B's 00:00 shift:
         # 260 good, 40 rejected -> 86.666 -> 86.7 %.
         "today": {
             "from": "2026-03-04T00:00:00Z",
             "to": "2026-03-05T00:00:00Z",
             "planned": 30,
             "built": 10,
+            "qaTested": 3,
+            "qaPassed": 2,
+            "yieldPercent": 66.7,
             "good": 260,
             "rejected": 40,
-            "yieldPercent": 86.7,
+            "lineYieldPercent": 86.7,
         },
         # Due this week: A + B + C = 35; built A + C = 15 (F was last week).
-        # Pieces: plus A's night shift from 03-03 22:00 (40, 10): 300 and 50
-        # -> 85.714 -> 85.7 %.
+        # QA: plus P4's failure -> 2 of 4 -> 50.0 %. Pieces: plus A's night
+        # shift from 03-03 22:00 (40, 10): 300 and 50 -> 85.714 -> 85.7 %.
         "week": {
             "from": "2026-03-02T00:00:00Z",
             "to": "2026-03-09T00:00:00Z",
             "planned": 35,
             "built": 15,
+            "qaTested": 4,
+            "qaPassed": 2,
+            "yieldPercent": 50.0,
             "good": 300,
             "rejected": 50,
-            "yieldPercent": 85.7,
+            "lineYieldPercent": 85.7,
         },
         # B's S1; item I-2; the held pack.
         "hold": {
@@ -258,7 +298,16 @@ def test_summary_of_an_empty_plant_is_zeros_and_nulls(boss):
     with time_machine.travel(NOW, tick=False):
         body = api(boss).get("/api/dashboard/summary").json()
     assert set(body) == SUMMARY_KEYS
-    empty = {"planned": 0, "built": 0, "good": 0, "rejected": 0, "yieldPercent": None}
+    empty = {
+        "planned": 0,
+        "built": 0,
+        "qaTested": 0,
+        "qaPassed": 0,
+        "yieldPercent": None,
+        "good": 0,
+        "rejected": 0,
+        "lineYieldPercent": None,
+    }
     # No line: the default calendar (06:00 UTC, 480 minutes).
     assert body["shift"] == {
         "from": "2026-03-04T06:00:00Z",
@@ -341,10 +390,24 @@ NOW_TEXT = "2026-03-04T10:30:00Z"
 
 
 @pytest.mark.django_db
-def test_yield_trend_from_the_hourly_rollups(boss):
+def test_first_pass_yield_trend_from_the_ledger(boss):
+    build_qa(boss)
+    body = _trend(boss, metric="yield", **{"from": "2026-03-02T00:00:00Z"}).json()
+    assert body["unit"] == "%"
+    # 03-03: P4 failed; 03-04: P1, P3 passed, P2 failed (P4's retest is not
+    # a first result).
+    assert _points(body) == [
+        ("2026-03-02T00:00:00Z", None),
+        ("2026-03-03T00:00:00Z", 0.0),
+        ("2026-03-04T00:00:00Z", 66.7),
+    ]
+
+
+@pytest.mark.django_db
+def test_line_yield_trend_from_the_hourly_rollups(boss):
     build_lines()
     body = _trend(
-        boss, metric="yield", bucket="hour", **{"from": "2026-03-04T07:00:00Z"}
+        boss, metric="lineYield", bucket="hour", **{"from": "2026-03-04T07:00:00Z"}
     ).json()
     assert body["series"][0]["id"] == "plant"
     # 07:00 rolled up, nothing made; 08:00 240 of 250; 09:00 line B 20 of 50.
@@ -499,6 +562,7 @@ def test_trends_of_an_empty_plant_are_empty_states(boss):
     for metric, empty in [
         ("built", 0),
         ("yield", None),
+        ("lineYield", None),
         ("exceptionsOpened", 0),
         ("alarms", 0),
     ]:
@@ -597,10 +661,11 @@ def test_every_role_reads_the_plant_figures(make_user, role):
 
 
 QUERY_COUNTS = {
-    "/api/dashboard/summary": 6,
+    "/api/dashboard/summary": 7,
     "/api/dashboard/distributions": 4,
     "/api/dashboard/trends?metric=built": 1,
     "/api/dashboard/trends?metric=yield": 1,
+    "/api/dashboard/trends?metric=lineYield": 1,
     "/api/dashboard/trends?metric=oee": 4,
     "/api/dashboard/trends?metric=exceptionsOpened": 1,
     "/api/dashboard/trends?metric=alarms": 1,
@@ -627,5 +692,6 @@ def test_query_counts_do_not_grow_with_the_plant(boss, django_assert_num_queries
     build_production(boss)
     build_lines()
     build_stock_and_passports(boss)
+    build_qa(boss)
     make_line(slug="line-c", name="Line C", position=3)
     check()

@@ -9,14 +9,17 @@ Definitions (docs/dashboards.md has them with a worked example):
 * **Planned**: the quantity of work orders, not cancelled, whose planned end
   falls in the window (what is due in it).
 * **Built**: the quantity of work orders completed in the window.
-* **Yield**: good ÷ (good + rejected) pieces the lines' machines reported, as a
-  percentage rounded half up to one decimal, from the lines' OEE snapshots
-  (one per line and shift, kept by beat) of the shifts that start in the
-  window; null when nothing was reported. It is the plant-wide OEE Quality.
+* **Yield** (first-pass yield, docs/metrics.md): of the passports whose
+  first QA result (``qa_passed`` or ``qa_failed``) occurred in the window, the
+  share that passed, as a percentage rounded half up to one decimal; null
+  without QA results. A unit that failed and passed on retest counts as failed.
+* **Line yield**: good ÷ (good + rejected) pieces the lines' machines reported
+  (OEE's Quality), from the lines' OEE snapshots (one per line and shift, kept
+  by beat) of the shifts that start in the window; null when none.
 * **Hold** (now, not per window): stages of open work orders on hold,
   inventory items in stock on Hold, passports on hold.
 
-Cost: six queries, whatever the size of the plant; nothing scans readings.
+Cost: seven queries, whatever the size of the plant; nothing scans readings.
 """
 
 from __future__ import annotations
@@ -46,9 +49,12 @@ class WindowFigures:
     end: datetime
     planned: int
     built: int
+    qa_tested: int
+    qa_passed: int
+    yield_percent: Decimal | None
     good: int
     rejected: int
-    yield_percent: Decimal | None
+    line_yield_percent: Decimal | None
 
 
 @dataclass(frozen=True)
@@ -73,10 +79,9 @@ class Summary:
     hold: HoldFigures
 
 
-def yield_percent(good: int, rejected: int) -> Decimal | None:
-    """good ÷ (good + rejected) as a percentage (one decimal); None for none."""
-    produced = good + rejected
-    return oee.percent(Fraction(good, produced)) if produced else None
+def share_percent(part: int, whole: int) -> Decimal | None:
+    """part ÷ whole as a percentage (one decimal, half up); None for 0 ÷ 0."""
+    return oee.percent(Fraction(part, whole)) if whole else None
 
 
 def summary_windows(now: datetime) -> dict[str, tuple[datetime, datetime]]:
@@ -95,6 +100,7 @@ def summary_get(*, now: datetime | None = None) -> Summary:
     now = now or timezone.now()
     windows = summary_windows(now)
     plan = runbook_selectors.work_order_plan_and_built(windows=windows)
+    first_pass = passport_selectors.first_pass_counts(windows=windows)
     pieces = line_selectors.snapshot_piece_counts(windows=windows)
     figures = {
         name: WindowFigures(
@@ -102,9 +108,16 @@ def summary_get(*, now: datetime | None = None) -> Summary:
             end=end,
             planned=plan[name].planned,
             built=plan[name].built,
+            qa_tested=first_pass[name].tested,
+            qa_passed=first_pass[name].passed,
+            yield_percent=share_percent(
+                first_pass[name].passed, first_pass[name].tested
+            ),
             good=pieces[name].good,
             rejected=pieces[name].reject,
-            yield_percent=yield_percent(pieces[name].good, pieces[name].reject),
+            line_yield_percent=share_percent(
+                pieces[name].good, pieces[name].good + pieces[name].reject
+            ),
         )
         for name, (start, end) in windows.items()
     }

@@ -10,7 +10,9 @@ with 0 (counts) or null (ratios, averages) when nothing happened in it.
 Metrics (docs/dashboards.md has the definitions in full):
 
 * ``built``: units of work orders completed (their quantity);
-* ``yield``: good ÷ (good + rejected) pieces from the machines' hourly
+* ``yield``: first-pass yield, % (of the passports whose first QA result
+  fell in the bucket, those that passed);
+* ``lineYield``: good ÷ (good + rejected) pieces from the machines' hourly
   roll-ups, %;
 * ``oee``: OEE per active line, %, from the hourly roll-ups (a series per line);
 * ``exceptionsOpened``: exceptions raised;
@@ -32,7 +34,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from bpmos.dashboards.kpis import yield_percent
+from bpmos.dashboards.kpis import share_percent
 from bpmos.errors import InvalidInput
 from exceptions import selectors as exception_selectors
 from lines import oee
@@ -55,6 +57,7 @@ TELEMETRY_METRICS = ("soh", "soc", "temperature")
 UNITS = {
     "built": "units",
     "yield": "%",
+    "lineYield": "%",
     "oee": "%",
     "exceptionsOpened": "count",
     "alarms": "count",
@@ -151,11 +154,17 @@ def _built(start, end, bucket, starts, **_) -> list[Series]:
 
 
 def _yield(start, end, bucket, starts, **_) -> list[Series]:
+    found = passport_selectors.first_pass_series(start=start, end=end, bucket=bucket)
+    ratios = {t: _float(share_percent(n.passed, n.tested)) for t, n in found.items()}
+    return _plant(_fill(starts, ratios, None))
+
+
+def _line_yield(start, end, bucket, starts, **_) -> list[Series]:
     found = line_selectors.hourly_piece_counts_series(
         start=start, end=end, bucket=bucket
     )
     ratios = {
-        t: _float(yield_percent(counts.good, counts.reject))
+        t: _float(share_percent(counts.good, counts.good + counts.reject))
         for t, counts in found.items()
     }
     return _plant(_fill(starts, ratios, None))
@@ -206,6 +215,7 @@ def _telemetry(
 _COMPUTE: dict[str, Callable[..., list[Series]]] = {
     "built": _built,
     "yield": _yield,
+    "lineYield": _line_yield,
     "oee": _oee,
     "exceptionsOpened": _exceptions,
     "alarms": _alarms,

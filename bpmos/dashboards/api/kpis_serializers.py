@@ -27,13 +27,29 @@ class WindowFiguresSerializer(serializers.Serializer):
     built = serializers.IntegerField(
         min_value=0, help_text="Quantity of work orders completed in the window."
     )
-    good = serializers.IntegerField(
-        min_value=0, help_text="Good pieces the lines reported (shifts starting in it)."
+    qaTested = serializers.IntegerField(
+        source="qa_tested",
+        min_value=0,
+        help_text="Passports whose first QA result fell in the window.",
     )
-    rejected = serializers.IntegerField(min_value=0)
+    qaPassed = serializers.IntegerField(
+        source="qa_passed", min_value=0, help_text="Of those, the ones that passed."
+    )
     yieldPercent = serializers.FloatField(
         source="yield_percent",
-        help_text="good ÷ (good + rejected), %, one decimal; null when none.",
+        help_text="First-pass yield: qaPassed ÷ qaTested, %, one decimal; null "
+        "without QA results.",
+        **PERCENT,
+    )
+    good = serializers.IntegerField(
+        min_value=0,
+        help_text="Good pieces the lines' machines reported (shifts starting in it).",
+    )
+    rejected = serializers.IntegerField(min_value=0)
+    lineYieldPercent = serializers.FloatField(
+        source="line_yield_percent",
+        help_text="good ÷ (good + rejected), %, one decimal (OEE Quality); null "
+        "when none.",
         **PERCENT,
     )
 
