@@ -534,6 +534,9 @@ def test_telemetry_trends_per_pack_and_per_model(boss, make_user):
         ({"metric": "soh"}, "passport"),
         ({"metric": "soc", "passport": "P-1", "model": "M"}, "passport"),
         ({"metric": "soh", "model": "x" * 65}, "model"),
+        ({"metric": "soh", "passport": "P\x00"}, "passport"),
+        ({"metric": "built", "to": "99999999999999999999"}, "to"),
+        ({"metric": "built", "from": "2026-03-04T10:00:00+99:00"}, "from"),
     ],
 )
 def test_trend_parameters_are_checked(boss, params, field):
