@@ -607,18 +607,21 @@ def hourly_piece_counts_series(
 
 @dataclass
 class LineHours:
-    """One active line's OEE inputs per rolled-up UTC hour."""
+    """One active line's OEE inputs per machine and rolled-up UTC hour:
+    machine id -> hour -> figures. Sum a machine's hours into a window before
+    bounding its APT (``oee.Figures`` built from the sums), as ``lines.oee``
+    does for any window."""
 
     id: str  # slug
     name: str
-    hours: dict[datetime, oee.Figures] = field(default_factory=dict)
+    machines: dict[int, dict[datetime, oee.Figures]] = field(default_factory=dict)
 
 
 def line_hourly_figures(*, start: datetime, end: datetime) -> list[LineHours]:
-    """Every active line's OEE inputs for each hour in [start, end) that its
-    machines have fresh roll-ups for (``MachineHour``, kept by beat), in line
-    order. Never reads raw readings: hours not rolled up yet (the current one,
-    stale ones) are absent. Four queries.
+    """Every active line's OEE inputs per machine for each hour in [start,
+    end) that the machine has a fresh roll-up for (``MachineHour``, kept by
+    beat), in line order. Never reads raw readings: hours not rolled up yet
+    (the current one, stale ones) are absent. Four queries.
 
     Per machine-hour, as ``lines.oee`` defines it: planned busy time is the
     hour less its share of planned downtime; run time is the running time of
@@ -680,7 +683,7 @@ def line_hourly_figures(*, start: datetime, end: datetime) -> list[LineHours]:
             good=good,
             reject=reject,
         )
-        result[line.pk].hours.setdefault(hour, oee.Figures()).add(figures)
+        result[line.pk].machines.setdefault(machine_id, {})[hour] = figures
     return list(result.values())
 
 

@@ -174,8 +174,27 @@ def _oee(start, end, bucket, starts, **_) -> list[Series]:
     series = []
     for line in line_selectors.line_hourly_figures(start=start, end=end):
         buckets: dict[datetime, oee.Figures] = {}
-        for hour, figures in line.hours.items():
-            buckets.setdefault(bucket_floor(hour, bucket), oee.Figures()).add(figures)
+        for hours in line.machines.values():
+            # The machine's inputs per bucket, summed before its APT is
+            # bounded by its planned busy time (ISO 22400, per work unit and
+            # window: docs/oee.md).
+            sums: dict[datetime, list] = {}
+            for hour, f in hours.items():
+                total = sums.setdefault(bucket_floor(hour, bucket), [0, 0, 0, 0, 0])
+                for index, value in enumerate(
+                    (f.planned_busy, f.run, f.ideal, f.good, f.reject)
+                ):
+                    total[index] += value
+            for t, (planned_busy, run, ideal, good, reject) in sums.items():
+                buckets.setdefault(t, oee.Figures()).add(
+                    oee.Figures(
+                        planned_busy=planned_busy,
+                        run=run,
+                        ideal=ideal,
+                        good=good,
+                        reject=reject,
+                    )
+                )
         values = {t: _float(oee.percent(f.oee)) for t, f in buckets.items()}
         series.append(
             Series(id=line.id, name=line.name, points=_fill(starts, values, None))
