@@ -577,7 +577,15 @@ def snapshot_piece_counts(
         in_window = Q(window_start__gte=start, window_start__lt=end)
         aggregates[f"good_{name}"] = Sum("good_count", filter=in_window)
         aggregates[f"reject_{name}"] = Sum("reject_count", filter=in_window)
-    totals = OEESnapshot.objects.filter(station__isnull=True).aggregate(**aggregates)
+    first = min(start for start, _ in windows.values())
+    last = max(end for _, end in windows.values())
+    totals = (
+        OEESnapshot.objects.filter(
+            station__isnull=True, window_start__gte=first, window_start__lt=last
+        )
+        .order_by()
+        .aggregate(**aggregates)
+    )
     return {
         name: PieceCounts(
             good=totals[f"good_{name}"] or 0, reject=totals[f"reject_{name}"] or 0

@@ -306,7 +306,17 @@ def work_order_plan_and_built(
                 completed_at__lt=end,
             ),
         )
-    totals = WorkOrder.objects.order_by().aggregate(**aggregates)
+    # Only the rows some window can count (each aggregate filters its own).
+    first = min(start for start, _ in windows.values())
+    last = max(end for _, end in windows.values())
+    totals = (
+        WorkOrder.objects.filter(
+            Q(planned_end__gte=first, planned_end__lt=last)
+            | Q(completed_at__gte=first, completed_at__lt=last)
+        )
+        .order_by()
+        .aggregate(**aggregates)
+    )
     return {
         name: PlanAndBuilt(
             planned=totals[f"planned_{name}"] or 0, built=totals[f"built_{name}"] or 0

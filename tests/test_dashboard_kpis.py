@@ -19,12 +19,11 @@ import pytest
 import time_machine
 from rest_framework.test import APIClient
 
-from bpmos.dashboards import trends
 from exceptions import services as exception_services
 from inventory import services as inventory_services
 from lines import services as line_services
 from passports import telemetry
-from passports.models import Kind, State, TelemetryReading
+from passports.models import Kind, State
 from runbooks import services as runbook_services
 from runbooks.models import WorkOrderStage
 from scada.models import AlarmEvent
@@ -699,44 +698,3 @@ def test_query_counts_do_not_grow_with_the_plant(boss, django_assert_num_queries
     build_qa(boss)
     make_line(slug="line-c", name="Line C", position=3)
     check()
-
-
-# --- the demo plant -------------------------------------------------------------------
-
-
-@pytest.mark.django_db
-def test_demo_plant_figures_are_within_bounds(demo_plant, make_user):
-    """Every endpoint answers on the seeded plant, percentages in 0..100;
-    the demo's roll-ups and telemetry give the OEE and SoH trends values."""
-    client = api(make_user("plant-head"))
-    summary = client.get("/api/dashboard/summary").json()
-    for name in ("shift", "today", "week"):
-        window = summary[name]
-        assert window["qaPassed"] <= window["qaTested"]
-        for key in ("yieldPercent", "lineYieldPercent"):
-            assert window[key] is None or 0 <= window[key] <= 100
-    assert summary["hold"]["total"] == sum(
-        v for k, v in summary["hold"].items() if k != "total"
-    )
-    distributions = client.get("/api/dashboard/distributions").json()
-    assert distributions["stageMix"]
-    assert sum(share["count"] for share in distributions["custodyMix"]) > 0
-    model = TelemetryReading.objects.values_list("passport__model", flat=True)[0]
-    found = {}
-    for metric in trends.METRICS:
-        params = {"metric": metric, "bucket": "day"}
-        if metric in trends.TELEMETRY_METRICS:
-            params["model"] = model
-        response = client.get("/api/dashboard/trends", params)
-        assert response.status_code == 200, metric
-        values = [
-            point["value"]
-            for series in response.json()["series"]
-            for point in series["points"]
-            if point["value"] is not None
-        ]
-        if response.json()["unit"] == "%":
-            assert all(0 <= value <= 100 for value in values), metric
-        found[metric] = values
-    assert found["oee"]
-    assert found["soh"]
