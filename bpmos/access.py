@@ -226,7 +226,11 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "lims-fetch": {"POST": SUPERVISORS},
     "lims-results": {"GET": EVERYONE},
     # --- dashboards: summary, trends, distributions (control-UI contract group I) ---
-    # (kpi routes)
+    # Plant figures that name no person: everyone reads them. The telemetry
+    # trends (soh, soc, temperature) also need ACTIONS "passport-restricted".
+    "dashboard-summary": {"GET": EVERYONE},
+    "dashboard-trends": {"GET": EVERYONE},
+    "dashboard-distributions": {"GET": EVERYONE},
     # --- dashboards: the role dashboards and their attention lists ---
     # (role routes)
     # --- logs: GET /api/logs (group VII) and the electronic shift log ---

@@ -12,9 +12,12 @@ flag.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.db.models import (
     BooleanField,
     Case,
+    Count,
     ExpressionWrapper,
     F,
     IntegerField,
@@ -24,7 +27,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Trunc
 
 from bpmos.errors import NotFound
 from exceptions.models import (
@@ -167,3 +170,22 @@ def stage_issue_get(*, stage_id: int, issue_id: int) -> PlantException:
     if issue is None:
         raise NotFound(f"Stage {stage_id} has no issue {issue_id}.")
     return issue
+
+
+# --- dashboard figures (bpmos.dashboards.trends) ------------------------------------
+
+
+def exception_opened_series(
+    *, start: datetime, end: datetime, bucket: str
+) -> dict[datetime, int]:
+    """Exceptions raised per ``bucket`` ("hour", "day", "week", UTC) over
+    [start, end), whatever became of them: bucket start -> count; empty buckets
+    absent. One query over the ``raised_at`` index."""
+    return dict(
+        PlantException.objects.filter(raised_at__gte=start, raised_at__lt=end)
+        .annotate(bucket=Trunc("raised_at", bucket, tzinfo=UTC))
+        .order_by()
+        .values("bucket")
+        .annotate(n=Count("id"))
+        .values_list("bucket", "n")
+    )

@@ -235,3 +235,16 @@ def item_age(received_at: datetime, *, now: datetime) -> str:
     )
     count = int(seconds // size)
     return f"{count} {name}" + ("" if count == 1 else "s")
+
+
+def item_status_counts() -> dict[str, int]:
+    """Items in stock per status (stored values, every status listed). Items,
+    not quantities, as the category summary counts them. One query."""
+    found = dict(
+        Item.objects.filter(IN_STOCK)
+        .order_by()
+        .values("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
+    )
+    return {status: found.get(status, 0) for status in ItemStatus.values}

@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
 from django.db import connection
-from django.db.models import Count, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from bpmos.errors import InvalidInput, NotFound
@@ -23,7 +24,14 @@ from bpmos.fields import time_problem
 from bpmos.rawsql import orm_instance, orm_values
 from lines import oee
 from lines import status as st
-from lines.models import Line, Machine, MachineState, OEESnapshot, Station
+from lines.models import (
+    Line,
+    Machine,
+    MachineHour,
+    MachineState,
+    OEESnapshot,
+    Station,
+)
 from lines.readmodels import LINE_STATUS
 from lines.topology import LineTopology, line_topology
 from runbooks.models import Runbook
@@ -543,3 +551,159 @@ def machine_state_counts() -> dict[str, int]:
         )
     )
     return {state.label: found.get(state.value, 0) for state in MachineState}
+
+
+# --- dashboard figures (bpmos.dashboards; docs/dashboards.md) ----------------------
+
+
+@dataclass(frozen=True)
+class PieceCounts:
+    """Good and rejected pieces the machines reported."""
+
+    good: int
+    reject: int
+
+
+def snapshot_piece_counts(
+    *, windows: dict[str, tuple[datetime, datetime]]
+) -> dict[str, PieceCounts]:
+    """Per named window [start, end): good and rejected pieces of every line,
+    summed over the lines' OEE snapshots (one row per line and shift, kept by
+    beat) of the shifts that *start* in the window. One query."""
+    if not windows:
+        return {}
+    aggregates = {}
+    for name, (start, end) in windows.items():
+        in_window = Q(window_start__gte=start, window_start__lt=end)
+        aggregates[f"good_{name}"] = Sum("good_count", filter=in_window)
+        aggregates[f"reject_{name}"] = Sum("reject_count", filter=in_window)
+    first = min(start for start, _ in windows.values())
+    last = max(end for _, end in windows.values())
+    totals = (
+        OEESnapshot.objects.filter(
+            station__isnull=True, window_start__gte=first, window_start__lt=last
+        )
+        .order_by()
+        .aggregate(**aggregates)
+    )
+    return {
+        name: PieceCounts(
+            good=totals[f"good_{name}"] or 0, reject=totals[f"reject_{name}"] or 0
+        )
+        for name in windows
+    }
+
+
+def hourly_piece_counts_series(
+    *, start: datetime, end: datetime, bucket: str
+) -> dict[datetime, PieceCounts]:
+    """Good and rejected pieces per ``bucket`` ("hour", "day", "week", UTC) from
+    the fresh hourly roll-ups (``MachineHour``) of the hours in [start, end):
+    bucket start -> counts; buckets with no roll-up absent. One query."""
+    return {
+        row[0]: PieceCounts(good=row[1] or 0, reject=row[2] or 0)
+        for row in MachineHour.objects.filter(
+            hour__gte=start, hour__lt=end, is_stale=False
+        )
+        .annotate(bucket=Trunc("hour", bucket, tzinfo=UTC))
+        .order_by()
+        .values("bucket")
+        .annotate(good=Sum("good_count"), reject=Sum("reject_count"))
+        .values_list("bucket", "good", "reject")
+    }
+
+
+@dataclass
+class LineHours:
+    """One active line's OEE inputs per machine and rolled-up UTC hour:
+    machine id -> hour -> figures. Sum a machine's hours into a window before
+    bounding its APT (``oee.Figures`` built from the sums), as ``lines.oee``
+    does for any window."""
+
+    id: str  # slug
+    name: str
+    machines: dict[int, dict[datetime, oee.Figures]] = field(default_factory=dict)
+
+
+def line_hourly_figures(*, start: datetime, end: datetime) -> list[LineHours]:
+    """Every active line's OEE inputs per machine for each hour in [start,
+    end) that the machine has a fresh roll-up for (``MachineHour``, kept by
+    beat), in line order. Never reads raw readings: hours not rolled up yet
+    (the current one, stale ones) are absent. Four queries.
+
+    Per machine-hour, as ``lines.oee`` defines it: planned busy time is the
+    hour less its share of planned downtime; run time is the running time of
+    the hour, the state carried in from the machine's previous rolled-up hour
+    (before ``start``: its latest fresh roll-up naming a state); counts and
+    ideal time are the hour's.
+    """
+    lines = list(Line.objects.filter(is_active=True).order_by("position", "slug"))
+    if not lines:
+        return []
+    topologies = line_topology([line.pk for line in lines])
+    machines = {
+        machine.pk: (line, machine)
+        for line in lines
+        for machine in topologies[line.pk].machines
+    }
+    result = {line.pk: LineHours(id=line.slug, name=line.name) for line in lines}
+    if not machines:
+        return list(result.values())
+    prior = dict(
+        Machine.objects.filter(pk__in=list(machines))
+        .annotate(
+            prior=Subquery(
+                MachineHour.objects.filter(
+                    machine_id=OuterRef("pk"), hour__lt=start, is_stale=False
+                )
+                .exclude(last_state="")
+                .order_by("-hour")
+                .values("last_state")[:1]
+            )
+        )
+        .values_list("pk", "prior")
+    )
+    rows = (
+        MachineHour.objects.filter(
+            machine_id__in=list(machines), hour__gte=start, hour__lt=end, is_stale=False
+        )
+        .order_by("machine_id", "hour")
+        .values_list(
+            "machine_id",
+            "hour",
+            "first_change_microseconds",
+            "run_microseconds",
+            "last_state",
+            "good_count",
+            "reject_count",
+        )
+    )
+    state: dict[int, str | None] = {}
+    for machine_id, hour, first_change, run, last_state, good, reject in rows:
+        line, machine = machines[machine_id]
+        carried = state.get(machine_id, prior.get(machine_id))
+        run_us = run + (first_change if carried == MachineState.RUNNING else 0)
+        state[machine_id] = last_state or carried
+        figures = oee.Figures(
+            planned_busy=oee.planned_busy_seconds(line, hour, hour + oee.HOUR),
+            run=Fraction(run_us, 1_000_000),
+            ideal=Fraction(machine.station.ideal_cycle_seconds) * (good + reject),
+            good=good,
+            reject=reject,
+        )
+        result[line.pk].machines.setdefault(machine_id, {})[hour] = figures
+    return list(result.values())
+
+
+def plant_shift_window(*, now: datetime) -> tuple[datetime, datetime]:
+    """The plant's current shift [start, end), UTC: the shift calendar of the
+    first active line (by position, then id); a plant with no active line
+    keeps the default calendar (shifts of 480 minutes from 06:00 UTC). One
+    query."""
+    line = (
+        Line.objects.filter(is_active=True)
+        .order_by("position", "slug")
+        .only("shift_start", "shift_minutes")
+        .first()
+    )
+    return oee.shift_window(line or Line(), now)

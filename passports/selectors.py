@@ -9,14 +9,31 @@ import uuid as uuid_module
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    Avg,
+    Count,
+    Exists,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
+from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from bpmos.errors import Conflict, NotFound
 from passports import bpan as bpan_rules
-from passports.models import CustodianKind, EventKind, Passport, PassportEvent
+from passports.models import (
+    CustodianKind,
+    EventKind,
+    Passport,
+    PassportEvent,
+    TelemetryReading,
+)
 
 
 def passport_list() -> QuerySet[Passport]:
@@ -274,3 +291,149 @@ def warranty_context(
         expired=expired,
         next_expiry=next_expiry,
     )
+
+
+# --- dashboard figures (bpmos.dashboards; docs/dashboards.md) ----------------------
+
+# The telemetry a trend may follow: metric -> ``TelemetryReading`` column.
+TELEMETRY_FIELDS = {
+    "soh": "soh_percent",
+    "soc": "soc_percent",
+    "temperature": "temperature_c",
+}
+
+
+def custody_mix() -> dict[str, int]:
+    """Batteries as units (passports not assembled into another: a pack counts
+    once with its modules and cells) per custodian kind, every kind in chain
+    order (stored values). One query."""
+    found = dict(
+        Passport.objects.filter(parent__isnull=True)
+        .order_by()
+        .values("custodian_kind")
+        .annotate(n=Count("pk"))
+        .values_list("custodian_kind", "n")
+    )
+    return {kind: found.get(kind, 0) for kind in CustodianKind.values}
+
+
+def passport_hold_count() -> int:
+    """Passports on hold now (any kind). One query."""
+    return Passport.objects.filter(on_hold=True).count()
+
+
+@dataclass(frozen=True)
+class TelemetryPoint:
+    """One bucket of telemetry samples."""
+
+    mean: float
+    minimum: float
+    maximum: float
+    samples: int
+
+
+def telemetry_series(
+    *,
+    metric: str,
+    start: datetime,
+    end: datetime,
+    bucket: str,
+    passport_id: int | None = None,
+    model: str | None = None,
+) -> dict[datetime, TelemetryPoint]:
+    """One passport's (``passport_id``) or one model's (``model``: every
+    passport of it) telemetry ``metric`` ("soh", "soc", "temperature") per
+    ``bucket`` ("hour", "day", "week", UTC) over [start, end): mean, minimum,
+    maximum and number of samples that carry the value, aggregated in the
+    database; buckets without samples absent. One query."""
+    column = TELEMETRY_FIELDS[metric]
+    readings = TelemetryReading.objects.filter(
+        ts__gte=start, ts__lt=end, **{f"{column}__isnull": False}
+    )
+    if passport_id is not None:
+        readings = readings.filter(passport_id=passport_id)
+    else:
+        readings = readings.filter(passport__model=model)
+    return {
+        row[0]: TelemetryPoint(
+            mean=row[1], minimum=row[2], maximum=row[3], samples=row[4]
+        )
+        for row in readings.annotate(bucket=Trunc("ts", bucket, tzinfo=UTC))
+        .order_by()
+        .values("bucket")
+        .annotate(
+            mean=Avg(column), minimum=Min(column), maximum=Max(column), n=Count("pk")
+        )
+        .values_list("bucket", "mean", "minimum", "maximum", "n")
+    }
+
+
+@dataclass(frozen=True)
+class FirstPass:
+    """Passports whose first QA result fell in a window, and how many passed."""
+
+    tested: int
+    passed: int
+
+
+_QA_RESULTS = (EventKind.QA_PASSED, EventKind.QA_FAILED)
+
+
+def _first_qa_results(start: datetime, end: datetime) -> QuerySet[PassportEvent]:
+    """Each passport's first QA result (its lowest-version ``qa_passed`` or
+    ``qa_failed`` event), of those that occurred in [start, end)."""
+    earlier = PassportEvent.objects.filter(
+        passport_id=OuterRef("passport_id"),
+        kind__in=_QA_RESULTS,
+        version__lt=OuterRef("version"),
+    )
+    return PassportEvent.objects.filter(
+        kind__in=_QA_RESULTS, occurred_at__gte=start, occurred_at__lt=end
+    ).filter(~Exists(earlier))
+
+
+def first_pass_counts(
+    *, windows: dict[str, tuple[datetime, datetime]]
+) -> dict[str, FirstPass]:
+    """Per named window [start, end): passports whose **first** QA result
+    occurred in it, and how many of those passed (a unit that failed and
+    passed on retest counts as failed, in the window of its failure): the
+    first-pass yield of docs/metrics.md. One query."""
+    if not windows:
+        return {}
+    aggregates = {}
+    for name, (start, end) in windows.items():
+        in_window = Q(occurred_at__gte=start, occurred_at__lt=end)
+        aggregates[f"tested_{name}"] = Count("pk", filter=in_window)
+        aggregates[f"passed_{name}"] = Count(
+            "pk", filter=in_window & Q(kind=EventKind.QA_PASSED)
+        )
+    starts, ends = zip(*windows.values(), strict=True)
+    totals = (
+        _first_qa_results(min(starts), max(ends)).order_by().aggregate(**aggregates)
+    )
+    return {
+        name: FirstPass(
+            tested=totals[f"tested_{name}"], passed=totals[f"passed_{name}"]
+        )
+        for name in windows
+    }
+
+
+def first_pass_series(
+    *, start: datetime, end: datetime, bucket: str
+) -> dict[datetime, FirstPass]:
+    """``first_pass_counts`` per ``bucket`` ("hour", "day", "week", UTC) over
+    [start, end): bucket start -> counts; buckets without results absent. One
+    query."""
+    return {
+        row[0]: FirstPass(tested=row[1], passed=row[2])
+        for row in _first_qa_results(start, end)
+        .annotate(bucket=Trunc("occurred_at", bucket, tzinfo=UTC))
+        .order_by()
+        .values("bucket")
+        .annotate(
+            tested=Count("pk"), passed=Count("pk", filter=Q(kind=EventKind.QA_PASSED))
+        )
+        .values_list("bucket", "tested", "passed")
+    }

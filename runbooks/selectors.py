@@ -11,9 +11,10 @@ serializers need, so a list costs a fixed number of queries whatever its length.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet, Sum
+from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from bpmos.errors import NotFound
@@ -269,3 +270,84 @@ def work_order_metrics(
         efficiency_score=_round(efficiency_score(planned_sum, actual_sum)),
         on_time_percentage=_round(100 * len(on_time) / len(done)) if done else None,
     )
+
+
+# --- dashboard figures (bpmos.dashboards.kpis and .trends; docs/dashboards.md) -----
+
+
+@dataclass(frozen=True)
+class PlanAndBuilt:
+    """Units planned and built in one window (work-order quantities)."""
+
+    planned: int
+    built: int
+
+
+def work_order_plan_and_built(
+    *, windows: dict[str, tuple[datetime, datetime]]
+) -> dict[str, PlanAndBuilt]:
+    """Per named window [start, end): **planned**, the quantity of work orders
+    not cancelled whose planned end falls in it (due in it), and **built**, the
+    quantity of work orders completed in it. One query, however many windows."""
+    if not windows:
+        return {}
+    aggregates = {}
+    for name, (start, end) in windows.items():
+        aggregates[f"planned_{name}"] = Sum(
+            "qty",
+            filter=Q(planned_end__gte=start, planned_end__lt=end)
+            & ~Q(status=WorkOrderStatus.CANCELLED),
+        )
+        aggregates[f"built_{name}"] = Sum(
+            "qty",
+            filter=Q(
+                status=WorkOrderStatus.COMPLETED,
+                completed_at__gte=start,
+                completed_at__lt=end,
+            ),
+        )
+    # Only the rows some window can count (each aggregate filters its own).
+    first = min(start for start, _ in windows.values())
+    last = max(end for _, end in windows.values())
+    totals = (
+        WorkOrder.objects.filter(
+            Q(planned_end__gte=first, planned_end__lt=last)
+            | Q(completed_at__gte=first, completed_at__lt=last)
+        )
+        .order_by()
+        .aggregate(**aggregates)
+    )
+    return {
+        name: PlanAndBuilt(
+            planned=totals[f"planned_{name}"] or 0, built=totals[f"built_{name}"] or 0
+        )
+        for name in windows
+    }
+
+
+def work_order_built_series(
+    *, start: datetime, end: datetime, bucket: str
+) -> dict[datetime, int]:
+    """Units built (completed work orders' quantities) per ``bucket`` ("hour",
+    "day", "week", UTC) over [start, end): bucket start -> units; empty buckets
+    absent. One query."""
+    return dict(
+        WorkOrder.objects.filter(
+            status=WorkOrderStatus.COMPLETED,
+            completed_at__gte=start,
+            completed_at__lt=end,
+        )
+        .annotate(bucket=Trunc("completed_at", bucket, tzinfo=UTC))
+        .order_by()
+        .values("bucket")
+        .annotate(units=Sum("qty"))
+        .values_list("bucket", "units")
+    )
+
+
+def work_order_stage_hold_count() -> int:
+    """Stages of open work orders on hold now. One query."""
+    return WorkOrderStage.objects.filter(
+        status=StageStatus.HOLD,
+        work_order__status__in=[WorkOrderStatus.PLANNED, WorkOrderStatus.IN_PROGRESS],
+    ).count()

@@ -1,0 +1,57 @@
+"""Breakdowns for the dashboards' charts (``/api/dashboard/distributions``).
+
+* **Stage Mix**: work in progress per stage of every active runbook
+  (``lines.wip``: in progress, waiting, on hold, over work orders in progress),
+  with each runbook's bottleneck flagged.
+* **Custody Mix**: batteries as units (a pack counts once with its modules and
+  cells) per custodian kind, every kind in chain order.
+* **Inventory by status**: items in stock per status (Good, Hold, Blocked).
+
+Cost: four queries, whatever the size of the plant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from inventory import selectors as inventory_selectors
+from inventory.models import ItemStatus
+from lines import wip
+from passports import selectors as passport_selectors
+from passports.models import CustodianKind
+
+
+@dataclass(frozen=True)
+class CustodyShare:
+    kind: str  # display label, "Manufacturer"
+    count: int
+
+
+@dataclass(frozen=True)
+class StatusShare:
+    status: str  # display label, "Hold"
+    count: int
+
+
+@dataclass(frozen=True)
+class Distributions:
+    stage_mix: list[wip.StageWip]
+    custody_mix: list[CustodyShare]
+    inventory_by_status: list[StatusShare]
+
+
+def distributions_get() -> Distributions:
+    """The three breakdowns, as they are now."""
+    custody = passport_selectors.custody_mix()
+    stock = inventory_selectors.item_status_counts()
+    return Distributions(
+        stage_mix=wip.stage_wip_list(),
+        custody_mix=[
+            CustodyShare(kind=label, count=custody[value])
+            for value, label in CustodianKind.choices
+        ],
+        inventory_by_status=[
+            StatusShare(status=label, count=stock[value])
+            for value, label in ItemStatus.choices
+        ],
+    )

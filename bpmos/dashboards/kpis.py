@@ -1,0 +1,134 @@
+"""The plant's headline figures (``/api/dashboard/summary``): Planned, Built,
+Yield for the current shift, today and this week, and what is on Hold now.
+
+Definitions (docs/dashboards.md has them with a worked example):
+
+* **Windows**, all UTC, [start, end): the *shift* is the plant's current shift
+  (the calendar of its first active line: ``lines.selectors.plant_shift_window``);
+  *today* is the UTC calendar day; the *week* starts Monday 00:00 UTC (ISO).
+* **Planned**: the quantity of work orders, not cancelled, whose planned end
+  falls in the window (what is due in it).
+* **Built**: the quantity of work orders completed in the window.
+* **Yield** (first-pass yield, docs/metrics.md): of the passports whose
+  first QA result (``qa_passed`` or ``qa_failed``) occurred in the window, the
+  share that passed, as a percentage rounded half up to one decimal; null
+  without QA results. A unit that failed and passed on retest counts as failed.
+* **Line yield**: good ÷ (good + rejected) pieces the lines' machines reported
+  (OEE's Quality), from the lines' OEE snapshots (one per line and shift, kept
+  by beat) of the shifts that start in the window; null when none.
+* **Hold** (now, not per window): stages of open work orders on hold,
+  inventory items in stock on Hold, passports on hold.
+
+Cost: seven queries, whatever the size of the plant; nothing scans readings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+
+from django.utils import timezone
+
+from inventory import selectors as inventory_selectors
+from inventory.models import ItemStatus
+from lines import oee
+from lines import selectors as line_selectors
+from passports import selectors as passport_selectors
+from runbooks import selectors as runbook_selectors
+
+WINDOWS = ("shift", "today", "week")
+
+
+@dataclass(frozen=True)
+class WindowFigures:
+    """Planned, Built and Yield over one window."""
+
+    start: datetime
+    end: datetime
+    planned: int
+    built: int
+    qa_tested: int
+    qa_passed: int
+    yield_percent: Decimal | None
+    good: int
+    rejected: int
+    line_yield_percent: Decimal | None
+
+
+@dataclass(frozen=True)
+class HoldFigures:
+    """What is on hold now, per register."""
+
+    work_order_stages: int
+    inventory_items: int
+    passports: int
+
+    @property
+    def total(self) -> int:
+        return self.work_order_stages + self.inventory_items + self.passports
+
+
+@dataclass(frozen=True)
+class Summary:
+    as_of: datetime
+    shift: WindowFigures
+    today: WindowFigures
+    week: WindowFigures
+    hold: HoldFigures
+
+
+def share_percent(part: int, whole: int) -> Decimal | None:
+    """part ÷ whole as a percentage (one decimal, half up); None for 0 ÷ 0."""
+    return oee.percent(Fraction(part, whole)) if whole else None
+
+
+def summary_windows(now: datetime) -> dict[str, tuple[datetime, datetime]]:
+    """The shift, today and this week around ``now`` (one query: the shift)."""
+    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    week = day - timedelta(days=day.weekday())
+    return {
+        "shift": line_selectors.plant_shift_window(now=now),
+        "today": (day, day + timedelta(days=1)),
+        "week": (week, week + timedelta(days=7)),
+    }
+
+
+def summary_get(*, now: datetime | None = None) -> Summary:
+    """The summary at ``now`` (default: the current time)."""
+    now = now or timezone.now()
+    windows = summary_windows(now)
+    plan = runbook_selectors.work_order_plan_and_built(windows=windows)
+    first_pass = passport_selectors.first_pass_counts(windows=windows)
+    pieces = line_selectors.snapshot_piece_counts(windows=windows)
+    figures = {
+        name: WindowFigures(
+            start=start,
+            end=end,
+            planned=plan[name].planned,
+            built=plan[name].built,
+            qa_tested=first_pass[name].tested,
+            qa_passed=first_pass[name].passed,
+            yield_percent=share_percent(
+                first_pass[name].passed, first_pass[name].tested
+            ),
+            good=pieces[name].good,
+            rejected=pieces[name].reject,
+            line_yield_percent=share_percent(
+                pieces[name].good, pieces[name].good + pieces[name].reject
+            ),
+        )
+        for name, (start, end) in windows.items()
+    }
+    return Summary(
+        as_of=now,
+        shift=figures["shift"],
+        today=figures["today"],
+        week=figures["week"],
+        hold=HoldFigures(
+            work_order_stages=runbook_selectors.work_order_stage_hold_count(),
+            inventory_items=inventory_selectors.item_status_counts()[ItemStatus.HOLD],
+            passports=passport_selectors.passport_hold_count(),
+        ),
+    )
