@@ -201,6 +201,12 @@ EXPECTED: dict[str, frozenset[str] | str] = {
     "POST /api/lims/import": SUPERVISING,
     "POST /api/lims/fetch": SUPERVISING,
     "GET /api/lims/results": SIGNED_IN,
+    # --- dashboards (control-UI contract group I; docs/dashboards.md) ---
+    # Everyone signed in reads the plant's KPIs (trends of pack state of health
+    # are narrower: the passport's restricted group, checked in the view).
+    "GET /api/dashboard/summary": SIGNED_IN,
+    "GET /api/dashboard/trends": SIGNED_IN,
+    "GET /api/dashboard/distributions": SIGNED_IN,
     # --- logs (control-UI contract group VII; docs/logs.md) ---
     # Everyone reads the stream (what each role sees in it, e.g. the audit
     # category only for auditors and admins, is the read model's rule) and
