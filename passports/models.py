@@ -253,6 +253,11 @@ class PassportEvent(models.Model):
         indexes = [
             # GET /api/logs: the newest events before a cursor (an index scan).
             models.Index(fields=["occurred_at", "id"], name="passport_event_log_idx"),
+            # EPR's first dispatch / end of life / recycling per pack and the
+            # dashboards' first-pass yield filter by kind, then time.
+            models.Index(
+                fields=["kind", "occurred_at"], name="passport_event_kind_idx"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
