@@ -235,3 +235,21 @@ def item_age(received_at: datetime, *, now: datetime) -> str:
     )
     count = int(seconds // size)
     return f"{count} {name}" + ("" if count == 1 else "s")
+
+
+# --- attention (the role dashboards, bpmos.dashboards.attention) -------------------
+
+
+def item_on_hold_list(*, limit: int = 50) -> list[Item]:
+    """Items in stock on Hold (a supervisor releases or blocks them), longest
+    held first. One query."""
+    return list(
+        Item.objects.filter(IN_STOCK, status=ItemStatus.HOLD).order_by(
+            "updated_at", "id"
+        )[:limit]
+    )
+
+
+def item_on_hold_count() -> int:
+    """How many items in stock are on Hold. One query."""
+    return Item.objects.filter(IN_STOCK, status=ItemStatus.HOLD).count()

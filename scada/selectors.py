@@ -1,0 +1,51 @@
+"""Reads of SCADA for other read models (the role dashboards): alarms waiting
+for an acknowledgement, and the connectors' communication health."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Q
+
+from scada.models import AlarmEvent, AlarmState, CommState, Connector
+
+# ISA-18.2's states an operator must still acknowledge.
+UNACKNOWLEDGED = (AlarmState.UNACK_ACTIVE, AlarmState.UNACK_RTN)
+_SEVERITY_FIRST = ("critical", "high", "medium", "low")
+
+
+def alarm_unacknowledged_list(*, limit: int = 50) -> list[AlarmEvent]:
+    """Open alarms not yet acknowledged, oldest first. One query."""
+    return list(
+        AlarmEvent.objects.filter(status__in=UNACKNOWLEDGED).order_by(
+            "timestamp", "id"
+        )[:limit]
+    )
+
+
+def alarm_unacknowledged_count() -> int:
+    """How many alarms wait for an acknowledgement. One query."""
+    return AlarmEvent.objects.filter(status__in=UNACKNOWLEDGED).count()
+
+
+def connector_health() -> dict[str, int]:
+    """Enabled connectors by communication state, with the total and the
+    disabled ones: {"total", "enabled", "ok", "lost", "unknown", "disabled"}.
+    One query."""
+    enabled = Q(enabled=True)
+    counts = Connector.objects.aggregate(
+        total=Count("id"),
+        enabled=Count("id", filter=enabled),
+        ok=Count("id", filter=enabled & Q(comm_state=CommState.OK)),
+        lost=Count("id", filter=enabled & Q(comm_state=CommState.LOST)),
+        unknown=Count("id", filter=enabled & Q(comm_state=CommState.UNKNOWN)),
+    )
+    counts["disabled"] = counts["total"] - counts["enabled"]
+    return counts
+
+
+def connector_lost_list(*, limit: int = 50) -> list[Connector]:
+    """Enabled connectors whose link is lost, longest lost first. One query."""
+    return list(
+        Connector.objects.filter(enabled=True, comm_state=CommState.LOST)
+        .only("id", "name", "kind", "last_error", "last_error_at", "updated_at")
+        .order_by("last_error_at", "id")[:limit]
+    )
