@@ -31,13 +31,14 @@ def connector_health() -> dict[str, int]:
     disabled ones: {"total", "enabled", "ok", "lost", "unknown", "disabled"}.
     One query."""
     enabled = Q(enabled=True)
-    counts = Connector.objects.aggregate(
-        total=Count("id"),
-        enabled=Count("id", filter=enabled),
-        ok=Count("id", filter=enabled & Q(comm_state=CommState.OK)),
-        lost=Count("id", filter=enabled & Q(comm_state=CommState.LOST)),
-        unknown=Count("id", filter=enabled & Q(comm_state=CommState.UNKNOWN)),
+    found = Connector.objects.aggregate(
+        n_total=Count("id"),
+        n_enabled=Count("id", filter=enabled),
+        n_ok=Count("id", filter=enabled & Q(comm_state=CommState.OK)),
+        n_lost=Count("id", filter=enabled & Q(comm_state=CommState.LOST)),
+        n_unknown=Count("id", filter=enabled & Q(comm_state=CommState.UNKNOWN)),
     )
+    counts = {key.removeprefix("n_"): value for key, value in found.items()}
     counts["disabled"] = counts["total"] - counts["enabled"]
     return counts
 
