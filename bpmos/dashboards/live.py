@@ -160,16 +160,19 @@ def attention_changed_publish(batch: _Batch) -> int:
         user_ids = sorted(set(user_ids) | assignees)
     if not user_ids:
         return 0
-    payload: AttentionChangedPayload = {"changed": True, "kinds": sorted(batch.kinds)}
     with transaction.atomic():
-        events.publish(
-            Event(
-                name=ATTENTION_CHANGED,
-                topics=tuple(topic(user_id) for user_id in user_ids),
-                data=payload,
-            )
-        )
+        events.publish(attention_event(user_ids=user_ids, kinds=batch.kinds))
     return len(user_ids)
+
+
+def attention_event(*, user_ids, kinds) -> Event:
+    """The ``attention.changed`` event to the lists of ``user_ids``."""
+    payload: AttentionChangedPayload = {"changed": True, "kinds": sorted(kinds)}
+    return Event(
+        name=ATTENTION_CHANGED,
+        topics=tuple(topic(user_id) for user_id in user_ids),
+        data=payload,
+    )
 
 
 def install() -> None:
