@@ -581,3 +581,27 @@ def test_websocket_client_receives_a_gate_change(server, make_user):
 def test_declared_attention_event_needs_a_declared_topic():
     assert access.topic_rule("attention.12") is access.TOPICS["attention.<id>"]
     assert live.topic(12) == "attention.12"
+
+
+@pytest.mark.django_db
+def test_an_escalation_goes_to_alerts_too_and_to_the_supervisors_lists(
+    make_user, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from exceptions import services as exception_services
+
+    boss = make_user("supervisor")
+    make_user("operator")  # an operator's list carries no escalations
+    with django_capture_on_commit_callbacks(execute=True):
+        exc = raise_exception(boss, severity="critical")
+    OutboxEvent.objects.filter(name=live.ATTENTION_CHANGED).delete()
+    with django_capture_on_commit_callbacks(execute=True):
+        exception_services.exceptions_escalate_overdue(
+            now=exc.ack_due_at + timedelta(seconds=1)
+        )
+    [escalated] = OutboxEvent.objects.filter(name="exception.escalated")
+    assert escalated.topics == ["exceptions", "alerts"]
+    [changed] = OutboxEvent.objects.filter(name=live.ATTENTION_CHANGED)
+    assert changed.topics == [f"attention.{boss.pk}"]
+    assert changed.data["kinds"] == ["exception"]
