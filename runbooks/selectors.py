@@ -353,3 +353,14 @@ def gate_awaiting_count() -> int:
         .filter(Exists(pending))
         .count()
     )
+
+
+def gate_not_open_exists(*, work_order_ids) -> bool:
+    """Whether the runbook of any of ``work_order_ids`` has a gate not Open. One
+    query."""
+    from runbooks.models import Gate, GateStatus
+
+    return Gate.objects.filter(
+        status__in=[GateStatus.CLOSED, GateStatus.LOCKED],
+        stage__runbook__work_orders__id__in=list(work_order_ids),
+    ).exists()

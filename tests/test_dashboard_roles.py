@@ -605,3 +605,23 @@ def test_an_escalation_goes_to_alerts_too_and_to_the_supervisors_lists(
     [changed] = OutboxEvent.objects.filter(name=live.ATTENTION_CHANGED)
     assert changed.topics == [f"attention.{boss.pk}"]
     assert changed.data["kinds"] == ["exception"]
+
+
+@pytest.mark.django_db
+def test_a_work_order_starting_tells_supervisors_only_when_a_gate_waits(
+    make_user, django_capture_on_commit_callbacks
+):
+    boss = make_user("supervisor")
+    planner = make_user("planner")
+    quiet = make_runbook()
+    gated = make_runbook("gated", prefix="gtd")
+    make_gate(stage_of(gated, "S3"), status=GateStatus.CLOSED)
+    plain, waiting = make_work_order(quiet, planner), make_work_order(gated, planner)
+    with django_capture_on_commit_callbacks(execute=True):
+        start(plain, "S1", boss)
+    assert not OutboxEvent.objects.filter(name=live.ATTENTION_CHANGED).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        start(waiting, "S1", boss)
+    [event] = OutboxEvent.objects.filter(name=live.ATTENTION_CHANGED)
+    assert event.topics == [f"attention.{boss.pk}"]
+    assert event.data["kinds"] == ["gate"]

@@ -60,7 +60,9 @@ def topic(user_id: int) -> str:
 
 
 def kinds_of(event: Event) -> set[str]:
-    """The attention kinds ``event`` may have changed (empty: none)."""
+    """The attention kinds ``event`` may have changed (empty: none). A work
+    order that starts or ends changes the gates' list only where its runbook
+    has a gate not Open: ``on_event`` notes it and the flush checks that."""
     name, data = event.name, event.data
     family, _, change = name.partition(".")
     if family == "alarm":
@@ -73,10 +75,13 @@ def kinds_of(event: Event) -> set[str]:
         return {attention.EXCEPTION} if level >= 1 else set()
     if name == "gate.changed":
         return {attention.GATE}
-    if family == "stage" and change in {"held", "resumed", "assigned", "unassigned"}:
+    if name in {"stage.held", "stage.resumed"}:
         return {attention.BLOCKED_STAGE}
-    if family == "workorder" and change in {"started", "completed", "cancelled"}:
-        return {attention.BLOCKED_STAGE, attention.GATE}
+    if name in {"stage.assigned", "stage.unassigned"}:
+        # Only a stage on hold is in anyone's list.
+        return {attention.BLOCKED_STAGE} if data.get("status") == "hold" else set()
+    if name == "workorder.cancelled":  # its stages on hold leave the lists
+        return {attention.BLOCKED_STAGE}
     if family == "item" and change in {"held", "hold_released", "blocked", "issued"}:
         return {attention.HOLD}
     if name == "passport.changed" and data.get("event") in {"held", "released"}:
@@ -89,6 +94,9 @@ class _Batch:
     kinds: set[str] = field(default_factory=set)
     stage_ids: set[int] = field(default_factory=set)  # held/resumed/assigned
     all_operators: bool = False  # a stage lost an assignee, a work order moved
+    # Work orders started, completed or cancelled: gates' list if their
+    # runbooks have a gate not Open (checked at the flush).
+    work_order_ids: set[int] = field(default_factory=set)
 
     def flush(self) -> None:
         _local.batch = None
@@ -122,10 +130,17 @@ def on_event(event: Event) -> None:
     if event.name == ATTENTION_CHANGED:
         return
     kinds = kinds_of(event)
-    if not kinds:
+    moved = event.name in {
+        "workorder.started",
+        "workorder.completed",
+        "workorder.cancelled",
+    }
+    if not kinds and not moved:
         return
     batch = _current_batch() if connection.in_atomic_block else _Batch()
     batch.kinds |= kinds
+    if moved:
+        batch.work_order_ids.add(int(event.data["id"]))
     if attention.BLOCKED_STAGE in kinds:
         if event.name in {"stage.held", "stage.resumed", "stage.assigned"}:
             batch.stage_ids.add(int(event.data["id"]))
@@ -137,7 +152,15 @@ def on_event(event: Event) -> None:
 
 def attention_changed_publish(batch: _Batch) -> int:
     """Publish one ``attention.changed`` to every user whose list may have
-    changed; returns how many users. Two queries at most, and one insert."""
+    changed; returns how many users. Three queries at most, and one insert."""
+    if (
+        batch.work_order_ids
+        and attention.GATE not in batch.kinds
+        and runbook_selectors.gate_not_open_exists(work_order_ids=batch.work_order_ids)
+    ):
+        batch.kinds.add(attention.GATE)
+    if not batch.kinds:
+        return 0
     roles = {
         role
         for role, kinds in attention.KINDS_BY_ROLE.items()
