@@ -625,3 +625,25 @@ def test_a_work_order_starting_tells_supervisors_only_when_a_gate_waits(
     [event] = OutboxEvent.objects.filter(name=live.ATTENTION_CHANGED)
     assert event.topics == [f"attention.{boss.pk}"]
     assert event.data["kinds"] == ["gate"]
+
+
+@pytest.mark.django_db
+def test_an_unreachable_cache_leaves_the_chain_card_unknown(make_user, settings):
+    from bpmos.dashboards import roles as role_cards
+
+    auditor = make_user("auditor")
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "bpmos.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+        }
+    }
+    got = {c.id: c for c in role_cards.role_summary(role="auditor", user=auditor).cards}
+    assert (got["chainVerification"].value, got["chainVerification"].status) == (
+        "Not Verified",
+        "Unknown",
+    )
+    # The attention list reads it the same way: no item, no error.
+    from bpmos.dashboards import attention as attention_lists
+
+    assert attention_lists.attention_list(role="auditor", user=auditor).items == []
