@@ -90,7 +90,10 @@ def kinds_of(event: Event) -> set[str]:
 
 
 @dataclass
-class _Batch:
+class AttentionBatch:
+    """What one transaction changed in attention lists; ``flush`` runs once,
+    on commit (its one ``on_commit`` callback)."""
+
     kinds: set[str] = field(default_factory=set)
     stage_ids: set[int] = field(default_factory=set)  # held/resumed/assigned
     all_operators: bool = False  # a stage lost an assignee, a work order moved
@@ -109,7 +112,7 @@ class _Batch:
 _local = threading.local()
 
 
-def _current_batch() -> _Batch:
+def _current_batch() -> AttentionBatch:
     """The batch of this thread's transaction; a new one (flushed on commit)
     when there is none, or when the one it had was rolled back."""
     batch = getattr(_local, "batch", None)
@@ -117,7 +120,7 @@ def _current_batch() -> _Batch:
         entry[1] == batch.flush for entry in connection.run_on_commit
     ):
         return batch
-    batch = _local.batch = _Batch()
+    batch = _local.batch = AttentionBatch()
     # Outside a transaction ``on_commit`` runs at once: then this batch is
     # flushed (empty) right away and on_event falls back to one per event.
     if connection.in_atomic_block:
@@ -137,7 +140,7 @@ def on_event(event: Event) -> None:
     }
     if not kinds and not moved:
         return
-    batch = _current_batch() if connection.in_atomic_block else _Batch()
+    batch = _current_batch() if connection.in_atomic_block else AttentionBatch()
     batch.kinds |= kinds
     if moved:
         batch.work_order_ids.add(int(event.data["id"]))
@@ -150,7 +153,7 @@ def on_event(event: Event) -> None:
         batch.flush()
 
 
-def attention_changed_publish(batch: _Batch) -> int:
+def attention_changed_publish(batch: AttentionBatch) -> int:
     """Publish one ``attention.changed`` to every user whose list may have
     changed; returns how many users. Three queries at most, and one insert."""
     if (
