@@ -121,10 +121,7 @@ def _current_batch() -> AttentionBatch:
     ):
         return batch
     batch = _local.batch = AttentionBatch()
-    # Outside a transaction ``on_commit`` runs at once: then this batch is
-    # flushed (empty) right away and on_event falls back to one per event.
-    if connection.in_atomic_block:
-        transaction.on_commit(batch.flush)
+    transaction.on_commit(batch.flush)  # called inside a transaction only
     return batch
 
 
