@@ -232,7 +232,10 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "dashboard-trends": {"GET": EVERYONE},
     "dashboard-distributions": {"GET": EVERYONE},
     # --- dashboards: the role dashboards and their attention lists ---
-    # (role routes)
+    # The role is in the path: everyone signed in reaches the view, which checks
+    # DASHBOARD_READERS below (403) and refuses an unknown role (404).
+    "dashboard-role-summary": {"GET": EVERYONE},
+    "dashboard-role-attention": {"GET": EVERYONE},
     # --- logs: GET /api/logs (group VII) and the electronic shift log ---
     # The stream is everyone's to read (GET only: it is history); what each
     # role sees in it is bpmos/dashboards/logs.py's (the audit category: the
@@ -355,7 +358,42 @@ TOPICS: Final[dict[str, frozenset[Role]]] = {
     "dispatch": EVERYONE,
     "passports": EVERYONE,
     "inventory": EVERYONE,
+    # One user's attention list changed (bpmos.dashboards.live); only that user
+    # may follow it (PER_USER_TOPICS).
+    "attention.<id>": EVERYONE,
 }
+
+# Topic families whose id is a user's id: only that user may subscribe.
+PER_USER_TOPICS: Final = frozenset({"attention"})
+
+# --- role dashboards (GET /api/dashboard/{role}/summary|attention) ---------------
+# Whose dashboard each role may read: its own, and the ones below it in
+# admin > plant-head > supervisor > {planner, operator} (a planner also reads the
+# operators' it assigns work to). The auditor reads everything and writes
+# nothing (docs/design.md section 5), so it reads every dashboard too.
+_DASHBOARD_CHAIN: Final = (
+    Role.OPERATOR,
+    Role.PLANNER,
+    Role.SUPERVISOR,
+    Role.PLANT_HEAD,
+    Role.ADMIN,
+)
+DASHBOARD_READERS: Final[dict[Role, frozenset[Role]]] = {
+    Role.OPERATOR: frozenset(_DASHBOARD_CHAIN) | {Role.AUDITOR},
+    Role.PLANNER: frozenset(_DASHBOARD_CHAIN[1:]) | {Role.AUDITOR},
+    Role.SUPERVISOR: frozenset(_DASHBOARD_CHAIN[2:]) | {Role.AUDITOR},
+    Role.PLANT_HEAD: frozenset(_DASHBOARD_CHAIN[3:]) | {Role.AUDITOR},
+    Role.ADMIN: frozenset({Role.ADMIN, Role.AUDITOR}),
+    Role.AUDITOR: frozenset({Role.AUDITOR, Role.ADMIN}),
+}
+
+
+def may_read_dashboard(reader_role: str | None, dashboard_role: str) -> bool:
+    """Whether a user holding ``reader_role`` may read the dashboard of
+    ``dashboard_role``."""
+    readers = DASHBOARD_READERS.get(dashboard_role)  # type: ignore[call-overload]
+    return readers is not None and reader_role in readers
+
 
 _TOPIC_WITH_ID = re.compile(r"^(?P<family>[a-z][a-z0-9_-]*)\.(?P<id>[0-9]{1,18})$")
 
@@ -367,10 +405,17 @@ def topic_rule(topic: str) -> frozenset[Role] | None:
     return None if "<" in topic else TOPICS.get(topic)
 
 
-def may_subscribe(role: str | None, topic: str) -> bool:
-    """Whether a user holding ``role`` (None: not signed in) may follow ``topic``."""
+def may_subscribe(role: str | None, topic: str, *, user_id: int | None = None) -> bool:
+    """Whether a user holding ``role`` (None: not signed in), whose id is
+    ``user_id``, may follow ``topic``. A topic of ``PER_USER_TOPICS`` ("attention.7")
+    is only for the user whose id it carries."""
     rule = topic_rule(topic)
-    return rule is not None and role is not None and role in rule
+    if rule is None or role is None or role not in rule:
+        return False
+    family, _, topic_id = topic.partition(".")
+    if family in PER_USER_TOPICS:
+        return user_id is not None and topic_id == str(user_id)
+    return True
 
 
 def require_action(action: str, user) -> None:

@@ -10,5 +10,7 @@ class BpmosConfig(AppConfig):
 
     def ready(self) -> None:
         from bpmos import textfields
+        from bpmos.dashboards import live
 
         textfields.install()
+        live.install()  # attention changes pushed live (the role dashboards)

@@ -77,5 +77,11 @@ BEAT_SCHEDULE = {
         "schedule": 3600.0,
         "options": {"expires": 3000.0},
     },
+    # The audit chain's stored verification, shown on the auditor's dashboard.
+    "audit-chain-status-refresh": {
+        "task": "elog.tasks_chain.audit_chain_status_refresh_task",
+        "schedule": 900.0,
+        "options": {"expires": 800.0},
+    },
 }
 app.conf.beat_schedule = BEAT_SCHEDULE

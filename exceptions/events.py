@@ -36,4 +36,7 @@ def exception_event(exc, change: str) -> Event:
         "responsibleRole": exc.responsible_role,
         "escalationLevel": exc.escalation_level,
     }
-    return Event(name=EXCEPTION_EVENTS[change], topics=("exceptions",), data=payload)
+    # An escalation is an alert too: screens following only "alerts" (the role
+    # dashboards' live alerts) hear of it without following every exception.
+    topics = ("exceptions", "alerts") if change == "escalated" else ("exceptions",)
+    return Event(name=EXCEPTION_EVENTS[change], topics=topics, data=payload)

@@ -189,3 +189,39 @@ def exception_opened_series(
         .annotate(n=Count("id"))
         .values_list("bucket", "n")
     )
+
+
+# --- attention (the role dashboards, bpmos.dashboards.attention) -------------------
+
+
+def exception_escalated_list(*, role: str, limit: int = 50) -> list[PlantException]:
+    """Unresolved exceptions escalated (level >= 1) whose responsible role is
+    now ``role`` (``ESCALATION_PATH``), most severe and oldest first. One query."""
+    from exceptions.models import ESCALATION_PATH
+
+    if role not in ESCALATION_PATH[1:]:
+        return []
+    level = ESCALATION_PATH.index(role)
+    top = len(ESCALATION_PATH) - 1
+    levels = (
+        Q(escalation_level__gte=level) if level == top else Q(escalation_level=level)
+    )
+    return list(
+        PlantException.objects.filter(levels, status__in=UNRESOLVED)
+        .annotate(severity_rank=SEVERITY_ORDER)
+        .order_by("severity_rank", "raised_at", "id")[:limit]
+    )
+
+
+def exception_escalated_count(*, role: str) -> int:
+    """How many exceptions ``exception_escalated_list`` would list, uncapped."""
+    from exceptions.models import ESCALATION_PATH
+
+    if role not in ESCALATION_PATH[1:]:
+        return 0
+    level = ESCALATION_PATH.index(role)
+    top = len(ESCALATION_PATH) - 1
+    levels = (
+        Q(escalation_level__gte=level) if level == top else Q(escalation_level=level)
+    )
+    return PlantException.objects.filter(levels, status__in=UNRESOLVED).count()

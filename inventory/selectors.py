@@ -248,3 +248,21 @@ def item_status_counts() -> dict[str, int]:
         .values_list("status", "n")
     )
     return {status: found.get(status, 0) for status in ItemStatus.values}
+
+
+# --- attention (the role dashboards, bpmos.dashboards.attention) -------------------
+
+
+def item_on_hold_list(*, limit: int = 50) -> list[Item]:
+    """Items in stock on Hold (a supervisor releases or blocks them), longest
+    held first. One query."""
+    return list(
+        Item.objects.filter(IN_STOCK, status=ItemStatus.HOLD).order_by(
+            "updated_at", "id"
+        )[:limit]
+    )
+
+
+def item_on_hold_count() -> int:
+    """How many items in stock are on Hold. One query."""
+    return Item.objects.filter(IN_STOCK, status=ItemStatus.HOLD).count()

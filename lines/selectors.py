@@ -707,3 +707,26 @@ def plant_shift_window(*, now: datetime) -> tuple[datetime, datetime]:
         .first()
     )
     return oee.shift_window(line or Line(), now)
+
+
+# --- the role dashboards (bpmos.dashboards.roles) ------------------------------------
+
+
+@dataclass(frozen=True)
+class CurrentShift:
+    """The shift running now on the plant's first active line."""
+
+    line_id: str  # slug
+    line_name: str
+    start: datetime
+    end: datetime
+
+
+def current_shift(*, now: datetime | None = None) -> CurrentShift | None:
+    """The current shift of the first active line (line order), or None when
+    no line is active. One query."""
+    line = Line.objects.filter(is_active=True).order_by("position", "slug").first()
+    if line is None:
+        return None
+    start, end = oee.shift_window(line, now or timezone.now())
+    return CurrentShift(line_id=line.slug, line_name=line.name, start=start, end=end)

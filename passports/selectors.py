@@ -437,3 +437,18 @@ def first_pass_series(
         )
         .values_list("bucket", "tested", "passed")
     }
+
+
+# --- attention (the role dashboards, bpmos.dashboards.attention) -------------------
+
+
+def passport_on_hold_list(*, limit: int = 50) -> list[Passport]:
+    """Batteries on hold (a supervisor releases them), longest held first. One query."""
+    return list(
+        Passport.objects.filter(on_hold=True).order_by("updated_at", "id")[:limit]
+    )
+
+
+def passport_on_hold_count() -> int:
+    """How many batteries are on hold. One query."""
+    return Passport.objects.filter(on_hold=True).count()

@@ -351,3 +351,128 @@ def work_order_stage_hold_count() -> int:
         status=StageStatus.HOLD,
         work_order__status__in=[WorkOrderStatus.PLANNED, WorkOrderStatus.IN_PROGRESS],
     ).count()
+
+
+# --- attention (the role dashboards, bpmos.dashboards.attention) -------------------
+
+# How many rows of one kind an attention list carries at most (its count is exact).
+ATTENTION_LIMIT = 50
+
+
+def stage_blocked_list(
+    *, user_id: int | None = None, limit: int = ATTENTION_LIMIT
+) -> list[WorkOrderStage]:
+    """Stages on Hold of work orders in progress, longest held first; only the
+    ones assigned to ``user_id`` when given. One query."""
+    stages = WorkOrderStage.objects.filter(
+        status=StageStatus.HOLD, work_order__status=WorkOrderStatus.IN_PROGRESS
+    )
+    if user_id is not None:
+        stages = stages.filter(assignments__user_id=user_id)
+    return list(
+        stages.select_related("work_order").order_by("updated_at", "id")[:limit]
+    )
+
+
+def stage_assignment_counts(*, user_id: int) -> dict[str, int]:
+    """The open stages assigned to ``user_id`` (of work orders planned or in
+    progress) by status slug: planned, in_progress, hold. One query."""
+    from django.db.models import Count
+
+    rows = (
+        WorkOrderStage.objects.filter(
+            assignments__user_id=user_id,
+            work_order__status__in=[
+                WorkOrderStatus.PLANNED,
+                WorkOrderStatus.IN_PROGRESS,
+            ],
+        )
+        .exclude(status=StageStatus.DONE)
+        .values("status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    counts = {StageStatus.PLANNED: 0, StageStatus.IN_PROGRESS: 0, StageStatus.HOLD: 0}
+    counts.update({row["status"]: row["n"] for row in rows})
+    return {str(k): v for k, v in counts.items()}
+
+
+def work_order_status_counts() -> dict[str, int]:
+    """Work orders by status slug (every status present, zeros included). One query."""
+    from django.db.models import Count
+
+    counts = dict.fromkeys(WorkOrderStatus.values, 0)
+    for row in WorkOrder.objects.values("status").annotate(n=Count("id")).order_by():
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+def gate_awaiting_list(*, limit: int = ATTENTION_LIMIT) -> list:
+    """Gates not Open (Closed: condition not met yet; Locked: a supervisor must
+    unlock) on a stage some work order in progress has not finished yet, i.e.
+    gates holding up work now. Locked first, then oldest change. One query."""
+    from django.db.models import Case, Exists, IntegerField, OuterRef, Value, When
+
+    from runbooks.models import Gate, GateStatus
+
+    pending = WorkOrderStage.objects.filter(
+        stage_id=OuterRef("stage_id"),
+        work_order__status=WorkOrderStatus.IN_PROGRESS,
+    ).exclude(status=StageStatus.DONE)
+    return list(
+        Gate.objects.filter(status__in=[GateStatus.CLOSED, GateStatus.LOCKED])
+        .filter(Exists(pending))
+        .select_related("stage__runbook")
+        .annotate(
+            locked_first=Case(
+                When(status=GateStatus.LOCKED, then=Value(0)),
+                default=Value(1),
+                output_field=IntegerField(),
+            )
+        )
+        .order_by("locked_first", "changed_at", "id")[:limit]
+    )
+
+
+def stage_assignee_ids(*, stage_ids) -> set[int]:
+    """Ids of the users assigned to the work-order stages ``stage_ids``. One query."""
+    return set(
+        StageAssignment.objects.filter(work_order_stage_id__in=list(stage_ids))
+        .values_list("user_id", flat=True)
+        .distinct()
+    )
+
+
+def stage_blocked_count() -> int:
+    """How many stages of work orders in progress are on Hold. One query."""
+    return WorkOrderStage.objects.filter(
+        status=StageStatus.HOLD, work_order__status=WorkOrderStatus.IN_PROGRESS
+    ).count()
+
+
+def gate_awaiting_count() -> int:
+    """How many gates ``gate_awaiting_list`` would list, uncapped. One query."""
+    from django.db.models import Exists, OuterRef
+
+    from runbooks.models import Gate, GateStatus
+
+    pending = WorkOrderStage.objects.filter(
+        stage_id=OuterRef("stage_id"),
+        work_order__status=WorkOrderStatus.IN_PROGRESS,
+    ).exclude(status=StageStatus.DONE)
+    return (
+        Gate.objects.filter(status__in=[GateStatus.CLOSED, GateStatus.LOCKED])
+        .filter(Exists(pending))
+        .count()
+    )
+
+
+def gate_not_open_exists(*, work_order_ids) -> bool:
+    """Whether the runbook of any of ``work_order_ids`` has a gate not Open. One
+    query."""
+    from runbooks.models import Gate, GateStatus
+
+    return Gate.objects.filter(
+        status__in=[GateStatus.CLOSED, GateStatus.LOCKED],
+        stage__runbook__work_orders__id__in=list(work_order_ids),
+    ).exists()

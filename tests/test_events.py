@@ -20,6 +20,7 @@ from django.test import override_settings
 from bpmos import access, events
 from bpmos.accounts.events import UserChanged
 from bpmos.accounts.services import user_role_change
+from bpmos.dashboards import live as dashboards_live
 from bpmos.events import pump, services
 from bpmos.events.consumers import RecentIds
 from bpmos.events.models import OutboxEvent, OutboxTopic
@@ -566,6 +567,11 @@ EXAMPLES.update(
             for change in alarm_events.FLOOD_EVENTS
         },
     }
+)
+
+# The role dashboards' per-user attention topic (bpmos.dashboards.live).
+EXAMPLES["attention.changed"] = lambda user: dashboards_live.attention_event(
+    user_ids=[user.pk], kinds={"alarm", "gate"}
 )
 
 

@@ -207,6 +207,11 @@ EXPECTED: dict[str, frozenset[str] | str] = {
     "GET /api/dashboard/summary": SIGNED_IN,
     "GET /api/dashboard/trends": SIGNED_IN,
     "GET /api/dashboard/distributions": SIGNED_IN,
+    # The role dashboards: every role may call the routes; whose dashboard it
+    # reads (its own and those below it; the auditor reads all) is the view's
+    # check against bpmos.access.DASHBOARD_READERS.
+    "GET /api/dashboard/{role}/summary": SIGNED_IN,
+    "GET /api/dashboard/{role}/attention": SIGNED_IN,
     # --- logs (control-UI contract group VII; docs/logs.md) ---
     # Everyone reads the stream (what each role sees in it, e.g. the audit
     # category only for auditors and admins, is the read model's rule) and

@@ -246,7 +246,11 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         except SubscriberRejected as exc:
             await self._reject(exc)
             return
-        allowed = [t for t in topics if access.may_subscribe(self.user.role, t)]
+        allowed = [
+            t
+            for t in topics
+            if access.may_subscribe(self.user.role, t, user_id=self.user.pk)
+        ]
         unknown = [t for t in topics if access.topic_rule(t) is None]
         forbidden = [t for t in topics if t not in allowed and t not in unknown]
         # Join before reading the replay, so an event committed in between is
@@ -300,7 +304,9 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
 
     async def _drop_topics_no_longer_allowed(self) -> None:
         lost = sorted(
-            t for t in self.topics if not access.may_subscribe(self.user.role, t)
+            t
+            for t in self.topics
+            if not access.may_subscribe(self.user.role, t, user_id=self.user.pk)
         )
         if lost:
             await self._leave(lost)

@@ -22,7 +22,7 @@ import asyncio
 import json
 import os
 import threading
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import timedelta
 
 import structlog
@@ -98,6 +98,20 @@ def event_message(row: OutboxEvent) -> dict:
     return {"type": "event.message", "event": event_payload(row)}
 
 
+# Called with every event as it is stored (in the publisher's transaction);
+# read models that derive something from events register here (``event_listen``),
+# e.g. the role dashboards' attention changes (bpmos.dashboards.live).
+_listeners: list[Callable[[Event], None]] = []
+
+
+def event_listen(callback: Callable[[Event], None]) -> None:
+    """Call ``callback(event)`` for every event published in this process from
+    now on (once, however often it is registered). It runs inside the
+    publisher's transaction: it should only schedule work (``on_commit``)."""
+    if callback not in _listeners:
+        _listeners.append(callback)
+
+
 def event_publish(*, event: Event) -> OutboxEvent:
     """Store ``event`` in the outbox within the current transaction.
 
@@ -117,6 +131,8 @@ def event_publish(*, event: Event) -> OutboxEvent:
     # it) committed, so the row in hand is what was stored: no need to read it
     # back.
     transaction.on_commit(lambda: _deliver_quietly([row]))
+    for listener in _listeners:
+        listener(event)
     return row
 
 
