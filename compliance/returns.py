@@ -50,7 +50,7 @@ from compliance.models import (
     ReturnStatus,
     SchemaLevel,
 )
-from compliance.periods import Period, local_date
+from compliance.periods import Period, fy_of, local_date
 from elog import audit
 
 KG = Decimal("0.001")
@@ -246,6 +246,15 @@ def _stored_line_rows(ret: ComplianceReturn) -> list[dict[str, Any]]:
     ]
 
 
+def row_financial_year(ret: ComplianceReturn) -> str:
+    """The FY a return's rows name: the return's, or, for a shorter period
+    (a quarter, the year to date), the one FY it lies in ("" across two)."""
+    if ret.financial_year:
+        return ret.financial_year
+    first = fy_of(ret.period_start)
+    return first if first == fy_of(ret.period_end) else ""
+
+
 def content_hash(figures: dict, rows: list[dict[str, Any]]) -> str:
     """SHA-256 (hex) of the canonical JSON (keys sorted, no spaces) of
     ``{"figures": ..., "rows": [...]}``, rows in the order they were built."""
@@ -407,7 +416,7 @@ def _summary_row(ret: ComplianceReturn, row: dict) -> dict[str, Any]:
     recovery = row.get("recoveryTarget") or {}
     values = {
         "returnId": ret.pk,
-        "financialYear": ret.financial_year,
+        "financialYear": row_financial_year(ret),
         "periodStart": ret.period_start,
         "periodEnd": ret.period_end,
         "category": row.get("category") or "",
@@ -455,7 +464,7 @@ def _pack_rows(ret: ComplianceReturn) -> Iterator[dict[str, Any]]:
         category = line.category or None
         yield {
             "returnId": ret.pk,
-            "financialYear": ret.financial_year,
+            "financialYear": row_financial_year(ret),
             "event": line.event,
             "eventLabel": labels.get(line.event, line.event),
             "occurredAt": line.occurred_at,

@@ -264,6 +264,15 @@ def test_build_from_to_period(plant, boss):
     body = answer.json()
     assert body["financialYear"] == ""
     assert body["rowCount"] == 1
+    # Its rows still name the one FY the month lies in; a period across two
+    # financial years names none.
+    ret = ComplianceReturn.objects.get(pk=body["id"])
+    assert returns.row_financial_year(ret) == "2025-26"
+    csv_rows = parsed(returns.return_csv(ret, returns.schema_get(slug=None)))
+    assert csv_rows[1][csv_rows[0].index("Financial Year")] == "2025-26"
+    across = build(boss, {"from": "2025-03-01", "to": "2025-04-30"}).json()
+    ret = ComplianceReturn.objects.get(pk=across["id"])
+    assert returns.row_financial_year(ret) == ""
 
 
 @pytest.mark.parametrize(
