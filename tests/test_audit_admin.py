@@ -40,7 +40,8 @@ def test_auditors_and_admins_browse_the_log(client, make_user, records, role):
         if app["app_label"] == "elog"
         for model in app["models"]
     ]
-    assert elog_models == ["AuditRecord"]
+    # The audit log, and the electronic shift log beside it (read-only too).
+    assert elog_models == ["AuditRecord", "ShiftLogEntry"]
 
 
 @pytest.mark.parametrize("role", ["auditor", "admin"])

@@ -160,6 +160,7 @@ class ShiftLogEntrySerializer(serializers.ModelSerializer):
             "request_id",
             "created_at",
         ]
+        read_only_fields = fields  # an answer; writes use ShiftLogWriteSerializer
 
     def get_acknowledged_by_entry(self, entry: ShiftLogEntry) -> int | None:
         if entry.entry_type != ShiftLogEntryType.HANDOVER:

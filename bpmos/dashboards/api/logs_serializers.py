@@ -155,7 +155,7 @@ class LogEventSerializer(serializers.Serializer):
         help_text='Unique across the stream: "<category>:<pk>" '
         '("audit:1042"; system events "system:<kind>:<pk>").'
     )
-    timestamp = serializers.DateTimeField()
+    timestamp = serializers.DateTimeField(read_only=True)
     category = InlineEnumField(CATEGORIES)
     severity = InlineEnumField(SEVERITIES)
     actor = serializers.CharField(

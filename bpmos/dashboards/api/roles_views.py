@@ -47,6 +47,7 @@ class RoleSummaryView(BpmosAPIView):
 
     @extend_schema(
         tags=["dashboard"],
+        operation_id="dashboard_role_summary",
         parameters=[ROLE],
         responses={200: s.RoleSummarySerializer},
     )
@@ -64,6 +65,7 @@ class RoleAttentionView(BpmosAPIView):
 
     @extend_schema(
         tags=["dashboard"],
+        operation_id="dashboard_role_attention",
         parameters=[ROLE],
         responses={200: s.AttentionListSerializer},
     )
