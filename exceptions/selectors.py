@@ -12,7 +12,7 @@ flag.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.db.models import (
     BooleanField,
@@ -27,9 +27,10 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, Trunc
+from django.db.models.functions import Coalesce
 
 from bpmos.errors import NotFound
+from bpmos.series import per_bucket
 from exceptions.models import (
     SEVERITY_RANK,
     ExceptionStatus,
@@ -182,12 +183,12 @@ def exception_opened_series(
     [start, end), whatever became of them: bucket start -> count; empty buckets
     absent. One query over the ``raised_at`` index."""
     return dict(
-        PlantException.objects.filter(raised_at__gte=start, raised_at__lt=end)
-        .annotate(bucket=Trunc("raised_at", bucket, tzinfo=UTC))
-        .order_by()
-        .values("bucket")
-        .annotate(n=Count("id"))
-        .values_list("bucket", "n")
+        per_bucket(
+            PlantException.objects.filter(raised_at__gte=start, raised_at__lt=end),
+            "raised_at",
+            bucket,
+            n=Count("id"),
+        )
     )
 
 

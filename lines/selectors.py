@@ -10,18 +10,18 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
 from django.db import connection
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from bpmos.errors import InvalidInput, NotFound
 from bpmos.fields import time_problem
 from bpmos.rawsql import orm_instance, orm_values
+from bpmos.series import per_bucket
 from lines import oee
 from lines import status as st
 from lines.models import (
@@ -602,14 +602,13 @@ def hourly_piece_counts_series(
     bucket start -> counts; buckets with no roll-up absent. One query."""
     return {
         row[0]: PieceCounts(good=row[1] or 0, reject=row[2] or 0)
-        for row in MachineHour.objects.filter(
-            hour__gte=start, hour__lt=end, is_stale=False
+        for row in per_bucket(
+            MachineHour.objects.filter(hour__gte=start, hour__lt=end, is_stale=False),
+            "hour",
+            bucket,
+            good=Sum("good_count"),
+            reject=Sum("reject_count"),
         )
-        .annotate(bucket=Trunc("hour", bucket, tzinfo=UTC))
-        .order_by()
-        .values("bucket")
-        .annotate(good=Sum("good_count"), reject=Sum("reject_count"))
-        .values_list("bucket", "good", "reject")
     }
 
 

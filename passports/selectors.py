@@ -9,7 +9,7 @@ import uuid as uuid_module
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.db.models import (
     Avg,
@@ -22,10 +22,10 @@ from django.db.models import (
     QuerySet,
     Subquery,
 )
-from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from bpmos.errors import Conflict, NotFound
+from bpmos.series import per_bucket
 from passports import bpan as bpan_rules
 from passports.models import (
     CustodianKind,
@@ -358,13 +358,15 @@ def telemetry_series(
         row[0]: TelemetryPoint(
             mean=row[1], minimum=row[2], maximum=row[3], samples=row[4]
         )
-        for row in readings.annotate(bucket=Trunc("ts", bucket, tzinfo=UTC))
-        .order_by()
-        .values("bucket")
-        .annotate(
-            mean=Avg(column), minimum=Min(column), maximum=Max(column), n=Count("pk")
+        for row in per_bucket(
+            readings,
+            "ts",
+            bucket,
+            mean=Avg(column),
+            minimum=Min(column),
+            maximum=Max(column),
+            n=Count("pk"),
         )
-        .values_list("bucket", "mean", "minimum", "maximum", "n")
     }
 
 
@@ -428,14 +430,13 @@ def first_pass_series(
     query."""
     return {
         row[0]: FirstPass(tested=row[1], passed=row[2])
-        for row in _first_qa_results(start, end)
-        .annotate(bucket=Trunc("occurred_at", bucket, tzinfo=UTC))
-        .order_by()
-        .values("bucket")
-        .annotate(
-            tested=Count("pk"), passed=Count("pk", filter=Q(kind=EventKind.QA_PASSED))
+        for row in per_bucket(
+            _first_qa_results(start, end),
+            "occurred_at",
+            bucket,
+            tested=Count("pk"),
+            passed=Count("pk", filter=Q(kind=EventKind.QA_PASSED)),
         )
-        .values_list("bucket", "tested", "passed")
     }
 
 

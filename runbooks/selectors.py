@@ -11,13 +11,13 @@ serializers need, so a list costs a fixed number of queries whatever its length.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.db.models import Prefetch, Q, QuerySet, Sum
-from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from bpmos.errors import NotFound
+from bpmos.series import per_bucket
 from runbooks.models import (
     Runbook,
     StageAssignment,
@@ -332,16 +332,16 @@ def work_order_built_series(
     "day", "week", UTC) over [start, end): bucket start -> units; empty buckets
     absent. One query."""
     return dict(
-        WorkOrder.objects.filter(
-            status=WorkOrderStatus.COMPLETED,
-            completed_at__gte=start,
-            completed_at__lt=end,
+        per_bucket(
+            WorkOrder.objects.filter(
+                status=WorkOrderStatus.COMPLETED,
+                completed_at__gte=start,
+                completed_at__lt=end,
+            ),
+            "completed_at",
+            bucket,
+            units=Sum("qty"),
         )
-        .annotate(bucket=Trunc("completed_at", bucket, tzinfo=UTC))
-        .order_by()
-        .values("bucket")
-        .annotate(units=Sum("qty"))
-        .values_list("bucket", "units")
     )
 
 

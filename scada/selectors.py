@@ -4,11 +4,11 @@ acknowledgement, and the connectors' communication health."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.db.models import Count, Q
-from django.db.models.functions import Trunc
 
+from bpmos.series import per_bucket
 from scada.models import AlarmEvent, AlarmState, CommState, Connector
 
 # ISA-18.2's states an operator must still acknowledge.
@@ -63,10 +63,10 @@ def alarm_raised_series(
     [start, end), whatever their state now: bucket start -> count; empty buckets
     absent. One query over the ``timestamp`` index."""
     return dict(
-        AlarmEvent.objects.filter(timestamp__gte=start, timestamp__lt=end)
-        .annotate(bucket=Trunc("timestamp", bucket, tzinfo=UTC))
-        .order_by()
-        .values("bucket")
-        .annotate(n=Count("id"))
-        .values_list("bucket", "n")
+        per_bucket(
+            AlarmEvent.objects.filter(timestamp__gte=start, timestamp__lt=end),
+            "timestamp",
+            bucket,
+            n=Count("id"),
+        )
     )
