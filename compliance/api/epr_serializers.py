@@ -9,25 +9,18 @@ from rest_framework import serializers
 
 from bpmos.fields import utc_datetime
 from compliance import categories
+from compliance.api.fields import FinancialYearField
 from compliance.models import ReturnEvent
-from compliance.periods import fy_parse
 
 
 class FinancialYearQuerySerializer(serializers.Serializer):
-    fy = serializers.CharField(
+    fy = FinancialYearField(
         required=False,
         max_length=7,
         min_length=7,
         help_text='Financial year, April to March, written "2026-27" '
         "(default: the current one, in plant time).",
     )
-
-    def validate_fy(self, value: str) -> str:
-        try:
-            fy_parse(value)
-        except ValueError as error:
-            raise serializers.ValidationError(str(error)) from None
-        return value
 
 
 class CategoryQuerySerializer(FinancialYearQuerySerializer):

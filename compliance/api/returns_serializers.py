@@ -8,8 +8,9 @@ from rest_framework import serializers
 
 from bpmos.filters import INT64_MAX
 from bpmos.jsonfields import WholeNumberField
+from compliance.api.fields import FinancialYearField
 from compliance.models import ComplianceReturn, CsvSchema, ReturnLine
-from compliance.periods import Period, fy_parse, fy_period
+from compliance.periods import Period, fy_period
 
 # Days a period may span: 2000-01-01 to 2099-12-31 (fy_parse's years).
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
@@ -18,7 +19,7 @@ FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
 class ReturnBuildSerializer(serializers.Serializer):
     """``{"fy": "2026-27"}`` or ``{"from": "2026-04-01", "to": "2026-06-30"}``."""
 
-    fy = serializers.CharField(
+    fy = FinancialYearField(
         required=False,
         max_length=7,
         help_text='A financial year, "2026-27" (1 April to 31 March, plant time).',
@@ -38,13 +39,6 @@ class ReturnBuildSerializer(serializers.Serializer):
             required=False, help_text="Last day, inclusive (plant time)."
         )
         return fields
-
-    def validate_fy(self, value: str) -> str:
-        try:
-            fy_parse(value)
-        except ValueError as error:
-            raise serializers.ValidationError(str(error)) from None
-        return value
 
     def validate(self, attrs):
         fy, first, last = attrs.get("fy"), attrs.get("from"), attrs.get("to")
