@@ -430,3 +430,36 @@ def require_action(action: str, user) -> None:
         raise Forbidden(
             "Your role may not perform this action.", code="permission_denied"
         )
+
+
+# --- the server-rendered pages (docs/pages.md; bpmos/pagekit.py) ---
+# Keys are the pages' URL names (no namespace). A page's buttons call the same
+# services as the API and are offered, and allowed, by the API's own rule for
+# that action (``POLICY``/``ACTIONS`` above), never a second table.
+PAGES: Final[dict[str, Rule]] = {
+    "page-login": PUBLIC,
+    "page-logout": PUBLIC,  # ending a session needs none
+    "page-home": EVERYONE,
+    "page-token": EVERYONE,
+    "board-lines": EVERYONE,
+    "board-alarms": EVERYONE,
+    "board-dispatch": EVERYONE,
+    "passport-page": PUBLIC,  # the public view; restricted parts by role
+}
+
+# Where ``/`` takes a signed-in user: the board they work from (auditors: the
+# back-office, where the audit log, the ledgers and their verification are).
+HOME_PAGE: Final[dict[Role, str]] = {
+    Role.OPERATOR: "board-alarms",
+    Role.PLANNER: "board-lines",
+    Role.SUPERVISOR: "board-lines",
+    Role.PLANT_HEAD: "board-lines",
+    Role.AUDITOR: "admin:index",
+    Role.ADMIN: "board-lines",
+}
+
+
+def may_open_page(page: str, role: str | None) -> bool:
+    """Whether a user holding ``role`` (None: not signed in) may open ``page``;
+    an undeclared page is refused (fail closed)."""
+    return allows(PAGES.get(page), role)

@@ -124,6 +124,10 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "bpmos.urls"
+# The pages sign in with the session at /login/ (docs/pages.md); the API uses JWTs.
+LOGIN_URL = "page-login"
+LOGIN_REDIRECT_URL = "page-home"
+LOGOUT_REDIRECT_URL = "page-login"
 WSGI_APPLICATION = "bpmos.wsgi.application"
 ASGI_APPLICATION = "bpmos.asgi.application"
 

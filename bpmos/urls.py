@@ -1,9 +1,11 @@
-"""URL map: the API under /api/ (namespace ``api``), the admin under /admin/."""
+"""URL map: the API under /api/ (namespace ``api``), the admin under /admin/,
+the server-rendered pages everywhere else (docs/pages.md)."""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from bpmos.accounts import pages as account_pages
 from bpmos.health import HealthView
 
 api_patterns = [
@@ -31,7 +33,19 @@ api_patterns = [
     path("", include("bpmos.dashboards.api.urls_logs")),
 ]
 
+# The pages (bpmos/pagekit.py): who may open each is bpmos.access.PAGES.
+page_patterns = [
+    path("", account_pages.home, name="page-home"),
+    path("login/", account_pages.PlantLoginView.as_view(), name="page-login"),
+    path("logout/", account_pages.PlantLogoutView.as_view(), name="page-logout"),
+    path("board/token/", account_pages.socket_token, name="page-token"),
+    path("", include("lines.pages")),
+    path("", include("scada.pages")),
+    path("", include("passports.pages")),
+]
+
 urlpatterns = [
     path("api/", include((api_patterns, "api"))),
     path("admin/", admin.site.urls),
+    *page_patterns,
 ]

@@ -21,7 +21,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.settings import api_settings
-from rest_framework_simplejwt.tokens import RefreshToken, Token
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, Token
 
 from bpmos.accounts.models import User
 
@@ -53,6 +53,15 @@ def refresh_token_for(user: User) -> RefreshToken:
     # For the UI only; the server reads the role from the DB.
     refresh["role"] = user.role
     return refresh
+
+
+def access_token_for(user: User) -> AccessToken:
+    """An access token alone (no refresh token, nothing stored) for ``user``:
+    what a signed-in page hands its WebSocket (``bpmos.accounts.pages``)."""
+    access = AccessToken.for_user(user)
+    access[GENERATION_CLAIM] = user.token_generation
+    access["role"] = user.role
+    return access
 
 
 class BpmosJWTAuthentication(JWTAuthentication):

@@ -1,0 +1,3 @@
+"""This app's server-rendered pages (docs/pages.md; bpmos/pagekit.py)."""
+
+urlpatterns: list = []
