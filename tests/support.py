@@ -235,15 +235,18 @@ def server_env(**extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def daphne_server(log_path: Path, **extra_env: str) -> Iterator[int]:
-    """A daphne process serving bpmos.asgi on a free port; yields the port once
-    it answers HTTP, stops the process on exit.
+def daphne_server(
+    log_path: Path, port: int | None = None, **extra_env: str
+) -> Iterator[int]:
+    """A daphne process serving bpmos.asgi on ``port`` (default: a free one);
+    yields the port once it answers HTTP, stops the process on exit. A test
+    that restarts the server passes the first one's port to the second.
 
     The server's output goes to ``log_path``; ``extra_env`` is added to its
     environment (``server_env``). Fails the test (with the log's tail) if
     daphne exits or does not answer within 30 s.
     """
-    port = free_port()
+    port = port or free_port()
     try:
         process = start_server(
             "daphne",
