@@ -164,3 +164,12 @@ def demo_plant(django_db_setup, django_db_blocker) -> Iterator[str]:
         finally:
             transaction.set_rollback(True)
             outer.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium driven by Playwright (tests/support_browser.py); the
+    test skips where Chromium is not installed."""
+    from tests.support_browser import launch_browser
+
+    yield from launch_browser()

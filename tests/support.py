@@ -244,7 +244,7 @@ def daphne_server(
 
     The server's output goes to ``log_path``; ``extra_env`` is added to its
     environment (``server_env``). Fails the test (with the log's tail) if
-    daphne exits or does not answer within 30 s.
+    daphne exits or does not answer within 60 s.
     """
     port = port or free_port()
     try:

@@ -3,9 +3,11 @@ Debian's Chromium (``/usr/bin/chromium``, or ``BPMOS_CHROMIUM``); nothing is
 downloaded. Without Chromium the browser tests skip, saying how to install it
 (``.ci/run`` installs it, so CI always runs them).
 
-* ``browser``: one headless Chromium per test process;
+* ``browser`` (the fixture is in tests/conftest.py; do not import it into a
+  test module): one headless Chromium per test process;
 * ``sign_in(browser, base_url, user, viewport=...)``: a new browser context
-  signed in through the real ``/login/`` page, and its page;
+  signed in through the real ``/login/`` page, and its page (against a daphne
+  subprocess, give the user ``server_knows_password(user)`` first);
 * ``save_screens(page, name)``: the page at 1920x1080 and 390x844, as PNGs in
   ``BPMOS_SCREENS_DIR`` (``docs/screens`` refreshes the committed ones) or,
   by default, under the test run's temporary directory.
@@ -38,8 +40,10 @@ WALL = {"width": 1920, "height": 1080}
 PHONE = {"width": 390, "height": 844}
 
 
-@pytest.fixture(scope="session")
-def browser():
+def launch_browser():
+    """The generator behind the ``browser`` fixture (tests/conftest.py: one
+    registration, so one Playwright per process: a second sync Playwright in
+    the same thread refuses to start)."""
     if not CHROMIUM or not Path(CHROMIUM).exists():
         pytest.skip("Chromium is not installed: apt-get install chromium (see README)")
     from playwright.sync_api import sync_playwright
@@ -56,6 +60,18 @@ def browser():
             yield chromium
         finally:
             chromium.close()
+
+
+def server_knows_password(user):
+    """``user`` with a password hash a server subprocess (daphne) can check:
+    the tests hash with MD5 (conftest), which only the test process's settings
+    accept. A PBKDF2 hash of few iterations verifies anywhere (and is upgraded
+    on the first sign-in)."""
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+    user.password = PBKDF2PasswordHasher().encode(PASSWORD, "pagetests", 1000)
+    user.save(update_fields=["password"])
+    return user
 
 
 def sign_in(browser, base_url: str, user, *, viewport=WALL, next_path: str = "/"):

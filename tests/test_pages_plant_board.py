@@ -12,7 +12,6 @@ from html.parser import HTMLParser
 
 import httpx
 import pytest
-from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.test import Client
 from django.utils import timezone
 
@@ -20,9 +19,14 @@ from bpmos.roles import Role
 from lines import services
 from lines.models import Line
 from tests import factories_lines as f
-from tests.conftest import PASSWORD, bearer
+from tests.conftest import bearer
 from tests.support import daphne_server
-from tests.support_browser import PHONE, browser, save_screens, sign_in  # noqa: F401
+from tests.support_browser import (
+    PHONE,
+    save_screens,
+    server_knows_password,
+    sign_in,
+)
 
 BOARD = "/board/lines/"
 
@@ -300,16 +304,6 @@ def plant_with_history(hours: int = 8) -> tuple[Line, Line, Line]:
     return lines
 
 
-def server_knows_password(user):
-    """``user`` with a password hash the daphne subprocess can check: the tests
-    hash with MD5 (conftest), which only this process's settings accept. A
-    PBKDF2 hash of few iterations verifies anywhere (and is upgraded on the
-    first sign-in)."""
-    user.password = PBKDF2PasswordHasher().encode(PASSWORD, "plantboard", 1000)
-    user.save(update_fields=["password"])
-    return user
-
-
 def post_state(base: str, token: dict, machine, state: str, reason: str = ""):
     response = httpx.post(
         f"{base}/api/machines/{machine.pk}/readings",
@@ -340,7 +334,7 @@ def station_text(page, line: str, station: str) -> str:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_station_change_made_through_the_api_is_on_the_board_within_a_second(
-    browser,  # noqa: F811
+    browser,
     make_user,
     tmp_path,
 ):
@@ -398,7 +392,7 @@ def test_a_station_change_made_through_the_api_is_on_the_board_within_a_second(
 
 @pytest.mark.django_db(transaction=True)
 def test_the_board_recovers_after_the_server_restarts(
-    browser,  # noqa: F811
+    browser,
     make_user,
     tmp_path,
 ):
