@@ -612,6 +612,61 @@ def hourly_piece_counts_series(
     }
 
 
+@dataclass(frozen=True)
+class LineThroughput:
+    """One active line's output over a window (docs/metrics.md, Throughput)."""
+
+    id: str  # slug
+    name: str
+    good: int  # good pieces of its last station
+    per_hour: Decimal  # pieces per hour, one decimal
+
+
+def throughput_per_hour(good: int, start: datetime, end: datetime) -> Decimal:
+    """``good`` pieces ÷ the hours of [start, end), rounded half up to one
+    decimal (0 without pieces). A window must not be empty."""
+    microseconds = (end - start) // timedelta(microseconds=1)
+    if microseconds <= 0:
+        raise ValueError("The window must end after it starts.")
+    # oee.percent rounds a ratio x 100 half up to one decimal: hand it / 100.
+    return oee.percent(Fraction(good * 3600 * 10**6, microseconds) / 100)
+
+
+def line_throughput_list(*, start: datetime, end: datetime) -> list[LineThroughput]:
+    """Every active line's throughput over the UTC hours in [start, end) (give
+    whole hours: it reads the fresh hourly roll-ups, ``MachineHour``, never raw
+    readings): the good pieces of the machines at its **last** station
+    (highest ``position``; earlier stations count the same pieces) ÷ the
+    window's hours. Readings of quality ``bad`` are not in the roll-ups' counts.
+    The plant's throughput is the sum over the lines. Two queries."""
+    lines = list(Line.objects.filter(is_active=True).order_by("position", "slug"))
+    last = Station.objects.filter(line_id=OuterRef("machine__station__line_id"))
+    good = dict(
+        MachineHour.objects.filter(
+            hour__gte=start,
+            hour__lt=end,
+            is_stale=False,
+            machine__station__line__is_active=True,
+            machine__station__position=Subquery(
+                last.order_by("-position").values("position")[:1]
+            ),
+        )
+        .order_by()
+        .values("machine__station__line_id")
+        .annotate(good=Sum("good_count"))
+        .values_list("machine__station__line_id", "good")
+    )
+    return [
+        LineThroughput(
+            id=line.slug,
+            name=line.name,
+            good=good.get(line.pk) or 0,
+            per_hour=throughput_per_hour(good.get(line.pk) or 0, start, end),
+        )
+        for line in lines
+    ]
+
+
 @dataclass
 class LineHours:
     """One active line's OEE inputs per machine and rolled-up UTC hour:

@@ -381,26 +381,31 @@ class FirstPass:
 _QA_RESULTS = (EventKind.QA_PASSED, EventKind.QA_FAILED)
 
 
-def _first_qa_results(start: datetime, end: datetime) -> QuerySet[PassportEvent]:
+def _first_qa_results(
+    start: datetime, end: datetime, kind: str | None = None
+) -> QuerySet[PassportEvent]:
     """Each passport's first QA result (its lowest-version ``qa_passed`` or
-    ``qa_failed`` event), of those that occurred in [start, end)."""
+    ``qa_failed`` event), of those that occurred in [start, end); of passports
+    of ``kind`` only when given."""
     earlier = PassportEvent.objects.filter(
         passport_id=OuterRef("passport_id"),
         kind__in=_QA_RESULTS,
         version__lt=OuterRef("version"),
     )
-    return PassportEvent.objects.filter(
+    found = PassportEvent.objects.filter(
         kind__in=_QA_RESULTS, occurred_at__gte=start, occurred_at__lt=end
     ).filter(~Exists(earlier))
+    return found if kind is None else found.filter(passport__kind=kind)
 
 
 def first_pass_counts(
-    *, windows: dict[str, tuple[datetime, datetime]]
+    *, windows: dict[str, tuple[datetime, datetime]], kind: str | None = None
 ) -> dict[str, FirstPass]:
     """Per named window [start, end): passports whose **first** QA result
     occurred in it, and how many of those passed (a unit that failed and
     passed on retest counts as failed, in the window of its failure): the
-    first-pass yield of docs/metrics.md. One query."""
+    first-pass yield of docs/metrics.md, of every passport or of one ``kind``
+    ("cell", "module", "pack"). One query."""
     if not windows:
         return {}
     aggregates = {}
@@ -412,7 +417,9 @@ def first_pass_counts(
         )
     starts, ends = zip(*windows.values(), strict=True)
     totals = (
-        _first_qa_results(min(starts), max(ends)).order_by().aggregate(**aggregates)
+        _first_qa_results(min(starts), max(ends), kind)
+        .order_by()
+        .aggregate(**aggregates)
     )
     return {
         name: FirstPass(
@@ -423,15 +430,15 @@ def first_pass_counts(
 
 
 def first_pass_series(
-    *, start: datetime, end: datetime, bucket: str
+    *, start: datetime, end: datetime, bucket: str, kind: str | None = None
 ) -> dict[datetime, FirstPass]:
     """``first_pass_counts`` per ``bucket`` ("hour", "day", "week", UTC) over
-    [start, end): bucket start -> counts; buckets without results absent. One
-    query."""
+    [start, end), of every passport or of one ``kind``: bucket start ->
+    counts; buckets without results absent. One query."""
     return {
         row[0]: FirstPass(tested=row[1], passed=row[2])
         for row in per_bucket(
-            _first_qa_results(start, end),
+            _first_qa_results(start, end, kind),
             "occurred_at",
             bucket,
             tested=Count("pk"),

@@ -3,9 +3,14 @@ runbooks, and work orders in every state.
 
 The work orders are driven through the services (create, assign, start, finish,
 hold, cancel, gate lock), so the audit log and the event outbox hold their real
-history. Those services stamp actual times with the clock, so every actual start
-and end is the moment the seed ran; the planned windows are set around that
-moment, some of them already overdue.
+history. Those services stamp actual times with the clock, so the seed then
+backdates each work order's done stages (``_backdate``): laid back to back and
+ending at the moment the seed ran, each taking 70..130 % of its planned time
+(a fixed pattern, ``PACE``), so the demo's stages are timed and their
+``efficiency_score`` is a plausible figure rather than null (docs/metrics.md,
+"Only timed work counts"). The audit log still says when each move was
+recorded. The planned windows are set around the moment of seeding, some of
+them already overdue.
 
 Idempotent: a runbook whose slug exists is left as it is; the work orders are
 one batch, skipped when any demo lot already exists.
@@ -30,6 +35,7 @@ from runbooks.models import (
     Stage,
     Step,
     WorkOrder,
+    WorkOrderStage,
 )
 
 ORDER = 20  # after the users (0); before the exceptions raised on these stages
@@ -500,6 +506,25 @@ def _drive(spec: OrderSpec, *, planner: User, operator: User, now) -> WorkOrder:
     return work_order
 
 
+# The demo's done stages take these shares of their planned time, in turn
+# (deterministic; every one within 70..130 %, so every efficiency 77..143 %).
+PACE = (0.85, 1.10, 0.95, 1.25, 0.75, 1.05, 1.30, 0.90, 0.70, 1.15, 1.00, 0.80)
+
+
+def _backdate(stages: list[WorkOrderStage], *, end, offset: int) -> None:
+    """Give ``stages`` (done, in the order they were done) actual times that
+    end at ``end``, back to back, each ``PACE[(offset + n) % len(PACE)]`` of
+    its planned time. The stage started after them starts after ``end``."""
+    for n, stage in reversed(list(enumerate(stages))):
+        took = (stage.planned_end - stage.planned_start) * PACE[
+            (offset + n) % len(PACE)
+        ]
+        WorkOrderStage.objects.filter(pk=stage.pk).update(
+            actual_start=end - took, actual_end=end
+        )
+        end -= took
+
+
 def _settle(spec: OrderSpec, work_order: WorkOrder, *, planner, operator) -> None:
     """The moves that come after the gate changes: holds and cancellations."""
     if spec.hold:
@@ -534,6 +559,9 @@ def seed(log) -> None:
         (spec, _drive(spec, planner=planner, operator=operator, now=now))
         for spec in ORDERS
     ]
+    for offset, (spec, work_order) in enumerate(driven):
+        done = _sequence(spec, work_order)[: spec.done]
+        _backdate(done, end=now, offset=offset)
     for slug, code, action, reason in GATE_ACTIONS:
         gate = Gate.objects.filter(stage__runbook__slug=slug, stage__code=code).first()
         if gate is not None:

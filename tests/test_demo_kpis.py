@@ -51,3 +51,25 @@ def test_demo_efficiency_scores_are_null_or_within_0_and_200(demo_plant):
     for stage in WorkOrderStage.objects.all():
         score = runbook_selectors.stage_metrics(stage_id=stage.pk).efficiency_score
         assert score is None or 0 <= score <= 200
+
+
+def test_demo_done_stages_are_timed_so_efficiency_is_shown(demo_plant):
+    # The seed backdates the done stages (runbooks/demo.py, PACE: 70..130 % of
+    # plan), so every demo work order with done stages has an efficiency.
+    with_done = WorkOrder.objects.filter(stages__status="done").distinct()
+    assert with_done.count() >= 10
+    for work_order in with_done:
+        metrics = runbook_selectors.work_order_metrics(work_order_id=work_order.pk)
+        assert metrics.efficiency_score is not None, work_order.lot_no
+        assert 100 / 1.3 - 0.1 <= metrics.efficiency_score <= 100 / 0.7 + 0.1
+    for stage in WorkOrderStage.objects.filter(status="done"):
+        score = runbook_selectors.stage_metrics(stage_id=stage.pk).efficiency_score
+        assert score is not None, stage.pk
+        assert 76.9 <= score <= 142.9, stage.pk
+        assert stage.actual_end <= timezone.now()
+    # Not all the same pace: some faster than planned, some slower.
+    scores = {
+        runbook_selectors.stage_metrics(stage_id=s.pk).efficiency_score
+        for s in WorkOrderStage.objects.filter(status="done")
+    }
+    assert min(scores) < 100 < max(scores)
