@@ -358,6 +358,7 @@ TOPICS: Final[dict[str, frozenset[Role]]] = {
     "dispatch": EVERYONE,
     "passports": EVERYONE,
     "inventory": EVERYONE,
+    "compliance": COMPLIANCE_READERS,  # returns built and approved
     # One user's attention list changed (bpmos.dashboards.live); only that user
     # may follow it (PER_USER_TOPICS).
     "attention.<id>": EVERYONE,

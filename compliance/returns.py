@@ -6,6 +6,10 @@ Interface (the API, the admin and ``compliance.mailing`` call these):
 
 * ``return_build(*, period, actor, note="") -> ComplianceReturn``
 * ``return_approve(*, return_id, actor) -> ComplianceReturn`` (409 unless draft)
+
+Building and approving publish ``compliance_return.built`` /
+``.approved`` (``compliance.events``, topic ``compliance``) in their
+transaction: the supervisors' attention lists carry the drafts.
 * ``return_csv(ret, schema) -> bytes``: the return in a schema's layout,
   cells escaped against CSV injection
 * ``return_export(*, return_id, schema_slug, actor, source) -> Export``
@@ -38,9 +42,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from bpmos import access
+from bpmos import access, events
 from bpmos.errors import Conflict, Forbidden, IllegalTransition, InvalidInput, NotFound
 from compliance import categories, epr
+from compliance import events as compliance_events
 from compliance.csvsafe import csv_bytes
 from compliance.models import (
     ComplianceReturn,
@@ -356,6 +361,7 @@ def return_build(*, period: Period, actor: Any, note: str = "") -> ComplianceRet
                 "note": note,
             },
         )
+        events.publish(compliance_events.return_event(ret, "built"))
     return ret
 
 
@@ -401,6 +407,7 @@ def return_approve(*, return_id: int, actor: Any) -> ComplianceReturn:
             "contentHash": ret.content_hash,
         },
     )
+    events.publish(compliance_events.return_event(ret, "approved"))
     return ret
 
 

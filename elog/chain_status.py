@@ -5,6 +5,12 @@ record: never per request. Celery beat runs ``audit_chain_status_refresh``
 (``elog.tasks_chain``, every 15 minutes) and keeps its outcome in the shared
 cache; ``audit_chain_status`` reads it back (None before the first run, or when
 the cache forgot it). ``GET /api/audit/verify`` still walks the chain on demand.
+
+When a refresh changes the state (verified or broken, and where it first
+breaks; a first verification after the cache forgot counts as a change) it
+publishes ``audit_chain.changed`` (``elog.events``, topic ``audit``): the
+auditors' dashboards update without polling. A refresh that finds what the last
+one found publishes nothing.
 """
 
 from __future__ import annotations
@@ -12,8 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.cache import cache
+from django.db import transaction
 from django.utils import timezone
 
+from bpmos import events
+from elog import events as elog_events
 from elog.services import audit_chain_verify
 
 CACHE_KEY = "elog:audit-chain-status"
@@ -39,8 +48,20 @@ def audit_chain_status_refresh() -> dict[str, Any]:
             "message": broken.message,
         },
     }
+    before = cache.get(CACHE_KEY)
     cache.set(CACHE_KEY, status, timeout=None)
+    if _state(before) != _state(status):
+        with transaction.atomic():
+            events.publish(elog_events.chain_status_event(status))
     return status
+
+
+def _state(status: dict[str, Any] | None) -> tuple | None:
+    """What a screen shows of a verification: verified or broken, and where."""
+    if status is None:
+        return None
+    broken = status.get("firstBroken") or {}
+    return (bool(status.get("ok")), broken.get("seq"), broken.get("problem"))
 
 
 def audit_chain_status() -> dict[str, Any] | None:

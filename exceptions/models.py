@@ -179,3 +179,51 @@ class PlantException(StatusTransitions, models.Model):
     @property
     def transition_subject(self) -> str:
         return self.code
+
+
+class ExceptionEventKind(models.TextChoices):
+    RAISED = "raised", "Raised"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    ESCALATED = "escalated", "Escalated"
+    RESOLVED = "resolved", "Resolved"
+
+
+class ExceptionEvent(models.Model):
+    """One step of an exception's life (its journal): raised, acknowledged,
+    escalated, resolved. Immutable, like the audit log and the shift log:
+    database triggers refuse UPDATE and DELETE (migration 0003, PostgreSQL and
+    SQLite). Written by ``exceptions.services`` in the transaction of the
+    change it records; ``GET /api/logs`` reads it (``exceptions.logsource``).
+
+    ``level`` and ``role`` are the escalation level after the step and the
+    role responsible there (for ``escalated``: the role it escalated to).
+    ``actor`` is null for the system's own steps (the escalation beat task,
+    an exception raised by an alarm). ``note`` is the resolution note of a
+    ``resolved`` step.
+    """
+
+    exception = models.ForeignKey(
+        PlantException, on_delete=models.PROTECT, related_name="journal"
+    )
+    kind = models.CharField(max_length=20, choices=ExceptionEventKind.choices)
+    at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,  # a user with history is deactivated, never deleted
+        related_name="+",
+    )
+    level = models.PositiveSmallIntegerField(default=0)
+    role = models.CharField(max_length=20, blank=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [
+            # GET /api/logs: the newest steps before a cursor.
+            models.Index(fields=["at", "id"], name="exceptions_event_log_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"EX-{self.exception_id:03d} {self.kind} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -1,5 +1,10 @@
 """Every write of exceptions: raise (incl. stage issues), acknowledge, resolve,
 escalate. Views, the escalation beat task and the admin call these.
+
+Each one appends its step to the exceptions' journal (``ExceptionEvent``,
+append-only) in the transaction of the change, beside the audit record and the
+live event. ``escalation_log`` on the exception is still kept as it was (the
+API's ``escalationPath`` reads it); it could now be derived from the journal.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from exceptions import events as exception_events
 from exceptions.models import (
     ACK_DEADLINE,
     ESCALATION_PATH,
+    ExceptionEvent,
+    ExceptionEventKind,
     ExceptionSource,
     ExceptionStatus,
     ExceptionType,
@@ -64,6 +71,21 @@ def _log_step(exc: PlantException, at: datetime) -> None:
             "at": at.isoformat(),
         },
     ]
+
+
+def _journal(
+    exc: PlantException, kind: str, *, at: datetime, actor, note: str = ""
+) -> ExceptionEvent:
+    """Append one step of ``exc`` to its journal (the caller's transaction)."""
+    return ExceptionEvent.objects.create(
+        exception=exc,
+        kind=kind,
+        at=at,
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        level=exc.escalation_level,
+        role=exc.responsible_role,
+        note=note,
+    )
 
 
 @transaction.atomic
@@ -114,6 +136,7 @@ def exception_raise(
     )
     _log_step(exc, now)
     exc.save()
+    _journal(exc, ExceptionEventKind.RAISED, at=exc.raised_at, actor=actor)
     audit.record(
         actor=actor, action="exception.raised", target=exc, after=_snapshot(exc)
     )
@@ -175,6 +198,7 @@ def exception_acknowledge(*, exception_id: int, actor) -> PlantException:
     exc.acknowledged_by = actor if getattr(actor, "is_authenticated", False) else None
     exc.acknowledged_at = timezone.now()
     exc.save()
+    _journal(exc, ExceptionEventKind.ACKNOWLEDGED, at=exc.acknowledged_at, actor=actor)
     audit.record(
         actor=actor,
         action="exception.acknowledged",
@@ -209,6 +233,7 @@ def exception_resolve(
     if exc.acknowledged_at is None:
         exc.acknowledged_at, exc.acknowledged_by = now, exc.resolved_by
     exc.save()
+    _journal(exc, ExceptionEventKind.RESOLVED, at=now, actor=actor, note=note)
     audit.record(
         actor=actor,
         action="exception.resolved",
@@ -254,6 +279,7 @@ def exceptions_escalate_overdue(
             exc.ack_due_at = now + ACK_DEADLINE[exc.severity]
             _log_step(exc, now)
             exc.save()
+            _journal(exc, ExceptionEventKind.ESCALATED, at=now, actor=None)
             audit.record(
                 actor=None,
                 action="exception.escalated",

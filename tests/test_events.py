@@ -28,6 +28,7 @@ from bpmos.events.selectors import outbox_replay
 from bpmos.events.tasks import events_redeliver_task
 from bpmos.events.types import DECLARED, Event
 from bpmos.roles import Role
+from compliance import events as compliance_events
 from exceptions import events as exception_events
 from inventory import events as inventory_events
 from lines import events as line_events
@@ -572,6 +573,53 @@ EXAMPLES.update(
 # The role dashboards' per-user attention topic (bpmos.dashboards.live).
 EXAMPLES["attention.changed"] = lambda user: dashboards_live.attention_event(
     user_ids=[user.pk], kinds={"alarm", "gate"}
+)
+
+
+def _return(status: str):
+    """A compliance return (every field set)."""
+    from datetime import date
+
+    from django.utils import timezone
+
+    from compliance.models import ComplianceReturn
+
+    return ComplianceReturn.objects.create(
+        period_start=date(2026, 4, 1),
+        period_end=date(2026, 6, 30),
+        financial_year="2026-27",
+        status=status,
+        row_count=3,
+        content_hash="0" * 64,
+        built_at=timezone.now(),
+    )
+
+
+def _chain_status(user):
+    from elog import events as elog_events
+
+    broken = {"seq": 7, "id": 9, "problem": "hash", "message": "record 7 altered"}
+    return elog_events.chain_status_event(
+        {
+            "ok": False,
+            "checked": 12,
+            "headSeq": 12,
+            "verifiedAt": "2026-12-01T08:00:00Z",
+            "firstBroken": broken,
+        }
+    )
+
+
+EXAMPLES.update(
+    {
+        "compliance_return.built": lambda user: compliance_events.return_event(
+            _return("draft"), "built"
+        ),
+        "compliance_return.approved": lambda user: compliance_events.return_event(
+            _return("approved"), "approved"
+        ),
+        "audit_chain.changed": _chain_status,
+    }
 )
 
 

@@ -600,9 +600,10 @@ def test_a_page_costs_one_query_per_source(make_user, django_assert_num_queries,
     )
     assert logs.shift_log_available()
     # the user, then one query per source (audit, shift log, ledger, alarms,
-    # connectors, CMMS, compliance mail); elog's shift log asks once more for
-    # the entries at the cursor's own instant when there is a cursor
-    sources = 7
+    # connectors, CMMS, exceptions' journal, compliance mail); elog's shift
+    # log asks once more for the entries at the cursor's own instant when
+    # there is a cursor
+    sources = 8
     client = client_for(admin)
     with django_assert_num_queries(1 + sources):  # the user, then one per source
         first = client.get("/api/logs", {"page_size": 10}).json()

@@ -6,7 +6,8 @@ Design (the cheapest correct one we found; docs/dashboards.md):
   an item into or out of an attention list (alarm raised/acknowledged/shelved,
   exception escalated/acknowledged/resolved, gate changed, stage held/resumed/
   assigned, work order started/completed, item held/released/blocked/issued,
-  passport held/released). ``install()`` registers ``on_event`` with
+  passport held/released, compliance return built/approved, the audit chain's
+  verification state changed). ``install()`` registers ``on_event`` with
   ``bpmos.events`` (``event_listen``); no app imports the dashboards.
 * ``on_event`` runs in the publisher's transaction and only notes which
   attention *kinds* changed (and which work-order stages), in one batch per
@@ -22,9 +23,11 @@ Design (the cheapest correct one we found; docs/dashboards.md):
   (a fixed number of queries). Computing each user's count here would cost a
   list per user per change. It is a hint: it may say "changed" when a user's
   list is in fact unchanged (an alarm raised and acknowledged in one go);
-  never silent when it did change, for the events listed above. Compliance
-  returns publish no events, so a return built or approved shows at the next
-  fetch.
+  never silent when it did change, for the events listed above. A compliance
+  return built or approved (``compliance_return.*``) tells the supervisors
+  (``return``); the chain verification's state changing
+  (``audit_chain.changed``, published by the beat task's refresh) tells the
+  auditors (``auditChain``; their summary's chain card changes with it).
 """
 
 from __future__ import annotations
@@ -86,6 +89,10 @@ def kinds_of(event: Event) -> set[str]:
         return {attention.HOLD}
     if name == "passport.changed" and data.get("event") in {"held", "released"}:
         return {attention.HOLD}
+    if family == "compliance_return":  # a draft built, or approved
+        return {attention.RETURN}
+    if name == "audit_chain.changed":  # verified <-> broken, or broken elsewhere
+        return {attention.CHAIN}
     return set()
 
 

@@ -20,8 +20,8 @@ Visibility (docs/design.md §5): the audit log is the audit readers' (auditors,
 admins; ``AUDIT_READERS``, as ``GET /api/audit``); asking for ``category=audit``
 without being one is a 403, and the default stream of everyone else leaves it
 out. Failed compliance e-mails are the compliance readers'. Everything else
-(shift log, ledger, alarms, connector and CMMS failures) is everyone's; no
-message carries restricted passport data.
+(shift log, ledger, alarms, connector and CMMS failures, the exceptions'
+journal) is everyone's; no message carries restricted passport data.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from bpmos.logevents import (
 from bpmos.logsource import event_key, id_key
 from compliance.logsource import email_source
 from elog import selectors as elog_selectors
+from exceptions.logsource import exception_source
 from passports.logsource import ledger_source
 from scada.logsource import alarm_source, cmms_source, comm_source
 
@@ -87,6 +88,7 @@ SOURCES: tuple[Source, ...] = (
     Source("alarms", ALARM, alarm_source),
     Source("connectors", SYSTEM, comm_source),
     Source("cmms", SYSTEM, cmms_source),
+    Source("exceptions", SYSTEM, exception_source),
     Source("email", SYSTEM, email_source, COMPLIANCE_READERS),
 )
 
