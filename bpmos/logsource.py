@@ -10,20 +10,35 @@ heads do, and two of one head as their pks' decimal text does. A source's page
 is therefore its rows ordered by ``(timestamp desc, pk as text desc)``: the
 ``(timestamp, id)`` index scanned backwards, the rows of one timestamp sorted
 among themselves (PostgreSQL's incremental sort), in one query.
+
+``search`` (``text_q``, ``among``) is a case-insensitive substring of any one
+of a source's fields. On PostgreSQL a table's searched columns are matched as
+one ``SearchText``, which a GIN trigram index serves (``bpmos/trigram.py``):
+the planner reads the index for a rare term and the backward scan for a
+common one (the index's statistics tell it which). docs/logs.md has the
+fields and the figures.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from functools import reduce
 from operator import or_
 
-from django.db.models import CharField, Q, QuerySet
+from django.db import connection
+from django.db.models import CharField, F, Func, Q, QuerySet, TextField
 from django.db.models.functions import Cast
+from django.db.models.lookups import IContains
 
 from bpmos.logevents import LogEvent, LogQuery
 
 _SID = "_log_sid"  # the pk as text, the tie-break
+
+# Between the columns a PostgreSQL search reads as one text: a control
+# character no column holds, so a term never matches across two columns.
+SEPARATOR = "\x1f"
+_TRIGRAM = re.compile(r"[^\W_]{3}")
 
 
 def event_id(head: str, pk: int) -> str:
@@ -62,6 +77,65 @@ def search_q(query: LogQuery, *fields: str) -> Q:
     if not query.search:
         return Q()
     return reduce(or_, (Q(**{f"{name}__icontains": query.search}) for name in fields))
+
+
+def _postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+class SearchText(Func):
+    """The columns of one table joined by ``SEPARATOR``, as the trigram
+    index over them (``log_search_indexes`` migrations) spells it: a
+    ``search`` over it is one ``UPPER(...) LIKE UPPER('%term%')``, which a
+    GIN ``gin_trgm_ops`` index on that same expression serves. The columns
+    are NOT NULL (a NULL would blank the whole text)."""
+
+    template = "(%(expressions)s)"
+    arg_joiner = " || E'\\x1F' || "
+    output_field = TextField()
+
+    def __init__(self, *fields: str):
+        super().__init__(*(F(name) for name in fields))
+
+
+def indexable(term: str) -> bool:
+    """Whether pg_trgm can narrow a search for ``term``: it holds three
+    letters or digits in a row (a trigram of a word). A shorter term ("L2",
+    "42", "%_") has none: the trigram index would be read whole."""
+    return _TRIGRAM.search(term) is not None
+
+
+def text_q(query: LogQuery, *fields: str) -> Q:
+    """Case-insensitive ``query.search`` in any of one table's ``fields``
+    (an empty Q when there is no search). On PostgreSQL, for an ``indexable``
+    term, it is one match on their ``SearchText``, served by that table's
+    trigram index; otherwise ``search_q``, one match per column, checked
+    during the backward index scan."""
+    if not query.search:
+        return Q()
+    if not _postgresql() or SEPARATOR in query.search or not indexable(query.search):
+        return search_q(query, *fields)
+    return Q(IContains(SearchText(*fields), query.search))
+
+
+# At most this many rows of another table are named by id in a source's
+# query (``among``); past it the term is common there, and the source filters
+# through the join during its backward index scan, which fills a page at once.
+AMONG_MAX = 1000
+
+
+def among(column: str, queryset: QuerySet, joined: Q) -> Q:
+    """How a source searches another table's columns (an alarm's tag, a
+    passport's serial): ``queryset`` holds that table's matching rows (its
+    trigram index finds them, one query). When they are few, the rows whose
+    foreign key ``column`` names one of them, by id: PostgreSQL then sees how
+    many rows that is and reads ``column``'s index (a rare term: no scan back
+    through the table); when they are many (over ``AMONG_MAX``), ``joined``,
+    the same condition through the join, checked as the scan goes."""
+    ids = list(queryset.order_by().values_list("pk", flat=True)[: AMONG_MAX + 1])
+    if len(ids) > AMONG_MAX:
+        return joined
+    return Q(**{f"{column}__in": ids})
 
 
 def page(qs: QuerySet, query: LogQuery, *, ts: str, head: str) -> QuerySet:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from bpmos import logevents
 from bpmos.access import AUDIT_READERS
 from bpmos.logevents import AUDIT, INFO, LogEvent, LogQuery, LogTarget
-from bpmos.logsource import event_id, page, search_q, wants
+from bpmos.logsource import event_id, page, text_q, wants
 from elog.models import AuditRecord, ShiftLogEntry
 from elog.models import ShiftLogEntryType as T
 
@@ -67,16 +67,12 @@ def _event(entry: ShiftLogEntry) -> LogEvent:
 
 def shift_log_source(query: LogQuery) -> list[LogEvent]:
     """The shift log's events for ``GET /api/logs``: newest first by
-    ``(timestamp, id)`` as the merge orders them, at most ``query.limit``,
-    strictly older than ``query.before``, matching severities (incident and
-    safety entries are warnings, the rest info), the [start, end) window and
-    ``search`` (body, operator name, entry type, target id; case-insensitive).
-
-    The ids are strings (``"shift_log:9"`` sorts after ``"shift_log:10"``), so
-    entries sharing one timestamp are ordered here by that string, as the
-    merge and its cursor do: one query for the page, one more for the
-    entries sharing the last one's timestamp when the page is full, and one
-    for those sharing the cursor's timestamp when there is a cursor."""
+    ``(timestamp, id)`` as the merge orders them (``bpmos.logsource.page``:
+    the id compared as a string, ``"shift_log:9"`` after ``"shift_log:10"``),
+    at most ``query.limit``, strictly older than ``query.before``, matching
+    severities (incident and safety entries are warnings, the rest info), the
+    [start, end) window and ``search`` (body, operator name, entry type,
+    target type and id; case-insensitive substring). One query."""
     if logevents.SHIFT_LOG not in query.categories or query.limit <= 0:
         return []
     rows = ShiftLogEntry.objects.all()
@@ -84,38 +80,15 @@ def shift_log_source(query: LogQuery) -> list[LogEvent]:
         types = [t for t in T.values if shift_log_severity(t) in query.severities]
         if not types:
             return []
-        rows = rows.filter(entry_type__in=types)
-    if query.start is not None:
-        rows = rows.filter(created_at__gte=query.start)
-    if query.end is not None:
-        rows = rows.filter(created_at__lt=query.end)
-    if query.search:
-        term = query.search
-        rows = rows.filter(
-            Q(body__icontains=term)
-            | Q(operator_name__icontains=term)
-            | Q(entry_type__icontains=term)
-            | Q(target_id__iexact=term)
-        )
-    before = query.before
-    page: list[ShiftLogEntry] = []
-    if before is not None:
-        # Entries at the cursor's own timestamp: those sorting below its id.
-        page += [
-            entry
-            for entry in rows.filter(created_at=before[0])
-            if (entry.created_at, _event_id(entry.pk)) < before
-        ]
-        rows = rows.filter(created_at__lt=before[0])
-    older = list(rows.order_by("-created_at", "-id")[: query.limit])
-    if len(older) == query.limit:
-        # The last timestamp's entries may sort differently as strings.
-        last = older[-1].created_at
-        seen = {entry.pk for entry in older}
-        older += [e for e in rows.filter(created_at=last) if e.pk not in seen]
-    events = [_event(entry) for entry in page + older]
-    events.sort(key=lambda event: event.cursor, reverse=True)
-    return events[: query.limit]
+        if len(types) < len(T.values):
+            rows = rows.filter(entry_type__in=types)
+    rows = rows.filter(
+        text_q(query, "body", "operator_name", "entry_type", "target_type", "target_id")
+    )
+    return [
+        _event(entry)
+        for entry in page(rows, query, ts="created_at", head=logevents.SHIFT_LOG)
+    ]
 
 
 # --- the audit log as a log source (GET /api/logs, bpmos/logevents.py) ---
@@ -163,7 +136,7 @@ def audit_source(query: LogQuery) -> list[LogEvent]:
         "target_repr",
         "source",
     ).filter(
-        search_q(
+        text_q(
             query, "action", "actor_username", "target_type", "target_id", "target_repr"
         )
     )

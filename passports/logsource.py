@@ -11,8 +11,8 @@ from __future__ import annotations
 from django.db.models import Q
 
 from bpmos.logevents import INFO, LEDGER, WARNING, LogEvent, LogQuery, LogTarget
-from bpmos.logsource import event_id, page
-from passports.models import EventKind, PassportEvent
+from bpmos.logsource import among, event_id, page, text_q
+from passports.models import EventKind, Passport, PassportEvent
 
 # Events that mean something went wrong with a battery.
 _WARNING_KINDS = frozenset({EventKind.QA_FAILED, EventKind.HELD})
@@ -45,7 +45,11 @@ def _event(row: PassportEvent) -> LogEvent:
 def ledger_source(query: LogQuery) -> list[LogEvent]:
     """Ledger events, newest first: one query (the ``(occurred_at, id)``
     index, scanned backwards, joined to the passport for its serial).
-    ``search`` matches the serial, the kind (value or label) and the actor."""
+    ``search`` matches the serial, the kind (value or label) and the actor:
+    on PostgreSQL the serial through ``passport_serial_trgm`` (one more
+    query: the matching passports, whose events are then read by their
+    index; ``bpmos.logsource.among``), the actor through
+    ``passport_event_actor_trgm``."""
     if LEDGER not in query.categories:
         return []
     qs = PassportEvent.objects.select_related("passport").only(
@@ -71,8 +75,12 @@ def ledger_source(query: LogQuery) -> list[LogEvent]:
             if term in value.lower() or term in str(label).lower()
         ]
         qs = qs.filter(
-            Q(passport__serial__icontains=query.search)
-            | Q(actor_username__icontains=query.search)
+            among(
+                "passport",
+                Passport.objects.filter(serial__icontains=query.search),
+                Q(passport__serial__icontains=query.search),
+            )
+            | text_q(query, "actor_username")
             | Q(kind__in=matching)
         )
     return [_event(row) for row in page(qs, query, ts="occurred_at", head=LEDGER)]

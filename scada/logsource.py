@@ -9,11 +9,14 @@
 - ``cmms_source``: failed deliveries of maintenance work orders to the CMMS
   (``DeliveryAttempt`` not ok) as ``system`` events (error).
 
-Each is one query, newest first, over a ``(timestamp, id)`` index.
+Each is one query, newest first, over a ``(timestamp, id)`` index (with a
+``search``, the alarm and connector sources first find the matching alarms
+and users: ``_search``).
 """
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.db.models import Q
 
 from bpmos.logevents import (
@@ -27,8 +30,8 @@ from bpmos.logevents import (
     LogQuery,
     LogTarget,
 )
-from bpmos.logsource import event_id, page, search_q, wants
-from scada.models import AlarmHistory, AlarmSeverity, DeliveryAttempt
+from bpmos.logsource import among, event_id, page, text_q, wants
+from scada.models import AlarmEvent, AlarmHistory, AlarmSeverity, DeliveryAttempt
 
 COMM_LOSS = "comm_loss"  # AlarmEvent.kind of a connector's lost server
 COMM_HEAD = f"{SYSTEM}:comm"
@@ -77,14 +80,29 @@ def _message(row: AlarmHistory, subject: str) -> str:
 
 
 def _search(query: LogQuery) -> Q:
-    return search_q(
-        query,
-        "change",
-        "note",
-        "actor__username",
-        "alarm__tag_name",
-        "alarm__message",
-        "alarm__connector__name",
+    """``search`` in the change, the note, the actor's username and the
+    alarm's tag, message and connector. On PostgreSQL the journal's own
+    columns go through ``scada_alarmhistory_text_trgm``; the matching alarms
+    and actors are found first (two queries, ``bpmos.logsource.among``) and
+    their journal rows read by their foreign keys' indexes."""
+    if not query.search:
+        return Q()
+    term = query.search
+    alarm = (
+        Q(tag_name__icontains=term)
+        | Q(message__icontains=term)
+        | Q(connector__name__icontains=term)
+    )
+    joined = (
+        Q(alarm__tag_name__icontains=term)
+        | Q(alarm__message__icontains=term)
+        | Q(alarm__connector__name__icontains=term)
+    )
+    users = get_user_model().objects.filter(username__icontains=term)
+    return (
+        text_q(query, "change", "note")
+        | among("alarm", AlarmEvent.objects.filter(alarm), joined)
+        | among("actor", users, Q(actor__username__icontains=term))
     )
 
 

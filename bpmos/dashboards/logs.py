@@ -3,7 +3,9 @@
 
 A page asks each source the reader may see and the ``category`` filter keeps
 for ``size + 1`` events strictly older than the cursor (one indexed query per
-source; elog's shift log may ask up to two more), merges them by
+source, ``bpmos.logsource.page``; with a ``search``, the ledger, alarm and
+connector sources first look up the matching passports, alarms and users),
+merges them by
 ``(timestamp, id)`` descending (the id compared as a string, as
 ``LogEvent.cursor`` does) and keeps ``size``; the extra one says whether
 there is a next page. Never a COUNT(*), never an OFFSET: a page deep in
