@@ -424,7 +424,8 @@ def build_passports(days: int, now: datetime, events: int, batch: int = 1000):
     while written < events:
         with transaction.atomic():
             plans = []
-            for n in range(made, made + batch):
+            size = max(50, min(batch, int((events - written) / average) + 1))
+            for n in range(made, made + size):
                 kind = ("cell", "module", "pack", "pack")[n % 4]
                 # packs: 3 to 9 events; modules and cells: 2 to 4
                 length = 3 + n % 7 if kind == "pack" else 2 + n % 3
@@ -434,8 +435,11 @@ def build_passports(days: int, now: datetime, events: int, batch: int = 1000):
                 if n % 150 == 0:
                     chain.append(("held", {"reason": "Bench hold"}))
                 plans.append((n, kind, chain))
-            rows = Passport.objects.bulk_create(
-                Passport(
+            # Each ledger hashed and projected before anything is written (the
+            # UUIDs are made in Python), so each batch is two bulk INSERTs.
+            rows, ledgers = [], []
+            for n, kind, chain in plans:
+                passport = Passport(
                     kind=kind,
                     serial=f"BENCH-{kind.upper()}-{n:07d}",
                     model=MODELS[n % 2] if kind == "pack" else f"{kind.upper()}-LFP",
@@ -450,14 +454,11 @@ def build_passports(days: int, now: datetime, events: int, batch: int = 1000):
                     custodian_kind="manufacturer",
                     custodian_name="BPM Energy",
                 )
-                for n, kind, _ in plans
-            )
-            new_events = []
-            for passport, (n, kind, chain) in zip(rows, plans, strict=True):
                 snapshot = lifecycle.Snapshot(kind=kind)
                 prev = ledger.GENESIS_HASH
                 version = 0
                 at = start + step * n
+                chained = []
                 for event_kind, data in chain:
                     try:
                         after = lifecycle.apply(snapshot, event_kind, data)
@@ -475,27 +476,29 @@ def build_passports(days: int, now: datetime, events: int, batch: int = 1000):
                         "prev_hash": prev,
                     }
                     prev = ledger.compute_hash(fields)
-                    new_events.append(
-                        PassportEvent(
-                            passport=passport,
-                            version=version,
-                            kind=event_kind,
-                            occurred_at=at,
-                            actor_username="bench",
-                            data=data,
-                            prev_hash=fields["prev_hash"],
-                            hash=prev,
-                        )
-                    )
+                    chained.append((fields, prev))
                 ledger._project(passport, snapshot)
                 passport.head_hash = prev
-                if kind == "pack":
-                    packs.append((passport.pk, passport.model))
+                rows.append(passport)
+                ledgers.append(chained)
+            Passport.objects.bulk_create(rows)
+            new_events = [
+                PassportEvent(
+                    passport=passport,
+                    version=fields["version"],
+                    kind=fields["kind"],
+                    occurred_at=fields["occurred_at"],
+                    actor_username="bench",
+                    data=fields["data"],
+                    prev_hash=fields["prev_hash"],
+                    hash=digest,
+                )
+                for passport, chained in zip(rows, ledgers, strict=True)
+                for fields, digest in chained
+            ]
             PassportEvent.objects.bulk_create(new_events, batch_size=5000)
-            Passport.objects.bulk_update(
-                rows, [f for f in ledger.PROJECTION_FIELDS if f != "updated_at"]
-            )
-        made += batch
+            packs += [(p.pk, p.model) for p in rows if p.kind == "pack"]
+        made += size
         written += len(new_events)
         progress.advance(len(new_events))
     return made, written, packs

@@ -172,28 +172,29 @@ def _line_yield(start, end, bucket, starts, **_) -> list[Series]:
 
 def _oee(start, end, bucket, starts, **_) -> list[Series]:
     series = []
+    floors = {}  # hour -> its bucket
     for line in line_selectors.line_hourly_figures(start=start, end=end):
         buckets: dict[datetime, oee.Figures] = {}
-        for hours in line.machines.values():
+        for machine_id, hours in line.machines.items():
             # The machine's inputs per bucket, summed before its APT is
             # bounded by its planned busy time (ISO 22400, per work unit and
             # window: docs/oee.md).
-            sums: dict[datetime, list] = {}
-            for hour, f in hours.items():
-                total = sums.setdefault(bucket_floor(hour, bucket), [0, 0, 0, 0, 0])
-                for index, value in enumerate(
-                    (f.planned_busy, f.run, f.ideal, f.good, f.reject)
-                ):
-                    total[index] += value
-            for t, (planned_busy, run, ideal, good, reject) in sums.items():
+            sums: dict[datetime, list[int]] = {}
+            for hour, (run_us, good, reject) in hours.items():
+                t = floors.get(hour)
+                if t is None:
+                    t = floors[hour] = bucket_floor(hour, bucket)
+                total = sums.get(t)
+                if total is None:
+                    sums[t] = [1, run_us, good, reject]
+                else:
+                    total[0] += 1
+                    total[1] += run_us
+                    total[2] += good
+                    total[3] += reject
+            for t, (count, run_us, good, reject) in sums.items():
                 buckets.setdefault(t, oee.Figures()).add(
-                    oee.Figures(
-                        planned_busy=planned_busy,
-                        run=run,
-                        ideal=ideal,
-                        good=good,
-                        reject=reject,
-                    )
+                    line.figures(machine_id, count, run_us, good, reject)
                 )
         values = {t: _float(oee.percent(f.oee)) for t, f in buckets.items()}
         series.append(
