@@ -10,13 +10,22 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import NamedTuple
 
 from django.db import connection
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+)
+from django.db.models.functions import Cast, Extract
 from django.utils import timezone
 
 from bpmos.errors import InvalidInput, NotFound
@@ -698,14 +707,17 @@ def line_hourly_figures(*, start: datetime, end: datetime) -> list[LineHours]:
         )
         .values_list("pk", "prior")
     )
+    # The hour as seconds since the epoch: integers load several times faster
+    # than timestamps, and a month of a plant's machine-hours has few distinct.
     rows = (
         MachineHour.objects.filter(
             machine_id__in=list(machines), hour__gte=start, hour__lt=end, is_stale=False
         )
         .order_by("machine_id", "hour")
+        .annotate(epoch=Cast(Extract("hour", "epoch"), BigIntegerField()))
         .values_list(
             "machine_id",
-            "hour",
+            "epoch",
             "first_change_microseconds",
             "run_microseconds",
             "last_state",
@@ -715,7 +727,11 @@ def line_hourly_figures(*, start: datetime, end: datetime) -> list[LineHours]:
     )
     running = MachineState.RUNNING
     state: dict[int, str | None] = {}
-    for machine_id, hour, first_change, run, last_state, good, reject in rows:
+    hours: dict[int, datetime] = {}
+    for machine_id, epoch, first_change, run, last_state, good, reject in rows:
+        hour = hours.get(epoch)
+        if hour is None:
+            hour = hours[epoch] = datetime.fromtimestamp(epoch, UTC)
         carried = state.get(machine_id, prior.get(machine_id))
         state[machine_id] = last_state or carried
         machines[machine_id].machines.setdefault(machine_id, {})[hour] = HourInputs(
