@@ -161,6 +161,19 @@ class Passport(models.Model):
         indexes = [
             models.Index(fields=["kind", "state"]),
             models.Index(fields=["lot"]),
+            # The dashboards: batteries on hold (count, and the supervisor's
+            # list, longest held first) and the custody mix of the units (not
+            # assembled into another), both without reading every passport.
+            models.Index(
+                fields=["updated_at", "id"],
+                condition=Q(on_hold=True),
+                name="passport_on_hold_idx",
+            ),
+            models.Index(
+                fields=["custodian_kind"],
+                condition=Q(parent__isnull=True),
+                name="passport_unit_custody_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -257,6 +270,13 @@ class PassportEvent(models.Model):
             # dashboards' first-pass yield filter by kind, then time.
             models.Index(
                 fields=["kind", "occurred_at"], name="passport_event_kind_idx"
+            ),
+            # First-pass yield: "no earlier QA result of this passport" is one
+            # probe into the QA results alone.
+            models.Index(
+                fields=["passport", "version"],
+                condition=Q(kind__in=["qa_passed", "qa_failed"]),
+                name="passport_event_qa_idx",
             ),
         ]
         constraints = [

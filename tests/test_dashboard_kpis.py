@@ -673,7 +673,15 @@ QUERY_COUNTS = {
     "/api/dashboard/trends?metric=exceptionsOpened": 1,
     "/api/dashboard/trends?metric=alarms": 1,
     "/api/dashboard/trends?metric=soh&model=PACK-LFP": 1,
+    "/api/dashboard/trends?metric=soc&model=PACK-LFP": 1,
+    "/api/dashboard/trends?metric=temperature&model=PACK-LFP": 1,
+    # the passport's identifier resolved, then its samples
+    "/api/dashboard/trends?metric=soh&passport=P-LOOKUP": 2,
+    "/api/dashboard/trends?metric=soc&passport=P-LOOKUP": 2,
     "/api/dashboard/trends?metric=temperature&passport=P-LOOKUP": 2,
+    # other buckets cost the same
+    "/api/dashboard/trends?metric=oee&bucket=hour": 4,
+    "/api/dashboard/trends?metric=yield&bucket=week": 1,
 }
 
 

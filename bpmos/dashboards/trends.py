@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from django.utils import timezone
@@ -172,30 +173,69 @@ def _line_yield(start, end, bucket, starts, **_) -> list[Series]:
 
 def _oee(start, end, bucket, starts, **_) -> list[Series]:
     series = []
+    floors: dict[datetime, datetime] = {}  # hour -> its bucket
     for line in line_selectors.line_hourly_figures(start=start, end=end):
-        buckets: dict[datetime, oee.Figures] = {}
-        for hours in line.machines.values():
+        # A machine-hour's planned busy time is the same for every machine
+        # and hour of the line: P = num / den seconds.
+        num, den = (
+            line.planned_busy_hour.numerator,
+            line.planned_busy_hour.denominator,
+        )
+        # Per bucket, in integers: hours, running µs, the APT's two parts
+        # (µs of the machines that ran less than planned, hours of those that
+        # did not), pieces per ideal cycle, good, rejected.
+        totals: dict[datetime, list] = {}
+        for machine_id, hours in line.machines.items():
             # The machine's inputs per bucket, summed before its APT is
             # bounded by its planned busy time (ISO 22400, per work unit and
             # window: docs/oee.md).
-            sums: dict[datetime, list] = {}
-            for hour, f in hours.items():
-                total = sums.setdefault(bucket_floor(hour, bucket), [0, 0, 0, 0, 0])
-                for index, value in enumerate(
-                    (f.planned_busy, f.run, f.ideal, f.good, f.reject)
-                ):
-                    total[index] += value
-            for t, (planned_busy, run, ideal, good, reject) in sums.items():
-                buckets.setdefault(t, oee.Figures()).add(
-                    oee.Figures(
-                        planned_busy=planned_busy,
-                        run=run,
-                        ideal=ideal,
-                        good=good,
-                        reject=reject,
-                    )
-                )
-        values = {t: _float(oee.percent(f.oee)) for t, f in buckets.items()}
+            sums: dict[datetime, list[int]] = {}
+            for hour, (run_us, good, reject) in hours.items():
+                t = floors.get(hour)
+                if t is None:
+                    t = floors[hour] = bucket_floor(hour, bucket)
+                total = sums.get(t)
+                if total is None:
+                    sums[t] = [1, run_us, good, reject]
+                else:
+                    total[0] += 1
+                    total[1] += run_us
+                    total[2] += good
+                    total[3] += reject
+            cycle = line.ideal_cycle[machine_id]
+            for t, (count, run_us, good, reject) in sums.items():
+                into = totals.get(t)
+                if into is None:
+                    into = totals[t] = [0, 0, 0, 0, {}, 0, 0]
+                into[0] += count
+                into[1] += run_us
+                # APT = min(run, P x hours), compared exactly in integers
+                if run_us * den < num * count * 1_000_000:
+                    into[2] += run_us
+                else:
+                    into[3] += count
+                into[4][cycle] = into[4].get(cycle, 0) + good + reject
+                into[5] += good
+                into[6] += reject
+        values = {}
+        for t, (
+            count,
+            run_us,
+            apt_us,
+            apt_hours,
+            pieces,
+            good,
+            reject,
+        ) in totals.items():
+            figures = oee.Figures(
+                planned_busy=line.planned_busy_hour * count,
+                run=Fraction(run_us, 1_000_000),
+                ideal=sum((c * n for c, n in pieces.items()), Fraction(0)),
+                good=good,
+                reject=reject,
+                apt=Fraction(apt_us, 1_000_000) + line.planned_busy_hour * apt_hours,
+            )
+            values[t] = _float(oee.percent(figures.oee))
         series.append(
             Series(id=line.id, name=line.name, points=_fill(starts, values, None))
         )
