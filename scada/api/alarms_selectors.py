@@ -1,5 +1,5 @@
-"""Reads of alert rules and alarms: the querysets behind the API and the admin,
-and the flood and chattering reports."""
+"""Reads of alert rules and alarms: the querysets behind the API, the admin and
+the alarm board, and the flood and chattering reports."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import (
+    Case,
     Count,
     IntegerField,
     OuterRef,
@@ -15,12 +16,28 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Value,
+    When,
 )
 from django.db.models.functions import Coalesce
 
 from bpmos.errors import NotFound
 from scada.alarms import ACTIVATIONS, CHATTER_COUNT, CHATTER_WINDOW, area_of
-from scada.models import AlarmEvent, AlarmFlood, AlarmHistory, AlertRule
+from scada.models import (
+    AlarmEvent,
+    AlarmFlood,
+    AlarmHistory,
+    AlarmSeverity,
+    AlertRule,
+)
+
+# The alarm board's order: the most severe first (ISA-18.2's priority).
+SEVERITY_ORDER = (
+    AlarmSeverity.CRITICAL,
+    AlarmSeverity.HIGH,
+    AlarmSeverity.MEDIUM,
+    AlarmSeverity.LOW,
+)
+BOARD_LIMIT = 500  # a flood beyond this is for the list API, not a wall screen
 
 
 def alert_rule_list() -> QuerySet[AlertRule]:
@@ -73,6 +90,23 @@ def alarm_get(*, alarm_id: int) -> AlarmEvent:
     if alarm is None:
         raise NotFound(f"Alarm {alarm_id} does not exist.")
     return alarm
+
+
+def alarm_board_list() -> list[AlarmEvent]:
+    """The open alarms (not yet closed: active, waiting for an acknowledgement,
+    or hidden) for the alarm board: by severity, critical first, then the
+    longest-standing first. One query, at most ``BOARD_LIMIT`` rows."""
+    rank = Case(
+        *(When(severity=s, then=Value(i)) for i, s in enumerate(SEVERITY_ORDER)),
+        default=Value(len(SEVERITY_ORDER)),
+        output_field=IntegerField(),
+    )
+    return list(
+        alarm_list()
+        .filter(closed_at__isnull=True)
+        .annotate(severity_rank=rank)
+        .order_by("severity_rank", "timestamp", "id")[:BOARD_LIMIT]
+    )
 
 
 def is_chattering(alarm: AlarmEvent) -> bool:
