@@ -12,6 +12,7 @@ import re
 
 import httpx
 import pytest
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.test import Client
 
 from bpmos import access
@@ -23,7 +24,7 @@ from passports.models import EventKind
 from tests.conftest import PASSWORD, bearer
 from tests.dispatch_support import latest_job, make_pack, record
 from tests.support import daphne_server
-from tests.support_browser import browser, save_screens, sign_in  # noqa: F401
+from tests.support_browser import WALL, browser, save_screens  # noqa: F401
 
 URL = "/board/dispatch/"
 MOVE_BUTTON = 'data-action="move_to_past"'
@@ -171,6 +172,16 @@ def server(django_db_setup, tmp_path_factory):
         yield f"http://127.0.0.1:{port}"
 
 
+def daphne_user(make_user, role: str, username: str):
+    """A user the daphne process can sign in: the tests hash passwords with MD5
+    (conftest), which the server's own settings do not accept, so the password
+    is stored with the server's default hasher."""
+    user = make_user(role, username=username)
+    user.password = PBKDF2PasswordHasher().encode(PASSWORD, "daphnesalt")
+    user.save(update_fields=["password"])
+    return user
+
+
 def live_row(page, serial: str):
     return page.locator(f'#live-products tr[data-product-id="{serial}"]')
 
@@ -180,10 +191,42 @@ def past_row(page, serial: str):
 
 
 def open_board(browser, server, user):  # noqa: F811
-    context, page = sign_in(browser, server, user, next_path=URL)
-    assert page.url.endswith(URL)
-    page.wait_for_selector('body[data-live="connected"]')
+    context = browser.new_context(base_url=server, viewport=WALL)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    said: list[str] = []
+    page.on("console", lambda msg: said.append(f"console {msg.type}: {msg.text}"))
+    page.on("pageerror", lambda error: said.append(f"page error: {error}"))
+    page.on(
+        "response",
+        lambda r: said.append(f"{r.status} {r.request.method} {r.url}")  # noqa
+        if r.status >= 400
+        else None,
+    )
+    context.close = _closing(context.close)
+    sign_in_page(page, user)
+    assert page.url == f"{server}{URL}", page.url
+    try:
+        page.wait_for_function("document.body.dataset.live === 'connected'")
+    except Exception:
+        live = page.evaluate("document.body.dataset.live")
+        pytest.fail(
+            f"the stream did not open (data-live={live}): {said} "
+            f"{page.url} {page.content()[-1500:]}"
+        )
     return context, page
+
+
+def _closing(close):
+    return close
+
+
+def sign_in_page(page, user) -> None:
+    page.goto(f"/login/?next={URL}")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
 
 
 def lifecycle(server, user, serial: str) -> dict:
@@ -200,7 +243,7 @@ def lifecycle(server, user, serial: str) -> dict:
 @pytest.mark.django_db(transaction=True)
 def test_a_move_through_the_api_removes_the_row(browser, server, make_user):  # noqa: F811
     sam = make_user(Role.SUPERVISOR, username="sam")
-    olga = make_user(Role.OPERATOR, username="olga")
+    olga = daphne_user(make_user, Role.OPERATOR, "olga")
     first = make_pack(sam, "PK-001")
     make_pack(sam, "PK-002")
     context, page = open_board(browser, server, olga)
@@ -229,7 +272,7 @@ def test_a_supervisor_moves_to_past_and_reactivates_from_the_page(
     server,
     make_user,
 ):
-    sam = make_user(Role.SUPERVISOR, username="sam")
+    sam = daphne_user(make_user, Role.SUPERVISOR, "sam")
     for serial in ("PK-001", "PK-002", "PK-003", "PK-004"):
         make_pack(sam, serial, location="WH-A / Rack 3")
     context, page = open_board(browser, server, sam)
@@ -273,7 +316,7 @@ def test_a_supervisor_moves_to_past_and_reactivates_from_the_page(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_refused_move_is_shown_on_the_page(browser, server, make_user):  # noqa: F811
-    sam = make_user(Role.SUPERVISOR, username="sam")
+    sam = daphne_user(make_user, Role.SUPERVISOR, "sam")
     held = make_pack(sam, "PK-HELD")
     dispatch.product_move_to_past(passport_id=held.pk, reason="recount", actor=sam)
     context, page = open_board(browser, server, sam)
