@@ -38,6 +38,13 @@ WALL = {"width": 1920, "height": 1080}
 PHONE = {"width": 390, "height": 844}
 
 
+# One Playwright and one Chromium per test process. Each test module imports
+# ``browser``, which makes a fixture of that module's own: they share these, so
+# a second module does not start a second Playwright in the same thread (which
+# Playwright refuses: "Sync API inside the asyncio loop").
+_shared: dict = {"users": 0, "playwright": None, "browser": None}
+
+
 @pytest.fixture(scope="session")
 def browser():
     if not CHROMIUM or not Path(CHROMIUM).exists():
@@ -48,14 +55,23 @@ def browser():
     # would refuse every query of the tests ("async context"); the tests' ORM
     # calls are plain synchronous ones, so allowing them is safe here.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
+    if _shared["users"] == 0:
+        playwright = sync_playwright().start()
+        _shared["playwright"] = playwright
+        _shared["browser"] = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    _shared["users"] += 1
+    try:
+        yield _shared["browser"]
+    finally:
+        _shared["users"] -= 1
+        if _shared["users"] == 0:
+            try:
+                _shared["browser"].close()
+            finally:
+                _shared["playwright"].stop()
+                _shared.update(playwright=None, browser=None)
 
 
 def sign_in(browser, base_url: str, user, *, viewport=WALL, next_path: str = "/"):

@@ -24,7 +24,7 @@ from passports.models import EventKind
 from tests.conftest import PASSWORD, bearer
 from tests.dispatch_support import latest_job, make_pack, record
 from tests.support import daphne_server
-from tests.support_browser import WALL, browser, save_screens  # noqa: F401
+from tests.support_browser import WALL, browser, save_screens, sign_in  # noqa: F401
 
 URL = "/board/dispatch/"
 MOVE_BUTTON = 'data-action="move_to_past"'
@@ -191,42 +191,19 @@ def past_row(page, serial: str):
 
 
 def open_board(browser, server, user):  # noqa: F811
-    context = browser.new_context(base_url=server, viewport=WALL)
-    context.set_default_timeout(10_000)
-    page = context.new_page()
+    """``user`` signed in through ``/login/`` (tests.support_browser.sign_in),
+    on the board with its stream open."""
+    context, page = sign_in(browser, server, user, viewport=WALL, next_path=URL)
     said: list[str] = []
     page.on("console", lambda msg: said.append(f"console {msg.type}: {msg.text}"))
     page.on("pageerror", lambda error: said.append(f"page error: {error}"))
-    page.on(
-        "response",
-        lambda r: said.append(f"{r.status} {r.request.method} {r.url}")  # noqa
-        if r.status >= 400
-        else None,
-    )
-    context.close = _closing(context.close)
-    sign_in_page(page, user)
     assert page.url == f"{server}{URL}", page.url
     try:
         page.wait_for_function("document.body.dataset.live === 'connected'")
     except Exception:
         live = page.evaluate("document.body.dataset.live")
-        pytest.fail(
-            f"the stream did not open (data-live={live}): {said} "
-            f"{page.url} {page.content()[-1500:]}"
-        )
+        pytest.fail(f"the stream did not open (data-live={live}): {said}")
     return context, page
-
-
-def _closing(close):
-    return close
-
-
-def sign_in_page(page, user) -> None:
-    page.goto(f"/login/?next={URL}")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state("networkidle")
 
 
 def lifecycle(server, user, serial: str) -> dict:
