@@ -1,3 +1,242 @@
-"""This app's server-rendered pages (docs/pages.md; bpmos/pagekit.py)."""
+"""This app's server-rendered pages (docs/pages.md; bpmos/pagekit.py).
 
-urlpatterns: list = []
+* The dispatch board (``/board/dispatch/``): the dispatch contract's live list,
+  rendered here and then followed over the contract's own SSE stream with a
+  single-use ticket (``bpmos/static/bpmos/board-dispatch.js``). Its move-to-past
+  and reactivate buttons call the API (``POST /api/products/lifecycle``, the
+  same services) and are shown only to the roles that API route allows.
+* The passport page (``/p/<uuid or BPAN>``): a battery's public passport with
+  a QR code of its own address. What is public is the passport API's split
+  (``passports.models.PUBLIC_FIELDS``/``RESTRICTED_FIELDS`` through
+  ``passports.api.serializers.public_groups``/``full_groups``); who sees the
+  restricted groups is the API's rule (``may_see_restricted``), for the
+  signed-in session's user.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import segno
+from django.urls import re_path, reverse
+from django.utils.safestring import mark_safe
+
+from bpmos import access
+from bpmos.errors import Conflict, NotFound
+from bpmos.events.selectors import latest_event_id
+from bpmos.pagekit import page, render_page, role_of
+from passports import selectors as passport_selectors
+from passports.api import serializers as passport_s
+from passports.api.views import PUBLIC_IDENTIFIERS, may_see_restricted
+from passports.dispatch import selectors as dispatch_selectors
+from passports.dispatch.api import serializers as dispatch_s
+from passports.events import DISPATCH_TOPIC
+from passports.models import RESTRICTED_FIELDS, Passport
+
+# The routes the board's script calls: the page hands them to it, so the
+# script names no path of its own.
+DISPATCH_API = {
+    "list": "dispatch-dispatchable",
+    "lifecycle": "dispatch-lifecycle",
+    "ticket": "dispatch-stream-ticket",
+}
+# How many products off the desk the board offers to reactivate.
+REACTIVATABLE_SHOWN = 50
+
+
+# --- the dispatch board ---------------------------------------------------------
+
+
+def may_move(role: str | None) -> bool:
+    """Whether ``role`` may move products to past and reactivate them: the rule
+    of the API route the buttons call (``POST /api/products/lifecycle``)."""
+    return access.allows(access.rule_for(DISPATCH_API["lifecycle"], "POST"), role)
+
+
+def _reactivatable_row(passport: Passport) -> dict[str, Any]:
+    return {
+        "productId": passport.serial,
+        "jobId": str(passport.job_id),
+        "bpan": passport.bpan,
+        "model": passport.model,
+        "reason": passport.job_reason,
+        "movedAt": passport.moved_at,
+    }
+
+
+@page("board-dispatch")
+def dispatch_board(request):
+    # Where the stream resumes: read before the list, so an event committed
+    # between the two is replayed (and applied twice harmlessly), never lost.
+    resume_from = latest_event_id(topics=[DISPATCH_TOPIC])
+    products = dispatch_s.DispatchableProductSerializer(
+        dispatch_selectors.dispatchable_list(), many=True
+    ).data
+    can_move = may_move(role_of(request))
+    past = (
+        [
+            _reactivatable_row(p)
+            for p in dispatch_selectors.reactivatable_list(limit=REACTIVATABLE_SHOWN)
+        ]
+        if can_move
+        else []
+    )
+    return render_page(
+        request,
+        "pages/board_dispatch.html",
+        {
+            "products": products,
+            "past": past,
+            "can_move": can_move,
+            "board_config": {
+                "canMove": can_move,
+                "lastEventId": resume_from,
+                "api": {k: reverse(f"api:{name}") for k, name in DISPATCH_API.items()},
+            },
+        },
+    )
+
+
+# --- the passport page ----------------------------------------------------------
+
+# The QR code: error correction M (readable with a smudge), drawn as SVG.
+QR_MAKE: dict[str, Any] = {"error": "m"}
+QR_SVG: dict[str, Any] = {
+    "scale": 5,
+    "border": 2,
+    "dark": "#000",
+    "light": "#fff",
+    "title": "QR code of this passport's address",
+}
+
+
+def passport_url(request, passport: Passport) -> str:
+    """The absolute address of ``passport``'s page (by its UUID, which every
+    passport has and never changes): what its QR code holds."""
+    return request.build_absolute_uri(
+        reverse("passport-page", args=[str(passport.uuid)])
+    )
+
+
+def qr_svg(url: str) -> str:
+    """An inline SVG QR code holding exactly ``url``."""
+    return segno.make(url, **QR_MAKE).svg_inline(**QR_SVG)
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == "" or value == [] or value == {}:
+        return "—"
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {_shown(amount)} %" for key, amount in value.items())
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    if isinstance(value, Decimal):
+        return f"{value.normalize():f}"  # 100.00 -> 100, as the API's JSON
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+# Labels with units where the field's own name says them in short; any other
+# field is labelled by its verbose name.
+FIELD_LABELS: dict[str, str] = {
+    "uuid": "UUID",
+    "bpan": "BPAN",
+    "rfid": "RFID tag",
+    "manufacturer_id": "Manufacturer ID",
+    "rated_capacity_ah": "Rated capacity (Ah)",
+    "nominal_voltage_v": "Nominal voltage (V)",
+    "energy_kwh": "Energy (kWh)",
+    "mass_kg": "Mass (kg)",
+    "carbon_footprint_kg_co2e_per_kwh": "Carbon footprint (kg CO₂e/kWh)",
+    "soh_percent": "State of health (%)",
+    "soc_percent": "State of charge (%)",
+    "temperature_c": "Temperature (°C)",
+}
+
+
+def _field_label(name: str) -> str:
+    if name in FIELD_LABELS:
+        return FIELD_LABELS[name]
+    label = str(Passport._meta.get_field(name).verbose_name)
+    return label[:1].upper() + label[1:]
+
+
+def _group_rows(groups: dict[str, dict]) -> list[dict[str, Any]]:
+    """The attribute groups (as the API builds them) as titled rows; each
+    field keeps its model name and whether it is a restricted one."""
+    shown = []
+    for group, values in groups.items():
+        fields = []
+        for key, value in values.items():
+            name = passport_s.snake(key)
+            fields.append(
+                {
+                    "name": name,
+                    "key": key,
+                    "label": _field_label(name),
+                    "value": _shown(value),
+                    "restricted": name in RESTRICTED_FIELDS.get(group, ()),
+                }
+            )
+        title = passport_s.snake(group).replace("_", " ")
+        shown.append(
+            {
+                "group": group,
+                "title": title[:1].upper() + title[1:],
+                "fields": fields,
+                "restricted": group not in passport_s.PUBLIC_GROUPS,
+            }
+        )
+    return shown
+
+
+def _public_passport(identifier: str) -> Passport | None:
+    """The passport the page's identifier names, among the identifiers the
+    public API answers to (UUID, BPAN, serial; not barcode or RFID)."""
+    try:
+        passport = passport_selectors.resolve(identifier)
+    except (NotFound, Conflict):
+        return None
+    if passport_selectors.matched_by(passport, identifier) not in PUBLIC_IDENTIFIERS:
+        return None
+    return passport
+
+
+@page("passport-page")
+def passport_page(request, identifier: str):
+    passport = _public_passport(identifier)
+    if passport is None:
+        return render_page(
+            request,
+            "pages/passport_missing.html",
+            {"identifier": identifier[:64]},
+            status=404,
+        )
+    restricted = may_see_restricted(request.user)
+    groups = (
+        passport_s.full_groups(passport)
+        if restricted
+        else passport_s.public_groups(passport)
+    )
+    events = passport_selectors.event_list(passport=passport)
+    url = passport_url(request, passport)
+    return render_page(
+        request,
+        "pages/passport.html",
+        {
+            "passport": passport,
+            "restricted": restricted,
+            "groups": _group_rows(groups),
+            "history": passport_s.PublicEventSerializer(events, many=True).data,
+            "page_url": url,
+            "qr": mark_safe(qr_svg(url)),  # segno's own SVG: no text of the request
+        },
+    )
+
+
+urlpatterns: list = [
+    re_path(r"^board/dispatch/$", dispatch_board, name="board-dispatch"),
+    re_path(r"^p/(?P<identifier>[^/]{1,100})/?$", passport_page, name="passport-page"),
+]

@@ -26,7 +26,7 @@ from scada.models import AlarmEvent, AlarmState, ScadaReading
 from scada.pages import age_text
 from tests.conftest import PASSWORD
 from tests.support import daphne_server
-from tests.support_browser import PHONE, browser, save_screens, sign_in  # noqa: F401
+from tests.support_browser import PHONE, save_screens, sign_in
 from tests.test_scada_alarms import make_connector, make_rule, make_tag
 
 S = AlarmState
@@ -285,7 +285,7 @@ def api_alarm(server: str, user, alarm_id: int) -> dict:
     return response.json()
 
 
-def open_board(browser, server, user, **kwargs):  # noqa: F811
+def open_board(browser, server, user, **kwargs):
     context, page = sign_in(browser, server, user, next_path=URL, **kwargs)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -320,7 +320,7 @@ def row(page, alarm_id: int) -> str:
 
 @pytest.mark.django_db(transaction=True)
 def test_operator_acknowledges_on_the_board_and_the_api_shows_it(
-    browser,  # noqa: F811
+    browser,
     server,
     make_user,
 ):
@@ -382,7 +382,7 @@ def test_operator_acknowledges_on_the_board_and_the_api_shows_it(
 
 @pytest.mark.django_db(transaction=True)
 def test_supervisor_shelves_and_a_refusal_is_shown(
-    browser,  # noqa: F811
+    browser,
     server,
     make_user,
 ):
@@ -433,7 +433,7 @@ def test_supervisor_shelves_and_a_refusal_is_shown(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_role_taken_away_while_the_page_is_open_gets_the_403_on_the_page(
-    browser,  # noqa: F811
+    browser,
     server,
     make_user,
 ):
@@ -457,7 +457,7 @@ def test_a_role_taken_away_while_the_page_is_open_gets_the_403_on_the_page(
 
 @pytest.mark.django_db(transaction=True)
 def test_an_alarm_raised_while_the_page_is_open_appears_live(
-    browser,  # noqa: F811
+    browser,
     server,
     make_user,
 ):
@@ -488,7 +488,7 @@ def test_an_alarm_raised_while_the_page_is_open_appears_live(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_auditor_sees_no_buttons(browser, server, make_user):  # noqa: F811
+def test_an_auditor_sees_no_buttons(browser, server, make_user):
     auditor = make_user(Role.AUDITOR)
     an_alarm()
     an_alarm(S.SHELVED, shelved_until=timezone.now() + timedelta(hours=1))

@@ -41,18 +41,7 @@ def test_the_login_page_is_html_and_public():
     assert "csrfmiddlewaretoken" in body
 
 
-@pytest.mark.parametrize(
-    "role",
-    [
-        pytest.param(
-            r,
-            marks=()
-            if access.HOME_PAGE[r] in {"admin:index", "board-lines"}
-            else pytest.mark.xfail(strict=True, reason="the boards' pages land next"),
-        )
-        for r in Role
-    ],
-)
+@pytest.mark.parametrize("role", list(Role))
 def test_every_role_signs_in_and_home_leads_to_its_board(make_user, role):
     user = make_user(role)
     client = Client()

@@ -80,3 +80,16 @@ def outbox_missed(
         events=[event_payload(row) for row in rows[:limit]],
         truncated=len(rows) > limit,
     )
+
+
+def latest_event_id(*, topics: Collection[str]) -> int:
+    """The id of the newest event stored on any of ``topics`` (0: none): where a
+    page that rendered its state now resumes its live stream from, so nothing
+    committed after the render is missed."""
+    newest = (
+        OutboxTopic.objects.filter(topic__in=list(topics))
+        .order_by("-event_id")
+        .values_list("event_id", flat=True)
+        .first()
+    )
+    return newest or 0

@@ -40,7 +40,7 @@ _IDENTIFIER = OpenApiParameter(
 _TAGS = ["passports"]
 # Identifiers the public endpoint answers to. Barcode and RFID tag are
 # restricted fields: answering to them would tell a stranger whose they are.
-_PUBLIC_IDENTIFIERS = frozenset({"uuid", "bpan", "serial"})
+PUBLIC_IDENTIFIERS = frozenset({"uuid", "bpan", "serial"})
 
 
 def may_see_restricted(user) -> bool:
@@ -244,7 +244,7 @@ class PassportPublicView(BpmosAPIView):
     @extend_schema(responses=s.PassportPublicSchema, auth=[])
     def get(self, request, identifier: str):
         passport = selectors.resolve(identifier)
-        if selectors.matched_by(passport, identifier) not in _PUBLIC_IDENTIFIERS:
+        if selectors.matched_by(passport, identifier) not in PUBLIC_IDENTIFIERS:
             raise NotFound("No passport has this identifier.")
         return Response(s.passport_public(passport, events=_events(passport)))
 

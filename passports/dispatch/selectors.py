@@ -109,6 +109,23 @@ def dispatchable_list() -> list[Passport]:
     )
 
 
+def reactivatable_list(*, limit: int = 50) -> list[Passport]:
+    """Products taken off the desk (latest job OFF) that may still ship, so the
+    desk may put them back (``services.product_reactivate``'s rule): the most
+    recently moved first, each with ``job_id``, ``job_reason`` and ``moved_at``.
+    A dispatched product is not among them (it has left the plant). One query."""
+    return list(
+        Passport.objects.annotate(
+            job_state=_latest_job("state"),
+            job_id=_latest_job("pk"),
+            job_reason=_latest_job("reason"),
+            moved_at=_latest_job("updated_at"),
+        )
+        .filter(Q(job_state=JobState.OFF) & lifecycle.may_ship_filter())
+        .order_by("-moved_at", "serial")[:limit]
+    )
+
+
 # --- one product's lifecycle ----------------------------------------------------
 
 
