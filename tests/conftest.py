@@ -166,10 +166,12 @@ def demo_plant(django_db_setup, django_db_blocker) -> Iterator[str]:
             outer.__exit__(None, None, None)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     """Headless Chromium driven by Playwright (tests/support_browser.py); the
-    test skips where Chromium is not installed."""
+    test skips where Chromium is not installed. Per module, not per session:
+    Playwright's sync API keeps an event loop running in this thread while it
+    is up, which every later test's ``async_to_sync`` would trip over."""
     from tests.support_browser import launch_browser
 
     yield from launch_browser()

@@ -4,7 +4,7 @@ downloaded. Without Chromium the browser tests skip, saying how to install it
 (``.ci/run`` installs it, so CI always runs them).
 
 * ``browser`` (the fixture is in tests/conftest.py; do not import it into a
-  test module): one headless Chromium per test process;
+  test module): one headless Chromium per test module;
 * ``sign_in(browser, base_url, user, viewport=...)``: a new browser context
   signed in through the real ``/login/`` page, and its page (against a daphne
   subprocess, give the user ``server_knows_password(user)`` first);
@@ -51,15 +51,23 @@ def launch_browser():
     # Playwright's sync API runs an event loop in this thread, so Django's ORM
     # would refuse every query of the tests ("async context"); the tests' ORM
     # calls are plain synchronous ones, so allowing them is safe here.
+    # Only while the browser is up: the tests after it run as usual.
+    before = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                yield chromium
+            finally:
+                chromium.close()
+    finally:
+        if before is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = before
 
 
 def server_knows_password(user):
