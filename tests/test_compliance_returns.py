@@ -27,9 +27,10 @@ from django.db import connections
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from bpmos import csvsafe
 from bpmos.errors import Forbidden, InvalidInput
 from bpmos.roles import Role
-from compliance import csvsafe, returns
+from compliance import returns
 from compliance.models import (
     CategoryDeclaration,
     ComplianceReturn,
