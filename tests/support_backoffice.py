@@ -110,3 +110,23 @@ def fill_every_model(make_user) -> None:
         passport = Passport.objects.order_by("pk").first()
         if passport is not None:
             ProvisioningAttempt.objects.create(passport=passport, requested_by=admin)
+
+
+# What a reader may meet: the search box, the action menu (read actions only)
+# and its Go button, the row checkboxes, the navigation filter, hidden fields,
+# the log-out button and the buttons marked ``data-read-only`` (verify).
+READER_NAMES = {"q", "action", "_selected_action", "select_across", "index"}
+
+
+def is_reader_control(control: dict) -> bool:
+    kind = control.get("type", "submit" if control["tag"] == "button" else "text")
+    if "data-read-only" in control or kind == "hidden":
+        return True
+    if control.get("name") in READER_NAMES or control.get("id") == "nav-filter":
+        return True
+    if control.get("id") == "action-toggle" or control.get("value") == "Search":
+        return True
+    if (control.get("form") or "").endswith("/admin/logout/"):
+        return True
+    # The theme and sidebar toggles: buttons outside any form submit nothing.
+    return control["tag"] == "button" and control["form"] is None

@@ -26,7 +26,7 @@ from elog import audit
 from elog.models import AuditRecord, ShiftLogEntry
 from passports.models import Passport, PassportEvent
 from scada.models import AlarmEvent, AlarmHistory, AlertRule, Connector
-from tests.support_backoffice import fill_every_model
+from tests.support_backoffice import fill_every_model, is_reader_control
 
 
 @pytest.fixture
@@ -71,10 +71,6 @@ WRITE_MARKS = [
     'name="_addanother"',
     'name="_saveasnew"',
 ]
-# What a reader may meet: the search box, the action menu (read actions only)
-# and its Go button, the row checkboxes, the navigation filter, hidden fields,
-# the log-out button and the buttons marked ``data-read-only`` (verify).
-READER_NAMES = {"q", "action", "_selected_action", "select_across", "index"}
 
 
 class _Controls(HTMLParser):
@@ -93,20 +89,6 @@ class _Controls(HTMLParser):
     def handle_endtag(self, tag):
         if tag == "form":
             self.form_action = None
-
-
-def is_reader_control(control: dict) -> bool:
-    kind = control.get("type", "submit" if control["tag"] == "button" else "text")
-    if "data-read-only" in control or kind == "hidden":
-        return True
-    if control.get("name") in READER_NAMES or control.get("id") == "nav-filter":
-        return True
-    if control.get("id") == "action-toggle" or control.get("value") == "Search":
-        return True
-    if (control.get("form") or "").endswith("/admin/logout/"):
-        return True
-    # The theme and sidebar toggles: buttons outside any form submit nothing.
-    return control["tag"] == "button" and control["form"] is None
 
 
 def write_controls(html: str) -> list[dict]:
