@@ -13,8 +13,9 @@ admin.py:
   chain.
 * Admins keep what each ModelAdmin grants (they are superusers; the apps'
   admins route writes through their services). The packages' admins are
-  given ``AuditedModelAdmin``'s saves and deletes, so a beat schedule changed
-  here is audited like everything else.
+  given ``AuditedModelAdmin``'s saves and deletes, and their own actions (beat's
+  enable, disable, toggle, run) are audited after they run, so a beat schedule
+  changed here is audited like everything else.
 * Staff with any other plant role see nothing (``is_admin_reader``).
 
 Every list has "Export the selected rows to CSV" (pick "Select all" to take
@@ -129,10 +130,15 @@ class PlantModelAdminPolicy(_PermissionPolicy):
         ):
             actions.setdefault(name, (func, name, description))
         if not may_write(request):
-            actions = {
+            return {
                 name: action
                 for name, action in actions.items()
                 if is_read_action(action[0])
+            }
+        if getattr(self, "audits_package_actions", False):
+            actions = {
+                name: (_audited_action(func, name), name, description)
+                for name, (func, _, description) in actions.items()
             }
         return actions
 
@@ -146,6 +152,31 @@ class PlantModelAdminPolicy(_PermissionPolicy):
         return super(PlantModelAdminPolicy, reader_view).changelist_view(
             request, extra_context
         )
+
+
+def _audited_action(func, name: str):
+    """A package's own action (beat's enable, disable, toggle, run) that writes:
+    run it, then audit it as ``<model>.admin_<action>`` with the rows chosen.
+    Read actions and Django's delete (audited row by row by
+    ``AuditedModelAdmin.delete_queryset``) are left as they are."""
+    if is_read_action(func) or name == "delete_selected":
+        return func
+
+    def run(modeladmin, request, queryset):
+        pks = [str(pk) for pk in queryset.values_list("pk", flat=True)]
+        response = func(modeladmin, request, queryset)
+        audit.record(
+            actor=request.user,
+            action=f"{modeladmin.model._meta.label_lower}.admin_{name}",
+            target=None,
+            target_type=modeladmin.model._meta.label_lower,
+            target_id=pks[0] if len(pks) == 1 else "",
+            after={"rows": pks},
+        )
+        return response
+
+    run.allowed_permissions = getattr(func, "allowed_permissions", ())
+    return run
 
 
 # --- the CSV export of any list ------------------------------------------------
@@ -316,13 +347,13 @@ class PlantAdminSite(admin.AdminSite):
         admin_class = admin_class or admin.ModelAdmin
         if not issubclass(admin_class, PlantModelAdminPolicy):
             bases = (PlantModelAdminPolicy, admin_class)
+            attrs = {"__module__": admin_class.__module__}
             if not issubclass(admin_class, AuditedModelAdmin):
-                # The packages' admins (beat schedules, groups): their saves
-                # and deletes land in the audit log too.
+                # The packages' admins (beat schedules, groups): their saves,
+                # deletes and actions land in the audit log too.
                 bases = (*bases, AuditedModelAdmin)
-            admin_class = type(
-                admin_class.__name__, bases, {"__module__": admin_class.__module__}
-            )
+                attrs["audits_package_actions"] = True
+            admin_class = type(admin_class.__name__, bases, attrs)
         super().register(model_or_iterable, admin_class, **options)
 
     def get_app_list(self, request, app_label=None):

@@ -22,6 +22,7 @@ from django.urls import reverse
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from bpmos.adminsite import DOMAINS, OTHER, is_read_action
+from compliance.models import ComplianceReturn, EmailDelivery, ReportJob
 from elog import audit
 from elog.models import AuditRecord, ShiftLogEntry
 from passports.models import Passport, PassportEvent
@@ -225,6 +226,22 @@ def test_an_admin_beat_schedule_is_saved_and_audited(client, plant_admin, db):
     assert record.actor_username == "adele"
 
 
+def test_an_admin_beat_action_is_audited(client, plant_admin, every_model_has_a_row):
+    task = PeriodicTask.objects.order_by("pk").first()
+    client.post(
+        url(PeriodicTask, "changelist"),
+        {"action": "toggle_tasks", "_selected_action": [task.pk], "index": "0"},
+    )
+    was = task.enabled
+    task.refresh_from_db()
+    assert task.enabled is not was
+    record = AuditRecord.objects.get(
+        action="django_celery_beat.periodictask.admin_toggle_tasks"
+    )
+    assert record.after == {"rows": [str(task.pk)]}
+    assert record.actor_username == "adele"
+
+
 def test_admin_alarm_actions_stay_for_admins(
     client, plant_admin, every_model_has_a_row
 ):
@@ -276,7 +293,16 @@ def test_other_staff_see_no_model(client, make_user, db):
 
 @pytest.mark.parametrize(
     "model",
-    [AuditRecord, PassportEvent, AlarmEvent, AlarmHistory, ShiftLogEntry],
+    [
+        AuditRecord,
+        PassportEvent,
+        AlarmEvent,
+        AlarmHistory,
+        ShiftLogEntry,
+        ComplianceReturn,
+        EmailDelivery,
+        ReportJob,
+    ],
     ids=lambda m: m._meta.label,
 )
 def test_logs_have_dates_filters_and_search(client, auditor, model):
@@ -363,6 +389,16 @@ def test_csv_export_of_the_selected_rows(client, records, auditor):
     )
     assert [row[1] for row in rows] == [str(records[1].seq)]
     assert AuditRecord.objects.get(action="admin.csv_exported").after["rows"] == 1
+
+
+def test_a_sample_rows_formula_is_exported_escaped(
+    client, auditor, every_model_has_a_row
+):
+    delivery = EmailDelivery.objects.get(error__startswith="=cmd")
+    _header, *rows = rows_of(
+        export(client, EmailDelivery, {}, [delivery.pk], select_across=False)
+    )
+    assert rows[0][-1] == "'=cmd|' /C calc'!A0"
 
 
 def test_csv_export_never_writes_a_secret(client, plant_admin, db):
