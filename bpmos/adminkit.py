@@ -2,9 +2,12 @@
 who sees the plant's admin pages, read-only pages, and the reason typed beside an
 action."""
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
+from django.core.serializers.json import DjangoJSONEncoder
 from django.forms.models import model_to_dict
 
 from bpmos import audit
@@ -68,12 +71,21 @@ def reason_action_form(help_text: str) -> type[ActionForm]:
 _SECRET_FIELDS = {"password"}
 
 
+def _jsonable(value):
+    """A snapshot value as the audit log stores it: sets and tuples as lists,
+    anything JSON cannot carry (a time zone, say) as its text."""
+    if isinstance(value, set | tuple):
+        value = list(value)
+    try:
+        json.dumps(value, cls=DjangoJSONEncoder)
+    except TypeError:
+        return str(value)
+    return value
+
+
 def _snapshot(obj, fields) -> dict:
     data = model_to_dict(obj, fields=[f for f in fields if f not in _SECRET_FIELDS])
-    return {
-        key: (list(value) if isinstance(value, set | tuple) else value)
-        for key, value in data.items()
-    }
+    return {key: _jsonable(value) for key, value in data.items()}
 
 
 class AuditedModelAdmin(admin.ModelAdmin):

@@ -80,7 +80,7 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "bpmos.adminconfig.PlantAdminConfig",  # django.contrib.admin, our own site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

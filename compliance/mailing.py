@@ -186,7 +186,7 @@ class Attachment:
         bytes (a text/* part sent as text may have its line ends rewritten on
         the way), so the SHA-256 in the mail's body checks."""
         maintype, subtype = self.mimetype.split("/", 1)
-        # The CSV is UTF-8 (compliance.csvsafe); say so, or a reader guesses.
+        # The CSV is UTF-8 (bpmos.csvsafe); say so, or a reader guesses.
         params = {"charset": "utf-8"} if maintype == "text" else {}
         part = MIMEBase(maintype, subtype, **params)
         part.set_payload(self.content)

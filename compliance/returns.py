@@ -43,10 +43,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from bpmos import access, events
+from bpmos.csvsafe import csv_bytes
 from bpmos.errors import Conflict, Forbidden, IllegalTransition, InvalidInput, NotFound
 from compliance import categories, epr
 from compliance import events as compliance_events
-from compliance.csvsafe import csv_bytes
 from compliance.models import (
     ComplianceReturn,
     CsvSchema,
@@ -499,7 +499,7 @@ def return_rows(ret: ComplianceReturn, schema: CsvSchema) -> Iterator[list[Any]]
 def return_csv(ret: ComplianceReturn, schema: CsvSchema) -> bytes:
     """The return in ``schema``'s layout: a header row of the schema's headers,
     then one row per category (summary) or per pack (pack), every cell escaped
-    against CSV injection (``compliance.csvsafe``)."""
+    against CSV injection (``bpmos.csvsafe``)."""
     columns = schema_columns_check(schema.level, schema.columns)
     header = [column["header"] for column in columns]
     return csv_bytes(header, return_rows(ret, schema))

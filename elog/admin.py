@@ -1,9 +1,33 @@
-"""The audit log in the Django admin: read-only, for auditors and admins."""
+"""The audit log in the Django admin: read-only, for auditors and admins, with
+a "Verify the chain" button that walks the hash chain
+(``elog.services.audit_chain_verify``, as ``GET /api/audit/verify``) and says
+how many records it verified or where the chain first breaks."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.urls import path, reverse
 
 from bpmos.adminkit import AdminReaderMixin, ReadOnlyAdminMixin
+from elog import services
 from elog.models import AuditRecord, ShiftLogEntry
+
+
+def chain_message(result: services.VerifyResult) -> tuple[int, str]:
+    """The level and text of the message a verification leaves on the page."""
+    if result.ok:
+        if not result.checked:
+            return messages.SUCCESS, "The audit log is empty: nothing to verify."
+        return messages.SUCCESS, (
+            f"The audit chain is intact: {result.checked} records verified, "
+            f"the newest #{result.head_seq}."
+        )
+    broken = result.first_broken
+    where = f"record #{broken.seq}" + (f" (id {broken.id})" if broken.id else "")
+    return messages.ERROR, (
+        f"The audit chain is broken at {where}, {broken.problem}: "
+        f"{broken.message} ({result.checked} records checked.)"
+    )
 
 
 @admin.register(AuditRecord)
@@ -34,6 +58,24 @@ class AuditRecordAdmin(ReadOnlyAdminMixin, AdminReaderMixin, admin.ModelAdmin):
     actions = None
     # Counting a long log on every page costs more than it tells.
     show_full_result_count = False
+
+    def get_urls(self):
+        verify = path(
+            "verify/",
+            self.admin_site.admin_view(self.verify_view),
+            name="elog_auditrecord_verify",
+        )
+        return [verify, *super().get_urls()]
+
+    def verify_view(self, request):
+        """POST: walk the chain and leave the result on the list (a read: it
+        changes nothing, so every reader may run it)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            level, text = chain_message(services.audit_chain_verify())
+            self.message_user(request, text, level)
+        return HttpResponseRedirect(reverse("admin:elog_auditrecord_changelist"))
 
 
 @admin.register(ShiftLogEntry)

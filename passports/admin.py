@@ -9,12 +9,21 @@ the ledger is shown inline on its passport and in its own list. The one way
 to change something is the hold/release actions, which call
 ``passports.services.passport_event_record`` like the API does (same rules, same
 ledger event, same audit record) for whoever ``bpmos.access`` lets hold.
+
+Every reader may verify the ledgers (``passports.ledger.verify``, as
+``GET /api/passports/verify``): a button on the passports' and the ledger's
+lists (every ledger), one on a passport's page (its own), and an action for the
+selected passports; the result (how many events were verified, or the first
+broken link) is left as a message on the page.
 """
 
 import contextlib
 import uuid
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.urls import path, reverse
 
 from bpmos import access
 from bpmos.adminkit import (
@@ -25,7 +34,7 @@ from bpmos.adminkit import (
     reason_action_form,
 )
 from passports import bpan as bpan_rules
-from passports import services
+from passports import ledger, services
 from passports.models import (
     DispatchJob,
     EventKind,
@@ -39,6 +48,56 @@ from passports.models import (
 class ReadOnlyAdmin(ReadOnlyAdminMixin, AdminReaderMixin, AuditedModelAdmin):
     """Visible to auditors and admins (by plant role, as the audit log's admin);
     no add, change or delete for anyone."""
+
+
+def ledger_message(result: ledger.LedgerVerification) -> tuple[int, str]:
+    """The level and text of the message a ledger verification leaves."""
+    if result.ok:
+        return messages.SUCCESS, (
+            f"The ledgers are intact: {result.events} events of "
+            f"{result.passports} passport(s) verified."
+        )
+    broken = result.first_broken
+    return messages.ERROR, (
+        f"The ledger of {broken.serial} is broken at event {broken.version}, "
+        f"{broken.problem}: {broken.message} ({result.events} events of "
+        f"{result.passports} passport(s) checked.)"
+    )
+
+
+class LedgerVerifyMixin:
+    """The verify views of the passports' admin: every ledger
+    (``passports_passport_verify``, from the passports' or the ledger's list),
+    or one passport's (``passports_passport_verify_one``, from its page)."""
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("verify/", view(self.verify_view), name="passports_passport_verify"),
+            path(
+                "<int:passport_id>/verify/",
+                view(self.verify_view),
+                name="passports_passport_verify_one",
+            ),
+            *super().get_urls(),
+        ]
+
+    def verify_view(self, request, passport_id: int | None = None):
+        """POST: verify every ledger, or one passport's; back to where it came
+        from with the result (a read: every reader may run it)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        ids = None if passport_id is None else [passport_id]
+        if request.method == "POST":
+            level, text = ledger_message(ledger.verify(passport_ids=ids))
+            self.message_user(request, text, level)
+        if passport_id is not None:
+            back = reverse("admin:passports_passport_change", args=[passport_id])
+        elif request.POST.get("back") == "ledger":
+            back = reverse("admin:passports_passportevent_changelist")
+        else:
+            back = reverse("admin:passports_passport_changelist")
+        return HttpResponseRedirect(back)
 
 
 # The action bar with a box for the reason a hold needs.
@@ -68,7 +127,7 @@ class PassportEventInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Passport)
-class PassportAdmin(ReadOnlyAdmin):
+class PassportAdmin(LedgerVerifyMixin, ReadOnlyAdmin):
     list_display = [
         "serial",
         "kind",
@@ -88,7 +147,7 @@ class PassportAdmin(ReadOnlyAdmin):
     list_select_related = ["parent"]
     inlines = [PassportEventInline]
     action_form = HoldActionForm
-    actions = ["hold_passports", "release_holds"]
+    actions = ["verify_ledgers", "hold_passports", "release_holds"]
     action_noun = "passport"
 
     def action_label(self, obj) -> str:
@@ -106,6 +165,15 @@ class PassportAdmin(ReadOnlyAdmin):
             if len(compact) == bpan_rules.LENGTH:
                 found |= queryset.filter(bpan=compact)
         return found, duplicates
+
+    @admin.action(
+        description="Verify the ledgers of the selected passports",
+        permissions=["view"],
+    )
+    def verify_ledgers(self, request, queryset):
+        ids = list(queryset.values_list("pk", flat=True))
+        level, text = ledger_message(ledger.verify(passport_ids=ids))
+        self.message_user(request, text, level)
 
     def has_hold_permission(self, request) -> bool:
         return access.allows(

@@ -1,7 +1,7 @@
 """A report as CSV, streamed: the header is the columns' labels, then one line
 per row in the report's order.
 
-Written by ``compliance.csvsafe``, the one CSV writer of the compliance app:
+Written by ``bpmos.csvsafe``, the one CSV writer of the compliance app:
 UTF-8 without a byte-order mark, RFC 4180 quoting, CRLF, and every cell
 escaped against CSV injection (a cell a spreadsheet would run as a formula,
 ``=…``, ``+…``, ``-…``, ``@…``, gets a leading apostrophe; a plain negative
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from compliance import csvsafe
+from bpmos import csvsafe
 from compliance.reports.base import Report
 
 escape_cell = csvsafe.escape_cell  # the rule every compliance CSV follows

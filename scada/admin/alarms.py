@@ -1,6 +1,6 @@
 """Admin of SCADA alarms: alert rules (admins edit them, through the same
 services as the API), alarms (read-only; the ISA-18.2 actions call the
-services), and floods (read-only)."""
+services), their history (the event journal) and floods (read-only)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from bpmos.errors import DomainError
 from bpmos.roles import Role
 from scada import alarm_rules, alarms
 from scada.alarm_evaluation import alert_rule_problems
-from scada.models import AlarmEvent, AlarmFlood, AlertRule
+from scada.models import AlarmEvent, AlarmFlood, AlarmHistory, AlertRule
 
 
 def _role(request) -> str | None:
@@ -291,3 +291,27 @@ class AlarmFloodAdmin(ReadOnlyAdminMixin, AdminReaderMixin, admin.ModelAdmin):
     list_display = ["area", "started_at", "ended_at", "alarm_count", "peak_rate"]
     list_filter = ["area"]
     ordering = ["-started_at", "-id"]
+
+
+@admin.register(AlarmHistory)
+class AlarmHistoryAdmin(ReadOnlyAdminMixin, AdminReaderMixin, admin.ModelAdmin):
+    """Every change of every alarm (ISA-18.2's journal), read-only."""
+
+    list_display = [
+        "at",
+        "alarm",
+        "change",
+        "from_state",
+        "to_state",
+        "area",
+        "value",
+        "actor",
+        "note",
+    ]
+    list_filter = ["change", "to_state", "area"]
+    search_fields = ["alarm__tag_name", "area", "note", "actor__username"]
+    date_hierarchy = "at"
+    ordering = ["-at", "-id"]
+    list_select_related = ["alarm", "actor"]
+    raw_id_fields = ["alarm", "rule", "actor"]
+    show_full_result_count = False

@@ -11,11 +11,11 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.utils.urls import replace_query_param
 
+from bpmos.csvsafe import csv_lines
 from bpmos.dashboards import logs
 from bpmos.dashboards.api import logs_serializers as s
 from bpmos.logevents import CATEGORIES, SEVERITIES, LogEvent, LogQuery
 from bpmos.views import BpmosAPIView
-from compliance.csvsafe import csv_lines
 from elog import audit
 
 TAGS = ["logs"]

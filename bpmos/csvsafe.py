@@ -1,5 +1,6 @@
 """CSV that a spreadsheet cannot be made to run: the one writer of every CSV
-the compliance app and the reports hand out.
+the plant hands out (compliance returns and reports, the logs, the back-office
+exports).
 
 CSV injection (OWASP, "CSV Injection"): a spreadsheet opening a CSV reads a
 cell that begins with ``=``, ``+``, ``-`` or ``@`` as a formula, and a leading
