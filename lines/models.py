@@ -298,6 +298,8 @@ class OEESnapshot(models.Model):
     computed_at = models.DateTimeField()
 
     class Meta:
+        verbose_name = "OEE snapshot"
+        verbose_name_plural = "OEE snapshots"
         ordering = ["line", "-window_start", "station"]
         constraints = [
             models.UniqueConstraint(

@@ -181,6 +181,8 @@ class ScadaReading(models.Model):
     )
 
     class Meta:
+        verbose_name = "SCADA reading"
+        verbose_name_plural = "SCADA readings"
         ordering = ["-timestamp", "-id"]
         constraints = [
             models.UniqueConstraint(
@@ -386,6 +388,8 @@ class AlarmHistory(models.Model):
     note = models.CharField(max_length=200, blank=True)
 
     class Meta:
+        verbose_name = "alarm history entry"
+        verbose_name_plural = "alarm history"
         ordering = ["at", "id"]
         indexes = [
             models.Index(fields=["change", "area", "at"]),
@@ -540,6 +544,8 @@ class LimsResult(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = "LIMS result"
+        verbose_name_plural = "LIMS results"
         ordering = ["-tested_at", "-id"]
 
     def __str__(self) -> str:
