@@ -558,8 +558,17 @@ class Timer:
         self.repeat = repeat
         self.rows: list[tuple[str, str, float, float, int]] = []
 
-    def get(self, label: str, path: str, token: str, *, repeat: int | None = None):
-        """Times ``path``; returns the last response's JSON."""
+    def get(
+        self,
+        label: str,
+        path: str,
+        token: str,
+        *,
+        repeat: int | None = None,
+        before=None,
+    ):
+        """Times ``path``; returns the last response's JSON. ``before()``, if
+        given, runs (untimed) before each timed request: a write's effect."""
         from django.db import connection
 
         headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
@@ -571,10 +580,14 @@ class Timer:
             queries.append(sql)
             return execute(sql, params, many, context)
 
+        if before is not None:
+            before()
         with connection.execute_wrapper(count):
             self.client.get(path, **headers)
         times = []
         for _ in range(repeat or self.repeat):
+            if before is not None:
+                before()
             started = time.perf_counter()
             response = self.client.get(path, **headers)
             times.append(time.perf_counter() - started)
@@ -599,17 +612,39 @@ class Timer:
             print(f"  {label:<44} {p50:8.2f} {p99:8.2f} {queries:>8}  {goal}")
 
 
-def dashboard_requests(timer: Timer, tokens: dict, now: datetime, pack, model: str):
+def dashboard_requests(
+    timer: Timer,
+    tokens: dict,
+    now: datetime,
+    pack,
+    model: str,
+    *,
+    skip_trends: bool = False,
+):
     from urllib.parse import urlencode
 
-    from bpmos.dashboards import trends
+    from bpmos.dashboards import readmodels, trends
+
+    # The summary, the distributions and the role dashboards come from read
+    # models (bpmos.dashboards.readmodels): "served" is a read while nothing
+    # changes (every screen's poll), "after a write" the first read after a
+    # write dropped the payload (the read model invalidated before each).
+    def read_model_requests(label: str, path: str, token: str, model) -> None:
+        timer.get(f"{label} (served)", path, token)
+        if model is not None:
+            timer.get(f"{label} (after a write)", path, token, before=model.invalidate)
 
     head = tokens["plant-head"]
-    timer.get("summary", "/api/dashboard/summary", head)
-    timer.get("distributions", "/api/dashboard/distributions", head)
+    read_model_requests("summary", "/api/dashboard/summary", head, readmodels.SUMMARY)
+    read_model_requests(
+        "distributions",
+        "/api/dashboard/distributions",
+        head,
+        readmodels.DISTRIBUTIONS,
+    )
     day = {"bucket": "hour", "from": (now - timedelta(days=1)).isoformat()}
     month = {"bucket": "day", "from": (now - timedelta(days=30)).isoformat()}
-    for metric in trends.METRICS:
+    for metric in () if skip_trends else trends.METRICS:
         targets = [{}]
         if metric in trends.TELEMETRY_METRICS:
             targets = [{"passport": pack}, {"model": model}]
@@ -623,8 +658,18 @@ def dashboard_requests(timer: Timer, tokens: dict, now: datetime, pack, model: s
                     head,
                 )
     for role in ("operator", "supervisor", "plant-head", "admin", "auditor"):
-        timer.get(f"{role} summary", f"/api/dashboard/{role}/summary", tokens[role])
-        timer.get(f"{role} attention", f"/api/dashboard/{role}/attention", tokens[role])
+        read_model_requests(
+            f"{role} summary",
+            f"/api/dashboard/{role}/summary",
+            tokens[role],
+            readmodels.ROLE_SUMMARY[role],
+        )
+        read_model_requests(
+            f"{role} attention",
+            f"/api/dashboard/{role}/attention",
+            tokens[role],
+            readmodels.ATTENTION.get(role),
+        )
 
 
 def log_requests(timer: Timer, token: str, now: datetime, deep_pages: int):
@@ -709,6 +754,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30, help="samples per request")
     parser.add_argument("--deep-pages", type=int, default=200)
     parser.add_argument(
+        "--only-read-models",
+        action="store_true",
+        help="time only the summary, distributions and role dashboards",
+    )
+    parser.add_argument(
         "--reuse",
         action="store_true",
         help="time again over the bench database a previous run built (migrated"
@@ -763,9 +813,12 @@ def main() -> None:
 
     pack = Passport.objects.get(pk=pack_pk).serial
     print("\n== dashboards ==")
-    dashboard_requests(timer, tokens, now, pack, model)
-    print("\n== /api/logs (as an auditor: every category) ==")
-    log_requests(timer, tokens["auditor"], now, args.deep_pages)
+    dashboard_requests(
+        timer, tokens, now, pack, model, skip_trends=args.only_read_models
+    )
+    if not args.only_read_models:
+        print("\n== /api/logs (as an auditor: every category) ==")
+        log_requests(timer, tokens["auditor"], now, args.deep_pages)
     timer.table(factor)
     machine_factor(200)  # again: how much the machine's speed moved meanwhile
 

@@ -10,7 +10,8 @@ class BpmosConfig(AppConfig):
 
     def ready(self) -> None:
         from bpmos import textfields
-        from bpmos.dashboards import live
+        from bpmos.dashboards import live, readmodels
 
         textfields.install()
         live.install()  # attention changes pushed live (the role dashboards)
+        readmodels.install()  # the dashboards' cached payloads, dropped on change

@@ -63,10 +63,17 @@ class ReadModel:
 
     # --- reads ---------------------------------------------------------------------
 
-    def get(self, key: str, compute: Callable[[], tuple[Any, datetime | None]]) -> Any:
+    def get(
+        self,
+        key: str,
+        compute: Callable[[], tuple[Any, datetime | None]],
+        *,
+        valid: Callable[[Any], bool] | None = None,
+    ) -> Any:
         """The payload ``key`` of this read model. ``compute()`` returns the
         payload and the time it stops being right by the clock (None: only a
-        write changes it)."""
+        write changes it). ``valid(payload)``, if given, may refuse a stored
+        payload (one whose time window does not hold the clock's now)."""
         payload_key = f"readmodel:{self.name}:{key}"
         try:
             found = cache.get_many([self._generation_key, payload_key])
@@ -78,7 +85,11 @@ class ReadModel:
             log.warning("read model %s: cache unreachable", self.name, exc_info=True)
             return compute()[0]
         stored = found.get(payload_key)
-        if stored is not None and stored[0] == generation:
+        if (
+            stored is not None
+            and stored[0] == generation
+            and (valid is None or valid(stored[1]))
+        ):
             return stored[1]
         payload, valid_until = compute()
         timeout = MAX_AGE

@@ -17,6 +17,12 @@ Scope: a user reading their *own* role's list gets their own items where a
 kind is personal (an operator's blocked stages are those assigned to them);
 a higher role reading a lower role's list (``access.DASHBOARD_READERS``) sees
 that role's items plant-wide (every operator's blocked stages).
+
+Served from read models (``readmodels.ATTENTION``, one per role; an
+operator's own list per user) until a write changes a kind's items; the
+kinds no event announces are read per request, cheaply (``LIVE_KINDS``: the
+lost connectors, one query on a small table, and the audit chain's stored
+state, a cache entry).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from datetime import datetime
 
 from django.core.cache.backends.base import InvalidCacheBackendError
 
+from bpmos.dashboards import readmodels
 from bpmos.roles import Role
 from compliance import selectors as compliance_selectors
 from elog import chain_status
@@ -52,6 +59,9 @@ KINDS_BY_ROLE: dict[str, frozenset[str]] = {
     Role.ADMIN: frozenset({CONNECTOR}),
     Role.AUDITOR: frozenset({CHAIN}),
 }
+
+# Kinds read on every request, never cached (module docstring).
+LIVE_KINDS = frozenset({CONNECTOR, CHAIN})
 
 _SEVERITY_ORDER = {"Critical": 0, "High": 1, "Medium": 2, "Low": 3}
 
@@ -256,12 +266,28 @@ _BUILDERS = {
 _KIND_ORDER = [CHAIN, EXCEPTION, BLOCKED_STAGE, GATE, ALARM, CONNECTOR, HOLD, RETURN]
 
 
+def _kind_items(role: str, user, kinds) -> dict[str, list[Item]]:
+    return {kind: _BUILDERS[kind](role, user) for kind in kinds}
+
+
 def attention_list(*, role: str, user) -> AttentionList:
     """The items of ``role``'s list as ``user`` sees them, most severe first
-    (then by kind, then oldest). One query per kind (holds: two)."""
+    (then by kind, then oldest). One query per kind (holds: two) when
+    computed; served from the role's read model while nothing changed."""
+    kinds = KINDS_BY_ROLE[role]
+    cached = kinds - LIVE_KINDS
+    by_kind: dict[str, list[Item]] = {}
+    if cached:
+        own = role == Role.OPERATOR and user.role == Role.OPERATOR
+        key = f"{role}:user-{user.pk}" if own else f"{role}:plant"
+        by_kind.update(
+            readmodels.ATTENTION[role].get(
+                key, lambda: (_kind_items(role, user, cached), None)
+            )
+        )
+    by_kind.update(_kind_items(role, user, kinds & LIVE_KINDS))
     items: list[Item] = []
     for kind in _KIND_ORDER:
-        if kind in KINDS_BY_ROLE[role]:
-            items.extend(_BUILDERS[kind](role, user))
+        items.extend(by_kind.get(kind, ()))
     items.sort(key=lambda item: _SEVERITY_ORDER.get(item.severity, 9))  # stable
     return AttentionList(role=role, items=items)

@@ -21,6 +21,12 @@ Every card comes from a selector of the app that owns the figure; the cards of
 a role cost a fixed number of queries (pinned in tests). Nothing here walks the
 audit chain or scans readings: the chain's state is the beat task's stored
 result (``elog.chain_status``), the compliance score is its latest snapshot.
+
+Served from read models (``readmodels.ROLE_SUMMARY``, one per role; an
+operator's own cards per user and shift) until a write changes a figure; the
+cards no event announces are read per request, cheaply: the plant head's OEE
+and line health (the lines' own read model), the auditor's chain state (a
+cache entry) and the admin's connectors (one query on a small table).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from typing import Any
 from django.utils import timezone
 
 from bpmos.accounts import selectors as account_selectors
-from bpmos.dashboards import attention
+from bpmos.dashboards import attention, kpis, readmodels
 from bpmos.roles import Role
 from compliance import score as compliance_score
 from compliance import selectors as compliance_selectors
@@ -41,6 +47,7 @@ from exceptions import selectors as exception_selectors
 from inventory import selectors as inventory_selectors
 from lines import selectors as line_selectors
 from lines import wip
+from lines.readmodels import LINE_STATUS
 from passports import selectors as passport_selectors
 from runbooks import selectors as runbook_selectors
 from scada import selectors as scada_selectors
@@ -103,7 +110,21 @@ def _alarms_card() -> Card:
 
 
 def _operator(user, own: bool, now: datetime) -> list[Card]:
-    shift = line_selectors.current_shift(now=now)
+    shift = kpis.current_shift(now)
+    key = f"operator:{f'user-{user.pk}' if own else 'plant'}:" + (
+        "no-shift" if shift is None else f"{shift.start:%Y%m%dT%H%M%S}"
+    )
+    return readmodels.ROLE_SUMMARY[Role.OPERATOR].get(
+        key,
+        lambda: (
+            _operator_cards(user, own, shift),
+            None if shift is None else shift.end,
+        ),
+        valid=lambda cards: shift is None or shift.start <= now < shift.end,
+    )
+
+
+def _operator_cards(user, own: bool, shift) -> list[Card]:
     cards = [
         Card(
             "shiftInfo",
@@ -188,7 +209,16 @@ def _bottleneck_card() -> Card:
     )
 
 
+def _cached(role: str, build) -> list[Card]:
+    """``build()``'s cards from ``role``'s read model (only writes change them)."""
+    return readmodels.ROLE_SUMMARY[role].get(role, lambda: (build(), None))
+
+
 def _planner(user, own: bool, now: datetime) -> list[Card]:
+    return _cached(Role.PLANNER, _planner_cards)
+
+
+def _planner_cards() -> list[Card]:
     orders = runbook_selectors.work_order_status_counts()
     work_orders = CardLink("workOrders", None, "/api/workorders")
     return [
@@ -217,6 +247,10 @@ def _planner(user, own: bool, now: datetime) -> list[Card]:
 
 
 def _supervisor(user, own: bool, now: datetime) -> list[Card]:
+    return _cached(Role.SUPERVISOR, _supervisor_cards)
+
+
+def _supervisor_cards() -> list[Card]:
     holds = (
         inventory_selectors.item_on_hold_count()
         + passport_selectors.passport_on_hold_count()
@@ -255,12 +289,29 @@ def _supervisor(user, own: bool, now: datetime) -> list[Card]:
     ]
 
 
+def _live_summary(now: datetime) -> line_selectors.LiveSummary:
+    """The lines' live status summary (OEE this shift, stations not blocked),
+    kept in the lines' own read model (``LINE_STATUS``: invalidated by every
+    machine, station, line and snapshot change) until it stops being right."""
+
+    def compute():
+        live = line_selectors.live_status_summary(now=now)
+        return live, live.valid_until
+
+    return LINE_STATUS.get(
+        "dashboard-live-summary",
+        compute,
+        valid=lambda live: live.updated_at <= now < live.valid_until,
+    )
+
+
 def _plant_head(user, own: bool, now: datetime) -> list[Card]:
-    live = line_selectors.live_status_summary(now=now)
+    bottleneck, exceptions = _cached(Role.PLANT_HEAD, _plant_head_cards)
+    live = _live_summary(now)
     oee = _percent(live.oee)
     health = _percent(live.health_percent)
     return [
-        _bottleneck_card(),
+        bottleneck,
         Card(
             "plantOee",
             "Plant OEE this shift",
@@ -278,6 +329,15 @@ def _plant_head(user, own: bool, now: datetime) -> list[Card]:
             CardLink("liveStatus", None, "/api/live-status/summary"),
             {"activeLines": live.active_lines, "totalLines": live.total_lines},
         ),
+        exceptions,
+    ]
+
+
+def _plant_head_cards() -> list[Card]:
+    """The plant head's cards that only writes change: the bottleneck and the
+    exceptions escalated to the plant head."""
+    return [
+        _bottleneck_card(),
         _count_card(
             "escalatedExceptions",
             "Exceptions escalated to the plant head",
@@ -340,45 +400,50 @@ def _chain_card() -> Card:
 
 
 def _auditor(user, own: bool, now: datetime) -> list[Card]:
-    return [_compliance_card(), _chain_card()]
+    return [*_cached(Role.AUDITOR, lambda: [_compliance_card()]), _chain_card()]
 
 
 def _admin(user, own: bool, now: datetime) -> list[Card]:
+    users, compliance = _cached(Role.ADMIN, lambda: [_users_card(), _compliance_card()])
+    return [_connectors_card(), users, compliance]
+
+
+def _connectors_card() -> Card:
     connectors = scada_selectors.connector_health()
+    return Card(
+        "connectorHealth",
+        "Connectors communicating",
+        connectors["ok"],
+        "count",
+        OK
+        if connectors["lost"] == 0 and connectors["unknown"] == 0
+        else (CRITICAL if connectors["lost"] else WARNING),
+        CardLink("connectors", None, "/api/scada/connectors"),
+        {
+            "enabled": connectors["enabled"],
+            "ok": connectors["ok"],
+            "lost": connectors["lost"],
+            "unknown": connectors["unknown"],
+            "disabled": connectors["disabled"],
+        },
+    )
+
+
+def _users_card() -> Card:
     users = account_selectors.user_health()
-    return [
-        Card(
-            "connectorHealth",
-            "Connectors communicating",
-            connectors["ok"],
-            "count",
-            OK
-            if connectors["lost"] == 0 and connectors["unknown"] == 0
-            else (CRITICAL if connectors["lost"] else WARNING),
-            CardLink("connectors", None, "/api/scada/connectors"),
-            {
-                "enabled": connectors["enabled"],
-                "ok": connectors["ok"],
-                "lost": connectors["lost"],
-                "unknown": connectors["unknown"],
-                "disabled": connectors["disabled"],
-            },
-        ),
-        Card(
-            "userHealth",
-            "Active users",
-            users["active"],
-            "count",
-            None,
-            CardLink("users", None, "/api/auth/users"),
-            {
-                "inactive": users["inactive"],
-                "neverSignedIn": users["neverSignedIn"],
-                "byRole": users["byRole"],
-            },
-        ),
-        _compliance_card(),
-    ]
+    return Card(
+        "userHealth",
+        "Active users",
+        users["active"],
+        "count",
+        None,
+        CardLink("users", None, "/api/auth/users"),
+        {
+            "inactive": users["inactive"],
+            "neverSignedIn": users["neverSignedIn"],
+            "byRole": users["byRole"],
+        },
+    )
 
 
 _CARDS = {
