@@ -628,19 +628,37 @@ def dashboard_requests(
     # The summary, the distributions and the role dashboards come from read
     # models (bpmos.dashboards.readmodels): "served" is a read while nothing
     # changes (every screen's poll), "after a write" the first read after a
-    # write dropped the payload (the read model invalidated before each).
-    def read_model_requests(label: str, path: str, token: str, model) -> None:
+    # write dropped the payloads: every part of it, the worst case (its read
+    # models invalidated before each request).
+    def read_model_requests(label: str, path: str, token: str, *models) -> None:
         timer.get(f"{label} (served)", path, token)
-        if model is not None:
-            timer.get(f"{label} (after a write)", path, token, before=model.invalidate)
+        if not models:
+            return
+
+        def write() -> None:
+            for model in models:
+                model.invalidate()
+
+        timer.get(f"{label} (after a write)", path, token, before=write)
 
     head = tokens["plant-head"]
-    read_model_requests("summary", "/api/dashboard/summary", head, readmodels.SUMMARY)
+    rm = readmodels
+    read_model_requests(
+        "summary",
+        "/api/dashboard/summary",
+        head,
+        rm.PLAN,
+        rm.FIRST_PASS,
+        rm.PIECES,
+        rm.HOLDS,
+    )
     read_model_requests(
         "distributions",
         "/api/dashboard/distributions",
         head,
-        readmodels.DISTRIBUTIONS,
+        rm.STAGE_WIP,
+        rm.CUSTODY,
+        rm.STOCK,
     )
     day = {"bucket": "hour", "from": (now - timedelta(days=1)).isoformat()}
     month = {"bucket": "day", "from": (now - timedelta(days=30)).isoformat()}
@@ -662,13 +680,14 @@ def dashboard_requests(
             f"{role} summary",
             f"/api/dashboard/{role}/summary",
             tokens[role],
-            readmodels.ROLE_SUMMARY[role],
+            rm.ROLE_SUMMARY[role],
+            *((rm.STAGE_WIP,) if role in ("planner", "plant-head") else ()),
         )
         read_model_requests(
             f"{role} attention",
             f"/api/dashboard/{role}/attention",
             tokens[role],
-            readmodels.ATTENTION.get(role),
+            *((rm.ATTENTION[role],) if role in rm.ATTENTION else ()),
         )
 
 

@@ -119,6 +119,10 @@ class ReadModel:
                 exc_info=True,
             )
 
+    def invalidate_key(self) -> str:
+        """The cache key of this read model's generation (``invalidate_many``)."""
+        return self._generation_key
+
     def changed(self) -> None:
         """A write the payloads depend on: invalidate now and at commit."""
         self.invalidate()
@@ -142,3 +146,18 @@ class ReadModel:
 
     def _on_write(self, sender, **kwargs) -> None:
         self.changed()
+
+
+def invalidate_many(models: Iterable[ReadModel]) -> None:
+    """``invalidate()`` several read models in one cache round trip."""
+    keys = {model.invalidate_key(): uuid.uuid4().hex for model in models}
+    if not keys:
+        return
+    try:
+        cache.set_many(keys, None)
+    except Exception:
+        log.warning(
+            "read models: cache unreachable; payloads may be served up to %.0f s old",
+            MAX_AGE,
+            exc_info=True,
+        )

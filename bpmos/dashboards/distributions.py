@@ -7,8 +7,9 @@
   cells) per custodian kind, every kind in chain order.
 * **Inventory by status**: items in stock per status (Good, Hold, Blocked).
 
-Cost: four queries when computed, whatever the size of the plant; served from
-a read model (``readmodels.DISTRIBUTIONS``) until a write changes a figure.
+Cost: four queries when computed, whatever the size of the plant; each
+breakdown is served from its read model (``readmodels.STAGE_WIP``,
+``CUSTODY``, ``STOCK``) until a write changes it.
 """
 
 from __future__ import annotations
@@ -42,20 +43,24 @@ class Distributions:
     inventory_by_status: list[StatusShare]
 
 
+def stage_wip_list() -> list[wip.StageWip]:
+    """WIP per stage of every active runbook (``lines.wip``), from its read
+    model (``readmodels.STAGE_WIP``) while no work order, stage or runbook
+    changed; also the planner's and plant head's bottleneck cards."""
+    return readmodels.STAGE_WIP.get("stages", lambda: (wip.stage_wip_list(), None))
+
+
 def distributions_get() -> Distributions:
-    """The three breakdowns, as they are now: from the read model while
-    nothing they count changed."""
-    return readmodels.DISTRIBUTIONS.get(
-        "distributions", lambda: (distributions_compute(), None)
+    """The three breakdowns, as they are now; each from its read model while
+    nothing it counts changed (one query each to compute it again)."""
+    custody = readmodels.CUSTODY.get(
+        "custody", lambda: (passport_selectors.custody_mix(), None)
     )
-
-
-def distributions_compute() -> Distributions:
-    """The three breakdowns, from the database (four queries)."""
-    custody = passport_selectors.custody_mix()
-    stock = inventory_selectors.item_status_counts()
+    stock = readmodels.STOCK.get(
+        "stock", lambda: (inventory_selectors.item_status_counts(), None)
+    )
     return Distributions(
-        stage_mix=wip.stage_wip_list(),
+        stage_mix=stage_wip_list(),
         custody_mix=[
             CustodyShare(kind=label, count=custody[value])
             for value, label in CustodianKind.choices

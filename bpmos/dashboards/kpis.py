@@ -20,14 +20,15 @@ Definitions (docs/dashboards.md has them with a worked example):
   inventory items in stock on Hold, passports on hold.
 
 Cost: seven queries when computed, whatever the size of the plant; nothing
-scans readings. Served from a read model (``readmodels.SUMMARY``, keyed by the
-three windows and kept until the first of them ends) until a write changes a
-figure: then no query at all.
+scans readings. Served from read models, one per part (``readmodels.PLAN``,
+``FIRST_PASS``, ``PIECES``: keyed by the three windows and kept until the
+first of them ends; ``HOLDS``; the shift from ``CALENDAR``): no query while
+nothing changed, then only the parts a write dropped.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -36,7 +37,6 @@ from django.utils import timezone
 
 from bpmos.dashboards import readmodels
 from inventory import selectors as inventory_selectors
-from inventory.models import ItemStatus
 from lines import oee
 from lines import selectors as line_selectors
 from lines.models import Line
@@ -127,34 +127,25 @@ def summary_windows(now: datetime) -> dict[str, tuple[datetime, datetime]]:
 
 
 def summary_get(*, now: datetime | None = None) -> Summary:
-    """The summary at ``now`` (default: the current time): served from the read
-    model while nothing it counts changed and its windows hold ``now``."""
+    """The summary at ``now`` (default: the current time). Each part comes
+    from its read model while nothing it counts changed and its windows hold
+    ``now``; only the parts a write dropped are computed (one query each)."""
     now = now or timezone.now()
     windows = summary_windows(now)
-    key = "summary:" + ":".join(
+    key = ":".join(
         f"{start:%Y%m%dT%H%M%S}-{end:%Y%m%dT%H%M%S}" for start, end in windows.values()
     )
-    summary = readmodels.SUMMARY.get(
-        key,
-        lambda: (
-            summary_compute(now=now, windows=windows),
-            min(end for _, end in windows.values()),
-        ),
-        valid=lambda found: all(
-            readmodels.in_window(start, end, now) for start, end in windows.values()
-        ),
-    )
-    return replace(summary, as_of=now)
+    until = min(end for _, end in windows.values())
 
+    def valid(_found) -> bool:
+        return all(readmodels.in_window(s, e, now) for s, e in windows.values())
 
-def summary_compute(
-    *, now: datetime, windows: dict[str, tuple[datetime, datetime]]
-) -> Summary:
-    """The summary's figures over ``windows``, from the database (six
-    queries)."""
-    plan = runbook_selectors.work_order_plan_and_built(windows=windows)
-    first_pass = passport_selectors.first_pass_counts(windows=windows)
-    pieces = line_selectors.snapshot_piece_counts(windows=windows)
+    def part(model, select):
+        return model.get(key, lambda: (select(windows=windows), until), valid=valid)
+
+    plan = part(readmodels.PLAN, runbook_selectors.work_order_plan_and_built)
+    first_pass = part(readmodels.FIRST_PASS, passport_selectors.first_pass_counts)
+    pieces = part(readmodels.PIECES, line_selectors.snapshot_piece_counts)
     figures = {
         name: WindowFigures(
             start=start,
@@ -179,9 +170,14 @@ def summary_compute(
         shift=figures["shift"],
         today=figures["today"],
         week=figures["week"],
-        hold=HoldFigures(
-            work_order_stages=runbook_selectors.work_order_stage_hold_count(),
-            inventory_items=inventory_selectors.item_status_counts()[ItemStatus.HOLD],
-            passports=passport_selectors.passport_hold_count(),
-        ),
+        hold=readmodels.HOLDS.get("hold", lambda: (hold_figures(), None)),
+    )
+
+
+def hold_figures() -> HoldFigures:
+    """What is on hold now, from the database (three queries)."""
+    return HoldFigures(
+        work_order_stages=runbook_selectors.work_order_stage_hold_count(),
+        inventory_items=inventory_selectors.item_on_hold_count(),
+        passports=passport_selectors.passport_hold_count(),
     )

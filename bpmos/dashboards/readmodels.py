@@ -6,14 +6,14 @@ Invalidation (docs/dashboards.md, "Read models"), two ways, so that no write
 the domain announces is missed:
 
 * every ``post_save`` / ``post_delete`` of the models a read model names
-  (``ReadModel.connect``: services' ORM writes, admin edits, beat's OEE
-  snapshots and compliance scores);
+  (services' ORM writes, admin edits, beat's OEE snapshots and compliance
+  scores);
 * every domain event of a family those models belong to (``on_event``,
   registered with ``bpmos.events.event_listen``: it runs in the publisher's
   transaction), which also covers the services' ``queryset.update()`` writes
-  that no signal reports (an alarm acknowledged, a return approved). One
-  batch per transaction: each read model invalidated once at once and once
-  on commit.
+  that no signal reports (a return approved). Each write drops the payloads
+  at once (one cache round trip), and each transaction once more on commit
+  (once per read model, however many rows it wrote).
 
 Time: a payload whose figures depend on the clock is keyed by its window
 (the plant's current shift, the UTC day, the ISO week) and stored only until
@@ -35,6 +35,7 @@ from datetime import datetime
 
 from django.db import connection, transaction
 
+from bpmos import readcache
 from bpmos.readcache import ReadModel
 from bpmos.roles import Role
 
@@ -69,23 +70,25 @@ EVENT_MODELS: dict[str, tuple[str, ...]] = {
 
 # The shift running now on the first active line (``current_shift``).
 CALENDAR = ReadModel("dashboard-calendar", LINES)
-SUMMARY = ReadModel(
-    "dashboard-summary", (*WORK, *ITEMS, *PASSPORTS, *LEDGER, *LINES, *SNAPSHOTS)
-)
-DISTRIBUTIONS = ReadModel(
-    "dashboard-distributions", (*RUNBOOKS, *WORK, *ITEMS, *PASSPORTS)
-)
+# The summary's parts, each dropped only by the writes to its own figures: a
+# work order completed recomputes Planned and Built, not the ledger's Yield.
+PLAN = ReadModel("dashboard-plan", WORK)  # planned, built per window
+FIRST_PASS = ReadModel("dashboard-first-pass", LEDGER)  # QA tested, passed
+PIECES = ReadModel("dashboard-pieces", SNAPSHOTS)  # good, rejected
+HOLDS = ReadModel("dashboard-holds", (*WORK, *ITEMS, *PASSPORTS))
+# The distributions' parts (the stage WIP also makes the bottleneck cards).
+STAGE_WIP = ReadModel("dashboard-stage-wip", (*RUNBOOKS, *WORK))
+CUSTODY = ReadModel("dashboard-custody", PASSPORTS)
+STOCK = ReadModel("dashboard-stock", ITEMS)
 # Each role's cards, without the ones read per request (module docstring).
 ROLE_SUMMARY: dict[str, ReadModel] = {
     Role.OPERATOR: ReadModel("dashboard-operator-summary", (*LINES, *WORK, *ALARMS)),
-    Role.PLANNER: ReadModel("dashboard-planner-summary", (*RUNBOOKS, *WORK)),
+    Role.PLANNER: ReadModel("dashboard-planner-summary", WORK),
     Role.SUPERVISOR: ReadModel(
         "dashboard-supervisor-summary",
         (*GATES, *EXCEPTIONS, *ITEMS, *PASSPORTS, *RETURNS),
     ),
-    Role.PLANT_HEAD: ReadModel(
-        "dashboard-plant-head-summary", (*RUNBOOKS, *WORK, *EXCEPTIONS)
-    ),
+    Role.PLANT_HEAD: ReadModel("dashboard-plant-head-summary", EXCEPTIONS),
     Role.AUDITOR: ReadModel("dashboard-auditor-summary", SCORES),
     Role.ADMIN: ReadModel("dashboard-admin-summary", (*USERS, *SCORES)),
 }
@@ -102,8 +105,13 @@ ATTENTION: dict[str, ReadModel] = {
 
 ALL: tuple[ReadModel, ...] = (
     CALENDAR,
-    SUMMARY,
-    DISTRIBUTIONS,
+    PLAN,
+    FIRST_PASS,
+    PIECES,
+    HOLDS,
+    STAGE_WIP,
+    CUSTODY,
+    STOCK,
     *ROLE_SUMMARY.values(),
     *ATTENTION.values(),
 )
@@ -111,29 +119,32 @@ ALL: tuple[ReadModel, ...] = (
 
 def read_models_of(event_name: str) -> list[ReadModel]:
     """The read models a domain event named ``event_name`` may have changed."""
-    family = event_name.partition(".")[0]
-    models = set(EVENT_MODELS.get(family, ()))
-    if not models:
-        return []
+    models = set(EVENT_MODELS.get(event_name.partition(".")[0], ()))
     return [model for model in ALL if models & set(model.models)]
+
+
+def read_models_of_model(label: str) -> list[ReadModel]:
+    """The read models computed from the model ``label`` ("app.Model")."""
+    return [model for model in ALL if label in model.models]
 
 
 @dataclass
 class _Batch:
-    """The read models one transaction changed; invalidated again on commit."""
+    """The read models one transaction changed, invalidated again on commit."""
 
     models: dict[str, ReadModel] = field(default_factory=dict)
 
     def flush(self) -> None:
         _local.batch = None
-        for model in self.models.values():
-            model.invalidate()
+        readcache.invalidate_many(self.models.values())
 
 
 _local = threading.local()
 
 
 def _current_batch() -> _Batch:
+    """This thread's transaction's batch (a new one, flushed on commit, when
+    it has none or the one it had was rolled back)."""
     batch = getattr(_local, "batch", None)
     if batch is not None and any(
         entry[1] == batch.flush for entry in connection.run_on_commit
@@ -144,29 +155,49 @@ def _current_batch() -> _Batch:
     return batch
 
 
-def on_event(event) -> None:
-    """``bpmos.events`` listener: drop the payloads ``event`` may have changed,
-    now (the writer's own next read) and once more when its transaction
-    commits (a reader who computed from the state before it)."""
-    models = read_models_of(event.name)
+def changed(models: list[ReadModel]) -> None:
+    """A write ``models`` are computed from: drop their payloads now, in one
+    cache round trip (the writer's own next read, even between two writes of
+    one transaction), and inside a transaction once more when it commits (a
+    reader who computed from the state before it): each read model once per
+    transaction, however many rows or events."""
     if not models:
         return
-    batch = _current_batch() if connection.in_atomic_block else None
-    for model in models:
-        if batch is None:
-            model.invalidate()
-        elif model.name not in batch.models:
-            model.invalidate()
-            batch.models[model.name] = model
+    readcache.invalidate_many(models)
+    if connection.in_atomic_block:
+        batch = _current_batch()
+        for model in models:
+            batch.models.setdefault(model.name, model)
+
+
+def on_event(event) -> None:
+    """``bpmos.events`` listener: drop the payloads ``event`` may have changed."""
+    changed(read_models_of(event.name))
 
 
 def install() -> None:
-    """Connect the read models to their models' writes and to the domain
-    events (bpmos/apps.py calls this once, after the app registry is ready)."""
+    """Drop the payloads on every save and delete of the models they are
+    computed from, and on the domain events (bpmos/apps.py calls this once,
+    after the app registry is ready)."""
+    from django.apps import apps
+    from django.db.models.signals import post_delete, post_save
+
     from bpmos.events.services import event_listen
 
-    for model in ALL:
-        model.connect()
+    labels = {label for model in ALL for label in model.models}
+    for label in sorted(labels):
+        models = read_models_of_model(label)
+
+        def on_write(sender, models=models, **kwargs) -> None:
+            changed(models)
+
+        for signal, name in ((post_save, "save"), (post_delete, "delete")):
+            signal.connect(
+                on_write,
+                sender=apps.get_model(label),
+                weak=False,
+                dispatch_uid=f"dashboard-readmodels:{label}:{name}",
+            )
     event_listen(on_event)
 
 

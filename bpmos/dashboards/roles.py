@@ -39,7 +39,7 @@ from typing import Any
 from django.utils import timezone
 
 from bpmos.accounts import selectors as account_selectors
-from bpmos.dashboards import attention, kpis, readmodels
+from bpmos.dashboards import attention, distributions, kpis, readmodels
 from bpmos.roles import Role
 from compliance import score as compliance_score
 from compliance import selectors as compliance_selectors
@@ -179,7 +179,7 @@ def _operator_cards(user, own: bool, shift) -> list[Card]:
 
 
 def _bottleneck_card() -> Card:
-    stages = wip.stage_wip_list()
+    stages = distributions.stage_wip_list()
     top = wip.bottleneck(stages)
     ranked = sorted((s for s in stages if s.wip), key=lambda s: s.rank(), reverse=True)[
         :BOTTLENECK_STAGES
@@ -215,7 +215,7 @@ def _cached(role: str, build) -> list[Card]:
 
 
 def _planner(user, own: bool, now: datetime) -> list[Card]:
-    return _cached(Role.PLANNER, _planner_cards)
+    return [*_cached(Role.PLANNER, _planner_cards), _bottleneck_card()]
 
 
 def _planner_cards() -> list[Card]:
@@ -242,7 +242,6 @@ def _planner_cards() -> list[Card]:
             runbook_selectors.stage_blocked_count(),
             link=CardLink("stages", None, "/api/stages"),
         ),
-        _bottleneck_card(),
     ]
 
 
@@ -306,12 +305,12 @@ def _live_summary(now: datetime) -> line_selectors.LiveSummary:
 
 
 def _plant_head(user, own: bool, now: datetime) -> list[Card]:
-    bottleneck, exceptions = _cached(Role.PLANT_HEAD, _plant_head_cards)
+    (exceptions,) = _cached(Role.PLANT_HEAD, _plant_head_cards)
     live = _live_summary(now)
     oee = _percent(live.oee)
     health = _percent(live.health_percent)
     return [
-        bottleneck,
+        _bottleneck_card(),
         Card(
             "plantOee",
             "Plant OEE this shift",
@@ -334,10 +333,9 @@ def _plant_head(user, own: bool, now: datetime) -> list[Card]:
 
 
 def _plant_head_cards() -> list[Card]:
-    """The plant head's cards that only writes change: the bottleneck and the
-    exceptions escalated to the plant head."""
+    """The plant head's card of its own read model: the exceptions escalated
+    to the plant head."""
     return [
-        _bottleneck_card(),
         _count_card(
             "escalatedExceptions",
             "Exceptions escalated to the plant head",
