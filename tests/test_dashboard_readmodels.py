@@ -264,3 +264,25 @@ def test_the_domain_events_drop_the_read_models_they_can_change():
     assert "dashboard-plant-head-attention" in names("exception.escalated")
     assert "dashboard-admin-summary" in names("user.registered")
     assert names("attention.changed") == set()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", Role.values)
+def test_the_served_attention_body_is_the_serializers(
+    role,
+    plant,  # noqa: F811
+    make_user,
+):
+    """The attention list is cached written out (its items as the API writes
+    them): the same body as the serializer makes of the list computed now,
+    when computed and when served."""
+    from bpmos.dashboards import attention
+    from bpmos.dashboards.api.roles_serializers import AttentionListSerializer
+
+    user = plant["olga"] if role == "operator" else make_user(role)
+    expected = AttentionListSerializer(
+        attention.attention_list(role=role, user=user)
+    ).data
+    assert attention.attention_body(role=role, user=user) == expected  # computed
+    assert attention.attention_body(role=role, user=user) == expected  # served
+    assert expected["count"] > 0 or role == "auditor"  # never verified: none

@@ -33,6 +33,7 @@ from datetime import datetime
 from django.core.cache.backends.base import InvalidCacheBackendError
 
 from bpmos.dashboards import readmodels
+from bpmos.fields import utc_text
 from bpmos.roles import Role
 from compliance import selectors as compliance_selectors
 from elog import chain_status
@@ -266,28 +267,55 @@ _BUILDERS = {
 _KIND_ORDER = [CHAIN, EXCEPTION, BLOCKED_STAGE, GATE, ALARM, CONNECTOR, HOLD, RETURN]
 
 
-def _kind_items(role: str, user, kinds) -> dict[str, list[Item]]:
-    return {kind: _BUILDERS[kind](role, user) for kind in kinds}
-
-
 def attention_list(*, role: str, user) -> AttentionList:
     """The items of ``role``'s list as ``user`` sees them, most severe first
-    (then by kind, then oldest). One query per kind (holds: two) when
-    computed; served from the role's read model while nothing changed."""
+    (then by kind, then oldest), from the database: one query per kind
+    (holds: two). ``attention_body`` serves the same, cached."""
+    items: list[Item] = []
+    for kind in _KIND_ORDER:
+        if kind in KINDS_BY_ROLE[role]:
+            items.extend(_BUILDERS[kind](role, user))
+    items.sort(key=lambda item: _SEVERITY_ORDER.get(item.severity, 9))  # stable
+    return AttentionList(role=role, items=items)
+
+
+def item_body(item: Item) -> dict:
+    """``item`` as the API writes it (``AttentionItemSerializer``'s shape)."""
+    since = item.since
+    return {
+        "id": item.id,
+        "kind": item.kind,
+        "title": item.title,
+        "severity": item.severity,
+        "since": since if since is None or isinstance(since, str) else utc_text(since),
+        "link": {"type": item.link.type, "id": item.link.id, "path": item.link.path},
+    }
+
+
+def _kind_bodies(role: str, user, kinds) -> dict[str, list[dict]]:
+    return {
+        kind: [item_body(item) for item in _BUILDERS[kind](role, user)]
+        for kind in kinds
+    }
+
+
+def attention_body(*, role: str, user) -> dict:
+    """``attention_list`` as the API body (``{"role", "count", "items"}``),
+    its items already written out: the kinds of the role's read model
+    (``readmodels.ATTENTION``; an operator's own list per user) from the cache
+    while nothing they list changed, ``LIVE_KINDS`` read now."""
     kinds = KINDS_BY_ROLE[role]
     cached = kinds - LIVE_KINDS
-    by_kind: dict[str, list[Item]] = {}
+    by_kind: dict[str, list[dict]] = {}
     if cached:
         own = role == Role.OPERATOR and user.role == Role.OPERATOR
         key = f"{role}:user-{user.pk}" if own else f"{role}:plant"
         by_kind.update(
             readmodels.ATTENTION[role].get(
-                key, lambda: (_kind_items(role, user, cached), None)
+                key, lambda: (_kind_bodies(role, user, cached), None)
             )
         )
-    by_kind.update(_kind_items(role, user, kinds & LIVE_KINDS))
-    items: list[Item] = []
-    for kind in _KIND_ORDER:
-        items.extend(by_kind.get(kind, ()))
-    items.sort(key=lambda item: _SEVERITY_ORDER.get(item.severity, 9))  # stable
-    return AttentionList(role=role, items=items)
+    by_kind.update(_kind_bodies(role, user, kinds & LIVE_KINDS))
+    items = [item for kind in _KIND_ORDER for item in by_kind.get(kind, ())]
+    items.sort(key=lambda item: _SEVERITY_ORDER.get(item["severity"], 9))  # stable
+    return {"role": role, "count": len(items), "items": items}
