@@ -37,6 +37,10 @@ re-creates (migrated) on every run; nothing else is touched.
    role's ``/summary`` and ``/attention``, and ``/api/logs``: the first page, a
    page deep in the stream (its cursor followed ``--deep-pages`` pages down),
    each category, a severity, a time window, a common and a rare search term.
+   The summary, the distributions and the role dashboards come from read
+   models (``bpmos.dashboards.readmodels``): each is timed "served" (nothing
+   changed) and "after a write" (its read models dropped before each request,
+   untimed). ``--only-read-models`` times only those.
 3. The machine-speed factor, as ``bench.lines`` prints it (50 readings
    through a ModelSerializer, against docs/performance.md's 1.85 ms), so the
    figures compare across machines.
