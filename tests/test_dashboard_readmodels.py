@@ -55,7 +55,7 @@ def without_clock(body: dict) -> dict:
     return {key: value for key, value in body.items() if key not in CLOCK_KEYS}
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # reads inside a transaction compute
 @pytest.mark.parametrize("path", ENDPOINTS)
 def test_a_second_read_is_served_from_the_cache(
     path,
@@ -204,7 +204,7 @@ def test_a_raw_update_is_seen_once_its_event_is_published(plant):  # noqa: F811
     assert client.get(path).json()["cards"][1]["value"] == 0
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_payload_is_never_served_outside_its_window(make_user):
     """Line A's shifts start 06:00, 14:00, 22:00. A summary read at 13:59 and
     one at 14:00 (nothing written in between) are different shifts; the day
@@ -232,6 +232,25 @@ def test_a_payload_is_never_served_outside_its_window(make_user):
     assert monday["today"]["from"] == "2026-03-09T00:00:00Z"
     assert monday["week"]["from"] == "2026-03-09T00:00:00Z"
     assert late["week"]["from"] == "2026-03-02T00:00:00Z"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_read_inside_a_transaction_is_computed_not_stored(
+    plant,  # noqa: F811
+    django_assert_max_num_queries,
+):
+    """A payload computed inside a transaction may count writes no signal
+    reported (``bulk_create``) and that roll back: it is never stored."""
+    from bpmos.dashboards import kpis
+    from inventory.models import Item
+
+    assert kpis.summary_get().hold.inventory_items == 1  # stored (autocommit)
+    with transaction.atomic():
+        Item.objects.filter(code="CELL-2").update(status="hold")  # no signal
+        assert kpis.summary_get().hold.inventory_items == 2  # computed
+        transaction.set_rollback(True)
+    with django_assert_max_num_queries(0):  # served: the cache only
+        assert kpis.summary_get().hold.inventory_items == 1
 
 
 def test_the_domain_events_drop_the_read_models_they_can_change():
@@ -266,7 +285,7 @@ def test_the_domain_events_drop_the_read_models_they_can_change():
     assert names("attention.changed") == set()
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("role", Role.values)
 def test_the_served_attention_body_is_the_serializers(
     role,

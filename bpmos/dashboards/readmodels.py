@@ -20,6 +20,10 @@ Time: a payload whose figures depend on the clock is keyed by its window
 the earliest of them ends (``readcache.MAX_AGE`` at most). The current shift
 itself comes from ``CALENDAR``, checked against the clock on every read.
 
+Only reads outside a transaction (web requests run in autocommit) use the
+cache (``DashboardReadModel``): a payload computed inside one may count its
+uncommitted writes and outlive a rollback, so it is computed, not stored.
+
 Figures that change without any event or signal stay out of the cache and
 are read per request (each one cheap query, or none): the connectors'
 communication state (the collectors write it in bulk), the audit chain's
@@ -68,39 +72,54 @@ EVENT_MODELS: dict[str, tuple[str, ...]] = {
     "user": USERS,
 }
 
+
+class DashboardReadModel(ReadModel):
+    """A ``ReadModel`` that serves and stores only outside transactions: a
+    payload computed inside one may count its uncommitted writes (some of
+    them signal-less: ``bulk_create``, raw SQL) and outlive a rollback. Web
+    reads run in autocommit; a read inside a transaction computes."""
+
+    def get(self, key, compute, *, valid=None):
+        if connection.in_atomic_block:
+            return compute()[0]
+        return super().get(key, compute, valid=valid)
+
+
 # The shift running now on the first active line (``current_shift``).
-CALENDAR = ReadModel("dashboard-calendar", LINES)
+CALENDAR = DashboardReadModel("dashboard-calendar", LINES)
 # The summary's parts, each dropped only by the writes to its own figures: a
 # work order completed recomputes Planned and Built, not the ledger's Yield.
-PLAN = ReadModel("dashboard-plan", WORK)  # planned, built per window
-FIRST_PASS = ReadModel("dashboard-first-pass", LEDGER)  # QA tested, passed
-PIECES = ReadModel("dashboard-pieces", SNAPSHOTS)  # good, rejected
-HOLDS = ReadModel("dashboard-holds", (*WORK, *ITEMS, *PASSPORTS))
+PLAN = DashboardReadModel("dashboard-plan", WORK)  # planned, built per window
+FIRST_PASS = DashboardReadModel("dashboard-first-pass", LEDGER)  # QA tested, passed
+PIECES = DashboardReadModel("dashboard-pieces", SNAPSHOTS)  # good, rejected
+HOLDS = DashboardReadModel("dashboard-holds", (*WORK, *ITEMS, *PASSPORTS))
 # The distributions' parts (the stage WIP also makes the bottleneck cards).
-STAGE_WIP = ReadModel("dashboard-stage-wip", (*RUNBOOKS, *WORK))
-CUSTODY = ReadModel("dashboard-custody", PASSPORTS)
-STOCK = ReadModel("dashboard-stock", ITEMS)
+STAGE_WIP = DashboardReadModel("dashboard-stage-wip", (*RUNBOOKS, *WORK))
+CUSTODY = DashboardReadModel("dashboard-custody", PASSPORTS)
+STOCK = DashboardReadModel("dashboard-stock", ITEMS)
 # Each role's cards, without the ones read per request (module docstring).
 ROLE_SUMMARY: dict[str, ReadModel] = {
-    Role.OPERATOR: ReadModel("dashboard-operator-summary", (*LINES, *WORK, *ALARMS)),
-    Role.PLANNER: ReadModel("dashboard-planner-summary", WORK),
-    Role.SUPERVISOR: ReadModel(
+    Role.OPERATOR: DashboardReadModel(
+        "dashboard-operator-summary", (*LINES, *WORK, *ALARMS)
+    ),
+    Role.PLANNER: DashboardReadModel("dashboard-planner-summary", WORK),
+    Role.SUPERVISOR: DashboardReadModel(
         "dashboard-supervisor-summary",
         (*GATES, *EXCEPTIONS, *ITEMS, *PASSPORTS, *RETURNS),
     ),
-    Role.PLANT_HEAD: ReadModel("dashboard-plant-head-summary", EXCEPTIONS),
-    Role.AUDITOR: ReadModel("dashboard-auditor-summary", SCORES),
-    Role.ADMIN: ReadModel("dashboard-admin-summary", (*USERS, *SCORES)),
+    Role.PLANT_HEAD: DashboardReadModel("dashboard-plant-head-summary", EXCEPTIONS),
+    Role.AUDITOR: DashboardReadModel("dashboard-auditor-summary", SCORES),
+    Role.ADMIN: DashboardReadModel("dashboard-admin-summary", (*USERS, *SCORES)),
 }
 # Each role's attention kinds, without the ones read per request.
 ATTENTION: dict[str, ReadModel] = {
-    Role.OPERATOR: ReadModel("dashboard-operator-attention", (*WORK, *ALARMS)),
-    Role.PLANNER: ReadModel("dashboard-planner-attention", WORK),
-    Role.SUPERVISOR: ReadModel(
+    Role.OPERATOR: DashboardReadModel("dashboard-operator-attention", (*WORK, *ALARMS)),
+    Role.PLANNER: DashboardReadModel("dashboard-planner-attention", WORK),
+    Role.SUPERVISOR: DashboardReadModel(
         "dashboard-supervisor-attention",
         (*GATES, *EXCEPTIONS, *ITEMS, *PASSPORTS, *RETURNS),
     ),
-    Role.PLANT_HEAD: ReadModel("dashboard-plant-head-attention", EXCEPTIONS),
+    Role.PLANT_HEAD: DashboardReadModel("dashboard-plant-head-attention", EXCEPTIONS),
 }
 
 ALL: tuple[ReadModel, ...] = (
