@@ -764,22 +764,28 @@ def line_hourly_figures(*, start: datetime, end: datetime) -> list[LineHours]:
     )
     # The hour as seconds since the epoch: integers load several times faster
     # than timestamps, and a month of a plant's machine-hours has few distinct.
-    rows = (
-        MachineHour.objects.filter(
-            machine_id__in=list(machines), hour__gte=start, hour__lt=end, is_stale=False
-        )
-        .order_by("machine_id", "hour")
-        .annotate(epoch=Cast(Extract("hour", "epoch"), BigIntegerField()))
-        .values_list(
-            "machine_id",
-            "epoch",
-            "first_change_microseconds",
-            "run_microseconds",
-            "last_state",
-            "good_count",
-            "reject_count",
-        )
+    # (SQLite has no epoch extract: there the hour is read as a datetime.)
+    hour_rows = MachineHour.objects.filter(
+        machine_id__in=list(machines), hour__gte=start, hour__lt=end, is_stale=False
+    ).order_by("machine_id", "hour")
+    inputs = (
+        "first_change_microseconds",
+        "run_microseconds",
+        "last_state",
+        "good_count",
+        "reject_count",
     )
+    if connection.vendor == "postgresql":
+        rows = hour_rows.annotate(
+            epoch=Cast(Extract("hour", "epoch"), BigIntegerField())
+        ).values_list("machine_id", "epoch", *inputs)
+    else:
+        rows = (
+            (machine_id, int(hour.timestamp()), *rest)
+            for machine_id, hour, *rest in hour_rows.values_list(
+                "machine_id", "hour", *inputs
+            )
+        )
     running = MachineState.RUNNING
     state: dict[int, str | None] = {}
     hours: dict[int, datetime] = {}
