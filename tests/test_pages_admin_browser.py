@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from passports.models import Passport
 from tests.support_backoffice import fill_every_model, is_reader_control
-from tests.support_browser import browser, save_screens, sign_in  # noqa: F401
+from tests.support_browser import save_screens, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -68,7 +68,7 @@ def plant(make_user):
 
 
 def test_an_auditor_finds_no_write_control_and_verifies_the_chains(
-    browser,  # noqa: F811
+    browser,
     live_server,
     make_user,
     plant,

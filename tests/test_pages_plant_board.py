@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 
 import httpx
 import pytest
+import time_machine
 from django.test import Client
 from django.utils import timezone
 
@@ -238,8 +239,10 @@ def test_without_a_snapshot_the_board_shows_the_figures_computed_now(make_user):
     user = make_user(Role.OPERATOR)
     client = Client()
     client.force_login(user)
-    board = board_of(client.get(BOARD).content.decode())
-    report = Client(headers=bearer(user)).get("/api/lines/line-a/oee").json()
+    # The live figures run to "now": the board and the API read the same one.
+    with time_machine.travel(timezone.now(), tick=False):
+        board = board_of(client.get(BOARD).content.decode())
+        report = Client(headers=bearer(user)).get("/api/lines/line-a/oee").json()
     assert report["source"] == "live"
     for name in ("oee", "availability", "performance", "quality"):
         assert board["line-a"]["figures"][name] == shown(report[name])
