@@ -3,8 +3,14 @@
 import os
 
 from celery import Celery
+from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bpmos.settings")
+
+# "filesystem://" (the embedded default's broker) means our subclass of kombu's
+# filesystem transport, whose messages appear whole (bpmos/fsbroker.py). An
+# alias, not CELERY_BROKER_TRANSPORT: that would override any other broker URL.
+TRANSPORT_ALIASES["filesystem"] = "bpmos.fsbroker:Transport"
 
 app = Celery("bpmos")
 app.config_from_object("django.conf:settings", namespace="CELERY")

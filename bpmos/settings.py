@@ -262,9 +262,8 @@ if CELERY_BROKER_URL == "filesystem://":
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     # Every folder named, or kombu makes its "control" folder (the broadcast
     # exchanges) in the working directory: in the checkout, beside manage.py.
-    # Messages written aside and renamed whole (bpmos/fsbroker.py): kombu's own
-    # writer let a worker read a half-written file and stop.
-    CELERY_BROKER_TRANSPORT = "bpmos.fsbroker:Transport"
+    # "filesystem://" is kombu's transport with messages written aside and
+    # renamed whole (bpmos/fsbroker.py, registered by bpmos/celery.py).
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "control_folder": str(_broker_dir / "control"),
         "data_folder_in": str(_broker_dir / "queue"),

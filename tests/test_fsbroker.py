@@ -35,10 +35,14 @@ def connect(folders) -> Connection:
     )
 
 
-def test_the_settings_use_it_for_the_embedded_broker(settings):
-    if settings.CELERY_BROKER_URL != "filesystem://":
-        pytest.skip("a Redis broker is configured (REDIS_URL)")
-    assert settings.CELERY_BROKER_TRANSPORT == "bpmos.fsbroker:Transport"
+def test_filesystem_urls_mean_it_and_other_urls_are_left_alone():
+    from bpmos.celery import app
+
+    fs = app.connection_for_write("filesystem://")
+    assert fs.transport_cls == "filesystem"
+    assert fs.get_transport_cls() is fsbroker.Transport
+    redis = app.connection_for_write("redis://127.0.0.1:1/0")
+    assert redis.get_transport_cls() is not fsbroker.Transport
 
 
 def test_a_message_goes_through_and_leaves_no_part_behind(folders):
