@@ -12,7 +12,6 @@ import re
 
 import httpx
 import pytest
-from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.test import Client
 
 from bpmos import access
@@ -24,7 +23,7 @@ from passports.models import EventKind
 from tests.conftest import PASSWORD, bearer
 from tests.dispatch_support import latest_job, make_pack, record
 from tests.support import daphne_server
-from tests.support_browser import WALL, save_screens, sign_in
+from tests.support_browser import WALL, save_screens, server_knows_password, sign_in
 
 URL = "/board/dispatch/"
 MOVE_BUTTON = 'data-action="move_to_past"'
@@ -173,13 +172,8 @@ def server(django_db_setup, tmp_path_factory):
 
 
 def daphne_user(make_user, role: str, username: str):
-    """A user the daphne process can sign in: the tests hash passwords with MD5
-    (conftest), which the server's own settings do not accept, so the password
-    is stored with the server's default hasher."""
-    user = make_user(role, username=username)
-    user.password = PBKDF2PasswordHasher().encode(PASSWORD, "daphnesalt")
-    user.save(update_fields=["password"])
-    return user
+    """A user the daphne process can sign in (``server_knows_password``)."""
+    return server_knows_password(make_user(role, username=username))
 
 
 def live_row(page, serial: str):
