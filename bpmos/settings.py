@@ -113,6 +113,7 @@ MIDDLEWARE = [
     # Right after the request id and outside every other middleware, so it also
     # sees the error pages those produce (e.g. DisallowedHost's HTML 400).
     "bpmos.middleware.ApiErrorMiddleware",
+    "bpmos.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -122,6 +123,13 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Request bodies (docs/security.md): JSON and form bodies up to
+# BPMOS_MAX_BODY_BYTES (Django's DATA_UPLOAD_MAX_MEMORY_SIZE: 2.5 MB, room for
+# 10,000 readings), multipart uploads (LIMS result files) up to
+# BPMOS_MAX_UPLOAD_BYTES; past them 413 in the envelope.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("BPMOS_MAX_BODY_BYTES", default=2_621_440)
+BPMOS_MAX_UPLOAD_BYTES = env.int("BPMOS_MAX_UPLOAD_BYTES", default=26_214_400)
 
 ROOT_URLCONF = "bpmos.urls"
 # The pages sign in with the session at /login/ (docs/pages.md); the API uses JWTs.
@@ -299,7 +307,15 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {
         "login_failures": env.str("BPMOS_LOGIN_FAILURE_RATE", default="5/min"),
+        # bpmos/throttles.py: the public passport per address, stream tickets per user
+        "public_passport": env.str("BPMOS_PUBLIC_PASSPORT_RATE", default="120/min"),
+        "stream_ticket": env.str("BPMOS_STREAM_TICKET_RATE", default="30/min"),
     },
+    # The client address the throttles count by: REMOTE_ADDR unless the app runs
+    # behind this many reverse proxies (then the X-Forwarded-For entry they
+    # appended). 0 by default, so a client cannot pick its own address by
+    # sending X-Forwarded-For (docs/security.md).
+    "NUM_PROXIES": env.int("BPMOS_NUM_PROXIES", default=0),
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DATETIME_FORMAT": "iso-8601",
 }
