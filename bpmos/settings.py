@@ -490,6 +490,13 @@ BPMOS_SSE_TICKET_SECONDS = env.int("BPMOS_SSE_TICKET_SECONDS", default=30)
 # re-forge the chain. Changing it makes every earlier record fail verification.
 # Defaults to the secret key (in the embedded mode, the one made in DATA_DIR).
 BPMOS_AUDIT_KEY = env.str("BPMOS_AUDIT_KEY", default="") or SECRET_KEY
+# The audit chain's head, anchored outside the database (elog/anchors.py): a
+# signed line appended to this file every BPMOS_AUDIT_ANCHOR_SECONDS (900; read
+# by bpmos/celery.py). Put it on storage the database's administrators cannot
+# rewrite (docs/security.md).
+BPMOS_AUDIT_ANCHOR_FILE = env.str("BPMOS_AUDIT_ANCHOR_FILE", default="") or str(
+    DATA_DIR / "anchors" / "audit-anchors.jsonl"
+)
 # BMS provisioning over CAN (passports.bms; docs/passports.md). Any python-can
 # interface: socketcan on a line PC, pcan/kvaser/vector adapters, virtual for the
 # embedded demo and the tests (virtual buses connect within one process only).
