@@ -279,6 +279,24 @@ if CELERY_BROKER_URL == "filesystem://":
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
     }
+else:
+    # A message taken by a worker and not acknowledged (the worker died) goes
+    # back to the queue after this many seconds. Above the hard time limit
+    # below, so a task still running is never handed to a second worker.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("BPMOS_CELERY_VISIBILITY_TIMEOUT", default=900)
+    }
+# A task is acknowledged when it has finished, not when it is received, and a
+# worker takes one message at a time: a worker killed in the middle of a task
+# leaves it (and nothing else) to be run again by the next worker. Every task
+# is written to be run again safely (docs/security.md, "Tasks").
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The longest task (a report job of a plant-year) stays well under this; a task
+# past it is killed and, acknowledged late, not retried forever.
+CELERY_TASK_TIME_LIMIT = env.int("BPMOS_CELERY_TASK_TIME_LIMIT", default=600)
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
