@@ -117,6 +117,23 @@ def _seconds(delta: timedelta) -> Fraction:
     return Fraction(delta // timedelta(microseconds=1), 1_000_000)
 
 
+def oee_ratio(*, planned_busy, apt, ideal, good: int, reject: int) -> Fraction | None:
+    """OEE = Availability x Performance x Quality from its inputs, times in
+    any one unit (Fractions of seconds, or integers of a common fraction of
+    a second): APT / PBT x min(1, ideal / APT) x good / produced, which is
+    min(APT, ideal) / PBT x good / produced. ``None`` without planned busy
+    time; 0 without APT or ideal time (Availability or Performance 0);
+    ``None`` when nothing was produced (docs/oee.md, "Undefined values")."""
+    if not planned_busy:
+        return None
+    if not apt or not ideal:
+        return Fraction(0)
+    produced = good + reject
+    if not produced:
+        return None
+    return Fraction(min(apt, ideal) * good, planned_busy * produced)
+
+
 def percent(ratio: Fraction | None) -> Decimal | None:
     """A ratio as a percentage, rounded half up to one decimal."""
     if ratio is None:
@@ -172,14 +189,13 @@ class Figures:
 
     @property
     def oee(self) -> Fraction | None:
-        a, p, q = self.availability, self.performance, self.quality
-        if a is None:
-            return None
-        if a == 0 or p == 0:
-            return Fraction(0)
-        if p is None or q is None:
-            return None
-        return a * p * q
+        return oee_ratio(
+            planned_busy=self.planned_busy,
+            apt=self.apt,
+            ideal=self.ideal,
+            good=self.good,
+            reject=self.reject,
+        )
 
     def percentages(self) -> dict[str, Decimal | None]:
         return {

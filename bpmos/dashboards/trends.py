@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from fractions import Fraction
+from math import lcm
 from typing import Any
 
 from django.utils import timezone
@@ -178,19 +178,23 @@ def _oee(start, end, bucket, starts, **_) -> list[Series]:
             line.planned_busy_hour.numerator,
             line.planned_busy_hour.denominator,
         )
+        # Ideal cycles as integers over one denominator: ideal time sums in
+        # integers too (Fractions hashed or added per machine cost more than
+        # the rest of the loop).
+        scale = lcm(*(cycle.denominator for cycle in line.ideal_cycle.values()))
         # Per bucket, in integers: hours, running µs, the APT's two parts
         # (µs of the machines that ran less than planned, hours of those that
-        # did not), pieces per ideal cycle, good, rejected.
+        # did not), ideal time x scale, good, rejected.
         totals: dict[datetime, list] = {}
         for machine_id, buckets in line.machines.items():
-            cycle = line.ideal_cycle[machine_id]
+            cycle = int(line.ideal_cycle[machine_id] * scale)
             # The machine's inputs per bucket, summed before its APT is
             # bounded by its planned busy time (ISO 22400, per work unit and
             # window: docs/oee.md).
             for t, (count, run_us, good, reject) in buckets.items():
                 into = totals.get(t)
                 if into is None:
-                    into = totals[t] = [0, 0, 0, 0, {}, 0, 0]
+                    into = totals[t] = [0, 0, 0, 0, 0, 0, 0]
                 into[0] += count
                 into[1] += run_us
                 # APT = min(run, P x hours), compared exactly in integers
@@ -198,28 +202,32 @@ def _oee(start, end, bucket, starts, **_) -> list[Series]:
                     into[2] += run_us
                 else:
                     into[3] += count
-                into[4][cycle] = into[4].get(cycle, 0) + good + reject
+                into[4] += cycle * (good + reject)
                 into[5] += good
                 into[6] += reject
+        # OEE in integers of one unit, 1 / (den x 10^6 x scale) s, so each
+        # bucket costs one Fraction (oee.oee_ratio: the definition Figures
+        # uses too).
+        unit_apt, unit_hour = den * scale, num * 1_000_000 * scale
+        unit_ideal = den * 1_000_000
         values = {}
         for t, (
             count,
-            run_us,
+            _run_us,
             apt_us,
             apt_hours,
-            pieces,
+            ideal,
             good,
             reject,
         ) in totals.items():
-            figures = oee.Figures(
-                planned_busy=line.planned_busy_hour * count,
-                run=Fraction(run_us, 1_000_000),
-                ideal=sum((c * n for c, n in pieces.items()), Fraction(0)),
+            ratio = oee.oee_ratio(
+                planned_busy=unit_hour * count,
+                apt=apt_us * unit_apt + unit_hour * apt_hours,
+                ideal=ideal * unit_ideal,
                 good=good,
                 reject=reject,
-                apt=Fraction(apt_us, 1_000_000) + line.planned_busy_hour * apt_hours,
             )
-            values[t] = _float(oee.percent(figures.oee))
+            values[t] = _float(oee.percent(ratio))
         series.append(
             Series(id=line.id, name=line.name, points=_fill(starts, values, None))
         )
