@@ -82,6 +82,26 @@ def test_day_rows_by_hand():
     assert (day.hours, day.run_microseconds // MINUTE, day.good_count) == (10, 20, 155)
 
 
+@pytest.mark.django_db
+def test_day_and_week_buckets_cost_the_queries_of_hour_buckets(
+    django_assert_num_queries,
+):
+    line = make_line()
+    ingest(
+        machine(line, "st-01"),
+        [state(at(0) - timedelta(days=9), "running"), reading("good_count", at(2), 5)],
+    )
+    ingest(machine(line, "st-02"), [state(at(8), "idle")])
+    services.machine_hours_refresh(now=at(10, 30))
+    end = at(8, 30)  # inside a day whose 09:00 hour is rolled up: its hours read
+    for metric, count in (("oee", 4), ("lineYield", 1)):
+        trends.trend_get(metric=metric, bucket="hour", end=end)  # read models warm
+        for bucket in ("hour", "day", "week"):
+            with django_assert_num_queries(count):
+                trend = trends.trend_get(metric=metric, bucket=bucket, end=end)
+            assert any(p.value is not None for p in trend.series[0].points)
+
+
 # --- random data: a weekend into a new ISO week --------------------------------------
 
 START = datetime(2026, 3, 1, 18, tzinfo=UTC)  # a Sunday, 18:00
