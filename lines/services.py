@@ -749,3 +749,4 @@ def machine_days_write(*, machine_id: int, hours: list[datetime]) -> None:
     empty = [day for day in days if day not in composed]
     if empty:
         MachineDay.objects.filter(machine_id=machine_id, day__in=empty).delete()
+    readmodels.ROLLUPS.changed()  # bulk writes of hours and days: no post_save

@@ -242,3 +242,46 @@ def test_days_equal_their_hours_and_trends_the_hours_path(
         assert_days_compose_their_hours(machines)
         assert_trends_equal_the_hours_path(window)
         transaction.set_rollback(True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rollup_trends_are_served_until_beat_writes_roll_ups(
+    django_assert_num_queries,
+):
+    """Outside a transaction (a web request) the OEE and line-yield trends are
+    read models (``lines.readmodels.ROLLUPS``): a second read of the same
+    window, even with a later ``to`` in the same hour, runs no query; beat's
+    next roll-up drops them and the new figures are served."""
+    from bpmos.dashboards.trends import trend_get
+
+    line = make_line()
+    m1 = machine(line, "st-01")
+    ingest(
+        m1,
+        [
+            state(at(8), "running"),
+            reading("good_count", at(8, 10), 90),
+            reading("reject_count", at(8, 12), 10),
+        ],
+    )
+    services.machine_hours_refresh(now=at(9, 30))
+    window = {"bucket": "hour", "start": at(8), "now": at(12)}
+
+    def values(metric: str, end: datetime) -> list:
+        trend = trend_get(metric=metric, end=end, **window)
+        return [point.value for point in trend.series[0].points]
+
+    first = values("lineYield", at(9, 40))
+    assert first == [90.0, None]
+    with django_assert_num_queries(0):
+        assert values("lineYield", at(9, 55)) == first  # same hour: same rows
+    oee_first = values("oee", at(9, 40))
+    with django_assert_num_queries(0):
+        assert values("oee", at(9, 41)) == oee_first
+    # beat rolls up 09:00 (a late count in it too): served no more
+    ingest(
+        m1, [reading("good_count", at(9, 5), 50), reading("reject_count", at(9, 6), 50)]
+    )
+    services.machine_hours_refresh(now=at(10, 30))
+    assert values("lineYield", at(9, 55)) == [90.0, 50.0]  # the 09:00 roll-up
+    assert values("oee", at(9, 41)) != oee_first

@@ -33,12 +33,14 @@ from decimal import Decimal
 from math import lcm
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 
 from bpmos.dashboards.kpis import share_percent
 from bpmos.errors import InvalidInput
 from exceptions import selectors as exception_selectors
 from lines import oee
+from lines import readmodels as line_readmodels
 from lines import selectors as line_selectors
 from passports import selectors as passport_selectors
 from runbooks import selectors as runbook_selectors
@@ -263,11 +265,37 @@ def _telemetry(
     return [Series(id=series_id, name=name, points=_fill(starts, means, None))]
 
 
+def _ceil_hour(moment: datetime) -> datetime:
+    floor = bucket_floor(moment, "hour")
+    return floor if floor == moment else floor + BUCKETS["hour"]
+
+
+def _from_rollups(compute: Callable[..., list[Series]]) -> Callable[..., list[Series]]:
+    """``compute`` (an OEE or line-yield trend) served from the roll-ups' read
+    model (``lines.readmodels.ROLLUPS``) until beat writes roll-ups or a line or
+    machine changes. The roll-ups are whole hours, so a window [first, end)
+    holds the same rows and buckets as [first, end rounded up to the hour):
+    that is the key, and a dashboard polling "the last 24 hours" is served
+    from the cache all hour. Inside a transaction it computes (a payload there
+    may count uncommitted writes)."""
+
+    def cached(start, end, bucket, starts, **extra) -> list[Series]:
+        if connection.in_atomic_block:
+            return compute(start, end, bucket, starts, **extra)
+        key = f"trend:{compute.__name__}:{bucket}:{start.isoformat()}:"
+        key += _ceil_hour(end).isoformat()
+        return line_readmodels.ROLLUPS.get(
+            key, lambda: (compute(start, end, bucket, starts, **extra), None)
+        )
+
+    return cached
+
+
 _COMPUTE: dict[str, Callable[..., list[Series]]] = {
     "built": _built,
     "yield": _yield,
-    "lineYield": _line_yield,
-    "oee": _oee,
+    "lineYield": _from_rollups(_line_yield),
+    "oee": _from_rollups(_oee),
     "exceptionsOpened": _exceptions,
     "alarms": _alarms,
     **dict.fromkeys(TELEMETRY_METRICS, _telemetry),
