@@ -419,6 +419,10 @@ class TelemetryModelHour(models.Model):
 
     model = models.CharField(max_length=64)
     hour = models.DateTimeField(help_text="Start of the UTC hour.")
+    last_ts = models.DateTimeField(
+        help_text="The newest sample's time: a window ending after it holds the "
+        "whole row."
+    )
     soh_sum = models.DecimalField(**ROLLUP_SUM)
     soh_count = models.BigIntegerField(default=0)
     soh_min = models.FloatField(null=True, blank=True)

@@ -79,8 +79,11 @@ def sample_sum(column: str) -> Sum:
 
 def _telemetry_upsert_sql() -> str:
     table = TelemetryModelHour._meta.db_table
-    names = ["model", "hour"]
-    updates = []
+    names = ["model", "hour", "last_ts"]
+    updates = [
+        f"last_ts = CASE WHEN excluded.last_ts > {table}.last_ts "
+        f"THEN excluded.last_ts ELSE {table}.last_ts END"
+    ]
     for metric in TELEMETRY_COLUMNS:
         low, high = f"{metric}_min", f"{metric}_max"
         names += [f"{metric}_sum", f"{metric}_count", low, high]
@@ -101,7 +104,7 @@ def _telemetry_upsert_sql() -> str:
 
 
 _TELEMETRY_UPSERT = _telemetry_upsert_sql()
-_TELEMETRY_WIDTH = 2 + 4 * len(TELEMETRY_COLUMNS)
+_TELEMETRY_WIDTH = 3 + 4 * len(TELEMETRY_COLUMNS)
 
 
 def telemetry_hours_add(*, model: str, samples: Iterable[tuple]) -> int:
@@ -110,11 +113,15 @@ def telemetry_hours_add(*, model: str, samples: Iterable[tuple]) -> int:
     roll-ups, in the caller's transaction: one statement. Returns the number
     of hours touched."""
     hours: dict[datetime, list] = {}
+    last: dict[datetime, datetime] = {}
     for ts, *values in samples:
         hour = hour_floor(ts)
         into = hours.get(hour)
         if into is None:
             into = hours[hour] = [[Decimal(0), 0, None, None] for _ in values]
+            last[hour] = ts
+        elif ts > last[hour]:
+            last[hour] = ts
         for figures, value in zip(into, values, strict=True):
             if value is None:
                 continue
@@ -129,7 +136,7 @@ def telemetry_hours_add(*, model: str, samples: Iterable[tuple]) -> int:
     adapt = connection.ops.adapt_datetimefield_value
     params: list = []
     for hour, figures in sorted(hours.items()):  # one lock order for every writer
-        params += [model, adapt(hour)]
+        params += [model, adapt(hour), adapt(last[hour])]
         for total, count, low, high in figures:
             params += [adapt_decimal(total), count, low, high]
     marks = "(" + ", ".join(["%s"] * _TELEMETRY_WIDTH) + ")"
@@ -244,7 +251,7 @@ def _rebuild_telemetry(models, days: int) -> int:
     span = readings.aggregate(first=Min("ts"), last=Max("ts"))
     if span["first"] is None:
         return 0
-    aggregates = {}
+    aggregates = {"last_ts": Max("ts")}
     for metric, column in TELEMETRY_COLUMNS.items():
         aggregates |= {
             f"{metric}_sum": sample_sum(column),

@@ -15,6 +15,7 @@ from decimal import Decimal
 from django.db.models import (
     Avg,
     Count,
+    Exists,
     Max,
     Min,
     OuterRef,
@@ -360,9 +361,9 @@ def telemetry_series(
     absent. One query.
 
     A passport's series reads its samples (the (passport, ts) index); a
-    model's reads the hourly roll-ups (``TelemetryModelHour``) of the whole
-    hours, and the samples of a last partial hour (``end`` inside an hour),
-    united in the one query."""
+    model's reads the hourly roll-ups (``TelemetryModelHour``), and the
+    samples of the last hour only when ``end`` falls inside it before some of
+    them (its roll-up's ``last_ts``), united in the one query."""
     column = TELEMETRY_FIELDS[metric]
     if passport_id is not None:
         readings = TelemetryReading.objects.filter(
@@ -385,10 +386,13 @@ def telemetry_series(
                 n=Count("pk"),
             )
         }
-    whole = _whole_hours_end(start, end)
+    whole = rollups.hour_floor(end)
     hours = per_bucket(
         TelemetryModelHour.objects.filter(
-            model=model, hour__gte=start, hour__lt=whole, **{f"{metric}_count__gt": 0}
+            Q(hour__lt=whole) | Q(hour=whole, last_ts__lt=end),
+            model=model,
+            hour__gte=start,
+            **{f"{metric}_count__gt": 0},
         ),
         "hour",
         bucket,
@@ -397,10 +401,15 @@ def telemetry_series(
         minimum=Min(f"{metric}_min"),
         maximum=Max(f"{metric}_max"),
     )
+    # Only when the last hour holds samples at or after ``end`` (a ``to`` in
+    # the past, inside an hour) are its samples read; otherwise (the usual
+    # ``to``: now) the condition alone is evaluated, once.
+    split = TelemetryModelHour.objects.filter(model=model, hour=whole, last_ts__gte=end)
     tail = per_bucket(
         TelemetryReading.objects.filter(
+            Exists(split),
             passport__model=model,
-            ts__gte=whole,
+            ts__gte=max(start, whole),
             ts__lt=end,
             **{f"{column}__isnull": False},
         ),
