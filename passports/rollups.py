@@ -18,6 +18,13 @@ instead of the raw rows (docs/dashboards.md, "Trends: the roll-up tables").
 
 A battery's model and kind never change after registration, so a sample or a
 result stays in the row it was added to.
+
+Lock order: ``ledger.append`` upserts the hour row before its audit record
+takes the audit chain's lock, so single appends never wait in a cycle. A
+service that appended QA results to several passports in one transaction
+would take an hour row after holding the audit lock; none does (the LIMS
+applies each result in its own transaction). One that must should record its
+results in hour order and expect PostgreSQL to break a rare deadlock.
 """
 
 from __future__ import annotations
