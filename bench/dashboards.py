@@ -917,6 +917,16 @@ def build_plant(args, now: datetime, actors: list):
     chosen, _samples = build_telemetry(args.days, now, args.telemetry, packs, 500)
     print(f"bulk load {time.perf_counter() - started:.0f} s")
 
+    from passports import rollups
+
+    started = time.perf_counter()
+    made = rollups.rebuild()  # the telemetry came by COPY, past the ingest
+    print(
+        f"passport trend roll-ups {time.perf_counter() - started:.1f} s"
+        f" ({made['telemetryModelHours']:,} model-hours,"
+        f" {made['firstQaResults']:,} first QA results)"
+    )
+
     started = time.perf_counter()
     hours = services.machine_hours_refresh()
     print(

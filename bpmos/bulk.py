@@ -96,3 +96,66 @@ class BulkTarget:
         if connection.vendor == "postgresql":
             return self._store_postgresql(rows)
         return self._store_sqlite(rows)
+
+    def _key(self, row: tuple) -> tuple:
+        return tuple(row[self.columns.index(name)] for name in self.conflict)
+
+    def _new_postgresql(self, rows: list[tuple]) -> list[tuple]:
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                self._copy(cursor, self.table, rows)
+            return rows
+        except psycopg_errors.UniqueViolation:
+            pass
+        names = ", ".join(self.columns)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {self._load_table} "
+                f"ON COMMIT DELETE ROWS AS SELECT {names} FROM {self.table} "
+                f"WITH NO DATA; TRUNCATE {self._load_table}"
+            )
+            self._copy(cursor, self._load_table, rows)
+            cursor.execute(
+                f"INSERT INTO {self.table} ({names}) "
+                f"SELECT {names} FROM {self._load_table} "
+                f"ON CONFLICT ({', '.join(self.conflict)}) DO NOTHING "
+                f"RETURNING {', '.join(self.conflict)}"
+            )
+            stored = set(cursor.fetchall())
+        return [row for row in rows if self._key(row) in stored]
+
+    def _new_sqlite(self, rows: list[tuple]) -> list[tuple]:
+        adapt = connection.ops.adapt_datetimefield_value
+        adapted = [
+            tuple(adapt(v) if isinstance(v, datetime) else v for v in row)
+            for row in rows
+        ]
+        names = ", ".join(self.columns)
+        marks = ", ".join(["?"] * len(self.columns))
+        # The raw sqlite3 cursor: one statement per row tells whether it was new
+        # (rowcount 0 for a duplicate); the transaction holds SQLite's write lock.
+        cursor = connection.connection.cursor()
+        try:
+            new = []
+            for row, values in zip(rows, adapted, strict=True):
+                cursor.execute(
+                    f"INSERT INTO {self.table} ({names}) VALUES ({marks}) "
+                    f"ON CONFLICT ({', '.join(self.conflict)}) DO NOTHING",
+                    values,
+                )
+                if cursor.rowcount == 1:
+                    new.append(row)
+            return new
+        finally:
+            cursor.close()
+
+    def store_new(self, rows: list[tuple]) -> list[tuple]:
+        """Store ``rows`` as ``store`` does; returns those that were new (in
+        order), for a caller that keeps a roll-up of what it stored. Needs an
+        open transaction on SQLite (its rows are counted one by one)."""
+        connection.ensure_connection()
+        if connection.vendor == "postgresql":
+            return self._new_postgresql(rows)
+        return self._new_sqlite(rows)

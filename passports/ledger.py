@@ -11,8 +11,10 @@ projection (state, hold, custodian, version, head hash). In one transaction it
 3. applies the lifecycle rules (``passports.lifecycle.apply``: 409 on an
    illegal move);
 4. writes the event with the previous event's hash and its own HMAC-SHA256
-   (key ``BPMOS_AUDIT_KEY``, outside the database, as for the audit log), then
-   the projection, an audit record and a live event;
+   (key ``BPMOS_AUDIT_KEY``, outside the database, as for the audit log), a
+   passport's first QA result into the dashboards' roll-ups
+   (``passports.rollups``), then the projection, an audit record and a live
+   event;
 5. announces the appended event to the hooks registered with ``on_append``
    (the dispatch desk keeps its jobs in step this way), still inside the
    transaction with the row locked, so what a hook writes commits or rolls
@@ -43,7 +45,7 @@ from bpmos import events, fields
 from bpmos.errors import Conflict, InvalidInput
 from bpmos.locking import ROW_LOCK, lock_row
 from elog import audit
-from passports import lifecycle
+from passports import lifecycle, rollups
 from passports.models import EventKind, Passport, PassportEvent
 
 GENESIS_HASH = "0" * 64
@@ -255,6 +257,8 @@ def append(
                 code="version_conflict",
                 details={"expected": passport.version},
             ) from exc
+        if kind in rollups.QA_RESULTS:  # the trends' first-pass roll-ups
+            rollups.first_qa_record(passport=passport, event=event)
         _project(passport, after)
         passport.head_hash = digest
         passport.save(update_fields=PROJECTION_FIELDS)

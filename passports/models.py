@@ -240,6 +240,23 @@ class EventKind(models.TextChoices):
     REACTIVATED = "reactivated", "Reactivated (dispatch desk)"
 
 
+class PassportEventQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        """Ledger rows written in bulk (benches, fixtures: ``ledger.append``
+        is the service's one writer) keep the first-QA roll-ups too."""
+        from passports import rollups
+
+        created = super().bulk_create(objs, *args, **kwargs)
+        rollups.first_qa_refresh(
+            passport_ids={
+                event.passport_id
+                for event in created
+                if event.kind in rollups.QA_RESULTS
+            }
+        )
+        return created
+
+
 class PassportEvent(models.Model):
     """One entry of a passport's ledger. Never updated, never deleted."""
 
@@ -260,6 +277,8 @@ class PassportEvent(models.Model):
     data = models.JSONField(default=dict, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
+
+    objects = PassportEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["passport_id", "version"]
@@ -383,3 +402,94 @@ class ProvisioningAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"Provisioning {self.pk} of {self.passport_id}: {self.status}"
+
+
+# --- roll-ups of the dashboards' trends (passports.rollups) -------------------------
+
+# Sums of samples: exact decimals (NUMERIC on PostgreSQL), so a mean is the
+# samples' AVG; six places hold every sample a BMS sends.
+ROLLUP_SUM = {"max_digits": 24, "decimal_places": 6, "default": 0}
+
+
+class TelemetryModelHour(models.Model):
+    """Battery telemetry of one model in one UTC hour: per measurement (SoH,
+    SoC, temperature) the sum, number, lowest and highest of the samples that
+    carry it. Written only by ``passports.rollups`` in the transaction that
+    stores the samples, so it always equals an aggregate of the raw rows."""
+
+    model = models.CharField(max_length=64)
+    hour = models.DateTimeField(help_text="Start of the UTC hour.")
+    last_ts = models.DateTimeField(
+        help_text="The newest sample's time: a window ending after it holds the "
+        "whole row."
+    )
+    soh_sum = models.DecimalField(**ROLLUP_SUM)
+    soh_count = models.BigIntegerField(default=0)
+    soh_min = models.FloatField(null=True, blank=True)
+    soh_max = models.FloatField(null=True, blank=True)
+    soc_sum = models.DecimalField(**ROLLUP_SUM)
+    soc_count = models.BigIntegerField(default=0)
+    soc_min = models.FloatField(null=True, blank=True)
+    soc_max = models.FloatField(null=True, blank=True)
+    temperature_sum = models.DecimalField(**ROLLUP_SUM)
+    temperature_count = models.BigIntegerField(default=0)
+    temperature_min = models.FloatField(null=True, blank=True)
+    temperature_max = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["model", "hour"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "hour"], name="telemetry_model_hour_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model}@{self.hour.isoformat()}"
+
+
+class FirstQaResult(models.Model):
+    """A passport's first QA result (its lowest-version ``qa_passed`` or
+    ``qa_failed`` ledger event), written by ``ledger.append`` with that event;
+    later results never change it (first-pass yield: docs/metrics.md)."""
+
+    passport = models.OneToOneField(
+        Passport, on_delete=models.PROTECT, primary_key=True, related_name="+"
+    )
+    occurred_at = models.DateTimeField()
+    passed = models.BooleanField()
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+
+    class Meta:
+        ordering = ["occurred_at"]
+        indexes = [
+            # The summary's windows: an index-only range per window.
+            models.Index(
+                fields=["occurred_at", "kind", "passed"], name="first_qa_time_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.passport_id} {'passed' if self.passed else 'failed'}"
+
+
+class FirstQaHour(models.Model):
+    """Per UTC hour and passport kind: passports whose first QA result
+    occurred in it (``tested``) and those that passed; kept with
+    ``FirstQaResult``."""
+
+    hour = models.DateTimeField(help_text="Start of the UTC hour.")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    tested = models.BigIntegerField(default=0)
+    passed = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["hour", "kind"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour", "kind"], name="first_qa_hour_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}@{self.hour.isoformat()}: {self.passed}/{self.tested}"

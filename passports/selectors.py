@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.db.models import (
     Avg,
@@ -21,17 +22,22 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Sum,
 )
 from django.utils import timezone
 
 from bpmos.errors import Conflict, NotFound
 from bpmos.series import per_bucket
 from passports import bpan as bpan_rules
+from passports import rollups
 from passports.models import (
     CustodianKind,
     EventKind,
+    FirstQaHour,
+    FirstQaResult,
     Passport,
     PassportEvent,
+    TelemetryModelHour,
     TelemetryReading,
 )
 
@@ -332,6 +338,12 @@ class TelemetryPoint:
     samples: int
 
 
+def _whole_hours_end(start: datetime, end: datetime) -> datetime:
+    """Where the whole hours of [start, end) stop (``start`` is an hour's
+    start): the roll-ups serve [start, this), the raw rows the rest."""
+    return max(start, rollups.hour_floor(end))
+
+
 def telemetry_series(
     *,
     metric: str,
@@ -343,30 +355,85 @@ def telemetry_series(
 ) -> dict[datetime, TelemetryPoint]:
     """One passport's (``passport_id``) or one model's (``model``: every
     passport of it) telemetry ``metric`` ("soh", "soc", "temperature") per
-    ``bucket`` ("hour", "day", "week", UTC) over [start, end): mean, minimum,
-    maximum and number of samples that carry the value, aggregated in the
-    database; buckets without samples absent. One query."""
+    ``bucket`` ("hour", "day", "week", UTC) over [start, end), ``start`` the
+    start of a bucket: mean, minimum, maximum and number of samples that
+    carry the value, aggregated in the database; buckets without samples
+    absent. One query.
+
+    A passport's series reads its samples (the (passport, ts) index); a
+    model's reads the hourly roll-ups (``TelemetryModelHour``), and the
+    samples of the last hour only when ``end`` falls inside it before some of
+    them (its roll-up's ``last_ts``), united in the one query."""
     column = TELEMETRY_FIELDS[metric]
-    readings = TelemetryReading.objects.filter(
-        ts__gte=start, ts__lt=end, **{f"{column}__isnull": False}
-    )
     if passport_id is not None:
-        readings = readings.filter(passport_id=passport_id)
-    else:
-        readings = readings.filter(passport__model=model)
+        readings = TelemetryReading.objects.filter(
+            ts__gte=start,
+            ts__lt=end,
+            passport_id=passport_id,
+            **{f"{column}__isnull": False},
+        )
+        return {
+            row[0]: TelemetryPoint(
+                mean=row[1], minimum=row[2], maximum=row[3], samples=row[4]
+            )
+            for row in per_bucket(
+                readings,
+                "ts",
+                bucket,
+                mean=Avg(column),
+                minimum=Min(column),
+                maximum=Max(column),
+                n=Count("pk"),
+            )
+        }
+    whole = rollups.hour_floor(end)
+    hours = per_bucket(
+        TelemetryModelHour.objects.filter(
+            Q(hour__lt=whole) | Q(hour=whole, last_ts__lt=end),
+            model=model,
+            hour__gte=start,
+            **{f"{metric}_count__gt": 0},
+        ),
+        "hour",
+        bucket,
+        total=Sum(f"{metric}_sum"),
+        n=Sum(f"{metric}_count"),
+        minimum=Min(f"{metric}_min"),
+        maximum=Max(f"{metric}_max"),
+    )
+    # Only when the last hour holds samples at or after ``end`` (a ``to`` in
+    # the past, inside an hour) are its samples read; otherwise (the usual
+    # ``to``: now) the condition alone is evaluated, once.
+    split = TelemetryModelHour.objects.filter(model=model, hour=whole, last_ts__gte=end)
+    tail = per_bucket(
+        TelemetryReading.objects.filter(
+            Exists(split),
+            passport__model=model,
+            ts__gte=max(start, whole),
+            ts__lt=end,
+            **{f"{column}__isnull": False},
+        ),
+        "ts",
+        bucket,
+        total=rollups.sample_sum(column),
+        n=Count("pk"),
+        minimum=Min(column),
+        maximum=Max(column),
+    )
+    found: dict[datetime, list] = {}
+    for t, total, n, low, high in hours.union(tail, all=True):
+        into = found.get(t)
+        if into is None:
+            found[t] = [Decimal(total), n, low, high]
+        else:  # the last hour's bucket: roll-ups and samples
+            into[0] += Decimal(total)
+            into[1] += n
+            into[2], into[3] = min(into[2], low), max(into[3], high)
     return {
-        row[0]: TelemetryPoint(
-            mean=row[1], minimum=row[2], maximum=row[3], samples=row[4]
+        t: TelemetryPoint(
+            mean=float(total / n), minimum=low, maximum=high, samples=int(n)
         )
-        for row in per_bucket(
-            readings,
-            "ts",
-            bucket,
-            mean=Avg(column),
-            minimum=Min(column),
-            maximum=Max(column),
-            n=Count("pk"),
-        )
+        for t, (total, n, low, high) in found.items()
     }
 
 
@@ -378,26 +445,6 @@ class FirstPass:
     passed: int
 
 
-_QA_RESULTS = (EventKind.QA_PASSED, EventKind.QA_FAILED)
-
-
-def _first_qa_results(
-    start: datetime, end: datetime, kind: str | None = None
-) -> QuerySet[PassportEvent]:
-    """Each passport's first QA result (its lowest-version ``qa_passed`` or
-    ``qa_failed`` event), of those that occurred in [start, end); of passports
-    of ``kind`` only when given."""
-    earlier = PassportEvent.objects.filter(
-        passport_id=OuterRef("passport_id"),
-        kind__in=_QA_RESULTS,
-        version__lt=OuterRef("version"),
-    )
-    found = PassportEvent.objects.filter(
-        kind__in=_QA_RESULTS, occurred_at__gte=start, occurred_at__lt=end
-    ).filter(~Exists(earlier))
-    return found if kind is None else found.filter(passport__kind=kind)
-
-
 def first_pass_counts(
     *, windows: dict[str, tuple[datetime, datetime]], kind: str | None = None
 ) -> dict[str, FirstPass]:
@@ -405,22 +452,22 @@ def first_pass_counts(
     occurred in it, and how many of those passed (a unit that failed and
     passed on retest counts as failed, in the window of its failure): the
     first-pass yield of docs/metrics.md, of every passport or of one ``kind``
-    ("cell", "module", "pack"). One query."""
+    ("cell", "module", "pack"). One query, over ``FirstQaResult`` (the
+    first results ``ledger.append`` records)."""
     if not windows:
         return {}
     aggregates = {}
     for name, (start, end) in windows.items():
         in_window = Q(occurred_at__gte=start, occurred_at__lt=end)
         aggregates[f"tested_{name}"] = Count("pk", filter=in_window)
-        aggregates[f"passed_{name}"] = Count(
-            "pk", filter=in_window & Q(kind=EventKind.QA_PASSED)
-        )
+        aggregates[f"passed_{name}"] = Count("pk", filter=in_window & Q(passed=True))
     starts, ends = zip(*windows.values(), strict=True)
-    totals = (
-        _first_qa_results(min(starts), max(ends), kind)
-        .order_by()
-        .aggregate(**aggregates)
+    found = FirstQaResult.objects.filter(
+        occurred_at__gte=min(starts), occurred_at__lt=max(ends)
     )
+    if kind is not None:
+        found = found.filter(kind=kind)
+    totals = found.order_by().aggregate(**aggregates)
     return {
         name: FirstPass(
             tested=totals[f"tested_{name}"], passed=totals[f"passed_{name}"]
@@ -433,18 +480,34 @@ def first_pass_series(
     *, start: datetime, end: datetime, bucket: str, kind: str | None = None
 ) -> dict[datetime, FirstPass]:
     """``first_pass_counts`` per ``bucket`` ("hour", "day", "week", UTC) over
-    [start, end), of every passport or of one ``kind``: bucket start ->
-    counts; buckets without results absent. One query."""
-    return {
-        row[0]: FirstPass(tested=row[1], passed=row[2])
-        for row in per_bucket(
-            _first_qa_results(start, end, kind),
+    [start, end), ``start`` the start of a bucket, of every passport or of one
+    ``kind``: bucket start -> counts; buckets without results absent. One
+    query: the hourly counts (``FirstQaHour``) of the whole hours and the
+    first results of a last partial hour, united."""
+    whole = _whole_hours_end(start, end)
+    hours = FirstQaHour.objects.filter(hour__gte=start, hour__lt=whole)
+    tail = FirstQaResult.objects.filter(occurred_at__gte=whole, occurred_at__lt=end)
+    if kind is not None:
+        hours, tail = hours.filter(kind=kind), tail.filter(kind=kind)
+    found: dict[datetime, FirstPass] = {}
+    for t, tested, passed in per_bucket(
+        hours, "hour", bucket, tested=Sum("tested"), passed=Sum("passed")
+    ).union(
+        per_bucket(
+            tail,
             "occurred_at",
             bucket,
             tested=Count("pk"),
-            passed=Count("pk", filter=Q(kind=EventKind.QA_PASSED)),
+            passed=Count("pk", filter=Q(passed=True)),
+        ),
+        all=True,
+    ):
+        before = found.get(t)
+        found[t] = FirstPass(
+            tested=int(tested) + (before.tested if before else 0),
+            passed=int(passed) + (before.passed if before else 0),
         )
-    }
+    return found
 
 
 # --- attention (the role dashboards, bpmos.dashboards.attention) -------------------

@@ -7,8 +7,10 @@ batch is checked in plain Python first (one bad row and nothing is stored; the
 what is already stored (unique passport + ts), so a gateway may re-send a batch
 safely: on PostgreSQL COPY straight into the table in a savepoint and, only
 when that meets a duplicate, COPY into a temporary table and one
-``INSERT ... SELECT ... ON CONFLICT DO NOTHING``; on SQLite one ``executemany``
-of ``INSERT ... ON CONFLICT DO NOTHING``. One audit record per batch.
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING`` the new ones; on
+SQLite one ``INSERT ... ON CONFLICT DO NOTHING`` a row. The samples that were
+new are added to the model's hourly roll-up (``passports.rollups``: one upsert)
+in the same transaction. One audit record per batch.
 
 Telemetry is not a lifecycle change, so a batch appends nothing to the ledger:
 the ledger is the tamper-evident record of what happened to a battery (one
@@ -44,7 +46,7 @@ from bpmos.bulk import BulkTarget
 from bpmos.errors import Conflict
 from bpmos.fields import EARLIEST, TOO_EARLY
 from elog import audit
-from passports import ledger
+from passports import ledger, rollups
 from passports.models import Kind, Passport, TelemetryReading
 
 # Days of daily trend ``telemetry_summary`` returns by default, and at most.
@@ -159,9 +161,12 @@ _SAMPLES = BulkTarget(
 )
 
 
-def _store(rows: list[tuple]) -> int:
-    """COPY (or executemany on SQLite), skipping samples already stored."""
-    return _SAMPLES.store(rows)
+def _store(rows: list[tuple], *, model: str) -> int:
+    """COPY (or one INSERT a row on SQLite), skipping samples already stored,
+    and add what was new to the model's hourly roll-ups (one upsert)."""
+    new = _SAMPLES.store_new(rows)
+    rollups.telemetry_hours_add(model=model, samples=(row[1:5] for row in new))
+    return len(new)
 
 
 def _latest_values(passport_id: int) -> dict[str, Any]:
@@ -200,7 +205,7 @@ def telemetry_ingest(*, passport_id: int, rows: Any, actor: Any) -> IngestResult
             code="telemetry_packs_only",
             details={"kind": passport.kind},
         )
-    accepted = _store(checked)
+    accepted = _store(checked, model=passport.model)
     before = {name: getattr(passport, name) for name in (*_SUMMARY_FIELDS,)}
     before["telemetry_at"] = passport.telemetry_at
     after = _latest_values(passport.pk) if accepted else before
