@@ -88,3 +88,45 @@ def test_the_alarm_lookup_reads_the_alarms_trigram_index():
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "scada_alarm_text_trgm" in plan, plan
     assert "SubPlan" not in plan, plan  # the connectors' ids: an InitPlan, once
+
+
+def test_a_page_is_built_as_its_serializer_would_build_it():
+    from datetime import timedelta, timezone
+
+    from bpmos.dashboards.api.logs_serializers import LogPageSerializer, page_data
+    from bpmos.logevents import LogEvent, LogTarget
+
+    events = [
+        LogEvent(
+            id="alarm:7",
+            timestamp=at(1.25),
+            category="alarm",
+            severity="critical",
+            actor=None,
+            action="alarm.activated",
+            target=LogTarget("alarm", "77", "TT-101"),
+            message="TT-101: activated",
+            source="scada",
+        ),
+        LogEvent(
+            id="shift_log:9",
+            timestamp=at(0).astimezone(timezone(timedelta(hours=5, minutes=30))),
+            category="shift_log",
+            severity="info",
+            actor="Olga K",
+            action="shift_log.note",
+            target=None,
+            message="",
+            source="api",
+        ),
+    ]
+    expected = LogPageSerializer(
+        {"results": [e.as_dict() for e in events], "next": None}
+    ).data
+    built = page_data(events, None)
+    assert built == expected
+    assert [list(item) for item in built["results"]] == [
+        list(item) for item in expected["results"]
+    ]
+    assert built["results"][0]["timestamp"] == "2026-03-01T08:00:01.250000Z"
+    assert built["results"][1]["timestamp"] == "2026-03-01T08:00:00Z"
