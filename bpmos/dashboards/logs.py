@@ -5,9 +5,10 @@ A page asks each source the reader may see and the ``category`` filter keeps
 for ``size + 1`` events strictly older than the cursor (one indexed query per
 source, ``bpmos.logsource.page``; with a ``search``, the ledger, alarm and
 connector sources first look up the matching passports, alarms and users),
-merges them by
-``(timestamp, id)`` descending (the id compared as a string, as
-``LogEvent.cursor`` does) and keeps ``size``; the extra one says whether
+in turn, each no older than the floor the earlier ones set once they fill the
+page (``read_page``), merges them by ``(timestamp, id)`` descending (the
+id compared as a string, as ``LogEvent.cursor`` does) and keeps ``size``; the
+extra one says whether
 there is a next page. Never a COUNT(*), never an OFFSET: a page deep in
 millions of rows costs what the first one does, and rows written while a
 client walks the stream land above its cursor, so it

@@ -188,8 +188,8 @@ def page_data(events: list[LogEvent], next_url: str | None) -> dict:
     """``LogPageSerializer({"results": ..., "next": ...}).data``, built
     directly: the same keys in the same order and the same values (a
     ``CharField`` is ``str()``, the timestamp ``DateTimeField``'s), without
-    DRF's per-field walk of every event, which cost a page more than its
-    sources' queries once they were cheap. ``LogPageSerializer`` stays the
+    DRF's per-field walk of every event (a few ms a page of 50, about what
+    its queries now cost the database). ``LogPageSerializer`` stays the
     schema; ``tests/test_logs_floor.py`` holds the two equal."""
     results = []
     for event in events:
