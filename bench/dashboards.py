@@ -5,7 +5,7 @@ over a large bench plant.
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bpmos_bench \\
     REDIS_URL=redis://127.0.0.1:6379/10 \\
     .venv/bin/python -m bench.dashboards [--readings 1000000] [--log-rows 1000000] \\
-        [--telemetry 1000000] [--days 30] [--repeat 30]
+        [--telemetry 1000000] [--days 30] [--repeat 30] [--reuse [--only-logs]]
 
 The bench uses its own database, ``<DATABASE_URL's name>_bench``, which it
 re-creates (migrated) on every run; nothing else is touched.
@@ -40,7 +40,8 @@ re-creates (migrated) on every run; nothing else is touched.
    The summary, the distributions and the role dashboards come from read
    models (``bpmos.dashboards.readmodels``): each is timed "served" (nothing
    changed) and "after a write" (its read models dropped before each request,
-   untimed). ``--only-read-models`` times only those.
+   untimed). ``--only-read-models`` times only those, ``--only-logs`` only
+   ``/api/logs``.
 3. The machine-speed factor, as ``bench.lines`` prints it (50 readings
    through a ModelSerializer, against docs/performance.md's 1.85 ms), so the
    figures compare across machines.
@@ -822,6 +823,11 @@ def main() -> None:
         " through the stack and in process",
     )
     parser.add_argument(
+        "--only-logs",
+        action="store_true",
+        help="time only /api/logs (with --reuse: a before/after of the stream)",
+    )
+    parser.add_argument(
         "--reuse",
         action="store_true",
         help="time again over the bench database a previous run built (migrated"
@@ -875,16 +881,17 @@ def main() -> None:
     from passports.models import Passport
 
     pack = Passport.objects.get(pk=pack_pk).serial
-    print("\n== dashboards ==")
-    dashboard_requests(
-        timer,
-        tokens,
-        now,
-        pack,
-        model,
-        skip_trends=args.only_read_models,
-        only_oee_trends=args.only_oee_trends,
-    )
+    if not args.only_logs:
+        print("\n== dashboards ==")
+        dashboard_requests(
+            timer,
+            tokens,
+            now,
+            pack,
+            model,
+            skip_trends=args.only_read_models,
+            only_oee_trends=args.only_oee_trends,
+        )
     if args.only_oee_trends:
         roll_up_trend_times(now, args.repeat)
     elif not args.only_read_models:

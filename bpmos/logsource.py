@@ -27,7 +27,16 @@ from functools import reduce
 from operator import or_
 
 from django.db import connection
-from django.db.models import CharField, F, Func, Q, QuerySet, TextField
+from django.db.models import (
+    BooleanField,
+    CharField,
+    F,
+    Func,
+    Q,
+    QuerySet,
+    Subquery,
+    TextField,
+)
 from django.db.models.functions import Cast
 from django.db.models.lookups import IContains
 
@@ -116,6 +125,33 @@ def text_q(query: LogQuery, *fields: str) -> Q:
     if not _postgresql() or SEPARATOR in query.search or not indexable(query.search):
         return search_q(query, *fields)
     return Q(IContains(SearchText(*fields), query.search))
+
+
+class _AnyOf(Func):
+    """PostgreSQL's ``column = ANY(ARRAY(<subquery>))``: the subquery runs
+    once, before the scan (an InitPlan), and the comparison reads
+    ``column``'s index, inside an OR too (a BitmapOr beside a trigram
+    index). ``column IN (<subquery>)`` cannot: in an OR it becomes a hashed
+    subplan checked against every row of the table."""
+
+    output_field = BooleanField()
+
+    def as_sql(self, compiler, connection, **extra):
+        column, subquery = self.get_source_expressions()
+        column_sql, column_params = compiler.compile(column)
+        sub_sql, sub_params = compiler.compile(subquery)
+        return f"({column_sql} = ANY(ARRAY{sub_sql}))", (*column_params, *sub_params)
+
+
+def fk_in(column: str, queryset: QuerySet) -> Q:
+    """The rows whose foreign key ``column`` names one of ``queryset``'s
+    rows, in the same query (a small table's matches: a connector's name):
+    on PostgreSQL through ``_AnyOf``, so an OR with it can still read
+    indexes; elsewhere ``column IN (<subquery>)``."""
+    ids = queryset.order_by().values("pk")
+    if _postgresql():
+        return Q(_AnyOf(F(column), Subquery(ids)))
+    return Q(**{f"{column}__in": ids})
 
 
 # At most this many rows of another table are named by id in a source's

@@ -336,7 +336,17 @@ class AlarmEvent(StatusTransitions, models.Model):
 
     class Meta:
         ordering = ["-timestamp", "-id"]
-        indexes = [models.Index(fields=["status", "timestamp"])]
+        indexes = [
+            models.Index(fields=["status", "timestamp"]),
+            # GET /api/logs's connector source (scada.logsource.comm_source)
+            # joins the journal to the few comm-loss alarms on every page:
+            # found here, not by reading every alarm.
+            models.Index(
+                fields=["id"],
+                condition=Q(kind="comm_loss"),
+                name="scada_alarm_comm_loss_idx",
+            ),
+        ]
         constraints = [
             # One open occurrence per rule (and one comm-loss alarm per connector).
             models.UniqueConstraint(

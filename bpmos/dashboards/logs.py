@@ -5,9 +5,10 @@ A page asks each source the reader may see and the ``category`` filter keeps
 for ``size + 1`` events strictly older than the cursor (one indexed query per
 source, ``bpmos.logsource.page``; with a ``search``, the ledger, alarm and
 connector sources first look up the matching passports, alarms and users),
-merges them by
-``(timestamp, id)`` descending (the id compared as a string, as
-``LogEvent.cursor`` does) and keeps ``size``; the extra one says whether
+in turn, each no older than the floor the earlier ones set once they fill the
+page (``read_page``), merges them by ``(timestamp, id)`` descending (the
+id compared as a string, as ``LogEvent.cursor`` does) and keeps ``size``; the
+extra one says whether
 there is a next page. Never a COUNT(*), never an OFFSET: a page deep in
 millions of rows costs what the first one does, and rows written while a
 client walks the stream land above its cursor, so it
@@ -141,13 +142,24 @@ class Page:
 
 def read_page(query: LogQuery) -> Page:
     """At most ``query.limit`` events after ``query.before``, newest first,
-    and the cursor of the next page (None at the end)."""
+    and the cursor of the next page (None at the end).
+
+    The sources are asked one after the other, and once the events kept so
+    far fill the page and its extra one, the oldest kept's timestamp is a
+    floor for every source still to ask (``start``, inclusive): a row older
+    than it sorts below ``limit + 1`` events already in hand, so it cannot be
+    on the page. A sparse source (the comm-loss journal, a filtered alarm
+    journal) or a source without the term then stops at that instant instead
+    of walking its index back through the whole history."""
     ask = replace(query, limit=query.limit + 1)
-    merged = list(
-        islice(
-            _newest_first([s.read(ask) for s in sources_for(query)]), query.limit + 1
-        )
-    )
+    kept: list[LogEvent] = []
+    for source in sources_for(query):
+        kept = list(islice(_newest_first([kept, source.read(ask)]), ask.limit))
+        if len(kept) == ask.limit:
+            floor = kept[-1].timestamp
+            if ask.start is None or floor > ask.start:
+                ask = replace(ask, start=floor)
+    merged = kept
     events = merged[: query.limit]
     more = len(merged) > query.limit
     return Page(events, encode_cursor(events[-1]) if more else None)

@@ -11,7 +11,7 @@ from rest_framework import serializers
 
 from bpmos.dashboards import logs
 from bpmos.filters import BoundedIsoDateTimeField
-from bpmos.logevents import CATEGORIES, SEVERITIES
+from bpmos.logevents import CATEGORIES, SEVERITIES, LogEvent
 
 MAX_SEARCH = 200
 
@@ -175,3 +175,42 @@ class LogPageSerializer(serializers.Serializer):
         allow_null=True,
         help_text="The next (older) page, or null at the end of the stream.",
     )
+
+
+_TIMESTAMP = serializers.DateTimeField()
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def page_data(events: list[LogEvent], next_url: str | None) -> dict:
+    """``LogPageSerializer({"results": ..., "next": ...}).data``, built
+    directly: the same keys in the same order and the same values (a
+    ``CharField`` is ``str()``, the timestamp ``DateTimeField``'s), without
+    DRF's per-field walk of every event (a few ms a page of 50, about what
+    its queries now cost the database). ``LogPageSerializer`` stays the
+    schema; ``tests/test_logs_floor.py`` holds the two equal."""
+    results = []
+    for event in events:
+        target = event.target
+        results.append(
+            {
+                "id": str(event.id),
+                "timestamp": _TIMESTAMP.to_representation(event.timestamp),
+                "category": str(event.category),
+                "severity": str(event.severity),
+                "actor": _text(event.actor),
+                "action": str(event.action),
+                "target": None
+                if target is None
+                else {
+                    "type": str(target.type),
+                    "id": str(target.id),
+                    "label": str(target.label),
+                },
+                "message": str(event.message),
+                "source": str(event.source),
+            }
+        )
+    return {"results": results, "next": next_url}

@@ -9,6 +9,7 @@ from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from bpmos.csvsafe import csv_lines
@@ -104,10 +105,7 @@ class LogListView(BpmosAPIView):
             next_url = replace_query_param(
                 request.build_absolute_uri(), "cursor", page.next_cursor
             )
-        return self.respond(
-            s.LogPageSerializer,
-            {"results": [e.as_dict() for e in page.events], "next": next_url},
-        )
+        return Response(s.page_data(page.events, next_url))
 
 
 class CsvNegotiation(DefaultContentNegotiation):
