@@ -33,17 +33,39 @@ class Replay:
 def outbox_replay(
     *, topics: Collection[str], after_id: int, limit: int = REPLAY_LIMIT
 ) -> Replay:
-    """Committed events with id > ``after_id`` on any of ``topics``, oldest first.
+    """What a client that last saw event ``after_id`` may have missed on
+    ``topics``, oldest first: every committed event with a greater id, and
+    the events with a smaller one that were sent after it (or are not sent
+    yet).
 
-    Includes events not yet delivered live: the client de-duplicates by id when
-    the live copy arrives later.
+    Ids are taken when an event is stored, not when its transaction commits:
+    a transaction that stored its event first and committed last publishes a
+    smaller id after a greater one. A client that saw the greater one and then
+    lost its connection before the smaller one was sent would never get it
+    from "id > after_id" alone. So the replay also takes the events stored up
+    to ``MISSED_LOOKBACK`` before ``after_id`` whose live send came after its
+    own (or after it was stored, if its own has not come) or has not come. The client
+    may get some of them twice: it de-duplicates by id (docs/websocket.md).
     """
-    event_ids = OutboxTopic.objects.filter(
-        topic__in=list(topics), event_id__gt=after_id
-    ).values("event_id")
-    rows = list(
-        OutboxEvent.objects.filter(pk__in=event_ids).order_by("id")[: limit + 1]
+    topic_rows = OutboxTopic.objects.filter(topic__in=list(topics))
+    newer = Q(pk__in=topic_rows.filter(event_id__gt=after_id).values("event_id"))
+    seen = (
+        OutboxEvent.objects.filter(pk=after_id)
+        .values("created_at", "delivered_at")
+        .first()
     )
+    if seen is not None:
+        # Sent after it (one send of several events goes in id order, so one
+        # sent in the same instant went before it), or, if it has not been
+        # sent itself (the client had it from a replay), since it was stored.
+        sent_after = seen["delivered_at"] or seen["created_at"]
+        late = Q(delivered_at__isnull=True) | Q(delivered_at__gt=sent_after)
+        newer |= Q(
+            late,
+            pk__in=topic_rows.filter(event_id__lt=after_id).values("event_id"),
+            created_at__gte=seen["created_at"] - MISSED_LOOKBACK,
+        )
+    rows = list(OutboxEvent.objects.filter(newer).order_by("id")[: limit + 1])
     return Replay(
         events=[event_payload(row) for row in rows[:limit]],
         truncated=len(rows) > limit,
