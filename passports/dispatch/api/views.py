@@ -24,6 +24,7 @@ from rest_framework.response import Response
 
 from bpmos.accounts.authentication import token_generation
 from bpmos.errors import DependencyUnavailable, InvalidInput
+from bpmos.idempotency import EXEMPT
 from bpmos.views import BpmosAPIView
 from passports.dispatch import selectors
 from passports.dispatch import services as dispatch
@@ -233,6 +234,9 @@ class StreamView(BpmosAPIView):
 
 class StreamTicketView(BpmosAPIView):
     """A single-use ticket that opens the stream from a plain EventSource."""
+
+    # The answer is a single-use secret: never stored, never replayed.
+    idempotency = EXEMPT
 
     @extend_schema(tags=_TAGS, request=None, responses=s.StreamTicketSerializer)
     def post(self, request):
