@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.test import AsyncClient
 from django.utils import timezone
 
 from bpmos.errors import DependencyUnavailable
@@ -17,7 +19,7 @@ from bpmos.idempotency.tasks import idempotency_keys_prune_task
 from elog.models import AuditRecord
 from inventory import services as inventory
 from inventory.api.views import ItemReserveView
-from inventory.models import Item, ItemStatus
+from inventory.models import Item, ItemStatus, Reservation
 from passports.models import EventKind, PassportEvent
 from runbooks.models import WorkOrderStage
 from tests.conftest import bearer
@@ -251,6 +253,23 @@ def test_an_expired_key_is_a_new_key_and_the_beat_task_prunes_it(http, sam):
     IdempotencyKey.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     assert idempotency_keys_prune_task() == 1
     assert not IdempotencyKey.objects.exists()
+
+
+async def test_replay_under_asgi_as_the_embedded_daphne_serves_it(make_user):
+    """`make run` serves the API from daphne: the middleware runs under ASGI."""
+    sam = await sync_to_async(make_user)("supervisor", username="sam")
+    await sync_to_async(make_lot)(sam)
+    headers = {**(await sync_to_async(bearer)(sam)), "Idempotency-Key": "asgi-1"}
+    client = AsyncClient()
+    first, again = [
+        await client.post(
+            RESERVE, BODY, content_type="application/json", headers=headers
+        )
+        for _ in range(2)
+    ]
+    assert first.status_code == 201, first.content
+    assert (again.content, again["Idempotent-Replayed"]) == (first.content, "true")
+    assert await sync_to_async(Reservation.objects.count)() == 1
 
 
 # --- the schema ---------------------------------------------------------------
