@@ -80,13 +80,17 @@ def add_idempotency_key(result, generator, request, public):
     ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     paths = result.get("paths", {})
     for raw_path, _regex, method, callback in generator.endpoints:
+        if method != "POST" or view_mode(callback) is None:
+            continue
         # The schema's paths are coerced ("{pk}" -> "{id}") as drf-spectacular
-        # does when it builds them.
-        path = generator.coerce_path(
-            raw_path, method, generator.create_view(callback, method)
-        )
-        operation = paths.get(path, {}).get(method.lower())
-        if method != "POST" or operation is None or view_mode(callback) is None:
+        # does when it builds them; "{pk}" is the only name it rewrites.
+        path = raw_path
+        if "{pk}" in raw_path and raw_path not in paths:
+            path = generator.coerce_path(
+                raw_path, method, generator.create_view(callback, method)
+            )
+        operation = paths.get(path, {}).get("post")
+        if operation is None:
             continue
         parameters = operation.setdefault("parameters", [])
         if not any(p.get("name") == "Idempotency-Key" for p in parameters):
