@@ -607,6 +607,7 @@ def dashboard_requests(
     model: str,
     *,
     skip_trends: bool = False,
+    only_oee_trends: bool = False,
 ):
     from urllib.parse import urlencode
 
@@ -618,6 +619,8 @@ def dashboard_requests(
     # write dropped the payloads: every part of it, the worst case (its read
     # models invalidated before each request).
     def read_model_requests(label: str, path: str, token: str, *models) -> None:
+        if only_oee_trends:
+            return
         timer.get(f"{label} (served)", path, token)
         if not models:
             return
@@ -649,12 +652,20 @@ def dashboard_requests(
     )
     day = {"bucket": "hour", "from": (now - timedelta(days=1)).isoformat()}
     month = {"bucket": "day", "from": (now - timedelta(days=30)).isoformat()}
+    # 12 weeks: the roll-up metrics only (the plant's history is --days long)
+    weeks = {"bucket": "week", "from": (now - timedelta(weeks=12)).isoformat()}
+    rolled_up = ("lineYield", "oee")
     for metric in () if skip_trends else trends.METRICS:
+        if only_oee_trends and metric not in (*rolled_up, "built"):
+            continue
         targets = [{}]
         if metric in trends.TELEMETRY_METRICS:
             targets = [{"passport": pack}, {"model": model}]
+        spans = [("day", day), ("month", month)]
+        if metric in rolled_up:
+            spans.append(("12 weeks", weeks))
         for target in targets:
-            for span, window in (("day", day), ("month", month)):
+            for span, window in spans:
                 query = urlencode({"metric": metric, **window, **target})
                 what = next(iter(target), "")
                 timer.get(
@@ -676,6 +687,46 @@ def dashboard_requests(
             tokens[role],
             *((rm.ATTENTION[role],) if role in rm.ATTENTION else ()),
         )
+
+
+def roll_up_trend_times(now: datetime, repeat: int) -> None:
+    """The OEE and line-yield trends computed in process (``trends.trend_get``,
+    no HTTP stack): from the day roll-ups for day and week buckets, and from
+    the hour roll-ups alone (``from_days=False``, the path before the day
+    roll-ups) on the same data; p50 / p99 ms."""
+    from functools import partial
+    from unittest import mock
+
+    from bpmos.dashboards import trends
+    from lines import selectors
+
+    spans = {
+        "day": ("hour", now - timedelta(days=1)),
+        "month": ("day", now - timedelta(days=30)),
+        "12 weeks": ("week", now - timedelta(weeks=12)),
+    }
+    selector_of = {"oee": "line_bucket_figures", "lineYield": "piece_counts_series"}
+    print("\n== OEE / lineYield trends in process (trend_get), p50 / p99 ms ==")
+    for metric, selector in selector_of.items():
+        for span, (bucket, start) in spans.items():
+            figures = []
+            for from_days in (True, False):
+                patched = partial(getattr(selectors, selector), from_days=from_days)
+                times = []
+                with mock.patch.object(selectors, selector, patched):
+                    for _ in range(repeat):
+                        started = time.perf_counter()
+                        trends.trend_get(
+                            metric=metric, bucket=bucket, start=start, end=now
+                        )
+                        times.append((time.perf_counter() - started) * 1000)
+                figures.append(
+                    f"{statistics.median(times):8.2f} {percentile(times, 99):8.2f}"
+                )
+            print(
+                f"  {metric:9} {span:8} ({bucket:4})  days path {figures[0]}"
+                f"   hours path {figures[1]}"
+            )
 
 
 def log_requests(timer: Timer, token: str, now: datetime, deep_pages: int):
@@ -765,6 +816,12 @@ def main() -> None:
         help="time only the summary, distributions and role dashboards",
     )
     parser.add_argument(
+        "--only-oee-trends",
+        action="store_true",
+        help="time only the OEE and line-yield trends (and built, the floor),"
+        " through the stack and in process",
+    )
+    parser.add_argument(
         "--reuse",
         action="store_true",
         help="time again over the bench database a previous run built (migrated"
@@ -820,9 +877,17 @@ def main() -> None:
     pack = Passport.objects.get(pk=pack_pk).serial
     print("\n== dashboards ==")
     dashboard_requests(
-        timer, tokens, now, pack, model, skip_trends=args.only_read_models
+        timer,
+        tokens,
+        now,
+        pack,
+        model,
+        skip_trends=args.only_read_models,
+        only_oee_trends=args.only_oee_trends,
     )
-    if not args.only_read_models:
+    if args.only_oee_trends:
+        roll_up_trend_times(now, args.repeat)
+    elif not args.only_read_models:
         print("\n== /api/logs (as an auditor: every category) ==")
         log_requests(timer, tokens["auditor"], now, args.deep_pages)
     timer.table(factor)

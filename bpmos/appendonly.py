@@ -16,6 +16,15 @@ from __future__ import annotations
 
 from django.db import migrations
 
+# Every table made append-only by a migration, and what its rows are; the
+# database-role check (``manage.py check_db_role``, bpmos/dbrole.py) reads it.
+APPEND_ONLY_TABLES: dict[str, str] = {
+    "elog_auditrecord": "audit record",
+    "elog_shiftlogentry": "shift log entry",
+    "passports_passportevent": "ledger event",
+    "exceptions_exceptionevent": "exception event",
+}
+
 
 def _statements(table: str, noun: str) -> dict[str, tuple[list[str], list[str]]]:
     postgres_forward = [

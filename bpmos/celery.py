@@ -16,6 +16,10 @@ app = Celery("bpmos")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+# How often the audit chain's head is anchored (read here, not from Django's
+# settings: this module is imported before they are).
+_ANCHOR_SECONDS = float(os.environ.get("BPMOS_AUDIT_ANCHOR_SECONDS") or 900)
+
 # Every periodic job of the plant. ``expires`` is below the interval so a backlog
 # after an outage never runs the same job many times over.
 BEAT_SCHEDULE = {
@@ -94,6 +98,12 @@ BEAT_SCHEDULE = {
         "task": "elog.tasks_chain.audit_chain_status_refresh_task",
         "schedule": 900.0,
         "options": {"expires": 800.0},
+    },
+    # The audit chain's head, written outside the database (elog/anchors.py).
+    "audit-anchor-write": {
+        "task": "elog.tasks_chain.audit_anchor_write_task",
+        "schedule": _ANCHOR_SECONDS,
+        "options": {"expires": _ANCHOR_SECONDS * 0.9},
     },
 }
 app.conf.beat_schedule = BEAT_SCHEDULE

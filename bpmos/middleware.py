@@ -5,6 +5,7 @@ import time
 import uuid
 
 import structlog
+from django.conf import settings
 from django.db import DatabaseError
 from ipware import get_client_ip
 
@@ -23,8 +24,24 @@ def _is_api(request) -> bool:
 
 
 def _client_address(request) -> str | None:
-    ip, _ = get_client_ip(request)
-    return str(ip) if ip else request.META.get("REMOTE_ADDR")
+    """The client's address for the logs and the audit trail: REMOTE_ADDR, or
+    behind ``BPMOS_NUM_PROXIES`` reverse proxies the address the nearest of
+    them saw (never an X-Forwarded-For entry the client wrote itself)."""
+    proxies = settings.REST_FRAMEWORK.get("NUM_PROXIES") or 0
+    if proxies:
+        ip, _ = get_client_ip(request, proxy_count=proxies)
+        if ip:
+            return str(ip)
+    return request.META.get("REMOTE_ADDR")
+
+
+def body_limit(request) -> int:
+    """The most bytes an API request body may have: ``BPMOS_MAX_UPLOAD_BYTES``
+    for a multipart upload, ``DATA_UPLOAD_MAX_MEMORY_SIZE``
+    (``BPMOS_MAX_BODY_BYTES``) for anything else."""
+    if request.content_type == "multipart/form-data":
+        return settings.BPMOS_MAX_UPLOAD_BYTES
+    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 
 
 class RequestContextMiddleware:
@@ -137,3 +154,33 @@ class ApiErrorMiddleware:
         return errors.envelope_response(
             request, 500, message=errors.message_for_status(500), code="server_error"
         )
+
+
+class BodySizeLimitMiddleware:
+    """413 in the envelope, before anything reads it, for an API request whose
+    declared body is larger than ``body_limit``. (A body without a
+    Content-Length is bounded where it is read: ``bpmos.parsers.JSONParser``
+    reads at most the limit, Django's form parsing likewise.)"""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if _is_api(request):
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            limit = body_limit(request)
+            if length > limit:
+                return errors.envelope_response(
+                    request,
+                    413,
+                    message=(
+                        f"The body is {length} bytes; a request may carry at most "
+                        f"{limit} bytes. Send large loads in several requests."
+                    ),
+                    code="payload_too_large",
+                    details={"limit": limit, "length": length},
+                )
+        return self.get_response(request)

@@ -44,6 +44,11 @@ def add_error_envelope(result, generator, request, public):
                 responses.setdefault(
                     status, {"description": description, "content": ref}
                 )
+            if "requestBody" in operation:  # bpmos.middleware.BodySizeLimitMiddleware
+                responses.setdefault(
+                    "413",
+                    {"description": "The request body is too large.", "content": ref},
+                )
     return result
 
 

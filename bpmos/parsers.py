@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from rest_framework import parsers
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import APIException, ParseError
 from rest_framework.utils import json as drf_json
 
 # Deeper than any payload of the contracts (their deepest is 4); far below the
@@ -26,6 +26,16 @@ MAX_DEPTH = 32
 # A \u escape of a UTF-16 surrogate, as it appears in the raw body.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class BodyTooLarge(APIException):
+    """The body is larger than ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (413,
+    ``payload_too_large`` in the envelope). A DRF exception, not a
+    ``bpmos.errors`` one: DRF imports this module while ``bpmos.errors`` is
+    still importing DRF."""
+
+    status_code = 413
+    default_detail = "The request body is too large."
 
 
 class UnsafeJSON(ValueError):
@@ -84,8 +94,14 @@ class JSONParser(parsers.JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         parse_constant = drf_json.strict_constant if self.strict else None
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raw = stream.read() if limit is None else stream.read(limit + 1)
+        if limit is not None and len(raw) > limit:
+            raise BodyTooLarge(
+                f"The body is larger than {limit} bytes; send large loads in "
+                "several requests."
+            )
         try:
-            raw = stream.read()
             return loads(raw.decode(encoding), parse_constant=parse_constant)
         except ValueError as exc:  # UnicodeDecodeError and UnsafeJSON included
             raise ParseError(f"JSON parse error - {exc}") from None

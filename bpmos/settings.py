@@ -114,6 +114,7 @@ MIDDLEWARE = [
     # Right after the request id and outside every other middleware, so it also
     # sees the error pages those produce (e.g. DisallowedHost's HTML 400).
     "bpmos.middleware.ApiErrorMiddleware",
+    "bpmos.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -126,6 +127,13 @@ MIDDLEWARE = [
     # to /api/ that carry an Idempotency-Key (docs/api.md).
     "bpmos.idempotency.middleware.IdempotencyMiddleware",
 ]
+
+# Request bodies (docs/security.md): JSON and form bodies up to
+# BPMOS_MAX_BODY_BYTES (Django's DATA_UPLOAD_MAX_MEMORY_SIZE: 2.5 MB, room for
+# 10,000 readings), multipart uploads (LIMS result files) up to
+# BPMOS_MAX_UPLOAD_BYTES; past them 413 in the envelope.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("BPMOS_MAX_BODY_BYTES", default=2_621_440)
+BPMOS_MAX_UPLOAD_BYTES = env.int("BPMOS_MAX_UPLOAD_BYTES", default=26_214_400)
 
 ROOT_URLCONF = "bpmos.urls"
 # The pages sign in with the session at /login/ (docs/pages.md); the API uses JWTs.
@@ -275,6 +283,24 @@ if CELERY_BROKER_URL == "filesystem://":
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
     }
+else:
+    # A message taken by a worker and not acknowledged (the worker died) goes
+    # back to the queue after this many seconds. Above the hard time limit
+    # below, so a task still running is never handed to a second worker.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("BPMOS_CELERY_VISIBILITY_TIMEOUT", default=900)
+    }
+# A task is acknowledged when it has finished, not when it is received, and a
+# worker takes one message at a time: a worker killed in the middle of a task
+# leaves it (and nothing else) to be run again by the next worker. Every task
+# is written to be run again safely (docs/security.md, "Tasks").
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The longest task (a report job of a plant-year) stays well under this; a task
+# past it is killed and, acknowledged late, not retried forever.
+CELERY_TASK_TIME_LIMIT = env.int("BPMOS_CELERY_TASK_TIME_LIMIT", default=600)
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
@@ -303,7 +329,15 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {
         "login_failures": env.str("BPMOS_LOGIN_FAILURE_RATE", default="5/min"),
+        # bpmos/throttles.py: the public passport per address, stream tickets per user
+        "public_passport": env.str("BPMOS_PUBLIC_PASSPORT_RATE", default="120/min"),
+        "stream_ticket": env.str("BPMOS_STREAM_TICKET_RATE", default="30/min"),
     },
+    # The client address the throttles count by: REMOTE_ADDR unless the app runs
+    # behind this many reverse proxies (then the X-Forwarded-For entry they
+    # appended). 0 by default, so a client cannot pick its own address by
+    # sending X-Forwarded-For (docs/security.md).
+    "NUM_PROXIES": env.int("BPMOS_NUM_PROXIES", default=0),
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DATETIME_FORMAT": "iso-8601",
 }
@@ -484,6 +518,13 @@ BPMOS_SSE_TICKET_SECONDS = env.int("BPMOS_SSE_TICKET_SECONDS", default=30)
 # re-forge the chain. Changing it makes every earlier record fail verification.
 # Defaults to the secret key (in the embedded mode, the one made in DATA_DIR).
 BPMOS_AUDIT_KEY = env.str("BPMOS_AUDIT_KEY", default="") or SECRET_KEY
+# The audit chain's head, anchored outside the database (elog/anchors.py): a
+# signed line appended to this file every BPMOS_AUDIT_ANCHOR_SECONDS (900; read
+# by bpmos/celery.py). Put it on storage the database's administrators cannot
+# rewrite (docs/security.md).
+BPMOS_AUDIT_ANCHOR_FILE = env.str("BPMOS_AUDIT_ANCHOR_FILE", default="") or str(
+    DATA_DIR / "anchors" / "audit-anchors.jsonl"
+)
 # BMS provisioning over CAN (passports.bms; docs/passports.md). Any python-can
 # interface: socketcan on a line PC, pcan/kvaser/vector adapters, virtual for the
 # embedded demo and the tests (virtual buses connect within one process only).

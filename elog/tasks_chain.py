@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from elog import chain_status
+from elog import anchors, chain_status
 
 
 @shared_task
@@ -10,3 +10,11 @@ def audit_chain_status_refresh_task() -> bool:
     """Walk the audit chain and store the outcome (beat: every 15 minutes);
     returns whether the chain is intact."""
     return chain_status.audit_chain_status_refresh()["ok"]
+
+
+@shared_task
+def audit_anchor_write_task() -> int | None:
+    """Anchor the audit chain's head outside the database (beat: every
+    ``BPMOS_AUDIT_ANCHOR_SECONDS``); returns the seq anchored, or None."""
+    anchor = anchors.audit_anchor_write()
+    return anchor.seq if anchor else None

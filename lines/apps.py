@@ -13,3 +13,4 @@ class LinesConfig(AppConfig):
 
         readmodels.LINE_STATUS.connect()
         readmodels.OPERATIONS.connect()
+        readmodels.ROLLUPS.connect()

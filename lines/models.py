@@ -373,3 +373,54 @@ class MachineHour(models.Model):
 
     def __str__(self) -> str:
         return f"{self.machine_id} {self.hour:%Y-%m-%d %H:00}"
+
+
+class MachineDay(models.Model):
+    """One machine's fresh hourly roll-ups (``MachineHour``) of one UTC day
+    [day, day + 1 day), composed: the roll-up the day and week buckets of the
+    OEE and line-yield trends read (docs/dashboards.md, Trends).
+
+    Like an hour, a day leaves the state carried in from before it open:
+    ``lead`` is how long that state holds (the first changes of its fresh
+    hours up to and including the first one with a state reading: all of them
+    when none has one), ``run`` the time in ``running`` after that, and
+    ``last_state`` the state in force after its last fresh hour ("" when none
+    has a state reading). Composing days in order while carrying the state
+    gives exactly what composing their fresh hours does. ``last_hour`` is the
+    day's latest fresh hour: a window ending inside the day reads its hours
+    instead when that hour is not before the window's end.
+
+    Kept equal to the sum of its fresh hours by every writer of ``MachineHour``
+    (``lines.services``: beat's roll-up and the stale marks of late readings),
+    in the same transaction; a day without a fresh hour has no row.
+    """
+
+    machine = models.ForeignKey(
+        Machine, on_delete=models.CASCADE, related_name="days", db_index=False
+    )
+    day = models.DateTimeField(help_text="Start of the UTC day.")
+    hours = models.PositiveSmallIntegerField(help_text="Fresh hours rolled up in it.")
+    lead_microseconds = models.BigIntegerField(
+        help_text="How long the state carried in from the previous day holds."
+    )
+    run_microseconds = models.BigIntegerField(
+        help_text="Running, after the carried-in state's lead."
+    )
+    last_state = models.CharField(
+        max_length=20, choices=MachineState.choices, blank=True
+    )
+    last_hour = models.DateTimeField(help_text="Its latest fresh hour.")
+    good_count = models.BigIntegerField()
+    reject_count = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["machine_id", "day"]
+        constraints = [
+            # Also the index of every read: machines over a range of days.
+            models.UniqueConstraint(
+                fields=["machine", "day"], name="machine_day_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.machine_id} {self.day:%Y-%m-%d}"

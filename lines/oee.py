@@ -74,6 +74,7 @@ _ONE_DECIMAL = Decimal("0.1")
 _RUNNING = MachineState.RUNNING.value
 _COUNT_TAGS = (ReadingTag.GOOD_COUNT.value, ReadingTag.REJECT_COUNT.value)
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 # A machine whose window needs more raw pieces than this (many stale or missing
 # hours) is computed from raw readings over the whole window instead.
 MAX_RAW_RANGES = 8
@@ -114,6 +115,23 @@ def planned_busy_seconds(line: Line, start: datetime, end: datetime) -> Fraction
 
 def _seconds(delta: timedelta) -> Fraction:
     return Fraction(delta // timedelta(microseconds=1), 1_000_000)
+
+
+def oee_ratio(*, planned_busy, apt, ideal, good: int, reject: int) -> Fraction | None:
+    """OEE = Availability x Performance x Quality from its inputs, times in
+    any one unit (Fractions of seconds, or integers of a common fraction of
+    a second): APT / PBT x min(1, ideal / APT) x good / produced, which is
+    min(APT, ideal) / PBT x good / produced. ``None`` without planned busy
+    time; 0 without APT or ideal time (Availability or Performance 0);
+    ``None`` when nothing was produced (docs/oee.md, "Undefined values")."""
+    if not planned_busy:
+        return None
+    if not apt or not ideal:
+        return Fraction(0)
+    produced = good + reject
+    if not produced:
+        return None
+    return Fraction(min(apt, ideal) * good, planned_busy * produced)
 
 
 def percent(ratio: Fraction | None) -> Decimal | None:
@@ -171,14 +189,13 @@ class Figures:
 
     @property
     def oee(self) -> Fraction | None:
-        a, p, q = self.availability, self.performance, self.quality
-        if a is None:
-            return None
-        if a == 0 or p == 0:
-            return Fraction(0)
-        if p is None or q is None:
-            return None
-        return a * p * q
+        return oee_ratio(
+            planned_busy=self.planned_busy,
+            apt=self.apt,
+            ideal=self.ideal,
+            good=self.good,
+            reject=self.reject,
+        )
 
     def percentages(self) -> dict[str, Decimal | None]:
         return {
@@ -320,6 +337,67 @@ def line_oee(
 def hour_floor(at: datetime) -> datetime:
     """The start of the UTC hour holding ``at``."""
     return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def day_floor(at: datetime) -> datetime:
+    """The start of the UTC day holding ``at``."""
+    return at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class DayInputs:
+    """One machine's fresh hours of one UTC day, composed (a ``MachineDay``
+    row): ``lead``, how long the state carried in from before the day holds
+    (the first changes of its hours up to and including the first one with a
+    state reading); ``run``, running time after that lead; ``last_state``, the
+    state in force after its last hour ("" without any state reading)."""
+
+    hours: int
+    lead_microseconds: int
+    run_microseconds: int
+    last_state: str
+    last_hour: datetime
+    good: int
+    reject: int
+
+    def as_row_fields(self) -> dict:
+        """The fields of a ``MachineDay`` row."""
+        return {
+            "hours": self.hours,
+            "lead_microseconds": self.lead_microseconds,
+            "run_microseconds": self.run_microseconds,
+            "last_state": self.last_state,
+            "last_hour": self.last_hour,
+            "good_count": self.good,
+            "reject_count": self.reject,
+        }
+
+
+def day_inputs(rows) -> dict[datetime, DayInputs]:
+    """Hour rows ``(hour, first_change µs, run µs, last_state, good, reject)``
+    in time order (one machine's fresh ``MachineHour`` rows) composed per UTC
+    day: day start -> ``DayInputs``. The state is carried from hour to hour as
+    ``lines.selectors`` carries it, so a day's ``run`` plus its ``lead`` when
+    the state carried into the day is ``running`` equals the sum of its
+    hours' running time."""
+    days: dict[datetime, list] = {}
+    for hour, first_change, run, last_state, good, reject in rows:
+        day = day_floor(hour)
+        # hours, lead, run, last state, last hour, good, reject
+        into = days.get(day)
+        if into is None:
+            into = days[day] = [0, 0, 0, "", hour, 0, 0]
+        if not into[3]:  # no state reading yet today: the carried state holds
+            into[1] += first_change
+        elif into[3] == _RUNNING:
+            into[2] += first_change
+        into[0] += 1
+        into[2] += run
+        into[3] = last_state or into[3]
+        into[4] = hour
+        into[5] += good
+        into[6] += reject
+    return {day: DayInputs(*values) for day, values in days.items()}
 
 
 def hour_ceil(at: datetime) -> datetime:

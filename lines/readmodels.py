@@ -8,6 +8,11 @@ a machine's status change in ``services`` is a raw write and says so itself.
 ``OPERATIONS``: running versus blocked work-order stages and WIP by stage
 (``/api/live-status/operations``, ``/api/live-status/bottlenecks``), computed
 from runbooks, their stages, work orders and work-order stages.
+
+``ROLLUPS``: the OEE and line-yield trends (``/api/dashboard/trends``),
+computed from the machines' hour and day roll-ups and the lines and machines
+they belong to. Beat writes the roll-ups in bulk; every such write goes
+through ``services.machine_days_write``, which says so itself.
 """
 
 from bpmos.readcache import ReadModel
@@ -29,5 +34,15 @@ OPERATIONS = ReadModel(
         "runbooks.Stage",
         "runbooks.WorkOrder",
         "runbooks.WorkOrderStage",
+    ],
+)
+ROLLUPS = ReadModel(
+    "line-rollups",
+    [
+        "lines.Line",
+        "lines.Station",
+        "lines.Machine",
+        "lines.MachineHour",
+        "lines.MachineDay",
     ],
 )

@@ -19,11 +19,15 @@ from django.db import connection
 from django.db.models import (
     BigIntegerField,
     Count,
+    Exists,
+    F,
+    IntegerField,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
     Sum,
+    Value,
 )
 from django.db.models.functions import Cast, Extract
 from django.utils import timezone
@@ -37,6 +41,7 @@ from lines import status as st
 from lines.models import (
     Line,
     Machine,
+    MachineDay,
     MachineHour,
     MachineState,
     OEESnapshot,
@@ -604,22 +609,61 @@ def snapshot_piece_counts(
     }
 
 
-def hourly_piece_counts_series(
-    *, start: datetime, end: datetime, bucket: str
+def piece_counts_series(
+    *, start: datetime, end: datetime, bucket: str, from_days: bool = True
 ) -> dict[datetime, PieceCounts]:
-    """Good and rejected pieces per ``bucket`` ("hour", "day", "week", UTC) from
-    the fresh hourly roll-ups (``MachineHour``) of the hours in [start, end):
-    bucket start -> counts; buckets with no roll-up absent. One query."""
-    return {
-        row[0]: PieceCounts(good=row[1] or 0, reject=row[2] or 0)
-        for row in per_bucket(
-            MachineHour.objects.filter(hour__gte=start, hour__lt=end, is_stale=False),
+    """Good and rejected pieces per ``bucket`` ("hour", "day", "week", UTC)
+    from the machines' fresh roll-ups of the hours in [start, end) (``start``
+    a bucket start): bucket start -> counts; buckets with no roll-up absent.
+    Hour buckets sum the hour roll-ups (``MachineHour``), day and week buckets
+    the day roll-ups (``MachineDay``) and the hours of a last day ``end`` cuts
+    short (``from_days=False``: hours for every bucket, the same counts). One
+    query."""
+    hours = MachineHour.objects.filter(hour__lt=end, is_stale=False)
+    if bucket == "hour" or not from_days:
+        rows = per_bucket(
+            hours.filter(hour__gte=start),
             "hour",
             bucket,
             good=Sum("good_count"),
             reject=Sum("reject_count"),
         )
-    }
+    else:
+        tail = oee.day_floor(end)
+        days = per_bucket(
+            MachineDay.objects.filter(day__gte=start).filter(
+                Q(day__lt=tail) | Q(day=tail, last_hour__lt=end)
+            ),
+            "day",
+            bucket,
+            good=Sum("good_count"),
+            reject=Sum("reject_count"),
+        )
+        tail_hours = per_bucket(
+            hours.filter(
+                Exists(
+                    MachineDay.objects.filter(
+                        machine_id=OuterRef("machine_id"), day=tail, last_hour__gte=end
+                    )
+                ),
+                hour__gte=max(tail, start),
+            ),
+            "hour",
+            bucket,
+            good=Sum("good_count"),
+            reject=Sum("reject_count"),
+        )
+        rows = days.union(tail_hours, all=True)
+    found: dict[datetime, PieceCounts] = {}
+    for t, good, reject in rows:
+        into = found.get(t)
+        good, reject = good or 0, reject or 0
+        found[t] = (
+            PieceCounts(good=good, reject=reject)
+            if into is None
+            else PieceCounts(good=into.good + good, reject=into.reject + reject)
+        )
+    return found
 
 
 @dataclass(frozen=True)
@@ -677,62 +721,157 @@ def line_throughput_list(*, start: datetime, end: datetime) -> list[LineThroughp
     ]
 
 
-class HourInputs(NamedTuple):
-    """One machine's rolled-up hour, as OEE sums it: running microseconds
-    (the state carried in), good and rejected pieces."""
+class BucketInputs(NamedTuple):
+    """One machine's rolled-up hours of one trend bucket, summed as OEE sums
+    them: how many hours, running microseconds (the state carried in), good
+    and rejected pieces."""
 
+    hours: int
     run_us: int
     good: int
     reject: int
 
 
 @dataclass
-class LineHours:
-    """One active line's OEE inputs per machine and rolled-up UTC hour:
-    machine id -> hour -> inputs, with what is the same for every hour: a
+class LineBuckets:
+    """One active line's OEE inputs per machine and trend bucket: machine id
+    -> bucket start -> inputs, with what is the same for every hour: a
     machine-hour's planned busy time (``planned_busy_hour``, seconds) and each
-    machine's ideal cycle (``ideal_cycle``, seconds). Sum a machine's hours
-    into a window before bounding its APT (``oee.Figures`` built from the
-    sums: ``figures``), as ``lines.oee`` does for any window. Plain integers
-    per hour, so summing a month of a plant's machine-hours is cheap."""
+    machine's ideal cycle (``ideal_cycle``, seconds). A machine's APT is
+    bounded per bucket from these sums, as ``lines.oee`` does for any window.
+    Plain integers, so a month of a plant's machines is cheap to sum."""
 
     id: str  # slug
     name: str
     planned_busy_hour: Fraction = Fraction(0)
     ideal_cycle: dict[int, Fraction] = field(default_factory=dict)
-    machines: dict[int, dict[datetime, HourInputs]] = field(default_factory=dict)
+    machines: dict[int, dict[datetime, BucketInputs]] = field(default_factory=dict)
 
-    def figures(
-        self, machine_id: int, hours: int, run_us: int, good: int, reject: int
-    ) -> oee.Figures:
-        """The OEE inputs of ``hours`` rolled-up hours of a machine, summed."""
-        return oee.Figures(
-            planned_busy=self.planned_busy_hour * hours,
-            run=Fraction(run_us, 1_000_000),
-            ideal=self.ideal_cycle[machine_id] * (good + reject),
-            good=good,
-            reject=reject,
+
+_DAY_SECONDS = 86_400
+# 1970-01-01 was a Thursday: the Monday on or before a day is this many days
+# back from (days since the epoch + 3) % 7.
+_EPOCH_WEEKDAY_SHIFT = 3
+
+
+def _bucket_epoch(epoch: int, bucket: str) -> int:
+    """The start of the UTC ``bucket`` holding ``epoch`` (seconds since the
+    epoch; weeks from Monday), in integers."""
+    if bucket == "hour":
+        return epoch - epoch % 3600
+    day = epoch // _DAY_SECONDS
+    if bucket == "week":
+        day -= (day + _EPOCH_WEEKDAY_SHIFT) % 7
+    return day * _DAY_SECONDS
+
+
+def _epoch(column: str):
+    """``column`` (a datetime) as whole seconds since the epoch on PostgreSQL,
+    where integers load several times faster than timestamps; SQLite has no
+    epoch extract, so there it stays a datetime (``_as_epoch``)."""
+    if connection.vendor == "postgresql":
+        return Cast(Extract(column, "epoch"), BigIntegerField())
+    return F(column)
+
+
+def _as_epoch(value) -> int:
+    return value if isinstance(value, int) else int(value.timestamp())
+
+
+def _hour_units(machine_ids: list[int], start: datetime, end: datetime) -> QuerySet:
+    """The fresh hour roll-ups of [start, end) as composable units: (machine,
+    epoch, hours, lead µs, run µs, last state, good, reject)."""
+    return (
+        MachineHour.objects.filter(
+            machine_id__in=machine_ids, hour__gte=start, hour__lt=end, is_stale=False
         )
+        .order_by()
+        .annotate(
+            u_machine=F("machine_id"),
+            u_epoch=_epoch("hour"),
+            u_hours=Value(1, output_field=IntegerField()),
+            u_lead=F("first_change_microseconds"),
+            u_run=F("run_microseconds"),
+            u_state=F("last_state"),
+            u_good=F("good_count"),
+            u_reject=F("reject_count"),
+        )
+    )
 
 
-def line_hourly_figures(*, start: datetime, end: datetime) -> list[LineHours]:
-    """Every active line's OEE inputs per machine for each hour in [start,
-    end) that the machine has a fresh roll-up for (``MachineHour``, kept by
-    beat), in line order. Never reads raw readings: hours not rolled up yet
-    (the current one, stale ones) are absent. Four queries.
+_UNIT_COLUMNS = (
+    "u_machine",
+    "u_epoch",
+    "u_hours",
+    "u_lead",
+    "u_run",
+    "u_state",
+    "u_good",
+    "u_reject",
+)
 
-    Per machine-hour, as ``lines.oee`` defines it: planned busy time is the
-    hour less its share of planned downtime; run time is the running time of
-    the hour, the state carried in from the machine's previous rolled-up hour
-    (before ``start``: its latest fresh roll-up naming a state); counts and
-    ideal time are the hour's.
+
+def _day_units(machine_ids: list[int], start: datetime, end: datetime) -> QuerySet:
+    """The day roll-ups (``MachineDay``) of the days in [start, end) as
+    composable units, and where ``end`` falls inside a day that has a fresh
+    hour at or after it, that day's hours before ``end`` instead. One query
+    (``UNION ALL``), ordered by machine and time."""
+    tail = oee.day_floor(end)  # == end when the window ends at midnight
+    days = (
+        MachineDay.objects.filter(machine_id__in=machine_ids, day__gte=start)
+        .filter(Q(day__lt=tail) | Q(day=tail, last_hour__lt=end))
+        .order_by()
+        .annotate(
+            u_machine=F("machine_id"),
+            u_epoch=_epoch("day"),
+            u_hours=F("hours"),
+            u_lead=F("lead_microseconds"),
+            u_run=F("run_microseconds"),
+            u_state=F("last_state"),
+            u_good=F("good_count"),
+            u_reject=F("reject_count"),
+        )
+    )
+    tail_hours = _hour_units(machine_ids, max(tail, start), end).filter(
+        Exists(
+            MachineDay.objects.filter(
+                machine_id=OuterRef("machine_id"), day=tail, last_hour__gte=end
+            )
+        )
+    )
+    return (
+        days.values_list(*_UNIT_COLUMNS)
+        .union(tail_hours.values_list(*_UNIT_COLUMNS), all=True)
+        .order_by("u_machine", "u_epoch")
+    )
+
+
+def line_bucket_figures(
+    *, start: datetime, end: datetime, bucket: str, from_days: bool = True
+) -> list[LineBuckets]:
+    """Every active line's OEE inputs per machine and ``bucket`` ("hour",
+    "day", "week"; UTC, weeks from Monday) over the rolled-up hours in [start,
+    end) (``start`` a bucket start), in line order. Never reads raw readings:
+    hours not rolled up yet (the current one, stale ones) are absent, and so
+    is a bucket without any. Four queries.
+
+    Hour buckets read the hour roll-ups (``MachineHour``); day and week
+    buckets the day roll-ups (``MachineDay``), and the hours of a last day
+    ``end`` cuts short. ``from_days=False`` reads hours for every bucket: the
+    same figures (the reference the tests compare with).
+
+    Per machine, as ``lines.oee`` defines it: planned busy time is the hours'
+    length less their share of planned downtime; run time is the running time
+    of the hours, the state carried in from the machine's previous rolled-up
+    hour (before ``start``: its latest fresh roll-up naming a state); counts
+    and ideal time are the hours'.
     """
     lines = list(Line.objects.filter(is_active=True).order_by("position", "slug"))
     if not lines:
         return []
     topologies = line_topology([line.pk for line in lines])
     result = {
-        line.pk: LineHours(
+        line.pk: LineBuckets(
             id=line.slug,
             name=line.name,
             planned_busy_hour=oee.planned_busy_seconds(line, start, start + oee.HOUR),
@@ -748,8 +887,9 @@ def line_hourly_figures(*, start: datetime, end: datetime) -> list[LineHours]:
             )
     if not machines:
         return list(result.values())
+    machine_ids = list(machines)
     prior = dict(
-        Machine.objects.filter(pk__in=list(machines))
+        Machine.objects.filter(pk__in=machine_ids)
         .annotate(
             prior=Subquery(
                 MachineHour.objects.filter(
@@ -762,41 +902,54 @@ def line_hourly_figures(*, start: datetime, end: datetime) -> list[LineHours]:
         )
         .values_list("pk", "prior")
     )
-    # The hour as seconds since the epoch: integers load several times faster
-    # than timestamps, and a month of a plant's machine-hours has few distinct.
-    # (SQLite has no epoch extract: there the hour is read as a datetime.)
-    hour_rows = MachineHour.objects.filter(
-        machine_id__in=list(machines), hour__gte=start, hour__lt=end, is_stale=False
-    ).order_by("machine_id", "hour")
-    inputs = (
-        "first_change_microseconds",
-        "run_microseconds",
-        "last_state",
-        "good_count",
-        "reject_count",
-    )
-    if connection.vendor == "postgresql":
-        rows = hour_rows.annotate(
-            epoch=Cast(Extract("hour", "epoch"), BigIntegerField())
-        ).values_list("machine_id", "epoch", *inputs)
-    else:
-        rows = (
-            (machine_id, int(hour.timestamp()), *rest)
-            for machine_id, hour, *rest in hour_rows.values_list(
-                "machine_id", "hour", *inputs
+    if bucket == "hour" or not from_days:
+        # Plain columns, no UNION: the cheapest query to build and to load.
+        hour_rows = (
+            MachineHour.objects.filter(
+                machine_id__in=machine_ids,
+                hour__gte=start,
+                hour__lt=end,
+                is_stale=False,
+            )
+            .order_by("machine_id", "hour")
+            .annotate(epoch=_epoch("hour"))
+            .values_list(
+                "machine_id",
+                "epoch",
+                "first_change_microseconds",
+                "run_microseconds",
+                "last_state",
+                "good_count",
+                "reject_count",
             )
         )
+        units = ((m, e, 1, *rest) for m, e, *rest in hour_rows)
+    else:
+        units = _day_units(machine_ids, start, end)
     running = MachineState.RUNNING
     state: dict[int, str | None] = {}
-    hours: dict[int, datetime] = {}
-    for machine_id, epoch, first_change, run, last_state, good, reject in rows:
-        hour = hours.get(epoch)
-        if hour is None:
-            hour = hours[epoch] = datetime.fromtimestamp(epoch, UTC)
+    floors: dict[int, datetime] = {}  # unit's epoch -> its bucket's start
+    for machine_id, epoch, hours, lead, run, last_state, good, reject in units:
+        t = floors.get(epoch)
+        if t is None:
+            t = floors[epoch] = datetime.fromtimestamp(
+                _bucket_epoch(_as_epoch(epoch), bucket), UTC
+            )
         carried = state.get(machine_id, prior.get(machine_id))
         state[machine_id] = last_state or carried
-        machines[machine_id].machines.setdefault(machine_id, {})[hour] = HourInputs(
-            run + (first_change if carried == running else 0), good, reject
+        if carried == running:
+            run += lead
+        sums = machines[machine_id].machines.setdefault(machine_id, {})
+        into = sums.get(t)
+        sums[t] = (
+            BucketInputs(hours, run, good, reject)
+            if into is None
+            else BucketInputs(
+                into.hours + hours,
+                into.run_us + run,
+                into.good + good,
+                into.reject + reject,
+            )
         )
     return list(result.values())
 

@@ -45,6 +45,7 @@ from lines import status as st
 from lines.models import (
     Line,
     Machine,
+    MachineDay,
     MachineHour,
     MachineReading,
     MachineState,
@@ -587,6 +588,8 @@ def machine_hours_mark_stale(*, machine_id: int, rows: list[tuple]) -> None:
             "ON CONFLICT (machine_id, hour) DO UPDATE SET is_stale = EXCLUDED.is_stale",
             params,
         )
+    # A stale hour leaves its day's composition until beat rebuilds it.
+    machine_days_write(machine_id=machine_id, hours=list(hours))
 
 
 def machine_hours_refresh(*, now: datetime | None = None) -> int:
@@ -687,4 +690,63 @@ def _machine_hours_write(*, machine_id: int, start: datetime, end: datetime) -> 
             "is_stale",
         ],
     )
+    if hours:
+        machine_days_write(machine_id=machine_id, hours=list(hours))
     return len(hours)
+
+
+def machine_days_write(*, machine_id: int, hours: list[datetime]) -> None:
+    """Recompute one machine's day roll-ups (``MachineDay``) of the UTC days
+    holding ``hours`` from its fresh ``MachineHour`` rows, so each stays the
+    composition of its fresh hours (a day left without any: no row).
+
+    Called with the machine row locked, in the transaction that wrote or
+    marked those hours (beat's roll-up, the stale marks of late readings).
+    Three queries: the days' hours, one upsert, one delete.
+    """
+    days = sorted({oee.day_floor(hour) for hour in hours})
+    rows = (
+        MachineHour.objects.filter(
+            machine_id=machine_id,
+            hour__gte=days[0],
+            hour__lt=days[-1] + oee.DAY,
+            is_stale=False,
+        )
+        .order_by("hour")
+        .values_list(
+            "hour",
+            "first_change_microseconds",
+            "run_microseconds",
+            "last_state",
+            "good_count",
+            "reject_count",
+        )
+    )
+    wanted = set(days)
+    composed = {
+        day: inputs
+        for day, inputs in oee.day_inputs(rows).items()
+        if day in wanted  # hours of days in between were not touched
+    }
+    if composed:
+        MachineDay.objects.bulk_create(
+            [
+                MachineDay(machine_id=machine_id, day=day, **inputs.as_row_fields())
+                for day, inputs in composed.items()
+            ],
+            update_conflicts=True,
+            unique_fields=["machine", "day"],
+            update_fields=[
+                "hours",
+                "lead_microseconds",
+                "run_microseconds",
+                "last_state",
+                "last_hour",
+                "good_count",
+                "reject_count",
+            ],
+        )
+    empty = [day for day in days if day not in composed]
+    if empty:
+        MachineDay.objects.filter(machine_id=machine_id, day__in=empty).delete()
+    readmodels.ROLLUPS.changed()  # bulk writes of hours and days: no post_save

@@ -2,7 +2,7 @@
 the historical trend analysis of the responsibilities contract.
 
 Every series is aggregated in the database (or, for OEE, from the hourly
-roll-ups beat keeps), per bucket of an hour, a day or an ISO week (Monday),
+and daily roll-ups beat keeps), per bucket of an hour, a day or an ISO week (Monday),
 UTC. ``from`` is rounded down to the start of its bucket; a point is the
 bucket starting at ``t``; every bucket from there up to ``to`` has a point,
 with 0 (counts) or null (ratios, averages) when nothing happened in it.
@@ -12,9 +12,9 @@ Metrics (docs/dashboards.md has the definitions in full):
 * ``built``: units of work orders completed (their quantity);
 * ``yield``: first-pass yield, % (of the passports whose first QA result
   fell in the bucket, those that passed);
-* ``lineYield``: good ÷ (good + rejected) pieces from the machines' hourly
-  roll-ups, %;
-* ``oee``: OEE per active line, %, from the hourly roll-ups (a series per line);
+* ``lineYield``: good ÷ (good + rejected) pieces from the machines' roll-ups
+  (hourly for hour buckets, daily for day and week buckets), %;
+* ``oee``: OEE per active line, %, from the same roll-ups (a series per line);
 * ``exceptionsOpened``: exceptions raised;
 * ``alarms``: SCADA alarms that went active;
 * ``soh``, ``soc``, ``temperature``: battery telemetry of one passport
@@ -30,15 +30,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from fractions import Fraction
+from math import lcm
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 
 from bpmos.dashboards.kpis import share_percent
 from bpmos.errors import InvalidInput
 from exceptions import selectors as exception_selectors
 from lines import oee
+from lines import readmodels as line_readmodels
 from lines import selectors as line_selectors
 from passports import selectors as passport_selectors
 from runbooks import selectors as runbook_selectors
@@ -161,9 +163,7 @@ def _yield(start, end, bucket, starts, **_) -> list[Series]:
 
 
 def _line_yield(start, end, bucket, starts, **_) -> list[Series]:
-    found = line_selectors.hourly_piece_counts_series(
-        start=start, end=end, bucket=bucket
-    )
+    found = line_selectors.piece_counts_series(start=start, end=end, bucket=bucket)
     ratios = {
         t: _float(share_percent(counts.good, counts.good + counts.reject))
         for t, counts in found.items()
@@ -173,40 +173,30 @@ def _line_yield(start, end, bucket, starts, **_) -> list[Series]:
 
 def _oee(start, end, bucket, starts, **_) -> list[Series]:
     series = []
-    floors: dict[datetime, datetime] = {}  # hour -> its bucket
-    for line in line_selectors.line_hourly_figures(start=start, end=end):
+    for line in line_selectors.line_bucket_figures(start=start, end=end, bucket=bucket):
         # A machine-hour's planned busy time is the same for every machine
         # and hour of the line: P = num / den seconds.
         num, den = (
             line.planned_busy_hour.numerator,
             line.planned_busy_hour.denominator,
         )
+        # Ideal cycles as integers over one denominator: ideal time sums in
+        # integers too (Fractions hashed or added per machine cost more than
+        # the rest of the loop).
+        scale = lcm(*(cycle.denominator for cycle in line.ideal_cycle.values()))
         # Per bucket, in integers: hours, running µs, the APT's two parts
         # (µs of the machines that ran less than planned, hours of those that
-        # did not), pieces per ideal cycle, good, rejected.
+        # did not), ideal time x scale, good, rejected.
         totals: dict[datetime, list] = {}
-        for machine_id, hours in line.machines.items():
+        for machine_id, buckets in line.machines.items():
+            cycle = int(line.ideal_cycle[machine_id] * scale)
             # The machine's inputs per bucket, summed before its APT is
             # bounded by its planned busy time (ISO 22400, per work unit and
             # window: docs/oee.md).
-            sums: dict[datetime, list[int]] = {}
-            for hour, (run_us, good, reject) in hours.items():
-                t = floors.get(hour)
-                if t is None:
-                    t = floors[hour] = bucket_floor(hour, bucket)
-                total = sums.get(t)
-                if total is None:
-                    sums[t] = [1, run_us, good, reject]
-                else:
-                    total[0] += 1
-                    total[1] += run_us
-                    total[2] += good
-                    total[3] += reject
-            cycle = line.ideal_cycle[machine_id]
-            for t, (count, run_us, good, reject) in sums.items():
+            for t, (count, run_us, good, reject) in buckets.items():
                 into = totals.get(t)
                 if into is None:
-                    into = totals[t] = [0, 0, 0, 0, {}, 0, 0]
+                    into = totals[t] = [0, 0, 0, 0, 0, 0, 0]
                 into[0] += count
                 into[1] += run_us
                 # APT = min(run, P x hours), compared exactly in integers
@@ -214,28 +204,32 @@ def _oee(start, end, bucket, starts, **_) -> list[Series]:
                     into[2] += run_us
                 else:
                     into[3] += count
-                into[4][cycle] = into[4].get(cycle, 0) + good + reject
+                into[4] += cycle * (good + reject)
                 into[5] += good
                 into[6] += reject
+        # OEE in integers of one unit, 1 / (den x 10^6 x scale) s, so each
+        # bucket costs one Fraction (oee.oee_ratio: the definition Figures
+        # uses too).
+        unit_apt, unit_hour = den * scale, num * 1_000_000 * scale
+        unit_ideal = den * 1_000_000
         values = {}
         for t, (
             count,
-            run_us,
+            _run_us,
             apt_us,
             apt_hours,
-            pieces,
+            ideal,
             good,
             reject,
         ) in totals.items():
-            figures = oee.Figures(
-                planned_busy=line.planned_busy_hour * count,
-                run=Fraction(run_us, 1_000_000),
-                ideal=sum((c * n for c, n in pieces.items()), Fraction(0)),
+            ratio = oee.oee_ratio(
+                planned_busy=unit_hour * count,
+                apt=apt_us * unit_apt + unit_hour * apt_hours,
+                ideal=ideal * unit_ideal,
                 good=good,
                 reject=reject,
-                apt=Fraction(apt_us, 1_000_000) + line.planned_busy_hour * apt_hours,
             )
-            values[t] = _float(oee.percent(figures.oee))
+            values[t] = _float(oee.percent(ratio))
         series.append(
             Series(id=line.id, name=line.name, points=_fill(starts, values, None))
         )
@@ -271,11 +265,37 @@ def _telemetry(
     return [Series(id=series_id, name=name, points=_fill(starts, means, None))]
 
 
+def _ceil_hour(moment: datetime) -> datetime:
+    floor = bucket_floor(moment, "hour")
+    return floor if floor == moment else floor + BUCKETS["hour"]
+
+
+def _from_rollups(compute: Callable[..., list[Series]]) -> Callable[..., list[Series]]:
+    """``compute`` (an OEE or line-yield trend) served from the roll-ups' read
+    model (``lines.readmodels.ROLLUPS``) until beat writes roll-ups or a line or
+    machine changes. The roll-ups are whole hours, so a window [first, end)
+    holds the same rows and buckets as [first, end rounded up to the hour):
+    that is the key, and a dashboard polling "the last 24 hours" is served
+    from the cache all hour. Inside a transaction it computes (a payload there
+    may count uncommitted writes)."""
+
+    def cached(start, end, bucket, starts, **extra) -> list[Series]:
+        if connection.in_atomic_block:
+            return compute(start, end, bucket, starts, **extra)
+        key = f"trend:{compute.__name__}:{bucket}:{start.isoformat()}:"
+        key += _ceil_hour(end).isoformat()
+        return line_readmodels.ROLLUPS.get(
+            key, lambda: (compute(start, end, bucket, starts, **extra), None)
+        )
+
+    return cached
+
+
 _COMPUTE: dict[str, Callable[..., list[Series]]] = {
     "built": _built,
     "yield": _yield,
-    "lineYield": _line_yield,
-    "oee": _oee,
+    "lineYield": _from_rollups(_line_yield),
+    "oee": _from_rollups(_oee),
     "exceptionsOpened": _exceptions,
     "alarms": _alarms,
     **dict.fromkeys(TELEMETRY_METRICS, _telemetry),

@@ -36,6 +36,13 @@ log = structlog.get_logger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401  # bad, expired or missing token (HTTP 401 + 4000)
 MAX_TOPICS_PER_MESSAGE = 100
+# A client's message is an authenticate, a subscribe or an unsubscribe: a
+# token and at most 100 topic names fit in a few KB. Anything larger is
+# answered with an error and closed with 4413 (HTTP 413 + 4000, as 4401 is
+# 401: a server may not send RFC 6455's own 1009 through daphne, which allows
+# only 1000 and 3000-4999).
+MAX_MESSAGE_CHARS = 65_536
+CLOSE_TOO_BIG = 4413
 SEEN_IDS_KEPT = 4096
 
 
@@ -122,6 +129,18 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
         if self.closing:
+            return
+        size = len(text_data if text_data is not None else bytes_data or b"")
+        if size > MAX_MESSAGE_CHARS:
+            log.info("websocket_message_too_large", size=size)
+            self.closing = True
+            await self._leave(sorted(self.topics))
+            await self._error(
+                f"A message may be at most {MAX_MESSAGE_CHARS} characters.",
+                code="message_too_large",
+                details={"limit": MAX_MESSAGE_CHARS, "size": size},
+            )
+            await self.close(code=CLOSE_TOO_BIG)
             return
         try:
             content = parsers.loads(text_data) if text_data is not None else None

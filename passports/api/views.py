@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from bpmos import access
 from bpmos.errors import DomainError, InvalidInput, NotFound
 from bpmos.filters import enum_value
+from bpmos.throttles import PublicPassportThrottle
 from bpmos.views import BpmosAPIView
 from passports import bpan as bpan_rules
 from passports import conformity, ledger, selectors, services, telemetry
@@ -240,6 +241,7 @@ class PassportPublicView(BpmosAPIView):
     to the UUID, BPAN or serial only."""
 
     authentication_classes: list = []
+    throttle_classes = [PublicPassportThrottle]
 
     @extend_schema(responses=s.PassportPublicSchema, auth=[])
     def get(self, request, identifier: str):

@@ -3,6 +3,8 @@
 import structlog
 from rest_framework.throttling import SimpleRateThrottle
 
+from bpmos import audit
+
 log = structlog.get_logger(__name__)
 
 
@@ -62,13 +64,44 @@ class LoginFailureThrottle(SimpleRateThrottle):
         return self._wait
 
     def record_failure(self, request) -> None:
+        """Count a failed login; the failure that reaches a limit starts a
+        lockout, audited once (``user.login_locked_out``: the username tried,
+        which limit, and for how long)."""
+        if self.rate is None:
+            return
         now = self.timer()
         keys = self._keys(request)
+        reached = []
         try:
             stored = self.cache.get_many(keys)
-            for key in keys:
+            for key, limit, scope in zip(
+                keys,
+                (self.num_requests, self.num_requests * 4),
+                ("address and username", "address"),
+                strict=True,
+            ):
                 history = [t for t in stored.get(key, []) if t > now - self.duration]
                 history.insert(0, now)
                 self.cache.set(key, history, self.duration)
+                if len(history) == limit:
+                    reached.append(scope)
         except Exception as exc:  # the cache is down: the failure goes uncounted
             log.warning("login_throttle_unavailable", error=f"{type(exc).__name__}")
+        if reached:
+            self._audit_lockout(request, reached)
+
+    def _audit_lockout(self, request, scopes: list[str]) -> None:
+        data = getattr(request, "data", None)
+        username = str(data.get("username", ""))[:150] if isinstance(data, dict) else ""
+        audit.record(
+            actor=None,
+            action="user.login_locked_out",
+            target_type="accounts.user",
+            after={
+                "username": username,
+                "address": self.get_ident(request),
+                "limits": scopes,
+                "seconds": self.duration,
+            },
+        )
+        log.warning("login_locked_out", username=username, limits=scopes)

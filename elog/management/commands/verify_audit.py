@@ -1,9 +1,11 @@
 """``manage.py verify_audit``: walk the audit chain; exit 0 if intact, 1 if not."""
 
 import json
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from elog.anchors import anchor_file, anchors_read
 from elog.services import DEFAULT_BATCH_SIZE, audit_chain_verify
 
 
@@ -25,14 +27,40 @@ class Command(BaseCommand):
         parser.add_argument("--anchor-seq", type=int, help="seq of a trusted head.")
         parser.add_argument("--anchor-hash", help="hash of that trusted head.")
         parser.add_argument(
+            "--anchors",
+            nargs="?",
+            const="",
+            metavar="FILE",
+            help="Verify against the newest valid anchor of FILE (without FILE: "
+            "BPMOS_AUDIT_ANCHOR_FILE, where beat writes them; elog/anchors.py).",
+        )
+        parser.add_argument(
             "--json", action="store_true", help="Print the result as JSON."
         )
 
     def handle(self, *args, **options):
+        anchor_seq, anchor_hash = options["anchor_seq"], options["anchor_hash"]
+        if options["anchors"] is not None:
+            if anchor_seq is not None or anchor_hash:
+                raise CommandError("Give --anchors or --anchor-seq/--anchor-hash.")
+            path = Path(options["anchors"]) if options["anchors"] else anchor_file()
+            found = anchors_read(path)
+            if found.bad_lines:
+                self.stderr.write(
+                    f"{path}: lines {', '.join(map(str, found.bad_lines))} are not "
+                    "anchors signed with this plant's audit key; ignored."
+                )
+            newest = found.newest
+            if newest is None:
+                raise CommandError(f"{path} holds no valid anchor.")
+            anchor_seq, anchor_hash = newest.seq, newest.hash
+            self.stdout.write(
+                f"Against the anchor of {newest.at.isoformat()}: seq {newest.seq}."
+            )
         result = audit_chain_verify(
             batch_size=options["batch_size"],
-            anchor_seq=options["anchor_seq"],
-            anchor_hash=options["anchor_hash"],
+            anchor_seq=anchor_seq,
+            anchor_hash=anchor_hash,
         )
         if options["json"]:
             self.stdout.write(json.dumps(result.as_dict(), indent=2))

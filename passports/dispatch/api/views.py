@@ -25,6 +25,7 @@ from rest_framework.response import Response
 from bpmos.accounts.authentication import token_generation
 from bpmos.errors import DependencyUnavailable, InvalidInput
 from bpmos.idempotency import EXEMPT
+from bpmos.throttles import StreamTicketThrottle
 from bpmos.views import BpmosAPIView
 from passports.dispatch import selectors
 from passports.dispatch import services as dispatch
@@ -237,6 +238,7 @@ class StreamTicketView(BpmosAPIView):
 
     # The answer is a single-use secret: never stored, never replayed.
     idempotency = EXEMPT
+    throttle_classes = [StreamTicketThrottle]
 
     @extend_schema(tags=_TAGS, request=None, responses=s.StreamTicketSerializer)
     def post(self, request):
