@@ -33,6 +33,12 @@ BEAT_SCHEDULE = {
         "schedule": 3600.0,
         "options": {"expires": 3000.0},
     },
+    # Idempotency keys past BPMOS_IDEMPOTENCY_KEY_HOURS (docs/api.md).
+    "idempotency-keys-prune": {
+        "task": "bpmos.idempotency.tasks.idempotency_keys_prune_task",
+        "schedule": 3600.0,
+        "options": {"expires": 3000.0},
+    },
     "exceptions-escalate": {
         "task": "exceptions.tasks.exceptions_escalate_task",
         "schedule": 60.0,

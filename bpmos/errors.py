@@ -161,6 +161,7 @@ _STATUS_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    422: "unprocessable",
     429: "throttled",
     500: "server_error",
     503: "dependency_unavailable",

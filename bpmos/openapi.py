@@ -50,3 +50,74 @@ def add_error_envelope(result, generator, request, public):
                     {"description": "The request body is too large.", "content": ref},
                 )
     return result
+
+
+IDEMPOTENCY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "Makes a retry safe (docs/api.md): the same key from the same user with "
+        "the same method, path and body within 24 hours replays the first answer "
+        "(with `Idempotent-Replayed: true`) instead of acting again; with another "
+        "request it is refused (422 `idempotency_key_reused`); while the first "
+        "still runs, 409 `idempotency_in_progress`. 5xx answers are not kept. "
+        "1-255 printable ASCII characters (else 400 `idempotency_key_invalid`); "
+        "a UUID per action is what clients send."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+
+_REPLAYED_HEADER = {
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the stored answer to an earlier "
+        "request with the same Idempotency-Key.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+
+
+def add_idempotency_key(result, generator, request, public):
+    """drf-spectacular hook: on every POST that honours ``Idempotency-Key``,
+    the header parameter, its 409 and 422 answers, and the replay header."""
+    from bpmos.idempotency.middleware import view_mode
+
+    ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    paths = result.get("paths", {})
+    for raw_path, _regex, method, callback in generator.endpoints:
+        if method != "POST" or view_mode(callback) is None:
+            continue
+        # The schema's paths are coerced ("{pk}" -> "{id}") as drf-spectacular
+        # does when it builds them; "{pk}" is the only name it rewrites.
+        path = raw_path
+        if "{pk}" in raw_path and raw_path not in paths:
+            path = generator.coerce_path(
+                raw_path, method, generator.create_view(callback, method)
+            )
+        operation = paths.get(path, {}).get("post")
+        if operation is None:
+            continue
+        parameters = operation.setdefault("parameters", [])
+        if not any(p.get("name") == "Idempotency-Key" for p in parameters):
+            parameters.append(IDEMPOTENCY_PARAMETER)
+        responses = operation.setdefault("responses", {})
+        conflict = responses.setdefault(
+            "409", {"description": _ERRORS["409"], "content": ref}
+        )
+        conflict["description"] = (
+            f"{conflict.get('description', '')} Also `idempotency_in_progress`: a "
+            "request with this Idempotency-Key is still running (retry after "
+            "`Retry-After` seconds)."
+        ).strip()
+        responses.setdefault(
+            "422",
+            {
+                "description": "`idempotency_key_reused`: this Idempotency-Key "
+                "was first sent with another method, path or body.",
+                "content": ref,
+            },
+        )
+        for status, response in responses.items():
+            if status.startswith("2"):
+                response.setdefault("headers", {}).update(_REPLAYED_HEADER)
+    return result

@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "bpmos",  # project-wide management commands (seed_demo)
     "bpmos.accounts",
     "bpmos.events",
+    "bpmos.idempotency",
     # BPM-OS domain apps (docs/design.md §3)
     "elog",
     "runbooks",
@@ -122,6 +123,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: it calls the view itself (inside the key's transaction) for POSTs
+    # to /api/ that carry an Idempotency-Key (docs/api.md).
+    "bpmos.idempotency.middleware.IdempotencyMiddleware",
 ]
 
 # Request bodies (docs/security.md): JSON and form bodies up to
@@ -374,6 +378,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "bpmos.openapi.add_error_envelope",
+        "bpmos.openapi.add_idempotency_key",
     ],
     # Fields named alike ("status", "type", "role") carry different enums; each
     # gets one name. The control UI's display enums are lists of labels.
@@ -497,6 +502,11 @@ BPMOS_EVENT_LAYER_CHECK_SECONDS = env.float(
 )
 # Days delivered live events are kept (what a reconnecting client can resume from).
 BPMOS_EVENT_RETENTION_DAYS = env.int("BPMOS_EVENT_RETENTION_DAYS", default=7)
+# Idempotency-Key (docs/api.md): hours a key and its answer are kept (replayed,
+# and refused with another request), and seconds a running request holds its
+# key; past that, it is presumed gone and a retry takes the key over.
+BPMOS_IDEMPOTENCY_KEY_HOURS = env.int("BPMOS_IDEMPOTENCY_KEY_HOURS", default=24)
+BPMOS_IDEMPOTENCY_LOCK_SECONDS = env.int("BPMOS_IDEMPOTENCY_LOCK_SECONDS", default=60)
 # How long a WebSocket client has to authenticate after connecting.
 BPMOS_WS_AUTH_TIMEOUT = env.float("BPMOS_WS_AUTH_TIMEOUT", default=10.0)
 # The dispatch desk's SSE stream (docs/dispatch.md): seconds between heartbeat

@@ -9,6 +9,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import generics, status
 from rest_framework.response import Response
 
+from bpmos.idempotency import OUTSIDE
 from bpmos.views import BpmosAPIView
 from passports import provisioning, selectors
 from passports.api_provisioning import serializers as s
@@ -29,6 +30,9 @@ class ProvisionView(BpmosAPIView):
     answered a negative response code), 502 ``bms_mismatch`` (it confirmed other
     values), 503 ``bms_timeout``/``bms_unavailable``. Every attempt that reached
     the bus is listed under ``/provisioning``."""
+
+    # The CAN transfer runs outside any transaction (passports.provisioning).
+    idempotency = OUTSIDE
 
     @extend_schema(
         request=s.ProvisionRequestSerializer,

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from bpmos.errors import NotFound
 from bpmos.filters import FilterBackend
+from bpmos.idempotency import OUTSIDE
 from bpmos.views import ApiViewMixin, BpmosAPIView
 from scada import configuration, readings
 from scada.api import connectors_serializers as s
@@ -110,6 +111,9 @@ class ConnectorBrowseView(BpmosAPIView):
     type, and the tag already mapped to each), to map tags without typing.
     503 ``connector_unavailable`` when the server cannot be reached."""
 
+    # Reads the OPC UA server outside any transaction.
+    idempotency = OUTSIDE
+
     @extend_schema(
         request=s.BrowseRequestSerializer,
         responses=s.BrowseNodeSerializer(many=True),
@@ -204,6 +208,9 @@ class ScadaTestView(BpmosAPIView):
     """Try a connector's link: 200 either way, ``ok`` says whether it worked
     and ``error`` why not (supervisors and admins)."""
 
+    # Reads the connector's server outside any transaction.
+    idempotency = OUTSIDE
+
     @extend_schema(request=s.ConnectorRefSerializer, responses=s.TestResultSerializer)
     def post(self, request):
         body = self.validated(s.ConnectorRefSerializer)
@@ -218,6 +225,9 @@ class ScadaPollView(BpmosAPIView):
     """Read an OPC UA connector's enabled tags once and store the readings:
     fetch, normalize, store (supervisors and admins). 409 when the connector
     is disabled; 503 ``connector_unavailable`` when its server cannot be read."""
+
+    # Reads the OPC UA server outside any transaction.
+    idempotency = OUTSIDE
 
     @extend_schema(request=s.ConnectorRefSerializer, responses=s.PollResultSerializer)
     def post(self, request):

@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import generics
 from rest_framework.parsers import FormParser, MultiPartParser
 
+from bpmos.idempotency import OUTSIDE
 from bpmos.parsers import JSONParser
 from bpmos.views import BpmosAPIView
 from scada import quality
@@ -56,6 +57,9 @@ class LimsImportView(BpmosAPIView):
 class LimsFetchView(BpmosAPIView):
     """Fetch new results from a LIMS connector now and apply them (503 when
     the LIMS cannot be reached)."""
+
+    # Calls the LIMS outside any transaction.
+    idempotency = OUTSIDE
 
     @extend_schema(
         tags=["lims"],

@@ -7,6 +7,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 
+from bpmos.idempotency import OUTSIDE
 from bpmos.jsonfields import read_body
 from bpmos.views import BpmosAPIView
 from scada import maintenance
@@ -66,6 +67,9 @@ class MaintenanceWorkOrderDetailView(BpmosAPIView):
 class MaintenanceWorkOrderRetryView(BpmosAPIView):
     """Send a work order that is not in the CMMS yet again, now (after the CMMS,
     its credentials or the data were fixed). 409 once it is sent."""
+
+    # Sends to the CMMS outside any transaction.
+    idempotency = OUTSIDE
 
     @extend_schema(request=None, responses=s.MaintenanceWorkOrderDetailSerializer)
     def post(self, request, pk: int):

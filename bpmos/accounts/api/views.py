@@ -17,6 +17,7 @@ from bpmos.accounts.authentication import (
 )
 from bpmos.accounts.models import User
 from bpmos.errors import DomainError
+from bpmos.idempotency import EXEMPT
 from bpmos.views import BpmosAPIView
 
 
@@ -29,6 +30,8 @@ class PublicAuthView(BpmosAPIView):
     """A view reached without an access token that still answers 401 (not 403)."""
 
     authentication_classes: list = []
+    # No user to hold a key, and the answers carry tokens: never stored.
+    idempotency = EXEMPT
 
     def get_authenticate_header(self, request) -> str:
         return 'Bearer realm="api"'
@@ -91,6 +94,9 @@ class RefreshView(PublicAuthView):
 
 class LogoutView(BpmosAPIView):
     """Blacklist the caller's refresh token."""
+
+    # Idempotent by itself: a token blacklisted twice is blacklisted.
+    idempotency = EXEMPT
 
     @extend_schema(request=s.RefreshSerializer, responses={204: None})
     def post(self, request):

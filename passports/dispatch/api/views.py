@@ -24,6 +24,7 @@ from rest_framework.response import Response
 
 from bpmos.accounts.authentication import token_generation
 from bpmos.errors import DependencyUnavailable, InvalidInput
+from bpmos.idempotency import EXEMPT
 from bpmos.throttles import StreamTicketThrottle
 from bpmos.views import BpmosAPIView
 from passports.dispatch import selectors
@@ -235,6 +236,8 @@ class StreamView(BpmosAPIView):
 class StreamTicketView(BpmosAPIView):
     """A single-use ticket that opens the stream from a plain EventSource."""
 
+    # The answer is a single-use secret: never stored, never replayed.
+    idempotency = EXEMPT
     throttle_classes = [StreamTicketThrottle]
 
     @extend_schema(tags=_TAGS, request=None, responses=s.StreamTicketSerializer)
