@@ -38,7 +38,7 @@ pytestmark = pytest.mark.django_db
 # Examples per operation and identity: 163 operations x 7 identities fit the
 # suite's budget on 2 workers at this size (docs/testing.md has the figures);
 # the long campaign sets more.
-MAX_EXAMPLES = int(os.environ.get("BPMOS_FUZZ_EXAMPLES", "2"))
+MAX_EXAMPLES = int(os.environ.get("BPMOS_FUZZ_EXAMPLES", "1"))
 SEED = 20261203
 
 
@@ -68,7 +68,7 @@ CHECKS = [
 ]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def in_process_app():
     """Django's WSGI handler without the connection closing around each
     request (as Django's test client does): the test's transaction holds the
@@ -82,12 +82,16 @@ def in_process_app():
         request_finished.connect(close_old_connections)
 
 
-@pytest.fixture
-def api_schema(demo_plant, in_process_app):
-    config = schemathesis.Config(seed=SEED)
-    return schemathesis.openapi.from_wsgi(
-        "/api/schema/?format=json", in_process_app, config=config
-    )
+@pytest.fixture(scope="module")
+def api_schema(demo_plant, in_process_app, django_db_blocker):
+    """``/api/schema/`` as the app serves it, loaded once per module (making
+    it takes seconds)."""
+    with django_db_blocker.unblock():
+        return schemathesis.openapi.from_wsgi(
+            "/api/schema/?format=json",
+            in_process_app,
+            config=schemathesis.Config(seed=SEED),
+        )
 
 
 def _headers(role: str) -> dict[str, str]:
