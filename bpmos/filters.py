@@ -14,19 +14,31 @@ FilterSet here, and of those ``filterset_fields`` generates through
 with a negative offset no longer overflows on its way to the database (a 500),
 and a window in year 28 is a 400 naming the parameter rather than an answer.
 ``FilterSet`` uses it for every date-time column.
+
+An empty value (``?to=``, ``?status=``) is a 400 naming the parameter, not
+"not given": the schema declares no ``allowEmptyValue`` for it, and a fuzzer
+reading the schema sent ``?to=`` and got the whole list. Where a client may
+send a filter empty (the control UI's filters, ``ordering``), the FilterSet
+lists it in ``allow_empty`` and the schema says ``allowEmptyValue: true``
+(``FilterSchemaExtension`` below); a string parameter that may not be empty
+says ``minLength: 1``.
 """
 
 from __future__ import annotations
 
 from copy import deepcopy
+from datetime import UTC
+from typing import ClassVar
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import TextChoices
+from django.utils import timezone
 from django_filters import rest_framework as filters
 from django_filters.fields import IsoDateTimeField
 from django_filters.rest_framework.filterset import FILTER_FOR_DBFIELD_DEFAULTS
+from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
@@ -61,10 +73,15 @@ class BoundedIsoDateTimeField(IsoDateTimeField):
 
     def to_python(self, value):
         value = super().to_python(value)
-        problem = time_problem(value) if value is not None else None
+        if value is None:
+            return None
+        problem = time_problem(value)
         if problem is not None:
             raise ValidationError(problem, code="out_of_range")
-        return value
+        # In UTC: ISO 8601 takes offsets up to +23:59, PostgreSQL only up to
+        # +15:59 ("time zone displacement out of range", a 500 for
+        # ?shift=2010-06-07T19:02:59+23:36). The instant is the same.
+        return value.astimezone(UTC) if timezone.is_aware(value) else value
 
 
 @extend_schema_field(OpenApiTypes.DATETIME)
@@ -76,9 +93,9 @@ class DateTimeFilter(filters.IsoDateTimeFilter):
 
 # django-filter's ``BooleanFilter`` reads ``?enabled=maybe`` as "not given" and
 # answers the whole list. ``BooleanFilter`` here takes ``true``/``false`` (and
-# ``1``/``0``) and answers anything else with a 400 naming the parameter; an
-# empty value is still "not given". Declared per filter (the SCADA FilterSets
-# use it); the other apps' boolean filters still read junk as "not given".
+# ``1``/``0``) and answers anything else with a 400 naming the parameter.
+# ``FilterSet`` uses it for every boolean column (``?is_active=null`` was the
+# whole list); an empty value is refused by ``FilterSet``.
 _BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
 
 
@@ -121,13 +138,44 @@ _DEFAULTS.update(
     }
 )
 _DEFAULTS[models.DateTimeField] = {"filter_class": DateTimeFilter}
+_DEFAULTS[models.BooleanField] = {"filter_class": BooleanFilter}
+
+EMPTY_VALUE_MESSAGE = "May not be empty: leave the parameter out instead."
+
+
+def empty_parameters(data, names) -> list[str]:
+    """Which of ``names`` ``data`` (a QueryDict) holds with an empty value."""
+    getlist = getattr(data, "getlist", None)
+    found = []
+    for name in names:
+        if name not in data:
+            continue
+        values = getlist(name) if getlist else [data.get(name)]
+        if any(str(value).strip() == "" for value in values):
+            found.append(name)
+    return found
 
 
 class FilterSet(filters.FilterSet):
     """Every FilterSet's base: integer columns filter through ``IntegerFilter``,
-    date-time columns through ``DateTimeFilter``."""
+    date-time columns through ``DateTimeFilter``, boolean columns through
+    ``BooleanFilter``; an empty value is a 400 unless ``allow_empty`` names
+    the filter."""
 
     FILTER_DEFAULTS = _DEFAULTS
+    # Filters whose empty value means "not given" (schema: allowEmptyValue).
+    allow_empty: ClassVar[frozenset[str]] = frozenset({"ordering"})
+
+    def is_valid(self) -> bool:
+        valid = super().is_valid()
+        names = [name for name in self.filters if name not in self.allow_empty]
+        for name in empty_parameters(self.data, names):
+            # The one message, not also the field's own ("Select a valid
+            # choice.  is not one of the available choices.").
+            self.form.errors[name] = self.form.error_class([EMPTY_VALUE_MESSAGE])
+            getattr(self.form, "cleaned_data", {}).pop(name, None)
+            valid = False
+        return valid
 
 
 class FilterBackend(filters.DjangoFilterBackend):
@@ -135,6 +183,36 @@ class FilterBackend(filters.DjangoFilterBackend):
     use ``FilterSet`` above."""
 
     filterset_base = FilterSet
+
+
+class FilterSchemaExtension(DjangoFilterExtension):
+    """drf-spectacular's django-filter parameters, saying what ``FilterSet``
+    does with an empty value: ``allowEmptyValue`` for the filters in
+    ``allow_empty``, ``minLength: 1`` for the other free-text ones."""
+
+    # Every FilterSet backend: ours and django-filter's own (some views name it).
+    target_class = "django_filters.rest_framework.DjangoFilterBackend"
+    match_subclasses = True
+    priority = 1
+
+    def resolve_filter_field(
+        self, auto_schema, model, filterset_class, field_name, filter_field
+    ):
+        parameters = super().resolve_filter_field(
+            auto_schema, model, filterset_class, field_name, filter_field
+        )
+        allow_empty = getattr(filterset_class, "allow_empty", frozenset())
+        for parameter in parameters:
+            schema = parameter.get("schema", {})
+            if field_name in allow_empty:
+                parameter["allowEmptyValue"] = True
+            elif (
+                schema.get("type") == "string"
+                and "enum" not in schema
+                and "format" not in schema
+            ):
+                schema.setdefault("minLength", 1)
+        return parameters
 
 
 def enum_value(enum: type[TextChoices], raw: str) -> str | None:

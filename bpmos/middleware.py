@@ -99,6 +99,34 @@ class RequestContextMiddleware:
         return response
 
 
+NUL_MESSAGE = "May not contain NUL characters."
+
+
+def _query_with_nul(request):
+    """A 400 naming the query parameters that hold a NUL character, or None.
+
+    No parameter of ours can hold one, and PostgreSQL refuses it in text
+    (``DataError``, a 500 from every view that reads a parameter by hand:
+    ``?identifier=%00``). Bodies are covered by DRF's fields, which refuse NUL.
+    """
+    named = sorted(
+        {
+            name
+            for name, values in request.GET.lists()
+            if "\x00" in name or any("\x00" in value for value in values)
+        }
+    )
+    if not named:
+        return None
+    return errors.envelope_response(
+        request,
+        400,
+        message=f"Invalid input. {named[0]}: {NUL_MESSAGE}",
+        code="validation_error",
+        details={name.replace("\x00", "\ufffd"): [NUL_MESSAGE] for name in named},
+    )
+
+
 class ApiErrorMiddleware:
     """Turn anything that is not already an envelope under /api/ into one.
 
@@ -116,7 +144,8 @@ class ApiErrorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        response = self.get_response(request)
+        refused = _query_with_nul(request) if _is_api(request) else None
+        response = refused or self.get_response(request)
         if (
             _is_api(request)
             and response.status_code >= 400

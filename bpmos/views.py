@@ -15,6 +15,27 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from bpmos.filters import EMPTY_VALUE_MESSAGE, empty_parameters
+
+
+def _refuse_empty_values(data, serializer) -> None:
+    """A 400 naming each query parameter sent empty that may not be blank.
+
+    DRF reads an empty form value of an optional field as "not given", so
+    ``?until=`` was the default period although the schema declares no
+    ``allowEmptyValue`` (the same rule as ``bpmos.filters.FilterSet``'s).
+    """
+    names = [
+        name
+        for name, field in serializer.fields.items()
+        if not getattr(field, "allow_blank", False)
+    ]
+    empty = empty_parameters(data, names)
+    if empty:
+        raise serializers.ValidationError(
+            {name: [EMPTY_VALUE_MESSAGE] for name in empty}
+        )
+
 
 class ApiViewMixin:
     """``validated()`` for the input and ``respond()`` for the output."""
@@ -28,6 +49,8 @@ class ApiViewMixin:
         ``serializer_class``: its ``validated_data``, or a 400 in the envelope."""
         data = self.request.query_params if query else self.request.data
         serializer = serializer_class(data=data)
+        if query:
+            _refuse_empty_values(data, serializer)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 

@@ -48,7 +48,12 @@ class StableOrderingFilter(filters.OrderingFilter):
 
 
 class ItemFilterSet(bpmos_filters.FilterSet):
-    """The contract's ``category``, ``status`` (search is the ``search`` param)."""
+    """The contract's ``category``, ``status`` (search is the ``search`` param).
+
+    The control UI sends its filters as they stand, an unset one empty
+    (``?category=&status=``): empty is "not given" for these two."""
+
+    allow_empty = frozenset({"ordering", "category", "status"})
 
     category = filters.CharFilter(
         method="filter_category",

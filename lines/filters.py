@@ -17,7 +17,7 @@ class MachineFilterSet(bpmos_filters.FilterSet):
     )
     status = filters.MultipleChoiceFilter(choices=MachineState.choices)
     machine_type = filters.CharFilter()
-    is_active = filters.BooleanFilter()
+    is_active = bpmos_filters.BooleanFilter()
 
     class Meta:
         model = Machine

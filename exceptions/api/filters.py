@@ -46,7 +46,7 @@ class ExceptionFilterSet(bpmos_filters.FilterSet):
     runbook = filters.CharFilter(
         field_name="linked_runbook_slug", help_text='Runbook id, e.g. "manufacturing".'
     )
-    isBlocking = filters.BooleanFilter(
+    isBlocking = bpmos_filters.BooleanFilter(
         field_name="halts", help_text="Only those that halt (or do not halt) a runbook."
     )
     ordering = StableOrderingFilter(

@@ -17,7 +17,9 @@ class PassportFilterSet(bpmos_filters.FilterSet):
     custodianKind = EnumFilter(enum=CustodianKind, field_name="custodian_kind")
     lot = filters.CharFilter(field_name="lot", help_text="Production lot, exactly.")
     model = filters.CharFilter(field_name="model", lookup_expr="iexact")
-    onHold = filters.BooleanFilter(field_name="on_hold", help_text="true or false.")
+    onHold = bpmos_filters.BooleanFilter(
+        field_name="on_hold", help_text="true or false."
+    )
     ordering = filters.OrderingFilter(
         fields=(
             ("serial", "serial"),
