@@ -122,10 +122,12 @@ def _summarize_random_order(terminalreporter, config):
 def _fast_test_run():
     """For the whole session, module and session fixtures included (the demo
     seed's users): MD5 password hashing, and the cheaper flush after each
-    transactional test (tests/support_flush.py)."""
-    from tests import support_flush
+    transactional test (tests/support_flush.py), the OpenAPI document generated
+    once per process (tests/support_schema.py)."""
+    from tests import support_flush, support_schema
 
     support_flush.install()
+    support_schema.install()
     with override_settings(PASSWORD_HASHERS=FAST_HASHERS):
         yield
 
