@@ -8,6 +8,7 @@ import pytest
 from django.core.cache import caches
 from django.core.management import call_command
 from django.db import transaction
+from django.test.utils import override_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from bpmos.accounts.models import User
@@ -15,6 +16,27 @@ from bpmos.cache import RedisCache
 from bpmos.roles import Role
 
 PASSWORD = "correct-horse-battery-9"
+FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Modules that take longest (docs/testing.md, measured with --durations): sent to
+# the xdist workers first, so that no long module starts at the end of a run
+# and keeps one worker busy while the other is idle. The modules that seed the
+# demo plant or drive a browser count as long without being listed.
+SLOW_MODULES = (
+    "test_role_matrix.py",
+    "test_production_properties.py",
+    "test_pages_plant_board.py",
+    "test_compliance_returns.py",
+    "test_stages_api.py",
+    "test_dashboard_roles.py",
+    "test_settings.py",
+    "test_logging.py",
+    "test_passport_ledger.py",
+    "test_compliance_report_pdf.py",
+    "test_production_services.py",
+    "test_audit_api.py",
+)
+SLOW_FIXTURES = {"demo_plant", "browser"}
 
 POSTGRESQL_ONLY_REASON = (
     "needs PostgreSQL: SQLite ignores select_for_update and serialises all "
@@ -22,9 +44,14 @@ POSTGRESQL_ONLY_REASON = (
 )
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    """On SQLite, skip the tests marked ``postgresql_only`` (the row-lock races)."""
+    """Long modules first (after pytest-random-order's shuffle, which this
+    keeps within each group); on SQLite, skip the tests marked
+    ``postgresql_only`` (the row-lock races)."""
     from django.conf import settings
+
+    _slow_modules_first(items)
 
     if settings.DB_IS_POSTGRES:
         return
@@ -32,6 +59,20 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("postgresql_only") is not None:
             item.add_marker(skip)
+
+
+def _slow_modules_first(items) -> None:
+    """Stable: the order within the slow modules and within the rest stays
+    the random one. ``--dist loadfile`` (pyproject.toml) hands whole modules to
+    the workers in this order."""
+    slow = set()
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        if module.rsplit("/", 1)[-1] in SLOW_MODULES or SLOW_FIXTURES & set(
+            getattr(item, "fixturenames", ())
+        ):
+            slow.add(module)
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -77,10 +118,25 @@ def _summarize_random_order(terminalreporter, config):
         )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fast_test_run():
+    """For the whole session, module and session fixtures included (the demo
+    seed's users): MD5 password hashing, and the cheaper flush after each
+    transactional test (tests/support_flush.py), the OpenAPI document generated
+    once per process (tests/support_schema.py)."""
+    from tests import support_flush, support_schema
+
+    support_flush.install()
+    support_schema.install()
+    with override_settings(PASSWORD_HASHERS=FAST_HASHERS):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
-    """PBKDF2's deliberate slowness buys nothing in tests."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    """PBKDF2's deliberate slowness buys nothing in tests (a test may set
+    other hashers through ``settings``; the next one starts with MD5 again)."""
+    settings.PASSWORD_HASHERS = FAST_HASHERS
 
 
 @pytest.fixture(autouse=True)
