@@ -30,11 +30,9 @@ class LoginFailureThrottle(SimpleRateThrottle):
     def _keys(self, request) -> list[str]:
         address = self.get_ident(request)
         data = getattr(request, "data", None)
-        username = (
-            str(data.get("username", "")).lower()[:150]
-            if isinstance(data, dict)
-            else ""
-        )
+        username = data.get("username", "") if isinstance(data, dict) else ""
+        # Not text (a list, a number): the login refuses it; count it as "".
+        username = username.lower()[:150] if isinstance(username, str) else ""
         return [
             self.cache_format
             % {"scope": self.scope, "ident": f"addr:{address}:user:{username}"},
