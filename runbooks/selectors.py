@@ -124,6 +124,10 @@ def _round(value: float | None) -> float | None:
 # go, recorded after the fact): it has no efficiency and adds nothing to its
 # work order's.
 MIN_TIMED_MINUTES = 1.0
+# Less planned than a second is no plan (durations are planned in seconds at
+# the finest); it also keeps the ratio off float underflow (5e-324 minutes
+# planned against 200 taken gave 0.0, outside the (0, 200] of docs/metrics.md).
+MIN_PLANNED_MINUTES = 1 / 60
 # Efficiency is shown up to this: "at least twice as fast as planned". Beyond
 # it the plan, not the work, is what the number measures.
 EFFICIENCY_CAP = 200.0
@@ -132,9 +136,9 @@ EFFICIENCY_CAP = 200.0
 def efficiency_score(planned: float, actual: float | None) -> float | None:
     """``100 x planned / actual`` minutes, capped at ``EFFICIENCY_CAP``; None
     when the work was not timed (``actual`` None or under
-    ``MIN_TIMED_MINUTES``) or nothing was planned. Always in (0, 200] otherwise
-    (docs/metrics.md)."""
-    if actual is None or actual < MIN_TIMED_MINUTES or planned <= 0:
+    ``MIN_TIMED_MINUTES``) or nothing was planned (under
+    ``MIN_PLANNED_MINUTES``). Always in (0, 200] otherwise (docs/metrics.md)."""
+    if actual is None or actual < MIN_TIMED_MINUTES or planned < MIN_PLANNED_MINUTES:
         return None
     return min(EFFICIENCY_CAP, 100 * planned / actual)
 

@@ -27,6 +27,8 @@ def test_efficiency_score_by_hand():
     assert selectors.efficiency_score(60, 1.0) == 200  # exactly a minute is timed
     assert selectors.efficiency_score(60, None) is None  # never started
     assert selectors.efficiency_score(0, 30) is None  # nothing planned
+    assert selectors.efficiency_score(5e-324, 200) is None  # nor a float's dust
+    assert selectors.efficiency_score(1 / 60, 10**7) > 0  # one second is a plan
 
 
 @settings(max_examples=500, deadline=None)
@@ -36,7 +38,7 @@ def test_efficiency_score_by_hand():
 )
 def test_efficiency_score_is_null_or_within_0_and_200(planned, actual):
     score = selectors.efficiency_score(planned, actual)
-    if actual is None or actual < 1 or planned <= 0:
+    if actual is None or actual < 1 or planned < 1 / 60:  # under a second: no plan
         assert score is None
     else:
         assert 0 < score <= 200
