@@ -140,12 +140,15 @@ def anchors_read(path: Path | None = None) -> AnchorFile:
     return AnchorFile(anchors=anchors, bad_lines=bad)
 
 
+def _verify(anchor: Anchor | None) -> VerifyResult:
+    if anchor is None:
+        return audit_chain_verify()
+    return audit_chain_verify(anchor_seq=anchor.seq, anchor_hash=anchor.hash)
+
+
 def verify_against_anchors(path: Path | None = None) -> VerifyResult:
     """``audit_chain_verify`` against the newest valid anchor of ``path``."""
-    newest = anchors_read(path).newest
-    if newest is None:
-        return audit_chain_verify()
-    return audit_chain_verify(anchor_seq=newest.seq, anchor_hash=newest.hash)
+    return _verify(anchors_read(path).newest)
 
 
 def audit_anchor_write(*, now: datetime | None = None) -> Anchor | None:
@@ -154,11 +157,7 @@ def audit_anchor_write(*, now: datetime | None = None) -> Anchor | None:
     written, or None (nothing new, an empty chain, or a broken chain)."""
     path = anchor_file()
     newest = anchors_read(path).newest
-    result = (
-        audit_chain_verify()
-        if newest is None
-        else audit_chain_verify(anchor_seq=newest.seq, anchor_hash=newest.hash)
-    )
+    result = _verify(newest)
     if not result.ok:
         broken = result.first_broken
         log.error(

@@ -27,12 +27,17 @@ class LoginFailureThrottle(SimpleRateThrottle):
     def get_cache_key(self, request, view):
         return None  # unused: the two keys below are used instead
 
-    def _keys(self, request) -> list[str]:
-        address = self.get_ident(request)
+    @staticmethod
+    def _username(request) -> str:
+        """The username a login tried ("" when it is not text: the login
+        refuses a list or a number), as typed, at most 150 characters."""
         data = getattr(request, "data", None)
         username = data.get("username", "") if isinstance(data, dict) else ""
-        # Not text (a list, a number): the login refuses it; count it as "".
-        username = username.lower()[:150] if isinstance(username, str) else ""
+        return username[:150] if isinstance(username, str) else ""
+
+    def _keys(self, request) -> list[str]:
+        address = self.get_ident(request)
+        username = self._username(request).lower()
         return [
             self.cache_format
             % {"scope": self.scope, "ident": f"addr:{address}:user:{username}"},
@@ -89,8 +94,7 @@ class LoginFailureThrottle(SimpleRateThrottle):
             self._audit_lockout(request, reached)
 
     def _audit_lockout(self, request, scopes: list[str]) -> None:
-        data = getattr(request, "data", None)
-        username = str(data.get("username", ""))[:150] if isinstance(data, dict) else ""
+        username = self._username(request)
         audit.record(
             actor=None,
             action="user.login_locked_out",
