@@ -41,7 +41,10 @@ class BulkTarget:
             for row in rows:
                 copy.write_row(row)
 
-    def _store_postgresql(self, rows: list[tuple]) -> int:
+    def _postgresql(self, rows: list[tuple]) -> list[tuple] | None:
+        """COPY ``rows``; on a duplicate, the temp table and ``ON CONFLICT``.
+        Returns None when the COPY stored them all, else the conflict keys of
+        the rows that were new."""
         # Django declares foreign keys DEFERRABLE INITIALLY DEFERRED, so the
         # check of every stored row's keys (~10 us a row) would run in COMMIT,
         # while the caller's audit record holds the audit chain's lock (taken
@@ -53,7 +56,7 @@ class BulkTarget:
         try:
             with transaction.atomic(), connection.cursor() as cursor:
                 self._copy(cursor, self.table, rows)
-            return len(rows)
+            return None
         except psycopg_errors.UniqueViolation:
             pass
         names = ", ".join(self.columns)
@@ -70,9 +73,10 @@ class BulkTarget:
             cursor.execute(
                 f"INSERT INTO {self.table} ({names}) "
                 f"SELECT {names} FROM {self._load_table} "
-                f"ON CONFLICT ({', '.join(self.conflict)}) DO NOTHING"
+                f"ON CONFLICT ({', '.join(self.conflict)}) DO NOTHING "
+                f"RETURNING {', '.join(self.conflict)}"
             )
-            return cursor.rowcount
+            return cursor.fetchall()
 
     def _store_sqlite(self, rows: list[tuple]) -> int:
         adapt = connection.ops.adapt_datetimefield_value
@@ -94,37 +98,12 @@ class BulkTarget:
         """Store ``rows``; returns how many were new (duplicates are skipped)."""
         connection.ensure_connection()
         if connection.vendor == "postgresql":
-            return self._store_postgresql(rows)
+            stored = self._postgresql(rows)
+            return len(rows) if stored is None else len(stored)
         return self._store_sqlite(rows)
 
     def _key(self, row: tuple) -> tuple:
         return tuple(row[self.columns.index(name)] for name in self.conflict)
-
-    def _new_postgresql(self, rows: list[tuple]) -> list[tuple]:
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        try:
-            with transaction.atomic(), connection.cursor() as cursor:
-                self._copy(cursor, self.table, rows)
-            return rows
-        except psycopg_errors.UniqueViolation:
-            pass
-        names = ", ".join(self.columns)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {self._load_table} "
-                f"ON COMMIT DELETE ROWS AS SELECT {names} FROM {self.table} "
-                f"WITH NO DATA; TRUNCATE {self._load_table}"
-            )
-            self._copy(cursor, self._load_table, rows)
-            cursor.execute(
-                f"INSERT INTO {self.table} ({names}) "
-                f"SELECT {names} FROM {self._load_table} "
-                f"ON CONFLICT ({', '.join(self.conflict)}) DO NOTHING "
-                f"RETURNING {', '.join(self.conflict)}"
-            )
-            stored = set(cursor.fetchall())
-        return [row for row in rows if self._key(row) in stored]
 
     def _new_sqlite(self, rows: list[tuple]) -> list[tuple]:
         adapt = connection.ops.adapt_datetimefield_value
@@ -157,5 +136,9 @@ class BulkTarget:
         open transaction on SQLite (its rows are counted one by one)."""
         connection.ensure_connection()
         if connection.vendor == "postgresql":
-            return self._new_postgresql(rows)
+            stored = self._postgresql(rows)
+            if stored is None:
+                return rows
+            keys = set(stored)
+            return [row for row in rows if self._key(row) in keys]
         return self._new_sqlite(rows)
