@@ -21,9 +21,10 @@ from django.urls import NoReverseMatch
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from bpmos import access, audit
+from bpmos import access
 from bpmos.accounts.api.throttles import LoginFailureThrottle
 from bpmos.accounts.authentication import access_token_for
+from bpmos.accounts.services import logged_in_record, login_failed_record
 from bpmos.pagekit import nav_links, page, render_page
 
 
@@ -51,12 +52,7 @@ class PlantLoginForm(AuthenticationForm):
             return super().clean()
         except forms.ValidationError:
             throttle.record_failure(probe)
-            audit.record(
-                actor=None,
-                action="user.login_failed",
-                target_type="accounts.user",
-                after={"username": username, "via": "page"},
-            )
+            login_failed_record(username=username, via="page")
             raise
 
 
@@ -70,12 +66,7 @@ class PlantLoginView(auth_views.LoginView):
 
     def form_valid(self, form):
         response = super().form_valid(form)
-        audit.record(
-            actor=form.get_user(),
-            action="user.logged_in",
-            target=form.get_user(),
-            after={"via": "page"},
-        )
+        logged_in_record(user=form.get_user(), via="page")
         return response
 
 

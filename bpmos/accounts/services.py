@@ -161,3 +161,47 @@ def user_logout(*, refresh: str, actor: User) -> None:
         )
     token.blacklist()
     audit.record(actor=actor, action="user.logged_out", target=actor)
+
+
+# Sign-in records: every way in (the API's login, the pages' sign-in form, the
+# failed-login throttle) writes the same three audit actions through these.
+
+
+def login_failed_record(*, username: str, via: str | None = None) -> None:
+    """Audit a refused sign-in (``user.login_failed``): the username as typed
+    (at most 150 characters), never the password."""
+    after = {"username": username[:150]}
+    if via:
+        after["via"] = via
+    audit.record(
+        actor=None, action="user.login_failed", target_type="accounts.user", after=after
+    )
+
+
+def logged_in_record(*, user: User, via: str | None = None) -> None:
+    """Audit a sign-in (``user.logged_in``)."""
+    audit.record(
+        actor=user,
+        action="user.logged_in",
+        target=user,
+        after={"via": via} if via else None,
+    )
+
+
+def login_locked_out_record(
+    *, username: str, address: str, limits: list[str], seconds: int
+) -> None:
+    """Audit the failed login that starts a lockout (``user.login_locked_out``):
+    the username tried, the client address, which limits were reached and for
+    how long."""
+    audit.record(
+        actor=None,
+        action="user.login_locked_out",
+        target_type="accounts.user",
+        after={
+            "username": username,
+            "address": address,
+            "limits": limits,
+            "seconds": seconds,
+        },
+    )

@@ -3,7 +3,7 @@
 import structlog
 from rest_framework.throttling import SimpleRateThrottle
 
-from bpmos import audit
+from bpmos.accounts.services import login_locked_out_record
 
 log = structlog.get_logger(__name__)
 
@@ -95,15 +95,10 @@ class LoginFailureThrottle(SimpleRateThrottle):
 
     def _audit_lockout(self, request, scopes: list[str]) -> None:
         username = self._username(request)
-        audit.record(
-            actor=None,
-            action="user.login_locked_out",
-            target_type="accounts.user",
-            after={
-                "username": username,
-                "address": self.get_ident(request),
-                "limits": scopes,
-                "seconds": self.duration,
-            },
+        login_locked_out_record(
+            username=username,
+            address=self.get_ident(request),
+            limits=scopes,
+            seconds=self.duration,
         )
         log.warning("login_locked_out", username=username, limits=scopes)

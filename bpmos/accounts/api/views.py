@@ -7,7 +7,6 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
-from bpmos import audit
 from bpmos.accounts import services
 from bpmos.accounts.api import serializers as s
 from bpmos.accounts.api.throttles import LoginFailureThrottle
@@ -16,6 +15,7 @@ from bpmos.accounts.authentication import (
     refresh_token_for,
 )
 from bpmos.accounts.models import User
+from bpmos.accounts.services import logged_in_record, login_failed_record
 from bpmos.errors import DomainError
 from bpmos.idempotency import EXEMPT
 from bpmos.views import BpmosAPIView
@@ -54,18 +54,13 @@ class LoginView(PublicAuthView):
         )
         if user is None:
             LoginFailureThrottle().record_failure(request)
-            audit.record(
-                actor=None,
-                action="user.login_failed",
-                target_type="accounts.user",
-                after={"username": data["username"][:150]},
-            )
+            login_failed_record(username=data["username"])
             raise LoginFailed(
                 "Wrong username or password, or the account is deactivated."
             )
         refresh = refresh_token_for(user)
         access = refresh.access_token
-        audit.record(actor=user, action="user.logged_in", target=user)
+        logged_in_record(user=user)
         return Response(
             {
                 "access": str(access),
