@@ -22,6 +22,10 @@ fields and the figures.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
 from functools import reduce
 from operator import or_
@@ -30,12 +34,14 @@ from django.db import connection
 from django.db.models import (
     BooleanField,
     CharField,
+    Expression,
     F,
     Func,
     Q,
     QuerySet,
     Subquery,
     TextField,
+    Value,
 )
 from django.db.models.functions import Cast
 from django.db.models.lookups import IContains
@@ -160,6 +166,20 @@ def fk_in(column: str, queryset: QuerySet) -> Q:
 AMONG_MAX = 1000
 
 
+_lookups: ContextVar[dict[str, list] | None] = ContextVar("log_lookups", default=None)
+
+
+@contextmanager
+def shared_lookups() -> Iterator[None]:
+    """Within it, ``among`` runs each distinct lookup once (a page's sources
+    share them)."""
+    token = _lookups.set({})
+    try:
+        yield
+    finally:
+        _lookups.reset(token)
+
+
 def among(column: str, queryset: QuerySet, joined: Q) -> Q:
     """How a source searches another table's columns (an alarm's tag, a
     passport's serial): ``queryset`` holds that table's matching rows (its
@@ -168,7 +188,17 @@ def among(column: str, queryset: QuerySet, joined: Q) -> Q:
     many rows that is and reads ``column``'s index (a rare term: no scan back
     through the table); when they are many (over ``AMONG_MAX``), ``joined``,
     the same condition through the join, checked as the scan goes."""
-    ids = list(queryset.order_by().values_list("pk", flat=True)[: AMONG_MAX + 1])
+    lookup = queryset.order_by().values_list("pk", flat=True)[: AMONG_MAX + 1]
+    memo = _lookups.get()
+    if memo is None:
+        ids = list(lookup)
+    else:
+        # the alarm and the connector sources look up the same alarms and
+        # users: one query for both within a page
+        key = str(lookup.query)
+        if key not in memo:
+            memo[key] = list(lookup)
+        ids = memo[key]
     if len(ids) > AMONG_MAX:
         return joined
     return Q(**{f"{column}__in": ids})
@@ -184,6 +214,13 @@ def page(qs: QuerySet, query: LogQuery, *, ts: str, head: str) -> QuerySet:
     cursor's head, none of it when above, and pks whose text sorts below when
     the same. The bound ``ts <= cursor`` stays a plain range so the scan
     starts there."""
+    return _bounded(qs, query, ts=ts, head=head).order_by(f"-{ts}", f"-{_SID}")[
+        : query.limit
+    ]
+
+
+def _bounded(qs: QuerySet, query: LogQuery, *, ts: str, head: str) -> QuerySet:
+    """``page`` before its order and limit: the window and the cursor."""
     qs = qs.annotate(**{_SID: Cast("pk", output_field=CharField())})
     if query.start is not None:
         qs = qs.filter(**{f"{ts}__gte": query.start})
@@ -199,4 +236,117 @@ def page(qs: QuerySet, query: LogQuery, *, ts: str, head: str) -> QuerySet:
             qs = qs.filter(**{f"{ts}__lte": at}).filter(
                 Q(**{f"{ts}__lt": at}) | Q(**{f"{_SID}__lt": bpk})
             )
-    return qs.order_by(f"-{ts}", f"-{_SID}")[: query.limit]
+    return qs
+
+
+# --- a source's page as one SELECT of common columns (``Plan``) ----------------
+#
+# Every source projects its page to the same columns: the timestamp, the pk as
+# text, the id's head, then ``WIDTH`` text columns of its own (NULL past the
+# ones it uses). A source alone runs its SELECT (``run``); a page of the
+# stream runs the SELECTs of every source it asks as one statement
+# (``union_rows``): each keeps its own ORDER BY and LIMIT over its
+# ``(timestamp, id)`` index, and the outer ORDER BY and LIMIT keep the page.
+# Both hand the same rows to the same ``build``, so an event is the same
+# whichever way it was read.
+
+WIDTH = 9  # the most columns a source projects (the shift log's, the alarms')
+_TS, _HEAD = "_log_ts", "_log_head"
+_FIELDS = tuple(f"_log_f{n}" for n in range(WIDTH))
+COLUMNS = (_TS, _SID, _HEAD, *_FIELDS)
+
+Row = tuple  # (timestamp, pk as text, head, WIDTH texts or None)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One source's page as one SELECT (``select``) and how one of its rows
+    becomes an event (``build(row)``, the row as ``COLUMNS``)."""
+
+    head: str
+    rows: QuerySet
+    build: Callable[[Row], LogEvent]
+
+
+def as_text(expression: str | Expression) -> Expression:
+    """A projected column, cast to text (NULL stays NULL), so every
+    source's columns line up in a UNION."""
+    if isinstance(expression, str):
+        expression = F(expression)
+    return Cast(expression, output_field=TextField())
+
+
+def select(
+    qs: QuerySet,
+    query: LogQuery,
+    *,
+    ts: str,
+    head: str,
+    fields: Sequence[str | Expression],
+    build: Callable[[Row], LogEvent],
+) -> Plan:
+    """``page`` of ``qs`` projected to ``COLUMNS``: ``fields`` (at most
+    ``WIDTH``; names, or expressions such as ``Left("body", 300)``) as
+    text, in order."""
+    if len(fields) > WIDTH:
+        raise ValueError(f"a source projects at most {WIDTH} columns")
+    projected = {
+        _TS: F(ts),
+        _HEAD: Value(head, output_field=TextField()),
+        **{name: as_text(f) for name, f in zip(_FIELDS, fields, strict=False)},
+        **{
+            name: Cast(Value(None), output_field=TextField())
+            for name in _FIELDS[len(fields) :]
+        },
+    }
+    rows = (
+        _bounded(qs, query, ts=ts, head=head)
+        .annotate(**projected)
+        .order_by(f"-{ts}", f"-{_SID}")
+        .values_list(*COLUMNS)[: query.limit]
+    )
+    return Plan(head=head, rows=rows, build=build)
+
+
+def run(plan: Plan | None) -> list[LogEvent]:
+    """A source's page on its own: its SELECT, each row built."""
+    if plan is None:
+        return []
+    return [plan.build(row) for row in plan.rows]
+
+
+def union_rows(plans: Sequence[Plan], limit: int) -> list[Row]:
+    """The ``limit`` newest rows of every plan's SELECT, in the stream's order
+    (``(timestamp, id)`` descending, the id ``"<head>:<pk>"`` compared as a
+    string: code points, ``COLLATE "C"`` on PostgreSQL, SQLite's default),
+    in one statement. Each SELECT keeps its own ORDER BY and LIMIT (wrapped
+    as a subquery: its index scan stops after its own page)."""
+    if not plans:
+        return []
+    parts, params = [], []
+    compiler = None
+    for n, plan in enumerate(plans):
+        compiler = plan.rows.query.get_compiler(connection=connection)
+        sql, part_params = compiler.as_sql()
+        parts.append(f"SELECT * FROM ({sql}) AS {_SOURCE_ALIAS}{n}")
+        params.extend(part_params)
+    quote = connection.ops.quote_name
+    log_id = f"({quote(_HEAD)} || ':' || {quote(_SID)})"
+    if _postgresql():
+        log_id += ' COLLATE "C"'
+    sql = (
+        f"SELECT * FROM ({' UNION ALL '.join(parts)}) AS {_SOURCE_ALIAS} "
+        f"ORDER BY {quote(_TS)} DESC, {log_id} DESC LIMIT {int(limit)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    # the columns' converters (SQLite's text timestamps), the same for every
+    # SELECT: the last one compiled has them
+    converters = compiler.get_converters([col for col, _, _ in compiler.select])
+    if converters:
+        rows = [tuple(row) for row in compiler.apply_converters(rows, converters)]
+    return rows
+
+
+_SOURCE_ALIAS = "log_source"
