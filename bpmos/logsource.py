@@ -204,9 +204,9 @@ def among(column: str, queryset: QuerySet, joined: Q) -> Q:
     return Q(**{f"{column}__in": ids})
 
 
-def page(qs: QuerySet, query: LogQuery, *, ts: str, head: str) -> QuerySet:
+def _bounded(qs: QuerySet, query: LogQuery, *, ts: str, head: str) -> QuerySet:
     """``qs`` within the query's window, strictly after (older than) its
-    cursor, newest first, at most ``query.limit`` rows.
+    cursor, its pk as text annotated (``_SID``: the tie-break).
 
     ``ts`` is the timestamp column; ``head`` the events' id head. At the
     cursor's own timestamp a row comes after the cursor when its id sorts
@@ -214,13 +214,6 @@ def page(qs: QuerySet, query: LogQuery, *, ts: str, head: str) -> QuerySet:
     cursor's head, none of it when above, and pks whose text sorts below when
     the same. The bound ``ts <= cursor`` stays a plain range so the scan
     starts there."""
-    return _bounded(qs, query, ts=ts, head=head).order_by(f"-{ts}", f"-{_SID}")[
-        : query.limit
-    ]
-
-
-def _bounded(qs: QuerySet, query: LogQuery, *, ts: str, head: str) -> QuerySet:
-    """``page`` before its order and limit: the window and the cursor."""
     qs = qs.annotate(**{_SID: Cast("pk", output_field=CharField())})
     if query.start is not None:
         qs = qs.filter(**{f"{ts}__gte": query.start})
@@ -285,9 +278,12 @@ def select(
     fields: Sequence[str | Expression],
     build: Callable[[Row], LogEvent],
 ) -> Plan:
-    """``page`` of ``qs`` projected to ``COLUMNS``: ``fields`` (at most
-    ``WIDTH``; names, or expressions such as ``Left("body", 300)``) as
-    text, in order."""
+    """A source's page: ``qs`` within the query's window and after its
+    cursor (``_bounded``), newest first (``ts`` desc, the pk as text desc:
+    the ``(timestamp, id)`` index scanned backwards, the rows of one instant
+    sorted among themselves), at most ``query.limit`` rows, projected to
+    ``COLUMNS``: ``fields`` (at most ``WIDTH``; names, or expressions such
+    as ``Left("body", 300)``) as text, in order."""
     if len(fields) > WIDTH:
         raise ValueError(f"a source projects at most {WIDTH} columns")
     projected = {

@@ -84,7 +84,7 @@ def _event(row: Row) -> LogEvent:
 
 def shift_log_source(query: LogQuery) -> list[LogEvent]:
     """The shift log's events for ``GET /api/logs``: newest first by
-    ``(timestamp, id)`` as the merge orders them (``bpmos.logsource.page``:
+    ``(timestamp, id)`` as the merge orders them (``bpmos.logsource.select``:
     the id compared as a string, ``"shift_log:9"`` after ``"shift_log:10"``),
     at most ``query.limit``, strictly older than ``query.before``, matching
     severities (incident and safety entries are warnings, the rest info), the

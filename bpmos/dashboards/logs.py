@@ -1,18 +1,20 @@
 """``GET /api/logs``'s read model: one stream over every app's log source
 (``bpmos/logevents.py``), merged newest first, paged by an opaque cursor.
 
-A page asks each source the reader may see and the ``category`` filter keeps
-for ``size + 1`` events strictly older than the cursor (one indexed query per
-source, ``bpmos.logsource.page``; with a ``search``, the ledger, alarm and
-connector sources first look up the matching passports, alarms and users),
-in turn, each no older than the floor the earlier ones set once they fill the
-page (``read_page``), merges them by ``(timestamp, id)`` descending (the
-id compared as a string, as ``LogEvent.cursor`` does) and keeps ``size``; the
-extra one says whether
-there is a next page. Never a COUNT(*), never an OFFSET: a page deep in
-millions of rows costs what the first one does, and rows written while a
-client walks the stream land above its cursor, so it
-sees every older event once, in order.
+A page is one statement (``read_events``): the page SELECT of each source the
+reader may see and the ``category`` filter keeps (``size + 1`` rows strictly
+older than the cursor over its ``(timestamp, id)`` index, projected to common
+columns: ``bpmos.logsource.select``) in one UNION ALL, ordered by
+``(timestamp, id)`` descending (the id compared as a string, as
+``LogEvent.cursor`` does) and cut to ``size + 1`` by the database; only
+those rows become events. With a ``search``, the ledger, alarm and connector
+sources first look up the matching passports, alarms and users (each distinct
+lookup once). The extra row says whether there is a next page. Never a
+COUNT(*), never an OFFSET: a page deep in millions of rows costs what the
+first one does, and rows written while a client walks the stream land above
+its cursor, so it sees every older event once, in order.
+(``read_events_by_source``, one query per source merged here, is the way it
+was read before; it stays as the reference the tests hold it to.)
 
 The cursor is ``(timestamp, id)`` of a page's last event, signed
 (``django.core.signing``, its own salt): a cursor that was altered, or that is
