@@ -41,7 +41,6 @@ from django.db.models import (
     QuerySet,
     Subquery,
     TextField,
-    Value,
 )
 from django.db.models.functions import Cast
 from django.db.models.lookups import IContains
@@ -49,6 +48,7 @@ from django.db.models.lookups import IContains
 from bpmos.logevents import LogEvent, LogQuery
 
 _SID = "_log_sid"  # the pk as text, the tie-break
+_CHAR = CharField()  # made once: a Field is dear to make
 
 # Between the columns a PostgreSQL search reads as one text: a control
 # character no column holds, so a term never matches across two columns.
@@ -214,7 +214,7 @@ def _bounded(qs: QuerySet, query: LogQuery, *, ts: str, head: str) -> QuerySet:
     cursor's head, none of it when above, and pks whose text sorts below when
     the same. The bound ``ts <= cursor`` stays a plain range so the scan
     starts there."""
-    qs = qs.annotate(**{_SID: Cast("pk", output_field=CharField())})
+    qs = qs.annotate(**{_SID: Cast("pk", output_field=_CHAR)})
     if query.start is not None:
         qs = qs.filter(**{f"{ts}__gte": query.start})
     if query.end is not None:
@@ -234,39 +234,32 @@ def _bounded(qs: QuerySet, query: LogQuery, *, ts: str, head: str) -> QuerySet:
 
 # --- a source's page as one SELECT of common columns (``Plan``) ----------------
 #
-# Every source projects its page to the same columns: the timestamp, the pk as
-# text, the id's head, then ``WIDTH`` text columns of its own (NULL past the
-# ones it uses). A source alone runs its SELECT (``run``); a page of the
-# stream runs the SELECTs of every source it asks as one statement
-# (``union_rows``): each keeps its own ORDER BY and LIMIT over its
-# ``(timestamp, id)`` index, and the outer ORDER BY and LIMIT keep the page.
-# Both hand the same rows to the same ``build``, so an event is the same
-# whichever way it was read.
+# A source's page is one ORM query: its rows' timestamp, pk as text and the
+# fields it needs (``select``: ordered, limited, over its ``(timestamp, id)``
+# index). ``union_rows`` runs the pages of one or more sources as one
+# statement, each page a CTE whose columns it casts to text and pads with
+# NULLs to ``WIDTH`` fields, so that all line up in a UNION ALL, which it
+# orders and cuts. A source alone (``run``) and the stream's page
+# (``bpmos.dashboards.logs.read_events``) both read their rows through it and
+# hand them to the same ``build``, so an event is the same whichever way it
+# was read. (The casts are in that SQL, not ORM annotations: a hundred
+# annotated columns a page cost more Python than the queries they replaced.)
 
-WIDTH = 9  # the most columns a source projects (the shift log's, the alarms')
-_TS, _HEAD = "_log_ts", "_log_head"
-_FIELDS = tuple(f"_log_f{n}" for n in range(WIDTH))
-COLUMNS = (_TS, _SID, _HEAD, *_FIELDS)
+WIDTH = 9  # the most fields a source reads (the shift log's, the alarms')
 
 Row = tuple  # (timestamp, pk as text, head, WIDTH texts or None)
 
 
 @dataclass(frozen=True)
 class Plan:
-    """One source's page as one SELECT (``select``) and how one of its rows
-    becomes an event (``build(row)``, the row as ``COLUMNS``)."""
+    """One source's page as one query (``select``) and how one of its rows
+    becomes an event (``build(row)``, the row as ``union_rows`` gives it)."""
 
     head: str
-    rows: QuerySet
+    rows: QuerySet  # values_list(ts, pk as text, *fields), ordered, limited
+    width: int  # how many fields
+    limit: int
     build: Callable[[Row], LogEvent]
-
-
-def as_text(expression: str | Expression) -> Expression:
-    """A projected column, cast to text (NULL stays NULL), so every
-    source's columns line up in a UNION."""
-    if isinstance(expression, str):
-        expression = F(expression)
-    return Cast(expression, output_field=TextField())
 
 
 def select(
@@ -281,68 +274,67 @@ def select(
     """A source's page: ``qs`` within the query's window and after its
     cursor (``_bounded``), newest first (``ts`` desc, the pk as text desc:
     the ``(timestamp, id)`` index scanned backwards, the rows of one instant
-    sorted among themselves), at most ``query.limit`` rows, projected to
-    ``COLUMNS``: ``fields`` (at most ``WIDTH``; names, or expressions such
-    as ``Left("body", 300)``) as text, in order."""
+    sorted among themselves), at most ``query.limit`` rows of ``ts``, the pk
+    as text and ``fields`` (at most ``WIDTH``: field names, or expressions
+    such as ``Left("body", 300)``)."""
     if len(fields) > WIDTH:
-        raise ValueError(f"a source projects at most {WIDTH} columns")
-    projected = {
-        _TS: F(ts),
-        _HEAD: Value(head, output_field=TextField()),
-        **{name: as_text(f) for name, f in zip(_FIELDS, fields, strict=False)},
-        **{
-            name: Cast(Value(None), output_field=TextField())
-            for name in _FIELDS[len(fields) :]
-        },
-    }
+        raise ValueError(f"a source reads at most {WIDTH} fields")
     rows = (
         _bounded(qs, query, ts=ts, head=head)
-        .annotate(**projected)
         .order_by(f"-{ts}", f"-{_SID}")
-        .values_list(*COLUMNS)[: query.limit]
+        .values_list(ts, _SID, *fields)[: query.limit]
     )
-    return Plan(head=head, rows=rows, build=build)
+    return Plan(head=head, rows=rows, width=len(fields), limit=query.limit, build=build)
 
 
 def run(plan: Plan | None) -> list[LogEvent]:
-    """A source's page on its own: its SELECT, each row built."""
+    """A source's page on its own: its query, each row built."""
     if plan is None:
         return []
-    return [plan.build(row) for row in plan.rows]
+    return [plan.build(row) for row in union_rows([plan], plan.limit)]
+
+
+_ALIAS = "log_source"
+_COLUMN = "c"
 
 
 def union_rows(plans: Sequence[Plan], limit: int) -> list[Row]:
-    """The ``limit`` newest rows of every plan's SELECT, in the stream's order
+    """The ``limit`` newest rows of every plan's query, in the stream's order
     (``(timestamp, id)`` descending, the id ``"<head>:<pk>"`` compared as a
     string: code points, ``COLLATE "C"`` on PostgreSQL, SQLite's default),
-    in one statement. Each SELECT keeps its own ORDER BY and LIMIT (wrapped
-    as a subquery: its index scan stops after its own page)."""
+    in one statement. Each query is a CTE and keeps its own ORDER BY and
+    LIMIT (its index scan stops after its own page); a row is
+    ``(timestamp, pk as text, head, WIDTH fields as text or None)``."""
     if not plans:
         return []
-    parts, params = [], []
+    ctes, parts, params, part_params = [], [], [], []
     compiler = None
     for n, plan in enumerate(plans):
         compiler = plan.rows.query.get_compiler(connection=connection)
-        sql, part_params = compiler.as_sql()
-        parts.append(f"SELECT * FROM ({sql}) AS {_SOURCE_ALIAS}{n}")
-        params.extend(part_params)
-    quote = connection.ops.quote_name
-    log_id = f"({quote(_HEAD)} || ':' || {quote(_SID)})"
+        sql, sql_params = compiler.as_sql()
+        names = ", ".join(f"{_COLUMN}{i}" for i in range(plan.width + 2))
+        ctes.append(f"{_ALIAS}{n} ({names}) AS ({sql})")
+        params.extend(sql_params)
+        fields = [f"CAST({_COLUMN}{i + 2} AS TEXT)" for i in range(plan.width)]
+        fields += ["CAST(NULL AS TEXT)"] * (WIDTH - plan.width)
+        parts.append(
+            f"SELECT {_COLUMN}0 AS log_ts, {_COLUMN}1 AS log_sid, "
+            f"CAST(%s AS TEXT) AS log_head, {', '.join(fields)} FROM {_ALIAS}{n}"
+        )
+        part_params.append(plan.head)
+    log_id = "(log_head || ':' || log_sid)"
     if _postgresql():
         log_id += ' COLLATE "C"'
     sql = (
-        f"SELECT * FROM ({' UNION ALL '.join(parts)}) AS {_SOURCE_ALIAS} "
-        f"ORDER BY {quote(_TS)} DESC, {log_id} DESC LIMIT {int(limit)}"
+        f"WITH {', '.join(ctes)} SELECT * FROM ({' UNION ALL '.join(parts)}) "
+        f"AS {_ALIAS} ORDER BY log_ts DESC, {log_id} DESC LIMIT {int(limit)}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [*params, *part_params])
         rows = cursor.fetchall()
-    # the columns' converters (SQLite's text timestamps), the same for every
-    # SELECT: the last one compiled has them
-    converters = compiler.get_converters([col for col, _, _ in compiler.select])
+    # the timestamp's converter (SQLite's are text), the same for every
+    # query: the last one compiled has it
+    converters = compiler.get_converters([compiler.select[0][0]])
     if converters:
         rows = [tuple(row) for row in compiler.apply_converters(rows, converters)]
     return rows
-
-
-_SOURCE_ALIAS = "log_source"
