@@ -7,10 +7,13 @@ the audit log and the electronic shift log (elog), passport ledger events
 escalations). Each app turns its own rows into ``LogEvent`` through a
 *source*: a function ``(LogQuery) -> list[LogEvent]`` returning at most
 ``query.limit`` events, newest first, strictly older than ``query.before``
-(the cursor), matching the query's filters. The read model in
-``bpmos/dashboards/logs.py`` asks every source the categories allow and merges
-their answers by ``(timestamp, id)`` descending, so a page costs one indexed
-query per source and never a COUNT(*).
+(the cursor), matching the query's filters, and beside it a *plan*
+(``bpmos.logsource.Plan``): the same page as one SELECT of common columns and
+how a row of it becomes an event (the source is its plan run alone). The read
+model in ``bpmos/dashboards/logs.py`` runs the plans of every source the
+categories allow as one UNION ALL ordered by ``(timestamp, id)`` descending,
+so a page costs one statement (each part an indexed walk) and never a
+COUNT(*).
 
 This module is bpmos's core: apps import it (never ``bpmos.dashboards``).
 """

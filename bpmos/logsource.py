@@ -22,6 +22,10 @@ fields and the figures.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
 from functools import reduce
 from operator import or_
@@ -30,6 +34,7 @@ from django.db import connection
 from django.db.models import (
     BooleanField,
     CharField,
+    Expression,
     F,
     Func,
     Q,
@@ -43,6 +48,7 @@ from django.db.models.lookups import IContains
 from bpmos.logevents import LogEvent, LogQuery
 
 _SID = "_log_sid"  # the pk as text, the tie-break
+_CHAR = CharField()  # made once: a Field is dear to make
 
 # Between the columns a PostgreSQL search reads as one text: a control
 # character no column holds, so a term never matches across two columns.
@@ -160,6 +166,20 @@ def fk_in(column: str, queryset: QuerySet) -> Q:
 AMONG_MAX = 1000
 
 
+_lookups: ContextVar[dict[str, list] | None] = ContextVar("log_lookups", default=None)
+
+
+@contextmanager
+def shared_lookups() -> Iterator[None]:
+    """Within it, ``among`` runs each distinct lookup once (a page's sources
+    share them)."""
+    token = _lookups.set({})
+    try:
+        yield
+    finally:
+        _lookups.reset(token)
+
+
 def among(column: str, queryset: QuerySet, joined: Q) -> Q:
     """How a source searches another table's columns (an alarm's tag, a
     passport's serial): ``queryset`` holds that table's matching rows (its
@@ -168,15 +188,25 @@ def among(column: str, queryset: QuerySet, joined: Q) -> Q:
     many rows that is and reads ``column``'s index (a rare term: no scan back
     through the table); when they are many (over ``AMONG_MAX``), ``joined``,
     the same condition through the join, checked as the scan goes."""
-    ids = list(queryset.order_by().values_list("pk", flat=True)[: AMONG_MAX + 1])
+    lookup = queryset.order_by().values_list("pk", flat=True)[: AMONG_MAX + 1]
+    memo = _lookups.get()
+    if memo is None:
+        ids = list(lookup)
+    else:
+        # the alarm and the connector sources look up the same alarms and
+        # users: one query for both within a page
+        key = str(lookup.query)
+        if key not in memo:
+            memo[key] = list(lookup)
+        ids = memo[key]
     if len(ids) > AMONG_MAX:
         return joined
     return Q(**{f"{column}__in": ids})
 
 
-def page(qs: QuerySet, query: LogQuery, *, ts: str, head: str) -> QuerySet:
+def _bounded(qs: QuerySet, query: LogQuery, *, ts: str, head: str) -> QuerySet:
     """``qs`` within the query's window, strictly after (older than) its
-    cursor, newest first, at most ``query.limit`` rows.
+    cursor, its pk as text annotated (``_SID``: the tie-break).
 
     ``ts`` is the timestamp column; ``head`` the events' id head. At the
     cursor's own timestamp a row comes after the cursor when its id sorts
@@ -184,7 +214,7 @@ def page(qs: QuerySet, query: LogQuery, *, ts: str, head: str) -> QuerySet:
     cursor's head, none of it when above, and pks whose text sorts below when
     the same. The bound ``ts <= cursor`` stays a plain range so the scan
     starts there."""
-    qs = qs.annotate(**{_SID: Cast("pk", output_field=CharField())})
+    qs = qs.annotate(**{_SID: Cast("pk", output_field=_CHAR)})
     if query.start is not None:
         qs = qs.filter(**{f"{ts}__gte": query.start})
     if query.end is not None:
@@ -199,4 +229,112 @@ def page(qs: QuerySet, query: LogQuery, *, ts: str, head: str) -> QuerySet:
             qs = qs.filter(**{f"{ts}__lte": at}).filter(
                 Q(**{f"{ts}__lt": at}) | Q(**{f"{_SID}__lt": bpk})
             )
-    return qs.order_by(f"-{ts}", f"-{_SID}")[: query.limit]
+    return qs
+
+
+# --- a source's page as one SELECT of common columns (``Plan``) ----------------
+#
+# A source's page is one ORM query: its rows' timestamp, pk as text and the
+# fields it needs (``select``: ordered, limited, over its ``(timestamp, id)``
+# index). ``union_rows`` runs the pages of one or more sources as one
+# statement, each page a CTE whose columns it casts to text and pads with
+# NULLs to ``WIDTH`` fields, so that all line up in a UNION ALL, which it
+# orders and cuts. A source alone (``run``) and the stream's page
+# (``bpmos.dashboards.logs.read_events``) both read their rows through it and
+# hand them to the same ``build``, so an event is the same whichever way it
+# was read. (The casts are in that SQL, not ORM annotations: a hundred
+# annotated columns a page cost more Python than the queries they replaced.)
+
+WIDTH = 9  # the most fields a source reads (the shift log's, the alarms')
+
+Row = tuple  # (timestamp, pk as text, head, WIDTH texts or None)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One source's page as one query (``select``) and how one of its rows
+    becomes an event (``build(row)``, the row as ``union_rows`` gives it)."""
+
+    head: str
+    rows: QuerySet  # values_list(ts, pk as text, *fields), ordered, limited
+    width: int  # how many fields
+    limit: int
+    build: Callable[[Row], LogEvent]
+
+
+def select(
+    qs: QuerySet,
+    query: LogQuery,
+    *,
+    ts: str,
+    head: str,
+    fields: Sequence[str | Expression],
+    build: Callable[[Row], LogEvent],
+) -> Plan:
+    """A source's page: ``qs`` within the query's window and after its
+    cursor (``_bounded``), newest first (``ts`` desc, the pk as text desc:
+    the ``(timestamp, id)`` index scanned backwards, the rows of one instant
+    sorted among themselves), at most ``query.limit`` rows of ``ts``, the pk
+    as text and ``fields`` (at most ``WIDTH``: field names, or expressions
+    such as ``Left("body", 300)``)."""
+    if len(fields) > WIDTH:
+        raise ValueError(f"a source reads at most {WIDTH} fields")
+    rows = (
+        _bounded(qs, query, ts=ts, head=head)
+        .order_by(f"-{ts}", f"-{_SID}")
+        .values_list(ts, _SID, *fields)[: query.limit]
+    )
+    return Plan(head=head, rows=rows, width=len(fields), limit=query.limit, build=build)
+
+
+def run(plan: Plan | None) -> list[LogEvent]:
+    """A source's page on its own: its query, each row built."""
+    if plan is None:
+        return []
+    return [plan.build(row) for row in union_rows([plan], plan.limit)]
+
+
+_ALIAS = "log_source"
+_COLUMN = "c"
+
+
+def union_rows(plans: Sequence[Plan], limit: int) -> list[Row]:
+    """The ``limit`` newest rows of every plan's query, in the stream's order
+    (``(timestamp, id)`` descending, the id ``"<head>:<pk>"`` compared as a
+    string: code points, ``COLLATE "C"`` on PostgreSQL, SQLite's default),
+    in one statement. Each query is a CTE and keeps its own ORDER BY and
+    LIMIT (its index scan stops after its own page); a row is
+    ``(timestamp, pk as text, head, WIDTH fields as text or None)``."""
+    if not plans:
+        return []
+    ctes, parts, params, part_params = [], [], [], []
+    compiler = None
+    for n, plan in enumerate(plans):
+        compiler = plan.rows.query.get_compiler(connection=connection)
+        sql, sql_params = compiler.as_sql()
+        names = ", ".join(f"{_COLUMN}{i}" for i in range(plan.width + 2))
+        ctes.append(f"{_ALIAS}{n} ({names}) AS ({sql})")
+        params.extend(sql_params)
+        fields = [f"CAST({_COLUMN}{i + 2} AS TEXT)" for i in range(plan.width)]
+        fields += ["CAST(NULL AS TEXT)"] * (WIDTH - plan.width)
+        parts.append(
+            f"SELECT {_COLUMN}0 AS log_ts, {_COLUMN}1 AS log_sid, "
+            f"CAST(%s AS TEXT) AS log_head, {', '.join(fields)} FROM {_ALIAS}{n}"
+        )
+        part_params.append(plan.head)
+    log_id = "(log_head || ':' || log_sid)"
+    if _postgresql():
+        log_id += ' COLLATE "C"'
+    sql = (
+        f"WITH {', '.join(ctes)} SELECT * FROM ({' UNION ALL '.join(parts)}) "
+        f"AS {_ALIAS} ORDER BY log_ts DESC, {log_id} DESC LIMIT {int(limit)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *part_params])
+        rows = cursor.fetchall()
+    # the timestamp's converter (SQLite's are text), the same for every
+    # query: the last one compiled has it
+    converters = compiler.get_converters([compiler.select[0][0]])
+    if converters:
+        rows = [tuple(row) for row in compiler.apply_converters(rows, converters)]
+    return rows

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.db.models.functions import Left
 
 from bpmos import logevents
 from bpmos.access import AUDIT_READERS
 from bpmos.logevents import AUDIT, INFO, LogEvent, LogQuery, LogTarget
-from bpmos.logsource import event_id, page, text_q, wants
+from bpmos.logsource import Plan, Row, run, select, text_q, wants
 from elog.models import AuditRecord, ShiftLogEntry
 from elog.models import ShiftLogEntryType as T
 
@@ -39,80 +40,123 @@ def shift_log_severity(entry_type: str) -> str:
     return SEVERITY_OF.get(entry_type, logevents.INFO)
 
 
-def _event_id(pk: int) -> str:
+def _event_id(pk: int | str) -> str:
     return f"{logevents.SHIFT_LOG}:{pk}"
 
 
-def _event(entry: ShiftLogEntry) -> LogEvent:
-    if entry.target_type:
-        target = LogTarget(entry.target_type, entry.target_id)
-    elif entry.corrects_id is not None:
-        target = LogTarget("shift_log", str(entry.corrects_id))
-    elif entry.acknowledges_id is not None:
-        target = LogTarget("shift_log", str(entry.acknowledges_id))
+def _event(row: Row) -> LogEvent:
+    """A shift-log row (``shift_log_plan``'s columns) as its event."""
+    (
+        created_at,
+        pk,
+        _,
+        target_type,
+        target_id,
+        corrects_id,
+        acknowledges_id,
+        entry_type,
+        operator_id,
+        operator_name,
+        body,
+        source,
+        *_,
+    ) = row
+    if target_type:
+        target = LogTarget(target_type, target_id)
+    elif corrects_id is not None:
+        target = LogTarget("shift_log", corrects_id)
+    elif acknowledges_id is not None:
+        target = LogTarget("shift_log", acknowledges_id)
     else:
         target = None
     return LogEvent(
-        id=_event_id(entry.pk),
-        timestamp=entry.created_at,
+        id=_event_id(pk),
+        timestamp=created_at,
         category=logevents.SHIFT_LOG,
-        severity=shift_log_severity(entry.entry_type),
-        actor=None if entry.operator_id is None else entry.operator_name,
-        action=f"shift_log.{entry.entry_type}",
+        severity=shift_log_severity(entry_type),
+        actor=None if operator_id is None else operator_name,
+        action=f"shift_log.{entry_type}",
         target=target,
-        message=entry.body[:_MESSAGE_LENGTH],
-        source=entry.source,
+        message=body,
+        source=source,
     )
 
 
 def shift_log_source(query: LogQuery) -> list[LogEvent]:
     """The shift log's events for ``GET /api/logs``: newest first by
-    ``(timestamp, id)`` as the merge orders them (``bpmos.logsource.page``:
+    ``(timestamp, id)`` as the merge orders them (``bpmos.logsource.select``:
     the id compared as a string, ``"shift_log:9"`` after ``"shift_log:10"``),
     at most ``query.limit``, strictly older than ``query.before``, matching
     severities (incident and safety entries are warnings, the rest info), the
     [start, end) window and ``search`` (body, operator name, entry type,
     target type and id; case-insensitive substring). One query."""
+    return run(shift_log_plan(query))
+
+
+def shift_log_plan(query: LogQuery) -> Plan | None:
+    """``shift_log_source``'s page as one SELECT (None: nothing to give)."""
     if logevents.SHIFT_LOG not in query.categories or query.limit <= 0:
-        return []
+        return None
     rows = ShiftLogEntry.objects.all()
     if query.severities is not None:
         types = [t for t in T.values if shift_log_severity(t) in query.severities]
         if not types:
-            return []
+            return None
         if len(types) < len(T.values):
             rows = rows.filter(entry_type__in=types)
     rows = rows.filter(
         text_q(query, "body", "operator_name", "entry_type", "target_type", "target_id")
     )
-    return [
-        _event(entry)
-        for entry in page(rows, query, ts="created_at", head=logevents.SHIFT_LOG)
-    ]
+    return select(
+        rows,
+        query,
+        ts="created_at",
+        head=logevents.SHIFT_LOG,
+        fields=(
+            "target_type",
+            "target_id",
+            "corrects_id",
+            "acknowledges_id",
+            "entry_type",
+            "operator_id",
+            "operator_name",
+            Left("body", _MESSAGE_LENGTH),
+            "source",
+        ),
+        build=_event,
+    )
 
 
 # --- the audit log as a log source (GET /api/logs, bpmos/logevents.py) ---
-def _audit_event(rec: AuditRecord) -> LogEvent:
-    actor = rec.actor_username or None
+def _audit_event(row: Row) -> LogEvent:
+    """An audit row (``audit_plan``'s columns) as its event."""
+    (
+        occurred_at,
+        pk,
+        _,
+        actor_username,
+        action,
+        target_type,
+        target_id,
+        label,
+        source,
+    ) = row[:9]
+    actor = actor_username or None
     target = (
-        LogTarget(type=rec.target_type, id=rec.target_id, label=rec.target_repr)
-        if rec.target_type
-        else None
+        LogTarget(type=target_type, id=target_id, label=label) if target_type else None
     )
-    what = rec.target_repr or (
-        f"{rec.target_type} {rec.target_id}".strip() if rec.target_type else ""
-    )
-    message = f"{actor or 'system'}: {rec.action}" + (f" {what}" if what else "")
+    what = label or (f"{target_type} {target_id}".strip() if target_type else "")
+    message = f"{actor or 'system'}: {action}" + (f" {what}" if what else "")
     return LogEvent(
-        id=event_id(AUDIT, rec.pk),
-        timestamp=rec.occurred_at,
+        id=f"{AUDIT}:{pk}",
+        timestamp=occurred_at,
         category=AUDIT,
         severity=INFO,
         actor=actor,
-        action=rec.action,
+        action=action,
         target=target,
         message=message,
-        source=rec.source or "system",
+        source=source or "system",
     )
 
 
@@ -122,22 +166,32 @@ def audit_source(query: LogQuery) -> list[LogEvent]:
     audit readers (auditors, admins) see them; the snapshots (before/after)
     are never read. ``search`` matches the action, the actor and the target
     (type, id, label)."""
+    return run(audit_plan(query))
+
+
+def audit_plan(query: LogQuery) -> Plan | None:
+    """``audit_source``'s page as one SELECT (None: nothing to give)."""
     if AUDIT not in query.categories or not wants(query, INFO):
-        return []
+        return None
     if query.role is not None and query.role not in AUDIT_READERS:
-        return []
-    qs = AuditRecord.objects.only(
-        "id",
-        "occurred_at",
-        "actor_username",
-        "action",
-        "target_type",
-        "target_id",
-        "target_repr",
-        "source",
-    ).filter(
+        return None
+    qs = AuditRecord.objects.filter(
         text_q(
             query, "action", "actor_username", "target_type", "target_id", "target_repr"
         )
     )
-    return [_audit_event(rec) for rec in page(qs, query, ts="occurred_at", head=AUDIT)]
+    return select(
+        qs,
+        query,
+        ts="occurred_at",
+        head=AUDIT,
+        fields=(
+            "actor_username",
+            "action",
+            "target_type",
+            "target_id",
+            "target_repr",
+            "source",
+        ),
+        build=_audit_event,
+    )

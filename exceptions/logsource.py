@@ -20,6 +20,7 @@ One query per page, newest first, over the journal's ``(at, id)`` index.
 from __future__ import annotations
 
 from django.db.models import Q
+from django.db.models.functions import Left
 
 from bpmos.logevents import (
     CRITICAL,
@@ -31,7 +32,7 @@ from bpmos.logevents import (
     LogQuery,
     LogTarget,
 )
-from bpmos.logsource import event_id, page, search_q
+from bpmos.logsource import Plan, Row, run, search_q, select
 from exceptions.models import ExceptionEvent, ExceptionEventKind, Severity
 
 HEAD = f"{SYSTEM}:exception"
@@ -45,18 +46,19 @@ SEVERITY = {
 # Kinds whose severity is the exception's; the others are info.
 _ALERTING = (ExceptionEventKind.RAISED, ExceptionEventKind.ESCALATED)
 
+# The journal's columns a page reads (``select``), the exception's through
+# its join; the actor may be absent (the beat task's escalations).
 _FIELDS = (
-    "id",
-    "at",
     "kind",
     "level",
     "role",
-    "note",
+    Left("note", 300),
     "actor__username",
-    "exception__id",
+    "exception_id",
     "exception__title",
     "exception__severity",
 )
+_SEVERITY_LABELS = {value: str(label) for value, label in Severity.choices}
 
 
 def _search(query: LogQuery) -> Q:
@@ -81,53 +83,50 @@ def _severity_q(query: LogQuery) -> Q | None:
     return cond
 
 
-def _message(row: ExceptionEvent) -> str:
-    exc = row.exception
-    code = exc.code
-    role = row.role.replace("-", " ")
-    if row.kind == ExceptionEventKind.ESCALATED:
-        text = f"{code} escalated to level {row.level} ({role}): {exc.title}"
-    elif row.kind == ExceptionEventKind.RAISED:
-        text = f"{code} raised ({exc.get_severity_display()}): {exc.title}"
+def _message(
+    kind: str, level: str, role: str, note: str, code: str, title: str, severity: str
+) -> str:
+    role = role.replace("-", " ")
+    if kind == ExceptionEventKind.ESCALATED:
+        text = f"{code} escalated to level {level} ({role}): {title}"
+    elif kind == ExceptionEventKind.RAISED:
+        label = _SEVERITY_LABELS.get(severity, severity)
+        text = f"{code} raised ({label}): {title}"
     else:
-        text = f"{code} {row.kind}: {exc.title}"
-    if row.note:
-        text += f": {row.note[:300]}"
+        text = f"{code} {kind}: {title}"
+    if note:
+        text += f": {note}"
     return text
+
+
+def _event(row: Row) -> LogEvent:
+    """A journal row (``_FIELDS``) as a ``system`` event."""
+    at, pk, _, kind, level, role, note, actor, exception_id, title, severity, *_ = row
+    code = f"EX-{int(exception_id):03d}"
+    return LogEvent(
+        id=f"{HEAD}:{pk}",
+        timestamp=at,
+        category=SYSTEM,
+        severity=SEVERITY.get(severity, WARNING) if kind in _ALERTING else INFO,
+        actor=actor,
+        action=f"exception.{kind}",
+        target=LogTarget(type="exception", id=code, label=title),
+        message=_message(kind, level, role, note, code, title, severity),
+        source="task" if kind == ExceptionEventKind.ESCALATED else "exceptions",
+    )
 
 
 def exception_source(query: LogQuery) -> list[LogEvent]:
     """The exceptions' journal as ``system`` events."""
+    return run(exception_plan(query))
+
+
+def exception_plan(query: LogQuery) -> Plan | None:
+    """``exception_source``'s page as one SELECT (None: nothing to give)."""
     if SYSTEM not in query.categories:
-        return []
+        return None
     severity = _severity_q(query)
     if severity is None:
-        return []
-    qs = (
-        ExceptionEvent.objects.select_related("exception", "actor")
-        .only(*_FIELDS)
-        .filter(_search(query))
-        .filter(severity)
-    )
-    events = []
-    for row in page(qs, query, ts="at", head=HEAD):
-        exc = row.exception
-        actor = row.actor.username if row.actor_id else None
-        events.append(
-            LogEvent(
-                id=event_id(HEAD, row.pk),
-                timestamp=row.at,
-                category=SYSTEM,
-                severity=SEVERITY.get(exc.severity, WARNING)
-                if row.kind in _ALERTING
-                else INFO,
-                actor=actor,
-                action=f"exception.{row.kind}",
-                target=LogTarget(type="exception", id=exc.code, label=exc.title),
-                message=_message(row),
-                source="task"
-                if row.kind == ExceptionEventKind.ESCALATED
-                else "exceptions",
-            )
-        )
-    return events
+        return None
+    qs = ExceptionEvent.objects.filter(_search(query)).filter(severity)
+    return select(qs, query, ts="at", head=HEAD, fields=_FIELDS, build=_event)

@@ -8,10 +8,12 @@ never the event's ``data``, which may hold restricted passport fields
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from django.db.models import Q
 
 from bpmos.logevents import INFO, LEDGER, WARNING, LogEvent, LogQuery, LogTarget
-from bpmos.logsource import among, event_id, page, text_q
+from bpmos.logsource import Plan, Row, among, run, select, text_q
 from passports.models import EventKind, Passport, PassportEvent
 
 # Events that mean something went wrong with a battery.
@@ -30,18 +32,24 @@ def _kinds_for(severities: frozenset[str]) -> list[str]:
     return [value for value in EventKind.values if _severity(value) in severities]
 
 
-def _event(row: PassportEvent) -> LogEvent:
-    passport = row.passport
-    label = _LABELS.get(row.kind, row.kind)
+def _uuid_text(value: str) -> str:
+    # PostgreSQL casts a uuid to its hyphenated text; SQLite stores 32 hex
+    return value if len(value) == 36 else str(UUID(value))
+
+
+def _event(row: Row) -> LogEvent:
+    """A ledger row (``ledger_plan``'s columns) as its event."""
+    occurred_at, pk, _, version, kind, actor, uuid, serial, *_ = row
+    label = _LABELS.get(kind, kind)
     return LogEvent(
-        id=event_id(LEDGER, row.pk),
-        timestamp=row.occurred_at,
+        id=f"{LEDGER}:{pk}",
+        timestamp=occurred_at,
         category=LEDGER,
-        severity=_severity(row.kind),
-        actor=row.actor_username or None,
-        action=f"passport.{row.kind}",
-        target=LogTarget(type="passport", id=str(passport.uuid), label=passport.serial),
-        message=f"{passport.serial}: {label} (v{row.version})",
+        severity=_severity(kind),
+        actor=actor or None,
+        action=f"passport.{kind}",
+        target=LogTarget(type="passport", id=_uuid_text(uuid), label=serial),
+        message=f"{serial}: {label} (v{version})",
         source="ledger",
     )
 
@@ -54,21 +62,18 @@ def ledger_source(query: LogQuery) -> list[LogEvent]:
     query: the matching passports, whose events are then read by their
     index; ``bpmos.logsource.among``), the actor through
     ``passport_event_actor_trgm``."""
+    return run(ledger_plan(query))
+
+
+def ledger_plan(query: LogQuery) -> Plan | None:
+    """``ledger_source``'s page as one SELECT (None: nothing to give)."""
     if LEDGER not in query.categories:
-        return []
-    qs = PassportEvent.objects.select_related("passport").only(
-        "id",
-        "version",
-        "kind",
-        "occurred_at",
-        "actor_username",
-        "passport__uuid",
-        "passport__serial",
-    )
+        return None
+    qs = PassportEvent.objects.all()
     if query.severities is not None:
         kinds = _kinds_for(query.severities)
         if not kinds:
-            return []
+            return None
         if len(kinds) < len(EventKind.values):
             qs = qs.filter(kind__in=kinds)
     if query.search:
@@ -87,4 +92,17 @@ def ledger_source(query: LogQuery) -> list[LogEvent]:
             | text_q(query, "actor_username")
             | Q(kind__in=matching)
         )
-    return [_event(row) for row in page(qs, query, ts="occurred_at", head=LEDGER)]
+    return select(
+        qs,
+        query,
+        ts="occurred_at",
+        head=LEDGER,
+        fields=(
+            "version",
+            "kind",
+            "actor_username",
+            "passport__uuid",
+            "passport__serial",
+        ),
+        build=_event,
+    )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db.models import Q
+from django.db.models.functions import Left
 
 from bpmos.logevents import (
     ALARM,
@@ -30,7 +31,16 @@ from bpmos.logevents import (
     LogQuery,
     LogTarget,
 )
-from bpmos.logsource import among, event_id, fk_in, page, text_q, wants
+from bpmos.logsource import (
+    Plan,
+    Row,
+    among,
+    fk_in,
+    run,
+    select,
+    text_q,
+    wants,
+)
 from scada.models import (
     AlarmEvent,
     AlarmHistory,
@@ -50,38 +60,31 @@ SEVERITY = {
     AlarmSeverity.CRITICAL: CRITICAL,
 }
 
+# The journal's columns a page reads (``select``), the alarm's and its
+# connector's through their joins (the actor and the connector may be absent).
 _HISTORY_FIELDS = (
-    "id",
-    "at",
     "change",
     "note",
     "actor__username",
-    "alarm__id",
+    "alarm_id",
     "alarm__tag_name",
     "alarm__severity",
     "alarm__message",
-    "alarm__kind",
+    "alarm__connector_id",
     "alarm__connector__name",
 )
 
 
-def _history():
-    return AlarmHistory.objects.select_related(
-        "alarm", "actor", "alarm__connector"
-    ).only(*_HISTORY_FIELDS)
+def _alarm_label(alarm_id: str, tag_name: str) -> str:
+    return tag_name or f"Alarm {alarm_id}"
 
 
-def _alarm_label(row: AlarmHistory) -> str:
-    alarm = row.alarm
-    return alarm.tag_name or f"Alarm {alarm.pk}"
-
-
-def _message(row: AlarmHistory, subject: str) -> str:
-    text = f"{subject}: {row.change.replace('_', ' ')}"
-    if row.alarm.message:
-        text += f" ({row.alarm.message})"
-    if row.note:
-        text += f": {row.note}"
+def _message(change: str, note: str, alarm_message: str, subject: str) -> str:
+    text = f"{subject}: {change.replace('_', ' ')}"
+    if alarm_message:
+        text += f" ({alarm_message})"
+    if note:
+        text += f": {note}"
     return text
 
 
@@ -114,111 +117,143 @@ def _search(query: LogQuery) -> Q:
     )
 
 
+def _alarm_event(row: Row) -> LogEvent:
+    """An alarm journal row (``_HISTORY_FIELDS``) as an ``alarm`` event."""
+    at, pk, _, change, note, actor, alarm_id, tag_name, severity, message, *_ = row
+    label = _alarm_label(alarm_id, tag_name)
+    return LogEvent(
+        id=f"{ALARM}:{pk}",
+        timestamp=at,
+        category=ALARM,
+        severity=SEVERITY.get(severity, WARNING),
+        actor=actor,
+        action=f"alarm.{change}",
+        target=LogTarget(type="alarm", id=alarm_id, label=label),
+        message=_message(change, note, message, label),
+        source="operator" if actor else "scada",
+    )
+
+
 def alarm_source(query: LogQuery) -> list[LogEvent]:
     """The alarms' journal (communication loss aside) as ``alarm`` events."""
+    return run(alarm_plan(query))
+
+
+def alarm_plan(query: LogQuery) -> Plan | None:
+    """``alarm_source``'s page as one SELECT (None: nothing to give)."""
     if ALARM not in query.categories:
-        return []
-    qs = _history().exclude(alarm__kind=COMM_LOSS).filter(_search(query))
+        return None
+    qs = AlarmHistory.objects.exclude(alarm__kind=COMM_LOSS).filter(_search(query))
     if query.severities is not None:
         levels = [k for k, v in SEVERITY.items() if v in query.severities]
         if not levels:
-            return []
+            return None
         qs = qs.filter(alarm__severity__in=levels)
-    events = []
-    for row in page(qs, query, ts="at", head=ALARM):
-        actor = row.actor.username if row.actor_id else None
-        events.append(
-            LogEvent(
-                id=event_id(ALARM, row.pk),
-                timestamp=row.at,
-                category=ALARM,
-                severity=SEVERITY.get(row.alarm.severity, WARNING),
-                actor=actor,
-                action=f"alarm.{row.change}",
-                target=LogTarget(
-                    type="alarm", id=str(row.alarm.pk), label=_alarm_label(row)
-                ),
-                message=_message(row, _alarm_label(row)),
-                source="operator" if actor else "scada",
-            )
-        )
-    return events
+    return select(
+        qs, query, ts="at", head=ALARM, fields=_HISTORY_FIELDS, build=_alarm_event
+    )
+
+
+def _comm_event(row: Row) -> LogEvent:
+    """A comm-loss journal row (``_HISTORY_FIELDS``) as a ``system`` event."""
+    (
+        at,
+        pk,
+        _,
+        change,
+        note,
+        actor,
+        alarm_id,
+        tag_name,
+        _,
+        message,
+        connector_id,
+        connector_name,
+        *_,
+    ) = row
+    if connector_id is not None:
+        subject = f"Connector {connector_name}"
+        target = LogTarget(type="connector", id=connector_id, label=connector_name)
+    else:
+        subject = _alarm_label(alarm_id, tag_name)
+        target = LogTarget(type="alarm", id=alarm_id, label=subject)
+    return LogEvent(
+        id=f"{COMM_HEAD}:{pk}",
+        timestamp=at,
+        category=SYSTEM,
+        severity=ERROR if change == "activated" else INFO,
+        actor=actor,
+        action=f"connector.comm_{change}",
+        target=target,
+        message=_message(change, note, message, subject),
+        source="collector",
+    )
 
 
 def comm_source(query: LogQuery) -> list[LogEvent]:
     """Connectors' communication loss (their comm-loss alarms' journal) as
     ``system`` events: the loss an error, what follows it info."""
+    return run(comm_plan(query))
+
+
+def comm_plan(query: LogQuery) -> Plan | None:
+    """``comm_source``'s page as one SELECT (None: nothing to give)."""
     if SYSTEM not in query.categories:
-        return []
-    qs = _history().filter(alarm__kind=COMM_LOSS).filter(_search(query))
+        return None
+    qs = AlarmHistory.objects.filter(alarm__kind=COMM_LOSS).filter(_search(query))
     if query.severities is not None:
         loss, rest = ERROR in query.severities, INFO in query.severities
         if not (loss or rest):
-            return []
+            return None
         if not rest:
             qs = qs.filter(change="activated")
         elif not loss:
             qs = qs.exclude(change="activated")
-    events = []
-    for row in page(qs, query, ts="at", head=COMM_HEAD):
-        actor = row.actor.username if row.actor_id else None
-        connector = row.alarm.connector
-        subject = f"Connector {connector.name}" if connector else _alarm_label(row)
-        target = (
-            LogTarget(type="connector", id=str(connector.pk), label=connector.name)
-            if connector
-            else LogTarget(type="alarm", id=str(row.alarm.pk), label=_alarm_label(row))
-        )
-        events.append(
-            LogEvent(
-                id=event_id(COMM_HEAD, row.pk),
-                timestamp=row.at,
-                category=SYSTEM,
-                severity=ERROR if row.change == "activated" else INFO,
-                actor=actor,
-                action=f"connector.comm_{row.change}",
-                target=target,
-                message=_message(row, subject),
-                source="collector",
-            )
-        )
-    return events
+    return select(
+        qs, query, ts="at", head=COMM_HEAD, fields=_HISTORY_FIELDS, build=_comm_event
+    )
+
+
+def _cmms_event(row: Row) -> LogEvent:
+    """A failed delivery (``cmms_plan``'s columns) as a ``system`` event."""
+    at, pk, _, work_order_id, status_code, error, *_ = row
+    label = f"MWO-{work_order_id}"
+    status = f"HTTP {status_code}" if status_code and int(status_code) else "no answer"
+    return LogEvent(
+        id=f"{CMMS_HEAD}:{pk}",
+        timestamp=at,
+        category=SYSTEM,
+        severity=ERROR,
+        actor=None,
+        action="cmms.delivery_failed",
+        target=LogTarget(type="maintenance_work_order", id=work_order_id, label=label),
+        message=f"CMMS delivery of {label} failed ({status}): {error}",
+        source="task",
+    )
 
 
 def cmms_source(query: LogQuery) -> list[LogEvent]:
     """Failed deliveries of maintenance work orders to the CMMS as ``system``
     events (error). ``search`` matches the error and ``MWO-<id>``."""
+    return run(cmms_plan(query))
+
+
+def cmms_plan(query: LogQuery) -> Plan | None:
+    """``cmms_source``'s page as one SELECT (None: nothing to give)."""
     if SYSTEM not in query.categories or not wants(query, ERROR):
-        return []
-    qs = DeliveryAttempt.objects.filter(ok=False).only(
-        "id", "at", "work_order_id", "status_code", "error"
-    )
+        return None
+    qs = DeliveryAttempt.objects.filter(ok=False)
     if query.search:
         cond = Q(error__icontains=query.search)
         term = query.search.strip().upper()
         if term.startswith("MWO-") and term[4:].isdigit() and int(term[4:]) < 2**63:
             cond |= Q(work_order_id=int(term[4:]))
         qs = qs.filter(cond)
-    events = []
-    for row in page(qs, query, ts="at", head=CMMS_HEAD):
-        label = f"MWO-{row.work_order_id}"
-        status = f"HTTP {row.status_code}" if row.status_code else "no answer"
-        events.append(
-            LogEvent(
-                id=event_id(CMMS_HEAD, row.pk),
-                timestamp=row.at,
-                category=SYSTEM,
-                severity=ERROR,
-                actor=None,
-                action="cmms.delivery_failed",
-                target=LogTarget(
-                    type="maintenance_work_order",
-                    id=str(row.work_order_id),
-                    label=label,
-                ),
-                message=f"CMMS delivery of {label} failed ({status}): "
-                f"{row.error[:300]}",
-                source="task",
-            )
-        )
-    return events
+    return select(
+        qs,
+        query,
+        ts="at",
+        head=CMMS_HEAD,
+        fields=("work_order_id", "status_code", Left("error", 300)),
+        build=_cmms_event,
+    )

@@ -1,18 +1,20 @@
 """``GET /api/logs``'s read model: one stream over every app's log source
 (``bpmos/logevents.py``), merged newest first, paged by an opaque cursor.
 
-A page asks each source the reader may see and the ``category`` filter keeps
-for ``size + 1`` events strictly older than the cursor (one indexed query per
-source, ``bpmos.logsource.page``; with a ``search``, the ledger, alarm and
-connector sources first look up the matching passports, alarms and users),
-in turn, each no older than the floor the earlier ones set once they fill the
-page (``read_page``), merges them by ``(timestamp, id)`` descending (the
-id compared as a string, as ``LogEvent.cursor`` does) and keeps ``size``; the
-extra one says whether
-there is a next page. Never a COUNT(*), never an OFFSET: a page deep in
-millions of rows costs what the first one does, and rows written while a
-client walks the stream land above its cursor, so it
-sees every older event once, in order.
+A page is one statement (``read_events``): the page SELECT of each source the
+reader may see and the ``category`` filter keeps (``size + 1`` rows strictly
+older than the cursor over its ``(timestamp, id)`` index, projected to common
+columns: ``bpmos.logsource.select``) in one UNION ALL, ordered by
+``(timestamp, id)`` descending (the id compared as a string, as
+``LogEvent.cursor`` does) and cut to ``size + 1`` by the database; only
+those rows become events. With a ``search``, the ledger, alarm and connector
+sources first look up the matching passports, alarms and users (each distinct
+lookup once). The extra row says whether there is a next page. Never a
+COUNT(*), never an OFFSET: a page deep in millions of rows costs what the
+first one does, and rows written while a client walks the stream land above
+its cursor, so it sees every older event once, in order.
+(``read_events_by_source``, one query per source merged here, is the way it
+was read before; it stays as the reference the tests hold it to.)
 
 The cursor is ``(timestamp, id)`` of a page's last event, signed
 (``django.core.signing``, its own salt): a cursor that was altered, or that is
@@ -52,12 +54,19 @@ from bpmos.logevents import (
     LogQuery,
     LogSource,
 )
-from bpmos.logsource import event_key, id_key
-from compliance.logsource import email_source
+from bpmos.logsource import Plan, event_key, id_key, shared_lookups, union_rows
+from compliance.logsource import email_plan, email_source
 from elog import selectors as elog_selectors
-from exceptions.logsource import exception_source
-from passports.logsource import ledger_source
-from scada.logsource import alarm_source, cmms_source, comm_source
+from exceptions.logsource import exception_plan, exception_source
+from passports.logsource import ledger_plan, ledger_source
+from scada.logsource import (
+    alarm_plan,
+    alarm_source,
+    cmms_plan,
+    cmms_source,
+    comm_plan,
+    comm_source,
+)
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -71,6 +80,10 @@ def _shift_log_source(query: LogQuery) -> list[LogEvent]:
     return elog_selectors.shift_log_source(query)
 
 
+def _shift_log_plan(query: LogQuery) -> Plan | None:
+    return elog_selectors.shift_log_plan(query)
+
+
 def shift_log_available() -> bool:
     return getattr(elog_selectors, "shift_log_source", None) is not None
 
@@ -80,19 +93,32 @@ class Source:
     name: str
     category: str
     read: LogSource
+    plan: Callable[[LogQuery], Plan | None]  # ``read``'s page as one SELECT
     readers: frozenset | None = None  # None: every role
     available: Callable[[], bool] = lambda: True
 
 
 SOURCES: tuple[Source, ...] = (
-    Source("audit", AUDIT, elog_selectors.audit_source, AUDIT_READERS),
-    Source("shift_log", SHIFT_LOG, _shift_log_source, available=shift_log_available),
-    Source("ledger", LEDGER, ledger_source),
-    Source("alarms", ALARM, alarm_source),
-    Source("connectors", SYSTEM, comm_source),
-    Source("cmms", SYSTEM, cmms_source),
-    Source("exceptions", SYSTEM, exception_source),
-    Source("email", SYSTEM, email_source, COMPLIANCE_READERS),
+    Source(
+        "audit",
+        AUDIT,
+        elog_selectors.audit_source,
+        elog_selectors.audit_plan,
+        AUDIT_READERS,
+    ),
+    Source(
+        "shift_log",
+        SHIFT_LOG,
+        _shift_log_source,
+        _shift_log_plan,
+        available=shift_log_available,
+    ),
+    Source("ledger", LEDGER, ledger_source, ledger_plan),
+    Source("alarms", ALARM, alarm_source, alarm_plan),
+    Source("connectors", SYSTEM, comm_source, comm_plan),
+    Source("cmms", SYSTEM, cmms_source, cmms_plan),
+    Source("exceptions", SYSTEM, exception_source, exception_plan),
+    Source("email", SYSTEM, email_source, email_plan, COMPLIANCE_READERS),
 )
 
 
@@ -142,15 +168,40 @@ class Page:
 
 def read_page(query: LogQuery) -> Page:
     """At most ``query.limit`` events after ``query.before``, newest first,
-    and the cursor of the next page (None at the end).
+    and the cursor of the next page (None at the end): one statement
+    (``read_events``)."""
+    merged = read_events(query)
+    events = merged[: query.limit]
+    more = len(merged) > query.limit
+    return Page(events, encode_cursor(events[-1]) if more else None)
+
+
+def read_events(query: LogQuery) -> list[LogEvent]:
+    """The page's ``query.limit + 1`` newest events (the extra one says
+    whether there is a next page) in one statement: every source's page
+    SELECT (``Source.plan``: ``limit + 1`` rows over its ``(timestamp, id)``
+    index) in one UNION ALL, ordered and cut to ``limit + 1`` by the
+    database (``bpmos.logsource.union_rows``); only those rows become
+    events. With a ``search``, the ledger's and the alarms' lookups of
+    another table come first (``bpmos.logsource.among``, each distinct one
+    once). The same events as ``read_events_by_source``."""
+    ask = replace(query, limit=query.limit + 1)
+    with shared_lookups():
+        plans = [p for s in sources_for(query) if (p := s.plan(ask)) is not None]
+    builders = {plan.head: plan.build for plan in plans}
+    return [builders[row[2]](row) for row in union_rows(plans, ask.limit)]
+
+
+def read_events_by_source(query: LogQuery) -> list[LogEvent]:
+    """``read_events`` one query per source, merged here (the way a page was
+    read before the one statement; kept as its reference: the tests hold the
+    two equal).
 
     The sources are asked one after the other, and once the events kept so
     far fill the page and its extra one, the oldest kept's timestamp is a
     floor for every source still to ask (``start``, inclusive): a row older
     than it sorts below ``limit + 1`` events already in hand, so it cannot be
-    on the page. A sparse source (the comm-loss journal, a filtered alarm
-    journal) or a source without the term then stops at that instant instead
-    of walking its index back through the whole history."""
+    on the page."""
     ask = replace(query, limit=query.limit + 1)
     kept: list[LogEvent] = []
     for source in sources_for(query):
@@ -159,10 +210,7 @@ def read_page(query: LogQuery) -> Page:
             floor = kept[-1].timestamp
             if ask.start is None or floor > ask.start:
                 ask = replace(ask, start=floor)
-    merged = kept
-    events = merged[: query.limit]
-    more = len(merged) > query.limit
-    return Page(events, encode_cursor(events[-1]) if more else None)
+    return kept
 
 
 def export_events(query: LogQuery, cap: int = EXPORT_MAX_ROWS) -> Iterator[LogEvent]:

@@ -1,0 +1,182 @@
+"""GET /api/logs reads a page in one statement (``bpmos.dashboards.logs.
+read_events``: every source's page SELECT in one UNION ALL, ordered and cut
+by the database) and gives exactly what asking each source in turn and
+merging gives (``read_events_by_source``, the way it was read before), over a
+plant where every source has rows, many of them at one instant, for every
+role, filter and search, page after page (docs/logs.md, "What a page
+costs")."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from itertools import product
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from bpmos.dashboards import logs
+from bpmos.logevents import CATEGORIES, LogQuery
+from exceptions import services as exception_services
+from passports import ledger
+from scada.models import AlarmHistory, Connector
+from tests.factories_tower import raise_exception
+from tests.test_logs_search import shift_entry
+from tests.test_logs_stream import (
+    T0,
+    alarm,
+    at,
+    audit_at,
+    cmms_failure,
+    email_failure,
+    make_pack,
+)
+
+pytestmark = pytest.mark.django_db
+
+TIE = at(30)  # the instant every source writes at
+
+
+@pytest.fixture
+def plant(make_user):
+    """Rows of every source and severity; at ``TIE`` one of each source, the
+    shift log's pks 9, 10, 99 and 100 (text order differs from number
+    order) and two audit records."""
+    olga = make_user("operator", username="olga")
+    boss = make_user("supervisor", username="boss")
+    admin = make_user("admin", username="ada")
+    plc = Connector.objects.create(
+        name="Formation PLC-7", kind="opcua", endpoint="opc.tcp://p:1"
+    )
+    for second, when in enumerate((at(1), TIE, TIE, at(40))):
+        if second == 1:
+            target = {"target": olga}  # a label: the user's name
+        elif second == 2:
+            target = {}
+        else:
+            target = {"target_type": "workorder", "target_id": f"WO-{second}"}
+        audit_at(
+            when,
+            actor=admin if second % 2 else None,
+            action="workorder.torqued",
+            **target,
+        )
+    entries = [
+        (9, TIE, {"entry_type": "incident", "body": "Chiller tripped " * 30}),
+        (10, TIE, {"entry_type": "note", "operator": olga}),
+        (99, TIE, {"entry_type": "safety", "target_type": "alarm", "target_id": "7"}),
+        (100, TIE, {"entry_type": "note", "body": "torque check"}),
+        (11, at(2), {"entry_type": "note"}),
+    ]
+    for pk, when, fields in entries:
+        shift_entry(pk, at=when, **fields)
+    shift_entry(12, at=at(3), entry_type="correction", corrects_id=11)
+    for when, kind in (
+        (TIE, "held"),
+        (at(5), "qa_failed"),
+        (at(45), "telemetry_summarised"),
+    ):
+        ledger.append(
+            passport=make_pack().pk,
+            kind=kind,
+            data={"reason": "x"} if kind == "held" else {},
+            actor=None,
+            occurred_at=when,
+        )
+    for n, (severity, when) in enumerate(
+        (("low", at(4)), ("medium", TIE), ("high", TIE), ("critical", at(50)))
+    ):
+        event, _ = alarm(when, tag=f"TT-{n}" if n else "", severity=severity)
+        AlarmHistory.objects.create(
+            alarm=event,
+            at=when + timedelta(seconds=1),
+            change="acknowledged",
+            to_state="ack_active",
+            actor=boss,
+            note="Torque seen",
+        )
+    alarm(TIE, tag="", kind="comm_loss", connector=plc, message="Lost")
+    lost, _ = alarm(at(6), tag="PLC-9", kind="comm_loss", message="")
+    AlarmHistory.objects.create(
+        alarm=lost, at=TIE, change="returned", to_state="ack_inactive"
+    )
+    cmms_failure(TIE)
+    cmms_failure(at(7), error="Torque service down")
+    email_failure(admin, TIE)
+    email_failure(admin, at(8), status="retrying")
+    for severity in ("low", "critical"):
+        exc = raise_exception(olga, severity=severity, title="Torque drift")
+    exception_services.exception_acknowledge(exception_id=exc.pk, actor=boss)
+    return {"olga": olga}
+
+
+def walk(read, size: int, **filters) -> list[list]:
+    """Every page of the stream (``read`` a page's events), cursor by cursor."""
+    pages, before = [], None
+    while True:
+        events = read(LogQuery(limit=size, before=before, **filters))
+        pages.append(events[:size])
+        if len(events) <= size:
+            return pages
+        before = events[size - 1].cursor
+
+
+QUERIES = [
+    {},
+    {"categories": frozenset({"system"})},
+    {"categories": frozenset({"alarm", "ledger"})},
+    {"severities": frozenset({"error", "critical"})},
+    {"severities": frozenset({"info"})},
+    {"severities": frozenset({"warning"})},
+    {"start": TIE},
+    {"end": TIE},
+    {"start": TIE, "end": TIE + timedelta(microseconds=1)},
+    {"search": "torque"},
+    {"search": "TT-"},
+    {"search": "plc"},
+    {"search": "held"},
+    {"search": "EX-00"},
+    {"search": "MWO-"},
+    {"search": "l"},
+    {"search": "nothing like it"},
+    {"search": "torque", "severities": frozenset({"info"}), "start": at(2)},
+]
+
+
+# the admin reads every source, the supervisor all but the audit log, the
+# operator neither it nor the compliance mail
+@pytest.mark.parametrize("role", ["admin", "supervisor", "operator"])
+def test_one_statement_reads_what_the_sources_read_one_by_one(plant, role):
+    everything = logs.read_events_by_source(LogQuery(limit=1000, role="admin"))
+    assert {e.category for e in everything} == set(CATEGORIES)
+    # at TIE: audit 2, shift log 4, ledger 1, alarms 2, connectors 2, CMMS 1, mail 1
+    assert sum(e.timestamp == TIE for e in everything) == 13
+    categories = logs.visible_categories(role)
+    for filters, size in product(QUERIES, (3, 50)):
+        if not filters.get("categories", categories) <= categories:
+            continue
+        args = {"role": role, "categories": categories, **filters}
+        one = walk(logs.read_events, size, **args)
+        by_source = walk(logs.read_events_by_source, size, **args)
+        assert one == by_source, (filters, size)
+
+
+def test_the_page_is_one_statement_and_its_events_are_the_sources(plant):
+    expected = sorted(
+        (
+            event
+            for source in logs.SOURCES
+            for event in source.read(LogQuery(limit=1000, role="admin"))
+        ),
+        key=lambda e: e.cursor,
+        reverse=True,
+    )
+    with CaptureQueriesContext(connection) as ctx:
+        got = logs.read_events(LogQuery(limit=len(expected), role="admin"))
+    assert got == expected
+    assert len(ctx.captured_queries) == 1
+    assert "UNION ALL" in ctx.captured_queries[0]["sql"]
+    # the ids of one instant in string order ("shift_log:99" > "…:9" > "…:100")
+    tied = [e.id for e in got if e.timestamp == TIE and e.category == "shift_log"]
+    assert tied == ["shift_log:99", "shift_log:9", "shift_log:100", "shift_log:10"]
+    assert got[0].timestamp > T0
