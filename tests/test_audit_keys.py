@@ -314,6 +314,20 @@ def test_the_stored_chain_state_shows_unverifiable(
     assert status["firstBroken"]["problem"] == "unverifiable"
 
 
+def test_the_auditors_attention_item_says_unverifiable(
+    rotated_chain, settings, anchor_file
+):
+    from bpmos.dashboards import attention
+
+    use_keys(settings, KEY_B)
+    chain_status.audit_chain_status_refresh()
+    (item,) = attention._chain("auditor", None)
+    assert item.title.startswith(
+        f"Audit chain unverifiable: Record #1 is signed with audit key '{ID_A}'"
+    )
+    assert item.severity == "Critical"
+
+
 def test_an_append_costs_no_query_for_its_key(db, settings, django_assert_num_queries):
     use_keys(settings, KEY_B, KEY_A)
     keyring()  # the settings' keyring parsed once, as the first append would
