@@ -314,9 +314,11 @@ def build_shift_log(days: int, now: datetime, count: int) -> None:
 def build_audit(days: int, now: datetime, count: int, actors) -> None:
     """``count`` audit records after the demo's, hash-chained as
     ``elog.audit`` chains them (COPY)."""
+    from bpmos.auditkeys import keyring
     from elog import audit
     from elog.models import AuditRecord
 
+    key_id = keyring().current_id
     last = AuditRecord.objects.order_by("-seq").values_list("seq", "hash").first()
     seq, prev = last if last else (0, audit.GENESIS_HASH)
     step = timedelta(seconds=days * 86400 / count)
@@ -367,11 +369,12 @@ def build_audit(days: int, now: datetime, count: int, actors) -> None:
                 "api",
                 fields["prev_hash"],
                 prev,
+                key_id,
             )
 
     copy_rows(
         "elog_auditrecord",
-        (*audit.HASHED_FIELDS, "hash"),
+        (*audit.HASHED_FIELDS, "hash", "key_id"),
         rows(),
         count,
         "audit records",
@@ -399,6 +402,7 @@ def build_passports(days: int, now: datetime, events: int, batch: int = 1000):
     until ``events`` ledger events; returns (passports, events, pack ids)."""
     from django.db import transaction
 
+    from bpmos.auditkeys import keyring
     from passports import ledger, lifecycle
     from passports.models import Passport, PassportEvent
 
@@ -480,6 +484,7 @@ def build_passports(days: int, now: datetime, events: int, batch: int = 1000):
                     data=fields["data"],
                     prev_hash=fields["prev_hash"],
                     hash=digest,
+                    key_id=keyring().current_id,
                 )
                 for passport, chained in zip(rows, ledgers, strict=True)
                 for fields, digest in chained

@@ -201,6 +201,7 @@ def build_ledgers(events: int, batch: int = 500) -> int:
     from django.db import transaction
     from django.utils import timezone
 
+    from bpmos.auditkeys import keyring
     from passports import ledger, lifecycle
     from passports.models import Passport, PassportEvent
 
@@ -253,6 +254,7 @@ def build_ledgers(events: int, batch: int = 500) -> int:
                             data=data,
                             prev_hash=fields["prev_hash"],
                             hash=prev,
+                            key_id=keyring().current_id,
                         )
                     )
                 ledger._project(passport, snapshot)

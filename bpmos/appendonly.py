@@ -81,3 +81,60 @@ def append_only(table: str, noun: str) -> migrations.RunPython:
         lambda apps, schema_editor: run(schema_editor, 1),
         elidable=False,
     )
+
+
+def _sqlite_triggers(connection, table: str) -> dict[str, str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+            "AND tbl_name = %s ORDER BY name",
+            [table],
+        )
+        return dict(cursor.fetchall())
+
+
+class AddFieldKeepingTriggers(migrations.AddField):
+    """``AddField`` to an append-only table that keeps its triggers on SQLite.
+
+    SQLite cannot add (or drop) a NOT NULL column in place: Django rebuilds the
+    table (create, copy, drop, rename), and the triggers go with the old table.
+    This operation reads the table's triggers first and creates them again on
+    the rebuilt table, in the same migration, both ways. PostgreSQL adds the
+    column in place (a column with a default is a catalogue change there: no
+    row is rewritten and no row trigger fires), so it is Django's ``AddField``
+    unchanged.
+    """
+
+    def _keeping_triggers(self, app_label, schema_editor, state, run) -> None:
+        connection = schema_editor.connection
+        if connection.vendor != "sqlite":
+            run()
+            return
+        table = state.apps.get_model(app_label, self.model_name)._meta.db_table
+        before = _sqlite_triggers(connection, table)
+        run()
+        after = _sqlite_triggers(connection, table)
+        # Only a rebuild loses them (dropping a plain column is done in place).
+        for name, sql in before.items():
+            if name not in after:
+                schema_editor.execute(sql, params=None)
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        self._keeping_triggers(
+            app_label,
+            schema_editor,
+            from_state,
+            lambda: super(AddFieldKeepingTriggers, self).database_forwards(
+                app_label, schema_editor, from_state, to_state
+            ),
+        )
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        self._keeping_triggers(
+            app_label,
+            schema_editor,
+            from_state,
+            lambda: super(AddFieldKeepingTriggers, self).database_backwards(
+                app_label, schema_editor, from_state, to_state
+            ),
+        )

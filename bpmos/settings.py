@@ -24,6 +24,7 @@ import environ
 import structlog
 
 import bpmos.logconfig
+from bpmos import auditkeys
 from bpmos.localkeys import local_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -514,10 +515,18 @@ BPMOS_WS_AUTH_TIMEOUT = env.float("BPMOS_WS_AUTH_TIMEOUT", default=10.0)
 # ticket (for plain EventSource clients) may wait to be redeemed.
 BPMOS_SSE_HEARTBEAT_SECONDS = env.float("BPMOS_SSE_HEARTBEAT_SECONDS", default=15.0)
 BPMOS_SSE_TICKET_SECONDS = env.int("BPMOS_SSE_TICKET_SECONDS", default=30)
-# HMAC key of the audit chain. Keep it out of the database: whoever holds both can
-# re-forge the chain. Changing it makes every earlier record fail verification.
-# Defaults to the secret key (in the embedded mode, the one made in DATA_DIR).
+# The audit keyring (bpmos/auditkeys.py): the current HMAC key of the audit chain,
+# the passport ledgers and the anchors, and the retired keys that still verify
+# what they signed. Keep them out of the database: whoever holds both can re-forge
+# the chains. The current key defaults to the secret key (in the embedded mode,
+# the one made in DATA_DIR); its id to its fingerprint. Rotation: move the current
+# key to BPMOS_AUDIT_RETIRED_KEYS, set a new one, restart (docs/security.md).
 BPMOS_AUDIT_KEY = env.str("BPMOS_AUDIT_KEY", default="") or SECRET_KEY
+BPMOS_AUDIT_KEY_ID = env.str("BPMOS_AUDIT_KEY_ID", default="")
+BPMOS_AUDIT_RETIRED_KEYS = env.list("BPMOS_AUDIT_RETIRED_KEYS", default=[])
+# Refuse to start with a keyring that cannot be read (a malformed id, one id for
+# two keys) rather than at the first write.
+auditkeys.build(BPMOS_AUDIT_KEY, BPMOS_AUDIT_KEY_ID, BPMOS_AUDIT_RETIRED_KEYS)
 # The audit chain's head, anchored outside the database (elog/anchors.py): a
 # signed line appended to this file every BPMOS_AUDIT_ANCHOR_SECONDS (900; read
 # by bpmos/celery.py). Put it on storage the database's administrators cannot

@@ -13,12 +13,12 @@ import json
 from datetime import UTC
 from typing import Any
 
-from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
 from bpmos import context
+from bpmos.auditkeys import keyring
 from elog.models import AuditRecord
 
 GENESIS_HASH = "0" * 64
@@ -43,10 +43,6 @@ HASHED_FIELDS = (
     "source",
     "prev_hash",
 )
-
-
-def _audit_key() -> bytes:
-    return settings.BPMOS_AUDIT_KEY.encode()
 
 
 def normalize_json(value: Any) -> Any:
@@ -75,8 +71,9 @@ def canonical_numbers(value: Any) -> Any:
     return value
 
 
-def compute_hash(fields: dict[str, Any]) -> str:
-    """HMAC-SHA256 over the canonical JSON of a record's hashed fields."""
+def compute_hash(fields: dict[str, Any], *, key: bytes | None = None) -> str:
+    """HMAC-SHA256 over the canonical JSON of a record's hashed fields, with
+    ``key`` (by default the audit keyring's current key)."""
     content = {name: fields[name] for name in HASHED_FIELDS}
     content["before"] = canonical_numbers(content["before"])
     content["after"] = canonical_numbers(content["after"])
@@ -84,7 +81,9 @@ def compute_hash(fields: dict[str, Any]) -> str:
     if hasattr(occurred, "isoformat"):
         content["occurred_at"] = occurred.astimezone(UTC).isoformat()
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
-    return hmac.new(_audit_key(), canonical.encode(), hashlib.sha256).hexdigest()
+    if key is None:
+        key = keyring().current_key
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
 
 
 def record_fields(rec: AuditRecord) -> dict[str, Any]:
@@ -131,7 +130,8 @@ def _chain_fields(
     target_id: str | None,
     last: tuple[int, str] | None,
 ) -> dict[str, Any]:
-    """Every field of the record that follows ``last`` (seq, hash), hash included."""
+    """Every field of the record that follows ``last`` (seq, hash), hash and key
+    id included: signed with the keyring's current key."""
     ctx = context.current()
     kind, pk, label = _describe(target)
     actor_obj = actor if getattr(actor, "is_authenticated", False) else None
@@ -152,7 +152,9 @@ def _chain_fields(
         "source": ctx.source,
         "prev_hash": last[1] if last else GENESIS_HASH,
     }
-    fields["hash"] = compute_hash(fields)
+    ring = keyring()
+    fields["hash"] = compute_hash(fields, key=ring.current_key)
+    fields["key_id"] = ring.current_id
     return fields
 
 
@@ -188,7 +190,7 @@ def record(
         return AuditRecord.objects.create(**fields)
 
 
-_FIELD_NAMES = (*HASHED_FIELDS, "hash")
+_FIELD_NAMES = (*HASHED_FIELDS, "hash", "key_id")
 _insert_sql: dict[str, str] = {}  # per database vendor
 
 

@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+from bpmos.auditkeys import KEY_ID_MAX_LENGTH
+
 
 class AuditRecord(models.Model):
     """One write: who did what to which object, from where, with before/after.
@@ -14,7 +16,11 @@ class AuditRecord(models.Model):
     someone with database access but not the key cannot re-forge it. Database
     triggers refuse UPDATE and DELETE (migration 0002, PostgreSQL and SQLite);
     the application offers neither (see ``elog.audit``).
-    ``elog.services.audit_chain_verify`` walks the chain.
+    ``elog.services.audit_chain_verify`` walks the chain. ``key_id`` names the
+    key of the audit keyring that made ``hash`` (``bpmos/auditkeys.py``), so the
+    key can be rotated; it is not itself hashed (the hash was made before the
+    column existed), but a changed ``key_id`` makes the record fail under the
+    key it names, or name no key at all (unverifiable).
     """
 
     seq = models.PositiveBigIntegerField(unique=True)
@@ -39,6 +45,10 @@ class AuditRecord(models.Model):
     source = models.CharField(max_length=20, default="system")
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
+    key_id = models.CharField(
+        max_length=KEY_ID_MAX_LENGTH,
+        help_text="Id of the audit key that signed this record (bpmos/auditkeys.py).",
+    )
 
     class Meta:
         ordering = ["-seq"]

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db import models
 
+from bpmos.auditkeys import Keyring, keyring
 from bpmos.errors import InvalidInput
 from elog.audit import GENESIS_HASH, HASHED_FIELDS, compute_hash
 from elog.models import AuditRecord
@@ -29,6 +30,8 @@ class ChainProblem(models.TextChoices):
     ALTERED = "altered", "Altered"
     REMOVED = "removed", "Removed"
     INSERTED = "inserted", "Inserted"
+    # Signed with a key the keyring does not hold: neither passed nor failed.
+    UNVERIFIABLE = "unverifiable", "Unverifiable"
 
 
 @dataclass(frozen=True)
@@ -46,12 +49,25 @@ class BrokenRecord:
 
 
 @dataclass(frozen=True)
+class UnverifiableRecords:
+    """The records (walked so far) signed with one key the keyring lacks."""
+
+    key_id: str
+    records: int
+    first_seq: int
+    last_seq: int
+
+
+@dataclass(frozen=True)
 class VerifyResult:
     """The outcome of one walk over the chain.
 
     ``checked`` counts the records examined (the broken one included).
     ``head_seq``/``head_hash`` describe the newest record (None for an empty
-    log); they are a verified anchor only when ``ok``.
+    log); they are a verified anchor only when ``ok``. ``unverifiable`` lists,
+    per key id, the records signed with a key the keyring does not hold (up to
+    the first break): their links were checked, their content could not be;
+    ``ok`` is then False.
     """
 
     ok: bool
@@ -59,12 +75,14 @@ class VerifyResult:
     head_seq: int | None
     head_hash: str | None
     first_broken: BrokenRecord | None
+    unverifiable: tuple[UnverifiableRecords, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able, snake_case: the API body and ``verify_audit --json``."""
         data = asdict(self)
         if self.first_broken is not None:
             data["first_broken"]["problem"] = str(self.first_broken.problem)
+        data["unverifiable"] = [asdict(run) for run in self.unverifiable]
         return data
 
 
@@ -106,24 +124,43 @@ def audit_chain_verify(
     database and ``BPMOS_AUDIT_KEY`` can re-forge the whole chain; the anchor
     detects that too, for records up to the anchor.
 
+    Keys. Each record's HMAC is checked with the key its ``key_id`` names in
+    the audit keyring (``bpmos/auditkeys.py``: the current key and the retired
+    ones). A record whose key the keyring does not hold is *unverifiable*: its
+    place in the chain (``seq``, ``prev_hash``) is still checked and the walk
+    goes on, but its content cannot be, so the result is not ``ok``; without a
+    break elsewhere, ``first_broken`` names the first such record (problem
+    ``unverifiable``) and ``unverifiable`` counts them per key id.
+
     Records are streamed with ``.iterator(chunk_size=batch_size)`` as plain
     values (no model instances), in one query, so the walk sees one snapshot
     and its memory does not grow with the log.
     """
     _check_anchor(anchor_seq, anchor_hash)
+    ring = keyring()
     prev_seq, prev_hash = 0, GENESIS_HASH
     checked = 0
+    unknown: dict[str, list[int]] = {}  # key id -> [records, first seq, last seq]
+    first_unknown: dict[str, Any] | None = None
     with contextlib.closing(_stream(batch_size)) as rows:
         current = next(rows, None)
         while current is not None:
             following = next(rows, None)
             checked += 1
-            broken = _check(current, following, prev_seq, prev_hash)
+            key = ring.key(current["key_id"])
+            broken = _check(current, following, prev_seq, prev_hash, key)
             if broken is None and current["seq"] == anchor_seq:
                 broken = _check_against_anchor(current, anchor_hash)
             if broken is not None:
                 head_seq, head_hash = _newest()
-                return VerifyResult(False, checked, head_seq, head_hash, broken)
+                return VerifyResult(
+                    False, checked, head_seq, head_hash, broken, _runs(unknown)
+                )
+            if key is None:
+                first_unknown = first_unknown or current
+                run = unknown.setdefault(current["key_id"], [0, current["seq"], 0])
+                run[0] += 1
+                run[2] = current["seq"]
             prev_seq, prev_hash = current["seq"], current["hash"]
             current = following
     if anchor_seq is not None and prev_seq < anchor_seq:
@@ -137,12 +174,47 @@ def audit_chain_verify(
                 "newest records were removed."
             ),
         )
-        return VerifyResult(False, checked, prev_seq or None, _head(prev_hash), broken)
+        return VerifyResult(
+            False, checked, prev_seq or None, _head(prev_hash), broken, _runs(unknown)
+        )
+    if first_unknown is not None:
+        broken = _unverifiable(first_unknown, unknown, ring)
+        return VerifyResult(
+            False, checked, prev_seq or None, _head(prev_hash), broken, _runs(unknown)
+        )
     return VerifyResult(True, checked, prev_seq or None, _head(prev_hash), None)
 
 
+def _runs(unknown: dict[str, list[int]]) -> tuple[UnverifiableRecords, ...]:
+    return tuple(
+        UnverifiableRecords(key_id=key_id, records=n, first_seq=first, last_seq=last)
+        for key_id, (n, first, last) in unknown.items()
+    )
+
+
+def _unverifiable(
+    row: dict[str, Any], unknown: dict[str, list[int]], ring: Keyring
+) -> BrokenRecord:
+    runs = "; ".join(
+        f"{n} record{'s' if n > 1 else ''} between #{first} and #{last} with key "
+        f"{key_id!r}"
+        for key_id, (n, first, last) in unknown.items()
+    )
+    return BrokenRecord(
+        seq=row["seq"],
+        id=row["id"],
+        problem=ChainProblem.UNVERIFIABLE,
+        message=(
+            f"Record #{row['seq']} is signed with audit key {row['key_id']!r}, which "
+            f"the keyring ({', '.join(ring.keys)}) does not hold: it cannot be "
+            f"verified. Unverifiable: {runs}. Add the key to "
+            "BPMOS_AUDIT_RETIRED_KEYS (docs/security.md)."
+        ),
+    )
+
+
 def _stream(batch_size: int) -> Iterator[dict[str, Any]]:
-    fields = ("id", "hash", *HASHED_FIELDS)
+    fields = ("id", "hash", "key_id", *HASHED_FIELDS)
     queryset = AuditRecord.objects.order_by("seq", "id").values(*fields)
     return queryset.iterator(chunk_size=batch_size)
 
@@ -167,7 +239,10 @@ def _check(
     following: dict[str, Any] | None,
     prev_seq: int,
     prev_hash: str,
+    key: bytes | None,
 ) -> BrokenRecord | None:
+    """The break at ``row``, or None. With no ``key`` (the keyring lacks it)
+    only its place in the chain is checked, as if its hash were sound."""
     seq = row["seq"]
 
     def broken(problem: ChainProblem, message: str) -> BrokenRecord:
@@ -179,7 +254,7 @@ def _check(
             f"Record #{seq} (id {row['id']}) repeats the sequence number of the "
             "record before it: it does not belong to the chain.",
         )
-    if hmac.compare_digest(compute_hash(row), row["hash"]):
+    if key is None or hmac.compare_digest(compute_hash(row, key=key), row["hash"]):
         if seq != prev_seq + 1:
             return broken(
                 ChainProblem.REMOVED,

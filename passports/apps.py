@@ -11,3 +11,5 @@ class PassportsConfig(AppConfig):
         from passports.dispatch import services as dispatch_services
 
         ledger.on_append(dispatch_services.on_ledger_append)
+        # The ledgers are signed with the audit keyring (manage.py audit_keys).
+        ledger.register_signed_chain()

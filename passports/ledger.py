@@ -11,7 +11,8 @@ projection (state, hold, custodian, version, head hash). In one transaction it
 3. applies the lifecycle rules (``passports.lifecycle.apply``: 409 on an
    illegal move);
 4. writes the event with the previous event's hash and its own HMAC-SHA256
-   (key ``BPMOS_AUDIT_KEY``, outside the database, as for the audit log), a
+   (the audit keyring's current key, outside the database, as for the audit
+   log; the event keeps the key's id: ``bpmos/auditkeys.py``), a
    passport's first QA result into the dashboards' roll-ups
    (``passports.rollups``), then the projection, an audit record and a live
    event;
@@ -37,14 +38,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from bpmos import events, fields
+from bpmos.auditkeys import keyring
 from bpmos.errors import Conflict, InvalidInput
 from bpmos.locking import ROW_LOCK, lock_row
-from elog import audit
+from elog import audit, signed
 from passports import lifecycle, rollups
 from passports.models import EventKind, Passport, PassportEvent
 
@@ -85,8 +86,9 @@ def on_append(hook: AppendHook) -> AppendHook:
     return hook
 
 
-def compute_hash(fields: Mapping[str, Any]) -> str:
-    """HMAC-SHA256 over the canonical JSON of an event's hashed fields.
+def compute_hash(fields: Mapping[str, Any], *, key: bytes | None = None) -> str:
+    """HMAC-SHA256 over the canonical JSON of an event's hashed fields, with
+    ``key`` (by default the audit keyring's current key).
 
     ``passport`` is the passport's UUID (stable across databases), so a ledger
     exported elsewhere verifies with the key alone.
@@ -98,7 +100,8 @@ def compute_hash(fields: Mapping[str, Any]) -> str:
     if isinstance(occurred, datetime):
         content["occurred_at"] = occurred.astimezone(UTC).isoformat()
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
-    key = settings.BPMOS_AUDIT_KEY.encode()
+    if key is None:
+        key = keyring().current_key
     return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
 
 
@@ -237,7 +240,8 @@ def append(
             "data": data,
             "prev_hash": passport.head_hash or GENESIS_HASH,
         }
-        digest = compute_hash(fields)
+        ring = keyring()
+        digest = compute_hash(fields, key=ring.current_key)
         try:
             with transaction.atomic():
                 event = PassportEvent.objects.create(
@@ -250,6 +254,7 @@ def append(
                     data=data,
                     prev_hash=fields["prev_hash"],
                     hash=digest,
+                    key_id=ring.current_id,
                 )
         except IntegrityError as exc:  # the row lock makes this unreachable
             raise Conflict(
@@ -290,7 +295,8 @@ class BrokenLink:
     serial: str
     version: int
     event_id: int | None
-    problem: str  # altered | removed | inserted | reordered | projection
+    # altered | removed | inserted | reordered | projection | unverifiable
+    problem: str
     message: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -305,11 +311,33 @@ class BrokenLink:
 
 
 @dataclass(frozen=True)
+class UnverifiableEvents:
+    """The events (walked so far) signed with one key the keyring lacks."""
+
+    key_id: str
+    events: int
+    passports: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "keyId": self.key_id,
+            "events": self.events,
+            "passports": self.passports,
+        }
+
+
+@dataclass(frozen=True)
 class LedgerVerification:
+    """The outcome of a walk over the ledgers. ``unverifiable`` lists, per key
+    id, the events signed with a key the audit keyring does not hold (up to
+    the first break): their links and lifecycle were checked, their content
+    could not be; ``ok`` is then False."""
+
     ok: bool
     passports: int
     events: int
     first_broken: BrokenLink | None
+    unverifiable: tuple[UnverifiableEvents, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -317,7 +345,52 @@ class LedgerVerification:
             "passportsChecked": self.passports,
             "eventsChecked": self.events,
             "firstBroken": self.first_broken.as_dict() if self.first_broken else None,
+            "unverifiable": [run.as_dict() for run in self.unverifiable],
         }
+
+
+class _Unknown:
+    """Events whose key the keyring lacks, per key id, and the first of them."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, int] = {}
+        self.passports: dict[str, set[int]] = {}
+        self.first: tuple[Passport, PassportEvent] | None = None
+
+    def add(self, passport: Passport, event: PassportEvent) -> None:
+        self.events[event.key_id] = self.events.get(event.key_id, 0) + 1
+        self.passports.setdefault(event.key_id, set()).add(passport.pk)
+        self.first = self.first or (passport, event)
+
+    def runs(self) -> tuple[UnverifiableEvents, ...]:
+        return tuple(
+            UnverifiableEvents(key_id, n, len(self.passports[key_id]))
+            for key_id, n in self.events.items()
+        )
+
+    def broken(self, known: Iterable[str]) -> BrokenLink | None:
+        if self.first is None:
+            return None
+        passport, event = self.first
+        runs = "; ".join(
+            f"{run.events} event{'s' if run.events > 1 else ''} of "
+            f"{run.passports} passport{'s' if run.passports > 1 else ''} with key "
+            f"{run.key_id!r}"
+            for run in self.runs()
+        )
+        return BrokenLink(
+            passport_id=passport.pk,
+            serial=passport.serial,
+            version=event.version,
+            event_id=event.pk,
+            problem="unverifiable",
+            message=(
+                f"Event {event.version} is signed with audit key {event.key_id!r}, "
+                f"which the keyring ({', '.join(known)}) does not hold: it cannot "
+                f"be verified. Unverifiable: {runs}. Add the key to "
+                "BPMOS_AUDIT_RETIRED_KEYS (docs/security.md)."
+            ),
+        )
 
 
 def _event_fields(event: PassportEvent, passport_uuid) -> dict[str, Any]:
@@ -332,7 +405,15 @@ def _event_fields(event: PassportEvent, passport_uuid) -> dict[str, Any]:
     }
 
 
-def _check_one(passport: Passport, chain: list[PassportEvent]) -> BrokenLink | None:
+def _check_one(
+    passport: Passport,
+    chain: list[PassportEvent],
+    keys: Mapping[str, bytes],
+    unknown: _Unknown,
+) -> BrokenLink | None:
+    """The first break of one passport's ledger, or None. An event whose key
+    ``keys`` lacks is added to ``unknown`` and checked for all but its HMAC."""
+
     def broken(event, problem, message, version=None):
         return BrokenLink(
             passport_id=passport.pk,
@@ -356,8 +437,11 @@ def _check_one(passport: Passport, chain: list[PassportEvent]) -> BrokenLink | N
             )
         if event.version < expected_version:
             return broken(event, "inserted", f"Event {event.version} appears twice.")
-        if not hmac.compare_digest(
-            compute_hash(_event_fields(event, passport.uuid)), event.hash
+        key = keys.get(event.key_id)
+        if key is None:
+            unknown.add(passport, event)
+        elif not hmac.compare_digest(
+            compute_hash(_event_fields(event, passport.uuid), key=key), event.hash
         ):
             # Look one event ahead, as the audit chain does: without the key a
             # forger cannot make a valid hash, and (passport, version) is
@@ -443,7 +527,15 @@ def _check_one(passport: Passport, chain: list[PassportEvent]) -> BrokenLink | N
 def verify(
     *, passport_ids: Iterable[int] | None = None, batch: int = 500
 ) -> LedgerVerification:
-    """Walk every ledger (or those of ``passport_ids``) and name the first break."""
+    """Walk every ledger (or those of ``passport_ids``) and name the first break.
+
+    Each event's HMAC is checked with the key its ``key_id`` names in the audit
+    keyring (current or retired). Events signed with a key the keyring lacks
+    are unverifiable: the walk checks the rest of them and goes on; without a
+    break, ``first_broken`` names the first of them (``unverifiable``).
+    """
+    ring = keyring()
+    unknown = _Unknown()
     qs = Passport.objects.order_by("pk")
     if passport_ids is not None:
         qs = qs.filter(pk__in=list(passport_ids))
@@ -460,9 +552,36 @@ def verify(
         for pk in chunk:
             checked_passports += 1
             checked_events += len(chains[pk])
-            problem = _check_one(passports[pk], chains[pk])
+            problem = _check_one(passports[pk], chains[pk], ring.keys, unknown)
             if problem is not None:
                 return LedgerVerification(
-                    False, checked_passports, checked_events, problem
+                    False, checked_passports, checked_events, problem, unknown.runs()
                 )
-    return LedgerVerification(True, checked_passports, checked_events, None)
+    problem = unknown.broken(ring.keys)
+    return LedgerVerification(
+        problem is None, checked_passports, checked_events, problem, unknown.runs()
+    )
+
+
+def _verified() -> signed.Verified:
+    result = verify()
+    counts = f"{result.passports} passports, {result.events} events checked"
+    if result.ok:
+        return signed.Verified(True, f"intact, {counts}")
+    broken = result.first_broken
+    return signed.Verified(
+        False,
+        f"BROKEN at passport {broken.serial} event {broken.version} "
+        f"({broken.problem}): {broken.message} ({counts})",
+    )
+
+
+def register_signed_chain() -> None:
+    """Tell ``manage.py audit_keys`` (``elog.signed``) about the ledgers."""
+    signed.register(
+        signed.SignedChain(
+            name="passport ledgers",
+            key_ids=lambda: signed.rows_per_key(PassportEvent.objects.all()),
+            verify=_verified,
+        )
+    )

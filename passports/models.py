@@ -22,6 +22,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from bpmos.auditkeys import KEY_ID_MAX_LENGTH
+
 
 class Kind(models.TextChoices):
     CELL = "cell", "Cell"
@@ -258,7 +260,10 @@ class PassportEventQuerySet(models.QuerySet):
 
 
 class PassportEvent(models.Model):
-    """One entry of a passport's ledger. Never updated, never deleted."""
+    """One entry of a passport's ledger. Never updated, never deleted.
+
+    ``hash`` is an HMAC-SHA256 made with the audit key ``key_id`` names
+    (``bpmos/auditkeys.py``, ``passports.ledger``)."""
 
     passport = models.ForeignKey(
         Passport, on_delete=models.PROTECT, related_name="events"
@@ -277,6 +282,10 @@ class PassportEvent(models.Model):
     data = models.JSONField(default=dict, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
+    key_id = models.CharField(
+        max_length=KEY_ID_MAX_LENGTH,
+        help_text="Id of the audit key that signed this event (bpmos/auditkeys.py).",
+    )
 
     objects = PassportEventQuerySet.as_manager()
 

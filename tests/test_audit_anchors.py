@@ -12,6 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from bpmos.auditkeys import keyring
 from elog import anchors, audit, chain_status
 from elog.models import AuditRecord
 from tests.test_audit_chain import TABLE, trigger_bypassed
@@ -41,13 +42,21 @@ def test_the_head_is_appended_signed_and_only_when_it_grew(db, make_user, anchor
     head = AuditRecord.objects.order_by("-seq").first()
     first = anchors.audit_anchor_write(now=T0)
     assert (first.seq, first.hash) == (head.seq, head.hash)
+    ring = keyring()
     assert _lines(anchor_file) == [
         {
-            "v": 1,
+            "v": 2,
             "seq": head.seq,
             "hash": head.hash,
             "at": "2026-12-03T18:00:00Z",
-            "sig": anchors._signature(head.seq, head.hash, "2026-12-03T18:00:00Z"),
+            "kid": ring.current_id,
+            "sig": anchors._signature(
+                head.seq,
+                head.hash,
+                "2026-12-03T18:00:00Z",
+                ring.current_id,
+                ring.current_key,
+            ),
         }
     ]
     # nothing new: nothing written

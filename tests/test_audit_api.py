@@ -25,10 +25,10 @@ def forge_newest_record() -> int:
         cursor.execute(
             "INSERT INTO elog_auditrecord (seq, occurred_at, actor_username, "
             "actor_role, action, target_type, target_id, target_repr, request_id, "
-            "source, prev_hash, hash) "
+            "source, prev_hash, hash, key_id) "
             "SELECT seq + 1, occurred_at, actor_username, actor_role, "
             "'user.registered', target_type, target_id, target_repr, request_id, "
-            "source, hash, %s FROM elog_auditrecord ORDER BY seq DESC LIMIT 1",
+            "source, hash, %s, key_id FROM elog_auditrecord ORDER BY seq DESC LIMIT 1",
             [FORGED_HASH],
         )
     return AuditRecord.objects.get(hash=FORGED_HASH).pk
@@ -123,6 +123,7 @@ def test_api_write_is_audited_with_who_what_where(http, make_user):
         "head_seq": 1,
         "head_hash": record.hash,
         "first_broken": None,
+        "unverifiable": [],
     }
 
 
@@ -180,6 +181,7 @@ def test_verify_endpoint_names_a_forged_record(http, make_user):
                 "told apart)."
             ),
         },
+        "unverifiable": [],
     }
     anchored = http.get(
         "/api/audit/verify",
@@ -364,4 +366,5 @@ def test_openapi_schema_documents_the_audit_endpoints(db):
         "head_seq",
         "head_hash",
         "first_broken",
+        "unverifiable",
     }

@@ -29,7 +29,7 @@ from tests.factories_passports import footprint, make_passport, record
 TABLE = "passports_passportevent"
 COLUMNS = (
     "passport_id, version, kind, occurred_at, actor_id, actor_username, data, "
-    "prev_hash, hash"
+    "prev_hash, hash, key_id"
 )
 FORGED_HASH = "f" * 64
 E = EventKind
@@ -115,6 +115,7 @@ def test_intact_ledgers_verify(packs):
         "passportsChecked": 3,
         "eventsChecked": 2 + 7 + 6,
         "firstBroken": None,
+        "unverifiable": [],
     }
     assert (
         ledger.verify(passport_ids=[packs[1].pk], batch=1).as_dict()["eventsChecked"]
@@ -365,7 +366,8 @@ def insert_forged(cursor, *, passport, copy_of: int, version: int, link_to_copy=
     cursor.execute(
         f"INSERT INTO {TABLE} ({COLUMNS}) "
         f"SELECT passport_id, %s, 'qa_passed', occurred_at, actor_id, actor_username, "
-        f"data, {prev}, %s FROM {TABLE} WHERE passport_id = %s AND version = %s",
+        f"data, {prev}, %s, key_id FROM {TABLE} "
+        "WHERE passport_id = %s AND version = %s",
         [version, FORGED_HASH, passport.pk, copy_of],
     )
     return PassportEvent.objects.get(hash=FORGED_HASH).pk
@@ -443,7 +445,7 @@ def test_event_copied_from_another_passport_is_named(packs):
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {TABLE} ({COLUMNS}) SELECT %s, 8, kind, occurred_at, "
-            f"actor_id, actor_username, data, prev_hash, hash FROM {TABLE} "
+            f"actor_id, actor_username, data, prev_hash, hash, key_id FROM {TABLE} "
             "WHERE passport_id = %s AND version = 2",
             [middle.pk, first.pk],
         )
@@ -641,8 +643,9 @@ def test_every_stored_column_but_three_is_covered_here():
     # Not hashed: the row id, the hash itself, and actor_id (the user row); the
     # actor's username is hashed here and the audit record of the same event
     # hashes actor_id, so a swapped actor_id is caught by the audit chain only.
+    # Nor key_id, the key that made the hash (tests/test_audit_keys.py).
     columns = {field.column for field in PassportEvent._meta.concrete_fields}
-    assert columns - {"id", "hash", "actor_id"} == {
+    assert columns - {"id", "hash", "actor_id", "key_id"} == {
         "passport_id" if field == "passport" else field for field in ALTERED_FIELDS
     }
 
@@ -701,6 +704,7 @@ def test_command_prints_json_and_checks_one_passport(packs):
         "passportsChecked": 1,
         "eventsChecked": 2,
         "firstBroken": None,
+        "unverifiable": [],
     }
 
 

@@ -231,11 +231,14 @@ def _chain(role: str, user) -> list[Item]:
     if status is None or status["ok"]:
         return []
     broken = status["firstBroken"] or {}
+    # Records signed with a key the keyring lacks are not known to be tampered
+    # with, only impossible to check (bpmos/auditkeys.py).
+    state = "unverifiable" if broken.get("problem") == "unverifiable" else "broken"
     return [
         Item(
             id=f"audit-chain-{broken.get('seq')}",
             kind=CHAIN,
-            title=f"Audit chain broken: {broken.get('message', '')}".strip(),
+            title=f"Audit chain {state}: {broken.get('message', '')}".strip(),
             severity="Critical",
             since=status["verifiedAt"],
             link=Link("auditChain", str(broken.get("seq")), "/api/audit/verify"),

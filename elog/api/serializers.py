@@ -39,6 +39,13 @@ class AuditRecordSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class UnverifiableRecordsSerializer(serializers.Serializer):
+    key_id = serializers.CharField(help_text="The unknown key's id.")
+    records = serializers.IntegerField()
+    first_seq = serializers.IntegerField()
+    last_seq = serializers.IntegerField()
+
+
 class BrokenRecordSerializer(serializers.Serializer):
     seq = serializers.IntegerField()
     id = serializers.IntegerField(
@@ -60,6 +67,11 @@ class VerifyResultSerializer(serializers.Serializer):
         "anchor when ok.",
     )
     first_broken = BrokenRecordSerializer(allow_null=True)
+    unverifiable = UnverifiableRecordsSerializer(
+        many=True,
+        help_text="Per key id, the records signed with a key the audit keyring "
+        "does not hold (their links checked, their content not): empty when ok.",
+    )
 
 
 class VerifyQuerySerializer(serializers.Serializer):

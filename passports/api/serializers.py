@@ -364,9 +364,22 @@ class LedgerBrokenLinkSerializer(serializers.Serializer):
     version = serializers.IntegerField()
     eventId = serializers.IntegerField(allow_null=True)
     problem = serializers.ChoiceField(
-        choices=["altered", "removed", "inserted", "projection"]
+        choices=[
+            "altered",
+            "removed",
+            "inserted",
+            "reordered",
+            "projection",
+            "unverifiable",
+        ]
     )
     message = serializers.CharField()
+
+
+class LedgerUnverifiableSerializer(serializers.Serializer):
+    keyId = serializers.CharField(help_text="The unknown audit key's id.")
+    events = serializers.IntegerField()
+    passports = serializers.IntegerField()
 
 
 class LedgerVerifyResultSerializer(serializers.Serializer):
@@ -374,6 +387,11 @@ class LedgerVerifyResultSerializer(serializers.Serializer):
     passportsChecked = serializers.IntegerField()
     eventsChecked = serializers.IntegerField()
     firstBroken = LedgerBrokenLinkSerializer(allow_null=True)
+    unverifiable = LedgerUnverifiableSerializer(
+        many=True,
+        help_text="Per key id, the events signed with a key the audit keyring "
+        "does not hold (checked but for their HMAC): empty when ok.",
+    )
 
 
 # --- input (shape only; the services hold the rules) ----------------------------------

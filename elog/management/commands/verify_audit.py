@@ -50,6 +50,11 @@ class Command(BaseCommand):
                     f"{path}: lines {', '.join(map(str, found.bad_lines))} are not "
                     "anchors signed with this plant's audit key; ignored."
                 )
+            for number, key_id in found.unknown_keys.items():
+                self.stderr.write(
+                    f"{path}: line {number} is signed with audit key {key_id!r}, "
+                    "which the keyring does not hold: unverifiable, ignored."
+                )
             newest = found.newest
             if newest is None:
                 raise CommandError(f"{path} holds no valid anchor.")
@@ -82,5 +87,12 @@ class Command(BaseCommand):
                 f"{result.checked} records checked; newest record: "
                 f"seq {result.head_seq} hash {result.head_hash}"
             )
+            if broken.problem != "unverifiable":
+                for run in result.unverifiable:
+                    self.stdout.write(
+                        f"Also unverifiable (key {run.key_id!r} not in the "
+                        f"keyring): {run.records} records between #{run.first_seq} "
+                        f"and #{run.last_seq}."
+                    )
         if not result.ok:
             raise CommandError("The audit chain is broken.", returncode=1)
