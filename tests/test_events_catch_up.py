@@ -14,11 +14,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import InMemoryChannelLayer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.db import transaction
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -30,6 +33,8 @@ from bpmos.events.models import OutboxEvent
 from bpmos.events.services import group_name
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+BURST = 400  # events sent at once, past channels_redis's default capacity of 100
 
 
 class Recorder:
@@ -188,3 +193,46 @@ async def test_a_resume_sends_more_than_one_page(people, monkeypatch):
         7,
         True,
     )
+
+
+# --- a burst larger than a channel's capacity ---------------------------------------
+
+
+class SlowReader(Recorder):
+    """A subscriber whose connection takes a while over each event (1,000
+    clients on one process take ~0.1 s an event: docs/websocket.md)."""
+
+    async def offer(self, event: dict, text: str) -> None:
+        await super().offer(event, text)
+        await asyncio.sleep(0.005)
+
+
+@pytest.mark.skipif(
+    not settings.REDIS_URL, reason="the channel capacity is channels_redis's"
+)
+async def test_a_burst_of_events_is_not_dropped_while_the_reader_is_busy():
+    """The resend task sent the 1,000 events of an outage into the process's one
+    channel at once, faster than its reader hands them on; channels_redis drops
+    what exceeds a channel's capacity (100 by default, logged "over capacity"),
+    and a live event sent meanwhile would have gone with them unnoticed (it is
+    marked delivered). The layer's capacity (bpmos/settings.py) holds such a
+    burst."""
+    layer = get_channel_layer()
+    fanout = LocalFanout(layer)
+    reader = SlowReader()
+    topic = f"line.{uuid.uuid4().int % 10**9}"
+    await fanout.join(reader, topic)
+    try:
+        for n in range(1, BURST + 1):
+            await layer.group_send(
+                group_name(topic),
+                {
+                    "type": "event.message",
+                    "event": {"id": n, "topics": [topic], "name": "x", "data": {}},
+                },
+            )
+        with contextlib.suppress(TimeoutError):
+            await wait_for(lambda: len(reader.ids) == BURST, timeout=20)
+        assert reader.ids == list(range(1, BURST + 1)), len(reader.ids)
+    finally:
+        await fanout.stop()

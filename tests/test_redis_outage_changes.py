@@ -17,10 +17,16 @@ resumes, inventory moves and machine state readings. Every one must answer
 - every client that stayed connected gets every event of its topics exactly
   once, in id order, with no gap (on the connection it had: nobody
   reconnects);
-- a client that left before the outage, and one that left during it and came
-  back while Redis was still down, resume with ``last_event_id`` and get
-  exactly what they missed, then the live events after it;
+- a client that left before the outage, and one that left as it began and came
+  back halfway (Redis still down: its replay comes from the database), resume
+  with ``last_event_id`` and get exactly what they missed, then the live
+  events after it;
 - the resend task (Celery beat and worker) marks every outbox row delivered.
+
+``BPMOS_TEST_REDIS_OUTAGE_CHANGES`` may lower the count for a local run. Runs
+on PostgreSQL and on SQLite alike (the servers share the test database);
+skipped only without a ``redis-server``. Every wait has a deadline; nothing
+asserts a speed.
 
 docs/websocket.md ("When Redis goes away") and docs/security.md (outages)
 describe the guarantees and this test's figures.
