@@ -246,6 +246,13 @@ if REDIS_URL:
                     }
                 ],
                 "prefix": f"{REDIS_PREFIX}:asgi",
+                # Messages a channel holds before channels_redis drops new ones
+                # (default 100). Each server process reads all its events from
+                # one channel (bpmos.events.fanout); the resend task sends an
+                # outage's backlog at once, faster than a process with many
+                # clients hands them on, and a live event sent meanwhile was
+                # dropped unnoticed. Held messages expire after 60 s anyway.
+                "capacity": 10_000,
             },
         }
     }

@@ -23,6 +23,7 @@ FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # and keeps one worker busy while the other is idle. The modules that seed the
 # demo plant or drive a browser count as long without being listed.
 SLOW_MODULES = (
+    "test_redis_outage_changes.py",
     "test_role_matrix.py",
     "test_production_properties.py",
     "test_pages_plant_board.py",

@@ -286,17 +286,13 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
                 details={"forbidden": forbidden, "unknown": unknown},
             )
         if allowed and last_event_id is not None:
-            replay = await database_sync_to_async(selectors.outbox_replay)(
-                topics=allowed, after_id=last_event_id
-            )
-            for event in replay.events:
-                await self._forward(event)
+            count, truncated = await self._replay(allowed, last_event_id)
             await self.send_json(
                 {
                     "type": "replayed",
                     "topics": allowed,
-                    "count": len(replay.events),
-                    "truncated": replay.truncated,
+                    "count": count,
+                    "truncated": truncated,
                 }
             )
 
@@ -311,6 +307,26 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         left = [t for t in topics if t in self.topics]
         await self._leave(left)
         await self.send_json({"type": "unsubscribed", "topics": left})
+
+    async def _replay(self, topics: list[str], last_event_id: int) -> tuple[int, bool]:
+        """Send what the client missed since ``last_event_id``, page after page
+        (one read each), up to ``REPLAY_MAX_EVENTS``; returns (how many were
+        read, whether more remain). A client away through an outage of a
+        minute misses more than one page (``REPLAY_LIMIT``)."""
+        read, start_after = 0, 0
+        while True:
+            page = await database_sync_to_async(selectors.outbox_replay)(
+                topics=topics,
+                after_id=last_event_id,
+                start_after=start_after,
+                limit=min(selectors.REPLAY_LIMIT, selectors.REPLAY_MAX_EVENTS - read),
+            )
+            for event in page.events:
+                await self._forward(event)
+            read += len(page.events)
+            if not page.truncated or read >= selectors.REPLAY_MAX_EVENTS:
+                return read, page.truncated
+            start_after = page.events[-1]["id"]
 
     # --- plumbing ---
 

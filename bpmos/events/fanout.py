@@ -18,7 +18,10 @@ itself through a group of its own every ``BPMOS_EVENT_LAYER_CHECK_SECONDS``
 does not come back. It then re-joins every topic it has subscribers for as
 soon as the layer answers, and hands its subscribers, from the outbox, what
 they may have missed meanwhile: events sent into the forgetful layer were
-marked delivered, so the resend task would not send them again.
+marked delivered, so the resend task would not send them again. Each
+subscriber is offered only the events it was following when they were sent
+(or that are not sent yet), and live events that arrive during the catch-up
+wait until it is done, so a client gets the events in id order.
 """
 
 from __future__ import annotations
@@ -83,7 +86,8 @@ class LocalFanout:
     def __init__(self, layer, *, check_seconds: float | None = None):
         self.layer = layer
         self.channel: str | None = None
-        self.subscribers: dict[str, dict[Subscriber, None]] = {}
+        # By topic: each subscriber and when it joined that topic.
+        self.subscribers: dict[str, dict[Subscriber, datetime]] = {}
         self.texts = EncodedEvents(ENCODED_EVENTS_KEPT)
         self.check_seconds = (
             settings.BPMOS_EVENT_LAYER_CHECK_SECONDS
@@ -102,6 +106,8 @@ class LocalFanout:
         self._confirmed_at: datetime = timezone.now()  # memberships known good
         self._lock = asyncio.Lock()  # orders group_add/group_discard per topic
         self._tasks: list[asyncio.Task] = []
+        # Live messages the reader received during a catch-up, delivered after it.
+        self._held: list[dict] | None = None
 
     async def join(self, subscriber: Subscriber, topic: str) -> None:
         """Deliver ``topic``'s events to ``subscriber`` from now on.
@@ -116,7 +122,7 @@ class LocalFanout:
                 await self._start()
             members = self.subscribers.setdefault(topic, {})
             first = not members
-            members[subscriber] = None
+            members.setdefault(subscriber, timezone.now())
             if first:
                 try:
                     async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
@@ -158,15 +164,25 @@ class LocalFanout:
                 except Exception:
                     log.warning("fanout_leave_failed", topic=topic, exc_info=True)
 
-    async def deliver(self, message: dict) -> int:
-        """Offer one group message to the local subscribers of its topics."""
+    async def deliver(
+        self, message: dict, *, sent_at: datetime | None = None, stored: bool = False
+    ) -> int:
+        """Offer one group message to the local subscribers of its topics.
+
+        ``stored``: an event read back from the outbox (a catch-up), sent live
+        at ``sent_at`` (None: not yet). It goes only to the subscribers that
+        followed one of its topics when it was sent: one that joined later
+        did not miss it (an older event after the newer ones it has seen).
+        """
         if message.get("type") != "event.message":
             return 0
         event = message["event"]
         text = self.texts.text(event)
         targets: dict[Subscriber, None] = {}
         for topic in event["topics"]:
-            targets.update(self.subscribers.get(topic, {}))
+            for subscriber, joined_at in self.subscribers.get(topic, {}).items():
+                if not stored or sent_at is None or joined_at < sent_at:
+                    targets[subscriber] = None
         for n, subscriber in enumerate(targets, start=1):
             try:
                 await subscriber.offer(event, text)
@@ -228,6 +244,9 @@ class LocalFanout:
                 self._probes_seen = max(self._probes_seen, message["n"])
                 self._probe_seen.set()
                 continue
+            if self._held is not None:  # a catch-up runs: after it
+                self._held.append(message)
+                continue
             await self.deliver(message)
 
     async def _watch(self) -> None:
@@ -286,27 +305,40 @@ class LocalFanout:
         """Re-join once the layer answers, then offer what may have been missed."""
         losses, since = self._losses, self._confirmed_at - CATCH_UP_MARGIN
         rejoined_at = timezone.now()
+        # From the re-join on, live messages wait for the catch-up: the
+        # outbox's older events first, in id order, then what came live.
+        self._held = []
         try:
-            topics = await self._rejoin()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            return False  # still away
-        if self._losses == losses:
-            self._lost.clear()
-        self._confirmed_at = rejoined_at
-        self.recoveries += 1
-        try:
-            offered = await self._catch_up(topics=topics, since=since)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the database away too: try the whole recovery again
-            log.warning("fanout_catch_up_failed", exc_info=True)
-            self._confirmed_at = since + CATCH_UP_MARGIN
-            self._mark_lost()
-            return False
-        log.info("fanout_recovered", topics=len(topics), events_offered=offered)
-        return True
+            try:
+                topics = await self._rejoin()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                return False  # still away
+            if self._losses == losses:
+                self._lost.clear()
+            self._confirmed_at = rejoined_at
+            self.recoveries += 1
+            try:
+                offered = await self._catch_up(topics=topics, since=since)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database away too: try the whole recovery again
+                log.warning("fanout_catch_up_failed", exc_info=True)
+                self._confirmed_at = since + CATCH_UP_MARGIN
+                self._mark_lost()
+                return False
+            log.info("fanout_recovered", topics=len(topics), events_offered=offered)
+            return True
+        finally:
+            await self._release_held()
+
+    async def _release_held(self) -> None:
+        """Deliver the live messages held during a catch-up, in arrival order
+        (more may arrive meanwhile), then let the reader deliver again."""
+        while self._held:
+            await self.deliver(self._held.pop(0))
+        self._held = None
 
     async def _catch_up(self, *, topics: list[str], since: datetime) -> int:
         """Offer the outbox's events that this process may have missed since
@@ -318,8 +350,12 @@ class LocalFanout:
             page = await database_sync_to_async(selectors.outbox_missed)(
                 topics=topics, since=since, after_id=after_id
             )
-            for event in page.events:
-                await self.deliver({"type": "event.message", "event": event})
+            for event, sent_at in zip(page.events, page.sent_at, strict=True):
+                await self.deliver(
+                    {"type": "event.message", "event": event},
+                    sent_at=sent_at,
+                    stored=True,
+                )
             offered += len(page.events)
             if not page.truncated:
                 return offered

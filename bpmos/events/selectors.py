@@ -12,7 +12,12 @@ from django.db.models import Q
 from bpmos.events.models import OutboxEvent, OutboxTopic
 from bpmos.events.services import event_payload
 
-REPLAY_LIMIT = 1000
+REPLAY_LIMIT = 1000  # events per page of a replay (one read)
+# Events a WebSocket resume sends at most, page after page: enough for a
+# client that was away through a minute of outage at 1,000 changes a minute
+# and more (tests/test_redis_outage_changes.py); beyond it the client is told
+# to reload its state over the REST API (``truncated``).
+REPLAY_MAX_EVENTS = 10 * REPLAY_LIMIT
 # How far before a recovery's start its catch-up looks for events sent late
 # (a transaction that stored its event earlier and committed after).
 MISSED_LOOKBACK = timedelta(hours=1)
@@ -22,16 +27,24 @@ MISSED_LOOKBACK = timedelta(hours=1)
 class Replay:
     """Events after a client's last seen id, oldest first.
 
-    ``truncated`` means more events exist than ``REPLAY_LIMIT``: the client
-    should reload its state over the REST API rather than trust the stream.
+    ``truncated`` means more events exist than the page's limit: the next
+    page starts after the last one's id (``start_after``).
+    ``sent_at`` (``outbox_missed`` only) says when each event was sent live,
+    None for one not sent yet: a subscriber that joined after an event was
+    sent was not following it then and is not offered it again.
     """
 
     events: list[dict]
     truncated: bool
+    sent_at: tuple[datetime | None, ...] = ()
 
 
 def outbox_replay(
-    *, topics: Collection[str], after_id: int, limit: int = REPLAY_LIMIT
+    *,
+    topics: Collection[str],
+    after_id: int,
+    start_after: int = 0,
+    limit: int = REPLAY_LIMIT,
 ) -> Replay:
     """What a client that last saw event ``after_id`` may have missed on
     ``topics``, oldest first: every committed event with a greater id, and
@@ -46,6 +59,9 @@ def outbox_replay(
     to ``MISSED_LOOKBACK`` before ``after_id`` whose live send came after its
     own (or after it was stored, if its own has not come) or has not come. The client
     may get some of them twice: it de-duplicates by id (docs/websocket.md).
+
+    One page of at most ``limit`` events with an id greater than
+    ``start_after``; the next page starts after the last event's id.
     """
     topic_rows = OutboxTopic.objects.filter(topic__in=list(topics))
     newer = Q(pk__in=topic_rows.filter(event_id__gt=after_id).values("event_id"))
@@ -65,7 +81,10 @@ def outbox_replay(
             pk__in=topic_rows.filter(event_id__lt=after_id).values("event_id"),
             created_at__gte=seen["created_at"] - MISSED_LOOKBACK,
         )
-    rows = list(OutboxEvent.objects.filter(newer).order_by("id")[: limit + 1])
+    rows = OutboxEvent.objects.filter(newer)
+    if start_after:
+        rows = rows.filter(pk__gt=start_after)
+    rows = list(rows.order_by("id")[: limit + 1])
     return Replay(
         events=[event_payload(row) for row in rows[:limit]],
         truncated=len(rows) > limit,
@@ -101,6 +120,7 @@ def outbox_missed(
     return Replay(
         events=[event_payload(row) for row in rows[:limit]],
         truncated=len(rows) > limit,
+        sent_at=tuple(row.delivered_at for row in rows[:limit]),
     )
 
 
