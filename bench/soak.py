@@ -762,6 +762,14 @@ class WsClient:
     reconnects: int = 0
     errors: list[str] = field(default_factory=list)
 
+    def expected(self, by_topic: dict[str, set[int]]) -> set[int]:
+        """The event ids the outbox stored on this client's topics."""
+        return set().union(*(by_topic.get(t, set()) for t in self.topics))
+
+    def lost(self, by_topic: dict[str, set[int]]) -> set[int]:
+        """Expected and never received (duplicates and order do not matter)."""
+        return self.expected(by_topic) - self.received
+
 
 async def ws_client(
     client: WsClient,
@@ -916,10 +924,7 @@ async def soak(args, plant: Plant, deployment: Deployment, memory: Memory):
         by_topic = await asyncio.to_thread(
             outbox_by_topic, topics, plant.baseline, upto
         )
-        missing = sum(
-            len(set().union(*(by_topic[t] for t in c.topics)) - c.received)
-            for c in clients
-        )
+        missing = sum(len(c.lost(by_topic)) for c in clients)
         if not missing or time.monotonic() > deadline:
             break
         await asyncio.sleep(2)
@@ -977,14 +982,14 @@ def report(
     lost_total, expected_total, delivered_total = 0, 0, 0
     worst: list[tuple[int, int, WsClient]] = []
     for c in clients:
-        expected = set().union(*(by_topic[t] for t in c.topics))
+        expected = c.expected(by_topic)
         lost = expected - c.received
         lost_total += len(lost)
         expected_total += len(expected)
         delivered_total += len(expected & c.received)
         if lost:
             worst.append((len(lost), len(expected), c))
-    per_client = [len(set().union(*(by_topic[t] for t in c.topics))) for c in clients]
+    per_client = [len(c.expected(by_topic)) for c in clients]
     print(
         f"\nevents: outbox ids {plant.baseline + 1}..{upto}; per client expected "
         f"{min(per_client)}..{max(per_client)} (sum {expected_total:,}), delivered "
@@ -996,7 +1001,7 @@ def report(
         row = by_shape[f"{c.role} {'+'.join(c.topics)}"]
         row[0] += 1
         row[1] += n
-        row[2] += len(c.received & set().union(*(by_topic[t] for t in c.topics)))
+        row[2] += len(c.received & c.expected(by_topic))
     print(f"  {'client kind':<52} {'clients':>7} {'expected':>9} {'delivered':>9}")
     for shape, (n, exp, got) in sorted(by_shape.items()):
         print(f"  {shape:<52} {n:>7} {exp:>9,} {got:>9,}")
