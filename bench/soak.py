@@ -1,4 +1,4 @@
-"""A bounded soak of a production-style deployment (issue 17, "Load"): mixed
+"""A bounded soak of a production-style deployment: mixed
 traffic of every role at a plant's rate, 200 WebSocket clients, for
 ``--minutes`` (default 20); then zero 5xx, zero lost events and memory that
 stops growing, or a non-zero exit.
@@ -27,7 +27,8 @@ stops growing, or a non-zero exit.
    ``--clients`` WebSocket clients (six roles, a plant screen's topics each)
    subscribe from the outbox's last id before the traffic and record every
    event id they get; a dropped connection resumes from its last id.
-4. Every ``--sample-seconds`` (30) the RSS of every server process (gunicorn's
+4. Before the traffic every beat task is queued ``WARM_UP_ROUNDS`` times and
+   run (``warm_up_periodic_tasks``). Every ``--sample-seconds`` (30) the RSS of every server process (gunicorn's
    master and workers, daphne, the Celery worker and its pool, beat) is read
    from ``/proc``.
 5. After the traffic: the clients are given until every event is in (at most
