@@ -28,9 +28,9 @@ stops growing, or a non-zero exit.
    subscribe from the outbox's last id before the traffic and record every
    event id they get; a dropped connection resumes from its last id.
 4. Before the traffic every beat task is queued ``WARM_UP_ROUNDS`` times and
-   run (``warm_up_periodic_tasks``). Every ``--sample-seconds`` (30) the RSS of every server process (gunicorn's
-   master and workers, daphne, the Celery worker and its pool, beat) is read
-   from ``/proc``.
+   run (``warm_up_periodic_tasks``). Every ``--sample-seconds`` (30) the RSS
+   of every server process (gunicorn's master and workers, daphne, the Celery
+   worker and its pool, beat) is read from ``/proc``.
 5. After the traffic: the clients are given until every event is in (at most
    ``DRAIN_SECONDS``), then the table: requests, p50/p99 and 5xx per kind;
    events expected (the outbox's rows on each client's topics since the
