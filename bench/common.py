@@ -180,13 +180,15 @@ def start_server(
     *,
     ready: Callable[[int], bool] = port_open,
     env: dict[str, str] | None = None,
+    timeout: float = 60.0,
 ) -> subprocess.Popen:
     """Run ``command`` (a server on ``port``) from the project directory with
     ``env`` (default ``server_env()``), its output in ``log_path``; returns
     once ``ready(port)``.
 
     Raises ``ServerFailed`` if the server dies first or is not ready within
-    60 s (stopping it; a loaded 2-core CI machine has taken over 30).
+    ``timeout`` seconds (stopping it; a loaded 2-core CI machine has taken
+    over 30).
     """
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -196,7 +198,7 @@ def start_server(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
             raise ServerFailed(f"{name} exited:\n{log_path.read_text()[-3000:]}")
