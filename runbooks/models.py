@@ -213,7 +213,17 @@ class WorkOrder(StatusTransitions, models.Model):
 
     class Meta:
         ordering = ["-planned_start", "-id"]
-        indexes = [models.Index(fields=["status", "runbook"])]
+        indexes = [
+            models.Index(fields=["status", "runbook"]),
+            # The dashboards' Planned and Built per window (summary): two
+            # index ranges instead of every work order ever made.
+            models.Index(fields=["planned_end"], name="work_order_planned_end_idx"),
+            models.Index(
+                fields=["completed_at"],
+                condition=Q(completed_at__isnull=False),
+                name="work_order_completed_idx",
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(qty__gt=0), name="work_order_qty_positive"
@@ -287,7 +297,17 @@ class WorkOrderStage(StatusTransitions, models.Model):
 
     class Meta:
         ordering = ["work_order", "position"]
-        indexes = [models.Index(fields=["stage", "status"])]
+        indexes = [
+            models.Index(fields=["stage", "status"]),
+            # Stages on hold (the summary's hold count, the blocked-stage
+            # cards and attention items, longest held first): a handful of
+            # rows instead of a walk of the (stage, status) index.
+            models.Index(
+                fields=["updated_at", "id"],
+                condition=Q(status="hold"),
+                name="wo_stage_on_hold_idx",
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["work_order", "position"],
