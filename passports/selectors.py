@@ -23,7 +23,6 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Sum,
-    Value,
 )
 from django.utils import timezone
 
@@ -457,11 +456,6 @@ class FirstPass:
     passed: int
 
 
-def _hour_ceil(moment: datetime) -> datetime:
-    floor = rollups.hour_floor(moment)
-    return floor if floor == moment else floor + timedelta(hours=1)
-
-
 def first_pass_counts(
     *, windows: dict[str, tuple[datetime, datetime]], kind: str | None = None
 ) -> dict[str, FirstPass]:
@@ -469,59 +463,22 @@ def first_pass_counts(
     occurred in it, and how many of those passed (a unit that failed and
     passed on retest counts as failed, in the window of its failure): the
     first-pass yield of docs/metrics.md, of every passport or of one ``kind``
-    ("cell", "module", "pack"). One query: the whole hours of each window
-    from the hourly counts (``FirstQaHour``, a row per hour and kind) and the
-    parts of an hour at its edges from the first results themselves
-    (``FirstQaResult``), united."""
+    ("cell", "module", "pack"). One query, over ``FirstQaResult`` (the
+    first results ``ledger.append`` records)."""
     if not windows:
         return {}
-    hour_sums: dict = {}
-    edge_counts: dict = {}
-    edges = Q()
-    hours_from = hours_to = None
+    aggregates = {}
     for name, (start, end) in windows.items():
-        whole_from, whole_to = _hour_ceil(start), rollups.hour_floor(end)
-        if whole_from >= whole_to:  # inside one hour, or across one boundary
-            whole_from = whole_to = None
-            in_edges = Q(occurred_at__gte=start, occurred_at__lt=end)
-        else:
-            in_edges = Q(occurred_at__gte=start, occurred_at__lt=whole_from) | Q(
-                occurred_at__gte=whole_to, occurred_at__lt=end
-            )
-            in_hours = Q(hour__gte=whole_from, hour__lt=whole_to)
-            hour_sums[f"tested_{name}"] = Sum("tested", filter=in_hours)
-            hour_sums[f"passed_{name}"] = Sum("passed", filter=in_hours)
-            hours_from = min(hours_from or whole_from, whole_from)
-            hours_to = max(hours_to or whole_to, whole_to)
-        edges = (edges | in_edges) if edges else in_edges
-        edge_counts[f"tested_{name}"] = Count("pk", filter=in_edges)
-        edge_counts[f"passed_{name}"] = Count("pk", filter=in_edges & Q(passed=True))
-    for name in windows:  # the same columns on both sides of the union
-        hour_sums.setdefault(f"tested_{name}", Sum(Value(0)))
-        hour_sums.setdefault(f"passed_{name}", Sum(Value(0)))
-    if hours_from is None:  # no whole hour in any window: an empty range
-        hours_from = hours_to = next(iter(windows.values()))[0]
-    hours = FirstQaHour.objects.filter(hour__gte=hours_from, hour__lt=hours_to)
-    results = FirstQaResult.objects.filter(edges)
+        in_window = Q(occurred_at__gte=start, occurred_at__lt=end)
+        aggregates[f"tested_{name}"] = Count("pk", filter=in_window)
+        aggregates[f"passed_{name}"] = Count("pk", filter=in_window & Q(passed=True))
+    starts, ends = zip(*windows.values(), strict=True)
+    found = FirstQaResult.objects.filter(
+        occurred_at__gte=min(starts), occurred_at__lt=max(ends)
+    )
     if kind is not None:
-        hours, results = hours.filter(kind=kind), results.filter(kind=kind)
-    names = list(hour_sums)
-    totals = dict.fromkeys(names, 0)
-    for row in (
-        hours.order_by()
-        .values(side=Value(0))
-        .annotate(**{n: hour_sums[n] for n in names})
-        .values_list(*names)
-        .union(
-            results.order_by()
-            .values(side=Value(1))
-            .annotate(**{n: edge_counts[n] for n in names})
-            .values_list(*names),
-            all=True,
-        )
-    ):
-        for n, value in zip(names, row, strict=True):
-            totals[n] += int(value or 0)
+        found = found.filter(kind=kind)
+    totals = found.order_by().aggregate(**aggregates)
     return {
         name: FirstPass(
             tested=totals[f"tested_{name}"], passed=totals[f"passed_{name}"]
