@@ -198,6 +198,10 @@ def build_work(days: int, orders: int, now: datetime) -> None:
         WHERE w.lot_no LIKE 'BL-%%'
         """
     )
+    # Loaded by SQL, past the services that keep the stages' WIP counts.
+    from runbooks import stage_wip
+
+    stage_wip.rebuild()
 
 
 def build_registers(days: int, now: datetime, exceptions: int, items: int) -> None:

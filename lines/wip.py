@@ -24,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Exists, F, OuterRef, Q, Window
+from django.db.models import Count, F, Window
 from django.db.models.functions import RowNumber
 
 from runbooks.models import (
@@ -62,54 +62,42 @@ class StageWip:
 def stage_wip_list() -> list[StageWip]:
     """WIP of every stage of every active runbook, by runbook and position.
 
-    Two queries.
+    One query: the stages with the counts the runbooks' services keep
+    (``runbooks.stage_wip``, a row per stage, equal at every commit to the
+    count over the work-order stages that ``runbooks.stage_wip.recount``
+    makes).
     """
-    stages = {
-        row.id: StageWip(
+    stages = [
+        StageWip(
             runbook_id=row.runbook__slug,
             stage_id=row.slug,
             stage=f"{row.code} {row.name}",
             position=row.position,
+            in_progress=row.wip_count__in_progress or 0,
+            waiting=row.wip_count__waiting or 0,
+            on_hold=row.wip_count__on_hold or 0,
         )
         for row in Stage.objects.filter(runbook__is_active=True)
         .order_by("runbook__slug", "position")
         .values_list(
-            "id", "runbook__slug", "slug", "code", "name", "position", named=True
+            "runbook__slug",
+            "slug",
+            "code",
+            "name",
+            "position",
+            "wip_count__in_progress",
+            "wip_count__on_hold",
+            "wip_count__waiting",
+            named=True,
         )
-    }
-    # One pass over the started work orders' open stages: what is in progress
-    # or on hold at each stage, and what waits there (planned, no earlier stage
-    # of its work order still open).
-    earlier_open = WorkOrderStage.objects.filter(
-        work_order_id=OuterRef("work_order_id"), position__lt=OuterRef("position")
-    ).exclude(status=StageStatus.DONE)
-    for stage_id, in_progress, on_hold, waiting in (
-        WorkOrderStage.objects.filter(
-            work_order__status=WorkOrderStatus.IN_PROGRESS,
-            status__in=[StageStatus.IN_PROGRESS, StageStatus.HOLD, StageStatus.PLANNED],
-        )
-        .values("stage_id")
-        .annotate(
-            in_progress=Count("id", filter=Q(status=StageStatus.IN_PROGRESS)),
-            on_hold=Count("id", filter=Q(status=StageStatus.HOLD)),
-            waiting=Count(
-                "id", filter=Q(status=StageStatus.PLANNED) & ~Exists(earlier_open)
-            ),
-        )
-        .values_list("stage_id", "in_progress", "on_hold", "waiting")
-        .order_by()
-    ):
-        if stage_id in stages:
-            stages[stage_id].in_progress = in_progress
-            stages[stage_id].on_hold = on_hold
-            stages[stage_id].waiting = waiting
+    ]
     by_runbook: dict[str, list[StageWip]] = defaultdict(list)
-    for wip in stages.values():
+    for wip in stages:
         by_runbook[wip.runbook_id].append(wip)
     for group in by_runbook.values():
         top = max(group, key=StageWip.rank)
         top.is_bottleneck = top.wip > 0
-    return list(stages.values())
+    return stages
 
 
 def bottleneck(stages: list[StageWip]) -> StageWip | None:

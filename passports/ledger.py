@@ -14,8 +14,8 @@ projection (state, hold, custodian, version, head hash). In one transaction it
    (the audit keyring's current key, outside the database, as for the audit
    log; the event keeps the key's id: ``bpmos/auditkeys.py``), a
    passport's first QA result into the dashboards' roll-ups
-   (``passports.rollups``), then the projection, an audit record and a live
-   event;
+   (``passports.rollups``), then the projection, an audit record, a unit's
+   custody count when its custodian changed, and a live event;
 5. announces the appended event to the hooks registered with ``on_append``
    (the dispatch desk keeps its jobs in step this way), still inside the
    transaction with the row locked, so what a hook writes commits or rolls
@@ -273,6 +273,10 @@ def append(
             target=passport,
             before=before if kind != EventKind.MANUFACTURED else None,
             after={**state_dict(passport), "event": {"kind": kind, "data": data}},
+        )
+        # After the audit record: with the chain's lock (rollups' lock order).
+        rollups.custody_units_move(
+            passport=passport, before=prior.custodian_kind, after=after.custodian_kind
         )
         if publish:
             from passports import events as passport_events

@@ -74,6 +74,17 @@ class Chemistry(models.TextChoices):
     NA_ION = "NaION", "Sodium-ion"
 
 
+class PassportQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        """Passports written in bulk (benches, fixtures: ``services.register``
+        is the service's one writer) are counted in the custody roll-up too."""
+        from passports import rollups
+
+        created = super().bulk_create(objs, *args, **kwargs)
+        rollups.custody_units_add(rollups.custody_units_of(created))
+        return created
+
+
 class Passport(models.Model):
     """One battery (cell, module or pack) and the projection of its ledger."""
 
@@ -157,6 +168,8 @@ class Passport(models.Model):
     soc_percent = models.FloatField(null=True, blank=True)
     temperature_c = models.FloatField(null=True, blank=True)
     telemetry_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PassportQuerySet.as_manager()
 
     class Meta:
         ordering = ["-manufactured_at", "serial"]
@@ -502,3 +515,22 @@ class FirstQaHour(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}@{self.hour.isoformat()}: {self.passed}/{self.tested}"
+
+
+class CustodyUnitCount(models.Model):
+    """Batteries as units (passports not assembled into another) held by one
+    custodian kind: the dashboards' Custody Mix, counted where it changes
+    (``passports.rollups.custody_units_add``, in the transaction of the
+    change: a battery registered, its custody moved, it assembled into
+    another) instead of over every passport per read."""
+
+    custodian_kind = models.CharField(
+        max_length=20, choices=CustodianKind.choices, primary_key=True
+    )
+    units = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["custodian_kind"]
+
+    def __str__(self) -> str:
+        return f"{self.custodian_kind}: {self.units}"

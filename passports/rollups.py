@@ -13,13 +13,25 @@ instead of the raw rows (docs/dashboards.md, "Trends: the roll-up tables").
   ``first_qa_record`` writes both in ``ledger.append``'s transaction (the
   passport row locked) when the passport gets its first ``qa_passed`` or
   ``qa_failed`` event; later results change nothing.
+* ``CustodyUnitCount``: per custodian kind, the batteries that are units
+  (not assembled into another): the dashboards' Custody Mix.
+  ``custody_units_add`` moves the counts in the transaction of the change
+  that moves them: ``services.passport_register`` (+1), ``ledger.append``
+  when an event changes a unit's custodian (-1, +1),
+  ``services.passport_assemble`` when a battery goes into another (-1), and
+  ``Passport.objects.bulk_create`` (benches, fixtures). One upsert, as the
+  hours; ``custody_units_rebuild`` recounts them (the data migration).
 * ``rebuild``: both from the raw rows, in batches (the data migration, and the
   benches after they load rows by COPY).
 
 A battery's model and kind never change after registration, so a sample or a
 result stays in the row it was added to.
 
-Lock order: ``ledger.append`` upserts the hour row before its audit record
+Lock order: every custody count is moved while the audit chain's lock is
+held (after the change's audit record), so a transaction that moves several
+kinds' rows cannot wait in a cycle with one waiting for that lock.
+
+``ledger.append`` upserts the hour row before its audit record
 takes the audit chain's lock, so single appends never wait in a cycle. A
 service that appended QA results to several passports in one transaction
 would take an hour row after holding the audit lock; none does (the LIMS
@@ -29,7 +41,7 @@ results in hour order and expect PostgreSQL to break a rare deadlock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -40,6 +52,8 @@ from django.db.models.functions import Cast, Trunc
 
 from passports.models import (
     ROLLUP_SUM,
+    CustodianKind,
+    CustodyUnitCount,
     EventKind,
     FirstQaHour,
     FirstQaResult,
@@ -243,6 +257,70 @@ def first_qa_refresh(*, passport_ids: Iterable[int]) -> int:
     FirstQaResult.objects.bulk_create(rows, batch_size=2000)
     _qa_hours_add({key: tally for key, tally in counts.items() if any(tally)})
     return len(rows)
+
+
+# --- custody of the units ------------------------------------------------------------
+
+_CUSTODY_UPSERT = (
+    "INSERT INTO {table} (custodian_kind, units) VALUES {values} "
+    "ON CONFLICT (custodian_kind) DO UPDATE SET units = {table}.units + excluded.units"
+)
+
+
+def custody_units_of(passports: Iterable[Passport]) -> dict[str, int]:
+    """How many of ``passports`` are units (no parent), per custodian kind."""
+    counts: dict[str, int] = {}
+    for passport in passports:
+        if passport.parent_id is None:
+            kind = passport.custodian_kind
+            counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def custody_units_add(deltas: Mapping[str, int]) -> None:
+    """Add ``deltas`` (custodian kind -> units, negative to take away) to the
+    custody counts, in the caller's transaction: one upsert, nothing when
+    every delta is 0. Callers hold the audit chain's lock (module docstring)."""
+    moved = sorted((kind, n) for kind, n in deltas.items() if n)
+    if not moved:
+        return
+    params: list = [value for row in moved for value in row]
+    sql = _CUSTODY_UPSERT.format(
+        table=CustodyUnitCount._meta.db_table,
+        values=", ".join(["(%s, %s)"] * len(moved)),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def custody_units_move(*, passport: Passport, before: str, after: str) -> None:
+    """``passport``'s custodian changed from ``before`` to ``after``: moves
+    one unit when it is a unit and the kind changed (``ledger.append``)."""
+    if passport.parent_id is None and before != after:
+        custody_units_add({before: -1, after: 1})
+
+
+def custody_units_rebuild(*, models=None) -> dict[str, int]:
+    """The custody counts recounted from the passports, replacing what was
+    there (every kind gets a row, 0 included). ``models``: the migration's
+    app registry (default: the installed models). Run it in a transaction or
+    with no writer about. Returns the counts."""
+    models = models or installed_apps
+    counts = models.get_model("passports", "CustodyUnitCount")
+    found = dict(
+        models.get_model("passports", "Passport")
+        .objects.filter(parent__isnull=True)
+        .order_by()
+        .values("custodian_kind")
+        .annotate(n=Count("pk"))
+        .values_list("custodian_kind", "n")
+    )
+    totals = {kind: found.pop(kind, 0) for kind in CustodianKind.values} | found
+    counts.objects.all().delete()
+    counts.objects.bulk_create(
+        counts(custodian_kind=kind, units=n) for kind, n in totals.items()
+    )
+    return totals
 
 
 # --- rebuild ------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from passports import bpan as bpan_rules
 from passports import rollups
 from passports.models import (
     CustodianKind,
+    CustodyUnitCount,
     EventKind,
     FirstQaHour,
     FirstQaResult,
@@ -312,7 +313,17 @@ TELEMETRY_FIELDS = {
 def custody_mix() -> dict[str, int]:
     """Batteries as units (passports not assembled into another: a pack counts
     once with its modules and cells) per custodian kind, every kind in chain
-    order (stored values). One query."""
+    order (stored values). One query, over the counts the services keep
+    (``CustodyUnitCount``, ``passports.rollups``): a row per kind, not a row
+    per passport."""
+    found = dict(CustodyUnitCount.objects.values_list("custodian_kind", "units"))
+    return {kind: found.get(kind, 0) for kind in CustodianKind.values}
+
+
+def custody_mix_recount() -> dict[str, int]:
+    """``custody_mix`` counted over the passports themselves (what the kept
+    counts must always equal: the tests, a check after a bulk load). One
+    query over every unit."""
     found = dict(
         Passport.objects.filter(parent__isnull=True)
         .order_by()

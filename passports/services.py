@@ -23,7 +23,7 @@ from django.utils.dateparse import parse_datetime
 from bpmos.errors import Conflict, IllegalTransition, InvalidInput, NotFound
 from bpmos.fields import time_problem
 from passports import bpan as bpan_rules
-from passports import ledger
+from passports import ledger, rollups
 from passports.models import (
     PARENT_KIND,
     Chemistry,
@@ -257,6 +257,9 @@ def passport_register(*, data: dict[str, Any], actor: Any) -> Passport:
                 actor=actor,
                 occurred_at=made,
             )
+            # A new unit in its custodian's count (after the audit record:
+            # with the chain's lock, as every custody count moves).
+            rollups.custody_units_add(rollups.custody_units_of([passport]))
     except IntegrityError as exc:
         taken = [
             name
@@ -402,6 +405,7 @@ def passport_assemble(
                 details={"state": parent.state},
             )
         written = []
+        assembled: dict[str, int] = {}
         for pk in component_ids:
             child = locked[pk]
             goes_into = PARENT_KIND[child.kind]
@@ -431,4 +435,7 @@ def passport_assemble(
             child.parent = parent
             child.save(update_fields=["parent"])
             written.append(event)
+            # No longer a unit: out of its custodian's count.
+            assembled[child.custodian_kind] = assembled.get(child.custodian_kind, 0) - 1
+        rollups.custody_units_add(assembled)
         return written

@@ -213,7 +213,17 @@ class WorkOrder(StatusTransitions, models.Model):
 
     class Meta:
         ordering = ["-planned_start", "-id"]
-        indexes = [models.Index(fields=["status", "runbook"])]
+        indexes = [
+            models.Index(fields=["status", "runbook"]),
+            # The dashboards' Planned and Built per window (summary): two
+            # index ranges instead of every work order ever made.
+            models.Index(fields=["planned_end"], name="work_order_planned_end_idx"),
+            models.Index(
+                fields=["completed_at"],
+                condition=Q(completed_at__isnull=False),
+                name="work_order_completed_idx",
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(qty__gt=0), name="work_order_qty_positive"
@@ -247,6 +257,19 @@ STAGE_TRANSITIONS: dict[str, set[str]] = {
 }
 
 
+class WorkOrderStageQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        """Stages written in bulk keep the WIP counts (``runbooks.stage_wip``)
+        of the work orders they belong to: nothing to do (no query) for the
+        stages of a work order known not to be in progress, as
+        ``work_order_create`` writes them."""
+        from runbooks import stage_wip
+
+        objs = list(objs)
+        with stage_wip.kept(*stage_wip.maybe_in_progress(objs)):
+            return super().bulk_create(objs, *args, **kwargs)
+
+
 class WorkOrderStage(StatusTransitions, models.Model):
     """One stage of one work order, created from the runbook's stage template."""
 
@@ -270,9 +293,21 @@ class WorkOrderStage(StatusTransitions, models.Model):
     hold_reason = models.CharField(max_length=300, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = WorkOrderStageQuerySet.as_manager()
+
     class Meta:
         ordering = ["work_order", "position"]
-        indexes = [models.Index(fields=["stage", "status"])]
+        indexes = [
+            models.Index(fields=["stage", "status"]),
+            # Stages on hold (the summary's hold count, the blocked-stage
+            # cards and attention items, longest held first): a handful of
+            # rows instead of a walk of the (stage, status) index.
+            models.Index(
+                fields=["updated_at", "id"],
+                condition=Q(status="hold"),
+                name="wo_stage_on_hold_idx",
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["work_order", "position"],
@@ -286,6 +321,30 @@ class WorkOrderStage(StatusTransitions, models.Model):
     @property
     def transition_subject(self) -> str:
         return f"Stage {self.pk} ({self.stage_name})"
+
+
+class StageWipCount(models.Model):
+    """Work in progress at one template stage, over the work orders in
+    progress (``lines.wip``'s definitions: in progress, on hold, waiting),
+    kept by ``runbooks.stage_wip`` in the transaction of every change that
+    moves it, so the Stage Mix and the bottleneck read a row per stage
+    instead of every open work-order stage."""
+
+    stage = models.OneToOneField(
+        Stage, on_delete=models.CASCADE, primary_key=True, related_name="wip_count"
+    )
+    in_progress = models.IntegerField(default=0)
+    on_hold = models.IntegerField(default=0)
+    waiting = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["stage"]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.stage_id}: {self.in_progress} in progress, "
+            f"{self.on_hold} on hold, {self.waiting} waiting"
+        )
 
 
 class StageAssignment(models.Model):

@@ -20,6 +20,7 @@ from bpmos.roles import Role
 from elog import audit, shiftlog
 from elog.models import ShiftLogEntryType
 from runbooks import events as runbook_events
+from runbooks import stage_wip
 from runbooks.models import (
     Gate,
     GateStatus,
@@ -202,17 +203,18 @@ def work_order_cancel(*, work_order_id: int, reason: str, actor) -> WorkOrder:
             details={"reason": ["Required."]},
         )
     work_order.require_transition(to=WorkOrderStatus.CANCELLED)
-    before = _work_order_snapshot(work_order)
-    work_order.status = WorkOrderStatus.CANCELLED
-    work_order.save(update_fields=["status", "updated_at"])
-    audit.record(
-        actor=actor,
-        action="workorder.cancelled",
-        target=work_order,
-        before=before,
-        after={**_work_order_snapshot(work_order), "reason": reason},
-    )
-    events.publish(runbook_events.work_order_event(work_order, "cancelled"))
+    with stage_wip.kept(work_order.pk):
+        before = _work_order_snapshot(work_order)
+        work_order.status = WorkOrderStatus.CANCELLED
+        work_order.save(update_fields=["status", "updated_at"])
+        audit.record(
+            actor=actor,
+            action="workorder.cancelled",
+            target=work_order,
+            before=before,
+            after={**_work_order_snapshot(work_order), "reason": reason},
+        )
+        events.publish(runbook_events.work_order_event(work_order, "cancelled"))
     return work_order
 
 
@@ -376,22 +378,25 @@ def stage_start(*, stage_id: int, actor) -> WorkOrderStage:
         )
     _require_earlier_stages_done(stage)
     _require_not_locked(stage)
-    before = _stage_snapshot(stage)
-    now = timezone.now()
-    stage.status, stage.actual_start = StageStatus.IN_PROGRESS, now
-    _save_stage(stage, before, action="stage.started", actor=actor, change="started")
-    if work_order.status == WorkOrderStatus.PLANNED:
-        wo_before = _work_order_snapshot(work_order)
-        work_order.status, work_order.started_at = WorkOrderStatus.IN_PROGRESS, now
-        work_order.save(update_fields=["status", "started_at", "updated_at"])
-        audit.record(
-            actor=actor,
-            action="workorder.started",
-            target=work_order,
-            before=wo_before,
-            after=_work_order_snapshot(work_order),
+    with stage_wip.kept(work_order.pk):
+        before = _stage_snapshot(stage)
+        now = timezone.now()
+        stage.status, stage.actual_start = StageStatus.IN_PROGRESS, now
+        _save_stage(
+            stage, before, action="stage.started", actor=actor, change="started"
         )
-        events.publish(runbook_events.work_order_event(work_order, "started"))
+        if work_order.status == WorkOrderStatus.PLANNED:
+            wo_before = _work_order_snapshot(work_order)
+            work_order.status, work_order.started_at = WorkOrderStatus.IN_PROGRESS, now
+            work_order.save(update_fields=["status", "started_at", "updated_at"])
+            audit.record(
+                actor=actor,
+                action="workorder.started",
+                target=work_order,
+                before=wo_before,
+                after=_work_order_snapshot(work_order),
+            )
+            events.publish(runbook_events.work_order_event(work_order, "started"))
     return stage
 
 
@@ -407,28 +412,29 @@ def stage_finish(*, stage_id: int, actor) -> WorkOrderStage:
     _require_work_order_open(stage.work_order)
     stage.require_transition(to=StageStatus.DONE)
     _require_gates_open(stage)
-    before = _stage_snapshot(stage)
-    now = timezone.now()
-    stage.status, stage.actual_end = StageStatus.DONE, now
-    _save_stage(
-        stage, before, action="stage.completed", actor=actor, change="completed"
-    )
-    work_order = stage.work_order
-    remaining = (
-        WorkOrderStage.objects.filter(work_order_id=work_order.pk)
-        .exclude(status=StageStatus.DONE)
-        .exists()
-    )
-    if not remaining and work_order.status == WorkOrderStatus.IN_PROGRESS:
-        work_order.status, work_order.completed_at = WorkOrderStatus.COMPLETED, now
-        work_order.save(update_fields=["status", "completed_at", "updated_at"])
-        audit.record(
-            actor=actor,
-            action="workorder.completed",
-            target=work_order,
-            after=_work_order_snapshot(work_order),
+    with stage_wip.kept(stage.work_order_id):
+        before = _stage_snapshot(stage)
+        now = timezone.now()
+        stage.status, stage.actual_end = StageStatus.DONE, now
+        _save_stage(
+            stage, before, action="stage.completed", actor=actor, change="completed"
         )
-        events.publish(runbook_events.work_order_event(work_order, "completed"))
+        work_order = stage.work_order
+        remaining = (
+            WorkOrderStage.objects.filter(work_order_id=work_order.pk)
+            .exclude(status=StageStatus.DONE)
+            .exists()
+        )
+        if not remaining and work_order.status == WorkOrderStatus.IN_PROGRESS:
+            work_order.status, work_order.completed_at = WorkOrderStatus.COMPLETED, now
+            work_order.save(update_fields=["status", "completed_at", "updated_at"])
+            audit.record(
+                actor=actor,
+                action="workorder.completed",
+                target=work_order,
+                after=_work_order_snapshot(work_order),
+            )
+            events.publish(runbook_events.work_order_event(work_order, "completed"))
     return stage
 
 
@@ -445,9 +451,10 @@ def stage_hold(*, stage_id: int, reason: str, actor) -> WorkOrderStage:
     _require_may_move(stage, actor)
     _require_work_order_open(stage.work_order)
     stage.require_transition(to=StageStatus.HOLD)
-    before = _stage_snapshot(stage)
-    stage.status, stage.hold_reason = StageStatus.HOLD, reason.strip()[:300]
-    _save_stage(stage, before, action="stage.held", actor=actor, change="held")
+    with stage_wip.kept(stage.work_order_id):
+        before = _stage_snapshot(stage)
+        stage.status, stage.hold_reason = StageStatus.HOLD, reason.strip()[:300]
+        _save_stage(stage, before, action="stage.held", actor=actor, change="held")
     return stage
 
 
@@ -472,9 +479,12 @@ def stage_resume(*, stage_id: int, actor) -> WorkOrderStage:
     if target == StageStatus.IN_PROGRESS:
         # Back to work is a start in all but name: not behind a locked gate.
         _require_not_locked(stage)
-    before = _stage_snapshot(stage)
-    stage.status, stage.hold_reason = target, ""
-    _save_stage(stage, before, action="stage.resumed", actor=actor, change="resumed")
+    with stage_wip.kept(stage.work_order_id):
+        before = _stage_snapshot(stage)
+        stage.status, stage.hold_reason = target, ""
+        _save_stage(
+            stage, before, action="stage.resumed", actor=actor, change="resumed"
+        )
     return stage
 
 

@@ -665,7 +665,7 @@ def test_every_role_reads_the_plant_figures(make_user, role):
 
 QUERY_COUNTS = {
     "/api/dashboard/summary": 7,
-    "/api/dashboard/distributions": 4,
+    "/api/dashboard/distributions": 3,
     "/api/dashboard/trends?metric=built": 1,
     "/api/dashboard/trends?metric=yield": 1,
     "/api/dashboard/trends?metric=lineYield": 1,

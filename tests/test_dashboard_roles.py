@@ -436,9 +436,9 @@ def test_plant_head_and_admin_attention(plant, make_user):
 # The caller (token auth) is one query; then one per figure or kind.
 SUMMARY_QUERIES = {
     "operator": 1 + 3,  # shift's line, my stages by status, alarms
-    "planner": 1 + 4,  # work orders, on hold, bottleneck (2)
+    "planner": 1 + 3,  # work orders, on hold, bottleneck (stages with WIP counts)
     "supervisor": 1 + 6,  # gates, exceptions, items, passports, returns, on hold
-    "plant-head": 1 + 6,  # bottleneck (2), live status (2), exceptions
+    "plant-head": 1 + 5,  # bottleneck (1), live status (2), exceptions
     "auditor": 1 + 1,  # latest score (the chain's state is in the cache)
     "admin": 1 + 3,  # connectors, users, latest score
 }

@@ -271,7 +271,7 @@ def production_floor(make_user):
 def test_wip_by_stage_and_bottleneck(production_floor, django_assert_num_queries):
     orders, _ = production_floor
     assert orders[4].status == WorkOrderStatus.PLANNED
-    with django_assert_num_queries(2):  # the stages; their counts in one pass
+    with django_assert_num_queries(1):  # the stages with their kept WIP counts
         stages = wip.stage_wip_list()
     assert [(s.stage, s.in_progress, s.waiting, s.on_hold) for s in stages] == [
         ("S1 Cell Grading", 1, 0, 0),
@@ -337,8 +337,8 @@ def test_operations_list_the_newest_and_count_them_all(
 ):
     _orders, stages = production_floor
     monkeypatch.setattr(wip, "OPERATIONS_LIMIT", 1)
-    # Running and blocked (ranked and counted in one query), the stages, their WIP.
-    with django_assert_num_queries(3):
+    # Running and blocked (ranked and counted in one query), the stages' WIP.
+    with django_assert_num_queries(2):
         body = viewer.get("/api/live-status/operations").json()
     assert (body["runningCount"], body["blockedCount"]) == (2, 1)
     # The most recently changed of the two running stages: S2 of the fourth order.

@@ -15,7 +15,8 @@ After every step, independently of ``passports.lifecycle``:
   a later ``qa_passed``, or came while the battery was on hold, or when it was
   not warehoused or reserved (a plain scan of the events, not the fold);
 * each passport's projection is ``lifecycle.replay`` of its ledger, and
-  ``ledger.verify`` finds every chain intact;
+  ``ledger.verify`` finds every chain intact; the Custody Mix's kept counts
+  equal a recount of the passports;
 * the dispatch desk lists exactly the batteries whose latest job is ON and
   that are warehoused or reserved and not on hold;
 * a refused action (any ``DomainError``) changed nothing at all: passport rows,
@@ -45,6 +46,7 @@ from bpmos.errors import DomainError
 from bpmos.events.models import OutboxEvent
 from elog.models import AuditRecord
 from passports import ledger, lifecycle, services
+from passports import selectors as passport_selectors
 from passports.dispatch import selectors as dispatch_selectors
 from passports.dispatch import services as dispatch
 from passports.models import (
@@ -356,6 +358,14 @@ class PassportMachine(RuleBasedStateMachine):
     def ledgers_verify(self):
         result = ledger.verify(passport_ids=self.world.ids)
         assert result.ok, result.first_broken
+
+    @invariant()
+    def custody_counts_equal_a_recount(self):
+        # The Custody Mix's kept counts (passports.rollups) move with the
+        # ledger, whatever the services accepted or refused.
+        assert passport_selectors.custody_mix() == (
+            passport_selectors.custody_mix_recount()
+        )
 
     @invariant()
     def desk_lists_exactly_what_may_ship(self):

@@ -7,7 +7,7 @@
   cells) per custodian kind, every kind in chain order.
 * **Inventory by status**: items in stock per status (Good, Hold, Blocked).
 
-Cost: four queries when computed, whatever the size of the plant; each
+Cost: three queries when computed, whatever the size of the plant; each
 breakdown is served from its read model (``readmodels.STAGE_WIP``,
 ``CUSTODY``, ``STOCK``) until a write changes it.
 """

@@ -1,0 +1,285 @@
+"""The custody counts the passport services keep (``CustodyUnitCount``,
+``passports.rollups``: the dashboards' Custody Mix) always equal a recount of
+the passports, whatever sequence of changes made them.
+
+A hypothesis state machine registers batteries of every kind, records every
+recordable event on them (custody transfers to every kind, dispatches,
+deliveries, recycling; refused moves included), assembles cells into modules
+and modules into packs (refused ones too: a component already in another, a
+wrong kind), and writes passports in bulk as the benches and fixtures do.
+After every step the kept counts equal ``custody_mix_recount``. Each example
+runs inside a savepoint rolled back at its end.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+from django.db import transaction
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+
+from bpmos.errors import DomainError
+from passports import rollups, selectors, services
+from passports.models import (
+    PARENT_KIND,
+    CustodianKind,
+    CustodyUnitCount,
+    EventKind,
+    Kind,
+    Passport,
+)
+from tests.factories_passports import EVENT_DATA, make_passport, record, register
+
+pytestmark = pytest.mark.django_db
+
+E = EventKind
+_bulk_serials = itertools.count(1)
+# Every kind a caller records, with custody's own moves more often.
+RECORDED = (
+    *services.RECORDABLE_KINDS,
+    E.CUSTODY_TRANSFERRED,
+    E.CUSTODY_TRANSFERRED,
+    E.DISPATCHED,
+    E.DELIVERED,
+)
+# The steps that bring a battery to where custody moves (stored, shipped).
+TOWARDS = (E.QA_PASSED, E.WAREHOUSED, E.RESERVED, E.DISPATCHED, E.DELIVERED)
+
+
+def bulk_passport(kind: str, custodian: str, parent: Passport | None) -> Passport:
+    """One passport written as the benches write them (``bulk_create``)."""
+    number = next(_bulk_serials)
+    return Passport.objects.bulk_create(
+        [
+            Passport(
+                kind=kind,
+                serial=f"BULK-{number:06d}",
+                model=f"{kind.upper()}-LFP",
+                manufacturer="BPM Energy",
+                site="Pune",
+                manufactured_at=datetime(2026, 1, 5, tzinfo=UTC),
+                chemistry="LFP",
+                rated_capacity_ah=100,
+                nominal_voltage_v=3.2,
+                energy_kwh=0.32,
+                state="manufactured",
+                custodian_kind=custodian,
+                custodian_name="Someone",
+                parent=parent,
+            )
+        ]
+    )[0]
+
+
+class CustodyMachine(RuleBasedStateMachine):
+    actor = None  # set by the test
+    seen: Counter = Counter()
+
+    def __init__(self):
+        super().__init__()
+        self._atomic = transaction.atomic()
+        self._atomic.__enter__()
+        self.ids: list[int] = []
+
+    def teardown(self):
+        transaction.set_rollback(True)
+        self._atomic.__exit__(None, None, None)
+
+    def attempt(self, call) -> None:
+        try:
+            with transaction.atomic():
+                call()
+        except DomainError:
+            pass  # a refused move changes nothing; the invariant checks it
+
+    def battery(self, index: int) -> Passport:
+        return Passport.objects.get(pk=self.ids[index % len(self.ids)])
+
+    @initialize()
+    def plant(self):
+        for kind in (Kind.PACK, Kind.MODULE, Kind.CELL):
+            self.ids.append(register(kind, actor=self.actor).pk)
+
+    @rule(kind=st.sampled_from(Kind.values))
+    def register_one(self, kind):
+        self.ids.append(register(kind, actor=self.actor).pk)
+
+    @rule(
+        index=st.integers(0, 50),
+        kind=st.sampled_from(RECORDED),
+        custodian=st.sampled_from(CustodianKind.values),
+    )
+    def record_one(self, index, kind, custodian):
+        passport = self.battery(index)
+        data = dict(EVENT_DATA.get(kind, {}))
+        if kind == E.CUSTODY_TRANSFERRED:
+            data = {"to": {"kind": custodian, "name": f"{custodian} Ltd"}}
+        self.attempt(
+            lambda: services.passport_event_record(
+                passport_id=passport.pk, kind=kind, data=data, actor=self.actor
+            )
+        )
+
+    @rule(index=st.integers(0, 50), steps=st.integers(1, len(TOWARDS)))
+    def move_on(self, index, steps):
+        passport = self.battery(index)
+        for kind in TOWARDS[:steps]:
+            self.attempt(lambda kind=kind: record(passport, kind, actor=self.actor))
+
+    @rule(
+        child=st.integers(0, 50),
+        parent=st.integers(0, 50),
+        qa_first=st.booleans(),
+        right_kind=st.sampled_from([True, True, True, False]),
+    )
+    def assemble(self, child, parent, qa_first, right_kind):
+        component = self.battery(child)
+        if qa_first:  # assembly takes a battery that passed QA
+            self.attempt(lambda: record(component, E.QA_PASSED, actor=self.actor))
+        fitting = list(
+            Passport.objects.filter(
+                pk__in=self.ids, kind=PARENT_KIND.get(component.kind) or ""
+            ).values_list("pk", flat=True)
+        )
+        if right_kind and fitting:
+            parent_id = fitting[parent % len(fitting)]
+        else:  # anything: refused unless it happens to fit
+            parent_id = self.battery(parent).pk
+        self.attempt(
+            lambda: services.passport_assemble(
+                parent_id=parent_id, component_ids=[component.pk], actor=self.actor
+            )
+        )
+
+    @rule(
+        kind=st.sampled_from(Kind.values),
+        custodian=st.sampled_from(CustodianKind.values),
+        parent=st.none() | st.integers(0, 50),
+    )
+    def bulk_write(self, kind, custodian, parent):
+        into = None if parent is None else self.battery(parent)
+        self.ids.append(bulk_passport(kind, custodian, into).pk)
+
+    @invariant()
+    def counts_equal_a_recount(self):
+        assert selectors.custody_mix() == selectors.custody_mix_recount()
+        # What the examples reached (the test checks they reached it).
+        units = Passport.objects.filter(pk__in=self.ids)
+        self.seen["assembled"] += units.filter(
+            parent__isnull=False, state="assembled"
+        ).count()
+        self.seen["moved"] += (
+            units.filter(parent__isnull=True).exclude(custodian_kind="manufacturer")
+        ).count()
+
+
+def test_custody_counts_equal_a_recount_after_any_sequence(make_user):
+    CustodyMachine.actor = make_user("supervisor")
+    CustodyMachine.seen = Counter()
+    run_state_machine_as_test(
+        CustodyMachine,
+        settings=settings(
+            max_examples=25,
+            stateful_step_count=12,
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
+    # The examples went through the services' assembly and custody moves.
+    assert CustodyMachine.seen["assembled"] > 0
+    assert CustodyMachine.seen["moved"] > 0
+
+
+def test_custody_counts_of_a_fixed_plant(make_user):
+    """Every path that moves a count, by hand: 4 packs, a module, 2 cells."""
+    actor = make_user("supervisor")
+    make_passport(Kind.PACK, "dispatched", actor=actor)  # logistics
+    delivered = make_passport(Kind.PACK, "in_service", actor=actor)  # customer
+    make_passport(Kind.PACK, "recycled", actor=actor)  # recycler
+    make_passport(Kind.PACK, "warehoused", actor=actor)  # manufacturer
+    module = make_passport(Kind.MODULE, "qa_passed", actor=actor)
+    cells = [make_passport(Kind.CELL, "qa_passed", actor=actor) for _ in range(2)]
+    assert selectors.custody_mix()["manufacturer"] == 4  # 1 pack, a module, 2 cells
+    services.passport_assemble(
+        parent_id=module.pk, component_ids=[c.pk for c in cells], actor=actor
+    )
+    services.passport_event_record(
+        passport_id=delivered.pk,
+        kind=E.CUSTODY_TRANSFERRED,
+        data={"to": {"kind": "service", "name": "BPM Service"}},
+        actor=actor,
+    )
+    expected = {
+        "manufacturer": 2,  # the warehoused pack, the module (its cells are in it)
+        "logistics": 1,
+        "customer": 0,
+        "service": 1,
+        "recycler": 1,
+    }
+    assert selectors.custody_mix() == expected
+    assert selectors.custody_mix_recount() == expected
+
+
+def test_a_refused_move_leaves_the_counts(make_user):
+    actor = make_user("supervisor")
+    pack = make_passport(Kind.PACK, "warehoused", actor=actor)
+    before = selectors.custody_mix()
+    with pytest.raises(DomainError):
+        # Delivered needs a dispatch first: refused, rolled back.
+        services.passport_event_record(
+            passport_id=pack.pk,
+            kind=E.DELIVERED,
+            data={"customer": "Ather"},
+            actor=actor,
+        )
+    assert (
+        selectors.custody_mix()
+        == before
+        == {
+            "manufacturer": 1,
+            "logistics": 0,
+            "customer": 0,
+            "service": 0,
+            "recycler": 0,
+        }
+    )
+
+
+def test_the_rebuild_recounts_what_was_lost(make_user):
+    """What the data migration runs: counts from the passports, every kind a
+    row, whatever the table held."""
+    actor = make_user("supervisor")
+    make_passport(Kind.PACK, "dispatched", actor=actor)
+    make_passport(Kind.CELL, "qa_passed", actor=actor)
+    CustodyUnitCount.objects.all().delete()
+    CustodyUnitCount.objects.create(custodian_kind="recycler", units=99)
+    assert rollups.custody_units_rebuild() == {
+        "manufacturer": 1,
+        "logistics": 1,
+        "customer": 0,
+        "service": 0,
+        "recycler": 0,
+    }
+    assert CustodyUnitCount.objects.count() == len(CustodianKind.values)
+    assert selectors.custody_mix() == selectors.custody_mix_recount()
+
+
+def test_the_custody_mix_is_one_query_of_a_row_per_kind(
+    make_user, django_assert_num_queries
+):
+    make_passport(Kind.PACK, "warehoused", actor=make_user("supervisor"))
+    with django_assert_num_queries(1):
+        mix = selectors.custody_mix()
+    assert list(mix) == CustodianKind.values
