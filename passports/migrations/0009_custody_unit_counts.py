@@ -13,7 +13,7 @@ def fill(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("passports", "0007_trend_rollups"),
+        ("passports", "0008_passportevent_key_id"),
     ]
 
     operations = [
