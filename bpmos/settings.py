@@ -326,7 +326,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "bpmos.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "bpmos.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "bpmos.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {
         "login_failures": env.str("BPMOS_LOGIN_FAILURE_RATE", default="5/min"),
         # bpmos/throttles.py: the public passport per address, stream tickets per user

@@ -44,3 +44,19 @@ class IdentifierField(fields.CharField):
         if isinstance(data, int) and not isinstance(data, bool):
             data = str(data)
         return super().to_internal_value(data)
+
+
+# What ``str.strip()`` removes (every ``str.isspace()`` character, all below
+# U+3001): DRF's CharField and the query checks strip a value before calling it
+# blank, so " " is as empty as "". A string that may not be blank says
+# ``minLength: 1`` and this pattern (unanchored: one character that is not
+# stripped); ``minLength`` alone let a fuzzer send " " as valid and get a 400.
+_WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+NOT_BLANK_PATTERN = "[^" + "".join(f"\\u{ord(c):04x}" for c in _WHITESPACE) + "]"
+
+
+def not_blank(schema: dict) -> dict:
+    """``schema`` (a free-text string) marked as refusing a blank value."""
+    schema["minLength"] = max(schema.get("minLength", 1), 1)
+    schema.setdefault("pattern", NOT_BLANK_PATTERN)
+    return schema

@@ -137,8 +137,14 @@ class LocationSerializer(serializers.Serializer):
 # --- input -------------------------------------------------------------------------
 
 
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": _MAX_INT})
+class _QuantityField(serializers.IntegerField):
+    """A quantity to reserve or issue. The service refuses one below 1 (its
+    own message); the schema says so, or a fuzzer's 0 is "valid" and refused."""
+
+
 class ItemReserveSerializer(serializers.Serializer):
-    quantity = serializers.IntegerField(max_value=_MAX_INT, help_text="At least 1.")
+    quantity = _QuantityField(max_value=_MAX_INT, help_text="At least 1.")
     workOrderId = serializers.IntegerField(
         required=False,
         allow_null=True,
@@ -170,7 +176,7 @@ class ItemMoveSerializer(serializers.Serializer):
 
 
 class ItemIssueSerializer(serializers.Serializer):
-    quantity = serializers.IntegerField(max_value=_MAX_INT, help_text="At least 1.")
+    quantity = _QuantityField(max_value=_MAX_INT, help_text="At least 1.")
     reason = serializers.CharField(
         max_length=300, required=False, allow_blank=True, default=""
     )

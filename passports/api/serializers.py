@@ -502,8 +502,15 @@ class CustodyTransferSerializer(serializers.Serializer):
     expectedVersion = serializers.IntegerField(required=False)
 
 
+@extend_schema_field(
+    {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
+)
+class _IdentifierListField(serializers.ListField):
+    """The view refuses an empty list (its own message); the schema says so."""
+
+
 class ComponentsSerializer(serializers.Serializer):
-    components = serializers.ListField(
+    components = _IdentifierListField(
         child=serializers.CharField(), help_text="Identifiers of the components."
     )
 

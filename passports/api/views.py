@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from bpmos import access
 from bpmos.errors import DomainError, InvalidInput, NotFound
 from bpmos.filters import enum_value
+from bpmos.textfields import NOT_BLANK_PATTERN
 from bpmos.throttles import PublicPassportThrottle
 from bpmos.views import BpmosAPIView
 from passports import bpan as bpan_rules
@@ -170,6 +171,8 @@ class RegistryListView(_PassportListBase):
             OpenApiTypes.STR,
             required=True,
             description="UUID, BPAN, serial, barcode or RFID tag.",
+            pattern=NOT_BLANK_PATTERN,
+            allow_blank=False,
         )
     ],
 )
