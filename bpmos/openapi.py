@@ -4,7 +4,7 @@ envelope and ``Idempotency-Key`` on every operation."""
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from rest_framework import serializers
 
-from bpmos.textfields import not_blank
+from bpmos.textfields import no_nul, not_blank
 
 
 class AutoSchema(SpectacularAutoSchema):
@@ -13,15 +13,21 @@ class AutoSchema(SpectacularAutoSchema):
 
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
-        if (
-            direction == "request"
-            and isinstance(field, serializers.CharField)
-            and not field.allow_blank
-            and field.trim_whitespace
-            and schema.get("type") == "string"
-            and not {"enum", "format", "pattern"} & schema.keys()
+        if direction != "request" or schema.get("type") != "string":
+            return schema
+        if isinstance(field, serializers.DecimalField):
+            # drf-spectacular's decimal pattern matches "", "-" and ".", which
+            # DRF refuses ("A valid number is required."): not those.
+            pattern = schema.get("pattern", "")
+            if pattern.startswith("^"):
+                schema["pattern"] = r"^(?!-?\.?$)" + pattern[1:]
+        elif isinstance(field, serializers.CharField) and not (
+            {"enum", "format", "pattern"} & schema.keys()
         ):
-            not_blank(schema)
+            if not field.allow_blank and field.trim_whitespace:
+                not_blank(schema)
+            else:
+                no_nul(schema)
         return schema
 
     def _unwrap_list_serializer(self, serializer, direction):
@@ -98,6 +104,27 @@ def add_error_envelope(result, generator, request, public):
                     "413",
                     {"description": "The request body is too large.", "content": ref},
                 )
+    return result
+
+
+def add_query_rules(result, generator, request, public):
+    """drf-spectacular hook: a free-text query value may not hold NUL (a 400
+    from ``bpmos.middleware`` for any /api/ query value); the parameters that
+    may not be blank already say so (``NOT_BLANK_PATTERN``)."""
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") != "query":
+                    continue
+                schema = parameter.get("schema", {})
+                if schema.get("type") == "array":
+                    schema = schema.get("items", {})
+                if schema.get("type") == "string" and not (
+                    {"enum", "format", "pattern"} & schema.keys()
+                ):
+                    no_nul(schema)
     return result
 
 

@@ -379,6 +379,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "bpmos.openapi.add_error_envelope",
         "bpmos.openapi.add_idempotency_key",
+        "bpmos.openapi.add_query_rules",
     ],
     # Fields named alike ("status", "type", "role") carry different enums; each
     # gets one name. The control UI's display enums are lists of labels.

@@ -277,3 +277,65 @@ def test_the_idempotency_key_schema_is_the_servers_rule(admin, api_schema):
         HTTP_IDEMPOTENCY_KEY="é",
     )
     assert_envelope(response, 400, "idempotency_key_invalid")
+
+
+def test_no_request_string_may_hold_nul_by_the_schema(admin, api_schema):
+    """``?search=a%00`` and ``{"lot_no": "a\\u0000"}`` were schema-valid and
+    answered 400 ("May not contain NUL characters."): every free-text query
+    value and body string now says so."""
+    search = _query_schema(api_schema, "/api/scada/connectors/", "search")
+    assert re.search(search["pattern"], "a\x00") is None
+    assert re.search(search["pattern"], "") is not None  # search may be empty
+    response = admin.get("/api/scada/connectors/", {"search": "a\x00"})
+    body = assert_envelope(response, 400, "validation_error")
+    assert list(body["details"]) == ["search"]
+    serial = _body_schema(api_schema, "/api/passports/", "post")["properties"]["serial"]
+    assert re.search(serial["pattern"], "CL-1\x00") is None
+    assert re.search(serial["pattern"], "CL-1") is not None
+
+
+def test_a_decimal_in_a_body_is_never_empty_by_the_schema(admin, api_schema):
+    """``{"ratedCapacityAh": ""}`` matched drf-spectacular's decimal pattern
+    and was a 400 ("Must be a number.")."""
+    rated = _body_schema(api_schema, "/api/passports/", "post")["properties"][
+        "ratedCapacityAh"
+    ]
+    for refused in ("", "-", "."):
+        assert re.search(rated["pattern"], refused) is None, refused
+    for accepted in ("100", "99.5", "-0.25", "1."):
+        assert re.search(rated["pattern"], accepted) is not None, accepted
+
+
+def test_json_values_say_their_type(admin, api_schema):
+    """``{"metadata": null}`` (shift log) and ``{"value": null}`` (a machine
+    reading) were schema-valid (a bare JSON field) and refused."""
+    metadata = _body_schema(api_schema, "/api/logs/write/", "post")["properties"][
+        "metadata"
+    ]
+    assert metadata["type"] == "object"
+    reading = api_schema["components"]["schemas"]["ReadingInRequest"]
+    assert [branch["type"] for branch in reading["properties"]["value"]["oneOf"]] == [
+        "number",
+        "string",
+    ]
+    telemetry = _body_schema(
+        api_schema, "/api/passports/{identifier}/telemetry/", "post"
+    )
+    assert telemetry["minItems"] == 1
+    workorder = _body_schema(api_schema, "/api/workorders/", "post")
+    assert workorder["properties"]["qty"]["minimum"] == 1
+
+
+def test_the_identitys_barcode_and_rfid_are_optional_in_the_detail(api_schema):
+    """An operator's passport detail rightly has no barcode or RFID; the schema
+    required them (response_schema_conformance as operator and planner)."""
+    identity = api_schema["components"]["schemas"]["PassportIdentity"]
+    assert {"barcode", "rfid"} <= set(identity["properties"])
+    assert sorted(identity["required"]) == [
+        "bpan",
+        "kind",
+        "lot",
+        "model",
+        "serial",
+        "uuid",
+    ]

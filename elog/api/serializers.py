@@ -3,6 +3,7 @@
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
+from bpmos.fields import JsonObjectField
 from bpmos.filters import INT64_MAX
 from elog.models import AuditRecord, ShiftLogEntry, ShiftLogEntryType
 from elog.services import ChainProblem
@@ -107,7 +108,7 @@ class ShiftLogWriteSerializer(serializers.Serializer):
         help_text="The auto-entry types and handover_ack are the system's own.",
     )
     body = serializers.CharField(max_length=MAX_BODY, trim_whitespace=False)
-    metadata = serializers.JSONField(
+    metadata = JsonObjectField(
         required=False,
         default=dict,
         help_text=f"A JSON object, at most {MAX_METADATA_BYTES} bytes.",

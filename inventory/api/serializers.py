@@ -11,7 +11,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from bpmos.fields import choice_labels, utc_datetime
+from bpmos.fields import PositiveCountField, choice_labels, utc_datetime
 from inventory.models import ItemStatus, LocationKind, ReservationStatus, Unit
 from inventory.selectors import item_age
 
@@ -137,14 +137,8 @@ class LocationSerializer(serializers.Serializer):
 # --- input -------------------------------------------------------------------------
 
 
-@extend_schema_field({"type": "integer", "minimum": 1, "maximum": _MAX_INT})
-class _QuantityField(serializers.IntegerField):
-    """A quantity to reserve or issue. The service refuses one below 1 (its
-    own message); the schema says so, or a fuzzer's 0 is "valid" and refused."""
-
-
 class ItemReserveSerializer(serializers.Serializer):
-    quantity = _QuantityField(max_value=_MAX_INT, help_text="At least 1.")
+    quantity = PositiveCountField(help_text="At least 1.")
     workOrderId = serializers.IntegerField(
         required=False,
         allow_null=True,
@@ -176,7 +170,7 @@ class ItemMoveSerializer(serializers.Serializer):
 
 
 class ItemIssueSerializer(serializers.Serializer):
-    quantity = _QuantityField(max_value=_MAX_INT, help_text="At least 1.")
+    quantity = PositiveCountField(help_text="At least 1.")
     reason = serializers.CharField(
         max_length=300, required=False, allow_blank=True, default=""
     )

@@ -55,11 +55,13 @@ def snake(name: str) -> str:
 # --- the EU attribute groups ----------------------------------------------------------
 
 
-def _field_for(name: str) -> serializers.Field:
+def _field_for(name: str, *, optional: bool = False) -> serializers.Field:
     """A read-only serializer field for one Passport field, under its camelCase
-    key (enums as display labels)."""
+    key (enums as display labels). ``optional``: the schema does not require it
+    (drf-spectacular requires every read-only field; these serializers only
+    write their output, so a plain ``required=False`` field says it)."""
     model_field = Passport._meta.get_field(name)
-    common: dict[str, Any] = {"read_only": True}
+    common: dict[str, Any] = {"required": False} if optional else {"read_only": True}
     if model_field.help_text:
         common["help_text"] = model_field.help_text
     if name == "kind":
@@ -73,7 +75,7 @@ def _field_for(name: str) -> serializers.Field:
     if isinstance(model_field, dj.UUIDField):
         return serializers.UUIDField(**common)
     if isinstance(model_field, dj.DateTimeField):
-        common.pop("read_only")
+        common.pop("read_only", None)
         return utc_datetime(**common)
     if isinstance(model_field, dj.DecimalField):
         return serializers.DecimalField(
@@ -93,8 +95,12 @@ def _field_for(name: str) -> serializers.Field:
     return serializers.CharField(**common)
 
 
-def _group_serializer(class_name: str, names: tuple[str, ...]) -> type:
-    attrs: dict[str, Any] = {camel(name): _field_for(name) for name in names}
+def _group_serializer(
+    class_name: str, names: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> type:
+    attrs: dict[str, Any] = {
+        camel(name): _field_for(name, optional=name in optional) for name in names
+    }
     attrs["__doc__"] = f"EU battery passport attribute group: {', '.join(names)}."
     return type(class_name, (serializers.Serializer,), attrs)
 
@@ -108,11 +114,14 @@ PUBLIC_GROUPS: dict[str, type] = {
     for group, names in PUBLIC_FIELDS.items()
 }
 # A privileged reader's groups: every public group widened by its restricted
-# fields, then the restricted-only groups.
+# fields, then the restricted-only groups. The widening fields are optional in
+# the schema: the detail answers others the same group without them (the fuzz
+# campaign as operator: "barcode is a required property").
 FULL_GROUPS: dict[str, type] = {
     group: _group_serializer(
         f"Passport{_group_name(group)}",
         PUBLIC_FIELDS.get(group, ()) + RESTRICTED_FIELDS.get(group, ()),
+        optional=RESTRICTED_FIELDS.get(group, ()) if group in PUBLIC_FIELDS else (),
     )
     for group in {**PUBLIC_FIELDS, **RESTRICTED_FIELDS}
 }

@@ -436,7 +436,8 @@ class PassportTelemetryView(BpmosAPIView):
         return Response(s.TelemetrySummarySerializer(summary).data)
 
     @extend_schema(
-        request=s.TelemetryReadingInSerializer(many=True),
+        # Schema only: the service refuses an empty batch (400).
+        request=s.TelemetryReadingInSerializer(many=True, min_length=1),
         responses={
             201: s.TelemetryIngestResultSerializer,
             200: s.TelemetryIngestResultSerializer,
