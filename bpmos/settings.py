@@ -384,6 +384,8 @@ SPECTACULAR_SETTINGS = {
     # Fields named alike ("status", "type", "role") carry different enums; each
     # gets one name. The control UI's display enums are lists of labels.
     "ENUM_NAME_OVERRIDES": {
+        # the dispatch desk's lifecycle actions (schema of a text field)
+        "LifecycleActionEnum": "passports.dispatch.api.serializers.LIFECYCLE_ACTIONS",
         # mobile contract (snake_case values)
         "WorkOrderStatusEnum": "runbooks.models.WorkOrderStatus.choices",
         "WorkOrderStageStatusEnum": "runbooks.models.StageStatus.choices",

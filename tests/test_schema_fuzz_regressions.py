@@ -339,3 +339,27 @@ def test_the_identitys_barcode_and_rfid_are_optional_in_the_detail(api_schema):
         "serial",
         "uuid",
     ]
+
+
+def test_closed_sets_are_in_the_schema(admin, api_schema):
+    """Schema-valid and refused: ``?fy=0`` (financial years), ``?days=0``
+    (telemetry window), ``{"action": "0"}`` (the dispatch desk's lifecycle)."""
+    fy = _query_schema(api_schema, "/api/compliance/epr/", "fy")["pattern"]
+    assert re.search(fy, "2026-27") is not None
+    for refused in ("0", "2026-28", "1999-00", "2100-01"):
+        assert re.search(fy, refused) is None, refused
+    assert admin.get("/api/compliance/epr/", {"fy": "2026-28"}).status_code == 400
+    (days,) = [
+        p["schema"]
+        for p in api_schema["paths"]["/api/passports/{identifier}/telemetry/"]["get"][
+            "parameters"
+        ]
+        if p["name"] == "days"
+    ]
+    assert (days["minimum"], days["maximum"]) == (1, 365)
+    action = _body_schema(api_schema, "/api/products/lifecycle/", "post")["properties"][
+        "action"
+    ]
+    (ref,) = action["allOf"]
+    enum = api_schema["components"]["schemas"][ref["$ref"].split("/")[-1]]["enum"]
+    assert enum == ["move_to_past", "reactivate", "update_state"]

@@ -423,7 +423,11 @@ class PassportTelemetryView(BpmosAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("days", OpenApiTypes.INT, description="1-365 (30).")
+            OpenApiParameter(
+                "days",
+                {"type": "integer", "minimum": 1, "maximum": 365},
+                description="1-365 (30).",
+            )
         ],
         responses=s.TelemetrySummarySerializer,
     )
