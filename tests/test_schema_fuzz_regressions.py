@@ -363,3 +363,9 @@ def test_closed_sets_are_in_the_schema(admin, api_schema):
     (ref,) = action["allOf"]
     enum = api_schema["components"]["schemas"][ref["$ref"].split("/")[-1]]["enum"]
     assert enum == ["move_to_past", "reactivate", "update_state"]
+    returns_fy = _query_schema(api_schema, "/api/compliance/returns/", "financialYear")
+    assert returns_fy["pattern"] == fy
+    current = api_schema["components"]["schemas"]["TelemetryReadingInRequest"][
+        "properties"
+    ]["currentA"]
+    assert (current["minimum"], current["maximum"]) == (-5000, 5000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -12,6 +13,11 @@ from compliance.periods import fy_parse
 FY_PATTERN = (
     "^(" + "|".join(f"{y}-{(y + 1) % 100:02d}" for y in range(2000, 2100)) + ")$"
 )
+
+
+@extend_schema_field({"type": "string", "pattern": FY_PATTERN, "example": "2026-27"})
+class FinancialYearFilter(filters.CharFilter):
+    """A query filter taking a financial year (its method checks it)."""
 
 
 @extend_schema_field({"type": "string", "pattern": FY_PATTERN, "example": "2026-27"})

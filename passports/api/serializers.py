@@ -33,6 +33,7 @@ from passports.models import (
     Passport,
     State,
 )
+from passports.telemetry import MEASUREMENTS
 
 # The display enums, named once for the OpenAPI schema.
 PASSPORT_KINDS = list(Kind.labels)
@@ -524,13 +525,20 @@ class ComponentsSerializer(serializers.Serializer):
     )
 
 
+def _measurement(name: str) -> serializers.FloatField:
+    _, low, high = MEASUREMENTS[name]
+    return serializers.FloatField(required=False, min_value=low, max_value=high)
+
+
 class TelemetryReadingInSerializer(serializers.Serializer):
     ts = DateTimeField()
-    sohPercent = serializers.FloatField(required=False, min_value=0, max_value=100)
-    socPercent = serializers.FloatField(required=False, min_value=0, max_value=100)
-    temperatureC = serializers.FloatField(required=False, min_value=-40, max_value=125)
-    voltageV = serializers.FloatField(required=False)
-    currentA = serializers.FloatField(required=False)
+    # The bounds are the service's (``passports.telemetry.MEASUREMENTS``): a
+    # current of -8000 A was schema-valid and refused.
+    sohPercent = _measurement("sohPercent")
+    socPercent = _measurement("socPercent")
+    temperatureC = _measurement("temperatureC")
+    voltageV = _measurement("voltageV")
+    currentA = _measurement("currentA")
 
 
 class BpanValidateSerializer(serializers.Serializer):
