@@ -1,6 +1,7 @@
 """OpenAPI: the schema class, and post-processing that documents the error
 envelope and ``Idempotency-Key`` on every operation."""
 
+from django.core.validators import RegexValidator
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from rest_framework import serializers
 
@@ -21,8 +22,12 @@ class AutoSchema(SpectacularAutoSchema):
             pattern = schema.get("pattern", "")
             if pattern.startswith("^"):
                 schema["pattern"] = r"^(?!-?\.?$)" + pattern[1:]
-        elif isinstance(field, serializers.CharField) and not (
-            {"enum", "format", "pattern"} & schema.keys()
+        elif (
+            isinstance(field, serializers.CharField)
+            and not ({"enum", "format", "pattern"} & schema.keys())
+            # drf-spectacular adds a RegexValidator's pattern after this method
+            # (only where none is set): leave it the field's own.
+            and not any(isinstance(v, RegexValidator) for v in field.validators)
         ):
             if not field.allow_blank and field.trim_whitespace:
                 not_blank(schema)

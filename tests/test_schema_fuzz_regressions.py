@@ -369,3 +369,20 @@ def test_closed_sets_are_in_the_schema(admin, api_schema):
         "properties"
     ]["currentA"]
     assert (current["minimum"], current["maximum"]) == (-5000, 5000)
+
+
+def test_a_regex_fields_own_pattern_stays_and_page_size_is_bounded(api_schema):
+    """``?anchor_hash=`` kept the RegexField's pattern (not the blank rule),
+    and the EPR category's hand-declared ``page_size`` says ``minimum: 1``
+    (``?page_size=0`` was schema-valid and a 400), as the paginated lists do."""
+    anchor = _query_schema(api_schema, "/api/audit/verify/", "anchor_hash")
+    assert re.search(anchor["pattern"], "x") is None
+    assert re.search(anchor["pattern"], "a" * 64) is not None
+    page_size = [
+        p["schema"]
+        for p in api_schema["paths"]["/api/compliance/epr/{category}/"]["get"][
+            "parameters"
+        ]
+        if p["name"] == "page_size"
+    ]
+    assert page_size == [{"type": "integer", "minimum": 1}]
