@@ -407,6 +407,7 @@ SPECTACULAR_SETTINGS = {
         "PassportStateEnum": "passports.api.serializers.PASSPORT_STATES",
         "CustodianKindEnum": "passports.api.serializers.CUSTODIAN_KINDS",
         "PassportEventKindEnum": "passports.api.serializers.EVENT_KINDS",
+        "RecordableEventKindEnum": "passports.api.serializers.RECORDABLE_EVENT_KINDS",
         "StockUnitEnum": "inventory.api.serializers.UNITS",
         "ExceptionStatusEnum": "exceptions.api.serializers.EXCEPTION_STATUSES",
         "ExceptionTypeEnum": "exceptions.api.serializers.EXCEPTION_TYPES",

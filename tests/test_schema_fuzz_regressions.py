@@ -386,3 +386,14 @@ def test_a_regex_fields_own_pattern_stays_and_page_size_is_bounded(api_schema):
         if p["name"] == "page_size"
     ]
     assert page_size == [{"type": "integer", "minimum": 1}]
+
+
+def test_a_recorded_event_kind_is_one_a_client_may_record(api_schema):
+    """``{"kind": "manufactured"}`` was schema-valid and a 400: the services
+    write those kinds themselves."""
+    kind = _body_schema(api_schema, "/api/passports/{identifier}/events/", "post")[
+        "properties"
+    ]["kind"]
+    enum = api_schema["components"]["schemas"][kind["$ref"].split("/")[-1]]["enum"]
+    assert "manufactured" not in enum
+    assert {"qa_passed", "dispatched", "custody_transferred"} <= set(enum)

@@ -22,7 +22,7 @@ from rest_framework import serializers
 from bpmos.errors import InvalidInput
 from bpmos.fields import DateTimeField, utc_datetime
 from bpmos.filters import enum_value
-from passports import conformity
+from passports import conformity, services
 from passports.models import (
     PUBLIC_FIELDS,
     RESTRICTED_FIELDS,
@@ -40,6 +40,10 @@ PASSPORT_KINDS = list(Kind.labels)
 PASSPORT_STATES = list(State.labels)
 CUSTODIAN_KINDS = list(CustodianKind.labels)
 EVENT_KINDS = list(EventKind.values)
+# What a client may record (``passports.services.RECORDABLE_KINDS``); the
+# others are the services' own (manufactured, assembled...): "manufactured"
+# was schema-valid in a request and a 400.
+RECORDABLE_EVENT_KINDS = [str(kind) for kind in services.RECORDABLE_KINDS]
 
 
 def camel(name: str) -> str:
@@ -493,7 +497,7 @@ class PassportRegisterInSerializer(serializers.Serializer):
 class EventRecordSerializer(serializers.Serializer):
     """Record a lifecycle event; ``data`` per kind is in docs/passports.md."""
 
-    kind = serializers.ChoiceField(choices=EVENT_KINDS)
+    kind = serializers.ChoiceField(choices=RECORDABLE_EVENT_KINDS)
     data = serializers.DictField(required=False)
     expectedVersion = serializers.IntegerField(
         required=False, help_text="The version you read; 409 if it moved on."
