@@ -310,7 +310,7 @@ DOMAINS: list[tuple[str, list[str]]] = [
         ],
     ),
     ("Logs & audit", ["elog.AuditRecord", "elog.ShiftLogEntry"]),
-    ("Users & access", ["accounts", "auth", "token_blacklist"]),
+    ("Users & access", ["accounts", "auth", "token_blacklist", "idempotency"]),
     ("Schedules", ["django_celery_beat"]),
 ]
 OTHER = "Other"

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -96,3 +97,20 @@ class DateTimeField(serializers.DateTimeField):
 def choice_labels(choices) -> list[str]:
     """The display labels of a ``TextChoices`` (the contracts' display enums)."""
     return [label for _, label in choices.choices]
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": 2_147_483_647})
+class PositiveCountField(serializers.IntegerField):
+    """A quantity the service requires to be at least 1 (with its own message,
+    so the field itself does not refuse 0): the schema says ``minimum: 1``,
+    or a fuzzer's 0 is "valid" and answered 400. Up to an integer column."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_value", 2_147_483_647)
+        super().__init__(**kwargs)
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class JsonObjectField(serializers.JSONField):
+    """A JSON object whose service refuses null, a list or a scalar: the schema
+    says ``object``, where a bare JSONField let a fuzzer send null as valid."""

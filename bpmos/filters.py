@@ -43,6 +43,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
 from bpmos.fields import time_problem
+from bpmos.textfields import not_blank
 
 # A signed 64-bit column (BigAutoField, BigIntegerField) on PostgreSQL and SQLite.
 INT64_MIN = -(2**63)
@@ -204,6 +205,9 @@ class FilterSchemaExtension(DjangoFilterExtension):
         allow_empty = getattr(filterset_class, "allow_empty", frozenset())
         for parameter in parameters:
             schema = parameter.get("schema", {})
+            if isinstance(filter_field, EnumFilter):
+                # What it answers to: the values and the labels (any case).
+                schema["enum"] = filter_field.choices()
             if field_name in allow_empty:
                 parameter["allowEmptyValue"] = True
             elif (
@@ -211,7 +215,8 @@ class FilterSchemaExtension(DjangoFilterExtension):
                 and "enum" not in schema
                 and "format" not in schema
             ):
-                schema.setdefault("minLength", 1)
+                # A blank value (" " as well as "") is a 400 (``FilterSet``).
+                not_blank(schema)
         return parameters
 
 
@@ -234,6 +239,11 @@ class EnumFilter(filters.CharFilter):
             "help_text", f"One of {', '.join(enum.labels)} (or the stored value)."
         )
         super().__init__(**kwargs)
+
+    def choices(self) -> list[str]:
+        """The stored values, then the labels that differ from them."""
+        values = list(self.enum.values)
+        return values + [label for label in self.enum.labels if label not in values]
 
     def filter(self, qs, value):
         if value in (None, ""):

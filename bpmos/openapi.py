@@ -1,4 +1,64 @@
-"""OpenAPI post-processing: document the error envelope on every operation."""
+"""OpenAPI: the schema class, and post-processing that documents the error
+envelope and ``Idempotency-Key`` on every operation."""
+
+from django.core.validators import RegexValidator
+from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from rest_framework import serializers
+
+from bpmos.textfields import no_nul, not_blank
+
+
+class AutoSchema(SpectacularAutoSchema):
+    """drf-spectacular's, saying that a request string DRF trims may not be
+    blank after trimming (``NOT_BLANK_PATTERN``)."""
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if direction != "request" or schema.get("type") != "string":
+            return schema
+        if isinstance(field, serializers.DecimalField):
+            # drf-spectacular's decimal pattern matches "", "-" and ".", which
+            # DRF refuses ("A valid number is required."): not those.
+            pattern = schema.get("pattern", "")
+            if pattern.startswith("^"):
+                schema["pattern"] = r"^(?!-?\.?$)" + pattern[1:]
+        elif (
+            isinstance(field, serializers.CharField)
+            and not ({"enum", "format", "pattern"} & schema.keys())
+            # drf-spectacular adds a RegexValidator's pattern after this method
+            # (only where none is set): leave it the field's own.
+            and not any(isinstance(v, RegexValidator) for v in field.validators)
+        ):
+            if not field.allow_blank and field.trim_whitespace:
+                not_blank(schema)
+            else:
+                no_nul(schema)
+        return schema
+
+    def _unwrap_list_serializer(self, serializer, direction):
+        # A list serializer's ``min_length``/``max_length`` (DRF 3.14) bound
+        # the array; drf-spectacular leaves them out.
+        schema = super()._unwrap_list_serializer(serializer, direction)
+        if schema and isinstance(serializer, serializers.ListSerializer):
+            if serializer.min_length is not None:
+                schema["minItems"] = serializer.min_length
+            if serializer.max_length is not None:
+                schema["maxItems"] = serializer.max_length
+        return schema
+
+    def _get_request_for_media_type(self, serializer, direction="request"):
+        # drf-spectacular documents every PATCH body as partial (all fields
+        # optional), as DRF's ``partial_update`` reads it. A view whose PATCH
+        # validates the whole body (``validated()``) says
+        # ``patch_is_partial = False``, and its required fields stay required.
+        if self.method == "PATCH" and not getattr(self.view, "patch_is_partial", True):
+            self.method = "PUT"
+            try:
+                return super()._get_request_for_media_type(serializer, direction)
+            finally:
+                self.method = "PATCH"
+        return super()._get_request_for_media_type(serializer, direction)
+
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -52,6 +112,27 @@ def add_error_envelope(result, generator, request, public):
     return result
 
 
+def add_query_rules(result, generator, request, public):
+    """drf-spectacular hook: a free-text query value may not hold NUL (a 400
+    from ``bpmos.middleware`` for any /api/ query value); the parameters that
+    may not be blank already say so (``NOT_BLANK_PATTERN``)."""
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") != "query":
+                    continue
+                schema = parameter.get("schema", {})
+                if schema.get("type") == "array":
+                    schema = schema.get("items", {})
+                if schema.get("type") == "string" and not (
+                    {"enum", "format", "pattern"} & schema.keys()
+                ):
+                    no_nul(schema)
+    return result
+
+
 IDEMPOTENCY_PARAMETER = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -65,7 +146,13 @@ IDEMPOTENCY_PARAMETER = {
         "1-255 printable ASCII characters (else 400 `idempotency_key_invalid`); "
         "a UUID per action is what clients send."
     ),
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    # The server's rule (bpmos.idempotency.services.KEY_RE): printable ASCII.
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 255,
+        "pattern": "^[ -~]+$",
+    },
 }
 
 _REPLAYED_HEADER = {

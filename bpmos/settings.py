@@ -334,7 +334,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "bpmos.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "bpmos.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "bpmos.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {
         "login_failures": env.str("BPMOS_LOGIN_FAILURE_RATE", default="5/min"),
         # bpmos/throttles.py: the public passport per address, stream tickets per user
@@ -387,10 +387,13 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "bpmos.openapi.add_error_envelope",
         "bpmos.openapi.add_idempotency_key",
+        "bpmos.openapi.add_query_rules",
     ],
     # Fields named alike ("status", "type", "role") carry different enums; each
     # gets one name. The control UI's display enums are lists of labels.
     "ENUM_NAME_OVERRIDES": {
+        # the dispatch desk's lifecycle actions (schema of a text field)
+        "LifecycleActionEnum": "passports.dispatch.api.serializers.LIFECYCLE_ACTIONS",
         # mobile contract (snake_case values)
         "WorkOrderStatusEnum": "runbooks.models.WorkOrderStatus.choices",
         "WorkOrderStageStatusEnum": "runbooks.models.StageStatus.choices",
@@ -412,6 +415,7 @@ SPECTACULAR_SETTINGS = {
         "PassportStateEnum": "passports.api.serializers.PASSPORT_STATES",
         "CustodianKindEnum": "passports.api.serializers.CUSTODIAN_KINDS",
         "PassportEventKindEnum": "passports.api.serializers.EVENT_KINDS",
+        "RecordableEventKindEnum": "passports.api.serializers.RECORDABLE_EVENT_KINDS",
         "StockUnitEnum": "inventory.api.serializers.UNITS",
         "ExceptionStatusEnum": "exceptions.api.serializers.EXCEPTION_STATUSES",
         "ExceptionTypeEnum": "exceptions.api.serializers.EXCEPTION_TYPES",

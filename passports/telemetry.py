@@ -54,7 +54,7 @@ TREND_DAYS = 30
 MAX_TREND_DAYS = 365
 
 # Measurement -> (column, lowest, highest) ; None: no bound on that side.
-_MEASUREMENTS: dict[str, tuple[str, float | None, float | None]] = {
+MEASUREMENTS: dict[str, tuple[str, float | None, float | None]] = {
     "sohPercent": ("soh_percent", 0.0, 100.0),
     "socPercent": ("soc_percent", 0.0, 100.0),
     "temperatureC": ("temperature_c", -40.0, 125.0),
@@ -62,8 +62,8 @@ _MEASUREMENTS: dict[str, tuple[str, float | None, float | None]] = {
     "currentA": ("current_a", -5000.0, 5000.0),
 }
 # The model's own names are accepted too (the demo and tasks build rows in Python).
-_ALIASES = {column: name for name, (column, _, _) in _MEASUREMENTS.items()}
-_COLUMNS = ("passport_id", "ts", *(column for column, _, _ in _MEASUREMENTS.values()))
+_ALIASES = {column: name for name, (column, _, _) in MEASUREMENTS.items()}
+_COLUMNS = ("passport_id", "ts", *(column for column, _, _ in MEASUREMENTS.values()))
 _SUMMARY_FIELDS = ("soh_percent", "soc_percent", "temperature_c")
 
 
@@ -103,7 +103,7 @@ def _measurement(raw: Any, name: str) -> float | None:
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise RowError(name, "Must be a number.")
     value = float(raw)
-    _, low, high = _MEASUREMENTS[name]
+    _, low, high = MEASUREMENTS[name]
     if not math.isfinite(value):
         raise RowError(name, "Must be a finite number.")
     if (low is not None and value < low) or (high is not None and value > high):
@@ -120,13 +120,13 @@ def _check_row(row: Any, passport_id: int, latest: datetime) -> tuple:
         name = _ALIASES.get(key, key)
         if key == "ts":
             continue
-        if name not in _MEASUREMENTS:
+        if name not in MEASUREMENTS:
             raise RowError(key, "Unknown field.")
         values[name] = _measurement(raw, name)
     ts = _parse_ts(row.get("ts"), latest)
-    if all(values.get(name) is None for name in _MEASUREMENTS):
+    if all(values.get(name) is None for name in MEASUREMENTS):
         raise RowError("row", "Holds no measurement.")
-    return (passport_id, ts, *(values.get(name) for name in _MEASUREMENTS))
+    return (passport_id, ts, *(values.get(name) for name in MEASUREMENTS))
 
 
 _SAMPLE_WORDS = BatchWords(
@@ -156,7 +156,7 @@ def telemetry_validate(*, passport_id: int, rows: Any) -> tuple[list[tuple], int
 _SAMPLES = BulkTarget(
     table=TelemetryReading._meta.db_table,
     columns=_COLUMNS,
-    copy_types=("int8", "timestamptz", *["float8"] * len(_MEASUREMENTS)),
+    copy_types=("int8", "timestamptz", *["float8"] * len(MEASUREMENTS)),
     conflict=("passport_id", "ts"),
 )
 

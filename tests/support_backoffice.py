@@ -18,6 +18,7 @@ from django_celery_beat.models import (
 )
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from bpmos.idempotency.models import IdempotencyKey
 from compliance.models import EmailDelivery, ReportJob, ScheduledReturn, ScoreSnapshot
 from passports.models import Passport, ProvisioningAttempt
 from scada.models import (
@@ -105,6 +106,18 @@ def fill_every_model(make_user) -> None:
             test_name="ir",
             passed=True,
             tested_at=now,
+        )
+    if not IdempotencyKey.objects.exists():
+        IdempotencyKey.objects.create(
+            user=admin,
+            key="backoffice-sample",
+            method="POST",
+            path="/api/inventory/items/X/reserve/",
+            fingerprint="0" * 64,
+            status="completed",
+            locked_until=now,
+            response_status=201,
+            expires_at=now + timedelta(hours=24),
         )
     if not ProvisioningAttempt.objects.exists():
         passport = Passport.objects.order_by("pk").first()

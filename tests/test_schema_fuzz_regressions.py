@@ -4,7 +4,10 @@ a 400 in the envelope naming the parameter, and no input is a 500."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from django.conf import settings
 from rest_framework.test import APIClient
 
 from tests.conftest import bearer
@@ -115,3 +118,282 @@ def test_a_nul_in_a_query_value_is_a_400_naming_it(admin, path, parameter):
     response = admin.get(path, {parameter: "U\x00(x"})
     body = assert_envelope(response, 400, "validation_error")
     assert body["details"] == {parameter: ["May not contain NUL characters."]}
+
+
+# --- the long campaign (docs/testing.md): what the schema let through as valid
+# and the server refused (positive_data_acceptance), each fixed in the schema ---
+
+
+@pytest.fixture
+def api_schema(admin) -> dict:
+    return admin.get("/api/schema/", {"format": "json"}).json()
+
+
+def _query_schema(api_schema: dict, path: str, name: str) -> dict:
+    (found,) = [
+        p
+        for p in api_schema["paths"][path]["get"]["parameters"]
+        if p["name"] == name and p["in"] == "query"
+    ]
+    return found["schema"]
+
+
+def _body_schema(api_schema: dict, path: str, method: str) -> dict:
+    schema = api_schema["paths"][path][method]["requestBody"]["content"][
+        "application/json"
+    ]["schema"]
+    if "$ref" in schema:
+        schema = api_schema["components"]["schemas"][schema["$ref"].split("/")[-1]]
+    return schema
+
+
+@pytest.mark.parametrize(
+    ("path", "parameter"),
+    [
+        ("/api/passports/lookup/", "identifier"),
+        ("/api/dashboard/trends/", "model"),
+        ("/api/dashboard/trends/", "passport"),
+        ("/api/scada/readings/", "tag"),
+        ("/api/products/lifecycle/", "productId"),
+        ("/api/passports/", "lot"),
+    ],
+)
+def test_a_blank_query_value_is_invalid_by_the_schema_and_refused(
+    admin, api_schema, path, parameter
+):
+    """``?identifier=`` and ``?identifier=%20`` were schema-valid (a plain
+    string) and answered 400: the schema now says ``minLength: 1`` and a
+    character that is not whitespace."""
+    schema = _query_schema(api_schema, path, parameter)
+    assert schema["minLength"] == 1
+    for blank in ("", " ", "\t\u3000"):
+        assert re.search(schema["pattern"], blank) is None
+    assert re.search(schema["pattern"], " x ") is not None
+    query = {"metric": "soh", parameter: " "}
+    response = admin.get(path, query)
+    assert response.status_code == 400, response.content
+    assert parameter in response.json()["details"]
+
+
+def test_a_body_string_that_is_trimmed_may_not_be_blank_by_the_schema(
+    admin, api_schema
+):
+    """DRF trims a CharField and then refuses it blank: ``{"reason": " "}``
+    was schema-valid (``minLength: 1``) and a 400."""
+    reason = _body_schema(api_schema, "/api/alarms/{id}/suppress/", "post")[
+        "properties"
+    ]["reason"]
+    assert reason["minLength"] == 1
+    assert re.search(reason["pattern"], "  ") is None
+    response = admin.post("/api/alarms/1/suppress/", {"reason": "  "}, format="json")
+    body = assert_envelope(response, 400, "validation_error")
+    assert list(body["details"]) == ["reason"]
+
+
+def test_an_enum_filter_lists_what_it_answers_to(admin, api_schema):
+    """``?kind=0`` was schema-valid (any string) and a 400: the schema now
+    lists the values and labels, each of which the filter takes."""
+    kinds = _query_schema(api_schema, "/api/passports/", "kind")["enum"]
+    assert kinds == ["cell", "module", "pack", "Cell", "Module", "Pack"]
+    for kind in kinds:
+        response = admin.get("/api/passports/", {"kind": kind})
+        assert response.status_code == 200, (kind, response.content)
+    assert admin.get("/api/passports/", {"kind": "0"}).status_code == 400
+
+
+def test_assigned_to_says_its_pattern(admin, api_schema):
+    """``?assigned_to=0`` was schema-valid and refused ("Use "me" or a user id")."""
+    pattern = _query_schema(api_schema, "/api/stages/", "assigned_to")["pattern"]
+    assert re.search(pattern, "0") is None
+    assert re.search(pattern, "me") is not None
+    assert re.search(pattern, "12") is not None
+    response = admin.get("/api/stages/", {"assigned_to": "0"})
+    body = assert_envelope(response, 400, "validation_error")
+    assert list(body["details"]) == ["assigned_to"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/stages/1/issues/1/", {"resolution_note": ""}),
+        ("/api/auth/users/1/role/", {}),
+    ],
+)
+def test_a_patch_read_whole_documents_its_required_fields(
+    admin, api_schema, path, body
+):
+    """``PATCH {}`` was schema-valid (drf-spectacular documents every PATCH
+    body as partial) and a 400 "This field is required": these views read
+    the whole body, and their schema now says which fields it needs."""
+    template = {
+        "/api/stages/1/issues/1/": "/api/stages/{id}/issues/{issue_id}/",
+        "/api/auth/users/1/role/": "/api/auth/users/{id}/role/",
+    }[path]
+    required = _body_schema(api_schema, template, "patch")["required"]
+    assert required == (["status"] if "issues" in path else ["role"])
+    response = admin.patch(path, body, format="json")
+    details = assert_envelope(response, 400, "validation_error")["details"]
+    assert details[required[0]] == ["This field is required."]
+
+
+def test_bounds_the_services_check_are_in_the_schema(api_schema):
+    """Found as schema-valid and refused: a quantity of 0, an empty component
+    list, an empty batch of readings, another plant's id."""
+    issue = _body_schema(api_schema, "/api/inventory/items/{item_id}/issue/", "post")
+    assert issue["properties"]["quantity"]["minimum"] == 1
+    reserve = _body_schema(
+        api_schema, "/api/inventory/items/{item_id}/reserve/", "post"
+    )
+    assert reserve["properties"]["quantity"]["minimum"] == 1
+    components = _body_schema(
+        api_schema, "/api/passports/{identifier}/components/", "post"
+    )
+    assert components["properties"]["components"]["minItems"] == 1
+    readings = _body_schema(api_schema, "/api/machines/{id}/readings/", "post")
+    assert readings["minItems"] == 1
+    plant = _body_schema(api_schema, "/api/logs/write/", "post")["properties"][
+        "plant_id"
+    ]
+    (ref,) = plant["allOf"]
+    enum = api_schema["components"]["schemas"][ref["$ref"].split("/")[-1]]["enum"]
+    assert enum == [settings.BPMOS_PLANT_ID]
+
+
+def test_the_idempotency_key_schema_is_the_servers_rule(admin, api_schema):
+    """A key of "é" was schema-valid (1-255 characters) and a 400: the server
+    takes printable ASCII only, and the schema now says so."""
+    (header,) = [
+        p
+        for p in api_schema["paths"]["/api/alarms/{id}/suppress/"]["post"]["parameters"]
+        if p["name"] == "Idempotency-Key"
+    ]
+    pattern = header["schema"]["pattern"]
+    assert re.search(pattern, "é") is None
+    assert re.search(pattern, "retry-1 ~") is not None
+    response = admin.post(
+        "/api/alarms/1/suppress/",
+        {"reason": "x"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="é",
+    )
+    assert_envelope(response, 400, "idempotency_key_invalid")
+
+
+def test_no_request_string_may_hold_nul_by_the_schema(admin, api_schema):
+    """``?search=a%00`` and ``{"lot_no": "a\\u0000"}`` were schema-valid and
+    answered 400 ("May not contain NUL characters."): every free-text query
+    value and body string now says so."""
+    search = _query_schema(api_schema, "/api/scada/connectors/", "search")
+    assert re.search(search["pattern"], "a\x00") is None
+    assert re.search(search["pattern"], "") is not None  # search may be empty
+    response = admin.get("/api/scada/connectors/", {"search": "a\x00"})
+    body = assert_envelope(response, 400, "validation_error")
+    assert list(body["details"]) == ["search"]
+    serial = _body_schema(api_schema, "/api/passports/", "post")["properties"]["serial"]
+    assert re.search(serial["pattern"], "CL-1\x00") is None
+    assert re.search(serial["pattern"], "CL-1") is not None
+
+
+def test_a_decimal_in_a_body_is_never_empty_by_the_schema(admin, api_schema):
+    """``{"ratedCapacityAh": ""}`` matched drf-spectacular's decimal pattern
+    and was a 400 ("Must be a number.")."""
+    rated = _body_schema(api_schema, "/api/passports/", "post")["properties"][
+        "ratedCapacityAh"
+    ]
+    for refused in ("", "-", "."):
+        assert re.search(rated["pattern"], refused) is None, refused
+    for accepted in ("100", "99.5", "-0.25", "1."):
+        assert re.search(rated["pattern"], accepted) is not None, accepted
+
+
+def test_json_values_say_their_type(admin, api_schema):
+    """``{"metadata": null}`` (shift log) and ``{"value": null}`` (a machine
+    reading) were schema-valid (a bare JSON field) and refused."""
+    metadata = _body_schema(api_schema, "/api/logs/write/", "post")["properties"][
+        "metadata"
+    ]
+    assert metadata["type"] == "object"
+    reading = api_schema["components"]["schemas"]["ReadingInRequest"]
+    assert [branch["type"] for branch in reading["properties"]["value"]["oneOf"]] == [
+        "number",
+        "string",
+    ]
+    telemetry = _body_schema(
+        api_schema, "/api/passports/{identifier}/telemetry/", "post"
+    )
+    assert telemetry["minItems"] == 1
+    workorder = _body_schema(api_schema, "/api/workorders/", "post")
+    assert workorder["properties"]["qty"]["minimum"] == 1
+
+
+def test_the_identitys_barcode_and_rfid_are_optional_in_the_detail(api_schema):
+    """An operator's passport detail rightly has no barcode or RFID; the schema
+    required them (response_schema_conformance as operator and planner)."""
+    identity = api_schema["components"]["schemas"]["PassportIdentity"]
+    assert {"barcode", "rfid"} <= set(identity["properties"])
+    assert sorted(identity["required"]) == [
+        "bpan",
+        "kind",
+        "lot",
+        "model",
+        "serial",
+        "uuid",
+    ]
+
+
+def test_closed_sets_are_in_the_schema(admin, api_schema):
+    """Schema-valid and refused: ``?fy=0`` (financial years), ``?days=0``
+    (telemetry window), ``{"action": "0"}`` (the dispatch desk's lifecycle)."""
+    fy = _query_schema(api_schema, "/api/compliance/epr/", "fy")["pattern"]
+    assert re.search(fy, "2026-27") is not None
+    for refused in ("0", "2026-28", "1999-00", "2100-01"):
+        assert re.search(fy, refused) is None, refused
+    assert admin.get("/api/compliance/epr/", {"fy": "2026-28"}).status_code == 400
+    (days,) = [
+        p["schema"]
+        for p in api_schema["paths"]["/api/passports/{identifier}/telemetry/"]["get"][
+            "parameters"
+        ]
+        if p["name"] == "days"
+    ]
+    assert (days["minimum"], days["maximum"]) == (1, 365)
+    action = _body_schema(api_schema, "/api/products/lifecycle/", "post")["properties"][
+        "action"
+    ]
+    (ref,) = action["allOf"]
+    enum = api_schema["components"]["schemas"][ref["$ref"].split("/")[-1]]["enum"]
+    assert enum == ["move_to_past", "reactivate", "update_state"]
+    returns_fy = _query_schema(api_schema, "/api/compliance/returns/", "financialYear")
+    assert returns_fy["pattern"] == fy
+    current = api_schema["components"]["schemas"]["TelemetryReadingInRequest"][
+        "properties"
+    ]["currentA"]
+    assert (current["minimum"], current["maximum"]) == (-5000, 5000)
+
+
+def test_a_regex_fields_own_pattern_stays_and_page_size_is_bounded(api_schema):
+    """``?anchor_hash=`` kept the RegexField's pattern (not the blank rule),
+    and the EPR category's hand-declared ``page_size`` says ``minimum: 1``
+    (``?page_size=0`` was schema-valid and a 400), as the paginated lists do."""
+    anchor = _query_schema(api_schema, "/api/audit/verify/", "anchor_hash")
+    assert re.search(anchor["pattern"], "x") is None
+    assert re.search(anchor["pattern"], "a" * 64) is not None
+    page_size = [
+        p["schema"]
+        for p in api_schema["paths"]["/api/compliance/epr/{category}/"]["get"][
+            "parameters"
+        ]
+        if p["name"] == "page_size"
+    ]
+    assert page_size == [{"type": "integer", "minimum": 1}]
+
+
+def test_a_recorded_event_kind_is_one_a_client_may_record(api_schema):
+    """``{"kind": "manufactured"}`` was schema-valid and a 400: the services
+    write those kinds themselves."""
+    kind = _body_schema(api_schema, "/api/passports/{identifier}/events/", "post")[
+        "properties"
+    ]["kind"]
+    enum = api_schema["components"]["schemas"][kind["$ref"].split("/")[-1]]["enum"]
+    assert "manufactured" not in enum
+    assert {"qa_passed", "dispatched", "custody_transferred"} <= set(enum)

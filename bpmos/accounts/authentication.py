@@ -64,8 +64,29 @@ def access_token_for(user: User) -> AccessToken:
     return access
 
 
+# Where a request keeps its authentication (``BpmosJWTAuthentication``).
+_AUTHENTICATED = "_bpmos_jwt_authenticated"
+
+
 class BpmosJWTAuthentication(JWTAuthentication):
-    """simplejwt's authenticator plus the token-generation check."""
+    """simplejwt's authenticator plus the token-generation check.
+
+    A request is authenticated once: the idempotency middleware authenticates
+    a POST with ``Idempotency-Key`` before its view (a key belongs to a user),
+    and the view's DRF request would then decode the token and load the user
+    again. The first success is kept on the Django request, under the
+    ``Authorization`` header it came from, and reused."""
+
+    def authenticate(self, request):
+        django_request = getattr(request, "_request", request)
+        header = self.get_header(request)
+        kept = getattr(django_request, _AUTHENTICATED, None)
+        if kept is not None and kept[0] == header:
+            return kept[1]
+        result = super().authenticate(request)
+        if result is not None:
+            setattr(django_request, _AUTHENTICATED, (header, result))
+        return result
 
     def get_user(self, validated_token: Token) -> User:
         user = super().get_user(validated_token)

@@ -38,7 +38,9 @@ def view_mode(view_func: Any) -> str | None:
 
 
 def _authenticated_user(request, view_func) -> Any:
-    """The user the view will see, or None (the view answers 401 itself)."""
+    """The user the view will see, or None (the view answers 401 itself).
+    ``BpmosJWTAuthentication`` keeps the result on ``request``, so the view's
+    own DRF request does not authenticate a second time."""
     authenticators = [auth() for auth in view_func.cls.authentication_classes]
     try:
         user = Request(request, authenticators=authenticators).user

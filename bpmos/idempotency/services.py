@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from bpmos import audit
 from bpmos.errors import Conflict, DomainError, InvalidInput
 from bpmos.idempotency.models import IdempotencyKey, KeyStatus
 
@@ -199,9 +200,63 @@ def key_release(*, claim: Claim) -> None:
     ).delete()
 
 
-def keys_prune(*, now: Any = None) -> int:
-    """Delete the keys past their 24 hours; how many."""
-    deleted, _ = IdempotencyKey.objects.filter(
-        expires_at__lte=now or timezone.now()
-    ).delete()
+def keys_prune(*, now: Any = None, actor: Any = None) -> int:
+    """Delete the keys past their 24 hours; how many.
+
+    The beat task calls it with no actor (housekeeping, not audited); the
+    admin's "purge expired" action names its user, and the purge is audited
+    as ``idempotency.keys_purged`` with the count."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        deleted, _ = IdempotencyKey.objects.filter(expires_at__lte=now).delete()
+        if actor is not None:
+            audit.record(
+                actor=actor,
+                action="idempotency.keys_purged",
+                target_type=IdempotencyKey._meta.label_lower,
+                target_id="",
+                after={"deleted": deleted, "expired_before": now.isoformat()},
+            )
     return deleted
+
+
+def key_in_progress(record: IdempotencyKey, *, now: Any = None) -> bool:
+    """Whether a request still runs under the key (started, lease not out)."""
+    return record.status == KeyStatus.STARTED and record.locked_until > (
+        now or timezone.now()
+    )
+
+
+@transaction.atomic
+def key_delete(*, key_id: int, actor: Any) -> None:
+    """Delete one stored key (the admin's delete), audited with what it held.
+
+    Refused (409) while its request still runs: a retry could then run the
+    request a second time beside the first. A deleted completed key means the
+    next request with it runs again, which is why only admins may."""
+    record = IdempotencyKey.objects.select_for_update().filter(pk=key_id).first()
+    if record is None:
+        return
+    if key_in_progress(record):
+        raise KeyInProgress(
+            "A request with this key is still running; delete it once it is done.",
+            details={"key_id": key_id},
+        )
+    snapshot = {
+        "user": record.user_id,
+        "key": record.key,
+        "method": record.method,
+        "path": record.path,
+        "status": record.status,
+        "response_status": record.response_status,
+        "created_at": record.created_at.isoformat(),
+        "expires_at": record.expires_at.isoformat(),
+    }
+    record.delete()
+    audit.record(
+        actor=actor,
+        action="idempotency.key_deleted",
+        target_type=IdempotencyKey._meta.label_lower,
+        target_id=str(key_id),
+        before=snapshot,
+    )

@@ -75,7 +75,8 @@ class EprCategoryView(BpmosAPIView):
             ),
             OpenApiParameter(
                 "page_size",
-                OpenApiTypes.INT,
+                # StandardPagination's rule (a 400 below 1), as its own lists say.
+                {"type": "integer", "minimum": 1},
                 description="Rows a page (default 50; at most 500, a larger size "
                 "is capped).",
             ),

@@ -24,6 +24,7 @@ from bpmos.renderers import JSONRenderer
 from bpmos.views import ApiViewMixin, BpmosAPIView
 from compliance import returns
 from compliance.api import returns_serializers as s
+from compliance.api.fields import FinancialYearFilter
 from compliance.models import ComplianceReturn, ReturnEvent, ReturnLine, ReturnStatus
 from compliance.periods import fy_parse
 
@@ -41,7 +42,7 @@ def _error(description: str) -> OpenApiResponse:
 
 class ReturnFilterSet(bpmos_filters.FilterSet):
     status = EnumFilter(enum=ReturnStatus, field_name="status")
-    financialYear = filters.CharFilter(
+    financialYear = FinancialYearFilter(
         method="filter_financial_year",
         help_text='A financial year, "2026-27".',
     )

@@ -1,11 +1,26 @@
 """Shapes of the audit endpoints (snake_case, like the other platform APIs)."""
 
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
+from bpmos.fields import JsonObjectField
 from bpmos.filters import INT64_MAX
 from elog.models import AuditRecord, ShiftLogEntry, ShiftLogEntryType
 from elog.services import ChainProblem
-from elog.shiftlog import MAX_BODY, MAX_METADATA_BYTES, WRITABLE_TYPES
+from elog.shiftlog import MAX_BODY, MAX_METADATA_BYTES, WRITABLE_TYPES, this_plant_id
+
+
+class PlantIdField(serializers.CharField):
+    """This installation's plant id; ``shiftlog_write`` refuses any other (400).
+    Its schema is an enum of the one id (``PlantIdFieldExtension``), read from
+    the settings when the schema is made."""
+
+
+class PlantIdFieldExtension(OpenApiSerializerFieldExtension):
+    target_class = PlantIdField
+
+    def map_serializer_field(self, auto_schema, direction):
+        return {"type": "string", "enum": [this_plant_id()]}
 
 
 class AuditRecordSerializer(serializers.ModelSerializer):
@@ -90,7 +105,7 @@ class ShiftLogWriteSerializer(serializers.Serializer):
     """The body of ``POST /api/logs/write`` (connectors contract §5), plus
     ``line`` and, for a correction, ``corrects``."""
 
-    plant_id = serializers.CharField(max_length=50, help_text="This plant's id.")
+    plant_id = PlantIdField(max_length=50, help_text="This plant's id.")
     operator_id = serializers.IntegerField(
         min_value=1,
         max_value=INT64_MAX,
@@ -105,7 +120,7 @@ class ShiftLogWriteSerializer(serializers.Serializer):
         help_text="The auto-entry types and handover_ack are the system's own.",
     )
     body = serializers.CharField(max_length=MAX_BODY, trim_whitespace=False)
-    metadata = serializers.JSONField(
+    metadata = JsonObjectField(
         required=False,
         default=dict,
         help_text=f"A JSON object, at most {MAX_METADATA_BYTES} bytes.",

@@ -161,6 +161,9 @@ class StageIssueDetailView(BpmosAPIView):
     An open issue may be resolved directly; anything else out of order is 409.
     """
 
+    # The PATCH body is read whole (``validated()``): its schema says so.
+    patch_is_partial = False
+
     @extend_schema(request=s.IssueUpdateSerializer, responses={200: s.IssueSerializer})
     def patch(self, request, pk: int, issue_id: int):
         data = self.validated(s.IssueUpdateSerializer)

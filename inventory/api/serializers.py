@@ -11,7 +11,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from bpmos.fields import choice_labels, utc_datetime
+from bpmos.fields import PositiveCountField, choice_labels, utc_datetime
 from inventory.models import ItemStatus, LocationKind, ReservationStatus, Unit
 from inventory.selectors import item_age
 
@@ -138,7 +138,7 @@ class LocationSerializer(serializers.Serializer):
 
 
 class ItemReserveSerializer(serializers.Serializer):
-    quantity = serializers.IntegerField(max_value=_MAX_INT, help_text="At least 1.")
+    quantity = PositiveCountField(help_text="At least 1.")
     workOrderId = serializers.IntegerField(
         required=False,
         allow_null=True,
@@ -170,7 +170,7 @@ class ItemMoveSerializer(serializers.Serializer):
 
 
 class ItemIssueSerializer(serializers.Serializer):
-    quantity = serializers.IntegerField(max_value=_MAX_INT, help_text="At least 1.")
+    quantity = PositiveCountField(help_text="At least 1.")
     reason = serializers.CharField(
         max_length=300, required=False, allow_blank=True, default=""
     )

@@ -6,6 +6,7 @@ plain Python by ``lines.services.readings_validate``. ``ReadingInSerializer``
 only describes one reading for the OpenAPI schema.
 """
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bpmos.fields import DateTimeField
@@ -36,6 +37,14 @@ class MachineSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_field(
+    {"oneOf": [{"type": "number"}, {"type": "string", "minLength": 1, "maxLength": 64}]}
+)
+class _ReadingValueField(serializers.JSONField):
+    """A number or a text (``readings_validate`` refuses null, lists and
+    objects; which of the two a tag takes is the service's rule)."""
+
+
 class ReadingInSerializer(serializers.Serializer):
     """One reading (schema only; see ``lines.services.readings_validate``)."""
 
@@ -47,7 +56,7 @@ class ReadingInSerializer(serializers.Serializer):
         ),
     )
     ts = DateTimeField(help_text="ISO 8601 with a time zone. Alias: timestamp.")
-    value = serializers.JSONField(
+    value = _ReadingValueField(
         help_text=(
             f"A number; for tag state one of {', '.join(MachineState.values)}; "
             "counts are whole pieces made since the previous count reading."

@@ -81,7 +81,8 @@ class MachineReadingsView(BpmosAPIView):
     """
 
     @extend_schema(
-        request=s.ReadingInSerializer(many=True),
+        # Schema only: ``readings_ingest`` checks the batch (an empty one is 400).
+        request=s.ReadingInSerializer(many=True, min_length=1),
         responses={201: s.IngestResultSerializer, 200: s.IngestResultSerializer},
     )
     def post(self, request, pk):

@@ -22,7 +22,7 @@ from rest_framework import serializers
 from bpmos.errors import InvalidInput
 from bpmos.fields import DateTimeField, utc_datetime
 from bpmos.filters import enum_value
-from passports import conformity
+from passports import conformity, services
 from passports.models import (
     PUBLIC_FIELDS,
     RESTRICTED_FIELDS,
@@ -33,12 +33,17 @@ from passports.models import (
     Passport,
     State,
 )
+from passports.telemetry import MEASUREMENTS
 
 # The display enums, named once for the OpenAPI schema.
 PASSPORT_KINDS = list(Kind.labels)
 PASSPORT_STATES = list(State.labels)
 CUSTODIAN_KINDS = list(CustodianKind.labels)
 EVENT_KINDS = list(EventKind.values)
+# What a client may record (``passports.services.RECORDABLE_KINDS``); the
+# others are the services' own (manufactured, assembled...): "manufactured"
+# was schema-valid in a request and a 400.
+RECORDABLE_EVENT_KINDS = [str(kind) for kind in services.RECORDABLE_KINDS]
 
 
 def camel(name: str) -> str:
@@ -55,11 +60,13 @@ def snake(name: str) -> str:
 # --- the EU attribute groups ----------------------------------------------------------
 
 
-def _field_for(name: str) -> serializers.Field:
+def _field_for(name: str, *, optional: bool = False) -> serializers.Field:
     """A read-only serializer field for one Passport field, under its camelCase
-    key (enums as display labels)."""
+    key (enums as display labels). ``optional``: the schema does not require it
+    (drf-spectacular requires every read-only field; these serializers only
+    write their output, so a plain ``required=False`` field says it)."""
     model_field = Passport._meta.get_field(name)
-    common: dict[str, Any] = {"read_only": True}
+    common: dict[str, Any] = {"required": False} if optional else {"read_only": True}
     if model_field.help_text:
         common["help_text"] = model_field.help_text
     if name == "kind":
@@ -73,7 +80,7 @@ def _field_for(name: str) -> serializers.Field:
     if isinstance(model_field, dj.UUIDField):
         return serializers.UUIDField(**common)
     if isinstance(model_field, dj.DateTimeField):
-        common.pop("read_only")
+        common.pop("read_only", None)
         return utc_datetime(**common)
     if isinstance(model_field, dj.DecimalField):
         return serializers.DecimalField(
@@ -93,8 +100,12 @@ def _field_for(name: str) -> serializers.Field:
     return serializers.CharField(**common)
 
 
-def _group_serializer(class_name: str, names: tuple[str, ...]) -> type:
-    attrs: dict[str, Any] = {camel(name): _field_for(name) for name in names}
+def _group_serializer(
+    class_name: str, names: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> type:
+    attrs: dict[str, Any] = {
+        camel(name): _field_for(name, optional=name in optional) for name in names
+    }
     attrs["__doc__"] = f"EU battery passport attribute group: {', '.join(names)}."
     return type(class_name, (serializers.Serializer,), attrs)
 
@@ -108,11 +119,14 @@ PUBLIC_GROUPS: dict[str, type] = {
     for group, names in PUBLIC_FIELDS.items()
 }
 # A privileged reader's groups: every public group widened by its restricted
-# fields, then the restricted-only groups.
+# fields, then the restricted-only groups. The widening fields are optional in
+# the schema: the detail answers others the same group without them (the fuzz
+# campaign as operator: "barcode is a required property").
 FULL_GROUPS: dict[str, type] = {
     group: _group_serializer(
         f"Passport{_group_name(group)}",
         PUBLIC_FIELDS.get(group, ()) + RESTRICTED_FIELDS.get(group, ()),
+        optional=RESTRICTED_FIELDS.get(group, ()) if group in PUBLIC_FIELDS else (),
     )
     for group in {**PUBLIC_FIELDS, **RESTRICTED_FIELDS}
 }
@@ -501,7 +515,7 @@ class PassportRegisterInSerializer(serializers.Serializer):
 class EventRecordSerializer(serializers.Serializer):
     """Record a lifecycle event; ``data`` per kind is in docs/passports.md."""
 
-    kind = serializers.ChoiceField(choices=EVENT_KINDS)
+    kind = serializers.ChoiceField(choices=RECORDABLE_EVENT_KINDS)
     data = serializers.DictField(required=False)
     expectedVersion = serializers.IntegerField(
         required=False, help_text="The version you read; 409 if it moved on."
@@ -520,19 +534,33 @@ class CustodyTransferSerializer(serializers.Serializer):
     expectedVersion = serializers.IntegerField(required=False)
 
 
+@extend_schema_field(
+    {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
+)
+class _IdentifierListField(serializers.ListField):
+    """The view refuses an empty list (its own message); the schema says so."""
+
+
 class ComponentsSerializer(serializers.Serializer):
-    components = serializers.ListField(
+    components = _IdentifierListField(
         child=serializers.CharField(), help_text="Identifiers of the components."
     )
 
 
+def _measurement(name: str) -> serializers.FloatField:
+    _, low, high = MEASUREMENTS[name]
+    return serializers.FloatField(required=False, min_value=low, max_value=high)
+
+
 class TelemetryReadingInSerializer(serializers.Serializer):
     ts = DateTimeField()
-    sohPercent = serializers.FloatField(required=False, min_value=0, max_value=100)
-    socPercent = serializers.FloatField(required=False, min_value=0, max_value=100)
-    temperatureC = serializers.FloatField(required=False, min_value=-40, max_value=125)
-    voltageV = serializers.FloatField(required=False)
-    currentA = serializers.FloatField(required=False)
+    # The bounds are the service's (``passports.telemetry.MEASUREMENTS``): a
+    # current of -8000 A was schema-valid and refused.
+    sohPercent = _measurement("sohPercent")
+    socPercent = _measurement("socPercent")
+    temperatureC = _measurement("temperatureC")
+    voltageV = _measurement("voltageV")
+    currentA = _measurement("currentA")
 
 
 class BpanValidateSerializer(serializers.Serializer):

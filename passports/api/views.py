@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from bpmos import access
 from bpmos.errors import DomainError, InvalidInput, NotFound
 from bpmos.filters import enum_value
+from bpmos.textfields import NOT_BLANK_PATTERN
 from bpmos.throttles import PublicPassportThrottle
 from bpmos.views import BpmosAPIView
 from passports import bpan as bpan_rules
@@ -170,6 +171,8 @@ class RegistryListView(_PassportListBase):
             OpenApiTypes.STR,
             required=True,
             description="UUID, BPAN, serial, barcode or RFID tag.",
+            pattern=NOT_BLANK_PATTERN,
+            allow_blank=False,
         )
     ],
 )
@@ -420,7 +423,11 @@ class PassportTelemetryView(BpmosAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("days", OpenApiTypes.INT, description="1-365 (30).")
+            OpenApiParameter(
+                "days",
+                {"type": "integer", "minimum": 1, "maximum": 365},
+                description="1-365 (30).",
+            )
         ],
         responses=s.TelemetrySummarySerializer,
     )
@@ -433,7 +440,8 @@ class PassportTelemetryView(BpmosAPIView):
         return Response(s.TelemetrySummarySerializer(summary).data)
 
     @extend_schema(
-        request=s.TelemetryReadingInSerializer(many=True),
+        # Schema only: the service refuses an empty batch (400).
+        request=s.TelemetryReadingInSerializer(many=True, min_length=1),
         responses={
             201: s.TelemetryIngestResultSerializer,
             200: s.TelemetryIngestResultSerializer,

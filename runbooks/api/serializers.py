@@ -8,7 +8,7 @@ services' and reach the client as the same 400/409 envelope.
 
 from rest_framework import serializers
 
-from bpmos.fields import DateTimeField, choice_labels
+from bpmos.fields import DateTimeField, PositiveCountField, choice_labels
 from runbooks.models import (
     GateStatus,
     GateType,
@@ -167,7 +167,7 @@ class WorkOrderMetricsSerializer(serializers.Serializer):
 class WorkOrderCreateSerializer(serializers.Serializer):
     product_code = serializers.CharField(max_length=64)
     lot_no = serializers.CharField(max_length=64)
-    qty = serializers.IntegerField(max_value=_MAX_INT, help_text="Greater than 0.")
+    qty = PositiveCountField(help_text="Greater than 0.")
     planned_start = DateTimeField(help_text="From 2000-01-01 to 2100-01-01 UTC.")
     planned_end = DateTimeField(help_text="After planned_start.")
     runbook = serializers.SlugField(

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from bpmos.errors import NotFound
 from bpmos.filters import FilterBackend
 from bpmos.idempotency import OUTSIDE
+from bpmos.textfields import NOT_BLANK_PATTERN
 from bpmos.views import ApiViewMixin, BpmosAPIView
 from scada import configuration, readings
 from scada.api import connectors_serializers as s
@@ -179,6 +180,8 @@ class TagDetailView(BpmosAPIView):
             "tag",
             OpenApiTypes.STR,
             description="Tag names, comma-separated (e.g. line1.temp,line1.good).",
+            pattern=NOT_BLANK_PATTERN,
+            allow_blank=False,
         ),
         OpenApiParameter(
             "from", OpenApiTypes.DATETIME, description="From this time (inclusive)."

@@ -9,6 +9,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from bpmos import access
 from bpmos.dashboards import distributions, kpis, trends
 from bpmos.dashboards.api import kpis_serializers as s
+from bpmos.textfields import NOT_BLANK_PATTERN
 from bpmos.views import BpmosAPIView
 
 
@@ -60,8 +61,16 @@ class DashboardTrendsView(BpmosAPIView):
                 "passport",
                 OpenApiTypes.STR,
                 "Telemetry of one battery: its UUID, BPAN, serial, barcode or RFID.",
+                pattern=NOT_BLANK_PATTERN,
+                allow_blank=False,
             ),
-            _query("model", OpenApiTypes.STR, "Telemetry of every battery of a model."),
+            _query(
+                "model",
+                OpenApiTypes.STR,
+                "Telemetry of every battery of a model.",
+                pattern=NOT_BLANK_PATTERN,
+                allow_blank=False,
+            ),
         ],
         responses=s.TrendSerializer,
     )

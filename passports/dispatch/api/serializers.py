@@ -7,6 +7,7 @@ rules are ``passports.dispatch.services``'. The dashboard status body
 (``DashboardStatusSerializer``) is served by ``bpmos.dashboards``.
 """
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bpmos.fields import utc_datetime
@@ -15,6 +16,12 @@ from passports.models import JobState
 
 JOB_STATES = JobState.values  # ["ON", "OFF"]
 LIFECYCLE_ACTIONS = ["move_to_past", "reactivate", "update_state"]
+
+
+@extend_schema_field({"type": "string", "enum": LIFECYCLE_ACTIONS})
+class _ActionField(serializers.CharField):
+    """Text in the contract's error format (the view answers an unknown action
+    400 naming the three); the schema lists them."""
 
 
 def _success() -> serializers.BooleanField:
@@ -60,7 +67,7 @@ class MoveToPastInSerializer(_ProductRefSerializer):
 class LifecycleActionInSerializer(_ProductRefSerializer):
     """One lifecycle action on a product."""
 
-    action = serializers.CharField(
+    action = _ActionField(
         max_length=40,
         help_text="move_to_past | reactivate | update_state; anything else is 400.",
     )

@@ -25,6 +25,7 @@ from rest_framework.response import Response
 from bpmos.accounts.authentication import token_generation
 from bpmos.errors import DependencyUnavailable, InvalidInput
 from bpmos.idempotency import EXEMPT
+from bpmos.textfields import NOT_BLANK_PATTERN
 from bpmos.throttles import StreamTicketThrottle
 from bpmos.views import BpmosAPIView
 from passports.dispatch import selectors
@@ -37,6 +38,8 @@ _PRODUCT_ID = OpenApiParameter(
     OpenApiTypes.STR,
     required=True,
     description="The product's serial (or UUID, BPAN, barcode, RFID).",
+    pattern=NOT_BLANK_PATTERN,
+    allow_blank=False,
 )
 _TAGS = ["dispatch"]
 
