@@ -12,6 +12,9 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from bpmos.accounts.models import User
 from bpmos.cache import RedisCache
 from bpmos.roles import Role
+from tests import support_hypothesis
+
+support_hypothesis.load()  # HYPOTHESIS_PROFILE: ci (default) or thorough
 
 PASSWORD = "correct-horse-battery-9"
 FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
