@@ -113,7 +113,7 @@ def _names(columns: tuple[str, ...]) -> str:
 
 def _dump(table: str, columns: tuple[str, ...]):
     """PostgreSQL: the table in COPY's binary format (b"" when empty);
-    SQLite: its rows (an empty list when empty)."""
+    SQLite: its rows as stored (an empty list when empty)."""
     quoted = connection.ops.quote_name(table)
     if connection.vendor == "postgresql":
         with _raw().cursor() as cursor:
@@ -123,9 +123,12 @@ def _dump(table: str, columns: tuple[str, ...]):
             sql = f"COPY {quoted} ({_names(columns)}) TO STDOUT (FORMAT BINARY)"
             with cursor.copy(sql) as copy:
                 return b"".join(bytes(block) for block in copy)
+    # ``+column`` (a no-op in SQLite) has no declared type, so the values come
+    # as stored, without Django's converters (a ``time`` has no adapter back).
+    stored = ", ".join(f"+{connection.ops.quote_name(c)}" for c in columns)
     cursor = _raw().cursor()
     try:
-        cursor.execute(f"SELECT {_names(columns)} FROM {quoted} ORDER BY rowid")
+        cursor.execute(f"SELECT {stored} FROM {quoted} ORDER BY rowid")
         return cursor.fetchall()
     finally:
         cursor.close()
