@@ -1,12 +1,10 @@
 """Shared fixtures: users by role, tokens, and real HTTP clients."""
 
-import io
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from django.core.cache import caches
-from django.core.management import call_command
 from django.db import transaction
 from django.test.utils import override_settings
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -14,6 +12,9 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from bpmos.accounts.models import User
 from bpmos.cache import RedisCache
 from bpmos.roles import Role
+from tests import support_hypothesis
+
+support_hypothesis.load()  # HYPOTHESIS_PROFILE: ci (default) or thorough
 
 PASSWORD = "correct-horse-battery-9"
 FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -206,18 +207,19 @@ def client_as(http, make_user):
 
 @pytest.fixture(scope="module")
 def demo_plant(django_db_setup, django_db_blocker) -> Iterator[str]:
-    """The demo plant (``seed_demo``; its output), seeded once for a module's
-    tests (seeding takes ~25 s here) inside a transaction rolled back after the
-    last of them. Each test runs in its own savepoint inside it, as under
+    """The demo plant (``seed_demo``; its output) for a module's tests, inside
+    a transaction rolled back after the last of them: seeded once per process,
+    its rows copied back for the next modules (tests/support_demo.py). Each
+    test runs in its own savepoint inside it, as under
     ``TestCase.setUpTestData``, so what a test changes is gone before the next.
     For non-transactional tests (``django_db`` without ``transaction=True``)."""
+    from tests.support_demo import demo_plant_rows
+
     with django_db_blocker.unblock():
         outer = transaction.atomic()
         outer.__enter__()
         try:
-            out = io.StringIO()
-            call_command("seed_demo", stdout=out)
-            yield out.getvalue()
+            yield demo_plant_rows()
         finally:
             transaction.set_rollback(True)
             outer.__exit__(None, None, None)

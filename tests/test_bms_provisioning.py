@@ -46,6 +46,7 @@ from passports.models import (
     ProvisioningStatus,
 )
 from tests.conftest import bearer
+from tests.support_hypothesis import examples
 
 NODE = 7
 TIMEOUT_S = 0.25
@@ -174,7 +175,7 @@ limits = st.builds(
 )
 
 
-@hypothesis_settings(max_examples=200, deadline=None)
+@hypothesis_settings(max_examples=examples(200), deadline=None)
 @given(record=st.one_of(identities, ratings, limits))
 def test_every_record_decodes_to_what_was_encoded(record):
     encoded = record.encode()
@@ -185,7 +186,7 @@ def test_every_record_decodes_to_what_was_encoded(record):
         protocol.decode_record(record.did, encoded[:-1])
 
 
-@hypothesis_settings(max_examples=200, deadline=None)
+@hypothesis_settings(max_examples=examples(200), deadline=None)
 @given(
     service=st.sampled_from([Service.READ_DATA, Service.WRITE_DATA]),
     did=st.integers(0, 0xFFFF),

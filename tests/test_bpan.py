@@ -14,6 +14,7 @@ from bpmos.errors import InvalidInput
 from passports import bpan
 from passports.models import Passport
 from tests.factories_passports import register
+from tests.support_hypothesis import examples
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 # IN, manufacturer BPM, LFP, 051 V, 05 kWh, 2026, November (B), plant P, 009IX.
@@ -217,7 +218,7 @@ issued = st.builds(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(issued)
 def test_issued_numbers_round_trip(number_and_parts):
     number, (manufacturer, chemistry, voltage, energy, made, plant, serial) = (
@@ -248,7 +249,7 @@ def test_issued_numbers_round_trip(number_and_parts):
     )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(issued)
 def test_every_single_character_substitution_is_rejected(number_and_parts):
     number, _ = number_and_parts
@@ -262,7 +263,7 @@ def test_every_single_character_substitution_is_rejected(number_and_parts):
     assert accepted == []
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(issued)
 def test_check_character_is_iso_7064_mod_37_36(number_and_parts):
     number, _ = number_and_parts

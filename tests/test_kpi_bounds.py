@@ -42,12 +42,13 @@ from runbooks.models import (
 )
 from scada.models import AlarmEvent, AlarmState
 from tests.factories_lines import machine, make_line
+from tests.support_hypothesis import examples
 from tests.test_oee_rollups import SPAN_HOURS, START, _rows, _store, reading_strategy
 
 HOUR = timedelta(hours=1)
 T0 = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 DB = settings(
-    max_examples=25,
+    max_examples=examples(25),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
@@ -78,7 +79,7 @@ windows = st.tuples(st.integers(0, 96), st.integers(1, 48)).map(
 # --- percentages: the one function every share goes through ------------------------
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(whole=st.integers(0, 10**9), share=st.fractions(0, 1))
 def test_share_percent_is_null_or_within_0_and_100(whole, share):
     part = int(whole * share)
@@ -87,7 +88,7 @@ def test_share_percent_is_null_or_within_0_and_100(whole, share):
     assert shown is None or Decimal(0) <= shown <= Decimal(100)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(planned=st.integers(0, 10**6), built=st.integers(0, 10**6))
 def test_attainment_is_null_or_at_least_0(planned, built):
     # Attainment = 100 x Built / Planned through the same function; it may
@@ -515,7 +516,7 @@ def test_exceptions_and_alarms_counts_are_whole_and_match(
 # --- throughput: good pieces of the last station per hour -----------------------------
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(good=st.integers(0, 10**7), microseconds=st.integers(1, 31 * 86400 * 10**6))
 def test_throughput_per_hour_is_at_least_0(good, microseconds):
     start = T0

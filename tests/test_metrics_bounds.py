@@ -15,6 +15,7 @@ from runbooks import selectors
 from runbooks.models import StageStatus, WorkOrderStage, WorkOrderStatus
 from tests.conftest import bearer
 from tests.factories_production import T0, make_runbook, make_work_order, stages_of
+from tests.support_hypothesis import examples
 
 SECOND = timedelta(seconds=1)
 
@@ -31,7 +32,7 @@ def test_efficiency_score_by_hand():
     assert selectors.efficiency_score(1 / 60, 10**7) > 0  # one second is a plan
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(
     planned=st.floats(-1e7, 1e7, allow_nan=False),
     actual=st.none() | st.floats(-1e7, 1e7, allow_nan=False),
@@ -71,7 +72,7 @@ def _stage(times) -> WorkOrderStage:
     )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(stages=st.lists(stage_times, min_size=1, max_size=8))
 def test_stage_and_work_order_efficiency_are_bounded(stages):
     now = T0 + timedelta(days=30)

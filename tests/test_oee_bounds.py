@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from lines import oee, services
 from tests.factories_lines import at, ingest, machine, make_line, state
+from tests.support_hypothesis import examples
 from tests.test_oee_rollups import (
     SPAN_HOURS,
     START,
@@ -84,7 +85,7 @@ machine_inputs = st.tuples(
 )
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(
     window=st.integers(1, 31 * 86400),
     shift_minutes=st.sampled_from([60, 240, 480, 720, 1440]),
@@ -130,7 +131,7 @@ def test_performance_is_capped_even_when_the_ideal_cycle_is_too_slow():
 
 @pytest.mark.django_db
 @settings(
-    max_examples=60,
+    max_examples=examples(60),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

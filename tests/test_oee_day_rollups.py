@@ -24,6 +24,7 @@ from bpmos.dashboards import trends
 from lines import selectors, services
 from lines.models import MachineDay, MachineHour, MachineReading
 from tests.factories_lines import at, ingest, machine, make_line, reading, state
+from tests.support_hypothesis import examples
 
 MINUTE = 60 * 10**6  # microseconds
 HOUR_US = 60 * MINUTE
@@ -210,7 +211,7 @@ def assert_trends_equal_the_hours_path(window) -> None:
 
 @pytest.mark.django_db
 @settings(
-    max_examples=10,
+    max_examples=examples(10),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

@@ -22,6 +22,7 @@ from bpmos.celery import BEAT_SCHEDULE
 from lines import oee, services
 from lines.models import MachineHour, MachineReading
 from tests.factories_lines import T0, at, ingest, machine, make_line, reading, state
+from tests.support_hypothesis import examples
 
 MINUTE = 60 * 10**6  # microseconds
 HOUR = 60 * MINUTE
@@ -244,7 +245,7 @@ def _store(rows: list[tuple]) -> None:
 
 @pytest.mark.django_db
 @settings(
-    max_examples=150,
+    max_examples=examples(150),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

@@ -59,6 +59,7 @@ from passports.models import (
     PassportEvent,
 )
 from tests.factories_passports import EVENT_DATA, make_passport
+from tests.support_hypothesis import examples
 
 E = EventKind
 # The plant every example starts from (built once through the services): packs
@@ -390,7 +391,7 @@ def test_no_sequence_of_actions_ships_a_failed_or_held_battery(make_user):
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=60,
+            max_examples=examples(60),
             stateful_step_count=15,
             deadline=None,
             database=None,

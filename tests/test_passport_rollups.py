@@ -27,11 +27,12 @@ from passports.models import (
 )
 from passports.selectors import first_pass_counts, first_pass_series
 from tests.factories_passports import make_passport
+from tests.support_hypothesis import examples
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 SPAN_MINUTES = 6 * 60
 DB = settings(
-    max_examples=15,
+    max_examples=examples(15),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

@@ -61,6 +61,7 @@ from runbooks.models import (
     WorkOrderStatus,
 )
 from tests.conftest import bearer
+from tests.support_hypothesis import examples
 
 T0 = datetime(2026, 1, 15, 6, 0, tzinfo=UTC)
 # Who calls: the assigned operator twice as often as the others.
@@ -528,7 +529,7 @@ def test_random_production_moves_reach_no_illegal_state(make_user):
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=40,
+            max_examples=examples(40),
             stateful_step_count=40,
             deadline=None,
             database=None,

@@ -24,6 +24,7 @@ from scada.alarm_evaluation import (
     exceeded,
     tick,
 )
+from tests.support_hypothesis import examples
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HIGH = 80.0
@@ -75,7 +76,7 @@ def runs(rows, condition) -> list[list]:
 # --- deadband (no delays) ---
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     steps=readings,
     deadband=st.floats(min_value=0, max_value=15, allow_nan=False),
@@ -98,7 +99,7 @@ def test_deadband_active_exactly_while_beyond_or_not_yet_deadband_inside(
             assert outcome == (Outcome.RETURNED if back else Outcome.NONE)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     deadband=st.floats(min_value=0.5, max_value=10, allow_nan=False),
     wiggle=st.lists(st.floats(min_value=0, max_value=0.99), min_size=1, max_size=40),
@@ -118,7 +119,7 @@ def test_value_wandering_inside_the_deadband_never_returns_or_chatters(
     assert outcomes.count(Outcome.ACTIVATED) == 1
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(steps=readings, on=st.integers(0, 40), off=st.integers(0, 40))
 def test_bad_quality_readings_change_nothing(steps, on, off):
     limits = Limits(high=HIGH, deadband=2, on_delay_s=on, off_delay_s=off)
@@ -143,7 +144,7 @@ def test_bad_quality_readings_change_nothing(steps, on, off):
 # --- on-delay and off-delay ---
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(steps=readings, on=st.integers(0, 60))
 def test_on_delay_activates_when_beyond_for_the_delay_and_not_before(steps, on):
     limits = Limits(high=HIGH, on_delay_s=on)  # no off-delay, no deadband
@@ -171,7 +172,7 @@ def test_on_delay_activates_when_beyond_for_the_delay_and_not_before(steps, on):
     assert all(row[0].value > HIGH for row in rows if row[2] == Outcome.ACTIVATED)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(
     steps=readings,
     off=st.integers(0, 60),
@@ -201,7 +202,7 @@ def test_off_delay_returns_when_back_for_the_delay_and_not_before(steps, off, de
     )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     steps=readings,
     on=st.integers(0, 60),

@@ -104,8 +104,10 @@ def _headers(role: str) -> dict[str, str]:
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
-def _fuzz_as(role: str):
-    """One test per identity, so that xdist runs them side by side."""
+def fuzz_as(role: str):
+    """One test per identity, so that xdist runs them side by side; each in a
+    module of its own (this one: anonymous; ``test_schema_fuzz_as_<role>.py``:
+    the roles), so that ``--dist loadfile`` gives them to both workers."""
 
     @schema.parametrize()
     @settings(
@@ -126,10 +128,4 @@ def _fuzz_as(role: str):
     return test
 
 
-test_api_conforms_to_its_schema_as_operator = _fuzz_as("operator")
-test_api_conforms_to_its_schema_as_supervisor = _fuzz_as("supervisor")
-test_api_conforms_to_its_schema_as_planner = _fuzz_as("planner")
-test_api_conforms_to_its_schema_as_plant_head = _fuzz_as("plant-head")
-test_api_conforms_to_its_schema_as_admin = _fuzz_as("admin")
-test_api_conforms_to_its_schema_as_auditor = _fuzz_as("auditor")
-test_api_conforms_to_its_schema_anonymous = _fuzz_as("anonymous")
+test_api_conforms_to_its_schema_anonymous = fuzz_as("anonymous")

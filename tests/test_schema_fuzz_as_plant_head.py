@@ -1,0 +1,14 @@
+"""The API fuzzed from its own schema as the demo ``plant-head``: the checks are
+tests/test_schema_fuzz.py's; a module per identity, so both xdist workers share them."""
+
+import pytest
+
+from tests.test_schema_fuzz import (  # noqa: F401 (the module's fixtures)
+    api_schema,
+    fuzz_as,
+    in_process_app,
+)
+
+pytestmark = pytest.mark.django_db
+
+test_api_conforms_to_its_schema_as_plant_head = fuzz_as("plant-head")
