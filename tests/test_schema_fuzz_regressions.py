@@ -397,3 +397,31 @@ def test_a_recorded_event_kind_is_one_a_client_may_record(api_schema):
     enum = api_schema["components"]["schemas"][kind["$ref"].split("/")[-1]]["enum"]
     assert "manufactured" not in enum
     assert {"qa_passed", "dispatched", "custody_transferred"} <= set(enum)
+
+
+def test_a_version_and_a_bms_node_id_say_their_bounds(admin, api_schema, make_user):
+    """Found in the campaign's reruns: ``expectedVersion`` 0 and ``nodeId`` 200
+    were schema-valid and refused (a passport's version starts at 1; a CAN
+    node id is 1-127). The schema now says so, and the answer is unchanged."""
+    for path in (
+        "/api/passports/{identifier}/events/",
+        "/api/passports/{identifier}/custody/",
+        "/api/passports/{identifier}/provision/",
+    ):
+        body = _body_schema(api_schema, path, "post")
+        assert body["properties"]["expectedVersion"]["minimum"] == 1, path
+    node = _body_schema(api_schema, "/api/passports/{identifier}/provision/", "post")
+    assert (
+        node["properties"]["nodeId"]["minimum"],
+        node["properties"]["nodeId"]["maximum"],
+    ) == (1, 127)
+    refused = admin.post(
+        "/api/passports/NO-SUCH-PACK/provision/",
+        {"nodeId": 0, "expectedVersion": 0},
+        format="json",
+    )
+    body = assert_envelope(refused, 400, "validation_error")
+    assert body["details"] == {
+        "nodeId": ["A node id from 1 to 127."],
+        "expectedVersion": ["The version you read: 1 or more."],
+    }

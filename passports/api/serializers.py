@@ -512,13 +512,21 @@ class PassportRegisterInSerializer(serializers.Serializer):
         return values
 
 
+# The services' own words for a version below 1 (passports.services), so the
+# schema states the bound (minimum 1) and the answer stays the same.
+EXPECTED_VERSION_ERRORS = {"min_value": "The version you read: 1 or more."}
+
+
 class EventRecordSerializer(serializers.Serializer):
     """Record a lifecycle event; ``data`` per kind is in docs/passports.md."""
 
     kind = serializers.ChoiceField(choices=RECORDABLE_EVENT_KINDS)
     data = serializers.DictField(required=False)
     expectedVersion = serializers.IntegerField(
-        required=False, help_text="The version you read; 409 if it moved on."
+        required=False,
+        min_value=1,
+        error_messages=EXPECTED_VERSION_ERRORS,
+        help_text="The version you read; 409 if it moved on.",
     )
     occurredAt = DateTimeField(required=False)
 
@@ -531,7 +539,9 @@ class CustodianInSerializer(serializers.Serializer):
 class CustodyTransferSerializer(serializers.Serializer):
     to = CustodianInSerializer()
     reference = serializers.CharField(required=False)
-    expectedVersion = serializers.IntegerField(required=False)
+    expectedVersion = serializers.IntegerField(
+        required=False, min_value=1, error_messages=EXPECTED_VERSION_ERRORS
+    )
 
 
 @extend_schema_field(

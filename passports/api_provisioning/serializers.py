@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bpmos.fields import choice_labels, utc_datetime
+from passports.bms.protocol import NODE_MAX, NODE_MIN
 from passports.models import ProvisioningStatus
 
 PROVISIONING_STATUSES = choice_labels(ProvisioningStatus)
@@ -32,16 +33,26 @@ class _ConfigField(serializers.DictField):
     """A plain object passed on as given, so the service can name unknown keys."""
 
 
+# The service's own words (passports.provisioning), so the schema states the
+# bounds and the answer stays the same.
+NODE_RANGE = f"A node id from {NODE_MIN} to {NODE_MAX}."
+
+
 class ProvisionRequestSerializer(serializers.Serializer):
     nodeId = serializers.IntegerField(
         required=False,
         allow_null=True,
+        min_value=NODE_MIN,
+        max_value=NODE_MAX,
+        error_messages={"min_value": NODE_RANGE, "max_value": NODE_RANGE},
         help_text="CAN node id of the BMS (1-127); default BPMOS_BMS_DEFAULT_NODE.",
     )
     config = _ConfigField(required=False, allow_null=True)
     expectedVersion = serializers.IntegerField(
         required=False,
         allow_null=True,
+        min_value=1,
+        error_messages={"min_value": "The version you read: 1 or more."},
         help_text="The passport version you read; 409 version_conflict if it moved.",
     )
 
