@@ -195,6 +195,14 @@ class Item(StatusTransitions, models.Model):
             models.Index(fields=["category", "status"]),
             models.Index(fields=["sku", "location"]),
             models.Index(fields=["batch_ref"]),
+            # Items in stock on Hold, longest held first: the supervisor's
+            # attention list and count (inventory.selectors.item_on_hold_*).
+            # The (category, status) index served them by a scan per category.
+            models.Index(
+                fields=["updated_at", "id"],
+                condition=models.Q(status="hold", quantity__gt=0),
+                name="inventory_item_on_hold",
+            ),
         ]
 
     def __str__(self) -> str:
