@@ -664,3 +664,35 @@ def test_prune_drops_only_old_delivered_events(make_user):
     remaining = set(OutboxEvent.objects.values_list("pk", flat=True))
     assert remaining == {old_pending.pk, fresh_delivered.pk}
     assert not OutboxTopic.objects.filter(event_id=old_delivered.pk).exists()
+
+
+def test_a_resume_reads_page_after_page_up_to_its_bound(admin, monkeypatch):
+    """``bpmos.events.replay``, the WebSocket's and the dispatch stream's
+    catch-up: pages of ``REPLAY_LIMIT`` in id order, stopped at
+    ``REPLAY_MAX_EVENTS`` with ``truncated`` (the SSE stream once stopped at
+    the first page)."""
+    from bpmos.events import replay, selectors
+
+    def publish(topics):
+        with transaction.atomic():
+            return events.publish(
+                Event(name="user.registered", topics=topics, data={"n": 1})
+            ).pk
+
+    start = publish(("users",))
+    ids = [publish(("users",) if n % 3 else ("line.7",)) for n in range(9)]
+    wanted = [pk for n, pk in zip(range(9), ids, strict=True) if n % 3]
+    monkeypatch.setattr(selectors, "REPLAY_LIMIT", 2)
+
+    def run(limit):
+        monkeypatch.setattr(selectors, "REPLAY_MAX_EVENTS", limit)
+        got = []
+
+        async def forward(event):
+            got.append(event["id"])
+
+        count, truncated = async_to_sync(replay.replay)(["users"], start, forward)
+        return got, count, truncated
+
+    assert run(100) == (wanted, 6, False)  # three pages of two
+    assert run(5) == (wanted[:5], 5, True)  # the bound, mid-page

@@ -22,7 +22,7 @@ from django.conf import settings
 
 from bpmos import access, parsers
 from bpmos.errors import envelope
-from bpmos.events import pump, selectors
+from bpmos.events import pump, replay
 from bpmos.events.authentication import (
     Subscriber,
     SubscriberRejected,
@@ -309,24 +309,9 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "unsubscribed", "topics": left})
 
     async def _replay(self, topics: list[str], last_event_id: int) -> tuple[int, bool]:
-        """Send what the client missed since ``last_event_id``, page after page
-        (one read each), up to ``REPLAY_MAX_EVENTS``; returns (how many were
-        read, whether more remain). A client away through an outage of a
-        minute misses more than one page (``REPLAY_LIMIT``)."""
-        read, start_after = 0, 0
-        while True:
-            page = await database_sync_to_async(selectors.outbox_replay)(
-                topics=topics,
-                after_id=last_event_id,
-                start_after=start_after,
-                limit=min(selectors.REPLAY_LIMIT, selectors.REPLAY_MAX_EVENTS - read),
-            )
-            for event in page.events:
-                await self._forward(event)
-            read += len(page.events)
-            if not page.truncated or read >= selectors.REPLAY_MAX_EVENTS:
-                return read, page.truncated
-            start_after = page.events[-1]["id"]
+        """Send what the client missed since ``last_event_id``
+        (``bpmos.events.replay``); returns (how many, whether more remain)."""
+        return await replay.replay(topics, last_event_id, self._forward)
 
     # --- plumbing ---
 

@@ -10,7 +10,7 @@ layer: a Redis outage or restart does not end it, and the fan-out re-joins the
 group and catches up from the outbox once Redis is back; a stream opened while
 Redis is down works the same way. It holds no business rule: the token is
 checked by ``bpmos.events.authentication``, who may read by ``bpmos.access``,
-and a resume is ``bpmos.events.selectors.outbox_replay``.
+and a resume is ``bpmos.events.replay`` (page after page of ``outbox_replay``).
 
 Wire format: every message is on the default event, so ``onmessage`` sees it::
 
@@ -44,7 +44,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 
 from bpmos import access
 from bpmos.errors import dependency_down, envelope
-from bpmos.events import pump, selectors
+from bpmos.events import pump
 from bpmos.events.authentication import (
     SubscriberRejected,
     bearer_token,
@@ -53,6 +53,7 @@ from bpmos.events.authentication import (
 )
 from bpmos.events.consumers import SEEN_IDS_KEPT, RecentIds
 from bpmos.events.fanout import local_fanout
+from bpmos.events.replay import replay
 from passports.dispatch.api import tickets
 from passports.events import DISPATCH_TOPIC
 
@@ -255,19 +256,14 @@ class DispatchStreamConsumer(AsyncConsumer):
             last_event_id=last_event_id,
         )
         if last_event_id is not None:
-            replay = await database_sync_to_async(selectors.outbox_replay)(
-                topics=[DISPATCH_TOPIC], after_id=last_event_id
+            count, truncated = await replay(
+                [DISPATCH_TOPIC], last_event_id, self._forward
             )
-            for event in replay.events:
-                await self._forward(event)
             await self._write(
                 sse(
                     {
                         "type": "replayed",
-                        "data": {
-                            "count": len(replay.events),
-                            "truncated": replay.truncated,
-                        },
+                        "data": {"count": count, "truncated": truncated},
                     }
                 )
             )
