@@ -7,7 +7,11 @@ anyone listing it.
 
 ``daphne_server()`` runs bpmos.asgi under daphne on this test run's database
 and Redis, for the end-to-end tests of the WebSocket and the SSE stream;
-``OwnRedis`` is a redis-server of a test's own, which it may kill.
+``OwnRedis`` is a redis-server of a test's own, which it may kill (the
+``redis_server`` fixture starts one).
+
+``run_together()`` is the concurrency tests' harness: calls in threads of their
+own, released at once.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +31,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
+from django.db import connections
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.urls.exceptions import Resolver404
 from django.utils.regex_helper import normalize
@@ -39,6 +45,7 @@ from bench.common import (
     start_server,
     stop_server,
 )
+from bpmos.errors import DomainError
 
 API_NAMESPACE = "api"
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
@@ -267,7 +274,8 @@ def daphne_server(
 class OwnRedis:
     """A redis-server of one test only, on a free port (never the shared one):
     no persistence, so a restart is empty. For the tests that stop Redis under
-    a real daphne (tests/test_live_redis_restart.py, test_dispatch_sse_redis.py).
+    a real daphne (tests/test_live_redis_restart.py, test_dispatch_sse_redis.py,
+    test_redis_outage_changes.py), through the ``redis_server`` fixture.
     """
 
     def __init__(self, directory):
@@ -319,3 +327,63 @@ class OwnRedis:
                 },
             }
         }
+
+
+@pytest.fixture
+def redis_server(tmp_path) -> Iterator[OwnRedis]:
+    """A started ``OwnRedis`` in ``tmp_path``, killed after the test if it is
+    still up; the test skips where no ``redis-server`` is installed. Every
+    test may ask for it (tests/conftest.py imports it)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed: this test runs a Redis of its own")
+    redis = OwnRedis(tmp_path)
+    redis.start()
+    try:
+        yield redis
+    finally:
+        if redis.process is not None and redis.process.poll() is None:
+            redis.kill()
+
+
+# --- concurrency -------------------------------------------------------------------
+
+
+def run_together(
+    calls: list[Callable[[], object]], *, timeout: float = 120.0
+) -> list[object]:
+    """Run each call in a thread of its own, all released at once by a barrier;
+    returns, in the calls' order, each call's result or the exception it
+    raised. Each thread has its own database connection (Django opens one per
+    thread) and closes it when its call ends. Fails if a thread is still
+    running ``timeout`` seconds after the start."""
+    barrier = threading.Barrier(len(calls))
+    results: list[object] = [None] * len(calls)
+
+    def work(index: int) -> None:
+        try:
+            barrier.wait(timeout=20)
+            results[index] = calls[index]()
+        except BaseException as exc:  # returned to the test, which judges it
+            results[index] = exc
+        finally:
+            connections.close_all()
+
+    threads = [
+        threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(calls))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    assert not any(thread.is_alive() for thread in threads), "a thread hung"
+    return results
+
+
+def outcome_code(result: object) -> str:
+    """A ``run_together`` result as "ok" or the ``DomainError``'s code; any
+    other exception is raised again (the test fails with it)."""
+    if isinstance(result, DomainError):
+        return result.code
+    if isinstance(result, BaseException):
+        raise result
+    return "ok"

@@ -17,13 +17,11 @@ import importlib
 import io
 import shutil
 import subprocess
-import threading
 from collections import Counter
 from decimal import Decimal, InvalidOperation
 
 import pytest
 from django.apps import apps
-from django.db import connections
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -44,6 +42,7 @@ from elog.services import audit_chain_verify
 from passports import ledger, services
 from passports.models import EventKind, Passport
 from tests.conftest import bearer
+from tests.support import run_together
 
 pytestmark = pytest.mark.django_db
 
@@ -840,29 +839,6 @@ def test_return_csv_is_the_schema_layout(approved):
 
 
 # --- races (PostgreSQL) -----------------------------------------------------------
-
-
-def run_together(calls):
-    """Each call in its own thread (own connection), released together."""
-    barrier = threading.Barrier(len(calls))
-    results: list[object] = [None] * len(calls)
-
-    def work(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[index] = calls[index]()
-        except Exception as exc:
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads)
-    return results
 
 
 @pytest.mark.django_db(transaction=True)

@@ -16,7 +16,6 @@ test database and this Redis); skipped only without a ``redis-server``.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +30,7 @@ from bpmos.events.models import OutboxEvent
 from passports.dispatch import services as dispatch
 from passports.models import JobState
 from tests.dispatch_support import latest_job, make_pack
-from tests.support import ENVELOPE_KEYS, OwnRedis, daphne_server
+from tests.support import ENVELOPE_KEYS, daphne_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,19 +39,6 @@ CHECK_SECONDS = 0.5  # the server's BPMOS_EVENT_LAYER_CHECK_SECONDS here
 HEARTBEAT = 0.5  # the server's BPMOS_SSE_HEARTBEAT_SECONDS here
 PREFIX = "sse-restart"  # channel-layer prefix of the server and of this process
 DELIVERY_DEADLINE = 20.0  # seconds for a phase's events to reach the stream
-
-
-@pytest.fixture
-def redis_server(tmp_path) -> Iterator[OwnRedis]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed: this test runs a Redis of its own")
-    redis = OwnRedis(tmp_path)
-    redis.start()
-    try:
-        yield redis
-    finally:
-        if redis.process is not None and redis.process.poll() is None:
-            redis.kill()
 
 
 @pytest.fixture

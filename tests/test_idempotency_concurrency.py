@@ -9,6 +9,7 @@ same on both engines.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -20,6 +21,7 @@ from bpmos.idempotency.models import IdempotencyKey, KeyStatus
 from inventory import services as inventory
 from tests.conftest import bearer
 from tests.idempotency_support import RESERVE, effects, make_lot
+from tests.support import run_together
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,24 +36,23 @@ def sam(make_user):
 
 
 def race(url: str, headers: dict[str, str], clients: int) -> list[httpx.Response]:
-    """POST the same reservation from ``clients`` threads released together."""
-    barrier = threading.Barrier(clients)
-    responses: list[httpx.Response] = []
-    lock = threading.Lock()
-
-    def attempt():
-        with httpx.Client(base_url=url, timeout=30) as client:
-            barrier.wait(timeout=20)
-            response = client.post(RESERVE, json=BODY, headers=headers)
-        with lock:
-            responses.append(response)
-
-    threads = [threading.Thread(target=attempt, daemon=True) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung"
+    """POST the same reservation from ``clients`` threads released together
+    (each with a client of its own, made before)."""
+    with contextlib.ExitStack() as stack:
+        posts = [
+            stack.enter_context(httpx.Client(base_url=url, timeout=30)).post
+            for _ in range(clients)
+        ]
+        responses = run_together(
+            [
+                lambda post=post: post(RESERVE, json=BODY, headers=headers)
+                for post in posts
+            ],
+            timeout=60,
+        )
+    errors = [r for r in responses if isinstance(r, BaseException)]
+    if errors:
+        raise errors[0]
     return responses
 
 

@@ -7,17 +7,14 @@ Each thread has its own database connection (Django opens one per thread) and
 all start together at a barrier.
 """
 
-import threading
-
 import pytest
-from django.db import connection
 from django.db.models import Sum
 
-from bpmos.errors import DomainError
 from elog.models import AuditRecord
 from inventory import services
 from inventory.models import Item, Reservation, ReservationStatus
 from tests.factories_inventory import make_categories, make_warehouse, receive
+from tests.support import outcome_code, run_together
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgresql_only]
 
@@ -34,32 +31,11 @@ def planner(make_user):
 def race(calls) -> list[tuple[int, str]]:
     """Run each ``(quantity, call)`` in its own thread, all at once; returns
     ``(quantity, "ok" | error code)`` per call."""
-    barrier = threading.Barrier(len(calls))
-    outcomes: list[tuple[int, str]] = []
-    lock = threading.Lock()
-
-    def attempt(quantity, call):
-        try:
-            barrier.wait(timeout=20)
-            call()
-            outcome = "ok"
-        except DomainError as exc:
-            outcome = exc.code
-        finally:
-            connection.close()
-        with lock:
-            outcomes.append((quantity, outcome))
-
-    threads = [
-        threading.Thread(target=attempt, args=call, daemon=True) for call in calls
+    results = run_together([call for _, call in calls], timeout=60)
+    return [
+        (quantity, outcome_code(result))
+        for (quantity, _), result in zip(calls, results, strict=True)
     ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung"
-    assert len(outcomes) == len(calls)
-    return outcomes
 
 
 def reserve_call(actor, code: str, quantity: int, n: int):

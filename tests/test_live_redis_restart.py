@@ -15,7 +15,6 @@ test database and this Redis); skipped only without a ``redis-server``.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Iterator
 
@@ -28,7 +27,7 @@ from websockets.sync.client import ClientConnection, connect
 from bpmos.accounts.services import user_role_change
 from bpmos.events.models import OutboxEvent
 from bpmos.events.services import events_redeliver
-from tests.support import OwnRedis, daphne_server
+from tests.support import daphne_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,19 +36,6 @@ PREFIX = "live-restart"  # channel-layer prefix of the server and of this proces
 CLIENTS = 3
 WRITES = 10  # per phase
 DELIVERY_DEADLINE = 20.0  # seconds for a phase's events to reach every client
-
-
-@pytest.fixture
-def redis_server(tmp_path) -> Iterator[OwnRedis]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed: this test runs a Redis of its own")
-    redis = OwnRedis(tmp_path)
-    redis.start()
-    try:
-        yield redis
-    finally:
-        if redis.process is not None and redis.process.poll() is None:
-            redis.kill()
 
 
 @pytest.fixture

@@ -8,12 +8,9 @@ so none of these races exist there.
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable
 
 import pytest
-from django.db import connections
 
 from bpmos.errors import Conflict, DomainError
 from elog.models import AuditRecord
@@ -22,34 +19,12 @@ from passports import ledger, services
 from passports.dispatch import services as dispatch
 from passports.models import EventKind, Passport, PassportEvent
 from tests.factories_passports import make_passport
+from tests.support import run_together
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgresql_only]
 
 WORKERS = 8
 E = EventKind
-
-
-def run_together(calls: list[Callable[[], object]]) -> list[object]:
-    """Run each call in its own thread, released together; results or errors."""
-    barrier = threading.Barrier(len(calls))
-    results: list[object] = [None] * len(calls)
-
-    def work(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[index] = calls[index]()
-        except Exception as exc:
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads)
-    return results
 
 
 def outcome(results: list[object]) -> Counter:

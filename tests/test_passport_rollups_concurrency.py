@@ -13,7 +13,7 @@ import pytest
 from passports import ledger, telemetry
 from passports.models import EventKind, FirstQaHour, Kind, TelemetryModelHour
 from tests.factories_passports import make_passport
-from tests.test_passport_concurrency import run_together
+from tests.support import run_together
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgresql_only]
 

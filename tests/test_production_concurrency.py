@@ -4,14 +4,11 @@ Each worker thread has its own database connection (Django's connections are
 per thread) and closes it when done. A barrier releases the workers together.
 """
 
-import threading
 from collections import Counter
-from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 
 import pytest
-from django.db import connections
 from django.db.models import Max
 from django.utils import timezone
 
@@ -30,34 +27,12 @@ from runbooks.models import (
     WorkOrderStage,
     WorkOrderStatus,
 )
+from tests.support import run_together
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgresql_only]
 
 WORKERS = 8
 ROUNDS = 4
-
-
-def run_together(calls: list[Callable[[], object]]) -> list[object]:
-    """Run each call in its own thread, released together; results or errors."""
-    barrier = threading.Barrier(len(calls))
-    results: list[object] = [None] * len(calls)
-
-    def work(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[index] = calls[index]()
-        except Exception as exc:
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
-    return results
 
 
 def last_seq() -> int:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -93,19 +92,6 @@ RESEND_DEADLINE = 60.0
 
 
 # --- processes ------------------------------------------------------------------
-
-
-@pytest.fixture
-def redis_server(tmp_path) -> Iterator[OwnRedis]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed: this test runs a Redis of its own")
-    redis = OwnRedis(tmp_path)
-    redis.start()
-    try:
-        yield redis
-    finally:
-        if redis.process is not None and redis.process.poll() is None:
-            redis.kill()
 
 
 def _env(redis: OwnRedis, **extra: str) -> dict[str, str]:

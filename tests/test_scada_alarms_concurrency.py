@@ -8,15 +8,13 @@ PostgreSQL only: SQLite serialises whole transactions and ignores
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 
-from bpmos.errors import DomainError
 from scada import alarms
 from scada.models import AlarmEvent, AlarmHistory, AlarmState, ScadaReading
+from tests.support import outcome_code, run_together
 from tests.test_scada_alarms import T0, make_connector, make_rule, make_tag
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgresql_only]
@@ -25,29 +23,8 @@ THREADS = 8
 
 
 def race(calls) -> list[str]:
-    barrier = threading.Barrier(len(calls))
-    outcomes: list[str] = []
-    lock = threading.Lock()
-
-    def attempt(call):
-        try:
-            barrier.wait(timeout=20)
-            call()
-            outcome = "ok"
-        except DomainError as exc:
-            outcome = exc.code
-        finally:
-            connection.close()
-        with lock:
-            outcomes.append(outcome)
-
-    threads = [threading.Thread(target=attempt, args=(c,), daemon=True) for c in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung"
-    return outcomes
+    """Each call in its own thread, all at once: "ok" or the error code."""
+    return [outcome_code(result) for result in run_together(calls, timeout=60)]
 
 
 def test_same_readings_evaluated_at_once_raise_one_alarm():

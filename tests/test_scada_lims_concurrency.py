@@ -7,44 +7,19 @@ barrier releases them together (as tests/test_passport_concurrency.py).
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-
 import pytest
 from django.core.files.base import ContentFile
-from django.db import connections
 
 from elog.services import audit_chain_verify
 from passports.models import PassportEvent
 from scada import quality
 from scada.models import LimsResult
 from tests.factories_passports import register
+from tests.support import run_together
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgresql_only]
 
 WORKERS = 4
-
-
-def run_together(calls: list[Callable[[], object]]) -> list[object]:
-    barrier = threading.Barrier(len(calls))
-    results: list[object] = [None] * len(calls)
-
-    def work(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[index] = calls[index]()
-        except Exception as exc:
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads)
-    return results
 
 
 def test_concurrent_imports_of_one_file_apply_each_result_once():

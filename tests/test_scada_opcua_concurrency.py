@@ -7,17 +7,16 @@ PostgreSQL only: SQLite serialises whole transactions and ignores
 Each thread has its own database connection and all start at a barrier.
 """
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
 from django.db.models import Sum
 
 from lines.models import MachineReading
 from scada import readings
 from scada.models import Connector, Tag, TagKind
 from tests.factories_lines import machine, make_line
+from tests.support import run_together
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgresql_only]
 
@@ -26,25 +25,9 @@ THREADS = 6
 
 
 def race(calls) -> None:
-    barrier = threading.Barrier(len(calls))
-    failures: list[BaseException] = []
-
-    def attempt(call):
-        try:
-            barrier.wait(timeout=20)
-            call()
-        except BaseException as error:  # reported below
-            failures.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=attempt, args=(c,), daemon=True) for c in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung"
-    assert failures == []
+    """Each call in its own thread, all at once; none may fail."""
+    results = run_together(calls, timeout=60)
+    assert [r for r in results if isinstance(r, BaseException)] == []
 
 
 def test_concurrent_batches_of_a_counter_count_each_piece_once():

@@ -4,13 +4,10 @@ acknowledgement; writers racing keep the audit chain whole."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
 from bpmos.errors import Conflict
@@ -19,33 +16,11 @@ from elog import shiftlog, shifts
 from elog.models import AuditRecord, ShiftLogEntry
 from elog.models import ShiftLogEntryType as T
 from elog.services import audit_chain_verify
+from tests.support import run_together
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgresql_only]
 
 WORKERS = 6
-
-
-def run_together(calls: list[Callable[[], object]]) -> list[object]:
-    """Run each call in its own thread, released together; results or errors."""
-    barrier = threading.Barrier(len(calls))
-    results: list[object] = [None] * len(calls)
-
-    def work(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[index] = calls[index]()
-        except Exception as exc:
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
-    return results
 
 
 def test_racing_acknowledgements_of_one_handover_make_one(make_user):

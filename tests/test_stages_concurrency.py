@@ -4,41 +4,20 @@ PostgreSQL only: SQLite serialises whole transactions and ignores
 ``select_for_update``, so the race cannot happen there.
 """
 
-import threading
-
 import pytest
-from django.db import connection
 
-from bpmos.errors import DomainError
 from elog.models import AuditRecord
 from exceptions import services as exception_services
 from runbooks import services
 from tests.factories_production import make_runbook, make_work_order, stages_of
+from tests.support import outcome_code, run_together
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgresql_only]
 
 
 def race(attempts: int, call) -> list[str]:
     """Run ``call`` from ``attempts`` threads at once; each outcome or error code."""
-    barrier = threading.Barrier(attempts)
-    outcomes: list[str] = []
-
-    def attempt():
-        try:
-            barrier.wait()
-            call()
-            outcomes.append("ok")
-        except DomainError as exc:
-            outcomes.append(exc.code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=attempt) for _ in range(attempts)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return sorted(outcomes)
+    return sorted(outcome_code(r) for r in run_together([call] * attempts, timeout=30))
 
 
 def test_concurrent_starts_of_one_stage_exactly_one_wins(make_user):
