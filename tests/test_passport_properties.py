@@ -391,7 +391,7 @@ def test_no_sequence_of_actions_ships_a_failed_or_held_battery(make_user):
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=examples(60),
+            max_examples=examples(60, ci=30),
             stateful_step_count=15,
             deadline=None,
             database=None,

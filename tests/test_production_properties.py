@@ -529,7 +529,7 @@ def test_random_production_moves_reach_no_illegal_state(make_user):
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=examples(40),
+            max_examples=examples(40, ci=20),
             stateful_step_count=40,
             deadline=None,
             database=None,
