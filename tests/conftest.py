@@ -13,20 +13,33 @@ from bpmos.accounts.models import User
 from bpmos.cache import RedisCache
 from bpmos.roles import Role
 from tests import support_hypothesis
+from tests.support import (
+    redis_server,  # noqa: F401 (a fixture: a Redis of the test's own)
+)
 
 support_hypothesis.load()  # HYPOTHESIS_PROFILE: ci (default) or thorough
 
 PASSWORD = "correct-horse-battery-9"
 FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-# Modules that take longest (docs/testing.md, measured with --durations): sent to
-# the xdist workers first, so that no long module starts at the end of a run
-# and keeps one worker busy while the other is idle. The modules that seed the
-# demo plant or drive a browser count as long without being listed.
+# Modules that take longest (docs/testing.md, measured with --durations),
+# longest first: sent to the xdist workers first and in this order, so that no
+# long module starts at the end of a run and keeps one worker busy while the
+# other is idle (the longest first, as a scheduler of jobs of known length
+# does). The modules that seed the demo plant or drive a browser count as long
+# without being listed, and follow these.
 SLOW_MODULES = (
     "test_redis_outage_changes.py",
-    "test_role_matrix.py",
     "test_production_properties.py",
+    "test_passport_properties.py",
+    "test_schema_fuzz_as_plant_head.py",
+    "test_schema_fuzz_as_supervisor.py",
+    "test_schema_fuzz_as_admin.py",
+    "test_schema_fuzz_as_planner.py",
+    "test_schema_fuzz_as_operator.py",
+    "test_schema_fuzz_as_auditor.py",
+    "test_schema_fuzz.py",
+    "test_role_matrix.py",
     "test_pages_plant_board.py",
     "test_compliance_returns.py",
     "test_stages_api.py",
@@ -64,17 +77,24 @@ def pytest_collection_modifyitems(config, items):
 
 
 def _slow_modules_first(items) -> None:
-    """Stable: the order within the slow modules and within the rest stays
-    the random one. ``--dist loadfile`` (pyproject.toml) hands whole modules to
-    the workers in this order."""
-    slow = set()
+    """Stable: the modules of ``SLOW_MODULES`` first, in its order (longest
+    first), then the other long ones, then the rest; within the last two
+    groups the order stays the random one. ``--dist loadfile``
+    (pyproject.toml) hands whole modules to the workers in this order."""
+    rank = {name: index for index, name in enumerate(SLOW_MODULES)}
+    long = set()
     for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            long.add(item.nodeid.split("::")[0])
+
+    def group(item) -> tuple[int, int]:
         module = item.nodeid.split("::")[0]
-        if module.rsplit("/", 1)[-1] in SLOW_MODULES or SLOW_FIXTURES & set(
-            getattr(item, "fixturenames", ())
-        ):
-            slow.add(module)
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow)
+        name = module.rsplit("/", 1)[-1]
+        if name in rank:
+            return (0, rank[name])
+        return (1, 0) if module in long else (2, 0)
+
+    items.sort(key=group)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -125,11 +145,13 @@ def _fast_test_run():
     """For the whole session, module and session fixtures included (the demo
     seed's users): MD5 password hashing, and the cheaper flush after each
     transactional test (tests/support_flush.py), the OpenAPI document generated
-    once per process (tests/support_schema.py)."""
-    from tests import support_flush, support_schema
+    once per process (tests/support_schema.py), WhiteNoise's static files listed
+    once per process, not once per test client (tests/support_static.py)."""
+    from tests import support_flush, support_schema, support_static
 
     support_flush.install()
     support_schema.install()
+    support_static.install()
     with override_settings(PASSWORD_HASHERS=FAST_HASHERS):
         yield
 
