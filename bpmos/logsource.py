@@ -298,15 +298,18 @@ _ALIAS = "log_source"
 _COLUMN = "c"
 
 
-def union_rows(plans: Sequence[Plan], limit: int) -> list[Row]:
-    """The ``limit`` newest rows of every plan's query, in the stream's order
-    (``(timestamp, id)`` descending, the id ``"<head>:<pk>"`` compared as a
-    string: code points, ``COLLATE "C"`` on PostgreSQL, SQLite's default),
-    in one statement. Each query is a CTE and keeps its own ORDER BY and
-    LIMIT (its index scan stops after its own page); a row is
-    ``(timestamp, pk as text, head, WIDTH fields as text or None)``."""
-    if not plans:
-        return []
+@dataclass(frozen=True)
+class Statement:
+    """``union_rows``'s statement, compiled: its SQL, its parameters and how
+    its rows' timestamps are read back (``fetch``)."""
+
+    sql: str
+    params: tuple
+    compiler: object  # the last plan's compiler (its timestamp converter)
+
+
+def union_statement(plans: Sequence[Plan], limit: int) -> Statement:
+    """The statement ``union_rows`` runs (``plans`` not empty)."""
     ctes, parts, params, part_params = [], [], [], []
     compiler = None
     for n, plan in enumerate(plans):
@@ -329,12 +332,33 @@ def union_rows(plans: Sequence[Plan], limit: int) -> list[Row]:
         f"WITH {', '.join(ctes)} SELECT * FROM ({' UNION ALL '.join(parts)}) "
         f"AS {_ALIAS} ORDER BY log_ts DESC, {log_id} DESC LIMIT {int(limit)}"
     )
+    return Statement(sql, (*params, *part_params), compiler)
+
+
+def fetch(statement: Statement, params: Sequence | None = None) -> list[Row]:
+    """Run ``statement`` (with ``params`` in place of its own, when given):
+    its rows, timestamps as datetimes."""
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *part_params])
+        cursor.execute(
+            statement.sql, list(statement.params if params is None else params)
+        )
         rows = cursor.fetchall()
     # the timestamp's converter (SQLite's are text), the same for every
     # query: the last one compiled has it
+    compiler = statement.compiler
     converters = compiler.get_converters([compiler.select[0][0]])
     if converters:
         rows = [tuple(row) for row in compiler.apply_converters(rows, converters)]
     return rows
+
+
+def union_rows(plans: Sequence[Plan], limit: int) -> list[Row]:
+    """The ``limit`` newest rows of every plan's query, in the stream's order
+    (``(timestamp, id)`` descending, the id ``"<head>:<pk>"`` compared as a
+    string: code points, ``COLLATE "C"`` on PostgreSQL, SQLite's default),
+    in one statement. Each query is a CTE and keeps its own ORDER BY and
+    LIMIT (its index scan stops after its own page); a row is
+    ``(timestamp, pk as text, head, WIDTH fields as text or None)``."""
+    if not plans:
+        return []
+    return fetch(union_statement(plans, limit))
