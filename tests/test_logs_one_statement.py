@@ -16,6 +16,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from bpmos import logsource
 from bpmos.dashboards import logs
 from bpmos.logevents import CATEGORIES, LogQuery
 from exceptions import services as exception_services
@@ -233,3 +234,32 @@ def test_a_plan_that_derives_a_value_from_a_bound_is_not_cached(plant, monkeypat
     cached_shape = logs.read_events(later)
     monkeypatch.setattr(logs, "_shape", lambda ask: None)
     assert cached_shape == logs.read_events(later)
+
+
+# A search's look-ups of other tables (``bpmos.logsource.among``: passports by
+# serial, alarms by tag, message or connector, users by name) are read in one
+# query before the page's statement, and a page gives the same events whether
+# a look-up named its rows by id (few) or the source joined (many: past
+# ``AMONG_MAX``).
+@pytest.mark.parametrize("among_max", [0, 1, 1000])
+def test_a_search_reads_its_lookups_in_one_query_then_the_page(
+    plant, monkeypatch, among_max
+):
+    monkeypatch.setattr(logsource, "AMONG_MAX", among_max)
+    for term in ("TT-", "TT-2", "plc", "olga", "boss", "pack", "nothing like it"):
+        query = LogQuery(limit=50, role="admin", search=term)
+        with CaptureQueriesContext(connection) as ctx:
+            got = logs.read_events(query)
+        assert got == logs.read_events_by_source(query), (term, among_max)
+        sqls = [q["sql"] for q in ctx.captured_queries]
+        assert len(sqls) == 2, (term, sqls)
+        # the three look-ups (passports, alarms, users) as one UNION ALL
+        assert "log_pk" in sqls[0], sqls[0]
+        assert sqls[0].count("UNION ALL") == 2, sqls[0]
+        assert sqls[1].startswith("WITH"), sqls[1]
+        assert "log_lookup" not in sqls[1], sqls[1]
+    # the look-ups find something: by id or by the join, the same events
+    found = logs.read_events(LogQuery(limit=50, role="admin", search="TT-2"))
+    assert {e.target.label for e in found if e.category == "alarm"} == {"TT-2"}
+    boss = logs.read_events(LogQuery(limit=50, role="admin", search="boss"))
+    assert {e.actor for e in boss if e.category == "alarm"} == {"boss"}

@@ -8,11 +8,12 @@ columns: ``bpmos.logsource.select``) in one UNION ALL, ordered by
 ``(timestamp, id)`` descending (the id compared as a string, as
 ``LogEvent.cursor`` does) and cut to ``size + 1`` by the database; only
 those rows become events. With a ``search``, the ledger, alarm and connector
-sources first look up the matching passports, alarms and users (each distinct
-lookup once). The extra row says whether there is a next page. Never a
-COUNT(*), never an OFFSET: a page deep in millions of rows costs what the
-first one does, and rows written while a client walks the stream land above
-its cursor, so it sees every older event once, in order.
+sources first look up the matching passports, alarms and users: one query for
+all three (``bpmos.logsource.among``, each distinct look-up once). The extra
+row says whether there is a next page. Never a COUNT(*), never an OFFSET: a
+page deep in millions of rows costs what the first one does, and rows written
+while a client walks the stream land above its cursor, so it sees every older
+event once, in order.
 (``read_events_by_source``, one query per source merged here, is the way it
 was read before; it stays as the reference the tests hold it to.)
 
@@ -192,9 +193,9 @@ def read_events(query: LogQuery) -> list[LogEvent]:
     SELECT (``Source.plan``: ``limit + 1`` rows over its ``(timestamp, id)``
     index) in one UNION ALL, ordered and cut to ``limit + 1`` by the
     database (``bpmos.logsource.union_rows``); only those rows become
-    events. With a ``search``, the ledger's and the alarms' lookups of
-    another table come first (``bpmos.logsource.among``, each distinct one
-    once). The same events as ``read_events_by_source``.
+    events. With a ``search``, the ledger's and the alarms' look-ups of
+    another table come first, all in one query (``bpmos.logsource.among``,
+    each distinct one once). The same events as ``read_events_by_source``.
 
     Without a search the statement comes from ``_STATEMENTS`` (compiled
     once per shape of query, ``_cached_statement``): building and compiling
@@ -206,8 +207,9 @@ def read_events(query: LogQuery) -> list[LogEvent]:
         return [builders[row[2]](row) for row in fetch(statement, params)]
     with shared_lookups():
         plans = [p for s in sources_for(query) if (p := s.plan(ask)) is not None]
+        rows = union_rows(plans, ask.limit)  # the look-ups' query, then the page
     builders = {plan.head: plan.build for plan in plans}
-    return [builders[row[2]](row) for row in union_rows(plans, ask.limit)]
+    return [builders[row[2]](row) for row in rows]
 
 
 # --- the page's statement, compiled once per shape of query ----------------
