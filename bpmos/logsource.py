@@ -30,6 +30,7 @@ from datetime import datetime
 from functools import reduce
 from operator import or_
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
     BooleanField,
@@ -43,7 +44,7 @@ from django.db.models import (
     TextField,
 )
 from django.db.models.functions import Cast
-from django.db.models.lookups import IContains
+from django.db.models.lookups import IContains, In
 
 from bpmos.logevents import LogEvent, LogQuery
 
@@ -166,13 +167,82 @@ def fk_in(column: str, queryset: QuerySet) -> Q:
 AMONG_MAX = 1000
 
 
-_lookups: ContextVar[dict[str, list] | None] = ContextVar("log_lookups", default=None)
+_PK = "log_pk"  # the look-ups' column
+
+
+class _Lookup:
+    """One look-up ``among`` asked for: another table's matching pks (its
+    SELECT, compiled once: ``sql`` and ``params``), at most ``limit`` of them
+    (``AMONG_MAX + 1``: one more says "many"), ``ids`` once read (None until
+    then)."""
+
+    __slots__ = ("ids", "limit", "params", "sql")
+
+    def __init__(self, sql: str, params: tuple, limit: int):
+        self.sql, self.params = sql, params
+        self.limit = limit
+        self.ids: list | None = None
+
+    @property
+    def many(self) -> bool:
+        return len(self.ids) >= self.limit
+
+
+class _Among(Expression):
+    """``among``'s condition, decided when the query is compiled (its
+    look-up read by then): ``column IN (ids)`` while the look-up found at most
+    ``AMONG_MAX`` rows (no row: nothing, as an empty ``IN``), ``joined`` past
+    it. Both are resolved against the source's query when it is filtered
+    (``joined``'s joins are the ones the source selects through anyway)."""
+
+    conditional = True
+    output_field = BooleanField()
+
+    def __init__(self, column: str | Expression, lookup: _Lookup, joined: Q):
+        super().__init__()
+        self.column = F(column) if isinstance(column, str) else column
+        self.lookup = lookup
+        self.joined = joined
+
+    def get_source_expressions(self):
+        return [self.column, self.joined]
+
+    def set_source_expressions(self, exprs):
+        self.column, self.joined = exprs
+
+    def resolve_expression(
+        self, query=None, allow_joins=True, reuse=None, summarize=False, for_save=False
+    ):
+        resolved = self.copy()
+        resolved.is_summary = summarize
+        resolved.column = self.column.resolve_expression(
+            query, allow_joins, reuse, summarize, for_save
+        )
+        resolved.joined = self.joined.resolve_expression(
+            query, allow_joins, reuse, summarize, for_save
+        )
+        return resolved
+
+    def as_sql(self, compiler, connection, **extra):
+        if self.lookup.ids is None:
+            _fetch([self.lookup])
+        if self.lookup.many:
+            return compiler.compile(self.joined)
+        if not self.lookup.ids:
+            raise EmptyResultSet
+        return compiler.compile(In(self.column, self.lookup.ids))
+
+
+_lookups: ContextVar[dict[tuple, _Lookup] | None] = ContextVar(
+    "log_lookups", default=None
+)
 
 
 @contextmanager
 def shared_lookups() -> Iterator[None]:
-    """Within it, ``among`` runs each distinct lookup once (a page's sources
-    share them)."""
+    """Within it, ``among`` only notes its look-ups (each distinct one once:
+    a page's sources share them), and the first statement compiled after
+    (``union_rows``) reads them all in one query first (``fetch_lookups``)."""
     token = _lookups.set({})
     try:
         yield
@@ -180,28 +250,58 @@ def shared_lookups() -> Iterator[None]:
         _lookups.reset(token)
 
 
+def _fetch(lookups: Sequence[_Lookup]) -> None:
+    """Read ``lookups``' ids in one query: each one's SELECT (limited) in a
+    UNION ALL, its rows tagged with its place."""
+    if not lookups:
+        return
+    parts, params = [], []
+    for n, lookup in enumerate(lookups):
+        parts.append(
+            f"SELECT {n} AS log_lookup, CAST(log_lookup{n}.{_PK} AS TEXT) "
+            f"AS log_pk FROM ({lookup.sql}) AS log_lookup{n}"
+        )
+        params.extend(lookup.params)
+    for lookup in lookups:
+        lookup.ids = []
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        for n, pk in cursor.fetchall():
+            lookups[n].ids.append(pk)
+
+
+def fetch_lookups() -> None:
+    """Read every look-up ``among`` noted in this ``shared_lookups`` and not
+    read yet, in one query (none when there is none)."""
+    memo = _lookups.get()
+    if memo:
+        _fetch([lookup for lookup in memo.values() if lookup.ids is None])
+
+
 def among(column: str, queryset: QuerySet, joined: Q) -> Q:
     """How a source searches another table's columns (an alarm's tag, a
     passport's serial): ``queryset`` holds that table's matching rows (its
-    trigram index finds them, one query). When they are few, the rows whose
-    foreign key ``column`` names one of them, by id: PostgreSQL then sees how
-    many rows that is and reads ``column``'s index (a rare term: no scan back
-    through the table); when they are many (over ``AMONG_MAX``), ``joined``,
-    the same condition through the join, checked as the scan goes."""
-    lookup = queryset.order_by().values_list("pk", flat=True)[: AMONG_MAX + 1]
+    trigram index finds them). When they are few, the rows whose foreign key
+    ``column`` names one of them, by id: PostgreSQL then sees how many rows
+    that is and reads ``column``'s index (a rare term: no scan back through
+    the table); when they are many (over ``AMONG_MAX``), ``joined``, the same
+    condition through the join, checked as the scan goes. The look-up is one
+    query of its own, read when the source's query is compiled; within
+    ``shared_lookups`` the look-ups of every source of a page are one query
+    together, each distinct one once (the alarm and the connector sources
+    look up the same alarms and users)."""
+    limit = AMONG_MAX + 1
+    rows = queryset.order_by().values(**{_PK: F("pk")})[:limit]
+    sql, params = rows.query.sql_with_params()
     memo = _lookups.get()
     if memo is None:
-        ids = list(lookup)
+        lookup = _Lookup(sql, params, limit)
     else:
-        # the alarm and the connector sources look up the same alarms and
-        # users: one query for both within a page
-        key = str(lookup.query)
-        if key not in memo:
-            memo[key] = list(lookup)
-        ids = memo[key]
-    if len(ids) > AMONG_MAX:
-        return joined
-    return Q(**{f"{column}__in": ids})
+        key = (sql, tuple(params))
+        lookup = memo.get(key)
+        if lookup is None:
+            lookup = memo[key] = _Lookup(sql, params, limit)
+    return Q(_Among(column, lookup, joined))
 
 
 def _bounded(qs: QuerySet, query: LogQuery, *, ts: str, head: str) -> QuerySet:
@@ -298,15 +398,18 @@ _ALIAS = "log_source"
 _COLUMN = "c"
 
 
-def union_rows(plans: Sequence[Plan], limit: int) -> list[Row]:
-    """The ``limit`` newest rows of every plan's query, in the stream's order
-    (``(timestamp, id)`` descending, the id ``"<head>:<pk>"`` compared as a
-    string: code points, ``COLLATE "C"`` on PostgreSQL, SQLite's default),
-    in one statement. Each query is a CTE and keeps its own ORDER BY and
-    LIMIT (its index scan stops after its own page); a row is
-    ``(timestamp, pk as text, head, WIDTH fields as text or None)``."""
-    if not plans:
-        return []
+@dataclass(frozen=True)
+class Statement:
+    """``union_rows``'s statement, compiled: its SQL, its parameters and how
+    its rows' timestamps are read back (``fetch``)."""
+
+    sql: str
+    params: tuple
+    compiler: object  # the last plan's compiler (its timestamp converter)
+
+
+def union_statement(plans: Sequence[Plan], limit: int) -> Statement:
+    """The statement ``union_rows`` runs (``plans`` not empty)."""
     ctes, parts, params, part_params = [], [], [], []
     compiler = None
     for n, plan in enumerate(plans):
@@ -329,12 +432,34 @@ def union_rows(plans: Sequence[Plan], limit: int) -> list[Row]:
         f"WITH {', '.join(ctes)} SELECT * FROM ({' UNION ALL '.join(parts)}) "
         f"AS {_ALIAS} ORDER BY log_ts DESC, {log_id} DESC LIMIT {int(limit)}"
     )
+    return Statement(sql, (*params, *part_params), compiler)
+
+
+def fetch(statement: Statement, params: Sequence | None = None) -> list[Row]:
+    """Run ``statement`` (with ``params`` in place of its own, when given):
+    its rows, timestamps as datetimes."""
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *part_params])
+        cursor.execute(
+            statement.sql, list(statement.params if params is None else params)
+        )
         rows = cursor.fetchall()
     # the timestamp's converter (SQLite's are text), the same for every
     # query: the last one compiled has it
+    compiler = statement.compiler
     converters = compiler.get_converters([compiler.select[0][0]])
     if converters:
         rows = [tuple(row) for row in compiler.apply_converters(rows, converters)]
     return rows
+
+
+def union_rows(plans: Sequence[Plan], limit: int) -> list[Row]:
+    """The ``limit`` newest rows of every plan's query, in the stream's order
+    (``(timestamp, id)`` descending, the id ``"<head>:<pk>"`` compared as a
+    string: code points, ``COLLATE "C"`` on PostgreSQL, SQLite's default),
+    in one statement. Each query is a CTE and keeps its own ORDER BY and
+    LIMIT (its index scan stops after its own page); a row is
+    ``(timestamp, pk as text, head, WIDTH fields as text or None)``."""
+    if not plans:
+        return []
+    fetch_lookups()  # the page's look-ups (``among``) first, one query
+    return fetch(union_statement(plans, limit))

@@ -93,8 +93,9 @@ def _search(query: LogQuery) -> Q:
     alarm's tag, message and connector. On PostgreSQL the journal's own
     columns go through ``scada_alarmhistory_text_trgm`` and the alarms' tag
     and message through ``scada_alarm_text_trgm``; the matching alarms
-    and actors are found first (two queries, ``bpmos.logsource.among``) and
-    their journal rows read by their foreign keys' indexes."""
+    and actors are found first (``bpmos.logsource.among``: in a page, one
+    query with the ledger's look-up; alone, a query each) and their journal
+    rows read by their foreign keys' indexes."""
     if not query.search:
         return Q()
     term = query.search

@@ -8,6 +8,7 @@ costs")."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from itertools import product
 
@@ -15,6 +16,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from bpmos import logsource
 from bpmos.dashboards import logs
 from bpmos.logevents import CATEGORIES, LogQuery
 from exceptions import services as exception_services
@@ -180,3 +182,84 @@ def test_the_page_is_one_statement_and_its_events_are_the_sources(plant):
     tied = [e.id for e in got if e.timestamp == TIE and e.category == "shift_log"]
     assert tied == ["shift_log:99", "shift_log:9", "shift_log:100", "shift_log:10"]
     assert got[0].timestamp > T0
+
+
+def test_a_shape_is_compiled_once_and_each_request_binds_its_own_values(
+    plant, monkeypatch
+):
+    """Without a search the page's statement is compiled once per shape of
+    query (``logs._STATEMENTS``): a later page of that shape builds no plan,
+    and runs with its own window and cursor, not the first one's."""
+    monkeypatch.setattr(logs, "_STATEMENTS", {})
+    built = []
+    sources = tuple(
+        replace(s, plan=lambda q, plan=s.plan: built.append(q) or plan(q))
+        for s in logs.SOURCES
+    )
+    monkeypatch.setattr(logs, "SOURCES", sources)
+    first = walk(logs.read_events, 3, role="admin", start=at(2))
+    compiled = len(built)
+    assert compiled
+    assert logs._STATEMENTS
+    again = walk(logs.read_events, 3, role="admin", start=at(2))
+    later = walk(logs.read_events, 3, role="admin", start=TIE)
+    assert len(built) == compiled  # the same shapes: nothing built again
+    assert again == first
+    assert later == walk(logs.read_events_by_source, 3, role="admin", start=TIE)
+    assert later != first
+
+
+def test_a_plan_that_derives_a_value_from_a_bound_is_not_cached(plant, monkeypatch):
+    """A plan whose parameters are not the query's own bounds (here: the
+    audit log's page from a day before ``start``) cannot take a later
+    request's values: its shape is left uncached and read the long way."""
+    monkeypatch.setattr(logs, "_STATEMENTS", {})
+
+    def derived(query, plan=logs.SOURCES[0].plan):
+        if query.start is None:
+            return plan(query)
+        return plan(replace(query, start=query.start - timedelta(days=1)))
+
+    sources = (replace(logs.SOURCES[0], plan=derived), *logs.SOURCES[1:])
+    monkeypatch.setattr(logs, "SOURCES", sources)
+    query = LogQuery(limit=50, role="admin", start=at(2))
+    got = logs.read_events(query)
+    assert list(logs._STATEMENTS.values()) == [None]
+    monkeypatch.setattr(logs, "_shape", lambda ask: None)  # never cached
+    assert got == logs.read_events(query)
+    later = LogQuery(limit=50, role="admin", start=TIE)
+    monkeypatch.undo()
+    monkeypatch.setattr(logs, "SOURCES", sources)
+    monkeypatch.setattr(logs, "_STATEMENTS", {})
+    cached_shape = logs.read_events(later)
+    monkeypatch.setattr(logs, "_shape", lambda ask: None)
+    assert cached_shape == logs.read_events(later)
+
+
+# A search's look-ups of other tables (``bpmos.logsource.among``: passports by
+# serial, alarms by tag, message or connector, users by name) are read in one
+# query before the page's statement, and a page gives the same events whether
+# a look-up named its rows by id (few) or the source joined (many: past
+# ``AMONG_MAX``).
+@pytest.mark.parametrize("among_max", [0, 1, 1000])
+def test_a_search_reads_its_lookups_in_one_query_then_the_page(
+    plant, monkeypatch, among_max
+):
+    monkeypatch.setattr(logsource, "AMONG_MAX", among_max)
+    for term in ("TT-", "TT-2", "plc", "olga", "boss", "pack", "nothing like it"):
+        query = LogQuery(limit=50, role="admin", search=term)
+        with CaptureQueriesContext(connection) as ctx:
+            got = logs.read_events(query)
+        assert got == logs.read_events_by_source(query), (term, among_max)
+        sqls = [q["sql"] for q in ctx.captured_queries]
+        assert len(sqls) == 2, (term, sqls)
+        # the three look-ups (passports, alarms, users) as one UNION ALL
+        assert "log_pk" in sqls[0], sqls[0]
+        assert sqls[0].count("UNION ALL") == 2, sqls[0]
+        assert sqls[1].startswith("WITH"), sqls[1]
+        assert "log_lookup" not in sqls[1], sqls[1]
+    # the look-ups find something: by id or by the join, the same events
+    found = logs.read_events(LogQuery(limit=50, role="admin", search="TT-2"))
+    assert {e.target.label for e in found if e.category == "alarm"} == {"TT-2"}
+    boss = logs.read_events(LogQuery(limit=50, role="admin", search="boss"))
+    assert {e.actor for e in boss if e.category == "alarm"} == {"boss"}

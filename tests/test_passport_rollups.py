@@ -252,3 +252,55 @@ def test_ledger_rows_written_in_bulk_keep_the_first_results():
             (T0 + timedelta(hours=5), Kind.PACK): (1, 1),
         },
     )
+
+
+# ``first_pass_counts`` reads the hourly counts of a window's whole hours and
+# the first results only of its edges off the hour: for any windows (on the
+# hour or not, within one hour, empty) it equals a recount of the first
+# results themselves.
+minute = st.integers(0, 3 * 24 * 60)
+window = st.tuples(minute, st.integers(0, 2 * 24 * 60)).map(
+    lambda w: (
+        T0 + timedelta(minutes=w[0], seconds=w[0] % 7),
+        T0 + timedelta(minutes=w[0] + w[1], seconds=(w[0] + w[1]) % 7),
+    )
+)
+
+
+@pytest.fixture
+def first_results(db) -> list[tuple[datetime, bool, str]]:
+    """First QA results of cells and packs spread over three days, some on
+    the hour, some one microsecond before or after it."""
+    made = (T0 - timedelta(days=1)).isoformat()
+    moments = [
+        T0 + timedelta(minutes=m)
+        for m in (0, 1, 59, 60, 61, 119, 600, 601, 1439, 1440, 2000, 3000, 4319)
+    ]
+    moments += [T0 + timedelta(hours=5, microseconds=-1), T0 + timedelta(hours=5)]
+    for n, at in enumerate(moments):
+        unit = make_passport(Kind.PACK if n % 3 else Kind.CELL, manufactured_at=made)
+        _qa(unit, EventKind.QA_PASSED if n % 2 else EventKind.QA_FAILED, at)
+    return [(r.occurred_at, r.passed, r.kind) for r in FirstQaResult.objects.all()]
+
+
+@given(
+    windows=st.lists(window, min_size=1, max_size=3),
+    kind=st.sampled_from([None, "pack", "cell"]),
+)
+@settings(DB, max_examples=examples(60))
+def test_first_pass_counts_equal_a_recount_for_any_windows(
+    first_results, windows, kind
+):
+    named = {f"w{n}": w for n, w in enumerate(windows)}
+    counts = first_pass_counts(windows=named, kind=kind)
+    for name, (start, end) in named.items():
+        rows = [
+            passed
+            for at, passed, of in first_results
+            if start <= at < end and kind in (None, of)
+        ]
+        assert (counts[name].tested, counts[name].passed) == (len(rows), sum(rows)), (
+            name,
+            start,
+            end,
+        )

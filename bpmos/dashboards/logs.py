@@ -8,11 +8,12 @@ columns: ``bpmos.logsource.select``) in one UNION ALL, ordered by
 ``(timestamp, id)`` descending (the id compared as a string, as
 ``LogEvent.cursor`` does) and cut to ``size + 1`` by the database; only
 those rows become events. With a ``search``, the ledger, alarm and connector
-sources first look up the matching passports, alarms and users (each distinct
-lookup once). The extra row says whether there is a next page. Never a
-COUNT(*), never an OFFSET: a page deep in millions of rows costs what the
-first one does, and rows written while a client walks the stream land above
-its cursor, so it sees every older event once, in order.
+sources first look up the matching passports, alarms and users: one query for
+all three (``bpmos.logsource.among``, each distinct look-up once). The extra
+row says whether there is a next page. Never a COUNT(*), never an OFFSET: a
+page deep in millions of rows costs what the first one does, and rows written
+while a client walks the stream land above its cursor, so it sees every older
+event once, in order.
 (``read_events_by_source``, one query per source merged here, is the way it
 was read before; it stays as the reference the tests hold it to.)
 
@@ -34,10 +35,11 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import islice
 
 from django.core import signing
+from django.db import connection
 from django.utils.dateparse import parse_datetime
 
 from bpmos.access import AUDIT_READERS, COMPLIANCE_READERS
@@ -54,7 +56,16 @@ from bpmos.logevents import (
     LogQuery,
     LogSource,
 )
-from bpmos.logsource import Plan, event_key, id_key, shared_lookups, union_rows
+from bpmos.logsource import (
+    Plan,
+    Statement,
+    event_key,
+    fetch,
+    id_key,
+    shared_lookups,
+    union_rows,
+    union_statement,
+)
 from compliance.logsource import email_plan, email_source
 from elog import selectors as elog_selectors
 from exceptions.logsource import exception_plan, exception_source
@@ -182,14 +193,146 @@ def read_events(query: LogQuery) -> list[LogEvent]:
     SELECT (``Source.plan``: ``limit + 1`` rows over its ``(timestamp, id)``
     index) in one UNION ALL, ordered and cut to ``limit + 1`` by the
     database (``bpmos.logsource.union_rows``); only those rows become
-    events. With a ``search``, the ledger's and the alarms' lookups of
-    another table come first (``bpmos.logsource.among``, each distinct one
-    once). The same events as ``read_events_by_source``."""
+    events. With a ``search``, the ledger's and the alarms' look-ups of
+    another table come first, all in one query (``bpmos.logsource.among``,
+    each distinct one once). The same events as ``read_events_by_source``.
+
+    Without a search the statement comes from ``_STATEMENTS`` (compiled
+    once per shape of query, ``_cached_statement``): building and compiling
+    eight ORM queries cost more than running their statement."""
     ask = replace(query, limit=query.limit + 1)
+    cached = _cached_statement(ask)
+    if cached is not None:
+        statement, params, builders = cached
+        return [builders[row[2]](row) for row in fetch(statement, params)]
     with shared_lookups():
         plans = [p for s in sources_for(query) if (p := s.plan(ask)) is not None]
+        rows = union_rows(plans, ask.limit)  # the look-ups' query, then the page
     builders = {plan.head: plan.build for plan in plans}
-    return [builders[row[2]](row) for row in union_rows(plans, ask.limit)]
+    return [builders[row[2]](row) for row in rows]
+
+
+# --- the page's statement, compiled once per shape of query ----------------
+#
+# A page's statement depends on the query's categories, severities, role,
+# size and cursor head, and on whether it has a window; its parameters also
+# hold the window's bounds and the cursor's (timestamp, pk). ``_STATEMENTS``
+# keeps, per shape, the statement compiled from stand-in values and the
+# parameter positions each of those values fills: a request puts its own
+# values there. The positions are found by compiling the shape twice, with
+# two sets of stand-ins: a parameter that differs between the two must be one
+# of the stand-ins in both, or the shape is not cached (a plan that reads the
+# clock or derives a value from a bound would show up so). A search is never
+# cached: its lookups read the database first.
+
+_STATEMENTS: dict[tuple, tuple | None] = {}
+_STATEMENTS_MAX = 512
+_STAND_INS = (
+    # start, end, cursor timestamp, cursor pk
+    (
+        datetime(2001, 2, 3, 4, 5, 6, 111111, tzinfo=UTC),
+        datetime(2002, 3, 4, 5, 6, 7, 222222, tzinfo=UTC),
+        datetime(2001, 9, 8, 7, 6, 5, 333333, tzinfo=UTC),
+        "9182736450918273645",
+    ),
+    (
+        datetime(2003, 4, 5, 6, 7, 8, 444444, tzinfo=UTC),
+        datetime(2004, 5, 6, 7, 8, 9, 555555, tzinfo=UTC),
+        datetime(2003, 10, 9, 8, 7, 6, 666666, tzinfo=UTC),
+        "8273645091827364509",
+    ),
+)
+
+
+def _shape(ask: LogQuery) -> tuple | None:
+    if ask.search or ask.extra:
+        return None
+    head = None if ask.before is None else id_key(ask.before[1])[0]
+    return (
+        connection.vendor,
+        ask.limit,
+        ask.categories,
+        ask.severities,
+        ask.role,
+        ask.start is not None,
+        ask.end is not None,
+        head,
+    )
+
+
+def _values(ask: LogQuery) -> list:
+    """The query's own values a cached statement takes, adapted for the
+    database as the ORM would: start, end, cursor timestamp, cursor pk."""
+    adapt = connection.ops.adapt_datetimefield_value
+    at, pk = (None, None) if ask.before is None else (ask.before[0], ask.before[1])
+    if pk is not None:
+        pk = id_key(pk)[1]
+    return [
+        None if ask.start is None else adapt(ask.start),
+        None if ask.end is None else adapt(ask.end),
+        None if at is None else adapt(at),
+        pk,
+    ]
+
+
+def _stood_in(ask: LogQuery, stand_in: tuple) -> LogQuery:
+    start, end, at, pk = stand_in
+    return replace(
+        ask,
+        start=None if ask.start is None else start,
+        end=None if ask.end is None else end,
+        before=None if ask.before is None else (at, f"{id_key(ask.before[1])[0]}:{pk}"),
+    )
+
+
+def _compile(ask: LogQuery) -> tuple | None:
+    """``(statement, slots, builders)`` for ``ask``'s shape, ``slots`` the
+    parameter positions of each value ``_values`` gives; None when the shape
+    cannot be cached (see above) or has no source."""
+    compiled = []
+    for stand_in in _STAND_INS:
+        asked = _stood_in(ask, stand_in)
+        plans = [p for s in sources_for(asked) if (p := s.plan(asked)) is not None]
+        if not plans:
+            return None
+        compiled.append((union_statement(plans, asked.limit), _values(asked), plans))
+    (first, first_values, plans), (second, second_values, _) = compiled
+    if first.sql != second.sql or len(first.params) != len(second.params):
+        return None
+    slots = []
+    for position, (a, b) in enumerate(zip(first.params, second.params, strict=True)):
+        if a == b:
+            continue
+        which = [
+            k
+            for k, (va, vb) in enumerate(zip(first_values, second_values, strict=True))
+            if va is not None and va == a and vb == b
+        ]
+        if len(which) != 1:
+            return None
+        slots.append((position, which[0]))
+    return first, tuple(slots), {plan.head: plan.build for plan in plans}
+
+
+def _cached_statement(ask: LogQuery) -> tuple[Statement, list, dict] | None:
+    """``(statement, parameters, builders)`` for ``ask`` from ``_STATEMENTS``
+    (compiled on first use); None when its shape is not cached."""
+    shape = _shape(ask)
+    if shape is None:
+        return None
+    if shape not in _STATEMENTS:
+        if len(_STATEMENTS) >= _STATEMENTS_MAX:
+            _STATEMENTS.clear()
+        _STATEMENTS[shape] = _compile(ask)
+    compiled = _STATEMENTS[shape]
+    if compiled is None:
+        return None
+    statement, slots, builders = compiled
+    params = list(statement.params)
+    values = _values(ask)
+    for position, which in slots:
+        params[position] = values[which]
+    return statement, params, builders
 
 
 def read_events_by_source(query: LogQuery) -> list[LogEvent]:
