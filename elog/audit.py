@@ -7,6 +7,7 @@ the before/after state; the request id, client address and source come from
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -191,7 +192,68 @@ def record(
 
 
 _FIELD_NAMES = (*HASHED_FIELDS, "hash", "key_id")
-_insert_sql: dict[str, str] = {}  # per database vendor
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(vendor: str, rows: int) -> str:
+    """``INSERT`` of ``rows`` records, every column of ``_FIELD_NAMES``."""
+    table = connection.ops.quote_name(AuditRecord._meta.db_table)
+    columns = ", ".join(
+        connection.ops.quote_name(AuditRecord._meta.get_field(name).column)
+        for name in _FIELD_NAMES
+    )
+    one = f"({', '.join(['%s'] * len(_FIELD_NAMES))})"
+    return f"INSERT INTO {table} ({columns}) VALUES {', '.join([one] * rows)}"
+
+
+def record_many(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Append ``entries`` (each the keyword arguments of ``record``) to the
+    chain, in order, in the caller's transaction: one chain lock, one read of
+    the head and one multi-row ``INSERT`` for all of them, no savepoint. The
+    records are exactly those ``record`` would store one by one (same fields,
+    same chaining, same hashes for the same inputs). Returns their fields.
+
+    Must run inside the caller's atomic block (an error rolls the caller's
+    whole transaction back). Each value is prepared by its model field's own
+    ``get_db_prep_save``, so the row is exactly what ``record()`` stores.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit.record_many needs the caller's transaction.")
+    if not entries:
+        return []
+    _lock_chain()
+    table = connection.ops.quote_name(AuditRecord._meta.db_table)
+    written: list[dict[str, Any]] = []
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT seq, hash FROM {table} ORDER BY seq DESC LIMIT 1")
+        last = cursor.fetchone()
+        for entry in entries:
+            fields = _chain_fields(
+                actor=entry["actor"],
+                action=entry["action"],
+                target=entry.get("target"),
+                before=entry.get("before"),
+                after=entry.get("after"),
+                target_type=entry.get("target_type"),
+                target_id=entry.get("target_id"),
+                last=last,
+            )
+            written.append(fields)
+            last = (fields["seq"], fields["hash"])
+        # The model's own preparation of each value.
+        prep = [(name, AuditRecord._meta.get_field(name)) for name in _FIELD_NAMES]
+        # SQLite allows 32,766 parameters per statement: 1,000 records of 17.
+        for first in range(0, len(written), 1000):
+            chunk = written[first : first + 1000]
+            cursor.execute(
+                _insert_sql(connection.vendor, len(chunk)),
+                [
+                    field.get_db_prep_save(fields[name], connection)
+                    for fields in chunk
+                    for name, field in prep
+                ],
+            )
+    return written
 
 
 def record_quick(
@@ -204,47 +266,26 @@ def record_quick(
     target_type: str | None = None,
     target_id: str | None = None,
 ) -> None:
-    """``record()`` for hot paths (readings ingest): the same record, same
-    chain, same lock, written with raw SQL and no savepoint.
+    """``record()`` for hot paths (readings ingest, ledger appends): the same
+    record, same chain, same lock, written with raw SQL and no savepoint
+    (``record_many`` of one).
 
     Must run inside the caller's atomic block (an error rolls the caller's
     whole transaction back, as ``record()``'s savepoint then the caller's
-    rollback did). Each value is prepared by its model field's own
-    ``get_db_prep_save``, so the row is exactly what ``record()`` stores.
+    rollback did).
     """
     if not connection.in_atomic_block:
         raise RuntimeError("audit.record_quick needs the caller's transaction.")
-    _lock_chain()
-    table = connection.ops.quote_name(AuditRecord._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT seq, hash FROM {table} ORDER BY seq DESC LIMIT 1")
-        last = cursor.fetchone()
-        fields = _chain_fields(
-            actor=actor,
-            action=action,
-            target=target,
-            before=before,
-            after=after,
-            target_type=target_type,
-            target_id=target_id,
-            last=last,
-        )
-        sql = _insert_sql.get(connection.vendor)
-        if sql is None:
-            columns = ", ".join(
-                connection.ops.quote_name(AuditRecord._meta.get_field(name).column)
-                for name in _FIELD_NAMES
-            )
-            sql = _insert_sql[connection.vendor] = (
-                f"INSERT INTO {table} ({columns}) "
-                f"VALUES ({', '.join(['%s'] * len(_FIELD_NAMES))})"
-            )
-        cursor.execute(
-            sql,
-            [
-                AuditRecord._meta.get_field(name).get_db_prep_save(
-                    fields[name], connection
-                )
-                for name in _FIELD_NAMES
-            ],
-        )
+    record_many(
+        [
+            {
+                "actor": actor,
+                "action": action,
+                "target": target,
+                "before": before,
+                "after": after,
+                "target_type": target_type,
+                "target_id": target_id,
+            }
+        ]
+    )
