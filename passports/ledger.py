@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from bpmos import events, fields
@@ -364,6 +364,53 @@ def _prepare(passport: Passport, new: NewEvent, *, actor: Any, ring: Any) -> _En
     )
 
 
+_PROJECTION_CASTS = {"on_hold": "boolean", "version": "integer"}  # others: text
+
+
+def _projections_update(passports: list[Passport]) -> None:
+    """The projection of several locked passports in one statement: ``UPDATE
+    ... FROM (VALUES ...)`` (``bulk_update``'s CASE expressions cost ~50 ms of
+    Python per 100 rows on this machine, more than the rest of a batch)."""
+    now = timezone.now()
+    fields = [
+        Passport._meta.get_field(name)
+        for name in PROJECTION_FIELDS
+        if name != "updated_at"
+    ]
+    params: list[Any] = []
+    for passport in passports:
+        passport.updated_at = now
+        params.append(passport.pk)
+        for column in fields:
+            value = getattr(passport, column.attname)
+            params.append(column.get_db_prep_save(value, connection))
+    quote = connection.ops.quote_name
+    table = quote(Passport._meta.db_table)
+    stamp = Passport._meta.get_field("updated_at").get_db_prep_save(now, connection)
+    if connection.vendor == "postgresql":
+        casts = ["bigint", *(_PROJECTION_CASTS.get(f.name, "text") for f in fields)]
+        row = "(" + ", ".join(f"%s::{cast}" for cast in casts) + ")"
+        names = ", ".join(quote(f.column) for f in fields)
+        sets = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in fields)
+        sql = (
+            f"UPDATE {table} AS p SET {sets}, updated_at = %s "
+            f"FROM (VALUES {', '.join([row] * len(passports))}) AS v(id, {names}) "
+            "WHERE p.id = v.id"
+        )
+    else:  # SQLite 3.33+ has UPDATE ... FROM; its VALUES columns are column1...
+        row = "(" + ", ".join(["%s"] * (len(fields) + 1)) + ")"
+        sets = ", ".join(
+            f"{quote(f.column)} = v.column{n + 2}" for n, f in enumerate(fields)
+        )
+        sql = (
+            f"UPDATE {table} SET {sets}, updated_at = %s "
+            f"FROM (VALUES {', '.join([row] * len(passports))}) AS v "
+            f"WHERE {table}.id = v.column1"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [stamp, *params])
+
+
 def _write(entries: list[_Entry], *, actor: Any, publish: bool) -> list[PassportEvent]:
     """Store prepared entries (in the caller's transaction, rows locked): the
     events, first-QA roll-ups, projections, audit records, custody counts,
@@ -388,10 +435,7 @@ def _write(entries: list[_Entry], *, actor: Any, publish: bool) -> list[Passport
         (only,) = finals.values()
         only.save(update_fields=PROJECTION_FIELDS)
     else:
-        now = timezone.now()
-        for passport in finals.values():
-            passport.updated_at = now
-        Passport.objects.bulk_update(list(finals.values()), PROJECTION_FIELDS)
+        _projections_update(list(finals.values()))
     audit.record_many(
         [
             {
@@ -407,7 +451,8 @@ def _write(entries: list[_Entry], *, actor: Any, publish: bool) -> list[Passport
                 },
             }
             for entry in entries
-        ]
+        ],
+        stage_when_busy=True,
     )
     # After the audit records: with the chain's lock (rollups' lock order).
     custody: dict[str, int] = {}

@@ -140,8 +140,14 @@ def event_publish_many(*, events: Sequence[Event]) -> list[OutboxEvent]:
     else:
         rows = _outbox_insert_many_postgresql(events)
     transaction.on_commit(lambda: _deliver_quietly(rows))
-    for event in events:
-        for listener in _listeners:
+    for listener in _listeners:
+        # A listener may take the whole batch at once (``listener.many``): the
+        # read models' cache drops one round trip per batch, not per event.
+        many = getattr(listener, "many", None)
+        if many is not None:
+            many(list(events))
+            continue
+        for event in events:
             listener(event)
     return rows
 
