@@ -85,7 +85,7 @@ def instrumented():
     timers = Timers()
     undo = [
         timers.wrap(BaseDatabaseWrapper, "_commit", "COMMIT (durable: WAL fsync)"),
-        timers.wrap(audit, "record", "audit record"),
+        timers.wrap(audit, "record_many", "audit record"),
         timers.wrap(audit, "_lock_chain", "  of which: audit chain lock wait"),
         timers.wrap(events, "publish", "outbox write (publish)"),
         timers.wrap_hook(
@@ -104,12 +104,12 @@ def instrumented():
 def without_audit():
     from elog import audit
 
-    original = audit.record
-    audit.record = lambda **kwargs: None
+    original = audit.record_many
+    audit.record_many = lambda entries, **options: []
     try:
         yield
     finally:
-        audit.record = original
+        audit.record_many = original
 
 
 # --- appends ------------------------------------------------------------------------
@@ -141,6 +141,50 @@ def measure_appends(label: str, passports: list[int], per_writer: int, actor) ->
     threads = [
         threading.Thread(target=append_events, args=(pk, per_writer, actor, progress))
         for pk in passports
+    ]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return total / (time.perf_counter() - started)
+
+
+def append_batches(
+    passport_ids: list[int], batches: int, actor, progress: Progress
+) -> None:
+    """``batches`` batch appends, each one event on every passport of
+    ``passport_ids`` (a pallet), through ``ledger.append_many``."""
+    from django.db import connections
+
+    from passports import ledger
+    from passports.models import EventKind
+
+    try:
+        for n in range(batches):
+            ledger.append_many(
+                events=[
+                    ledger.NewEvent(
+                        passport=pk,
+                        kind=EventKind.TELEMETRY_SUMMARISED,
+                        data={"sohPercent": 97.5 - n / 1000, "samples": 60},
+                    )
+                    for pk in passport_ids
+                ],
+                actor=actor,
+            )
+            progress.advance(len(passport_ids))
+    finally:
+        connections.close_all()
+
+
+def measure_batches(label: str, pallets: list[list[int]], batches: int, actor) -> float:
+    """Events/s with one thread per pallet, each appending ``batches`` batches."""
+    total = batches * sum(len(p) for p in pallets)
+    progress = Progress(label, total)
+    threads = [
+        threading.Thread(target=append_batches, args=(p, batches, actor, progress))
+        for p in pallets
     ]
     started = time.perf_counter()
     for thread in threads:
@@ -194,7 +238,7 @@ CHAIN = (
 )
 
 
-def build_ledgers(events: int, batch: int = 500) -> int:
+def build_ledgers(events: int, batch: int = 500, prefix: str = "BENCH") -> int:
     """``events`` // 10 packs with ten-event ledgers, hashed as ``append`` does."""
     from decimal import Decimal
 
@@ -206,14 +250,14 @@ def build_ledgers(events: int, batch: int = 500) -> int:
     from passports.models import Passport, PassportEvent
 
     packs = events // len(CHAIN)
-    progress = Progress("build 100k-event set", packs * len(CHAIN))
+    progress = Progress(f"build {events:,}-event set", packs * len(CHAIN))
     start = timezone.now() - timedelta(days=30)
     for first in range(0, packs, batch):
         with transaction.atomic():
             rows = Passport.objects.bulk_create(
                 Passport(
                     kind="pack",
-                    serial=f"BENCH-{n:07d}",
+                    serial=f"{prefix}-{n:07d}",
                     model="PACK-LFP-48V",
                     manufacturer="BPM Energy",
                     site="Pune",
@@ -272,6 +316,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2000, help="per append run")
     parser.add_argument("--writers", type=int, default=4, help="concurrent writers")
     parser.add_argument("--verify", type=int, default=100_000, help="events to verify")
+    parser.add_argument("--pallet", type=int, default=100, help="events per batch")
+    parser.add_argument("--batches", type=int, default=10, help="batches per writer")
     args = parser.parse_args()
 
     setup_bench_django()
@@ -307,12 +353,9 @@ def main() -> None:
             data={"probe": 1},
             actor=actor,
         )
-    kinds = sorted({q["sql"].split()[0].upper() for q in queries.captured_queries})
-    print(
-        f"one append = {len(queries)} statements ({', '.join(kinds)}) in its "
-        f"transaction, then the delivery after commit"
-    )
-
+    words = [" ".join(q["sql"].split()[:2]).upper() for q in queries.captured_queries]
+    print(f"one append = {len(queries)} statements, delivery after commit included:")
+    print("  " + " | ".join(words))
     print("\n== append ==")
     measure_appends("warm-up", single, 200, actor)
     one = measure_appends("1 writer", single, args.events, actor)
@@ -323,6 +366,24 @@ def main() -> None:
     run_breakdown("1 writer (timed)", single, args.events // 2, actor)
     print(f"  {args.writers} writers")
     run_breakdown(f"{args.writers} writers (timed)", crowd, per_writer // 2, actor)
+    print("\n== batch append (ledger.append_many: one transaction per pallet) ==")
+    from passports.models import Passport
+
+    build_ledgers(10 * args.pallet * (args.writers + 1), prefix="PALLET")
+    pallet_ids = list(
+        Passport.objects.filter(serial__startswith="PALLET-")
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    pallets = [
+        pallet_ids[n * args.pallet : (n + 1) * args.pallet]
+        for n in range(args.writers + 1)
+    ]
+    measure_batches("batch warm-up", pallets[:1], 1, actor)
+    batch_one = measure_batches("batch, 1 writer", pallets[:1], args.batches, actor)
+    batch_many = measure_batches(
+        f"batch, {args.writers} writers", pallets[1:], args.batches, actor
+    )
     with without_audit():
         one_bare = measure_appends(
             "1 writer, no audit", single, args.events // 2, actor
@@ -330,7 +391,7 @@ def main() -> None:
         many_bare = measure_appends(
             f"{args.writers} writers, no audit", crowd, per_writer // 2, actor
         )
-    ok = ledger.verify(passport_ids=writers)
+    ok = ledger.verify(passport_ids=writers + pallet_ids)
     assert ok.ok, ok.first_broken
 
     print("\n== verify ==")
@@ -349,6 +410,14 @@ def main() -> None:
     goal = f"(goal >= {APPEND_GOAL:,}/s)"
     print(f"  append, 1 writer                 {one:>9,.0f} events/s {goal}")
     print(f"  append, {args.writers} writers, distinct packs {many:>7,.0f} events/s")
+    print(
+        f"  batch append, {args.pallet} events a batch, 1 writer "
+        f"{batch_one:>9,.0f} events/s {goal}"
+    )
+    print(
+        f"  batch append, {args.pallet} events a batch, {args.writers} writers "
+        f"{batch_many:>7,.0f} events/s"
+    )
     print("  for comparison, without the audit record (not a supported mode):")
     print(f"    1 writer                       {one_bare:>9,.0f} events/s")
     print(

@@ -146,6 +146,9 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "passport-list": {"GET": EVERYONE, "POST": SHOP_FLOOR},
     "passport-lookup": {"GET": EVERYONE},
     "passport-verify": {"GET": AUDIT_READERS},
+    # Many events in one transaction; each kind is checked against the single
+    # route's ACTIONS["passport-event.<kind>"] as well.
+    "passport-events-batch": {"POST": SHOP_FLOOR},
     "passport-detail": {"GET": EVERYONE},
     # The QR code's target: no token, public attribute groups only.
     "passport-public": {"GET": PUBLIC},

@@ -58,6 +58,49 @@ class AuditRecord(models.Model):
         return f"#{self.seq} {self.action} {self.target_repr}"
 
 
+class AuditPending(models.Model):
+    """An audit record written while another transaction held the audit
+    chain's lock, waiting to be chained (``elog.audit``, "Staged records").
+
+    The same content as an ``AuditRecord`` without its place in the chain
+    (``seq``, ``prev_hash``, ``hash``): ``mac`` is an HMAC-SHA256 over that
+    content (``audit.compute_hash`` with seq 0 and prev_hash "pending"), made
+    with the audit key ``key_id`` names. ``audit.seal_pending`` moves rows into
+    the chain, in id order, right after their transaction commits (and a beat
+    task sweeps what a crash left), checking each ``mac`` first: a row whose
+    content no longer matches is never chained, and stays here for the
+    auditor to see."""
+
+    occurred_at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    actor_username = models.CharField(max_length=150, blank=True)
+    actor_role = models.CharField(max_length=20, blank=True)
+    action = models.CharField(max_length=100)
+    target_type = models.CharField(max_length=100, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_repr = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    request_id = models.CharField(max_length=128, blank=True)
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+    source = models.CharField(max_length=20, default="system")
+    mac = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=KEY_ID_MAX_LENGTH)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "audit records pending"
+
+    def __str__(self) -> str:
+        return f"pending {self.action} {self.target_repr}"
+
+
 class ShiftLogEntryType(models.TextChoices):
     """What a shift-log entry records. The first three are the connectors
     contract's auto-entries (written by the services that do those things);

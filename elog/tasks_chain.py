@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from elog import anchors, chain_status
+from elog import anchors, audit, chain_status
 
 
 @shared_task
@@ -18,3 +18,11 @@ def audit_anchor_write_task() -> int | None:
     ``BPMOS_AUDIT_ANCHOR_SECONDS``); returns the seq anchored, or None."""
     anchor = anchors.audit_anchor_write()
     return anchor.seq if anchor else None
+
+
+@shared_task
+def audit_pending_seal_task() -> int:
+    """Chain the staged audit records a writer's own seal left (a crash after
+    its commit, a seal that timed out waiting for the lock): beat, every
+    ``BPMOS_AUDIT_SEAL_SECONDS``. Returns how many were chained."""
+    return audit.seal_pending()

@@ -102,13 +102,7 @@ def resolve(identifier: str, queryset: QuerySet[Passport] | None = None) -> Pass
     value = (identifier or "").strip()
     if not value or len(value) > 64:
         raise NotFound("No passport has this identifier.")
-    condition = Q(serial=value) | Q(barcode=value.upper()) | Q(rfid=value.upper())
-    with contextlib.suppress(ValueError):
-        condition |= Q(uuid=uuid_module.UUID(value))
-    compact = bpan_rules.compact(value)
-    if len(compact) == bpan_rules.LENGTH:
-        condition |= Q(bpan=compact)
-    found = list(qs.filter(condition)[:3])
+    found = list(qs.filter(_condition(value))[:3])
     if not found:
         raise NotFound("No passport has this identifier.")
     if len(found) > 1:
@@ -118,6 +112,80 @@ def resolve(identifier: str, queryset: QuerySet[Passport] | None = None) -> Pass
             details={"matches": [str(p.uuid) for p in found]},
         )
     return found[0]
+
+
+def _condition(value: str) -> Q:
+    condition = Q(serial=value) | Q(barcode=value.upper()) | Q(rfid=value.upper())
+    with contextlib.suppress(ValueError):
+        condition |= Q(uuid=uuid_module.UUID(value))
+    compact = bpan_rules.compact(value)
+    if len(compact) == bpan_rules.LENGTH:
+        condition |= Q(bpan=compact)
+    return condition
+
+
+def _answers_to(passport: Passport, value: str) -> bool:
+    """Whether ``passport`` is one ``_condition(value)`` finds."""
+    with contextlib.suppress(ValueError):
+        if uuid_module.UUID(value) == passport.uuid:
+            return True
+    compact = bpan_rules.compact(value)
+    return (
+        passport.serial == value
+        or (bool(passport.barcode) and passport.barcode == value.upper())
+        or (bool(passport.rfid) and passport.rfid == value.upper())
+        or (
+            len(compact) == bpan_rules.LENGTH
+            and bool(passport.bpan)
+            and passport.bpan == compact
+        )
+    )
+
+
+def resolve_many(identifiers: list[str]) -> dict[str, Passport | Exception]:
+    """``resolve`` for many identifiers in one query (a batch of events): each
+    identifier maps to its passport, or to the ``NotFound``/``Conflict`` that
+    ``resolve`` would raise for it."""
+    wanted = {identifier: (identifier or "").strip() for identifier in identifiers}
+    answers: dict[str, Passport | Exception] = {}
+    by: dict[str, set] = {"serial": set(), "code": set(), "uuid": set(), "bpan": set()}
+    for identifier, value in wanted.items():
+        if not value or len(value) > 64:
+            answers[identifier] = NotFound("No passport has this identifier.")
+            continue
+        by["serial"].add(value)
+        by["code"].add(value.upper())
+        with contextlib.suppress(ValueError):
+            by["uuid"].add(uuid_module.UUID(value))
+        compact = bpan_rules.compact(value)
+        if len(compact) == bpan_rules.LENGTH:
+            by["bpan"].add(compact)
+    # _condition of every identifier, as one IN per column.
+    condition = (
+        Q(serial__in=by["serial"])
+        | Q(barcode__in=by["code"])
+        | Q(rfid__in=by["code"])
+        | Q(uuid__in=by["uuid"])
+        | Q(bpan__in=by["bpan"])
+    )
+    rows = []
+    if len(answers) < len(wanted):
+        rows = list(Passport.objects.filter(condition))
+    for identifier, value in wanted.items():
+        if identifier in answers:
+            continue
+        found = [p for p in rows if _answers_to(p, value)]
+        if not found:
+            answers[identifier] = NotFound("No passport has this identifier.")
+        elif len(found) > 1:
+            answers[identifier] = Conflict(
+                "More than one passport answers to this identifier; use its UUID.",
+                code="ambiguous_identifier",
+                details={"matches": [str(p.uuid) for p in found[:3]]},
+            )
+        else:
+            answers[identifier] = found[0]
+    return answers
 
 
 def matched_by(passport: Passport, identifier: str) -> str:

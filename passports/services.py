@@ -347,6 +347,32 @@ def passport_event_record(
     actor: Any,
 ) -> PassportEvent:
     """Record one lifecycle event (held, dispatched, delivered, …) on a passport."""
+    new = _new_event(
+        passport_id=passport_id,
+        kind=kind,
+        data=data,
+        expected_version=expected_version,
+        occurred_at=occurred_at,
+    )
+    return ledger.append(
+        passport=passport_id,
+        kind=new.kind,
+        data=new.data,
+        actor=actor,
+        expected_version=new.expected_version,
+        occurred_at=new.occurred_at,
+    )
+
+
+def _new_event(
+    *,
+    passport_id: int,
+    kind: Any,
+    data: Any,
+    expected_version: Any,
+    occurred_at: Any,
+) -> ledger.NewEvent:
+    """The checked input of one recorded event (400 naming the field)."""
     if kind not in RECORDABLE_KINDS:
         raise _invalid({"kind": [f"One of {', '.join(RECORDABLE_KINDS)}."]})
     if expected_version is not None and (
@@ -355,16 +381,76 @@ def passport_event_record(
         or expected_version < 1
     ):
         raise _invalid({"expectedVersion": ["The version you read: 1 or more."]})
-    payload = _event_data(kind, data)
-    when = _when(occurred_at)
-    return ledger.append(
+    return ledger.NewEvent(
         passport=passport_id,
         kind=kind,
-        data=payload,
-        actor=actor,
+        data=_event_data(kind, data),
         expected_version=expected_version,
-        occurred_at=when,
+        occurred_at=_when(occurred_at),
     )
+
+
+# A batch is one request and one transaction: a pallet, a rack, a shipment.
+BATCH_MAX_EVENTS = 1000
+
+
+def passport_events_record_batch(
+    *, events: Any, actor: Any, may_record: Any = None
+) -> list[PassportEvent]:
+    """Record many lifecycle events in one transaction, all or nothing
+    (``ledger.append_many``: the same rows, hashes and audit records as
+    recording each in turn with ``passport_event_record``).
+
+    ``events`` is a list of ``{passport, kind, data?, expectedVersion?,
+    occurredAt?}``; ``passport`` is any identifier ``selectors.resolve``
+    accepts. 400 names the field as ``events[i].<field>``; 404/409 name the
+    event as ``details.index``. ``may_record(kind)`` (the view's role check)
+    is called once per kind before anything is resolved or locked.
+    """
+    from passports import selectors
+
+    if not isinstance(events, list) or not events:
+        raise _invalid({"events": ["A non-empty list of events."]})
+    if len(events) > BATCH_MAX_EVENTS:
+        raise _invalid({"events": [f"At most {BATCH_MAX_EVENTS} events."]})
+    for index, item in enumerate(events):
+        if not isinstance(item, dict):
+            raise _invalid({f"events[{index}]": ["An object."]})
+        identifier = item.get("passport")
+        if not isinstance(identifier, str) or not identifier.strip():
+            raise _invalid(
+                {f"events[{index}].passport": ["The passport's UUID or identifier."]}
+            )
+        if item.get("kind") not in RECORDABLE_KINDS:
+            raise _invalid(
+                {f"events[{index}].kind": [f"One of {', '.join(RECORDABLE_KINDS)}."]}
+            )
+    if may_record is not None:
+        for kind in dict.fromkeys(item["kind"] for item in events):
+            may_record(kind)
+    found = selectors.resolve_many([item["passport"] for item in events])
+    checked = []
+    for index, item in enumerate(events):
+        try:
+            passport = found[item["passport"]]
+            if isinstance(passport, Exception):
+                raise passport
+            checked.append(
+                _new_event(
+                    passport_id=passport.pk,
+                    kind=item["kind"],
+                    data=item.get("data"),
+                    expected_version=item.get("expectedVersion"),
+                    occurred_at=item.get("occurredAt"),
+                )
+            )
+        except InvalidInput as exc:
+            raise _invalid(
+                {f"events[{index}].{key}": value for key, value in exc.details.items()}
+            ) from exc
+        except (NotFound, Conflict) as exc:
+            raise ledger.at_index(exc, index) from exc
+    return ledger.append_many(events=checked, actor=actor)
 
 
 # --- genealogy ------------------------------------------------------------------

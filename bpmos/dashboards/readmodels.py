@@ -194,6 +194,18 @@ def on_event(event) -> None:
     changed(read_models_of(event.name))
 
 
+def on_events(events) -> None:
+    """``on_event`` for a batch (``events.publish_many``): each read model once."""
+    models: dict[str, ReadModel] = {}
+    for name in dict.fromkeys(event.name for event in events):
+        for model in read_models_of(name):
+            models.setdefault(model.name, model)
+    changed(list(models.values()))
+
+
+on_event.many = on_events  # type: ignore[attr-defined]
+
+
 def install() -> None:
     """Drop the payloads on every save and delete of the models they are
     computed from, and on the domain events (bpmos/apps.py calls this once,

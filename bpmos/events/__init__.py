@@ -15,4 +15,12 @@ def publish(event: Event):
     return event_publish(event=event)
 
 
-__all__ = ["Event", "declare", "publish"]
+def publish_many(events):
+    """``publish`` of several events, in order, in two statements; one delivery
+    of all of them after commit (``bpmos.events.services.event_publish_many``)."""
+    from bpmos.events.services import event_publish_many
+
+    return event_publish_many(events=events)
+
+
+__all__ = ["Event", "declare", "publish", "publish_many"]

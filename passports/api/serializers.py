@@ -531,6 +531,28 @@ class EventRecordSerializer(serializers.Serializer):
     occurredAt = DateTimeField(required=False)
 
 
+class EventBatchItemSerializer(EventRecordSerializer):
+    passport = serializers.CharField(
+        help_text="UUID, BPAN, serial, barcode or RFID tag of the passport."
+    )
+
+
+class EventBatchSerializer(serializers.Serializer):
+    """Events recorded in one transaction, in order, all or nothing."""
+
+    events = EventBatchItemSerializer(many=True, min_length=1, max_length=1000)
+
+
+class BatchLedgerEventSerializer(LedgerEventSerializer):
+    passportId = serializers.UUIDField(help_text="The passport's UUID.")
+    serial = serializers.CharField()
+
+
+class EventBatchRecordedSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    events = BatchLedgerEventSerializer(many=True)
+
+
 class CustodianInSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=CUSTODIAN_KINDS)
     name = serializers.CharField()

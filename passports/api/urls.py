@@ -24,6 +24,11 @@ urlpatterns = [
         views.PassportVerifyView.as_view(),
         name="passport-verify",
     ),
+    re_path(
+        r"^passports/events/batch/?$",
+        views.PassportEventsBatchView.as_view(),
+        name="passport-events-batch",
+    ),
     re_path(rf"^{_ONE}/?$", views.PassportDetailView.as_view(), name="passport-detail"),
     re_path(
         rf"^{_ONE}/public/?$",

@@ -216,6 +216,49 @@ class PassportVerifyView(BpmosAPIView):
         return Response(ledger.verify(passport_ids=ids).as_dict())
 
 
+@extend_schema(tags=_TAGS)
+class PassportEventsBatchView(BpmosAPIView):
+    """Record many lifecycle events in one request and one transaction (a
+    pallet warehoused, a shipment dispatched): ``{events: [{passport, kind,
+    data?, expectedVersion?, occurredAt?}, ...]}``, at most 1,000, in order.
+
+    All or nothing: the same rows, hashes, audit records and live events as
+    posting each to ``/passports/{identifier}/events`` in turn, or nothing at
+    all. ``passport`` is any identifier the single route accepts. Who may
+    record which kind is the single route's rule, checked for every kind in
+    the batch. 400 names the field as ``events[i].<field>``; a missing
+    passport (404) or a refused event (409: ``illegal_transition``,
+    ``version_conflict``, …) names the event as ``details.index``."""
+
+    @extend_schema(
+        request=s.EventBatchSerializer,
+        responses={201: s.EventBatchRecordedSerializer},
+    )
+    def post(self, request):
+        body = _body(request)
+        written = services.passport_events_record_batch(
+            events=body.get("events"),
+            actor=request.user,
+            may_record=lambda kind: access.require_action(
+                f"passport-event.{kind}", request.user
+            ),
+        )
+        return Response(
+            {
+                "count": len(written),
+                "events": [
+                    {
+                        "passportId": str(event.passport.uuid),
+                        "serial": event.passport.serial,
+                        **s.LedgerEventSerializer(event).data,
+                    }
+                    for event in written
+                ],
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
 # --- one passport ---------------------------------------------------------------------
 
 

@@ -30,15 +30,35 @@ MOVED_TO_PAST_REASON = "moved to past"
 _MAX_REASON = 300
 
 
-def _announce_update(passport: Passport, job: DispatchJob | None) -> None:
-    count = selectors.dispatchable_queryset().count()
-    events.publish(
-        passport_events.dispatchable_update(
-            passport,
-            is_dispatchable=selectors.is_dispatchable(passport, job),
-            count=count,
-        )
+def _announce_update(appended: ledger.Appended, job: DispatchJob | None) -> None:
+    """Announce ``appended``'s passport's dispatchability; the desk's count is
+    read once, after the last event of the append (a batch's included)."""
+    passport = appended.passport
+    appended.shared.setdefault(_UPDATES, []).append(
+        (passport, selectors.is_dispatchable(passport, job))
     )
+
+
+_UPDATES = "dispatch.updates"
+
+
+def _announce_now(passport: Passport, job: DispatchJob | None) -> None:
+    _announce_pending(
+        {_UPDATES: [(passport, selectors.is_dispatchable(passport, job))]}
+    )
+
+
+def _announce_pending(shared: dict) -> None:
+    pending = shared.pop(_UPDATES, [])
+    if not pending:
+        return
+    count = selectors.dispatchable_queryset().count()
+    for passport, is_dispatchable in pending:
+        events.publish(
+            passport_events.dispatchable_update(
+                passport, is_dispatchable=is_dispatchable, count=count
+            )
+        )
 
 
 def on_ledger_append(appended: ledger.Appended) -> None:
@@ -46,26 +66,37 @@ def on_ledger_append(appended: ledger.Appended) -> None:
     ``ledger.on_append`` (``passports.apps``), so it runs inside ``append``'s
     transaction with the passport row locked. Warehousing opens a live job,
     dispatching closes it, and a change of ``may_ship`` (a hold, its release,
-    a failed re-test) of a live product is announced."""
+    a failed re-test) of a live product is announced (after the append's last
+    event, with the desk's count then: once per batch)."""
+    _job_follow(appended)
+    if appended.last:
+        _announce_pending(appended.shared)
+
+
+def _job_follow(appended: ledger.Appended) -> None:
     passport, kind = appended.passport, appended.event.kind
+    shipping_changed = lifecycle.may_ship(appended.before) != lifecycle.may_ship(
+        appended.after
+    )
+    if kind not in (EventKind.WAREHOUSED, EventKind.DISPATCHED) and not (
+        shipping_changed
+    ):
+        return  # cannot touch the desk: no need to read the job (most appends)
     job = selectors.latest_job(passport, lock=True)
     if kind == EventKind.WAREHOUSED and (job is None or job.state == JobState.OFF):
         job = DispatchJob.objects.create(
             passport=passport, state=JobState.ON, reason="warehoused"
         )
-        _announce_update(passport, job)
+        _announce_update(appended, job)
         return
     if kind == EventKind.DISPATCHED and job is not None and job.state == JobState.ON:
         job.state, job.reason = JobState.OFF, DISPATCHED_REASON
         job.save(update_fields=["state", "reason", "updated_at"])
         events.publish(passport_events.moved_to_past(passport, job, at=timezone.now()))
-        _announce_update(passport, job)
+        _announce_update(appended, job)
         return
-    shipping_changed = lifecycle.may_ship(appended.before) != lifecycle.may_ship(
-        appended.after
-    )
     if job is not None and job.state == JobState.ON and shipping_changed:
-        _announce_update(passport, job)
+        _announce_update(appended, job)
 
 
 def _reason(reason: Any) -> str:
@@ -149,7 +180,7 @@ def product_move_to_past(
             actor=actor,
         )
         events.publish(passport_events.moved_to_past(passport, job, at=timezone.now()))
-        _announce_update(passport, job)
+        _announce_now(passport, job)
         return passport, job
 
 
@@ -198,7 +229,7 @@ def product_reactivate(
             actor=actor,
         )
         events.publish(passport_events.reactivated(passport, job, at=timezone.now()))
-        _announce_update(passport, job)
+        _announce_now(passport, job)
         return passport, job
 
 
