@@ -57,6 +57,12 @@ BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 50.0},
     },
+    # Readings' month partitions ahead, and retention (docs/lines.md "Partitions").
+    "readings-partitions-maintain": {
+        "task": "lines.tasks.readings_partitions_maintain_task",
+        "schedule": 3600.0,
+        "options": {"expires": 3000.0},
+    },
     "lims-fetch": {
         "task": "scada.tasks_lims.lims_fetch_due_task",
         "schedule": 60.0,

@@ -514,6 +514,22 @@ BPMOS_EVENT_LAYER_CHECK_SECONDS = env.float(
 )
 # Days delivered live events are kept (what a reconnecting client can resume from).
 BPMOS_EVENT_RETENTION_DAYS = env.int("BPMOS_EVENT_RETENTION_DAYS", default=7)
+# Machine readings (docs/lines.md, "Partitions" and "Durable commits"):
+# PostgreSQL month partitions created this many months ahead by beat, and
+# months kept (older whole months are dropped, or detached when
+# BPMOS_READINGS_RETENTION_DETACH; 0 keeps every month).
+BPMOS_READINGS_PARTITIONS_AHEAD = env.int("BPMOS_READINGS_PARTITIONS_AHEAD", default=3)
+BPMOS_READINGS_RETENTION_MONTHS = env.int("BPMOS_READINGS_RETENTION_MONTHS", default=0)
+BPMOS_READINGS_RETENTION_DETACH = env.bool(
+    "BPMOS_READINGS_RETENTION_DETACH", default=False
+)
+# False: a readings batch commits without waiting for its WAL flush
+# (PostgreSQL's synchronous_commit=off for that transaction only). Faster, but
+# a PostgreSQL crash can lose the last ~0.6 s of acknowledged batches. Off by
+# default: a 201 means the readings are on disk.
+BPMOS_READINGS_SYNCHRONOUS_COMMIT = env.bool(
+    "BPMOS_READINGS_SYNCHRONOUS_COMMIT", default=True
+)
 # Idempotency-Key (docs/api.md): hours a key and its answer are kept (replayed,
 # and refused with another request), and seconds a running request holds its
 # key; past that, it is presumed gone and a retry takes the key over.

@@ -21,6 +21,7 @@ from decimal import Decimal
 from operator import itemgetter
 from typing import Any, TypedDict
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
@@ -286,7 +287,8 @@ def _announce(
             events.publish(
                 line_events.station_changed(
                     line, stations[pk], before=old, after=new, at=at
-                )
+                ),
+                background=True,
             )
     if (after.mode, after.health) != (before.mode, before.health):
         events.publish(
@@ -297,7 +299,8 @@ def _announce(
                 previous_mode=before.mode,
                 previous_health=before.health,
                 at=at,
-            )
+            ),
+            background=True,
         )
 
 
@@ -319,6 +322,12 @@ def readings_ingest(*, machine_id: int, rows: list, actor) -> IngestResult:
     batch.
     """
     checked, _repeats = readings_validate(machine_id=machine_id, rows=rows)
+    if (
+        not settings.BPMOS_READINGS_SYNCHRONOUS_COMMIT
+        and connection.vendor == "postgresql"
+    ):
+        with connection.cursor() as cursor:  # this transaction only
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
     machine, line_id = _lock_machine(machine_id)
     accepted = _store(checked)
     if accepted:

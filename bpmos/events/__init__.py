@@ -8,11 +8,13 @@ and delivers it to the Channels groups of its topics after commit. See
 from bpmos.events.types import Event, declare
 
 
-def publish(event: Event):
-    """Store ``event`` now; deliver it to subscribers once the transaction commits."""
+def publish(event: Event, *, background: bool = False):
+    """Store ``event`` now; deliver it to subscribers once the transaction commits
+    (with ``background``, from this process's delivery thread rather than
+    before the caller returns: hot paths such as readings ingest)."""
     from bpmos.events.services import event_publish  # app registry must be ready
 
-    return event_publish(event=event)
+    return event_publish(event=event, background=background)
 
 
 def publish_many(events):
