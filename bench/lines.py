@@ -94,34 +94,11 @@ def start_gunicorn(
 
 
 def build_plant(lines: int, stations: int, machines_per_station: int):
-    """Lines, stations and machines; returns the machines."""
-    from decimal import Decimal
+    """Lines, stations and machines (the plant generator's); returns the
+    machines."""
+    from plant_generator.builders import build_topology
 
-    from lines.models import Line, Machine, Station
-
-    machines = []
-    for n in range(lines):
-        line = Line.objects.create(
-            slug=f"line-{n + 1:02d}", name=f"Line {n + 1}", position=n
-        )
-        for s in range(stations):
-            station = Station.objects.create(
-                line=line,
-                slug=f"st-{s + 1:02d}",
-                name=f"Station {s + 1}",
-                position=s + 1,
-                ideal_cycle_seconds=Decimal(10 + 5 * s),
-            )
-            for m in range(machines_per_station):
-                machines.append(
-                    Machine.objects.create(
-                        station=station,
-                        code=f"l{n + 1}-s{s + 1}-m{m + 1}",
-                        name=f"Machine {m + 1}",
-                        machine_type="bench",
-                    )
-                )
-    return machines
+    return build_topology(lines, stations, machines_per_station)
 
 
 STATES = ("running", "running", "running", "ready", "idle", "blocked", "down")
