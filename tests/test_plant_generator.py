@@ -16,7 +16,7 @@ from django.db import transaction
 from plant_generator import builders
 from plant_generator.generate import SCALES, YEAR, generate, plant_counts
 
-pytestmark = pytest.mark.skipif(
+needs_postgresql = pytest.mark.skipif(
     not settings.DB_IS_POSTGRES,
     reason="the plant generator needs PostgreSQL (COPY and set-based SQL)",
 )
@@ -39,6 +39,7 @@ def small_plant(django_db_setup, django_db_blocker):
             outer.__exit__(None, None, None)
 
 
+@needs_postgresql
 def test_small_plant_holds_what_its_plan_promises(small_plant, db):
     counts = plant_counts()
     packs, _extra = builders.ledger_plan(
@@ -78,6 +79,7 @@ def test_the_scales_grow_to_a_plant_year():
     assert (day.readings, day.days, month.days, year.days) == (27_398, 1, 30, 365)
 
 
+@needs_postgresql
 def test_both_chains_verify(small_plant, db):
     out = StringIO()
     call_command("verify_audit", stdout=out)
@@ -93,6 +95,7 @@ def test_both_chains_verify(small_plant, db):
     )
 
 
+@needs_postgresql
 def test_genealogy_is_pack_from_modules_from_cells(small_plant, db):
     from passports.models import Passport
 
@@ -119,6 +122,7 @@ def test_genealogy_is_pack_from_modules_from_cells(small_plant, db):
     assert not Passport.objects.filter(kind__in=["module", "cell"], parent=None)
 
 
+@needs_postgresql
 def test_packs_at_the_plant_are_on_the_dispatch_desk(small_plant, db):
     from passports.dispatch import selectors as dispatch
     from passports.models import Passport
@@ -131,9 +135,24 @@ def test_packs_at_the_plant_are_on_the_dispatch_desk(small_plant, db):
     assert {job.state for p in shipped for job in p.dispatch_jobs.all()} == {"OFF"}
 
 
+@needs_postgresql
 @pytest.mark.django_db
 def test_the_command_refuses_a_database_with_passports(small_plant):
     from django.core.management.base import CommandError
 
     with pytest.raises(CommandError, match="already holds passports"):
         call_command("generate_plant", scale="small", stdout=StringIO())
+
+
+@pytest.mark.skipif(settings.DB_IS_POSTGRES, reason="the SQLite refusal")
+@pytest.mark.django_db
+def test_on_sqlite_the_command_refuses_and_writes_nothing():
+    from django.core.management.base import CommandError
+
+    from bpmos.accounts.models import User
+
+    with pytest.raises(CommandError, match="needs PostgreSQL"):
+        call_command("generate_plant", scale="small", stdout=StringIO())
+    assert not User.objects.exists()
+    with pytest.raises(RuntimeError, match="needs PostgreSQL"):
+        generate(SMALL)
