@@ -44,7 +44,10 @@ def one(name: str, argv: list[str], out: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # No abbreviations: a bench's own "--scale" is not this "--scale-args".
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], allow_abbrev=False
+    )
     parser.add_argument("--only", default=",".join(BENCHES))
     for name in BENCHES:
         parser.add_argument(
