@@ -137,11 +137,13 @@ def test_packs_at_the_plant_are_on_the_dispatch_desk(small_plant, db):
 
 @needs_postgresql
 @pytest.mark.django_db
-def test_the_command_refuses_a_database_with_passports(small_plant):
+def test_the_command_refuses_a_database_with_a_plant(small_plant):
     from django.core.management.base import CommandError
 
-    with pytest.raises(CommandError, match="already holds passports"):
+    held = r"2,000 readings, 110 passports, 40 work_orders, 200 items"
+    with pytest.raises(CommandError, match=rf"already holds a plant \({held}\)"):
         call_command("generate_plant", scale="small", stdout=StringIO())
+    assert plant_counts()["passports"] == 110  # nothing added
 
 
 @pytest.mark.skipif(settings.DB_IS_POSTGRES, reason="the SQLite refusal")

@@ -51,10 +51,16 @@ class Command(BaseCommand):
                 raise CommandError("--end needs a time zone (e.g. +00:00).")
         from plant_generator.generate import plant_counts
 
-        if plant_counts()["passports"]:
+        held = {
+            name: n
+            for name, n in plant_counts().items()
+            if n and name in ("readings", "passports", "work_orders", "items")
+        }
+        if held:
+            found = ", ".join(f"{n:,} {name}" for name, n in held.items())
             raise CommandError(
-                "The database already holds passports: generate into an empty, "
-                "migrated database."
+                f"The database already holds a plant ({found}): generate into an "
+                "empty, migrated database."
             )
         scale = options["scale"]
         quiet = options["verbosity"] == 0 or options["json"]
