@@ -169,7 +169,8 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     requests(timer, tokens)
     print(f"timed in {time.perf_counter() - started:.0f} s")
-    return {"counts": counts, "rows": timer.rows, "scale": args.scale}
+    plant = args.existing or args.scale  # an existing plant: its database's name
+    return {"counts": counts, "rows": timer.rows, "scale": plant}
 
 
 def rows(argv: list[str] | None = None) -> list[Row]:
