@@ -19,7 +19,7 @@ its identifiers, a pack's genealogy and its full trace.
    stack (``bench.dashboards.Timer``: ``django.test.Client`` with a real
    Bearer JWT; middleware, authentication, view, serialization), ``--repeat``
    times: p50 and p99, and the queries of one request. Goal: p99 < 50 ms
-   (issue 18, at a plant-year). The ceiling in the same run is the stack's
+   (docs/performance.md, at a plant-year). The ceiling in the same run is the stack's
    floor, ``GET /api/auth/me``.
 """
 
