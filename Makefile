@@ -46,6 +46,13 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+## bench: every bench (lines, ledger, fanout, dashboards, scale) and one table of
+## figure, ceiling in the same run, ratio, goal, pass/miss (docs/performance.md).
+## Needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL); BENCH_ARGS passes options,
+## e.g. BENCH_ARGS='--only scale --scale-args "--scale year"'.
+bench: $(VENV)/.dev
+	nice -n 19 $(BIN)/python -m bench.suite $(BENCH_ARGS)
+
 format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .

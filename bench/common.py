@@ -6,6 +6,9 @@
 * the bench database: ``bench_database_url`` (``<DATABASE_URL's name>_bench``),
   ``recreate_database``, and ``setup_bench_django``, which re-creates it, sets
   Django up on it and migrates it;
+* the suite's table: ``Row`` (a path's figure, ceiling, ratio, goal, pass)
+  and ``print_table``, what each bench's ``rows()`` returns and ``make
+  bench`` prints (bench/suite.py);
 * servers: ``free_port``, ``daphne_command``, ``server_env`` (the environment
   of a server subprocess), ``start_server`` (start one and wait until it is
   ready, e.g. ``http_answers``; ``ServerFailed`` if it is not) and
@@ -24,6 +27,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -217,3 +221,69 @@ def stop_server(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+# --- the suite's table (``make bench``, bench/suite.py) -----------------------------
+
+
+@dataclass
+class Row:
+    """One line of ``make bench``'s table: a path's figure, its ceiling measured
+    in the same run (None where the bench has none), their ratio, the goal and
+    whether the figure meets it. ``ratio`` is figure / ceiling, or ceiling /
+    figure for a time (``lower_is_better``), so 100 % is the ceiling either way."""
+
+    bench: str
+    path: str
+    figure: float
+    unit: str
+    goal: str
+    passed: bool
+    ceiling: float | None = None
+    lower_is_better: bool = False
+
+    @property
+    def ratio(self) -> float | None:
+        if not self.ceiling or not self.figure:
+            return None
+        if self.lower_is_better:
+            return self.ceiling / self.figure
+        return self.figure / self.ceiling
+
+
+def _number(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:,.0f}" if value >= 100 else f"{value:,.2f}"
+    return f"{text} {unit}"
+
+
+def print_table(rows: list[Row], *, out=None) -> None:
+    """The one table: bench, path, figure, ceiling, ratio, goal, pass/miss."""
+    out = out or sys.stdout
+    head = ("bench", "path", "figure", "ceiling (same run)", "ratio", "goal", "")
+    lines = [
+        (
+            row.bench,
+            row.path,
+            _number(row.figure, row.unit),
+            _number(row.ceiling, row.unit),
+            "-" if row.ratio is None else f"{row.ratio:.0%}",
+            row.goal,
+            "pass" if row.passed else "MISS",
+        )
+        for row in rows
+    ]
+    widths = [
+        max(len(str(c)) for c in column) for column in zip(head, *lines, strict=True)
+    ]
+    for line in (head, tuple("-" * w for w in widths), *lines):
+        out.write(
+            "  ".join(
+                str(cell).rjust(w) if i in (2, 3, 4) else str(cell).ljust(w)
+                for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+            ).rstrip()
+            + "\n"
+        )
+    passed = sum(row.passed for row in rows)
+    out.write(f"{passed} of {len(rows)} paths meet their goal\n")

@@ -108,6 +108,8 @@ INSTALLED_APPS = [
     "passports",
     "scada",
     "compliance",
+    # Tooling: manage.py generate_plant (the benches' and the tests' plants)
+    "plant_generator",
 ]
 
 MIDDLEWARE = [

@@ -250,6 +250,13 @@ def _reserve(codes: dict[str, list[str]], planner, operator) -> int:
     return len(made)
 
 
+def seed_places() -> int:
+    """The categories and the warehouse's bins (the plant generator's base
+    too); returns the new locations."""
+    _categories()
+    return _warehouse()
+
+
 def seed(log) -> None:
     """Create what is missing of the demo stock; existing items are left alone."""
     now = timezone.now()
@@ -257,8 +264,7 @@ def seed(log) -> None:
     supervisor = users.get("supervisor")
     planner = users.get("planner", supervisor)
     operator = users.get("operator", supervisor)
-    _categories()
-    new_places = _warehouse()
+    new_places = seed_places()
     new: dict[str, list[str]] = {}
     for spec in STOCK:
         for n in range(spec.count):

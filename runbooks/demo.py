@@ -536,10 +536,15 @@ def _settle(spec: OrderSpec, work_order: WorkOrder, *, planner, operator) -> Non
         )
 
 
-def seed(log) -> None:
-    """Create the demo runbooks and, once, the demo work orders."""
+def seed_runbooks(log) -> None:
+    """Create the missing runbook templates (the plant generator's base too)."""
     for spec in RUNBOOKS:
         _seed_runbook(spec, log)
+
+
+def seed(log) -> None:
+    """Create the demo runbooks and, once, the demo work orders."""
+    seed_runbooks(log)
 
     existing = {
         (slug, lot)

@@ -50,7 +50,7 @@ def test_import_contracts_are_kept():
 
 def _scratch_copy(tmp_path: Path) -> Path:
     apps = ["bpmos", "elog", "runbooks", "lines", "inventory", "exceptions"]
-    apps += ["passports", "scada", "compliance"]
+    apps += ["passports", "scada", "compliance", "plant_generator"]
     copy = tmp_path / "tree"
     copy.mkdir()
     shutil.copy(ROOT / "pyproject.toml", copy)

@@ -1,0 +1,745 @@
+"""The bulk builders of a generated plant: each area's rows, written the way
+the services' own bulk paths write them, deterministic for a seed and an end
+time.
+
+* machine readings: ``bpmos.bulk.BulkTarget.store``, the readings ingest's
+  write path (binary COPY into the table, its indexes and constraints);
+* audit records: hash-chained as ``elog.audit`` chains them (the same
+  ``compute_hash`` and key), then COPY;
+* passport ledgers: each battery's events applied through
+  ``passports.lifecycle.apply`` and hashed with ``passports.ledger
+  .compute_hash`` as ``ledger.append`` does, the projection set by
+  ``ledger._project``, then two bulk INSERTs a batch; genealogy pack <- modules
+  <- cells with the ``assembled`` events ``passport_assemble`` writes; the
+  dispatch desk's jobs as its ledger hook opens and closes them;
+* work orders and stages, exceptions, inventory items, alarms and their
+  journal, shift-log entries: set-based ``INSERT ... SELECT`` (PostgreSQL);
+* the read models and roll-ups are then rebuilt by the functions beat and the
+  migrations use (``generate.finish``).
+
+PostgreSQL only (COPY and set-based SQL). Progress goes to a ``progress(label,
+total)`` factory whose result has ``advance(n)`` (rich's bar in the command,
+``bench.common.Progress`` in the benches).
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+from django.db import connection, transaction
+
+from bpmos.bulk import BulkTarget
+
+BATCH = 100_000  # rows per COPY statement
+
+
+class Bar(Protocol):
+    def advance(self, n: int = 1) -> None: ...
+
+
+ProgressFactory = Callable[[str, int], Bar]
+
+
+class _Silent:
+    def advance(self, n: int = 1) -> None:
+        pass
+
+
+def silent(label: str, total: int) -> Bar:
+    """A progress factory that shows nothing."""
+    return _Silent()
+
+
+def execute(sql: str, params: Any = ()) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def copy_rows(
+    table: str,
+    columns: tuple[str, ...],
+    rows: Iterable[tuple],
+    bar: Bar,
+) -> int:
+    """COPY text of ``rows`` (tuples of values whose ``str`` is COPY text, None
+    for NULL) into ``table``, ``BATCH`` rows a statement; returns the count."""
+    column_list = ", ".join(columns)
+    total = 0
+
+    def flush(buffer: io.StringIO, n: int) -> None:
+        with (
+            connection.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({column_list}) FROM STDIN") as copy,
+        ):
+            copy.write(buffer.getvalue())
+        bar.advance(n)
+
+    buffer, n = io.StringIO(), 0
+    for row in rows:
+        buffer.write(
+            "\t".join("\\N" if value is None else str(value) for value in row) + "\n"
+        )
+        n += 1
+        if n == BATCH:
+            flush(buffer, n)
+            total += n
+            buffer, n = io.StringIO(), 0
+    if n:
+        flush(buffer, n)
+        total += n
+    return total
+
+
+def seeded_uuid(rng: random.Random) -> uuid.UUID:
+    """A version-4 UUID drawn from ``rng`` (the same seed, the same UUIDs)."""
+    return uuid.UUID(int=rng.getrandbits(128), version=4)
+
+
+# --- lines and machine readings ---------------------------------------------------
+
+STATES = ("running", "running", "running", "ready", "idle", "blocked", "down")
+
+# The readings ingest's table and columns (lines.services stores its batches
+# through a BulkTarget of the same shape).
+READINGS = BulkTarget(
+    table="lines_machinereading",
+    columns=("machine_id", "tag", "ts", "value", "text", "note", "unit", "quality"),
+    copy_types=("int8", "varchar", "timestamptz", "float8", *["varchar"] * 4),
+    conflict=("machine_id", "tag", "ts"),
+)
+
+
+def build_topology(lines: int, stations: int, machines_per_station: int) -> list:
+    """Lines ``line-01`` ..., their stations and machines; returns the
+    machines."""
+    from lines.models import Line, Machine, Station
+
+    machines = []
+    for n in range(lines):
+        line = Line.objects.create(
+            slug=f"line-{n + 1:02d}", name=f"Line {n + 1}", position=n
+        )
+        for s in range(stations):
+            station = Station.objects.create(
+                line=line,
+                slug=f"st-{s + 1:02d}",
+                name=f"Station {s + 1}",
+                position=s + 1,
+                ideal_cycle_seconds=Decimal(10 + 5 * s),
+            )
+            machines.extend(
+                Machine.objects.create(
+                    station=station,
+                    code=f"l{n + 1}-s{s + 1}-m{m + 1}",
+                    name=f"Machine {m + 1}",
+                    machine_type="bench",
+                )
+                for m in range(machines_per_station)
+            )
+    return machines
+
+
+def build_readings(
+    machines: list, *, readings: int, days: float, end: datetime, seed: int, bar: Bar
+) -> int:
+    """``readings`` machine readings spread evenly over the machines and the
+    ``days`` before ``end``: every 40th a state change, a third cycle times,
+    some rejects, the rest good counts. Returns how many were stored."""
+    per_machine = max(1, readings // len(machines))
+    step = timedelta(seconds=days * 86400 / per_machine)
+    stored = 0
+    for machine in machines:
+        rng = random.Random(f"{seed}:{machine.code}")
+        ts = end - step * per_machine
+        rows: list[tuple] = []
+        for i in range(per_machine):
+            ts += step
+            if i % 40 == 0:
+                state = rng.choice(STATES)
+                note = "Safety Curtain" if state == "blocked" else ""
+                row = (machine.pk, "state", ts, None, state, note, "", "good")
+            elif i % 3 == 0:
+                value = round(rng.uniform(10, 14), 2)
+                row = (machine.pk, "cycle_time", ts, value, "", "", "", "good")
+            elif i % 17 == 0:
+                row = (machine.pk, "reject_count", ts, 1.0, "", "", "", "good")
+            else:
+                value = float(rng.randint(1, 3))
+                row = (machine.pk, "good_count", ts, value, "", "", "", "good")
+            rows.append(row)
+            if len(rows) == BATCH:
+                stored += READINGS.store(rows)
+                bar.advance(len(rows))
+                rows = []
+        if rows:
+            stored += READINGS.store(rows)
+            bar.advance(len(rows))
+    return stored
+
+
+# --- work orders, exceptions, inventory ---------------------------------------------
+
+
+def build_work(*, days: float, orders: int, end: datetime) -> None:
+    """Work orders of the default manufacturing runbook over ``days`` days:
+    completed, cancelled, in progress (a stage on hold now and then), planned;
+    with every stage. The last 60 are in progress, the 100 before planned."""
+    from runbooks import stage_wip
+    from runbooks.models import Runbook
+
+    runbook = (
+        Runbook.objects.filter(kind="manufacturing").order_by("-is_default").first()
+    )
+    in_progress, planned = min(60, orders // 4), min(100, orders // 4)
+    execute(
+        """
+        INSERT INTO runbooks_workorder (runbook_id, product_code, lot_no, qty,
+            planned_start, planned_end, status, started_at, completed_at,
+            created_at, updated_at)
+        SELECT %(runbook)s, 'PACK-LFP-48V', 'BL-' || n, 1 + n %% 20,
+            start, start + interval '8 hours',
+            CASE WHEN n > %(orders)s - %(wip)s THEN 'in_progress'
+                 WHEN n > %(orders)s - %(later)s THEN 'planned'
+                 WHEN n %% 50 = 0 THEN 'cancelled' ELSE 'completed' END,
+            CASE WHEN n > %(orders)s - %(later)s AND n <= %(orders)s - %(wip)s
+                 THEN NULL ELSE start END,
+            CASE WHEN n > %(orders)s - %(later)s OR n %% 50 = 0 THEN NULL
+                 ELSE start + interval '7 hours' END,
+            start, start
+        FROM (SELECT n, %(now)s - make_interval(secs => %(span)s)
+                 + make_interval(secs => %(span)s::float8 * n / %(orders)s) AS start
+              FROM generate_series(1, %(orders)s) AS n) AS o
+        """,
+        {
+            "runbook": runbook.pk,
+            "orders": orders,
+            "wip": in_progress,
+            "later": in_progress + planned,
+            "span": days * 86400,
+            "now": end,
+        },
+    )
+    execute(
+        """
+        INSERT INTO runbooks_workorderstage (work_order_id, stage_id, position,
+            stage_name, planned_start, planned_end, actual_start, actual_end,
+            status, hold_reason, updated_at)
+        SELECT w.id, s.id, s.position, s.name, w.planned_start, w.planned_end,
+            CASE WHEN w.status = 'completed'
+                   OR (w.status = 'in_progress' AND s.position <= w.id %% 5 + 1)
+                 THEN w.planned_start END,
+            CASE WHEN w.status = 'completed'
+                   OR (w.status = 'in_progress' AND s.position <= w.id %% 5)
+                 THEN w.planned_start + interval '1 hour' END,
+            CASE WHEN w.status = 'completed' THEN 'done'
+                 WHEN w.status = 'in_progress' AND s.position <= w.id %% 5 THEN 'done'
+                 WHEN w.status = 'in_progress' AND s.position = w.id %% 5 + 1
+                   THEN CASE WHEN w.id %% 4 = 0 THEN 'hold' ELSE 'in_progress' END
+                 ELSE 'planned' END,
+            CASE WHEN w.status = 'in_progress' AND s.position = w.id %% 5 + 1
+                   AND w.id %% 4 = 0 THEN 'Bench hold' ELSE '' END,
+            w.planned_start
+        FROM runbooks_workorder w JOIN runbooks_stage s ON s.runbook_id = w.runbook_id
+        WHERE w.lot_no LIKE 'BL-%%'
+        """
+    )
+    # Loaded by SQL, past the services that keep the stages' WIP counts.
+    stage_wip.rebuild()
+
+
+def build_exceptions(*, days: float, end: datetime, count: int) -> None:
+    """Exceptions, most resolved, some open and escalated."""
+    execute(
+        """
+        INSERT INTO exceptions_plantexception (type, severity, status, source, title,
+            description, is_blocking, raised_at, escalation_level, escalation_log,
+            acknowledged_at, resolved_at, resolution_note, updated_at)
+        SELECT (ARRAY['quality_failure','equipment_fault','material_shortage',
+                      'process_deviation','other'])[1 + n %% 5],
+            (ARRAY['low','medium','high','critical'])[1 + n %% 4],
+            CASE WHEN n %% 25 = 0 THEN 'open' WHEN n %% 25 = 1 THEN 'ack'
+                 ELSE 'resolved' END,
+            'manual', 'Bench exception ' || n, '', false, at,
+            CASE WHEN n %% 25 = 0 THEN n %% 3 ELSE 0 END, '[]'::jsonb,
+            CASE WHEN n %% 25 <> 0 THEN at + interval '5 minutes' END,
+            CASE WHEN n %% 25 > 1 THEN at + interval '1 hour' END, '', at
+        FROM (SELECT n, %(now)s - make_interval(secs => %(span)s)
+                 + make_interval(secs => %(span)s::float8 * n / %(count)s) AS at
+              FROM generate_series(1, %(count)s) AS n) AS e
+        """,
+        {"count": count, "span": days * 86400, "now": end},
+    )
+
+
+def build_items(*, end: datetime, count: int) -> None:
+    """Inventory items over the categories and bins: some on hold or blocked,
+    some used up."""
+    execute(
+        """
+        INSERT INTO inventory_item (code, sku, category_id, location_id, status,
+            hold_reason, batch_ref, quantity, unit, received_at, created_at,
+            updated_at)
+        SELECT 'BENCH-IT-' || n, 'CELL-LFP-21700',
+            c.ids[1 + n %% array_length(c.ids, 1)],
+            l.ids[1 + n %% array_length(l.ids, 1)],
+            CASE WHEN n %% 100 = 0 THEN 'hold' WHEN n %% 150 = 0 THEN 'blocked'
+                 ELSE 'good' END,
+            CASE WHEN n %% 100 = 0 THEN 'Bench hold' ELSE '' END,
+            'BATCH-' || n / 100, CASE WHEN n %% 7 = 0 THEN 0 ELSE 1 + n %% 30 END,
+            'pcs', %(now)s, %(now)s, %(now)s
+        FROM generate_series(1, %(count)s) AS n,
+             (SELECT array_agg(id ORDER BY id) AS ids FROM inventory_category) AS c,
+             (SELECT array_agg(id ORDER BY id) AS ids FROM inventory_location) AS l
+        """,
+        {"count": count, "now": end},
+    )
+
+
+# --- alarms, shift log, audit --------------------------------------------------------
+
+
+def build_alarms(*, days: float, end: datetime, alarms: int, history: int) -> None:
+    """Alarms (most closed; the last 40 unacknowledged) and their journal
+    (``history`` rows: activated, acknowledged, returned, shelved ...)."""
+    unacked = min(40, alarms // 4)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(max(id), 0) FROM scada_alarmevent")
+        (before,) = cursor.fetchone()
+    execute(
+        """
+        INSERT INTO scada_alarmevent (timestamp, tag_name, kind, status, severity,
+            area, message, value, "limit", active, acknowledged_at, returned_at,
+            closed_at, shelve_reason, updated_at)
+        SELECT at, 'TT-' || (100 + n %% 400), 'limit',
+            CASE WHEN n > %(count)s - %(open)s THEN 'unack_active' ELSE 'normal' END,
+            (ARRAY['low','medium','high','critical'])[1 + n %% 4],
+            'Area ' || (1 + n %% 6), 'Temperature high', 61.5, 60.0,
+            n > %(count)s - %(open)s,
+            CASE WHEN n <= %(count)s - %(open)s THEN at + interval '2 minutes' END,
+            CASE WHEN n <= %(count)s - %(open)s THEN at + interval '10 minutes' END,
+            CASE WHEN n <= %(count)s - %(open)s THEN at + interval '10 minutes' END,
+            '', at
+        FROM (SELECT n, %(now)s - make_interval(secs => %(span)s)
+                 + make_interval(secs => %(span)s::float8 * n / %(count)s) AS at
+              FROM generate_series(1, %(count)s) AS n) AS a
+        """,
+        {"count": alarms, "open": unacked, "span": days * 86400, "now": end},
+    )
+    execute(
+        """
+        INSERT INTO scada_alarmhistory (alarm_id, at, change, from_state, to_state,
+            area, value, note)
+        SELECT a.id, least(a.timestamp + make_interval(secs => 60 * (n %% 5)),
+                           %(now)s - interval '1 second'),
+            (ARRAY['activated','acknowledged','returned','shelved','unshelved'])
+                [1 + n %% 5],
+            'normal', 'unack_active', a.area, 61.5,
+            CASE WHEN n %% 5 = 1 THEN 'Checked the chiller' ELSE '' END
+        FROM generate_series(0, %(history)s - 1) AS n
+        JOIN scada_alarmevent a
+          ON a.id = (SELECT min(id) FROM scada_alarmevent WHERE id > %(before)s)
+                    + (n / 5) %% %(alarms)s
+        """,
+        {"history": history, "alarms": alarms, "now": end, "before": before},
+    )
+
+
+def build_shift_log(*, days: float, end: datetime, count: int) -> None:
+    """``count`` shift-log entries (notes, incidents, safety, quality,
+    maintenance, readings approved), in 8 h shifts from 06:00 UTC."""
+    execute(
+        """
+        INSERT INTO elog_shiftlogentry (plant_id, operator_name, entry_type, body,
+            metadata, line, shift_start, shift_end, target_type, target_id,
+            automatic, source, request_id, created_at)
+        SELECT 'bench', 'bench-operator',
+            (ARRAY['note','incident','safety','quality','maintenance',
+                   'readings_approved'])[1 + n %% 6],
+            CASE WHEN n %% 997 = 0 THEN 'Coolant pump cavitation heard at ' || n
+                 ELSE 'Line running, checked torque on station ' || (n %% 10) END,
+            '{}'::jsonb, 'line-01', s, s + interval '8 hours', '', '', false, 'api',
+            '', at
+        FROM (SELECT n, at, to_timestamp(
+                  floor((extract(epoch FROM at) - 21600) / 28800) * 28800 + 21600) AS s
+              FROM (SELECT n, %(now)s - make_interval(secs => %(span)s)
+                       + make_interval(secs => %(span)s::float8 * n / %(count)s) AS at
+                    FROM generate_series(1, %(count)s) AS n) AS t) AS e
+        """,
+        {"count": count, "span": days * 86400, "now": end},
+    )
+
+
+def build_audit(
+    *, days: float, end: datetime, count: int, actors: list, bar: Bar
+) -> int:
+    """``count`` audit records after those already in the chain, hash-chained
+    as ``elog.audit`` chains them (its ``compute_hash`` and current key), by
+    COPY. The caller holds the chain (no writer about: a generator's or a
+    bench's database)."""
+    from bpmos.auditkeys import keyring
+    from elog import audit
+    from elog.models import AuditRecord
+
+    key_id = keyring().current_id
+    last = AuditRecord.objects.order_by("-seq").values_list("seq", "hash").first()
+    seq, prev = last if last else (0, audit.GENESIS_HASH)
+    step = timedelta(seconds=days * 86400 / count)
+    start = end - step * count
+    actions = ("update", "create", "status_change", "approve", "login")
+    targets = ("runbooks.workorder", "inventory.item", "lines.machine", "scada.alarm")
+
+    def rows():
+        nonlocal seq, prev
+        for n in range(count):
+            actor = actors[n % len(actors)]
+            seq += 1
+            target = targets[n % len(targets)]
+            fields = {
+                "seq": seq,
+                "occurred_at": start + step * n,
+                "actor_id": actor.pk,
+                "actor_username": actor.username,
+                "actor_role": actor.role,
+                "action": actions[n % len(actions)],
+                "target_type": target,
+                "target_id": str(n % 5000),
+                "target_repr": f"BL-{n % 5000}"
+                if n % 3001
+                else f"Rare flux capacitor {n}",
+                "before": None,
+                "after": None,
+                "request_id": "",
+                "client_address": None,
+                "source": "api",
+                "prev_hash": prev,
+            }
+            prev = audit.compute_hash(fields)
+            yield (
+                seq,
+                fields["occurred_at"].isoformat(),
+                actor.pk,
+                actor.username,
+                actor.role,
+                fields["action"],
+                target,
+                fields["target_id"],
+                fields["target_repr"],
+                None,
+                None,
+                "",
+                None,
+                "api",
+                fields["prev_hash"],
+                prev,
+                key_id,
+            )
+
+    return copy_rows(
+        "elog_auditrecord", (*audit.HASHED_FIELDS, "hash", "key_id"), rows(), bar
+    )
+
+
+# --- passports: genealogy and ledgers ------------------------------------------------
+
+MODULES_PER_PACK = 2
+CELLS_PER_MODULE = 4
+GROUP = 1 + MODULES_PER_PACK * (1 + CELLS_PER_MODULE)  # passports per pack
+MODELS = ("PACK-LFP-48V", "PACK-NMC-72V")
+MANUFACTURER = "BPM Energy"
+# Share of the packs (the newest) still at the plant: warehoused, some
+# reserved, every 10th of them on hold: the dispatch desk's live list.
+AT_PLANT = 0.03
+
+Chain = list[tuple[str, dict[str, Any]]]
+
+
+def component_chain(index: int) -> Chain:
+    """A cell's or module's ledger: manufactured, QA (every 20th fails once
+    and passes its re-test), assembled into its parent (data added later)."""
+    chain: Chain = [("manufactured", {"manufacturer": MANUFACTURER, "site": "Pune"})]
+    if index % 20 == 0:
+        chain.append(("qa_failed", {"test": "EOL-1"}))
+    chain.append(("qa_passed", {"test": "EOL-1"}))
+    chain.append(("assembled", {}))
+    return chain
+
+
+def pack_chain(index: int, packs: int, extra: int) -> Chain:
+    """A pack's ledger: manufactured, QA, provisioned, warehoused; the newest
+    ``AT_PLANT`` share stays there (some reserved, every 10th held); the rest
+    are reserved, dispatched, delivered and in service, with ``extra``
+    telemetry summaries and services (every 150th held and released once)."""
+    chain: Chain = [
+        ("manufactured", {"manufacturer": MANUFACTURER, "site": "Pune"}),
+        ("qa_passed", {"test": "EOL-1"}),
+        ("provisioned", {"bmsFirmware": "2.4.1", "nodeId": 1 + index % 127}),
+        ("warehoused", {"location": f"FG-A-{1 + index % 40:02d}"}),
+    ]
+    if index >= packs - at_plant(packs):
+        if index % 3 == 0:
+            chain.append(("reserved", {"reference": f"SO-{1000 + index}"}))
+        if index % 10 == 0:
+            chain.append(("held", {"reason": "Awaiting QA sign-off"}))
+        return chain
+    chain += [
+        ("reserved", {"reference": f"SO-{1000 + index}"}),
+        ("dispatched", {"carrier": "BlueDart"}),
+        ("delivered", {"customer": "Ather Energy"}),
+    ]
+    for n in range(extra):
+        if index % 150 == 0 and n == 0:
+            chain.append(("held", {"reason": "Field inspection"}))
+            chain.append(("released", {"reason": "Inspection passed"}))
+        elif n % 12 == 11:
+            chain.append(("serviced", {"note": "Cell balancing"}))
+        else:
+            soh = round(100 - 0.05 * n - (index % 7) * 0.1, 1)
+            chain.append(("telemetry_summarised", {"sohPercent": soh, "samples": 120}))
+    return chain
+
+
+def at_plant(packs: int) -> int:
+    return max(1, int(packs * AT_PLANT))
+
+
+def ledger_plan(*, passports: int, events: int) -> tuple[int, int]:
+    """(packs, extra events per pack in service) so that the plant holds at
+    least ``passports`` passports and ``events`` ledger events."""
+    packs = max(1, -(-passports // GROUP))
+    components = sum(len(component_chain(i)) for i in range(packs * (GROUP - 1)))
+    base = sum(len(pack_chain(i, packs, 0)) for i in range(packs))
+    in_service = packs - at_plant(packs)
+    missing = max(0, events - components - base)
+    extra = -(-missing // in_service) if in_service else 0
+    return packs, extra
+
+
+@dataclass
+class LedgerBuilt:
+    passports: int = 0
+    events: int = 0
+    packs: list[tuple[int, str]] | None = None  # (pk, model), for telemetry
+
+
+def build_passports(
+    *,
+    days: float,
+    end: datetime,
+    passports: int,
+    events: int,
+    seed: int,
+    bar: Bar,
+    batch: int = 200,
+) -> LedgerBuilt:
+    """Packs with their modules and cells (``GROUP`` passports a pack), each
+    with its hash-chained ledger, the packs' dispatch jobs; ``batch`` packs a
+    transaction. Packs are made evenly over ``days`` days up to ``end``; a
+    pack's ledger spreads from its manufacture to ``end``."""
+    from bpmos.auditkeys import keyring
+    from passports import bpan, ledger, lifecycle
+    from passports.dispatch.selectors import DISPATCHED_REASON
+    from passports.models import DispatchJob, JobState, Passport, PassportEvent
+
+    packs, extra = ledger_plan(passports=passports, events=events)
+    rng = random.Random(f"{seed}:passports")
+    key_id = keyring().current_id
+    span = timedelta(days=days)
+    start = end - span
+    built = LedgerBuilt(packs=[])
+    latest = end - timedelta(minutes=1)
+
+    def chained(passport: Passport, chain: Chain, times: list[datetime]):
+        """The events of ``chain`` as ``ledger.append`` would write them, and
+        the passport's projection."""
+        snapshot = lifecycle.Snapshot(kind=passport.kind)
+        prev = ledger.GENESIS_HASH
+        out = []
+        for (kind, data), at in zip(chain, times, strict=True):
+            snapshot = lifecycle.apply(snapshot, kind, data)
+            fields = {
+                "passport": passport.uuid,
+                "version": snapshot.version,
+                "kind": kind,
+                "occurred_at": at,
+                "actor_username": "generator",
+                "data": data,
+                "prev_hash": prev,
+            }
+            prev = ledger.compute_hash(fields)
+            out.append((fields, prev))
+        ledger._project(passport, snapshot)
+        passport.head_hash = prev
+        return out
+
+    def new_passport(kind: str, serial: str, model: str, made: datetime) -> Passport:
+        return Passport(
+            uuid=seeded_uuid(rng),
+            kind=kind,
+            serial=serial,
+            model=model,
+            lot=f"L-{made:%Y%m%d}",
+            manufacturer=MANUFACTURER,
+            site="Pune",
+            manufactured_at=made,
+            chemistry="LFP",
+            rated_capacity_ah=Decimal(100),
+            nominal_voltage_v=Decimal("51.2"),
+            energy_kwh=Decimal("5.12"),
+            state="",
+            custodian_kind="manufacturer",
+            custodian_name=MANUFACTURER,
+        )
+
+    def evenly(first: datetime, last: datetime, n: int) -> list[datetime]:
+        if n == 1:
+            return [first]
+        gap = (last - first) / (n - 1)
+        return [first + gap * i for i in range(n)]
+
+    for first in range(0, packs, batch):
+        with transaction.atomic():
+            levels: tuple[list, list, list] = ([], [], [])  # packs, modules, cells
+            ledgers: list[tuple[Passport, list]] = []
+            for p in range(first, min(packs, first + batch)):
+                made = start + span * (p + 1) / (packs + 1)
+                pack = new_passport("pack", f"GEN-PACK-{p:07d}", MODELS[p % 2], made)
+                pack.barcode = f"BC{p:010d}"
+                pack.rfid = f"E280{p:020X}"
+                pack.bpan = bpan.issue(
+                    manufacturer="BPM",
+                    chemistry="LFP",
+                    nominal_voltage_v=51.2,
+                    energy_kwh=5.12,
+                    made=date(made.year, made.month, made.day),
+                    plant="1",
+                    serial=p,
+                )
+                chain = pack_chain(p, packs, extra)
+                times = evenly(made, max(made, latest), len(chain))
+                ledgers.append((pack, chained(pack, chain, times)))
+                levels[0].append(pack)
+                assembly = {"parent": str(pack.uuid), "parentSerial": pack.serial}
+                for m in range(MODULES_PER_PACK):
+                    number = p * MODULES_PER_PACK + m
+                    module = new_passport(
+                        "module", f"GEN-MOD-{number:08d}", "MOD-LFP", made
+                    )
+                    module.parent = pack
+                    # made before its pack: manufactured 3 h, assembled 1 h before
+                    chain = component_chain(number)
+                    chain[-1] = ("assembled", assembly)
+                    times = evenly(
+                        made - timedelta(hours=3), made - timedelta(hours=1), len(chain)
+                    )
+                    module.manufactured_at = times[0]
+                    ledgers.append((module, chained(module, chain, times)))
+                    levels[1].append(module)
+                    into = {"parent": str(module.uuid), "parentSerial": module.serial}
+                    for c in range(CELLS_PER_MODULE):
+                        cell_no = number * CELLS_PER_MODULE + c
+                        cell = new_passport(
+                            "cell", f"GEN-CELL-{cell_no:09d}", "CELL-LFP", made
+                        )
+                        cell.parent = module
+                        chain = component_chain(cell_no)
+                        chain[-1] = ("assembled", into)
+                        times = evenly(
+                            made - timedelta(hours=6),
+                            made - timedelta(hours=4),
+                            len(chain),
+                        )
+                        cell.manufactured_at = times[0]
+                        ledgers.append((cell, chained(cell, chain, times)))
+                        levels[2].append(cell)
+            for level in levels:  # parents first: the cells' modules have ids
+                for passport in level:
+                    if passport.parent is not None:
+                        passport.parent_id = passport.parent.pk
+                Passport.objects.bulk_create(level)
+            rows = [
+                PassportEvent(
+                    passport=passport,
+                    version=fields["version"],
+                    kind=fields["kind"],
+                    occurred_at=fields["occurred_at"],
+                    actor_username="generator",
+                    data=fields["data"],
+                    prev_hash=fields["prev_hash"],
+                    hash=digest,
+                    key_id=key_id,
+                )
+                for passport, events_of in ledgers
+                for fields, digest in events_of
+            ]
+            PassportEvent.objects.bulk_create(rows, batch_size=5000)
+            # The dispatch desk's jobs, as its ledger hook keeps them: opened
+            # when warehoused, closed when dispatched.
+            DispatchJob.objects.bulk_create(
+                DispatchJob(passport=pack, state=JobState.ON, reason="warehoused")
+                if pack.state in ("warehoused", "reserved")
+                else DispatchJob(
+                    passport=pack, state=JobState.OFF, reason=DISPATCHED_REASON
+                )
+                for pack in levels[0]
+            )
+            built.packs += [(pack.pk, pack.model) for pack in levels[0]]
+            built.passports += sum(len(level) for level in levels)
+            built.events += len(rows)
+            bar.advance(len(rows))
+    return built
+
+
+def build_telemetry(
+    *,
+    days: float,
+    end: datetime,
+    count: int,
+    packs: list,
+    per_pack: int,
+    seed: int,
+    bar: Bar,
+) -> list[tuple[int, str]]:
+    """``count`` BMS samples of the first packs, ``per_pack`` each, evenly
+    over ``days`` days (COPY); returns those packs ((pk, model))."""
+    chosen = packs[: max(1, count // per_pack)]
+    step = timedelta(seconds=days * 86400 / per_pack)
+    start = end - step * per_pack
+
+    def rows():
+        for index, (pk, _model) in enumerate(chosen):
+            rng = random.Random(f"{seed}:telemetry:{index}")
+            soh = 100.0
+            for i in range(per_pack):
+                soh -= rng.uniform(0, 0.004)
+                yield (
+                    pk,
+                    (start + step * i).isoformat(),
+                    round(soh, 2),
+                    round(rng.uniform(20, 95), 1),
+                    round(rng.uniform(22, 41), 1),
+                    round(rng.uniform(48, 54), 2),
+                    round(rng.uniform(-40, 40), 1),
+                )
+
+    copy_rows(
+        "passports_telemetryreading",
+        (
+            "passport_id",
+            "ts",
+            "soh_percent",
+            "soc_percent",
+            "temperature_c",
+            "voltage_v",
+            "current_a",
+        ),
+        rows(),
+        bar,
+    )
+    return chosen
