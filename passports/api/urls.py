@@ -56,6 +56,16 @@ urlpatterns = [
         name="passport-conformity",
     ),
     re_path(
+        rf"^{_ONE}/attributes/?$",
+        views.PassportAttributesView.as_view(),
+        name="passport-attributes",
+    ),
+    re_path(
+        rf"^{_ONE}/completeness/?$",
+        views.PassportCompletenessView.as_view(),
+        name="passport-completeness",
+    ),
+    re_path(
         rf"^{_ONE}/components/?$",
         views.PassportComponentsView.as_view(),
         name="passport-components",

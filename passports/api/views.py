@@ -27,8 +27,8 @@ from bpmos.filters import enum_value
 from bpmos.textfields import NOT_BLANK_PATTERN
 from bpmos.throttles import PublicPassportThrottle
 from bpmos.views import BpmosAPIView
+from passports import attributes, conformity, ledger, selectors, services, telemetry
 from passports import bpan as bpan_rules
-from passports import conformity, ledger, selectors, services, telemetry
 from passports.api import serializers as s
 from passports.api.filters import PassportFilterSet
 from passports.models import CustodianKind, EventKind, Passport, PassportEvent
@@ -377,6 +377,50 @@ class PassportConformityView(BpmosAPIView):
         passport = selectors.resolve(identifier)
         result = conformity.passport_conformity(passport)
         return self.respond(s.ConformitySerializer, result.as_dict())
+
+
+@extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
+class PassportAttributesView(BpmosAPIView):
+    """The EU attribute set (Battery Pass data model v1.2,
+    ``passports.attributes``): each attribute with its group, unit, tier,
+    source and value, dynamic ones with ``lastUpdate``. Only the tiers the
+    caller may read are included: public for anyone (no token; then only the
+    UUID, BPAN or serial answer, as the public passport), legitimate interest
+    for supervisors, plant heads, auditors and admins, authority for
+    auditors."""
+
+    throttle_classes = [PublicPassportThrottle]
+
+    @extend_schema(responses=s.PassportAttributesSerializer, auth=[])
+    def get(self, request, identifier: str):
+        passport = selectors.resolve(identifier)
+        tiers = attributes.reader_tiers(request.user)
+        if attributes.Tier.LEGITIMATE_INTEREST not in tiers and (
+            selectors.matched_by(passport, identifier) not in PUBLIC_IDENTIFIERS
+        ):
+            raise NotFound("No passport has this identifier.")
+        rows = selectors.passport_attributes(passport=passport, tiers=tiers)
+        return Response(
+            {
+                "id": str(passport.uuid),
+                "serial": passport.serial,
+                "tiers": [str(tier) for tier in tiers],
+                "attributes": s.attribute_rows(rows),
+            }
+        )
+
+
+@extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
+class PassportCompletenessView(BpmosAPIView):
+    """The share of the mandatory attributes of the passport's category it has
+    present and valid, and which it misses (keys, never values: every signed-in
+    reader may see it). The compliance score counts with the same validator."""
+
+    @extend_schema(responses=s.CompletenessSerializer)
+    def get(self, request, identifier: str):
+        passport = selectors.resolve(identifier)
+        result = attributes.completeness(attributes.values_of(passport))
+        return self.respond(s.CompletenessSerializer, result.as_dict())
 
 
 @extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
