@@ -133,8 +133,8 @@ def _attribute_values(data: dict) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for name in attributes.REGISTERED_FIELDS:
         value = data.get(name)
-        if value is None or value == "":
-            continue
+        if value is None or value in ("", [], {}):
+            continue  # not declared
         model_field = Passport._meta.get_field(name)
         attribute = attributes.BY_FIELD.get(name)
         label = attribute.label if attribute else name
@@ -151,7 +151,9 @@ def _attribute_values(data: dict) -> dict[str, Any]:
             fields[name] = found
             continue
         if isinstance(model_field, models.DecimalField):
-            if isinstance(value, bool) or not isinstance(value, int | float | str):
+            if isinstance(value, bool) or not isinstance(
+                value, int | float | str | Decimal
+            ):
                 raise _invalid({name: ["Must be a number."]})
             try:
                 number = Decimal(str(value))
