@@ -487,3 +487,21 @@ def test_the_score_counts_completeness_with_the_same_validator(make_user):
         {"key": "labels", "count": 2},
         {"key": "batteryCategory", "count": 1},
     ]
+
+
+def test_docs_table_maps_every_attribute_to_its_field_tier_and_source():
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "passports.md").read_text()
+    rows = {
+        line.split("|")[1].strip().strip("`"): [c.strip() for c in line.split("|")]
+        for line in text.splitlines()
+        if line.startswith("| `") and line.count("|") == 9
+    }
+    for attribute in ATTRIBUTES:
+        row = rows.get(attribute.key)
+        assert row is not None, attribute.key
+        assert f"`{attribute.our_field}`" in row[3], attribute.key
+        assert row[4] == (attribute.unit or ""), attribute.key
+        assert row[5] == str(attribute.tier), attribute.key
+        assert row[6] == str(attribute.source), attribute.key
