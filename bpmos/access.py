@@ -162,6 +162,9 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "passport-attributes": {"GET": PUBLIC},
     # Which mandatory attributes a passport misses: keys, never values.
     "passport-completeness": {"GET": EVERYONE},
+    # Access grants for outside parties (passports.grants): admins issue them.
+    "passport-grants": {"GET": ADMINS, "POST": ADMINS},
+    "passport-grant-revoke": {"POST": ADMINS},
     "passport-components": {"POST": SHOP_FLOOR},
     # Samples reveal state of health, a restricted group; a BMS gateway posts
     # through a service account on the floor (operator role).

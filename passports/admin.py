@@ -40,6 +40,7 @@ from passports.models import (
     DispatchJob,
     EventKind,
     Passport,
+    PassportAccessGrant,
     PassportEvent,
     ProvisioningAttempt,
     TelemetryReading,
@@ -304,4 +305,26 @@ class ProvisioningAttemptAdmin(ReadOnlyAdmin):
     list_filter = ["status"]
     search_fields = ["passport__serial", "passport__bpan", "error"]
     list_select_related = ["passport", "requested_by"]
+    actions = None
+
+
+@admin.register(PassportAccessGrant)
+class PassportAccessGrantAdmin(ReadOnlyAdmin):
+    """Access grants for outside parties (issued and revoked through the API,
+    ``passports.grants``); the token's hash is never shown."""
+
+    list_display = [
+        "id",
+        "party",
+        "passport",
+        "customer",
+        "issued_by",
+        "issued_at",
+        "expires_at",
+        "revoked_at",
+    ]
+    fields = [*list_display[1:], "revoked_by"]
+    readonly_fields = fields
+    search_fields = ["party", "customer", "passport__serial"]
+    list_select_related = ["passport", "issued_by"]
     actions = None

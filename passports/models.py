@@ -635,3 +635,53 @@ class CustodyUnitCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.custodian_kind}: {self.units}"
+
+
+class PassportAccessGrant(models.Model):
+    """A time-boxed grant an admin issues to an outside party (a recycler, a
+    second-life operator, a customer's auditor) to read the legitimate-interest
+    tier of one passport, or of every passport one customer holds. Only the
+    SHA-256 of its token is stored; the token is shown once, at issue.
+    ``passports.grants`` issues, revokes and checks it, auditing every use."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    party = models.CharField(max_length=120, help_text="Who the grant is for.")
+    passport = models.ForeignKey(
+        Passport,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="access_grants",
+    )
+    customer = models.CharField(
+        max_length=120,
+        blank=True,
+        help_text="Custodian name: the passports this customer holds.",
+    )
+    expires_at = models.DateTimeField()
+    issued_at = models.DateTimeField(auto_now_add=True)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(passport__isnull=False) & Q(customer=""))
+                | (Q(passport__isnull=True) & ~Q(customer="")),
+                name="passport_grant_one_scope",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = f"passport {self.passport_id}" if self.passport_id else self.customer
+        return f"Grant {self.pk} to {self.party} for {scope}"

@@ -204,3 +204,141 @@ def test_the_detail_shows_legitimate_interest_to_its_readers(make_user, pack):
     assert status == 200
     assert "LeakCathodeOxide" in body
     assert "LEAKBARCODE77" in body
+
+
+# --- access grants for outside parties ------------------------------------------
+
+
+def issue(admin, **body):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=bearer(admin)["Authorization"])
+    return client.post("/api/passports/grants", body, format="json")
+
+
+def as_holder(path: str, token: str):
+    return APIClient().get(path, HTTP_X_PASSPORT_GRANT=token)
+
+
+def test_a_grant_opens_the_legitimate_interest_tier_and_each_use_is_audited(
+    make_user, pack
+):
+    from elog.models import AuditRecord
+
+    admin = make_user(Role.ADMIN)
+    response = issue(admin, party="Recycler AG", passport=pack.serial, days=7)
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    token = body.pop("token")
+    assert set(body) == {
+        "id",
+        "party",
+        "passportId",
+        "customer",
+        "expiresAt",
+        "issuedAt",
+        "revokedAt",
+    }
+    assert body["passportId"] == str(pack.uuid)
+    from passports.models import PassportAccessGrant
+
+    assert PassportAccessGrant.objects.get().token_hash != token
+    lister = APIClient()
+    lister.credentials(HTTP_AUTHORIZATION=bearer(admin)["Authorization"])
+    listed = lister.get("/api/passports/grants")
+    assert [row["id"] for row in listed.json()] == [body["id"]]
+    assert token not in listed.content.decode()
+
+    uses = AuditRecord.objects.filter(action="passport.grant_used").count()
+    answer = as_holder(f"/api/passports/{pack.uuid}/attributes", token)
+    assert answer.status_code == 200
+    text = answer.content.decode()
+    assert answer.json()["tiers"] == ["public", "legitimate_interest"]
+    for field, (_, shown) in SENTINELS[Tier.LEGITIMATE_INTEREST].items():
+        if field not in {"barcode", "rfid", "temperature_c"}:
+            assert shown in text, field
+    assert "leak-authority-test-report" not in text
+    assert AuditRecord.objects.filter(action="passport.grant_used").count() == uses + 1
+    # Every other route answers the holder as the public.
+    for kind, path in routes(pack):
+        if kind != "api" or path.endswith("/attributes"):
+            continue
+        other = APIClient().get(path, HTTP_X_PASSPORT_GRANT=token)
+        assert "LeakCathodeOxide" not in other.content.decode(), path
+
+
+def test_a_grant_is_refused_for_another_passport_revoked_or_expired(make_user, pack):
+    from elog.models import AuditRecord
+    from passports.models import PassportAccessGrant
+
+    admin = make_user(Role.ADMIN)
+    other = register(admin, "PACK-TIER-00002", bpan=a_bpan("00002"))
+    token = issue(admin, party="Recycler AG", passport=other.serial).json()["token"]
+    path = f"/api/passports/{pack.uuid}/attributes"
+    uses = AuditRecord.objects.filter(action="passport.grant_used").count()
+
+    def refused(token: str) -> None:
+        answer = as_holder(path, token)
+        assert answer.status_code == 403
+        assert answer.json()["code"] == "grant_invalid"
+        assert "LeakCathodeOxide" not in answer.content.decode()
+
+    refused(token)
+    refused("not-a-token")
+    own = issue(admin, party="Recycler AG", passport=str(pack.uuid)).json()
+    assert as_holder(path, own["token"]).status_code == 200
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=bearer(admin)["Authorization"])
+    revoked = client.post(f"/api/passports/grants/{own['id']}/revoke")
+    assert revoked.status_code == 200
+    assert revoked.json()["revokedAt"] is not None
+    refused(own["token"])
+    again = client.post(f"/api/passports/grants/{own['id']}/revoke")
+    assert again.status_code == 409
+    assert again.json()["code"] == "grant_revoked"
+    late = issue(admin, party="Recycler AG", passport=str(pack.uuid)).json()
+    PassportAccessGrant.objects.filter(pk=late["id"]).update(
+        expires_at=datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    refused(late["token"])
+    assert AuditRecord.objects.filter(action="passport.grant_used").count() == uses + 1
+
+
+def test_a_customer_grant_covers_the_passports_that_customer_holds(make_user, pack):
+    admin = make_user(Role.ADMIN)
+    token = issue(admin, party="Fleet auditor", customer="Fleet Co").json()["token"]
+    path = f"/api/passports/{pack.uuid}/attributes"
+    assert as_holder(path, token).status_code == 403  # the manufacturer holds it
+    Passport.objects.filter(pk=pack.pk).update(custodian_name="Fleet Co")
+    assert as_holder(path, token).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"party": "X"}, "passport"),
+        ({"party": "X", "passport": "PACK-TIER-00001", "customer": "Y"}, "passport"),
+        ({"party": "", "customer": "Y"}, "party"),
+        ({"party": "X", "customer": "Y", "days": 0}, "days"),
+        ({"party": "X", "customer": "Y", "days": 91}, "days"),
+        ({"party": "X", "customer": "Y", "token": "mine"}, "token"),
+    ],
+)
+def test_a_bad_grant_is_400_and_nothing_is_issued(make_user, pack, body, field):
+    from elog.models import AuditRecord
+    from passports.models import PassportAccessGrant
+
+    before = AuditRecord.objects.count()
+    response = issue(make_user(Role.ADMIN), **body)
+    assert response.status_code == 400
+    assert list(response.json()["details"]) == [field]
+    assert PassportAccessGrant.objects.count() == 0
+    assert AuditRecord.objects.count() == before
+
+
+@pytest.mark.parametrize(
+    "role",
+    [Role.OPERATOR, Role.PLANNER, Role.SUPERVISOR, Role.PLANT_HEAD, Role.AUDITOR],
+)
+def test_only_admins_issue_grants(make_user, pack, role):
+    response = issue(make_user(role), party="X", passport=pack.serial)
+    assert response.status_code == 403

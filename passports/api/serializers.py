@@ -751,3 +751,32 @@ class CompletenessSerializer(serializers.Serializer):
     mandatory = serializers.IntegerField()
     present = serializers.IntegerField()
     missing = MissingAttributeSerializer(many=True)
+
+
+class GrantSerializer(serializers.Serializer):
+    """An access grant (``passports.grants``); never its token."""
+
+    id = serializers.IntegerField()
+    party = serializers.CharField()
+    passportId = serializers.UUIDField(source="passport.uuid", allow_null=True)
+    customer = serializers.CharField()
+    expiresAt = utc_datetime(source="expires_at")
+    issuedAt = utc_datetime(source="issued_at")
+    revokedAt = utc_datetime(source="revoked_at", allow_null=True)
+
+
+class GrantIssuedSerializer(GrantSerializer):
+    token = serializers.CharField(
+        help_text="Send as the X-Passport-Grant header; shown only now."
+    )
+
+
+class GrantIssueSerializer(serializers.Serializer):
+    party = serializers.CharField(max_length=120)
+    passport = serializers.CharField(
+        required=False, help_text="Any identifier of the one passport."
+    )
+    customer = serializers.CharField(
+        required=False, max_length=120, help_text="Or: the custodian name."
+    )
+    days = serializers.IntegerField(required=False, min_value=1, max_value=90)

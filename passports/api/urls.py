@@ -24,6 +24,14 @@ urlpatterns = [
         views.PassportVerifyView.as_view(),
         name="passport-verify",
     ),
+    re_path(
+        r"^passports/grants/?$", views.GrantListView.as_view(), name="passport-grants"
+    ),
+    re_path(
+        r"^passports/grants/(?P<grant_id>[0-9]{1,9})/revoke/?$",
+        views.GrantRevokeView.as_view(),
+        name="passport-grant-revoke",
+    ),
     re_path(rf"^{_ONE}/?$", views.PassportDetailView.as_view(), name="passport-detail"),
     re_path(
         rf"^{_ONE}/public/?$",
