@@ -43,6 +43,10 @@ PASSPORT_KINDS = list(Kind.labels)
 PASSPORT_STATES = list(State.labels)
 CUSTODIAN_KINDS = list(CustodianKind.labels)
 EVENT_KINDS = list(EventKind.values)
+# The EU attribute set's (passports.attributes).
+ATTRIBUTE_TIERS = [str(tier) for tier in attributes.Tier]
+ATTRIBUTE_SOURCES = [str(source) for source in attributes.Source]
+BATTERY_CATEGORIES = list(attributes.BatteryCategory.labels)
 # What a client may record (``passports.services.RECORDABLE_KINDS``); the
 # others are the services' own (manufactured, assembled...): "manufactured"
 # was schema-valid in a request and a 400.
@@ -505,9 +509,7 @@ def _register_field(name: str) -> serializers.Field:
     )
     common: dict[str, Any] = {"required": False, "help_text": help_text}
     if name == "battery_category":
-        return serializers.ChoiceField(
-            choices=list(attributes.BatteryCategory.labels), **common
-        )
+        return serializers.ChoiceField(choices=BATTERY_CATEGORIES, **common)
     if isinstance(model_field, dj.DecimalField):
         return serializers.DecimalField(
             max_digits=model_field.max_digits,
@@ -689,9 +691,9 @@ class PassportAttributeSerializer(serializers.Serializer):
     key = serializers.CharField(help_text='Battery Pass name, e.g. "ratedCapacity".')
     group = serializers.CharField(help_text="Battery Pass submodel.")
     label = serializers.CharField()
-    tier = serializers.ChoiceField(choices=[str(t) for t in attributes.Tier])
+    tier = serializers.ChoiceField(choices=ATTRIBUTE_TIERS)
     unit = serializers.CharField(allow_null=True)
-    source = serializers.ChoiceField(choices=[str(s) for s in attributes.Source])
+    source = serializers.ChoiceField(choices=ATTRIBUTE_SOURCES)
     value = serializers.JSONField(allow_null=True, help_text="null: not declared.")
     lastUpdate = utc_datetime(
         required=False,
@@ -725,7 +727,7 @@ class PassportAttributesSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     serial = serializers.CharField()
     tiers = serializers.ListField(
-        child=serializers.ChoiceField(choices=[str(t) for t in attributes.Tier]),
+        child=serializers.ChoiceField(choices=ATTRIBUTE_TIERS),
         help_text="The tiers this answer includes.",
     )
     attributes = PassportAttributeSerializer(many=True)
@@ -742,7 +744,7 @@ class CompletenessSerializer(serializers.Serializer):
     valid (``passports.attributes.completeness``)."""
 
     category = serializers.ChoiceField(
-        choices=list(attributes.BatteryCategory.labels),
+        choices=BATTERY_CATEGORIES,
         allow_null=True,
         help_text="null: not declared (then what every category needs counts).",
     )
