@@ -160,6 +160,14 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     # Which conformity rules a passport fails (passports.conformity): rule ids
     # and messages, never a value, so as open as the detail that shows them too.
     "passport-conformity": {"GET": EVERYONE},
+    # The EU attribute set, each attribute shown to the tiers that may read it
+    # (passports.attributes.reader_tiers): the public tier without a token.
+    "passport-attributes": {"GET": PUBLIC},
+    # Which mandatory attributes a passport misses: keys, never values.
+    "passport-completeness": {"GET": EVERYONE},
+    # Access grants for outside parties (passports.grants): admins issue them.
+    "passport-grants": {"GET": ADMINS, "POST": ADMINS},
+    "passport-grant-revoke": {"POST": ADMINS},
     "passport-components": {"POST": SHOP_FLOOR},
     # Samples reveal state of health, a restricted group; a BMS gateway posts
     # through a service account on the floor (operator role).
@@ -300,6 +308,10 @@ ACTIONS: Final[dict[str, frozenset[Role]]] = {
     # Who sees a passport's restricted attribute groups (materials, state of
     # health, barcode and RFID) in the detail and registry views.
     "passport-restricted": PASSPORT_RESTRICTED_READERS,
+    # The authority tier (Annex XIII 3: results of test reports proving
+    # compliance; passports.attributes): the auditor, who stands for the
+    # notified bodies and market surveillance.
+    "passport-authority": frozenset({Role.AUDITOR}),
     # POST passport-events {"kind": …}: floor work on the floor's roles; holds,
     # shipping, custody and the end of a battery's life are supervisor decisions.
     "passport-event.qa_passed": SHOP_FLOOR,

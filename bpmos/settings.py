@@ -417,6 +417,11 @@ SPECTACULAR_SETTINGS = {
         "PassportStateEnum": "passports.api.serializers.PASSPORT_STATES",
         "CustodianKindEnum": "passports.api.serializers.CUSTODIAN_KINDS",
         "PassportEventKindEnum": "passports.api.serializers.EVENT_KINDS",
+        "PassportAttributeTierEnum": "passports.api.serializers.ATTRIBUTE_TIERS",
+        "PassportAttributeSourceEnum": "passports.api.serializers.ATTRIBUTE_SOURCES",
+        "BatteryCategoryEnum": "passports.api.serializers.BATTERY_CATEGORIES",
+        # compliance's BWMR categories keep the name they had alone
+        "CategoryEnum": "compliance.categories.CATEGORIES",
         "RecordableEventKindEnum": "passports.api.serializers.RECORDABLE_EVENT_KINDS",
         "StockUnitEnum": "inventory.api.serializers.UNITS",
         "ExceptionStatusEnum": "exceptions.api.serializers.EXCEPTION_STATUSES",

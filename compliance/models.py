@@ -65,6 +65,10 @@ class ScoreSnapshot(models.Model):
     per_kind = models.JSONField(default=dict)
     # [{"rule": "bpan.check", "message": "...", "count": n}, ...] most frequent first
     failing_rules = models.JSONField(default=list)
+    # Completeness of the EU attribute set (passports.attributes, the same
+    # validator): {"complete": n, "percentSum": x, "perCategory": {category or
+    # "undeclared": {"total", "complete"}}, "missing": [{"key", "count"}, ...]}
+    completeness = models.JSONField(default=dict, blank=True)
     duration_ms = models.PositiveIntegerField(default=0)
 
     class Meta:

@@ -27,7 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from compliance.models import ScoreSnapshot
-from passports import conformity
+from passports import attributes, conformity
 from passports.models import Kind
 
 CHUNK_SIZE = 5000
@@ -50,7 +50,15 @@ def score_compute() -> ScoreSnapshot:
     totals: Counter[str] = Counter()
     ready: Counter[str] = Counter()
     failures: Counter[str] = Counter()
-    for row in conformity.values_stream(chunk_size=CHUNK_SIZE):
+    # Completeness by the attribute registry's validator (the same checks the
+    # rules above call): per category, and which attributes are missed most.
+    by_category: Counter[str] = Counter()
+    complete_by_category: Counter[str] = Counter()
+    missing: Counter[str] = Counter()
+    percent_sum = Decimal(0)
+    for row in conformity.values_stream(
+        chunk_size=CHUNK_SIZE, extra_fields=attributes.STORED_FIELDS
+    ):
         kind = row["kind"]
         totals[kind] += 1
         failed = conformity.failing(row)
@@ -58,6 +66,13 @@ def score_compute() -> ScoreSnapshot:
             failures.update(rule.id for rule in failed)
         else:
             ready[kind] += 1
+        found = attributes.completeness(row)
+        category = found.category or "undeclared"
+        by_category[category] += 1
+        if found.complete:
+            complete_by_category[category] += 1
+        missing.update(attribute.key for attribute in found.missing)
+        percent_sum += Decimal(str(found.percent or 0))
     # Cells, modules, packs in that order; only kinds that have passports.
     order = (*Kind.values, *sorted(set(totals) - set(Kind.values)))
     per_kind = {
@@ -80,6 +95,23 @@ def score_compute() -> ScoreSnapshot:
             ready=sum(ready.values()),
             per_kind=per_kind,
             failing_rules=failing_rules,
+            completeness={
+                "complete": sum(complete_by_category.values()),
+                "percentSum": str(percent_sum),
+                "perCategory": {
+                    category: {
+                        "total": total,
+                        "complete": complete_by_category[category],
+                    }
+                    for category, total in sorted(by_category.items())
+                },
+                "missing": [
+                    {"key": key, "count": count}
+                    for key, count in sorted(
+                        missing.items(), key=lambda kv: (-kv[1], kv[0])
+                    )
+                ],
+            },
             duration_ms=round((time.monotonic() - started) * 1000),
         )
         ScoreSnapshot.objects.filter(computed_at__lt=computed_at - RETENTION).exclude(

@@ -22,6 +22,7 @@ import uuid
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import URLField
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 
@@ -33,12 +34,13 @@ from bpmos.adminkit import (
     is_admin_reader,
     reason_action_form,
 )
+from passports import attributes, ledger, services
 from passports import bpan as bpan_rules
-from passports import ledger, services
 from passports.models import (
     DispatchJob,
     EventKind,
     Passport,
+    PassportAccessGrant,
     PassportEvent,
     ProvisioningAttempt,
     TelemetryReading,
@@ -149,9 +151,25 @@ class PassportAdmin(LedgerVerifyMixin, ReadOnlyAdmin):
     action_form = HoldActionForm
     actions = ["verify_ledgers", "hold_passports", "release_holds"]
     action_noun = "passport"
+    # Read-only here; the form field only says how an address would be read.
+    formfield_overrides = {URLField: {"assume_scheme": "https"}}
 
     def action_label(self, obj) -> str:
         return obj.serial
+
+    def get_fields(self, request, obj=None):
+        # The EU attribute tiers (passports.attributes): an admin reads the
+        # legitimate-interest fields, only an auditor the authority tier.
+        hidden = attributes.hidden_fields(attributes.reader_tiers(request.user))
+        return [name for name in super().get_fields(request, obj) if name not in hidden]
+
+    def get_readonly_fields(self, request, obj=None):
+        hidden = attributes.hidden_fields(attributes.reader_tiers(request.user))
+        return [
+            name
+            for name in super().get_readonly_fields(request, obj)
+            if name not in hidden
+        ]
 
     def get_search_results(self, request, queryset, search_term):
         # Any identifier finds its passport: a UUID, or a BPAN written in
@@ -287,4 +305,26 @@ class ProvisioningAttemptAdmin(ReadOnlyAdmin):
     list_filter = ["status"]
     search_fields = ["passport__serial", "passport__bpan", "error"]
     list_select_related = ["passport", "requested_by"]
+    actions = None
+
+
+@admin.register(PassportAccessGrant)
+class PassportAccessGrantAdmin(ReadOnlyAdmin):
+    """Access grants for outside parties (issued and revoked through the API,
+    ``passports.grants``); the token's hash is never shown."""
+
+    list_display = [
+        "id",
+        "party",
+        "passport",
+        "customer",
+        "issued_by",
+        "issued_at",
+        "expires_at",
+        "revoked_at",
+    ]
+    fields = [*list_display[1:], "revoked_by"]
+    readonly_fields = fields
+    search_fields = ["party", "customer", "passport__serial"]
+    list_select_related = ["passport", "issued_by"]
     actions = None

@@ -49,7 +49,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from bpmos.fields import EARLIEST
+from passports import attributes
 from passports import bpan as bpan_rules
 from passports.models import Chemistry, Kind, Passport
 
@@ -100,36 +100,18 @@ class Rule:
         return {"rule": self.id, "message": self.message}
 
 
-# --- value checks (pure, never raising for a value of the wrong type) ----------
+# --- value checks: the attribute registry's (passports.attributes), so a
+# value the completeness calls valid is valid here too --------------------------
+
+_text = attributes.is_text
+_number = attributes.number
+_positive = attributes.is_positive
+_names = attributes.is_names
 
 
-def _text(value: Any) -> bool:
-    return isinstance(value, str) and _IDENT.fullmatch(value) is not None
-
-
-def _number(value: Any) -> Decimal | None:
-    """A finite number as a Decimal, or None."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, Decimal):
-        return value if value.is_finite() else None
-    if isinstance(value, int | float) and math.isfinite(value):
-        return Decimal(str(value))
-    return None
-
-
-def _positive(value: Any) -> bool:
-    number = _number(value)
-    return number is not None and number > 0
-
-
-def _names(value: Any) -> bool:
-    """A list of names, each non-blank text, no name twice."""
-    return (
-        isinstance(value, list)
-        and all(_text(name) for name in value)
-        and len({name.casefold() for name in value}) == len(value)
-    )
+def _valid(key: str) -> Callable[[Mapping[str, Any]], bool]:
+    """The check of attribute ``key`` (``passports.attributes.BY_KEY``)."""
+    return attributes.BY_KEY[key].valid
 
 
 # --- the rules' checks ----------------------------------------------------------
@@ -183,22 +165,6 @@ def _bpan_matches(v: Mapping[str, Any]) -> bool:
     )
 
 
-def _manufactured(v: Mapping[str, Any]) -> bool:
-    when = v["manufactured_at"]
-    return (
-        isinstance(when, datetime)
-        and not timezone.is_naive(when)
-        and EARLIEST <= when <= timezone.now() + CLOCK_SKEW
-    )
-
-
-def _critical_raw_materials(v: Mapping[str, Any]) -> bool:
-    names = v["critical_raw_materials"]
-    if not _names(names):
-        return False
-    return bool(names) or v["chemistry"] not in LITHIUM_CHEMISTRIES
-
-
 def _energy_consistent(v: Mapping[str, Any]) -> bool:
     energy = _number(v["energy_kwh"])
     capacity = _number(v["rated_capacity_ah"])
@@ -207,11 +173,6 @@ def _energy_consistent(v: Mapping[str, Any]) -> bool:
         return True  # a missing quantity is its own rule's failure
     expected = capacity * voltage / 1000
     return abs(energy - expected) <= expected * ENERGY_TOLERANCE
-
-
-def _carbon_class(v: Mapping[str, Any]) -> bool:
-    value = v["carbon_footprint_class"]
-    return isinstance(value, str) and _CARBON_CLASS.fullmatch(value) is not None
 
 
 _ANNEX_VI = "Reg. (EU) 2023/1542 Annex XIII 1(a) → Annex VI Part A"
@@ -233,7 +194,7 @@ RULES: tuple[Rule, ...] = (
         kinds=ALL_KINDS,
         fields=("serial",),
         source=f"{_ANNEX_VI} (3): information identifying the battery",
-        check=lambda v: _text(v["serial"]),
+        check=_valid("batteryIdentifier"),
     ),
     Rule(
         id="identity.model",
@@ -242,7 +203,7 @@ RULES: tuple[Rule, ...] = (
         kinds=ALL_KINDS,
         fields=("model",),
         source=f"{_ANNEX_VI} (3): information identifying the battery (model)",
-        check=lambda v: _text(v["model"]),
+        check=_valid("batteryModel"),
     ),
     Rule(
         id="bpan.present",
@@ -290,7 +251,7 @@ RULES: tuple[Rule, ...] = (
         kinds=ALL_KINDS,
         fields=("manufacturer",),
         source=f"{_ANNEX_VI} (1): information identifying the manufacturer",
-        check=lambda v: _text(v["manufacturer"]),
+        check=_valid("manufacturerInformation"),
     ),
     Rule(
         id="manufacturer.id",
@@ -305,7 +266,7 @@ RULES: tuple[Rule, ...] = (
             "battery on the market, identified uniquely; BWMR 2022 producer "
             "registration"
         ),
-        check=lambda v: _text(v["manufacturer_id"]),
+        check=_valid("manufacturerIdentification"),
     ),
     Rule(
         id="manufacturer.site",
@@ -314,7 +275,7 @@ RULES: tuple[Rule, ...] = (
         kinds=ALL_KINDS,
         fields=("site",),
         source=f"{_ANNEX_VI} (5): place of manufacture",
-        check=lambda v: _text(v["site"]),
+        check=_valid("manufacturingPlace"),
     ),
     Rule(
         id="manufacturer.date",
@@ -323,7 +284,7 @@ RULES: tuple[Rule, ...] = (
         kinds=ALL_KINDS,
         fields=("manufactured_at",),
         source=f"{_ANNEX_VI} (4): date of manufacture (month and year)",
-        check=_manufactured,
+        check=_valid("manufacturingDate"),
     ),
     Rule(
         id="chemistry.declared",
@@ -332,7 +293,7 @@ RULES: tuple[Rule, ...] = (
         kinds=ALL_KINDS,
         fields=("chemistry",),
         source=f"{_ANNEX_VI} (6) and Annex XIII 1(b): chemistry",
-        check=lambda v: v["chemistry"] in CHEMISTRIES,
+        check=_valid("batteryChemistry"),
     ),
     Rule(
         id="chemistry.critical_raw_materials",
@@ -344,7 +305,7 @@ RULES: tuple[Rule, ...] = (
         kinds=ALL_KINDS,
         fields=("critical_raw_materials", "chemistry"),
         source=f"{_ANNEX_VI} (9) and Annex XIII 1(b): critical raw materials",
-        check=_critical_raw_materials,
+        check=_valid("criticalRawMaterials"),
     ),
     Rule(
         id="capacity.rated_capacity",
@@ -353,7 +314,7 @@ RULES: tuple[Rule, ...] = (
         kinds=ALL_KINDS,
         fields=("rated_capacity_ah",),
         source="Reg. (EU) 2023/1542 Annex XIII 1(g): rated capacity (Ah)",
-        check=lambda v: _positive(v["rated_capacity_ah"]),
+        check=_valid("ratedCapacity"),
     ),
     Rule(
         id="capacity.nominal_voltage",
@@ -362,7 +323,7 @@ RULES: tuple[Rule, ...] = (
         kinds=ALL_KINDS,
         fields=("nominal_voltage_v",),
         source="Reg. (EU) 2023/1542 Annex XIII 1(h): nominal voltage",
-        check=lambda v: _positive(v["nominal_voltage_v"]),
+        check=_valid("nominalVoltage"),
     ),
     Rule(
         id="capacity.energy",
@@ -374,7 +335,7 @@ RULES: tuple[Rule, ...] = (
             "Reg. (EU) 2023/1542 Art. 7(1)(d): carbon footprint per kWh of "
             "energy; BPAN descriptor (energy)"
         ),
-        check=lambda v: _positive(v["energy_kwh"]),
+        check=_valid("ratedEnergy"),
     ),
     Rule(
         id="capacity.energy_consistent",
@@ -395,7 +356,7 @@ RULES: tuple[Rule, ...] = (
         kinds=ALL_KINDS,
         fields=("mass_kg",),
         source=f"{_ANNEX_VI}: weight; BWMR 2022 EPR returns are in kg",
-        check=lambda v: _positive(v["mass_kg"]),
+        check=_valid("batteryMass"),
     ),
     Rule(
         id="carbon.footprint",
@@ -404,7 +365,7 @@ RULES: tuple[Rule, ...] = (
         kinds=ALL_KINDS,
         fields=("carbon_footprint_kg_co2e_per_kwh",),
         source="Reg. (EU) 2023/1542 Art. 7(1)(d) and Annex XIII 1(c)",
-        check=lambda v: _positive(v["carbon_footprint_kg_co2e_per_kwh"]),
+        check=_valid("batteryCarbonFootprint"),
     ),
     Rule(
         id="carbon.class",
@@ -416,7 +377,7 @@ RULES: tuple[Rule, ...] = (
             "Reg. (EU) 2023/1542 Art. 7(2) and Annex XIII 1(c): declared per "
             "battery model, so per pack"
         ),
-        check=_carbon_class,
+        check=_valid("carbonFootprintPerformanceClass"),
     ),
 )
 
@@ -456,10 +417,14 @@ def failing(values: Mapping[str, Any]) -> list[Rule]:
     return failed
 
 
-def values_stream(*, chunk_size: int = 5000) -> Iterator[dict[str, Any]]:
-    """Every passport's ``FIELDS``, streamed in chunks (a server-side cursor on
-    PostgreSQL): one query, no model instances, memory bounded by a chunk."""
-    rows = Passport.objects.order_by().values(*FIELDS)
+def values_stream(
+    *, chunk_size: int = 5000, extra_fields: tuple[str, ...] = ()
+) -> Iterator[dict[str, Any]]:
+    """Every passport's ``FIELDS`` (and ``extra_fields``), streamed in chunks (a
+    server-side cursor on PostgreSQL): one query, no model instances, memory
+    bounded by a chunk."""
+    names = tuple(dict.fromkeys((*FIELDS, *extra_fields)))
+    rows = Passport.objects.order_by().values(*names)
     return rows.iterator(chunk_size=chunk_size)
 
 

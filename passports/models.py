@@ -23,6 +23,7 @@ from django.db import models
 from django.db.models import Q
 
 from bpmos.auditkeys import KEY_ID_MAX_LENGTH
+from passports.attributes import BatteryCategory
 
 
 class Kind(models.TextChoices):
@@ -143,6 +144,106 @@ class Passport(models.Model):
         max_digits=8, decimal_places=2, null=True, blank=True
     )
     carbon_footprint_class = models.CharField(max_length=4, blank=True)
+    # --- the rest of the EU attribute set (passports.attributes declares each
+    # one's key, unit, tier and source; all typed in at registration unless
+    # noted) ---
+    battery_category = models.CharField(
+        max_length=12,
+        choices=BatteryCategory.choices,
+        blank=True,
+        help_text="EU category the passport is required for: EV, industrial, "
+        "LMT, stationary.",
+    )
+    economic_operator = models.CharField(max_length=120, blank=True)
+    minimum_voltage_v = models.DecimalField(
+        max_digits=7, decimal_places=2, null=True, blank=True
+    )
+    maximum_voltage_v = models.DecimalField(
+        max_digits=7, decimal_places=2, null=True, blank=True
+    )
+    original_power_capability_w = models.DecimalField(
+        max_digits=10, decimal_places=1, null=True, blank=True
+    )
+    rated_maximum_power_w = models.DecimalField(
+        max_digits=10, decimal_places=1, null=True, blank=True
+    )
+    initial_round_trip_efficiency_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, null=True, blank=True
+    )
+    round_trip_efficiency_half_life_percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="At 50 % of the cycle life (LIMS).",
+    )
+    initial_internal_resistance_mohm = models.DecimalField(
+        max_digits=10, decimal_places=3, null=True, blank=True, help_text="LIMS."
+    )
+    initial_self_discharge_percent = models.DecimalField(
+        max_digits=6,
+        decimal_places=3,
+        null=True,
+        blank=True,
+        help_text="% of capacity per month (LIMS).",
+    )
+    expected_lifetime_years = models.PositiveSmallIntegerField(null=True, blank=True)
+    c_rate_life_cycle_test = models.DecimalField(
+        max_digits=6, decimal_places=3, null=True, blank=True
+    )
+    lifetime_reference_test = models.URLField(max_length=300, blank=True)
+    capacity_threshold_for_exhaustion_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, null=True, blank=True
+    )
+    idle_temperature_min_c = models.DecimalField(
+        max_digits=5, decimal_places=1, null=True, blank=True
+    )
+    idle_temperature_max_c = models.DecimalField(
+        max_digits=5, decimal_places=1, null=True, blank=True
+    )
+    carbon_footprint_per_stage = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="kg CO2e per kWh by life-cycle stage: raw_material_extraction, "
+        "main_production, distribution, end_of_life_recycling.",
+    )
+    carbon_footprint_study = models.URLField(max_length=300, blank=True)
+    renewable_content_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, null=True, blank=True
+    )
+    dismantling_information = models.URLField(max_length=300, blank=True)
+    spare_part_sources = models.JSONField(default=list, blank=True)
+    safety_measures = models.URLField(max_length=300, blank=True)
+    extinguishing_agent = models.CharField(max_length=120, blank=True)
+    end_of_life_information = models.URLField(max_length=300, blank=True)
+    labels = models.JSONField(
+        default=list, blank=True, help_text='e.g. ["separate_collection", "ce"]'
+    )
+    declaration_of_conformity = models.URLField(max_length=300, blank=True)
+    test_report = models.URLField(
+        max_length=300,
+        blank=True,
+        help_text="Results of test reports proving compliance (authorities only).",
+    )
+    due_diligence_report = models.URLField(max_length=300, blank=True)
+    third_party_assurances = models.URLField(max_length=300, blank=True)
+    # --- usage summary of a pack in the field (telemetry; lastUpdate below) ---
+    full_cycles = models.PositiveIntegerField(null=True, blank=True)
+    energy_throughput_kwh = models.DecimalField(
+        max_digits=12, decimal_places=3, null=True, blank=True
+    )
+    capacity_throughput_ah = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True
+    )
+    temperature_min_c = models.FloatField(null=True, blank=True)
+    temperature_max_c = models.FloatField(null=True, blank=True)
+    time_above_max_temperature_s = models.PositiveBigIntegerField(null=True, blank=True)
+    time_below_min_temperature_s = models.PositiveBigIntegerField(null=True, blank=True)
+    deep_discharge_events = models.PositiveIntegerField(null=True, blank=True)
+    overcharge_events = models.PositiveIntegerField(null=True, blank=True)
+    usage_updated_at = models.DateTimeField(
+        null=True, blank=True, help_text="lastUpdate of the usage summary."
+    )
     # --- genealogy ---
     parent = models.ForeignKey(
         "self",
@@ -534,3 +635,53 @@ class CustodyUnitCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.custodian_kind}: {self.units}"
+
+
+class PassportAccessGrant(models.Model):
+    """A time-boxed grant an admin issues to an outside party (a recycler, a
+    second-life operator, a customer's auditor) to read the legitimate-interest
+    tier of one passport, or of every passport one customer holds. Only the
+    SHA-256 of its token is stored; the token is shown once, at issue.
+    ``passports.grants`` issues, revokes and checks it, auditing every use."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    party = models.CharField(max_length=120, help_text="Who the grant is for.")
+    passport = models.ForeignKey(
+        Passport,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="access_grants",
+    )
+    customer = models.CharField(
+        max_length=120,
+        blank=True,
+        help_text="Custodian name: the passports this customer holds.",
+    )
+    expires_at = models.DateTimeField()
+    issued_at = models.DateTimeField(auto_now_add=True)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(passport__isnull=False) & Q(customer=""))
+                | (Q(passport__isnull=True) & ~Q(customer="")),
+                name="passport_grant_one_scope",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = f"passport {self.passport_id}" if self.passport_id else self.customer
+        return f"Grant {self.pk} to {self.party} for {scope}"

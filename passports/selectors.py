@@ -654,3 +654,35 @@ def passport_on_hold_list(*, limit: int = 50) -> list[Passport]:
 def passport_on_hold_count() -> int:
     """How many batteries are on hold. One query."""
     return Passport.objects.filter(on_hold=True).count()
+
+
+def last_event_at(*, passport: Passport):
+    """When the newest ledger event of ``passport`` happened (None before any):
+    the ``lastUpdate`` of the status the ledger derives."""
+    return (
+        PassportEvent.objects.filter(passport=passport)
+        .order_by("-version")
+        .values_list("occurred_at", flat=True)
+        .first()
+    )
+
+
+def passport_attributes(*, passport: Passport, tiers) -> list[dict]:
+    """The EU attributes of ``passport`` a reader holding ``tiers`` may see
+    (``passports.attributes``), in the registry's order; the others are left
+    out, not nulled. Values as stored (the serializer shapes them)."""
+    from passports import attributes
+
+    allowed = set(tiers)
+    values = attributes.values_of(
+        passport, last_event_at=last_event_at(passport=passport)
+    )
+    rows = []
+    for attribute in attributes.ATTRIBUTES:
+        if attribute.tier not in allowed:
+            continue
+        row = {"attribute": attribute, "value": attribute.read(values)}
+        if attribute.dynamic:
+            row["lastUpdate"] = attribute.last_update(values)
+        rows.append(row)
+    return rows

@@ -16,14 +16,15 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from bpmos.errors import Conflict, IllegalTransition, InvalidInput, NotFound
 from bpmos.fields import time_problem
+from bpmos.filters import enum_value
+from passports import attributes, ledger, rollups
 from passports import bpan as bpan_rules
-from passports import ledger, rollups
 from passports.models import (
     PARENT_KIND,
     Chemistry,
@@ -113,6 +114,117 @@ def _string(data: dict, field: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise _invalid({field: ["Must be text."]})
     return value
+
+
+def _fits(number: Decimal, model_field: models.DecimalField) -> bool:
+    """Whether ``number`` is stored by the column without loss or overflow."""
+    places = model_field.decimal_places
+    whole = model_field.max_digits - places
+    exponent = number.as_tuple().exponent
+    return abs(number) < Decimal(10) ** whole and (
+        not isinstance(exponent, int) or exponent >= -places
+    )
+
+
+def _attribute_values(data: dict) -> dict[str, Any]:
+    """The EU attribute set's typed-in fields (``attributes.REGISTERED_FIELDS``)
+    from a registration body, each checked by its attribute's own check and
+    against its column; absent ones are left to their defaults."""
+    fields: dict[str, Any] = {}
+    for name in attributes.REGISTERED_FIELDS:
+        value = data.get(name)
+        if value is None or value in ("", [], {}):
+            continue  # not declared
+        model_field = Passport._meta.get_field(name)
+        attribute = attributes.BY_FIELD.get(name)
+        label = attribute.label if attribute else name
+        if name == "battery_category":
+            found = (
+                enum_value(attributes.BatteryCategory, value)
+                if isinstance(value, str)
+                else None
+            )
+            if found is None:
+                raise _invalid(
+                    {name: ["One of " + ", ".join(attributes.BatteryCategory.labels)]}
+                )
+            fields[name] = found
+            continue
+        if isinstance(model_field, models.DecimalField):
+            if isinstance(value, bool) or not isinstance(
+                value, int | float | str | Decimal
+            ):
+                raise _invalid({name: ["Must be a number."]})
+            try:
+                number = Decimal(str(value))
+            except (InvalidOperation, ValueError) as exc:
+                raise _invalid({name: ["Must be a number."]}) from exc
+            # A temperature bound belongs to a pair: any finite number.
+            check = attribute.check if attribute else (lambda _n: True)
+            if (
+                not number.is_finite()
+                or not check(number)
+                or not _fits(number, model_field)
+            ):
+                raise _invalid(
+                    {
+                        name: [
+                            f"Not a valid {label}: at most "
+                            f"{model_field.decimal_places} decimal places"
+                            + (f", {attribute.unit}." if attribute.unit else ".")
+                        ]
+                    }
+                )
+            fields[name] = number
+            continue
+        if isinstance(model_field, models.PositiveSmallIntegerField):
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or not (0 < value <= 32767)
+            ):
+                raise _invalid({name: ["A whole number, 1 to 32767."]})
+            fields[name] = value
+            continue
+        if isinstance(model_field, models.URLField):
+            if not attributes.is_url(value) or len(value) > model_field.max_length:
+                raise _invalid(
+                    {
+                        name: [
+                            "An http(s) address, at most "
+                            f"{model_field.max_length} characters."
+                        ]
+                    }
+                )
+            fields[name] = value
+            continue
+        if isinstance(model_field, models.CharField):
+            fields[name] = _text(data, name, limit=model_field.max_length)
+            continue
+        # JSON: the stage map, the spare-part sources, the labels.
+        if attribute is None or not attribute.check(value):
+            hint = {
+                "carbon_footprint_per_stage": "kg CO2e per kWh (0 or more) for "
+                "each of " + ", ".join(attributes.CARBON_STAGES) + ".",
+                "labels": "A list of distinct labels: "
+                + ", ".join(sorted(attributes.LABELS))
+                + ".",
+            }.get(name, "A list of distinct names.")
+            raise _invalid({name: [hint]})
+        if name == "carbon_footprint_per_stage" and not all(
+            isinstance(v, int | float) and not isinstance(v, bool)
+            for v in value.values()
+        ):
+            raise _invalid({name: ["Numbers, kg CO2e per kWh."]})
+        fields[name] = value
+    low = fields.get("idle_temperature_min_c")
+    high = fields.get("idle_temperature_max_c")
+    if low is not None and high is not None and low >= high:
+        raise _invalid({"idle_temperature_min_c": ["Below the maximum."]})
+    low, high = fields.get("minimum_voltage_v"), fields.get("maximum_voltage_v")
+    if low is not None and high is not None and low >= high:
+        raise _invalid({"minimum_voltage_v": ["Below the maximum voltage."]})
+    return fields
 
 
 def _when(value: Any, field: str = "occurredAt") -> datetime | None:
@@ -205,6 +317,7 @@ def passport_register(*, data: dict[str, Any], actor: Any) -> Passport:
             raise _invalid({name: ["A whole number, 0 or more."]})
         if value is not None:
             fields[name] = value
+    fields.update(_attribute_values(data))
     made = _when(data.get("manufactured_at"), "manufactured_at") or timezone.now()
     fields["manufactured_at"] = made
 

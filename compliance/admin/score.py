@@ -32,6 +32,7 @@ class ScoreSnapshotAdmin(ReadOnlyAdminMixin, AdminReaderMixin, admin.ModelAdmin)
         "total",
         "per_kind_table",
         "failing_rules_table",
+        "completeness_table",
         "duration_ms",
     ]
     readonly_fields = fields
@@ -62,3 +63,16 @@ class ScoreSnapshotAdmin(ReadOnlyAdminMixin, AdminReaderMixin, admin.ModelAdmin)
             (item["rule"], item["count"], item["message"]) for item in obj.failing_rules
         ]
         return format_html_join("", "<div><b>{}</b> ({}): {}</div>", rows) or "—"
+
+    @admin.display(description="EU attribute completeness")
+    def completeness_table(self, obj: ScoreSnapshot) -> str:
+        data = obj.completeness or {}
+        rows = [
+            (category, counts.get("complete", 0), counts.get("total", 0))
+            for category, counts in data.get("perCategory", {}).items()
+        ]
+        rows += [
+            (f"missing {item['key']}", item["count"], obj.total)
+            for item in data.get("missing", [])[:10]
+        ]
+        return format_html_join("", "<div>{}: {} of {}</div>", rows) or "—"

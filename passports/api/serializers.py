@@ -13,6 +13,9 @@ every rule is the services'.
 from __future__ import annotations
 
 import re
+import uuid
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import models as dj
@@ -22,7 +25,7 @@ from rest_framework import serializers
 from bpmos.errors import InvalidInput
 from bpmos.fields import DateTimeField, utc_datetime
 from bpmos.filters import enum_value
-from passports import conformity, services
+from passports import attributes, conformity, services
 from passports.models import (
     PUBLIC_FIELDS,
     RESTRICTED_FIELDS,
@@ -40,6 +43,10 @@ PASSPORT_KINDS = list(Kind.labels)
 PASSPORT_STATES = list(State.labels)
 CUSTODIAN_KINDS = list(CustodianKind.labels)
 EVENT_KINDS = list(EventKind.values)
+# The EU attribute set's (passports.attributes).
+ATTRIBUTE_TIERS = [str(tier) for tier in attributes.Tier]
+ATTRIBUTE_SOURCES = [str(source) for source in attributes.Source]
+BATTERY_CATEGORIES = list(attributes.BatteryCategory.labels)
 # What a client may record (``passports.services.RECORDABLE_KINDS``); the
 # others are the services' own (manufactured, assembled...): "manufactured"
 # was schema-valid in a request and a 400.
@@ -442,6 +449,7 @@ REGISTER_FIELDS = (
     "manufacturerCode",
     "plantCode",
     "bpanSerial",
+    *(camel(name) for name in attributes.REGISTERED_FIELDS),
 )
 
 
@@ -490,6 +498,44 @@ class PassportRegisterSerializer(serializers.Serializer):
     manufacturerCode = serializers.CharField(required=False)
     plantCode = serializers.CharField(required=False)
     bpanSerial = serializers.CharField(required=False)
+
+
+def _register_field(name: str) -> serializers.Field:
+    """The schema of a typed-in EU attribute at registration."""
+    model_field = Passport._meta.get_field(name)
+    attribute = attributes.BY_FIELD.get(name)
+    help_text = (attribute.label if attribute else name) + (
+        f" ({attribute.unit})" if attribute and attribute.unit else ""
+    )
+    common: dict[str, Any] = {"required": False, "help_text": help_text}
+    if name == "battery_category":
+        return serializers.ChoiceField(choices=BATTERY_CATEGORIES, **common)
+    if isinstance(model_field, dj.DecimalField):
+        return serializers.DecimalField(
+            max_digits=model_field.max_digits,
+            decimal_places=model_field.decimal_places,
+            coerce_to_string=False,
+            **common,
+        )
+    if isinstance(model_field, dj.IntegerField):
+        return serializers.IntegerField(min_value=1, max_value=32767, **common)
+    if isinstance(model_field, dj.URLField):
+        return serializers.URLField(max_length=model_field.max_length, **common)
+    if isinstance(model_field, dj.CharField):
+        return serializers.CharField(max_length=model_field.max_length, **common)
+    if name == "carbon_footprint_per_stage":
+        return serializers.DictField(
+            child=serializers.FloatField(min_value=0), **common
+        )
+    if name == "labels":
+        return serializers.ListField(
+            child=serializers.ChoiceField(choices=sorted(attributes.LABELS)), **common
+        )
+    return serializers.ListField(child=serializers.CharField(), **common)
+
+
+for _name in attributes.REGISTERED_FIELDS:
+    PassportRegisterSerializer._declared_fields[camel(_name)] = _register_field(_name)
 
 
 class PassportRegisterInSerializer(serializers.Serializer):
@@ -641,3 +687,120 @@ def passport_public(passport: Passport, *, events: list) -> dict[str, Any]:
         **public_groups(passport),
         "history": PublicEventSerializer(events, many=True).data,
     }
+
+
+# --- the EU attribute set and completeness (passports.attributes) ---------------
+
+
+def _json_value(value: Any) -> Any:
+    """A stored value as JSON: decimals as numbers, times in UTC, UUIDs as text."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime):
+        return utc_datetime().to_representation(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_value(item) for item in value]
+    return value
+
+
+class PassportAttributeSerializer(serializers.Serializer):
+    """One attribute of the Battery Pass data model v1.2 with its value."""
+
+    key = serializers.CharField(help_text='Battery Pass name, e.g. "ratedCapacity".')
+    group = serializers.CharField(help_text="Battery Pass submodel.")
+    label = serializers.CharField()
+    tier = serializers.ChoiceField(choices=ATTRIBUTE_TIERS)
+    unit = serializers.CharField(allow_null=True)
+    source = serializers.ChoiceField(choices=ATTRIBUTE_SOURCES)
+    value = serializers.JSONField(allow_null=True, help_text="null: not declared.")
+    lastUpdate = utc_datetime(
+        required=False,
+        allow_null=True,
+        help_text="Dynamic attributes only: when the value last changed.",
+    )
+
+
+def attribute_rows(rows: list[dict]) -> list[dict[str, Any]]:
+    out = []
+    for row in rows:
+        attribute = row["attribute"]
+        item = {
+            "key": attribute.key,
+            "group": attribute.group,
+            "label": attribute.label,
+            "tier": str(attribute.tier),
+            "unit": attribute.unit,
+            "source": str(attribute.source),
+            "value": _json_value(row["value"]),
+        }
+        if "lastUpdate" in row:
+            item["lastUpdate"] = _json_value(row["lastUpdate"])
+        out.append(item)
+    return out
+
+
+class PassportAttributesSerializer(serializers.Serializer):
+    """A passport's EU attribute set as the reader may see it."""
+
+    id = serializers.UUIDField()
+    serial = serializers.CharField()
+    tiers = serializers.ListField(
+        child=serializers.ChoiceField(choices=ATTRIBUTE_TIERS),
+        help_text="The tiers this answer includes.",
+    )
+    attributes = PassportAttributeSerializer(many=True)
+
+
+class MissingAttributeSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    group = serializers.CharField()
+    label = serializers.CharField()
+
+
+class CompletenessSerializer(serializers.Serializer):
+    """Which mandatory attributes of its category a passport has present and
+    valid (``passports.attributes.completeness``)."""
+
+    category = serializers.ChoiceField(
+        choices=BATTERY_CATEGORIES,
+        allow_null=True,
+        help_text="null: not declared (then what every category needs counts).",
+    )
+    percent = serializers.FloatField(allow_null=True)
+    complete = serializers.BooleanField()
+    mandatory = serializers.IntegerField()
+    present = serializers.IntegerField()
+    missing = MissingAttributeSerializer(many=True)
+
+
+class GrantSerializer(serializers.Serializer):
+    """An access grant (``passports.grants``); never its token."""
+
+    id = serializers.IntegerField()
+    party = serializers.CharField()
+    passportId = serializers.UUIDField(source="passport.uuid", allow_null=True)
+    customer = serializers.CharField()
+    expiresAt = utc_datetime(source="expires_at")
+    issuedAt = utc_datetime(source="issued_at")
+    revokedAt = utc_datetime(source="revoked_at", allow_null=True)
+
+
+class GrantIssuedSerializer(GrantSerializer):
+    token = serializers.CharField(
+        help_text="Send as the X-Passport-Grant header; shown only now."
+    )
+
+
+class GrantIssueSerializer(serializers.Serializer):
+    party = serializers.CharField(max_length=120)
+    passport = serializers.CharField(
+        required=False, help_text="Any identifier of the one passport."
+    )
+    customer = serializers.CharField(
+        required=False, max_length=120, help_text="Or: the custodian name."
+    )
+    days = serializers.IntegerField(required=False, min_value=1, max_value=90)

@@ -29,6 +29,14 @@ urlpatterns = [
         views.PassportEventsBatchView.as_view(),
         name="passport-events-batch",
     ),
+    re_path(
+        r"^passports/grants/?$", views.GrantListView.as_view(), name="passport-grants"
+    ),
+    re_path(
+        r"^passports/grants/(?P<grant_id>[0-9]{1,9})/revoke/?$",
+        views.GrantRevokeView.as_view(),
+        name="passport-grant-revoke",
+    ),
     re_path(rf"^{_ONE}/?$", views.PassportDetailView.as_view(), name="passport-detail"),
     re_path(
         rf"^{_ONE}/public/?$",
@@ -59,6 +67,16 @@ urlpatterns = [
         rf"^{_ONE}/conformity/?$",
         views.PassportConformityView.as_view(),
         name="passport-conformity",
+    ),
+    re_path(
+        rf"^{_ONE}/attributes/?$",
+        views.PassportAttributesView.as_view(),
+        name="passport-attributes",
+    ),
+    re_path(
+        rf"^{_ONE}/completeness/?$",
+        views.PassportCompletenessView.as_view(),
+        name="passport-completeness",
     ),
     re_path(
         rf"^{_ONE}/components/?$",

@@ -27,8 +27,16 @@ from bpmos.filters import enum_value
 from bpmos.textfields import NOT_BLANK_PATTERN
 from bpmos.throttles import PublicPassportThrottle
 from bpmos.views import BpmosAPIView
+from passports import (
+    attributes,
+    conformity,
+    grants,
+    ledger,
+    selectors,
+    services,
+    telemetry,
+)
 from passports import bpan as bpan_rules
-from passports import conformity, ledger, selectors, services, telemetry
 from passports.api import serializers as s
 from passports.api.filters import PassportFilterSet
 from passports.models import CustodianKind, EventKind, Passport, PassportEvent
@@ -423,6 +431,57 @@ class PassportConformityView(BpmosAPIView):
 
 
 @extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
+class PassportAttributesView(BpmosAPIView):
+    """The EU attribute set (Battery Pass data model v1.2,
+    ``passports.attributes``): each attribute with its group, unit, tier,
+    source and value, dynamic ones with ``lastUpdate``. Only the tiers the
+    caller may read are included: public for anyone (no token; then only the
+    UUID, BPAN or serial answer, as the public passport), legitimate interest
+    for supervisors, plant heads, auditors and admins, authority for
+    auditors, and for the holder of an access grant an admin issued (its token
+    in the ``X-Passport-Grant`` header; 403 ``grant_invalid`` when it is not
+    valid for this passport; every use audited)."""
+
+    throttle_classes = [PublicPassportThrottle]
+
+    @extend_schema(responses=s.PassportAttributesSerializer, auth=[])
+    def get(self, request, identifier: str):
+        passport = selectors.resolve(identifier)
+        tiers = attributes.reader_tiers(request.user)
+        if attributes.Tier.LEGITIMATE_INTEREST not in tiers and (
+            selectors.matched_by(passport, identifier) not in PUBLIC_IDENTIFIERS
+        ):
+            raise NotFound("No passport has this identifier.")
+        token = request.META.get(grants.HEADER, "").strip()
+        if token and attributes.Tier.LEGITIMATE_INTEREST not in tiers:
+            # An outside party's access grant (403 unless valid; audited).
+            grants.grant_use(token=token, passport=passport)
+            tiers = (*tiers, attributes.Tier.LEGITIMATE_INTEREST)
+        rows = selectors.passport_attributes(passport=passport, tiers=tiers)
+        return Response(
+            {
+                "id": str(passport.uuid),
+                "serial": passport.serial,
+                "tiers": [str(tier) for tier in tiers],
+                "attributes": s.attribute_rows(rows),
+            }
+        )
+
+
+@extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
+class PassportCompletenessView(BpmosAPIView):
+    """The share of the mandatory attributes of the passport's category it has
+    present and valid, and which it misses (keys, never values: every signed-in
+    reader may see it). The compliance score counts with the same validator."""
+
+    @extend_schema(responses=s.CompletenessSerializer)
+    def get(self, request, identifier: str):
+        passport = selectors.resolve(identifier)
+        result = attributes.completeness(attributes.values_of(passport))
+        return self.respond(s.CompletenessSerializer, result.as_dict())
+
+
+@extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
 class PassportComponentsView(BpmosAPIView):
     """Assemble components into this passport: ``{components: [identifier, …]}``
     (cells into a module, modules into a pack). Each component's ledger gets
@@ -531,4 +590,60 @@ class BpanValidateView(BpmosAPIView):
             raise _invalid("bpan", str(error)) from None
         return Response(
             {"valid": True, "bpan": parsed.value, "parts": parsed.as_dict()}
+        )
+
+
+# --- access grants for outside parties (passports.grants) -----------------------
+
+
+def _grant_body(grant, token: str | None = None) -> dict[str, Any]:
+    body = s.GrantSerializer(grant).data
+    if token is not None:
+        body["token"] = token
+    return body
+
+
+@extend_schema(tags=_TAGS)
+class GrantListView(BpmosAPIView):
+    """Access grants (admins): GET lists them, newest first; POST issues one to
+    an outside party for one passport (``passport``: any identifier) or one
+    customer's (``customer``: the custodian name), for ``days`` (1-90). The
+    token is in the 201 answer only."""
+
+    @extend_schema(responses=s.GrantSerializer(many=True))
+    def get(self, request):
+        return Response(s.GrantSerializer(grants.grant_list()[:500], many=True).data)
+
+    @extend_schema(
+        request=s.GrantIssueSerializer, responses={201: s.GrantIssuedSerializer}
+    )
+    def post(self, request):
+        body = _body(request)
+        unknown = sorted(set(body) - {"party", "passport", "customer", "days"})
+        if unknown:
+            raise _invalid(unknown[0], "Unknown field.")
+        identifier = body.get("passport")
+        passport = None
+        if identifier is not None:
+            if not isinstance(identifier, str) or not identifier.strip():
+                raise _invalid("passport", "An identifier of the passport.")
+            passport = selectors.resolve(identifier)
+        grant, token = grants.grant_issue(
+            party=body.get("party"),
+            passport=passport,
+            customer=body.get("customer", ""),
+            days=body.get("days", 30),
+            actor=request.user,
+        )
+        return Response(_grant_body(grant, token), status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=_TAGS)
+class GrantRevokeView(BpmosAPIView):
+    """Revoke an access grant now (admins); 409 ``grant_revoked`` if it was."""
+
+    @extend_schema(request=None, responses=s.GrantSerializer)
+    def post(self, request, grant_id: int):
+        return Response(
+            _grant_body(grants.grant_revoke(grant_id=grant_id, actor=request.user))
         )
