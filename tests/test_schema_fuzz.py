@@ -22,6 +22,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import run_state_machine_as_test
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -40,6 +41,12 @@ pytestmark = pytest.mark.django_db
 # the long campaign sets more.
 MAX_EXAMPLES = int(os.environ.get("BPMOS_FUZZ_EXAMPLES", "1"))
 SEED = 20261203
+# The stateful phase: scenarios per identity, and calls per scenario, along the
+# links Schemathesis infers from the schema (477 between 128 of the 163
+# operations: an id a list or a create returns, fed to the operations that
+# take it). The long campaign runs more (docs/testing.md).
+STATEFUL_SCENARIOS = int(os.environ.get("BPMOS_FUZZ_SCENARIOS", "8"))
+STATEFUL_STEPS = int(os.environ.get("BPMOS_FUZZ_STEPS", "6"))
 
 
 # 503s that are right in process: the dispatch stream is served by daphne only
@@ -128,4 +135,47 @@ def fuzz_as(role: str):
     return test
 
 
+def stateful_as(role: str):
+    """The stateful phase for one identity: scenarios that chain operations
+    along the schema's links (Schemathesis' dependency analysis), each
+    scenario in a savepoint rolled back at its end, with the same checks on
+    every call and a fixed seed."""
+
+    def test(api_schema):
+        headers = _headers(role)
+        base = api_schema.as_state_machine()
+        links = api_schema.statistic.transitions.total
+        assert links >= 400, f"only {links} links: the schema lost its ids"
+
+        class Scenario(base):
+            def setup(self):
+                self._savepoint = transaction.atomic()
+                self._savepoint.__enter__()
+
+            def teardown(self):
+                transaction.set_rollback(True)
+                self._savepoint.__exit__(None, None, None)
+
+            def get_call_kwargs(self, case):
+                return {"headers": headers}
+
+            def validate_response(self, response, case, **kwargs):
+                case.validate_response(response, checks=CHECKS, headers=headers)
+
+        run_state_machine_as_test(
+            Scenario,
+            settings=settings(
+                max_examples=STATEFUL_SCENARIOS,
+                stateful_step_count=STATEFUL_STEPS,
+                derandomize=True,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            ),
+        )
+
+    return test
+
+
 test_api_conforms_to_its_schema_anonymous = fuzz_as("anonymous")
+test_api_chains_conform_to_its_schema_anonymous = stateful_as("anonymous")
