@@ -5,7 +5,10 @@ generates from the schema (valid and invalid ones, a fixed seed), once for a
 token of each of the six roles and once with no token, against the demo plant.
 Each answer must be no 5xx, a documented status code, the documented content
 type and a body that matches the documented schema (the error envelope
-included), and an input the schema calls invalid must be refused.
+included), an input the schema calls invalid must be refused, and a refusal
+of input (400, 413, 415, 422) must have written no audit record and no event.
+A stateful test per identity chains operations along the links Schemathesis
+infers from the schema.
 
 Each case runs in a savepoint rolled back after it, so what one case writes
 (a deactivated user, a blacklisted token) cannot change the next. The long
@@ -32,6 +35,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from bpmos.accounts.models import User
+from bpmos.events.models import OutboxEvent
+from elog.models import AuditRecord
 from tests.conftest import bearer
 
 pytestmark = pytest.mark.django_db
@@ -64,6 +69,32 @@ def no_server_error(ctx, response, case):
         if isinstance(body, dict) and body.get("code") in DEPLOYMENT_503:
             return True
     return not_a_server_error(ctx, response, case)
+
+
+# Refusals of bad input: nothing may change. Every write is audited and every
+# change that others see publishes an event, so a refusal that wrote an audit
+# record or an outbox event changed something. The one refusal that is
+# audited by design is a failed sign-in (``user.login_failed``: a 401, not in
+# this set).
+REFUSED_INPUT = frozenset({400, 413, 415, 422})
+
+
+def _footprint() -> tuple[int, int]:
+    return AuditRecord.objects.count(), OutboxEvent.objects.count()
+
+
+def call_refusing_cleanly(case, headers):
+    """Call ``case``; a refusal of its input must leave no audit record and no
+    event behind (checked before the case's savepoint is rolled back)."""
+    before = _footprint()
+    response = case.call(headers=headers)
+    if response.status_code in REFUSED_INPUT:
+        after = _footprint()
+        assert after == before, (
+            f"{case.method} {case.path} answered {response.status_code} "
+            f"but wrote (audit records, events) {before} -> {after}"
+        )
+    return response
 
 
 CHECKS = [
@@ -128,7 +159,7 @@ def fuzz_as(role: str):
     def test(case):
         headers = _headers(role)
         with transaction.atomic():
-            response = case.call(headers=headers)
+            response = call_refusing_cleanly(case, headers)
             transaction.set_rollback(True)
         case.validate_response(response, checks=CHECKS, headers=headers)
 
@@ -156,8 +187,8 @@ def stateful_as(role: str):
                 transaction.set_rollback(True)
                 self._savepoint.__exit__(None, None, None)
 
-            def get_call_kwargs(self, case):
-                return {"headers": headers}
+            def call(self, case, **kwargs):
+                return call_refusing_cleanly(case, headers)
 
             def validate_response(self, response, case, **kwargs):
                 case.validate_response(response, checks=CHECKS, headers=headers)
