@@ -35,6 +35,23 @@ class AutoSchema(SpectacularAutoSchema):
                 no_nul(schema)
         return schema
 
+    def _map_basic_serializer(self, serializer, direction):
+        # "At least one of these number fields, not null" (``one_of_required``,
+        # a class attribute): OpenAPI 3.0 has no ``dependentRequired``; an
+        # ``anyOf`` of one-field ``required`` lists says it exactly. A
+        # telemetry row with no measurement was schema-valid and refused.
+        schema = super()._map_basic_serializer(serializer, direction)
+        names = getattr(serializer, "one_of_required", ())
+        if direction == "request" and names:
+            schema["anyOf"] = [
+                {
+                    "required": [name],
+                    "properties": {name: {"type": "number"}},
+                }
+                for name in names
+            ]
+        return schema
+
     def _unwrap_list_serializer(self, serializer, direction):
         # A list serializer's ``min_length``/``max_length`` (DRF 3.14) bound
         # the array; drf-spectacular leaves them out.

@@ -504,7 +504,8 @@ def item_block(*, item_code: str, reason: str, actor) -> Item:
 def item_move(*, item_code: str, location_code: str, reason: str, actor) -> Item:
     """Move a whole item (a unit or a whole lot) to another active location; the
     move is recorded as a stock movement. Held and blocked stock may move (to a
-    quarantine area, say); its status does not change."""
+    quarantine area, say); its status does not change. A move to where the
+    item already is is a 409 ``already_at_location``."""
     reason = _required_reason(reason, to="move stock")
     location = (
         Location.objects.select_related("parent__parent")
@@ -515,7 +516,13 @@ def item_move(*, item_code: str, location_code: str, reason: str, actor) -> Item
         raise _invalid({"locationId": [f"No active location {location_code!r}."]})
     item = _lock_item(item_code)
     if item.location_id == location.pk:
-        raise _invalid({"locationId": [f"{item.code} is already at {location.path}."]})
+        # A well-formed request the item's current state refuses: 409, as a
+        # stage started twice is (not 400: the body alone is not wrong).
+        raise Conflict(
+            f"{item.code} is already at {location.path}; nothing to move.",
+            code="already_at_location",
+            details={"locationId": [f"{item.code} is already at {location.path}."]},
+        )
     before = _item_snapshot(item)
     origin = item.location
     item.location = location

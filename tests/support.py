@@ -251,7 +251,9 @@ def daphne_server(
 
     The server's output goes to ``log_path``; ``extra_env`` is added to its
     environment (``server_env``). Fails the test (with the log's tail) if
-    daphne exits or does not answer within 60 s.
+    daphne exits or does not answer within 180 s (a bound on waiting, not a
+    timing: at load average 24 on 2 cores daphne took over 60 s to import and
+    answer, and every test of the module errored at setup).
     """
     port = port or free_port()
     try:
@@ -262,6 +264,7 @@ def daphne_server(
             log_path,
             ready=http_answers,
             env=server_env(**extra_env),
+            timeout=180.0,
         )
     except ServerFailed as failure:
         pytest.fail(str(failure))

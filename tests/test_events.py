@@ -22,9 +22,9 @@ from bpmos.accounts.events import UserChanged
 from bpmos.accounts.services import user_role_change
 from bpmos.dashboards import live as dashboards_live
 from bpmos.events import pump, services
-from bpmos.events.consumers import RecentIds
+from bpmos.events.consumers import DeliveredIds
 from bpmos.events.models import OutboxEvent, OutboxTopic
-from bpmos.events.selectors import outbox_replay
+from bpmos.events.selectors import REPLAY_MAX_EVENTS, outbox_replay
 from bpmos.events.tasks import events_redeliver_task
 from bpmos.events.types import DECLARED, Event
 from bpmos.roles import Role
@@ -323,11 +323,18 @@ def test_replay_returns_later_events_of_the_topics_oldest_first(admin):
     assert limited.truncated is True
 
 
-def test_recent_ids_drop_duplicates_within_a_bound():
-    seen = RecentIds(3)
-    assert [seen.add(i) for i in (1, 2, 1, 3, 4)] == [True, True, False, True, True]
-    assert seen.add(1) is True  # forgotten: only the last 3 are kept
-    assert seen.add(4) is False
+def test_delivered_ids_are_exact_however_many_come_between():
+    """The ids a connection sent, exactly: a copy is dropped however many
+    events came between (the old "last 4,096" let one through after 4,097),
+    and ids that arrive out of order (a late commit) are each sent once."""
+    sent = DeliveredIds()
+    first = list(range(10**6, 10**6 + 2 * REPLAY_MAX_EVENTS))
+    assert all(sent.add(i) for i in first)
+    assert [sent.add(i) for i in (first[0], first[-1], first[4096])] == [False] * 3
+    late = 10**6 - 5  # stored before, committed after: not a copy
+    assert (sent.add(late), sent.add(late)) == (True, False)
+    assert sent.add(2**40) is True  # outbox ids are 64-bit
+    assert len(sent) == len(first) + 2
 
 
 # --- declarations -----------------------------------------------------------------

@@ -199,6 +199,20 @@ def test_a_refused_action_is_reported_not_applied(admin_client, stock):
     assert row_counts() == before
 
 
+def test_the_csv_export_escapes_a_formula_typed_as_a_hold_reason(admin_client, stock):
+    """CSV injection (OWASP): a hold reason or a batch reference typed as a
+    formula leaves the export as text (a leading quote), never as a formula;
+    a plain negative figure would stay a number (bpmos.csvsafe)."""
+    boss = stock[2]
+    services.item_hold(
+        item_code="CELL-2026-1001", reason='=HYPERLINK("http://x")', actor=boss
+    )
+    response = post_action(admin_client, "item", "export_csv", [pk("CELL-2026-1001")])
+    (row,) = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert row["hold_reason"] == '\'=HYPERLINK("http://x")'
+    assert row["quantity"] == "1"  # a number stays a number
+
+
 def test_csv_export(admin_client, stock):
     response = post_action(
         admin_client,

@@ -770,7 +770,6 @@ def test_move_over_http_is_recorded(stock, make_user):
         ({"reason": "x"}, {"locationId"}),
         ({"locationId": "B-R1"}, {"reason"}),
         ({"locationId": "NOPE", "reason": "x"}, {"locationId"}),
-        ({"locationId": "A-R2", "reason": "x"}, {"locationId"}),  # already there
     ],
 )
 def test_move_bad_input_is_400_and_changes_nothing(stock, boss, body, fields):
@@ -781,6 +780,26 @@ def test_move_bad_input_is_400_and_changes_nothing(stock, boss, body, fields):
         "validation_error",
     )
     assert set(response["details"]) == fields
+    assert (row_counts(), item_state("CELL-2026-1001")) == (before, state)
+
+
+def test_move_to_where_it_is_is_409_and_changes_nothing(stock, boss):
+    """A well-formed move the item's state refuses (it is already there) is a
+    409 in the envelope, like any refused state change; nothing is written
+    (no movement, no audit record, no event)."""
+    before, state = row_counts(), item_state("CELL-2026-1001")
+    response = refused(
+        api(boss).post(
+            "/api/inventory/items/CELL-2026-1001/move",
+            {"locationId": "A-R2", "reason": "x"},
+            format="json",
+        ),
+        409,
+        "already_at_location",
+    )
+    assert response["details"] == {
+        "locationId": ["CELL-2026-1001 is already at Zone A - Rack 2."]
+    }
     assert (row_counts(), item_state("CELL-2026-1001")) == (before, state)
 
 

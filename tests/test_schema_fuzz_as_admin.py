@@ -7,8 +7,10 @@ from tests.test_schema_fuzz import (  # noqa: F401 (the module's fixtures)
     api_schema,
     fuzz_as,
     in_process_app,
+    stateful_as,
 )
 
 pytestmark = pytest.mark.django_db
 
 test_api_conforms_to_its_schema_as_admin = fuzz_as("admin")
+test_api_chains_conform_to_its_schema_as_admin = stateful_as("admin")

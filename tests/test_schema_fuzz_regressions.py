@@ -425,3 +425,74 @@ def test_a_version_and_a_bms_node_id_say_their_bounds(admin, api_schema, make_us
         "nodeId": ["A node id from 1 to 127."],
         "expectedVersion": ["The version you read: 1 or more."],
     }
+
+
+def test_the_dispatch_state_is_one_of_the_contracts_two(admin, api_schema):
+    """The campaign's reruns: the lifecycle body's ``state`` was "text up to 3
+    characters", and ``{"action": "move_to_past", "state": "X"}`` moved the
+    product (the state was ignored). The schema now names "ON" and "OFF" (or
+    blank/null: not given), and anything else is a 400 whatever the action."""
+    body = _body_schema(api_schema, "/api/products/lifecycle/", "post")
+    refs = [one["$ref"].split("/")[-1] for one in body["properties"]["state"]["oneOf"]]
+    assert refs == ["DispatchJobStateEnum", "BlankEnum", "NullEnum"]
+    assert api_schema["components"]["schemas"]["DispatchJobStateEnum"]["enum"] == [
+        "ON",
+        "OFF",
+    ]
+    response = admin.post(
+        "/api/products/lifecycle/",
+        {"productId": "NO-SUCH-PACK", "action": "move_to_past", "state": "X"},
+        format="json",
+    )
+    error = assert_envelope(response, 400, "validation_error")
+    assert list(error["details"]) == ["state"]
+
+
+def test_a_telemetry_row_says_it_needs_a_measurement(admin, api_schema, make_user):
+    """The campaign's reruns: ``[{"ts": ...}]`` was schema-valid and refused
+    ("Holds no measurement."). The row now says "at least one measurement,
+    not null" (``anyOf`` of one-field ``required`` lists), and the answer is
+    the 400 it was, with nothing stored."""
+    from jsonschema import Draft4Validator
+
+    from passports.models import TelemetryReading
+    from passports.telemetry import MEASUREMENTS
+    from tests.dispatch_support import register
+
+    body = _body_schema(api_schema, "/api/passports/{identifier}/telemetry/", "post")
+    row = body["items"]
+    if "$ref" in row:
+        row = api_schema["components"]["schemas"][row["$ref"].split("/")[-1]]
+    assert row["anyOf"] == [
+        {"required": [name], "properties": {name: {"type": "number"}}}
+        for name in (*MEASUREMENTS, *(c for c, _, _ in MEASUREMENTS.values()))
+    ]
+    # The row's rule read as JSON Schema (the properties' ``nullable`` is
+    # OpenAPI's; the ``anyOf`` alone decides these).
+    rule = Draft4Validator({"anyOf": row["anyOf"]})
+    assert not rule.is_valid({"ts": "2026-01-01T00:00:00Z"})
+    assert not rule.is_valid({"ts": "2026-01-01T00:00:00Z", "sohPercent": None})
+    assert rule.is_valid({"ts": "2026-01-01T00:00:00Z", "currentA": -2.5})
+    assert rule.is_valid({"ts": "2026-01-01T00:00:00Z", "soh_percent": 97.0})
+
+    passport = register(make_user("admin", username="reg"), "PK-TEL-1")
+    for sample in (
+        {"ts": "2026-01-01T00:00:00Z"},
+        {"ts": "2026-01-01T00:00:00Z", "sohPercent": None},
+    ):
+        response = admin.post(
+            f"/api/passports/{passport.serial}/telemetry/", [sample], format="json"
+        )
+        error = assert_envelope(response, 400, "validation_error")
+        assert "Holds no measurement." in str(error["details"]), error
+    assert TelemetryReading.objects.filter(passport=passport).count() == 0
+
+
+def test_a_move_to_where_an_item_is_is_a_409_in_the_envelope(admin, api_schema):
+    """The campaign's reruns: a move to the item's own location was a 400, as
+    if the body were wrong. It is a state the item is in: 409
+    ``already_at_location``, documented on the operation."""
+    responses = api_schema["paths"]["/api/inventory/items/{item_id}/move/"]["post"][
+        "responses"
+    ]
+    assert "409" in responses

@@ -444,3 +444,29 @@ def test_a_websocket_message_past_its_limit_closes_with_4413(tmp_path, make_user
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=WAIT)
         assert closed.value.rcvd.code == 4413
+
+
+def test_every_csv_the_plant_hands_out_is_written_by_csvsafe():
+    """CSV injection in every export: the returns, the reports, the logs and
+    the back-office exports all write through ``bpmos.csvsafe`` (each tested
+    with a hostile cell: tests/test_compliance_returns.py,
+    tests/test_compliance_reports.py, tests/test_logs_stream.py,
+    tests/test_admin_backoffice.py, tests/test_inventory_admin.py). No other
+    module may write CSV itself (reading one, as the LIMS import does, is fine)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(settings.BASE_DIR)
+    apps = ("bpmos", "compliance", "elog", "exceptions", "inventory", "lines")
+    apps += ("passports", "runbooks", "scada")
+    writers = []
+    for path in sorted(p for app in apps for p in (root / app).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "csv"
+                and node.attr in ("writer", "DictWriter")
+            ):
+                writers.append(str(path.relative_to(root)))
+    assert sorted(set(writers)) == ["bpmos/csvsafe.py"]

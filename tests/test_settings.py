@@ -65,6 +65,41 @@ def test_production_settings_pass_check_deploy(tmp_path):
     assert done.stdout.strip() == NO_ISSUES
 
 
+_HEADERS = """
+import json
+from django.test import Client
+client = Client(HTTP_HOST="mes.plant.example")
+plain = client.get("/api/no-such-path/")
+secure = client.get("/api/no-such-path/", secure=True)
+names = ("Strict-Transport-Security", "X-Content-Type-Options",
+         "Referrer-Policy", "X-Frame-Options", "Cross-Origin-Opener-Policy")
+print(json.dumps({
+    "plain": [plain.status_code, plain.headers.get("Location")],
+    "secure": [secure.status_code, secure.json()["code"]],
+    "headers": {name: secure.headers.get(name) for name in names},
+}))
+"""
+
+
+def test_production_answers_carry_the_security_headers(tmp_path):
+    """OWASP API8: what ``check --deploy`` checks in the settings, seen on an
+    answer: plain HTTP is sent to HTTPS, and an HTTPS answer (here the 404
+    envelope, which needs no database) carries HSTS (a year, subdomains,
+    preload), ``nosniff``, the referrer policy, ``DENY`` framing and COOP."""
+    done = _manage(_production_env(tmp_path), "shell", "-c", _HEADERS)
+    assert done.returncode == 0, done.stdout + done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["plain"] == [301, "https://mes.plant.example/api/no-such-path/"]
+    assert seen["secure"] == [404, "not_found"]
+    assert seen["headers"] == {
+        "Strict-Transport-Security": "max-age=31536000; includeSubDomains; preload",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        "X-Frame-Options": "DENY",
+        "Cross-Origin-Opener-Policy": "same-origin",
+    }
+
+
 def test_production_ignores_a_debug_flag(tmp_path):
     done = _check_deploy(_production_env(tmp_path, DJANGO_DEBUG="true"))
     assert done.returncode == 0, done.stdout + done.stderr

@@ -16,13 +16,14 @@ import httpx
 import pytest
 from django.db import transaction
 from django.test import override_settings
+from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from bpmos.accounts.authentication import refresh_token_for
 from bpmos.accounts.services import user_role_change, user_set_active
-from bpmos.events.models import OutboxEvent
+from bpmos.events.models import OutboxEvent, OutboxTopic
 from bpmos.events.services import events_redeliver, layer_is_shared
 from tests.support import daphne_server
 
@@ -405,6 +406,58 @@ def test_replayed_events_are_not_sent_again_when_delivered_live(server, make_use
         events_redeliver(older_than_seconds=0)
         fresh = change_role(make_user("operator"), "planner", actor=admin)
         assert recv(ws) == expected_event(fresh)
+        assert_nothing_arrives(ws)
+
+
+def test_a_resume_longer_than_4096_events_is_never_sent_twice(make_user, tmp_path):
+    """A resume replays up to 10,000 events; the consumer once remembered the
+    last 4,096 ids it sent. Here a client resumes over 4,500 events, and then
+    every one of them goes out live again (an outage's backlog from the resend
+    task, at least once): it must get none of them a second time, and the next
+    event as the very next message. With the bounded set the first 404 came
+    again."""
+    admin = make_user("admin")
+    count = 4_500
+    # Stored as event_publish stores them and already sent live, to nobody
+    # yet (4,500 after-commit sends one by one would take minutes here).
+    rows = OutboxEvent.objects.bulk_create(
+        OutboxEvent(
+            name="user.role_changed",
+            topics=["users"],
+            data={"id": n, "username": f"u{n}", "role": "planner", "isActive": True},
+            delivered_at=timezone.now(),
+        )
+        for n in range(count)
+    )
+    OutboxTopic.objects.bulk_create(
+        OutboxTopic(event=row, topic="users") for row in rows
+    )
+    ids = [row.pk for row in rows]
+    # A server of its own: the 4,500 live copies are still on their way to the
+    # server's subscribers when this test is done, and would reach the next
+    # test's on a shared one.
+    with (
+        daphne_server(tmp_path / "daphne.log") as port,
+        signed_in(f"ws://127.0.0.1:{port}/ws/events/", admin) as ws,
+    ):
+        subscribe(ws, ["users"], last_event_id=ids[0] - 1)
+        replayed = [recv(ws, 30)["id"] for _ in ids]
+        assert replayed == ids
+        assert recv_type(ws, "replayed", 30)["count"] == count
+        # The backlog goes out again, live (the pump on SQLite; here on Redis).
+        OutboxEvent.objects.filter(pk__in=ids).update(delivered_at=None)
+        if layer_is_shared():
+            while events_redeliver(older_than_seconds=0):
+                pass
+        else:  # the server's pump sends them; wait until it has
+            deadline = time.monotonic() + 60
+            while OutboxEvent.objects.filter(
+                pk__in=ids, delivered_at__isnull=True
+            ).exists():
+                assert time.monotonic() < deadline, "the pump did not send them"
+                time.sleep(0.2)
+        fresh = change_role(make_user("operator"), "planner", actor=admin)
+        assert recv(ws, 30)["id"] == fresh.pk  # no copy came before it
         assert_nothing_arrives(ws)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import deque
 from datetime import UTC, datetime
 
 import structlog
@@ -19,6 +18,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.conf import settings
+from pyroaring import BitMap64
 
 from bpmos import access, parsers
 from bpmos.errors import envelope
@@ -43,26 +43,37 @@ MAX_TOPICS_PER_MESSAGE = 100
 # only 1000 and 3000-4999).
 MAX_MESSAGE_CHARS = 65_536
 CLOSE_TOO_BIG = 4413
-SEEN_IDS_KEPT = 4096
 
 
-class RecentIds:
-    """The last ``size`` event ids forwarded, to drop at-least-once duplicates."""
+class DeliveredIds:
+    """Every event id a connection has sent, exactly, to drop the second copy
+    of an at-least-once delivery whenever it comes.
 
-    def __init__(self, size: int):
-        self._order: deque[int] = deque()
-        self._ids: set[int] = set()
-        self._size = size
+    Copies come from a resume's replay (up to ``REPLAY_MAX_EVENTS``, 10,000)
+    against the live sends held meanwhile, from the resend task after an
+    outage, from a fan-out's catch-up, and from a second subscribe with a
+    ``last_event_id``. A bounded "last N ids" (4,096, once) let a copy through
+    as soon as more than N events came between the two. Ids are not sent in
+    id order (a transaction that stored first may commit last), so a "highest
+    id sent" watermark would drop a late event instead: the set has to be
+    exact. A Roaring bitmap (pyroaring) keeps it small: 8 KB for a whole run
+    of 65,536 ids, 2 bytes an id where they are sparse (a client of one topic
+    among many), so a connection holds about 1 bit per event published while
+    it is open.
+    """
+
+    def __init__(self) -> None:
+        self._ids = BitMap64()
 
     def add(self, event_id: int) -> bool:
-        """Remember ``event_id``; False when it was already seen."""
+        """Remember ``event_id``; False when it was already sent."""
         if event_id in self._ids:
             return False
         self._ids.add(event_id)
-        self._order.append(event_id)
-        if len(self._order) > self._size:
-            self._ids.discard(self._order.popleft())
         return True
+
+    def __len__(self) -> int:
+        return len(self._ids)
 
 
 class EventConsumer(AsyncJsonWebsocketConsumer):
@@ -92,7 +103,7 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.connection_id = uuid.uuid4().hex
         self.user = None
-        self.seen = RecentIds(SEEN_IDS_KEPT)
+        self.seen = DeliveredIds()
         self.closing = False
         # Events offered while a client's request is handled wait here, so a
         # subscribe's replay comes before what went live meanwhile.

@@ -242,7 +242,8 @@ class ItemReleaseHoldView(BpmosAPIView):
 @extend_schema(tags=["inventory"], parameters=[_ITEM_ID])
 class ItemMoveView(BpmosAPIView):
     """Move a whole item to another location, with a reason; recorded as a
-    stock movement. 400 for an unknown or inactive location or the one it is at."""
+    stock movement. 400 for an unknown or inactive location; 409
+    ``already_at_location`` for the one it is at."""
 
     @extend_schema(request=s.ItemMoveSerializer, responses=s.ItemDetailSerializer)
     def post(self, request, item_id: str):

@@ -627,10 +627,22 @@ class ComponentsSerializer(serializers.Serializer):
 
 def _measurement(name: str) -> serializers.FloatField:
     _, low, high = MEASUREMENTS[name]
-    return serializers.FloatField(required=False, min_value=low, max_value=high)
+    # null: not measured in this sample (the service reads it so).
+    return serializers.FloatField(
+        required=False, allow_null=True, min_value=low, max_value=high
+    )
 
 
 class TelemetryReadingInSerializer(serializers.Serializer):
+    """One sample: a time and at least one measurement (a row with none is a
+    400 "Holds no measurement."; the schema says so with ``anyOf``)."""
+
+    # Each measurement by its name or the model's (``soh_percent``), which the
+    # service takes too: a row with only an alias is not refused.
+    one_of_required = (
+        *MEASUREMENTS,
+        *(column for column, _, _ in MEASUREMENTS.values()),
+    )
     ts = DateTimeField()
     # The bounds are the service's (``passports.telemetry.MEASUREMENTS``): a
     # current of -8000 A was schema-valid and refused.

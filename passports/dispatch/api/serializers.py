@@ -71,11 +71,15 @@ class LifecycleActionInSerializer(_ProductRefSerializer):
         max_length=40,
         help_text="move_to_past | reactivate | update_state; anything else is 400.",
     )
-    state = serializers.CharField(
+    # The contract's two job states, and nothing else, whatever the action: a
+    # "state" of "X" with move_to_past was once ignored, and the schema said
+    # "text up to 3 characters". Blank and null stay "not given" (the body's
+    # shape is the contract's); update_state without one is 400 (the service).
+    state = serializers.ChoiceField(
+        choices=JOB_STATES,
         required=False,
         allow_blank=True,
         allow_null=True,
-        max_length=3,
         help_text='For update_state: "ON" reactivates, "OFF" moves to past.',
     )
 

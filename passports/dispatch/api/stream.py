@@ -51,7 +51,7 @@ from bpmos.events.authentication import (
     subscriber_authenticate,
     subscriber_reload,
 )
-from bpmos.events.consumers import SEEN_IDS_KEPT, RecentIds
+from bpmos.events.consumers import DeliveredIds
 from bpmos.events.fanout import local_fanout
 from bpmos.events.replay import replay
 from passports.dispatch.api import tickets
@@ -177,7 +177,7 @@ class DispatchStreamConsumer(AsyncConsumer):
             return
         self.started = True
         self.request_id = uuid.uuid4().hex
-        self.seen = RecentIds(SEEN_IDS_KEPT)
+        self.seen = DeliveredIds()
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         try:
             user, expires_at = await database_sync_to_async(_authenticate)(
