@@ -229,16 +229,7 @@ def record_many(
         cursor.execute(f"SELECT seq, hash FROM {table} ORDER BY seq DESC LIMIT 1")
         last = cursor.fetchone()
         for entry in entries:
-            fields = _chain_fields(
-                actor=entry["actor"],
-                action=entry["action"],
-                target=entry.get("target"),
-                before=entry.get("before"),
-                after=entry.get("after"),
-                target_type=entry.get("target_type"),
-                target_id=entry.get("target_id"),
-                last=last,
-            )
+            fields = _entry_fields(entry, last)
             written.append(fields)
             last = (fields["seq"], fields["hash"])
     _insert_rows(AuditRecord, _FIELD_NAMES, written)
@@ -309,22 +300,28 @@ def _try_lock_chain() -> bool:
         return bool(cursor.fetchone()[0])
 
 
+def _entry_fields(entry: dict[str, Any], last) -> dict[str, Any]:
+    """An entry of ``record_many`` as ``_chain_fields`` makes it, after
+    ``last`` (``(seq, hash)`` of the chain's head; None: not chained yet)."""
+    return _chain_fields(
+        actor=entry["actor"],
+        action=entry["action"],
+        target=entry.get("target"),
+        before=entry.get("before"),
+        after=entry.get("after"),
+        target_type=entry.get("target_type"),
+        target_id=entry.get("target_id"),
+        last=last,
+    )
+
+
 def _stage(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Write ``entries`` to ``AuditPending`` (one INSERT) and seal them after
     commit; returns their fields (no seq yet)."""
     ring = keyring()
     staged = []
     for entry in entries:
-        fields = _chain_fields(
-            actor=entry["actor"],
-            action=entry["action"],
-            target=entry.get("target"),
-            before=entry.get("before"),
-            after=entry.get("after"),
-            target_type=entry.get("target_type"),
-            target_id=entry.get("target_id"),
-            last=None,
-        )
+        fields = _entry_fields(entry, None)
         content = {name: fields[name] for name in _PENDING_FIELDS}
         content["mac"] = _pending_mac(fields, key=ring.current_key)
         content["key_id"] = ring.current_id
