@@ -8,7 +8,7 @@ transaction instead:
 
 * the first time in a process, it runs ``seed_demo`` and copies what the seed
   wrote: every table whose rows differ from before the seed (PostgreSQL:
-  ``COPY ... TO STDOUT (FORMAT BINARY)``, exact to the byte; SQLite: the raw
+  ``COPY (SELECT ...) TO STDOUT (FORMAT BINARY)``, exact to the byte; SQLite: the raw
   rows). The module's transaction is rolled back after it as before;
 * the next times, if the database before is the same as before that seed (the
   same tables hold the same rows), it copies those rows back (``COPY ... FROM
@@ -120,7 +120,12 @@ def _dump(table: str, columns: tuple[str, ...]):
             cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {quoted})")
             if not cursor.fetchone()[0]:
                 return b""
-            sql = f"COPY {quoted} ({_names(columns)}) TO STDOUT (FORMAT BINARY)"
+            # ``COPY (SELECT ...)``: a partitioned table (the readings,
+            # lines 0007) cannot be copied from by name
+            sql = (
+                f"COPY (SELECT {_names(columns)} FROM {quoted}) "
+                "TO STDOUT (FORMAT BINARY)"
+            )
             with cursor.copy(sql) as copy:
                 return b"".join(bytes(block) for block in copy)
     # ``+column`` (a no-op in SQLite) has no declared type, so the values come
