@@ -310,8 +310,9 @@ ACTIONS: Final[dict[str, frozenset[Role]]] = {
     "passport-restricted": PASSPORT_RESTRICTED_READERS,
     # The authority tier (Annex XIII 3: results of test reports proving
     # compliance; passports.attributes): the auditor, who stands for the
-    # notified bodies and market surveillance.
-    "passport-authority": frozenset({Role.AUDITOR}),
+    # notified bodies and market surveillance; and the admin, who may do
+    # everything (docs/design.md §5).
+    "passport-authority": AUDIT_READERS,
     # POST passport-events {"kind": …}: floor work on the floor's roles; holds,
     # shipping, custody and the end of a battery's life are supervisor decisions.
     "passport-event.qa_passed": SHOP_FLOOR,

@@ -159,7 +159,7 @@ class PassportAdmin(LedgerVerifyMixin, ReadOnlyAdmin):
 
     def get_fields(self, request, obj=None):
         # The EU attribute tiers (passports.attributes): an admin reads the
-        # legitimate-interest fields, only an auditor the authority tier.
+        # legitimate-interest fields; auditors and admins the authority tier.
         hidden = attributes.hidden_fields(attributes.reader_tiers(request.user))
         return [name for name in super().get_fields(request, obj) if name not in hidden]
 

@@ -17,8 +17,8 @@ Tiers (Regulation (EU) 2023/1542, Art. 77(2) and Annex XIII):
   safety, and the state-of-health data of Art. 14): persons with a legitimate
   interest, here the roles ``bpmos.access.ACTIONS["passport-restricted"]`` names;
 * ``authority``: point 3 (results of test reports proving compliance): notified
-  bodies, market surveillance and the Commission, here the auditor role
-  (``ACTIONS["passport-authority"]``).
+  bodies, market surveillance and the Commission, here the auditor role (and
+  the admin, who may do everything: ``ACTIONS["passport-authority"]``).
 
 Sources: ``typed_in`` (registration), ``ledger`` (derived from the passport's
 events), ``telemetry`` (the pack's BMS samples or usage summary), ``lims`` (lab
@@ -610,7 +610,7 @@ FIELD_TIER.update(
     }
 )
 # Typed in at registration beyond the original groups (the services check
-# each with its attribute's own check): the fields issue 19 added.
+# each with its attribute's own check): the fields of the EU attribute set.
 REGISTERED_FIELDS: tuple[str, ...] = (
     "battery_category",
     "economic_operator",
@@ -653,7 +653,7 @@ if len(BY_KEY) != len(ATTRIBUTES):
 def reader_tiers(user: Any) -> tuple[Tier, ...]:
     """The tiers ``user`` may read: public for anyone; legitimate interest for
     the roles ``ACTIONS["passport-restricted"]`` names; authority for those
-    ``ACTIONS["passport-authority"]`` names (the auditor). The one rule every
+    ``ACTIONS["passport-authority"]`` names (auditor, admin). The one rule every
     route that shows passport data applies."""
     from bpmos import access
 

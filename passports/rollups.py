@@ -293,13 +293,6 @@ def custody_units_add(deltas: Mapping[str, int]) -> None:
         cursor.execute(sql, params)
 
 
-def custody_units_move(*, passport: Passport, before: str, after: str) -> None:
-    """``passport``'s custodian changed from ``before`` to ``after``: moves
-    one unit when it is a unit and the kind changed (``ledger.append``)."""
-    if passport.parent_id is None and before != after:
-        custody_units_add({before: -1, after: 1})
-
-
 def custody_units_rebuild(*, models=None) -> dict[str, int]:
     """The custody counts recounted from the passports, replacing what was
     there (every kind gets a row, 0 included). ``models``: the migration's

@@ -20,7 +20,8 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from bpmos.idempotency.models import IdempotencyKey
 from compliance.models import EmailDelivery, ReportJob, ScheduledReturn, ScoreSnapshot
-from passports.models import Passport, ProvisioningAttempt
+from passports.grants import grant_issue
+from passports.models import Passport, PassportAccessGrant, ProvisioningAttempt
 from scada.models import (
     AlarmEvent,
     AlarmFlood,
@@ -123,6 +124,8 @@ def fill_every_model(make_user) -> None:
         passport = Passport.objects.order_by("pk").first()
         if passport is not None:
             ProvisioningAttempt.objects.create(passport=passport, requested_by=admin)
+    if not PassportAccessGrant.objects.exists():
+        grant_issue(party="Recycler GmbH", customer="Fleet Co", actor=admin)
 
 
 # What a reader may meet: the search box, the action menu (read actions only)

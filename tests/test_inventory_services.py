@@ -449,7 +449,6 @@ def test_held_stock_may_move_and_stays_held(lot, boss):
 @pytest.mark.parametrize(
     ("location", "reason", "field"),
     [
-        ("A-R1", "Same place", "locationId"),
         ("Q", "Inactive zone", "locationId"),
         ("NOPE", "Unknown", "locationId"),
         ("B-R1", " ", "reason"),
@@ -462,6 +461,16 @@ def test_move_refuses_bad_input_and_changes_nothing(lot, boss, location, reason,
             item_code=lot.code, location_code=location, reason=reason, actor=boss
         )
     assert set(caught.value.details) == {field}
+    assert (row_counts(), item_state(lot.code)) == (before, state)
+
+
+def test_a_move_to_where_the_item_is_is_a_conflict_and_changes_nothing(lot, boss):
+    before, state = row_counts(), item_state(lot.code)
+    with pytest.raises(Conflict) as caught:
+        services.item_move(
+            item_code=lot.code, location_code="A-R1", reason="Same place", actor=boss
+        )
+    assert caught.value.code == "already_at_location"
     assert (row_counts(), item_state(lot.code)) == (before, state)
 
 

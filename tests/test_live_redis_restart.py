@@ -135,7 +135,7 @@ def test_delivery_resumes_after_redis_restarts_empty(
         wait_for_everyone(clients, before)
 
         everything = list(before)
-        for _ in range(2):  # twice in a row, as issue 17 asks
+        for _ in range(2):  # twice in a row: recovery must not be a one-off
             redis_server.kill()
             outage = writes(operator, admin, WRITES)  # every write commits
             assert (

@@ -163,7 +163,7 @@ def test_reader_tiers_per_role(make_user):
         Role.PLANNER: ["public"],
         Role.SUPERVISOR: ["public", "legitimate_interest"],
         Role.PLANT_HEAD: ["public", "legitimate_interest"],
-        Role.ADMIN: ["public", "legitimate_interest"],
+        Role.ADMIN: ["public", "legitimate_interest", "authority"],
         Role.AUDITOR: ["public", "legitimate_interest", "authority"],
     }
     for role, tiers in expected.items():

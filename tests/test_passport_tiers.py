@@ -36,7 +36,7 @@ EXPECTED_TIERS = {
     Role.PLANNER: {Tier.PUBLIC},
     Role.SUPERVISOR: {Tier.PUBLIC, Tier.LEGITIMATE_INTEREST},
     Role.PLANT_HEAD: {Tier.PUBLIC, Tier.LEGITIMATE_INTEREST},
-    Role.ADMIN: {Tier.PUBLIC, Tier.LEGITIMATE_INTEREST},
+    Role.ADMIN: {Tier.PUBLIC, Tier.LEGITIMATE_INTEREST, Tier.AUTHORITY},
     Role.AUDITOR: {Tier.PUBLIC, Tier.LEGITIMATE_INTEREST, Tier.AUTHORITY},
 }
 # field -> (value stored, text it shows as), per tier above public.
@@ -190,9 +190,11 @@ def test_the_attributes_route_carries_every_tier_the_caller_has(make_user, pack,
             assert (text in body) == (tier in EXPECTED_TIERS[role]), (role, field)
 
 
-def test_the_admin_page_shows_the_authority_tier_to_auditors_only(make_user, pack):
+def test_the_admin_page_shows_the_authority_tier_to_auditors_and_admins(
+    make_user, pack
+):
     path = f"/admin/passports/passport/{pack.pk}/change/"
-    for role, shown in [(Role.AUDITOR, True), (Role.ADMIN, False)]:
+    for role, shown in [(Role.AUDITOR, True), (Role.ADMIN, True)]:
         status, body = fetch("page", path, make_user(role))
         assert status == 200
         assert ("leak-authority-test-report" in body) is shown, role

@@ -239,6 +239,15 @@ EXPECTED: dict[str, frozenset[str] | str] = {
     # passport's own failing rules: everyone signed in reads them.
     "GET /api/compliance/score": SIGNED_IN,
     "GET /api/passports/{p}/conformity": SIGNED_IN,
+    # the EU attribute set (docs/passports.md): tiers by caller, anyone may ask;
+    # completeness names missing keys only; grants for outside parties: admins
+    "GET /api/passports/{p}/attributes": NO_TOKEN,
+    "GET /api/passports/{p}/completeness": SIGNED_IN,
+    "GET /api/passports/grants": ADMIN_ONLY,
+    "POST /api/passports/grants": ADMIN_ONLY,
+    "POST /api/passports/grants/{g}/revoke": ADMIN_ONLY,
+    # many ledger events in one transaction: each kind narrowed as the single route's
+    "POST /api/passports/events/batch": FLOOR,
     # EPR figures and the category declarations: who answers for them and who
     # checks them (declarations are edited in the admin).
     "GET /api/compliance/epr": RESTRICTED_READERS,
@@ -261,6 +270,8 @@ EXPECTED_ACTIONS: dict[str, frozenset[str]] = {
     "issue-acknowledge": FLOOR,
     "issue-resolve": SUPERVISING,  # supervisors resolve exceptions
     "passport-restricted": RESTRICTED_READERS,
+    # the authority tier (test reports): the auditor, and the admin (everything)
+    "passport-authority": AUDITING,
     "passport-event.qa_passed": FLOOR,
     "passport-event.qa_failed": FLOOR,
     "passport-event.warehoused": FLOOR,
@@ -444,7 +455,7 @@ def test_the_auditor_writes_nothing(declared):
     assert [key for key in writes if AUDITOR in declared[key]] == []
     # Finer rules that say what a caller may READ (the passport's restricted
     # groups, which reports it opens) are the auditor's too; every other is a write.
-    reads = {"passport-restricted"} | {
+    reads = {"passport-restricted", "passport-authority"} | {
         name for name in access.ACTIONS if name.startswith("report.")
     }
     actions = [
