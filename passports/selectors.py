@@ -100,7 +100,7 @@ def resolve(identifier: str, queryset: QuerySet[Passport] | None = None) -> Pass
     """
     qs = queryset if queryset is not None else Passport.objects.all()
     value = (identifier or "").strip()
-    if not value or len(value) > 64:
+    if not _plausible(value):
         raise NotFound("No passport has this identifier.")
     found = list(qs.filter(_condition(value))[:3])
     if not found:
@@ -112,6 +112,14 @@ def resolve(identifier: str, queryset: QuerySet[Passport] | None = None) -> Pass
             details={"matches": [str(p.uuid) for p in found]},
         )
     return found[0]
+
+
+def _plausible(value: str) -> bool:
+    """Whether ``value`` could be an identifier at all: 1 to 64 printable
+    characters. A NUL, a control character or a lone surrogate names no
+    passport, and PostgreSQL could not even be asked (found by the schema
+    fuzz: the batch and the grants took the identifier from a JSON body)."""
+    return 0 < len(value) <= 64 and value.isprintable()
 
 
 def _condition(value: str) -> Q:
@@ -150,7 +158,7 @@ def resolve_many(identifiers: list[str]) -> dict[str, Passport | Exception]:
     answers: dict[str, Passport | Exception] = {}
     by: dict[str, set] = {"serial": set(), "code": set(), "uuid": set(), "bpan": set()}
     for identifier, value in wanted.items():
-        if not value or len(value) > 64:
+        if not _plausible(value):
             answers[identifier] = NotFound("No passport has this identifier.")
             continue
         by["serial"].add(value)

@@ -11,6 +11,7 @@ so the search cannot pass by finding nothing anywhere."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -335,6 +336,23 @@ def test_a_bad_grant_is_400_and_nothing_is_issued(make_user, pack, body, field):
     assert list(response.json()["details"]) == [field]
     assert PassportAccessGrant.objects.count() == 0
     assert AuditRecord.objects.count() == before
+
+
+def test_a_grant_for_a_garbled_identifier_is_404_and_nothing_is_issued(make_user, pack):
+    """A NUL or a lone surrogate names no passport (the schema fuzz's 500)."""
+    from passports.models import PassportAccessGrant
+
+    client = APIClient()
+    client.credentials(
+        HTTP_AUTHORIZATION=bearer(make_user(Role.ADMIN))["Authorization"]
+    )
+    raw = json.dumps({"party": "X", "passport": "\ud969\udcaem\x00#"})
+    response = client.post(
+        "/api/passports/grants", raw, content_type="application/json"
+    )
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+    assert PassportAccessGrant.objects.count() == 0
 
 
 @pytest.mark.parametrize(

@@ -810,9 +810,14 @@ class GrantIssuedSerializer(GrantSerializer):
 class GrantIssueSerializer(serializers.Serializer):
     party = serializers.CharField(max_length=120)
     passport = serializers.CharField(
-        required=False, help_text="Any identifier of the one passport."
+        required=False,
+        allow_null=True,
+        help_text="Any identifier of the one passport (null: none).",
     )
     customer = serializers.CharField(
-        required=False, max_length=120, help_text="Or: the custodian name."
+        required=False,
+        allow_null=True,
+        max_length=120,
+        help_text="Or: the custodian name (null: none).",
     )
     days = serializers.IntegerField(required=False, min_value=1, max_value=90)
