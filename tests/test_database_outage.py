@@ -152,3 +152,50 @@ def test_requests_during_an_outage_are_503_and_the_server_recovers(gunicorn, mak
 
     # Whole batches only: the two accepted, none of the refused.
     assert MachineReading.objects.filter(machine=weld).count() == 2 * BATCH
+
+
+DASHBOARD_PATHS = (
+    "/api/dashboard/summary",
+    "/api/dashboard/distributions",
+    "/api/dashboard/trends?metric=built&bucket=day",
+    "/api/dashboard/supervisor/summary",
+    "/api/dashboard/supervisor/attention",
+    "/api/logs",
+    "/api/logs?search=torque",
+)
+
+
+def test_the_dashboards_and_the_log_stream_during_an_outage_answer_503_never_500(
+    gunicorn, make_user
+):
+    """The UI shell's first screen while PostgreSQL is away: every dashboard
+    and the log stream answer the standard error object (503, naming the
+    database), never a 500, and answer again by themselves once it is back."""
+    base, process = gunicorn
+    headers = bearer(make_user("supervisor", username="shift-lead"))
+    with httpx.Client(timeout=30) as client:
+        warm = {
+            path: client.get(f"{base}{path}", headers=headers)
+            for path in DASHBOARD_PATHS
+        }
+        for path, response in warm.items():
+            assert response.status_code == 200, (path, response.text)
+
+        _outage(allow=False)
+        try:
+            for path in DASHBOARD_PATHS:
+                response = client.get(f"{base}{path}", headers=headers)
+                body = assert_envelope(response, 503, "dependency_unavailable")
+                assert body["details"] == {"dependency": "database"}, path
+        finally:
+            _outage(allow=True)
+
+        deadline = time.monotonic() + 30
+        while client.get(f"{base}/api/health").status_code != 200:
+            assert time.monotonic() < deadline, "the server did not come back"
+            time.sleep(0.5)
+        for path in DASHBOARD_PATHS:
+            again = client.get(f"{base}{path}", headers=headers)
+            assert again.status_code == 200, (path, again.text)
+            assert again.json().keys() == warm[path].json().keys(), path
+    assert process.poll() is None
