@@ -121,6 +121,22 @@ def indexable(term: str) -> bool:
     return _TRIGRAM.search(term) is not None
 
 
+def text_mode(term: str) -> str:
+    """How ``text_q`` matches ``term``: ``"trigram"`` (one match on the
+    columns' ``SearchText``) or ``"columns"`` (one match per column). The one
+    property of a term, besides a source's own (``Source.search_shape``), that
+    shapes a page's statement."""
+    if not _postgresql() or SEPARATOR in term or not indexable(term):
+        return "columns"
+    return "trigram"
+
+
+def like_pattern(term: str) -> str:
+    """The parameter an ``icontains`` on ``term`` binds (``%term%``, its
+    wildcards escaped), as the ORM makes it."""
+    return f"%{connection.ops.prep_for_like_query(term)}%"
+
+
 def text_q(query: LogQuery, *fields: str) -> Q:
     """Case-insensitive ``query.search`` in any of one table's ``fields``
     (an empty Q when there is no search). On PostgreSQL, for an ``indexable``
@@ -129,7 +145,7 @@ def text_q(query: LogQuery, *fields: str) -> Q:
     during the backward index scan."""
     if not query.search:
         return Q()
-    if not _postgresql() or SEPARATOR in query.search or not indexable(query.search):
+    if text_mode(query.search) == "columns":
         return search_q(query, *fields)
     return Q(IContains(SearchText(*fields), query.search))
 
@@ -174,18 +190,26 @@ class _Lookup:
     """One look-up ``among`` asked for: another table's matching pks (its
     SELECT, compiled once: ``sql`` and ``params``), at most ``limit`` of them
     (``AMONG_MAX + 1``: one more says "many"), ``ids`` once read (None until
-    then)."""
+    then). ``stand_in``, when set, is what a statement compiled for the cache
+    (``bpmos.dashboards.logs``) puts in place of the ids: ``(many, ids)``."""
 
-    __slots__ = ("ids", "limit", "params", "sql")
+    __slots__ = ("ids", "limit", "params", "sql", "stand_in")
 
     def __init__(self, sql: str, params: tuple, limit: int):
         self.sql, self.params = sql, params
         self.limit = limit
         self.ids: list | None = None
+        self.stand_in: tuple[bool, list] | None = None
 
     @property
     def many(self) -> bool:
+        if self.stand_in is not None:
+            return self.stand_in[0]
         return len(self.ids) >= self.limit
+
+    def found(self) -> list:
+        """The ids the page's condition names (the stand-ins when set)."""
+        return self.ids if self.stand_in is None else self.stand_in[1]
 
 
 class _Among(Expression):
@@ -224,13 +248,23 @@ class _Among(Expression):
         return resolved
 
     def as_sql(self, compiler, connection, **extra):
-        if self.lookup.ids is None:
+        if self.lookup.ids is None and self.lookup.stand_in is None:
             _fetch([self.lookup])
         if self.lookup.many:
             return compiler.compile(self.joined)
-        if not self.lookup.ids:
+        ids = self.lookup.found()
+        if connection.vendor == "postgresql":
+            # one array parameter, however many ids: the statement's text
+            # does not depend on them (a cached statement takes any)
+            column_sql, column_params = compiler.compile(self.column)
+            field = self.column.output_field
+            values = [
+                field.get_db_prep_value(field.to_python(i), connection) for i in ids
+            ]
+            return f"{column_sql} = ANY(%s)", (*column_params, values)
+        if not ids:
             raise EmptyResultSet
-        return compiler.compile(In(self.column, self.lookup.ids))
+        return compiler.compile(In(self.column, ids))
 
 
 _lookups: ContextVar[dict[tuple, _Lookup] | None] = ContextVar(
@@ -250,11 +284,9 @@ def shared_lookups() -> Iterator[None]:
         _lookups.reset(token)
 
 
-def _fetch(lookups: Sequence[_Lookup]) -> None:
-    """Read ``lookups``' ids in one query: each one's SELECT (limited) in a
-    UNION ALL, its rows tagged with its place."""
-    if not lookups:
-        return
+def lookups_statement(lookups: Sequence[_Lookup]) -> tuple[str, list]:
+    """The one query that reads ``lookups``' ids: each one's SELECT (limited)
+    in a UNION ALL, its rows tagged with its place."""
     parts, params = [], []
     for n, lookup in enumerate(lookups):
         parts.append(
@@ -262,12 +294,33 @@ def _fetch(lookups: Sequence[_Lookup]) -> None:
             f"AS log_pk FROM ({lookup.sql}) AS log_lookup{n}"
         )
         params.extend(lookup.params)
-    for lookup in lookups:
-        lookup.ids = []
+    return " UNION ALL ".join(parts), params
+
+
+def lookup_ids(sql: str, params: Sequence, count: int) -> list[list]:
+    """Run ``lookups_statement``'s query: the ids of each of its ``count``
+    look-ups."""
+    found: list[list] = [[] for _ in range(count)]
     with connection.cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(parts), params)
+        cursor.execute(sql, list(params))
         for n, pk in cursor.fetchall():
-            lookups[n].ids.append(pk)
+            found[n].append(pk)
+    return found
+
+
+def _fetch(lookups: Sequence[_Lookup]) -> None:
+    """Read ``lookups``' ids in one query (``lookups_statement``)."""
+    if not lookups:
+        return
+    sql, params = lookups_statement(lookups)
+    for lookup, ids in zip(lookups, lookup_ids(sql, params, len(lookups)), strict=True):
+        lookup.ids = ids
+
+
+def noted_lookups() -> list[_Lookup]:
+    """The look-ups ``among`` noted so far in this ``shared_lookups``, in the
+    order they were first asked for."""
+    return list((_lookups.get() or {}).values())
 
 
 def fetch_lookups() -> None:

@@ -61,13 +61,28 @@ _FIELDS = (
 _SEVERITY_LABELS = {value: str(label) for value, label in Severity.choices}
 
 
+def _exception_number(term: str) -> int | None:
+    """The exception a term names by its code (``EX-12``), if it does."""
+    term = term.strip().upper()
+    if term.startswith("EX-") and term[3:].isdigit() and int(term[3:]) < 2**63:
+        return int(term[3:])
+    return None
+
+
+def exception_search_shape(term: str) -> tuple | None:
+    """None for a term that names an exception by its code (the page's
+    statement then matches its id, a value of the term's own): such a search
+    is not cached (``bpmos.dashboards.logs.Source.search_shape``)."""
+    return None if _exception_number(term) is not None else ()
+
+
 def _search(query: LogQuery) -> Q:
     cond = search_q(
         query, "kind", "role", "note", "actor__username", "exception__title"
     )
-    term = (query.search or "").strip().upper()
-    if term.startswith("EX-") and term[3:].isdigit() and int(term[3:]) < 2**63:
-        cond |= Q(exception_id=int(term[3:]))
+    number = _exception_number(query.search or "")
+    if number is not None:
+        cond |= Q(exception_id=number)
     return cond
 
 

@@ -65,6 +65,18 @@ def ledger_source(query: LogQuery) -> list[LogEvent]:
     return run(ledger_plan(query))
 
 
+def ledger_search_shape(term: str) -> tuple[str, ...]:
+    """The event kinds whose value or label holds ``term`` (case-insensitive):
+    a search matches them by kind, so they shape the page's statement
+    (``bpmos.dashboards.logs.Source.search_shape``)."""
+    term = term.lower()
+    return tuple(
+        value
+        for value, label in EventKind.choices
+        if term in value.lower() or term in str(label).lower()
+    )
+
+
 def ledger_plan(query: LogQuery) -> Plan | None:
     """``ledger_source``'s page as one SELECT (None: nothing to give)."""
     if LEDGER not in query.categories:
@@ -77,12 +89,7 @@ def ledger_plan(query: LogQuery) -> Plan | None:
         if len(kinds) < len(EventKind.values):
             qs = qs.filter(kind__in=kinds)
     if query.search:
-        term = query.search.lower()
-        matching = [
-            value
-            for value, label in EventKind.choices
-            if term in value.lower() or term in str(label).lower()
-        ]
+        matching = list(ledger_search_shape(query.search))
         qs = qs.filter(
             among(
                 "passport",

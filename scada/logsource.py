@@ -239,6 +239,20 @@ def cmms_source(query: LogQuery) -> list[LogEvent]:
     return run(cmms_plan(query))
 
 
+def _cmms_order_number(term: str) -> int | None:
+    """The CMMS work order a term names by its code (``MWO-7``), if it does."""
+    term = term.strip().upper()
+    if term.startswith("MWO-") and term[4:].isdigit() and int(term[4:]) < 2**63:
+        return int(term[4:])
+    return None
+
+
+def cmms_search_shape(term: str) -> tuple | None:
+    """None for a term that names a CMMS order by its code: such a search is
+    not cached (``bpmos.dashboards.logs.Source.search_shape``)."""
+    return None if _cmms_order_number(term) is not None else ()
+
+
 def cmms_plan(query: LogQuery) -> Plan | None:
     """``cmms_source``'s page as one SELECT (None: nothing to give)."""
     if SYSTEM not in query.categories or not wants(query, ERROR):
@@ -246,9 +260,9 @@ def cmms_plan(query: LogQuery) -> Plan | None:
     qs = DeliveryAttempt.objects.filter(ok=False)
     if query.search:
         cond = Q(error__icontains=query.search)
-        term = query.search.strip().upper()
-        if term.startswith("MWO-") and term[4:].isdigit() and int(term[4:]) < 2**63:
-            cond |= Q(work_order_id=int(term[4:]))
+        number = _cmms_order_number(query.search)
+        if number is not None:
+            cond |= Q(work_order_id=number)
         qs = qs.filter(cond)
     return select(
         qs,

@@ -263,3 +263,65 @@ def test_a_search_reads_its_lookups_in_one_query_then_the_page(
     assert {e.target.label for e in found if e.category == "alarm"} == {"TT-2"}
     boss = logs.read_events(LogQuery(limit=50, role="admin", search="boss"))
     assert {e.actor for e in boss if e.category == "alarm"} == {"boss"}
+
+
+# A search is cached too (PostgreSQL): per shape of query and of term (how
+# ``text_q`` matches it, the ledger's kinds it names), with its look-ups' own
+# cached query first; each request binds its own term and look-up ids.
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="a search is cached on PostgreSQL"
+)
+def test_a_search_shape_is_compiled_once_and_each_term_binds_its_own(
+    plant, monkeypatch
+):
+    monkeypatch.setattr(logs, "_STATEMENTS", {})
+    monkeypatch.setattr(logs, "_LOOKUPS", {})
+    built = []
+    sources = tuple(
+        replace(s, plan=lambda q, plan=s.plan: built.append(q) or plan(q))
+        for s in logs.SOURCES
+    )
+    monkeypatch.setattr(logs, "SOURCES", sources)
+    torque = walk(logs.read_events, 3, role="admin", search="torque")
+    first = LogQuery(limit=3, role="admin", search="torque")
+    logs.read_events(first)
+    compiled = len(built)
+    assert compiled
+    # the first page of another term of the same shape (trigram, names no
+    # event kind): nothing built again, its own events
+    terms = ("boss", "olga", "drift", "nothing like it", "chiller")
+    firsts = {term: logs.read_events(replace(first, search=term)) for term in terms}
+    assert len(built) == compiled
+    assert walk(logs.read_events, 3, role="admin", search="torque") == torque
+    for term, got in firsts.items():
+        query = replace(first, search=term)
+        assert got == logs.read_events_by_source(query), term
+        assert walk(logs.read_events, 3, role="admin", search=term) == walk(
+            logs.read_events_by_source, 3, role="admin", search=term
+        )
+    assert firsts["boss"] != logs.read_events(first)
+    assert any(key[-1] is not None for key in logs._STATEMENTS)
+
+
+# Terms whose shape differs from the cached ones' (wildcards, a separator,
+# a kind's name, an exception's or a CMMS order's code, too short for a
+# trigram), asked one after another over one cache: each page is what the
+# sources give one by one.
+TERMS = (
+    "torque", "%", "_", "\\", "qa", "QA_FAILED", "held", "ld", "EX-1", "ex-00",
+    "MWO-7", "mwo-", "a\x1fb", "TT", "T", "tt-1", "PLC-9", "Lost", "x%y", "boss",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("role", ["admin", "operator"])
+def test_a_cached_search_reads_what_the_sources_read_for_any_term(
+    plant, monkeypatch, role
+):
+    monkeypatch.setattr(logs, "_STATEMENTS", {})
+    monkeypatch.setattr(logs, "_LOOKUPS", {})
+    categories = logs.visible_categories(role)
+    for _ in range(2):  # the second time every shape is cached
+        for term in TERMS:
+            args = {"role": role, "categories": categories, "search": term}
+            got = walk(logs.read_events, 2, **args)
+            assert got == walk(logs.read_events_by_source, 2, **args), term

@@ -42,6 +42,7 @@ from django.core import signing
 from django.db import connection
 from django.utils.dateparse import parse_datetime
 
+from bpmos import logsource
 from bpmos.access import AUDIT_READERS, COMPLIANCE_READERS
 from bpmos.errors import Forbidden, InvalidInput
 from bpmos.fields import time_problem
@@ -62,18 +63,28 @@ from bpmos.logsource import (
     event_key,
     fetch,
     id_key,
+    like_pattern,
+    lookup_ids,
+    lookups_statement,
+    noted_lookups,
     shared_lookups,
+    text_mode,
     union_rows,
     union_statement,
 )
 from compliance.logsource import email_plan, email_source
 from elog import selectors as elog_selectors
-from exceptions.logsource import exception_plan, exception_source
-from passports.logsource import ledger_plan, ledger_source
+from exceptions.logsource import (
+    exception_plan,
+    exception_search_shape,
+    exception_source,
+)
+from passports.logsource import ledger_plan, ledger_search_shape, ledger_source
 from scada.logsource import (
     alarm_plan,
     alarm_source,
     cmms_plan,
+    cmms_search_shape,
     cmms_source,
     comm_plan,
     comm_source,
@@ -107,6 +118,9 @@ class Source:
     plan: Callable[[LogQuery], Plan | None]  # ``read``'s page as one SELECT
     readers: frozenset | None = None  # None: every role
     available: Callable[[], bool] = lambda: True
+    # What of a search term shapes ``plan``'s statement besides
+    # ``bpmos.logsource.text_mode`` (None: a term the cache must not take)
+    search_shape: Callable[[str], tuple | None] = lambda term: ()
 
 
 SOURCES: tuple[Source, ...] = (
@@ -124,11 +138,19 @@ SOURCES: tuple[Source, ...] = (
         _shift_log_plan,
         available=shift_log_available,
     ),
-    Source("ledger", LEDGER, ledger_source, ledger_plan),
+    Source(
+        "ledger", LEDGER, ledger_source, ledger_plan, search_shape=ledger_search_shape
+    ),
     Source("alarms", ALARM, alarm_source, alarm_plan),
     Source("connectors", SYSTEM, comm_source, comm_plan),
-    Source("cmms", SYSTEM, cmms_source, cmms_plan),
-    Source("exceptions", SYSTEM, exception_source, exception_plan),
+    Source("cmms", SYSTEM, cmms_source, cmms_plan, search_shape=cmms_search_shape),
+    Source(
+        "exceptions",
+        SYSTEM,
+        exception_source,
+        exception_plan,
+        search_shape=exception_search_shape,
+    ),
     Source("email", SYSTEM, email_source, email_plan, COMPLIANCE_READERS),
 )
 
@@ -222,10 +244,21 @@ def read_events(query: LogQuery) -> list[LogEvent]:
 # values there. The positions are found by compiling the shape twice, with
 # two sets of stand-ins: a parameter that differs between the two must be one
 # of the stand-ins in both, or the shape is not cached (a plan that reads the
-# clock or derives a value from a bound would show up so). A search is never
-# cached: its lookups read the database first.
+# clock or derives a value from a bound would show up so).
+#
+# A search (PostgreSQL) is cached the same way. What of its term shapes the
+# statement is part of the shape: how ``text_q`` matches it
+# (``bpmos.logsource.text_mode``) and what each source says of it
+# (``Source.search_shape``: the ledger, the event kinds whose names hold it;
+# a term that names an exception or a CMMS order is not cached). The term
+# itself is one more value (its ``LIKE`` pattern, in every position that
+# holds it). The look-ups of other tables (``bpmos.logsource.among``) are
+# their own cached query (``_LOOKUPS``), read first; how many ids each found
+# (at most ``AMONG_MAX``, or more) is part of the page's shape, and the ids
+# are one array parameter each.
 
 _STATEMENTS: dict[tuple, tuple | None] = {}
+_LOOKUPS: dict[tuple, tuple | None] = {}
 _STATEMENTS_MAX = 512
 _STAND_INS = (
     # start, end, cursor timestamp, cursor pk
@@ -242,11 +275,20 @@ _STAND_INS = (
         "8273645091827364509",
     ),
 )
+_PATTERN = 4  # the place of the search's pattern in a statement's values
 
 
 def _shape(ask: LogQuery) -> tuple | None:
-    if ask.search or ask.extra:
+    if ask.extra:
         return None
+    search = None
+    if ask.search:
+        if connection.vendor != "postgresql":
+            return None
+        shapes = tuple(s.search_shape(ask.search) for s in sources_for(ask))
+        if any(shape is None for shape in shapes):
+            return None
+        search = (text_mode(ask.search), shapes, logsource.AMONG_MAX)
     head = None if ask.before is None else id_key(ask.before[1])[0]
     return (
         connection.vendor,
@@ -257,6 +299,7 @@ def _shape(ask: LogQuery) -> tuple | None:
         ask.start is not None,
         ask.end is not None,
         head,
+        search,
     )
 
 
@@ -285,23 +328,47 @@ def _stood_in(ask: LogQuery, stand_in: tuple) -> LogQuery:
     )
 
 
-def _compile(ask: LogQuery) -> tuple | None:
+def _int_ids(ids: list) -> list[int] | None:
+    """Look-up ids (text) as the array parameter takes them (None: not ints)."""
+    try:
+        return [int(i) for i in ids]
+    except ValueError:
+        return None
+
+
+def _compile(ask: LogQuery, many: tuple[bool, ...] | None = None) -> tuple | None:
     """``(statement, slots, builders)`` for ``ask``'s shape, ``slots`` the
-    parameter positions of each value ``_values`` gives; None when the shape
-    cannot be cached (see above) or has no source."""
+    parameter positions of each value ``_values`` gives (then, for a search
+    with look-ups that found ``many``, its pattern and each look-up's ids);
+    None when the shape cannot be cached (see above) or has no source."""
     compiled = []
-    for stand_in in _STAND_INS:
+    for round_, stand_in in enumerate(_STAND_INS, start=1):
         asked = _stood_in(ask, stand_in)
-        plans = [p for s in sources_for(asked) if (p := s.plan(asked)) is not None]
-        if not plans:
-            return None
-        compiled.append((union_statement(plans, asked.limit), _values(asked), plans))
+        with shared_lookups():
+            plans = [p for s in sources_for(asked) if (p := s.plan(asked)) is not None]
+            if not plans:
+                return None
+            lookups = noted_lookups()
+            if len(lookups) != len(many or ()):
+                return None
+            for k, lookup in enumerate(lookups):
+                lookup.stand_in = (many[k], [str(-(1000 * round_ + k + 1))])
+            statement = union_statement(plans, asked.limit)
+        values = _values(asked)
+        if ask.search:
+            values.append(like_pattern(ask.search))
+            values.extend(_int_ids(lookup.found()) for lookup in lookups)
+        compiled.append((statement, values, plans))
     (first, first_values, plans), (second, second_values, _) = compiled
     if first.sql != second.sql or len(first.params) != len(second.params):
         return None
     slots = []
+    patterns = 0
     for position, (a, b) in enumerate(zip(first.params, second.params, strict=True)):
         if a == b:
+            if ask.search and a == first_values[_PATTERN]:
+                slots.append((position, _PATTERN))
+                patterns += 1
             continue
         which = [
             k
@@ -311,25 +378,73 @@ def _compile(ask: LogQuery) -> tuple | None:
         if len(which) != 1:
             return None
         slots.append((position, which[0]))
+    if ask.search and not patterns:
+        return None
     return first, tuple(slots), {plan.head: plan.build for plan in plans}
+
+
+def _remember(cache: dict, key: tuple, make: Callable[[], tuple | None]):
+    if key not in cache:
+        if len(cache) >= _STATEMENTS_MAX:
+            cache.clear()
+        cache[key] = make()
+    return cache[key]
+
+
+def _lookups_of(ask: LogQuery) -> tuple | None:
+    """``(sql, params, pattern positions, limits)`` of the look-ups a search
+    of ``ask``'s shape reads first (``limits``: each one's, none when there
+    is none); None when the pattern is not found in them."""
+    with shared_lookups():
+        for source in sources_for(ask):
+            source.plan(ask)
+        lookups = noted_lookups()
+    if not lookups:
+        return "", (), (), ()
+    sql, params = lookups_statement(lookups)
+    pattern = like_pattern(ask.search)
+    positions = tuple(n for n, value in enumerate(params) if value == pattern)
+    if not positions:
+        return None
+    return sql, tuple(params), positions, tuple(lookup.limit for lookup in lookups)
 
 
 def _cached_statement(ask: LogQuery) -> tuple[Statement, list, dict] | None:
     """``(statement, parameters, builders)`` for ``ask`` from ``_STATEMENTS``
-    (compiled on first use); None when its shape is not cached."""
+    (compiled on first use); None when its shape is not cached. A search
+    reads its look-ups first (one query, ``_LOOKUPS``)."""
     shape = _shape(ask)
     if shape is None:
         return None
-    if shape not in _STATEMENTS:
-        if len(_STATEMENTS) >= _STATEMENTS_MAX:
-            _STATEMENTS.clear()
-        _STATEMENTS[shape] = _compile(ask)
-    compiled = _STATEMENTS[shape]
+    values = _values(ask)
+    many = None
+    if ask.search:
+        lookups = _remember(_LOOKUPS, shape, lambda: _lookups_of(ask))
+        if lookups is None:
+            return None
+        sql, params, positions, limits = lookups
+        pattern = like_pattern(ask.search)
+        found: list[list] = []
+        if limits:
+            params = list(params)
+            for position in positions:
+                params[position] = pattern
+            found = lookup_ids(sql, params, len(limits))
+        many = tuple(
+            len(ids) >= limit for ids, limit in zip(found, limits, strict=True)
+        )
+        values.append(pattern)
+        for ids in found:
+            as_ints = _int_ids(ids)
+            if as_ints is None:
+                return None
+            values.append(as_ints)
+        shape = (*shape, many)
+    compiled = _remember(_STATEMENTS, shape, lambda: _compile(ask, many))
     if compiled is None:
         return None
     statement, slots, builders = compiled
     params = list(statement.params)
-    values = _values(ask)
     for position, which in slots:
         params[position] = values[which]
     return statement, params, builders
