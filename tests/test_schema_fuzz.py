@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import time
 
 import pytest
 import schemathesis
@@ -211,6 +212,28 @@ def _headers(role: str) -> dict[str, str]:
     return bearer(User.objects.get(username=role))
 
 
+# A case's token is at most this old (the access token lives 15 minutes): a
+# fresh one per case cost a user query, an outstanding-token row and two
+# signatures, thousands of times per identity. What a case does to its user
+# or token (deactivate, sign out) is rolled back with its savepoint.
+TOKEN_REUSE_S = 60.0
+
+
+def _headers_kept(role: str):
+    """``_headers(role)`` for each call, made anew when older than
+    ``TOKEN_REUSE_S`` (one per test: a module's demo plant may be seeded
+    afresh, with other user ids)."""
+    kept: dict[str, object] = {}
+
+    def headers() -> dict[str, str]:
+        now = time.monotonic()
+        if not kept or now - kept["at"] > TOKEN_REUSE_S:
+            kept.update(at=now, headers=_headers(role))
+        return dict(kept["headers"])
+
+    return headers
+
+
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
@@ -218,6 +241,7 @@ def fuzz_as(role: str):
     """One test per identity, so that xdist runs them side by side; each in a
     module of its own (this one: anonymous; ``test_schema_fuzz_as_<role>.py``:
     the roles), so that ``--dist loadfile`` gives them to both workers."""
+    headers_now = _headers_kept(role)
 
     @schema.parametrize()
     @settings(
@@ -229,7 +253,7 @@ def fuzz_as(role: str):
         suppress_health_check=list(HealthCheck),
     )
     def test(case):
-        headers = _headers(role)
+        headers = headers_now()
         with transaction.atomic():
             response = call_refusing_cleanly(case, headers)
             transaction.set_rollback(True)
