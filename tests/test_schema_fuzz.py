@@ -191,7 +191,7 @@ def api_schema(request, demo_plant, in_process_app, django_db_blocker):
     """``/api/schema/`` as the app serves it, loaded once per module (making
     it takes seconds), configured for the module's ``IDENTITY``
     (``fuzz_config``)."""
-    identity = getattr(request.module, "IDENTITY", "anonymous")
+    identity = request.module.IDENTITY  # each fuzz module names its own
     with django_db_blocker.unblock():
         loaded = schemathesis.openapi.from_wsgi(
             "/api/schema/?format=json",
