@@ -902,11 +902,21 @@ needs_spreadsheet = pytest.mark.skipif(
 CSV_IMPORT = "CSV:44,34,76,1"
 
 
-def as_spreadsheet(tmp_path, content: bytes, name: str):
-    """The CSV converted by LibreOffice to .xlsx, read back with openpyxl."""
-    source = tmp_path / f"{name}.csv"
-    source.write_bytes(content)
-    profile = tmp_path / "lo-profile"
+@pytest.fixture(scope="module")
+def lo_profile(tmp_path_factory):
+    """One LibreOffice user profile for the module's conversions: making it is
+    most of soffice's first start."""
+    return tmp_path_factory.mktemp("lo-profile")
+
+
+def as_spreadsheets(tmp_path, profile, files: dict[str, bytes]) -> dict:
+    """Each CSV (name -> content) converted by LibreOffice to .xlsx, in one
+    run of soffice, and read back with openpyxl: name -> its sheet."""
+    sources = []
+    for name, content in files.items():
+        source = tmp_path / f"{name}.csv"
+        source.write_bytes(content)
+        sources.append(str(source))
     subprocess.run(
         [
             SOFFICE,
@@ -918,7 +928,7 @@ def as_spreadsheet(tmp_path, content: bytes, name: str):
             "xlsx",
             "--outdir",
             str(tmp_path),
-            str(source),
+            *sources,
         ],
         check=True,
         capture_output=True,
@@ -926,7 +936,9 @@ def as_spreadsheet(tmp_path, content: bytes, name: str):
     )
     import openpyxl
 
-    return openpyxl.load_workbook(tmp_path / f"{name}.xlsx").active
+    return {
+        name: openpyxl.load_workbook(tmp_path / f"{name}.xlsx").active for name in files
+    }
 
 
 def formulas(sheet) -> list[str]:
@@ -954,7 +966,9 @@ def same(sheet_value, csv_text: str) -> bool:
 
 
 @needs_spreadsheet
-def test_the_export_opens_as_text_and_numbers_never_formulas(approved, boss, tmp_path):
+def test_the_export_opens_as_text_and_numbers_never_formulas(
+    approved, boss, tmp_path, lo_profile
+):
     ret: ComplianceReturn = approved
     export = returns.return_export(
         return_id=ret.pk, schema_slug=None, actor=boss, source="test"
@@ -962,7 +976,7 @@ def test_the_export_opens_as_text_and_numbers_never_formulas(approved, boss, tmp
     rows = list(csv.reader(io.StringIO(export.content.decode("utf-8"), newline="")))
     assert any(EVIL_SERIAL in cell for row in rows for cell in row)
 
-    sheet = as_spreadsheet(tmp_path, export.content, "export")
+    sheet = as_spreadsheets(tmp_path, lo_profile, {"export": export.content})["export"]
 
     assert formulas(sheet) == []
     cells = [[cell.value for cell in row] for row in sheet.iter_rows()]
@@ -980,18 +994,20 @@ def test_the_export_opens_as_text_and_numbers_never_formulas(approved, boss, tmp
 
 
 @needs_spreadsheet
-def test_the_same_rows_unescaped_would_have_been_formulas(tmp_path):
+def test_the_same_rows_unescaped_would_have_been_formulas(tmp_path, lo_profile):
     """The control: Calc evaluates what is not escaped, so the check above
     would see a formula that slipped through."""
     plain = io.StringIO(newline="")
     writer = csv.writer(plain, lineterminator="\r\n")
     writer.writerows([["serial", "recycler"], [EVIL_SERIAL, EVIL_RECYCLER]])
-    sheet = as_spreadsheet(tmp_path, plain.getvalue().encode(), "unescaped")
-    assert formulas(sheet) != []
-
     escaped = csvsafe.csv_bytes(["serial", "recycler"], [[EVIL_SERIAL, EVIL_RECYCLER]])
-    sheet = as_spreadsheet(tmp_path, escaped, "escaped")
-    assert formulas(sheet) == []
+    sheets = as_spreadsheets(
+        tmp_path,
+        lo_profile,
+        {"unescaped": plain.getvalue().encode(), "escaped": escaped},
+    )
+    assert formulas(sheets["unescaped"]) != []
+    assert formulas(sheets["escaped"]) == []
 
 
 def test_the_demo_ships_the_cpcb_schemas_again_after_a_flush():

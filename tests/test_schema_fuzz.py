@@ -17,13 +17,17 @@ campaign (more examples, every phase) and what it found: docs/testing.md.
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
+import time
 
 import pytest
 import schemathesis
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, transaction
+from django.urls import Resolver404, resolve
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 from schemathesis.checks import not_a_server_error
@@ -34,6 +38,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from bpmos import access
 from bpmos.accounts.models import User
 from bpmos.events.models import OutboxEvent
 from elog.models import AuditRecord
@@ -120,15 +125,83 @@ def in_process_app():
         request_finished.connect(close_old_connections)
 
 
+# Values tried for a path parameter to find the operation's view in the
+# URLconf: an integer id, a UUID, a word.
+PATH_PROBES = ("1", "00000000-0000-4000-8000-000000000001", "a1")
+
+
+def view_name_of(path: str) -> str | None:
+    """The URLconf's view name for an OpenAPI path template (``{id}`` filled
+    with the first probe values that resolve), or None."""
+    names = re.findall(r"\{[^}]+\}", path)
+    for values in itertools.product(PATH_PROBES, repeat=len(names)):
+        concrete = path
+        for name, value in zip(names, values, strict=True):
+            concrete = concrete.replace(name, value, 1)
+        try:
+            return resolve(concrete).view_name
+        except Resolver404:
+            continue
+    return None
+
+
+def closed_to(identity: str, raw_schema: dict) -> list[str]:
+    """The operations (``"GET /api/x/"``) that POLICY refuses to ``identity``
+    (no token: every operation not PUBLIC). Their answer is the permission's
+    401 or 403, given before the view reads the query or the body
+    (``RolePolicyPermission``, in DRF's ``initial``), whatever the input;
+    tests/test_role_matrix.py asserts it, envelope included, for every route,
+    method and caller. An operation whose view is not found counts as open."""
+    role = None if identity == "anonymous" else identity
+    closed = []
+    for path, item in raw_schema["paths"].items():
+        view_name = view_name_of(path)
+        if view_name is None:
+            continue
+        for method in item:
+            if method.upper() not in {"GET", "POST", "PUT", "PATCH", "DELETE"}:
+                continue
+            if not access.allows(access.rule_for(view_name, method), role):
+                closed.append(f"{method.upper()} {path}")
+    return closed
+
+
+def fuzz_config(identity: str, raw_schema: dict) -> schemathesis.Config:
+    """The seed, and Schemathesis' ``coverage`` cases (the schema's boundary
+    and invalid values, a few to hundreds per operation) only where
+    ``identity`` may call the operation: where it may not, every input gets
+    the same 401 or 403 (``closed_to``), so the coverage cases would only
+    repeat it. The identities that may call the operation (the admin: every
+    one) run its coverage cases, middleware refusals included (they do not
+    depend on the role). Each operation keeps its generated example and the
+    schema's own examples for every identity (docs/testing.md)."""
+    return schemathesis.Config.from_dict(
+        {
+            "seed": SEED,
+            "operations": [
+                {"include-name": label, "phases": {"coverage": {"enabled": False}}}
+                for label in closed_to(identity, raw_schema)
+            ],
+        }
+    )
+
+
 @pytest.fixture(scope="module")
-def api_schema(demo_plant, in_process_app, django_db_blocker):
+def api_schema(request, demo_plant, in_process_app, django_db_blocker):
     """``/api/schema/`` as the app serves it, loaded once per module (making
-    it takes seconds)."""
+    it takes seconds), configured for the module's ``IDENTITY``
+    (``fuzz_config``)."""
+    identity = request.module.IDENTITY  # each fuzz module names its own
     with django_db_blocker.unblock():
-        return schemathesis.openapi.from_wsgi(
+        loaded = schemathesis.openapi.from_wsgi(
             "/api/schema/?format=json",
             in_process_app,
             config=schemathesis.Config(seed=SEED),
+        )
+        return schemathesis.openapi.from_wsgi(
+            "/api/schema/?format=json",
+            in_process_app,
+            config=fuzz_config(identity, loaded.raw_schema),
         )
 
 
@@ -139,6 +212,28 @@ def _headers(role: str) -> dict[str, str]:
     return bearer(User.objects.get(username=role))
 
 
+# A case's token is at most this old (the access token lives 15 minutes): a
+# fresh one per case cost a user query, an outstanding-token row and two
+# signatures, thousands of times per identity. What a case does to its user
+# or token (deactivate, sign out) is rolled back with its savepoint.
+TOKEN_REUSE_S = 60.0
+
+
+def _headers_kept(role: str):
+    """``_headers(role)`` for each call, made anew when older than
+    ``TOKEN_REUSE_S`` (one per test: a module's demo plant may be seeded
+    afresh, with other user ids)."""
+    kept: dict[str, object] = {}
+
+    def headers() -> dict[str, str]:
+        now = time.monotonic()
+        if not kept or now - kept["at"] > TOKEN_REUSE_S:
+            kept.update(at=now, headers=_headers(role))
+        return dict(kept["headers"])
+
+    return headers
+
+
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
@@ -146,6 +241,7 @@ def fuzz_as(role: str):
     """One test per identity, so that xdist runs them side by side; each in a
     module of its own (this one: anonymous; ``test_schema_fuzz_as_<role>.py``:
     the roles), so that ``--dist loadfile`` gives them to both workers."""
+    headers_now = _headers_kept(role)
 
     @schema.parametrize()
     @settings(
@@ -157,7 +253,7 @@ def fuzz_as(role: str):
         suppress_health_check=list(HealthCheck),
     )
     def test(case):
-        headers = _headers(role)
+        headers = headers_now()
         with transaction.atomic():
             response = call_refusing_cleanly(case, headers)
             transaction.set_rollback(True)
@@ -208,5 +304,48 @@ def stateful_as(role: str):
     return test
 
 
-test_api_conforms_to_its_schema_anonymous = fuzz_as("anonymous")
-test_api_chains_conform_to_its_schema_anonymous = stateful_as("anonymous")
+IDENTITY = "anonymous"
+test_api_conforms_to_its_schema_anonymous = fuzz_as(IDENTITY)
+test_api_chains_conform_to_its_schema_anonymous = stateful_as(IDENTITY)
+
+
+def test_coverage_cases_are_left_out_only_where_the_policy_refuses(api_schema):
+    """``fuzz_config`` finds every operation's view (none is taken for open by
+    mistake), leaves out the coverage cases of no operation for the admin and
+    of the PUBLIC ones for no token, and only where POLICY refuses the role."""
+    raw = api_schema.raw_schema
+    operations = [
+        (method.upper(), path)
+        for path, item in raw["paths"].items()
+        for method in item
+        if method.upper() in {"GET", "POST", "PUT", "PATCH", "DELETE"}
+    ]
+    unresolved = sorted({path for _, path in operations if view_name_of(path) is None})
+    assert unresolved == [], f"no view found for {unresolved}"
+    assert closed_to("admin", raw) == []
+    public = {
+        f"{method} {path}"
+        for method, path in operations
+        if access.rule_for(view_name_of(path), method) is access.PUBLIC
+    }
+    anonymous = set(closed_to("anonymous", raw))
+    assert public
+    assert not public & anonymous
+    assert anonymous | public == {f"{method} {path}" for method, path in operations}
+    for role in ("operator", "planner", "supervisor", "plant-head", "auditor"):
+        closed = set(closed_to(role, raw))
+        assert closed, role
+        assert len(closed) < len(operations), role
+        for label in closed:
+            method, path = label.split(" ", 1)
+            rule = access.rule_for(view_name_of(path), method)
+            assert rule is not access.PUBLIC, (role, label)
+            assert role not in rule, (role, label)
+    project = fuzz_config("operator", raw).projects.get_default()
+    closed = set(closed_to("operator", raw))
+    for result in api_schema.get_all_operations():
+        operation = result.ok()
+        phases = project.phases_for(operation=operation)
+        assert phases.coverage.enabled is (operation.label not in closed)
+        assert phases.fuzzing.enabled
+        assert phases.examples.enabled

@@ -12,5 +12,7 @@ from tests.test_schema_fuzz import (  # noqa: F401 (the module's fixtures)
 
 pytestmark = pytest.mark.django_db
 
-test_api_conforms_to_its_schema_as_admin = fuzz_as("admin")
-test_api_chains_conform_to_its_schema_as_admin = stateful_as("admin")
+IDENTITY = "admin"
+
+test_api_conforms_to_its_schema_as_admin = fuzz_as(IDENTITY)
+test_api_chains_conform_to_its_schema_as_admin = stateful_as(IDENTITY)

@@ -12,5 +12,7 @@ from tests.test_schema_fuzz import (  # noqa: F401 (the module's fixtures)
 
 pytestmark = pytest.mark.django_db
 
-test_api_conforms_to_its_schema_as_auditor = fuzz_as("auditor")
-test_api_chains_conform_to_its_schema_as_auditor = stateful_as("auditor")
+IDENTITY = "auditor"
+
+test_api_conforms_to_its_schema_as_auditor = fuzz_as(IDENTITY)
+test_api_chains_conform_to_its_schema_as_auditor = stateful_as(IDENTITY)
