@@ -213,10 +213,95 @@ _READING_WORDS = BatchWords(
 _READING_KEY = itemgetter(1, 2)  # (tag, ts): a machine's reading is unique by them
 
 
+_EXACT = 2**53  # integers a float holds exactly
+
+
+def _fast_rows(
+    rows: list, machine_id: int, latest: datetime
+) -> tuple[list[tuple], int] | None:
+    """``_check_row`` and ``batch_validate``'s loop fused for a batch of
+    well-formed readings (the usual case): the same tuples and repeat count,
+    in about half the time (no call per row for the common shapes). Returns
+    None at the first row it does not take as it is (any refusal, and the
+    rarer shapes: other time zones, ``timestamp``/``reading_type`` aliases,
+    integers past 2**53): the caller then checks the batch with the general
+    loop, which decides and words every refusal."""
+    checked: list[tuple] = []
+    seen: dict[tuple, int] = {}
+    repeats = 0
+    fields, tags_seen, states = _FIELDS, _tags_seen, _STATES
+    qualities, count_tags = _QUALITIES, _COUNT_TAGS
+    parse = datetime.fromisoformat
+    for row in rows:
+        if type(row) is not dict or not fields.issuperset(row):
+            return None
+        if "machine_id" in row and row["machine_id"] != machine_id:
+            return None
+        tag = row.get("tag")
+        raw_ts = row.get("ts")
+        if type(tag) is not str or tag not in tags_seen or type(raw_ts) is not str:
+            return None
+        try:
+            ts = parse(raw_ts)
+        except ValueError:
+            return None
+        if ts.tzinfo is not UTC or not EARLIEST <= ts <= latest:
+            return None
+        raw = row.get("value")
+        if tag == _STATE:
+            if type(raw) is not str or raw not in states:
+                return None
+            value, text = None, raw
+        elif type(raw) is float or (type(raw) is int and -_EXACT <= raw <= _EXACT):
+            raw = float(raw)
+            if raw - raw != 0.0:  # inf and nan
+                return None
+            if tag in count_tags:
+                if raw < 0 or raw != int(raw) or raw > MAX_COUNT_INCREMENT:
+                    return None
+            elif tag == _CYCLE_TIME and raw < 0:
+                return None
+            value, text = raw, ""
+        elif type(raw) is str and tag not in count_tags and tag != _CYCLE_TIME:
+            if len(raw) > 64:
+                return None
+            value, text = None, raw
+        else:
+            return None
+        quality = row.get("quality", "good")
+        if type(quality) is not str or quality not in qualities:
+            return None
+        note = row.get("reason")
+        if note is None:
+            note = ""
+        elif type(note) is not str or len(note) > 200:
+            return None
+        unit = row.get("unit")
+        if unit is None:
+            unit = ""
+        elif type(unit) is not str or len(unit) > 16:
+            return None
+        values = (machine_id, tag, ts, value, text, note, unit, quality)
+        key = (tag, ts)
+        first = seen.get(key)
+        if first is None:
+            seen[key] = len(checked)
+            checked.append(values)
+        elif checked[first] == values:
+            repeats += 1
+        else:
+            return None
+    return checked, repeats
+
+
 def readings_validate(*, machine_id: int, rows: list) -> tuple[list[tuple], int]:
     """Check a batch of readings (``bpmos.batch.batch_validate``: one bad row
     and nothing is stored); returns (rows to store, repeats within the batch)."""
     latest = timezone.now() + FUTURE_TOLERANCE
+    if type(rows) is list and 0 < len(rows) <= MAX_BATCH:
+        fast = _fast_rows(rows, machine_id, latest)
+        if fast is not None:
+            return fast
     return batch_validate(
         rows=rows,
         check_row=lambda row: _check_row(row, machine_id, latest),
