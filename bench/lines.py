@@ -88,7 +88,11 @@ def start_gunicorn(
         "--timeout",
         "120",
     ]
-    return start_server("gunicorn", command, port, log_path, ready=http_answers)
+    # A worker's Django boot at nice 19 on this loaded 2-core machine has
+    # taken over a minute.
+    return start_server(
+        "gunicorn", command, port, log_path, ready=http_answers, timeout=240
+    )
 
 
 # --- the plant and its readings ---------------------------------------------------

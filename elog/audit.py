@@ -219,14 +219,24 @@ def record_many(
         raise RuntimeError("audit.record_many needs the caller's transaction.")
     if not entries:
         return []
-    if not stage_when_busy:
-        _lock_chain()
-    elif not _try_lock_chain():  # held by another transaction until it commits
-        return _stage(entries)
     table = connection.ops.quote_name(AuditRecord._meta.db_table)
+    head = f"SELECT seq, hash FROM {table} ORDER BY seq DESC LIMIT 1"
     written: list[dict[str, Any]] = []
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT seq, hash FROM {table} ORDER BY seq DESC LIMIT 1")
+        if not stage_when_busy and connection.vendor == "postgresql":
+            # The lock and the head in one round trip: the statements of one
+            # simple-protocol query run in order, each with its own snapshot,
+            # so the head is read once the lock is held.
+            cursor.execute(
+                f"SELECT pg_advisory_xact_lock(%s); {head}", [_CHAIN_LOCK_KEY]
+            )
+            cursor.nextset()
+        else:
+            if not stage_when_busy:
+                _lock_chain()
+            elif not _try_lock_chain():  # held by another transaction until commit
+                return _stage(entries)
+            cursor.execute(head)
         last = cursor.fetchone()
         for entry in entries:
             fields = _entry_fields(entry, last)

@@ -1,0 +1,273 @@
+"""The readings write path on PostgreSQL: the one-pass check of well-formed
+batches, the COPY without a savepoint and its retry on a re-send, the round
+trips a batch costs, and the roll-up marks read with the machine's lock.
+
+The behaviour of the endpoint itself (idempotency, refusals, events) is
+pinned in tests/test_readings_api.py; this file pins what the fast path must
+keep equal to it.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from bpmos.batch import MAX_BATCH, batch_validate
+from bpmos.errors import InvalidInput
+from elog import audit as elog_audit
+from elog.models import AuditRecord
+from lines import oee, services
+from lines.models import Line, Machine, MachineHour, MachineReading
+from tests.conftest import bearer
+from tests.factories_lines import (
+    at,
+    ingest,
+    machine,
+    make_line,
+    reading,
+    row_counts,
+    state,
+)
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="the COPY path is PostgreSQL's"
+    ),
+]
+
+
+@pytest.fixture
+def line():
+    return make_line()
+
+
+@pytest.fixture
+def weld(line):
+    return machine(line, "st-02")
+
+
+def mixed_batch(n: int, start=None, seed: int = 0) -> list[dict]:
+    """``n`` readings a second apart: states, counts (ints and floats), cycle
+    times, a text value, a unit, a reason, a quality."""
+    rng = random.Random(seed)
+    start = start or at(8)
+    rows = []
+    for i in range(n):
+        ts = start + timedelta(seconds=i)
+        kind = i % 7
+        if kind == 0:
+            rows.append(state(ts, rng.choice(["running", "idle", "blocked"]), "x"))
+        elif kind in (1, 2):
+            rows.append(reading("good_count", ts, rng.choice([1, 2, 3.0])))
+        elif kind == 3:
+            rows.append(reading("cycle_time", ts, 19.5 + rng.random(), unit="s"))
+        elif kind == 4:
+            rows.append(reading("reject_count", ts, 1, quality="uncertain"))
+        elif kind == 5:
+            rows.append(reading("recipe", ts, "R-12"))
+        else:
+            rows.append(reading("temperature", ts, -3.25, unit="C", reason=None))
+    return rows
+
+
+def general_check(machine_id: int, rows: list):
+    """The general loop alone (what every batch went through before)."""
+    latest = services.timezone.now() + services.FUTURE_TOLERANCE
+    return batch_validate(
+        rows=rows,
+        check_row=lambda row: services._check_row(row, machine_id, latest),
+        key=services._READING_KEY,
+        words=services._READING_WORDS,
+        max_rows=MAX_BATCH,
+    )
+
+
+# --- the one-pass check ---------------------------------------------------------
+
+
+def test_well_formed_batches_take_the_one_pass_check_with_the_same_result():
+    rows = mixed_batch(500)
+    rows.append(dict(rows[10]))  # a repeat within the batch, same values
+    latest = services.timezone.now() + services.FUTURE_TOLERANCE
+    fast = services._fast_rows(rows, 7, latest)
+    assert fast is not None
+    assert fast == general_check(7, rows)
+    assert fast[1] == 1
+    assert len(fast[0]) == 500
+
+
+MUTATIONS = [
+    {"ts": "2026-03-02T08:00:00"},  # no zone
+    {"ts": "2026-03-02T09:30:00+05:30"},  # another zone: converted
+    {"ts": "1999-12-31T23:59:59Z"},
+    {"ts": "2999-01-01T00:00:00Z"},
+    {"ts": 12},
+    {"ts": "yesterday"},
+    {"value": float("nan")},
+    {"value": True},
+    {"value": None},
+    {"value": 2**60},
+    {"tag": "good_count", "value": -1},
+    {"tag": "good_count", "value": 1.5},
+    {"tag": "good_count", "value": 1_000_001},
+    {"tag": "cycle_time", "value": -0.5},
+    {"tag": "state", "value": "dancing"},
+    {"tag": "state", "value": 3},
+    {"tag": "recipe", "value": "x" * 65},
+    {"tag": "bad tag!"},
+    {"tag": 5},
+    {"quality": "great"},
+    {"quality": None},
+    {"reason": "x" * 201},
+    {"reason": False},
+    {"reason": 0},
+    {"unit": "x" * 17},
+    {"unit": 3},
+    {"machine_id": 8},
+    {"machine_id": 7},
+    {"colour": "red"},
+]
+
+
+@pytest.mark.parametrize("change", MUTATIONS)
+def test_every_other_row_is_decided_as_the_general_check_decides(change):
+    rows = mixed_batch(60)
+    rows[41] = {**rows[41], **change}
+
+    def decided(check):
+        try:
+            return check()
+        except InvalidInput as error:
+            return ("refused", error.message, error.details)
+
+    expected = decided(lambda: general_check(7, rows))
+    assert decided(lambda: services.readings_validate(machine_id=7, rows=rows)) == (
+        expected
+    )
+
+
+def test_a_repeat_with_other_values_is_refused_as_before():
+    rows = mixed_batch(20)
+    rows.append({**rows[3], "value": 99.0})
+    with pytest.raises(InvalidInput) as refused:
+        services.readings_validate(machine_id=7, rows=rows)
+    assert refused.value.details == {
+        "rows": {"20": {"ts": [services._READING_WORDS.repeat_message]}}
+    }
+
+
+# --- storing ----------------------------------------------------------------------
+
+
+def test_a_bad_last_row_of_a_big_batch_stores_nothing_and_keeps_the_status(
+    http, weld, make_user
+):
+    rows = mixed_batch(1000)
+    rows[999] = {**rows[999], "quality": "great"}
+    before = row_counts()
+    response = http.post(
+        f"/api/machines/{weld.pk}/readings",
+        json=rows,
+        headers=bearer(make_user("operator")),
+    )
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "validation_error"
+    assert list(body["details"]["rows"]) == ["999"]
+    assert row_counts() == before
+    weld.refresh_from_db()
+    assert (weld.status, weld.status_since) == ("idle", None)
+
+
+def test_a_resent_overlapping_batch_stores_only_the_new_rows_once_audited(weld):
+    first = mixed_batch(300)
+    assert ingest(weld, first) == {"accepted": 300, "duplicates": 0}
+    # Overlaps the first: its COPY fails on the unique key, the write is
+    # rolled back and done again through ON CONFLICT.
+    more = mixed_batch(400)
+    more.append(state(at(8) + timedelta(seconds=400), "down", "jam"))
+    assert ingest(weld, more) == {"accepted": 101, "duplicates": 300}
+    assert MachineReading.objects.filter(machine=weld).count() == 401
+    records = list(
+        AuditRecord.objects.filter(action="machine.readings_ingested").order_by("seq")
+    )
+    assert [r.after["accepted"] for r in records] == [300, 101]
+    assert records[1].after["status"] == "down"
+    weld.refresh_from_db()
+    assert (weld.status, weld.status_reason) == ("down", "jam")
+    assert weld.status_since == at(8) + timedelta(seconds=400)
+
+
+def test_a_resend_inside_a_callers_transaction_rolls_back_only_its_savepoint(
+    weld, line
+):
+    ingest(weld, mixed_batch(50))
+    with transaction.atomic():  # as the SCADA collector calls it
+        Line.objects.filter(pk=line.pk).update(name="Line A (renamed)")
+        assert ingest(weld, mixed_batch(80)) == {"accepted": 30, "duplicates": 50}
+        assert Line.objects.get(pk=line.pk).name == "Line A (renamed)"
+    assert MachineReading.objects.filter(machine=weld).count() == 80
+    assert Line.objects.get(pk=line.pk).name == "Line A (renamed)"
+
+
+def statements(captured) -> list[str]:
+    return [" ".join(q["sql"].split()[:3]) for q in captured.captured_queries]
+
+
+def test_a_batch_is_six_round_trips(weld):
+    ingest(weld, [state(at(7), "running")])
+    rows = [reading("good_count", at(8) + timedelta(seconds=i), 1) for i in range(50)]
+    with CaptureQueriesContext(connection) as captured:
+        ingest(weld, rows)
+    lock = "SET CONSTRAINTS ALL"  # + the machine's lock and newest roll-up hour
+    copy = "COPY lines_machinereading (machine_id,"
+    # The audit chain's lock and head, then the record.
+    audit = f"SELECT pg_advisory_xact_lock({elog_audit._CHAIN_LOCK_KEY}); SELECT"
+    record = 'INSERT INTO "elog_auditrecord"'
+    assert statements(captured) == ["BEGIN", lock, copy, audit, record, "COMMIT"]
+    # A state reading that keeps the state: + the status time.
+    with CaptureQueriesContext(connection) as captured:
+        ingest(weld, [state(at(9), "running"), reading("good_count", at(9), 2)])
+    status = "UPDATE lines_machine SET"
+    assert statements(captured) == [
+        "BEGIN",
+        lock,
+        copy,
+        status,
+        audit,
+        record,
+        "COMMIT",
+    ]
+    assert MachineReading.objects.filter(machine=weld).count() == 53
+
+
+def test_a_late_reading_marks_its_rolled_up_hour_stale(weld, line):
+    ingest(
+        weld,
+        [state(at(8), "running"), reading("good_count", at(8, 10), 5)],
+    )
+    services.machine_hours_refresh(now=at(10, 30))
+    assert not MachineHour.objects.filter(machine=weld, is_stale=True).exists()
+    # A late count into 08:00-09:00, rolled up already: stale until beat.
+    ingest(weld, [reading("good_count", at(8, 20), 7)])
+    assert list(
+        MachineHour.objects.filter(machine=weld, is_stale=True).values_list(
+            "hour", flat=True
+        )
+    ) == [at(8)]
+    services.machine_hours_refresh(now=at(10, 30))
+    assert oee.line_oee(line, at(8), at(10)) == oee.line_oee(
+        line, at(8), at(10), hourly=False
+    )
+    assert MachineHour.objects.get(machine=weld, hour=at(8)).good_count == 12
+
+
+def test_readings_of_a_machine_without_roll_ups_mark_nothing(weld):
+    assert ingest(weld, [reading("good_count", at(8), 1)])["accepted"] == 1
+    assert not MachineHour.objects.filter(machine=weld).exists()
+    assert Machine.objects.get(pk=weld.pk).status_since is None
