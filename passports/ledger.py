@@ -411,15 +411,58 @@ def _projections_update(passports: list[Passport]) -> None:
         cursor.execute(sql, [stamp, *params])
 
 
+_EVENT_FIELDS = [f for f in PassportEvent._meta.concrete_fields if not f.primary_key]
+_STORED_PROJECTION = [Passport._meta.get_field(name) for name in PROJECTION_FIELDS]
+
+
+def _event_and_projection(entry: _Entry) -> None:
+    """PostgreSQL: ``entry``'s event row and its passport's projection in one
+    statement (a data-modifying CTE), each value prepared by its model field
+    as ``bulk_create`` and ``save(update_fields=...)`` prepare it; sets the
+    event's id."""
+    event, passport = entry.event, entry.passport
+    passport.updated_at = timezone.now()
+    quote = connection.ops.quote_name
+    event_table = quote(PassportEvent._meta.db_table)
+    passport_table = quote(Passport._meta.db_table)
+    event_values = [
+        f.get_db_prep_save(f.pre_save(event, add=True), connection)
+        for f in _EVENT_FIELDS
+    ]
+    projection_values = [
+        f.get_db_prep_save(getattr(passport, f.attname), connection)
+        for f in _STORED_PROJECTION
+    ]
+    columns = ", ".join(quote(f.column) for f in _EVENT_FIELDS)
+    sets = ", ".join(f"{quote(f.column)} = %s" for f in _STORED_PROJECTION)
+    sql = (
+        f"WITH event AS (INSERT INTO {event_table} ({columns}) "
+        f"VALUES ({', '.join(['%s'] * len(_EVENT_FIELDS))}) RETURNING id), "
+        f"projection AS (UPDATE {passport_table} SET {sets} WHERE id = %s) "
+        "SELECT id FROM event"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*event_values, *projection_values, passport.pk])
+        (event.pk,) = cursor.fetchone()
+    event._state.adding = False
+    event._state.db = connection.alias
+
+
 def _write(entries: list[_Entry], *, actor: Any, publish: bool) -> list[PassportEvent]:
     """Store prepared entries (in the caller's transaction, rows locked): the
     events, first-QA roll-ups, projections, audit records, custody counts,
     live events, then the hooks, each event in order."""
     created = [entry.event for entry in entries]
+    # The locked rows hold the projection after their last event.
+    finals = {entry.passport.pk: entry.passport for entry in entries}
+    fused = len(entries) == 1 and connection.vendor == "postgresql"
     try:
         # No savepoint: append's own atomic block is one when nested, and the
         # row lock makes a clash on (passport, version) unreachable.
-        models.QuerySet.bulk_create(PassportEvent.objects.all(), created)
+        if fused:  # one append: the event and the projection in one statement
+            _event_and_projection(entries[0])
+        else:
+            models.QuerySet.bulk_create(PassportEvent.objects.all(), created)
     except IntegrityError as exc:  # the row lock makes this unreachable
         raise Conflict(
             f"{entries[0].view} was extended concurrently. Re-read and retry.",
@@ -429,9 +472,9 @@ def _write(entries: list[_Entry], *, actor: Any, publish: bool) -> list[Passport
     for entry in entries:
         if entry.event.kind in rollups.QA_RESULTS:  # the trends' first-pass roll-ups
             rollups.first_qa_record(passport=entry.view, event=entry.event)
-    # The locked rows hold the projection after their last event.
-    finals = {entry.passport.pk: entry.passport for entry in entries}
-    if len(finals) == 1:
+    if fused:
+        pass  # the projection went with the event
+    elif len(finals) == 1:
         (only,) = finals.values()
         only.save(update_fields=PROJECTION_FIELDS)
     else:
@@ -465,8 +508,13 @@ def _write(entries: list[_Entry], *, actor: Any, publish: bool) -> list[Passport
     if publish:
         from passports import events as passport_events
 
+        # Delivered after commit by this process's delivery thread (a shared
+        # layer): the writer does not wait for Redis; the outbox row is
+        # committed with the event, so ``events_redeliver`` sends what that
+        # thread does not.
         events.publish_many(
-            [passport_events.changed(entry.view, entry.event) for entry in entries]
+            [passport_events.changed(entry.view, entry.event) for entry in entries],
+            background=True,
         )
     shared: dict = {}
     for index, entry in enumerate(entries):
