@@ -214,8 +214,9 @@ def record_many(
 
     ``stage_when_busy`` (the ledger's writers): when another transaction holds
     the chain's lock, do not wait for it (it is held until that transaction's
-    commit): stage the records (``AuditPending``, "Staged records" below) and
-    chain them right after this transaction commits. Their fields then have no
+    commit): stage the records (``AuditPending``, "Staged records" below); the
+    process's sealing thread chains them after this transaction commits (the
+    beat sweep if it cannot). Their fields then have no
     ``seq``, ``prev_hash`` or ``hash`` yet.
     """
     if not connection.in_atomic_block:
@@ -281,7 +282,8 @@ def record_quick(
 # ledger at 4 writers spent 28-38 % of its time waiting). A writer that passes
 # ``stage_when_busy`` and finds the lock taken does not wait: it writes its
 # records to ``AuditPending`` with a MAC over their content, and after it commits
-# ``seal_pending`` chains every pending record in one short transaction. See
+# the process's sealing thread (``_BackgroundSealer``) runs ``seal_pending``, which
+# chains every pending record in one short transaction. See
 # docs/security.md, "Staged audit records", for what a verifier proves then.
 
 _PENDING_FIELDS = tuple(
