@@ -20,7 +20,9 @@ the Redis channel layer after each commit, as in production.
    record switched off (not a supported mode: every change is audited).
 3. Verify: ``ledger.verify()`` over 100,000 events (10,000 packs with ten-event
    ledgers: manufactured ... delivered, serviced, telemetry), written in bulk
-   with the same hashes ``append`` computes. Goal <= 10 s.
+   with the same hashes ``append`` computes. Goal <= 6 s (<= 60 s for 1M);
+   the CPU time of this process is printed too (the wall time on a shared
+   machine is mostly waiting for a core).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from datetime import timedelta
 from bench.common import Progress, Row, setup_bench_django
 
 APPEND_GOAL = 2_000  # events/s
-VERIFY_GOAL = 10.0  # seconds for 100k events
+VERIFY_GOAL = 6.0  # seconds for 100k events (60 s for 1M)
 
 
 # --- timers around the parts of an append ------------------------------------------
@@ -91,7 +93,9 @@ def instrumented():
         timers.wrap_hook(
             ledger.APPEND_HOOKS, dispatch.on_ledger_append, "dispatch hook"
         ),
-        timers.wrap(event_services, "_deliver_quietly", "delivery to Redis"),
+        timers.wrap(
+            event_services, "_deliver_quietly", "  delivery to Redis (its thread)"
+        ),
     ]
     try:
         yield timers
@@ -401,9 +405,10 @@ def main(argv: list[str] | None = None) -> dict:
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE passports_passport")
         cursor.execute("ANALYZE passports_passportevent")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = ledger.verify()
     verify_seconds = time.perf_counter() - started
+    verify_cpu = time.process_time() - cpu
     assert result.ok, result.first_broken
 
     print("\n== results ==")
@@ -429,7 +434,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"  verify {result.events:,} events of {result.passports:,} passports "
         f"({packs:,} bulk-built)  {verify_seconds:6.2f} s "
         f"({result.events / verify_seconds:,.0f} events/s; goal <= {VERIFY_GOAL:.0f} s"
-        " for 100k)"
+        f" for 100k); CPU of this process {verify_cpu:6.2f} s"
+        f" ({verify_cpu / max(1, result.events) * 1e6:.0f} us an event)"
     )
     return {
         "one": one,

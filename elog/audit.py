@@ -10,6 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import queue
+import threading
 from datetime import UTC
 from typing import Any
 
@@ -211,8 +214,9 @@ def record_many(
 
     ``stage_when_busy`` (the ledger's writers): when another transaction holds
     the chain's lock, do not wait for it (it is held until that transaction's
-    commit): stage the records (``AuditPending``, "Staged records" below) and
-    chain them right after this transaction commits. Their fields then have no
+    commit): stage the records (``AuditPending``, "Staged records" below); the
+    process's sealing thread chains them after this transaction commits (the
+    beat sweep if it cannot). Their fields then have no
     ``seq``, ``prev_hash`` or ``hash`` yet.
     """
     if not connection.in_atomic_block:
@@ -288,7 +292,8 @@ def record_quick(
 # ledger at 4 writers spent 28-38 % of its time waiting). A writer that passes
 # ``stage_when_busy`` and finds the lock taken does not wait: it writes its
 # records to ``AuditPending`` with a MAC over their content, and after it commits
-# ``seal_pending`` chains every pending record in one short transaction. See
+# the process's sealing thread (``_BackgroundSealer``) runs ``seal_pending``, which
+# chains every pending record in one short transaction. See
 # docs/security.md, "Staged audit records", for what a verifier proves then.
 
 _PENDING_FIELDS = tuple(
@@ -338,7 +343,7 @@ def _stage(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         staged.append(content)
     names = (*_PENDING_FIELDS, "mac", "key_id")
     _insert_rows(AuditPending, names, staged)
-    transaction.on_commit(_seal_quietly)
+    transaction.on_commit(_sealer.submit)
     return staged
 
 
@@ -370,6 +375,78 @@ def _seal_quietly() -> None:
         seal_pending()
     except Exception:
         log.warning("audit_seal_deferred", exc_info=True)
+
+
+# Seconds the sealing thread keeps its database connection with nothing to do.
+_SEALER_IDLE_CLOSE_SECONDS = 1.0
+
+
+class _BackgroundSealer:
+    """One daemon thread per process that chains staged records after their
+    writers commit, so a writer that staged answers without waiting for the
+    chain's lock and the seal's own transaction. Requests that arrive while a
+    seal runs are served by one more seal, however many there were: the seals
+    come in batches, each chaining every record pending by then.
+
+    Nothing is lost when this thread never gets to a record (the process
+    ended, the database went away): the record was committed in
+    ``AuditPending`` with its writer, and ``audit-pending-seal`` (beat) chains
+    it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue | None = None
+        self._pid: int | None = None
+
+    def _running_queue(self) -> queue.SimpleQueue:
+        with self._lock:
+            if self._queue is None or self._pid != os.getpid():
+                self._queue, self._pid = queue.SimpleQueue(), os.getpid()
+                threading.Thread(
+                    target=self._work,
+                    args=(self._queue,),
+                    name="bpmos-audit-sealer",
+                    daemon=True,
+                ).start()
+            return self._queue
+
+    def submit(self) -> None:
+        """Ask for a seal (after a writer that staged committed)."""
+        self._running_queue().put(None)
+
+    @staticmethod
+    def _work(items: queue.SimpleQueue) -> None:
+        from django.db import close_old_connections, connections
+
+        while True:
+            try:
+                first = items.get(timeout=_SEALER_IDLE_CLOSE_SECONDS)
+            except queue.Empty:
+                connections.close_all()  # idle: give the connection back
+                first = items.get()
+            batch = [first]
+            while True:
+                try:
+                    batch.append(items.get_nowait())
+                except queue.Empty:
+                    break
+            if any(item is None for item in batch):
+                close_old_connections()
+                _seal_quietly()
+            for item in batch:
+                if isinstance(item, threading.Event):
+                    item.set()
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until every seal asked for so far has run (tests, shutdown)."""
+        done = threading.Event()
+        if self._queue is None or self._pid != os.getpid():
+            return True
+        self._queue.put(done)
+        return done.wait(timeout)
+
+
+_sealer = _BackgroundSealer()
 
 
 # How long a seal waits for the chain's lock before leaving the records to the

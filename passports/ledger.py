@@ -34,6 +34,7 @@ import copy
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -147,8 +148,21 @@ PROJECTION_FIELDS = [
 ]
 
 
+# The row lock of one append on PostgreSQL, as ``lock_row`` takes it (FOR NO KEY
+# UPDATE, no join): raw, because compiling the ORM's query over the passport's
+# ~80 columns cost more Python than the rest of an append.
+_LOCK_ONE_SQL = (
+    f"SELECT * FROM {Passport._meta.db_table} WHERE id = %s FOR NO KEY UPDATE"
+)
+
+
 def lock_passport(passport_id: int) -> Passport:
     """Lock one passport row for the rest of the transaction (404 if missing)."""
+    if connection.vendor == "postgresql" and isinstance(passport_id, int):
+        found = list(Passport.objects.raw(_LOCK_ONE_SQL, [passport_id]))
+        if not found:
+            raise NotFound(f"Passport {passport_id} does not exist.")
+        return found[0]
     return lock_row(
         Passport.objects.all(), what=f"Passport {passport_id}", pk=passport_id
     )
@@ -411,15 +425,58 @@ def _projections_update(passports: list[Passport]) -> None:
         cursor.execute(sql, [stamp, *params])
 
 
+_EVENT_FIELDS = [f for f in PassportEvent._meta.concrete_fields if not f.primary_key]
+_STORED_PROJECTION = [Passport._meta.get_field(name) for name in PROJECTION_FIELDS]
+
+
+def _event_and_projection(entry: _Entry) -> None:
+    """PostgreSQL: ``entry``'s event row and its passport's projection in one
+    statement (a data-modifying CTE), each value prepared by its model field
+    as ``bulk_create`` and ``save(update_fields=...)`` prepare it; sets the
+    event's id."""
+    event, passport = entry.event, entry.passport
+    passport.updated_at = timezone.now()
+    quote = connection.ops.quote_name
+    event_table = quote(PassportEvent._meta.db_table)
+    passport_table = quote(Passport._meta.db_table)
+    event_values = [
+        f.get_db_prep_save(f.pre_save(event, add=True), connection)
+        for f in _EVENT_FIELDS
+    ]
+    projection_values = [
+        f.get_db_prep_save(getattr(passport, f.attname), connection)
+        for f in _STORED_PROJECTION
+    ]
+    columns = ", ".join(quote(f.column) for f in _EVENT_FIELDS)
+    sets = ", ".join(f"{quote(f.column)} = %s" for f in _STORED_PROJECTION)
+    sql = (
+        f"WITH event AS (INSERT INTO {event_table} ({columns}) "
+        f"VALUES ({', '.join(['%s'] * len(_EVENT_FIELDS))}) RETURNING id), "
+        f"projection AS (UPDATE {passport_table} SET {sets} WHERE id = %s) "
+        "SELECT id FROM event"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*event_values, *projection_values, passport.pk])
+        (event.pk,) = cursor.fetchone()
+    event._state.adding = False
+    event._state.db = connection.alias
+
+
 def _write(entries: list[_Entry], *, actor: Any, publish: bool) -> list[PassportEvent]:
     """Store prepared entries (in the caller's transaction, rows locked): the
     events, first-QA roll-ups, projections, audit records, custody counts,
     live events, then the hooks, each event in order."""
     created = [entry.event for entry in entries]
+    # The locked rows hold the projection after their last event.
+    finals = {entry.passport.pk: entry.passport for entry in entries}
+    fused = len(entries) == 1 and connection.vendor == "postgresql"
     try:
         # No savepoint: append's own atomic block is one when nested, and the
         # row lock makes a clash on (passport, version) unreachable.
-        models.QuerySet.bulk_create(PassportEvent.objects.all(), created)
+        if fused:  # one append: the event and the projection in one statement
+            _event_and_projection(entries[0])
+        else:
+            models.QuerySet.bulk_create(PassportEvent.objects.all(), created)
     except IntegrityError as exc:  # the row lock makes this unreachable
         raise Conflict(
             f"{entries[0].view} was extended concurrently. Re-read and retry.",
@@ -429,9 +486,9 @@ def _write(entries: list[_Entry], *, actor: Any, publish: bool) -> list[Passport
     for entry in entries:
         if entry.event.kind in rollups.QA_RESULTS:  # the trends' first-pass roll-ups
             rollups.first_qa_record(passport=entry.view, event=entry.event)
-    # The locked rows hold the projection after their last event.
-    finals = {entry.passport.pk: entry.passport for entry in entries}
-    if len(finals) == 1:
+    if fused:
+        pass  # the projection went with the event
+    elif len(finals) == 1:
         (only,) = finals.values()
         only.save(update_fields=PROJECTION_FIELDS)
     else:
@@ -465,8 +522,13 @@ def _write(entries: list[_Entry], *, actor: Any, publish: bool) -> list[Passport
     if publish:
         from passports import events as passport_events
 
+        # Delivered after commit by this process's delivery thread (a shared
+        # layer): the writer does not wait for Redis; the outbox row is
+        # committed with the event, so ``events_redeliver`` sends what that
+        # thread does not.
         events.publish_many(
-            [passport_events.changed(entry.view, entry.event) for entry in entries]
+            [passport_events.changed(entry.view, entry.event) for entry in entries],
+            background=True,
         )
     shared: dict = {}
     for index, entry in enumerate(entries):
@@ -599,12 +661,40 @@ class _Row(NamedTuple):
     passport_id: int
     version: int
     kind: str
-    occurred_at: datetime
+    occurred_at: datetime | str  # str: the UTC ISO text (PostgreSQL)
     actor_username: str
     data: Any
     prev_hash: str
     hash: str
     key_id: str
+
+
+_DUMP = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), default=str
+).encode  # compute_hash's json.dumps options, without json.dumps' per-call setup
+_STR = json.encoder.encode_basestring_ascii  # what _DUMP does with a str
+_BIG_INT = re.compile(r"\d{16}")  # 2**53 has 16 digits
+
+
+def _row_digest(row: _Row, passport_uuid: str, key: bytes) -> str:
+    """``compute_hash`` of a row ``verify`` read, byte for byte, faster: the
+    canonical JSON of ``HASHED_FIELDS`` (sorted keys: actor_username, data,
+    kind, occurred_at, passport, prev_hash, version) put together from its
+    parts. ``row.occurred_at`` is already the UTC ISO text ``compute_hash``
+    makes; ``canonical_numbers`` only changes integers of 16 digits or more,
+    so it runs only when the data's JSON has a run of 16 digits.
+    ``tests/test_passport_ledger_verify.py`` checks it against
+    ``compute_hash``."""
+    data = _DUMP(row.data)
+    if _BIG_INT.search(data):
+        data = _DUMP(audit.canonical_numbers(row.data))
+    canonical = (
+        f'{{"actor_username":{_STR(row.actor_username)},"data":{data},'
+        f'"kind":{_STR(row.kind)},"occurred_at":"{row.occurred_at}",'
+        f'"passport":"{passport_uuid}","prev_hash":{_STR(row.prev_hash)},'
+        f'"version":{int(row.version)}}}'
+    )
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
 
 
 def _event_fields(event: PassportEvent | _Row, passport_uuid) -> dict[str, Any]:
@@ -641,6 +731,7 @@ def _check_one(
     prev_hash = GENESIS_HASH
     expected_version = 1
     snapshot = lifecycle.Snapshot(kind=passport.kind)
+    uuid_text = str(passport.uuid)
     for index, event in enumerate(chain):
         if event.version > expected_version:
             return broken(
@@ -655,7 +746,10 @@ def _check_one(
         if key is None:
             unknown.add(passport, event)
         elif not hmac.compare_digest(
-            compute_hash(_event_fields(event, passport.uuid), key=key), event.hash
+            _row_digest(event, uuid_text, key)
+            if isinstance(event.occurred_at, str)
+            else compute_hash(_event_fields(event, passport.uuid), key=key),
+            event.hash,
         ):
             # Look one event ahead, as the audit chain does: without the key a
             # forger cannot make a valid hash, and (passport, version) is
@@ -738,6 +832,49 @@ def _check_one(
     return None
 
 
+# PostgreSQL: the events as ``_row_digest`` hashes them, the time already the
+# UTC ISO text ``compute_hash`` makes (``isoformat``: no fraction when it is 0).
+_ROWS_SQL = (
+    "SELECT id, passport_id, version, kind, "
+    "to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), "
+    "actor_username, data, prev_hash, hash, key_id "
+    f"FROM {PassportEvent._meta.db_table} WHERE passport_id = ANY(%s) "
+    "ORDER BY passport_id, version, id"
+)
+
+
+def _rows_of(passport_ids: list[int]) -> Iterable[_Row]:
+    """The events of ``passport_ids`` in chain order, as plain tuples (no model
+    instance, no field converters per event)."""
+    if connection.vendor != "postgresql":
+        rows = (
+            PassportEvent.objects.filter(passport_id__in=passport_ids)
+            .order_by("passport_id", "version", "pk")
+            .values_list(*_Row._fields)
+        )
+        yield from map(_Row._make, rows)
+        return
+    loads = json.loads
+    with connection.cursor() as cursor:
+        cursor.execute(_ROWS_SQL, [list(passport_ids)])
+        while batch := cursor.fetchmany(5000):
+            for pk, pid, version, kind, at, actor, data, prev, digest, kid in batch:
+                if at.endswith(".000000"):
+                    at = at[:-7]
+                yield _Row(
+                    pk,
+                    pid,
+                    version,
+                    kind,
+                    at + "+00:00",
+                    actor,
+                    loads(data) if isinstance(data, str) else data,
+                    prev,
+                    digest,
+                    kid,
+                )
+
+
 def verify(
     *, passport_ids: Iterable[int] | None = None, batch: int = 500
 ) -> LedgerVerification:
@@ -759,13 +896,7 @@ def verify(
         chunk = ids[start : start + batch]
         passports = {p.pk: p for p in Passport.objects.filter(pk__in=chunk)}
         chains: dict[int, list[_Row]] = {pk: [] for pk in chunk}
-        rows = (
-            PassportEvent.objects.filter(passport_id__in=chunk)
-            .order_by("passport_id", "version", "pk")
-            .values_list(*_Row._fields)
-        )
-        for row in rows:  # plain tuples: no model instance per event
-            event = _Row._make(row)
+        for event in _rows_of(chunk):
             chains[event.passport_id].append(event)
         for pk in chunk:
             checked_passports += 1

@@ -181,9 +181,11 @@ def apply(snapshot: Snapshot, kind: str, data: Mapping[str, Any]) -> Snapshot:
             f"On hold ({snapshot.hold_reason}); release the hold first.",
             "on_hold",
         )
-    new = replace(snapshot, version=snapshot.version + 1)
+    # One copy (a replay applies every event of every ledger: ``verify``).
     if to is not None:
-        new = replace(new, state=to)
+        new = replace(snapshot, version=snapshot.version + 1, state=to)
+    else:
+        new = replace(snapshot, version=snapshot.version + 1)
 
     if kind == E.PROVISIONED and snapshot.kind != Kind.PACK:
         raise _refuse(snapshot, kind, "Only packs have a BMS.", "illegal_transition")

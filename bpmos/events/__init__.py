@@ -17,12 +17,13 @@ def publish(event: Event, *, background: bool = False):
     return event_publish(event=event, background=background)
 
 
-def publish_many(events):
+def publish_many(events, *, background: bool = False):
     """``publish`` of several events, in order, in two statements; one delivery
-    of all of them after commit (``bpmos.events.services.event_publish_many``)."""
+    of all of them after commit (``bpmos.events.services.event_publish_many``;
+    ``background`` as for ``publish``)."""
     from bpmos.events.services import event_publish_many
 
-    return event_publish_many(events=events)
+    return event_publish_many(events=events, background=background)
 
 
 __all__ = ["Event", "declare", "publish", "publish_many"]

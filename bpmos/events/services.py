@@ -136,18 +136,25 @@ def event_publish(*, event: Event, background: bool = False) -> OutboxEvent:
     return row
 
 
-def event_publish_many(*, events: Sequence[Event]) -> list[OutboxEvent]:
+def event_publish_many(
+    *, events: Sequence[Event], background: bool = False
+) -> list[OutboxEvent]:
     """``event_publish`` of several events at once, in order: on PostgreSQL two
     statements whatever their number (their ids, then the rows and topic rows),
     and one delivery of all of them after commit (one send round, one
-    ``delivered_at`` update). A batch append of the ledger publishes this way."""
+    ``delivered_at`` update). The ledger's appends publish this way, with
+    ``background`` (as ``event_publish``'s: the committed rows go to this
+    process's delivery thread when the layer is shared)."""
     if not events:
         return []
     if connection.vendor != "postgresql" or len(events) == 1:
         rows = [_store(event) for event in events]
     else:
         rows = _outbox_insert_many_postgresql(events)
-    transaction.on_commit(lambda: _deliver_quietly(rows))
+    if background and layer_is_shared():
+        transaction.on_commit(lambda: _background.submit_many(rows))
+    else:
+        transaction.on_commit(lambda: _deliver_quietly(rows))
     for listener in _listeners:
         # A listener may take the whole batch at once (``listener.many``): the
         # read models' cache drops one round trip per batch, not per event.
@@ -338,6 +345,11 @@ class _BackgroundDelivery:
 
     def submit(self, row: OutboxEvent) -> None:
         self._running_queue().put(row)
+
+    def submit_many(self, rows: Iterable[OutboxEvent]) -> None:
+        queue_ = self._running_queue()
+        for row in rows:
+            queue_.put(row)
 
     @staticmethod
     def _work(items: queue.SimpleQueue) -> None:
