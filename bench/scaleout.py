@@ -3,7 +3,7 @@ two, and the ratio of the two to linear (2x).
 
     DATABASE_URL=postgres://... REDIS_URL=redis://127.0.0.1:6379/N \\
     .venv/bin/python -m bench.scaleout [--clients 400] [--events 20] \\
-        [--backlog 20000] [--chunk 200] [--port 8780]
+        [--backlog 5000] [--chunk 200] [--port 8780]
 
 Like the other benches it uses (and re-creates) ``<DATABASE_URL's name>_bench``.
 
@@ -159,7 +159,13 @@ def run_fanout(*, clients: int, events: int, port: int) -> list[dict]:
         finally:
             for server in servers:
                 stop_server(server)
-        print(f"  fan-out on {processes} daphne: done; load average {load()}")
+        r = results[-1]
+        print(
+            f"  fan-out on {processes} daphne: {r['deliveries']:,} deliveries in "
+            f"{r['seconds']:.2f} s = {r['rate']:,.0f}/s, lost {r['lost']}; "
+            f"load average {load()}",
+            flush=True,
+        )
     return results
 
 
@@ -278,7 +284,11 @@ def run_celery(*, backlog: int, chunk: int) -> list[dict]:
                 stop_server(worker)
         results.append({"processes": processes, "events": len(ids), "seconds": seconds})
         OutboxEvent.objects.filter(pk__in=ids).delete()
-        print(f"  outbox on {processes} worker(s): done; load average {load()}")
+        print(
+            f"  outbox on {processes} worker(s): {len(ids):,} events in "
+            f"{seconds:.2f} s; load average {load()}",
+            flush=True,
+        )
     return results
 
 
@@ -289,7 +299,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=400)
     parser.add_argument("--events", type=int, default=20)
-    parser.add_argument("--backlog", type=int, default=20000)
+    parser.add_argument("--backlog", type=int, default=5000)
     parser.add_argument("--chunk", type=int, default=200)
     parser.add_argument("--port", type=int, default=8780, help="first daphne port")
     parser.add_argument("--only", default="fanout,celery")
