@@ -242,23 +242,26 @@ CHAIN = (
 )
 
 
-def build_ledgers(events: int, batch: int = 500, prefix: str = "BENCH") -> int:
-    """``events`` // 10 packs with ten-event ledgers, hashed as ``append`` does."""
+def build_ledgers(events: int, batch: int = 1000, prefix: str = "BENCH") -> int:
+    """``events`` // 10 packs with ten-event ledgers, hashed as ``append`` does,
+    written by the plant generator's bulk path (``plant_generator.builders
+    .write_ledgers``: lifecycle, the same HMAC, COPY)."""
     from decimal import Decimal
 
     from django.db import transaction
     from django.utils import timezone
 
-    from bpmos.auditkeys import keyring
-    from passports import ledger, lifecycle
-    from passports.models import Passport, PassportEvent
+    from passports.models import Passport
+    from plant_generator.builders import write_ledgers
 
     packs = events // len(CHAIN)
     progress = Progress(f"build {events:,}-event set", packs * len(CHAIN))
     start = timezone.now() - timedelta(days=30)
+    chain = list(CHAIN)
+    times = [start + timedelta(hours=version) for version in range(1, len(chain) + 1)]
     for first in range(0, packs, batch):
-        with transaction.atomic():
-            rows = Passport.objects.bulk_create(
+        ledgers = [
+            (
                 Passport(
                     kind="pack",
                     serial=f"{prefix}-{n:07d}",
@@ -273,45 +276,14 @@ def build_ledgers(events: int, batch: int = 500, prefix: str = "BENCH") -> int:
                     state="",
                     custodian_kind="manufacturer",
                     custodian_name="BPM Energy",
-                )
-                for n in range(first, min(first + batch, packs))
+                ),
+                chain,
+                times,
             )
-            new_events = []
-            for passport in rows:
-                snapshot = lifecycle.Snapshot(kind="pack")
-                prev = ledger.GENESIS_HASH
-                for version, (kind, data) in enumerate(CHAIN, start=1):
-                    snapshot = lifecycle.apply(snapshot, kind, data)
-                    fields = {
-                        "passport": passport.uuid,
-                        "version": version,
-                        "kind": kind,
-                        "occurred_at": start + timedelta(hours=version),
-                        "actor_username": "bench",
-                        "data": data,
-                        "prev_hash": prev,
-                    }
-                    prev = ledger.compute_hash(fields)
-                    new_events.append(
-                        PassportEvent(
-                            passport=passport,
-                            version=version,
-                            kind=kind,
-                            occurred_at=fields["occurred_at"],
-                            actor_username="bench",
-                            data=data,
-                            prev_hash=fields["prev_hash"],
-                            hash=prev,
-                            key_id=keyring().current_id,
-                        )
-                    )
-                ledger._project(passport, snapshot)
-                passport.head_hash = prev
-            PassportEvent.objects.bulk_create(new_events, batch_size=5000)
-            Passport.objects.bulk_update(
-                rows, [f for f in ledger.PROJECTION_FIELDS if f != "updated_at"]
-            )
-        progress.advance(len(new_events))
+            for n in range(first, min(first + batch, packs))
+        ]
+        with transaction.atomic():
+            write_ledgers(ledgers, actor_username="bench", bar=progress)
     return packs
 
 

@@ -24,16 +24,20 @@ total)`` factory whose result has ``advance(n)`` (rich's bar in the command,
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
+import json
 import random
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-from django.db import connection, transaction
+from django.db import connection
 
 from bpmos.bulk import BulkTarget
 
@@ -60,6 +64,99 @@ def silent(label: str, total: int) -> Bar:
 def execute(sql: str, params: Any = ()) -> None:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+@contextmanager
+def deferred_indexes(*tables: str) -> Iterator[None]:
+    """Drop the plain secondary indexes of ``tables`` for a bulk load and build
+    them again after it (one sort each instead of a million inserts).
+
+    Only indexes that back no constraint and are not unique go: the primary
+    keys, unique keys and checks stay, so the load meets every guarantee the
+    services rely on (a duplicate serial or ledger version still fails it);
+    the rebuilt indexes are the migrations' own definitions
+    (``pg_get_indexdef``). Partitioned tables are left as they are.
+    """
+    with connection.cursor() as cursor:
+        # Checks still deferred in this transaction run now: PostgreSQL
+        # alters no table with pending trigger events (they would run at
+        # commit anyway, the same checks).
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(
+            """
+            SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+            FROM pg_index i
+            JOIN pg_class t ON t.oid = i.indrelid
+            WHERE t.relname = ANY(%s) AND t.relkind = 'r'
+              AND NOT i.indisunique AND NOT i.indisprimary
+              AND NOT EXISTS (
+                  SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+            ORDER BY 1
+            """,
+            [list(tables)],
+        )
+        dropped = cursor.fetchall()
+        for name, _definition in dropped:
+            cursor.execute(f"DROP INDEX {name}")
+
+    def rebuild() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("SET maintenance_work_mem = '256MB'")
+            for _name, definition in dropped:
+                cursor.execute(definition)
+            cursor.execute("RESET maintenance_work_mem")
+
+    try:
+        yield
+    except BaseException:
+        # In a transaction its rollback brings the indexes back; in
+        # autocommit the drops stood.
+        if not connection.in_atomic_block:
+            rebuild()
+        raise
+    rebuild()
+
+
+@contextmanager
+def deferred_keys(table: str) -> Iterator[None]:
+    """Drop ``table``'s unique and foreign keys for a bulk load and add them
+    back after it, with their own names and definitions
+    (``pg_get_constraintdef``): each is then checked once over every row (a
+    duplicate or a dangling key fails the load there), instead of row by row.
+    The primary key and the checks stay."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # as deferred_indexes
+        cursor.execute(
+            """
+            SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+            WHERE conrelid = %s::regclass AND contype IN ('u', 'f')
+              AND conparentid = 0
+            ORDER BY contype DESC, conname
+            """,
+            [table],
+        )
+        dropped = cursor.fetchall()
+        for name, _definition in dropped:
+            cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+
+    def rebuild() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("SET maintenance_work_mem = '256MB'")
+            for name, definition in dropped:
+                cursor.execute(
+                    f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"
+                )
+            cursor.execute("RESET maintenance_work_mem")
+
+    try:
+        yield
+    except BaseException:
+        if not connection.in_atomic_block:
+            rebuild()
+        raise
+    rebuild()
 
 
 def copy_rows(
@@ -152,8 +249,22 @@ def build_readings(
     """``readings`` machine readings spread evenly over the machines and the
     ``days`` before ``end``: every 40th a state change, a third cycle times,
     some rejects, the rest good counts. Returns how many were stored."""
+    from lines import partitions
+
     per_machine = max(1, readings // len(machines))
     step = timedelta(seconds=days * 86400 / per_machine)
+    stored = 0
+    # The month partitions beat would have created as the plant ran (ahead
+    # of each month), so the history does not all land in DEFAULT.
+    first = partitions.month_start(end - step * per_machine)
+    months = (end.year - first.year) * 12 + end.month - first.month
+    partitions.readings_partitions_ensure(now=first, ahead=months)
+    with deferred_keys(READINGS.table):
+        stored = _readings_rows(machines, per_machine, step, end, seed, bar)
+    return stored
+
+
+def _readings_rows(machines, per_machine, step, end, seed, bar) -> int:
     stored = 0
     for machine in machines:
         rng = random.Random(f"{seed}:{machine.code}")
@@ -387,32 +498,40 @@ def build_audit(
     from elog import audit
     from elog.models import AuditRecord
 
-    key_id = keyring().current_id
+    ring = keyring()
+    key_id, key = ring.current_id, ring.current_key
     last = AuditRecord.objects.order_by("-seq").values_list("seq", "hash").first()
     seq, prev = last if last else (0, audit.GENESIS_HASH)
     step = timedelta(seconds=days * 86400 / count)
     start = end - step * count
     actions = ("update", "create", "status_change", "approve", "login")
     targets = ("runbooks.workorder", "inventory.item", "lines.machine", "scada.alarm")
+    people = [(actor.pk, actor.username, actor.role) for actor in actors]
+    # audit.compute_hash in a tight loop: the same canonical JSON (sorted
+    # keys, no spaces) and HMAC; the first record is checked against it.
+    dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+    new_hmac, sha256 = hmac.new, hashlib.sha256
 
     def rows():
         nonlocal seq, prev
         for n in range(count):
-            actor = actors[n % len(actors)]
+            actor_id, username, role = people[n % len(people)]
             seq += 1
+            at = (start + step * n).astimezone(UTC).isoformat()
             target = targets[n % len(targets)]
+            target_id = str(n % 5000)
+            target_repr = f"BL-{n % 5000}" if n % 3001 else f"Rare flux capacitor {n}"
+            action = actions[n % len(actions)]
             fields = {
                 "seq": seq,
-                "occurred_at": start + step * n,
-                "actor_id": actor.pk,
-                "actor_username": actor.username,
-                "actor_role": actor.role,
-                "action": actions[n % len(actions)],
+                "occurred_at": at,
+                "actor_id": actor_id,
+                "actor_username": username,
+                "actor_role": role,
+                "action": action,
                 "target_type": target,
-                "target_id": str(n % 5000),
-                "target_repr": f"BL-{n % 5000}"
-                if n % 3001
-                else f"Rare flux capacitor {n}",
+                "target_id": target_id,
+                "target_repr": target_repr,
                 "before": None,
                 "after": None,
                 "request_id": "",
@@ -420,26 +539,31 @@ def build_audit(
                 "source": "api",
                 "prev_hash": prev,
             }
-            prev = audit.compute_hash(fields)
+            digest = new_hmac(key, dumps(fields).encode(), sha256).hexdigest()
+            if n == 0 and digest != audit.compute_hash(
+                {**fields, "occurred_at": start}, key=key
+            ):
+                raise RuntimeError("the audit hash differs from audit.compute_hash")
             yield (
                 seq,
-                fields["occurred_at"].isoformat(),
-                actor.pk,
-                actor.username,
-                actor.role,
-                fields["action"],
+                at,
+                actor_id,
+                username,
+                role,
+                action,
                 target,
-                fields["target_id"],
-                fields["target_repr"],
+                target_id,
+                target_repr,
                 None,
                 None,
                 "",
                 None,
                 "api",
-                fields["prev_hash"],
                 prev,
+                digest,
                 key_id,
             )
+            prev = digest
 
     return copy_rows(
         "elog_auditrecord", (*audit.HASHED_FIELDS, "hash", "key_id"), rows(), bar
@@ -528,6 +652,167 @@ class LedgerBuilt:
     packs: list[tuple[int, str]] | None = None  # (pk, model), for telemetry
 
 
+# A ledger to write: the (unsaved) passport, its events' (kind, data) and
+# their times.
+Ledger = tuple[Any, Chain, list[datetime]]
+
+EVENT_COLUMNS = (
+    "passport_id",
+    "version",
+    "kind",
+    "occurred_at",
+    "actor_username",
+    "data",
+    "prev_hash",
+    "hash",
+    "key_id",
+)
+
+
+class LedgerHasher:
+    """``passports.ledger.compute_hash`` in a tight loop: the same canonical
+    JSON and HMAC, without its per-call field copying and key look-up. The
+    first event of every batch is also hashed by ``compute_hash`` itself and
+    must agree (a change there fails the generator, not the verifier)."""
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self.dumps = json.JSONEncoder(
+            sort_keys=True, separators=(",", ":"), default=str
+        ).encode
+
+    def __call__(
+        self,
+        passport: str,
+        version: int,
+        kind: str,
+        at: str,
+        actor: str,
+        data: dict,
+        prev: str,
+    ) -> str:
+        from elog.audit import canonical_numbers
+
+        canonical = self.dumps(
+            {
+                "passport": passport,
+                "version": version,
+                "kind": kind,
+                "occurred_at": at,
+                "actor_username": actor,
+                "data": canonical_numbers(data),
+                "prev_hash": prev,
+            }
+        )
+        return hmac.new(self.key, canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def allocate_ids(table: str, n: int) -> list[int]:
+    """``n`` ids from ``table``'s id sequence (what its inserts would take)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) "
+            "FROM generate_series(1, %s)",
+            [table, n],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def write_ledgers(
+    ledgers: list[Ledger], *, actor_username: str, bar: Bar | None = None
+) -> int:
+    """Write passports (parents before their children in ``ledgers``; a
+    child's ``parent`` is the parent's object) and their hash-chained ledgers
+    as ``ledger.append`` writes them: each event applied through
+    ``passports.lifecycle.apply`` (an illegal move raises, as it would fail an
+    append), hashed as ``ledger.compute_hash`` hashes, the passport's
+    projection set by ``ledger._project``; then the passports and the events
+    by COPY. Sets each passport's ``pk``. Returns the events written.
+
+    The one bulk path of generated ledgers: the plant generator's and the
+    ledger bench's."""
+    from bpmos.auditkeys import keyring
+    from passports import ledger, lifecycle
+    from passports.models import Passport
+
+    ring = keyring()
+    key_id, hasher = ring.current_id, LedgerHasher(ring.current_key)
+    apply, genesis = lifecycle.apply, ledger.GENESIS_HASH
+    ids = allocate_ids(Passport._meta.db_table, len(ledgers))
+    for (passport, _chain, _times), pk in zip(ledgers, ids, strict=True):
+        passport.pk = pk
+    events: list[tuple] = []
+    append = events.append
+    for n, (passport, chain, times) in enumerate(ledgers):
+        if passport.parent is not None:
+            passport.parent_id = passport.parent.pk
+        snapshot = lifecycle.Snapshot(kind=passport.kind)
+        prev, who, pk = genesis, str(passport.uuid), passport.pk
+        for (kind, data), at in zip(chain, times, strict=True):
+            snapshot = apply(snapshot, kind, data)
+            stamp = at.astimezone(UTC).isoformat()
+            digest = hasher(
+                who, snapshot.version, kind, stamp, actor_username, data, prev
+            )
+            if n == 0 and snapshot.version == 1:
+                fields = {
+                    "passport": passport.uuid,
+                    "version": 1,
+                    "kind": kind,
+                    "occurred_at": at,
+                    "actor_username": actor_username,
+                    "data": data,
+                    "prev_hash": prev,
+                }
+                if digest != ledger.compute_hash(fields):
+                    raise RuntimeError("LedgerHasher differs from ledger.compute_hash")
+            append(
+                (
+                    pk,
+                    snapshot.version,
+                    kind,
+                    stamp,
+                    actor_username,
+                    json.dumps(data),
+                    prev,
+                    digest,
+                    key_id,
+                )
+            )
+            prev = digest
+        ledger._project(passport, snapshot)
+        passport.head_hash = prev
+    fields = [f for f in Passport._meta.concrete_fields]
+    now = datetime.now(UTC)
+    for passport, _chain, _times in ledgers:
+        passport.updated_at = now
+    copy_tuples(
+        Passport._meta.db_table,
+        tuple(f.column for f in fields),
+        [
+            tuple(f.get_db_prep_save(getattr(p, f.attname), connection) for f in fields)
+            for p, _chain, _times in ledgers
+        ],
+    )
+    copy_tuples(PASSPORT_EVENTS, EVENT_COLUMNS, events)
+    if bar is not None:
+        bar.advance(len(events))
+    return len(events)
+
+
+PASSPORT_EVENTS = "passports_passportevent"
+
+
+def copy_tuples(table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """COPY (text) of Python values, adapted by psycopg row by row in C."""
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
+
+
 def build_passports(
     *,
     days: float,
@@ -536,47 +821,22 @@ def build_passports(
     events: int,
     seed: int,
     bar: Bar,
-    batch: int = 200,
+    batch: int = 1000,
 ) -> LedgerBuilt:
     """Packs with their modules and cells (``GROUP`` passports a pack), each
-    with its hash-chained ledger, the packs' dispatch jobs; ``batch`` packs a
-    transaction. Packs are made evenly over ``days`` days up to ``end``; a
-    pack's ledger spreads from its manufacture to ``end``."""
-    from bpmos.auditkeys import keyring
-    from passports import bpan, ledger, lifecycle
+    with its hash-chained ledger (``write_ledgers``), the packs' dispatch
+    jobs; ``batch`` packs a COPY. Packs are made evenly over ``days`` days up
+    to ``end``; a pack's ledger spreads from its manufacture to ``end``."""
+    from passports import bpan
     from passports.dispatch.selectors import DISPATCHED_REASON
-    from passports.models import DispatchJob, JobState, Passport, PassportEvent
+    from passports.models import JobState, Passport
 
     packs, extra = ledger_plan(passports=passports, events=events)
     rng = random.Random(f"{seed}:passports")
-    key_id = keyring().current_id
     span = timedelta(days=days)
     start = end - span
     built = LedgerBuilt(packs=[])
     latest = end - timedelta(minutes=1)
-
-    def chained(passport: Passport, chain: Chain, times: list[datetime]):
-        """The events of ``chain`` as ``ledger.append`` would write them, and
-        the passport's projection."""
-        snapshot = lifecycle.Snapshot(kind=passport.kind)
-        prev = ledger.GENESIS_HASH
-        out = []
-        for (kind, data), at in zip(chain, times, strict=True):
-            snapshot = lifecycle.apply(snapshot, kind, data)
-            fields = {
-                "passport": passport.uuid,
-                "version": snapshot.version,
-                "kind": kind,
-                "occurred_at": at,
-                "actor_username": "generator",
-                "data": data,
-                "prev_hash": prev,
-            }
-            prev = ledger.compute_hash(fields)
-            out.append((fields, prev))
-        ledger._project(passport, snapshot)
-        passport.head_hash = prev
-        return out
 
     def new_passport(kind: str, serial: str, model: str, made: datetime) -> Passport:
         return Passport(
@@ -604,95 +864,69 @@ def build_passports(
         return [first + gap * i for i in range(n)]
 
     for first in range(0, packs, batch):
-        with transaction.atomic():
-            levels: tuple[list, list, list] = ([], [], [])  # packs, modules, cells
-            ledgers: list[tuple[Passport, list]] = []
-            for p in range(first, min(packs, first + batch)):
-                made = start + span * (p + 1) / (packs + 1)
-                pack = new_passport("pack", f"GEN-PACK-{p:07d}", MODELS[p % 2], made)
-                pack.barcode = f"BC{p:010d}"
-                pack.rfid = f"E280{p:020X}"
-                pack.bpan = bpan.issue(
-                    manufacturer="BPM",
-                    chemistry="LFP",
-                    nominal_voltage_v=51.2,
-                    energy_kwh=5.12,
-                    made=date(made.year, made.month, made.day),
-                    plant="1",
-                    serial=p,
-                )
-                chain = pack_chain(p, packs, extra)
-                times = evenly(made, max(made, latest), len(chain))
-                ledgers.append((pack, chained(pack, chain, times)))
-                levels[0].append(pack)
-                assembly = {"parent": str(pack.uuid), "parentSerial": pack.serial}
-                for m in range(MODULES_PER_PACK):
-                    number = p * MODULES_PER_PACK + m
-                    module = new_passport(
-                        "module", f"GEN-MOD-{number:08d}", "MOD-LFP", made
-                    )
-                    module.parent = pack
-                    # made before its pack: manufactured 3 h, assembled 1 h before
-                    chain = component_chain(number)
-                    chain[-1] = ("assembled", assembly)
-                    times = evenly(
-                        made - timedelta(hours=3), made - timedelta(hours=1), len(chain)
-                    )
-                    module.manufactured_at = times[0]
-                    ledgers.append((module, chained(module, chain, times)))
-                    levels[1].append(module)
-                    into = {"parent": str(module.uuid), "parentSerial": module.serial}
-                    for c in range(CELLS_PER_MODULE):
-                        cell_no = number * CELLS_PER_MODULE + c
-                        cell = new_passport(
-                            "cell", f"GEN-CELL-{cell_no:09d}", "CELL-LFP", made
-                        )
-                        cell.parent = module
-                        chain = component_chain(cell_no)
-                        chain[-1] = ("assembled", into)
-                        times = evenly(
-                            made - timedelta(hours=6),
-                            made - timedelta(hours=4),
-                            len(chain),
-                        )
-                        cell.manufactured_at = times[0]
-                        ledgers.append((cell, chained(cell, chain, times)))
-                        levels[2].append(cell)
-            for level in levels:  # parents first: the cells' modules have ids
-                for passport in level:
-                    if passport.parent is not None:
-                        passport.parent_id = passport.parent.pk
-                Passport.objects.bulk_create(level)
-            rows = [
-                PassportEvent(
-                    passport=passport,
-                    version=fields["version"],
-                    kind=fields["kind"],
-                    occurred_at=fields["occurred_at"],
-                    actor_username="generator",
-                    data=fields["data"],
-                    prev_hash=fields["prev_hash"],
-                    hash=digest,
-                    key_id=key_id,
-                )
-                for passport, events_of in ledgers
-                for fields, digest in events_of
-            ]
-            PassportEvent.objects.bulk_create(rows, batch_size=5000)
-            # The dispatch desk's jobs, as its ledger hook keeps them: opened
-            # when warehoused, closed when dispatched.
-            DispatchJob.objects.bulk_create(
-                DispatchJob(passport=pack, state=JobState.ON, reason="warehoused")
-                if pack.state in ("warehoused", "reserved")
-                else DispatchJob(
-                    passport=pack, state=JobState.OFF, reason=DISPATCHED_REASON
-                )
-                for pack in levels[0]
+        levels: tuple[list, list, list] = ([], [], [])  # packs, modules, cells
+        for p in range(first, min(packs, first + batch)):
+            made = start + span * (p + 1) / (packs + 1)
+            pack = new_passport("pack", f"GEN-PACK-{p:07d}", MODELS[p % 2], made)
+            pack.barcode = f"BC{p:010d}"
+            pack.rfid = f"E280{p:020X}"
+            pack.bpan = bpan.issue(
+                manufacturer="BPM",
+                chemistry="LFP",
+                nominal_voltage_v=51.2,
+                energy_kwh=5.12,
+                made=date(made.year, made.month, made.day),
+                plant="1",
+                serial=p,
             )
-            built.packs += [(pack.pk, pack.model) for pack in levels[0]]
-            built.passports += sum(len(level) for level in levels)
-            built.events += len(rows)
-            bar.advance(len(rows))
+            chain = pack_chain(p, packs, extra)
+            levels[0].append((pack, chain, evenly(made, max(made, latest), len(chain))))
+            assembly = {"parent": str(pack.uuid), "parentSerial": pack.serial}
+            for m in range(MODULES_PER_PACK):
+                number = p * MODULES_PER_PACK + m
+                module = new_passport(
+                    "module", f"GEN-MOD-{number:08d}", "MOD-LFP", made
+                )
+                module.parent = pack
+                # made before its pack: manufactured 3 h, assembled 1 h before
+                chain = component_chain(number)
+                chain[-1] = ("assembled", assembly)
+                times = evenly(
+                    made - timedelta(hours=3), made - timedelta(hours=1), len(chain)
+                )
+                module.manufactured_at = times[0]
+                levels[1].append((module, chain, times))
+                into = {"parent": str(module.uuid), "parentSerial": module.serial}
+                for c in range(CELLS_PER_MODULE):
+                    cell_no = number * CELLS_PER_MODULE + c
+                    cell = new_passport(
+                        "cell", f"GEN-CELL-{cell_no:09d}", "CELL-LFP", made
+                    )
+                    cell.parent = module
+                    chain = component_chain(cell_no)
+                    chain[-1] = ("assembled", into)
+                    times = evenly(
+                        made - timedelta(hours=6), made - timedelta(hours=4), len(chain)
+                    )
+                    cell.manufactured_at = times[0]
+                    levels[2].append((cell, chain, times))
+        ledgers = [*levels[0], *levels[1], *levels[2]]  # parents first
+        built.events += write_ledgers(ledgers, actor_username="generator", bar=bar)
+        # The dispatch desk's jobs, as its ledger hook keeps them: opened
+        # when warehoused, closed when dispatched.
+        now = datetime.now(UTC)
+        copy_tuples(
+            "passports_dispatchjob",
+            ("passport_id", "state", "reason", "created_at", "updated_at"),
+            [
+                (pack.pk, JobState.ON.value, "warehoused", now, now)
+                if pack.state in ("warehoused", "reserved")
+                else (pack.pk, JobState.OFF.value, DISPATCHED_REASON, now, now)
+                for pack, _chain, _times in levels[0]
+            ],
+        )
+        built.packs += [(pack.pk, pack.model) for pack, _c, _t in levels[0]]
+        built.passports += len(ledgers)
     return built
 
 

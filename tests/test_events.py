@@ -25,7 +25,7 @@ from bpmos.events import pump, services
 from bpmos.events.consumers import DeliveredIds
 from bpmos.events.models import OutboxEvent, OutboxTopic
 from bpmos.events.selectors import REPLAY_MAX_EVENTS, outbox_replay
-from bpmos.events.tasks import events_redeliver_task
+from bpmos.events.tasks import events_deliver_task, events_redeliver_task
 from bpmos.events.types import DECLARED, Event
 from bpmos.roles import Role
 from compliance import events as compliance_events
@@ -198,6 +198,27 @@ def test_beat_task_redelivers(admin, make_user, listen, settings):
     sent, message = run(scenario)
     assert sent == 1
     assert message["event"]["id"] == row.pk
+
+
+def test_deliver_task_sends_its_chunk_once(admin, make_user, listen):
+    rows = [
+        publish_while_layer_is_down(make_user(), Role.PLANNER, actor=admin)
+        for _ in range(3)
+    ]
+    chunk = [rows[0].pk, rows[1].pk]
+
+    async def scenario():
+        receive = await listen("users")
+        sent = await sync_to_async(events_deliver_task)(chunk)
+        again = await sync_to_async(events_deliver_task)(chunk)
+        return sent, again, [await receive(), await receive()]
+
+    sent, again, messages = run(scenario)
+    assert (sent, again) == (2, 0)  # a chunk taken twice is sent once
+    assert [m["event"]["id"] for m in messages] == chunk
+    for row in rows:
+        row.refresh_from_db()
+    assert [row.delivered_at is not None for row in rows] == [True, True, False]
 
 
 def test_redelivery_stops_at_the_first_failed_send(admin, make_user, monkeypatch):

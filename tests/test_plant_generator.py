@@ -11,7 +11,7 @@ from io import StringIO
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 
 from plant_generator import builders
 from plant_generator.generate import SCALES, YEAR, generate, plant_counts
@@ -39,6 +39,51 @@ def small_plant(django_db_setup, django_db_blocker):
             outer.__exit__(None, None, None)
 
 
+def partition_records() -> int:
+    from elog.models import AuditRecord
+
+    return AuditRecord.objects.filter(action="readings.partitions_created").count()
+
+
+@needs_postgresql
+def test_readings_history_is_in_month_partitions(small_plant, db):
+    from lines import partitions
+
+    months = {p.start for p in partitions.readings_partitions()}
+    assert partitions.month_start(END) in months  # the history's month
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {partitions.DEFAULT}")
+        assert cursor.fetchone()[0] == 0
+        # the keys the load deferred are back, with their names
+        cursor.execute(
+            "SELECT conname FROM pg_constraint WHERE conrelid = "
+            "'lines_machinereading'::regclass AND contype IN ('u', 'f') "
+            "ORDER BY 1"
+        )
+        names = [row[0] for row in cursor.fetchall()]
+    assert "machine_reading_unique" in names
+    assert any(name.startswith("lines_machinereading_machine_id") for name in names)
+
+
+@needs_postgresql
+def test_the_load_rebuilds_every_index_it_deferred(small_plant, db):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = ANY(%s)",
+            [["passports_passportevent", "elog_auditrecord", "passports_passport"]],
+        )
+        names = {row[0] for row in cursor.fetchall()}
+    for name in (
+        "passport_event_actor_trgm",
+        "passport_event_log_idx",
+        "passport_event_qa_idx",
+        "elog_audit_text_trgm",
+        "passport_serial_trgm",
+        "passport_on_hold_idx",
+    ):
+        assert name in names, name
+
+
 @needs_postgresql
 def test_small_plant_holds_what_its_plan_promises(small_plant, db):
     counts = plant_counts()
@@ -48,8 +93,9 @@ def test_small_plant_holds_what_its_plan_promises(small_plant, db):
     assert counts["passports"] == packs * builders.GROUP == 110
     assert counts["ledger_events"] >= SMALL.ledger_events
     assert counts["readings"] == SMALL.readings  # 2,000 over 4 machines
-    # the users' registrations come first in the audit chain
-    assert counts["audit_records"] == SMALL.audit_records + 9
+    # the users' registrations come first in the audit chain, then the month
+    # partitions of the readings' history, as beat creates them
+    assert counts["audit_records"] == SMALL.audit_records + 9 + partition_records()
     for name in ("work_orders", "items", "alarms", "alarm_history", "shift_log"):
         assert counts[name] == getattr(SMALL, name), name
     assert counts["exceptions"] == SMALL.exceptions
@@ -83,9 +129,8 @@ def test_the_scales_grow_to_a_plant_year():
 def test_both_chains_verify(small_plant, db):
     out = StringIO()
     call_command("verify_audit", stdout=out)
-    assert f"Audit chain intact: {SMALL.audit_records + 9} records checked." in (
-        out.getvalue()
-    )
+    records = SMALL.audit_records + 9 + partition_records()
+    assert f"Audit chain intact: {records} records checked." in out.getvalue()
     out = StringIO()
     call_command("verify_ledger", stdout=out)
     counts = plant_counts()
@@ -158,3 +203,28 @@ def test_on_sqlite_the_command_refuses_and_writes_nothing():
     assert not User.objects.exists()
     with pytest.raises(RuntimeError, match="needs PostgreSQL"):
         generate(SMALL)
+
+
+@needs_postgresql
+@pytest.mark.django_db
+def test_a_duplicate_reading_fails_the_load_when_its_key_comes_back():
+    from django.db import IntegrityError
+
+    from lines.models import Line, Machine, MachineReading, Station
+
+    line = Line.objects.create(slug="dup-line", name="Dup", position=90)
+    station = Station.objects.create(
+        line=line, slug="st-01", name="S", position=1, ideal_cycle_seconds=10
+    )
+    machine = Machine.objects.create(station=station, code="dup-m1", name="M")
+    row = (machine.pk, "good_count", END, 1.0, "", "", "", "good")
+    with (
+        pytest.raises(IntegrityError),
+        transaction.atomic(),
+        builders.deferred_keys("lines_machinereading"),
+    ):
+        builders.READINGS.store([row, row])  # no unique key to refuse it
+    # rolled back: no rows, and the key is there again
+    assert not MachineReading.objects.filter(machine=machine).exists()
+    builders.READINGS.store([row])
+    assert builders.READINGS.store([row]) == 0  # a re-send is skipped

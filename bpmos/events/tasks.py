@@ -22,3 +22,11 @@ def events_prune_task() -> int:
     return services.events_prune(
         older_than=timedelta(days=settings.BPMOS_EVENT_RETENTION_DAYS)
     )
+
+
+@shared_task
+def events_deliver_task(event_ids: list[int]) -> int:
+    """Deliver these undelivered events (those already delivered are
+    skipped): a backlog split into chunks of ids is drained by as many
+    workers as take them, each chunk by one (``bench.scaleout``)."""
+    return services.event_deliver(event_ids=event_ids)
