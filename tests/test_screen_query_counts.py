@@ -45,9 +45,9 @@ LARGER = dataclasses.replace(
 # The endpoints the plant-year's screens work made flat, with the queries
 # each costs (authentication included), whatever the plant's size.
 PINNED = {
-    "/api/control-tower/runbooks": 7,
-    "/api/runbooks/manufacturing": 10,
-    "/api/runbooks/manufacturing/stages": 6,
+    "/api/control-tower/runbooks": 8,
+    "/api/runbooks/manufacturing": 11,
+    "/api/runbooks/manufacturing/stages": 7,
     "/api/inventory/categories": 3,
     "/api/inventory/items": 3,
     "/api/workorders/": 3,
