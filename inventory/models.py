@@ -193,6 +193,13 @@ class Item(StatusTransitions, models.Model):
         ordering = ["code"]
         indexes = [
             models.Index(fields=["category", "status"]),
+            # The category summary: in-stock items counted per (category,
+            # status) from the index alone.
+            models.Index(
+                fields=["category", "status"],
+                condition=models.Q(quantity__gt=0),
+                name="inventory_item_in_stock_idx",
+            ),
             models.Index(fields=["sku", "location"]),
             models.Index(fields=["batch_ref"]),
             # Items in stock on Hold, longest held first: the supervisor's

@@ -277,6 +277,11 @@ class Passport(models.Model):
         indexes = [
             models.Index(fields=["kind", "state"]),
             models.Index(fields=["lot"]),
+            # The passport list's order (newest manufactured first): a page
+            # read off the index, not a sort of every passport.
+            models.Index(
+                fields=["-manufactured_at", "serial"], name="passport_list_idx"
+            ),
             # The dashboards: batteries on hold (count, and the supervisor's
             # list, longest held first) and the custody mix of the units (not
             # assembled into another), both without reading every passport.

@@ -285,10 +285,21 @@ class WarrantyContext:
     next_expiry: datetime | None
 
 
-def _units(lots: Iterable[str]) -> QuerySet[Passport]:
+def _lots(lots: Iterable[str] | QuerySet) -> list[str] | QuerySet | None:
+    """``lots`` as a filter value: a queryset of lot values (one column) stays
+    a subquery, so a caller with tens of thousands of lots (a runbook's work
+    orders over a plant-year) sends none of them through Python; other
+    iterables are deduplicated, blanks dropped; None when nothing is left."""
+    if isinstance(lots, QuerySet):
+        return lots
+    return [lot for lot in set(lots) if lot] or None
+
+
+def _units(lots: list[str] | QuerySet) -> QuerySet[Passport]:
     """The batteries of ``lots`` as units: passports not assembled into another
-    (a pack with its modules and cells counts once; a loose cell counts)."""
-    return Passport.objects.filter(lot__in=list(lots), parent__isnull=True)
+    (a pack with its modules and cells counts once; a loose cell counts). A
+    blank lot is no lot."""
+    return Passport.objects.filter(lot__in=lots, parent__isnull=True).exclude(lot="")
 
 
 def add_months(moment: datetime, months: int) -> datetime:
@@ -299,12 +310,13 @@ def add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month0 + 1, day=day)
 
 
-def custody_context(*, lots: Iterable[str]) -> CustodyContext | None:
-    """The custody mix of the batteries of ``lots``: counts by custodian kind and
-    the current custodians (the largest ``CUSTODIANS_SHOWN``); None when those
-    lots have no passports. One query."""
-    lots = [lot for lot in set(lots) if lot]
-    if not lots:
+def custody_context(*, lots: Iterable[str] | QuerySet) -> CustodyContext | None:
+    """The custody mix of the batteries of ``lots`` (lot values, or a queryset
+    of them: ``_lots``): counts by custodian kind and the current custodians
+    (the largest ``CUSTODIANS_SHOWN``); None when those lots have no
+    passports. One query."""
+    lots = _lots(lots)
+    if lots is None:
         return None
     rows = list(
         _units(lots)
@@ -333,13 +345,14 @@ def custody_context(*, lots: Iterable[str]) -> CustodyContext | None:
 
 
 def warranty_context(
-    *, lots: Iterable[str], now: datetime | None = None
+    *, lots: Iterable[str] | QuerySet, now: datetime | None = None
 ) -> WarrantyContext | None:
     """The warranty standing of the batteries of ``lots`` (see ``WarrantyContext``);
     None when those lots have no passports. One query, grouped by warranty
-    length and delivery time (a shipment delivered together is one row)."""
-    lots = [lot for lot in set(lots) if lot]
-    if not lots:
+    length and delivery time (a shipment delivered together is one row).
+    ``lots`` as in ``custody_context``."""
+    lots = _lots(lots)
+    if lots is None:
         return None
     now = now or timezone.now()
     delivered_at = Subquery(

@@ -215,6 +215,18 @@ class WorkOrder(StatusTransitions, models.Model):
         ordering = ["-planned_start", "-id"]
         indexes = [
             models.Index(fields=["status", "runbook"]),
+            # The work-order list's order: a page read off the index, not a
+            # sort of every work order ever made.
+            models.Index(fields=["-planned_start", "-id"], name="work_order_list_idx"),
+            # The control tower's last update of a runbook (its work orders'
+            # latest change) and a runbook's lots (its custody and warranty
+            # context): one index range per runbook.
+            models.Index(
+                fields=["runbook", "updated_at"], name="work_order_runbook_change_idx"
+            ),
+            models.Index(
+                fields=["runbook", "lot_no"], name="work_order_runbook_lot_idx"
+            ),
             # The dashboards' Planned and Built per window (summary): two
             # index ranges instead of every work order ever made.
             models.Index(fields=["planned_end"], name="work_order_planned_end_idx"),

@@ -498,25 +498,25 @@ def _queries(func, **kwargs) -> int:
     return len(ctx.captured_queries)
 
 
-def test_summary_list_costs_six_queries_whatever_the_plant_size(boss):
+def test_summary_list_costs_seven_queries_whatever_the_plant_size(boss):
     _busy_plant(boss, runbooks=1, orders_each=1)
-    assert _queries(controltower.runbook_summary_list) == 6
+    assert _queries(controltower.runbook_summary_list) == 7
     _busy_plant(boss, runbooks=4, orders_each=5, first=1)
     assert len(controltower.runbook_summary_list()) == 5
-    assert _queries(controltower.runbook_summary_list) == 6
+    assert _queries(controltower.runbook_summary_list) == 7
 
 
 def test_detail_and_stages_cost_a_fixed_number_of_queries(boss):
     _busy_plant(boss, runbooks=1, orders_each=1)
-    # 7, + the custody and warranty context of the work orders' lots
-    assert _queries(controltower.runbook_detail_get, slug="rb-0") == 9
-    assert _queries(controltower.runbook_stage_list, slug="rb-0") == 5
+    # 8, + the custody and warranty context of the work orders' lots
+    assert _queries(controltower.runbook_detail_get, slug="rb-0") == 10
+    assert _queries(controltower.runbook_stage_list, slug="rb-0") == 6
     for lot in range(6):
         start(
             make_work_order(Runbook.objects.get(), boss, lot_no=f"x{lot}"), "S1", boss
         )
-    assert _queries(controltower.runbook_detail_get, slug="rb-0") == 9
-    assert _queries(controltower.runbook_stage_list, slug="rb-0") == 5
+    assert _queries(controltower.runbook_detail_get, slug="rb-0") == 10
+    assert _queries(controltower.runbook_stage_list, slug="rb-0") == 6
 
 
 def test_no_runbooks_costs_one_query(db):

@@ -357,9 +357,9 @@ def test_endpoint_query_counts_do_not_grow_with_the_plant(
     client = APIClient()
     client.force_authenticate(boss)
     paths = {
-        "/api/control-tower/runbooks": 6,
-        "/api/runbooks/rb-0": 9,  # + custody and warranty of its lots
-        "/api/runbooks/rb-0/stages": 5,
+        "/api/control-tower/runbooks": 7,
+        "/api/runbooks/rb-0": 10,  # + custody and warranty of its lots
+        "/api/runbooks/rb-0/stages": 6,
         "/api/runbooks/rb-0/exceptions": 2,
     }
     _plant(boss, runbooks=1, orders_each=1)

@@ -272,7 +272,7 @@ def test_detail_query_count_does_not_grow_with_passports(
     client.force_authenticate(boss)
     made = timezone.now() - timedelta(days=60)
     register(boss, "PK-0", "LOT-A", made=made)
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(10):
         first = client.get("/api/runbooks/dispatch").json()
     assert first["custody"]["passports"] == 1
     for lot in ("LOT-B", "LOT-C"):
@@ -281,7 +281,7 @@ def test_detail_query_count_does_not_grow_with_passports(
         pack = register(boss, f"PK-{n}", ("LOT-A", "LOT-B", "LOT-C")[n % 3], made=made)
         if n % 2:
             deliver(boss, pack, delivered=made + timedelta(days=5 + n))
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(10):
         body = client.get("/api/runbooks/dispatch").json()
     assert body["custody"]["passports"] == 9
     assert body["warranty"]["underWarranty"] == 4

@@ -88,9 +88,15 @@ def dispatchable_filter() -> Q:
 
 
 def dispatchable_queryset():
-    """Passports whose latest job is ON and which may ship now, by serial."""
+    """Passports whose latest job is ON and which may ship now, by serial.
+
+    Only passports with some ON job are looked at (the jobs' (state, passport)
+    index): a latest job ON is one of them, and they are the desk's live
+    products, not every battery the plant ever made."""
+    live = DispatchJob.objects.filter(state=JobState.ON).values("passport_id")
     return (
-        Passport.objects.annotate(job_state=_latest_job("state"))
+        Passport.objects.filter(pk__in=live)
+        .annotate(job_state=_latest_job("state"))
         .filter(dispatchable_filter())
         .order_by("serial")
     )
