@@ -128,6 +128,22 @@ def lims_attributes_of(values: Any) -> dict[str, Any]:
     return found
 
 
+def lims_shown_values(values: Any) -> Any:
+    """A LIMS result's ``values`` without those naming an attribute above the
+    public tier (the test report is the authorities'): what its QA event and
+    its kept result may carry, as every signed-in reader sees those. The
+    passport keeps the value under its tier; the audit record has it."""
+    if not isinstance(values, dict):
+        return values
+    return {
+        name: value
+        for name, value in values.items()
+        if not isinstance(name, str)
+        or (a := _LIMS_NAMES.get(name.casefold())) is None
+        or a.tier == attributes.Tier.PUBLIC
+    }
+
+
 def lims_attributes_problem(values: Any) -> str | None:
     """Why a LIMS result's ``values`` cannot set its attributes, or None."""
     try:

@@ -230,8 +230,9 @@ def _event_data(good: _Good) -> tuple[str, dict[str, Any]]:
     (kept in the ledger as numbers and texts); a failure's reason names the
     test."""
     data: dict[str, Any] = {"test": good.test_name}
-    if good.values:
-        data["values"] = good.values
+    shown = passport_services.lims_shown_values(good.values)
+    if shown:
+        data["values"] = shown
     if good.passed:
         return "qa_passed", {**data, "note": "LIMS result"}
     return "qa_failed", {
@@ -265,7 +266,7 @@ def _apply_one(
                     serial=good.serial,
                     test_name=good.test_name,
                     passed=good.passed,
-                    values=good.values,
+                    values=passport_services.lims_shown_values(good.values),
                     tested_at=good.tested_at,
                     source=source,
                 )

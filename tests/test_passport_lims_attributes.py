@@ -75,6 +75,13 @@ def test_a_result_sets_the_lab_s_attributes_with_its_qa_event(boss):
         "round_trip_efficiency_half_life_percent",
         "test_report",
     }
+    # The test report is the authorities': not in the QA event's data nor the
+    # kept result, which every signed-in reader sees.
+    from scada.models import LimsResult
+
+    assert url not in str(LimsResult.objects.get().values)
+    assert url not in str(list(PassportEvent.objects.values_list("data", flat=True)))
+    assert LimsResult.objects.get().values["ir_mohm"] == 0.8
     applied = AuditRecord.objects.get(action="lims_result.applied")
     assert len(applied.after["attributes"]) == 4
     # The completeness counts them: none of the four is missing any more.
