@@ -10,8 +10,8 @@ every field above the public tier), plus a lab's test report applied through
 the LIMS (authority tier), which must not reach the ledger, the LIMS results
 or anything else a non-authority reader sees. What each caller may read is
 written here: a grant adds legitimate interest on the routes that take one
-(the attributes and the detail, the registry's too), nowhere else, and never the authority tier.
-Positive controls show the grant's and the lab's sentinels are findable
+(the attributes and the detail, the registry's too), nowhere else, and
+never the authority tier. Positive controls show the grant's and the lab's sentinels are findable
 where they belong, so the search cannot pass by finding nothing."""
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from tests.test_passport_tiers import (
     ANONYMOUS,
     EXPECTED_TIERS,
     SENTINELS,
+    sentinel_pack,
 )
-from tests.test_passport_tiers import pack as pack  # the fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -49,6 +49,11 @@ CALLERS = [(str(role), role, False) for role in EXPECTED_TIERS] + [
 # The routes on which a grant opens legitimate interest (the registry's
 # detail is the passport detail).
 GRANT_ROUTES = ("attributes", "detail", "registry-detail")
+
+
+@pytest.fixture
+def pack(make_user) -> Passport:
+    return sentinel_pack(make_user)
 
 
 @pytest.fixture
@@ -196,12 +201,14 @@ def test_a_grant_opens_its_routes_for_its_passport_only(
     token = issue_grant(make_user, pack)
     status, body = fetch("api", f"/api/passports/{pack.uuid}/attributes", user, token)
     assert status == 200
-    assert "LeakCathodeOxide" in body and "918273" in body
+    assert "LeakCathodeOxide" in body
+    assert "918273" in body
     assert "leak-authority-test-report" not in body
     status, body = fetch(
         "api", f"/api/passports/{lab_pack.uuid}/attributes", user, token
     )
-    assert status == 403 and "grant_invalid" in body
+    assert status == 403
+    assert "grant_invalid" in body
     if user is not None:  # the detail needs a sign-in
         status, body = fetch("api", f"/api/passports/{pack.uuid}", user, token)
         assert status == 200
