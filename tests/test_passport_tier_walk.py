@@ -11,8 +11,9 @@ the LIMS (authority tier), which must not reach the ledger, the LIMS results
 or anything else a non-authority reader sees. What each caller may read is
 written here: a grant adds legitimate interest on the routes that take one
 (the attributes and the detail, the registry's too), nowhere else, and
-never the authority tier. Positive controls show the grant's and the lab's sentinels are findable
-where they belong, so the search cannot pass by finding nothing."""
+never the authority tier. Positive controls show the grant's and the lab's
+sentinels are findable where they belong, so the search cannot pass by
+finding nothing."""
 
 from __future__ import annotations
 
