@@ -38,19 +38,17 @@ The rules (``fold``; pure, so its bounds are property-tested):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from passports import attributes
 from passports.models import PackUsage, Passport, TelemetryReading
-from passports.rollups import PLACES, sample_decimal
 
 MAX_GAP = timedelta(minutes=15)
 DEEP_DISCHARGE_SOC = 5.0
 DEFAULT_TEMPERATURE_RANGE = (-20.0, 60.0)
-SECONDS_PER_HOUR = Decimal(3600)
 # A sample as folded: (ts, soh, soc, temperature, voltage, current).
 Sample = tuple
 # The Passport fields ``usage_add`` writes.
@@ -119,67 +117,107 @@ class Usage:
 _STATE_FIELDS = tuple(f.name for f in fields(Usage))
 
 
-def _hours(seconds: Decimal) -> Decimal:
-    return seconds / SECONDS_PER_HOUR
+MICRO = 1_000_000
+_US_PER_HOUR = 3_600 * MICRO
+_MAX_GAP_US = MAX_GAP // timedelta(microseconds=1)
+_ONE_US = timedelta(microseconds=1)
 
 
-def _q(value: Decimal) -> Decimal:
-    return value.quantize(PLACES)
+def _micro(value: float) -> int:
+    """A sample in millionths of its unit (the totals are whole millionths)."""
+    return round(value * MICRO)
+
+
+def _ints(value: Decimal) -> int:
+    return int(value.scaleb(6))
+
+
+def _decimal(micros: int) -> Decimal:
+    return Decimal(micros).scaleb(-6)
 
 
 def fold(state: Usage, samples: Iterable[Sample], limits: Limits) -> Usage:
     """``state`` with ``samples`` (in time order, each newer than
-    ``state.last_ts``) added. Pure."""
-    s = {name: getattr(state, name) for name in _STATE_FIELDS}
+    ``state.last_ts``) added. Pure. The totals are kept in whole millionths
+    (of a percentage point, Wh, Ah, second), each interval's share rounded
+    down, so folding in any number of batches gives the same state."""
+    last_ts, last_soc = state.last_ts, state.last_soc
+    held_t, held_v, held_i = (
+        state.last_temperature,
+        state.last_voltage,
+        state.last_current,
+    )
+    travel, energy, charge = (
+        _ints(state.soc_travel),
+        _ints(state.energy_wh),
+        _ints(state.charge_ah),
+    )
+    above, below = _ints(state.above_s), _ints(state.below_s)
+    t_min, t_max = state.temperature_min, state.temperature_max
+    deeps, overs = state.deep_discharges, state.overcharges
+    in_deep, in_over = state.in_deep_discharge, state.in_overcharge
+    count = state.samples
+    hot, cold = limits.temperature_max, limits.temperature_min
+    v_low, v_high = limits.voltage_min, limits.voltage_max
     for ts, _soh, soc, temperature, voltage, current in samples:
-        if s["last_ts"] is not None:
-            if ts <= s["last_ts"]:
+        if last_ts is not None:
+            if ts <= last_ts:
                 raise ValueError("fold: samples must be newer than the state.")
-            gap = ts - s["last_ts"]
-            if gap <= MAX_GAP:
-                dt = Decimal(gap // timedelta(microseconds=1)).scaleb(-6)
-                held_v, held_i = s["last_voltage"], s["last_current"]
+            dt = (ts - last_ts) // _ONE_US
+            if dt <= _MAX_GAP_US:
                 if held_i is not None:
-                    amps = abs(sample_decimal(held_i))
-                    s["charge_ah"] = _q(s["charge_ah"] + amps * _hours(dt))
+                    amps = abs(_micro(held_i))
+                    charge += amps * dt // _US_PER_HOUR
                     if held_v is not None:
-                        watts = abs(sample_decimal(held_v)) * amps
-                        s["energy_wh"] = _q(s["energy_wh"] + watts * _hours(dt))
-                held_t = s["last_temperature"]
-                if held_t is not None and held_t > limits.temperature_max:
-                    s["above_s"] = _q(s["above_s"] + dt)
-                elif held_t is not None and held_t < limits.temperature_min:
-                    s["below_s"] = _q(s["below_s"] + dt)
+                        watts = abs(_micro(held_v)) * amps
+                        energy += watts * dt // (_US_PER_HOUR * MICRO)
+                if held_t is not None:
+                    if held_t > hot:
+                        above += dt
+                    elif held_t < cold:
+                        below += dt
         if soc is not None:
-            if s["last_soc"] is not None:
-                change = abs(sample_decimal(soc) - sample_decimal(s["last_soc"]))
-                s["soc_travel"] = _q(s["soc_travel"] + change)
-            s["last_soc"] = soc
+            if last_soc is not None:
+                travel += abs(_micro(soc) - _micro(last_soc))
+            last_soc = soc
         if temperature is not None:
-            if s["temperature_min"] is None or temperature < s["temperature_min"]:
-                s["temperature_min"] = temperature
-            if s["temperature_max"] is None or temperature > s["temperature_max"]:
-                s["temperature_max"] = temperature
+            if t_min is None or temperature < t_min:
+                t_min = temperature
+            if t_max is None or temperature > t_max:
+                t_max = temperature
         if soc is not None or voltage is not None:
             deep = (soc is not None and soc < DEEP_DISCHARGE_SOC) or (
-                voltage is not None
-                and limits.voltage_min is not None
-                and voltage < limits.voltage_min
+                voltage is not None and v_low is not None and voltage < v_low
             )
-            if deep and not s["in_deep_discharge"]:
-                s["deep_discharges"] += 1
-            s["in_deep_discharge"] = deep
-        if voltage is not None and limits.voltage_max is not None:
-            over = voltage > limits.voltage_max
-            if over and not s["in_overcharge"]:
-                s["overcharges"] += 1
-            s["in_overcharge"] = over
-        s["last_ts"] = ts
-        s["last_temperature"] = temperature
-        s["last_voltage"] = voltage
-        s["last_current"] = current
-        s["samples"] += 1
-    return replace(state, **s)
+            if deep and not in_deep:
+                deeps += 1
+            in_deep = deep
+        if voltage is not None and v_high is not None:
+            over = voltage > v_high
+            if over and not in_over:
+                overs += 1
+            in_over = over
+        last_ts, held_t, held_v, held_i = ts, temperature, voltage, current
+        count += 1
+    return Usage(
+        last_ts=last_ts,
+        last_soc=last_soc,
+        last_temperature=held_t,
+        last_voltage=held_v,
+        last_current=held_i,
+        soc_travel=_decimal(travel),
+        energy_wh=_decimal(energy),
+        charge_ah=_decimal(charge),
+        above_s=_decimal(above),
+        below_s=_decimal(below),
+        temperature_min=t_min,
+        temperature_max=t_max,
+        deep_discharges=deeps,
+        overcharges=overs,
+        in_deep_discharge=in_deep,
+        in_overcharge=in_over,
+        samples=count,
+    )
 
 
 def summary(state: Usage) -> dict[str, Any]:
