@@ -333,3 +333,28 @@ def test_the_ingest_audit_record_carries_the_usage(make_user, pack):
     post(floor, pack, rows_of(_day()[:5]))
     record = AuditRecord.objects.filter(action="passport.telemetry_ingested").last()
     assert record.after["usage"]["deep_discharge_events"] == 0
+
+
+def test_completeness_asks_the_dynamic_attributes_once_in_service(make_user, pack):
+    # The one validator: an EV pack in service misses its usage summary until
+    # telemetry arrives, then has every dynamic attribute present and valid.
+    from passports import attributes
+
+    dynamic_keys = {
+        a.key
+        for a in attributes.ATTRIBUTES
+        if a.dynamic and a.source == attributes.Source.TELEMETRY
+    }
+    values = {**attributes.values_of(pack), "state": "in_service"}
+    missing = {a.key for a in attributes.completeness(values).missing}
+    assert dynamic_keys - {"capacityThroughput"} <= missing  # not mandatory
+    floor = make_user(Role.OPERATOR, username="dyn-floor")
+    post(floor, pack, rows_of(_day()))
+    pack.refresh_from_db()
+    values = {**attributes.values_of(pack), "state": "in_service"}
+    missing = {a.key for a in attributes.completeness(values).missing}
+    assert not dynamic_keys & missing
+    # Not yet in service: none is asked.
+    values["state"] = "qa_passed"
+    asked = {a.key for a in attributes.completeness(values).mandatory}
+    assert not dynamic_keys & asked
