@@ -690,3 +690,36 @@ class PassportAccessGrant(models.Model):
     def __str__(self) -> str:
         scope = f"passport {self.passport_id}" if self.passport_id else self.customer
         return f"Grant {self.pk} to {self.party} for {scope}"
+
+
+class PackUsage(models.Model):
+    """The running state behind a pack's usage summary (``passports.dynamic``):
+    the last sample folded in and the exact running totals, so each telemetry
+    batch adds only its own samples (the summary itself is on ``Passport``).
+    Written only by ``passports.dynamic`` in the batch's transaction."""
+
+    passport = models.OneToOneField(
+        Passport, on_delete=models.CASCADE, primary_key=True, related_name="usage"
+    )
+    last_ts = models.DateTimeField(help_text="The newest sample folded in.")
+    last_soc = models.FloatField(null=True, blank=True)
+    last_temperature = models.FloatField(null=True, blank=True)
+    last_voltage = models.FloatField(null=True, blank=True)
+    last_current = models.FloatField(null=True, blank=True)
+    soc_travel = models.DecimalField(
+        **ROLLUP_SUM, help_text="Sum of |SoC change| in percentage points."
+    )
+    energy_wh = models.DecimalField(**ROLLUP_SUM, help_text="Sum of |V·I|·dt, Wh.")
+    charge_ah = models.DecimalField(**ROLLUP_SUM, help_text="Sum of |I|·dt, Ah.")
+    above_s = models.DecimalField(**ROLLUP_SUM)
+    below_s = models.DecimalField(**ROLLUP_SUM)
+    temperature_min = models.FloatField(null=True, blank=True)
+    temperature_max = models.FloatField(null=True, blank=True)
+    deep_discharges = models.PositiveIntegerField(default=0)
+    overcharges = models.PositiveIntegerField(default=0)
+    in_deep_discharge = models.BooleanField(default=False)
+    in_overcharge = models.BooleanField(default=False)
+    samples = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"Usage of {self.passport_id} to {self.last_ts.isoformat()}"

@@ -23,6 +23,7 @@ from django.utils.dateparse import parse_datetime
 from bpmos.errors import Conflict, IllegalTransition, InvalidInput, NotFound
 from bpmos.fields import time_problem
 from bpmos.filters import enum_value
+from elog import audit
 from passports import attributes, ledger, rollups
 from passports import bpan as bpan_rules
 from passports.models import (
@@ -65,6 +66,121 @@ def qa_values_problem(values: Any) -> str | None:
         else:
             return f"values.{name}: a number or a text (values are flat)."
     return None
+
+
+# --- attributes a lab measures (the LIMS's results) -------------------------------
+
+# The EU attributes whose source is the lab (``attributes.Source.LIMS``): a
+# LIMS result's ``values`` carry them under the attribute's Battery Pass key
+# or its Passport field's name (any case). ``initial`` ones are the battery's first
+# measurement: the first result that carries one sets it, a later one leaves
+# it (the ledger keeps every measurement in its QA events); the others take
+# the newest result applied.
+LIMS_ATTRIBUTES: tuple[attributes.Attribute, ...] = tuple(
+    a for a in attributes.ATTRIBUTES if a.source == attributes.Source.LIMS
+)
+LIMS_INITIAL_FIELDS = frozenset(
+    {"initial_internal_resistance_mohm", "initial_self_discharge_percent"}
+)
+# By name casefolded: a lab's CSV header is read in lower case.
+_LIMS_NAMES: dict[str, attributes.Attribute] = {
+    name.casefold(): a for a in LIMS_ATTRIBUTES for name in (a.key, a.our_field)
+}
+
+
+def _lims_value(attribute: attributes.Attribute, raw: Any) -> Any:
+    """``raw`` as the Passport field stores it; ValueError when the
+    attribute's check refuses it or the field cannot hold it."""
+    field = Passport._meta.get_field(attribute.our_field)
+    if isinstance(field, models.DecimalField):
+        value = attributes.number(raw)
+        if value is None or not attributes.BY_FIELD[field.name].check(value):
+            raise ValueError(attribute.label)
+        value = value.quantize(Decimal(1).scaleb(-field.decimal_places))
+        if value.adjusted() >= field.max_digits - field.decimal_places:
+            raise ValueError(attribute.label)
+        if not attributes.BY_FIELD[field.name].check(value):
+            raise ValueError(attribute.label)  # rounded to zero
+        return value
+    if not attributes.BY_FIELD[field.name].check(raw) or len(raw) > field.max_length:
+        raise ValueError(attribute.label)
+    return raw
+
+
+def lims_attributes_of(values: Any) -> dict[str, Any]:
+    """The Passport fields a LIMS result's ``values`` set (``{field:
+    value}``); 400 naming the value when one is not valid for its attribute."""
+    found: dict[str, Any] = {}
+    if not isinstance(values, dict):
+        return found
+    for name, raw in values.items():
+        attribute = _LIMS_NAMES.get(name.casefold()) if isinstance(name, str) else None
+        if attribute is None:
+            continue
+        try:
+            found[attribute.our_field] = _lims_value(attribute, raw)
+        except (ValueError, TypeError, InvalidOperation):
+            message = (
+                f"values.{name}: not a valid {attribute.label.lower()}"
+                f"{f' ({attribute.unit})' if attribute.unit else ''}."
+            )
+            raise _invalid({f"values.{name}": [message]}) from None
+    return found
+
+
+def lims_shown_values(values: Any) -> Any:
+    """A LIMS result's ``values`` without those naming an attribute above the
+    public tier (the test report is the authorities'): what its QA event and
+    its kept result may carry, as every signed-in reader sees those. The
+    passport keeps the value under its tier; the audit record has it."""
+    if not isinstance(values, dict):
+        return values
+    return {
+        name: value
+        for name, value in values.items()
+        if not isinstance(name, str)
+        or (a := _LIMS_NAMES.get(name.casefold())) is None
+        or a.tier == attributes.Tier.PUBLIC
+    }
+
+
+def lims_attributes_problem(values: Any) -> str | None:
+    """Why a LIMS result's ``values`` cannot set its attributes, or None."""
+    try:
+        lims_attributes_of(values)
+    except InvalidInput as error:
+        return next(iter(error.details.values()))[0]
+    return None
+
+
+def passport_lims_attributes_record(
+    *, passport_id: int, values: Any, actor: Any
+) -> dict[str, Any]:
+    """Set the LIMS-sourced attributes a result's ``values`` carry on the
+    passport (in the caller's transaction: the result's). Returns what
+    changed (``{field: value}``); audited when something did."""
+    found = lims_attributes_of(values)
+    if not found:
+        return {}
+    passport = Passport.objects.select_for_update().get(pk=passport_id)
+    changed = {
+        name: value
+        for name, value in found.items()
+        if getattr(passport, name) != value
+        and not (name in LIMS_INITIAL_FIELDS and getattr(passport, name) is not None)
+    }
+    if not changed:
+        return {}
+    before = {name: getattr(passport, name) for name in changed}
+    Passport.objects.filter(pk=passport_id).update(**changed)
+    audit.record(
+        actor=actor,
+        action="passport.lims_attributes_recorded",
+        target=passport,
+        before=before,
+        after=changed,
+    )
+    return changed
 
 
 def _invalid(errors: dict[str, list[str]]) -> InvalidInput:

@@ -46,7 +46,7 @@ from bpmos.bulk import BulkTarget
 from bpmos.errors import Conflict
 from bpmos.fields import EARLIEST, TOO_EARLY
 from elog import audit
-from passports import ledger, rollups
+from passports import dynamic, ledger, rollups
 from passports.models import Kind, Passport, TelemetryReading
 
 # Days of daily trend ``telemetry_summary`` returns by default, and at most.
@@ -161,12 +161,13 @@ _SAMPLES = BulkTarget(
 )
 
 
-def _store(rows: list[tuple], *, model: str) -> int:
+def _store(rows: list[tuple], *, model: str) -> list[tuple]:
     """COPY (or one INSERT a row on SQLite), skipping samples already stored,
-    and add what was new to the model's hourly roll-ups (one upsert)."""
+    and add what was new to the model's hourly roll-ups (one upsert). Returns
+    the new rows."""
     new = _SAMPLES.store_new(rows)
     rollups.telemetry_hours_add(model=model, samples=(row[1:5] for row in new))
-    return len(new)
+    return new
 
 
 def _latest_values(passport_id: int) -> dict[str, Any]:
@@ -205,7 +206,11 @@ def telemetry_ingest(*, passport_id: int, rows: Any, actor: Any) -> IngestResult
             code="telemetry_packs_only",
             details={"kind": passport.kind},
         )
-    accepted = _store(checked, model=passport.model)
+    new = _store(checked, model=passport.model)
+    accepted = len(new)
+    # The usage summary (cycles, throughput, extremes, events): the new
+    # samples folded into the pack's running state (passports.dynamic).
+    usage = dynamic.usage_add(passport, (row[1:] for row in new))
     before = {name: getattr(passport, name) for name in (*_SUMMARY_FIELDS,)}
     before["telemetry_at"] = passport.telemetry_at
     after = _latest_values(passport.pk) if accepted else before
@@ -226,6 +231,7 @@ def telemetry_ingest(*, passport_id: int, rows: Any, actor: Any) -> IngestResult
             "firstTs": min(times),
             "lastTs": max(times),
             **({"summary": after} if after != before else {}),
+            **({"usage": usage} if usage else {}),
         },
     )
     return {"accepted": accepted, "duplicates": len(rows) - accepted}

@@ -14,7 +14,12 @@ is the one place both end:
   re-fetching an overlapping window applies nothing twice;
 * each good result becomes exactly one ``qa_passed`` / ``qa_failed`` event
   through ``passports.services.passport_event_record`` (the lifecycle, the
-  ledger's hash chain, its audit record and live event are passports' own).
+  ledger's hash chain, its audit record and live event are passports' own);
+  the values that are LIMS-sourced EU attributes (initial internal
+  resistance, initial self-discharge, round-trip efficiency at half the cycle
+  life, the test report: ``passports.services.LIMS_ATTRIBUTES``) are checked
+  with their attribute's check and set on the passport in the same
+  transaction (``passport_lims_attributes_record``).
   The ``LimsResult`` row, the passport event and the audit record of the row
   commit together or not at all: the row is inserted first, so of two imports
   of the same result running at once one applies it and the other skips it.
@@ -181,8 +186,10 @@ def _check(item: Any, row: int, now: datetime) -> _Good | RowError:
             row, serial, "result: pass or fail (pass/fail, PASS/FAIL, passed/failed)."
         )
     values = item.get("values") or {}
-    problem = passport_services.qa_values_problem(values) or _tested_at_problem(
-        item.get("tested_at"), now
+    problem = (
+        passport_services.qa_values_problem(values)
+        or passport_services.lims_attributes_problem(values)
+        or _tested_at_problem(item.get("tested_at"), now)
     )
     if problem:
         return RowError(row, serial, problem)
@@ -223,8 +230,9 @@ def _event_data(good: _Good) -> tuple[str, dict[str, Any]]:
     (kept in the ledger as numbers and texts); a failure's reason names the
     test."""
     data: dict[str, Any] = {"test": good.test_name}
-    if good.values:
-        data["values"] = good.values
+    shown = passport_services.lims_shown_values(good.values)
+    if shown:
+        data["values"] = shown
     if good.passed:
         return "qa_passed", {**data, "note": "LIMS result"}
     return "qa_failed", {
@@ -258,7 +266,7 @@ def _apply_one(
                     serial=good.serial,
                     test_name=good.test_name,
                     passed=good.passed,
-                    values=good.values,
+                    values=passport_services.lims_shown_values(good.values),
                     tested_at=good.tested_at,
                     source=source,
                 )
@@ -275,6 +283,11 @@ def _apply_one(
         )
         result.passport_event_id = event.pk
         result.save(update_fields=["passport_event_id"])
+        # The EU attributes a lab measures (internal resistance, self-discharge,
+        # round-trip efficiency, the test report) onto the passport.
+        attributes_set = passport_services.passport_lims_attributes_record(
+            passport_id=good.passport_id, values=good.values, actor=actor
+        )
         audit.record(
             actor=actor,
             action="lims_result.applied",
@@ -290,6 +303,7 @@ def _apply_one(
                 "connector": connector_id,
                 "passport_event_id": event.pk,
                 "event_kind": kind,
+                "attributes": sorted(attributes_set),
             },
         )
     return True

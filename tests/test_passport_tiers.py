@@ -96,6 +96,12 @@ def test_the_registry_gives_each_role_the_expected_tiers(make_user):
 
 @pytest.fixture
 def pack(make_user) -> Passport:
+    return sentinel_pack(make_user)
+
+
+def sentinel_pack(make_user) -> Passport:
+    """A pack holding every sentinel (the walk in test_passport_tier_walk.py
+    uses it too)."""
     boss = make_user(Role.SUPERVISOR, username="boss")
     pack = register(boss, "PACK-TIER-00001", bpan=a_bpan("00001"))
     module = register(boss, "MOD-TIER-00001", kind=Kind.MODULE)

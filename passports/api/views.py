@@ -99,8 +99,26 @@ def _events(passport: Passport) -> list[PassportEvent]:
     return list(selectors.event_list(passport=passport))
 
 
-def _detail(passport: Passport, user) -> dict[str, Any]:
+def granted_tiers(request, passport: Passport) -> tuple[attributes.Tier, ...]:
+    """The tiers the caller of ``request`` reads of ``passport``: its role's
+    (``attributes.reader_tiers``), and legitimate interest as well for the
+    holder of a valid access grant (its token in ``X-Passport-Grant``: 403
+    ``grant_invalid`` unless valid for this passport; every use audited). A
+    caller whose role reads that tier already is not asked for a grant."""
+    tiers = attributes.reader_tiers(request.user)
+    token = request.META.get(grants.HEADER, "").strip()
+    if token and attributes.Tier.LEGITIMATE_INTEREST not in tiers:
+        grants.grant_use(token=token, passport=passport)
+        tiers = (*tiers, attributes.Tier.LEGITIMATE_INTEREST)
+    return tiers
+
+
+def _detail(passport: Passport, user, request=None) -> dict[str, Any]:
     restricted = may_see_restricted(user)
+    if not restricted and request is not None:
+        restricted = attributes.Tier.LEGITIMATE_INTEREST in granted_tiers(
+            request, passport
+        )
     return s.passport_detail(
         passport,
         restricted=restricted,
@@ -276,11 +294,13 @@ class PassportDetailView(BpmosAPIView):
     custodian and version, genealogy summary, telemetry summary and the whole
     ledger in order. Supervisors, plant heads, auditors and admins also get the
     restricted groups (``materials``, ``stateOfHealth``, barcode and RFID) and
-    the telemetry; ``restricted`` says which answer this is."""
+    the telemetry, as does a signed-in caller presenting a valid access
+    grant for this passport (``X-Passport-Grant``; 403 ``grant_invalid``
+    otherwise; every use audited); ``restricted`` says which answer this is."""
 
     @extend_schema(responses=s.PassportDetailSchema)
     def get(self, request, identifier: str):
-        return Response(_detail(selectors.resolve(identifier), request.user))
+        return Response(_detail(selectors.resolve(identifier), request.user, request))
 
 
 @extend_schema(tags=["registry"], parameters=[_IDENTIFIER])
@@ -452,11 +472,8 @@ class PassportAttributesView(BpmosAPIView):
             selectors.matched_by(passport, identifier) not in PUBLIC_IDENTIFIERS
         ):
             raise NotFound("No passport has this identifier.")
-        token = request.META.get(grants.HEADER, "").strip()
-        if token and attributes.Tier.LEGITIMATE_INTEREST not in tiers:
-            # An outside party's access grant (403 unless valid; audited).
-            grants.grant_use(token=token, passport=passport)
-            tiers = (*tiers, attributes.Tier.LEGITIMATE_INTEREST)
+        # An outside party's access grant (403 unless valid; audited).
+        tiers = granted_tiers(request, passport)
         rows = selectors.passport_attributes(passport=passport, tiers=tiers)
         return Response(
             {

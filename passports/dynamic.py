@@ -1,0 +1,322 @@
+"""The dynamic data of a pack's passport (Regulation (EU) 2023/1542, Art. 14
+and Annex VII; Battery Pass data model v1.2 "performanceAndDurability"):
+full cycles, energy and capacity throughput, temperature extremes and the
+time spent beyond the temperature limits, deep-discharge and overcharge
+events, derived from the pack's BMS samples; with state of health, state of
+charge (the telemetry summary), remaining capacity and energy (SoH times the
+rated figures) and the status (the ledger's state) they are the passport's
+dynamic attributes, each with its ``lastUpdate`` (``passports.attributes``).
+
+Nothing here scans raw samples when a passport is read. Each telemetry batch
+folds its new samples into the pack's running state (``PackUsage``: the last
+sample and exact running totals) in the batch's transaction
+(``telemetry.telemetry_ingest`` calls ``usage_add``), and writes the summary
+onto the passport (``full_cycles`` ... ``usage_updated_at``). Samples are
+folded in time order; a batch holding a sample older than the newest one
+folded (a gateway re-sending an old buffer) refolds that one pack from its
+samples (``usage_rebuild``), so the answer never depends on arrival order.
+
+The rules (``fold``; pure, so its bounds are property-tested):
+
+* interval ``[t_i, t_{i+1})`` holds sample ``i``'s values (zero-order hold);
+  an interval longer than ``MAX_GAP`` (the pack was off or unreported) adds
+  no energy, charge or time;
+* energy throughput: sum of ``|V * I| * dt`` (charged and discharged), kWh;
+  capacity throughput: sum of ``|I| * dt``, Ah;
+* full cycles: the SoC's travel (sum of ``|SoC change|``, percentage points,
+  across gaps too) over 200, rounded down: one cycle is 100 % down and up;
+* temperature extremes: the lowest and highest sample; time above / below:
+  the intervals whose temperature is above the passport's declared
+  temperature range's top (``idle_temperature_max_c``) or below its bottom,
+  or ``DEFAULT_TEMPERATURE_RANGE`` where none is declared;
+* a deep-discharge event: a sample entering "SoC below ``DEEP_DISCHARGE_SOC``
+  or voltage below the declared minimum voltage"; an overcharge event: one
+  entering "voltage above the declared maximum voltage". A sample that
+  reports neither measurement keeps the state it was in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+from passports import attributes
+from passports.models import PackUsage, Passport, TelemetryReading
+
+MAX_GAP = timedelta(minutes=15)
+DEEP_DISCHARGE_SOC = 5.0
+DEFAULT_TEMPERATURE_RANGE = (-20.0, 60.0)
+# A sample as folded: (ts, soh, soc, temperature, voltage, current).
+Sample = tuple
+# The Passport fields ``usage_add`` writes.
+SUMMARY_FIELDS = (
+    "full_cycles",
+    "energy_throughput_kwh",
+    "capacity_throughput_ah",
+    "temperature_min_c",
+    "temperature_max_c",
+    "time_above_max_temperature_s",
+    "time_below_min_temperature_s",
+    "deep_discharge_events",
+    "overcharge_events",
+    "usage_updated_at",
+)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a pack's samples are judged against (from its passport)."""
+
+    temperature_min: float = DEFAULT_TEMPERATURE_RANGE[0]
+    temperature_max: float = DEFAULT_TEMPERATURE_RANGE[1]
+    voltage_min: float | None = None
+    voltage_max: float | None = None
+
+
+def limits_of(passport: Any) -> Limits:
+    low, high = passport.idle_temperature_min_c, passport.idle_temperature_max_c
+    declared = low is not None and high is not None and low < high
+    return Limits(
+        temperature_min=float(low) if declared else DEFAULT_TEMPERATURE_RANGE[0],
+        temperature_max=float(high) if declared else DEFAULT_TEMPERATURE_RANGE[1],
+        voltage_min=_float(passport.minimum_voltage_v),
+        voltage_max=_float(passport.maximum_voltage_v),
+    )
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """The running state (``PackUsage``'s fields, less the passport)."""
+
+    last_ts: datetime | None = None
+    last_soc: float | None = None
+    last_temperature: float | None = None
+    last_voltage: float | None = None
+    last_current: float | None = None
+    soc_travel: Decimal = Decimal(0)
+    energy_wh: Decimal = Decimal(0)
+    charge_ah: Decimal = Decimal(0)
+    above_s: Decimal = Decimal(0)
+    below_s: Decimal = Decimal(0)
+    temperature_min: float | None = None
+    temperature_max: float | None = None
+    deep_discharges: int = 0
+    overcharges: int = 0
+    in_deep_discharge: bool = False
+    in_overcharge: bool = False
+    samples: int = 0
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(Usage))
+
+
+MICRO = 1_000_000
+_US_PER_HOUR = 3_600 * MICRO
+_MAX_GAP_US = MAX_GAP // timedelta(microseconds=1)
+_ONE_US = timedelta(microseconds=1)
+
+
+def _micro(value: float) -> int:
+    """A sample in millionths of its unit (the totals are whole millionths)."""
+    return round(value * MICRO)
+
+
+def _ints(value: Decimal) -> int:
+    return int(value.scaleb(6))
+
+
+def _decimal(micros: int) -> Decimal:
+    return Decimal(micros).scaleb(-6)
+
+
+def fold(state: Usage, samples: Iterable[Sample], limits: Limits) -> Usage:
+    """``state`` with ``samples`` (in time order, each newer than
+    ``state.last_ts``) added. Pure. The totals are kept in whole millionths
+    (of a percentage point, Wh, Ah, second), each interval's share rounded
+    down, so folding in any number of batches gives the same state."""
+    last_ts, last_soc = state.last_ts, state.last_soc
+    held_t, held_v, held_i = (
+        state.last_temperature,
+        state.last_voltage,
+        state.last_current,
+    )
+    travel, energy, charge = (
+        _ints(state.soc_travel),
+        _ints(state.energy_wh),
+        _ints(state.charge_ah),
+    )
+    above, below = _ints(state.above_s), _ints(state.below_s)
+    t_min, t_max = state.temperature_min, state.temperature_max
+    deeps, overs = state.deep_discharges, state.overcharges
+    in_deep, in_over = state.in_deep_discharge, state.in_overcharge
+    count = state.samples
+    hot, cold = limits.temperature_max, limits.temperature_min
+    v_low, v_high = limits.voltage_min, limits.voltage_max
+    for ts, _soh, soc, temperature, voltage, current in samples:
+        if last_ts is not None:
+            if ts <= last_ts:
+                raise ValueError("fold: samples must be newer than the state.")
+            dt = (ts - last_ts) // _ONE_US
+            if dt <= _MAX_GAP_US:
+                if held_i is not None:
+                    amps = abs(_micro(held_i))
+                    charge += amps * dt // _US_PER_HOUR
+                    if held_v is not None:
+                        watts = abs(_micro(held_v)) * amps
+                        energy += watts * dt // (_US_PER_HOUR * MICRO)
+                if held_t is not None:
+                    if held_t > hot:
+                        above += dt
+                    elif held_t < cold:
+                        below += dt
+        if soc is not None:
+            if last_soc is not None:
+                travel += abs(_micro(soc) - _micro(last_soc))
+            last_soc = soc
+        if temperature is not None:
+            if t_min is None or temperature < t_min:
+                t_min = temperature
+            if t_max is None or temperature > t_max:
+                t_max = temperature
+        if soc is not None or voltage is not None:
+            deep = (soc is not None and soc < DEEP_DISCHARGE_SOC) or (
+                voltage is not None and v_low is not None and voltage < v_low
+            )
+            if deep and not in_deep:
+                deeps += 1
+            in_deep = deep
+        if voltage is not None and v_high is not None:
+            over = voltage > v_high
+            if over and not in_over:
+                overs += 1
+            in_over = over
+        last_ts, held_t, held_v, held_i = ts, temperature, voltage, current
+        count += 1
+    return Usage(
+        last_ts=last_ts,
+        last_soc=last_soc,
+        last_temperature=held_t,
+        last_voltage=held_v,
+        last_current=held_i,
+        soc_travel=_decimal(travel),
+        energy_wh=_decimal(energy),
+        charge_ah=_decimal(charge),
+        above_s=_decimal(above),
+        below_s=_decimal(below),
+        temperature_min=t_min,
+        temperature_max=t_max,
+        deep_discharges=deeps,
+        overcharges=overs,
+        in_deep_discharge=in_deep,
+        in_overcharge=in_over,
+        samples=count,
+    )
+
+
+def summary(state: Usage) -> dict[str, Any]:
+    """The Passport's usage fields from ``state`` (None before any sample)."""
+    if state.last_ts is None:
+        return dict.fromkeys(SUMMARY_FIELDS)
+    return {
+        "full_cycles": int(
+            (state.soc_travel / 200).to_integral_value(rounding=ROUND_FLOOR)
+        ),
+        "energy_throughput_kwh": (state.energy_wh / 1000).quantize(Decimal("0.001")),
+        "capacity_throughput_ah": state.charge_ah.quantize(Decimal("0.01")),
+        "temperature_min_c": state.temperature_min,
+        "temperature_max_c": state.temperature_max,
+        "time_above_max_temperature_s": int(
+            state.above_s.to_integral_value(rounding=ROUND_FLOOR)
+        ),
+        "time_below_min_temperature_s": int(
+            state.below_s.to_integral_value(rounding=ROUND_FLOOR)
+        ),
+        "deep_discharge_events": state.deep_discharges,
+        "overcharge_events": state.overcharges,
+        "usage_updated_at": state.last_ts,
+    }
+
+
+# --- the database ------------------------------------------------------------------
+
+
+def _load(passport_id: int) -> Usage | None:
+    row = PackUsage.objects.filter(passport_id=passport_id).first()
+    if row is None:
+        return None
+    return Usage(**{name: getattr(row, name) for name in _STATE_FIELDS})
+
+
+def _save(passport: Passport, state: Usage) -> dict[str, Any]:
+    PackUsage.objects.update_or_create(
+        passport_id=passport.pk,
+        defaults={name: getattr(state, name) for name in _STATE_FIELDS},
+    )
+    values = summary(state)
+    Passport.objects.filter(pk=passport.pk).update(**values)
+    for name, value in values.items():
+        setattr(passport, name, value)
+    return values
+
+
+_SAMPLE_COLUMNS = (
+    "ts",
+    "soh_percent",
+    "soc_percent",
+    "temperature_c",
+    "voltage_v",
+    "current_a",
+)
+
+
+def usage_rebuild(passport: Passport) -> dict[str, Any]:
+    """Refold ``passport``'s usage from all its samples (a late batch, a
+    repair). In the caller's transaction, the passport row locked."""
+    samples = (
+        TelemetryReading.objects.filter(passport_id=passport.pk)
+        .order_by("ts")
+        .values_list(*_SAMPLE_COLUMNS)
+        .iterator(chunk_size=5000)
+    )
+    return _save(passport, fold(Usage(), samples, limits_of(passport)))
+
+
+def usage_add(passport: Passport, samples: Iterable[Sample]) -> dict[str, Any] | None:
+    """Fold the samples a telemetry batch just stored (``(ts, soh, soc,
+    temperature, voltage, current)``) into ``passport``'s usage, in the
+    batch's transaction (the passport row locked). None when there were none."""
+    new = sorted(samples, key=lambda sample: sample[0])
+    if not new:
+        return None
+    state = _load(passport.pk)
+    if state is not None and state.last_ts is not None and new[0][0] <= state.last_ts:
+        return usage_rebuild(passport)
+    return _save(passport, fold(state or Usage(), new, limits_of(passport)))
+
+
+def dynamic_attributes(passport: Passport, *, last_event_at: Any = None) -> dict:
+    """Each dynamic attribute of ``passport`` as ``{key: {"value",
+    "lastUpdate", "tier", "source"}}``, read from its stored fields (what
+    ``/attributes`` shows of them, before the tier filter)."""
+    values = attributes.values_of(passport, last_event_at=last_event_at)
+    return {
+        a.key: {
+            "value": a.read(values),
+            "lastUpdate": a.last_update(values),
+            "tier": a.tier,
+            "source": a.source,
+        }
+        for a in attributes.ATTRIBUTES
+        if a.dynamic
+    }
+
+
+def as_mapping(state: Usage) -> Mapping[str, Any]:
+    return {name: getattr(state, name) for name in _STATE_FIELDS}
