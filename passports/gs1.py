@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from stdnum import ean
 from stdnum.exceptions import ValidationError as StdnumError
@@ -96,29 +96,27 @@ PATH_PATTERN = (
     r"01/(?P<gtin>[^/]{1,40})"
     r"(?:/22/(?P<cpv>[^/]{1,60}))?"
     r"(?:/10/(?P<lot>[^/]{1,60}))?"
-    r"(?:/21/(?P<serial>[^/]{1,60}))?"
+    # The serial is the last qualifier and may itself hold "/" (character set
+    # 82 allows it; the server has decoded its %2F before routing).
+    r"(?:/21/(?P<serial>.{1,60}?))?"
 )
 
 
 def parse_path(
     *, gtin: str, serial: str | None, lot: str | None = None, cpv: str | None = None
 ) -> DigitalLink:
-    """The parts of a Digital Link path (as ``PATH_PATTERN`` captured them,
-    still percent-encoded), checked; ``GS1Error`` names the first wrong one.
+    """The parts of a Digital Link path (as ``PATH_PATTERN`` captured them from
+    the decoded path), checked; ``GS1Error`` names the first wrong one.
     A battery is named by GTIN and serial: a path without a serial names a
     product, not a battery."""
-    normalized = gtin_normalize(unquote(gtin))
+    normalized = gtin_normalize(gtin)
     if serial is None:
         raise GS1Error(
             "This link names a product (GTIN), not one battery: add /21/{serial}."
         )
     return DigitalLink(
         gtin=normalized,
-        serial=serial_check(unquote(serial)),
-        lot=None
-        if lot is None
-        else _ai_value(unquote(lot), limit=LOT_MAX, name="lot (AI 10)"),
-        cpv=None
-        if cpv is None
-        else _ai_value(unquote(cpv), limit=CPV_MAX, name="CPV (AI 22)"),
+        serial=serial_check(serial),
+        lot=None if lot is None else _ai_value(lot, limit=LOT_MAX, name="lot (AI 10)"),
+        cpv=None if cpv is None else _ai_value(cpv, limit=CPV_MAX, name="CPV (AI 22)"),
     )
