@@ -170,7 +170,14 @@ def apply(snapshot: Snapshot, kind: str, data: Mapping[str, Any]) -> Snapshot:
         # A second-life battery's passport starts as a new battery does, held
         # by the economic operator who places it on the market (Art. 77(6)).
         if snapshot.version:
-            raise _refuse(snapshot, kind, "Already registered.", "illegal_transition")
+            raise _refuse(
+                snapshot,
+                kind,
+                "Already manufactured."
+                if kind == E.MANUFACTURED
+                else "Already registered.",
+                "illegal_transition",
+            )
         return genesis(snapshot.kind, manufacturer=data["manufacturer"])
     if not snapshot.version:
         raise _refuse(

@@ -145,6 +145,7 @@ def _shown(value: Any) -> str:
 FIELD_LABELS: dict[str, str] = {
     "uuid": "UUID",
     "bpan": "BPAN",
+    "gtin": "GTIN",
     "rfid": "RFID tag",
     "manufacturer_id": "Manufacturer ID",
     "rated_capacity_ah": "Rated capacity (Ah)",
