@@ -12,6 +12,7 @@ every rule is the services'.
 
 from __future__ import annotations
 
+import copy
 import re
 import uuid
 from datetime import datetime
@@ -729,6 +730,25 @@ class SecondLifeSerializer(serializers.Serializer):
     batteryCategory = serializers.ChoiceField(
         choices=BATTERY_CATEGORIES, required=False
     )
+    chemistry = serializers.ChoiceField(choices=Chemistry.values, required=False)
+    ratedCapacityAh = serializers.DecimalField(
+        max_digits=8, decimal_places=2, required=False
+    )
+    nominalVoltageV = serializers.DecimalField(
+        max_digits=7, decimal_places=2, required=False
+    )
+    energyKwh = serializers.DecimalField(max_digits=8, decimal_places=3, required=False)
+
+
+for _key, _field in PassportRegisterSerializer._declared_fields.items():
+    if _key in SecondLifeSerializer._declared_fields or _key in {
+        "kind",
+        "manufacturer",
+        "manufacturedAt",
+    }:
+        continue
+    if not _field.required:  # the required ones are declared optional above
+        SecondLifeSerializer._declared_fields[_key] = copy.deepcopy(_field)
 
 
 class SecondLifeResultSerializer(serializers.Serializer):
