@@ -163,6 +163,13 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     # The EU attribute set, each attribute shown to the tiers that may read it
     # (passports.attributes.reader_tiers): the public tier without a token.
     "passport-attributes": {"GET": PUBLIC},
+    # Repurposing, re-use and remanufacturing (passports.secondlife): a new
+    # passport and the end of the old one, a supervisor's decision as the end
+    # of a battery's life is.
+    "passport-second-life": {"POST": SUPERVISORS},
+    # The QR codes printed on a battery (passports.qr): public, as the
+    # public passport they lead to.
+    "passport-qr": {"GET": PUBLIC},
     # Which mandatory attributes a passport misses: keys, never values.
     "passport-completeness": {"GET": EVERYONE},
     # Access grants for outside parties (passports.grants): admins issue them.
@@ -462,6 +469,8 @@ PAGES: Final[dict[str, Rule]] = {
     "board-alarms": EVERYONE,
     "board-dispatch": EVERYONE,
     "passport-page": PUBLIC,  # the public view; restricted parts by role
+    # GS1 Digital Link resolver: /01/{gtin}/21/{serial} -> the passport page
+    "passport-digital-link": PUBLIC,
 }
 
 # Where ``/`` takes a signed-in user: the board they work from (auditors: the

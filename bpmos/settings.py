@@ -578,6 +578,10 @@ BPMOS_CAN_CHANNEL = env.str("BPMOS_CAN_CHANNEL", default="bpmos-bms")
 BPMOS_CAN_BITRATE = env.int("BPMOS_CAN_BITRATE", default=500000)
 # Seconds to wait for each answer (and each ISO-TP flow control) from a BMS.
 BPMOS_BMS_TIMEOUT_S = env.float("BPMOS_BMS_TIMEOUT_S", default=1.0)
+# Scheme and host of the batteries' GS1 Digital Link URIs (what their QR codes
+# carry: passports/gs1.py), e.g. https://id.bpm-energy.example; empty: the
+# address the request came to.
+BPMOS_DIGITAL_LINK_DOMAIN = env.str("BPMOS_DIGITAL_LINK_DOMAIN", default="")
 # Node id a provisioning request addresses when it names none (the end-of-line
 # station's connector).
 BPMOS_BMS_DEFAULT_NODE = env.int("BPMOS_BMS_DEFAULT_NODE", default=1)

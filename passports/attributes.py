@@ -283,13 +283,25 @@ def _scaled(share_field: str, base_field: str) -> Callable[[Mapping[str, Any]], 
     return compute
 
 
-def _status(v: Mapping[str, Any]) -> str | None:
-    """The EU battery status (Original, Repurposed, Reused, Remanufactured,
-    Waste): every battery this plant makes is Original until its life ends."""
-    state = v.get("state")
+# The EU battery status's values (Annex XIII 4(c); Battery Pass "batteryStatus").
+BATTERY_STATUSES = ("Original", "Repurposed", "Reused", "Remanufactured", "Waste")
+_STATUS_LABEL = {label.lower(): label for label in BATTERY_STATUSES}
+
+
+def eu_status(*, state: str | None, battery_status: str | None) -> str | None:
+    """The EU battery status: Waste once the ledger says its life ended (end of
+    life, recycled), else what its last second-life change made of it
+    (``Passport.battery_status``: Repurposed, Reused, Remanufactured), else
+    Original. None for a passport with no ledger yet."""
     if not state:
         return None
-    return "Waste" if state in WASTE_STATES else "Original"
+    if state in WASTE_STATES:
+        return "Waste"
+    return _STATUS_LABEL.get(battery_status or "original", "Original")
+
+
+def _status(v: Mapping[str, Any]) -> str | None:
+    return eu_status(state=v.get("state"), battery_status=v.get("battery_status"))
 
 
 def _temperatures(v: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -363,15 +375,17 @@ ATTRIBUTES: tuple[Attribute, ...] = (
        is_text, annex="VI A(3)"),
     _a("productionLot", GPI, "Production lot", "lot", None, P, TYPED, NONE,
        is_text, annex="VI A(3)"),
+    _a("gtin", GPI, "GTIN (GS1 trade item number)", "gtin", None, P, TYPED, NONE,
+       is_text, annex="Art. 13(6), Art. 77(3): the QR code's GS1 Digital Link"),
     _a("bpan", GPI, "Battery Pack Aadhaar Number", "bpan", None, P, TYPED, NONE,
        is_text, packs_only=True, annex="BPAN draft guidelines"),
     _a("barcode", GPI, "Barcode", "barcode", None, L, TYPED, NONE, is_text),
     _a("rfid", GPI, "RFID tag (EPC)", "rfid", None, L, TYPED, NONE, is_text),
     _a("batteryCategory", GPI, "Battery category", "battery_category", None, P,
        TYPED, ALL, is_category, packs_only=True, annex="XIII 1(a), Art. 77(1)"),
-    _a("batteryStatus", GPI, "Battery status", ("state",), None, P, LEDGER, ALL,
-       lambda v: v in {"Original", "Waste"}, value=_status, derived=True, dynamic=True,
-       updated_field="last_event_at", annex="XIII 4(c)"),
+    _a("batteryStatus", GPI, "Battery status", ("state", "battery_status"), None,
+       P, LEDGER, ALL, lambda v: v in BATTERY_STATUSES, value=_status, derived=True,
+       dynamic=True, updated_field="last_event_at", annex="XIII 4(c)"),
     _a("manufacturerInformation", GPI, "Manufacturer", "manufacturer", None, P,
        TYPED, ALL, is_text, annex="VI A(1)"),
     _a("manufacturerIdentification", GPI, "Manufacturer registration id",

@@ -17,6 +17,9 @@ Rules, in short (docs/passports.md has the diagram):
 * a hold blocks reserving, dispatching and assembling until it is released.
 * custody moves only by recorded events: dispatch, delivery and explicit
   transfers between the parties the chain allows.
+* second life: a battery in service or at end of life that is repurposed,
+  prepared for re-use or remanufactured is superseded (no further event); its
+  new passport starts with ``registered_from`` (``passports.secondlife``).
 """
 
 from __future__ import annotations
@@ -80,7 +83,14 @@ _MOVES: dict[str, tuple[frozenset[str], str | None]] = {
     ),
     E.RECYCLED: (frozenset({S.END_OF_LIFE}), S.RECYCLED),
 }
-_ANY_LIVE = frozenset(State.values) - {S.RECYCLED}
+# A battery given a second life: one that has been used (in service) or has
+# become waste (end of life, Art. 73: preparing waste for re-use or
+# repurposing) is superseded by its new passport.
+SECOND_LIFE_FROM = frozenset({S.IN_SERVICE, S.END_OF_LIFE})
+SECOND_LIFE_KINDS = frozenset({E.REPURPOSED, E.REUSED, E.REMANUFACTURED})
+for _kind in SECOND_LIFE_KINDS:
+    _MOVES[_kind] = (SECOND_LIFE_FROM, S.SUPERSEDED)
+_ANY_LIVE = frozenset(State.values) - {S.RECYCLED, S.SUPERSEDED}
 # Events that change no state and may come at any time before recycling.
 for _kind in (
     E.HELD,
@@ -100,7 +110,9 @@ SHIPPABLE = frozenset({S.WAREHOUSED, S.RESERVED})
 # filter of the dispatch desk; a test checks they agree on every state x hold.
 MAY_SHIP: dict[str, frozenset] = {"state": SHIPPABLE, "on_hold": frozenset({False})}
 # Moves a hold refuses.
-_BLOCKED_BY_HOLD = frozenset({E.RESERVED, E.DISPATCHED, E.ASSEMBLED})
+_BLOCKED_BY_HOLD = frozenset(
+    {E.RESERVED, E.DISPATCHED, E.ASSEMBLED, *SECOND_LIFE_KINDS}
+)
 
 # Explicit custody transfers the chain allows (dispatch and delivery are the
 # manufacturer → logistics and logistics → customer moves; they carry custody
@@ -154,9 +166,18 @@ def apply(snapshot: Snapshot, kind: str, data: Mapping[str, Any]) -> Snapshot:
     ``data`` has been validated by the service that builds the event; here only
     the keys that move custody or hold are read.
     """
-    if kind == E.MANUFACTURED:
+    if kind in (E.MANUFACTURED, E.REGISTERED_FROM):
+        # A second-life battery's passport starts as a new battery does, held
+        # by the economic operator who places it on the market (Art. 77(6)).
         if snapshot.version:
-            raise _refuse(snapshot, kind, "Already manufactured.", "illegal_transition")
+            raise _refuse(
+                snapshot,
+                kind,
+                "Already manufactured."
+                if kind == E.MANUFACTURED
+                else "Already registered.",
+                "illegal_transition",
+            )
         return genesis(snapshot.kind, manufacturer=data["manufacturer"])
     if not snapshot.version:
         raise _refuse(

@@ -54,6 +54,22 @@ class State(models.TextChoices):
     IN_SERVICE = "in_service", "In Service"
     END_OF_LIFE = "end_of_life", "End of Life"
     RECYCLED = "recycled", "Recycled"
+    # Repurposed, reused or remanufactured: the battery lives on under a new
+    # passport (``Passport.successors``); this one takes no further event.
+    SUPERSEDED = "superseded", "Superseded"
+
+
+class BatteryStatus(models.TextChoices):
+    """The EU battery status (Regulation (EU) 2023/1542, Annex XIII 4(c);
+    Battery Pass data model ``batteryStatus``). ``Passport.battery_status``
+    stores what a second-life change made of the battery; ``Waste`` is derived
+    from the ledger's state (``passports.attributes.eu_status``)."""
+
+    ORIGINAL = "original", "Original"
+    REPURPOSED = "repurposed", "Repurposed"
+    REUSED = "reused", "Reused"
+    REMANUFACTURED = "remanufactured", "Remanufactured"
+    WASTE = "waste", "Waste"
 
 
 class CustodianKind(models.TextChoices):
@@ -107,6 +123,13 @@ class Passport(models.Model):
         null=True,
         blank=True,
         help_text="Battery Pack Aadhaar Number (packs): docs/passports.md.",
+    )
+    gtin = models.CharField(
+        max_length=14,
+        blank=True,
+        help_text="GS1 GTIN of the trade item, 14 digits (shorter GTINs are "
+        "padded with zeros): with the serial, the GS1 Digital Link "
+        "/01/{gtin}/21/{serial} (passports.gs1).",
     )
     model = models.CharField(max_length=64, help_text="Product / model code.")
     lot = models.CharField(max_length=64, blank=True, help_text="Production lot.")
@@ -253,6 +276,25 @@ class Passport(models.Model):
         related_name="components",
         help_text="The module a cell is in, the pack a module is in.",
     )
+    # --- second life (passports.secondlife): a repurposed, reused or
+    # remanufactured battery gets a new passport linked to this one both ways
+    # (``predecessor`` here, ``successors`` back; each chain holds its event).
+    predecessor = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="successors",
+        help_text="The passport of the battery this one was repurposed, reused "
+        "or remanufactured from.",
+    )
+    battery_status = models.CharField(
+        max_length=16,
+        choices=BatteryStatus.choices,
+        default=BatteryStatus.ORIGINAL,
+        help_text="EU status the battery got from a second-life change (Waste "
+        "is derived from the state).",
+    )
     # --- projection of the ledger (written only by passports.ledger.append) ---
     state = models.CharField(max_length=20, choices=State.choices)
     on_hold = models.BooleanField(default=False)
@@ -301,6 +343,15 @@ class Passport(models.Model):
                 condition=Q(bpan__isnull=True) | Q(kind="pack"),
                 name="passport_bpan_packs_only",
             ),
+            models.CheckConstraint(
+                condition=Q(gtin="") | Q(gtin__regex=r"^[0-9]{14}$"),
+                name="passport_gtin_14_digits",
+            ),
+            models.UniqueConstraint(
+                fields=["gtin", "serial"],
+                condition=~Q(gtin=""),
+                name="passport_gtin_serial_unique",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -310,7 +361,7 @@ class Passport(models.Model):
 # EU battery passport attribute groups (Annex XIII) → fields. Public: anyone
 # holding the identifier; restricted: persons with a legitimate interest.
 PUBLIC_FIELDS: dict[str, tuple[str, ...]] = {
-    "identity": ("uuid", "kind", "serial", "bpan", "model", "lot"),
+    "identity": ("uuid", "kind", "serial", "bpan", "gtin", "model", "lot"),
     "manufacturer": ("manufacturer", "manufacturer_id", "site", "manufactured_at"),
     "chemistry": ("chemistry", "critical_raw_materials", "hazardous_substances"),
     "performance": (
@@ -357,6 +408,12 @@ class EventKind(models.TextChoices):
     TELEMETRY_SUMMARISED = "telemetry_summarised", "Telemetry summarised"
     END_OF_LIFE = "end_of_life", "End of life"
     RECYCLED = "recycled", "Recycled"
+    # Second life (passports.secondlife): the old passport's last event names
+    # its successor; the new passport's first event names its predecessor.
+    REPURPOSED = "repurposed", "Repurposed"
+    REUSED = "reused", "Prepared for re-use"
+    REMANUFACTURED = "remanufactured", "Remanufactured"
+    REGISTERED_FROM = "registered_from", "Registered from a previous passport"
     MOVED_TO_PAST = "moved_to_past", "Moved to past (dispatch desk)"
     REACTIVATED = "reactivated", "Reactivated (dispatch desk)"
 

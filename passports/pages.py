@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 import segno
+from django.http import HttpResponseRedirect
 from django.urls import re_path, reverse
 from django.utils.safestring import mark_safe
 
@@ -26,6 +27,7 @@ from bpmos import access
 from bpmos.errors import Conflict, NotFound
 from bpmos.events.selectors import latest_event_id
 from bpmos.pagekit import page, render_page, role_of
+from passports import gs1
 from passports import selectors as passport_selectors
 from passports.api import serializers as passport_s
 from passports.api.views import PUBLIC_IDENTIFIERS, may_see_restricted
@@ -143,6 +145,7 @@ def _shown(value: Any) -> str:
 FIELD_LABELS: dict[str, str] = {
     "uuid": "UUID",
     "bpan": "BPAN",
+    "gtin": "GTIN",
     "rfid": "RFID tag",
     "manufacturer_id": "Manufacturer ID",
     "rated_capacity_ah": "Rated capacity (Ah)",
@@ -236,7 +239,59 @@ def passport_page(request, identifier: str):
     )
 
 
+# --- the GS1 Digital Link resolver -----------------------------------------------
+
+
+class _TemporaryRedirect(HttpResponseRedirect):
+    # 307, as GS1 resolvers answer (GS1-Conformant resolver standard 1.1):
+    # the link stays the battery's name; where it leads may change.
+    status_code = 307
+
+
+def _wants_json(request) -> bool:
+    accept = request.headers.get("Accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+@page("passport-digital-link")
+def digital_link_resolve(request, gtin, serial=None, lot=None, cpv=None):
+    """``/01/{gtin}[/22/{cpv}][/10/{lot}]/21/{serial}`` → 307 to the battery's
+    public passport page (or, for a client that asks for JSON only, to the
+    public passport API). A malformed link (a wrong GTIN check digit, a serial
+    GS1 does not allow, no serial) is 400; a lot other than the battery's, or
+    no battery with this GTIN and serial, is 404."""
+    try:
+        link = gs1.parse_path(gtin=gtin, serial=serial, lot=lot, cpv=cpv)
+    except gs1.GS1Error as exc:
+        return render_page(
+            request,
+            "pages/digital_link_invalid.html",
+            {"path": request.path[:120], "problem": str(exc)},
+            status=400,
+        )
+    passport = passport_selectors.passport_by_digital_link(
+        gtin=link.gtin, serial=link.serial
+    )
+    if passport is None or (link.lot is not None and link.lot != passport.lot):
+        return render_page(
+            request,
+            "pages/passport_missing.html",
+            {"identifier": request.path[:64]},
+            status=404,
+        )
+    if _wants_json(request):
+        target = reverse("api:passport-public", args=[str(passport.uuid)])
+    else:
+        target = reverse("passport-page", args=[str(passport.uuid)])
+    return _TemporaryRedirect(target)
+
+
 urlpatterns: list = [
+    re_path(
+        rf"^{gs1.PATH_PATTERN}/?$",
+        digital_link_resolve,
+        name="passport-digital-link",
+    ),
     re_path(r"^board/dispatch/$", dispatch_board, name="board-dispatch"),
     re_path(r"^p/(?P<identifier>[^/]{1,100})/?$", passport_page, name="passport-page"),
 ]

@@ -114,6 +114,12 @@ def resolve(identifier: str, queryset: QuerySet[Passport] | None = None) -> Pass
     return found[0]
 
 
+def passport_by_digital_link(*, gtin: str, serial: str) -> Passport | None:
+    """The passport a GS1 Digital Link names (GTIN-14 and serial, as
+    ``passports.gs1.parse_path`` checked them), or None."""
+    return Passport.objects.filter(gtin=gtin, serial=serial).first()
+
+
 def _plausible(value: str) -> bool:
     """Whether ``value`` could be an identifier at all: 1 to 64 printable
     characters. A NUL, a control character or a lone surrogate names no

@@ -24,7 +24,7 @@ from bpmos.errors import Conflict, IllegalTransition, InvalidInput, NotFound
 from bpmos.fields import time_problem
 from bpmos.filters import enum_value
 from elog import audit
-from passports import attributes, ledger, rollups
+from passports import attributes, gs1, ledger, rollups
 from passports import bpan as bpan_rules
 from passports.models import (
     PARENT_KIND,
@@ -377,6 +377,23 @@ _JSON_LISTS = ("critical_raw_materials", "hazardous_substances")
 _JSON_MAPS = ("material_composition", "recycled_content")
 
 
+def _gtin(data: dict[str, Any], *, serial: str) -> str:
+    """The GTIN-14 of ``data["gtin"]`` ("" when none); with a GTIN the serial
+    must be a GS1 serial number (AI 21), so the pair makes a Digital Link."""
+    given = data.get("gtin")
+    if given in (None, ""):
+        return ""
+    if not isinstance(given, str):
+        raise _invalid({"gtin": ["8, 12, 13 or 14 digits, as a string."]})
+    try:
+        gtin = gs1.gtin_normalize(given)
+        gs1.serial_check(serial)
+    except gs1.GS1Error as exc:
+        field = "gtin" if "GTIN" in str(exc) else "serial"
+        raise _invalid({field: [str(exc)]}) from exc
+    return gtin
+
+
 def passport_register(*, data: dict[str, Any], actor: Any) -> Passport:
     """Register a battery: its passport and the ``manufactured`` event.
 
@@ -384,6 +401,24 @@ def passport_register(*, data: dict[str, Any], actor: Any) -> Passport:
     A pack without a BPAN is issued one (``passports.bpan.issue``) when
     ``manufacturer_code`` and ``plant_code`` are given; a BPAN given is validated.
     """
+    fields = registration_fields(data)
+    return passport_create(
+        fields=fields,
+        actor=actor,
+        genesis_kind=EventKind.MANUFACTURED,
+        genesis_data={
+            "manufacturer": fields["manufacturer"],
+            "site": fields["site"],
+            "lot": fields["lot"],
+            "model": fields["model"],
+        },
+    )
+
+
+def registration_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """A registration body (model field names) checked and turned into the new
+    passport's columns, BPAN issued when asked; 400 naming the field. Writes
+    nothing."""
     errors: dict[str, list[str]] = {}
     kind = data.get("kind")
     if kind not in Kind.values:
@@ -434,6 +469,7 @@ def passport_register(*, data: dict[str, Any], actor: Any) -> Passport:
         if value is not None:
             fields[name] = value
     fields.update(_attribute_values(data))
+    fields["gtin"] = _gtin(data, serial=fields["serial"])
     made = _when(data.get("manufactured_at"), "manufactured_at") or timezone.now()
     fields["manufactured_at"] = made
 
@@ -466,6 +502,20 @@ def passport_register(*, data: dict[str, Any], actor: Any) -> Passport:
         except bpan_rules.BPANError as exc:
             raise _invalid({"bpan": [str(exc)]}) from exc
 
+    return fields
+
+
+def passport_create(
+    *,
+    fields: dict[str, Any],
+    actor: Any,
+    genesis_kind: str,
+    genesis_data: dict[str, Any],
+) -> Passport:
+    """Store a passport of ``registration_fields`` and its first ledger event
+    (``manufactured``, or ``registered_from`` for a second-life battery:
+    ``passports.secondlife``), in one transaction; 409
+    ``duplicate_identifier`` when an identifier is taken."""
     try:
         with transaction.atomic():
             passport = Passport.objects.create(
@@ -476,15 +526,10 @@ def passport_register(*, data: dict[str, Any], actor: Any) -> Passport:
             )
             ledger.append(
                 passport=passport,
-                kind=EventKind.MANUFACTURED,
-                data={
-                    "manufacturer": fields["manufacturer"],
-                    "site": fields["site"],
-                    "lot": fields["lot"],
-                    "model": fields["model"],
-                },
+                kind=genesis_kind,
+                data=genesis_data,
                 actor=actor,
-                occurred_at=made,
+                occurred_at=fields["manufactured_at"],
             )
             # A new unit in its custodian's count (after the audit record:
             # with the chain's lock, as every custody count moves).
@@ -713,7 +758,13 @@ def passport_assemble(
                 f"Passport {missing[0]} does not exist.", details={"missing": missing}
             )
         parent = locked[parent_id]
-        if parent.state in ("end_of_life", "recycled", "dispatched", "in_service"):
+        if parent.state in (
+            "end_of_life",
+            "recycled",
+            "dispatched",
+            "in_service",
+            "superseded",
+        ):
             raise IllegalTransition(
                 f"{parent} is {parent.get_state_display()}; nothing can be "
                 "assembled into it.",

@@ -51,6 +51,11 @@ EVENT_DATA: dict[str, dict[str, Any]] = {
     E.MOVED_TO_PAST: {"jobId": "0", "reason": "damaged"},
     E.REACTIVATED: {"jobId": "0", "reason": "repaired"},
     E.CUSTODY_TRANSFERRED: {"to": {"kind": "recycler", "name": "GreenCycle"}},
+    # The ledger's side of a second life (passports.secondlife makes the new
+    # passport; these only move the old one).
+    E.REPURPOSED: {"successor": {"id": "0", "serial": "SL-0"}, "operator": "SLS"},
+    E.REUSED: {"successor": {"id": "0", "serial": "SL-0"}, "operator": "SLS"},
+    E.REMANUFACTURED: {"successor": {"id": "0", "serial": "SL-0"}, "operator": "SLS"},
 }
 
 # The events that bring a battery of each kind from manufactured to a state.
@@ -84,6 +89,7 @@ def path_to(kind: str, state: str) -> tuple[str, ...]:
             E.CUSTODY_TRANSFERRED,
             E.RECYCLED,
         ),
+        State.SUPERSEDED: (*stored, *_IN_SERVICE, E.REUSED),
     }
     if state == State.PROVISIONED and kind != Kind.PACK:
         raise ValueError("Only packs are provisioned.")

@@ -57,7 +57,10 @@ ENVELOPE_KEYS = {"success", "error", "code", "details", "request_id"}
 # and dates.
 _DIGITS = "987654"
 _SLUGS = ("s5", "S5", "json", str(uuid.UUID(int=1)), "2026-01-01", "a")
-_PREFERRED = {"format": "json"}  # DRF format-suffix routes: /api/things.json
+_PREFERRED = {
+    "format": "json",  # DRF format-suffix routes: /api/things.json
+    "symbol": "bpan",  # a passport's QR codes: /api/passports/{id}/qr/bpan
+}
 
 
 class RouteDiscoveryError(AssertionError):

@@ -29,9 +29,9 @@ def battery(state: str, *, on_hold: bool) -> Passport:
     """A battery brought to ``state`` by its ledger, then held when asked."""
     kind = Kind.MODULE if state == State.ASSEMBLED else Kind.PACK
     passport = make_passport(kind, state)
-    if on_hold and state == State.RECYCLED:
-        # A recycled battery takes no more events, so no hold: the row is set
-        # by hand for the filter to meet this combination as well.
+    if on_hold and state in (State.RECYCLED, State.SUPERSEDED):
+        # A recycled or superseded battery takes no more events, so no hold:
+        # the row is set by hand for the filter to meet this combination too.
         Passport.objects.filter(pk=passport.pk).update(on_hold=True, hold_reason="x")
     elif on_hold:
         record(passport, EventKind.HELD)

@@ -41,7 +41,10 @@ from tests.factories_passports import (
 E, S, C = EventKind, State, CustodianKind
 pytestmark = pytest.mark.django_db
 
-# Events that change no state and may come in any state but recycled.
+# A second life (passports.secondlife) supersedes the passport.
+SECOND_LIFE = {E.REPURPOSED, E.REUSED, E.REMANUFACTURED}
+# Events that change no state and may come in any state but recycled and
+# superseded.
 NEUTRAL = {E.HELD, E.TELEMETRY_SUMMARISED, E.MOVED_TO_PAST, E.REACTIVATED}
 # state -> (legal for every kind, legal for packs only, for cells/modules only).
 # end_of_life is reached from in service, so the customer holds it; the
@@ -67,12 +70,13 @@ LEGAL: dict[str, tuple[set, set, set]] = {
     ),
     S.RESERVED: ({E.RESERVATION_RELEASED, E.DISPATCHED}, set(), set()),
     S.DISPATCHED: ({E.DELIVERED}, set(), set()),
-    S.IN_SERVICE: ({E.SERVICED, E.END_OF_LIFE}, set(), set()),
-    S.END_OF_LIFE: ({E.CUSTODY_TRANSFERRED}, set(), set()),
+    S.IN_SERVICE: ({E.SERVICED, E.END_OF_LIFE, *SECOND_LIFE}, set(), set()),
+    S.END_OF_LIFE: ({E.CUSTODY_TRANSFERRED, *SECOND_LIFE}, set(), set()),
     S.RECYCLED: (set(), set(), set()),
+    S.SUPERSEDED: (set(), set(), set()),
 }
 # Moves a hold blocks until it is released.
-BLOCKED_BY_HOLD = {E.RESERVED, E.DISPATCHED, E.ASSEMBLED}
+BLOCKED_BY_HOLD = {E.RESERVED, E.DISPATCHED, E.ASSEMBLED, *SECOND_LIFE}
 # Where a legal event leads (events not listed keep the state).
 LEADS_TO = {
     E.QA_PASSED: S.QA_PASSED,
@@ -86,6 +90,7 @@ LEADS_TO = {
     E.DELIVERED: S.IN_SERVICE,
     E.END_OF_LIFE: S.END_OF_LIFE,
     E.RECYCLED: S.RECYCLED,
+    **dict.fromkeys(SECOND_LIFE, S.SUPERSEDED),
 }
 CUSTODY_AFTER = {
     E.DISPATCHED: (C.LOGISTICS, "BlueDart"),
@@ -97,7 +102,7 @@ CUSTODY_AFTER = {
 def legal_events(kind: str, state: str, on_hold: bool) -> set[str]:
     common, packs, others = LEGAL[state]
     legal = common | (packs if kind == Kind.PACK else others)
-    if state != S.RECYCLED:
+    if state not in (S.RECYCLED, S.SUPERSEDED):
         legal |= NEUTRAL
     if on_hold:
         legal = (legal - BLOCKED_BY_HOLD - {E.HELD}) | {E.RELEASED}
@@ -108,7 +113,7 @@ def cases():
     for kind in Kind.values:
         for state in reachable(kind):
             for on_hold in (False, True):
-                if not (on_hold and state == S.RECYCLED):
+                if not (on_hold and state in (S.RECYCLED, S.SUPERSEDED)):
                     yield pytest.param(
                         kind, state, on_hold, id=f"{kind}-{state}-{'held' * on_hold}"
                     )
@@ -133,7 +138,7 @@ def attempt(passport: Passport, kind: str, parent: Passport | None):
                 ledger.append(
                     passport=passport.pk, kind=kind, data={"parent": "none"}, actor=None
                 )
-            elif kind == E.MANUFACTURED:
+            elif kind in (E.MANUFACTURED, E.REGISTERED_FROM):
                 ledger.append(
                     passport=passport.pk,
                     kind=kind,
@@ -192,7 +197,7 @@ def test_every_event_in_every_state(kind, state, on_hold):
 
 def test_table_covers_every_event_kind_the_fold_knows():
     # A new event kind must be added to the rule book above, not slip through.
-    assert set(lifecycle._MOVES) | {E.MANUFACTURED} == set(E.values)
+    assert set(lifecycle._MOVES) | {E.MANUFACTURED, E.REGISTERED_FROM} == set(E.values)
     assert set(LEGAL) == set(S.values)
 
 

@@ -46,7 +46,7 @@ SUMMARY_KEYS = {
     "updatedAt",
 }
 PUBLIC_GROUP_KEYS = {
-    "identity": {"uuid", "kind", "serial", "bpan", "model", "lot"},
+    "identity": {"uuid", "kind", "serial", "bpan", "gtin", "model", "lot"},
     "manufacturer": {"manufacturer", "manufacturerId", "site", "manufacturedAt"},
     "chemistry": {"chemistry", "criticalRawMaterials", "hazardousSubstances"},
     "performance": {
@@ -73,6 +73,8 @@ RESTRICTED_GROUP_KEYS = {
 DETAIL_BASE = SUMMARY_KEYS | {
     "restricted",
     "headHash",
+    "batteryStatus",
+    "secondLife",
     "genealogy",
     "conformity",
     "ledger",
@@ -461,9 +463,17 @@ def test_public_passport_needs_no_token_and_shows_public_groups_only(pack):
     response = api().get(f"/api/passports/{pack.bpan.lower()}/public")
     assert response.status_code == 200, response.json()
     body = response.json()
-    assert set(body) == {"id", "serial", "kind", "state", "history"} | set(
-        PUBLIC_GROUP_KEYS
-    )
+    assert set(body) == {
+        "id",
+        "serial",
+        "kind",
+        "state",
+        "batteryStatus",
+        "secondLife",
+        "history",
+    } | set(PUBLIC_GROUP_KEYS)
+    assert body["batteryStatus"] == "Original"
+    assert body["secondLife"] == {"predecessor": None, "successors": []}
     for group, keys in PUBLIC_GROUP_KEYS.items():
         assert set(body[group]) == keys
     assert body["history"][0] == {

@@ -243,6 +243,11 @@ EXPECTED: dict[str, frozenset[str] | str] = {
     # completeness names missing keys only; grants for outside parties: admins
     "GET /api/passports/{p}/attributes": NO_TOKEN,
     "GET /api/passports/{p}/completeness": SIGNED_IN,
+    # the QR codes printed on a battery lead anyone to its public passport;
+    # repurposing, re-use and remanufacturing are supervisors' decisions, as
+    # the end of a battery's life is (docs/passports.md)
+    "GET /api/passports/{p}/qr/{symbol}": NO_TOKEN,
+    "POST /api/passports/{p}/second-life": SUPERVISING,
     "GET /api/passports/grants": ADMIN_ONLY,
     "POST /api/passports/grants": ADMIN_ONLY,
     "POST /api/passports/grants/{g}/revoke": ADMIN_ONLY,

@@ -12,6 +12,7 @@ every rule is the services'.
 
 from __future__ import annotations
 
+import copy
 import re
 import uuid
 from datetime import datetime
@@ -446,6 +447,7 @@ REGISTER_FIELDS = (
     "barcode",
     "rfid",
     "bpan",
+    "gtin",
     "manufacturerCode",
     "plantCode",
     "bpanSerial",
@@ -495,6 +497,11 @@ class PassportRegisterSerializer(serializers.Serializer):
     barcode = serializers.CharField(required=False)
     rfid = serializers.CharField(required=False)
     bpan = serializers.CharField(required=False)
+    gtin = serializers.CharField(
+        required=False,
+        help_text="GS1 GTIN (8, 12, 13 or 14 digits, check digit verified); "
+        "with it the serial is a GS1 serial (AI 21: up to 20 characters).",
+    )
     manufacturerCode = serializers.CharField(required=False)
     plantCode = serializers.CharField(required=False)
     bpanSerial = serializers.CharField(required=False)
@@ -660,6 +667,98 @@ class BpanValidateSerializer(serializers.Serializer):
 # --- builders -------------------------------------------------------------------------
 
 
+def _second_life(passport: Passport) -> dict[str, Any]:
+    """The EU battery status and the second-life links, in the detail and the
+    public passport (``passports.secondlife``)."""
+    from passports import secondlife
+
+    return {
+        "batteryStatus": attributes.eu_status(
+            state=passport.state, battery_status=passport.battery_status
+        ),
+        "secondLife": secondlife.lineage(passport),
+    }
+
+
+class PassportLinkSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    serial = serializers.CharField()
+    bpan = serializers.CharField(allow_null=True)
+    batteryStatus = serializers.ChoiceField(
+        choices=list(attributes.BATTERY_STATUSES), allow_null=True
+    )
+
+
+class SecondLifeLinksSerializer(serializers.Serializer):
+    """A passport's second-life links: where it came from, what came of it."""
+
+    predecessor = PassportLinkSerializer(allow_null=True)
+    successors = PassportLinkSerializer(many=True)
+
+
+for _schema in (PassportDetailSchema, PassportPublicSchema):
+    _schema._declared_fields["batteryStatus"] = serializers.ChoiceField(
+        choices=list(attributes.BATTERY_STATUSES),
+        allow_null=True,
+        help_text="EU battery status (Annex XIII 4(c)).",
+    )
+    _schema._declared_fields["secondLife"] = SecondLifeLinksSerializer()
+
+
+class SecondLifeSerializer(serializers.Serializer):
+    """A second-life change (schema only: ``passports.secondlife`` checks it).
+    Any registration field (``PassportRegisterSerializer``, but ``kind``,
+    ``manufacturer`` and ``manufacturedAt``) may be given to override what the
+    new passport inherits."""
+
+    status = serializers.ChoiceField(choices=["Repurposed", "Reused", "Remanufactured"])
+    serial = serializers.CharField(help_text="The new passport's serial.")
+    operator = serializers.CharField(
+        help_text="Economic operator placing the battery on the market again: "
+        "the new passport's manufacturer and custodian."
+    )
+    site = serializers.CharField(required=False)
+    note = serializers.CharField(required=False)
+    expectedVersion = serializers.IntegerField(required=False, min_value=1)
+    occurredAt = DateTimeField(required=False)
+    gtin = serializers.CharField(required=False)
+    bpan = serializers.CharField(required=False)
+    manufacturerCode = serializers.CharField(required=False)
+    plantCode = serializers.CharField(required=False)
+    bpanSerial = serializers.CharField(required=False)
+    model = serializers.CharField(required=False)
+    batteryCategory = serializers.ChoiceField(
+        choices=BATTERY_CATEGORIES, required=False
+    )
+    chemistry = serializers.ChoiceField(choices=Chemistry.values, required=False)
+    ratedCapacityAh = serializers.DecimalField(
+        max_digits=8, decimal_places=2, required=False
+    )
+    nominalVoltageV = serializers.DecimalField(
+        max_digits=7, decimal_places=2, required=False
+    )
+    energyKwh = serializers.DecimalField(max_digits=8, decimal_places=3, required=False)
+
+
+for _key, _field in PassportRegisterSerializer._declared_fields.items():
+    if _key in SecondLifeSerializer._declared_fields or _key in {
+        "kind",
+        "manufacturer",
+        "manufacturedAt",
+    }:
+        continue
+    if not _field.required:  # the required ones are declared optional above
+        SecondLifeSerializer._declared_fields[_key] = copy.deepcopy(_field)
+
+
+class SecondLifeResultSerializer(serializers.Serializer):
+    passport = PassportSummarySerializer(help_text="The new passport.")
+    predecessor = PassportSummarySerializer(help_text="The old one, Superseded.")
+    events = LedgerEventSerializer(
+        many=True, help_text="The old chain's event, then the new chain's first."
+    )
+
+
 def passport_detail(
     passport: Passport,
     *,
@@ -676,6 +775,7 @@ def passport_detail(
     body: dict[str, Any] = dict(PassportSummarySerializer(passport).data)
     body["restricted"] = restricted
     body["headHash"] = passport.head_hash
+    body.update(_second_life(passport))
     body.update(full_groups(passport) if restricted else public_groups(passport))
     body["genealogy"] = {
         "parent": PassportRefSerializer(parent).data if parent else None,
@@ -696,6 +796,7 @@ def passport_public(passport: Passport, *, events: list) -> dict[str, Any]:
         "serial": passport.serial,
         "kind": passport.get_kind_display(),
         "state": passport.get_state_display(),
+        **_second_life(passport),
         **public_groups(passport),
         "history": PublicEventSerializer(events, many=True).data,
     }

@@ -84,6 +84,16 @@ urlpatterns = [
         name="passport-components",
     ),
     re_path(
+        rf"^{_ONE}/second-life/?$",
+        views.PassportSecondLifeView.as_view(),
+        name="passport-second-life",
+    ),
+    re_path(
+        rf"^{_ONE}/qr/(?P<symbol>digital-link|bpan)/?$",
+        views.PassportQrView.as_view(),
+        name="passport-qr",
+    ),
+    re_path(
         rf"^{_ONE}/telemetry/?$",
         views.PassportTelemetryView.as_view(),
         name="passport-telemetry",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpResponse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -32,6 +33,8 @@ from passports import (
     conformity,
     grants,
     ledger,
+    qr,
+    secondlife,
     selectors,
     services,
     telemetry,
@@ -319,10 +322,108 @@ class PassportPublicView(BpmosAPIView):
 
     @extend_schema(responses=s.PassportPublicSchema, auth=[])
     def get(self, request, identifier: str):
-        passport = selectors.resolve(identifier)
-        if selectors.matched_by(passport, identifier) not in PUBLIC_IDENTIFIERS:
-            raise NotFound("No passport has this identifier.")
+        passport = _public_passport(identifier)
         return Response(s.passport_public(passport, events=_events(passport)))
+
+
+# The body of a second-life change: its own fields and any registration field.
+SECOND_LIFE_FIELDS = frozenset(
+    {"status", "operator", "note", "expectedVersion", "occurredAt"}
+) | (frozenset(s.REGISTER_FIELDS) - {"kind", "manufacturer", "manufacturedAt"})
+
+
+@extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
+class PassportSecondLifeView(BpmosAPIView):
+    """Repurpose, prepare for re-use or remanufacture a battery: ``{status:
+    Repurposed|Reused|Remanufactured, serial, operator, site?, note?,
+    expectedVersion?, occurredAt?, …registration fields to override}`` → 201
+    ``{passport, predecessor, events}``: the new passport (linked back to this
+    one), this one (now Superseded) and the two ledger events. Only from In
+    Service or End of Life, not on hold (409); repurposed and remanufactured
+    packs need a new BPAN (``bpan`` or ``manufacturerCode`` + ``plantCode``),
+    a re-used pack keeps its own."""
+
+    @extend_schema(
+        request=s.SecondLifeSerializer, responses={201: s.SecondLifeResultSerializer}
+    )
+    def post(self, request, identifier: str):
+        body = _body(request)
+        unknown = sorted(set(body) - SECOND_LIFE_FIELDS)
+        if unknown:
+            raise _invalid(unknown[0], "Unknown field.")
+        passport = selectors.resolve(identifier)
+        try:
+            new, old_event, genesis = secondlife.passport_second_life(
+                passport_id=passport.pk,
+                data={s.snake(key): value for key, value in body.items()},
+                actor=request.user,
+            )
+        except DomainError as exc:
+            raise _renamed(exc, s.camel) from exc
+        return Response(
+            {
+                "passport": _summary(new.pk),
+                "predecessor": _summary(passport.pk),
+                "events": s.LedgerEventSerializer([old_event, genesis], many=True).data,
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+def _public_passport(identifier: str) -> Passport:
+    """The passport a public route names: by UUID, BPAN or serial only."""
+    passport = selectors.resolve(identifier)
+    if selectors.matched_by(passport, identifier) not in PUBLIC_IDENTIFIERS:
+        raise NotFound("No passport has this identifier.")
+    return passport
+
+
+@extend_schema(
+    tags=_TAGS,
+    parameters=[
+        _IDENTIFIER,
+        OpenApiParameter(
+            "symbol",
+            OpenApiTypes.STR,
+            OpenApiParameter.PATH,
+            enum=list(qr.SYMBOLS),
+            description="digital-link: the GS1 Digital Link URI; bpan: the "
+            "Battery Pack Aadhaar QR code (BPAN, static data, link).",
+        ),
+        OpenApiParameter(
+            "image",
+            OpenApiTypes.STR,
+            OpenApiParameter.QUERY,
+            enum=list(qr.FORMATS),
+            default="svg",
+            description="Image format (``format`` is DRF's own parameter).",
+        ),
+    ],
+)
+class PassportQrView(BpmosAPIView):
+    """A passport's QR code as an image (no token, as the public passport):
+    its GS1 Digital Link URI or its BPAN QR code. 404 when the passport has
+    no GTIN (no Digital Link) or no BPAN; 400 for another ``image``."""
+
+    authentication_classes: list = []
+    throttle_classes = [PublicPassportThrottle]
+
+    @extend_schema(
+        auth=[],
+        responses={
+            (200, "image/svg+xml"): OpenApiTypes.BINARY,
+            (200, "image/png"): OpenApiTypes.BINARY,
+        },
+    )
+    def get(self, request, identifier: str, symbol: str):
+        fmt = request.query_params.get("image", "svg")
+        if fmt not in qr.FORMATS:
+            raise _invalid("image", f"One of {', '.join(qr.FORMATS)}.")
+        passport = _public_passport(identifier)
+        image = qr.draw(qr.content(request, passport, symbol), fmt)
+        response = HttpResponse(image, content_type=qr.FORMATS[fmt])
+        response["Cache-Control"] = "public, max-age=3600"
+        return response
 
 
 @extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
