@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("passports", "0011_passport_access_grants"),
+        ("passports", "0013_pack_usage"),
     ]
 
     operations = [
