@@ -620,6 +620,7 @@ class EventRecordSerializer(serializers.Serializer):
     password = serializers.CharField(
         required=False,
         write_only=True,
+        trim_whitespace=False,
         style={"input_type": "password"},
         help_text="Re-entered to sign a signed step (released: the QA release).",
     )
@@ -630,7 +631,10 @@ class SignRequestSerializer(serializers.Serializer):
 
     meaning = serializers.ChoiceField(choices=[SignatureMeaning.DISPATCH_RELEASE])
     password = serializers.CharField(
-        write_only=True, style={"input_type": "password"}, help_text="Re-entered."
+        write_only=True,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+        help_text="Re-entered.",
     )
     version = serializers.IntegerField(
         required=False, min_value=1, help_text="The head version you read."
