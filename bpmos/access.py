@@ -176,6 +176,12 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     "passport-grants": {"GET": ADMINS, "POST": ADMINS},
     "passport-grant-revoke": {"POST": ADMINS},
     "passport-components": {"POST": SHOP_FLOOR},
+    # A signed dispatch release (an electronic signature bound to the head
+    # event): those who may dispatch.
+    "passport-signatures": {"POST": SUPERVISORS},
+    # The passport as Battery Pass or AAS JSON, each attribute to the tiers that
+    # may read it (as passport-attributes): the public tier without a token.
+    "passport-export": {"GET": PUBLIC},
     # Samples reveal state of health, a restricted group; a BMS gateway posts
     # through a service account on the floor (operator role).
     "passport-telemetry": {"GET": PASSPORT_RESTRICTED_READERS, "POST": SHOP_FLOOR},

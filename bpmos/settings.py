@@ -561,6 +561,20 @@ BPMOS_AUDIT_RETIRED_KEYS = env.list("BPMOS_AUDIT_RETIRED_KEYS", default=[])
 # Refuse to start with a keyring that cannot be read (a malformed id, one id for
 # two keys) rather than at the first write.
 auditkeys.build(BPMOS_AUDIT_KEY, BPMOS_AUDIT_KEY_ID, BPMOS_AUDIT_RETIRED_KEYS)
+# Electronic signatures (elog/signatures.py; docs/security.md): how many wrong
+# passwords a signer may re-enter in BPMOS_SIGNATURE_FAILURE_WINDOW_SECONDS before
+# signing is refused (429) until the window has passed.
+BPMOS_SIGNATURE_FAILURE_LIMIT = env.int("BPMOS_SIGNATURE_FAILURE_LIMIT", default=5)
+BPMOS_SIGNATURE_FAILURE_WINDOW_SECONDS = env.int(
+    "BPMOS_SIGNATURE_FAILURE_WINDOW_SECONDS", default=900
+)
+# A site that wants a signed dispatch release upstream of the dispatch desk:
+# then no battery is dispatched (by the desk or a ledger event) unless a
+# "dispatch_release" signature is bound to its ledger after its last hold or
+# failed test (docs/passports.md). The dispatch contract's bodies do not change.
+BPMOS_DISPATCH_REQUIRES_SIGNED_RELEASE = env.bool(
+    "BPMOS_DISPATCH_REQUIRES_SIGNED_RELEASE", default=False
+)
 # The audit chain's head, anchored outside the database (elog/anchors.py): a
 # signed line appended to this file every BPMOS_AUDIT_ANCHOR_SECONDS (900; read
 # by bpmos/celery.py). Put it on storage the database's administrators cannot

@@ -208,3 +208,48 @@ class ShiftLogEntry(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.entry_type} by {self.operator_name}"
+
+
+class SignatureMeaning(models.TextChoices):
+    """What a signer means by signing (21 CFR 11.50(a)(3)): the steps that
+    release a battery."""
+
+    QA_RELEASE = "qa_release", "QA release"
+    GATE_OVERRIDE = "gate_override", "Gate override"
+    DISPATCH_RELEASE = "dispatch_release", "Dispatch release"
+
+
+class ElectronicSignature(models.Model):
+    """An electronic signature (21 CFR Part 11 style) bound to one record.
+
+    The signer re-entered their password (``method`` "password", checked with
+    Django's ``check_password``) at the moment of signing (11.200(a)). The
+    signature shows the signer's printed name, the time and the meaning
+    (11.50), and is linked to its record (11.70) by ``bound_hash``: the hash of
+    the passport ledger event it signs, or the content hash of the gate change
+    it authorises. ``hash`` is an HMAC-SHA256 (the audit keyring's key
+    ``key_id``) over every other field, so a signature cannot be edited, or
+    copied onto another record, by someone without the key. Append-only in the
+    database (migration 0009's triggers).
+    """
+
+    signer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    signer_username = models.CharField(max_length=150)
+    signer_name = models.CharField(max_length=300)
+    meaning = models.CharField(max_length=20, choices=SignatureMeaning.choices)
+    method = models.CharField(max_length=20, default="password")
+    signed_at = models.DateTimeField()
+    record_type = models.CharField(max_length=100)
+    record_id = models.CharField(max_length=64)
+    bound_hash = models.CharField(max_length=64, db_index=True)
+    hash = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=KEY_ID_MAX_LENGTH)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["record_type", "record_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_meaning_display()} by {self.signer_username}"

@@ -20,6 +20,7 @@ broken link) is left as a message on the page.
 import contextlib
 import uuid
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import URLField
@@ -103,7 +104,19 @@ class LedgerVerifyMixin:
 
 
 # The action bar with a box for the reason a hold needs.
-HoldActionForm = reason_action_form("Required to put on hold; a note for a release.")
+class HoldActionForm(
+    reason_action_form("Required to put on hold; a note for a release.")
+):
+    """The reason box, and the password a release (the QA release, a signed
+    step) is signed with."""
+
+    password = forms.CharField(
+        required=False,
+        label="Password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"size": 20, "autocomplete": "off"}),
+        help_text="Re-enter yours to sign a release.",
+    )
 
 
 class PassportEventInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -232,6 +245,7 @@ class PassportAdmin(LedgerVerifyMixin, ReadOnlyAdmin):
                 kind=EventKind.RELEASED,
                 data={"note": note} if note else {},
                 actor=request.user,
+                password=request.POST.get("password") or None,
             ),
         )
 

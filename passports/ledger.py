@@ -48,7 +48,7 @@ from bpmos.auditkeys import keyring
 from bpmos.errors import Conflict, DomainError, InvalidInput, NotFound
 from bpmos.locking import ROW_LOCK, lock_row
 from elog import audit, signed
-from passports import lifecycle, rollups
+from passports import lifecycle, rollups, signatures
 from passports.models import EventKind, Passport, PassportEvent
 
 GENESIS_HASH = "0" * 64
@@ -337,6 +337,8 @@ def _prepare(passport: Passport, new: NewEvent, *, actor: Any, ring: Any) -> _En
         )
     occurred_at = new.occurred_at or timezone.now()
     check_occurred_at(passport, kind, occurred_at)
+    if kind == EventKind.DISPATCHED:
+        signatures.require_signed_release(passport)
     before = state_dict(passport)
     prior = snapshot_of(passport)
     after = lifecycle.apply(prior, kind, data)

@@ -24,7 +24,8 @@ from bpmos.errors import Conflict, IllegalTransition, InvalidInput, NotFound
 from bpmos.fields import time_problem
 from bpmos.filters import enum_value
 from elog import audit
-from passports import attributes, gs1, ledger, rollups
+from elog import signatures as esign
+from passports import attributes, gs1, ledger, rollups, signatures
 from passports import bpan as bpan_rules
 from passports.models import (
     PARENT_KIND,
@@ -619,8 +620,14 @@ def passport_event_record(
     expected_version: Any = None,
     occurred_at: Any = None,
     actor: Any,
+    password: Any = None,
 ) -> PassportEvent:
-    """Record one lifecycle event (held, dispatched, delivered, …) on a passport."""
+    """Record one lifecycle event (held, dispatched, delivered, …) on a passport.
+
+    A signed step (``signatures.SIGNED_KINDS``: the QA release, ``released``)
+    needs the actor's re-entered ``password``: it is checked first (a wrong
+    one is audited, and nothing else is written), and the signature is bound
+    to the new event's hash in the same transaction. Other kinds take none."""
     new = _new_event(
         passport_id=passport_id,
         kind=kind,
@@ -628,14 +635,27 @@ def passport_event_record(
         expected_version=expected_version,
         occurred_at=occurred_at,
     )
-    return ledger.append(
-        passport=passport_id,
-        kind=new.kind,
-        data=new.data,
-        actor=actor,
-        expected_version=new.expected_version,
-        occurred_at=new.occurred_at,
-    )
+    meaning = signatures.SIGNED_KINDS.get(new.kind)
+    if meaning is None:
+        if password is not None:
+            raise _invalid({"password": ["Only a signed step takes a password."]})
+        checked = None
+    else:
+        checked = esign.signature_check(
+            signer=actor, password=password, meaning=meaning
+        )
+    with transaction.atomic():
+        event = ledger.append(
+            passport=passport_id,
+            kind=new.kind,
+            data=new.data,
+            actor=actor,
+            expected_version=new.expected_version,
+            occurred_at=new.occurred_at,
+        )
+        if checked is not None:
+            signatures.signed_record(event=event, checked=checked)
+    return event
 
 
 def _new_event(
@@ -698,6 +718,14 @@ def passport_events_record_batch(
         if item.get("kind") not in RECORDABLE_KINDS:
             raise _invalid(
                 {f"events[{index}].kind": [f"One of {', '.join(RECORDABLE_KINDS)}."]}
+            )
+        if item.get("kind") in signatures.SIGNED_KINDS:
+            raise _invalid(
+                {
+                    f"events[{index}].kind": [
+                        "A signed step: record it on its own, with your password."
+                    ]
+                }
             )
     if may_record is not None:
         for kind in dict.fromkeys(item["kind"] for item in events):

@@ -7,7 +7,10 @@ rule, writes, audits and publishes. Views, tasks and the admin call these.
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -18,7 +21,8 @@ from bpmos.fields import time_problem
 from bpmos.locking import ROW_LOCK, lock_row
 from bpmos.roles import Role
 from elog import audit, shiftlog
-from elog.models import ShiftLogEntryType
+from elog import signatures as esign
+from elog.models import ShiftLogEntryType, SignatureMeaning
 from runbooks import events as runbook_events
 from runbooks import stage_wip
 from runbooks.models import (
@@ -555,13 +559,43 @@ GATE_ACTIONS = {
 }
 
 
-@transaction.atomic
-def gate_set(*, gate_id: int, action: str, actor, reason: str = "") -> Gate:
+def gate_set(
+    *, gate_id: int, action: str, actor, reason: str = "", password: Any = None
+) -> Gate:
     """Open, close or lock a gate (supervisor actions). Locking needs a reason.
 
     Unlocking is opening or closing a locked gate. Setting a gate to the state it
     is in is refused (409) so two supervisors cannot both believe they acted.
+
+    Unlocking overrides an interlock: it is a signed step (meaning
+    ``gate_override``). The actor's re-entered ``password`` is checked before
+    anything is locked (a wrong one is audited; 403, nothing else written), and
+    the signature is bound to the hash of the gate change (gate, from, to,
+    reason, time, actor), which the ``gate.unlocked`` audit record carries too.
     """
+    checked = None
+    if password is not None or _gate_is_locked(gate_id):
+        checked = esign.signature_check(
+            signer=actor, password=password, meaning=SignatureMeaning.GATE_OVERRIDE
+        )
+    return _gate_set(
+        gate_id=gate_id, action=action, actor=actor, reason=reason, checked=checked
+    )
+
+
+def _gate_is_locked(gate_id: int) -> bool:
+    return Gate.objects.filter(pk=gate_id, status=GateStatus.LOCKED).exists()
+
+
+def gate_change_hash(change: dict) -> str:
+    """SHA-256 of the canonical JSON of a gate change: what a gate override's
+    signature is bound to."""
+    canonical = json.dumps(change, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@transaction.atomic
+def _gate_set(*, gate_id: int, action: str, actor, reason: str, checked) -> Gate:
     if action not in GATE_ACTIONS:
         raise InvalidInput(
             f"Unknown gate action {action!r}.",
@@ -586,6 +620,13 @@ def gate_set(*, gate_id: int, action: str, actor, reason: str = "") -> Gate:
             f"The gate '{gate.condition}' is already {gate.get_status_display()}.",
             details={"from": gate.status, "to": target},
         )
+    if gate.status == GateStatus.LOCKED and checked is None:
+        # Locked between the check above and this row lock: still a signed step.
+        raise InvalidInput(
+            "Gate override is a signed step: re-enter your password to sign it.",
+            code="validation_error",
+            details={"password": ["Required: your password, to sign."]},
+        )
     before = {"status": gate.status, "reason": gate.reason}
     gate.status = target
     gate.reason = reason[:300]
@@ -593,14 +634,32 @@ def gate_set(*, gate_id: int, action: str, actor, reason: str = "") -> Gate:
     gate.changed_at = timezone.now()
     gate.save(update_fields=["status", "reason", "changed_by", "changed_at"])
     verb = {"open": "opened", "close": "closed", "lock": "locked"}[action]
+    after = {"status": gate.status, "reason": gate.reason}
     if before["status"] == GateStatus.LOCKED:
         verb = "unlocked"
+        change = {
+            "gate": gate.pk,
+            "from": before["status"],
+            "to": gate.status,
+            "reason": gate.reason,
+            "at": gate.changed_at.astimezone(UTC).isoformat(),
+            "actor": actor.get_username(),
+        }
+        bound = gate_change_hash(change)
+        signature = esign.signature_record(
+            checked=checked,
+            record_type="runbooks.gate",
+            record_id=gate.pk,
+            bound_hash=bound,
+            signed_at=gate.changed_at,
+        )
+        after.update(change=change, changeHash=bound, signature=signature.hash)
     audit.record(
         actor=actor,
         action=f"gate.{verb}",
         target=gate,
         before=before,
-        after={"status": gate.status, "reason": gate.reason},
+        after=after,
     )
     events.publish(runbook_events.gate_event(gate))
     return gate

@@ -7,9 +7,10 @@ from django.db import transaction
 
 from bpmos.events.models import OutboxEvent
 from elog.models import AuditRecord
-from passports import ledger, services
+from passports import ledger, services, signatures
 from passports.dispatch import services as dispatch
 from passports.models import DispatchJob, EventKind, Passport, PassportEvent
+from tests.conftest import PASSWORD
 
 
 def register(actor, serial: str, *, kind: str = "pack", lot: str = "LOT-7") -> Passport:
@@ -32,7 +33,11 @@ def register(actor, serial: str, *, kind: str = "pack", lot: str = "LOT-7") -> P
 
 def record(actor, passport: Passport, kind: str, **data) -> None:
     services.passport_event_record(
-        passport_id=passport.pk, kind=kind, data=data, actor=actor
+        passport_id=passport.pk,
+        kind=kind,
+        data=data,
+        actor=actor,
+        password=PASSWORD if kind in signatures.SIGNED_KINDS else None,
     )
 
 

@@ -18,7 +18,7 @@ from django.forms.models import model_to_dict
 
 from bpmos.events.models import OutboxEvent
 from elog.models import AuditRecord
-from passports import ledger, services
+from passports import ledger, services, signatures
 from passports.models import (
     PARENT_KIND,
     DispatchJob,
@@ -28,6 +28,7 @@ from passports.models import (
     PassportEvent,
     State,
 )
+from tests.conftest import PASSWORD
 
 E = EventKind
 _serials = itertools.count(1)
@@ -137,9 +138,16 @@ def record(passport: Passport, kind: str, *, actor: Any = None, **data) -> Passp
     """Append one event of ``kind`` (with ``EVENT_DATA`` unless ``data`` is given)
     through the service that owns it; returns the passport re-read."""
     data = data or EVENT_DATA.get(kind, {})
-    if kind in services.RECORDABLE_KINDS:
+    if kind in signatures.SIGNED_KINDS and actor is None:
+        # a signed step needs a person; the system writes the ledger directly
+        ledger.append(passport=passport.pk, kind=kind, data=data, actor=None)
+    elif kind in services.RECORDABLE_KINDS:
         services.passport_event_record(
-            passport_id=passport.pk, kind=kind, data=data, actor=actor
+            passport_id=passport.pk,
+            kind=kind,
+            data=data,
+            actor=actor,
+            password=PASSWORD if kind in signatures.SIGNED_KINDS else None,
         )
     elif kind == E.ASSEMBLED:
         parent = passport.parent or register(PARENT_KIND[passport.kind], actor=actor)

@@ -25,6 +25,7 @@ from runbooks.models import (
     WorkOrder,
     WorkOrderStage,
 )
+from tests.conftest import PASSWORD
 from tests.factories_tower import (
     at,
     finish_through,
@@ -226,7 +227,7 @@ def test_block_reason_precedence_exception_then_gate_then_hold(runbook, boss):
     assert summary().block_reason == "Gate Interlock: Torque"
     assert summary().current_stage == "S2 Cell Grading"
 
-    services.gate_set(gate_id=gate.pk, action="open", actor=boss)
+    services.gate_set(gate_id=gate.pk, action="open", actor=boss, password=PASSWORD)
     assert summary().block_reason == "Stage Hold: Waiting for cells"
     assert summary().current_stage == "S1 Cell Inbound"
 

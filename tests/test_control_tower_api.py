@@ -13,7 +13,7 @@ from elog.models import AuditRecord
 from exceptions import services as exception_services
 from runbooks import services
 from runbooks.models import Gate, GateStatus, Runbook, WorkOrder, WorkOrderStage
-from tests.conftest import bearer
+from tests.conftest import PASSWORD, bearer
 from tests.factories_tower import (
     at,
     finish_through,
@@ -292,7 +292,10 @@ def test_supervisor_locks_a_gate_and_gets_the_contract_gate_shape(boss):
         boss.pk,
         {"status": "locked", "reason": "Seal Check Failed"},
     )
-    unlocked = api(boss).post(f"/api/gates/{gate.pk}/open/")
+    # unlocking is a gate override: signed with the re-entered password
+    unlocked = api(boss).post(
+        f"/api/gates/{gate.pk}/open/", {"password": PASSWORD}, format="json"
+    )
     assert unlocked.json()["status"] == "Open"
     assert unlocked.json()["reason"] == ""
     closed = api(boss).post(f"/api/gates/{gate.pk}/close", {}, format="json")

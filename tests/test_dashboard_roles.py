@@ -28,7 +28,7 @@ from runbooks import services as runbook_services
 from runbooks.models import GateStatus
 from scada import alarms
 from scada.models import AlarmState, CommState, Connector
-from tests.conftest import bearer
+from tests.conftest import PASSWORD, bearer
 from tests.factories_inventory import make_categories, make_warehouse, receive
 from tests.factories_lines import make_line
 from tests.factories_passports import register
@@ -413,7 +413,10 @@ def test_supervisor_attention(plant):
     assert severities == sorted(severities, key=order.index)
     # Released: it leaves the list.
     runbook_services.gate_set(
-        gate_id=plant["closed"].pk, action="open", actor=plant["boss"]
+        gate_id=plant["closed"].pk,
+        action="open",
+        actor=plant["boss"],
+        password=PASSWORD,
     )
     assert f"gate-{plant['closed'].pk}" not in {
         i["id"] for i in items(attention(plant["boss"], "supervisor"))
@@ -571,7 +574,9 @@ def test_websocket_client_receives_a_gate_change(server, make_user):
         assert [i["id"] for i in items(attention(boss, "supervisor"))] == [
             f"gate-{gate.pk}"
         ]
-        runbook_services.gate_set(gate_id=gate.pk, action="open", actor=boss)
+        runbook_services.gate_set(
+            gate_id=gate.pk, action="open", actor=boss, password=PASSWORD
+        )
         event = recv(ws)
         assert event["name"] == "attention.changed"
         assert event["data"]["kinds"] == ["gate"]

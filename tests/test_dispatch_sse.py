@@ -25,7 +25,7 @@ from bpmos.accounts.services import user_set_active
 from bpmos.events.models import OutboxEvent
 from bpmos.events.services import layer_is_shared
 from passports.dispatch import services as dispatch
-from tests.conftest import bearer
+from tests.conftest import PASSWORD, bearer
 from tests.dispatch_support import latest_job, make_pack
 from tests.support import daphne_server
 
@@ -239,7 +239,11 @@ def test_hold_and_release_are_broadcast(server, http, make_user):
         assert update == {"productId": "PK-015", "isDispatchable": False, "count": 1}
         released = http.post(
             "/api/passports/PK-015/events",
-            json={"kind": "released", "data": {"note": "Re-inspected"}},
+            json={
+                "kind": "released",
+                "data": {"note": "Re-inspected"},
+                "password": PASSWORD,
+            },
             headers=bearer(sam),
         )
         assert released.status_code == 201, released.text

@@ -17,6 +17,7 @@ from passports.models import (
     ProvisioningAttempt,
     TelemetryReading,
 )
+from tests.conftest import PASSWORD
 from tests.factories_passports_api import (
     a_bpan,
     append,
@@ -163,8 +164,19 @@ def test_hold_and_release_actions_call_the_service(client, make_user, plant):
     )
     assert "Already on hold." in again.content.decode()
     assert counts(plant) == before
+    # the release is a signed step: without the password nothing is released
     client.post(
         url("passport"), {"action": "release_holds", "_selected_action": [plant.pk]}
+    )
+    plant.refresh_from_db()
+    assert (plant.on_hold, plant.version) == (True, 5)
+    client.post(
+        url("passport"),
+        {
+            "action": "release_holds",
+            "_selected_action": [plant.pk],
+            "password": PASSWORD,
+        },
     )
     plant.refresh_from_db()
     assert (plant.on_hold, plant.version) == (False, 6)

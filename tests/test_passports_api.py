@@ -88,6 +88,7 @@ EVENT_KEYS = {
     "data",
     "prevHash",
     "hash",
+    "signatures",
 }
 REF_KEYS = {"id", "serial", "kind", "bpan", "state"}
 PRIVILEGED = [Role.SUPERVISOR, Role.PLANT_HEAD, Role.AUDITOR, Role.ADMIN]
@@ -522,6 +523,7 @@ def test_ledger_is_paginated_in_order_and_chained(make_user, pack):
         "data": {"node": 1},
         "prevHash": second["hash"],
         "hash": PassportEvent.objects.get(passport=pack, version=3).hash,
+        "signatures": [],
     }
     rest = client.get(body["next"]).json()["results"]
     assert [e["kind"] for e in rest] == ["warehoused"]
@@ -947,7 +949,8 @@ def test_query_counts_do_not_grow_with_the_data(
     client = api(make_user(Role.AUDITOR))
     with django_assert_num_queries(3):  # user, count, page
         assert client.get("/api/passports").json()["count"] == 4
-    # user, resolve, ledger, components count, telemetry totals, daily trend
-    with django_assert_num_queries(6):
+    # user, resolve, ledger, its signatures, components count, telemetry totals,
+    # daily trend
+    with django_assert_num_queries(7):
         body = client.get("/api/passports/PK-0001").json()
     assert len(body["ledger"]) == 4

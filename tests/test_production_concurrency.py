@@ -27,6 +27,7 @@ from runbooks.models import (
     WorkOrderStage,
     WorkOrderStatus,
 )
+from tests.conftest import PASSWORD
 from tests.support import run_together
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgresql_only]
@@ -178,7 +179,9 @@ def test_concurrent_gate_lock_and_finish_never_finish_behind_the_lock(plant):
             assert finished.code == "gate_not_open"
             assert first.status == StageStatus.IN_PROGRESS
             outcomes["locked first"] += 1
-        services.gate_set(gate_id=gate.pk, action="open", actor=supervisor)
+        services.gate_set(
+            gate_id=gate.pk, action="open", actor=supervisor, password=PASSWORD
+        )
     assert sum(outcomes.values()) == ROUNDS * 3
 
 
@@ -203,7 +206,9 @@ def test_gate_changes_racing_stage_starts_do_not_deadlock(plant):
             services.gate_set(
                 gate_id=gate.pk, action="lock", reason="Leak retest", actor=supervisor
             )
-            services.gate_set(gate_id=gate.pk, action="open", actor=supervisor)
+            services.gate_set(
+                gate_id=gate.pk, action="open", actor=supervisor, password=PASSWORD
+            )
         return "toggled"
 
     refusals, toggled = run_together([start_all, toggle_gate])

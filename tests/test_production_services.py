@@ -32,6 +32,7 @@ from runbooks.models import (
     WorkOrderStage,
     WorkOrderStatus,
 )
+from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -387,7 +388,9 @@ def test_finish_refused_unless_in_progress(plant):
 def test_finish_refused_while_the_gate_is_closed_and_allowed_once_open(plant):
     _, (first, *_) = create_order(plant)
     gate = gate_of(first)
-    services.gate_set(gate_id=gate.pk, action="close", actor=plant.supervisor)
+    services.gate_set(
+        gate_id=gate.pk, action="close", actor=plant.supervisor, password=PASSWORD
+    )
     # A closed gate (condition not met yet) does not stop the work starting.
     services.stage_start(stage_id=first.pk, actor=plant.operator)
     with refused(IllegalTransition, "gate_not_open") as info:
@@ -405,7 +408,9 @@ def test_finish_refused_while_the_gate_is_closed_and_allowed_once_open(plant):
             }
         ]
     }
-    services.gate_set(gate_id=gate.pk, action="open", actor=plant.supervisor)
+    services.gate_set(
+        gate_id=gate.pk, action="open", actor=plant.supervisor, password=PASSWORD
+    )
     services.stage_finish(stage_id=first.pk, actor=plant.operator)
     assert status(first) == StageStatus.DONE
 
@@ -439,7 +444,9 @@ def test_start_refused_behind_a_locked_gate(plant):
     assert str(info.value) == (
         "Cell Inbound (S1) is behind a locked gate: Seal Check Failed."
     )
-    services.gate_set(gate_id=gate.pk, action="open", actor=plant.supervisor)
+    services.gate_set(
+        gate_id=gate.pk, action="open", actor=plant.supervisor, password=PASSWORD
+    )
     services.stage_start(stage_id=first.pk, actor=plant.operator)
     assert status(first) == StageStatus.IN_PROGRESS
 
@@ -447,16 +454,26 @@ def test_start_refused_behind_a_locked_gate(plant):
 def test_gate_changes_are_audited_and_published(plant):
     gate = Gate.objects.get(stage__slug="assembly-02")
     with recorded() as got:
-        services.gate_set(gate_id=gate.pk, action="close", actor=plant.supervisor)
+        services.gate_set(
+            gate_id=gate.pk, action="close", actor=plant.supervisor, password=PASSWORD
+        )
         services.gate_set(
             gate_id=gate.pk, action="lock", reason=" Leak ", actor=plant.supervisor
         )
-        services.gate_set(gate_id=gate.pk, action="open", actor=plant.supervisor)
-        services.gate_set(gate_id=gate.pk, action="close", actor=plant.supervisor)
-        services.gate_set(gate_id=gate.pk, action="open", actor=plant.supervisor)
+        services.gate_set(
+            gate_id=gate.pk, action="open", actor=plant.supervisor, password=PASSWORD
+        )
+        services.gate_set(
+            gate_id=gate.pk, action="close", actor=plant.supervisor, password=PASSWORD
+        )
+        services.gate_set(
+            gate_id=gate.pk, action="open", actor=plant.supervisor, password=PASSWORD
+        )
+    # the unlock is a gate override: its signature is audited just before it
     assert got.actions == [
         "gate.closed",
         "gate.locked",
+        "signature.signed",
         "gate.unlocked",
         "gate.closed",
         "gate.opened",
@@ -482,7 +499,9 @@ def test_locking_a_gate_needs_a_reason(plant, reason):
 def test_setting_a_gate_to_its_own_state_is_refused(plant):
     gate = Gate.objects.get(stage__slug="assembly-01")
     with refused(IllegalTransition, "illegal_transition") as info:
-        services.gate_set(gate_id=gate.pk, action="open", actor=plant.supervisor)
+        services.gate_set(
+            gate_id=gate.pk, action="open", actor=plant.supervisor, password=PASSWORD
+        )
     assert info.value.details == {"from": "open", "to": "open"}
 
 

@@ -139,6 +139,8 @@ EXPECTED: dict[str, frozenset[str] | str] = {
     "POST /api/passports/{p}/custody": SUPERVISING,
     "GET /api/passports/{p}/genealogy": SIGNED_IN,
     "POST /api/passports/{p}/components": FLOOR,
+    # an electronic signature of a dispatch release: those who dispatch
+    "POST /api/passports/{p}/signatures": SUPERVISING,
     "GET /api/passports/{p}/telemetry": RESTRICTED_READERS,
     "POST /api/passports/{p}/telemetry": FLOOR,
     "POST /api/passports/{p}/provision": SUPERVISING,
@@ -242,6 +244,8 @@ EXPECTED: dict[str, frozenset[str] | str] = {
     # the EU attribute set (docs/passports.md): tiers by caller, anyone may ask;
     # completeness names missing keys only; grants for outside parties: admins
     "GET /api/passports/{p}/attributes": NO_TOKEN,
+    # the Battery Pass / AAS export: the attributes' tiers, anyone may ask
+    "GET /api/passports/{p}/export": NO_TOKEN,
     "GET /api/passports/{p}/completeness": SIGNED_IN,
     # the QR codes printed on a battery lead anyone to its public passport;
     # repurposing, re-use and remanufacturing are supervisors' decisions, as
@@ -327,6 +331,7 @@ SUPERVISOR_DECISIONS = {
     "POST /api/inventory/items/{id}/release-hold",
     "POST /api/inventory/items/{id}/block",
     "POST /api/passports/{p}/custody",
+    "POST /api/passports/{p}/signatures",
     "POST /api/passports/{p}/provision",
     "POST /api/live-products/dispatchable",
     "POST /api/products/lifecycle",

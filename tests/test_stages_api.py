@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 from elog.models import AuditRecord
 from runbooks import services
 from runbooks.models import WorkOrderStage
-from tests.conftest import bearer
+from tests.conftest import PASSWORD, bearer
 from tests.factories_production import (
     audit_iso,
     gate_of,
@@ -315,7 +315,9 @@ def test_stages_of_a_non_sequential_runbook_start_in_any_order(http, make_user):
 def test_finish_with_closed_gate_is_409(http, floor):
     finish(floor.s1, floor.operator)
     services.stage_start(stage_id=floor.s2.pk, actor=floor.operator)
-    services.gate_set(gate_id=floor.gate.pk, action="close", actor=floor.supervisor)
+    services.gate_set(
+        gate_id=floor.gate.pk, action="close", actor=floor.supervisor, password=PASSWORD
+    )
     body = refused(http, floor.s2, "done", floor.operator, 409, "gate_not_open")
     assert body["details"] == {
         "gates": [
@@ -356,7 +358,9 @@ def test_finish_after_the_gate_reopens(http, floor):
         gate_id=floor.gate.pk, action="lock", reason="Seal", actor=floor.supervisor
     )
     refused(http, floor.s2, "done", floor.operator, 409, "gate_not_open")
-    services.gate_set(gate_id=floor.gate.pk, action="open", actor=floor.supervisor)
+    services.gate_set(
+        gate_id=floor.gate.pk, action="open", actor=floor.supervisor, password=PASSWORD
+    )
     assert move(http, floor.s2, "done", floor.operator).status_code == 200
 
 
@@ -378,7 +382,9 @@ def test_start_behind_a_locked_gate_is_409(http, floor):
 
 def test_start_behind_a_closed_gate_is_allowed(http, floor):
     finish(floor.s1, floor.operator)
-    services.gate_set(gate_id=floor.gate.pk, action="close", actor=floor.supervisor)
+    services.gate_set(
+        gate_id=floor.gate.pk, action="close", actor=floor.supervisor, password=PASSWORD
+    )
     assert move(http, floor.s2, "start", floor.operator).status_code == 200
 
 

@@ -26,7 +26,8 @@ from rest_framework import serializers
 from bpmos.errors import InvalidInput
 from bpmos.fields import DateTimeField, utc_datetime
 from bpmos.filters import enum_value
-from passports import attributes, conformity, services
+from elog.models import SignatureMeaning
+from passports import attributes, conformity, services, signatures
 from passports.models import (
     PUBLIC_FIELDS,
     RESTRICTED_FIELDS,
@@ -213,6 +214,20 @@ class RegistryEntrySerializer(PassportSummarySerializer):
         }
 
 
+class SignatureSerializer(serializers.Serializer):
+    """An electronic signature as the trace shows it: who (username and
+    printed name), what it means, how and when, and the hash it is bound to."""
+
+    signer = serializers.CharField()
+    signerName = serializers.CharField()
+    meaning = serializers.ChoiceField(choices=SignatureMeaning.choices)
+    meaningLabel = serializers.CharField()
+    method = serializers.CharField()
+    signedAt = serializers.DateTimeField()
+    boundHash = serializers.CharField()
+    hash = serializers.CharField()
+
+
 class LedgerEventSerializer(serializers.Serializer):
     """One ledger event. ``kind`` is the code a client posts (``qa_passed``),
     ``label`` its display text."""
@@ -227,6 +242,33 @@ class LedgerEventSerializer(serializers.Serializer):
     data = serializers.DictField()
     prevHash = serializers.CharField(source="prev_hash")
     hash = serializers.CharField()
+    signatures = serializers.SerializerMethodField(
+        help_text="The electronic signatures bound to this event's hash."
+    )
+
+    @extend_schema_field(SignatureSerializer(many=True))
+    def get_signatures(self, event) -> list[dict]:
+        shown = getattr(event, "signatures_shown", None)
+        if shown is None:
+            shown = signatures.signatures_by_event([event]).get(event.pk, [])
+        return shown
+
+
+def attach_signatures(events) -> list:
+    """Give each event its signatures (one query for all), for the serializer."""
+    events = list(events)
+    found = signatures.signatures_by_event(events)
+    for event in events:
+        event.signatures_shown = found.get(event.pk, [])
+    return events
+
+
+def attach_signatures_none(events) -> list:
+    """Mark events that cannot carry a signature (a batch's) as having none."""
+    events = list(events)
+    for event in events:
+        event.signatures_shown = []
+    return events
 
 
 class PublicEventSerializer(serializers.Serializer):
@@ -582,12 +624,35 @@ class EventRecordSerializer(serializers.Serializer):
         help_text="The version you read; 409 if it moved on.",
     )
     occurredAt = DateTimeField(required=False)
+    password = serializers.CharField(
+        required=False,
+        write_only=True,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+        help_text="Re-entered to sign a signed step (released: the QA release).",
+    )
+
+
+class SignRequestSerializer(serializers.Serializer):
+    """Sign the head event of a passport's ledger (a dispatch release)."""
+
+    meaning = serializers.ChoiceField(choices=[SignatureMeaning.DISPATCH_RELEASE])
+    password = serializers.CharField(
+        write_only=True,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+        help_text="Re-entered.",
+    )
+    version = serializers.IntegerField(
+        required=False, min_value=1, help_text="The head version you read."
+    )
 
 
 class EventBatchItemSerializer(EventRecordSerializer):
     passport = serializers.CharField(
         help_text="UUID, BPAN, serial, barcode or RFID tag of the passport."
     )
+    password = None  # a batch holds no signed step
 
 
 class EventBatchSerializer(serializers.Serializer):
@@ -784,7 +849,7 @@ def passport_detail(
     body["conformity"] = conformity.passport_conformity(passport).as_dict()
     if restricted and telemetry is not None:
         body["telemetry"] = TelemetrySummarySerializer(telemetry).data
-    body["ledger"] = LedgerEventSerializer(events, many=True).data
+    body["ledger"] = LedgerEventSerializer(attach_signatures(events), many=True).data
     return body
 
 

@@ -79,6 +79,16 @@ urlpatterns = [
         name="passport-completeness",
     ),
     re_path(
+        rf"^{_ONE}/signatures/?$",
+        views.PassportSignaturesView.as_view(),
+        name="passport-signatures",
+    ),
+    re_path(
+        rf"^{_ONE}/export/?$",
+        views.PassportExportView.as_view(),
+        name="passport-export",
+    ),
+    re_path(
         rf"^{_ONE}/components/?$",
         views.PassportComponentsView.as_view(),
         name="passport-components",

@@ -20,6 +20,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.filters import SearchFilter
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
 from bpmos import access
@@ -31,12 +32,14 @@ from bpmos.views import BpmosAPIView
 from passports import (
     attributes,
     conformity,
+    export,
     grants,
     ledger,
     qr,
     secondlife,
     selectors,
     services,
+    signatures,
     telemetry,
 )
 from passports import bpan as bpan_rules
@@ -281,7 +284,8 @@ class PassportEventsBatchView(BpmosAPIView):
                         "serial": event.passport.serial,
                         **s.LedgerEventSerializer(event).data,
                     }
-                    for event in written
+                    # a batch holds no signed step: nothing to look up
+                    for event in s.attach_signatures_none(written)
                 ],
             },
             status=status.HTTP_201_CREATED,
@@ -439,6 +443,10 @@ class PassportLedgerView(generics.ListAPIView):
             passport=selectors.resolve(self.kwargs["identifier"])
         )
 
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        return None if page is None else s.attach_signatures(page)
+
 
 @extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
 class PassportEventsView(BpmosAPIView):
@@ -465,6 +473,7 @@ class PassportEventsView(BpmosAPIView):
             data=body.get("data"),
             expected_version=body.get("expectedVersion"),
             occurred_at=body.get("occurredAt"),
+            password=body.get("password"),
             actor=request.user,
         )
         return Response(
@@ -765,3 +774,96 @@ class GrantRevokeView(BpmosAPIView):
         return Response(
             _grant_body(grants.grant_revoke(grant_id=grant_id, actor=request.user))
         )
+
+
+# --- electronic signatures and export ---------------------------------------------
+
+
+@extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
+class PassportSignaturesView(BpmosAPIView):
+    """Sign the head event of a passport's ledger (or ``version``, which must be
+    the head): ``{meaning: "dispatch_release", password, version?}``. The
+    signer re-enters their password (403 ``signature_invalid`` when wrong,
+    audited; 429 ``signature_locked`` after too many); the signature is bound
+    to the event's hash and shown in the trace. A site that sets
+    ``BPMOS_DISPATCH_REQUIRES_SIGNED_RELEASE`` dispatches nothing without one
+    (docs/passports.md, "Electronic signatures")."""
+
+    @extend_schema(
+        request=s.SignRequestSerializer, responses={201: s.EventRecordedSerializer}
+    )
+    def post(self, request, identifier: str):
+        body = _body(request)
+        unknown = sorted(set(body) - {"meaning", "password", "version"})
+        if unknown:
+            raise _invalid(unknown[0], "Unknown field.")
+        passport = selectors.resolve(identifier)
+        event, _signature = signatures.passport_event_sign(
+            passport_id=passport.pk,
+            meaning=body.get("meaning"),
+            password=body.get("password"),
+            version=body.get("version"),
+            actor=request.user,
+        )
+        return Response(
+            {
+                "event": s.LedgerEventSerializer(s.attach_signatures([event])[0]).data,
+                "passport": _summary(passport.pk),
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class _ExportNegotiation(DefaultContentNegotiation):
+    """``format`` is this route's parameter, not DRF's renderer override."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        renderer = renderers[0]
+        return renderer, renderer.media_type
+
+
+@extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
+class PassportExportView(BpmosAPIView):
+    """A passport exported as JSON: ``?format=batterypass`` (the Battery Pass
+    data model v1.2's submodels) or ``?format=aas`` (an Asset Administration
+    Shell V3.0 environment: one shell and one submodel per Battery Pass
+    submodel). The attributes are those of the tiers the caller may read, as
+    ``…/attributes`` shows them (no token: the public tier, and only the UUID,
+    BPAN or serial answer); an access grant's ``X-Passport-Grant`` opens the
+    legitimate-interest tier. Every export is audited
+    (``passport.exported``)."""
+
+    throttle_classes = [PublicPassportThrottle]
+    content_negotiation_class = _ExportNegotiation
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "format",
+                str,
+                enum=list(export.FORMATS),
+                required=True,
+                description="batterypass or aas",
+            )
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+        auth=[],
+    )
+    def get(self, request, identifier: str):
+        fmt = request.query_params.get("format", "")
+        if fmt not in export.FORMATS:
+            raise _invalid("format", f"One of {', '.join(export.FORMATS)}.")
+        passport = selectors.resolve(identifier)
+        tiers = attributes.reader_tiers(request.user)
+        if attributes.Tier.LEGITIMATE_INTEREST not in tiers and (
+            selectors.matched_by(passport, identifier) not in PUBLIC_IDENTIFIERS
+        ):
+            raise NotFound("No passport has this identifier.")
+        token = request.META.get(grants.HEADER, "").strip()
+        if token and attributes.Tier.LEGITIMATE_INTEREST not in tiers:
+            grants.grant_use(token=token, passport=passport)
+            tiers = (*tiers, attributes.Tier.LEGITIMATE_INTEREST)
+        body = export.passport_export(
+            passport=passport, tiers=tiers, fmt=fmt, actor=request.user
+        )
+        return Response(body)

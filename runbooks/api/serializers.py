@@ -207,3 +207,14 @@ class GateActionSerializer(serializers.Serializer):
         max_length=300,
         help_text="Why; required to lock (shown as the block reason).",
     )
+    password = serializers.CharField(
+        required=False,
+        write_only=True,
+        trim_whitespace=False,
+        max_length=4096,
+        style={"input_type": "password"},
+        help_text=(
+            "Your password, re-entered to sign a gate override: required to "
+            "open or close a Locked gate (an electronic signature)."
+        ),
+    )

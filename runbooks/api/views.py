@@ -288,6 +288,7 @@ class GateActionView(BpmosAPIView):
             gate_id=int(pk),
             action=self.gate_action,
             reason=body.get("reason", ""),
+            password=body.get("password"),
             actor=request.user,
         )
         return self.respond(s.GateSerializer, gate)

@@ -1,0 +1,265 @@
+"""A passport exported as JSON: the Battery Pass data model's structure, or an
+Asset Administration Shell (AAS V3.0) environment.
+
+Both are built from the one attribute registry (``passports.attributes``) and
+show only the attributes of the tiers the reader holds, exactly as
+``GET …/attributes`` does. The schemas they are validated against in the tests
+are kept in ``passports/schemas/`` with their sources named there.
+
+* ``batterypass``: one object per Battery Pass v1.2 submodel
+  (``generalProductInformation``, ``carbonFootprint``, ``circularity``,
+  ``materialComposition``, ``performanceAndDurability``, ``labels``,
+  ``supplyChainDueDiligence``), each attribute under its data-model name with
+  its value in the unit of the registry; ``lastUpdate`` names the time of each
+  dynamic attribute; attributes with no value are left out.
+* ``aas``: ``{assetAdministrationShells, submodels}``: one shell for the
+  battery (``globalAssetId`` ``urn:uuid:<passport>``) referencing one submodel
+  per Battery Pass submodel, whose ``semanticId`` is the submodel's SAMM URN
+  (``urn:samm:io.BatteryPass.<Submodel>:1.2.0#<Submodel>``). A number is a
+  ``Property`` of ``xs:double`` (a count ``xs:integer``), a text ``xs:string``
+  (a link ``xs:anyURI``, a time ``xs:dateTime``), a map a
+  ``SubmodelElementCollection`` and a list a ``SubmodelElementList``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.utils import timezone
+
+from elog import audit
+from passports import attributes, selectors
+from passports.models import Passport
+
+FORMAT_BATTERYPASS = "batterypass"
+FORMAT_AAS = "aas"
+FORMATS = (FORMAT_BATTERYPASS, FORMAT_AAS)
+
+DATA_MODEL_VERSION = "1.2.0"
+
+# Battery Pass submodel (our group key) -> its SAMM namespace and aspect name.
+SUBMODELS: dict[str, tuple[str, str]] = {
+    "generalProductInformation": (
+        "io.BatteryPass.GeneralProductInformation",
+        "GeneralProductInformation",
+    ),
+    "carbonFootprint": (
+        "io.BatteryPass.CarbonFootprint",
+        "CarbonFootprintForBatteries",
+    ),
+    "circularity": ("io.BatteryPass.Circularity", "Circularity"),
+    "materialComposition": (
+        "io.BatteryPass.MaterialComposition",
+        "MaterialComposition",
+    ),
+    "performanceAndDurability": (
+        "io.BatteryPass.Performance",
+        "PerformanceAndDurability",
+    ),
+    "labels": ("io.BatteryPass.Labels", "Labeling"),
+    "supplyChainDueDiligence": (
+        "io.BatteryPass.SupplyChainDueDiligence",
+        "SupplyChainDueDiligence",
+    ),
+}
+
+_COUNT_CHECKS = {attributes.is_count}
+_URL_CHECKS = {attributes.is_url}
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    return value
+
+
+def _present(value: Any) -> bool:
+    return value not in (None, "", [], {})
+
+
+def _rows(passport: Passport, tiers) -> list[dict]:
+    return [
+        row
+        for row in selectors.passport_attributes(passport=passport, tiers=tiers)
+        if _present(row["value"])
+    ]
+
+
+def batterypass(passport: Passport, rows: list[dict], tiers) -> dict[str, Any]:
+    """The Battery Pass data model's structure (see the module docstring)."""
+    body: dict[str, Any] = {
+        "dataModel": "BatteryPass",
+        "dataModelVersion": DATA_MODEL_VERSION,
+        "passportIdentifier": str(passport.uuid),
+        "exportedAt": _json(timezone.now()),
+        "tiers": [str(tier) for tier in tiers],
+    }
+    updates: dict[str, Any] = {}
+    for group in SUBMODELS:
+        body[group] = {}
+    for row in rows:
+        attribute = row["attribute"]
+        body[attribute.group][attribute.key] = _json(row["value"])
+        if row.get("lastUpdate") is not None:
+            updates[attribute.key] = _json(row["lastUpdate"])
+    body["lastUpdate"] = updates
+    return body
+
+
+# --- AAS ---------------------------------------------------------------------------
+
+_ID_SHORT_BAD = re.compile(r"[^A-Za-z0-9_]")
+
+
+def id_short(name: str) -> str:
+    """An AAS idShort from any name: letters, digits and underscores, starting
+    with a letter (AAS V3.0 constraint AASd-002)."""
+    cleaned = _ID_SHORT_BAD.sub("_", str(name)) or "value"
+    if not cleaned[0].isalpha():
+        cleaned = "x" + cleaned
+    if len(cleaned) == 1:  # the pattern asks for two characters at least
+        cleaned += "_"
+    return cleaned[:128]
+
+
+def _value_type(value: Any, attribute=None) -> str:
+    if isinstance(value, bool):
+        return "xs:boolean"
+    if isinstance(value, int) or (
+        attribute is not None and attribute.check in _COUNT_CHECKS
+    ):
+        return "xs:integer"
+    if isinstance(value, float | Decimal):
+        return "xs:double"
+    if attribute is not None and attribute.check in _URL_CHECKS:
+        return "xs:anyURI"
+    if isinstance(value, datetime):
+        return "xs:dateTime"
+    return "xs:string"
+
+
+def _lexical(value: Any, value_type: str) -> str:
+    if value_type == "xs:integer":
+        return str(int(value))
+    if value_type == "xs:boolean":
+        return "true" if value else "false"
+    if isinstance(value, Decimal | float):
+        return format(Decimal(str(value)).normalize(), "f")
+    return str(_json(value))
+
+
+def _element(name: str | None, value: Any, attribute=None) -> dict[str, Any]:
+    if isinstance(value, dict):
+        element: dict[str, Any] = {
+            "modelType": "SubmodelElementCollection",
+            "value": [
+                _element(id_short(k), v) for k, v in value.items() if v is not None
+            ],
+        }
+    elif isinstance(value, list | tuple):
+        items = [v for v in value if v is not None]
+        kind = _value_type(items[0]) if items else "xs:string"
+        element = {
+            "modelType": "SubmodelElementList",
+            "typeValueListElement": "Property",
+            "valueTypeListElement": kind,
+            "value": [
+                {"modelType": "Property", "valueType": kind, "value": _lexical(v, kind)}
+                for v in items
+            ],
+        }
+    else:
+        kind = _value_type(value, attribute)
+        element = {
+            "modelType": "Property",
+            "valueType": kind,
+            "value": _lexical(value, kind),
+        }
+    if name is not None:
+        element = {"idShort": name, **element}
+    return element
+
+
+def _reference(kind: str, key_type: str, value: str) -> dict[str, Any]:
+    return {"type": kind, "keys": [{"type": key_type, "value": value}]}
+
+
+def aas(passport: Passport, rows: list[dict]) -> dict[str, Any]:
+    """An AAS V3.0 environment (see the module docstring)."""
+    asset = f"urn:uuid:{passport.uuid}"
+    shell_id = f"{asset}:aas"
+    elements: dict[str, list] = {group: [] for group in SUBMODELS}
+    for row in rows:
+        attribute = row["attribute"]
+        element = _element(attribute.key, row["value"], attribute)
+        if row.get("lastUpdate") is not None:
+            element["qualifiers"] = [
+                {
+                    "type": "lastUpdate",
+                    "valueType": "xs:dateTime",
+                    "value": _json(row["lastUpdate"]),
+                }
+            ]
+        elements[attribute.group].append(element)
+    submodels = []
+    for group, (namespace, aspect) in SUBMODELS.items():
+        submodels.append(
+            {
+                "modelType": "Submodel",
+                "id": f"{asset}:submodel:{group}",
+                "idShort": aspect,
+                "kind": "Instance",
+                "semanticId": _reference(
+                    "ExternalReference",
+                    "GlobalReference",
+                    f"urn:samm:{namespace}:{DATA_MODEL_VERSION}#{aspect}",
+                ),
+                "submodelElements": elements[group],
+            }
+        )
+    shell = {
+        "modelType": "AssetAdministrationShell",
+        "id": shell_id,
+        "idShort": id_short(f"BatteryPassport_{passport.serial}"),
+        "assetInformation": {"assetKind": "Instance", "globalAssetId": asset},
+        "submodels": [
+            _reference("ModelReference", "Submodel", sm["id"]) for sm in submodels
+        ],
+    }
+    return {"assetAdministrationShells": [shell], "submodels": submodels}
+
+
+def passport_export(
+    *, passport: Passport, tiers, fmt: str, actor: Any
+) -> dict[str, Any]:
+    """The passport in ``fmt`` (``FORMATS``) with the attributes of ``tiers``;
+    audited (``passport.exported``: the format and the tiers shown)."""
+    rows = _rows(passport, tiers)
+    body = (
+        batterypass(passport, rows, tiers)
+        if fmt == FORMAT_BATTERYPASS
+        else aas(passport, rows)
+    )
+    audit.record(
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        action="passport.exported",
+        target=passport,
+        after={
+            "format": fmt,
+            "tiers": [str(t) for t in tiers],
+            "attributes": len(rows),
+        },
+    )
+    return body
