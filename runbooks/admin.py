@@ -182,8 +182,22 @@ class StageAdmin(PlantAdmin):
     inlines = [GateInline, StepInline]
 
 
+class GateActionForm(helpers.ActionForm):
+    """The action bar with the password an unlock (opening or closing a
+    locked gate: a gate override, a signed step) is signed with."""
+
+    password = forms.CharField(
+        required=False,
+        label="Password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"size": 20, "autocomplete": "off"}),
+        help_text="Re-enter yours to sign the unlock of a locked gate.",
+    )
+
+
 @admin.register(Gate)
 class GateAdmin(PlantAdmin):
+    action_form = GateActionForm
     list_display = [
         "id",
         "stage",
@@ -216,7 +230,11 @@ class GateAdmin(PlantAdmin):
         for gate in queryset:
             try:
                 services.gate_set(
-                    gate_id=gate.pk, action=action, reason=reason, actor=request.user
+                    gate_id=gate.pk,
+                    action=action,
+                    reason=reason,
+                    actor=request.user,
+                    password=request.POST.get("password") or None,
                 )
                 done += 1
             except DomainError as exc:

@@ -7,6 +7,7 @@ from django.urls import reverse
 from elog.models import AuditRecord
 from runbooks import services
 from runbooks.models import Gate, GateStatus, StageAssignment, Step
+from tests.conftest import PASSWORD
 from tests.factories_production import (
     gate_of,
     make_runbook,
@@ -123,7 +124,17 @@ def test_admin_closes_and_unlocks_gates_through_the_service(
     services.gate_set(
         gate_id=gate.pk, action="lock", reason="x", actor=make_user("supervisor")
     )
+    # unlocking is a signed step: refused without the admin's password ...
     assert post_action(admin_client, "gate", "open_gates", [gate.pk]).status_code == 302
+    gate.refresh_from_db()
+    assert (gate.status, gate.reason) == ("locked", "x")
+    # ... and applied with it
+    assert (
+        post_action(
+            admin_client, "gate", "open_gates", [gate.pk], password=PASSWORD
+        ).status_code
+        == 302
+    )
     gate.refresh_from_db()
     assert (gate.status, gate.reason) == ("open", "")
     assert list(
