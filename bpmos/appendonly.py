@@ -21,6 +21,7 @@ from django.db import migrations
 APPEND_ONLY_TABLES: dict[str, str] = {
     "elog_auditrecord": "audit record",
     "elog_shiftlogentry": "shift log entry",
+    "elog_electronicsignature": "electronic signature",
     "passports_passportevent": "ledger event",
     "exceptions_exceptionevent": "exception event",
 }

@@ -565,7 +565,8 @@ def gate_set(
     """Open, close or lock a gate (supervisor actions). Locking needs a reason.
 
     Unlocking is opening or closing a locked gate. Setting a gate to the state it
-    is in is refused (409) so two supervisors cannot both believe they acted.
+    is in is refused (409) so two supervisors cannot both believe they acted
+    (locking a locked gate too: no password is asked for a change refused anyway).
 
     Unlocking overrides an interlock: it is a signed step (meaning
     ``gate_override``). The actor's re-entered ``password`` is checked before
@@ -574,7 +575,8 @@ def gate_set(
     reason, time, actor), which the ``gate.unlocked`` audit record carries too.
     """
     checked = None
-    if password is not None or _gate_is_locked(gate_id):
+    unlocking = action in GATE_ACTIONS and action != "lock"
+    if password is not None or (unlocking and _gate_is_locked(gate_id)):
         checked = esign.signature_check(
             signer=actor, password=password, meaning=SignatureMeaning.GATE_OVERRIDE
         )

@@ -2,13 +2,16 @@
 between get 503 in the envelope (never a 500), the server recovers by itself
 (no restart: the same processes answer), and no batch is half-written.
 
-The outage is this test's own database's: every connection to it cut
-(``pg_terminate_backend``) and new ones refused (``ALLOW_CONNECTIONS false``),
-which is what the server sees of a PostgreSQL restart, without stopping the
-cluster the other test workers share. The server is the production one for
-the REST API: gunicorn with sync workers (docs/deploy.md), with persistent
-connections and their health checks as in production (``CONN_MAX_AGE``,
-``CONN_HEALTH_CHECKS``).
+The outage is this test's own database's: every connection of the server to
+it cut (``pg_terminate_backend``; the server's connections are known by their
+``application_name``, set through libpq's ``PGAPPNAME``) and new ones refused
+(``ALLOW_CONNECTIONS false``), which is what the server sees of a PostgreSQL
+restart, without stopping the cluster the other test workers share. The test
+process's own connections (those of the threads an earlier async test left
+behind, say) are left alone: cut, they would fail a later test of this worker.
+The server is the production one for the REST API: gunicorn with sync workers
+(docs/deploy.md), with persistent connections and their health checks as in
+production (``CONN_MAX_AGE``, ``CONN_HEALTH_CHECKS``).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ pytestmark = [
 ]
 
 BATCH = 500
+# The application_name of the server's connections (libpq reads PGAPPNAME).
+SERVER_APPLICATION = "bpmos-outage-server"
 
 
 def _batch(start: int) -> list[dict]:
@@ -55,7 +60,7 @@ def _batch(start: int) -> list[dict]:
 
 def _outage(allow: bool) -> None:
     """Refuse (or allow again) new connections to this test's database and cut
-    the ones open, but for this test's own (from the maintenance database: a
+    the server's ones open (from the maintenance database: a
     database cannot refuse connections to itself)."""
     db = settings.DATABASES["default"]
     with connection.cursor() as cursor:
@@ -75,8 +80,8 @@ def _outage(allow: bool) -> None:
         if not allow:
             admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> %s",
-                [db["NAME"], own],
+                "WHERE datname = %s AND pid <> %s AND application_name = %s",
+                [db["NAME"], own, SERVER_APPLICATION],
             )
 
 
@@ -94,7 +99,7 @@ def gunicorn(tmp_path):
             port,
             tmp_path / "gunicorn.log",
             ready=http_answers,
-            env=server_env(DATABASE_CONN_MAX_AGE="60"),
+            env=server_env(DATABASE_CONN_MAX_AGE="60", PGAPPNAME=SERVER_APPLICATION),
         )
     except ServerFailed as failure:
         pytest.fail(str(failure))

@@ -758,6 +758,7 @@ def test_dashboard_status_numbers(midday, desk, make_user):
             "In Service": 0,
             "End of Life": 0,
             "Recycled": 0,
+            "Superseded": 0,
         },
     }
     assert body["machines"] == {

@@ -60,7 +60,7 @@ from runbooks.models import (
     WorkOrderStage,
     WorkOrderStatus,
 )
-from tests.conftest import bearer
+from tests.conftest import PASSWORD, bearer
 from tests.support_hypothesis import examples
 
 T0 = datetime(2026, 1, 15, 6, 0, tzinfo=UTC)
@@ -400,10 +400,13 @@ class ProductionMachine(RuleBasedStateMachine):
         gate=st.integers(0, 1),
         action=st.sampled_from(["open", "close", "lock"]),
         reason=st.sampled_from(REASONS),
+        signed=st.booleans(),
     )
-    def set_gate(self, order, stage, gate, action, reason):
+    def set_gate(self, order, stage, gate, action, reason, signed=True):
         """A supervisor changes a gate of a stage of a work order (by default the
-        stage it has reached), which all work orders of the runbook share."""
+        stage it has reached), which all work orders of the runbook share.
+        Unlocking is a signed step: ``signed``, the supervisor re-enters the
+        password; without it the unlock is refused (400) and changes nothing."""
         stages = self.orders[order].stages
         index = self.current_index(order) if stage is None else stage % len(stages)
         target_stage = stages[index]
@@ -411,22 +414,24 @@ class ProductionMachine(RuleBasedStateMachine):
         pk = gate_ids[gate % len(gate_ids)]
         target = {"open": "open", "close": "closed", "lock": "locked"}[action]
         current = self.gates[pk]
-        if action == "lock" and not reason.strip():
+        unlocking = current == GateStatus.LOCKED and action != "lock"
+        if (unlocking and not signed) or (action == "lock" and not reason.strip()):
             expected = (InvalidInput, "validation_error")
         elif current == target:
             expected = (IllegalTransition, "illegal_transition")
         else:
             expected = None
-        if current == GateStatus.LOCKED:
-            verb = "unlocked"
+        body = {"reason": reason}
+        if unlocking and signed:
+            body["password"] = PASSWORD
+            written = (["signature.signed", "gate.unlocked"], ["gate.changed"])
         else:
             verb = {"open": "opened", "close": "closed", "lock": "locked"}[action]
+            written = ([f"gate.{verb}"], ["gate.changed"])
         result = self.call(
-            lambda: api_post(
-                self.world.supervisor, f"/api/gates/{pk}/{action}", {"reason": reason}
-            ),
+            lambda: api_post(self.world.supervisor, f"/api/gates/{pk}/{action}", body),
             expected,
-            ([f"gate.{verb}"], ["gate.changed"]),
+            written,
         )
         if result is not None:
             self.gates[pk] = target

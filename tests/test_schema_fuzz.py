@@ -130,11 +130,28 @@ def in_process_app():
 PATH_PROBES = ("1", "00000000-0000-4000-8000-000000000001", "a1")
 
 
-def view_name_of(path: str) -> str | None:
+def _path_enums(item: dict | None) -> dict[str, list[str]]:
+    """The path parameters an OpenAPI path item declares with an ``enum``
+    (such as a QR code's ``symbol``), by name."""
+    enums: dict[str, list[str]] = {}
+    for operation in (item or {}).values():
+        if not isinstance(operation, dict):
+            continue
+        for parameter in operation.get("parameters", []):
+            enum = parameter.get("schema", {}).get("enum")
+            if parameter.get("in") == "path" and enum:
+                enums[parameter["name"]] = [str(value) for value in enum]
+    return enums
+
+
+def view_name_of(path: str, item: dict | None = None) -> str | None:
     """The URLconf's view name for an OpenAPI path template (``{id}`` filled
-    with the first probe values that resolve), or None."""
+    with the first probe values that resolve, or with the values of the
+    parameter's ``enum`` when the path item declares one), or None."""
     names = re.findall(r"\{[^}]+\}", path)
-    for values in itertools.product(PATH_PROBES, repeat=len(names)):
+    enums = _path_enums(item)
+    choices = [enums.get(name[1:-1], PATH_PROBES) for name in names]
+    for values in itertools.product(*choices):
         concrete = path
         for name, value in zip(names, values, strict=True):
             concrete = concrete.replace(name, value, 1)
@@ -155,7 +172,7 @@ def closed_to(identity: str, raw_schema: dict) -> list[str]:
     role = None if identity == "anonymous" else identity
     closed = []
     for path, item in raw_schema["paths"].items():
-        view_name = view_name_of(path)
+        view_name = view_name_of(path, item)
         if view_name is None:
             continue
         for method in item:
@@ -320,13 +337,20 @@ def test_coverage_cases_are_left_out_only_where_the_policy_refuses(api_schema):
         for method in item
         if method.upper() in {"GET", "POST", "PUT", "PATCH", "DELETE"}
     ]
-    unresolved = sorted({path for _, path in operations if view_name_of(path) is None})
+    unresolved = sorted(
+        {
+            path
+            for _, path in operations
+            if view_name_of(path, raw["paths"][path]) is None
+        }
+    )
     assert unresolved == [], f"no view found for {unresolved}"
     assert closed_to("admin", raw) == []
     public = {
         f"{method} {path}"
         for method, path in operations
-        if access.rule_for(view_name_of(path), method) is access.PUBLIC
+        if access.rule_for(view_name_of(path, raw["paths"][path]), method)
+        is access.PUBLIC
     }
     anonymous = set(closed_to("anonymous", raw))
     assert public
@@ -338,7 +362,7 @@ def test_coverage_cases_are_left_out_only_where_the_policy_refuses(api_schema):
         assert len(closed) < len(operations), role
         for label in closed:
             method, path = label.split(" ", 1)
-            rule = access.rule_for(view_name_of(path), method)
+            rule = access.rule_for(view_name_of(path, raw["paths"][path]), method)
             assert rule is not access.PUBLIC, (role, label)
             assert role not in rule, (role, label)
     project = fuzz_config("operator", raw).projects.get_default()

@@ -333,6 +333,7 @@ def test_the_identitys_barcode_and_rfid_are_optional_in_the_detail(api_schema):
     assert {"barcode", "rfid"} <= set(identity["properties"])
     assert sorted(identity["required"]) == [
         "bpan",
+        "gtin",
         "kind",
         "lot",
         "model",

@@ -223,7 +223,7 @@ class SignatureSerializer(serializers.Serializer):
     meaning = serializers.ChoiceField(choices=SignatureMeaning.choices)
     meaningLabel = serializers.CharField()
     method = serializers.CharField()
-    signedAt = serializers.DateTimeField()
+    signedAt = DateTimeField()
     boundHash = serializers.CharField()
     hash = serializers.CharField()
 
