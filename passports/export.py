@@ -67,6 +67,15 @@ SUBMODELS: dict[str, tuple[str, str]] = {
     ),
 }
 
+# Our life-cycle stage keys -> the data model's LifecycleStage values
+# (io.BatteryPass.CarbonFootprint 1.2.0).
+LIFECYCLE_STAGES = {
+    "raw_material_extraction": "RawMaterialExtraction",
+    "main_production": "MainProduction",
+    "distribution": "Distribution",
+    "end_of_life_recycling": "Recycling",
+}
+
 _COUNT_CHECKS = {attributes.is_count}
 _URL_CHECKS = {attributes.is_url}
 
@@ -97,6 +106,23 @@ def _rows(passport: Passport, tiers) -> list[dict]:
     ]
 
 
+def _per_stage(value: dict) -> list[dict[str, Any]]:
+    """``{stage: kg CO2e/kWh}`` as the data model's list of
+    ``CarbonFootprintPerLifecycleStageEntity`` (stage order of the registry)."""
+    return [
+        {
+            "lifecycleStage": LIFECYCLE_STAGES[stage],
+            "carbonFootprint": _json(value[stage]),
+        }
+        for stage in attributes.CARBON_STAGES
+        if value.get(stage) is not None
+    ]
+
+
+# Attributes whose data-model shape differs from the registry's value.
+_BATTERYPASS_SHAPES = {"carbonFootprintPerLifecycleStage": _per_stage}
+
+
 def batterypass(passport: Passport, rows: list[dict], tiers) -> dict[str, Any]:
     """The Battery Pass data model's structure (see the module docstring)."""
     body: dict[str, Any] = {
@@ -111,7 +137,8 @@ def batterypass(passport: Passport, rows: list[dict], tiers) -> dict[str, Any]:
         body[group] = {}
     for row in rows:
         attribute = row["attribute"]
-        body[attribute.group][attribute.key] = _json(row["value"])
+        shape = _BATTERYPASS_SHAPES.get(attribute.key, _json)
+        body[attribute.group][attribute.key] = shape(row["value"])
         if row.get("lastUpdate") is not None:
             updates[attribute.key] = _json(row["lastUpdate"])
     body["lastUpdate"] = updates
