@@ -189,12 +189,10 @@ def _lexical(value: Any, value_type: str) -> str:
 
 def _element(name: str | None, value: Any, attribute=None) -> dict[str, Any]:
     if isinstance(value, dict):
-        element: dict[str, Any] = {
-            "modelType": "SubmodelElementCollection",
-            "value": [
-                _element(id_short(k), v) for k, v in value.items() if v is not None
-            ],
-        }
+        element: dict[str, Any] = {"modelType": "SubmodelElementCollection"}
+        members = [_element(id_short(k), v) for k, v in value.items() if v is not None]
+        if members:  # AAS V3.0: an element list, when given, holds one at least
+            element["value"] = members
     elif isinstance(value, list | tuple):
         items = [v for v in value if v is not None]
         kind = _value_type(items[0]) if items else "xs:string"
@@ -202,11 +200,12 @@ def _element(name: str | None, value: Any, attribute=None) -> dict[str, Any]:
             "modelType": "SubmodelElementList",
             "typeValueListElement": "Property",
             "valueTypeListElement": kind,
-            "value": [
+        }
+        if items:
+            element["value"] = [
                 {"modelType": "Property", "valueType": kind, "value": _lexical(v, kind)}
                 for v in items
-            ],
-        }
+            ]
     else:
         kind = _value_type(value, attribute)
         element = {
@@ -242,20 +241,22 @@ def aas(passport: Passport, rows: list[dict]) -> dict[str, Any]:
         elements[attribute.group].append(element)
     submodels = []
     for group, (namespace, aspect) in SUBMODELS.items():
-        submodels.append(
-            {
-                "modelType": "Submodel",
-                "id": f"{asset}:submodel:{group}",
-                "idShort": aspect,
-                "kind": "Instance",
-                "semanticId": _reference(
-                    "ExternalReference",
-                    "GlobalReference",
-                    f"urn:samm:{namespace}:{DATA_MODEL_VERSION}#{aspect}",
-                ),
-                "submodelElements": elements[group],
-            }
-        )
+        submodel = {
+            "modelType": "Submodel",
+            "id": f"{asset}:submodel:{group}",
+            "idShort": aspect,
+            "kind": "Instance",
+            "semanticId": _reference(
+                "ExternalReference",
+                "GlobalReference",
+                f"urn:samm:{namespace}:{DATA_MODEL_VERSION}#{aspect}",
+            ),
+        }
+        # A submodel the reader may see nothing of is left empty: the
+        # published schema refuses an empty submodelElements array.
+        if elements[group]:
+            submodel["submodelElements"] = elements[group]
+        submodels.append(submodel)
     shell = {
         "modelType": "AssetAdministrationShell",
         "id": shell_id,
