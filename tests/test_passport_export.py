@@ -343,8 +343,52 @@ def test_the_aas_values_read_back_typed(full_pack, make_user):
     assert qualifier.value == datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
-def test_the_strict_aas_reader_refuses_what_the_metamodel_refuses(pack):
+def _rated_capacity(body: dict) -> dict:
+    (performance,) = [
+        sm for sm in body["submodels"] if sm["idShort"] == "PerformanceAndDurability"
+    ]
+    (element,) = [
+        e for e in performance["submodelElements"] if e["idShort"] == "ratedCapacity"
+    ]
+    return element
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"valueType": "xs:text"},  # not an XSD type of the metamodel
+        {"value": "a hundred"},  # not in xs:double's lexical space
+        {"valueType": "xs:integer", "value": "100.5"},
+        {"idShort": "1 bad name"},  # AASd-002
+        {"modelType": "Propertee"},
+    ],
+)
+def test_the_strict_aas_reader_refuses_what_the_metamodel_refuses(pack, change):
     body = get(None, pack["id"], "aas").json()
-    body["submodels"][0]["submodelElements"][0]["valueType"] = "xs:text"
+    strict_aas(body)  # as exported: read
+    _rated_capacity(body).update(change)
     with pytest.raises((KeyError, ValueError, TypeError)):
         strict_aas(body)
+
+
+def test_aas_list_items_carry_no_id_short(full_pack, make_user):
+    """AASd-120: an element of a SubmodelElementList has no idShort (the strict
+    reader does not check this one)."""
+    shell = get(make_user("auditor"), full_pack["id"], "aas").json()
+    lists = [
+        element
+        for submodel in shell["submodels"]
+        for element in submodel.get("submodelElements", ())
+        if element["modelType"] == "SubmodelElementList"
+    ]
+    assert {e["idShort"] for e in lists} >= {"criticalRawMaterials", "labels"}
+    assert all("idShort" not in item for e in lists for item in e["value"])
+
+
+def test_the_batterypass_schema_names_exactly_the_registrys_attributes():
+    """The kept schema cannot drift from the attribute registry: every
+    attribute has its property in its submodel, and no property is unknown."""
+    for group in export.SUBMODELS:
+        declared = set(BATTERYPASS["properties"][group]["properties"])
+        registry = {a.key for a in attributes.ATTRIBUTES if a.group == group}
+        assert declared == registry, group
