@@ -10,15 +10,22 @@ are kept in ``passports/schemas/`` with their sources named there.
   (``generalProductInformation``, ``carbonFootprint``, ``circularity``,
   ``materialComposition``, ``performanceAndDurability``, ``labels``,
   ``supplyChainDueDiligence``), each attribute under its data-model name with
-  its value in the unit of the registry; ``lastUpdate`` names the time of each
-  dynamic attribute; attributes with no value are left out.
+  its value in the unit of the registry (the per-stage carbon footprint as the
+  data model's list of ``{lifecycleStage, carbonFootprint}``); ``lastUpdate``
+  names the time of each dynamic attribute; attributes with no value are left
+  out.
 * ``aas``: ``{assetAdministrationShells, submodels}``: one shell for the
   battery (``globalAssetId`` ``urn:uuid:<passport>``) referencing one submodel
   per Battery Pass submodel, whose ``semanticId`` is the submodel's SAMM URN
   (``urn:samm:io.BatteryPass.<Submodel>:1.2.0#<Submodel>``). A number is a
   ``Property`` of ``xs:double`` (a count ``xs:integer``), a text ``xs:string``
   (a link ``xs:anyURI``, a time ``xs:dateTime``), a map a
-  ``SubmodelElementCollection`` and a list a ``SubmodelElementList``.
+  ``SubmodelElementCollection`` and a list a ``SubmodelElementList``. No
+  element array is empty (a submodel the reader sees nothing of has none): the
+  published AAS schema asks for one item at least.
+
+The tests also read the AAS export back with the Eclipse BaSyx SDK's strict
+JSON decoder (docs/passports.md, "How the exports are checked").
 """
 
 from __future__ import annotations
