@@ -10,7 +10,7 @@ every field above the public tier), plus a lab's test report applied through
 the LIMS (authority tier), which must not reach the ledger, the LIMS results
 or anything else a non-authority reader sees. What each caller may read is
 written here: a grant adds legitimate interest on the routes that take one
-(the attributes and the detail, the registry's too), nowhere else, and
+(the attributes, the export, the detail and the registry's), nowhere else, and
 never the authority tier. Positive controls show the grant's and the lab's
 sentinels are findable where they belong, so the search cannot pass by
 finding nothing."""
@@ -49,7 +49,7 @@ CALLERS = [(str(role), role, False) for role in EXPECTED_TIERS] + [
 ]
 # The routes on which a grant opens legitimate interest (the registry's
 # detail is the passport detail).
-GRANT_ROUTES = ("attributes", "detail", "registry-detail")
+GRANT_ROUTES = ("attributes", "export", "detail", "registry-detail")
 
 
 @pytest.fixture
@@ -91,6 +91,8 @@ def routes(pack: Passport, lab: Passport) -> list[tuple[str, str, str]]:
             ("detail", "api", f"/api/passports/{p.serial}"),
             ("public", "api", f"/api/passports/{ident}/public"),
             ("attributes", "api", f"/api/passports/{ident}/attributes"),
+            ("export", "api", f"/api/passports/{ident}/export?format=batterypass"),
+            ("export", "api", f"/api/passports/{ident}/export?format=aas"),
             ("completeness", "api", f"/api/passports/{ident}/completeness"),
             ("conformity", "api", f"/api/passports/{ident}/conformity"),
             ("ledger", "api", f"/api/passports/{ident}/ledger"),

@@ -859,10 +859,8 @@ class PassportExportView(BpmosAPIView):
             selectors.matched_by(passport, identifier) not in PUBLIC_IDENTIFIERS
         ):
             raise NotFound("No passport has this identifier.")
-        token = request.META.get(grants.HEADER, "").strip()
-        if token and attributes.Tier.LEGITIMATE_INTEREST not in tiers:
-            grants.grant_use(token=token, passport=passport)
-            tiers = (*tiers, attributes.Tier.LEGITIMATE_INTEREST)
+        # An outside party's access grant, as on …/attributes.
+        tiers = granted_tiers(request, passport)
         body = export.passport_export(
             passport=passport, tiers=tiers, fmt=fmt, actor=request.user
         )
