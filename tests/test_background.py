@@ -1,16 +1,20 @@
 """The background workers (bpmos.background): order and batches, a failing
 batch, the thread's database connections after drain and shutdown, a forked
-child's own thread, and what the test session's end leaves on the database."""
+child's own thread, process exit, and what the test session's end leaves on
+the database."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connection, connections
 
 from bpmos import background
@@ -170,6 +174,34 @@ def test_a_forked_child_starts_its_own_thread(workers):
     assert answer == b"ok"
     assert handled == ["in the parent"]
     assert worker.running
+
+
+# A process that hands its worker two items and exits at once: the atexit
+# handler registered first runs last, after bpmos.background's own.
+AT_EXIT = """
+import atexit, django
+atexit.register(lambda: print(worker.running, handled, flush=True))
+django.setup()
+from bpmos.background import BackgroundWorker
+handled = []
+worker = BackgroundWorker("bpmos-test-worker", handled.extend)
+worker.submit(1)
+worker.drain()
+worker.submit(2)
+"""
+
+
+def test_at_process_exit_the_worker_handles_what_it_holds_and_ends():
+    answer = subprocess.run(
+        [sys.executable, "-c", AT_EXIT],
+        cwd=settings.BASE_DIR,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "bpmos.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert answer.stdout.splitlines()[-1] == "False [1, 2]"
 
 
 @pytest.mark.django_db(transaction=True)
