@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_process_shutdown
 from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bpmos.settings")
@@ -121,3 +122,13 @@ BEAT_SCHEDULE = {
     },
 }
 app.conf.beat_schedule = BEAT_SCHEDULE
+
+
+@worker_process_shutdown.connect
+def _background_workers_shutdown(**_kwargs) -> None:
+    """A prefork pool process leaves with ``os._exit``, past ``atexit``: its
+    background threads (bpmos.background) hand over what they hold and close
+    their database connections here."""
+    from bpmos import background
+
+    background.shutdown_all()
