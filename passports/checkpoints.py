@@ -17,8 +17,10 @@ audit chain, whose head is anchored outside the database (``elog.anchors``).
 "Grew since" is decided per passport (its projection's ``version`` against
 its newest leaf), not by event id: an append that commits after a later one
 (ids are handed out before commit) is covered by the next checkpoint, never
-skipped. The builder takes no passport row lock; builders serialise among
-themselves only (one advisory lock on PostgreSQL; SQLite serialises writers).
+skipped. The builder takes no passport row lock and does not wait for the
+audit chain's lock (its record is staged when the lock is held, as the
+ledger's are); builders serialise among themselves only (one advisory lock on
+PostgreSQL; SQLite serialises writers).
 
 A chain is checkpointed only when it continues the head checkpointed before
 (same hash at that version), each new event links to the one before it and
@@ -256,11 +258,18 @@ def checkpoint_build(*, actor: Any = None) -> LedgerCheckpoint | None:
             ),
             batch_size=5000,
         )
-        audit.record(
-            actor=actor,
-            action=ACTION,
-            target=checkpoint,
-            after=checkpoint_dict(checkpoint),
+        # Staged when the audit chain's lock is held (an open append holds it
+        # until its commit): the builder waits for no writer.
+        audit.record_many(
+            [
+                {
+                    "actor": actor,
+                    "action": ACTION,
+                    "target": checkpoint,
+                    "after": checkpoint_dict(checkpoint),
+                }
+            ],
+            stage_when_busy=True,
         )
     log.info(
         "ledger_checkpoint_written",
@@ -292,7 +301,7 @@ def checkpoint_dict(checkpoint: LedgerCheckpoint) -> dict[str, Any]:
 def _leaf_rows(checkpoint_ids: Iterable[int] | None = None):
     """The stored leaves (checkpoint id, position, passport id, its UUID,
     version, event hash, the hash of the ledger's event at that version or
-    None), by checkpoint then position."""
+    None), by checkpoint seq then position."""
     event = PassportEvent.objects.filter(
         passport_id=OuterRef("passport_id"), version=OuterRef("version")
     )
@@ -301,7 +310,7 @@ def _leaf_rows(checkpoint_ids: Iterable[int] | None = None):
     )
     if checkpoint_ids is not None:
         qs = qs.filter(checkpoint_id__in=list(checkpoint_ids))
-    return qs.order_by("checkpoint_id", "position").values_list(
+    return qs.order_by("checkpoint__seq", "position").values_list(
         "checkpoint_id",
         "position",
         "passport_id",
@@ -438,8 +447,11 @@ def checkpoints_verify() -> CheckpointVerification:
     """
     published = _published()
     checkpoints = list(LedgerCheckpoint.objects.order_by("seq"))
-    leaves = itertools.groupby(_leaf_rows(), key=lambda row: row[0])
-    by_checkpoint = {cid: list(rows) for cid, rows in leaves}
+    # The leaves streamed in checkpoint order, one checkpoint's at a time.
+    groups = itertools.groupby(
+        _leaf_rows().iterator(chunk_size=5000), key=lambda row: row[0]
+    )
+    group = next(groups, None)
     newest: dict[int, int] = {}
     checked = leaf_total = 0
 
@@ -468,7 +480,10 @@ def checkpoints_verify() -> CheckpointVerification:
                 f"Checkpoint {seq} follows another root than checkpoint "
                 f"{previous_seq}'s.",
             )
-        rows = by_checkpoint.get(checkpoint.pk, [])
+        rows = []
+        if group is not None and group[0] == checkpoint.pk:
+            rows = list(group[1])
+            group = next(groups, None)
         leaf_total += len(rows)
         heads: list[tuple[str, int, str]] = []
         for _, _position, passport_id, uuid, version, event_hash, found in rows:

@@ -455,7 +455,7 @@ class PassportLedgerView(generics.ListAPIView):
         _IDENTIFIER,
         OpenApiParameter(
             "version",
-            OpenApiTypes.INT,
+            {"type": "integer", "minimum": 1, "maximum": 2_147_483_647},
             required=True,
             description="The event's version (1 for the first).",
         ),
@@ -471,8 +471,8 @@ class PassportLedgerProofView(BpmosAPIView):
 
     @extend_schema(responses=s.LedgerProofSerializer)
     def get(self, request, identifier: str):
-        raw = request.query_params.get("version", "").strip()
-        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 2**31 - 1:
+        raw = request.query_params.get("version", "")
+        if not raw.isascii() or not raw.isdecimal() or not 1 <= int(raw) < 2**31:
             raise _invalid("version", "A whole number from 1.")
         passport = selectors.resolve(identifier)
         return Response(checkpoints.event_proof(passport=passport, version=int(raw)))
