@@ -18,7 +18,7 @@ import json
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from rest_framework.test import APIClient
 
 from bpmos.auditkeys import keyring
@@ -477,3 +477,47 @@ def test_who_may_ask_for_a_proof(packs, make_user, role, status):
     checkpoints.checkpoint_build()
     user = make_user(role) if role else None
     assert proof_of(user, first, 1).status_code == status
+
+
+# --- append-only, and the beat task ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE passports_ledgercheckpoint SET root = 'x'",
+        "DELETE FROM passports_ledgercheckpoint",
+        "UPDATE passports_ledgercheckpointleaf SET version = 99",
+        "DELETE FROM passports_ledgercheckpointleaf",
+    ],
+)
+def test_checkpoints_and_leaves_are_append_only(packs, statement):
+    checkpoints.checkpoint_build()
+    with (
+        pytest.raises(IntegrityError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(statement)
+    assert problem_of() is None
+
+
+def test_the_beat_task_checkpoints_and_refuses_quietly(packs):
+    from bpmos.celery import BEAT_SCHEDULE, app
+    from passports.tasks import ledger_checkpoint_task
+
+    entry = BEAT_SCHEDULE["ledger-checkpoint"]
+    assert entry["task"] == "passports.tasks.ledger_checkpoint_task"
+    assert entry["task"] in app.tasks
+    assert ledger_checkpoint_task() == 1
+    assert ledger_checkpoint_task() is None  # nothing grew
+    supervisor, (_, middle, _) = packs
+    record(middle, E.HELD, actor=supervisor)
+    newest = PassportEvent.objects.filter(passport=middle).order_by("-version")[0]
+    with triggers_bypassed() as cursor:
+        cursor.execute(
+            "UPDATE passports_passportevent SET kind = %s WHERE id = %s",
+            ["released", newest.pk],
+        )
+    assert ledger_checkpoint_task() is None  # refused: logged, nothing written
+    assert LedgerCheckpoint.objects.count() == 1
