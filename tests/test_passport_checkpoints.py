@@ -14,6 +14,8 @@ import copy
 import hashlib
 import io
 import json
+import subprocess
+import sys
 
 import pytest
 from django.core.management import call_command
@@ -521,3 +523,43 @@ def test_the_beat_task_checkpoints_and_refuses_quietly(packs):
         )
     assert ledger_checkpoint_task() is None  # refused: logged, nothing written
     assert LedgerCheckpoint.objects.count() == 1
+
+
+OFFLINE = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("merkle", sys.argv[1])
+merkle = sys.modules["merkle"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(merkle)
+given = json.load(sys.stdin)
+keys = {k: v.encode() for k, v in given["keys"].items()}
+check = merkle.verify_proof(given["proof"], keys=keys, root=given["root"])
+assert not any(name.split(".")[0] == "django" for name in sys.modules)
+print(json.dumps(check.as_dict()))
+"""
+
+
+def test_a_proof_checks_offline_with_the_standard_library_alone(packs, make_user):
+    """merkle.py loaded from its file by a bare interpreter (no Django, no
+    settings, no database), given the proof as JSON, the key and the root."""
+    _, (first, _, _) = packs
+    checkpoint = checkpoints.checkpoint_build()
+    proof = proof_of(make_user(Role.AUDITOR), first, 2).json()
+    given = {
+        "proof": proof,
+        "keys": {kid: key.decode() for kid, key in keyring().keys.items()},
+        "root": checkpoint.root,
+    }
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", OFFLINE, merkle.__file__],
+        input=json.dumps(given),
+        capture_output=True,
+        text=True,
+        env={},
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "ok": True,
+        "problems": [],
+        "hmacChecked": True,
+    }
