@@ -247,7 +247,8 @@ def summary(state: Usage) -> dict[str, Any]:
 # --- the database ------------------------------------------------------------------
 
 
-def _load(passport_id: int) -> Usage | None:
+def usage_state(passport_id: int) -> Usage | None:
+    """The pack's running state as stored (None before its first sample)."""
     row = PackUsage.objects.filter(passport_id=passport_id).first()
     if row is None:
         return None
@@ -295,7 +296,7 @@ def usage_add(passport: Passport, samples: Iterable[Sample]) -> dict[str, Any] |
     new = sorted(samples, key=lambda sample: sample[0])
     if not new:
         return None
-    state = _load(passport.pk)
+    state = usage_state(passport.pk)
     if state is not None and state.last_ts is not None and new[0][0] <= state.last_ts:
         return usage_rebuild(passport)
     return _save(passport, fold(state or Usage(), new, limits_of(passport)))
