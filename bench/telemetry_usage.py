@@ -1,7 +1,7 @@
 """Benchmark of the telemetry batch with the usage summary (passports/dynamic.py).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bpmos_x \\
-    .venv/bin/python -m bench.telemetry_usage [--batches 10] [--size 1000]
+    .venv/bin/python -m bench.telemetry_usage [--batches 10] [--size 1000] [--late 3]
 
 Uses its own database, ``<DATABASE_URL's name>_bench`` (re-created). Prints:
 
@@ -10,10 +10,11 @@ Uses its own database, ``<DATABASE_URL's name>_bench`` (re-created). Prints:
    samples into one pack, median ms per batch, with the usage fold and, in the
    same run on a second pack, with the fold switched off (the ceiling: what
    the batch costs without it), and their ratio;
-3. two late batches into the pack with the fold, each against the same batch
-   into the pack without it (the ceiling): the history's middle batch
-   (withheld from the in-order run, so the history has a hole) and a batch
-   older than every sample stored; and the full refold
+3. late batches into the pack with the fold, each against the same batch
+   into the pack without it (the ceiling), median ms of ``--late`` each:
+   batches of the history's middle (withheld from the in-order run, so the
+   history has holes) and batches older than every sample stored; and the
+   full refold
    (``dynamic.usage_rebuild``) of the pack, for reference. After them the
    pack's usage must equal its full refold ("exact").
 
@@ -56,6 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--size", type=int, default=1000)
+    parser.add_argument("--late", type=int, default=3)
     args = parser.parse_args()
     setup_bench_django()
 
@@ -111,7 +113,8 @@ def main() -> None:
 
     real_add = dynamic.usage_add
 
-    hole = args.batches // 2  # withheld from the in-order run, sent late
+    # Withheld from the in-order run, sent late.
+    holes = {args.batches * (i + 1) // (args.late + 1) for i in range(args.late)}
 
     def batch(b: int) -> list[dict]:
         return _rows(start, args.size, args.size + b * args.size)
@@ -129,7 +132,7 @@ def main() -> None:
         return [
             ingest(passport, batch(b), fold_on=fold_on)
             for b in range(args.batches)
-            if b != hole
+            if b not in holes
         ]
 
     folded, bare = pack("BENCH-USAGE-1"), pack("BENCH-USAGE-2")
@@ -140,18 +143,24 @@ def main() -> None:
         f"ingest {args.size} samples: {a:.1f} ms with the fold, {c:.1f} ms without "
         f"(ratio {a / c:.2f}, goal <= {GOAL_RATIO})"
     )
-    stored = args.size * (args.batches - 1)
-    for label, rows in (
-        ("the history's middle", batch(hole)),
-        ("older than all", _rows(start, args.size, 0)),
+    stored = args.size * (args.batches - len(holes))
+    for label, batches in (
+        ("into the history's middle", [batch(b) for b in sorted(holes)]),
+        (
+            "older than all",
+            [_rows(start, args.size, -k * args.size) for k in range(args.late)],
+        ),
     ):
-        a = ingest(folded, rows, fold_on=True)
-        c = ingest(bare, rows, fold_on=False)
+        late, bare_late = [], []
+        for rows in batches:
+            late.append(ingest(folded, rows, fold_on=True))
+            bare_late.append(ingest(bare, rows, fold_on=False))
+        a, c = statistics.median(late), statistics.median(bare_late)
         print(
-            f"late batch, {label} ({stored:,} samples stored): {a:.1f} ms with "
+            f"late batches {label} ({stored:,} samples stored): {a:.1f} ms with "
             f"the fold, {c:.1f} ms without (ratio {a / c:.2f}, goal <= {GOAL_RATIO})"
         )
-        stored += args.size
+        stored += args.size * len(batches)
     folded.refresh_from_db()
     kept = {name: getattr(folded, name) for name in dynamic.SUMMARY_FIELDS}
     state = dynamic.as_mapping(dynamic.usage_state(folded.pk))
