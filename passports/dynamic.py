@@ -280,6 +280,9 @@ class SampleStore(Protocol):
         """The stored samples with ``low < ts <= high`` in time order (None:
         unbounded on that side)."""
 
+    def count(self, first: datetime, last: datetime) -> int:
+        """How many stored samples have ``first <= ts <= last``."""
+
 
 @dataclass(frozen=True)
 class Neighbours:
@@ -320,8 +323,10 @@ class Window:
 
 def late_window(new: Sequence[Sample], store: SampleStore, limits: Limits) -> Window:
     """The window of ``new`` (the batch's samples, in time order, already in
-    ``store``). Reads the batch's neighbours and the stored samples between
-    its nearest predecessor and its last changed pair, nothing else."""
+    ``store``). Reads the batch's neighbours, how many samples are stored
+    within its span, and the stored samples from its nearest predecessor to
+    its last changed pair (past its last sample only, when none of them lies
+    within its span: the batch's own are not read back), nothing else."""
     first, last = new[0][0], new[-1][0]
     before = _neighbours(store, first, after=False)
     after = _neighbours(store, last, after=True)
@@ -339,7 +344,13 @@ def late_window(new: Sequence[Sample], store: SampleStore, limits: Limits) -> Wi
         in_overcharge=held.in_overcharge,
     )
     ends = [s[0] for s in (after.any, after.soc, after.voltage) if s]
-    merged = store.between(held.last_ts, max(ends) if ends else None)
+    end = max(ends) if ends else None
+    if store.count(first, last) == len(new):
+        # Nothing stored within the batch's span (a hole filled, a buffer
+        # older than all): the window is the batch and what follows it.
+        old = store.between(last, end)
+        return Window(entry=entry, old=old, merged=[*new, *old], after=after)
+    merged = store.between(held.last_ts, end)
     batch = {s[0] for s in new}
     old = [s for s in merged if s[0] not in batch]
     return Window(entry=entry, old=old, merged=merged, after=after)
@@ -457,6 +468,9 @@ class StoredSamples:
         if high is not None:
             rows = rows.filter(ts__lte=high)
         return list(rows.order_by("ts").values_list(*_SAMPLE_COLUMNS))
+
+    def count(self, first: datetime, last: datetime) -> int:
+        return self.rows.filter(ts__gte=first, ts__lte=last).count()
 
 
 def usage_rebuild(passport: Passport) -> dict[str, Any]:

@@ -400,6 +400,9 @@ class ListStore:
         self.read += len(rows)
         return rows
 
+    def count(self, first, last):
+        return sum(first <= s[0] <= last for s in self.samples)
+
 
 def _reported(draw, values: list, anything: st.SearchStrategy) -> st.SearchStrategy:
     """One measurement of a pack: always, mostly, seldom or never reported (a
@@ -484,7 +487,11 @@ def test_a_late_batch_reads_its_window_not_the_history():
     store = ListStore()
     state = fold(Usage(), store.add(history[:1000] + history[1010:]), limits)
     new = store.add(hole)
+    store.read = 0
     window = dynamic.late_window(new, store, limits)
+    # The neighbours, then the one stored sample after the hole (the batch's
+    # own are not read back).
+    assert store.read == 3
     assert [s[0] for s in window.merged] == [s[0] for s in history[1000:1011]]
     assert window.old == [history[1010]]  # the one sample after the hole
     assert window.entry.last_ts == history[999][0]
@@ -635,9 +642,11 @@ def test_a_late_batch_on_the_database_reads_its_neighbours_and_window(pack):
         dynamic.usage_add(pack, late)
     reads = [q["sql"] for q in queries.captured_queries if table in q["sql"]]
     # The nearest sample before the batch and the nearest after (each carries
-    # SoC and voltage: no further look-up), then the window between them.
-    assert len(reads) == 3
+    # SoC and voltage: no further look-up), how many are stored within the
+    # batch's span (its own only), then the window past it.
+    assert len(reads) == 4
     assert all("LIMIT 1" in sql for sql in reads[:2])
+    assert "COUNT(" in reads[2]
     assert dynamic.usage_state(pack.pk) == fold(
         Usage(), samples, dynamic.limits_of(pack)
     )
