@@ -13,8 +13,13 @@ sample and exact running totals) in the batch's transaction
 (``telemetry.telemetry_ingest`` calls ``usage_add``), and writes the summary
 onto the passport (``full_cycles`` ... ``usage_updated_at``). Samples are
 folded in time order; a batch holding a sample older than the newest one
-folded (a gateway re-sending an old buffer) refolds that one pack from its
-samples (``usage_rebuild``), so the answer never depends on arrival order.
+folded (a gateway re-sending an old buffer) is merged through its window
+(``late_window``, ``merge``): the stored samples around it folded with and
+without it, from the state just before it, the difference added. It reads
+the batch's neighbours and span, not the pack's history, and the answer is
+exactly the fold of the whole history in time order, whatever the arrival
+order (property-tested). ``usage_rebuild`` refolds a pack from all its
+samples (a repair).
 
 The rules (``fold``; pure, so its bounds are property-tested):
 
