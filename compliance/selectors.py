@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from django.db.models import Count
+
+from bpmos.totals import Totals
 from compliance.models import ComplianceReturn, ReturnStatus
 
 
@@ -17,4 +20,13 @@ def return_draft_list(*, limit: int = 50) -> list[ComplianceReturn]:
 
 def return_draft_count() -> int:
     """How many returns wait for approval. One query."""
-    return ComplianceReturn.objects.filter(status=ReturnStatus.DRAFT).count()
+    return return_draft_totals().get()
+
+
+def return_draft_totals() -> Totals:
+    """``return_draft_count`` as ``Totals``, not run."""
+    return Totals(
+        ComplianceReturn.objects.filter(status=ReturnStatus.DRAFT),
+        {"n": Count("pk")},
+        lambda totals: int(totals["n"]),
+    )

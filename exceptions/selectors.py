@@ -31,6 +31,7 @@ from django.db.models.functions import Coalesce
 
 from bpmos.errors import NotFound
 from bpmos.series import per_bucket
+from bpmos.totals import Totals
 from exceptions.models import (
     SEVERITY_RANK,
     ExceptionStatus,
@@ -209,6 +210,7 @@ def exception_escalated_list(*, role: str, limit: int = 50) -> list[PlantExcepti
     )
     return list(
         PlantException.objects.filter(levels, status__in=UNRESOLVED)
+        .only("id", "title", "severity", "escalation_level", "raised_at")
         .annotate(severity_rank=SEVERITY_ORDER)
         .order_by("severity_rank", "raised_at", "id")[:limit]
     )
@@ -220,9 +222,23 @@ def exception_escalated_count(*, role: str) -> int:
 
     if role not in ESCALATION_PATH[1:]:
         return 0
-    level = ESCALATION_PATH.index(role)
-    top = len(ESCALATION_PATH) - 1
-    levels = (
-        Q(escalation_level__gte=level) if level == top else Q(escalation_level=level)
-    )
-    return PlantException.objects.filter(levels, status__in=UNRESOLVED).count()
+    return exception_escalated_totals(role=role).get()
+
+
+def exception_escalated_totals(*, role: str) -> Totals:
+    """``exception_escalated_count`` as ``Totals``, not run (a role no
+    exception escalates to: none matches)."""
+    from exceptions.models import ESCALATION_PATH
+
+    if role in ESCALATION_PATH[1:]:
+        level = ESCALATION_PATH.index(role)
+        top = len(ESCALATION_PATH) - 1
+        levels = (
+            Q(escalation_level__gte=level)
+            if level == top
+            else Q(escalation_level=level)
+        )
+        rows = PlantException.objects.filter(levels, status__in=UNRESOLVED)
+    else:
+        rows = PlantException.objects.filter(pk__isnull=True)
+    return Totals(rows, {"n": Count("pk")}, lambda totals: int(totals["n"]))

@@ -15,6 +15,7 @@ from datetime import datetime
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 
 from bpmos.errors import NotFound
+from bpmos.totals import Totals
 from inventory.models import (
     Category,
     Item,
@@ -268,14 +269,24 @@ def item_status_counts() -> dict[str, int]:
 
 def item_on_hold_list(*, limit: int = 50) -> list[Item]:
     """Items in stock on Hold (a supervisor releases or blocks them), longest
-    held first. One query."""
+    held first: code, SKU, hold reason and last change only (the attention
+    list's item). One query."""
     return list(
-        Item.objects.filter(IN_STOCK, status=ItemStatus.HOLD).order_by(
-            "updated_at", "id"
-        )[:limit]
+        Item.objects.filter(IN_STOCK, status=ItemStatus.HOLD)
+        .only("id", "code", "sku", "hold_reason", "updated_at")
+        .order_by("updated_at", "id")[:limit]
     )
 
 
 def item_on_hold_count() -> int:
     """How many items in stock are on Hold. One query."""
-    return Item.objects.filter(IN_STOCK, status=ItemStatus.HOLD).count()
+    return item_on_hold_totals().get()
+
+
+def item_on_hold_totals() -> Totals:
+    """``item_on_hold_count`` as ``Totals``, not run (``inventory_item_on_hold``)."""
+    return Totals(
+        Item.objects.filter(IN_STOCK, status=ItemStatus.HOLD),
+        {"n": Count("pk")},
+        lambda totals: int(totals["n"]),
+    )
