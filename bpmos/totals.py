@@ -25,10 +25,11 @@ back as ``int`` by the selectors' ``read``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
 from django.db.models import IntegerField, QuerySet, Value
 from django.db.models.expressions import BaseExpression
 
@@ -61,6 +62,57 @@ def totals_get(parts: Mapping[str, Totals]) -> dict[str, Any]:
     if len(parts) == 1:
         ((name, only),) = parts.items()
         return {name: only.get()}
+    return _read(_united(parts), parts)
+
+
+# --- the statement, compiled once per shape -----------------------------------
+#
+# Building the querysets of a dashboard's figures and compiling their union
+# (some twenty filtered aggregates for the summary) cost more of the first
+# read after a write than the database did. The statement depends only on
+# what the caller's ``shape`` names (the summary: which parts, and the three
+# windows, which hold for hours; the supervisor's counts: nothing), so
+# ``totals_get_compiled`` keeps it per shape, with its parameters and the
+# parts' readers, and runs it again as it is.
+
+_COMPILED: dict[tuple, tuple] = {}
+_COMPILED_MAX = 64
+
+
+def totals_get_compiled(
+    shape: Hashable, make: Callable[[], Mapping[str, Totals]]
+) -> dict[str, Any]:
+    """``totals_get(make())``, the statement compiled once per ``shape``: the
+    caller's promise that ``make()`` returns the same parts, the same
+    statement and parameters, whenever it is called with that shape (a
+    figure that reads the clock has the time in its shape). One query."""
+    key = (connection.alias, connection.vendor, shape)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        parts = make()
+        if not parts:
+            return {}
+        sql, params = _united(parts).query.sql_with_params()
+        readers = tuple(
+            (name, tuple(part.aggregates), part.read) for name, part in parts.items()
+        )
+        compiled = (sql, tuple(params), readers)
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.clear()
+        _COMPILED[key] = compiled
+    sql, params, readers = compiled
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = {row[0]: row[1:] for row in cursor.fetchall()}
+    return {
+        name: read(dict(zip(aggregates, rows[name], strict=False)))
+        for name, aggregates, read in readers
+    }
+
+
+def _united(parts: Mapping[str, Totals]) -> QuerySet:
+    """The parts' one-row aggregates as one ``UNION ALL`` (a part alone: its
+    own branch), each row tagged with its part's name."""
     width = max(len(part.aggregates) for part in parts.values())
     branches = []
     for name, part in parts.items():
@@ -77,7 +129,11 @@ def totals_get(parts: Mapping[str, Totals]) -> dict[str, Any]:
             .annotate(**columns)
         )
     first, *rest = branches
-    rows = {row[_TAG]: row for row in first.union(*rest, all=True)}
+    return first.union(*rest, all=True) if rest else first
+
+
+def _read(united: QuerySet, parts: Mapping[str, Totals]) -> dict[str, Any]:
+    rows = {row[_TAG]: row for row in united}
     found = {}
     for name, part in parts.items():
         row = rows[name]

@@ -551,6 +551,16 @@ def test_the_summary_parts_read_together_equal_each_figure_read_alone(
                 sum(good for when, good, _ in pieces if start <= when < end),
                 sum(rejected for when, _, rejected in pieces if start <= when < end),
             )
+        # The same shape again runs the statement compiled the first time
+        # (bpmos.totals.totals_get_compiled) over the rows as they are now.
+        _passports(1, on_hold=True)
+        with CaptureQueriesContext(connection) as queries:
+            again = kpis.summary_parts(named, names, until=hours(200))
+        assert len(queries) == 1
+        for name in names - {"hold"}:
+            assert again[name][0] == alone[name], name
+        if "hold" in names:
+            assert again["hold"][0].passports == sum(held) + 1
         transaction.set_rollback(True)
 
 

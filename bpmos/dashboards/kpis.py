@@ -38,7 +38,7 @@ from fractions import Fraction
 from django.utils import timezone
 
 from bpmos.dashboards import readmodels
-from bpmos.totals import totals_get
+from bpmos.totals import totals_get, totals_get_compiled
 from inventory import selectors as inventory_selectors
 from lines import oee
 from lines import selectors as line_selectors
@@ -193,18 +193,25 @@ def summary_parts(
     "hold") over ``windows``, each with the time it stops being right (the
     windowed parts: ``until``; the holds: only a write changes them). One
     statement, however many parts (``bpmos.totals``)."""
-    totals = {}
-    if "plan" in names:
-        totals["plan"] = runbook_selectors.work_order_plan_and_built_totals(
-            windows=windows
-        )
-    if "first_pass" in names:
-        totals["first_pass"] = passport_selectors.first_pass_totals(windows=windows)
-    if "pieces" in names:
-        totals["pieces"] = line_selectors.snapshot_piece_totals(windows=windows)
-    if "hold" in names:
-        totals.update({name: make() for name, make in HOLD_TOTALS.items()})
-    found = totals_get(totals)
+
+    def make():
+        totals = {}
+        if "plan" in names:
+            totals["plan"] = runbook_selectors.work_order_plan_and_built_totals(
+                windows=windows
+            )
+        if "first_pass" in names:
+            totals["first_pass"] = passport_selectors.first_pass_totals(windows=windows)
+        if "pieces" in names:
+            totals["pieces"] = line_selectors.snapshot_piece_totals(windows=windows)
+        if "hold" in names:
+            totals.update({name: hold() for name, hold in HOLD_TOTALS.items()})
+        return totals
+
+    # The statement depends on the parts and the windows only (compiled once
+    # per shift's windows: bpmos.totals).
+    shape = ("summary", tuple(sorted(names)), tuple(windows.items()))
+    found = totals_get_compiled(shape, make)
     parts = {
         name: (found[name], until)
         for name in ("plan", "first_pass", "pieces")
