@@ -29,6 +29,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
+from bpmos.compiled import rows_get
 from bpmos.errors import NotFound
 from bpmos.series import per_bucket
 from bpmos.totals import Totals
@@ -196,9 +197,11 @@ def exception_opened_series(
 # --- attention (the role dashboards, bpmos.dashboards.attention) -------------------
 
 
-def exception_escalated_list(*, role: str, limit: int = 50) -> list[PlantException]:
+def exception_escalated_list(*, role: str, limit: int = 50) -> list[dict]:
     """Unresolved exceptions escalated (level >= 1) whose responsible role is
-    now ``role`` (``ESCALATION_PATH``), most severe and oldest first. One query."""
+    now ``role`` (``ESCALATION_PATH``), most severe and oldest first: ``id``,
+    ``title``, ``severity``, ``escalation_level``, ``raised_at`` of each. One
+    query, compiled once per role (``bpmos.compiled``)."""
     from exceptions.models import ESCALATION_PATH
 
     if role not in ESCALATION_PATH[1:]:
@@ -208,11 +211,12 @@ def exception_escalated_list(*, role: str, limit: int = 50) -> list[PlantExcepti
     levels = (
         Q(escalation_level__gte=level) if level == top else Q(escalation_level=level)
     )
-    return list(
-        PlantException.objects.filter(levels, status__in=UNRESOLVED)
-        .only("id", "title", "severity", "escalation_level", "raised_at")
+    return rows_get(
+        ("exception_escalated_list", role, limit),
+        lambda: PlantException.objects.filter(levels, status__in=UNRESOLVED)
         .annotate(severity_rank=SEVERITY_ORDER)
-        .order_by("severity_rank", "raised_at", "id")[:limit]
+        .order_by("severity_rank", "raised_at", "id")
+        .values("id", "title", "severity", "escalation_level", "raised_at")[:limit],
     )
 
 

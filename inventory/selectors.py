@@ -14,6 +14,7 @@ from datetime import datetime
 
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 
+from bpmos.compiled import rows_get
 from bpmos.errors import NotFound
 from bpmos.totals import Totals
 from inventory.models import (
@@ -267,14 +268,16 @@ def item_status_counts() -> dict[str, int]:
 # --- attention (the role dashboards, bpmos.dashboards.attention) -------------------
 
 
-def item_on_hold_list(*, limit: int = 50) -> list[Item]:
+def item_on_hold_list(*, limit: int = 50) -> list[dict]:
     """Items in stock on Hold (a supervisor releases or blocks them), longest
-    held first: code, SKU, hold reason and last change only (the attention
-    list's item). One query."""
-    return list(
-        Item.objects.filter(IN_STOCK, status=ItemStatus.HOLD)
-        .only("id", "code", "sku", "hold_reason", "updated_at")
-        .order_by("updated_at", "id")[:limit]
+    held first: ``code``, ``sku``, ``hold_reason``, ``updated_at`` of each
+    (the attention list's item). One query, compiled once
+    (``bpmos.compiled``)."""
+    return rows_get(
+        ("item_on_hold_list", limit),
+        lambda: Item.objects.filter(IN_STOCK, status=ItemStatus.HOLD)
+        .order_by("updated_at", "id")
+        .values("code", "sku", "hold_reason", "updated_at")[:limit],
     )
 
 

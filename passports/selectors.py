@@ -32,6 +32,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from bpmos.compiled import rows_get
 from bpmos.errors import Conflict, NotFound
 from bpmos.series import per_bucket
 from bpmos.totals import Totals
@@ -693,14 +694,16 @@ def first_pass_series(
 # --- attention (the role dashboards, bpmos.dashboards.attention) -------------------
 
 
-def passport_on_hold_list(*, limit: int = 50) -> list[Passport]:
+def passport_on_hold_list(*, limit: int = 50) -> list[dict]:
     """Batteries on hold (a supervisor releases them), longest held first:
-    their identifiers, hold reason and last change only (the attention list's
-    item; a passport has some sixty columns). One query."""
-    return list(
-        Passport.objects.filter(on_hold=True)
-        .only("id", "uuid", "serial", "hold_reason", "updated_at")
-        .order_by("updated_at", "id")[:limit]
+    ``uuid``, ``serial``, ``hold_reason``, ``updated_at`` of each (the
+    attention list's item; a passport has some sixty columns). One query,
+    compiled once (``bpmos.compiled``)."""
+    return rows_get(
+        ("passport_on_hold_list", limit),
+        lambda: Passport.objects.filter(on_hold=True)
+        .order_by("updated_at", "id")
+        .values("uuid", "serial", "hold_reason", "updated_at")[:limit],
     )
 
 

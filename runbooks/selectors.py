@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
+from bpmos.compiled import rows_get
 from bpmos.errors import NotFound
 from bpmos.series import per_bucket
 from bpmos.totals import Totals
@@ -434,40 +435,45 @@ def work_order_status_counts() -> dict[str, int]:
     return counts
 
 
-def gate_awaiting_list(*, limit: int = ATTENTION_LIMIT) -> list:
+def gate_awaiting_list(*, limit: int = ATTENTION_LIMIT) -> list[dict]:
     """Gates not Open (Closed: condition not met yet; Locked: a supervisor must
     unlock) on a stage some work order in progress has not finished yet, i.e.
-    gates holding up work now. Locked first, then oldest change. One query."""
+    gates holding up work now. Locked first, then oldest change: ``id``,
+    ``condition``, ``status``, ``reason``, ``changed_at``, ``stage__code``,
+    ``stage__runbook__slug`` of each. One query, compiled once
+    (``bpmos.compiled``)."""
     from django.db.models import Case, Exists, IntegerField, OuterRef, Value, When
 
     from runbooks.models import Gate, GateStatus
 
-    pending = WorkOrderStage.objects.filter(
-        stage_id=OuterRef("stage_id"),
-        work_order__status=WorkOrderStatus.IN_PROGRESS,
-    ).exclude(status=StageStatus.DONE)
-    return list(
-        Gate.objects.filter(status__in=[GateStatus.CLOSED, GateStatus.LOCKED])
-        .filter(Exists(pending))
-        .select_related("stage__runbook")
-        .only(
-            "id",
-            "condition",
-            "status",
-            "reason",
-            "changed_at",
-            "stage__code",
-            "stage__runbook__slug",
-        )
-        .annotate(
-            locked_first=Case(
-                When(status=GateStatus.LOCKED, then=Value(0)),
-                default=Value(1),
-                output_field=IntegerField(),
+    def make():
+        pending = WorkOrderStage.objects.filter(
+            stage_id=OuterRef("stage_id"),
+            work_order__status=WorkOrderStatus.IN_PROGRESS,
+        ).exclude(status=StageStatus.DONE)
+        return (
+            Gate.objects.filter(status__in=[GateStatus.CLOSED, GateStatus.LOCKED])
+            .filter(Exists(pending))
+            .annotate(
+                locked_first=Case(
+                    When(status=GateStatus.LOCKED, then=Value(0)),
+                    default=Value(1),
+                    output_field=IntegerField(),
+                )
             )
+            .order_by("locked_first", "changed_at", "id")
+            .values(
+                "id",
+                "condition",
+                "status",
+                "reason",
+                "changed_at",
+                "stage__code",
+                "stage__runbook__slug",
+            )[:limit]
         )
-        .order_by("locked_first", "changed_at", "id")[:limit]
-    )
+
+    return rows_get(("gate_awaiting_list", limit), make)
 
 
 def stage_assignee_ids(*, stage_ids) -> set[int]:
