@@ -376,7 +376,13 @@ def test_a_station_change_made_through_the_api_is_on_the_board_within_a_second(
                     assert reason in text
             print(f"plant board: change to screen {[round(d, 3) for d in delays]} s")
             assert max(delays) < 1.0, delays
-            # The line's mode and health followed, and the summary counts it.
+            # The line's mode and health followed (their own event, line.changed,
+            # may land after the station's), and the summary counts it.
+            page.wait_for_function(
+                """() => document.querySelector('[data-line="line-a"] .line-head')
+                    .textContent.includes("Blocked")""",
+                timeout=5000,
+            )
             head = page.text_content('[data-line="line-a"] .line-head')
             assert "Blocked" in head
             assert "Critical" in head

@@ -463,7 +463,7 @@ class LedgerVerifyResultSerializer(serializers.Serializer):
 
 class LedgerCheckpointSerializer(serializers.Serializer):
     seq = serializers.IntegerField()
-    createdAt = serializers.DateTimeField()
+    createdAt = DateTimeField()
     root = serializers.CharField(help_text="Merkle root (SHA-256, hex).")
     previousRoot = serializers.CharField(
         help_text="The previous checkpoint's root (64 zeros for the first): leaf 0."
@@ -489,7 +489,7 @@ class ProofChainEventSerializer(serializers.Serializer):
 
     version = serializers.IntegerField()
     kind = serializers.CharField()
-    occurredAt = serializers.DateTimeField()
+    occurredAt = DateTimeField()
     actorUsername = serializers.CharField(allow_blank=True)
     data = serializers.DictField()
     prevHash = serializers.CharField()
