@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
 from bpmos.errors import DomainError
-from passports import rollups, selectors, services
+from passports import rollups, secondlife, selectors, services
 from passports.models import (
     PARENT_KIND,
     CustodianKind,
@@ -33,7 +33,13 @@ from passports.models import (
     Kind,
     Passport,
 )
-from tests.factories_passports import EVENT_DATA, make_passport, record, register
+from tests.factories_passports import (
+    EVENT_DATA,
+    make_passport,
+    path_to,
+    record,
+    register,
+)
 from tests.support_counts import CountMachine, run_counts
 
 pytestmark = pytest.mark.django_db
@@ -243,6 +249,63 @@ def test_custody_counts_of_a_fixed_plant(make_user):
     }
     assert selectors.custody_mix() == expected
     assert selectors.custody_mix_recount() == expected
+
+
+def test_a_second_life_battery_is_counted_once_as_its_successor(make_user):
+    """docs/metrics.md, "Custody Mix", its worked example by hand: 3 packs with
+    a customer and one in the warehouse; one delivered pack is repurposed. The
+    old passport (Superseded, its ledger's custodian still the customer) and
+    its successor (held by the operator) are one battery: counted once, as the
+    successor."""
+    actor = make_user("supervisor")
+    delivered = [make_passport(Kind.PACK, "in_service", actor=actor) for _ in range(3)]
+    make_passport(Kind.PACK, "warehoused", actor=actor)
+    before = {
+        "manufacturer": 1,
+        "logistics": 0,
+        "customer": 3,
+        "service": 0,
+        "recycler": 0,
+    }
+    assert selectors.custody_mix() == before
+
+    new, _, _ = secondlife.passport_second_life(
+        passport_id=delivered[0].pk,
+        data={
+            "status": "Repurposed",
+            "serial": "SL-CUSTODY-1",
+            "operator": "Second Life Storage",
+            "manufacturer_code": "SLS",
+            "plant_code": "2",
+        },
+        actor=actor,
+    )
+
+    old = Passport.objects.get(pk=delivered[0].pk)
+    assert old.state == "superseded"
+    assert old.custodian_kind == "customer"  # its history keeps the custodian
+    assert new.custodian_kind == "manufacturer"
+    expected = {
+        "manufacturer": 2,  # the warehoused pack + the successor
+        "logistics": 0,
+        "customer": 2,  # 3 - the superseded passport
+        "service": 0,
+        "recycler": 0,
+    }
+    assert selectors.custody_mix() == expected
+    assert selectors.custody_mix_recount() == expected
+    assert sum(expected.values()) == sum(before.values())  # 4 batteries, not 5
+    # The rebuild (the data migrations') agrees, and so do bulk writes of a
+    # Superseded row (benches): not counted.
+    CustodyUnitCount.objects.all().delete()
+    assert rollups.custody_units_rebuild() == expected
+    assert rollups.custody_units_of([old, new]) == {"manufacturer": 1}
+    # The successor moves on like any battery; the superseded one stays out.
+    for kind in path_to(Kind.PACK, "in_service"):
+        new = record(new, kind, actor=actor)
+    assert new.custodian_kind == "customer"
+    assert selectors.custody_mix() == expected | {"manufacturer": 1, "customer": 3}
+    assert selectors.custody_mix() == selectors.custody_mix_recount()
 
 
 def test_a_refused_move_leaves_the_counts(make_user):
