@@ -6,7 +6,9 @@ A hypothesis state machine registers batteries of every kind, records every
 recordable event on them (custody transfers to every kind, dispatches,
 deliveries, recycling; refused moves included), assembles cells into modules
 and modules into packs (refused ones too: a component already in another, a
-wrong kind), and writes passports in bulk as the benches and fixtures do.
+wrong kind), gives batteries a second life (their passports superseded by
+new ones; refused ones too), and writes passports in bulk as the benches and
+fixtures do.
 After every step the kept counts equal ``custody_mix_recount``
 (``tests/support_counts.py``, the harness the stage WIP counts share); with
 the assembly's count update removed, the machine fails. Each example runs
@@ -148,6 +150,34 @@ class CustodyMachine(CountMachine):
         )
 
     @rule(
+        index=st.integers(0, 50),
+        status=st.sampled_from(["Repurposed", "Reused", "Remanufactured"]),
+        in_service_first=st.sampled_from([True, True, True, False]),
+    )
+    def second_life(self, index, status, in_service_first):
+        """A second life (refused unless In Service or End of Life): the old
+        passport leaves the counts, the new one enters them."""
+        passport = self.battery(index)
+        if in_service_first and passport.state == "manufactured":
+            for kind in path_to(passport.kind, "in_service"):
+                self.attempt(lambda kind=kind: record(passport, kind, actor=self.actor))
+        data = {
+            "status": status,
+            "serial": f"SL-{next(_bulk_serials):06d}",
+            "operator": "Second Life Storage",
+        }
+        if passport.kind == Kind.PACK and status != "Reused":
+            data |= {"manufacturer_code": "SLS", "plant_code": "2"}
+
+        def change():
+            new, _, _ = secondlife.passport_second_life(
+                passport_id=passport.pk, data=data, actor=self.actor
+            )
+            self.ids.append(new.pk)
+
+        self.attempt(change)
+
+    @rule(
         kind=st.sampled_from(Kind.values),
         custodian=st.sampled_from(CustodianKind.values),
         parent=st.none() | st.integers(0, 50),
@@ -171,13 +201,16 @@ class CustodyMachine(CountMachine):
         self.seen["moved"] += (
             units.filter(parent__isnull=True).exclude(custodian_kind="manufacturer")
         ).count()
+        self.seen["superseded"] += units.filter(state="superseded").count()
 
 
 def test_custody_counts_equal_a_recount_after_any_sequence(make_user):
     seen = run_counts(CustodyMachine, actor=make_user("supervisor"), steps=12)
-    # The examples went through the services' assembly and custody moves.
+    # The examples went through the services' assembly and custody moves,
+    # and gave batteries a second life.
     assert seen["assembled"] > 0
     assert seen["moved"] > 0
+    assert seen["superseded"] > 0
 
 
 class _Without:
@@ -198,6 +231,7 @@ class _Without:
     [
         "passports.services",  # register, assemble
         "passports.ledger",  # a custodian change
+        "passports.secondlife",  # a passport superseded
     ],
 )
 def test_the_machine_fails_when_a_count_update_is_removed(
