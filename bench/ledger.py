@@ -23,6 +23,11 @@ the Redis channel layer after each commit, as in production.
    with the same hashes ``append`` computes. Goal <= 6 s (<= 60 s for 1M);
    the CPU time of this process is printed too (the wall time on a shared
    machine is mostly waiting for a core).
+4. Checkpoint: ``passports.checkpoints.checkpoint_build()`` over the same
+   100,000 events (the first checkpoint: every chain grew, each new event's
+   link and HMAC checked, one leaf per pack, the Merkle root), then the proof
+   of one event and ``checkpoints_verify()``. ``--checkpoint-only`` runs
+   only 3 and 4.
 """
 
 from __future__ import annotations
@@ -287,6 +292,93 @@ def build_ledgers(events: int, batch: int = 1000, prefix: str = "BENCH") -> int:
     return packs
 
 
+def measure_verify_and_checkpoint(events: int) -> dict:
+    """Build ``events`` in bulk, verify them, then checkpoint them (one root
+    over every chain), prove one event and verify the checkpoints."""
+    from django.db import connection
+
+    from passports import checkpoints, ledger, merkle
+    from passports.models import Passport
+
+    print("\n== verify ==")
+    packs = build_ledgers(events)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE passports_passport")
+        cursor.execute("ANALYZE passports_passportevent")
+    started, cpu = time.perf_counter(), time.process_time()
+    result = ledger.verify()
+    verify_seconds = time.perf_counter() - started
+    verify_cpu = time.process_time() - cpu
+    assert result.ok, result.first_broken
+    print(f"  verify {result.events:,} events: {verify_seconds:.2f} s")
+
+    print("\n== checkpoint ==")
+    started, cpu = time.perf_counter(), time.process_time()
+    checkpoint = checkpoints.checkpoint_build()
+    checkpoint_seconds = time.perf_counter() - started
+    checkpoint_cpu = time.process_time() - cpu
+    # The next checkpoint after 1,000 packs grew by one event each: what a
+    # periodic checkpoint costs when a tenth of the packs moved.
+    grown = list(Passport.objects.order_by("pk").values_list("pk", flat=True))
+    grown = grown[:: max(1, len(grown) // 1000)][:1000]
+    for start in range(0, len(grown), 100):
+        ledger.append_many(
+            events=[
+                ledger.NewEvent(
+                    passport=pk, kind="telemetry_summarised", data={"samples": 1}
+                )
+                for pk in grown[start : start + 100]
+            ],
+            actor=None,
+            publish=False,
+        )
+    started = time.perf_counter()
+    second = checkpoints.checkpoint_build()
+    next_seconds = time.perf_counter() - started
+    passport = Passport.objects.order_by("pk").first()
+    started = time.perf_counter()
+    proof = checkpoints.event_proof(passport=passport, version=1)
+    proof_seconds = time.perf_counter() - started
+    assert merkle.verify_proof(proof).ok
+    started = time.perf_counter()
+    marks = checkpoints.checkpoints_verify()
+    marks_seconds = time.perf_counter() - started
+    assert marks.ok, marks.first_broken
+    found = {
+        "result": result,
+        "packs": packs,
+        "verify_seconds": verify_seconds,
+        "verify_cpu": verify_cpu,
+        "verify_events": result.events,
+        "checkpoint_events": checkpoint.event_count,
+        "checkpoint_leaves": checkpoint.leaf_count,
+        "checkpoint_seconds": checkpoint_seconds,
+        "checkpoint_cpu": checkpoint_cpu,
+        "next_events": second.event_count,
+        "next_leaves": second.leaf_count,
+        "next_seconds": next_seconds,
+        "proof_seconds": proof_seconds,
+        "proof_path": len(proof["auditPath"]),
+        "checkpoints_verify_seconds": marks_seconds,
+    }
+    print_checkpoint(found)
+    return found
+
+
+def print_checkpoint(found: dict) -> None:
+    load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
+    print(
+        f"  checkpoint of {found['checkpoint_events']:,} events, "
+        f"{found['checkpoint_leaves']:,} leaves: {found['checkpoint_seconds']:.2f} s "
+        f"(CPU of this process {found['checkpoint_cpu']:.2f} s); the next, "
+        f"{found['next_events']:,} events in {found['next_leaves']:,} leaves: "
+        f"{found['next_seconds']:.2f} s; proof of one "
+        f"event {found['proof_seconds'] * 1000:.0f} ms ({found['proof_path']} "
+        f"hashes in its path); checkpoints_verify "
+        f"{found['checkpoints_verify_seconds']:.2f} s; load average {load}"
+    )
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run the bench (``argv``: its options); returns the figures ``rows``
     reads."""
@@ -296,7 +388,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--verify", type=int, default=100_000, help="events to verify")
     parser.add_argument("--pallet", type=int, default=100, help="events per batch")
     parser.add_argument("--batches", type=int, default=10, help="batches per writer")
+    parser.add_argument(
+        "--checkpoint-only",
+        action="store_true",
+        help="only build the verify set, verify it and checkpoint it",
+    )
     args = parser.parse_args(argv)
+    if args.checkpoint_only:
+        setup_bench_django()
+        return measure_verify_and_checkpoint(args.verify)
 
     setup_bench_django()
     from django.conf import settings
@@ -372,16 +472,9 @@ def main(argv: list[str] | None = None) -> dict:
     ok = ledger.verify(passport_ids=writers + pallet_ids)
     assert ok.ok, ok.first_broken
 
-    print("\n== verify ==")
-    packs = build_ledgers(args.verify)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE passports_passport")
-        cursor.execute("ANALYZE passports_passportevent")
-    started, cpu = time.perf_counter(), time.process_time()
-    result = ledger.verify()
-    verify_seconds = time.perf_counter() - started
-    verify_cpu = time.process_time() - cpu
-    assert result.ok, result.first_broken
+    found = measure_verify_and_checkpoint(args.verify)
+    result, packs = found["result"], found["packs"]
+    verify_seconds, verify_cpu = found["verify_seconds"], found["verify_cpu"]
 
     print("\n== results ==")
     load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
@@ -409,7 +502,9 @@ def main(argv: list[str] | None = None) -> dict:
         f" for 100k); CPU of this process {verify_cpu:6.2f} s"
         f" ({verify_cpu / max(1, result.events) * 1e6:.0f} us an event)"
     )
+    print_checkpoint(found)
     return {
+        **found,
         "one": one,
         "many": many,
         "writers": args.writers,
@@ -463,6 +558,15 @@ def rows(argv: list[str] | None = None) -> list[Row]:
             "events/s",
             f">= {APPEND_GOAL:,}/s",
             found["batch_many"] >= APPEND_GOAL,
+        ),
+        Row(
+            "ledger",
+            f"checkpoint of {found['checkpoint_events']:,} events (one root)",
+            found["checkpoint_seconds"],
+            "s",
+            "(measured)",
+            True,
+            lower_is_better=True,
         ),
         Row(
             "ledger",

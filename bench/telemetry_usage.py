@@ -1,7 +1,7 @@
 """Benchmark of the telemetry batch with the usage summary (passports/dynamic.py).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bpmos_x \\
-    .venv/bin/python -m bench.telemetry_usage [--batches 10] [--size 1000]
+    .venv/bin/python -m bench.telemetry_usage [--batches 10] [--size 1000] [--late 3]
 
 Uses its own database, ``<DATABASE_URL's name>_bench`` (re-created). Prints:
 
@@ -10,10 +10,16 @@ Uses its own database, ``<DATABASE_URL's name>_bench`` (re-created). Prints:
    samples into one pack, median ms per batch, with the usage fold and, in the
    same run on a second pack, with the fold switched off (the ceiling: what
    the batch costs without it), and their ratio;
-3. one late batch (older than every sample stored), which refolds the pack
-   from all its samples.
+3. late batches into the pack with the fold, each against the same batch
+   into the pack without it (the ceiling), median ms of ``--late`` each:
+   batches of the history's middle (withheld from the in-order run, so the
+   history has holes) and batches older than every sample stored; and the
+   full refold
+   (``dynamic.usage_rebuild``) of the pack, for reference. After them the
+   pack's usage must equal its full refold ("exact").
 
-Goal: the fold adds at most 25 % to a batch of 1,000 samples.
+Goal: the fold adds at most 25 % to a batch of 1,000 samples, in order or
+late (a late batch costs about its own samples, not the pack's history).
 """
 
 from __future__ import annotations
@@ -51,8 +57,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--size", type=int, default=1000)
+    parser.add_argument("--late", type=int, default=3)
     args = parser.parse_args()
     setup_bench_django()
+
+    from django.db import transaction
 
     from bpmos.accounts.models import User
     from bpmos.roles import Role
@@ -104,36 +113,71 @@ def main() -> None:
 
     real_add = dynamic.usage_add
 
-    def run(passport: Passport, *, fold_on: bool) -> list[float]:
+    # Withheld from the in-order run, sent late.
+    holes = {args.batches * (i + 1) // (args.late + 1) for i in range(args.late)}
+
+    def batch(b: int) -> list[dict]:
+        return _rows(start, args.size, args.size + b * args.size)
+
+    def ingest(passport: Passport, rows: list[dict], *, fold_on: bool) -> float:
         dynamic.usage_add = real_add if fold_on else (lambda *a, **k: None)
-        times = []
         try:
-            for b in range(args.batches):
-                rows = _rows(start, args.size, 1_000 + b * args.size)
-                began = time.perf_counter()
-                telemetry.telemetry_ingest(
-                    passport_id=passport.pk, rows=rows, actor=actor
-                )
-                times.append((time.perf_counter() - began) * 1000)
+            began = time.perf_counter()
+            telemetry.telemetry_ingest(passport_id=passport.pk, rows=rows, actor=actor)
+            return (time.perf_counter() - began) * 1000
         finally:
             dynamic.usage_add = real_add
-        return times
 
-    with_fold = run(pack("BENCH-USAGE-1"), fold_on=True)
-    ceiling = run(pack("BENCH-USAGE-2"), fold_on=False)
+    def run(passport: Passport, *, fold_on: bool) -> list[float]:
+        return [
+            ingest(passport, batch(b), fold_on=fold_on)
+            for b in range(args.batches)
+            if b not in holes
+        ]
+
+    folded, bare = pack("BENCH-USAGE-1"), pack("BENCH-USAGE-2")
+    with_fold = run(folded, fold_on=True)
+    ceiling = run(bare, fold_on=False)
     a, c = statistics.median(with_fold), statistics.median(ceiling)
     print(
         f"ingest {args.size} samples: {a:.1f} ms with the fold, {c:.1f} ms without "
         f"(ratio {a / c:.2f}, goal <= {GOAL_RATIO})"
     )
-    late = Passport.objects.get(serial="BENCH-USAGE-1")
-    rows = _rows(start, args.size, 0)  # older than every stored sample
-    began = time.perf_counter()
-    telemetry.telemetry_ingest(passport_id=late.pk, rows=rows, actor=actor)
-    spent = (time.perf_counter() - began) * 1000
-    total = args.size * (args.batches + 1)
-    print(f"late batch (refold of {total:,} samples): {spent:.1f} ms")
+    stored = args.size * (args.batches - len(holes))
+    for label, batches in (
+        ("into the history's middle", [batch(b) for b in sorted(holes)]),
+        (
+            "older than all",
+            [_rows(start, args.size, -k * args.size) for k in range(args.late)],
+        ),
+    ):
+        late, bare_late = [], []
+        for rows in batches:
+            late.append(ingest(folded, rows, fold_on=True))
+            bare_late.append(ingest(bare, rows, fold_on=False))
+        a, c = statistics.median(late), statistics.median(bare_late)
+        print(
+            f"late batches {label} ({stored:,} samples stored): {a:.1f} ms with "
+            f"the fold, {c:.1f} ms without (ratio {a / c:.2f}, goal <= {GOAL_RATIO})"
+        )
+        stored += args.size * len(batches)
+    folded.refresh_from_db()
+    kept = {name: getattr(folded, name) for name in dynamic.SUMMARY_FIELDS}
+    state = dynamic.as_mapping(dynamic.usage_state(folded.pk))
+    with transaction.atomic():
+        began = time.perf_counter()
+        refolded = dynamic.usage_rebuild(folded)
+        spent = (time.perf_counter() - began) * 1000
+        exact = (
+            refolded == kept
+            and dynamic.as_mapping(dynamic.usage_state(folded.pk)) == state
+        )
+        transaction.set_rollback(True)
+    print(f"full refold of {stored:,} samples: {spent:.1f} ms")
+    print(f"exact (late batches = full refold): {'yes' if exact else 'NO'}")
     print(f"load average: {os.getloadavg()}")
+    if not exact:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

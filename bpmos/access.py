@@ -153,6 +153,9 @@ POLICY: Final[dict[str, dict[str, Rule]]] = {
     # The QR code's target: no token, public attribute groups only.
     "passport-public": {"GET": PUBLIC},
     "passport-ledger": {"GET": EVERYONE},
+    # An event's inclusion proof in a ledger checkpoint (passports.checkpoints):
+    # verification, as passport-verify, is the auditor's.
+    "passport-ledger-proof": {"GET": AUDIT_READERS},
     # Per event kind the rule is narrower: ACTIONS "passport-event.<kind>".
     "passport-events": {"POST": SHOP_FLOOR},
     "passport-custody": {"POST": SUPERVISORS},

@@ -23,6 +23,8 @@ APPEND_ONLY_TABLES: dict[str, str] = {
     "elog_shiftlogentry": "shift log entry",
     "elog_electronicsignature": "electronic signature",
     "passports_passportevent": "ledger event",
+    "passports_ledgercheckpoint": "ledger checkpoint",
+    "passports_ledgercheckpointleaf": "ledger checkpoint leaf",
     "exceptions_exceptionevent": "exception event",
 }
 

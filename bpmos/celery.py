@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_process_shutdown
 from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bpmos.settings")
@@ -19,6 +20,9 @@ app.autodiscover_tasks()
 # How often the audit chain's head is anchored (read here, not from Django's
 # settings: this module is imported before they are).
 _ANCHOR_SECONDS = float(os.environ.get("BPMOS_AUDIT_ANCHOR_SECONDS") or 900)
+# How often the passport ledgers' heads are checkpointed into a Merkle root
+# (passports/checkpoints.py).
+_CHECKPOINT_SECONDS = float(os.environ.get("BPMOS_LEDGER_CHECKPOINT_SECONDS") or 900)
 # Staged audit records are chained by their writer right after commit; this
 # sweep chains what a crash or a lock timeout left (elog.audit.seal_pending).
 _SEAL_SECONDS = float(os.environ.get("BPMOS_AUDIT_SEAL_SECONDS") or 10)
@@ -114,6 +118,12 @@ BEAT_SCHEDULE = {
         "schedule": _ANCHOR_SECONDS,
         "options": {"expires": _ANCHOR_SECONDS * 0.9},
     },
+    # The passport ledgers' periodic Merkle root (passports/checkpoints.py).
+    "ledger-checkpoint": {
+        "task": "passports.tasks.ledger_checkpoint_task",
+        "schedule": _CHECKPOINT_SECONDS,
+        "options": {"expires": _CHECKPOINT_SECONDS * 0.9},
+    },
     "audit-pending-seal": {
         "task": "elog.tasks_chain.audit_pending_seal_task",
         "schedule": _SEAL_SECONDS,
@@ -121,3 +131,13 @@ BEAT_SCHEDULE = {
     },
 }
 app.conf.beat_schedule = BEAT_SCHEDULE
+
+
+@worker_process_shutdown.connect
+def _background_workers_shutdown(**_kwargs) -> None:
+    """A prefork pool process leaves with ``os._exit``, past ``atexit``: its
+    background threads (bpmos.background) hand over what they hold and close
+    their database connections here."""
+    from bpmos import background
+
+    background.shutdown_all()

@@ -148,6 +148,65 @@ class ReadModel:
         self.changed()
 
 
+def get_together(
+    wanted: dict[str, tuple[ReadModel, str, Callable[[Any], bool] | None]],
+    compute: Callable[[set[str]], dict[str, tuple[Any, datetime | None]]],
+) -> dict[str, Any]:
+    """Several payloads at once (name -> (read model, key, valid)), as
+    ``ReadModel.get`` serves each, in one cache round trip for the reads and
+    at most one per expiry for the stores: ``compute(names)`` computes those
+    not served (every one of them together, e.g. in one statement,
+    ``bpmos.totals``) and returns name -> (payload, valid until)."""
+    payload_keys = {
+        name: f"readmodel:{model.name}:{key}"
+        for name, (model, key, _) in wanted.items()
+    }
+    generation_keys = {
+        name: model.invalidate_key() for name, (model, _, _) in wanted.items()
+    }
+    try:
+        found = cache.get_many([*generation_keys.values(), *payload_keys.values()])
+        generations = {}
+        for name, generation_key in generation_keys.items():
+            generation = found.get(generation_key)
+            if generation is None:
+                cache.add(generation_key, uuid.uuid4().hex, None)
+                generation = cache.get(generation_key)
+            generations[name] = generation
+    except Exception:  # the cache is down: serve the computed payloads
+        log.warning("read models: cache unreachable", exc_info=True)
+        return {name: payload for name, (payload, _) in compute(set(wanted)).items()}
+    served, missing = {}, set()
+    for name, (_model, _key, valid) in wanted.items():
+        stored = found.get(payload_keys[name])
+        if (
+            stored is not None
+            and stored[0] == generations[name]
+            and (valid is None or valid(stored[1]))
+        ):
+            served[name] = stored[1]
+        else:
+            missing.add(name)
+    if not missing:
+        return served
+    now = timezone.now()
+    by_timeout: dict[float, dict[str, Any]] = {}
+    for name, (payload, valid_until) in compute(missing).items():
+        served[name] = payload
+        timeout = MAX_AGE
+        if valid_until is not None:
+            timeout = min(timeout, (valid_until - now).total_seconds())
+        if timeout > 0 and generations[name] is not None:
+            entries = by_timeout.setdefault(timeout, {})
+            entries[payload_keys[name]] = (generations[name], payload)
+    try:
+        for timeout, entries in by_timeout.items():
+            cache.set_many(entries, timeout)
+    except Exception:
+        log.warning("read models: cache unreachable", exc_info=True)
+    return served
+
+
 def invalidate_many(models: Iterable[ReadModel]) -> None:
     """``invalidate()`` several read models in one cache round trip."""
     keys = {model.invalidate_key(): uuid.uuid4().hex for model in models}

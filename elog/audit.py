@@ -10,9 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
-import queue
-import threading
 from datetime import UTC
 from typing import Any
 
@@ -23,6 +20,7 @@ from django.utils import timezone
 
 from bpmos import context
 from bpmos.auditkeys import keyring
+from bpmos.background import BackgroundWorker
 from elog.models import AuditPending, AuditRecord
 
 log = structlog.get_logger(__name__)
@@ -292,7 +290,7 @@ def record_quick(
 # ledger at 4 writers spent 28-38 % of its time waiting). A writer that passes
 # ``stage_when_busy`` and finds the lock taken does not wait: it writes its
 # records to ``AuditPending`` with a MAC over their content, and after it commits
-# the process's sealing thread (``_BackgroundSealer``) runs ``seal_pending``, which
+# the process's sealing thread (``_sealer``) runs ``seal_pending``, which
 # chains every pending record in one short transaction. See
 # docs/security.md, "Staged audit records", for what a verifier proves then.
 
@@ -377,76 +375,21 @@ def _seal_quietly() -> None:
         log.warning("audit_seal_deferred", exc_info=True)
 
 
-# Seconds the sealing thread keeps its database connection with nothing to do.
-_SEALER_IDLE_CLOSE_SECONDS = 1.0
+# One daemon thread per process (a bpmos.background worker) that chains staged records
+# after their writers commit, so a writer that staged answers without waiting
+# for the chain's lock and the seal's own transaction. A request (``submit()``
+# after a writer's commit) only wakes it: however many arrived while a seal
+# ran, one more seal serves them all, each chaining every record pending by
+# then.
+#
+# Nothing is lost when this thread never gets to a record (the process ended,
+# the database went away): the record was committed in ``AuditPending`` with
+# its writer, and ``audit-pending-seal`` (beat) chains it.
+def _seal_requested(requests: list[None]) -> None:
+    _seal_quietly()  # one seal however many requests (looked up at each call)
 
 
-class _BackgroundSealer:
-    """One daemon thread per process that chains staged records after their
-    writers commit, so a writer that staged answers without waiting for the
-    chain's lock and the seal's own transaction. Requests that arrive while a
-    seal runs are served by one more seal, however many there were: the seals
-    come in batches, each chaining every record pending by then.
-
-    Nothing is lost when this thread never gets to a record (the process
-    ended, the database went away): the record was committed in
-    ``AuditPending`` with its writer, and ``audit-pending-seal`` (beat) chains
-    it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue | None = None
-        self._pid: int | None = None
-
-    def _running_queue(self) -> queue.SimpleQueue:
-        with self._lock:
-            if self._queue is None or self._pid != os.getpid():
-                self._queue, self._pid = queue.SimpleQueue(), os.getpid()
-                threading.Thread(
-                    target=self._work,
-                    args=(self._queue,),
-                    name="bpmos-audit-sealer",
-                    daemon=True,
-                ).start()
-            return self._queue
-
-    def submit(self) -> None:
-        """Ask for a seal (after a writer that staged committed)."""
-        self._running_queue().put(None)
-
-    @staticmethod
-    def _work(items: queue.SimpleQueue) -> None:
-        from django.db import close_old_connections, connections
-
-        while True:
-            try:
-                first = items.get(timeout=_SEALER_IDLE_CLOSE_SECONDS)
-            except queue.Empty:
-                connections.close_all()  # idle: give the connection back
-                first = items.get()
-            batch = [first]
-            while True:
-                try:
-                    batch.append(items.get_nowait())
-                except queue.Empty:
-                    break
-            if any(item is None for item in batch):
-                close_old_connections()
-                _seal_quietly()
-            for item in batch:
-                if isinstance(item, threading.Event):
-                    item.set()
-
-    def drain(self, timeout: float = 10.0) -> bool:
-        """Wait until every seal asked for so far has run (tests, shutdown)."""
-        done = threading.Event()
-        if self._queue is None or self._pid != os.getpid():
-            return True
-        self._queue.put(done)
-        return done.wait(timeout)
-
-
-_sealer = _BackgroundSealer()
+_sealer = BackgroundWorker("bpmos-audit-sealer", _seal_requested)
 
 
 # How long a seal waits for the chain's lock before leaving the records to the

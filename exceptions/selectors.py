@@ -29,8 +29,10 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
+from bpmos.compiled import rows_get
 from bpmos.errors import NotFound
 from bpmos.series import per_bucket
+from bpmos.totals import Totals
 from exceptions.models import (
     SEVERITY_RANK,
     ExceptionStatus,
@@ -195,9 +197,11 @@ def exception_opened_series(
 # --- attention (the role dashboards, bpmos.dashboards.attention) -------------------
 
 
-def exception_escalated_list(*, role: str, limit: int = 50) -> list[PlantException]:
+def exception_escalated_list(*, role: str, limit: int = 50) -> list[dict]:
     """Unresolved exceptions escalated (level >= 1) whose responsible role is
-    now ``role`` (``ESCALATION_PATH``), most severe and oldest first. One query."""
+    now ``role`` (``ESCALATION_PATH``), most severe and oldest first: ``id``,
+    ``title``, ``severity``, ``escalation_level``, ``raised_at`` of each. One
+    query, compiled once per role (``bpmos.compiled``)."""
     from exceptions.models import ESCALATION_PATH
 
     if role not in ESCALATION_PATH[1:]:
@@ -207,10 +211,12 @@ def exception_escalated_list(*, role: str, limit: int = 50) -> list[PlantExcepti
     levels = (
         Q(escalation_level__gte=level) if level == top else Q(escalation_level=level)
     )
-    return list(
-        PlantException.objects.filter(levels, status__in=UNRESOLVED)
+    return rows_get(
+        ("exception_escalated_list", role, limit),
+        lambda: PlantException.objects.filter(levels, status__in=UNRESOLVED)
         .annotate(severity_rank=SEVERITY_ORDER)
-        .order_by("severity_rank", "raised_at", "id")[:limit]
+        .order_by("severity_rank", "raised_at", "id")
+        .values("id", "title", "severity", "escalation_level", "raised_at")[:limit],
     )
 
 
@@ -220,9 +226,23 @@ def exception_escalated_count(*, role: str) -> int:
 
     if role not in ESCALATION_PATH[1:]:
         return 0
-    level = ESCALATION_PATH.index(role)
-    top = len(ESCALATION_PATH) - 1
-    levels = (
-        Q(escalation_level__gte=level) if level == top else Q(escalation_level=level)
-    )
-    return PlantException.objects.filter(levels, status__in=UNRESOLVED).count()
+    return exception_escalated_totals(role=role).get()
+
+
+def exception_escalated_totals(*, role: str) -> Totals:
+    """``exception_escalated_count`` as ``Totals``, not run (a role no
+    exception escalates to: none matches)."""
+    from exceptions.models import ESCALATION_PATH
+
+    if role in ESCALATION_PATH[1:]:
+        level = ESCALATION_PATH.index(role)
+        top = len(ESCALATION_PATH) - 1
+        levels = (
+            Q(escalation_level__gte=level)
+            if level == top
+            else Q(escalation_level=level)
+        )
+        rows = PlantException.objects.filter(levels, status__in=UNRESOLVED)
+    else:
+        rows = PlantException.objects.filter(pk__isnull=True)
+    return Totals(rows, {"n": Count("pk")}, lambda totals: int(totals["n"]))

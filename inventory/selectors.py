@@ -14,7 +14,9 @@ from datetime import datetime
 
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 
+from bpmos.compiled import rows_get
 from bpmos.errors import NotFound
+from bpmos.totals import Totals
 from inventory.models import (
     Category,
     Item,
@@ -266,16 +268,28 @@ def item_status_counts() -> dict[str, int]:
 # --- attention (the role dashboards, bpmos.dashboards.attention) -------------------
 
 
-def item_on_hold_list(*, limit: int = 50) -> list[Item]:
+def item_on_hold_list(*, limit: int = 50) -> list[dict]:
     """Items in stock on Hold (a supervisor releases or blocks them), longest
-    held first. One query."""
-    return list(
-        Item.objects.filter(IN_STOCK, status=ItemStatus.HOLD).order_by(
-            "updated_at", "id"
-        )[:limit]
+    held first: ``code``, ``sku``, ``hold_reason``, ``updated_at`` of each
+    (the attention list's item). One query, compiled once
+    (``bpmos.compiled``)."""
+    return rows_get(
+        ("item_on_hold_list", limit),
+        lambda: Item.objects.filter(IN_STOCK, status=ItemStatus.HOLD)
+        .order_by("updated_at", "id")
+        .values("code", "sku", "hold_reason", "updated_at")[:limit],
     )
 
 
 def item_on_hold_count() -> int:
     """How many items in stock are on Hold. One query."""
-    return Item.objects.filter(IN_STOCK, status=ItemStatus.HOLD).count()
+    return item_on_hold_totals().get()
+
+
+def item_on_hold_totals() -> Totals:
+    """``item_on_hold_count`` as ``Totals``, not run (``inventory_item_on_hold``)."""
+    return Totals(
+        Item.objects.filter(IN_STOCK, status=ItemStatus.HOLD),
+        {"n": Count("pk")},
+        lambda totals: int(totals["n"]),
+    )

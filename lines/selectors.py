@@ -36,6 +36,7 @@ from bpmos.errors import InvalidInput, NotFound
 from bpmos.fields import time_problem
 from bpmos.rawsql import orm_instance, orm_values
 from bpmos.series import per_bucket
+from bpmos.totals import Totals
 from lines import oee
 from lines import status as st
 from lines.models import (
@@ -587,6 +588,13 @@ def snapshot_piece_counts(
     beat) of the shifts that *start* in the window. One query."""
     if not windows:
         return {}
+    return snapshot_piece_totals(windows=windows).get()
+
+
+def snapshot_piece_totals(*, windows: dict[str, tuple[datetime, datetime]]) -> Totals:
+    """``snapshot_piece_counts`` (``windows`` not empty) as ``Totals``, not
+    run: ``bpmos.totals.totals_get`` reads it with other figures in one
+    statement."""
     aggregates = {}
     for name, (start, end) in windows.items():
         in_window = Q(window_start__gte=start, window_start__lt=end)
@@ -594,19 +602,20 @@ def snapshot_piece_counts(
         aggregates[f"reject_{name}"] = Sum("reject_count", filter=in_window)
     first = min(start for start, _ in windows.values())
     last = max(end for _, end in windows.values())
-    totals = (
-        OEESnapshot.objects.filter(
-            station__isnull=True, window_start__gte=first, window_start__lt=last
-        )
-        .order_by()
-        .aggregate(**aggregates)
+    rows = OEESnapshot.objects.filter(
+        station__isnull=True, window_start__gte=first, window_start__lt=last
     )
-    return {
-        name: PieceCounts(
-            good=totals[f"good_{name}"] or 0, reject=totals[f"reject_{name}"] or 0
-        )
-        for name in windows
-    }
+
+    def read(totals) -> dict[str, PieceCounts]:
+        return {
+            name: PieceCounts(
+                good=int(totals[f"good_{name}"] or 0),
+                reject=int(totals[f"reject_{name}"] or 0),
+            )
+            for name in windows
+        }
+
+    return Totals(rows, aggregates, read)
 
 
 def piece_counts_series(

@@ -13,8 +13,13 @@ sample and exact running totals) in the batch's transaction
 (``telemetry.telemetry_ingest`` calls ``usage_add``), and writes the summary
 onto the passport (``full_cycles`` ... ``usage_updated_at``). Samples are
 folded in time order; a batch holding a sample older than the newest one
-folded (a gateway re-sending an old buffer) refolds that one pack from its
-samples (``usage_rebuild``), so the answer never depends on arrival order.
+folded (a gateway re-sending an old buffer) is merged through its window
+(``late_window``, ``merge``): the stored samples around it folded with and
+without it, from the state just before it, the difference added. It reads
+the batch's neighbours and span, not the pack's history, and the answer is
+exactly the fold of the whole history in time order, whatever the arrival
+order (property-tested). ``usage_rebuild`` refolds a pack from all its
+samples (a repair).
 
 The rules (``fold``; pure, so its bounds are property-tested):
 
@@ -37,11 +42,11 @@ The rules (``fold``; pure, so its bounds are property-tested):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from passports import attributes
 from passports.models import PackUsage, Passport, TelemetryReading
@@ -244,10 +249,179 @@ def summary(state: Usage) -> dict[str, Any]:
     }
 
 
+# --- a late batch ---------------------------------------------------------------------
+#
+# Every figure is a sum over the history's samples (``samples``), over its
+# consecutive pairs (energy, charge, time above / below: the pair of
+# consecutive samples; SoC travel: of consecutive samples with SoC; the events:
+# of consecutive samples with SoC or voltage, resp. with voltage), or a min / max.
+# A late batch changes only the pairs around its samples, so its effect is the
+# difference of two folds of that window alone: the window with the batch minus
+# the window without it, both folded from the state just before the window.
+
+# What the fold carries from a sample to the next one, and which samples
+# carry it: the held values (every sample), the SoC, the overcharge state (a
+# sample with voltage); the deep-discharge state is carried by a sample with SoC
+# or voltage, the nearer of the first two found.
+ANY, SOC, VOLTAGE = "any", "soc", "voltage"
+
+
+def carries(sample: Sample, carrier: str) -> bool:
+    if carrier == SOC:
+        return sample[2] is not None
+    if carrier == VOLTAGE:
+        return sample[4] is not None
+    return True
+
+
+class SampleStore(Protocol):
+    """A pack's stored samples (the late batch's included), as ``Sample``s."""
+
+    def nearest(self, ts: datetime, carrier: str, *, after: bool) -> Sample | None:
+        """The stored sample nearest before (``after``: after) ``ts``,
+        exclusive, that ``carries`` ``carrier``."""
+
+    def between(self, low: datetime | None, high: datetime | None) -> list[Sample]:
+        """The stored samples with ``low < ts <= high`` in time order (None:
+        unbounded on that side)."""
+
+    def count(self, first: datetime, last: datetime) -> int:
+        """How many stored samples have ``first <= ts <= last``."""
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """The stored samples nearest one side of a late batch that carry what the
+    fold carries (``carries``); None where there is none. The deep-discharge
+    state's carrier is the nearer of ``soc`` and ``voltage``."""
+
+    any: Sample | None = None
+    soc: Sample | None = None
+    voltage: Sample | None = None
+
+
+def _neighbours(store: SampleStore, ts: datetime, *, after: bool) -> Neighbours:
+    """At most three indexed look-ups, one when the nearest sample carries all."""
+    near = store.nearest(ts, ANY, after=after)
+    if near is None:
+        return Neighbours()
+    soc, voltage = (
+        near if carries(near, carrier) else store.nearest(ts, carrier, after=after)
+        for carrier in (SOC, VOLTAGE)
+    )
+    return Neighbours(any=near, soc=soc, voltage=voltage)
+
+
+@dataclass(frozen=True)
+class Window:
+    """What a late batch changes: the stored samples from the one after the
+    batch's nearest predecessor to the last one whose pair the batch changes,
+    without (``old``) and with (``merged``) the batch, the state they are
+    folded from (``entry``), and the batch's neighbours after it (whose held
+    values outlive the window)."""
+
+    entry: Usage
+    old: list[Sample]
+    merged: list[Sample]
+    after: Neighbours
+
+
+def late_window(new: Sequence[Sample], store: SampleStore, limits: Limits) -> Window:
+    """The window of ``new`` (the batch's samples, in time order, already in
+    ``store``). Reads the batch's neighbours, how many samples are stored
+    within its span, and the stored samples from its nearest predecessor to
+    its last changed pair (past its last sample only, when none of them lies
+    within its span: the batch's own are not read back), nothing else."""
+    first, last = new[0][0], new[-1][0]
+    before = _neighbours(store, first, after=False)
+    after = _neighbours(store, last, after=True)
+    # The state before the window: the fold of the samples whose values it
+    # holds (each carrier's nearest), with no totals.
+    context = {s[0]: s for s in (before.any, before.soc, before.voltage) if s}
+    held = fold(Usage(), [context[ts] for ts in sorted(context)], limits)
+    entry = Usage(
+        last_ts=held.last_ts,
+        last_soc=held.last_soc,
+        last_temperature=held.last_temperature,
+        last_voltage=held.last_voltage,
+        last_current=held.last_current,
+        in_deep_discharge=held.in_deep_discharge,
+        in_overcharge=held.in_overcharge,
+    )
+    ends = [s[0] for s in (after.any, after.soc, after.voltage) if s]
+    end = max(ends) if ends else None
+    if store.count(first, last) == len(new):
+        # Nothing stored within the batch's span (a hole filled, a buffer
+        # older than all): the window is the batch and what follows it.
+        old = store.between(last, end)
+        return Window(entry=entry, old=old, merged=[*new, *old], after=after)
+    merged = store.between(held.last_ts, end)
+    batch = {s[0] for s in new}
+    old = [s for s in merged if s[0] not in batch]
+    return Window(entry=entry, old=old, merged=merged, after=after)
+
+
+_SUMS = (
+    "soc_travel",
+    "energy_wh",
+    "charge_ah",
+    "above_s",
+    "below_s",
+    "deep_discharges",
+    "overcharges",
+    "samples",
+)
+
+
+def _extreme(pick: Any, *values: float | None) -> float | None:
+    present = [v for v in values if v is not None]
+    return pick(present) if present else None
+
+
+def merge(state: Usage, window: Window, limits: Limits) -> Usage:
+    """``state`` with a late batch's ``window`` folded in: each sum plus the
+    window's difference (exact: whole millionths), the extremes merged, and
+    each held value the merged window's where no stored sample after the batch
+    carries it. Pure; equals the fold of the whole history in time order."""
+    old = fold(window.entry, window.old, limits)
+    new = fold(window.entry, window.merged, limits)
+    after = window.after
+    tail = state if after.any else new
+    return Usage(
+        last_ts=tail.last_ts,
+        last_temperature=tail.last_temperature,
+        last_voltage=tail.last_voltage,
+        last_current=tail.last_current,
+        last_soc=(state if after.soc else new).last_soc,
+        in_deep_discharge=(
+            state if after.soc or after.voltage else new
+        ).in_deep_discharge,
+        in_overcharge=(state if after.voltage else new).in_overcharge,
+        temperature_min=_extreme(min, state.temperature_min, new.temperature_min),
+        temperature_max=_extreme(max, state.temperature_max, new.temperature_max),
+        **{
+            name: getattr(state, name) + getattr(new, name) - getattr(old, name)
+            for name in _SUMS
+        },
+    )
+
+
+def usage_next(
+    state: Usage | None, new: Sequence[Sample], store: SampleStore, limits: Limits
+) -> Usage:
+    """``state`` with ``new`` (a batch's samples not stored before, in time
+    order, now in ``store``): folded on when all are newer than the state,
+    merged through their window (``late_window``) otherwise."""
+    if state is None or state.last_ts is None or new[0][0] > state.last_ts:
+        return fold(state or Usage(), new, limits)
+    return merge(state, late_window(new, store, limits), limits)
+
+
 # --- the database ------------------------------------------------------------------
 
 
-def _load(passport_id: int) -> Usage | None:
+def usage_state(passport_id: int) -> Usage | None:
+    """The pack's running state as stored (None before its first sample)."""
     row = PackUsage.objects.filter(passport_id=passport_id).first()
     if row is None:
         return None
@@ -276,9 +450,38 @@ _SAMPLE_COLUMNS = (
 )
 
 
+class StoredSamples:
+    """A pack's samples in the database (``SampleStore``): each look-up one
+    range of the (passport, ts) index."""
+
+    _NOT_NULL = {SOC: "soc_percent", VOLTAGE: "voltage_v"}
+
+    def __init__(self, passport_id: int):
+        self.rows = TelemetryReading.objects.filter(passport_id=passport_id)
+
+    def nearest(self, ts: datetime, carrier: str, *, after: bool) -> Sample | None:
+        rows = self.rows.filter(ts__gt=ts) if after else self.rows.filter(ts__lt=ts)
+        if carrier in self._NOT_NULL:
+            rows = rows.filter(**{f"{self._NOT_NULL[carrier]}__isnull": False})
+        order = "ts" if after else "-ts"
+        return rows.order_by(order).values_list(*_SAMPLE_COLUMNS).first()
+
+    def between(self, low: datetime | None, high: datetime | None) -> list[Sample]:
+        rows = self.rows
+        if low is not None:
+            rows = rows.filter(ts__gt=low)
+        if high is not None:
+            rows = rows.filter(ts__lte=high)
+        return list(rows.order_by("ts").values_list(*_SAMPLE_COLUMNS))
+
+    def count(self, first: datetime, last: datetime) -> int:
+        return self.rows.filter(ts__gte=first, ts__lte=last).count()
+
+
 def usage_rebuild(passport: Passport) -> dict[str, Any]:
-    """Refold ``passport``'s usage from all its samples (a late batch, a
-    repair). In the caller's transaction, the passport row locked."""
+    """Refold ``passport``'s usage from all its samples (a repair, or after
+    its declared limits changed). In the caller's transaction, the passport
+    row locked."""
     samples = (
         TelemetryReading.objects.filter(passport_id=passport.pk)
         .order_by("ts")
@@ -291,14 +494,15 @@ def usage_rebuild(passport: Passport) -> dict[str, Any]:
 def usage_add(passport: Passport, samples: Iterable[Sample]) -> dict[str, Any] | None:
     """Fold the samples a telemetry batch just stored (``(ts, soh, soc,
     temperature, voltage, current)``) into ``passport``'s usage, in the
-    batch's transaction (the passport row locked). None when there were none."""
+    batch's transaction (the passport row locked): a late one through its
+    window only (``usage_next``). None when there were none."""
     new = sorted(samples, key=lambda sample: sample[0])
     if not new:
         return None
-    state = _load(passport.pk)
-    if state is not None and state.last_ts is not None and new[0][0] <= state.last_ts:
-        return usage_rebuild(passport)
-    return _save(passport, fold(state or Usage(), new, limits_of(passport)))
+    state = usage_next(
+        usage_state(passport.pk), new, StoredSamples(passport.pk), limits_of(passport)
+    )
+    return _save(passport, state)
 
 
 def dynamic_attributes(passport: Passport, *, last_event_at: Any = None) -> dict:

@@ -10,15 +10,22 @@ are kept in ``passports/schemas/`` with their sources named there.
   (``generalProductInformation``, ``carbonFootprint``, ``circularity``,
   ``materialComposition``, ``performanceAndDurability``, ``labels``,
   ``supplyChainDueDiligence``), each attribute under its data-model name with
-  its value in the unit of the registry; ``lastUpdate`` names the time of each
-  dynamic attribute; attributes with no value are left out.
+  its value in the unit of the registry (the per-stage carbon footprint as the
+  data model's list of ``{lifecycleStage, carbonFootprint}``); ``lastUpdate``
+  names the time of each dynamic attribute; attributes with no value are left
+  out.
 * ``aas``: ``{assetAdministrationShells, submodels}``: one shell for the
   battery (``globalAssetId`` ``urn:uuid:<passport>``) referencing one submodel
   per Battery Pass submodel, whose ``semanticId`` is the submodel's SAMM URN
   (``urn:samm:io.BatteryPass.<Submodel>:1.2.0#<Submodel>``). A number is a
   ``Property`` of ``xs:double`` (a count ``xs:integer``), a text ``xs:string``
   (a link ``xs:anyURI``, a time ``xs:dateTime``), a map a
-  ``SubmodelElementCollection`` and a list a ``SubmodelElementList``.
+  ``SubmodelElementCollection`` and a list a ``SubmodelElementList``. No
+  element array is empty (a submodel the reader sees nothing of has none): the
+  published AAS schema asks for one item at least.
+
+The tests also read the AAS export back with the Eclipse BaSyx SDK's strict
+JSON decoder (docs/passports.md, "How the exports are checked").
 """
 
 from __future__ import annotations
@@ -67,6 +74,15 @@ SUBMODELS: dict[str, tuple[str, str]] = {
     ),
 }
 
+# Our life-cycle stage keys -> the data model's LifecycleStage values
+# (io.BatteryPass.CarbonFootprint 1.2.0).
+LIFECYCLE_STAGES = {
+    "raw_material_extraction": "RawMaterialExtraction",
+    "main_production": "MainProduction",
+    "distribution": "Distribution",
+    "end_of_life_recycling": "Recycling",
+}
+
 _COUNT_CHECKS = {attributes.is_count}
 _URL_CHECKS = {attributes.is_url}
 
@@ -97,6 +113,23 @@ def _rows(passport: Passport, tiers) -> list[dict]:
     ]
 
 
+def _per_stage(value: dict) -> list[dict[str, Any]]:
+    """``{stage: kg CO2e/kWh}`` as the data model's list of
+    ``CarbonFootprintPerLifecycleStageEntity`` (stage order of the registry)."""
+    return [
+        {
+            "lifecycleStage": LIFECYCLE_STAGES[stage],
+            "carbonFootprint": _json(value[stage]),
+        }
+        for stage in attributes.CARBON_STAGES
+        if value.get(stage) is not None
+    ]
+
+
+# Attributes whose data-model shape differs from the registry's value.
+_BATTERYPASS_SHAPES = {"carbonFootprintPerLifecycleStage": _per_stage}
+
+
 def batterypass(passport: Passport, rows: list[dict], tiers) -> dict[str, Any]:
     """The Battery Pass data model's structure (see the module docstring)."""
     body: dict[str, Any] = {
@@ -111,7 +144,8 @@ def batterypass(passport: Passport, rows: list[dict], tiers) -> dict[str, Any]:
         body[group] = {}
     for row in rows:
         attribute = row["attribute"]
-        body[attribute.group][attribute.key] = _json(row["value"])
+        shape = _BATTERYPASS_SHAPES.get(attribute.key, _json)
+        body[attribute.group][attribute.key] = shape(row["value"])
         if row.get("lastUpdate") is not None:
             updates[attribute.key] = _json(row["lastUpdate"])
     body["lastUpdate"] = updates
@@ -162,12 +196,10 @@ def _lexical(value: Any, value_type: str) -> str:
 
 def _element(name: str | None, value: Any, attribute=None) -> dict[str, Any]:
     if isinstance(value, dict):
-        element: dict[str, Any] = {
-            "modelType": "SubmodelElementCollection",
-            "value": [
-                _element(id_short(k), v) for k, v in value.items() if v is not None
-            ],
-        }
+        element: dict[str, Any] = {"modelType": "SubmodelElementCollection"}
+        members = [_element(id_short(k), v) for k, v in value.items() if v is not None]
+        if members:  # AAS V3.0: an element list, when given, holds one at least
+            element["value"] = members
     elif isinstance(value, list | tuple):
         items = [v for v in value if v is not None]
         kind = _value_type(items[0]) if items else "xs:string"
@@ -175,11 +207,12 @@ def _element(name: str | None, value: Any, attribute=None) -> dict[str, Any]:
             "modelType": "SubmodelElementList",
             "typeValueListElement": "Property",
             "valueTypeListElement": kind,
-            "value": [
+        }
+        if items:
+            element["value"] = [
                 {"modelType": "Property", "valueType": kind, "value": _lexical(v, kind)}
                 for v in items
-            ],
-        }
+            ]
     else:
         kind = _value_type(value, attribute)
         element = {
@@ -215,20 +248,22 @@ def aas(passport: Passport, rows: list[dict]) -> dict[str, Any]:
         elements[attribute.group].append(element)
     submodels = []
     for group, (namespace, aspect) in SUBMODELS.items():
-        submodels.append(
-            {
-                "modelType": "Submodel",
-                "id": f"{asset}:submodel:{group}",
-                "idShort": aspect,
-                "kind": "Instance",
-                "semanticId": _reference(
-                    "ExternalReference",
-                    "GlobalReference",
-                    f"urn:samm:{namespace}:{DATA_MODEL_VERSION}#{aspect}",
-                ),
-                "submodelElements": elements[group],
-            }
-        )
+        submodel = {
+            "modelType": "Submodel",
+            "id": f"{asset}:submodel:{group}",
+            "idShort": aspect,
+            "kind": "Instance",
+            "semanticId": _reference(
+                "ExternalReference",
+                "GlobalReference",
+                f"urn:samm:{namespace}:{DATA_MODEL_VERSION}#{aspect}",
+            ),
+        }
+        # A submodel the reader may see nothing of is left empty: the
+        # published schema refuses an empty submodelElements array.
+        if elements[group]:
+            submodel["submodelElements"] = elements[group]
+        submodels.append(submodel)
     shell = {
         "modelType": "AssetAdministrationShell",
         "id": shell_id,

@@ -780,3 +780,68 @@ class PackUsage(models.Model):
 
     def __str__(self) -> str:
         return f"Usage of {self.passport_id} to {self.last_ts.isoformat()}"
+
+
+class LedgerCheckpoint(models.Model):
+    """One periodic Merkle root over the passport ledgers (``passports.checkpoints``,
+    ``passports.merkle``). Never updated, never deleted.
+
+    ``root`` is the RFC 6962 Merkle root (SHA-256) of ``leaf_count`` leaves:
+    the previous checkpoint's seq and root (``previous_root``; 64 zeros for the
+    first), then the head (passport UUID, version, event hash) of every
+    passport chain that grew since the previous checkpoint (its
+    ``LedgerCheckpointLeaf`` rows). ``first_event_id``/``last_event_id``: the
+    lowest and highest id of the events this checkpoint newly covers."""
+
+    seq = models.PositiveIntegerField(unique=True, help_text="1, 2, 3… no gaps.")
+    created_at = models.DateTimeField()
+    root = models.CharField(max_length=64)
+    previous_root = models.CharField(max_length=64)
+    leaf_count = models.PositiveIntegerField()
+    event_count = models.PositiveIntegerField(
+        help_text="Events newly covered (the heads' chains since their last leaf)."
+    )
+    first_event_id = models.BigIntegerField()
+    last_event_id = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["seq"]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.seq} {self.root[:12]}"
+
+
+class LedgerCheckpointLeaf(models.Model):
+    """One passport chain's head in a checkpoint's Merkle tree (leaf
+    ``position``; leaf 0 is the previous checkpoint's root, not a row). Never
+    updated, never deleted."""
+
+    checkpoint = models.ForeignKey(
+        LedgerCheckpoint, on_delete=models.PROTECT, related_name="leaves"
+    )
+    position = models.PositiveIntegerField()
+    passport = models.ForeignKey(
+        Passport, on_delete=models.PROTECT, related_name="checkpoint_leaves"
+    )
+    version = models.PositiveIntegerField()
+    event_hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["checkpoint_id", "position"]
+        indexes = [
+            # Which checkpoint first covers event (passport, version): the proof.
+            models.Index(
+                fields=["passport", "version"], name="passport_checkpoint_leaf_idx"
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["checkpoint", "position"], name="checkpoint_leaf_position"
+            ),
+            models.UniqueConstraint(
+                fields=["checkpoint", "passport"], name="checkpoint_leaf_passport"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.checkpoint_id} leaf {self.position}"

@@ -32,8 +32,10 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from bpmos.compiled import rows_get
 from bpmos.errors import Conflict, NotFound
 from bpmos.series import per_bucket
+from bpmos.totals import Totals
 from passports import bpan as bpan_rules
 from passports import rollups
 from passports.models import (
@@ -445,7 +447,16 @@ def custody_mix_recount() -> dict[str, int]:
 
 def passport_hold_count() -> int:
     """Passports on hold now (any kind). One query."""
-    return Passport.objects.filter(on_hold=True).count()
+    return passport_hold_totals().get()
+
+
+def passport_hold_totals() -> Totals:
+    """``passport_hold_count`` as ``Totals``, not run (``passport_on_hold_idx``)."""
+    return Totals(
+        Passport.objects.filter(on_hold=True),
+        {"n": Count("pk")},
+        lambda totals: int(totals["n"]),
+    )
 
 
 @dataclass(frozen=True)
@@ -581,6 +592,15 @@ def first_pass_counts(
     first results were ~9,500 rows on the bench plant, its hours ~500."""
     if not windows:
         return {}
+    return first_pass_totals(windows=windows, kind=kind).get()
+
+
+def first_pass_totals(
+    *, windows: dict[str, tuple[datetime, datetime]], kind: str | None = None
+) -> Totals:
+    """``first_pass_counts`` (``windows`` not empty) as ``Totals``, not run:
+    ``bpmos.totals.totals_get`` reads it with other figures in one
+    statement."""
     aggregates = {}
     whole_starts, whole_ends = [], []
     for name, (start, end) in windows.items():
@@ -609,14 +629,17 @@ def first_pass_counts(
         found = FirstQaHour.objects.filter(pk__isnull=True)
     if kind is not None:
         found = found.filter(kind=kind)
-    totals = found.order_by().aggregate(**aggregates)
-    return {
-        name: FirstPass(
-            tested=int(totals[f"tested_{name}"] or 0),
-            passed=int(totals[f"passed_{name}"] or 0),
-        )
-        for name in windows
-    }
+
+    def read(totals) -> dict[str, FirstPass]:
+        return {
+            name: FirstPass(
+                tested=int(totals[f"tested_{name}"] or 0),
+                passed=int(totals[f"passed_{name}"] or 0),
+            )
+            for name in windows
+        }
+
+    return Totals(found, aggregates, read)
 
 
 def _hour_ceil(moment: datetime) -> datetime:
@@ -679,16 +702,17 @@ def first_pass_series(
 # --- attention (the role dashboards, bpmos.dashboards.attention) -------------------
 
 
-def passport_on_hold_list(*, limit: int = 50) -> list[Passport]:
-    """Batteries on hold (a supervisor releases them), longest held first. One query."""
-    return list(
-        Passport.objects.filter(on_hold=True).order_by("updated_at", "id")[:limit]
+def passport_on_hold_list(*, limit: int = 50) -> list[dict]:
+    """Batteries on hold (a supervisor releases them), longest held first:
+    ``uuid``, ``serial``, ``hold_reason``, ``updated_at`` of each (the
+    attention list's item; a passport has some sixty columns). One query,
+    compiled once (``bpmos.compiled``)."""
+    return rows_get(
+        ("passport_on_hold_list", limit),
+        lambda: Passport.objects.filter(on_hold=True)
+        .order_by("updated_at", "id")
+        .values("uuid", "serial", "hold_reason", "updated_at")[:limit],
     )
-
-
-def passport_on_hold_count() -> int:
-    """How many batteries are on hold. One query."""
-    return Passport.objects.filter(on_hold=True).count()
 
 
 def last_event_at(*, passport: Passport):

@@ -577,6 +577,13 @@ CELLS_PER_MODULE = 4
 GROUP = 1 + MODULES_PER_PACK * (1 + CELLS_PER_MODULE)  # passports per pack
 MODELS = ("PACK-LFP-48V", "PACK-NMC-72V")
 MANUFACTURER = "BPM Energy"
+# A component's serial (of its number) and model, and the hours before its
+# pack's manufacture its ledger runs from and to: a cell is made and fitted in
+# its module before the module is made and fitted in its pack.
+COMPONENTS = {
+    "module": ("GEN-MOD-{:08d}", "MOD-LFP", (3, 1)),
+    "cell": ("GEN-CELL-{:09d}", "CELL-LFP", (6, 4)),
+}
 # Share of the packs (the newest) still at the plant: warehoused, some
 # reserved, every 10th of them on hold: the dispatch desk's live list.
 AT_PLANT = 0.03
@@ -863,6 +870,21 @@ def build_passports(
         gap = (last - first) / (n - 1)
         return [first + gap * i for i in range(n)]
 
+    def component(kind: str, number: int, parent: Passport, made: datetime) -> Ledger:
+        """Module or cell ``number``'s ledger (``component_chain``) ending in its
+        assembly into ``parent``, over its ``COMPONENTS`` hours before its
+        pack's manufacture (``made``): manufactured first."""
+        serial, model, hours = COMPONENTS[kind]
+        passport = new_passport(kind, serial.format(number), model, made)
+        passport.parent = parent
+        chain = component_chain(number)
+        into = {"parent": str(parent.uuid), "parentSerial": parent.serial}
+        chain[-1] = ("assembled", into)
+        first, last = (made - timedelta(hours=h) for h in hours)
+        times = evenly(first, last, len(chain))
+        passport.manufactured_at = times[0]
+        return passport, chain, times
+
     for first in range(0, packs, batch):
         levels: tuple[list, list, list] = ([], [], [])  # packs, modules, cells
         for p in range(first, min(packs, first + batch)):
@@ -881,35 +903,14 @@ def build_passports(
             )
             chain = pack_chain(p, packs, extra)
             levels[0].append((pack, chain, evenly(made, max(made, latest), len(chain))))
-            assembly = {"parent": str(pack.uuid), "parentSerial": pack.serial}
             for m in range(MODULES_PER_PACK):
                 number = p * MODULES_PER_PACK + m
-                module = new_passport(
-                    "module", f"GEN-MOD-{number:08d}", "MOD-LFP", made
+                module = component("module", number, pack, made)
+                levels[1].append(module)
+                levels[2].extend(
+                    component("cell", number * CELLS_PER_MODULE + c, module[0], made)
+                    for c in range(CELLS_PER_MODULE)
                 )
-                module.parent = pack
-                # made before its pack: manufactured 3 h, assembled 1 h before
-                chain = component_chain(number)
-                chain[-1] = ("assembled", assembly)
-                times = evenly(
-                    made - timedelta(hours=3), made - timedelta(hours=1), len(chain)
-                )
-                module.manufactured_at = times[0]
-                levels[1].append((module, chain, times))
-                into = {"parent": str(module.uuid), "parentSerial": module.serial}
-                for c in range(CELLS_PER_MODULE):
-                    cell_no = number * CELLS_PER_MODULE + c
-                    cell = new_passport(
-                        "cell", f"GEN-CELL-{cell_no:09d}", "CELL-LFP", made
-                    )
-                    cell.parent = module
-                    chain = component_chain(cell_no)
-                    chain[-1] = ("assembled", into)
-                    times = evenly(
-                        made - timedelta(hours=6), made - timedelta(hours=4), len(chain)
-                    )
-                    cell.manufactured_at = times[0]
-                    levels[2].append((cell, chain, times))
         ledgers = [*levels[0], *levels[1], *levels[2]]  # parents first
         built.events += write_ledgers(ledgers, actor_username="generator", bar=bar)
         # The dispatch desk's jobs, as its ledger hook keeps them: opened

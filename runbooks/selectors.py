@@ -13,11 +13,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
+from bpmos.compiled import rows_get
 from bpmos.errors import NotFound
 from bpmos.series import per_bucket
+from bpmos.totals import Totals
 from runbooks.models import (
     Runbook,
     StageAssignment,
@@ -295,6 +297,15 @@ def work_order_plan_and_built(
     quantity of work orders completed in it. One query, however many windows."""
     if not windows:
         return {}
+    return work_order_plan_and_built_totals(windows=windows).get()
+
+
+def work_order_plan_and_built_totals(
+    *, windows: dict[str, tuple[datetime, datetime]]
+) -> Totals:
+    """``work_order_plan_and_built`` (``windows`` not empty) as ``Totals``,
+    not run: ``bpmos.totals.totals_get`` reads it with other figures in one
+    statement."""
     aggregates = {}
     for name, (start, end) in windows.items():
         aggregates[f"planned_{name}"] = Sum(
@@ -313,20 +324,21 @@ def work_order_plan_and_built(
     # Only the rows some window can count (each aggregate filters its own).
     first = min(start for start, _ in windows.values())
     last = max(end for _, end in windows.values())
-    totals = (
-        WorkOrder.objects.filter(
-            Q(planned_end__gte=first, planned_end__lt=last)
-            | Q(completed_at__gte=first, completed_at__lt=last)
-        )
-        .order_by()
-        .aggregate(**aggregates)
+    rows = WorkOrder.objects.filter(
+        Q(planned_end__gte=first, planned_end__lt=last)
+        | Q(completed_at__gte=first, completed_at__lt=last)
     )
-    return {
-        name: PlanAndBuilt(
-            planned=totals[f"planned_{name}"] or 0, built=totals[f"built_{name}"] or 0
-        )
-        for name in windows
-    }
+
+    def read(totals) -> dict[str, PlanAndBuilt]:
+        return {
+            name: PlanAndBuilt(
+                planned=int(totals[f"planned_{name}"] or 0),
+                built=int(totals[f"built_{name}"] or 0),
+            )
+            for name in windows
+        }
+
+    return Totals(rows, aggregates, read)
 
 
 def work_order_built_series(
@@ -351,10 +363,22 @@ def work_order_built_series(
 
 def work_order_stage_hold_count() -> int:
     """Stages of open work orders on hold now. One query."""
-    return WorkOrderStage.objects.filter(
-        status=StageStatus.HOLD,
-        work_order__status__in=[WorkOrderStatus.PLANNED, WorkOrderStatus.IN_PROGRESS],
-    ).count()
+    return work_order_stage_hold_totals().get()
+
+
+def work_order_stage_hold_totals() -> Totals:
+    """``work_order_stage_hold_count`` as ``Totals``, not run."""
+    return Totals(
+        WorkOrderStage.objects.filter(
+            status=StageStatus.HOLD,
+            work_order__status__in=[
+                WorkOrderStatus.PLANNED,
+                WorkOrderStatus.IN_PROGRESS,
+            ],
+        ),
+        {"n": Count("pk")},
+        lambda totals: int(totals["n"]),
+    )
 
 
 # --- attention (the role dashboards, bpmos.dashboards.attention) -------------------
@@ -411,31 +435,45 @@ def work_order_status_counts() -> dict[str, int]:
     return counts
 
 
-def gate_awaiting_list(*, limit: int = ATTENTION_LIMIT) -> list:
+def gate_awaiting_list(*, limit: int = ATTENTION_LIMIT) -> list[dict]:
     """Gates not Open (Closed: condition not met yet; Locked: a supervisor must
     unlock) on a stage some work order in progress has not finished yet, i.e.
-    gates holding up work now. Locked first, then oldest change. One query."""
+    gates holding up work now. Locked first, then oldest change: ``id``,
+    ``condition``, ``status``, ``reason``, ``changed_at``, ``stage__code``,
+    ``stage__runbook__slug`` of each. One query, compiled once
+    (``bpmos.compiled``)."""
     from django.db.models import Case, Exists, IntegerField, OuterRef, Value, When
 
     from runbooks.models import Gate, GateStatus
 
-    pending = WorkOrderStage.objects.filter(
-        stage_id=OuterRef("stage_id"),
-        work_order__status=WorkOrderStatus.IN_PROGRESS,
-    ).exclude(status=StageStatus.DONE)
-    return list(
-        Gate.objects.filter(status__in=[GateStatus.CLOSED, GateStatus.LOCKED])
-        .filter(Exists(pending))
-        .select_related("stage__runbook")
-        .annotate(
-            locked_first=Case(
-                When(status=GateStatus.LOCKED, then=Value(0)),
-                default=Value(1),
-                output_field=IntegerField(),
+    def make():
+        pending = WorkOrderStage.objects.filter(
+            stage_id=OuterRef("stage_id"),
+            work_order__status=WorkOrderStatus.IN_PROGRESS,
+        ).exclude(status=StageStatus.DONE)
+        return (
+            Gate.objects.filter(status__in=[GateStatus.CLOSED, GateStatus.LOCKED])
+            .filter(Exists(pending))
+            .annotate(
+                locked_first=Case(
+                    When(status=GateStatus.LOCKED, then=Value(0)),
+                    default=Value(1),
+                    output_field=IntegerField(),
+                )
             )
+            .order_by("locked_first", "changed_at", "id")
+            .values(
+                "id",
+                "condition",
+                "status",
+                "reason",
+                "changed_at",
+                "stage__code",
+                "stage__runbook__slug",
+            )[:limit]
         )
-        .order_by("locked_first", "changed_at", "id")[:limit]
-    )
+
+    return rows_get(("gate_awaiting_list", limit), make)
 
 
 def stage_assignee_ids(*, stage_ids) -> set[int]:
@@ -449,13 +487,27 @@ def stage_assignee_ids(*, stage_ids) -> set[int]:
 
 def stage_blocked_count() -> int:
     """How many stages of work orders in progress are on Hold. One query."""
-    return WorkOrderStage.objects.filter(
-        status=StageStatus.HOLD, work_order__status=WorkOrderStatus.IN_PROGRESS
-    ).count()
+    return stage_blocked_totals().get()
+
+
+def stage_blocked_totals() -> Totals:
+    """``stage_blocked_count`` as ``Totals``, not run."""
+    return Totals(
+        WorkOrderStage.objects.filter(
+            status=StageStatus.HOLD, work_order__status=WorkOrderStatus.IN_PROGRESS
+        ),
+        {"n": Count("pk")},
+        lambda totals: int(totals["n"]),
+    )
 
 
 def gate_awaiting_count() -> int:
     """How many gates ``gate_awaiting_list`` would list, uncapped. One query."""
+    return gate_awaiting_totals().get()
+
+
+def gate_awaiting_totals() -> Totals:
+    """``gate_awaiting_count`` as ``Totals``, not run."""
     from django.db.models import Exists, OuterRef
 
     from runbooks.models import Gate, GateStatus
@@ -464,10 +516,12 @@ def gate_awaiting_count() -> int:
         stage_id=OuterRef("stage_id"),
         work_order__status=WorkOrderStatus.IN_PROGRESS,
     ).exclude(status=StageStatus.DONE)
-    return (
-        Gate.objects.filter(status__in=[GateStatus.CLOSED, GateStatus.LOCKED])
-        .filter(Exists(pending))
-        .count()
+    return Totals(
+        Gate.objects.filter(status__in=[GateStatus.CLOSED, GateStatus.LOCKED]).filter(
+            Exists(pending)
+        ),
+        {"n": Count("pk")},
+        lambda totals: int(totals["n"]),
     )
 
 

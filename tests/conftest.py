@@ -156,6 +156,21 @@ def _fast_test_run():
         yield
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """pytest-django's test databases, whose teardown first closes what other
+    threads of this process still hold open on them, or PostgreSQL refuses to
+    drop them ("database ... is being accessed by other users"): the
+    background workers' connections (the sealer's, the delivery thread's;
+    bpmos.background) and asgiref's thread-sensitive executor's, where the
+    async tests' ``sync_to_async`` ran."""
+    from bpmos import background
+
+    yield
+    background.shutdown_all()
+    background.close_sync_thread_connections()
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """PBKDF2's deliberate slowness buys nothing in tests (a test may set

@@ -457,6 +457,113 @@ def test_hold_is_the_sum_of_its_parts(items, passports, orders):
         transaction.set_rollback(True)
 
 
+# --- the summary's parts in one statement -------------------------------------
+
+
+SUMMARY_PARTS = ("plan", "first_pass", "pieces", "hold")
+snapshot_strategy = st.tuples(
+    st.integers(0, 1), st.integers(0, 120), st.integers(0, 500), st.integers(0, 50)
+)
+
+
+def _snapshots(drawn) -> list[tuple[datetime, int, int]]:
+    """Line OEE snapshots (line 0 or 1, shift start hour, good, rejected), one
+    per line and shift start; returns (start, good, rejected) of each kept."""
+    from lines.models import OEESnapshot
+
+    lines = [make_line(slug=f"line-{i}", name=f"Line {i}", position=i) for i in (1, 2)]
+    kept = {}
+    for line, hour, good, rejected in drawn:
+        kept[(line, hour)] = (hours(hour), good, rejected)
+    OEESnapshot.objects.bulk_create(
+        OEESnapshot(
+            line=lines[line],
+            window_start=start,
+            window_end=start + 8 * HOUR,
+            shift_end=start + 8 * HOUR,
+            planned_busy_seconds=28800,
+            run_seconds=0,
+            ideal_seconds=0,
+            good_count=good,
+            reject_count=rejected,
+            computed_at=start,
+        )
+        for (line, _), (start, good, rejected) in kept.items()
+    )
+    return list(kept.values())
+
+
+@pytest.mark.django_db
+@DB
+@given(
+    orders=st.lists(order_strategy, max_size=6),
+    drawn=st.lists(passport_strategy, max_size=6),
+    snapshots=st.lists(snapshot_strategy, max_size=6),
+    held=st.lists(st.booleans(), max_size=4),
+    spans=st.tuples(windows, windows, windows),
+    names=st.sets(st.sampled_from(SUMMARY_PARTS), min_size=1),
+)
+def test_the_summary_parts_read_together_equal_each_figure_read_alone(
+    orders, drawn, snapshots, held, spans, names
+):
+    """The parts a write dropped are computed in one statement
+    (``bpmos.totals``): whichever of them, over random plants and windows,
+    each equals its selector's figure read alone and the figures worked out
+    here from the generated data."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with transaction.atomic():
+        built = _build_orders(orders)
+        firsts = _first_results(drawn)
+        pieces = _snapshots(snapshots)
+        for on_hold in held:
+            _passports(1, on_hold=on_hold)
+        named = dict(zip(("shift", "today", "week"), spans, strict=True))
+        with CaptureQueriesContext(connection) as queries:
+            found = kpis.summary_parts(named, names, until=hours(200))
+        assert len(queries) == 1
+        assert set(found) == names
+        alone = {
+            "plan": runbook_selectors.work_order_plan_and_built(windows=named),
+            "first_pass": first_pass_counts(windows=named),
+            "pieces": line_selectors.snapshot_piece_counts(windows=named),
+            "hold": kpis.HoldFigures(
+                work_order_stages=runbook_selectors.work_order_stage_hold_count(),
+                inventory_items=0,
+                passports=sum(held),
+            ),
+        }
+        for name in names:
+            assert found[name][0] == alone[name], name
+        for window, (start, end) in named.items():
+            plan, first_pass = alone["plan"][window], alone["first_pass"][window]
+            assert plan.planned == sum(
+                o.qty
+                for o, _ in built
+                if start <= o.planned_end < end
+                and o.status != WorkOrderStatus.CANCELLED
+            )
+            mine = [passed for _, passed, when in firsts if start <= when < end]
+            assert (first_pass.tested, first_pass.passed) == (len(mine), sum(mine))
+            shown = alone["pieces"][window]
+            assert (shown.good, shown.reject) == (
+                sum(good for when, good, _ in pieces if start <= when < end),
+                sum(rejected for when, _, rejected in pieces if start <= when < end),
+            )
+        # The same shape again runs the statement compiled the first time
+        # (bpmos.totals.totals_get_compiled) over the rows as they are now.
+        _passports(1, on_hold=True)
+        with CaptureQueriesContext(connection) as queries:
+            again = kpis.summary_parts(named, names, until=hours(200))
+        assert len(queries) == 1
+        for name in names - {"hold"}:
+            assert again[name][0] == alone[name], name
+        if "hold" in names:
+            assert again["hold"][0].passports == sum(held) + 1
+        transaction.set_rollback(True)
+
+
 # --- exceptions opened and alarms raised ----------------------------------------
 
 

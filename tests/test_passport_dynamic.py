@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
@@ -358,3 +359,294 @@ def test_completeness_asks_the_dynamic_attributes_once_in_service(make_user, pac
     values["state"] = "qa_passed"
     asked = {a.key for a in attributes.completeness(values).mandatory}
     assert not dynamic_keys & asked
+
+
+# --- a late batch: merged through its window ------------------------------------------
+
+
+class ListStore:
+    """``dynamic.SampleStore`` in memory (what ``StoredSamples`` reads from the
+    database), counting the samples each read returns."""
+
+    def __init__(self):
+        self.samples: list[tuple] = []
+        self.read = 0
+
+    def add(self, batch) -> list[tuple]:
+        """Store ``batch``; the samples that were new, in time order (as
+        ``telemetry_ingest`` skips those already stored)."""
+        stored = {s[0] for s in self.samples}
+        new = sorted((s for s in batch if s[0] not in stored), key=lambda s: s[0])
+        self.samples = sorted(self.samples + new, key=lambda s: s[0])
+        return new
+
+    def nearest(self, ts, carrier, *, after):
+        rows = [
+            s
+            for s in self.samples
+            if (s[0] > ts if after else s[0] < ts) and dynamic.carries(s, carrier)
+        ]
+        self.read += bool(rows)
+        if not rows:
+            return None
+        return rows[0] if after else rows[-1]
+
+    def between(self, low, high):
+        rows = [
+            s
+            for s in self.samples
+            if (low is None or s[0] > low) and (high is None or s[0] <= high)
+        ]
+        self.read += len(rows)
+        return rows
+
+    def count(self, first, last):
+        return sum(first <= s[0] <= last for s in self.samples)
+
+
+def _reported(draw, values: list, anything: st.SearchStrategy) -> st.SearchStrategy:
+    """One measurement of a pack: always, mostly, seldom or never reported (a
+    pack sending SoC or voltage only now and then), at and off the limits."""
+    often = draw(st.sampled_from(["always", "mostly", "seldom", "never"]))
+    if often == "never":
+        return st.none()
+    if often == "seldom":
+        return st.sampled_from([None] * 2 * len(values) + values)
+    some = st.sampled_from(values) | anything
+    return some if often == "always" else st.none() | some
+
+
+@st.composite
+def late_samples_strategy(draw) -> list[tuple]:
+    """Samples as ``samples_strategy``, steps across the 15-minute gap."""
+    sample = st.tuples(
+        st.integers(min_value=1, max_value=1200),  # seconds after the previous
+        st.none() | st.just(97.0),  # soh
+        _reported(draw, [3.0, 50.0, 99.5], st.floats(0, 100)),  # soc
+        _reported(draw, [-15.0, 20.0, 50.0], st.floats(-40, 125)),
+        _reported(draw, [39.0, 45.0, 59.0], st.floats(30, 70)),  # voltage
+        st.none() | st.floats(-5000, 5000),  # current
+    ).filter(lambda s: any(v is not None for v in s[1:]))
+    return draw(
+        st.lists(sample, min_size=draw(st.sampled_from([0, 6, 20])), max_size=40)
+    )
+
+
+late_limits_strategy = st.builds(
+    Limits,
+    temperature_min=st.just(-10.0) | st.floats(-40, 0),
+    temperature_max=st.just(45.0) | st.floats(1, 125),
+    voltage_min=st.sampled_from([None, 40.0, 40.0, 40.0]),
+    voltage_max=st.sampled_from([None, 58.4, 58.4, 58.4]),
+)
+
+
+def _batches(data, samples: list[tuple]) -> list[list[tuple]]:
+    """``samples`` cut into batches sent in a random order: runs of
+    consecutive samples (a gateway's buffers) or any mix, and some batch
+    sent twice."""
+    if data.draw(st.booleans(), label="runs"):
+        cuts = sorted(data.draw(st.sets(st.integers(1, max(len(samples) - 1, 1)))))
+        edges = [0, *cuts, len(samples)]
+        batches = [samples[a:b] for a, b in pairwise(edges)]
+        batches = data.draw(st.permutations(batches), label="order")
+    else:
+        shuffled = data.draw(st.permutations(samples), label="order")
+        size = data.draw(st.integers(1, 8), label="size")
+        batches = [shuffled[i : i + size] for i in range(0, len(shuffled), size)]
+    batches = [b for b in batches if b]
+    if batches and data.draw(st.booleans(), label="resend"):
+        batches.append(data.draw(st.sampled_from(batches), label="resent"))
+    return batches
+
+
+@settings(max_examples=examples(300))
+@given(raw=late_samples_strategy(), limits=late_limits_strategy, data=st.data())
+def test_batches_in_any_order_give_the_fold_of_the_history_in_time_order(
+    raw, limits, data
+):
+    samples = _timed(raw)
+    store, state = ListStore(), None
+    for batch in _batches(data, samples):
+        new = store.add(batch)
+        if new:
+            state = dynamic.usage_next(state, new, store, limits)
+        # After each batch: the fold of what is stored, in time order.
+        assert (state or Usage()) == fold(Usage(), store.samples, limits)
+    assert (state or Usage()) == fold(Usage(), samples, limits)
+
+
+def test_a_late_batch_reads_its_window_not_the_history():
+    # 2,000 one-minute samples with a ten-minute hole in the middle, filled late.
+    limits = Limits(voltage_min=40, voltage_max=58.4)
+    history = [
+        sample(m * 60, soc=float(m % 100), temp=25.0, volt=50.0, cur=10.0, soh=97.0)
+        for m in range(2000)
+    ]
+    hole = history[1000:1010]
+    store = ListStore()
+    state = fold(Usage(), store.add(history[:1000] + history[1010:]), limits)
+    new = store.add(hole)
+    store.read = 0
+    window = dynamic.late_window(new, store, limits)
+    # The neighbours, then the one stored sample after the hole (the batch's
+    # own are not read back).
+    assert store.read == 3
+    assert [s[0] for s in window.merged] == [s[0] for s in history[1000:1011]]
+    assert window.old == [history[1010]]  # the one sample after the hole
+    assert window.entry.last_ts == history[999][0]
+    assert window.entry.soc_travel == 0  # no totals before the window
+    assert dynamic.merge(state, window, limits) == fold(Usage(), history, limits)
+
+
+def test_a_late_batch_reaches_the_next_sample_that_carries_each_value():
+    # After the late sample: one with temperature only, then one with SoC, then
+    # one with voltage; the window runs to the last of them.
+    limits = Limits(voltage_min=40, voltage_max=58.4)
+    history = [
+        sample(0, soc=50.0, volt=50.0),
+        sample(60, soc=3.0, volt=59.0),  # the late one: deep and over
+        sample(120, temp=20.0),
+        sample(180, soc=2.0),  # still deep: no new event
+        sample(240, volt=60.0),  # still over: no new event
+        sample(300, soc=50.0, volt=50.0),
+    ]
+    store = ListStore()
+    state = fold(Usage(), store.add(history[:1] + history[2:]), limits)
+    assert (state.deep_discharges, state.overcharges) == (1, 1)
+    window = dynamic.late_window(store.add(history[1:2]), store, limits)
+    assert window.merged[-1] == history[4]
+    merged = dynamic.merge(state, window, limits)
+    assert merged == fold(Usage(), history, limits)
+    assert (merged.deep_discharges, merged.overcharges) == (1, 1)
+
+
+def test_the_states_a_late_batch_hands_on_are_the_last_carriers():
+    # Only voltage after the late sample: the deep-discharge state is the
+    # last voltage sample's, not the late one's nor the window's.
+    limits = Limits(voltage_min=40, voltage_max=58.4)
+    history = [
+        sample(0, soc=50.0, volt=50.0),
+        sample(60, soc=50.0),  # the late one
+        sample(120, volt=39.0),  # deep
+        sample(180, volt=50.0),  # out
+        sample(240, temp=20.0),
+    ]
+    store = ListStore()
+    state = fold(Usage(), store.add(history[:1] + history[2:]), limits)
+    merged = dynamic.usage_next(state, store.add(history[1:2]), store, limits)
+    assert merged == fold(Usage(), history, limits)
+    assert not merged.in_deep_discharge
+    assert (merged.last_soc, merged.last_ts) == (50.0, at(240))
+
+
+def test_a_late_batch_starts_from_the_last_carriers_before_it():
+    # The sample just before the late one has no voltage: the window starts
+    # from the overcharge (and deep-discharge) state of the last one with it.
+    limits = Limits(voltage_min=40, voltage_max=58.4)
+    history = [
+        sample(0, volt=59.0),  # over: 1
+        sample(60, temp=20.0),
+        sample(120, volt=60.0),  # the late one: still over
+        sample(180, volt=50.0),  # out
+    ]
+    store = ListStore()
+    state = fold(Usage(), store.add(history[:2] + history[3:]), limits)
+    window = dynamic.late_window(store.add(history[2:3]), store, limits)
+    assert window.entry.in_overcharge
+    assert window.entry.last_ts == at(60)
+    merged = dynamic.merge(state, window, limits)
+    assert merged == fold(Usage(), history, limits)
+    assert merged.overcharges == 1
+
+
+def _pack_rows(batch) -> list[dict]:
+    names = ("soh_percent", "soc_percent", "temperature_c", "voltage_v", "current_a")
+    return [
+        {
+            "ts": ts,
+            **{n: v for n, v in zip(names, values, strict=True) if v is not None},
+        }
+        for ts, *values in batch
+    ]
+
+
+@pytest.mark.django_db
+@settings(
+    max_examples=examples(40, ci=25),
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(raw=late_samples_strategy(), data=st.data())
+def test_the_database_keeps_the_fold_of_the_history_whatever_the_arrival_order(
+    raw, data
+):
+    from django.db import transaction
+
+    from passports import telemetry
+    from passports.models import Kind
+    from tests.factories_passports import make_passport
+
+    samples = _timed(raw)
+    with transaction.atomic():
+        pack = make_passport(
+            Kind.PACK,
+            minimum_voltage_v=Decimal("40"),
+            maximum_voltage_v=Decimal("58.4"),
+            idle_temperature_min_c=Decimal("-10"),
+            idle_temperature_max_c=Decimal("45"),
+        )
+        limits = dynamic.limits_of(pack)
+        for batch in _batches(data, samples):
+            telemetry.telemetry_ingest(
+                passport_id=pack.pk, rows=_pack_rows(batch), actor=None
+            )
+            stored = TelemetryReading.objects.filter(passport=pack).order_by("ts")
+            assert dynamic.usage_state(pack.pk) == fold(
+                Usage(), stored.values_list(*dynamic._SAMPLE_COLUMNS), limits
+            )
+        whole = fold(Usage(), samples, limits)
+        assert (dynamic.usage_state(pack.pk) or Usage()) == whole
+        pack.refresh_from_db()
+        if samples:
+            for name, value in summary(whole).items():
+                assert getattr(pack, name) == value, name
+        transaction.set_rollback(True)
+
+
+def test_a_late_batch_on_the_database_reads_its_neighbours_and_window(pack):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    samples = [(at(m * 60), 97.0, float(m % 100), 25.0, 50.0, 10.0) for m in range(300)]
+    late = samples[100:110]
+
+    def store(batch):
+        TelemetryReading.objects.bulk_create(
+            TelemetryReading(
+                passport=pack,
+                ts=ts,
+                soh_percent=soh,
+                soc_percent=soc,
+                temperature_c=temperature,
+                voltage_v=voltage,
+                current_a=current,
+            )
+            for ts, soh, soc, temperature, voltage, current in batch
+        )
+        return batch
+
+    dynamic.usage_add(pack, store(samples[:100] + samples[110:]))
+    table = TelemetryReading._meta.db_table
+    store(late)
+    with CaptureQueriesContext(connection) as queries:
+        dynamic.usage_add(pack, late)
+    reads = [q["sql"] for q in queries.captured_queries if table in q["sql"]]
+    # The nearest sample before the batch and the nearest after (each carries
+    # SoC and voltage: no further look-up), how many are stored within the
+    # batch's span (its own only), then the window past it.
+    assert len(reads) == 4
+    assert all("LIMIT 1" in sql for sql in reads[:2])
+    assert "COUNT(" in reads[2]
+    assert dynamic.usage_state(pack.pk) == fold(
+        Usage(), samples, dynamic.limits_of(pack)
+    )

@@ -15,7 +15,7 @@ every field above the public tier), plus a lab's test report applied through
 the LIMS (authority tier), which must not reach the ledger, the LIMS results
 or anything else a non-authority reader sees. What each caller may read is
 written here: a grant adds legitimate interest on the routes that take one
-(the attributes and the detail, the registry's too), nowhere else, and
+(the attributes, the export, the detail and the registry's), nowhere else, and
 never the authority tier. Positive controls show the grant's and the lab's
 sentinels are findable where they belong, so the search cannot pass by
 finding nothing."""
@@ -124,7 +124,7 @@ SHOWN: dict[tuple[str, str], set[str]] = {
     ("registry-detail", "pack"): _DETAIL,
     ("page", "pack"): _DETAIL,
     ("attributes", "pack"): (_LI | _AUTH) - {"temperature_c"},
-    ("export", "pack"): (_LI | _AUTH) - {"temperature_c", "barcode", "rfid"},
+    ("export", "pack"): (_LI | _AUTH) - {"temperature_c"},
     ("telemetry", "pack"): {"soh_percent", "soc_percent", "temperature_c"},
     ("admin", "pack"): _LI | _AUTH,
     ("attributes", "lab"): {"LAB"},

@@ -132,6 +132,8 @@ def routes(pack: Passport) -> list[tuple[str, str]]:
         ("api", f"/api/passports/{pack.serial}"),
         ("api", f"/api/passports/{ident}/public"),
         ("api", f"/api/passports/{ident}/attributes"),
+        ("api", f"/api/passports/{ident}/export?format=batterypass"),
+        ("api", f"/api/passports/{ident}/export?format=aas"),
         ("api", f"/api/passports/{ident}/completeness"),
         ("api", f"/api/passports/{ident}/conformity"),
         ("api", f"/api/passports/{ident}/ledger"),
@@ -215,6 +217,20 @@ def test_the_detail_shows_legitimate_interest_to_its_readers(make_user, pack):
     assert "LEAKBARCODE77" in body
 
 
+@pytest.mark.parametrize("fmt", ["batterypass", "aas"])
+@pytest.mark.parametrize("role", list(EXPECTED_TIERS))
+def test_the_exports_carry_every_tier_the_caller_has(make_user, pack, role, fmt):
+    # The export's positive control: what the caller may read is there.
+    user = None if role == ANONYMOUS else make_user(role)
+    status, body = fetch("api", f"/api/passports/{pack.uuid}/export?format={fmt}", user)
+    assert status == 200
+    for tier, sentinels in SENTINELS.items():
+        for field, (_, text) in sentinels.items():
+            if field == "temperature_c":
+                continue  # the latest sample: not an attribute
+            assert (text in body) == (tier in EXPECTED_TIERS[role]), (role, field)
+
+
 # --- access grants for outside parties ------------------------------------------
 
 
@@ -267,10 +283,17 @@ def test_a_grant_opens_the_legitimate_interest_tier_and_each_use_is_audited(
             assert shown in text, field
     assert "leak-authority-test-report" not in text
     assert AuditRecord.objects.filter(action="passport.grant_used").count() == uses + 1
+    # The export honours the grant as the attributes do, and no further.
+    for fmt in ("batterypass", "aas"):
+        path = f"/api/passports/{pack.uuid}/export?format={fmt}"
+        text = as_holder(path, token).content.decode()
+        assert "LeakCathodeOxide" in text, fmt
+        assert "LEAKBARCODE77" in text, fmt
+        assert "leak-authority-test-report" not in text, fmt
     # Every other route answers the holder as the public.
     for kind, path in routes(pack):
-        if kind != "api" or path.endswith("/attributes"):
-            continue
+        if kind != "api" or path.endswith("/attributes") or "/export?" in path:
+            continue  # the two routes that honour a grant
         other = APIClient().get(path, HTTP_X_PASSPORT_GRANT=token)
         assert "LeakCathodeOxide" not in other.content.decode(), path
 
@@ -310,6 +333,10 @@ def test_a_grant_is_refused_for_another_passport_revoked_or_expired(make_user, p
     )
     refused(late["token"])
     assert AuditRecord.objects.filter(action="passport.grant_used").count() == uses + 1
+    # The export refuses another passport's grant as the attributes do.
+    answer = as_holder(f"/api/passports/{pack.uuid}/export?format=aas", token)
+    assert answer.status_code == 403
+    assert answer.json()["code"] == "grant_invalid"
 
 
 def test_a_customer_grant_covers_the_passports_that_customer_holds(make_user, pack):

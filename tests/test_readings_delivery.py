@@ -1,5 +1,5 @@
 """Readings ingest hands its line and station events to the process's delivery
-thread (``bpmos.events.services._BackgroundDelivery``): the request answers
+thread (``bpmos.events.services._background``): the request answers
 without waiting for Redis, and every committed event is still delivered, or
 kept in the outbox for ``events_redeliver``.
 

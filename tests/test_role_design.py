@@ -135,6 +135,7 @@ EXPECTED: dict[str, frozenset[str] | str] = {
     "GET /api/passports/{p}": SIGNED_IN,
     "GET /api/passports/{p}/public": NO_TOKEN,
     "GET /api/passports/{p}/ledger": SIGNED_IN,
+    "GET /api/passports/{p}/ledger/proof": AUDITING,  # checkpoint inclusion proof
     "POST /api/passports/{p}/events": FLOOR,  # narrowed per kind: ACTIONS below
     "POST /api/passports/{p}/custody": SUPERVISING,
     "GET /api/passports/{p}/genealogy": SIGNED_IN,

@@ -38,9 +38,11 @@ from bpmos.roles import Role
 from compliance import selectors as compliance_selectors
 from elog import chain_status
 from exceptions import selectors as exception_selectors
+from exceptions.models import PlantException, Severity
 from inventory import selectors as inventory_selectors
 from passports import selectors as passport_selectors
 from runbooks import selectors as runbook_selectors
+from runbooks.models import GateStatus
 from scada import selectors as scada_selectors
 
 BLOCKED_STAGE = "blockedStage"
@@ -114,24 +116,27 @@ def _blocked_stages(role: str, user) -> list[Item]:
 
 
 def _gates(role: str, user) -> list[Item]:
-    return [
-        Item(
-            id=f"gate-{gate.pk}",
-            kind=GATE,
-            title=(
-                f"{gate.stage.code} {gate.condition}: {gate.get_status_display()}"
-                + (f" ({gate.reason})" if gate.reason else "")
-            ),
-            severity="High" if gate.status == "locked" else "Medium",
-            since=gate.changed_at,
-            link=Link(
-                "gate",
-                str(gate.pk),
-                f"/api/runbooks/{gate.stage.runbook.slug}/stages",
-            ),
+    items = []
+    for gate in runbook_selectors.gate_awaiting_list():
+        items.append(
+            Item(
+                id=f"gate-{gate['id']}",
+                kind=GATE,
+                title=(
+                    f"{gate['stage__code']} {gate['condition']}: "
+                    f"{GateStatus(gate['status']).label}"
+                    + (f" ({gate['reason']})" if gate["reason"] else "")
+                ),
+                severity="High" if gate["status"] == GateStatus.LOCKED else "Medium",
+                since=gate["changed_at"],
+                link=Link(
+                    "gate",
+                    str(gate["id"]),
+                    f"/api/runbooks/{gate['stage__runbook__slug']}/stages",
+                ),
+            )
         )
-        for gate in runbook_selectors.gate_awaiting_list()
-    ]
+    return items
 
 
 def _alarms(role: str, user) -> list[Item]:
@@ -149,42 +154,50 @@ def _alarms(role: str, user) -> list[Item]:
 
 
 def _exceptions(role: str, user) -> list[Item]:
-    return [
-        Item(
-            id=f"exception-{exc.pk}",
-            kind=EXCEPTION,
-            title=f"{exc.code} {exc.title} (escalated, level {exc.escalation_level})",
-            severity=exc.get_severity_display(),
-            since=exc.raised_at,
-            link=Link("exception", exc.code, f"/api/exceptions/{exc.code}"),
+    items = []
+    for exc in exception_selectors.exception_escalated_list(role=role):
+        code = PlantException(id=exc["id"]).code
+        items.append(
+            Item(
+                id=f"exception-{exc['id']}",
+                kind=EXCEPTION,
+                title=(
+                    f"{code} {exc['title']} (escalated, level "
+                    f"{exc['escalation_level']})"
+                ),
+                severity=Severity(exc["severity"]).label,
+                since=exc["raised_at"],
+                link=Link("exception", code, f"/api/exceptions/{code}"),
+            )
         )
-        for exc in exception_selectors.exception_escalated_list(role=role)
-    ]
+    return items
 
 
 def _holds(role: str, user) -> list[Item]:
     items = [
         Item(
-            id=f"item-{item.code}",
+            id=f"item-{item['code']}",
             kind=HOLD,
-            title=f"{item.code} ({item.sku}) on hold"
-            + (f": {item.hold_reason}" if item.hold_reason else ""),
+            title=f"{item['code']} ({item['sku']}) on hold"
+            + (f": {item['hold_reason']}" if item["hold_reason"] else ""),
             severity="Medium",
-            since=item.updated_at,
-            link=Link("item", item.code, f"/api/inventory/items/{item.code}"),
+            since=item["updated_at"],
+            link=Link("item", item["code"], f"/api/inventory/items/{item['code']}"),
         )
         for item in inventory_selectors.item_on_hold_list()
     ]
     passports = [
         Item(
-            id=f"passport-{passport.uuid}",
+            id=f"passport-{passport['uuid']}",
             kind=HOLD,
-            title=f"Battery {passport.serial} on hold"
-            + (f": {passport.hold_reason}" if passport.hold_reason else ""),
+            title=f"Battery {passport['serial']} on hold"
+            + (f": {passport['hold_reason']}" if passport["hold_reason"] else ""),
             severity="Medium",
-            since=passport.updated_at,
+            since=passport["updated_at"],
             link=Link(
-                "passport", str(passport.uuid), f"/api/passports/{passport.uuid}"
+                "passport",
+                str(passport["uuid"]),
+                f"/api/passports/{passport['uuid']}",
             ),
         )
         for passport in passport_selectors.passport_on_hold_list()
@@ -195,15 +208,15 @@ def _holds(role: str, user) -> list[Item]:
 def _returns(role: str, user) -> list[Item]:
     return [
         Item(
-            id=f"return-{ret.pk}",
+            id=f"return-{ret['id']}",
             kind=RETURN,
             title=(
-                f"Compliance return {ret.period_start}..{ret.period_end} "
+                f"Compliance return {ret['period_start']}..{ret['period_end']} "
                 "awaits approval"
             ),
             severity="Medium",
-            since=ret.built_at,
-            link=Link("return", str(ret.pk), f"/api/compliance/returns/{ret.pk}"),
+            since=ret["built_at"],
+            link=Link("return", str(ret["id"]), f"/api/compliance/returns/{ret['id']}"),
         )
         for ret in compliance_selectors.return_draft_list()
     ]

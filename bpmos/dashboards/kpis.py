@@ -19,11 +19,13 @@ Definitions (docs/dashboards.md has them with a worked example):
 * **Hold** (now, not per window): stages of open work orders on hold,
   inventory items in stock on Hold, passports on hold.
 
-Cost: seven queries when computed, whatever the size of the plant; nothing
-scans readings. Served from read models, one per part (``readmodels.PLAN``,
-``FIRST_PASS``, ``PIECES``: keyed by the three windows and kept until the
-first of them ends; ``HOLDS``; the shift from ``CALENDAR``): no query while
-nothing changed, then only the parts a write dropped.
+Cost: one statement for every figure when computed (``bpmos.totals``: each
+app's one-row aggregate, united), whatever the size of the plant, and one for
+the shift's calendar; nothing scans readings. Served from read models, one
+per part (``readmodels.PLAN``, ``FIRST_PASS``, ``PIECES``: keyed by the three
+windows and kept until the first of them ends; ``HOLDS``; the shift from
+``CALENDAR``), read from the cache together: no query while nothing changed,
+then the parts a write dropped, in that one statement.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from fractions import Fraction
 from django.utils import timezone
 
 from bpmos.dashboards import readmodels
+from bpmos.totals import totals_get, totals_get_compiled
 from inventory import selectors as inventory_selectors
 from lines import oee
 from lines import selectors as line_selectors
@@ -129,7 +132,9 @@ def summary_windows(now: datetime) -> dict[str, tuple[datetime, datetime]]:
 def summary_get(*, now: datetime | None = None) -> Summary:
     """The summary at ``now`` (default: the current time). Each part comes
     from its read model while nothing it counts changed and its windows hold
-    ``now``; only the parts a write dropped are computed (one query each)."""
+    ``now``; the parts a write dropped are computed together, in one
+    statement (``bpmos.totals``), and the parts are read from the cache and
+    stored in one round trip each."""
     now = now or timezone.now()
     windows = summary_windows(now)
     key = ":".join(
@@ -140,12 +145,16 @@ def summary_get(*, now: datetime | None = None) -> Summary:
     def valid(_found) -> bool:
         return all(readmodels.in_window(s, e, now) for s, e in windows.values())
 
-    def part(model, select):
-        return model.get(key, lambda: (select(windows=windows), until), valid=valid)
-
-    plan = part(readmodels.PLAN, runbook_selectors.work_order_plan_and_built)
-    first_pass = part(readmodels.FIRST_PASS, passport_selectors.first_pass_counts)
-    pieces = part(readmodels.PIECES, line_selectors.snapshot_piece_counts)
+    parts = readmodels.get_together(
+        {
+            "plan": (readmodels.PLAN, key, valid),
+            "first_pass": (readmodels.FIRST_PASS, key, valid),
+            "pieces": (readmodels.PIECES, key, valid),
+            "hold": (readmodels.HOLDS, "hold", None),
+        },
+        lambda missing: summary_parts(windows, missing, until=until),
+    )
+    plan, first_pass, pieces = parts["plan"], parts["first_pass"], parts["pieces"]
     figures = {
         name: WindowFigures(
             start=start,
@@ -170,14 +179,70 @@ def summary_get(*, now: datetime | None = None) -> Summary:
         shift=figures["shift"],
         today=figures["today"],
         week=figures["week"],
-        hold=readmodels.HOLDS.get("hold", lambda: (hold_figures(), None)),
+        hold=parts["hold"],
     )
 
 
+def summary_parts(
+    windows: dict[str, tuple[datetime, datetime]],
+    names: set[str],
+    *,
+    until: datetime,
+) -> dict[str, tuple[object, datetime | None]]:
+    """The summary's parts ``names`` (of "plan", "first_pass", "pieces",
+    "hold") over ``windows``, each with the time it stops being right (the
+    windowed parts: ``until``; the holds: only a write changes them). One
+    statement, however many parts (``bpmos.totals``)."""
+
+    def make():
+        totals = {}
+        if "plan" in names:
+            totals["plan"] = runbook_selectors.work_order_plan_and_built_totals(
+                windows=windows
+            )
+        if "first_pass" in names:
+            totals["first_pass"] = passport_selectors.first_pass_totals(windows=windows)
+        if "pieces" in names:
+            totals["pieces"] = line_selectors.snapshot_piece_totals(windows=windows)
+        if "hold" in names:
+            totals.update({name: hold() for name, hold in HOLD_TOTALS.items()})
+        return totals
+
+    # The statement depends on the parts and the windows only (compiled once
+    # per shift's windows: bpmos.totals).
+    shape = ("summary", tuple(sorted(names)), tuple(windows.items()))
+    found = totals_get_compiled(shape, make)
+    parts = {
+        name: (found[name], until)
+        for name in ("plan", "first_pass", "pieces")
+        if name in names
+    }
+    if "hold" in names:
+        parts["hold"] = (
+            HoldFigures(
+                work_order_stages=found["hold_stages"],
+                inventory_items=found["hold_items"],
+                passports=found["hold_passports"],
+            ),
+            None,
+        )
+    return parts
+
+
+# The three registers' holds (``hold_figures``), each ``Totals`` made when read.
+HOLD_TOTALS = {
+    "hold_stages": runbook_selectors.work_order_stage_hold_totals,
+    "hold_items": inventory_selectors.item_on_hold_totals,
+    "hold_passports": passport_selectors.passport_hold_totals,
+}
+
+
 def hold_figures() -> HoldFigures:
-    """What is on hold now, from the database (three queries)."""
+    """What is on hold now, from the database: the three registers' counts in
+    one statement."""
+    found = totals_get({name: make() for name, make in HOLD_TOTALS.items()})
     return HoldFigures(
-        work_order_stages=runbook_selectors.work_order_stage_hold_count(),
-        inventory_items=inventory_selectors.item_on_hold_count(),
-        passports=passport_selectors.passport_hold_count(),
+        work_order_stages=found["hold_stages"],
+        inventory_items=found["hold_items"],
+        passports=found["hold_passports"],
     )

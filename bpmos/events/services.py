@@ -14,6 +14,11 @@ A send into a Redis that came back empty succeeds but reaches nobody (the
 groups are gone until the server processes join them again); the row counts
 as delivered, and each server process's catch-up after it re-joins
 (``bpmos.events.fanout``) offers its subscribers those events from the outbox.
+
+Hot paths (``background=True``) hand their committed rows to the process's
+delivery thread (``_background``, a ``bpmos.background.BackgroundWorker``:
+its database connection, drain, shutdown at exit and after a fork are that
+module's).
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import queue
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import timedelta
@@ -34,6 +38,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from bpmos.background import BackgroundWorker
 from bpmos.events.models import OutboxEvent, OutboxTopic
 from bpmos.events.types import Event
 
@@ -120,7 +125,7 @@ def event_publish(*, event: Event, background: bool = False) -> OutboxEvent:
     and the delivery, so nothing rolled back is ever announced. With
     ``background`` (hot paths: readings ingest) and a shared layer, the
     committed row is handed to this process's delivery thread instead of
-    being sent before the request answers (``_BackgroundDelivery``); what that
+    being sent before the request answers (``_background``); what that
     thread does not deliver stays in the outbox for ``events_redeliver``.
     """
     row = _store(event)
@@ -310,85 +315,22 @@ class _SenderLoop:
 _sender_loop = _SenderLoop()
 
 
-# Seconds the delivery thread keeps its database connection with nothing to do.
-_IDLE_CLOSE_SECONDS = 1.0
+def _deliver_handed_over(rows: list[OutboxEvent]) -> None:
+    _deliver_quietly(rows)  # looked up at each call: bench/ledger.py times it
 
 
-class _BackgroundDelivery:
-    """One daemon thread per process that delivers committed outbox rows
-    handed to it (``event_publish(background=True)``), in the order they were
-    handed over, so the request that published them answers without waiting
-    for Redis and for the ``delivered_at`` update (its own commit).
-
-    At-least-once still holds: the rows are committed before they are handed
-    over, and a row this thread never reaches (the process ended, Redis down)
-    is undelivered in the outbox, where ``events_redeliver`` (beat) finds it.
-    Rows queued together are sent and marked in one go.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue | None = None
-        self._pid: int | None = None
-
-    def _running_queue(self) -> queue.SimpleQueue:
-        with self._lock:
-            if self._queue is None or self._pid != os.getpid():
-                self._queue, self._pid = queue.SimpleQueue(), os.getpid()
-                threading.Thread(
-                    target=self._work,
-                    args=(self._queue,),
-                    name="bpmos-event-delivery",
-                    daemon=True,
-                ).start()
-            return self._queue
-
-    def submit(self, row: OutboxEvent) -> None:
-        self._running_queue().put(row)
-
-    def submit_many(self, rows: Iterable[OutboxEvent]) -> None:
-        queue_ = self._running_queue()
-        for row in rows:
-            queue_.put(row)
-
-    @staticmethod
-    def _work(items: queue.SimpleQueue) -> None:
-        from django.db import close_old_connections, connections
-
-        while True:
-            try:
-                first = items.get(timeout=_IDLE_CLOSE_SECONDS)
-            except queue.Empty:
-                # Idle: give the database its connection back (a test database
-                # being dropped, a pooler's slot) until rows come again.
-                connections.close_all()
-                first = items.get()
-            batch = [first]
-            while len(batch) < 500:
-                try:
-                    batch.append(items.get_nowait())
-                except queue.Empty:
-                    break
-            rows = [item for item in batch if isinstance(item, OutboxEvent)]
-            if rows:
-                # This thread's own connection, outside any request: dropped
-                # when broken or too old, as the request cycle does its own.
-                close_old_connections()
-                _deliver_quietly(rows)
-            for item in batch:
-                if isinstance(item, threading.Event):
-                    item.set()
-
-    def drain(self, timeout: float = 10.0) -> bool:
-        """Wait until every row handed over so far was tried (tests, shutdown)."""
-        done = threading.Event()
-        if self._queue is None or self._pid != os.getpid():
-            return True
-        self._queue.put(done)
-        return done.wait(timeout)
-
-
-_background = _BackgroundDelivery()
+# One daemon thread per process (bpmos.background) that delivers committed
+# outbox rows handed to it (``event_publish(background=True)``), in the order
+# they were handed over, so the request that published them answers without
+# waiting for Redis and for the ``delivered_at`` update (its own commit). Rows
+# queued together are sent and marked in one go (at most 500).
+#
+# At-least-once still holds: the rows are committed before they are handed
+# over, and a row this thread never reaches (the process ended, Redis down) is
+# undelivered in the outbox, where ``events_redeliver`` (beat) finds it.
+_background = BackgroundWorker(
+    "bpmos-event-delivery", _deliver_handed_over, max_batch=500
+)
 
 
 def _send(rows: list[OutboxEvent]) -> tuple[list[int], list[int]]:

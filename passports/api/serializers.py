@@ -458,6 +458,69 @@ class LedgerVerifyResultSerializer(serializers.Serializer):
     )
 
 
+# --- ledger checkpoints and inclusion proofs (passports.checkpoints) -----------------
+
+
+class LedgerCheckpointSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    createdAt = serializers.DateTimeField()
+    root = serializers.CharField(help_text="Merkle root (SHA-256, hex).")
+    previousRoot = serializers.CharField(
+        help_text="The previous checkpoint's root (64 zeros for the first): leaf 0."
+    )
+    leafCount = serializers.IntegerField()
+    eventCount = serializers.IntegerField(help_text="Events newly covered.")
+    firstEventId = serializers.IntegerField()
+    lastEventId = serializers.IntegerField()
+
+
+class ProofPassportSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    serial = serializers.CharField()
+
+
+class ProofLinkSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    hash = serializers.CharField()
+
+
+class ProofChainEventSerializer(serializers.Serializer):
+    """One event of the chain path, with every field its HMAC covers."""
+
+    version = serializers.IntegerField()
+    kind = serializers.CharField()
+    occurredAt = serializers.DateTimeField()
+    actorUsername = serializers.CharField(allow_blank=True)
+    data = serializers.DictField()
+    prevHash = serializers.CharField()
+    hash = serializers.CharField()
+    keyId = serializers.CharField()
+
+
+class ProofLeafSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="The leaf's index in the tree.")
+    data = serializers.CharField(
+        help_text="The leaf: canonical JSON of {hash, passport, version}."
+    )
+
+
+class LedgerProofSerializer(serializers.Serializer):
+    """An event's inclusion in a checkpoint (``passports.merkle.verify_proof``)."""
+
+    passport = ProofPassportSerializer()
+    event = ProofLinkSerializer()
+    chain = ProofChainEventSerializer(
+        many=True, help_text="The event, then each event after it up to the head."
+    )
+    head = ProofLinkSerializer(help_text="The head the checkpoint holds.")
+    leaf = ProofLeafSerializer()
+    auditPath = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="RFC 6962 audit path, bottom-up, hex.",
+    )
+    checkpoint = LedgerCheckpointSerializer()
+
+
 # --- input (shape only; the services hold the rules) ----------------------------------
 
 # camelCase body key -> the service's snake_case key, for registration.

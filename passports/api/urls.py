@@ -49,6 +49,11 @@ urlpatterns = [
         name="passport-ledger",
     ),
     re_path(
+        rf"^{_ONE}/ledger/proof/?$",
+        views.PassportLedgerProofView.as_view(),
+        name="passport-ledger-proof",
+    ),
+    re_path(
         rf"^{_ONE}/events/?$",
         views.PassportEventsView.as_view(),
         name="passport-events",

@@ -31,6 +31,7 @@ from bpmos.throttles import PublicPassportThrottle
 from bpmos.views import BpmosAPIView
 from passports import (
     attributes,
+    checkpoints,
     conformity,
     export,
     grants,
@@ -448,6 +449,35 @@ class PassportLedgerView(generics.ListAPIView):
         return None if page is None else s.attach_signatures(page)
 
 
+@extend_schema(
+    tags=_TAGS,
+    parameters=[
+        _IDENTIFIER,
+        OpenApiParameter(
+            "version",
+            {"type": "integer", "minimum": 1, "maximum": 2_147_483_647},
+            required=True,
+            description="The event's version (1 for the first).",
+        ),
+    ],
+)
+class PassportLedgerProofView(BpmosAPIView):
+    """The proof that a ledger event is included in a published checkpoint:
+    the event's hash, the chain from it to the head the first checkpoint
+    covering it holds, that head's Merkle audit path and the checkpoint's
+    root. ``passports.merkle.verify_proof`` checks it offline. 404 when the
+    passport has no such event, 409 ``not_checkpointed`` when no checkpoint
+    covers it yet."""
+
+    @extend_schema(responses=s.LedgerProofSerializer)
+    def get(self, request, identifier: str):
+        raw = request.query_params.get("version", "")
+        if not raw.isascii() or not raw.isdecimal() or not 1 <= int(raw) < 2**31:
+            raise _invalid("version", "A whole number from 1.")
+        passport = selectors.resolve(identifier)
+        return Response(checkpoints.event_proof(passport=passport, version=int(raw)))
+
+
 @extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
 class PassportEventsView(BpmosAPIView):
     """Record a lifecycle event: ``{kind, data, expectedVersion?, occurredAt?}``.
@@ -859,10 +889,8 @@ class PassportExportView(BpmosAPIView):
             selectors.matched_by(passport, identifier) not in PUBLIC_IDENTIFIERS
         ):
             raise NotFound("No passport has this identifier.")
-        token = request.META.get(grants.HEADER, "").strip()
-        if token and attributes.Tier.LEGITIMATE_INTEREST not in tiers:
-            grants.grant_use(token=token, passport=passport)
-            tiers = (*tiers, attributes.Tier.LEGITIMATE_INTEREST)
+        # An outside party's access grant, as on …/attributes.
+        tiers = granted_tiers(request, passport)
         body = export.passport_export(
             passport=passport, tiers=tiers, fmt=fmt, actor=request.user
         )

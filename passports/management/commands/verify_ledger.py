@@ -1,12 +1,14 @@
 """``manage.py verify_ledger``: walk every passport's ledger; exit 0 if intact,
-1 if broken (naming the first broken link), 2 if ``--passport`` names none."""
+1 if broken (naming the first broken link), 2 if ``--passport`` names none.
+``--checkpoints``: recompute every ledger checkpoint's Merkle root and check its
+leaves against the ledgers as well (``passports.checkpoints``)."""
 
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 
 from bpmos.errors import DomainError
-from passports import ledger, selectors
+from passports import checkpoints, ledger, selectors
 
 
 class Command(BaseCommand):
@@ -30,6 +32,13 @@ class Command(BaseCommand):
             help="Passports loaded per round trip (default %(default)s).",
         )
         parser.add_argument(
+            "--checkpoints",
+            action="store_true",
+            help="Also recompute every checkpoint's Merkle root and check each "
+            "checkpointed head against the ledgers (a truncated or rewritten "
+            "chain, a removed checkpoint).",
+        )
+        parser.add_argument(
             "--json", action="store_true", help="Print the result as JSON."
         )
 
@@ -41,17 +50,40 @@ class Command(BaseCommand):
             except DomainError as exc:
                 raise CommandError(exc.message, returncode=2) from exc
         result = ledger.verify(passport_ids=ids, batch=options["batch_size"])
+        marks = None
+        if options["checkpoints"]:
+            marks = checkpoints.checkpoints_verify()
         counts = f"{result.passports} passports, {result.events} events checked."
         if options["json"]:
-            self.stdout.write(json.dumps(result.as_dict(), indent=2))
-        elif result.ok:
-            self.stdout.write(self.style.SUCCESS(f"Ledger intact: {counts}"))
+            body = result.as_dict()
+            if marks is not None:
+                body["checkpoints"] = marks.as_dict()
+            self.stdout.write(json.dumps(body, indent=2))
         else:
-            broken = result.first_broken
-            self.stdout.write(
-                f"Ledger BROKEN: passport {broken.serial} (id {broken.passport_id}), "
-                f"event {broken.version} (id {broken.event_id}): {broken.problem}.\n"
-                f"{broken.message}\n{counts}"
-            )
+            if result.ok:
+                self.stdout.write(self.style.SUCCESS(f"Ledger intact: {counts}"))
+            else:
+                broken = result.first_broken
+                self.stdout.write(
+                    f"Ledger BROKEN: passport {broken.serial} (id "
+                    f"{broken.passport_id}), event {broken.version} (id "
+                    f"{broken.event_id}): {broken.problem}.\n{broken.message}\n{counts}"
+                )
+            if marks is not None:
+                marked = (
+                    f"{marks.checkpoints} checkpoints, {marks.leaves} leaves checked."
+                )
+                if marks.ok:
+                    self.stdout.write(
+                        self.style.SUCCESS(f"Checkpoints intact: {marked}")
+                    )
+                else:
+                    problem = marks.first_broken
+                    self.stdout.write(
+                        f"Checkpoints BROKEN at checkpoint {problem.seq}: "
+                        f"{problem.problem}.\n{problem.message}\n{marked}"
+                    )
         if not result.ok:
             raise CommandError("A passport ledger is broken.", returncode=1)
+        if marks is not None and not marks.ok:
+            raise CommandError("The ledger checkpoints are broken.", returncode=1)

@@ -12,7 +12,7 @@ def recount(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("passports", "0014_second_life_and_gtin"),
+        ("passports", "0015_ledger_checkpoints"),
     ]
 
     operations = [
