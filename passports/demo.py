@@ -3,7 +3,7 @@ genealogy, custody through every custodian kind, dispatch jobs live and past,
 and a few weeks of field telemetry.
 
 Everything goes through the services (``passport_register``,
-``passport_event_record``, ``passport_assemble``, the desk's
+``passport_event_record``, ``passport_assemble``, ``passport_second_life``, the desk's
 ``product_move_to_past`` / ``product_reactivate``), so each ledger, the audit
 log and the event outbox hold a real history, and ``ledger.verify`` passes.
 One shortcut, marked where it happens: ``provisioned`` is appended with
@@ -32,6 +32,13 @@ older lots already in the field):
   temperature with a daily rhythm; warranties running, expiring within 90
   days, expired), at end of life with the customer and with the recycler, and
   one recycled.
+* LOT-NMC72-0187, a second life: an EV pack retired at end of life (SoH 71 %,
+  too low for the scooter, fine for storage), bought back by the manufacturer
+  and **repurposed** as a stationary battery through
+  ``passports.secondlife.passport_second_life``: its passport is Superseded
+  and links to a new passport (``RP-NMC72-0187-001``, a new BPAN, category
+  Stationary), which links back; both show the EU status Repurposed. The
+  public pages ``/p/<uuid>`` of both show the links.
 
 Times are relative to the moment of seeding. Desk actions (moving to past,
 reactivating) have no back-dating and happen at that moment, on recent packs.
@@ -51,7 +58,7 @@ from django.utils import timezone
 
 from bpmos.accounts.models import User
 from bpmos.roles import Role
-from passports import ledger, services
+from passports import ledger, secondlife, services
 from passports.dispatch import services as dispatch
 from passports.models import EventKind, Passport, TelemetryReading
 from passports.telemetry import TREND_DAYS, telemetry_ingest
@@ -217,7 +224,9 @@ class PackSpec:
     Events beyond the recordable ones: ``provisioned`` (a simulated BMS
     write), ``move_to_past`` and ``reactivate`` (the dispatch desk, now).
     ``telemetry`` is (days of readings, SoH at start, SoH at end, hours ago the
-    readings end, profile).
+    readings end, profile). ``second_life`` is (hours ago, the change's body
+    for ``secondlife.passport_second_life`` without ``serial``), done after
+    the steps.
     """
 
     product: str
@@ -226,6 +235,7 @@ class PackSpec:
     steps: tuple[tuple[str, float, dict[str, Any]], ...] = ()
     traced: bool = False
     telemetry: tuple[float, float, float, float, str] | None = None
+    second_life: tuple[float, dict[str, Any]] | None = None
 
 
 H, D = 1.0, 24.0  # hours per hour, hours per day
@@ -446,6 +456,34 @@ PACKS: tuple[PackSpec, ...] = (
             ("recycled", 30 * D, {"note": "Black mass lot BM-2026-031"}),
         ),
     ),
+    # LOT-NMC72-0187: retired from the road, repurposed as stationary storage
+    # (last, so the other packs keep their serials and BPANs).
+    PackSpec(
+        _NMC72,
+        "LOT-NMC72-0187",
+        44 * M,
+        (
+            *_shipped(44 * M, _C2, _EM, 43 * M),
+            (
+                "end_of_life",
+                40 * D,
+                {"reason": "SoH 71 %, below the 75 % limit for traction use"},
+            ),
+        ),
+        second_life=(
+            20 * D,
+            {
+                "status": "Repurposed",
+                "operator": MANUFACTURER,
+                "site": SITE,
+                "battery_category": "Stationary",
+                "warranty_months": 24,
+                "note": "Capacity test 42.4 Ah (71 %); re-housed for 48 V storage",
+                "manufacturer_code": MANUFACTURER_CODE,
+                "plant_code": PLANT_CODE,
+            },
+        ),
+    ),
 )
 
 # Graded cells waiting for module assembly in LOT-LFP48-0406 (one rejected).
@@ -537,7 +575,27 @@ class _Seeder:
             self.record(pack, kind, hours_ago, data)
         if spec.telemetry:
             _telemetry(pack, spec.telemetry, self.now, self.users["operator"])
+        if spec.second_life:
+            self.second_life(pack, spec, n)
         return pack
+
+    def second_life(self, pack: Passport, spec: PackSpec, n: int) -> Passport:
+        """The pack's second life through the service: its passport is
+        superseded by a new one (``RP-…``), linked both ways."""
+        hours_ago, body = spec.second_life
+        new, _, _ = secondlife.passport_second_life(
+            passport_id=pack.pk,
+            data={
+                **body,
+                "serial": pack.serial.replace("PK-", "RP-", 1),
+                "bpan_serial": f"{n + 90000:05d}",
+                "occurred_at": self.at(hours_ago),
+            },
+            actor=self.users["sup"],
+        )
+        kind = body["status"].lower()
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        return new
 
     def genealogy(self, pack: Passport, spec: PackSpec) -> None:
         """Modules (8S) of graded cells, assembled before the pack moves on."""
@@ -647,8 +705,10 @@ def seed(log) -> None:
         seeder.pack(spec)
     for lot, hours_ago, kind, data in SPARE_CELLS:
         seeder.spare_cell(lot, hours_ago, kind, data)
+    second = sum(1 for spec in PACKS if spec.second_life)
     log(
-        f"passports: {len(PACKS)} packs, {seeder.cell_number} cells, "
+        f"passports: {len(PACKS)} packs ({second} given a second life: "
+        f"{second} new passport), {seeder.cell_number} cells, "
         f"{sum(s.traced for s in PACKS) * MODULES_PER_PACK} modules, "
         f"{TelemetryReading.objects.count()} telemetry readings"
     )

@@ -10,7 +10,12 @@
   (``passports.models.PUBLIC_FIELDS``/``RESTRICTED_FIELDS`` through
   ``passports.api.serializers.public_groups``/``full_groups``); who sees the
   restricted groups is the API's rule (``may_see_restricted``), for the
-  signed-in session's user.
+  signed-in session's user. It shows the battery's EU status
+  (``batteryStatus``), its second-life links (the passport it came from, the
+  ones that superseded it: each a link to that passport's own page) and its
+  printed QR codes (the GS1 Digital Link's when it has a GTIN, the BPAN's
+  when it has a BPAN) as images of the QR API (``passports.qr``): public
+  data only, whoever reads the page.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from bpmos import access
 from bpmos.errors import Conflict, NotFound
 from bpmos.events.selectors import latest_event_id
 from bpmos.pagekit import page, render_page, role_of
-from passports import gs1
+from passports import attributes, gs1, qr, secondlife
 from passports import selectors as passport_selectors
 from passports.api import serializers as passport_s
 from passports.api.views import PUBLIC_IDENTIFIERS, may_see_restricted
@@ -207,6 +212,58 @@ def _public_passport(identifier: str) -> Passport | None:
     return passport
 
 
+def _link(ref: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A second-life link (``secondlife.lineage``'s public reference: id,
+    serial, BPAN, status) with the address of that passport's page."""
+    if ref is None:
+        return None
+    return ref | {"url": reverse("passport-page", args=[ref["id"]])}
+
+
+def second_life_links(passport: Passport) -> dict[str, Any]:
+    """The page's second-life part: where the battery's passport came from and
+    the passports that superseded it, each linking to its public page. No
+    query for a battery that never changed (``secondlife.lineage``)."""
+    lineage = secondlife.lineage(passport)
+    return {
+        "predecessor": _link(lineage["predecessor"]),
+        "successors": [_link(ref) for ref in lineage["successors"]],
+    }
+
+
+# The QR codes printed on the battery, in the order they are shown, with
+# what each holds (passports.qr; docs/passports.md, "Identifiers and QR codes").
+QR_SYMBOLS: dict[str, str] = {
+    "digital-link": "GS1 Digital Link",
+    "bpan": "Battery Pack Aadhaar (BPAN)",
+}
+
+
+def printed_codes(request, passport: Passport) -> list[dict[str, str]]:
+    """The QR codes the battery carries, as images of the public QR API: the
+    Digital Link's when the passport has a GTIN, the BPAN's when it has a
+    BPAN. ``text`` is what a person reads under the symbol."""
+    texts = {
+        "digital-link": qr.digital_link(request, passport),
+        "bpan": passport.bpan,
+    }
+    codes = []
+    for symbol, title in QR_SYMBOLS.items():
+        if not texts[symbol]:
+            continue
+        image = reverse("api:passport-qr", args=[str(passport.uuid), symbol])
+        codes.append(
+            {
+                "symbol": symbol,
+                "title": title,
+                "text": texts[symbol],
+                "svg": f"{image}?image=svg",
+                "png": f"{image}?image=png",
+            }
+        )
+    return codes
+
+
 @page("passport-page")
 def passport_page(request, identifier: str):
     passport = _public_passport(identifier)
@@ -235,6 +292,11 @@ def passport_page(request, identifier: str):
             "history": passport_s.PublicEventSerializer(events, many=True).data,
             "page_url": url,
             "qr": mark_safe(qr_svg(url)),  # segno's own SVG: no text of the request
+            "battery_status": attributes.eu_status(
+                state=passport.state, battery_status=passport.battery_status
+            ),
+            "second_life": second_life_links(passport),
+            "codes": printed_codes(request, passport),
         },
     )
 

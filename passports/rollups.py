@@ -18,9 +18,12 @@ instead of the raw rows (docs/dashboards.md, "Trends: the roll-up tables").
   ``custody_units_add`` moves the counts in the transaction of the change
   that moves them: ``services.passport_register`` (+1), ``ledger.append``
   when an event changes a unit's custodian (-1, +1),
-  ``services.passport_assemble`` when a battery goes into another (-1), and
-  ``Passport.objects.bulk_create`` (benches, fixtures). One upsert, as the
-  hours; ``custody_units_rebuild`` recounts them (the data migration).
+  ``services.passport_assemble`` when a battery goes into another (-1),
+  ``secondlife.passport_second_life`` when a battery's passport is superseded
+  by its successor's (-1 for the old: one physical battery, counted once, as
+  its successor), and ``Passport.objects.bulk_create`` (benches, fixtures).
+  One upsert, as the hours; ``custody_units_rebuild`` recounts them (the data
+  migrations).
 * ``rebuild``: both from the raw rows, in batches (the data migration, and the
   benches after they load rows by COPY).
 
@@ -59,6 +62,7 @@ from passports.models import (
     FirstQaResult,
     Passport,
     PassportEvent,
+    State,
     TelemetryModelHour,
 )
 
@@ -268,10 +272,11 @@ _CUSTODY_UPSERT = (
 
 
 def custody_units_of(passports: Iterable[Passport]) -> dict[str, int]:
-    """How many of ``passports`` are units (no parent), per custodian kind."""
+    """How many of ``passports`` are units (no parent, not superseded by a
+    second life's passport), per custodian kind."""
     counts: dict[str, int] = {}
     for passport in passports:
-        if passport.parent_id is None:
+        if passport.parent_id is None and passport.state != State.SUPERSEDED:
             kind = passport.custodian_kind
             counts[kind] = counts.get(kind, 0) + 1
     return counts
@@ -303,6 +308,7 @@ def custody_units_rebuild(*, models=None) -> dict[str, int]:
     found = dict(
         models.get_model("passports", "Passport")
         .objects.filter(parent__isnull=True)
+        .exclude(state=State.SUPERSEDED)
         .order_by()
         .values("custodian_kind")
         .annotate(n=Count("pk"))

@@ -36,7 +36,7 @@ from django.utils import timezone
 from bpmos.errors import InvalidInput
 from bpmos.filters import enum_value
 from elog import audit
-from passports import attributes, ledger, services
+from passports import attributes, ledger, rollups, services
 from passports.models import (
     BatteryStatus,
     EventKind,
@@ -178,6 +178,10 @@ def passport_second_life(
         occurred_at=when,
     )
     Passport.objects.filter(pk=old.pk).update(battery_status=status)
+    # The same battery: the successor is counted in custody, the old is not
+    # (after the event's audit record, as every custody count moves).
+    if old.parent_id is None:
+        rollups.custody_units_add({old.custodian_kind: -1})
     if keeps_bpan and old.bpan:
         # The number on the pack now names the new passport.
         Passport.objects.filter(pk=old.pk).update(bpan=None)

@@ -46,6 +46,7 @@ from passports.models import (
     FirstQaResult,
     Passport,
     PassportEvent,
+    State,
     TelemetryModelHour,
     TelemetryReading,
 )
@@ -305,9 +306,14 @@ def _lots(lots: Iterable[str] | QuerySet) -> list[str] | QuerySet | None:
 
 def _units(lots: list[str] | QuerySet) -> QuerySet[Passport]:
     """The batteries of ``lots`` as units: passports not assembled into another
-    (a pack with its modules and cells counts once; a loose cell counts). A
-    blank lot is no lot."""
-    return Passport.objects.filter(lot__in=lots, parent__isnull=True).exclude(lot="")
+    (a pack with its modules and cells counts once; a loose cell counts; a
+    battery given a second life counts as its successor, not its superseded
+    passport, as in ``custody_mix``). A blank lot is no lot."""
+    return (
+        Passport.objects.filter(lot__in=lots, parent__isnull=True)
+        .exclude(lot="")
+        .exclude(state=State.SUPERSEDED)
+    )
 
 
 def add_months(moment: datetime, months: int) -> datetime:
@@ -415,10 +421,11 @@ TELEMETRY_FIELDS = {
 
 def custody_mix() -> dict[str, int]:
     """Batteries as units (passports not assembled into another: a pack counts
-    once with its modules and cells) per custodian kind, every kind in chain
-    order (stored values). One query, over the counts the services keep
-    (``CustodyUnitCount``, ``passports.rollups``): a row per kind, not a row
-    per passport."""
+    once with its modules and cells; a battery given a second life counts once,
+    as its successor: its superseded passport is not counted) per custodian
+    kind, every kind in chain order (stored values). One query, over the
+    counts the services keep (``CustodyUnitCount``, ``passports.rollups``): a
+    row per kind, not a row per passport."""
     found = dict(CustodyUnitCount.objects.values_list("custodian_kind", "units"))
     return {kind: found.get(kind, 0) for kind in CustodianKind.values}
 
@@ -429,6 +436,7 @@ def custody_mix_recount() -> dict[str, int]:
     query over every unit."""
     found = dict(
         Passport.objects.filter(parent__isnull=True)
+        .exclude(state=State.SUPERSEDED)
         .order_by()
         .values("custodian_kind")
         .annotate(n=Count("pk"))

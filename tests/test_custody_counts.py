@@ -6,7 +6,9 @@ A hypothesis state machine registers batteries of every kind, records every
 recordable event on them (custody transfers to every kind, dispatches,
 deliveries, recycling; refused moves included), assembles cells into modules
 and modules into packs (refused ones too: a component already in another, a
-wrong kind), and writes passports in bulk as the benches and fixtures do.
+wrong kind), gives batteries a second life (their passports superseded by
+new ones; refused ones too), and writes passports in bulk as the benches and
+fixtures do.
 After every step the kept counts equal ``custody_mix_recount``
 (``tests/support_counts.py``, the harness the stage WIP counts share); with
 the assembly's count update removed, the machine fails. Each example runs
@@ -24,7 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
 from bpmos.errors import DomainError
-from passports import rollups, selectors, services
+from passports import rollups, secondlife, selectors, services
 from passports.models import (
     PARENT_KIND,
     CustodianKind,
@@ -33,7 +35,13 @@ from passports.models import (
     Kind,
     Passport,
 )
-from tests.factories_passports import EVENT_DATA, make_passport, record, register
+from tests.factories_passports import (
+    EVENT_DATA,
+    make_passport,
+    path_to,
+    record,
+    register,
+)
 from tests.support_counts import CountMachine, run_counts
 
 pytestmark = pytest.mark.django_db
@@ -142,6 +150,34 @@ class CustodyMachine(CountMachine):
         )
 
     @rule(
+        index=st.integers(0, 50),
+        status=st.sampled_from(["Repurposed", "Reused", "Remanufactured"]),
+        in_service_first=st.sampled_from([True, True, True, False]),
+    )
+    def second_life(self, index, status, in_service_first):
+        """A second life (refused unless In Service or End of Life): the old
+        passport leaves the counts, the new one enters them."""
+        passport = self.battery(index)
+        if in_service_first and passport.state == "manufactured":
+            for kind in path_to(passport.kind, "in_service"):
+                self.attempt(lambda kind=kind: record(passport, kind, actor=self.actor))
+        data = {
+            "status": status,
+            "serial": f"SL-{next(_bulk_serials):06d}",
+            "operator": "Second Life Storage",
+        }
+        if passport.kind == Kind.PACK and status != "Reused":
+            data |= {"manufacturer_code": "SLS", "plant_code": "2"}
+
+        def change():
+            new, _, _ = secondlife.passport_second_life(
+                passport_id=passport.pk, data=data, actor=self.actor
+            )
+            self.ids.append(new.pk)
+
+        self.attempt(change)
+
+    @rule(
         kind=st.sampled_from(Kind.values),
         custodian=st.sampled_from(CustodianKind.values),
         parent=st.none() | st.integers(0, 50),
@@ -165,13 +201,16 @@ class CustodyMachine(CountMachine):
         self.seen["moved"] += (
             units.filter(parent__isnull=True).exclude(custodian_kind="manufacturer")
         ).count()
+        self.seen["superseded"] += units.filter(state="superseded").count()
 
 
 def test_custody_counts_equal_a_recount_after_any_sequence(make_user):
     seen = run_counts(CustodyMachine, actor=make_user("supervisor"), steps=12)
-    # The examples went through the services' assembly and custody moves.
+    # The examples went through the services' assembly and custody moves,
+    # and gave batteries a second life.
     assert seen["assembled"] > 0
     assert seen["moved"] > 0
+    assert seen["superseded"] > 0
 
 
 class _Without:
@@ -192,6 +231,7 @@ class _Without:
     [
         "passports.services",  # register, assemble
         "passports.ledger",  # a custodian change
+        "passports.secondlife",  # a passport superseded
     ],
 )
 def test_the_machine_fails_when_a_count_update_is_removed(
@@ -243,6 +283,63 @@ def test_custody_counts_of_a_fixed_plant(make_user):
     }
     assert selectors.custody_mix() == expected
     assert selectors.custody_mix_recount() == expected
+
+
+def test_a_second_life_battery_is_counted_once_as_its_successor(make_user):
+    """docs/metrics.md, "Custody Mix", its worked example by hand: 3 packs with
+    a customer and one in the warehouse; one delivered pack is repurposed. The
+    old passport (Superseded, its ledger's custodian still the customer) and
+    its successor (held by the operator) are one battery: counted once, as the
+    successor."""
+    actor = make_user("supervisor")
+    delivered = [make_passport(Kind.PACK, "in_service", actor=actor) for _ in range(3)]
+    make_passport(Kind.PACK, "warehoused", actor=actor)
+    before = {
+        "manufacturer": 1,
+        "logistics": 0,
+        "customer": 3,
+        "service": 0,
+        "recycler": 0,
+    }
+    assert selectors.custody_mix() == before
+
+    new, _, _ = secondlife.passport_second_life(
+        passport_id=delivered[0].pk,
+        data={
+            "status": "Repurposed",
+            "serial": "SL-CUSTODY-1",
+            "operator": "Second Life Storage",
+            "manufacturer_code": "SLS",
+            "plant_code": "2",
+        },
+        actor=actor,
+    )
+
+    old = Passport.objects.get(pk=delivered[0].pk)
+    assert old.state == "superseded"
+    assert old.custodian_kind == "customer"  # its history keeps the custodian
+    assert new.custodian_kind == "manufacturer"
+    expected = {
+        "manufacturer": 2,  # the warehoused pack + the successor
+        "logistics": 0,
+        "customer": 2,  # 3 - the superseded passport
+        "service": 0,
+        "recycler": 0,
+    }
+    assert selectors.custody_mix() == expected
+    assert selectors.custody_mix_recount() == expected
+    assert sum(expected.values()) == sum(before.values())  # 4 batteries, not 5
+    # The rebuild (the data migrations') agrees, and so do bulk writes of a
+    # Superseded row (benches): not counted.
+    CustodyUnitCount.objects.all().delete()
+    assert rollups.custody_units_rebuild() == expected
+    assert rollups.custody_units_of([old, new]) == {"manufacturer": 1}
+    # The successor moves on like any battery; the superseded one stays out.
+    for kind in path_to(Kind.PACK, "in_service"):
+        new = record(new, kind, actor=actor)
+    assert new.custodian_kind == "customer"
+    assert selectors.custody_mix() == expected | {"manufacturer": 1, "customer": 3}
+    assert selectors.custody_mix() == selectors.custody_mix_recount()
 
 
 def test_a_refused_move_leaves_the_counts(make_user):

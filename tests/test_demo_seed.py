@@ -232,7 +232,7 @@ def test_the_seed_says_what_it_is_doing_as_it_goes(demo_plant):
         "  users: creating the demo users (password hashing: a few seconds) ...",
         "  work orders: driving 16 demo lots through their stages ...",
         "  lines: line-c: 14 days of readings for its machines ...",
-        "  passports: building 20 packs, their cells, ledgers, telemetry ...",
+        "  passports: building 21 packs, their cells, ledgers, telemetry ...",
         "  scada: connector 'Plant simulator' at opc.tcp://127.0.0.1:4841/bpmos/, "
         "47 tags (46 mapped to machines), rule 'Grading chamber over temperature'",
         "  compliance: 3 product categories declared",

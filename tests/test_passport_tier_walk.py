@@ -1,9 +1,14 @@
 """The route x tier x caller walk: every route that returns passport data
-(the passport and registry API, the dispatch desk, dashboards, logs, LIMS
-results, reports and their downloads, compliance, the pages and the admin),
-for every role, anonymous, and holders of an access grant (anonymous and
-signed in with a role below legitimate interest), must carry no value of a
-tier the caller may not read on that route.
+(the passport and registry API, the exports, the dispatch desk, dashboards,
+logs, LIMS results, reports and their downloads, compliance, the pages and
+the admin), for every role, anonymous, and holders of an access grant
+(anonymous and signed in with a role below legitimate interest), must carry
+no value of a tier the caller may not read on that route; and each route a
+caller is allowed must answer it 200 with the fields of the tiers it may
+read there (``WHO`` and ``SHOWN``, written here from docs/passports.md and
+docs/design.md §5, not read from bpmos/access.py), while a caller it is not
+for gets the refusal (401 without a token, 403 for a role, the login
+redirect for a page, 403 ``grant_invalid`` for another passport's grant).
 
 The sentinels are tests/test_passport_tiers.py's (one distinctive value in
 every field above the public tier), plus a lab's test report applied through
@@ -24,7 +29,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from bpmos.roles import Role
-from passports import grants
+from passports import attributes, grants
 from passports.attributes import Tier
 from passports.models import Passport
 from scada import quality
@@ -48,8 +53,84 @@ CALLERS = [(str(role), role, False) for role in EXPECTED_TIERS] + [
     ("planner+grant", Role.PLANNER, True),
 ]
 # The routes on which a grant opens legitimate interest (the registry's
-# detail is the passport detail).
-GRANT_ROUTES = ("attributes", "export", "detail", "registry-detail")
+# detail is the passport detail; the export answers as the attributes).
+GRANT_ROUTES = ("attributes", "detail", "registry-detail", "export")
+
+# Who each route answers 200 (docs/passports.md's route tables, docs/design.md
+# §5): PUBLIC (no token needed), or the roles. Everyone else is refused.
+PUBLIC = "public"
+ALL = frozenset(Role)
+RESTRICTED_READERS = frozenset(
+    {Role.SUPERVISOR, Role.PLANT_HEAD, Role.AUDITOR, Role.ADMIN}
+)
+AUTHORITIES = frozenset({Role.AUDITOR, Role.ADMIN})
+WHO: dict[str, object] = {
+    "detail": ALL,
+    "public": PUBLIC,
+    "attributes": PUBLIC,
+    "export": PUBLIC,
+    "completeness": ALL,
+    "conformity": ALL,
+    "ledger": ALL,
+    "genealogy": ALL,
+    "telemetry": RESTRICTED_READERS,
+    "provisioning": ALL,
+    "registry-detail": ALL,
+    "lookup": ALL,
+    "verify": AUTHORITIES,
+    "page": PUBLIC,
+    "admin": AUTHORITIES,  # the back-office: auditors and admins
+    "list": ALL,
+    "registry": ALL,
+    "grants": frozenset({Role.ADMIN}),
+    "dispatchable": ALL,
+    "lifecycle": ALL,
+    "move-to-past": ALL,
+    "dashboard": ALL,
+    "logs": ALL,
+    "lims": ALL,
+    "ledger-extract": RESTRICTED_READERS,
+    "audit-extract": AUTHORITIES,
+    "compliance-score": ALL,
+    "compliance": RESTRICTED_READERS,  # EPR figures and returns
+    "board": ALL,
+}
+# Routes called without the query they need: refused as bad input (400) by
+# everyone they are for (the same routes with it are in the walk too).
+BAD_INPUT = ("lifecycle-bare", "move-to-past-bare", "trends-bare")
+WHO |= {name: ALL for name in BAD_INPUT}
+
+_LI = set(SENTINELS[Tier.LEGITIMATE_INTEREST])
+_AUTH = set(SENTINELS[Tier.AUTHORITY])
+# What each route shows of the sentinel pack, to a caller holding the field's
+# tier on that route (and nothing of a tier it lacks): the detail's groups
+# (identity's barcode and RFID, materials, the state of health), every
+# attribute of the EU set (the latest sample's temperature is none), the
+# telemetry summary, and everything in the back-office. "LAB": the lab's
+# test report (authority tier) of the second pack.
+_DETAIL = {
+    "barcode",
+    "rfid",
+    "cathode_material",
+    "anode_material",
+    "electrolyte",
+    "material_composition",
+    "soh_percent",
+    "soc_percent",
+    "temperature_c",
+}
+SHOWN: dict[tuple[str, str], set[str]] = {
+    ("detail", "pack"): _DETAIL,
+    ("registry-detail", "pack"): _DETAIL,
+    ("page", "pack"): _DETAIL,
+    ("attributes", "pack"): (_LI | _AUTH) - {"temperature_c"},
+    ("export", "pack"): (_LI | _AUTH) - {"temperature_c"},
+    ("telemetry", "pack"): {"soh_percent", "soc_percent", "temperature_c"},
+    ("admin", "pack"): _LI | _AUTH,
+    ("attributes", "lab"): {"LAB"},
+    ("export", "lab"): {"LAB"},
+    ("admin", "lab"): {"LAB"},
+}
 
 
 @pytest.fixture
@@ -83,54 +164,78 @@ def lab_pack(make_user, pack) -> Passport:
 
 def routes(pack: Passport, lab: Passport) -> list[tuple[str, str, str]]:
     """(name, kind, path) of every route answering with passport data."""
+    return [(name, kind, path) for name, kind, path, _ in subject_routes(pack, lab)]
+
+
+def subject_routes(pack: Passport, lab: Passport) -> list[tuple[str, str, str, str]]:
+    """``routes`` with the passport each is about ("pack", "lab", or "" for
+    routes about many)."""
     out = []
-    for p in (pack, lab):
+    for subject, p in (("pack", pack), ("lab", lab)):
         ident = str(p.uuid)
         out += [
-            ("detail", "api", f"/api/passports/{ident}"),
-            ("detail", "api", f"/api/passports/{p.serial}"),
-            ("public", "api", f"/api/passports/{ident}/public"),
-            ("attributes", "api", f"/api/passports/{ident}/attributes"),
-            ("export", "api", f"/api/passports/{ident}/export?format=batterypass"),
-            ("export", "api", f"/api/passports/{ident}/export?format=aas"),
-            ("completeness", "api", f"/api/passports/{ident}/completeness"),
-            ("conformity", "api", f"/api/passports/{ident}/conformity"),
-            ("ledger", "api", f"/api/passports/{ident}/ledger"),
-            ("genealogy", "api", f"/api/passports/{ident}/genealogy"),
-            ("telemetry", "api", f"/api/passports/{ident}/telemetry"),
-            ("provisioning", "api", f"/api/passports/{ident}/provisioning"),
-            ("registry-detail", "api", f"/api/registry/{ident}"),
-            ("lookup", "api", f"/api/passports/lookup?identifier={p.serial}"),
-            ("verify", "api", f"/api/passports/verify?identifier={ident}"),
-            ("page", "page", f"/p/{ident}"),
-            ("admin", "page", f"/admin/passports/passport/{p.pk}/change/"),
+            (name, kind, path, subject)
+            for name, kind, path in [
+                ("detail", "api", f"/api/passports/{ident}"),
+                ("detail", "api", f"/api/passports/{p.serial}"),
+                ("public", "api", f"/api/passports/{ident}/public"),
+                ("attributes", "api", f"/api/passports/{ident}/attributes"),
+                ("completeness", "api", f"/api/passports/{ident}/completeness"),
+                ("conformity", "api", f"/api/passports/{ident}/conformity"),
+                ("ledger", "api", f"/api/passports/{ident}/ledger"),
+                ("genealogy", "api", f"/api/passports/{ident}/genealogy"),
+                ("telemetry", "api", f"/api/passports/{ident}/telemetry"),
+                ("provisioning", "api", f"/api/passports/{ident}/provisioning"),
+                ("registry-detail", "api", f"/api/registry/{ident}"),
+                ("lookup", "api", f"/api/passports/lookup?identifier={p.serial}"),
+                ("verify", "api", f"/api/passports/verify?identifier={ident}"),
+                ("page", "page", f"/p/{ident}"),
+                ("admin", "page", f"/admin/passports/passport/{p.pk}/change/"),
+                (
+                    "export",
+                    "api",
+                    f"/api/passports/{ident}/export?format=batterypass",
+                ),
+                ("export", "api", f"/api/passports/{ident}/export?format=aas"),
+            ]
         ]
     year = datetime.now(UTC).year
     period = f"from={year}-01-01&to={year}-12-31"
-    out += [
+    many = [
         ("list", "api", "/api/passports"),
         ("list", "api", f"/api/passports?search={pack.serial}"),
         ("registry", "api", "/api/registry"),
         ("grants", "api", "/api/passports/grants"),
         ("dispatchable", "api", "/api/live-products/dispatchable"),
-        ("lifecycle", "api", "/api/products/lifecycle"),
-        ("move-to-past", "api", "/api/products/move-to-past"),
+        ("lifecycle-bare", "api", "/api/products/lifecycle"),
+        ("lifecycle", "api", f"/api/products/lifecycle?productId={pack.serial}"),
+        ("move-to-past-bare", "api", "/api/products/move-to-past"),
+        (
+            "move-to-past",
+            "api",
+            f"/api/products/move-to-past?productId={pack.serial}",
+        ),
         ("dashboard", "api", "/api/dashboard/status"),
         ("dashboard", "api", "/api/dashboard/summary"),
-        ("dashboard", "api", "/api/dashboard/trends"),
+        ("trends-bare", "api", "/api/dashboard/trends"),
+        ("dashboard", "api", "/api/dashboard/trends?metric=built"),
         ("dashboard", "api", "/api/dashboard/distributions"),
         ("logs", "api", "/api/logs"),
         ("logs", "api", "/api/logs?source=ledger"),
         ("logs", "api", "/api/logs/export"),
         ("lims", "api", "/api/lims/results"),
-        ("reports", "api", f"/api/reports/passport-ledger-extract/preview?{period}"),
         (
-            "reports",
+            "ledger-extract",
+            "api",
+            f"/api/reports/passport-ledger-extract/preview?{period}",
+        ),
+        (
+            "ledger-extract",
             "api",
             f"/api/reports/passport-ledger-extract/download?format=csv&{period}",
         ),
-        ("reports", "api", f"/api/reports/audit-extract/preview?{period}"),
-        ("compliance", "api", "/api/compliance/score"),
+        ("audit-extract", "api", f"/api/reports/audit-extract/preview?{period}"),
+        ("compliance-score", "api", "/api/compliance/score"),
         ("compliance", "api", "/api/compliance/epr"),
         ("compliance", "api", "/api/compliance/returns"),
         ("board", "page", "/board/dispatch/"),
@@ -139,7 +244,7 @@ def routes(pack: Passport, lab: Passport) -> list[tuple[str, str, str]]:
         ("admin", "page", "/admin/scada/limsresult/"),
         ("admin", "page", "/admin/passports/telemetryreading/"),
     ]
-    return out
+    return out + [(name, kind, path, "") for name, kind, path in many]
 
 
 def fetch(kind: str, path: str, user, token: str | None) -> tuple[int, str]:
@@ -170,6 +275,52 @@ def issue_grant(make_user, pack: Passport) -> str:
     return token
 
 
+def expected_status(role, granted: bool, route: str, kind: str, subject: str) -> int:
+    """What the route answers the caller: 200 when it is for them (400 for
+    the routes called without their query), else the refusal."""
+    # A grant for the other pack: grant_invalid (403) wherever a grant is
+    # read; the detail reads it only after the sign-in it needs (401 first).
+    reads_grant = route in {"attributes", "export"} or role != ANONYMOUS
+    if granted and route in GRANT_ROUTES and subject == "lab" and reads_grant:
+        return 403
+    who = WHO[route]
+    if who == PUBLIC or (role != ANONYMOUS and role in who):
+        return 400 if route in BAD_INPUT else 200
+    if kind == "page":
+        return 302  # to the sign-in page
+    return 401 if role == ANONYMOUS else 403
+
+
+def expected_fields(role, granted: bool, route: str, subject: str) -> set[str]:
+    """The sentinel fields (and "LAB") the route shows this caller."""
+    tiers = allowed(role, granted, route)
+    return {
+        field
+        for field in SHOWN.get((route, subject), set())
+        if (Tier.AUTHORITY if field == "LAB" else attributes.FIELD_TIER[field]) in tiers
+    }
+
+
+def shown_fields(body: str) -> set[str]:
+    found = {
+        field
+        for tier in SENTINELS.values()
+        for field, (_, text) in tier.items()
+        if text in body
+    }
+    return found | ({"LAB"} if LAB_TEXT in body else set())
+
+
+def test_every_route_of_the_walk_says_who_it_is_for(pack, lab_pack):
+    names = {name for name, _, _ in routes(pack, lab_pack)}
+    assert names == set(WHO)
+    assert {route for route, _ in SHOWN} <= names
+    assert set(GRANT_ROUTES) <= names
+    # The fields SHOWN names are the sentinels' (a renamed field fails here).
+    every = {f for tier in SENTINELS.values() for f in tier} | {"LAB"}
+    assert set().union(*SHOWN.values()) <= every
+
+
 @pytest.mark.parametrize(
     ("name", "role", "granted"), CALLERS, ids=[c[0] for c in CALLERS]
 )
@@ -180,15 +331,27 @@ def test_no_route_leaks_a_tier_the_caller_lacks(
     token = issue_grant(make_user, pack) if granted else None
     texts = {tier: [text for _, text in s.values()] for tier, s in SENTINELS.items()}
     texts[Tier.AUTHORITY].append(LAB_TEXT)
-    leaks, answered = [], 0
-    for route, kind, path in routes(pack, lab_pack):
+    leaks, answered, statuses, fields = [], 0, [], []
+    for route, kind, path, subject in subject_routes(pack, lab_pack):
         status, body = fetch(kind, path, user, token)
         assert status < 500, (path, status)
         answered += status == 200
         for tier, found in texts.items():
             if tier not in allowed(role, granted, route):
                 leaks += [(path, str(tier), t) for t in found if t in body]
+        # The route answers as it should, and when it answers 200 it shows
+        # the fields of the tiers the caller holds there.
+        expected = expected_status(role, granted, route, kind, subject)
+        if status != expected:
+            statuses.append((path, status, expected))
+        elif status == 200 and (route, subject) in SHOWN:
+            want = expected_fields(role, granted, route, subject)
+            got = shown_fields(body) & SHOWN[(route, subject)]
+            if got != want:
+                fields.append((path, sorted(want - got), sorted(got - want)))
     assert leaks == []
+    assert statuses == []
+    assert fields == []
     assert answered >= 5
 
 

@@ -1,12 +1,15 @@
 """The demo plant's passports: every lifecycle state, genealogy to the cell,
 custody through every custodian kind, dispatch jobs live and past, valid BPANs,
-ledgers that verify, telemetry summarised, and a re-seed that changes nothing."""
+ledgers that verify, telemetry summarised, a battery given a second life (its
+passports linked both ways, on their public pages too), and a re-seed that
+changes nothing."""
 
 import io
 from collections import Counter
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
 
 from bpmos.dashboards import controltower
 from passports import bpan, demo, ledger
@@ -29,10 +32,11 @@ pytestmark = pytest.mark.django_db
 def test_packs_in_every_lifecycle_state_some_on_hold(demo_plant):
     packs = Passport.objects.filter(kind="pack")
     states = Counter(packs.values_list("state", flat=True))
-    # Packs are never assembled; the demo gives no battery a second life.
-    assert set(states) == set(State.values) - {State.ASSEMBLED, State.SUPERSEDED}
+    # Packs are never assembled; one was repurposed (Superseded, and its new
+    # passport is Manufactured).
+    assert set(states) == set(State.values) - {State.ASSEMBLED}
     assert states == {
-        "manufactured": 1,
+        "manufactured": 2,
         "qa_passed": 1,
         "qa_failed": 1,
         "provisioned": 1,
@@ -42,6 +46,7 @@ def test_packs_in_every_lifecycle_state_some_on_hold(demo_plant):
         "in_service": 6,
         "end_of_life": 2,
         "recycled": 1,
+        "superseded": 1,
     }
     assert sorted(packs.filter(on_hold=True).values_list("state", flat=True)) == [
         "qa_passed",
@@ -55,6 +60,9 @@ def test_packs_in_every_lifecycle_state_some_on_hold(demo_plant):
         provisioned.count()
         == packs.exclude(state__in=["manufactured", "qa_passed"]).count()
     )
+    # The new passport of the repurposed pack starts a new ledger: not
+    # provisioned (yet), and not one of the demo's pack specs.
+    assert packs.filter(predecessor__isnull=False).count() == 1
 
 
 def test_genealogy_cells_in_modules_in_packs(demo_plant):
@@ -129,7 +137,8 @@ def test_every_ledger_verifies_and_replays_to_its_row(demo_plant):
 
 def test_packs_carry_valid_bpans_that_match_their_data(demo_plant):
     packs = list(Passport.objects.filter(kind="pack"))
-    assert len({p.bpan for p in packs}) == len(packs) == len(demo.PACKS)
+    # Every demo pack and the repurposed pack's new passport (a new BPAN).
+    assert len({p.bpan for p in packs}) == len(packs) == len(demo.PACKS) + 1
     for pack in packs:
         parsed = bpan.parse(pack.bpan)
         assert (parsed.country, parsed.manufacturer, parsed.plant) == (
@@ -156,7 +165,7 @@ def test_dispatch_jobs_live_past_and_reactivated(demo_plant):
         ("ON", "warehoused"): 4,
         ("ON", "Field trial postponed; back on sale"): 1,
         ("OFF", "Customer order cancelled"): 1,
-        ("OFF", "dispatched"): 10,
+        ("OFF", "dispatched"): 11,
     }
     # Live and shippable: one warehoused, one reactivated, one reserved; the
     # held ones stay live but not dispatchable.
@@ -174,6 +183,49 @@ def test_dispatch_jobs_live_past_and_reactivated(demo_plant):
         "Set aside for a field trial",
     ]
     assert PassportEvent.objects.filter(kind=EventKind.REACTIVATED).count() == 1
+
+
+def test_a_repurposed_pack_and_its_new_passport_linked_both_ways(demo_plant):
+    """The second-life story a new user finds: an EV pack retired at end of
+    life, repurposed as stationary storage through the service; the old
+    passport Superseded, the new one registered from it, both Repurposed,
+    linked both ways in the ledgers, the API and the public pages."""
+    old = Passport.objects.get(kind="pack", state=State.SUPERSEDED)
+    (new,) = old.successors.all()
+    spec = next(s for s in demo.PACKS if s.second_life)
+    assert old.lot == new.lot == spec.lot
+    assert new.serial == old.serial.replace("PK-", "RP-")
+    assert new.predecessor_id == old.pk
+    assert old.battery_status == new.battery_status == "repurposed"
+    assert (new.state, new.battery_category) == (State.MANUFACTURED, "stationary")
+    assert (new.custodian_kind, new.custodian_name) == (
+        "manufacturer",
+        demo.MANUFACTURER,
+    )
+    assert new.bpan
+    assert new.bpan != old.bpan
+    assert bpan.parse(new.bpan).manufacturer == demo.MANUFACTURER_CODE
+    assert list(old.events.values_list("kind", flat=True))[-2:] == [
+        "end_of_life",
+        "repurposed",
+    ]
+    assert old.events.last().data["successor"]["id"] == str(new.uuid)
+    assert list(new.events.values_list("kind", flat=True)) == ["registered_from"]
+    assert new.events.get().data["predecessor"]["id"] == str(old.uuid)
+    # Through HTTP, anonymously: the public passport and the public pages.
+    client = Client()
+    public = client.get(f"/api/passports/{new.uuid}/public").json()
+    assert public["batteryStatus"] == "Repurposed"
+    assert public["secondLife"]["predecessor"]["id"] == str(old.uuid)
+    old_page = client.get(f"/p/{old.uuid}").content.decode()
+    assert f'<li data-link="successor"><a href="/p/{new.uuid}"' in old_page
+    new_page = client.get(f"/p/{new.uuid}").content.decode()
+    assert f'<li data-link="predecessor"><a href="/p/{old.uuid}"' in new_page
+    assert 'data-battery-status="Repurposed"' in new_page
+    # One battery, counted once in custody: as its new passport.
+    from passports import selectors
+
+    assert selectors.custody_mix() == selectors.custody_mix_recount()
 
 
 def test_field_telemetry_summarised_on_the_passport(demo_plant):
