@@ -14,9 +14,11 @@ are kept in ``passports/schemas/`` with their sources named there.
   data model's list of ``{lifecycleStage, carbonFootprint}``; the serial number
   as ``productIdentifier``; the manufacturer and the economic operator as the
   data model's contact entities ``{contactName, identifier}``, filled with what
-  the registry holds: ``BATTERYPASS_PATHS``); ``lastUpdate`` names the time of
-  each dynamic attribute (by its dotted place in the submodel); attributes with
-  no value are left out.
+  the registry holds; the Performance aspect's ``batteryTechicalProperties`` and
+  ``batteryCondition``, a dynamic attribute there in its value entity
+  ``{<name>Value, lastUpdate}``: ``BATTERYPASS_PATHS``); ``lastUpdate`` names
+  the time of each dynamic attribute (by its dotted place in the submodel);
+  attributes with no value are left out.
 * ``aas``: ``{assetAdministrationShells, submodels}``: one shell for the
   battery (``globalAssetId`` ``urn:uuid:<passport>``) referencing one submodel
   per Battery Pass submodel, whose ``semanticId`` is the submodel's SAMM URN
@@ -134,16 +136,65 @@ def _per_stage(value: dict) -> list[dict[str, Any]]:
 # Attributes whose data-model shape differs from the registry's value.
 _BATTERYPASS_SHAPES = {"carbonFootprintPerLifecycleStage": _per_stage}
 
+# The Performance aspect's two entities (1.2.0 spells the first so).
+_TECHNICAL, _CONDITION = "batteryTechicalProperties", "batteryCondition"
+
 # Where the data model puts a registry attribute inside its submodel, when not
-# under the registry's own name: 1.2.0's productIdentifier, and the fields of
-# its ContactInformationEntity (contactName, identifier) for the manufacturer
-# and the economic operator. The registry keeps its names.
+# under the registry's own name: 1.2.0's productIdentifier; the fields of its
+# ContactInformationEntity (contactName, identifier) for the manufacturer and
+# the economic operator; the Performance aspect's technical properties and
+# condition, a dynamic one in its value entity ({<name>Value, lastUpdate};
+# 1.2.0 spells remainingEnergy's value remainingEnergyalue). The registry keeps
+# its names; an attribute not named here keeps its own at the submodel's top.
 BATTERYPASS_PATHS: dict[str, tuple[str, ...]] = {
     "batteryIdentifier": ("productIdentifier",),
     "manufacturerInformation": ("manufacturerInformation", "contactName"),
     "manufacturerIdentification": ("manufacturerInformation", "identifier"),
     "operatorInformation": ("operatorInformation", "contactName"),
+    **{
+        key: (_TECHNICAL, key)
+        for key in (
+            "ratedCapacity",
+            "nominalVoltage",
+            "minimumVoltage",
+            "maximumVoltage",
+            "ratedEnergy",
+            "ratedMaximumPower",
+            "initialSelfDischarge",
+            "expectedNumberOfCycles",
+            "expectedLifetime",
+            "cRateLifeCycleTest",
+            "lifetimeReferenceTest",
+            "capacityThresholdForExhaustion",
+        )
+    },
+    "initialRoundTripEfficiency": (_TECHNICAL, "roundtripEfficiency"),
+    "energyThroughput": (_CONDITION, "energyThroughput"),
+    "roundTripEfficiencyAt50PerCentCycleLife": (
+        _CONDITION,
+        "roundTripEfficiencyat50PerCentCycleLife",
+    ),
+    "stateOfCharge": (_CONDITION, "stateOfCharge", "stateOfChargeValue"),
+    "remainingCapacity": (_CONDITION, "remainingCapacity", "remainingCapacityValue"),
+    "remainingEnergy": (_CONDITION, "remainingEnergy", "remainingEnergyalue"),
+    "numberOfFullCycles": (
+        _CONDITION,
+        "numberOfFullCycles",
+        "numberOfFullCyclesValue",
+    ),
+    "capacityThroughput": (
+        _CONDITION,
+        "capacityThroughput",
+        "capacityThroughputValue",
+    ),
 }
+
+# Attributes placed in a value entity: their time goes beside the value.
+_VALUE_ENTITIES = frozenset(
+    key
+    for key, path in BATTERYPASS_PATHS.items()
+    if path[0] == _CONDITION and len(path) == 3
+)
 
 
 def batterypass_path(key: str) -> tuple[str, ...]:
@@ -173,6 +224,8 @@ def batterypass(passport: Passport, rows: list[dict], tiers) -> dict[str, Any]:
         target[name] = shape(row["value"])
         if row.get("lastUpdate") is not None:
             updates[".".join(path)] = _json(row["lastUpdate"])
+            if attribute.key in _VALUE_ENTITIES:
+                target["lastUpdate"] = _json(row["lastUpdate"])
     body["lastUpdate"] = updates
     return body
 
