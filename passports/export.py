@@ -11,16 +11,23 @@ are kept in ``passports/schemas/`` with their sources named there.
   ``materialComposition``, ``performanceAndDurability``, ``labels``,
   ``supplyChainDueDiligence``), each attribute under its data-model name with
   its value in the unit of the registry (the per-stage carbon footprint as the
-  data model's list of ``{lifecycleStage, carbonFootprint}``); ``lastUpdate``
-  names the time of each dynamic attribute; attributes with no value are left
-  out.
+  data model's list of ``{lifecycleStage, carbonFootprint}``; the serial number
+  as ``productIdentifier``; the manufacturer and the economic operator as the
+  data model's contact entities ``{contactName, identifier}``, filled with what
+  the registry holds; the Performance aspect's ``batteryTechicalProperties`` and
+  ``batteryCondition``, a dynamic attribute there in its value entity
+  ``{<name>Value, lastUpdate}``: ``BATTERYPASS_PATHS``); ``lastUpdate`` names
+  the time of each dynamic attribute (by its dotted place in the submodel);
+  attributes with no value are left out.
 * ``aas``: ``{assetAdministrationShells, submodels}``: one shell for the
   battery (``globalAssetId`` ``urn:uuid:<passport>``) referencing one submodel
   per Battery Pass submodel, whose ``semanticId`` is the submodel's SAMM URN
   (``urn:samm:io.BatteryPass.<Submodel>:1.2.0#<Submodel>``). A number is a
   ``Property`` of ``xs:double`` (a count ``xs:integer``), a text ``xs:string``
   (a link ``xs:anyURI``, a time ``xs:dateTime``), a map a
-  ``SubmodelElementCollection`` and a list a ``SubmodelElementList``. No
+  ``SubmodelElementCollection`` and a list a ``SubmodelElementList`` (the
+  per-stage carbon footprint a list of ``{lifecycleStage, carbonFootprint}``
+  collections, as the data model lists it). No
   element array is empty (a submodel the reader sees nothing of has none): the
   published AAS schema asks for one item at least.
 
@@ -129,6 +136,71 @@ def _per_stage(value: dict) -> list[dict[str, Any]]:
 # Attributes whose data-model shape differs from the registry's value.
 _BATTERYPASS_SHAPES = {"carbonFootprintPerLifecycleStage": _per_stage}
 
+# The Performance aspect's two entities (1.2.0 spells the first so).
+_TECHNICAL, _CONDITION = "batteryTechicalProperties", "batteryCondition"
+
+# Where the data model puts a registry attribute inside its submodel, when not
+# under the registry's own name: 1.2.0's productIdentifier; the fields of its
+# ContactInformationEntity (contactName, identifier) for the manufacturer and
+# the economic operator; the Performance aspect's technical properties and
+# condition, a dynamic one in its value entity ({<name>Value, lastUpdate};
+# 1.2.0 spells remainingEnergy's value remainingEnergyalue). The registry keeps
+# its names; an attribute not named here keeps its own at the submodel's top.
+BATTERYPASS_PATHS: dict[str, tuple[str, ...]] = {
+    "batteryIdentifier": ("productIdentifier",),
+    "manufacturerInformation": ("manufacturerInformation", "contactName"),
+    "manufacturerIdentification": ("manufacturerInformation", "identifier"),
+    "operatorInformation": ("operatorInformation", "contactName"),
+    **{
+        key: (_TECHNICAL, key)
+        for key in (
+            "ratedCapacity",
+            "nominalVoltage",
+            "minimumVoltage",
+            "maximumVoltage",
+            "ratedEnergy",
+            "ratedMaximumPower",
+            "initialSelfDischarge",
+            "expectedNumberOfCycles",
+            "expectedLifetime",
+            "cRateLifeCycleTest",
+            "lifetimeReferenceTest",
+            "capacityThresholdForExhaustion",
+        )
+    },
+    "initialRoundTripEfficiency": (_TECHNICAL, "roundtripEfficiency"),
+    "energyThroughput": (_CONDITION, "energyThroughput"),
+    "roundTripEfficiencyAt50PerCentCycleLife": (
+        _CONDITION,
+        "roundTripEfficiencyat50PerCentCycleLife",
+    ),
+    "stateOfCharge": (_CONDITION, "stateOfCharge", "stateOfChargeValue"),
+    "remainingCapacity": (_CONDITION, "remainingCapacity", "remainingCapacityValue"),
+    "remainingEnergy": (_CONDITION, "remainingEnergy", "remainingEnergyalue"),
+    "numberOfFullCycles": (
+        _CONDITION,
+        "numberOfFullCycles",
+        "numberOfFullCyclesValue",
+    ),
+    "capacityThroughput": (
+        _CONDITION,
+        "capacityThroughput",
+        "capacityThroughputValue",
+    ),
+}
+
+# Attributes placed in a value entity: their time goes beside the value.
+_VALUE_ENTITIES = frozenset(
+    key
+    for key, path in BATTERYPASS_PATHS.items()
+    if path[0] == _CONDITION and len(path) == 3
+)
+
+
+def batterypass_path(key: str) -> tuple[str, ...]:
+    """Where the registry attribute ``key`` sits in its submodel's object."""
+    return BATTERYPASS_PATHS.get(key, (key,))
+
 
 def batterypass(passport: Passport, rows: list[dict], tiers) -> dict[str, Any]:
     """The Battery Pass data model's structure (see the module docstring)."""
@@ -145,9 +217,15 @@ def batterypass(passport: Passport, rows: list[dict], tiers) -> dict[str, Any]:
     for row in rows:
         attribute = row["attribute"]
         shape = _BATTERYPASS_SHAPES.get(attribute.key, _json)
-        body[attribute.group][attribute.key] = shape(row["value"])
+        *parents, name = path = batterypass_path(attribute.key)
+        target = body[attribute.group]
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[name] = shape(row["value"])
         if row.get("lastUpdate") is not None:
-            updates[attribute.key] = _json(row["lastUpdate"])
+            updates[".".join(path)] = _json(row["lastUpdate"])
+            if attribute.key in _VALUE_ENTITIES:
+                target["lastUpdate"] = _json(row["lastUpdate"])
     body["lastUpdate"] = updates
     return body
 
@@ -225,6 +303,31 @@ def _element(name: str | None, value: Any, attribute=None) -> dict[str, Any]:
     return element
 
 
+def _per_stage_element(name: str, value: dict) -> dict[str, Any]:
+    """The per-stage carbon footprint as the data model lists it: a
+    ``SubmodelElementList`` of one ``{lifecycleStage, carbonFootprint}``
+    collection per stage (its items without idShort, AASd-120)."""
+    element: dict[str, Any] = {
+        "idShort": name,
+        "modelType": "SubmodelElementList",
+        "typeValueListElement": "SubmodelElementCollection",
+    }
+    items = [
+        {
+            "modelType": "SubmodelElementCollection",
+            "value": [_element(k, v) for k, v in entry.items()],
+        }
+        for entry in _per_stage(value)
+    ]
+    if items:
+        element["value"] = items
+    return element
+
+
+# Attributes whose AAS element differs from the generic one of their value.
+_AAS_SHAPES = {"carbonFootprintPerLifecycleStage": _per_stage_element}
+
+
 def _reference(kind: str, key_type: str, value: str) -> dict[str, Any]:
     return {"type": kind, "keys": [{"type": key_type, "value": value}]}
 
@@ -236,7 +339,10 @@ def aas(passport: Passport, rows: list[dict]) -> dict[str, Any]:
     elements: dict[str, list] = {group: [] for group in SUBMODELS}
     for row in rows:
         attribute = row["attribute"]
-        element = _element(attribute.key, row["value"], attribute)
+        if attribute.key in _AAS_SHAPES:
+            element = _AAS_SHAPES[attribute.key](attribute.key, row["value"])
+        else:
+            element = _element(attribute.key, row["value"], attribute)
         if row.get("lastUpdate") is not None:
             element["qualifiers"] = [
                 {

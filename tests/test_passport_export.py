@@ -64,9 +64,22 @@ def test_batterypass_export_validates_and_holds_the_public_tier_only(pack):
     jsonschema.Draft202012Validator(BATTERYPASS, format_checker=FORMATS).validate(body)
     assert body["tiers"] == ["public"]
     gpi = body["generalProductInformation"]
-    assert gpi["batteryIdentifier"] == "PK-EXP-00001"
+    assert gpi["productIdentifier"] == "PK-EXP-00001"
+    assert "batteryIdentifier" not in gpi  # the registry's name, mapped
     assert gpi["batteryPassportIdentifier"] == pack["id"]
-    assert body["performanceAndDurability"]["ratedCapacity"] == 100.0
+    # The manufacturer and the operator as the data model's contact entities,
+    # with what the plant holds; the site stays a text (the data model's
+    # manufacturingPlace holds a postal address only).
+    assert gpi["manufacturerInformation"] == {
+        "contactName": "BPM Energy",
+        "identifier": "IN-EPR-0042",
+    }
+    assert "manufacturerIdentification" not in gpi
+    assert gpi["operatorInformation"] == {"contactName": "BPM Energy GmbH"}
+    assert gpi["manufacturingPlace"] == "Pune Plant 1"
+    performance = body["performanceAndDurability"]
+    assert performance["batteryTechicalProperties"]["ratedCapacity"] == 100.0
+    assert "batteryCondition" not in performance  # its attributes are not public
     assert body["carbonFootprint"]["carbonFootprintPerLifecycleStage"] == [
         {"lifecycleStage": "RawMaterialExtraction", "carbonFootprint": 30.1},
         {"lifecycleStage": "MainProduction", "carbonFootprint": 20.2},
@@ -267,7 +280,18 @@ def strict_aas(body: dict):
 
 
 def exported_keys_batterypass(body: dict) -> set[str]:
-    return {key for group in export.SUBMODELS for key in body[group]}
+    """The registry attributes the export holds, each looked up where the data
+    model puts it (``export.batterypass_path``)."""
+    keys = set()
+    for attribute in attributes.ATTRIBUTES:
+        node = body[attribute.group]
+        for part in export.batterypass_path(attribute.key):
+            if not isinstance(node, dict) or part not in node:
+                break
+            node = node[part]
+        else:
+            keys.add(attribute.key)
+    return keys
 
 
 def exported_keys_aas(body: dict) -> set[str]:
@@ -291,7 +315,9 @@ def test_a_full_passport_exports_every_attribute_of_the_readers_tiers(
     assert set(body["tiers"]) == tiers
     assert exported_keys_batterypass(body) == expected
     assert set(body["lastUpdate"]) == {
-        a.key for a in attributes.ATTRIBUTES if a.dynamic and a.tier in tiers
+        ".".join(export.batterypass_path(a.key))
+        for a in attributes.ATTRIBUTES
+        if a.dynamic and a.tier in tiers
     }
 
     shell = get(user, full_pack["id"], "aas").json()
@@ -313,6 +339,9 @@ def test_a_minimum_passport_exports_only_what_it_has(minimum_pack, make_user, ti
     keys = exported_keys_batterypass(body)
     assert {"batteryIdentifier", "ratedCapacity", "batteryChemistry"} <= keys
     assert not keys & {"batteryMass", "cathodeMaterial", "resultOfTestReport"}
+    # No registration id held: the manufacturer entity names it and no more.
+    gpi = body["generalProductInformation"]
+    assert gpi["manufacturerInformation"] == {"contactName": "BPM Energy"}
     shell = get(user, minimum_pack["id"], "aas").json()
     jsonschema.Draft201909Validator(AAS, format_checker=FORMATS).validate(shell)
     assert exported_keys_aas(shell) == keys
@@ -341,6 +370,33 @@ def test_the_aas_values_read_back_typed(full_pack, make_user):
     (qualifier,) = soh.qualifier
     assert qualifier.type == "lastUpdate"
     assert qualifier.value == datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def test_the_aas_per_stage_carbon_footprint_is_the_data_models_list(pack):
+    """A SubmodelElementList of {lifecycleStage, carbonFootprint} collections,
+    as the data model lists it (not a collection keyed by stage)."""
+    shell = get(None, pack["id"], "aas").json()
+    read = strict_aas(shell)
+    (footprint,) = [
+        o
+        for o in read.values()
+        if isinstance(o, model.Submodel) and o.id_short == "CarbonFootprintForBatteries"
+    ]
+    stages = footprint.get_referable("carbonFootprintPerLifecycleStage")
+    assert isinstance(stages, model.SubmodelElementList)
+    assert stages.type_value_list_element is model.SubmodelElementCollection
+    assert [
+        (
+            item.get_referable("lifecycleStage").value,
+            item.get_referable("carbonFootprint").value,
+        )
+        for item in stages
+    ] == [
+        ("RawMaterialExtraction", 30.1),
+        ("MainProduction", 20.2),
+        ("Distribution", 1.1),
+        ("Recycling", 10.0),
+    ]
 
 
 def _rated_capacity(body: dict) -> dict:
@@ -385,10 +441,57 @@ def test_aas_list_items_carry_no_id_short(full_pack, make_user):
     assert all("idShort" not in item for e in lists for item in e["value"])
 
 
+def _declared(schema: dict, places: set, prefix: tuple = ()) -> set:
+    """The places the kept schema declares: its properties, entered where an
+    attribute is placed deeper (a value entity's lastUpdate is its time)."""
+    found = set()
+    for name, sub in schema["properties"].items():
+        path = (*prefix, name)
+        if any(place[: len(path)] == path and place != path for place in places):
+            found |= _declared(sub, places, path)
+        elif not (prefix and name == "lastUpdate"):
+            found.add(path)
+    return found
+
+
 def test_the_batterypass_schema_names_exactly_the_registrys_attributes():
     """The kept schema cannot drift from the attribute registry: every
-    attribute has its property in its submodel, and no property is unknown."""
+    attribute has its property in its submodel (or in the data model's entity
+    there), and no property is unknown."""
     for group in export.SUBMODELS:
-        declared = set(BATTERYPASS["properties"][group]["properties"])
-        registry = {a.key for a in attributes.ATTRIBUTES if a.group == group}
-        assert declared == registry, group
+        places = {
+            export.batterypass_path(a.key)
+            for a in attributes.ATTRIBUTES
+            if a.group == group
+        }
+        declared = _declared(BATTERYPASS["properties"][group], places)
+        assert declared == places, group
+
+
+def test_the_performance_aspect_is_nested_as_the_data_model_nests_it(
+    full_pack, make_user
+):
+    body = get(make_user("auditor"), full_pack["id"], "batterypass").json()
+    performance = body["performanceAndDurability"]
+    technical = performance["batteryTechicalProperties"]
+    assert technical["ratedCapacity"] == 100.0
+    assert "initialRoundTripEfficiency" not in technical
+    assert technical["roundtripEfficiency"] == 95.5
+    condition = performance["batteryCondition"]
+    assert condition["roundTripEfficiencyat50PerCentCycleLife"] == 92.0
+    assert condition["energyThroughput"] == 614.4
+    # A dynamic attribute in its value entity, its time beside it.
+    assert condition["numberOfFullCycles"] == {
+        "numberOfFullCyclesValue": 120,
+        "lastUpdate": "2026-06-01T12:00:00Z",
+    }
+    assert condition["stateOfCharge"] == {
+        "stateOfChargeValue": 55.5,
+        "lastUpdate": "2026-06-01T12:00:00Z",
+    }
+    assert body["lastUpdate"]["batteryCondition.stateOfCharge.stateOfChargeValue"] == (
+        "2026-06-01T12:00:00Z"
+    )
+    # What 1.2.0 shapes otherwise stays at the top under the registry's name.
+    assert performance["stateOfHealth"] == 90.0
+    assert "ratedCapacity" not in performance
