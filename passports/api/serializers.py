@@ -958,7 +958,9 @@ class PassportAttributeSerializer(serializers.Serializer):
     unit = serializers.CharField(allow_null=True)
     source = serializers.ChoiceField(choices=ATTRIBUTE_SOURCES)
     value = serializers.JSONField(allow_null=True, help_text="null: not declared.")
-    lastUpdate = utc_datetime(
+    # Not read-only: drf-spectacular requires every read-only field, and the
+    # static attributes have no lastUpdate (the schema fuzz's chains found it).
+    lastUpdate = DateTimeField(
         required=False,
         allow_null=True,
         help_text="Dynamic attributes only: when the value last changed.",
