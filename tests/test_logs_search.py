@@ -4,8 +4,10 @@ indexes that serve it on PostgreSQL, and the shift log's one-query paging."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 import time_machine
 from django.db import connection, transaction
@@ -101,7 +103,25 @@ def plan(sql: str, params) -> str:
     ``indcheckxmin``: no snapshot older than its build may use it, and the
     other worker's long transaction (a module's rolled-back plant) can hold
     such a snapshot for minutes. Those indexes are rebuilt first, on the
-    tables as this test leaves them (empty: no HOT chain), in its transaction."""
+    tables as this test leaves them (empty: no HOT chain), in its transaction.
+    The tables the statement reads are vacuumed and analysed first (from a
+    connection of their own: VACUUM cannot run in the test's transaction):
+    earlier tests of this worker leave them bloated with rolled-back rows and
+    their statistics stale. Two CI runs planned the search's look-up at cost
+    704 where a fresh database gives 24, and its events part without the
+    trigram index; not reproduced here, so this is the likely cause, not a
+    proven one."""
+    db = connection.settings_dict
+    with psycopg.connect(
+        dbname=db["NAME"],
+        user=db["USER"],
+        host=db["HOST"] or "127.0.0.1",
+        port=db["PORT"] or 5432,
+        password=db.get("PASSWORD") or None,
+        autocommit=True,
+    ) as own:
+        for table in sorted(set(re.findall(r'"([a-z0-9_]+)"\."', sql))):
+            own.execute(f'VACUUM (ANALYZE, TRUNCATE false) "{table}"')
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "SELECT DISTINCT indrelid::regclass::text FROM pg_index WHERE indcheckxmin"
@@ -134,7 +154,7 @@ def source_sql(source, search: str) -> list[tuple[str, tuple]]:
 )
 def test_each_sources_search_can_read_its_trigram_index(source, index):
     plans = [plan(sql, params) for sql, params in source_sql(source, "Chiller")]
-    assert any(index in p for p in plans), plans
+    assert any(index in p for p in plans), "\n\n".join(plans)
 
 
 @postgresql_only
