@@ -24,6 +24,17 @@ _COMPILED: dict[tuple, tuple] = {}
 _COMPILED_MAX = 64
 
 
+def remember(cache: dict, key: Hashable, make: Callable[[], Any], limit: int) -> Any:
+    """``cache[key]``, made by ``make()`` when missing; the cache emptied
+    first when it holds ``limit`` entries (a compiled statement per shape:
+    shapes are few, so a full cache means something made them many)."""
+    if key not in cache:
+        if len(cache) >= limit:
+            cache.clear()
+        cache[key] = make()
+    return cache[key]
+
+
 def rows_get(shape: Hashable, make: Callable[[], QuerySet]) -> list[dict[str, Any]]:
     """The rows of ``make()`` (a ``values()`` queryset), its statement
     compiled once per ``shape``. One query."""
@@ -32,17 +43,15 @@ def rows_get(shape: Hashable, make: Callable[[], QuerySet]) -> list[dict[str, An
     # each thread has its own.
     wrapper = connections[DEFAULT_DB_ALIAS]
     key = (id(wrapper), wrapper.vendor, shape)
-    compiled = _COMPILED.get(key)
-    if compiled is None:
+
+    def compile_() -> tuple:
         queryset = make()
         compiler = queryset.query.get_compiler(connection=wrapper)
         sql, params = compiler.as_sql()
         names = [*queryset.query.values_select, *queryset.query.annotation_select]
-        compiled = (compiler, sql, tuple(params), names)
-        if len(_COMPILED) >= _COMPILED_MAX:
-            _COMPILED.clear()
-        _COMPILED[key] = compiled
-    compiler, sql, params, names = compiled
+        return compiler, sql, tuple(params), names
+
+    compiler, sql, params, names = remember(_COMPILED, key, compile_, _COMPILED_MAX)
     with wrapper.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()

@@ -33,6 +33,8 @@ from django.db import connection
 from django.db.models import IntegerField, QuerySet, Value
 from django.db.models.expressions import BaseExpression
 
+from bpmos.compiled import remember
+
 # The tag column and the padded value columns of the statement (names no
 # model field has).
 _TAG = "totals_part"
@@ -96,10 +98,9 @@ def totals_get_compiled(
         readers = tuple(
             (name, tuple(part.aggregates), part.read) for name, part in parts.items()
         )
-        compiled = (sql, tuple(params), readers)
-        if len(_COMPILED) >= _COMPILED_MAX:
-            _COMPILED.clear()
-        _COMPILED[key] = compiled
+        compiled = remember(
+            _COMPILED, key, lambda: (sql, tuple(params), readers), _COMPILED_MAX
+        )
     sql, params, readers = compiled
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -44,6 +44,7 @@ from django.utils.dateparse import parse_datetime
 
 from bpmos import logsource
 from bpmos.access import AUDIT_READERS, COMPLIANCE_READERS
+from bpmos.compiled import remember
 from bpmos.errors import Forbidden, InvalidInput
 from bpmos.fields import time_problem
 from bpmos.logevents import (
@@ -384,11 +385,7 @@ def _compile(ask: LogQuery, many: tuple[bool, ...] | None = None) -> tuple | Non
 
 
 def _remember(cache: dict, key: tuple, make: Callable[[], tuple | None]):
-    if key not in cache:
-        if len(cache) >= _STATEMENTS_MAX:
-            cache.clear()
-        cache[key] = make()
-    return cache[key]
+    return remember(cache, key, make, _STATEMENTS_MAX)
 
 
 def _lookups_of(ask: LogQuery) -> tuple | None:
