@@ -21,6 +21,7 @@ from django.utils import timezone
 from bpmos import context
 from bpmos.auditkeys import keyring
 from bpmos.background import BackgroundWorker
+from bpmos.bulk import insert_rows
 from elog.models import AuditPending, AuditRecord
 
 log = structlog.get_logger(__name__)
@@ -244,7 +245,7 @@ def record_many(
             fields = _entry_fields(entry, last)
             written.append(fields)
             last = (fields["seq"], fields["hash"])
-    _insert_rows(AuditRecord, _FIELD_NAMES, written)
+    insert_rows(AuditRecord, _FIELD_NAMES, written)
     return written
 
 
@@ -340,30 +341,9 @@ def _stage(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         content["key_id"] = ring.current_id
         staged.append(content)
     names = (*_PENDING_FIELDS, "mac", "key_id")
-    _insert_rows(AuditPending, names, staged)
+    insert_rows(AuditPending, names, staged)
     transaction.on_commit(_sealer.submit)
     return staged
-
-
-def _insert_rows(model, names: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
-    """Multi-row INSERT of ``rows`` into ``model``'s table, each value prepared
-    by its field (as the ORM would), 1,000 rows a statement (SQLite's limit)."""
-    table = connection.ops.quote_name(model._meta.db_table)
-    prep = [(name, model._meta.get_field(name)) for name in names]
-    columns = ", ".join(connection.ops.quote_name(field.column) for _, field in prep)
-    one = f"({', '.join(['%s'] * len(prep))})"
-    with connection.cursor() as cursor:
-        for first in range(0, len(rows), 1000):
-            chunk = rows[first : first + 1000]
-            values = ", ".join([one] * len(chunk))
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {values}",
-                [
-                    field.get_db_prep_save(row[name], connection)
-                    for row in chunk
-                    for name, field in prep
-                ],
-            )
 
 
 def _seal_quietly() -> None:
@@ -448,7 +428,7 @@ def seal_pending(*, limit: int = 5000) -> int:
         if refused:
             log.error("audit_pending_refused", pending_ids=refused)
         if chained:
-            _insert_rows(AuditRecord, _FIELD_NAMES, chained)
+            insert_rows(AuditRecord, _FIELD_NAMES, chained)
         done = [row["id"] for row in rows if row["id"] not in set(refused)]
         if done:
             AuditPending.objects.filter(id__in=done).delete()
