@@ -237,10 +237,10 @@ def main(argv: list[str] | None = None) -> dict:
     client = args.client
     if client == "auto":
         client = "wrk" if shutil.which("wrk") else "python"
+        if client == "python":
+            print("wrk not found (apt-get install wrk): the Python client loads")
     elif client == "wrk" and not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk (or --client python).")
-    if client == "python":
-        print("wrk not found (apt-get install wrk): the Python client (httpx) loads")
 
     production_env()
     if args.existing:
