@@ -46,7 +46,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-## bench: every bench (lines, ledger, fanout, scaleout, dashboards, scale) and one table of
+## bench: every bench (lines, ledger, fanout, scaleout, dashboards, scale, listload) and one table of
 ## figure, ceiling in the same run, ratio, goal, pass/miss (docs/performance.md).
 ## Needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL); BENCH_ARGS passes options,
 ## e.g. BENCH_ARGS='--only scale --scale-args "--scale year"'.

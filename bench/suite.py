@@ -3,12 +3,13 @@ measured in the same run, the ratio, the goal, pass or miss.
 
     DATABASE_URL=postgres://... REDIS_URL=redis://... \\
     .venv/bin/python -m bench.suite \\
-        [--only lines,ledger,fanout,scaleout,dashboards,scale] \\
+        [--only lines,ledger,fanout,scaleout,dashboards,scale,listload] \\
         [--lines-args "--readings 200000"] [--scale-args "--scale year"] ...
 
 Each bench (``bench.lines``, ``bench.ledger``, ``bench.fanout``, ``bench.scaleout``,
-``bench.dashboards``, ``bench.scale``) runs in its own process, as it does
-alone (each re-creates the bench database), through its ``rows()``; the rows
+``bench.dashboards``, ``bench.scale``, ``bench.listload``) runs in its own
+process, as it does alone (each re-creates the bench database), through its
+``rows()``; the rows
 come back as JSON and are printed together at the end, with the load average
 before and after (the machine is shared: compare figure and ceiling of one
 run, never across runs).
@@ -30,7 +31,15 @@ from pathlib import Path
 
 from bench.common import BASE_DIR, Row, print_table
 
-BENCHES = ("lines", "ledger", "fanout", "scaleout", "dashboards", "scale")
+BENCHES = (
+    "lines",
+    "ledger",
+    "fanout",
+    "scaleout",
+    "dashboards",
+    "scale",
+    "listload",
+)
 
 
 def load() -> str:

@@ -71,12 +71,16 @@ from enum import StrEnum
 from typing import Any
 
 from django.db.models import (
-    BooleanField,
+    Case,
+    CharField,
     Count,
-    ExpressionWrapper,
+    F,
+    Min,
     OuterRef,
     Q,
     Subquery,
+    Value,
+    When,
 )
 from django.utils import timezone
 
@@ -203,15 +207,34 @@ class RunbookDetail:
 
 
 @dataclass
+class _Activity:
+    """A runbook's active work orders' stages, as aggregates (no stage row).
+
+    ``work_orders``: the active work orders that have stages; ``current``: the
+    template stages that are some active work order's current stage;
+    ``statuses``: per template stage, its active work-order stages by status;
+    ``late``: whether a stage not done is past its planned end; ``first_hold``:
+    the held stage first by (position, work order), as ``(position, work
+    order id, stage id, hold reason)``.
+    """
+
+    work_orders: int = 0
+    current: set[int] = field(default_factory=set)
+    statuses: dict[int, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    late: bool = False
+    first_hold: tuple[int, int, int, str] | None = None
+
+
+@dataclass
 class _Snapshot:
     """Everything the computations read, fetched in bulk."""
 
     runbooks: list[Runbook]
     stages: dict[int, list[Any]] = field(default_factory=lambda: defaultdict(list))
     gates: dict[int, list[Any]] = field(default_factory=lambda: defaultdict(list))
-    # runbook id -> work order id -> its stages ordered by position
-    work_orders: dict[int, dict[int, list[Any]]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(list))
+    # runbook id -> its active work orders' stages, aggregated
+    activity: dict[int, _Activity] = field(
+        default_factory=lambda: defaultdict(_Activity)
     )
     exceptions: dict[int, list[Any]] = field(default_factory=lambda: defaultdict(list))
     exception_changes: dict[int, datetime] = field(default_factory=dict)
@@ -226,21 +249,25 @@ def _load(
 
     Five queries (six ``with_changes``), whatever the sizes involved. The
     runbooks are passed in already fetched, annotated with ``last_work_order``.
-    A work-order stage row carries ``late`` (not done and past its planned end
-    at ``now``), computed by the database: thousands of rows' timestamps
-    parsed in Python were most of the control tower's time. The stages' latest
-    change comes per active work order with the work orders.
+    The active work orders' stages come aggregated by the database (per
+    template stage, status and position; late, the latest change, the first
+    held work order) and each active work order with its current stage and
+    its stages' latest change: a few dozen rows, not the thousands of stage
+    rows (and their timestamps) a runbook's active work orders have, which
+    were most of the control tower's time in Python.
     """
     snapshot = _Snapshot(runbooks=runbooks)
     ids = [runbook.pk for runbook in runbooks]
     if not ids:
         return snapshot
+    runbook_of_stage: dict[int, int] = {}
     for row in (
         Stage.objects.filter(runbook_id__in=ids)
         .order_by("runbook_id", "position")
         .values_list("id", "runbook_id", "slug", "code", "name", "position", named=True)
     ):
         snapshot.stages[row.runbook_id].append(row)
+        runbook_of_stage[row.id] = row.runbook_id
     for row in (
         Gate.objects.filter(stage__runbook_id__in=ids)
         .order_by("id")
@@ -259,44 +286,79 @@ def _load(
     # The active work orders first, then their stages by the ids: joined in
     # one statement, the planner may hash every stage the plant ever ran
     # (a sequential scan that grows with the plant) to keep a few thousand.
-    # (Each work order's latest stage change by its own stages' index, not a
-    # join the planner may hash over every stage, as above.)
+    # (Each work order's latest stage change and current stage by its own
+    # stages' index, not a join the planner may hash over every stage.)
+    stages_of = WorkOrderStage.objects.filter(work_order=OuterRef("pk")).order_by()
     last_stage_change = Subquery(
-        WorkOrderStage.objects.filter(work_order=OuterRef("pk"))
-        .order_by("-updated_at")
-        .values("updated_at")[:1]
+        stages_of.order_by("-updated_at").values("updated_at")[:1]
     )
-    active: dict[int, int] = {}
-    for work_order_id, runbook_id, last in (
+    current_stage = Subquery(
+        stages_of.exclude(status=StageStatus.DONE)
+        .order_by("position")
+        .values("stage_id")[:1]
+    )
+    active: list[int] = []
+    for work_order_id, runbook_id, last, current in (
         WorkOrder.objects.filter(runbook_id__in=ids, status__in=ACTIVE_WORK_ORDER)
         .order_by()
-        .annotate(last=last_stage_change)
-        .values_list("id", "runbook_id", "last")
+        .annotate(last=last_stage_change, current=current_stage)
+        .values_list("id", "runbook_id", "last", "current")
     ):
-        active[work_order_id] = runbook_id
+        active.append(work_order_id)
+        if last is None:  # no stages: not counted, as no stage row of it is
+            continue
+        activity = snapshot.activity[runbook_id]
+        activity.work_orders += 1
+        if current is not None:
+            activity.current.add(current)
         known = snapshot.stage_changes.get(runbook_id)
-        if last is not None and (known is None or last > known):
+        if known is None or last > known:
             snapshot.stage_changes[runbook_id] = last
-    late = ExpressionWrapper(
-        Q(planned_end__lt=now) & ~Q(status=StageStatus.DONE),
-        output_field=BooleanField(),
+    if not active:
+        return _with_exceptions(snapshot, ids, with_changes=with_changes)
+    late = Q(planned_end__lt=now) & ~Q(status=StageStatus.DONE)
+    # A held stage's reason is part of its group (other statuses group on ""),
+    # so the first held row by (position, work order) is the first of the
+    # groups by (position, lowest work order).
+    reason = Case(
+        When(status=StageStatus.HOLD, then=F("hold_reason")),
+        default=Value(""),
+        output_field=CharField(),
     )
     for row in (
-        WorkOrderStage.objects.filter(work_order_id__in=list(active))
-        .annotate(late=late)
-        .order_by("work_order_id", "position")
+        WorkOrderStage.objects.filter(work_order_id__in=active)
+        .annotate(reason=reason)
+        .order_by()
+        .values("stage_id", "status", "position", "reason")
+        .annotate(
+            n=Count("id"),
+            late=Count("id", filter=late),
+            first_work_order=Min("work_order_id"),
+        )
         .values_list(
-            "id",
-            "work_order_id",
             "stage_id",
-            "position",
             "status",
-            "hold_reason",
+            "position",
+            "reason",
+            "n",
             "late",
+            "first_work_order",
             named=True,
         )
     ):
-        snapshot.work_orders[active[row.work_order_id]][row.work_order_id].append(row)
+        activity = snapshot.activity[runbook_of_stage[row.stage_id]]
+        activity.statuses[row.stage_id][row.status] += row.n
+        activity.late = activity.late or row.late > 0
+        if row.status == StageStatus.HOLD:
+            hold = (row.position, row.first_work_order, row.stage_id, row.reason)
+            if activity.first_hold is None or hold[:2] < activity.first_hold[:2]:
+                activity.first_hold = hold
+    return _with_exceptions(snapshot, ids, with_changes=with_changes)
+
+
+def _with_exceptions(
+    snapshot: _Snapshot, ids: list[int], *, with_changes: bool
+) -> _Snapshot:
     for row in exception_selectors.exception_open_rows(runbook_ids=ids):
         snapshot.exceptions[row.linked_runbook_id].append(row)
     if with_changes:
@@ -340,13 +402,11 @@ def _exception_code(pk: int) -> str:
 def _summarise(runbook: Runbook, snapshot: _Snapshot, now: datetime) -> RunbookSummary:
     stages = snapshot.stages[runbook.pk]
     stage_by_id = {stage.id: stage for stage in stages}
-    work_orders = snapshot.work_orders.get(runbook.pk, {})
-    all_wo_stages = [row for rows in work_orders.values() for row in rows]
-    current = [
-        next((row for row in rows if row.status != StageStatus.DONE), None)
-        for rows in work_orders.values()
-    ]
-    current_stage_ids = {row.stage_id for row in current if row is not None}
+    activity = snapshot.activity.get(runbook.pk) or _Activity()
+    current_stage_ids = activity.current
+    totals: Counter = Counter()
+    for counts in activity.statuses.values():
+        totals.update(counts)
     exceptions = snapshot.exceptions.get(runbook.pk, [])
 
     def gates_on(stage_ids, status):
@@ -360,10 +420,7 @@ def _summarise(runbook: Runbook, snapshot: _Snapshot, now: datetime) -> RunbookS
 
     halting = [row for row in exceptions if row.halts]  # already most severe first
     locked = gates_on(current_stage_ids, GateStatus.LOCKED)  # by position, then id
-    held = sorted(
-        (row for row in all_wo_stages if row.status == StageStatus.HOLD),
-        key=lambda row: (row.position, row.work_order_id),
-    )
+    held = activity.first_hold  # first by position, then work order
 
     status: RunbookHealth
     block_reason: str | None = None
@@ -379,20 +436,15 @@ def _summarise(runbook: Runbook, snapshot: _Snapshot, now: datetime) -> RunbookS
             block_reason = f"Gate Interlock: {gate.reason or gate.condition}"
             blocked_stage_id = gate.stage_id
         else:
-            hold = held[0]
-            blocked_stage_id = hold.stage_id
+            _, _, blocked_stage_id, hold_reason = held
             block_reason = "Stage Hold: " + (
-                hold.hold_reason or _label(stage_by_id[hold.stage_id])
+                hold_reason or _label(stage_by_id[blocked_stage_id])
             )
-    elif (
-        exceptions
-        or gates_on(current_stage_ids, GateStatus.CLOSED)
-        or any(row.late for row in all_wo_stages)
-    ):
+    elif exceptions or gates_on(current_stage_ids, GateStatus.CLOSED) or activity.late:
         status = RunbookHealth.DEGRADED
-    elif any(row.status == StageStatus.IN_PROGRESS for row in all_wo_stages):
+    elif totals[StageStatus.IN_PROGRESS]:
         status = RunbookHealth.RUNNING
-    elif work_orders:
+    elif activity.work_orders:
         status = RunbookHealth.HEALTHY
     else:
         status = RunbookHealth.IDLE
@@ -400,9 +452,11 @@ def _summarise(runbook: Runbook, snapshot: _Snapshot, now: datetime) -> RunbookS
     current_stage = stage_by_id.get(blocked_stage_id) if blocked_stage_id else None
     if current_stage is None:
         running = Counter(
-            row.stage_id
-            for row in all_wo_stages
-            if row.status == StageStatus.IN_PROGRESS
+            {
+                stage_id: counts[StageStatus.IN_PROGRESS]
+                for stage_id, counts in activity.statuses.items()
+                if counts[StageStatus.IN_PROGRESS]
+            }
         )
         if running:
             current_stage = min(
@@ -415,8 +469,8 @@ def _summarise(runbook: Runbook, snapshot: _Snapshot, now: datetime) -> RunbookS
                 key=lambda stage: stage.position,
             )
 
-    done = sum(1 for row in all_wo_stages if row.status == StageStatus.DONE)
-    progress = done * 100 // len(all_wo_stages) if all_wo_stages else 0
+    all_stages = sum(totals.values())
+    progress = totals[StageStatus.DONE] * 100 // all_stages if all_stages else 0
 
     changes = [
         runbook.updated_at,
@@ -442,18 +496,13 @@ def _summarise(runbook: Runbook, snapshot: _Snapshot, now: datetime) -> RunbookS
 
 
 def _stage_detail(stage, snapshot: _Snapshot, runbook_id: int) -> StageDetail:
-    work_orders = snapshot.work_orders.get(runbook_id, {})
-    statuses = [
-        row.status
-        for rows in work_orders.values()
-        for row in rows
-        if row.stage_id == stage.id
-    ]
-    if StageStatus.HOLD in statuses:
+    activity = snapshot.activity.get(runbook_id) or _Activity()
+    statuses = activity.statuses.get(stage.id) or Counter()
+    if statuses[StageStatus.HOLD]:
         state = StageState.HOLD
-    elif StageStatus.IN_PROGRESS in statuses:
+    elif statuses[StageStatus.IN_PROGRESS]:
         state = StageState.IN_PROGRESS
-    elif work_orders and statuses.count(StageStatus.DONE) == len(work_orders):
+    elif activity.work_orders and statuses[StageStatus.DONE] == activity.work_orders:
         state = StageState.COMPLETED
     else:
         state = StageState.PENDING

@@ -104,14 +104,20 @@ def dispatchable_queryset():
 
 def dispatchable_list() -> list[Passport]:
     """Products whose latest job is ON and which may ship now, by serial, each
-    with ``job_id`` and ``location`` (where it was last warehoused). One query."""
+    with ``job_id`` and ``location`` (where it was last warehoused). One query.
+
+    Only the columns the desk's row shows (``DispatchableProductSerializer``):
+    the passport's other columns include seven JSON documents, decoded for
+    every live product and never shown."""
     location = Subquery(
         PassportEvent.objects.filter(passport=OuterRef("pk"), kind=EventKind.WAREHOUSED)
         .order_by("-version")
         .values("data__location")[:1]
     )
     return list(
-        dispatchable_queryset().annotate(job_id=_latest_job("pk"), location=location)
+        dispatchable_queryset()
+        .only("id", "serial", "bpan", "kind", "model", "lot", "state", "updated_at")
+        .annotate(job_id=_latest_job("pk"), location=location)
     )
 
 
