@@ -37,7 +37,7 @@ from django.utils import timezone
 from bpmos.compiled import rows_get
 from bpmos.errors import Conflict, NotFound
 from bpmos.series import per_bucket
-from bpmos.totals import Totals
+from bpmos.totals import Totals, per_window
 from passports import bpan as bpan_rules
 from passports import rollups
 from passports.models import (
@@ -651,16 +651,7 @@ def first_pass_totals(
     if kind is not None:
         found = found.filter(kind=kind)
 
-    def read(totals) -> dict[str, FirstPass]:
-        return {
-            name: FirstPass(
-                tested=int(totals[f"tested_{name}"] or 0),
-                passed=int(totals[f"passed_{name}"] or 0),
-            )
-            for name in windows
-        }
-
-    return Totals(found, aggregates, read)
+    return Totals(found, aggregates, per_window(windows, FirstPass, "tested", "passed"))
 
 
 def _hour_ceil(moment: datetime) -> datetime:

@@ -19,7 +19,7 @@ from django.utils import timezone
 from bpmos.compiled import rows_get
 from bpmos.errors import NotFound
 from bpmos.series import per_bucket
-from bpmos.totals import Totals
+from bpmos.totals import Totals, per_window
 from runbooks.models import (
     Runbook,
     StageAssignment,
@@ -329,16 +329,9 @@ def work_order_plan_and_built_totals(
         | Q(completed_at__gte=first, completed_at__lt=last)
     )
 
-    def read(totals) -> dict[str, PlanAndBuilt]:
-        return {
-            name: PlanAndBuilt(
-                planned=int(totals[f"planned_{name}"] or 0),
-                built=int(totals[f"built_{name}"] or 0),
-            )
-            for name in windows
-        }
-
-    return Totals(rows, aggregates, read)
+    return Totals(
+        rows, aggregates, per_window(windows, PlanAndBuilt, "planned", "built")
+    )
 
 
 def work_order_built_series(
