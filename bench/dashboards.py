@@ -308,7 +308,9 @@ def read_model_part_times(supervisor, repeat: int) -> None:
         return drop
 
     def kind(name):
-        return lambda: attention._BUILDERS[name]("supervisor", supervisor)
+        return lambda: attention._BUILDERS[name](
+            "supervisor", supervisor, attention._lists("supervisor", {name})
+        )
 
     parts = {
         "summary: plan and built": (

@@ -273,7 +273,12 @@ def item_on_hold_list(*, limit: int = 50) -> list[dict]:
     held first: ``code``, ``sku``, ``hold_reason``, ``updated_at`` of each
     (the attention list's item). One query, compiled once
     (``bpmos.compiled``)."""
-    return rows_get(
+    return rows_get(*item_on_hold_statement(limit=limit))
+
+
+def item_on_hold_statement(*, limit: int = 50) -> tuple:
+    """``item_on_hold_list`` as (shape, make) for ``bpmos.compiled``."""
+    return (
         ("item_on_hold_list", limit),
         lambda: Item.objects.filter(IN_STOCK, status=ItemStatus.HOLD)
         .order_by("updated_at", "id")

@@ -719,7 +719,12 @@ def passport_on_hold_list(*, limit: int = 50) -> list[dict]:
     ``uuid``, ``serial``, ``hold_reason``, ``updated_at`` of each (the
     attention list's item; a passport has some sixty columns). One query,
     compiled once (``bpmos.compiled``)."""
-    return rows_get(
+    return rows_get(*passport_on_hold_statement(limit=limit))
+
+
+def passport_on_hold_statement(*, limit: int = 50) -> tuple:
+    """``passport_on_hold_list`` as (shape, make) for ``bpmos.compiled``."""
+    return (
         ("passport_on_hold_list", limit),
         lambda: Passport.objects.filter(on_hold=True)
         .order_by("updated_at", "id")

@@ -429,12 +429,17 @@ def work_order_status_counts() -> dict[str, int]:
 
 
 def gate_awaiting_list(*, limit: int = ATTENTION_LIMIT) -> list[dict]:
+    """``gate_awaiting_statement`` read (``bpmos.compiled.rows_get``)."""
+    return rows_get(*gate_awaiting_statement(limit=limit))
+
+
+def gate_awaiting_statement(*, limit: int = ATTENTION_LIMIT) -> tuple:
     """Gates not Open (Closed: condition not met yet; Locked: a supervisor must
     unlock) on a stage some work order in progress has not finished yet, i.e.
     gates holding up work now. Locked first, then oldest change: ``id``,
     ``condition``, ``status``, ``reason``, ``changed_at``, ``stage__code``,
-    ``stage__runbook__slug`` of each. One query, compiled once
-    (``bpmos.compiled``)."""
+    ``stage__runbook__slug`` of each: (shape, make) for ``bpmos.compiled``,
+    which compiles the statement once."""
     from django.db.models import Case, Exists, IntegerField, OuterRef, Value, When
 
     from runbooks.models import Gate, GateStatus
@@ -466,7 +471,7 @@ def gate_awaiting_list(*, limit: int = ATTENTION_LIMIT) -> list[dict]:
             )[:limit]
         )
 
-    return rows_get(("gate_awaiting_list", limit), make)
+    return ("gate_awaiting_list", limit), make
 
 
 def stage_assignee_ids(*, stage_ids) -> set[int]:
