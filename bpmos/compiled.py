@@ -119,3 +119,20 @@ def rows_get_together(
             for row in compiler.results_iter(results=[own])
         ]
     return found
+
+
+def statements_get(
+    statements: dict[str, tuple[Hashable, Callable[[], QuerySet]]],
+) -> dict[str, list[dict[str, Any]]]:
+    """The rows of each named statement ((shape, make), as ``rows_get``
+    takes them): one query for all (``rows_get_together``), a statement
+    alone by ``rows_get``, none when there are none."""
+    if not statements:
+        return {}
+    if len(statements) == 1:
+        ((name, statement),) = statements.items()
+        return {name: rows_get(*statement)}
+    return rows_get_together(
+        tuple((name, shape) for name, (shape, _) in statements.items()),
+        {name: make for name, (_, make) in statements.items()},
+    )

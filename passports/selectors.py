@@ -428,7 +428,20 @@ def custody_mix() -> dict[str, int]:
     kind, every kind in chain order (stored values). One query, over the
     counts the services keep (``CustodyUnitCount``, ``passports.rollups``): a
     row per kind, not a row per passport."""
-    found = dict(CustodyUnitCount.objects.values_list("custodian_kind", "units"))
+    return custody_mix_read(rows_get(*custody_mix_statement()))
+
+
+def custody_mix_statement() -> tuple:
+    """``custody_mix`` as (shape, make) for ``bpmos.compiled``: rows of
+    ``custodian_kind`` and ``units``, read by ``custody_mix_read``."""
+    return ("custody_mix",), lambda: (
+        CustodyUnitCount.objects.order_by().values("custodian_kind", "units")
+    )
+
+
+def custody_mix_read(rows: list[dict]) -> dict[str, int]:
+    """``custody_mix`` of the rows of ``custody_mix_statement``."""
+    found = {row["custodian_kind"]: row["units"] for row in rows}
     return {kind: found.get(kind, 0) for kind in CustodianKind.values}
 
 

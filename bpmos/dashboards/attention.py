@@ -32,7 +32,7 @@ from datetime import datetime
 
 from django.core.cache.backends.base import InvalidCacheBackendError
 
-from bpmos.compiled import rows_get, rows_get_together
+from bpmos.compiled import statements_get
 from bpmos.dashboards import readmodels
 from bpmos.fields import utc_text
 from bpmos.roles import Role
@@ -313,15 +313,7 @@ def _lists(role: str, kinds) -> dict[str, list[dict]]:
                 statement = statements[name]()
                 if statement is not None:  # no exception escalates to the role
                     chosen[name] = statement
-    if not chosen:
-        return {}
-    if len(chosen) == 1:
-        ((name, statement),) = chosen.items()
-        return {name: rows_get(*statement)}
-    return rows_get_together(
-        tuple((name, shape) for name, (shape, _) in chosen.items()),
-        {name: make for name, (_, make) in chosen.items()},
-    )
+    return statements_get(chosen)
 
 
 def attention_list(*, role: str, user) -> AttentionList:
