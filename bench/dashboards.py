@@ -55,7 +55,13 @@ import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
-from bench.common import Progress, Row, percentile, setup_bench_django
+from bench.common import (
+    Progress,
+    Row,
+    freeze_like_a_worker,
+    percentile,
+    setup_bench_django,
+)
 
 GOAL_MS = 15.0
 
@@ -302,7 +308,9 @@ def read_model_part_times(supervisor, repeat: int) -> None:
         return drop
 
     def kind(name):
-        return lambda: attention._BUILDERS[name]("supervisor", supervisor)
+        return lambda: attention._BUILDERS[name](
+            "supervisor", supervisor, attention._lists("supervisor", {name})
+        )
 
     parts = {
         "summary: plan and built": (
@@ -553,6 +561,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str, float, float, in
         indexes_usable_now()
     report_plant(readings)
     print()
+    freeze_like_a_worker()
     factor = machine_factor(200)
     timer = Timer(args.repeat)
     pack_pk, model = chosen[0]

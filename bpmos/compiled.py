@@ -59,3 +59,80 @@ def rows_get(shape: Hashable, make: Callable[[], QuerySet]) -> list[dict[str, An
         dict(zip(names, row, strict=True))
         for row in compiler.results_iter(results=[rows])
     ]
+
+
+def rows_get_together(
+    shape: Hashable, makes: dict[str, Callable[[], QuerySet]]
+) -> dict[str, list[dict[str, Any]]]:
+    """``rows_get`` of several ``values()`` querysets (name -> ``make``) in one
+    statement, compiled once per ``shape``: each list keeps its own filter,
+    order, limit and indexes as a ``WITH`` query of its own (PostgreSQL and
+    SQLite alike: SQLite refuses a ``LIMIT`` directly inside a ``UNION``
+    arm), read by one arm of a ``UNION ALL``, tagged with its position and
+    placed in columns of its own (the other lists' columns ``CAST(NULL AS
+    <type>)``: no column mixes two lists' types). Each list's rows come back
+    in its own order and are converted by its own compiler. One query."""
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    key = (id(wrapper), wrapper.vendor, "together", shape)
+
+    def compile_() -> tuple:
+        arms, params = [], []
+        for name, make in makes.items():
+            queryset = make()
+            compiler = queryset.query.get_compiler(connection=wrapper)
+            sql, arm_params = compiler.as_sql()
+            names = [*queryset.query.values_select, *queryset.query.annotation_select]
+            types = [
+                column.output_field.cast_db_type(wrapper)
+                for column, _, _ in compiler.select
+            ]
+            arms.append((name, compiler, sql, names, types))
+            params.extend(arm_params)
+        every_type = [t for *_, types in arms for t in types]
+        withs, selects, parts, offset = [], [], [], 0
+        for position, (name, compiler, sql, names, types) in enumerate(arms):
+            own = [f"c{i}" for i in range(len(types))]
+            withs.append(f"arm{position}({', '.join(own)}) AS ({sql})")
+            columns = [
+                own[column - offset]
+                if offset <= column < offset + len(types)
+                else f"CAST(NULL AS {every_type[column]})"
+                for column in range(len(every_type))
+            ]
+            selects.append(
+                f"SELECT {position}, {', '.join(columns)} FROM arm{position}"
+            )
+            parts.append((name, compiler, names, offset, len(types)))
+            offset += len(types)
+        sql = f"WITH {', '.join(withs)} {' UNION ALL '.join(selects)}"
+        return sql, tuple(params), parts
+
+    sql, params, parts = remember(_COMPILED, key, compile_, _COMPILED_MAX)
+    with wrapper.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    found: dict[str, list[dict[str, Any]]] = {}
+    for position, (name, compiler, names, offset, n) in enumerate(parts):
+        own = [row[1 + offset : 1 + offset + n] for row in rows if row[0] == position]
+        found[name] = [
+            dict(zip(names, row, strict=True))
+            for row in compiler.results_iter(results=[own])
+        ]
+    return found
+
+
+def statements_get(
+    statements: dict[str, tuple[Hashable, Callable[[], QuerySet]]],
+) -> dict[str, list[dict[str, Any]]]:
+    """The rows of each named statement ((shape, make), as ``rows_get``
+    takes them): one query for all (``rows_get_together``), a statement
+    alone by ``rows_get``, none when there are none."""
+    if not statements:
+        return {}
+    if len(statements) == 1:
+        ((name, statement),) = statements.items()
+        return {name: rows_get(*statement)}
+    return rows_get_together(
+        tuple((name, shape) for name, (shape, _) in statements.items()),
+        {name: make for name, (_, make) in statements.items()},
+    )

@@ -25,7 +25,7 @@ back as ``int`` by the selectors' ``read``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,25 @@ class Totals:
     def get(self) -> Any:
         """The payload, in a query of its own."""
         return self.read(self.queryset.order_by().aggregate(**self.aggregates))
+
+
+def per_window(
+    windows: Iterable[str], make: Callable[..., Any], *fields: str
+) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """A ``Totals.read`` for counts per named window: the aggregates are
+    named ``<field>_<window>``; each window's payload is ``make(field=count,
+    ...)``, a count read as ``int`` (a SUM over no rows, NULL, as 0)."""
+    names = tuple(windows)
+
+    def read(totals: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            name: make(
+                **{field: int(totals[f"{field}_{name}"] or 0) for field in fields}
+            )
+            for name in names
+        }
+
+    return read
 
 
 def totals_get(parts: Mapping[str, Totals]) -> dict[str, Any]:

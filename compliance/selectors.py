@@ -13,7 +13,12 @@ def return_draft_list(*, limit: int = 50) -> list[dict]:
     """Returns built and not yet approved (a supervisor approves them), oldest
     first: ``id``, ``period_start``, ``period_end``, ``built_at`` of each. One
     query, compiled once (``bpmos.compiled``)."""
-    return rows_get(
+    return rows_get(*return_draft_statement(limit=limit))
+
+
+def return_draft_statement(*, limit: int = 50) -> tuple:
+    """``return_draft_list`` as (shape, make) for ``bpmos.compiled``."""
+    return (
         ("return_draft_list", limit),
         lambda: ComplianceReturn.objects.filter(status=ReturnStatus.DRAFT)
         .order_by("built_at", "id")

@@ -262,16 +262,23 @@ def exception_escalated_list(*, role: str, limit: int = 50) -> list[dict]:
     now ``role`` (``ESCALATION_PATH``), most severe and oldest first: ``id``,
     ``title``, ``severity``, ``escalation_level``, ``raised_at`` of each. One
     query, compiled once per role (``bpmos.compiled``)."""
+    statement = exception_escalated_statement(role=role, limit=limit)
+    return [] if statement is None else rows_get(*statement)
+
+
+def exception_escalated_statement(*, role: str, limit: int = 50) -> tuple | None:
+    """``exception_escalated_list`` as (shape, make) for ``bpmos.compiled``;
+    None when no exception escalates to ``role``."""
     from exceptions.models import ESCALATION_PATH
 
     if role not in ESCALATION_PATH[1:]:
-        return []
+        return None
     level = ESCALATION_PATH.index(role)
     top = len(ESCALATION_PATH) - 1
     levels = (
         Q(escalation_level__gte=level) if level == top else Q(escalation_level=level)
     )
-    return rows_get(
+    return (
         ("exception_escalated_list", role, limit),
         lambda: PlantException.objects.filter(levels, status__in=UNRESOLVED)
         .annotate(severity_rank=SEVERITY_ORDER)

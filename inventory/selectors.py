@@ -255,13 +255,23 @@ def item_age(received_at: datetime, *, now: datetime) -> str:
 def item_status_counts() -> dict[str, int]:
     """Items in stock per status (stored values, every status listed). Items,
     not quantities, as the category summary counts them. One query."""
-    found = dict(
+    return item_status_read(rows_get(*item_status_statement()))
+
+
+def item_status_statement() -> tuple:
+    """``item_status_counts`` as (shape, make) for ``bpmos.compiled``: rows
+    of ``status`` and ``n``, read by ``item_status_read``."""
+    return ("item_status_counts",), lambda: (
         Item.objects.filter(IN_STOCK)
         .order_by()
         .values("status")
         .annotate(n=Count("pk"))
-        .values_list("status", "n")
     )
+
+
+def item_status_read(rows: list[dict]) -> dict[str, int]:
+    """``item_status_counts`` of the rows of ``item_status_statement``."""
+    found = {row["status"]: row["n"] for row in rows}
     return {status: found.get(status, 0) for status in ItemStatus.values}
 
 
@@ -273,7 +283,12 @@ def item_on_hold_list(*, limit: int = 50) -> list[dict]:
     held first: ``code``, ``sku``, ``hold_reason``, ``updated_at`` of each
     (the attention list's item). One query, compiled once
     (``bpmos.compiled``)."""
-    return rows_get(
+    return rows_get(*item_on_hold_statement(limit=limit))
+
+
+def item_on_hold_statement(*, limit: int = 50) -> tuple:
+    """``item_on_hold_list`` as (shape, make) for ``bpmos.compiled``."""
+    return (
         ("item_on_hold_list", limit),
         lambda: Item.objects.filter(IN_STOCK, status=ItemStatus.HOLD)
         .order_by("updated_at", "id")

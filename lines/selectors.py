@@ -36,7 +36,7 @@ from bpmos.errors import InvalidInput, NotFound
 from bpmos.fields import time_problem
 from bpmos.rawsql import orm_instance, orm_values
 from bpmos.series import per_bucket
-from bpmos.totals import Totals
+from bpmos.totals import Totals, per_window
 from lines import oee
 from lines import status as st
 from lines.models import (
@@ -606,16 +606,7 @@ def snapshot_piece_totals(*, windows: dict[str, tuple[datetime, datetime]]) -> T
         station__isnull=True, window_start__gte=first, window_start__lt=last
     )
 
-    def read(totals) -> dict[str, PieceCounts]:
-        return {
-            name: PieceCounts(
-                good=int(totals[f"good_{name}"] or 0),
-                reject=int(totals[f"reject_{name}"] or 0),
-            )
-            for name in windows
-        }
-
-    return Totals(rows, aggregates, read)
+    return Totals(rows, aggregates, per_window(windows, PieceCounts, "good", "reject"))
 
 
 def piece_counts_series(

@@ -27,6 +27,7 @@ from datetime import datetime
 from django.db.models import Count, F, Window
 from django.db.models.functions import RowNumber
 
+from bpmos.compiled import rows_get
 from runbooks.models import (
     Stage,
     StageStatus,
@@ -65,21 +66,18 @@ def stage_wip_list() -> list[StageWip]:
     One query: the stages with the counts the runbooks' services keep
     (``runbooks.stage_wip``, a row per stage, equal at every commit to the
     count over the work-order stages that ``runbooks.stage_wip.recount``
-    makes).
+    makes), compiled once (``bpmos.compiled``).
     """
-    stages = [
-        StageWip(
-            runbook_id=row.runbook__slug,
-            stage_id=row.slug,
-            stage=f"{row.code} {row.name}",
-            position=row.position,
-            in_progress=row.wip_count__in_progress or 0,
-            waiting=row.wip_count__waiting or 0,
-            on_hold=row.wip_count__on_hold or 0,
-        )
-        for row in Stage.objects.filter(runbook__is_active=True)
+    return stage_wip_read(rows_get(*stage_wip_statement()))
+
+
+def stage_wip_statement() -> tuple:
+    """``stage_wip_list`` as (shape, make) for ``bpmos.compiled``: a row per
+    stage, read by ``stage_wip_read``."""
+    return ("stage_wip_list",), lambda: (
+        Stage.objects.filter(runbook__is_active=True)
         .order_by("runbook__slug", "position")
-        .values_list(
+        .values(
             "runbook__slug",
             "slug",
             "code",
@@ -88,8 +86,23 @@ def stage_wip_list() -> list[StageWip]:
             "wip_count__in_progress",
             "wip_count__on_hold",
             "wip_count__waiting",
-            named=True,
         )
+    )
+
+
+def stage_wip_read(rows: list[dict]) -> list[StageWip]:
+    """``stage_wip_list`` of the rows of ``stage_wip_statement``."""
+    stages = [
+        StageWip(
+            runbook_id=row["runbook__slug"],
+            stage_id=row["slug"],
+            stage=f"{row['code']} {row['name']}",
+            position=row["position"],
+            in_progress=row["wip_count__in_progress"] or 0,
+            waiting=row["wip_count__waiting"] or 0,
+            on_hold=row["wip_count__on_hold"] or 0,
+        )
+        for row in rows
     ]
     by_runbook: dict[str, list[StageWip]] = defaultdict(list)
     for wip in stages:

@@ -18,8 +18,9 @@ from django.db.models import (
     Avg,
     BigIntegerField,
     Count,
-    Exists,
+    DecimalField,
     F,
+    FloatField,
     Func,
     Max,
     Min,
@@ -28,6 +29,7 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Sum,
+    Value,
 )
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -35,7 +37,7 @@ from django.utils import timezone
 from bpmos.compiled import rows_get
 from bpmos.errors import Conflict, NotFound
 from bpmos.series import per_bucket
-from bpmos.totals import Totals
+from bpmos.totals import Totals, per_window
 from passports import bpan as bpan_rules
 from passports import rollups
 from passports.models import (
@@ -426,7 +428,20 @@ def custody_mix() -> dict[str, int]:
     kind, every kind in chain order (stored values). One query, over the
     counts the services keep (``CustodyUnitCount``, ``passports.rollups``): a
     row per kind, not a row per passport."""
-    found = dict(CustodyUnitCount.objects.values_list("custodian_kind", "units"))
+    return custody_mix_read(rows_get(*custody_mix_statement()))
+
+
+def custody_mix_statement() -> tuple:
+    """``custody_mix`` as (shape, make) for ``bpmos.compiled``: rows of
+    ``custodian_kind`` and ``units``, read by ``custody_mix_read``."""
+    return ("custody_mix",), lambda: (
+        CustodyUnitCount.objects.order_by().values("custodian_kind", "units")
+    )
+
+
+def custody_mix_read(rows: list[dict]) -> dict[str, int]:
+    """``custody_mix`` of the rows of ``custody_mix_statement``."""
+    found = {row["custodian_kind"]: row["units"] for row in rows}
     return {kind: found.get(kind, 0) for kind in CustodianKind.values}
 
 
@@ -489,12 +504,12 @@ def telemetry_series(
     ``bucket`` ("hour", "day", "week", UTC) over [start, end), ``start`` the
     start of a bucket: mean, minimum, maximum and number of samples that
     carry the value, aggregated in the database; buckets without samples
-    absent. One query.
+    absent. One query (two for a model's in the rare case below).
 
     A passport's series reads its samples (the (passport, ts) index); a
     model's reads the hourly roll-ups (``TelemetryModelHour``), and the
     samples of the last hour only when ``end`` falls inside it before some of
-    them (its roll-up's ``last_ts``), united in the one query."""
+    them (its roll-up's ``last_ts``): a second query, then only."""
     column = TELEMETRY_FIELDS[metric]
     if passport_id is not None:
         readings = TelemetryReading.objects.filter(
@@ -532,27 +547,46 @@ def telemetry_series(
         minimum=Min(f"{metric}_min"),
         maximum=Max(f"{metric}_max"),
     )
-    # Only when the last hour holds samples at or after ``end`` (a ``to`` in
-    # the past, inside an hour) are its samples read; otherwise (the usual
-    # ``to``: now) the condition alone is evaluated, once.
-    split = TelemetryModelHour.objects.filter(model=model, hour=whole, last_ts__gte=end)
-    tail = per_bucket(
-        TelemetryReading.objects.filter(
-            Exists(split),
-            passport__model=model,
-            ts__gte=max(start, whole),
-            ts__lt=end,
-            **{f"{column}__isnull": False},
-        ),
-        "ts",
-        bucket,
-        total=rollups.sample_sum(column),
-        n=Count("pk"),
-        minimum=Min(column),
-        maximum=Max(column),
+    # The last hour's roll-up when it holds samples at or after ``end`` (a
+    # ``to`` in the past, inside an hour): at most one row, marked by its NULL
+    # total (a bucket's total never is), and only then are that hour's samples
+    # read, in a second query. Not united as a raw tail behind an EXISTS: the
+    # planner costed that arm as a read of every passport of the model
+    # (~14,000, a parallel seq scan over the passports) and started two
+    # parallel workers for it on every request, ~10-20 ms, although the
+    # EXISTS then skipped the whole arm.
+    split = (
+        TelemetryModelHour.objects.filter(
+            model=model, hour=whole, last_ts__gte=end, **{f"{metric}_count__gt": 0}
+        )
+        .order_by()
+        .values_list(
+            "hour",
+            Value(None, output_field=DecimalField()),
+            Value(None, output_field=BigIntegerField()),
+            Value(None, output_field=FloatField()),
+            Value(None, output_field=FloatField()),
+        )
     )
+    rows = list(hours.union(split, all=True))
+    if any(row[1] is None for row in rows):
+        rows = [row for row in rows if row[1] is not None]
+        rows += per_bucket(
+            TelemetryReading.objects.filter(
+                passport__model=model,
+                ts__gte=max(start, whole),
+                ts__lt=end,
+                **{f"{column}__isnull": False},
+            ),
+            "ts",
+            bucket,
+            total=rollups.sample_sum(column),
+            n=Count("pk"),
+            minimum=Min(column),
+            maximum=Max(column),
+        )
     found: dict[datetime, list] = {}
-    for t, total, n, low, high in hours.union(tail, all=True):
+    for t, total, n, low, high in rows:
         into = found.get(t)
         if into is None:
             found[t] = [Decimal(total), n, low, high]
@@ -630,16 +664,7 @@ def first_pass_totals(
     if kind is not None:
         found = found.filter(kind=kind)
 
-    def read(totals) -> dict[str, FirstPass]:
-        return {
-            name: FirstPass(
-                tested=int(totals[f"tested_{name}"] or 0),
-                passed=int(totals[f"passed_{name}"] or 0),
-            )
-            for name in windows
-        }
-
-    return Totals(found, aggregates, read)
+    return Totals(found, aggregates, per_window(windows, FirstPass, "tested", "passed"))
 
 
 def _hour_ceil(moment: datetime) -> datetime:
@@ -707,7 +732,12 @@ def passport_on_hold_list(*, limit: int = 50) -> list[dict]:
     ``uuid``, ``serial``, ``hold_reason``, ``updated_at`` of each (the
     attention list's item; a passport has some sixty columns). One query,
     compiled once (``bpmos.compiled``)."""
-    return rows_get(
+    return rows_get(*passport_on_hold_statement(limit=limit))
+
+
+def passport_on_hold_statement(*, limit: int = 50) -> tuple:
+    """``passport_on_hold_list`` as (shape, make) for ``bpmos.compiled``."""
+    return (
         ("passport_on_hold_list", limit),
         lambda: Passport.objects.filter(on_hold=True)
         .order_by("updated_at", "id")

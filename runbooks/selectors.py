@@ -19,7 +19,7 @@ from django.utils import timezone
 from bpmos.compiled import rows_get
 from bpmos.errors import NotFound
 from bpmos.series import per_bucket
-from bpmos.totals import Totals
+from bpmos.totals import Totals, per_window
 from runbooks.models import (
     Runbook,
     StageAssignment,
@@ -329,16 +329,9 @@ def work_order_plan_and_built_totals(
         | Q(completed_at__gte=first, completed_at__lt=last)
     )
 
-    def read(totals) -> dict[str, PlanAndBuilt]:
-        return {
-            name: PlanAndBuilt(
-                planned=int(totals[f"planned_{name}"] or 0),
-                built=int(totals[f"built_{name}"] or 0),
-            )
-            for name in windows
-        }
-
-    return Totals(rows, aggregates, read)
+    return Totals(
+        rows, aggregates, per_window(windows, PlanAndBuilt, "planned", "built")
+    )
 
 
 def work_order_built_series(
@@ -436,12 +429,17 @@ def work_order_status_counts() -> dict[str, int]:
 
 
 def gate_awaiting_list(*, limit: int = ATTENTION_LIMIT) -> list[dict]:
+    """``gate_awaiting_statement`` read (``bpmos.compiled.rows_get``)."""
+    return rows_get(*gate_awaiting_statement(limit=limit))
+
+
+def gate_awaiting_statement(*, limit: int = ATTENTION_LIMIT) -> tuple:
     """Gates not Open (Closed: condition not met yet; Locked: a supervisor must
     unlock) on a stage some work order in progress has not finished yet, i.e.
     gates holding up work now. Locked first, then oldest change: ``id``,
     ``condition``, ``status``, ``reason``, ``changed_at``, ``stage__code``,
-    ``stage__runbook__slug`` of each. One query, compiled once
-    (``bpmos.compiled``)."""
+    ``stage__runbook__slug`` of each: (shape, make) for ``bpmos.compiled``,
+    which compiles the statement once."""
     from django.db.models import Case, Exists, IntegerField, OuterRef, Value, When
 
     from runbooks.models import Gate, GateStatus
@@ -473,7 +471,7 @@ def gate_awaiting_list(*, limit: int = ATTENTION_LIMIT) -> list[dict]:
             )[:limit]
         )
 
-    return rows_get(("gate_awaiting_list", limit), make)
+    return ("gate_awaiting_list", limit), make
 
 
 def stage_assignee_ids(*, stage_ids) -> set[int]:

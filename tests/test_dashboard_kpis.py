@@ -666,7 +666,7 @@ def test_every_role_reads_the_plant_figures(make_user, role):
 QUERY_COUNTS = {
     # the caller, then every part in one statement (bpmos.totals)
     "/api/dashboard/summary": 2,
-    "/api/dashboard/distributions": 3,
+    "/api/dashboard/distributions": 1,  # its three parts in one statement
     "/api/dashboard/trends?metric=built": 1,
     "/api/dashboard/trends?metric=yield": 1,
     "/api/dashboard/trends?metric=lineYield": 1,
@@ -707,3 +707,34 @@ def test_query_counts_do_not_grow_with_the_plant(boss, django_assert_num_queries
     build_qa(boss)
     make_line(slug="line-c", name="Line C", position=3)
     check()
+
+
+@pytest.mark.django_db
+def test_the_distributions_in_one_statement_equal_each_part_read_alone(
+    boss, django_assert_num_queries
+):
+    """The three breakdowns computed together (``distributions._computed``,
+    one statement) are each as its selector computes it alone, and the
+    custody mix as recounted over the passports themselves."""
+    from bpmos.dashboards import distributions
+    from inventory import selectors as inventory_selectors
+    from lines import wip
+    from passports import selectors as passport_selectors
+
+    build_production(boss)
+    build_stock_and_passports(boss)
+    with django_assert_num_queries(1):
+        together = distributions._computed({"stages", "custody", "stock"})
+    assert together == {
+        "stages": (wip.stage_wip_list(), None),
+        "custody": (passport_selectors.custody_mix(), None),
+        "stock": (inventory_selectors.item_status_counts(), None),
+    }
+    assert together["custody"][0] == passport_selectors.custody_mix_recount()
+    assert together["stages"][0]
+    assert any(together["stock"][0].values())
+    with django_assert_num_queries(1):  # two parts dropped: one statement
+        assert distributions._computed({"custody", "stock"}) == {
+            "custody": together["custody"],
+            "stock": together["stock"],
+        }

@@ -434,6 +434,41 @@ def test_plant_head_and_admin_attention(plant, make_user):
     ]
 
 
+@pytest.mark.django_db
+def test_the_supervisors_lists_in_one_statement_equal_each_list_read_alone(
+    plant, django_assert_num_queries
+):
+    """The five lists of the supervisor's attention kinds, read in one
+    statement (``attention._lists``), are each list as its selector reads it
+    alone: the same rows, values, types and order."""
+    from bpmos.dashboards import attention as attention_module
+    from compliance import selectors as compliance_selectors
+    from exceptions import selectors as exception_selectors
+    from inventory import selectors as inventory_selectors
+    from passports import selectors as passport_selectors
+    from runbooks import selectors as runbook_selectors
+
+    alone = {
+        "gates": runbook_selectors.gate_awaiting_list(),
+        "exceptions": exception_selectors.exception_escalated_list(role="supervisor"),
+        "items": inventory_selectors.item_on_hold_list(),
+        "passports": passport_selectors.passport_on_hold_list(),
+        "returns": compliance_selectors.return_draft_list(),
+    }
+    assert all(alone.values())  # every list holds rows here
+    assert len(alone["gates"]) == 2
+    kinds = attention_module.KINDS_BY_ROLE["supervisor"]
+    for _ in range(2):  # compiled, then run again as compiled
+        with django_assert_num_queries(1):
+            together = attention_module._lists("supervisor", kinds)
+        assert together == alone
+        for name, rows in alone.items():
+            for row, other in zip(rows, together[name], strict=True):
+                assert [type(v) for v in row.values()] == [
+                    type(v) for v in other.values()
+                ]
+
+
 # --- query counts -------------------------------------------------------------------
 
 # The caller (token auth) is one query; then one per figure or kind.
@@ -449,7 +484,7 @@ SUMMARY_QUERIES = {
 ATTENTION_QUERIES = {
     "operator": 1 + 2,  # my blocked stages, alarms
     "planner": 1 + 1,
-    "supervisor": 1 + 5,  # gates, exceptions, items, passports, returns
+    "supervisor": 1 + 1,  # gates, exceptions, items, passports, returns: one statement
     "plant-head": 1 + 1,
     "auditor": 1 + 0,
     "admin": 1 + 1,

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bpmos.dashboards import trends
-from passports import ledger, rollups, telemetry
+from passports import ledger, rollups, selectors, telemetry
 from passports.models import (
     EventKind,
     FirstQaHour,
@@ -139,6 +139,50 @@ def test_telemetry_rollups_equal_the_samples_after_mixed_ingests(batches, end_mi
                 # The mean to two decimals (a tie may round either way).
                 assert abs(Decimal(repr(point.value)) - exact) <= Decimal("0.005")
         transaction.set_rollback(True)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("end_minute", [90, 100, 120, 125])
+def test_a_models_series_reads_the_samples_of_a_split_last_hour_only(
+    end_minute, django_assert_num_queries
+):
+    """A model's series: the roll-ups in one query while ``end`` holds every
+    sample of its hour (or falls on the hour); the samples of the last hour
+    in a second query only when that hour holds samples at or after ``end``.
+    Either way the points equal a recount from the raw samples."""
+    packs = [make_passport(Kind.PACK, model="PACK-S") for _ in range(2)]
+    make_passport(Kind.PACK, model="PACK-OTHER")
+    for index, pack in enumerate(packs):  # minutes 10..115 of two hours
+        rows = [
+            {
+                "ts": T0 + timedelta(minutes=minute + index),
+                "soh_percent": 80.0 + minute / 7,
+            }
+            for minute in range(10, 116, 15)
+        ]
+        telemetry.telemetry_ingest(passport_id=pack.pk, rows=rows, actor=None)
+    end = T0 + timedelta(minutes=end_minute)
+    split = end_minute in (90, 100)  # samples at and after both ends
+    with django_assert_num_queries(2 if split else 1):
+        found = selectors.telemetry_series(
+            metric="soh", start=T0, end=end, bucket="hour", model="PACK-S"
+        )
+    expected = defaultdict(list)
+    for ts, soh in TelemetryReading.objects.filter(
+        passport__model="PACK-S", ts__lt=end
+    ).values_list("ts", "soh_percent"):
+        expected[rollups.hour_floor(ts)].append(soh)
+    assert set(found) == set(expected)
+    for hour, values in expected.items():
+        point = found[hour]
+        assert (point.samples, point.minimum, point.maximum) == (
+            len(values),
+            min(values),
+            max(values),
+        )
+        exact = sum(map(rollups.sample_decimal, values)) / len(values)
+        # each sample counted to six places (``rollups.sample_decimal``)
+        assert abs(Decimal(repr(point.mean)) - exact) < Decimal("1e-6")
 
 
 def _first_qa() -> tuple[dict, dict]:

@@ -32,6 +32,7 @@ from datetime import datetime
 
 from django.core.cache.backends.base import InvalidCacheBackendError
 
+from bpmos.compiled import statements_get
 from bpmos.dashboards import readmodels
 from bpmos.fields import utc_text
 from bpmos.roles import Role
@@ -96,7 +97,7 @@ class AttentionList:
         return len(self.items)
 
 
-def _blocked_stages(role: str, user) -> list[Item]:
+def _blocked_stages(role: str, user, lists: dict) -> list[Item]:
     own = role == Role.OPERATOR and user.role == Role.OPERATOR
     stages = runbook_selectors.stage_blocked_list(user_id=user.pk if own else None)
     return [
@@ -115,9 +116,9 @@ def _blocked_stages(role: str, user) -> list[Item]:
     ]
 
 
-def _gates(role: str, user) -> list[Item]:
+def _gates(role: str, user, lists: dict) -> list[Item]:
     items = []
-    for gate in runbook_selectors.gate_awaiting_list():
+    for gate in lists.get("gates", ()):
         items.append(
             Item(
                 id=f"gate-{gate['id']}",
@@ -139,7 +140,7 @@ def _gates(role: str, user) -> list[Item]:
     return items
 
 
-def _alarms(role: str, user) -> list[Item]:
+def _alarms(role: str, user, lists: dict) -> list[Item]:
     return [
         Item(
             id=f"alarm-{alarm.pk}",
@@ -153,9 +154,9 @@ def _alarms(role: str, user) -> list[Item]:
     ]
 
 
-def _exceptions(role: str, user) -> list[Item]:
+def _exceptions(role: str, user, lists: dict) -> list[Item]:
     items = []
-    for exc in exception_selectors.exception_escalated_list(role=role):
+    for exc in lists.get("exceptions", ()):
         code = PlantException(id=exc["id"]).code
         items.append(
             Item(
@@ -173,7 +174,7 @@ def _exceptions(role: str, user) -> list[Item]:
     return items
 
 
-def _holds(role: str, user) -> list[Item]:
+def _holds(role: str, user, lists: dict) -> list[Item]:
     items = [
         Item(
             id=f"item-{item['code']}",
@@ -184,7 +185,7 @@ def _holds(role: str, user) -> list[Item]:
             since=item["updated_at"],
             link=Link("item", item["code"], f"/api/inventory/items/{item['code']}"),
         )
-        for item in inventory_selectors.item_on_hold_list()
+        for item in lists.get("items", ())
     ]
     passports = [
         Item(
@@ -200,12 +201,12 @@ def _holds(role: str, user) -> list[Item]:
                 f"/api/passports/{passport['uuid']}",
             ),
         )
-        for passport in passport_selectors.passport_on_hold_list()
+        for passport in lists.get("passports", ())
     ]
     return items + passports
 
 
-def _returns(role: str, user) -> list[Item]:
+def _returns(role: str, user, lists: dict) -> list[Item]:
     return [
         Item(
             id=f"return-{ret['id']}",
@@ -218,11 +219,11 @@ def _returns(role: str, user) -> list[Item]:
             since=ret["built_at"],
             link=Link("return", str(ret["id"]), f"/api/compliance/returns/{ret['id']}"),
         )
-        for ret in compliance_selectors.return_draft_list()
+        for ret in lists.get("returns", ())
     ]
 
 
-def _connectors(role: str, user) -> list[Item]:
+def _connectors(role: str, user, lists: dict) -> list[Item]:
     return [
         Item(
             id=f"connector-{connector.pk}",
@@ -239,7 +240,7 @@ def _connectors(role: str, user) -> list[Item]:
     ]
 
 
-def _chain(role: str, user) -> list[Item]:
+def _chain(role: str, user, lists: dict) -> list[Item]:
     status = chain_status_safe()
     if status is None or status["ok"]:
         return []
@@ -282,15 +283,49 @@ _BUILDERS = {
 }
 _KIND_ORDER = [CHAIN, EXCEPTION, BLOCKED_STAGE, GATE, ALARM, CONNECTOR, HOLD, RETURN]
 
+# The kinds made of plain lists (each a fixed statement of its app's selector),
+# read together: the supervisor's five lists in one statement.
+_LISTS_OF_KIND = {
+    GATE: ("gates",),
+    EXCEPTION: ("exceptions",),
+    HOLD: ("items", "passports"),
+    RETURN: ("returns",),
+}
+
+
+def _lists(role: str, kinds) -> dict[str, list[dict]]:
+    """The rows of the lists ``kinds`` are made of (``_LISTS_OF_KIND``), name
+    -> rows: one query for all of them (``bpmos.compiled.rows_get_together``),
+    none when no kind is a list."""
+    statements = {
+        "gates": lambda: runbook_selectors.gate_awaiting_statement(),
+        "exceptions": lambda: exception_selectors.exception_escalated_statement(
+            role=role
+        ),
+        "items": lambda: inventory_selectors.item_on_hold_statement(),
+        "passports": lambda: passport_selectors.passport_on_hold_statement(),
+        "returns": lambda: compliance_selectors.return_draft_statement(),
+    }
+    chosen = {}
+    for kind in _KIND_ORDER:
+        if kind in kinds:
+            for name in _LISTS_OF_KIND.get(kind, ()):
+                statement = statements[name]()
+                if statement is not None:  # no exception escalates to the role
+                    chosen[name] = statement
+    return statements_get(chosen)
+
 
 def attention_list(*, role: str, user) -> AttentionList:
     """The items of ``role``'s list as ``user`` sees them, most severe first
-    (then by kind, then oldest), from the database: one query per kind
-    (holds: two). ``attention_body`` serves the same, cached."""
+    (then by kind, then oldest), from the database: one query per kind, the
+    kinds made of lists all in one (``_lists``). ``attention_body`` serves
+    the same, cached."""
     items: list[Item] = []
+    lists = _lists(role, KINDS_BY_ROLE[role])
     for kind in _KIND_ORDER:
         if kind in KINDS_BY_ROLE[role]:
-            items.extend(_BUILDERS[kind](role, user))
+            items.extend(_BUILDERS[kind](role, user, lists))
     items.sort(key=lambda item: _SEVERITY_ORDER.get(item.severity, 9))  # stable
     return AttentionList(role=role, items=items)
 
@@ -309,8 +344,9 @@ def item_body(item: Item) -> dict:
 
 
 def _kind_bodies(role: str, user, kinds) -> dict[str, list[dict]]:
+    lists = _lists(role, kinds)
     return {
-        kind: [item_body(item) for item in _BUILDERS[kind](role, user)]
+        kind: [item_body(item) for item in _BUILDERS[kind](role, user, lists)]
         for kind in kinds
     }
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bpmos.compiled import statements_get
 from bpmos.dashboards import readmodels
 from inventory import selectors as inventory_selectors
 from inventory.models import ItemStatus
@@ -52,15 +53,19 @@ def stage_wip_list() -> list[wip.StageWip]:
 
 def distributions_get() -> Distributions:
     """The three breakdowns, as they are now; each from its read model while
-    nothing it counts changed (one query each to compute it again)."""
-    custody = readmodels.CUSTODY.get(
-        "custody", lambda: (passport_selectors.custody_mix(), None)
+    nothing it counts changed, in one cache round trip; those dropped
+    computed again in one query (``bpmos.compiled.statements_get``)."""
+    parts = readmodels.get_together(
+        {
+            "stages": (readmodels.STAGE_WIP, "stages", None),
+            "custody": (readmodels.CUSTODY, "custody", None),
+            "stock": (readmodels.STOCK, "stock", None),
+        },
+        _computed,
     )
-    stock = readmodels.STOCK.get(
-        "stock", lambda: (inventory_selectors.item_status_counts(), None)
-    )
+    custody, stock = parts["custody"], parts["stock"]
     return Distributions(
-        stage_mix=stage_wip_list(),
+        stage_mix=parts["stages"],
         custody_mix=[
             CustodyShare(kind=label, count=custody[value])
             for value, label in CustodianKind.choices
@@ -70,3 +75,25 @@ def distributions_get() -> Distributions:
             for value, label in ItemStatus.choices
         ],
     )
+
+
+# name -> (its statement, its reader): the parts of the distributions.
+_PARTS = {
+    "stages": (wip.stage_wip_statement, wip.stage_wip_read),
+    "custody": (
+        passport_selectors.custody_mix_statement,
+        passport_selectors.custody_mix_read,
+    ),
+    "stock": (
+        inventory_selectors.item_status_statement,
+        inventory_selectors.item_status_read,
+    ),
+}
+
+
+def _computed(missing: set[str]) -> dict:
+    """The parts ``missing`` (not served), computed in one query: name ->
+    (payload, None: only a write changes it)."""
+    names = [name for name in _PARTS if name in missing]  # one shape per set
+    rows = statements_get({name: _PARTS[name][0]() for name in names})
+    return {name: (_PARTS[name][1](rows[name]), None) for name in names}
