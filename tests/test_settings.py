@@ -208,3 +208,45 @@ def test_embedded_broker_keeps_every_folder_under_the_data_dir(tmp_path):
         "processed_folder": broker,
         "data_folder": broker,
     }
+
+
+@pytest.mark.django_db
+def test_postgresql_sessions_run_without_jit_unless_asked(tmp_path):
+    """JIT compilation is off for the app's PostgreSQL sessions (a short OLTP
+    statement estimated past jit_above_cost paid the compile on every
+    request); DATABASE_JIT=true leaves the server's setting."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite has no JIT")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone()[0] == "off"
+    probe = (
+        "import django; django.setup(); from django.db import connection; "
+        "c = connection.cursor(); c.execute('SHOW jit'); print(c.fetchone()[0])"
+    )
+    server = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, psycopg; print(psycopg.connect(os.environ['DATABASE_URL'])"
+            ".execute('SHOW jit').fetchone()[0])",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        check=True,
+    ).stdout.strip()
+    asked = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "DATABASE_JIT": "true",
+            "DJANGO_SETTINGS_MODULE": "bpmos.settings",
+        },
+        check=True,
+    ).stdout.strip()
+    assert asked == server
