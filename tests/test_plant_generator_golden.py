@@ -151,3 +151,28 @@ def test_a_small_plant_stores_what_it_stored_before():
             pass
     assert not plant_counts()["passports"]
     assert found == GOLDEN
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_two_processes_a_small_plant_stores_the_same():
+    """Outside any transaction (as the command runs it): the passports beside
+    the readings in a second process, the machine hours split over two."""
+    with KEY:
+        report = generate(SMALL, seed=5, end=END, parallel=True)
+        found = digests()
+    assert report.parallel
+    assert "passports and ledgers" in report.seconds  # the child's times came back
+    assert report.total_seconds <= sum(report.seconds.values()) + 1
+    assert found == GOLDEN
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_in_the_second_process_fails_the_generator(monkeypatch):
+    from plant_generator import builders
+
+    def broken(**kwargs):
+        raise ValueError("no passports today")
+
+    monkeypatch.setattr(builders, "build_passports", broken)
+    with pytest.raises(RuntimeError, match="no passports today"):
+        generate(SMALL, seed=5, end=END, parallel=True)
