@@ -15,6 +15,7 @@ database's own ids may differ.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import time
 import traceback
@@ -318,60 +319,78 @@ def generate(
             ):
                 progress(label, total).advance(total)
 
-    step(
-        "machine readings",
-        lambda: builders.build_readings(
-            machines,
-            readings=plan.readings,
-            days=plan.days,
-            end=end,
-            seed=seed,
-            bar=progress("machine readings", plan.readings),
-        ),
-    )
-    step(
-        "work orders",
-        lambda: builders.build_work(days=plan.days, orders=plan.work_orders, end=end),
-        ("runbooks_workorder", "runbooks_workorderstage"),
-    )
-    step(
-        "exceptions",
-        lambda: builders.build_exceptions(
-            days=plan.days, end=end, count=plan.exceptions
-        ),
-        ("exceptions_plantexception",),
-    )
-    step(
-        "inventory items",
-        lambda: builders.build_items(end=end, count=plan.items),
-        ("inventory_item",),
-    )
-    step(
-        "alarms",
-        lambda: builders.build_alarms(
-            days=plan.days, end=end, alarms=plan.alarms, history=plan.alarm_history
-        ),
-        ("scada_alarmevent", "scada_alarmhistory"),
-    )
-    step(
-        "shift log",
-        lambda: builders.build_shift_log(days=plan.days, end=end, count=plan.shift_log),
-        ("elog_shiftlogentry",),
-    )
-    step(
-        "audit records",
-        lambda: builders.build_audit(
-            days=plan.days,
-            end=end,
-            count=plan.audit_records,
-            actors=actors,
-            bar=progress("audit records", plan.audit_records),
-        ),
-        ("elog_auditrecord",),
-    )
+    def main_part() -> None:
+        """The readings, work orders, exceptions, items, alarms, shift log
+        and audit records (in this order: the readings' partitions are
+        audited before the generated audit records)."""
+        step(
+            "machine readings",
+            lambda: builders.build_readings(
+                machines,
+                readings=plan.readings,
+                days=plan.days,
+                end=end,
+                seed=seed,
+                bar=progress("machine readings", plan.readings),
+            ),
+        )
+        step(
+            "work orders",
+            lambda: builders.build_work(
+                days=plan.days, orders=plan.work_orders, end=end
+            ),
+            ("runbooks_workorder", "runbooks_workorderstage"),
+        )
+        step(
+            "exceptions",
+            lambda: builders.build_exceptions(
+                days=plan.days, end=end, count=plan.exceptions
+            ),
+            ("exceptions_plantexception",),
+        )
+        step(
+            "inventory items",
+            lambda: builders.build_items(end=end, count=plan.items),
+            ("inventory_item",),
+        )
+        step(
+            "alarms",
+            lambda: builders.build_alarms(
+                days=plan.days, end=end, alarms=plan.alarms, history=plan.alarm_history
+            ),
+            ("scada_alarmevent", "scada_alarmhistory"),
+        )
+        step(
+            "shift log",
+            lambda: builders.build_shift_log(
+                days=plan.days, end=end, count=plan.shift_log
+            ),
+            ("elog_shiftlogentry",),
+        )
+        step(
+            "audit records",
+            lambda: builders.build_audit(
+                days=plan.days,
+                end=end,
+                count=plan.audit_records,
+                actors=actors,
+                bar=progress("audit records", plan.audit_records),
+            ),
+            ("elog_auditrecord",),
+        )
+
     if parallel:
+        try:
+            main_part()
+        except BaseException:
+            # No second process left writing into the database: wait for
+            # it (its own error, if any, is the lesser news).
+            with contextlib.suppress(Exception):
+                join()
+            raise
         join()
     else:
+        main_part()
         _, report.telemetry_packs = passports_part(progress, log, None)
     if finish:
         if parallel:

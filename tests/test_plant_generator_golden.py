@@ -176,3 +176,19 @@ def test_a_failure_in_the_second_process_fails_the_generator(monkeypatch):
     monkeypatch.setattr(builders, "build_passports", broken)
     with pytest.raises(RuntimeError, match="no passports today"):
         generate(SMALL, seed=5, end=END, parallel=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_beside_the_second_process_waits_for_it(monkeypatch):
+    """The parent's part fails: its error is raised once the second process
+    has finished (nothing left writing into the database)."""
+    from plant_generator import builders
+
+    def broken(**kwargs):
+        raise ValueError("no audit today")
+
+    monkeypatch.setattr(builders, "build_audit", broken)
+    with pytest.raises(ValueError, match="no audit today"):
+        generate(SMALL, seed=5, end=END, parallel=True)
+    # the second process's parts committed before the error was raised
+    assert plant_counts()["telemetry"] == SMALL.telemetry
