@@ -192,3 +192,25 @@ def test_a_failure_beside_the_second_process_waits_for_it(monkeypatch):
         generate(SMALL, seed=5, end=END, parallel=True)
     # the second process's parts committed before the error was raised
     assert plant_counts()["telemetry"] == SMALL.telemetry
+
+
+def test_the_rollup_tables_are_the_models_tables():
+    from lines.models import MachineDay, MachineHour, OEESnapshot
+    from passports.models import (
+        CustodyUnitCount,
+        FirstQaHour,
+        FirstQaResult,
+        TelemetryModelHour,
+    )
+    from plant_generator.generate import ROLLUP_TABLES
+
+    models = (
+        TelemetryModelHour,
+        FirstQaResult,
+        FirstQaHour,
+        CustodyUnitCount,
+        MachineHour,
+        MachineDay,
+        OEESnapshot,
+    )
+    assert set(ROLLUP_TABLES) == {m._meta.db_table for m in models}
