@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -762,12 +763,16 @@ def machine_hours_mark_stale(
     machine_days_write(machine_id=machine_id, hours=list(hours))
 
 
-def machine_hours_refresh(*, now: datetime | None = None) -> int:
+def machine_hours_refresh(
+    *, now: datetime | None = None, machine_ids: Iterable[int] | None = None
+) -> int:
     """Roll up every complete hour that is stale or not rolled up yet (beat).
 
     Per machine: the hours after its last fresh row (from its first reading on
     the first run) up to the last complete hour, and any stale hour before
-    them. Returns how many hours were written.
+    them. ``machine_ids``: only those machines (default: every one; machines
+    are independent, so a bulk load can split them over processes). Returns
+    how many hours were written.
     """
     until = oee.hour_floor(now or timezone.now())
     first_reading = [
@@ -786,11 +791,14 @@ def machine_hours_refresh(*, now: datetime | None = None) -> int:
         ),
         **{f"first_{n}": subquery for n, subquery in enumerate(first_reading)},
     ).values("id", "last_fresh", *(f"first_{n}" for n in range(len(first_reading))))
+    stale_hours = MachineHour.objects.filter(is_stale=True, hour__lt=until)
+    if machine_ids is not None:
+        machine_ids = list(machine_ids)
+        machines = machines.filter(pk__in=machine_ids)
+        stale_hours = stale_hours.filter(machine_id__in=machine_ids)
     stale: dict[int, list[datetime]] = {}
-    for machine_id, hour in (
-        MachineHour.objects.filter(is_stale=True, hour__lt=until)
-        .order_by("machine_id", "hour")
-        .values_list("machine_id", "hour")
+    for machine_id, hour in stale_hours.order_by("machine_id", "hour").values_list(
+        "machine_id", "hour"
     ):
         stale.setdefault(machine_id, []).append(hour)
     written = 0

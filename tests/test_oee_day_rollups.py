@@ -286,3 +286,44 @@ def test_rollup_trends_are_served_until_beat_writes_roll_ups(
     services.machine_hours_refresh(now=at(10, 30))
     assert values("lineYield", at(9, 55)) == [90.0, 50.0]  # the 09:00 roll-up
     assert values("oee", at(9, 41)) != oee_first
+
+
+@pytest.mark.django_db
+def test_a_refresh_of_some_machines_leaves_the_others():
+    """``machine_hours_refresh(machine_ids=)`` (the plant generator splits
+    the machines over two processes): only those machines' hours and days,
+    and the two halves together store what one refresh of all stores."""
+    line = make_line()
+    m1, m2 = machine(line, "st-01"), machine(line, "st-02")
+    for m in (m1, m2):
+        ingest(
+            m,
+            [
+                state(at(0) - timedelta(minutes=30), "running"),
+                state(at(8, 30), "down", "Jam"),
+                reading("good_count", at(9, 10), 150),
+            ],
+        )
+
+    def stored():
+        return sorted(
+            MachineHour.objects.values_list(
+                "machine__code", "hour", "run_microseconds", "good_count", "is_stale"
+            )
+        ) + sorted(
+            MachineDay.objects.values_list(
+                "machine__code", "day", "hours", "run_microseconds", "good_count"
+            )
+        )
+
+    with transaction.atomic():
+        services.machine_hours_refresh(now=at(10, 30))
+        whole = stored()
+        transaction.set_rollback(True)
+    assert not MachineHour.objects.exists()
+    services.machine_hours_refresh(now=at(10, 30), machine_ids=[m2.pk])
+    assert set(MachineHour.objects.values_list("machine_id", flat=True)) == {m2.pk}
+    assert set(MachineDay.objects.values_list("machine_id", flat=True)) == {m2.pk}
+    services.machine_hours_refresh(now=at(10, 30), machine_ids=[m1.pk])
+    assert stored() == whole
+    assert len(whole) > 4

@@ -37,6 +37,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--json", action="store_true", help="Print the report as JSON."
         )
+        parser.add_argument(
+            "--sequential",
+            action="store_true",
+            help="Every part in turn in this process (default: the passports "
+            "beside the readings, and the machine-hour roll-ups, in two "
+            "processes). The same plant either way.",
+        )
 
     def handle(self, *args, **options):
         if connection.vendor != "postgresql":
@@ -93,6 +100,7 @@ class Command(BaseCommand):
                 scale=scale,
                 progress=progress,
                 log=log,
+                parallel=not options["sequential"],
             )
         if options["json"]:
             self.stdout.write(
@@ -102,6 +110,7 @@ class Command(BaseCommand):
                         "seed": report.seed,
                         "end": report.end.isoformat(),
                         "seconds": round(report.total_seconds, 1),
+                        "parallel": report.parallel,
                         "parts": {k: round(v, 1) for k, v in report.seconds.items()},
                         "counts": report.counts,
                     },
