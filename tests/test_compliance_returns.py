@@ -17,15 +17,17 @@ import importlib
 import io
 import shutil
 import subprocess
-from collections import Counter
+from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 
 import pytest
 from django.apps import apps
+from django.db import transaction
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from bpmos import csvsafe
+from bpmos.accounts.models import User
 from bpmos.errors import Forbidden, InvalidInput
 from bpmos.roles import Role
 from compliance import returns
@@ -36,13 +38,10 @@ from compliance.models import (
     ReturnLine,
     ReturnStatus,
 )
-from compliance.periods import fy_period
 from elog.models import AuditRecord
-from elog.services import audit_chain_verify
 from passports import ledger, services
 from passports.models import EventKind, Passport
-from tests.conftest import bearer
-from tests.support import run_together
+from tests.conftest import PASSWORD, bearer
 
 pytestmark = pytest.mark.django_db
 
@@ -66,11 +65,6 @@ def cpcb_schemas(db):
     run may have flushed them): shipped again when missing."""
     migration = importlib.import_module("compliance.migrations.0002_csv_schemas")
     migration.ship(apps, None)
-
-
-@pytest.fixture
-def boss(make_user):
-    return make_user(Role.SUPERVISOR, username="sam")
 
 
 def pack(actor, serial, *, made, model="PACK-EV", mass="12.500", **extra):
@@ -141,8 +135,7 @@ def end_of_life(actor, p, *, day, recycled_day=None, recycler="GreenCycle"):
         event(actor, p, E.RECYCLED, f"{recycled_day}T12:00:00Z")
 
 
-@pytest.fixture
-def plant(boss):
+def make_plant(boss) -> dict[str, Passport]:
     """FY 2025-26: three EV packs placed (one with a formula for a serial),
     one undeclared pack without a mass placed and collected, and one pack
     placed in FY 2024-25, collected and recycled (by a recycler whose name is
@@ -158,6 +151,45 @@ def plant(boss):
         boss, old, day="2025-10-01", recycled_day="2025-11-01", recycler=EVIL_RECYCLER
     )
     return {"first": first, "evil": evil, "undeclared": undeclared, "old": old}
+
+
+@pytest.fixture(scope="module")
+def shared_plant(django_db_setup, django_db_blocker) -> Iterator[dict]:
+    """The supervisor ``sam`` and the plant (``make_plant``: four packs, 26
+    service calls, each audited and some on the ledger), made once for the
+    module inside a transaction rolled back after its last test, as
+    ``demo_plant`` is (tests/conftest.py). Each test runs in its own savepoint
+    inside it, so what a test changes (a pack dispatched, a mass, a return, an
+    audit row) is gone before the next; only primary keys leave this fixture,
+    and each test loads its own instances (``boss``, ``plant``). A test that
+    asks for neither may run before or after it (random order): none of them
+    reads passports. No transactional test may be in this module (a flush
+    cannot run inside the open transaction): the races are in
+    tests/test_compliance_returns_races.py."""
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+        try:
+            boss = User(username="sam", role=Role.SUPERVISOR)
+            boss.set_password(PASSWORD)
+            boss.apply_role_flags()
+            boss.save()
+            packs = make_plant(boss)
+            yield {"boss": boss.pk, "packs": {k: p.pk for k, p in packs.items()}}
+        finally:
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+
+
+@pytest.fixture
+def boss(shared_plant, db) -> User:
+    return User.objects.get(pk=shared_plant["boss"])
+
+
+@pytest.fixture
+def plant(shared_plant, db) -> dict[str, Passport]:
+    """The shared plant's packs (``make_plant``), loaded for this test."""
+    return {k: Passport.objects.get(pk=pk) for k, pk in shared_plant["packs"].items()}
 
 
 def build(user, body=None):
@@ -836,52 +868,6 @@ def test_return_csv_is_the_schema_layout(approved):
     assert table[1] == ["12.500", "BPM-PK-0001"]
     assert table[2] == ["7.250", "'" + EVIL_SERIAL]
     assert len(table) == 7
-
-
-# --- races (PostgreSQL) -----------------------------------------------------------
-
-
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.postgresql_only
-def test_concurrent_approvals_approve_once(make_user):
-    ret = returns.return_build(period=fy_period(FY), actor=None)
-    approvers = [make_user(Role.SUPERVISOR) for _ in range(6)]
-    results = run_together(
-        [
-            (lambda user=user: returns.return_approve(return_id=ret.pk, actor=user))
-            for user in approvers
-        ]
-    )
-    codes = Counter(getattr(r, "code", "ok") for r in results)
-    assert codes == Counter({"ok": 1, "illegal_transition": 5})
-    winner = next(r for r in results if isinstance(r, ComplianceReturn))
-    ret.refresh_from_db()
-    assert ret.approved_by_id == winner.approved_by_id
-    assert AuditRecord.objects.filter(action="compliance_return_approve").count() == 1
-
-
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.postgresql_only
-def test_concurrent_exports_are_each_counted_and_audited(make_user):
-    boss = make_user(Role.SUPERVISOR)
-    ret = returns.return_build(period=fy_period(FY), actor=boss)
-    returns.return_approve(return_id=ret.pk, actor=boss)
-    results = run_together(
-        [
-            lambda: returns.return_export(
-                return_id=ret.pk, schema_slug=None, actor=boss, source="test"
-            )
-            for _ in range(6)
-        ]
-    )
-    assert all(isinstance(r, returns.Export) for r in results), results
-    ret.refresh_from_db()
-    assert ret.export_count == 6
-    rows = exports()
-    assert sorted(row.after["exportCount"] for row in rows) == [1, 2, 3, 4, 5, 6]
-    assert {row.after["source"] for row in rows} == {"test"}
-    assert len({r.sha256 for r in results}) == 1  # the same bytes every time
-    assert audit_chain_verify().ok is True
 
 
 # --- the CSV in a real spreadsheet ---------------------------------------------

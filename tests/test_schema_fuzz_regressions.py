@@ -497,3 +497,24 @@ def test_a_move_to_where_an_item_is_is_a_409_in_the_envelope(admin, api_schema):
         "responses"
     ]
     assert "409" in responses
+
+
+def test_the_fuzz_footprint_is_the_two_counts_and_moves_on_a_write(make_user):
+    """``call_refusing_cleanly``'s footprint, taken before every case in one
+    statement, gives what the ORM counts give, and moves when a change writes
+    an audit record and an event: a refusal that wrote either still fails."""
+    from bpmos.events.models import OutboxEvent
+    from elog.models import AuditRecord
+    from tests.factories_passports_api import register
+    from tests.test_schema_fuzz import _footprint
+
+    def counted() -> tuple[int, int]:
+        return AuditRecord.objects.count(), OutboxEvent.objects.count()
+
+    before = _footprint()
+    assert before == counted()
+    register(make_user("admin", username="foot"), "PK-FOOT-1")
+    after = _footprint()
+    assert after == counted()
+    assert after[0] > before[0]
+    assert after[1] > before[1]
