@@ -114,6 +114,16 @@ class Timer:
             finally:
                 in_database[0] += time.perf_counter() - started
 
+        # What this process holds by now (the client, the read models, the
+        # earlier requests' leftovers) frozen again, untimed, as a worker's
+        # heap is frozen at boot (bpmos/wsgi.py): otherwise a full collection
+        # over it lands inside whichever sample crosses the threshold.
+        # Measured 2026-12-04 on a quiet machine with one freeze before all
+        # requests: 16 of 59 requests had one 20-77 ms p99 sample, none with
+        # collection off (collecting before every sample instead cost each
+        # sample ~1 ms of cold caches).
+        gc.collect()
+        gc.freeze()
         if before is not None:
             before()
         with connection.execute_wrapper(count):
@@ -122,14 +132,6 @@ class Timer:
         for _ in range(repeat or self.repeat):
             if before is not None:
                 before()
-            # The garbage of the samples before, collected untimed: otherwise
-            # a full collection over what this process keeps (the client, its
-            # responses, the read models) lands inside whichever sample
-            # crosses the threshold. Measured 2026-12-04 on a quiet machine:
-            # 16 of 59 requests had one 20-77 ms p99 sample with collection on,
-            # none with it off. A served worker is frozen at boot
-            # (bpmos/wsgi.py) and its full collection takes ~1 ms.
-            gc.collect()
             in_database[0] = 0.0
             with connection.execute_wrapper(database_time):
                 started = time.perf_counter()

@@ -344,21 +344,26 @@ def build_work(*, days: float, orders: int, end: datetime) -> None:
             status, hold_reason, updated_at)
         SELECT w.id, s.id, s.position, s.name, w.planned_start, w.planned_end,
             CASE WHEN w.status = 'completed'
-                   OR (w.status = 'in_progress' AND s.position <= w.id %% 5 + 1)
+                   OR (w.status = 'in_progress' AND s.position <= w.n %% 5 + 1)
                  THEN w.planned_start END,
             CASE WHEN w.status = 'completed'
-                   OR (w.status = 'in_progress' AND s.position <= w.id %% 5)
+                   OR (w.status = 'in_progress' AND s.position <= w.n %% 5)
                  THEN w.planned_start + interval '1 hour' END,
             CASE WHEN w.status = 'completed' THEN 'done'
-                 WHEN w.status = 'in_progress' AND s.position <= w.id %% 5 THEN 'done'
-                 WHEN w.status = 'in_progress' AND s.position = w.id %% 5 + 1
-                   THEN CASE WHEN w.id %% 4 = 0 THEN 'hold' ELSE 'in_progress' END
+                 WHEN w.status = 'in_progress' AND s.position <= w.n %% 5 THEN 'done'
+                 WHEN w.status = 'in_progress' AND s.position = w.n %% 5 + 1
+                   THEN CASE WHEN w.n %% 4 = 0 THEN 'hold' ELSE 'in_progress' END
                  ELSE 'planned' END,
-            CASE WHEN w.status = 'in_progress' AND s.position = w.id %% 5 + 1
-                   AND w.id %% 4 = 0 THEN 'Bench hold' ELSE '' END,
+            CASE WHEN w.status = 'in_progress' AND s.position = w.n %% 5 + 1
+                   AND w.n %% 4 = 0 THEN 'Bench hold' ELSE '' END,
             w.planned_start
-        FROM runbooks_workorder w JOIN runbooks_stage s ON s.runbook_id = w.runbook_id
-        WHERE w.lot_no LIKE 'BL-%%'
+        FROM (
+            -- n, the order's number in its lot ('BL-' || n), not its id: the
+            -- ids follow the sequence, which other work (and rolled-back
+            -- transactions) advance, so the same seed gives the same stages.
+            SELECT *, substr(lot_no, 4)::int AS n FROM runbooks_workorder
+            WHERE lot_no LIKE 'BL-%%'
+        ) w JOIN runbooks_stage s ON s.runbook_id = w.runbook_id
         """
     )
     # Loaded by SQL, past the services that keep the stages' WIP counts.

@@ -321,7 +321,7 @@ def test_the_auditors_attention_item_says_unverifiable(
 
     use_keys(settings, KEY_B)
     chain_status.audit_chain_status_refresh()
-    (item,) = attention._chain("auditor", None)
+    (item,) = attention._chain("auditor", None, {})
     assert item.title.startswith(
         f"Audit chain unverifiable: Record #1 is signed with audit key '{ID_A}'"
     )

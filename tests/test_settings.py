@@ -211,7 +211,7 @@ def test_embedded_broker_keeps_every_folder_under_the_data_dir(tmp_path):
 
 
 @pytest.mark.django_db
-def test_postgresql_sessions_run_without_jit_unless_asked(tmp_path):
+def test_postgresql_sessions_run_without_jit_unless_asked():
     """JIT compilation is off for the app's PostgreSQL sessions (a short OLTP
     statement estimated past jit_above_cost paid the compile on every
     request); DATABASE_JIT=true leaves the server's setting."""
@@ -222,28 +222,30 @@ def test_postgresql_sessions_run_without_jit_unless_asked(tmp_path):
     with connection.cursor() as cursor:
         cursor.execute("SHOW jit")
         assert cursor.fetchone()[0] == "off"
+    db = connection.settings_dict
+    import psycopg
+
+    # The server's own setting, as a session without our options sees it.
+    with psycopg.connect(
+        host=db["HOST"] or "127.0.0.1",
+        port=db["PORT"] or 5432,
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        dbname=db["NAME"],
+    ) as plain:
+        server = plain.execute("SHOW jit").fetchone()[0]
+    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
     probe = (
         "import django; django.setup(); from django.db import connection; "
         "c = connection.cursor(); c.execute('SHOW jit'); print(c.fetchone()[0])"
     )
-    server = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import os, psycopg; print(psycopg.connect(os.environ['DATABASE_URL'])"
-            ".execute('SHOW jit').fetchone()[0])",
-        ],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-        check=True,
-    ).stdout.strip()
     asked = subprocess.run(
         [sys.executable, "-c", probe],
         capture_output=True,
         text=True,
         env={
             **os.environ,
+            "DATABASE_URL": f"{url}/{db['NAME']}",
             "DATABASE_JIT": "true",
             "DJANGO_SETTINGS_MODULE": "bpmos.settings",
         },
