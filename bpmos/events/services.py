@@ -39,6 +39,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from bpmos.background import BackgroundWorker
+from bpmos.bulk import allocate_ids
 from bpmos.events.models import OutboxEvent, OutboxTopic
 from bpmos.events.types import Event
 
@@ -184,9 +185,6 @@ def _store(event: Event) -> OutboxEvent:
     return row
 
 
-_OUTBOX_IDS = (
-    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)"
-)
 _OUTBOX_INSERT_MANY = (
     f"WITH event AS (INSERT INTO {OutboxEvent._meta.db_table} "
     "(id, name, topics, data, created_at, attempts) "
@@ -200,9 +198,8 @@ _OUTBOX_INSERT_MANY = (
 
 def _outbox_insert_many_postgresql(events: Sequence[Event]) -> list[OutboxEvent]:
     created_at = timezone.now()
+    ids = allocate_ids(OutboxEvent, len(events))
     with connection.cursor() as cursor:
-        cursor.execute(_OUTBOX_IDS, [OutboxEvent._meta.db_table, len(events)])
-        ids = sorted(pk for (pk,) in cursor.fetchall())
         names, topic_lists, texts, topic_ids, topic_names = [], [], [], [], []
         for pk, event in zip(ids, events, strict=True):
             topics = list(dict.fromkeys(event.topics))
