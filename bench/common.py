@@ -253,9 +253,14 @@ class Row:
     passed: bool
     ceiling: float | None = None
     lower_is_better: bool = False
+    # The ratio the goal is judged on when it is not figure / ceiling (the
+    # readings ingest: the median of its rounds' ratios, the rates pooled).
+    judged_ratio: float | None = None
 
     @property
     def ratio(self) -> float | None:
+        if self.judged_ratio is not None:
+            return self.judged_ratio
         if not self.ceiling or not self.figure:
             return None
         if self.lower_is_better:

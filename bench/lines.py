@@ -604,12 +604,13 @@ def rows(argv: list[str] | None = None) -> list[Row]:
     return [
         Row(
             "lines",
-            "POST /api/machines/{id}/readings",
+            "POST /api/machines/{id}/readings (ratio: median round)",
             found["ingest_rate"],
             "rows/s",
             ">= 60 % of COPY text",
             found["ratio"] >= 0.6,
             ceiling=found["copy_rate"],
+            judged_ratio=found["ratio"],
         ),
         Row(
             "lines",
