@@ -226,6 +226,31 @@ def start_server(
         time.sleep(0.1)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes and all their descendants
+    (a Celery prefork worker's child does the work), read from /proc (Linux):
+    what a scale-out bench's processes spent, whatever the wall clock did."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, seen, todo = 0.0, set(), list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            # The fields after the command's closing parenthesis: utime and
+            # stime are the 12th and 13th of them (proc(5): fields 14, 15).
+            fields = stat[stat.rindex(")") + 2 :].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                children = (task / "children").read_text().split()
+                todo.extend(int(child) for child in children)
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # ended meanwhile: its time is in its parent's no more
+    return total
+
+
 def stop_server(process: subprocess.Popen) -> None:
     process.terminate()
     try:

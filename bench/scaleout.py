@@ -2,7 +2,7 @@
 two, and the ratio of the two to linear (2x).
 
     DATABASE_URL=postgres://... REDIS_URL=redis://127.0.0.1:6379/N \\
-    .venv/bin/python -m bench.scaleout [--clients 400] [--events 20] \\
+    .venv/bin/python -m bench.scaleout [--clients 400] [--events 50] \\
         [--backlog 5000] [--chunk 200] [--port 8780]
 
 Like the other benches it uses (and re-creates) ``<DATABASE_URL's name>_bench``.
@@ -48,6 +48,7 @@ from types import SimpleNamespace
 from bench.common import (
     BASE_DIR,
     Row,
+    cpu_seconds,
     percentile,
     server_env,
     setup_bench_django,
@@ -72,9 +73,12 @@ def load() -> str:
 # --- 1. WebSocket fan-out over one and two daphne processes --------------------------
 
 
-async def burst(ports: list[int], clients_count: int, events: int, plant) -> dict:
+async def burst(
+    ports: list[int], clients_count: int, events: int, plant, servers_cpu=None
+) -> dict:
     """``clients_count`` subscribers spread over ``ports``; ``events`` events
-    back to back; returns deliveries/s, latencies and losses."""
+    back to back; returns deliveries/s, latencies and losses, and the CPU
+    seconds the servers (``servers_cpu()``) and this process spent on them."""
     from rest_framework_simplejwt.tokens import AccessToken
 
     line, station, user = plant
@@ -100,6 +104,8 @@ async def burst(ports: list[int], clients_count: int, events: int, plant) -> dic
         await asyncio.wait_for(clients.reached.wait(), BURST_TIMEOUT_SECONDS)
         clients.arrivals.clear()
         clients.expect(n * events)
+        cpu_before = servers_cpu() if servers_cpu else 0.0
+        own_before = time.process_time()
         sent: dict[int, float] = {}
         for _ in range(events):
             event_id, at = await loop.run_in_executor(
@@ -111,6 +117,8 @@ async def burst(ports: list[int], clients_count: int, events: int, plant) -> dic
             await asyncio.wait_for(clients.reached.wait(), BURST_TIMEOUT_SECONDS)
         except TimeoutError:
             lost = n * events - len(clients.arrivals)
+        server_cpu = (servers_cpu() - cpu_before) if servers_cpu else 0.0
+        client_cpu = time.process_time() - own_before
         first = min(sent.values())
         latencies, last = [], first
         for received, frame in clients.arrivals:
@@ -127,6 +135,8 @@ async def burst(ports: list[int], clients_count: int, events: int, plant) -> dic
             "rate": len(latencies) / elapsed if elapsed > 0 else 0.0,
             "latencies": latencies,
             "lost": lost,
+            "server_cpu": server_cpu,
+            "client_cpu": client_cpu,
         }
     finally:
         await clients.close()
@@ -155,7 +165,18 @@ def run_fanout(*, clients: int, events: int, port: int) -> list[dict]:
             for p in ports:
                 log_path = Path("/tmp") / f"bench-scaleout-daphne-{p}.log"
                 servers.append(start_daphne("bpmos.asgi:application", p, log_path))
-            results.append(asyncio.run(burst(ports, clients, events, plant)))
+            pids = [server.pid for server in servers]
+            results.append(
+                asyncio.run(
+                    burst(
+                        ports,
+                        clients,
+                        events,
+                        plant,
+                        servers_cpu=lambda pids=pids: cpu_seconds(pids),
+                    )
+                )
+            )
         finally:
             for server in servers:
                 stop_server(server)
@@ -163,7 +184,8 @@ def run_fanout(*, clients: int, events: int, port: int) -> list[dict]:
         print(
             f"  fan-out on {processes} daphne: {r['deliveries']:,} deliveries in "
             f"{r['seconds']:.2f} s = {r['rate']:,.0f}/s, lost {r['lost']}; "
-            f"load average {load()}",
+            f"daphne CPU {r['server_cpu']:.2f} s, the bench process's (clients, "
+            f"publisher) {r['client_cpu']:.2f} s; load average {load()}",
             flush=True,
         )
     return results
@@ -278,15 +300,20 @@ def run_celery(*, backlog: int, chunk: int) -> list[dict]:
         workers = [start_worker(f"scaleout{k}") for k in range(processes)]
         try:
             wait_workers(processes)
+            pids = [worker.pid for worker in workers]
+            cpu_before = cpu_seconds(pids)
             seconds = drain(ids, chunk)
+            cpu = cpu_seconds(pids) - cpu_before
         finally:
             for worker in workers:
                 stop_server(worker)
-        results.append({"processes": processes, "events": len(ids), "seconds": seconds})
+        results.append(
+            {"processes": processes, "events": len(ids), "seconds": seconds, "cpu": cpu}
+        )
         OutboxEvent.objects.filter(pk__in=ids).delete()
         print(
             f"  outbox on {processes} worker(s): {len(ids):,} events in "
-            f"{seconds:.2f} s; load average {load()}",
+            f"{seconds:.2f} s; the workers' CPU {cpu:.2f} s; load average {load()}",
             flush=True,
         )
     return results
@@ -298,7 +325,7 @@ def run_celery(*, backlog: int, chunk: int) -> list[dict]:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=400)
-    parser.add_argument("--events", type=int, default=20)
+    parser.add_argument("--events", type=int, default=50)
     parser.add_argument("--backlog", type=int, default=5000)
     parser.add_argument("--chunk", type=int, default=200)
     parser.add_argument("--port", type=int, default=8780, help="first daphne port")
@@ -332,6 +359,13 @@ def main(argv: list[str] | None = None) -> dict:
             )
         ratio = two["rate"] / (2 * one["rate"]) if one["rate"] else 0.0
         print(f"  fan-out, 2 daphne: {ratio:.0%} of linear (goal >= 80 %)")
+        if one["server_cpu"] and two["server_cpu"]:
+            print(
+                "  deliveries per daphne CPU-second: one "
+                f"{_per_cpu(one, 'deliveries', 'server_cpu'):,.0f}, two "
+                f"{_per_cpu(two, 'deliveries', 'server_cpu'):,.0f} (what a second"
+                " process with its own core adds)"
+            )
     if out["celery"]:
         one, two = out["celery"]
         for r in out["celery"]:
@@ -342,13 +376,29 @@ def main(argv: list[str] | None = None) -> dict:
             )
         ratio = one["seconds"] / (2 * two["seconds"])
         print(f"  outbox drain, 2 workers: {ratio:.0%} of linear (goal >= 80 %)")
+        if one["cpu"] and two["cpu"]:
+            print(
+                "  events per worker CPU-second: one "
+                f"{_per_cpu(one, 'events', 'cpu'):,.0f}, two "
+                f"{_per_cpu(two, 'events', 'cpu'):,.0f}"
+            )
     return out
+
+
+def _per_cpu(result: dict, work: str, cpu: str) -> float:
+    return result[work] / result[cpu] if result[cpu] else 0.0
+
+
+MEASURED = "(measured: the 2nd process's own cost)"
 
 
 def rows(argv: list[str] | None = None) -> list[Row]:
     """``make bench``'s lines: the two-process rate against linear (twice the
     one-process rate) as the ceiling, so the ratio column is the share of
-    linear."""
+    linear. Beside each, the work done per CPU-second of the servers' own
+    processes with two against one (one's as the ceiling): what a second
+    process costs per unit of work, whether or not it had a core of its own
+    in this run (the wall-clock ratio's limit on a shared 2-core machine)."""
     out = main(argv)
     found = []
     if out["fanout"]:
@@ -364,6 +414,18 @@ def rows(argv: list[str] | None = None) -> list[Row]:
                 ceiling=2 * one["rate"],
             )
         )
+        if one["server_cpu"] and two["server_cpu"]:
+            found.append(
+                Row(
+                    "scaleout",
+                    "fan-out deliveries per daphne CPU-second, 2 daphne",
+                    _per_cpu(two, "deliveries", "server_cpu"),
+                    "/CPU-s",
+                    MEASURED,
+                    True,
+                    ceiling=_per_cpu(one, "deliveries", "server_cpu"),
+                )
+            )
     if out["celery"]:
         one, two = out["celery"]
         rate_one = one["events"] / one["seconds"]
@@ -379,6 +441,18 @@ def rows(argv: list[str] | None = None) -> list[Row]:
                 ceiling=2 * rate_one,
             )
         )
+        if one["cpu"] and two["cpu"]:
+            found.append(
+                Row(
+                    "scaleout",
+                    "outbox events per worker CPU-second, 2 workers",
+                    _per_cpu(two, "events", "cpu"),
+                    "/CPU-s",
+                    MEASURED,
+                    True,
+                    ceiling=_per_cpu(one, "events", "cpu"),
+                )
+            )
     return found
 
 
