@@ -42,7 +42,7 @@ from exceptions.models import (
     PlantException,
     Severity,
 )
-from runbooks.models import Stage, WorkOrder, WorkOrderStage
+from runbooks.models import WorkOrderStage
 
 UNRESOLVED = (ExceptionStatus.OPEN, ExceptionStatus.ACKNOWLEDGED)
 
@@ -55,22 +55,19 @@ SEVERITY_ORDER = Case(
 )
 
 
+# How an exception reaches its runbook, nearest first (its own, else its
+# stage's, else its work order's), and its template stage (its own, else its
+# work-order stage's): the one definition every reader below builds on.
+RUNBOOK_PATHS = ("runbook", "stage__runbook", "work_order__runbook")
+STAGE_PATHS = ("stage", "work_order_stage__stage")
+
+
 def _linked(queryset: QuerySet[PlantException]) -> QuerySet[PlantException]:
     return queryset.annotate(
-        linked_runbook_id=Coalesce(
-            "runbook_id", "stage__runbook_id", "work_order__runbook_id"
-        ),
-        linked_runbook_slug=Coalesce(
-            F("runbook__slug"),
-            F("stage__runbook__slug"),
-            F("work_order__runbook__slug"),
-        ),
-        linked_runbook_title=Coalesce(
-            F("runbook__title"),
-            F("stage__runbook__title"),
-            F("work_order__runbook__title"),
-        ),
-        linked_stage_id=Coalesce("stage_id", "work_order_stage__stage_id"),
+        linked_runbook_id=Coalesce(*(f"{path}_id" for path in RUNBOOK_PATHS)),
+        linked_runbook_slug=Coalesce(*(F(f"{path}__slug") for path in RUNBOOK_PATHS)),
+        linked_runbook_title=Coalesce(*(F(f"{path}__title") for path in RUNBOOK_PATHS)),
+        linked_stage_id=Coalesce(*(f"{path}_id" for path in STAGE_PATHS)),
         halts=HALTS,
         severity_rank=SEVERITY_ORDER,
     )
@@ -117,22 +114,23 @@ def _linked_ids(queryset: QuerySet[PlantException]) -> QuerySet[PlantException]:
     few hundred unresolved exceptions. For the control tower, which needs the
     ids only."""
 
-    def of(model, link: str, column: str):
+    def by_key(path: str):
+        if "__" not in path:
+            return F(f"{path}_id")
+        hop, rest = path.split("__", 1)
+        model = PlantException._meta.get_field(hop).related_model
         return Subquery(
-            model.objects.filter(pk=OuterRef(link)).order_by().values(column)[:1]
+            model.objects.filter(pk=OuterRef(f"{hop}_id"))
+            .order_by()
+            .values(f"{rest}_id")[:1]
         )
 
     return queryset.annotate(
         linked_runbook_id=Coalesce(
-            "runbook_id",
-            of(Stage, "stage_id", "runbook_id"),
-            of(WorkOrder, "work_order_id", "runbook_id"),
-            output_field=BigIntegerField(),
+            *map(by_key, RUNBOOK_PATHS), output_field=BigIntegerField()
         ),
         linked_stage_id=Coalesce(
-            "stage_id",
-            of(WorkOrderStage, "work_order_stage_id", "stage_id"),
-            output_field=BigIntegerField(),
+            *map(by_key, STAGE_PATHS), output_field=BigIntegerField()
         ),
     )
 
@@ -166,39 +164,32 @@ def exception_open_rows(*, runbook_ids: list[int]) -> list:
 def exception_last_change_by_runbook(*, runbook_ids: list[int]) -> dict:
     """The latest ``updated_at`` of any exception (resolved too) per runbook id.
 
-    One query: the three ways an exception links to its runbook (``_linked``:
-    its own runbook, else its stage's, else its work order's) each grouped on
+    One query: the three ways an exception links to its runbook
+    (``RUNBOOK_PATHS``: its own runbook, else its stage's, else its work
+    order's) each grouped on
     its own foreign key's index, joined by ``UNION ALL``. Not the ``COALESCE``
     of the three over every exception: that read every exception the plant
     ever raised and joined them to every work order it ever ran.
     """
     newest = Max("updated_at")
-    exceptions = PlantException.objects.order_by()
-    direct = (
-        exceptions.filter(runbook_id__in=runbook_ids)
-        .values_list("runbook_id")
-        .annotate(last=newest)
-    )
-    by_stage = (
-        exceptions.filter(runbook__isnull=True, stage__runbook_id__in=runbook_ids)
-        .values_list("stage__runbook_id")
-        .annotate(last=newest)
-    )
-    by_work_order = (
-        exceptions.filter(
-            runbook__isnull=True,
-            stage__isnull=True,
-            # Said outright, so the planner weighs the exceptions that have a
-            # work order (none, where they are raised on runbooks and stages),
-            # not every exception, against every work order.
-            work_order__isnull=False,
-            work_order__runbook_id__in=runbook_ids,
+    arms = []
+    for index, path in enumerate(RUNBOOK_PATHS):
+        hop = path.split("__", 1)[0]
+        # Only the exceptions with no nearer link, and (said outright, so the
+        # planner weighs the exceptions that have this hop, not every
+        # exception, against every work order) those that have it.
+        nearer = {f"{p.split('__', 1)[0]}__isnull": True for p in RUNBOOK_PATHS[:index]}
+        arms.append(
+            PlantException.objects.order_by()
+            .filter(
+                **nearer, **{f"{hop}__isnull": False}, **{f"{path}_id__in": runbook_ids}
+            )
+            .values_list(f"{path}_id")
+            .annotate(last=newest)
         )
-        .values_list("work_order__runbook_id")
-        .annotate(last=newest)
-    )
+    first, *rest = arms
     found: dict = {}
-    for runbook_id, last in direct.union(by_stage, by_work_order, all=True):
+    for runbook_id, last in first.union(*rest, all=True):
         if last is not None and (runbook_id not in found or last > found[runbook_id]):
             found[runbook_id] = last
     return found
