@@ -97,12 +97,13 @@ def add(deltas: Counts) -> None:
 def counts_of(runbook_id: int) -> list[int]:
     """One runbook's kept counts, [planned, in progress, completed, cancelled]
     (zeros for a runbook never given a work order). One query."""
-    row = (
+    # Unordered: ``first()`` would order by the runbook, a join to its slug.
+    rows = list(
         RunbookWorkOrderCount.objects.filter(runbook_id=runbook_id)
+        .order_by()
         .values_list("planned", "in_progress", "completed", "cancelled")
-        .first()
     )
-    return list(row) if row else [0, 0, 0, 0]
+    return list(rows[0]) if rows else [0, 0, 0, 0]
 
 
 def kept_counts() -> Counts:
