@@ -190,6 +190,12 @@ class WorkOrderQuerySet(models.QuerySet):
         the INSERT."""
         from runbooks import work_order_counts
 
+        if kwargs.get("ignore_conflicts") or kwargs.get("update_conflicts"):
+            # Which rows went in is not known here: the counts would drift.
+            raise ValueError(
+                "Work orders written in bulk keep their runbooks' counts; insert "
+                "or update them on conflict by SQL, then work_order_counts.rebuild()."
+            )
         objs = list(objs)
         created = super().bulk_create(objs, *args, **kwargs)
         work_order_counts.add(work_order_counts.of(objs))

@@ -281,3 +281,21 @@ def test_work_orders_are_never_deleted_with_their_runbook(runbooks, make_user):
 
     assert admin.has_delete_permission(Request()) is False
     assert _counts(seq) == [1, 0, 0, 0]
+
+
+def test_bulk_create_on_conflict_is_refused(runbooks):
+    """Which rows an ``ON CONFLICT`` insert wrote is not known to the
+    manager, so it refuses rather than let the counts drift."""
+    seq = Runbook.objects.get(slug="seq")
+    row = WorkOrder(
+        runbook=seq,
+        product_code="PACK",
+        lot_no="BULK-X",
+        qty=1,
+        planned_start=T0,
+        planned_end=T0 + timedelta(hours=1),
+    )
+    with pytest.raises(ValueError, match="rebuild"):
+        WorkOrder.objects.bulk_create([row], ignore_conflicts=True)
+    assert WorkOrder.objects.count() == 0
+    assert work_order_counts.kept_counts() == {}
