@@ -337,6 +337,16 @@ class Passport(models.Model):
                 condition=Q(parent__isnull=True),
                 name="passport_unit_custody_idx",
             ),
+            # The custody and warranty context of a runbook's lots: the
+            # distinct lots of the units, one index descent per lot
+            # (``passports.selectors.unit_lots_among``), instead of matching
+            # every unit against tens of thousands of work orders' lots.
+            # The condition is ``selectors.UNIT_LOT_SQL``'s, word for word.
+            models.Index(
+                fields=["lot"],
+                condition=Q(parent__isnull=True) & ~Q(lot="") & ~Q(state="superseded"),
+                name="passport_unit_lot_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -481,6 +491,15 @@ class PassportEvent(models.Model):
                 fields=["passport", "version"],
                 condition=Q(kind__in=["qa_passed", "qa_failed"]),
                 name="passport_event_qa_idx",
+            ),
+            # A unit's delivery (the warranty context's first delivered
+            # event): one probe into the delivered events alone, not a walk
+            # of a pack's telemetry summaries.
+            models.Index(
+                fields=["passport", "version"],
+                condition=Q(kind="delivered"),
+                include=["occurred_at"],
+                name="passport_event_delivered_idx",
             ),
         ]
         constraints = [

@@ -14,6 +14,7 @@ from decimal import Decimal
 from functools import reduce
 from operator import or_
 
+from django.db import connection
 from django.db.models import (
     Avg,
     BigIntegerField,
@@ -31,6 +32,7 @@ from django.db.models import (
     Sum,
     Value,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -296,6 +298,40 @@ class WarrantyContext:
     next_expiry: datetime | None
 
 
+# A unit with a lot (``_units``), as SQL over a passport row ``{p}``: word for
+# word the condition of the ``passport_unit_lot_idx`` index, so the planner
+# reads the units' lots off that index.
+UNIT_LOT_SQL = (
+    "{p}parent_id IS NULL AND NOT ({p}lot = '') AND NOT ({p}state = 'superseded')"
+)
+
+
+def unit_lots_among(lots: QuerySet) -> RawSQL:
+    """The distinct lots of the units (``_units``) that are among ``lots`` (a
+    queryset of lot values), as a subquery for ``lot__in``.
+
+    Driven from the units' side: a plant has a few hundred lots with units
+    (a production day's, a shipment's) while one runbook's work orders carry
+    tens of thousands of lots over a year. The units' distinct lots are read
+    one index descent each (a recursive "next lot after this one" over
+    ``passport_unit_lot_idx``: a loose index scan), and each is looked up in
+    ``lots`` (for a runbook's work orders, one probe of their (runbook, lot)
+    index). Matching every unit against every lot instead hashed the
+    runbook's 50,000 lots per request (docs/performance.md). PostgreSQL and
+    SQLite alike."""
+    table = connection.ops.quote_name(Passport._meta.db_table)
+    inner, params = lots.order_by().query.sql_with_params()
+    sql = (
+        "WITH RECURSIVE unit_lot(lot) AS ("
+        f"SELECT MIN(lot) FROM {table} WHERE {UNIT_LOT_SQL.format(p='')} "
+        "UNION ALL "
+        f"SELECT (SELECT MIN(p.lot) FROM {table} p WHERE p.lot > unit_lot.lot AND "
+        f"{UNIT_LOT_SQL.format(p='p.')}) FROM unit_lot WHERE unit_lot.lot IS NOT NULL"
+        f") SELECT lot FROM unit_lot WHERE lot IN ({inner})"
+    )
+    return RawSQL(sql, params)
+
+
 def _lots(lots: Iterable[str] | QuerySet) -> list[str] | QuerySet | None:
     """``lots`` as a filter value: a queryset of lot values (one column) stays
     a subquery, so a caller with tens of thousands of lots (a runbook's work
@@ -311,6 +347,8 @@ def _units(lots: list[str] | QuerySet) -> QuerySet[Passport]:
     (a pack with its modules and cells counts once; a loose cell counts; a
     battery given a second life counts as its successor, not its superseded
     passport, as in ``custody_mix``). A blank lot is no lot."""
+    if isinstance(lots, QuerySet):  # many lots: from the units' few (above)
+        lots = unit_lots_among(lots)
     return (
         Passport.objects.filter(lot__in=lots, parent__isnull=True)
         .exclude(lot="")
@@ -364,24 +402,42 @@ def warranty_context(
     *, lots: Iterable[str] | QuerySet, now: datetime | None = None
 ) -> WarrantyContext | None:
     """The warranty standing of the batteries of ``lots`` (see ``WarrantyContext``);
-    None when those lots have no passports. One query, grouped by warranty
-    length and delivery time (a shipment delivered together is one row).
-    ``lots`` as in ``custody_context``."""
+    None when those lots have no passports. One query. ``lots`` as in
+    ``custody_context``.
+
+    On PostgreSQL the database counts the buckets (one row back, whatever the
+    number of batteries: a runbook whose lots match a plant-year's 9,000
+    units, each delivered at its own moment, sent 9,000 groups through
+    Python); elsewhere (SQLite, the embedded plant) the rows are grouped by
+    warranty length and delivery time and counted here. Both end a cover at
+    ``add_months(delivered, warranty_months)``: PostgreSQL's ``+ make_interval
+    (months => n)`` on a UTC session clamps the day to the month's end the
+    same way (``tests/test_control_tower_custody.py`` checks they agree)."""
     lots = _lots(lots)
     if lots is None:
         return None
     now = now or timezone.now()
-    delivered_at = Subquery(
+    units = _units(lots).annotate(delivered_at=_delivered_at()).order_by()
+    if connection.vendor == "postgresql":
+        return _warranty_counted_in_sql(units, now)
+    return _warranty_counted_here(units, now)
+
+
+def _delivered_at() -> Subquery:
+    """A passport's delivery: its first ``delivered`` event (one probe of the
+    delivered events' index, ``passport_event_delivered_idx``)."""
+    return Subquery(
         PassportEvent.objects.filter(passport=OuterRef("pk"), kind=EventKind.DELIVERED)
         .order_by("version")
         .values("occurred_at")[:1]
     )
+
+
+def _warranty_counted_here(units: QuerySet, now: datetime) -> WarrantyContext | None:
+    """``warranty_context`` from the units grouped by warranty length and
+    delivery time (a shipment delivered together is one row)."""
     rows = list(
-        _units(lots)
-        .annotate(delivered_at=delivered_at)
-        .order_by()
-        .values_list("warranty_months", "delivered_at")
-        .annotate(n=Count("pk"))
+        units.values_list("warranty_months", "delivered_at").annotate(n=Count("pk"))
     )
     if not rows:
         return None
@@ -401,6 +457,43 @@ def warranty_context(
         if ends <= soon:
             expiring += n
         next_expiry = ends if next_expiry is None else min(next_expiry, ends)
+    return WarrantyContext(
+        passports=total,
+        not_delivered=not_delivered,
+        under_warranty=under,
+        expiring_soon=expiring,
+        expired=expired,
+        next_expiry=next_expiry,
+    )
+
+
+# ``_warranty_counted_here``'s buckets over the units' cover ends (PostgreSQL).
+# ``OFFSET 0`` keeps the units' query a subquery, so each unit's delivery is
+# looked up once, not once per bucket that reads its end.
+_WARRANTY_BUCKETS = (
+    "SELECT COUNT(*), COUNT(*) FILTER (WHERE ends IS NULL), "
+    "COUNT(*) FILTER (WHERE ends > %s), "
+    "COUNT(*) FILTER (WHERE ends > %s AND ends <= %s), "
+    "COUNT(*) FILTER (WHERE ends <= %s), "
+    "MIN(ends) FILTER (WHERE ends > %s) "
+    "FROM (SELECT unit.delivered_at + make_interval(months => unit.warranty_months)"
+    " AS ends FROM ({units}) AS unit OFFSET 0) AS cover"
+)
+
+
+def _warranty_counted_in_sql(units: QuerySet, now: datetime) -> WarrantyContext | None:
+    """``warranty_context`` counted by PostgreSQL: one row."""
+    sql, params = units.values(
+        "warranty_months", "delivered_at"
+    ).query.sql_with_params()
+    soon = now + timedelta(days=WARRANTY_EXPIRING_DAYS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _WARRANTY_BUCKETS.format(units=sql), [now, now, soon, now, now, *params]
+        )
+        total, not_delivered, under, expiring, expired, next_expiry = cursor.fetchone()
+    if not total:
+        return None
     return WarrantyContext(
         passports=total,
         not_delivered=not_delivered,

@@ -302,7 +302,7 @@ def build_work(*, days: float, orders: int, end: datetime) -> None:
     """Work orders of the default manufacturing runbook over ``days`` days:
     completed, cancelled, in progress (a stage on hold now and then), planned;
     with every stage. The last 60 are in progress, the 100 before planned."""
-    from runbooks import stage_wip
+    from runbooks import stage_wip, work_order_counts
     from runbooks.models import Runbook
 
     runbook = (
@@ -366,8 +366,10 @@ def build_work(*, days: float, orders: int, end: datetime) -> None:
         ) w JOIN runbooks_stage s ON s.runbook_id = w.runbook_id
         """
     )
-    # Loaded by SQL, past the services that keep the stages' WIP counts.
+    # Loaded by SQL, past the services that keep the stages' WIP counts and
+    # the runbooks' work-order counts.
     stage_wip.rebuild()
+    work_order_counts.rebuild()
 
 
 def build_exceptions(*, days: float, end: datetime, count: int) -> None:

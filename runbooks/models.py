@@ -183,6 +183,25 @@ WORK_ORDER_TRANSITIONS: dict[str, set[str]] = {
 }
 
 
+class WorkOrderQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        """Work orders written in bulk (fixtures, benches) keep their runbooks'
+        work-order counts (``runbooks.work_order_counts``): one upsert after
+        the INSERT."""
+        from runbooks import work_order_counts
+
+        if kwargs.get("ignore_conflicts") or kwargs.get("update_conflicts"):
+            # Which rows went in is not known here: the counts would drift.
+            raise ValueError(
+                "Work orders written in bulk keep their runbooks' counts; insert "
+                "or update them on conflict by SQL, then work_order_counts.rebuild()."
+            )
+        objs = list(objs)
+        created = super().bulk_create(objs, *args, **kwargs)
+        work_order_counts.add(work_order_counts.of(objs))
+        return created
+
+
 class WorkOrder(StatusTransitions, models.Model):
     """An order to make ``qty`` of a product (lot ``lot_no``) by running a runbook."""
 
@@ -210,6 +229,8 @@ class WorkOrder(StatusTransitions, models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = WorkOrderQuerySet.as_manager()
 
     class Meta:
         ordering = ["-planned_start", "-id"]
@@ -356,6 +377,35 @@ class StageWipCount(models.Model):
         return (
             f"{self.stage_id}: {self.in_progress} in progress, "
             f"{self.on_hold} on hold, {self.waiting} waiting"
+        )
+
+
+class RunbookWorkOrderCount(models.Model):
+    """A runbook's work orders by status, kept by
+    ``runbooks.work_order_counts`` in the transaction of every change that
+    moves them (create, start, complete, cancel, ``bulk_create``), so a
+    runbook's detail reads one row instead of counting its work orders (tens
+    of thousands over a plant-year). Work orders are never deleted (the
+    admin is read-only; a runbook with work orders is protected)."""
+
+    runbook = models.OneToOneField(
+        Runbook,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="work_order_count",
+    )
+    planned = models.IntegerField(default=0)
+    in_progress = models.IntegerField(default=0)
+    completed = models.IntegerField(default=0)
+    cancelled = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["runbook"]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.runbook_id}: {self.planned} planned, {self.in_progress} in "
+            f"progress, {self.completed} completed, {self.cancelled} cancelled"
         )
 
 

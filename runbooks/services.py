@@ -24,7 +24,7 @@ from elog import audit, shiftlog
 from elog import signatures as esign
 from elog.models import ShiftLogEntryType, SignatureMeaning
 from runbooks import events as runbook_events
-from runbooks import stage_wip
+from runbooks import stage_wip, work_order_counts
 from runbooks.models import (
     Gate,
     GateStatus,
@@ -174,6 +174,7 @@ def work_order_create(
         target=work_order,
         after=_work_order_snapshot(work_order),
     )
+    work_order_counts.moved(runbook_id=runbook.pk, before=None, after=work_order.status)
     # The connectors contract's auto-entry, in this transaction (docs/logs.md).
     shiftlog.auto_entry(
         entry_type=ShiftLogEntryType.WORK_ORDER_CREATED,
@@ -217,6 +218,11 @@ def work_order_cancel(*, work_order_id: int, reason: str, actor) -> WorkOrder:
             target=work_order,
             before=before,
             after={**_work_order_snapshot(work_order), "reason": reason},
+        )
+        work_order_counts.moved(
+            runbook_id=work_order.runbook_id,
+            before=before["status"],
+            after=work_order.status,
         )
         events.publish(runbook_events.work_order_event(work_order, "cancelled"))
     return work_order
@@ -400,6 +406,11 @@ def stage_start(*, stage_id: int, actor) -> WorkOrderStage:
                 before=wo_before,
                 after=_work_order_snapshot(work_order),
             )
+            work_order_counts.moved(
+                runbook_id=work_order.runbook_id,
+                before=WorkOrderStatus.PLANNED,
+                after=WorkOrderStatus.IN_PROGRESS,
+            )
             events.publish(runbook_events.work_order_event(work_order, "started"))
     return stage
 
@@ -437,6 +448,11 @@ def stage_finish(*, stage_id: int, actor) -> WorkOrderStage:
                 action="workorder.completed",
                 target=work_order,
                 after=_work_order_snapshot(work_order),
+            )
+            work_order_counts.moved(
+                runbook_id=work_order.runbook_id,
+                before=WorkOrderStatus.IN_PROGRESS,
+                after=WorkOrderStatus.COMPLETED,
             )
             events.publish(runbook_events.work_order_event(work_order, "completed"))
     return stage

@@ -6,12 +6,14 @@ query count that does not grow with the passports."""
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.db.models import Count
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from passports import ledger, selectors, services
-from passports.models import EventKind
-from runbooks.models import Runbook, RunbookKind
+from passports.models import EventKind, Passport, State
+from runbooks.models import Runbook, RunbookKind, WorkOrder
 from tests.conftest import bearer
 from tests.factories_tower import at, make_runbook, make_work_order
 
@@ -285,3 +287,98 @@ def test_detail_query_count_does_not_grow_with_passports(
         body = client.get("/api/runbooks/dispatch").json()
     assert body["custody"]["passports"] == 9
     assert body["warranty"]["underWarranty"] == 4
+
+
+def _lots_of(runbook):
+    return WorkOrder.objects.filter(runbook=runbook).values("lot_no")
+
+
+def test_a_runbooks_lots_from_the_units_side_match_every_unit_as_before(boss):
+    """A runbook's lots as a queryset go through the units' distinct lots
+    (``unit_lots_among``); the answer is the one of matching every unit
+    against the lots (the list path, and the query the detail ran before):
+    a child assembled into a pack, a superseded passport, a lot no work
+    order names and a lot with no units are left out alike."""
+    runbook = dispatch_runbook(boss, lots=("LOT-A", "LOT-B", "LOT-D"))
+    made = timezone.now() - timedelta(days=30)
+    pack = register(boss, "PK-A1", "LOT-A", made=made)
+    delivered = register(boss, "PK-A2", "LOT-A", made=made)
+    deliver(boss, delivered, delivered=made + timedelta(days=3))
+    module = register(boss, "MD-A3", "LOT-A", kind="module", made=made)
+    record(boss, module, "qa_passed", made)
+    services.passport_assemble(parent_id=pack.pk, component_ids=[module.pk], actor=boss)
+    old = register(boss, "PK-B1", "LOT-B", made=made)
+    Passport.objects.filter(pk=old.pk).update(state=State.SUPERSEDED)
+    register(boss, "PK-C1", "LOT-C", made=made)  # no work order names LOT-C
+    lots = _lots_of(runbook)
+
+    among = Passport.objects.filter(lot__in=selectors.unit_lots_among(lots))
+    assert sorted(set(among.values_list("lot", flat=True))) == ["LOT-A"]
+    before = dict(
+        Passport.objects.filter(lot__in=lots, parent__isnull=True)
+        .exclude(lot="")
+        .exclude(state=State.SUPERSEDED)
+        .order_by()
+        .values_list("custodian_kind")
+        .annotate(n=Count("pk"))
+    )
+    custody = selectors.custody_context(lots=lots)
+    assert custody == selectors.custody_context(lots=["LOT-A", "LOT-B", "LOT-D"])
+    assert custody.passports == sum(before.values()) == 2
+    assert {share.kind: share.count for share in custody.mix if share.count} == {
+        "Manufacturer": 1,
+        "Customer": 1,
+    }
+    now = timezone.now()
+    warranty = selectors.warranty_context(lots=lots, now=now)
+    assert warranty == selectors.warranty_context(lots=["LOT-A", "LOT-B"], now=now)
+    assert (warranty.passports, warranty.not_delivered, warranty.under_warranty) == (
+        2,
+        1,
+        1,
+    )
+    # No work order's lot has units: both null, as before.
+    other = make_runbook("other", title="Other", prefix="oth")
+    make_work_order(other, boss, lot_no="LOT-Z")
+    assert selectors.custody_context(lots=_lots_of(other)) is None
+    assert selectors.warranty_context(lots=_lots_of(other)) is None
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the buckets counted by PostgreSQL"
+)
+def test_postgresql_counts_the_warranty_buckets_as_python_does(boss):
+    """PostgreSQL's cover ends (``+ make_interval(months => n)``) and buckets
+    equal ``add_months`` and the Python count, at month ends and leap days,
+    for every "now" around each bucket's edges."""
+    made = at("2023-06-01T08:00:00")
+    deliveries = [
+        ("PK-1", "2024-01-31T10:00:00", 1),  # ends 2024-02-29 (leap)
+        ("PK-2", "2024-01-31T10:00:00", 13),  # ends 2025-02-28
+        ("PK-3", "2024-02-29T23:59:59", 12),  # ends 2025-02-28T23:59:59
+        ("PK-4", "2024-03-31T00:00:01", 0),  # ends at delivery
+        ("PK-5", "2024-08-31T12:30:00", 6),  # ends 2025-02-28
+        ("PK-6", "2024-12-31T10:00:00", 2),  # ends 2025-02-28
+    ]
+    for serial, when, months in deliveries:
+        pack = register(boss, serial, "LOT-W", made=made, warranty_months=months)
+        deliver(boss, pack, delivered=at(when))
+    register(boss, "PK-7", "LOT-W", made=made, warranty_months=24)
+    units = selectors._units(["LOT-W"]).annotate(delivered_at=selectors._delivered_at())
+    moments = [
+        "2024-02-29T10:00:00",
+        "2024-02-29T10:00:01",
+        "2024-12-01T10:00:00",
+        "2025-02-28T10:00:00",
+        "2025-02-28T12:30:00",
+        "2025-02-28T23:59:59",
+        "2025-03-01T00:00:00",
+    ]
+    seen = set()
+    for moment in moments:
+        for shift in (timedelta(0), -timedelta(days=90), timedelta(days=90)):
+            now = at(moment) + shift
+            in_sql = selectors.warranty_context(lots=["LOT-W"], now=now)
+            assert in_sql == selectors._warranty_counted_here(units, now), now
+            seen.add((in_sql.expired, in_sql.expiring_soon, in_sql.under_warranty))
+    assert len(seen) >= 5  # the moments moved batteries between the buckets

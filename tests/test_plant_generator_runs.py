@@ -15,6 +15,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 
 from plant_generator.generate import SCALES, generate, plant_counts
+from runbooks import stage_wip, work_order_counts
 from tests.conftest import bearer
 
 pytestmark = pytest.mark.skipif(
@@ -87,6 +88,19 @@ def test_the_api_reads_a_generated_plant(http, make_user):
         return response.json()
 
     assert get("/api/workorders/")["count"] == SMALL.work_orders
+    # Loaded by SQL, then the kept counts rebuilt: the detail's work-order
+    # counts (and the stages' WIP) equal a recount.
+    orders = SMALL.work_orders
+    in_progress, planned = min(60, orders // 4), min(100, orders // 4)
+    done = orders - in_progress - planned  # every 50th of them cancelled
+    assert get("/api/runbooks/manufacturing")["workOrders"] == {
+        "planned": planned,
+        "inProgress": in_progress,
+        "completed": done - done // 50,
+        "cancelled": done // 50,
+    }
+    assert work_order_counts.kept_counts() == work_order_counts.recount()
+    assert stage_wip.kept_counts() == stage_wip.recount()
     logs = get("/api/logs")
     assert len(logs["results"]) == 50
     # the list shows what is in stock: every 7th item is used up

@@ -88,6 +88,7 @@ from bpmos.errors import NotFound
 from exceptions import selectors as exception_selectors
 from exceptions.models import ExceptionType, Severity
 from passports import selectors as passport_selectors
+from runbooks import work_order_counts
 from runbooks.models import (
     Gate,
     GateStatus,
@@ -590,19 +591,15 @@ def runbook_detail_get(*, slug: str, now: datetime | None = None) -> RunbookDeta
 
 
 def _work_order_counts(runbook: Runbook) -> WorkOrderCounts:
-    """The runbook's work orders by status (one query: at most four groups,
-    counted on the (status, runbook) index)."""
-    counts = dict(
-        WorkOrder.objects.filter(runbook=runbook)
-        .order_by()
-        .values_list("status")
-        .annotate(n=Count("id"))
-    )
+    """The runbook's work orders by status: one query of the row the
+    runbooks' services keep (``runbooks.work_order_counts``), not a count of
+    its work orders (50,000 over a plant-year)."""
+    planned, in_progress, completed, cancelled = work_order_counts.counts_of(runbook.pk)
     return WorkOrderCounts(
-        planned=counts.get(WorkOrderStatus.PLANNED, 0),
-        in_progress=counts.get(WorkOrderStatus.IN_PROGRESS, 0),
-        completed=counts.get(WorkOrderStatus.COMPLETED, 0),
-        cancelled=counts.get(WorkOrderStatus.CANCELLED, 0),
+        planned=planned,
+        in_progress=in_progress,
+        completed=completed,
+        cancelled=cancelled,
     )
 
 
