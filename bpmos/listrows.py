@@ -9,7 +9,9 @@ inventory items, the dispatch desk) that was most of the request's server time
 ordering, pagination and its ``count``, the schema from ``serializer_class``)
 and reads only the page's rows, as dicts of ``values_fields``, which
 ``shape_rows`` turns into exactly what ``serializer_class`` prints for the same
-rows (each app's tests compare the two, byte for byte).
+rows (each app's tests compare the two, byte for byte). With ``kept_count``
+the unfiltered list's ``count`` is the database's kept count of its rows
+(``bpmos.rowcounts``: exact, not an estimate) instead of a ``COUNT(*)``.
 
 The helpers below print values exactly as DRF's fields do.
 """
@@ -24,19 +26,45 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework.response import Response
 
+from bpmos.rowcounts import services as rowcounts
+
+# Query parameters that never change which rows a list has.
+PAGE_PARAMETERS = frozenset({"page", "page_size", "ordering"})
+
+
+def narrowed(query_params) -> bool:
+    """Whether a list request's parameters may leave fewer rows than the
+    list has: any parameter but the page, its size and the order, unless
+    empty (an empty filter or search is "not given" or a 400)."""
+    return any(
+        value != ""
+        for name, values in query_params.lists()
+        if name not in PAGE_PARAMETERS
+        for value in values
+    )
+
+
+def drf_datetime_printer() -> Callable[[datetime | None], str | None]:
+    """What DRF's ``DateTimeField`` prints with ``DATETIME_FORMAT`` ISO 8601,
+    as a function of the time: in the current time zone (read once, here),
+    ``isoformat()``, ``+00:00`` as ``Z``; a naive time is read in that zone
+    (DRF's ``enforce_timezone``)."""
+    zone = timezone.get_current_timezone()
+
+    def printed(value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            value = value.replace(tzinfo=zone)
+        text = value.astimezone(zone).isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+    return printed
+
 
 def drf_datetime(value: datetime | None) -> str | None:
-    """What DRF's ``DateTimeField`` prints with ``DATETIME_FORMAT`` ISO 8601:
-    the time in the current time zone, ``isoformat()``, ``+00:00`` as ``Z``."""
-    if value is None:
-        return None
-    zone = timezone.get_current_timezone()
-    if timezone.is_aware(value):
-        value = value.astimezone(zone)
-    else:  # DRF's enforce_timezone: a naive time is read in the current zone
-        value = timezone.make_aware(value, zone)
-    text = value.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
+    """One time as DRF's ``DateTimeField`` prints it (``drf_datetime_printer``)."""
+    return drf_datetime_printer()(value)
 
 
 def labels_of(field, choices: Sequence[tuple[Any, Any]]) -> dict[Any, Any]:
@@ -77,12 +105,18 @@ class ValuesListMixin:
     by ``shape_rows`` (which must print what ``serializer_class`` does)."""
 
     values_fields: ClassVar[tuple[str, ...]]
+    # The kept count (bpmos.rowcounts) of ``get_queryset()``'s rows, if there
+    # is one: the page's ``count`` while no parameter narrows the list.
+    kept_count: ClassVar[str | None] = None
 
     def shape_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         raise NotImplementedError
 
     def count_rows(self, queryset: QuerySet) -> int:
-        """The page envelope's ``count``: the filtered queryset's rows."""
+        """The page envelope's ``count``: the filtered queryset's rows (the
+        kept count while nothing narrows them)."""
+        if self.kept_count and not narrowed(self.request.query_params):
+            return rowcounts.kept(self.kept_count, queryset)
         return queryset.count()
 
     def list(self, request, *args, **kwargs):

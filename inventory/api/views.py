@@ -61,6 +61,7 @@ class ItemListView(ValuesListMixin, generics.ListAPIView):
     queryset = selectors.item_list()
     serializer_class = s.ItemSerializer
     values_fields = s.ITEM_ROW_FIELDS
+    kept_count = selectors.ITEMS_COUNTED
     filterset_class = ItemFilterSet
     filter_backends = [DjangoFilterBackend, SearchFilter]
     search_fields = ["code", "sku", "batch_ref"]

@@ -165,6 +165,7 @@ class PassportListView(ValuesListMixin, _PassportListBase):
     # The page as values() rows, printed as the serializer prints them
     # (bpmos.listrows).
     values_fields = s.PASSPORT_ROW_FIELDS
+    kept_count = selectors.PASSPORTS_COUNTED
 
     def get_queryset(self):
         return selectors.passport_list()

@@ -9,7 +9,7 @@ services' and reach the client as the same 400/409 envelope.
 from rest_framework import serializers
 
 from bpmos.fields import DateTimeField, PositiveCountField, choice_labels
-from bpmos.listrows import drf_datetime
+from bpmos.listrows import drf_datetime_printer
 from runbooks.models import (
     GateStatus,
     GateType,
@@ -109,20 +109,21 @@ WORK_ORDER_ROW_FIELDS = (
 def work_order_rows(rows: list[dict]) -> list[dict]:
     """What ``WorkOrderSerializer`` prints for the same work orders (the
     tests compare them), from ``WORK_ORDER_ROW_FIELDS`` rows."""
+    at = drf_datetime_printer()
     return [
         {
             "id": row["id"],
             "product_code": row["product_code"],
             "lot_no": row["lot_no"],
             "qty": row["qty"],
-            "planned_start": drf_datetime(row["planned_start"]),
-            "planned_end": drf_datetime(row["planned_end"]),
+            "planned_start": at(row["planned_start"]),
+            "planned_end": at(row["planned_end"]),
             "status": row["status"],
             "runbook": row["runbook__slug"],
-            "started_at": drf_datetime(row["started_at"]),
-            "completed_at": drf_datetime(row["completed_at"]),
+            "started_at": at(row["started_at"]),
+            "completed_at": at(row["completed_at"]),
             "created_by": row["created_by_id"],
-            "created_at": drf_datetime(row["created_at"]),
+            "created_at": at(row["created_at"]),
         }
         for row in rows
     ]
