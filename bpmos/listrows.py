@@ -121,6 +121,10 @@ class ValuesListMixin:
 
     def list(self, request, *args, **kwargs):
         queryset = self.filter_queryset(self.get_queryset())
+        if queryset.query.distinct:
+            # values() would make it distinct over the chosen columns only
+            # (a search across a to-many relation): the serializer's path.
+            return self.get_paginated_or_plain(queryset)
         page = self.paginate_queryset(
             ValuesPage(queryset, self.values_fields, self.count_rows)
         )
@@ -128,3 +132,11 @@ class ValuesListMixin:
             return self.get_paginated_response(self.shape_rows(page))
         rows = list(queryset.values(*self.values_fields))
         return Response(self.shape_rows(rows))
+
+    def get_paginated_or_plain(self, queryset: QuerySet):
+        """DRF's own list of ``queryset`` through ``serializer_class``."""
+        page = self.paginate_queryset(queryset)
+        if page is not None:
+            serializer = self.get_serializer(page, many=True)
+            return self.get_paginated_response(serializer.data)
+        return Response(self.get_serializer(queryset, many=True).data)

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 from rest_framework import serializers
 
-from bpmos.listrows import drf_datetime, labels_of
+from bpmos.listrows import drf_datetime, labels_of, narrowed
 
 TIMES = [
     None,
@@ -37,3 +37,66 @@ def test_labels_of_is_the_choice_fields_output():
         "good": "Good",
         "hold": "On Hold",
     }
+
+
+@pytest.mark.django_db
+def test_a_distinct_queryset_takes_the_serializers_path(make_user):
+    """values() of a distinct() queryset would be distinct over the chosen
+    columns only: such a list answers through its serializer, not the rows."""
+    from unittest import mock
+
+    from rest_framework.test import APIClient
+
+    from runbooks import selectors
+    from runbooks.api.views import WorkOrderListView
+    from tests.conftest import bearer
+    from tests.factories_production import make_runbook, make_work_order
+
+    planner = make_user("planner")
+    runbook = make_runbook()
+    for lot in ("LOT-1", "LOT-2", "LOT-3"):
+        make_work_order(planner, runbook=runbook, lot_no=lot)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=bearer(planner)["Authorization"])
+    with (
+        mock.patch.object(
+            WorkOrderListView,
+            "get_queryset",
+            return_value=selectors.work_order_list().distinct(),
+        ),
+        mock.patch.object(
+            WorkOrderListView, "shape_rows", side_effect=AssertionError("rows")
+        ),
+    ):
+        body = client.get("/api/workorders/").json()
+    assert body["count"] == 3
+    assert sorted(row["lot_no"] for row in body["results"]) == [
+        "LOT-1",
+        "LOT-2",
+        "LOT-3",
+    ]
+
+
+def test_only_page_parameters_or_empty_filters_leave_the_list_whole():
+    from django.http import QueryDict
+
+    assert not narrowed(QueryDict(""))
+    assert not narrowed(QueryDict("page=3&page_size=10&ordering=-qty"))
+    assert not narrowed(QueryDict("category=&status=&search="))
+    assert narrowed(QueryDict("status=hold"))
+    assert narrowed(QueryDict("search=%20"))
+    assert narrowed(QueryDict("page=2&kind=&kind=pack"))
+
+
+@pytest.mark.django_db
+def test_a_kept_count_off_postgresql_is_the_querysets_count(make_user):
+    from django.db import connection
+
+    from bpmos.accounts.models import User
+    from bpmos.rowcounts import services as rowcounts
+
+    make_user("planner")
+    if connection.vendor == "postgresql":
+        pytest.skip("PostgreSQL keeps the count: tests/test_rowcounts.py")
+    assert rowcounts.kept("no.such.count", User.objects.all()) == 1
+    assert rowcounts.compact() == 0

@@ -9,7 +9,6 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from bpmos.listrows import narrowed
 from bpmos.rowcounts import services as rowcounts
 from bpmos.rowcounts.models import RowCountDelta
 from inventory import selectors as inventory_selectors
@@ -145,17 +144,6 @@ def test_recount_mends_writes_made_with_triggers_off(stock):
         == 5
     )
     assert_kept_counts_exact()
-
-
-def test_only_page_parameters_or_empty_filters_leave_the_list_whole():
-    from django.http import QueryDict
-
-    assert not narrowed(QueryDict(""))
-    assert not narrowed(QueryDict("page=3&page_size=10&ordering=-qty"))
-    assert not narrowed(QueryDict("category=&status=&search="))
-    assert narrowed(QueryDict("status=hold"))
-    assert narrowed(QueryDict("search=%20"))
-    assert narrowed(QueryDict("page=2&kind=&kind=pack"))
 
 
 def test_the_item_page_counts_kept_whole_and_counted_when_filtered(
