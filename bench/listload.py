@@ -89,7 +89,9 @@ def production_env() -> None:
         sys.exit("The bench needs Redis (production settings): set REDIS_URL.")
 
 
-def start_gunicorn(port: int, workers: int, log_path: Path) -> subprocess.Popen:
+def start_gunicorn(
+    port: int, workers: int, log_path: Path, extra: list[str] | None = None
+) -> subprocess.Popen:
     command = [
         str(Path(sys.executable).parent / "gunicorn"),
         "bpmos.wsgi:application",
@@ -99,6 +101,7 @@ def start_gunicorn(port: int, workers: int, log_path: Path) -> subprocess.Popen:
         f"127.0.0.1:{port}",
         "--timeout",
         "120",
+        *(extra or []),
     ]
     env = dict(os.environ)
     # A worker's Django boot at nice 19 on a loaded 2-core machine has taken
@@ -232,6 +235,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--duration", type=int, default=10, help="seconds a page")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument(
+        "--gunicorn-args",
+        default="",
+        help='more gunicorn options, e.g. "--worker-class gthread --threads 2" '
+        "(an experiment: the production command is docs/deploy.md's)",
+    )
     args = parser.parse_args(argv)
 
     client = args.client
@@ -269,11 +278,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     port = free_port()
     log_path = Path("/tmp") / f"bench-listload-gunicorn-{port}.log"
-    server = start_gunicorn(port, args.workers, log_path)
+    server = start_gunicorn(port, args.workers, log_path, args.gunicorn_args.split())
     run = run_wrk if client == "wrk" else run_python
     rows: list[tuple[str, str, dict]] = []
     print(
-        f"\n== 50-row list pages: gunicorn {args.workers} sync workers (production "
+        f"\n== 50-row list pages: gunicorn {args.workers} workers "
+        f"{args.gunicorn_args or '(sync)'} (production "
         f"settings), {args.connections} connections, {client}, {args.duration} s "
         f"a page; goal >= {GOAL_RPS:.0f} req/s, p99 <= {GOAL_P99_MS:.0f} ms =="
     )

@@ -41,6 +41,12 @@ BEAT_SCHEDULE = {
         "options": {"expires": 3000.0},
     },
     # Idempotency keys past BPMOS_IDEMPOTENCY_KEY_HOURS (docs/api.md).
+    # The kept row counts' deltas folded into one row each (bpmos/rowcounts).
+    "rowcounts-compact": {
+        "task": "bpmos.rowcounts.tasks.rowcounts_compact_task",
+        "schedule": 60.0,
+        "options": {"expires": 50.0},
+    },
     "idempotency-keys-prune": {
         "task": "bpmos.idempotency.tasks.idempotency_keys_prune_task",
         "schedule": 3600.0,

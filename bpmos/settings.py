@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "bpmos.accounts",
     "bpmos.events",
     "bpmos.idempotency",
+    "bpmos.rowcounts",
     # BPM-OS domain apps (docs/design.md §3)
     "elog",
     "runbooks",

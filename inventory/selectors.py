@@ -59,6 +59,11 @@ def category_summary_list() -> list[Category]:
     return categories
 
 
+# The kept count (bpmos.rowcounts; this app's migration "kept_count") of
+# ``item_list()``'s rows (items in stock, ``IN_STOCK``).
+ITEMS_COUNTED = "inventory.items_in_stock"
+
+
 def item_list() -> QuerySet[Item]:
     """Items in stock with their category and full location path, by code."""
     return (

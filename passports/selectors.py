@@ -55,6 +55,10 @@ from passports.models import (
     TelemetryReading,
 )
 
+# The kept count (bpmos.rowcounts; this app's migration "kept_count") of
+# ``passport_list()``'s rows (every passport).
+PASSPORTS_COUNTED = "passports.passports"
+
 
 def passport_list() -> QuerySet[Passport]:
     """Every passport (the list's filters, search and ordering apply to it)."""

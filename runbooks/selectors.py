@@ -51,6 +51,11 @@ def _assignments_prefetch() -> Prefetch:
     )
 
 
+# The kept count (bpmos.rowcounts; this app's migration "kept_count") of
+# ``work_order_list()``'s rows (every work order).
+WORK_ORDERS_COUNTED = "runbooks.work_orders"
+
+
 def work_order_list() -> QuerySet[WorkOrder]:
     """Every work order with its runbook, newest planned start first."""
     return WorkOrder.objects.select_related("runbook").order_by("-planned_start", "-id")

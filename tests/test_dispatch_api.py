@@ -824,3 +824,33 @@ def test_audit_records_every_desk_move(desk, sam):
     record = AuditRecord.objects.order_by("-pk").first()
     assert AuditRecord.objects.count() == before + 1
     assert record.action == "passport.reactivated"
+
+
+def test_dispatchable_body_is_byte_for_byte_the_serializers(desk, sam):
+    """The list is read as values() rows (docs/performance.md): its body is
+    what DispatchableProductSerializer printed for the same products, also for
+    one without a warehoused location and one with a BPAN."""
+    from bpmos.renderers import JSONRenderer
+    from passports.dispatch import selectors
+    from passports.dispatch.api.serializers import DispatchableProductSerializer
+
+    make_pack(sam, "PK-008", location="")
+    make_pack(sam, "PK-009", location="Dock 2 \u00b7 \u201cbay\u201d")
+    make_pack(sam, "PK-010")
+    Passport.objects.filter(serial="PK-010").update(bpan="INBPM0000000000000001")
+    response = api(sam).get("/api/live-products/dispatchable")
+    products = selectors.dispatchable_list()
+    expected = JSONRenderer().render(
+        {
+            "success": True,
+            "products": DispatchableProductSerializer(products, many=True).data,
+            "count": len(products),
+        }
+    )
+    assert response.status_code == 200
+    assert response.content == expected
+    rows = {row["serial"]: row for row in response.json()["products"]}
+    assert set(rows) == {"PK-001", "PK-002", "PK-008", "PK-009", "PK-010"}
+    assert "location" not in rows["PK-008"]
+    assert rows["PK-009"]["location"] == "Dock 2 \u00b7 \u201cbay\u201d"
+    assert rows["PK-010"]["bpan"] == "INBPM0000000000000001"

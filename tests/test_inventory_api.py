@@ -849,3 +849,29 @@ def test_contract_endpoints_over_http(http, stock, boss):
     assert items.status_code == 200
     assert [row["id"] for row in items.json()["results"]] == ["CELL-2026-1001"]
     assert http.get("/api/inventory/items").status_code == 401
+
+
+# --- the list page as values() rows (bpmos.listrows) --------------------------------
+
+
+def test_item_list_is_byte_for_byte_the_serializers(stock, boss):
+    """Every depth of location (zone, rack, bin), each status, aged at one
+    clock: the page read as values() rows prints what ItemSerializer does."""
+    from inventory.api.views import ItemListView
+    from tests.listrows_support import assert_same_page
+
+    receive(boss, "CELL-2026-1003", location="A")  # a zone itself
+    at = timezone.now() + timedelta(days=400)
+    for path in (
+        "/api/inventory/items",
+        "/api/inventory/items?page_size=2&page=2",
+        "/api/inventory/items?status=hold",
+        "/api/inventory/items?category=cells&search=CELL",
+        "/api/inventory/items?location=A",
+        "/api/inventory/items?sku=none",
+    ):
+        assert_same_page(ItemListView, path, boss, at=at)
+    body = assert_same_page(ItemListView, "/api/inventory/items", boss, at=at)
+    assert b'"location":"Zone A - Rack 2 - Bin 1"' in body
+    assert b'"status":"Blocked"' in body
+    assert b'"age":"1 year"' in body

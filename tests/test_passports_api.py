@@ -954,3 +954,28 @@ def test_query_counts_do_not_grow_with_the_data(
     with django_assert_num_queries(7):
         body = client.get("/api/passports/PK-0001").json()
     assert len(body["ledger"]) == 4
+
+
+# --- the list page as values() rows (bpmos.listrows) --------------------------------
+
+
+def test_list_page_is_byte_for_byte_the_serializers(make_user, fleet):
+    from datetime import UTC, datetime
+
+    from passports.api.views import PassportListView
+    from tests.listrows_support import assert_same_page
+
+    user = make_user()
+    at = datetime(2026, 3, 5, 12, 0, tzinfo=UTC)
+    for path in (
+        "/api/passports",
+        "/api/passports?ordering=serial&page_size=3",
+        "/api/passports?ordering=-version&page=2&page_size=2",
+        "/api/passports?kind=pack&onHold=true",
+        "/api/passports?search=PK-&custodianKind=manufacturer",
+        "/api/passports?lot=LOT-none",
+    ):
+        assert_same_page(PassportListView, path, user, at=at)
+    body = assert_same_page(PassportListView, "/api/passports", user, at=at)
+    assert b'"bpan":null' in body
+    assert b'"onHold":true' in body

@@ -528,3 +528,52 @@ def test_detail_query_count_does_not_grow_with_assignees(
         response = client.get(f"/api/workorders/{work_order.pk}")
     assert response.status_code == 200
     assert [len(s["assignees"]) for s in response.json()["stages"]] == [assignees] * 3
+
+
+# --- the list page as values() rows (bpmos.listrows) --------------------------------
+
+
+@pytest.mark.django_db(transaction=False)
+def test_list_page_is_byte_for_byte_the_serializers(make_user):
+    from datetime import UTC, datetime
+
+    from runbooks.api.views import WorkOrderListView
+    from tests.listrows_support import assert_same_page
+
+    runbook, other = make_runbook(), make_runbook(slug="rework", is_default=False)
+    planner = make_user("planner")
+    orders = [
+        make_work_order(
+            planner,
+            runbook=other if n % 3 == 0 else runbook,
+            lot_no=f"LOT-{n}",
+            qty=n + 1,
+            start=T0 + timedelta(hours=n % 4),
+        )
+        for n in range(7)
+    ]
+    # Started and completed times (one with microseconds), no creator, each status.
+    WorkOrder.objects.filter(pk=orders[1].pk).update(
+        status="in_progress",
+        started_at=datetime(2026, 3, 2, 8, 0, 1, 250_000, tzinfo=UTC),
+    )
+    WorkOrder.objects.filter(pk=orders[2].pk).update(
+        status="completed",
+        started_at=T0,
+        completed_at=T0 + timedelta(hours=2),
+        created_by=None,
+    )
+    WorkOrder.objects.filter(pk=orders[3].pk).update(status="cancelled")
+    at = datetime(2026, 3, 5, 12, 0, tzinfo=UTC)
+    for path in (
+        "/api/workorders/",
+        "/api/workorders/?page_size=3&page=2",
+        "/api/workorders/?ordering=qty",
+        "/api/workorders/?ordering=-status&runbook=rework",
+        "/api/workorders/?status=planned&status=completed&search=LOT-",
+        "/api/workorders/?lot_no=LOT-nothing",
+    ):
+        assert_same_page(WorkOrderListView, path, planner, at=at)
+    body = assert_same_page(WorkOrderListView, "/api/workorders/", planner, at=at)
+    assert b'"started_at":"2026-03-02T08:00:01.250000Z"' in body
+    assert b'"created_by":null' in body

@@ -7,11 +7,14 @@ Input serializers check shape and type only; the rules (quantity > 0, one of
 workOrderId/dispatchRef, known locations, availability) are the services'.
 """
 
+import functools
+
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bpmos.fields import PositiveCountField, choice_labels, utc_datetime
+from bpmos.listrows import labels_of
 from inventory.models import ItemStatus, LocationKind, ReservationStatus, Unit
 from inventory.selectors import item_age
 
@@ -55,6 +58,53 @@ class ItemSerializer(serializers.Serializer):
         # One clock per response, so every row of a page is aged alike.
         now = self.context.setdefault("now", timezone.now())
         return item_age(item.received_at, now=now)
+
+
+# ``ItemSerializer`` for ``values()`` rows (``bpmos.listrows``): the list
+# page's rows without model instances (the item, its location and two parents)
+# or a field object per value. A location is at most three deep
+# (``Location``), so its path is in the row.
+ITEM_ROW_FIELDS = (
+    "code",
+    "sku",
+    "location__name",
+    "location__parent__name",
+    "location__parent__parent__name",
+    "status",
+    "batch_ref",
+    "received_at",
+)
+
+
+def item_rows(rows: list[dict]) -> list[dict]:
+    """What ``ItemSerializer`` prints for the same items (the tests compare
+    them), from ``ITEM_ROW_FIELDS`` rows; aged by one clock, as it does."""
+    statuses = _item_status_labels()
+    now = timezone.now()
+    return [
+        {
+            "id": row["code"],
+            "sku": row["sku"],
+            "location": " - ".join(
+                name
+                for name in (
+                    row["location__parent__parent__name"],
+                    row["location__parent__name"],
+                    row["location__name"],
+                )
+                if name is not None
+            ),
+            "status": statuses.get(row["status"], row["status"]),
+            "batchRef": row["batch_ref"],
+            "age": item_age(row["received_at"], now=now),
+        }
+        for row in rows
+    ]
+
+
+@functools.cache
+def _item_status_labels() -> dict:
+    return labels_of(ItemSerializer().fields["status"], ItemStatus.choices)
 
 
 class ItemReservationSerializer(serializers.Serializer):

@@ -13,6 +13,7 @@ from rest_framework import generics, status
 from rest_framework.filters import SearchFilter
 from rest_framework.response import Response
 
+from bpmos.listrows import ValuesListMixin
 from bpmos.views import BpmosAPIView
 from inventory import selectors, services
 from inventory.api import serializers as s
@@ -51,15 +52,22 @@ class CategorySummaryView(BpmosAPIView):
 
 
 @extend_schema(tags=["inventory"])
-class ItemListView(generics.ListAPIView):
+class ItemListView(ValuesListMixin, generics.ListAPIView):
     """Items in stock, in payload D, by id; filter by ``category``, ``status``,
-    ``sku``, ``location``; ``search`` matches id, SKU and batch reference."""
+    ``sku``, ``location``; ``search`` matches id, SKU and batch reference.
+    The page is read as ``values()`` rows (``bpmos.listrows``), printed as
+    ``ItemSerializer`` prints them."""
 
     queryset = selectors.item_list()
     serializer_class = s.ItemSerializer
+    values_fields = s.ITEM_ROW_FIELDS
+    kept_count = selectors.ITEMS_COUNTED
     filterset_class = ItemFilterSet
     filter_backends = [DjangoFilterBackend, SearchFilter]
     search_fields = ["code", "sku", "batch_ref"]
+
+    def shape_rows(self, rows):
+        return s.item_rows(rows)
 
 
 @extend_schema(tags=["inventory"], parameters=[_ITEM_ID])

@@ -13,6 +13,7 @@ every rule is the services'.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 import uuid
 from datetime import datetime
@@ -24,8 +25,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bpmos.errors import InvalidInput
-from bpmos.fields import DateTimeField, utc_datetime
+from bpmos.fields import DateTimeField, utc_datetime, utc_text
 from bpmos.filters import enum_value
+from bpmos.listrows import labels_of
 from elog.models import SignatureMeaning
 from passports import attributes, conformity, services, signatures
 from passports.models import (
@@ -185,6 +187,64 @@ class PassportSummarySerializer(serializers.Serializer):
     version = serializers.IntegerField(help_text="Ledger events so far.")
     manufacturedAt = utc_datetime(source="manufactured_at")
     updatedAt = utc_datetime(source="updated_at")
+
+
+# ``PassportSummarySerializer`` for ``values()`` rows (``bpmos.listrows``): the
+# list page's rows without a model instance or a field object per value.
+PASSPORT_ROW_FIELDS = (
+    "uuid",
+    "serial",
+    "kind",
+    "bpan",
+    "model",
+    "lot",
+    "state",
+    "on_hold",
+    "hold_reason",
+    "custodian_kind",
+    "custodian_name",
+    "version",
+    "manufactured_at",
+    "updated_at",
+)
+
+
+@functools.cache
+def _summary_labels() -> tuple[dict, dict, dict]:
+    """Stored kind, state and custodian kind -> what the summary prints."""
+    fields = PassportSummarySerializer().fields
+    return (
+        labels_of(fields["kind"], Kind.choices),
+        labels_of(fields["state"], State.choices),
+        labels_of(fields["custodian"].fields["kind"], CustodianKind.choices),
+    )
+
+
+def passport_rows(rows: list[dict]) -> list[dict]:
+    """What ``PassportSummarySerializer`` prints for the same passports (the
+    tests compare them), from ``PASSPORT_ROW_FIELDS`` rows."""
+    kinds, states, custodians = _summary_labels()
+    return [
+        {
+            "id": str(row["uuid"]),
+            "serial": row["serial"],
+            "kind": kinds.get(row["kind"], row["kind"]),
+            "bpan": row["bpan"],
+            "model": row["model"],
+            "lot": row["lot"],
+            "state": states.get(row["state"], row["state"]),
+            "onHold": row["on_hold"],
+            "holdReason": row["hold_reason"],
+            "custodian": {
+                "kind": custodians.get(row["custodian_kind"], row["custodian_kind"]),
+                "name": row["custodian_name"],
+            },
+            "version": row["version"],
+            "manufacturedAt": utc_text(row["manufactured_at"]),
+            "updatedAt": utc_text(row["updated_at"]),
+        }
+        for row in rows
+    ]
 
 
 class LastEventSerializer(serializers.Serializer):

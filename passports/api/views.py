@@ -26,6 +26,7 @@ from rest_framework.response import Response
 from bpmos import access
 from bpmos.errors import DomainError, InvalidInput, NotFound
 from bpmos.filters import enum_value
+from bpmos.listrows import ValuesListMixin
 from bpmos.textfields import NOT_BLANK_PATTERN
 from bpmos.throttles import PublicPassportThrottle
 from bpmos.views import BpmosAPIView
@@ -151,7 +152,7 @@ class _PassportListBase(generics.ListAPIView):
 
 
 @extend_schema(tags=_TAGS)
-class PassportListView(_PassportListBase):
+class PassportListView(ValuesListMixin, _PassportListBase):
     """Passports, newest manufactured first. Filters: ``kind``, ``state``,
     ``custodianKind`` (labels or stored values, any case), ``lot``, ``model``,
     ``onHold``; ``search`` over serial, BPAN, barcode, model; ``ordering``.
@@ -161,9 +162,16 @@ class PassportListView(_PassportListBase):
     ``duplicate_identifier`` when a serial, barcode, RFID or BPAN is taken."""
 
     serializer_class = s.PassportSummarySerializer
+    # The page as values() rows, printed as the serializer prints them
+    # (bpmos.listrows).
+    values_fields = s.PASSPORT_ROW_FIELDS
+    kept_count = selectors.PASSPORTS_COUNTED
 
     def get_queryset(self):
         return selectors.passport_list()
+
+    def shape_rows(self, rows):
+        return s.passport_rows(rows)
 
     @extend_schema(
         request=s.PassportRegisterSerializer,

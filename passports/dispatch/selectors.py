@@ -109,15 +109,43 @@ def dispatchable_list() -> list[Passport]:
     Only the columns the desk's row shows (``DispatchableProductSerializer``):
     the passport's other columns include seven JSON documents, decoded for
     every live product and never shown."""
-    location = Subquery(
-        PassportEvent.objects.filter(passport=OuterRef("pk"), kind=EventKind.WAREHOUSED)
-        .order_by("-version")
-        .values("data__location")[:1]
-    )
     return list(
         dispatchable_queryset()
         .only("id", "serial", "bpan", "kind", "model", "lot", "state", "updated_at")
-        .annotate(job_id=_latest_job("pk"), location=location)
+        .annotate(job_id=_latest_job("pk"), location=_warehoused_location())
+    )
+
+
+# The columns of the desk's row, as ``values()`` rows (``dispatchable_rows``).
+DISPATCHABLE_ROW_FIELDS = (
+    "serial",
+    "bpan",
+    "kind",
+    "model",
+    "lot",
+    "state",
+    "updated_at",
+    "job_id",
+    "location",
+)
+
+
+def dispatchable_rows() -> list[dict]:
+    """``dispatchable_list`` as ``values()`` rows of ``DISPATCHABLE_ROW_FIELDS``
+    (no model instance per product: the desk's list page). One query."""
+    return list(
+        dispatchable_queryset()
+        .annotate(job_id=_latest_job("pk"), location=_warehoused_location())
+        .values(*DISPATCHABLE_ROW_FIELDS)
+    )
+
+
+def _warehoused_location() -> Subquery:
+    """Where the passport was last warehoused (its event's ``location``)."""
+    return Subquery(
+        PassportEvent.objects.filter(passport=OuterRef("pk"), kind=EventKind.WAREHOUSED)
+        .order_by("-version")
+        .values("data__location")[:1]
     )
 
 

@@ -9,6 +9,7 @@ services' and reach the client as the same 400/409 envelope.
 from rest_framework import serializers
 
 from bpmos.fields import DateTimeField, PositiveCountField, choice_labels
+from bpmos.listrows import drf_datetime_printer
 from runbooks.models import (
     GateStatus,
     GateType,
@@ -85,6 +86,47 @@ class WorkOrderSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = fields
+
+
+# ``WorkOrderSerializer`` for ``values()`` rows (``bpmos.listrows``): the list
+# page's rows without a model instance or a field object per value.
+WORK_ORDER_ROW_FIELDS = (
+    "id",
+    "product_code",
+    "lot_no",
+    "qty",
+    "planned_start",
+    "planned_end",
+    "status",
+    "runbook__slug",
+    "started_at",
+    "completed_at",
+    "created_by_id",
+    "created_at",
+)
+
+
+def work_order_rows(rows: list[dict]) -> list[dict]:
+    """What ``WorkOrderSerializer`` prints for the same work orders (the
+    tests compare them), from ``WORK_ORDER_ROW_FIELDS`` rows."""
+    at = drf_datetime_printer()
+    return [
+        {
+            "id": row["id"],
+            "product_code": row["product_code"],
+            "lot_no": row["lot_no"],
+            "qty": row["qty"],
+            "planned_start": at(row["planned_start"]),
+            "planned_end": at(row["planned_end"]),
+            "status": row["status"],
+            "runbook": row["runbook__slug"],
+            "started_at": at(row["started_at"]),
+            "completed_at": at(row["completed_at"]),
+            "created_by": row["created_by_id"],
+            "created_at": at(row["created_at"]),
+        }
+        for row in rows
+    ]
 
 
 class WorkOrderDetailSerializer(WorkOrderSerializer):

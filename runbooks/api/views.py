@@ -14,6 +14,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
 
+from bpmos.listrows import ValuesListMixin
 from bpmos.views import ApiViewMixin, BpmosAPIView
 from runbooks import selectors, services
 from runbooks.api import serializers as s
@@ -41,11 +42,15 @@ def _stage_response(stage_id: int) -> Response:
 
 
 @extend_schema(tags=["work orders"])
-class WorkOrderListView(ApiViewMixin, generics.ListAPIView):
-    """Work orders, newest planned start first; filter, search and order them."""
+class WorkOrderListView(ValuesListMixin, ApiViewMixin, generics.ListAPIView):
+    """Work orders, newest planned start first; filter, search and order them.
+    The page is read as ``values()`` rows (``bpmos.listrows``), printed as
+    ``WorkOrderSerializer`` prints them."""
 
     queryset = selectors.work_order_list()
     serializer_class = s.WorkOrderSerializer
+    values_fields = s.WORK_ORDER_ROW_FIELDS
+    kept_count = selectors.WORK_ORDERS_COUNTED
     filterset_class = WorkOrderFilterSet
     search_fields = ["product_code", "lot_no"]
     ordering_fields = [
@@ -56,6 +61,9 @@ class WorkOrderListView(ApiViewMixin, generics.ListAPIView):
         "status",
         "qty",
     ]
+
+    def shape_rows(self, rows):
+        return s.work_order_rows(rows)
 
     @extend_schema(
         request=s.WorkOrderCreateSerializer,

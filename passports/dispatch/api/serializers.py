@@ -10,9 +10,9 @@ rules are ``passports.dispatch.services``'. The dashboard status body
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from bpmos.fields import utc_datetime
+from bpmos.fields import utc_datetime, utc_text
 from bpmos.textfields import IdentifierField
-from passports.models import JobState
+from passports.models import JobState, Kind, State
 
 JOB_STATES = JobState.values  # ["ON", "OFF"]
 LIFECYCLE_ACTIONS = ["move_to_past", "reactivate", "update_state"]
@@ -119,6 +119,32 @@ class DispatchableProductSerializer(serializers.Serializer):
         if not getattr(instance, "location", None):
             data.pop("location", None)
         return data
+
+
+def dispatchable_product_rows(rows: list[dict]) -> list[dict]:
+    """What ``DispatchableProductSerializer`` prints for the same products (the
+    tests compare them), from ``selectors.dispatchable_rows()``: no model
+    instance or field object per value."""
+    kinds, states = dict(Kind.choices), dict(State.choices)
+    products = []
+    for row in rows:
+        product = {
+            "productId": row["serial"],
+            "jobId": str(row["job_id"]),
+            "serial": row["serial"],
+            "bpan": row["bpan"],
+            "kind": str(kinds.get(row["kind"], row["kind"])),
+            "model": row["model"],
+            "lot": row["lot"],
+            "state": str(states.get(row["state"], row["state"])),
+            "currentState": JobState.ON,
+            "isDispatchable": True,
+        }
+        if row["location"]:
+            product["location"] = str(row["location"])
+        product["updatedAt"] = utc_text(row["updated_at"])
+        products.append(product)
+    return products
 
 
 class DispatchableListSerializer(serializers.Serializer):

@@ -1,0 +1,142 @@
+"""List pages read as ``values()`` rows and shaped by a plain function.
+
+A 50-row page through a DRF serializer built a model instance per row (and
+per related row) and ran each field's ``get_attribute`` and
+``to_representation``: on the busiest list pages (work orders, passports,
+inventory items, the dispatch desk) that was most of the request's server time
+(docs/performance.md, "The 50-row list pages at 32 connections"). A view with
+``ValuesListMixin`` keeps everything else of ``ListAPIView`` (filters, search,
+ordering, pagination and its ``count``, the schema from ``serializer_class``)
+and reads only the page's rows, as dicts of ``values_fields``, which
+``shape_rows`` turns into exactly what ``serializer_class`` prints for the same
+rows (each app's tests compare the two, byte for byte). With ``kept_count``
+the unfiltered list's ``count`` is the database's kept count of its rows
+(``bpmos.rowcounts``: exact, not an estimate) instead of a ``COUNT(*)``.
+
+The helpers below print values exactly as DRF's fields do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, ClassVar
+
+from django.db.models import QuerySet
+from django.utils import timezone
+from rest_framework.response import Response
+
+from bpmos.rowcounts import services as rowcounts
+
+# Query parameters that never change which rows a list has.
+PAGE_PARAMETERS = frozenset({"page", "page_size", "ordering"})
+
+
+def narrowed(query_params) -> bool:
+    """Whether a list request's parameters may leave fewer rows than the
+    list has: any parameter but the page, its size and the order, unless
+    empty (an empty filter or search is "not given" or a 400)."""
+    return any(
+        value != ""
+        for name, values in query_params.lists()
+        if name not in PAGE_PARAMETERS
+        for value in values
+    )
+
+
+def drf_datetime_printer() -> Callable[[datetime | None], str | None]:
+    """What DRF's ``DateTimeField`` prints with ``DATETIME_FORMAT`` ISO 8601,
+    as a function of the time: in the current time zone (read once, here),
+    ``isoformat()``, ``+00:00`` as ``Z``; a naive time is read in that zone
+    (DRF's ``enforce_timezone``)."""
+    zone = timezone.get_current_timezone()
+
+    def printed(value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            value = value.replace(tzinfo=zone)
+        text = value.astimezone(zone).isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+    return printed
+
+
+def drf_datetime(value: datetime | None) -> str | None:
+    """One time as DRF's ``DateTimeField`` prints it (``drf_datetime_printer``)."""
+    return drf_datetime_printer()(value)
+
+
+def labels_of(field, choices: Sequence[tuple[Any, Any]]) -> dict[Any, Any]:
+    """Stored value -> what serializer ``field`` (a ``ChoiceField`` reading a
+    model's ``get_<name>_display``) prints for it, for every choice."""
+    return {value: field.to_representation(str(label)) for value, label in choices}
+
+
+class ValuesPage:
+    """What DRF's paginator pages: ``queryset`` counted as it is (``count``,
+    replaceable), its slices read as ``values(*fields)`` dicts."""
+
+    def __init__(
+        self,
+        queryset: QuerySet,
+        fields: Sequence[str],
+        count: Callable[[QuerySet], int] | None = None,
+    ):
+        self.queryset = queryset
+        self.fields = tuple(fields)
+        self.ordered = queryset.ordered
+        self._count = count
+
+    def count(self) -> int:
+        if self._count is not None:
+            return self._count(self.queryset)
+        return self.queryset.count()
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]:
+        return list(self.queryset.values(*self.fields)[index])
+
+
+class ValuesListMixin:
+    """For a ``ListAPIView``: the page read as ``values_fields`` rows, shaped
+    by ``shape_rows`` (which must print what ``serializer_class`` does)."""
+
+    values_fields: ClassVar[tuple[str, ...]]
+    # The kept count (bpmos.rowcounts) of ``get_queryset()``'s rows, if there
+    # is one: the page's ``count`` while no parameter narrows the list.
+    kept_count: ClassVar[str | None] = None
+
+    def shape_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def count_rows(self, queryset: QuerySet) -> int:
+        """The page envelope's ``count``: the filtered queryset's rows (the
+        kept count while nothing narrows them)."""
+        if self.kept_count and not narrowed(self.request.query_params):
+            return rowcounts.kept(self.kept_count, queryset)
+        return queryset.count()
+
+    def list(self, request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset())
+        if queryset.query.distinct:
+            # values() would make it distinct over the chosen columns only
+            # (a search across a to-many relation): the serializer's path.
+            return self.get_paginated_or_plain(queryset)
+        page = self.paginate_queryset(
+            ValuesPage(queryset, self.values_fields, self.count_rows)
+        )
+        if page is not None:
+            return self.get_paginated_response(self.shape_rows(page))
+        rows = list(queryset.values(*self.values_fields))
+        return Response(self.shape_rows(rows))
+
+    def get_paginated_or_plain(self, queryset: QuerySet):
+        """DRF's own list of ``queryset`` through ``serializer_class``."""
+        page = self.paginate_queryset(queryset)
+        if page is not None:
+            serializer = self.get_serializer(page, many=True)
+            return self.get_paginated_response(serializer.data)
+        return Response(self.get_serializer(queryset, many=True).data)

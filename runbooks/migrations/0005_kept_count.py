@@ -1,0 +1,14 @@
+"""The list page's ``count`` kept by the database (bpmos/rowcounts)."""
+
+from django.db import migrations
+
+from bpmos.rowcounts.services import keep_count
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("runbooks", "0004_screen_indexes"),
+        ("rowcounts", "0001_initial"),
+    ]
+
+    operations = [keep_count("runbooks.work_orders", "runbooks_workorder", "TRUE")]
