@@ -7,7 +7,7 @@ from bpmos.rowcounts.services import keep_count
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("passports", "0016_custody_without_superseded"),
+        ("passports", "0017_runbook_context_indexes"),
         ("rowcounts", "0001_initial"),
     ]
 

@@ -7,7 +7,7 @@ from bpmos.rowcounts.services import keep_count
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("runbooks", "0004_screen_indexes"),
+        ("runbooks", "0005_runbook_work_order_counts"),
         ("rowcounts", "0001_initial"),
     ]
 
