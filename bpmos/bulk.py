@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from psycopg import errors as psycopg_errors
 
 
@@ -184,6 +184,38 @@ class BulkTarget:
 COPY_FROM_ROWS = 8
 
 
+# Fields whose ``get_db_prep_save`` hands a value of its own plain type (or
+# None) back unchanged, on PostgreSQL and SQLite alike: ``insert_rows`` skips
+# the call for such a value (it was ~1.5 us a value, most of a batch's
+# preparing). Exact classes only: a subclass may prepare values its own way.
+_PLAIN_TYPES: dict[type, tuple[type, ...]] = {
+    models.CharField: (str,),
+    models.TextField: (str,),
+    models.IntegerField: (int,),
+    models.BigIntegerField: (int,),
+    models.PositiveIntegerField: (int,),
+    models.SmallIntegerField: (int,),
+    models.BigAutoField: (int,),
+    models.AutoField: (int,),
+    models.BooleanField: (bool,),
+}
+
+
+def preparer(field):
+    """``field.get_db_prep_save`` as ``insert_rows`` calls it: the value as it
+    is when the field would return it unchanged (``_PLAIN_TYPES``; a foreign
+    key by its target field's class), else the field's own call."""
+    target = field.target_field if field.is_relation else field
+    plain = _PLAIN_TYPES.get(type(target))
+    prepare = field.get_db_prep_save
+    if plain is None:
+        return lambda value: prepare(value, connection)
+    # bool is an int: only an int field's exact int passes unprepared.
+    return lambda value: (
+        value if value is None or type(value) in plain else prepare(value, connection)
+    )
+
+
 def insert_rows(model, names: tuple[str, ...], rows: list[dict]) -> None:
     """Insert ``rows`` (each a dict of ``names`` to values) into ``model``'s
     table, each value prepared by its model field's ``get_db_prep_save`` (as the
@@ -200,14 +232,10 @@ def insert_rows(model, names: tuple[str, ...], rows: list[dict]) -> None:
     columns = ", ".join(quote(field.column) for _, field in prep)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql" and len(rows) >= COPY_FROM_ROWS:
+            preparers = [(name, preparer(field)) for name, field in prep]
             with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row(
-                        [
-                            field.get_db_prep_save(row[name], connection)
-                            for name, field in prep
-                        ]
-                    )
+                    copy.write_row([prepare(row[name]) for name, prepare in preparers])
             return
         one = f"({', '.join(['%s'] * len(prep))})"
         for first in range(0, len(rows), 1000):
