@@ -289,11 +289,16 @@ def record_many(
                 f"SELECT pg_advisory_xact_lock(%s); {head}", [_CHAIN_LOCK_KEY]
             )
             cursor.nextset()
-        else:
-            if not stage_when_busy:
-                _lock_chain()
-            elif not _try_lock_chain():  # held by another transaction until commit
+        elif stage_when_busy and connection.vendor == "postgresql":
+            # The try-lock and the head in one round trip (as above); the head
+            # read when the lock was not taken is not used.
+            cursor.execute(
+                f"SELECT pg_try_advisory_xact_lock(%s); {head}", [_CHAIN_LOCK_KEY]
+            )
+            if not cursor.fetchone()[0]:  # held by another transaction until commit
                 return _stage(entries)
+            cursor.nextset()
+        else:  # SQLite: its transactions already serialise (_lock_chain)
             cursor.execute(head)
         last = cursor.fetchone()
         commons: dict[int, _Common] = {}
@@ -359,15 +364,6 @@ _PENDING_PREV = "pending"  # the prev_hash a staged record's MAC is made with
 
 def _pending_mac(fields: dict[str, Any], *, key: bytes) -> str:
     return compute_hash({**fields, "seq": 0, "prev_hash": _PENDING_PREV}, key=key)
-
-
-def _try_lock_chain() -> bool:
-    """Take the chain's lock if free (PostgreSQL); SQLite serialises anyway."""
-    if connection.vendor != "postgresql":
-        return True
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
-        return bool(cursor.fetchone()[0])
 
 
 def _entry_fields(

@@ -487,27 +487,10 @@ def _insert_events(created: list[PassportEvent]) -> None:
     models.QuerySet.bulk_create(PassportEvent.objects.all(), created)
 
 
-def _json_of(field: models.Field) -> Callable[[Any], Any]:
-    """A value of ``field`` as ``_events_and_projections`` puts it in its JSON
-    document: what the field's ``get_db_prep_save`` gives (``bulk_create``'s
-    and ``save``'s preparing), as JSON the server reads back as that value: a
-    time as its ISO text (the microseconds kept), JSON data as itself (the
-    field's adapter would write the same JSON: it has no encoder)."""
-    if isinstance(field, models.JSONField):
-        assert field.encoder is None, field  # else: its encoder's JSON
-        return lambda value: value
-    prepare = field.get_db_prep_save
-    if isinstance(field, models.DateTimeField):
-        return lambda value: (
-            None if value is None else prepare(value, connection).isoformat()
-        )
-    return bulk.preparer(field)
-
-
 _EVENT_TABLE = PassportEvent._meta.db_table
-_JSON_EVENT_FIELDS = [(f, _json_of(f)) for f in _EVENT_FIELDS]
+_JSON_EVENT_FIELDS = [(f, bulk.json_value(f)) for f in _EVENT_FIELDS]
 _JSON_PROJECTION_FIELDS = [
-    (f, _json_of(f)) for f in _STORED_PROJECTION if f.name != "updated_at"
+    (f, bulk.json_value(f)) for f in _STORED_PROJECTION if f.name != "updated_at"
 ]
 
 
@@ -524,7 +507,7 @@ def _events_and_projections_sql() -> str:
     sets = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in projection)
     return (
         # The events' ids from the table's sequence, ascending in batch order
-        # (as ``bpmos.bulk.allocate_ids`` gives them), ...
+        # (as a multi-row INSERT's RETURNING gives them), ...
         "WITH ids AS MATERIALIZED (SELECT id, row_number() OVER (ORDER BY id) "
         "AS ord FROM (SELECT nextval(pg_get_serial_sequence("
         f"'{_EVENT_TABLE}', 'id')) AS id FROM generate_series(1, %s)) AS n), "
@@ -548,10 +531,11 @@ def _events_and_projections(
 ) -> None:
     """PostgreSQL: a batch's event rows and its passports' projections in one
     statement and one round trip (data-modifying CTEs; each side's rows in one
-    JSON parameter, each value prepared by its field: ``_json_of``); sets the
-    events' ids. It replaced a COPY of the events (two round trips and their
-    ids in a third) and an ``UPDATE ... FROM (VALUES ...)`` whose 800
-    parameters psycopg split and quoted one by one."""
+    JSON parameter, each value as its field prepares it:
+    ``bpmos.bulk.json_value``); sets the events' ids. It replaced a COPY of
+    the events (two round trips, their ids in a third) and an ``UPDATE ...
+    FROM (VALUES ...)`` whose 800 parameters psycopg split and quoted one by
+    one."""
     now = timezone.now()
     events = [
         {

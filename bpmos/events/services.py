@@ -187,7 +187,7 @@ def _store(event: Event) -> OutboxEvent:
 _OUTBOX_TABLE = OutboxEvent._meta.db_table
 _OUTBOX_INSERT_MANY = (
     # One round trip for a batch: its ids from the table's sequence (ascending
-    # in publishing order, as ``bpmos.bulk.allocate_ids`` gives them), the
+    # in publishing order, as a multi-row INSERT's RETURNING gives them), the
     # rows and their topic rows, from one JSON document (one parameter: a
     # client-side-bound array of each column quoted every value in Python).
     "WITH ids AS MATERIALIZED (SELECT id, row_number() OVER (ORDER BY id) AS ord "
