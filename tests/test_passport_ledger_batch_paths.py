@@ -188,6 +188,34 @@ def test_the_outbox_batch_stores_what_single_stores_store():
 
 
 @pytest.mark.django_db
+@pytest.mark.postgresql_only
+def test_the_raw_row_locks_make_the_instances_the_orm_makes():
+    packs = [make_passport("pack", "warehoused") for _ in range(3)]
+    Passport.objects.filter(pk=packs[0].pk).update(
+        labels=["CE", "UN38.3"],
+        material_composition={"cathode": {"LFP": 91.5}, "big": 2**60},
+        hold_reason="Recall \u2013 2026",
+    )
+
+    def attributes(passport):
+        return {k: v for k, v in passport.__dict__.items() if k != "_state"}
+
+    ids = [p.pk for p in packs]
+    with transaction.atomic():
+        locked = ledger.lock_passports(reversed(ids))
+        one = ledger.lock_passport(ids[0])
+    orm = {p.pk: p for p in Passport.objects.filter(pk__in=ids)}
+    assert list(locked) == ids  # id order
+    assert {pk: attributes(p) for pk, p in locked.items()} == {
+        pk: attributes(p) for pk, p in orm.items()
+    }
+    assert attributes(one) == attributes(orm[ids[0]])
+    assert one.labels == ["CE", "UN38.3"]
+    assert not one._state.adding
+    assert one._state.db == "default"
+
+
+@pytest.mark.django_db
 def test_choice_label_is_the_display_of_every_choice():
     pack = Passport(kind="pack", state="warehoused")
     for name in ("kind", "state", "custodian_kind"):
