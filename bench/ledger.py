@@ -28,6 +28,10 @@ the Redis channel layer after each commit, as in production.
    link and HMAC checked, one leaf per pack, the Merkle root), then the proof
    of one event and ``checkpoints_verify()``. ``--checkpoint-only`` runs
    only 3 and 4.
+
+``--batch-only`` runs only the batch appends (``ledger.append_many``, one
+transaction per pallet of ``--pallet`` events, ``--batches`` per writer, 1 then
+``--writers`` writers), each with the CPU this process spent per event.
 """
 
 from __future__ import annotations
@@ -379,6 +383,52 @@ def print_checkpoint(found: dict) -> None:
     )
 
 
+def pallets_for(writers: int, pallet: int) -> list[list[int]]:
+    """``writers + 1`` pallets of ``pallet`` bulk-built packs (ten-event
+    ledgers), one for the single writer and one for each of the others."""
+    from passports.models import Passport
+
+    build_ledgers(10 * pallet * (writers + 1), prefix="PALLET")
+    ids = list(
+        Passport.objects.filter(serial__startswith="PALLET-")
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    return [ids[n * pallet : (n + 1) * pallet] for n in range(writers + 1)]
+
+
+def measure_batch_only(args) -> dict:
+    """``--batch-only``: the batch appends alone, each run's rate with the
+    CPU this process spent per event (the writers' threads and the delivery
+    thread after commit) and the load average; then verify of their ledgers."""
+    from bpmos.accounts.models import User
+    from passports import ledger
+
+    actor = User.objects.create(username="bench-supervisor", role="supervisor")
+    pallets = pallets_for(args.writers, args.pallet)
+    measure_batches("batch warm-up", pallets[:1], 1, actor)
+    found = {}
+    for label, chosen in (
+        ("1 writer", pallets[:1]),
+        (f"{args.writers} writers", pallets[1:]),
+    ):
+        cpu = time.process_time()
+        rate = measure_batches(f"batch, {label}", chosen, args.batches, actor)
+        per_event = (time.process_time() - cpu) / (args.batches * args.pallet)
+        per_event /= len(chosen)
+        load = os.getloadavg()[0]
+        print(
+            f"  batch append, {args.pallet} events a batch, {label}: "
+            f"{rate:,.0f} events/s (goal >= {APPEND_GOAL:,}/s); CPU of this "
+            f"process {per_event * 1000:.3f} ms an event; load average {load:.1f}"
+        )
+        found[label] = rate
+    ids = [pk for pallet in pallets for pk in pallet]
+    result = ledger.verify(passport_ids=ids)
+    assert result.ok, result.first_broken
+    return found
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run the bench (``argv``: its options); returns the figures ``rows``
     reads."""
@@ -393,10 +443,18 @@ def main(argv: list[str] | None = None) -> dict:
         action="store_true",
         help="only build the verify set, verify it and checkpoint it",
     )
+    parser.add_argument(
+        "--batch-only",
+        action="store_true",
+        help="only the batch appends (1 and --writers writers), with CPU per event",
+    )
     args = parser.parse_args(argv)
     if args.checkpoint_only:
         setup_bench_django()
         return measure_verify_and_checkpoint(args.verify)
+    if args.batch_only:
+        setup_bench_django()
+        return measure_batch_only(args)
 
     setup_bench_django()
     from django.conf import settings
@@ -445,18 +503,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"  {args.writers} writers")
     run_breakdown(f"{args.writers} writers (timed)", crowd, per_writer // 2, actor)
     print("\n== batch append (ledger.append_many: one transaction per pallet) ==")
-    from passports.models import Passport
-
-    build_ledgers(10 * args.pallet * (args.writers + 1), prefix="PALLET")
-    pallet_ids = list(
-        Passport.objects.filter(serial__startswith="PALLET-")
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    pallets = [
-        pallet_ids[n * args.pallet : (n + 1) * args.pallet]
-        for n in range(args.writers + 1)
-    ]
+    pallets = pallets_for(args.writers, args.pallet)
+    pallet_ids = [pk for pallet in pallets for pk in pallet]
     measure_batches("batch warm-up", pallets[:1], 1, actor)
     batch_one = measure_batches("batch, 1 writer", pallets[:1], args.batches, actor)
     batch_many = measure_batches(

@@ -14,14 +14,22 @@ straight to the temp table. SQLite (embedded): one
 ``executemany`` of ``INSERT ... ON CONFLICT DO NOTHING`` with the datetimes
 adapted as Django stores them (``bulk_create`` spent ~0.2 ms a row preparing
 values).
+
+``insert_rows`` stores a batch of model rows as the ORM prepares them (the
+audit records): on PostgreSQL one ``INSERT ... SELECT`` from one JSON
+parameter, whose values ``json_value`` makes.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from psycopg import errors as psycopg_errors
 
 
@@ -176,40 +184,116 @@ class BulkTarget:
 
 # --- a batch of model rows ------------------------------------------------------------
 
-# From this many rows a batch goes by COPY on PostgreSQL: COPY costs one round
-# trip more than an INSERT, but a multi-row INSERT's parameters are each quoted
-# into the statement in Python and parsed again by the server (measured on 100
-# audit rows: INSERT 11.9 ms wall and 2.2 ms of client CPU, COPY 1.4 ms and
-# 0.3 ms).
-COPY_FROM_ROWS = 8
+# Fields whose ``get_db_prep_save`` hands a value of its own plain type (or
+# None) back unchanged, on PostgreSQL and SQLite alike: ``json_value`` skips the
+# call for such a value (~1.5 us a value). Exact classes only: a subclass may
+# prepare values its own way.
+_PLAIN_TYPES: dict[type, tuple[type, ...]] = {
+    models.CharField: (str,),
+    models.TextField: (str,),
+    models.IntegerField: (int,),
+    models.BigIntegerField: (int,),
+    models.PositiveIntegerField: (int,),
+    models.PositiveBigIntegerField: (int,),
+    models.PositiveSmallIntegerField: (int,),
+    models.SmallIntegerField: (int,),
+    models.BigAutoField: (int,),
+    models.AutoField: (int,),
+    models.BooleanField: (bool,),
+}
+
+
+def json_value(field: models.Field) -> Callable[[Any], Any]:
+    """PostgreSQL: a function giving a value of ``field`` as a JSON value the
+    server reads back (``jsonb_to_recordset``, the column's type) as the value
+    ``field.get_db_prep_save`` would have sent: a time as its ISO text (the
+    microseconds kept), JSON data as its JSON (through the field's encoder),
+    an IP address as its normalised text, None as SQL NULL (as the fields
+    store None). A field of any other class raises ``TypeError`` here, once,
+    rather than be written some other way."""
+    target = field.target_field if field.is_relation else field
+    prepare = field.get_db_prep_save
+    if isinstance(field, models.JSONField):
+        if field.encoder is None:
+            return lambda value: value
+        dumps = functools.partial(json.dumps, cls=field.encoder)
+        return lambda value: None if value is None else json.loads(dumps(value))
+    if isinstance(field, models.DateTimeField):
+        return lambda value: (
+            None if value is None else prepare(value, connection).isoformat()
+        )
+    if isinstance(field, models.GenericIPAddressField):
+        # What the backend's adapter sends: the normalised text, '' as NULL.
+        return lambda value: field.get_prep_value(value) or None
+    plain = _PLAIN_TYPES.get(type(target))
+    if plain is None:
+        raise TypeError(f"bpmos.bulk: no JSON form for {field!r}")
+
+    def value_of(value: Any) -> Any:
+        # bool is an int: only an int field's exact int passes unprepared.
+        if value is None or type(value) in plain:
+            return value
+        value = prepare(value, connection)
+        # A str or int subclass (a TextChoices member): JSON writes its value.
+        if value is not None and not isinstance(value, plain):
+            raise TypeError(f"bpmos.bulk: {field!r} prepared {value!r}")
+        return value
+
+    return value_of
+
+
+def _json_insert_sql(model, names: tuple[str, ...]) -> tuple[str, list]:
+    quote = connection.ops.quote_name
+    fields = [model._meta.get_field(name) for name in names]
+    columns = ", ".join(quote(field.column) for field in fields)
+    record = ", ".join(
+        f"{quote(field.column)} {field.db_type(connection)}" for field in fields
+    )
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({columns}) "
+        f"SELECT {columns} FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) "
+        f"AS ({record})) WITH ORDINALITY AS r({columns}, ord) ORDER BY ord"
+    )
+    return sql, [
+        (name, field.column, json_value(field))
+        for name, field in zip(names, fields, strict=True)
+    ]
+
+
+_JSON_INSERTS: dict[tuple, tuple[str, list]] = {}
 
 
 def insert_rows(model, names: tuple[str, ...], rows: list[dict]) -> None:
     """Insert ``rows`` (each a dict of ``names`` to values) into ``model``'s
-    table, each value prepared by its model field's ``get_db_prep_save`` (as the
-    ORM prepares it), in the caller's transaction. PostgreSQL, from
-    ``COPY_FROM_ROWS`` rows: one COPY (text format: the server parses each
-    value for its column's type, as it parses an INSERT's); otherwise
-    multi-row INSERTs of at most 1,000 rows (SQLite's limit). No ids are
-    returned: a caller that needs them gives them (``allocate_ids``)."""
+    table, in order, in the caller's transaction, each value as its model
+    field's ``get_db_prep_save`` prepares it (as the ORM does). PostgreSQL:
+    one ``INSERT ... SELECT`` from one JSON parameter (``json_value``), one
+    round trip whatever the number of rows (a COPY took two, and psycopg
+    dumped each value on its own; a multi-row INSERT's parameters were each
+    quoted into the statement in Python). SQLite: multi-row INSERTs of at most
+    1,000 rows (its limit). No ids are returned: a caller that needs them
+    gives them."""
     if not rows:
+        return
+    if connection.vendor == "postgresql":
+        key = (model, names)
+        found = _JSON_INSERTS.get(key)
+        if found is None:
+            found = _JSON_INSERTS[key] = _json_insert_sql(model, names)
+        sql, columns = found
+        document = [
+            {column: to_json(row[name]) for name, column, to_json in columns}
+            for row in rows
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [json.dumps(document)])
         return
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
     prep = [(name, model._meta.get_field(name)) for name in names]
     columns = ", ".join(quote(field.column) for _, field in prep)
+    one = f"({', '.join(['%s'] * len(prep))})"
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql" and len(rows) >= COPY_FROM_ROWS:
-            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(
-                        [
-                            field.get_db_prep_save(row[name], connection)
-                            for name, field in prep
-                        ]
-                    )
-            return
-        one = f"({', '.join(['%s'] * len(prep))})"
         for first in range(0, len(rows), 1000):
             chunk = rows[first : first + 1000]
             cursor.execute(
@@ -221,16 +305,3 @@ def insert_rows(model, names: tuple[str, ...], rows: list[dict]) -> None:
                     for name, field in prep
                 ],
             )
-
-
-def allocate_ids(model, count: int) -> list[int]:
-    """PostgreSQL: ``count`` new ids of ``model``'s serial/identity primary
-    key, ascending (as a multi-row INSERT's RETURNING gives them), taken from
-    its sequence in one query."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) "
-            "FROM generate_series(1, %s)",
-            [model._meta.db_table, model._meta.pk.column, count],
-        )
-        return sorted(pk for (pk,) in cursor.fetchall())

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
@@ -50,11 +52,15 @@ HASHED_FIELDS = (
 )
 
 
+# json.dumps(value, cls=DjangoJSONEncoder) without a new encoder per call.
+_DJANGO_DUMP = DjangoJSONEncoder().encode
+
+
 def normalize_json(value: Any) -> Any:
     """Round-trip through JSON so what is stored is exactly what is hashed."""
     if value is None:
         return None
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    return json.loads(_DJANGO_DUMP(value))
 
 
 _EXACT_LIMIT = 2**53  # beyond this a float no longer holds every integer
@@ -76,16 +82,35 @@ def canonical_numbers(value: Any) -> Any:
     return value
 
 
+# ``json.dumps(..., sort_keys=True, separators=(",", ":"), default=str)``, the
+# canonical JSON of the hashes, without json.dumps' per-call encoder setup.
+_DUMP = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+_BIG_NUMBER = re.compile(r"\d{16}")  # 2**53 has 16 digits
+
+
+def canonical_dump(content: dict[str, Any], *numbers: str) -> str:
+    """The canonical JSON of ``content`` with ``canonical_numbers`` applied to
+    its ``numbers`` entries. ``canonical_numbers`` changes only an integer of
+    16 digits or more (2**53 has 16), whose JSON is a run of 16 digits, so it
+    runs (and the JSON is made again) only when the JSON has such a run: the
+    same text, without walking every record's data in Python."""
+    canonical = _DUMP(content)
+    if _BIG_NUMBER.search(canonical) is None:
+        return canonical
+    content = dict(content)
+    for name in numbers:
+        content[name] = canonical_numbers(content[name])
+    return _DUMP(content)
+
+
 def compute_hash(fields: dict[str, Any], *, key: bytes | None = None) -> str:
     """HMAC-SHA256 over the canonical JSON of a record's hashed fields, with
     ``key`` (by default the audit keyring's current key)."""
     content = {name: fields[name] for name in HASHED_FIELDS}
-    content["before"] = canonical_numbers(content["before"])
-    content["after"] = canonical_numbers(content["after"])
     occurred = content["occurred_at"]
     if hasattr(occurred, "isoformat"):
         content["occurred_at"] = occurred.astimezone(UTC).isoformat()
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    canonical = canonical_dump(content, "before", "after")
     if key is None:
         key = keyring().current_key
     return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
@@ -134,33 +159,63 @@ def _chain_fields(
     target_type: str | None,
     target_id: str | None,
     last: tuple[int, str] | None,
+    common: _Common | None = None,
 ) -> dict[str, Any]:
     """Every field of the record that follows ``last`` (seq, hash), hash and key
-    id included: signed with the keyring's current key."""
-    ctx = context.current()
+    id included: signed with the keyring's current key. ``common``: the
+    fields that depend only on the actor and the request (``_common``), when
+    the caller made them once for several records."""
+    if common is None:
+        common = _common(actor)
     kind, pk, label = _describe(target)
-    actor_obj = actor if getattr(actor, "is_authenticated", False) else None
     fields: dict[str, Any] = {
-        "seq": (last[0] + 1) if last else 1,
+        "seq": (last[0] + 1) if last and last is not _UNCHAINED else 1,
         "occurred_at": timezone.now(),
-        "actor_id": actor_obj.pk if actor_obj else None,
-        "actor_username": actor_obj.get_username() if actor_obj else "",
-        "actor_role": getattr(actor_obj, "role", "") if actor_obj else "",
+        **common.fields,
         "action": action,
         "target_type": target_type if target_type is not None else kind,
         "target_id": target_id if target_id is not None else pk,
         "target_repr": label,
         "before": normalize_json(before),
         "after": normalize_json(after),
-        "request_id": ctx.request_id,
-        "client_address": _normalize_address(ctx.client_address),
-        "source": ctx.source,
-        "prev_hash": last[1] if last else GENESIS_HASH,
+        "prev_hash": last[1] if last and last is not _UNCHAINED else GENESIS_HASH,
     }
-    ring = keyring()
-    fields["hash"] = compute_hash(fields, key=ring.current_key)
-    fields["key_id"] = ring.current_id
+    if last is not _UNCHAINED:
+        fields["hash"] = compute_hash(fields, key=common.key)
+        fields["key_id"] = common.key_id
     return fields
+
+
+# ``last`` of a staged record's fields (``_stage``): not chained, not signed.
+_UNCHAINED = ("unchained",)
+
+
+@dataclass(frozen=True)
+class _Common:
+    """What every record of one actor in one request shares: the actor's and
+    the request's fields, and the key that signs them."""
+
+    fields: dict[str, Any]
+    key: bytes
+    key_id: str
+
+
+def _common(actor: Any) -> _Common:
+    ctx = context.current()
+    actor_obj = actor if getattr(actor, "is_authenticated", False) else None
+    ring = keyring()
+    return _Common(
+        fields={
+            "actor_id": actor_obj.pk if actor_obj else None,
+            "actor_username": actor_obj.get_username() if actor_obj else "",
+            "actor_role": getattr(actor_obj, "role", "") if actor_obj else "",
+            "request_id": ctx.request_id,
+            "client_address": _normalize_address(ctx.client_address),
+            "source": ctx.source,
+        },
+        key=ring.current_key,
+        key_id=ring.current_id,
+    )
 
 
 def record(
@@ -234,15 +289,21 @@ def record_many(
                 f"SELECT pg_advisory_xact_lock(%s); {head}", [_CHAIN_LOCK_KEY]
             )
             cursor.nextset()
-        else:
-            if not stage_when_busy:
-                _lock_chain()
-            elif not _try_lock_chain():  # held by another transaction until commit
+        elif stage_when_busy and connection.vendor == "postgresql":
+            # The try-lock and the head in one round trip (as above); the head
+            # read when the lock was not taken is not used.
+            cursor.execute(
+                f"SELECT pg_try_advisory_xact_lock(%s); {head}", [_CHAIN_LOCK_KEY]
+            )
+            if not cursor.fetchone()[0]:  # held by another transaction until commit
                 return _stage(entries)
+            cursor.nextset()
+        else:  # SQLite: its transactions already serialise (_lock_chain)
             cursor.execute(head)
         last = cursor.fetchone()
+        commons: dict[int, _Common] = {}
         for entry in entries:
-            fields = _entry_fields(entry, last)
+            fields = _entry_fields(entry, last, commons)
             written.append(fields)
             last = (fields["seq"], fields["hash"])
     insert_rows(AuditRecord, _FIELD_NAMES, written)
@@ -305,20 +366,18 @@ def _pending_mac(fields: dict[str, Any], *, key: bytes) -> str:
     return compute_hash({**fields, "seq": 0, "prev_hash": _PENDING_PREV}, key=key)
 
 
-def _try_lock_chain() -> bool:
-    """Take the chain's lock if free (PostgreSQL); SQLite serialises anyway."""
-    if connection.vendor != "postgresql":
-        return True
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
-        return bool(cursor.fetchone()[0])
-
-
-def _entry_fields(entry: dict[str, Any], last) -> dict[str, Any]:
+def _entry_fields(
+    entry: dict[str, Any], last, commons: dict[int, _Common]
+) -> dict[str, Any]:
     """An entry of ``record_many`` as ``_chain_fields`` makes it, after
-    ``last`` (``(seq, hash)`` of the chain's head; None: not chained yet)."""
+    ``last`` (``(seq, hash)`` of the chain's head; None: not chained yet).
+    ``commons``: the ``_Common`` of each actor met so far in the batch."""
+    actor = entry["actor"]
+    common = commons.get(id(actor))
+    if common is None:
+        common = commons[id(actor)] = _common(actor)
     return _chain_fields(
-        actor=entry["actor"],
+        actor=actor,
         action=entry["action"],
         target=entry.get("target"),
         before=entry.get("before"),
@@ -326,6 +385,7 @@ def _entry_fields(entry: dict[str, Any], last) -> dict[str, Any]:
         target_type=entry.get("target_type"),
         target_id=entry.get("target_id"),
         last=last,
+        common=common,
     )
 
 
@@ -334,8 +394,11 @@ def _stage(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     commit; returns their fields (no seq yet)."""
     ring = keyring()
     staged = []
+    commons: dict[int, _Common] = {}
     for entry in entries:
-        fields = _entry_fields(entry, None)
+        # No chain hash: a staged record has no place in the chain yet (its
+        # MAC below covers it; the seal signs it when it chains it).
+        fields = _entry_fields(entry, _UNCHAINED, commons)
         content = {name: fields[name] for name in _PENDING_FIELDS}
         content["mac"] = _pending_mac(fields, key=ring.current_key)
         content["key_id"] = ring.current_id

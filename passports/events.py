@@ -60,7 +60,7 @@ def changed(passport, event) -> Event:
         "kind": passport.kind,
         "event": event.kind,
         "version": event.version,
-        "state": passport.get_state_display(),
+        "state": passport.choice_label("state"),
         "onHold": passport.on_hold,
         "custodian": {"kind": passport.custodian_kind, "name": passport.custodian_name},
     }

@@ -31,6 +31,7 @@ audit lock.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import hmac
 import json
@@ -44,9 +45,8 @@ from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 from psycopg.errors import UniqueViolation
 
-from bpmos import events, fields
+from bpmos import bulk, events, fields
 from bpmos.auditkeys import keyring
-from bpmos.bulk import allocate_ids, insert_rows
 from bpmos.errors import Conflict, DomainError, InvalidInput, NotFound
 from bpmos.locking import ROW_LOCK, lock_row
 from elog import audit, signed
@@ -106,11 +106,10 @@ def compute_hash(fields: Mapping[str, Any], *, key: bytes | None = None) -> str:
     """
     content = {name: fields[name] for name in HASHED_FIELDS}
     content["passport"] = str(content["passport"])
-    content["data"] = audit.canonical_numbers(content["data"])
     occurred = content["occurred_at"]
     if isinstance(occurred, datetime):
         content["occurred_at"] = occurred.astimezone(UTC).isoformat()
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    canonical = audit.canonical_dump(content, "data")
     if key is None:
         key = keyring().current_key
     return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
@@ -150,18 +149,58 @@ PROJECTION_FIELDS = [
 ]
 
 
-# The row lock of one append on PostgreSQL, as ``lock_row`` takes it (FOR NO KEY
-# UPDATE, no join): raw, because compiling the ORM's query over the passport's
-# ~80 columns cost more Python than the rest of an append.
-_LOCK_ONE_SQL = (
-    f"SELECT * FROM {Passport._meta.db_table} WHERE id = %s FOR NO KEY UPDATE"
+# The row locks on PostgreSQL, as ``lock_row`` takes them (FOR NO KEY UPDATE, no
+# join), raw: compiling the ORM's query over the passport's ~80 columns, and
+# its iterator, cost more Python than the rest of an append. The rows become
+# instances as the ORM makes them (``from_db``, each column through its field's
+# converters: the JSON columns), tested equal to the ORM's.
+_PASSPORT_FIELDS = Passport._meta.concrete_fields
+_PASSPORT_ATTNAMES = [f.attname for f in _PASSPORT_FIELDS]
+_LOCK_SELECT = (
+    "SELECT "
+    + ", ".join(f'"{f.column}"' for f in _PASSPORT_FIELDS)
+    + f" FROM {Passport._meta.db_table} WHERE id "
 )
+_LOCK_ONE_SQL = _LOCK_SELECT + "= %s FOR NO KEY UPDATE"
+_LOCK_MANY_SQL = _LOCK_SELECT + "= ANY(%s) ORDER BY id FOR NO KEY UPDATE"
+
+
+@functools.cache
+def _passport_converters() -> list[tuple[int, list, Any]]:
+    table = Passport._meta.db_table
+    found = []
+    for index, model_field in enumerate(_PASSPORT_FIELDS):
+        column = model_field.get_col(table)
+        converters = connection.ops.get_db_converters(
+            column
+        ) + column.get_db_converters(connection)
+        if converters:
+            found.append((index, converters, column))
+    return found
+
+
+def _locked(sql: str, param: Any) -> list[Passport]:
+    """PostgreSQL: the passports ``sql`` locks, as ORM instances."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [param])
+        rows = cursor.fetchall()
+    converters = _passport_converters()
+    found = []
+    for row in rows:
+        values = list(row)
+        for index, functions, column in converters:
+            value = values[index]
+            for convert in functions:
+                value = convert(value, column, connection)
+            values[index] = value
+        found.append(Passport.from_db(connection.alias, _PASSPORT_ATTNAMES, values))
+    return found
 
 
 def lock_passport(passport_id: int) -> Passport:
     """Lock one passport row for the rest of the transaction (404 if missing)."""
     if connection.vendor == "postgresql" and isinstance(passport_id, int):
-        found = list(Passport.objects.raw(_LOCK_ONE_SQL, [passport_id]))
+        found = _locked(_LOCK_ONE_SQL, passport_id)
         if not found:
             raise NotFound(f"Passport {passport_id} does not exist.")
         return found[0]
@@ -173,6 +212,8 @@ def lock_passport(passport_id: int) -> Passport:
 def lock_passports(ids: Iterable[int]) -> dict[int, Passport]:
     """Lock several passport rows in id order (see the module docstring)."""
     wanted = sorted(set(ids))
+    if connection.vendor == "postgresql" and all(type(pk) is int for pk in wanted):
+        return {p.pk: p for p in _locked(_LOCK_MANY_SQL, wanted)}
     rows = Passport.objects.select_for_update(**ROW_LOCK).filter(pk__in=wanted)
     found = {p.pk: p for p in rows.order_by("pk")}
     return found
@@ -355,21 +396,30 @@ def _prepare(passport: Passport, new: NewEvent, *, actor: Any, ring: Any) -> _En
         "prev_hash": passport.head_hash or GENESIS_HASH,
     }
     digest = compute_hash(fields, key=ring.current_key)
+    # Positional, by attname: the keyword path cost ~2x (a descriptor per
+    # relation); the relations' caches are set below, as the keywords set them.
     event = PassportEvent(
-        passport=passport,
-        version=after.version,
-        kind=kind,
-        occurred_at=occurred_at,
-        actor=user,
-        actor_username=fields["actor_username"],
-        data=data,
-        prev_hash=fields["prev_hash"],
-        hash=digest,
-        key_id=ring.current_id,
+        *_event_values(
+            {
+                "id": None,
+                "passport_id": passport.pk,
+                "version": after.version,
+                "kind": kind,
+                "occurred_at": occurred_at,
+                "actor_id": user.pk if user else None,
+                "actor_username": fields["actor_username"],
+                "data": data,
+                "prev_hash": fields["prev_hash"],
+                "hash": digest,
+                "key_id": ring.current_id,
+            }
+        )
     )
+    if user is not None:
+        event.actor = user
     _project(passport, after)
     passport.head_hash = digest
-    view = copy.copy(passport)
+    view = _copy_row(passport)
     event.passport = view
     return _Entry(
         event=event,
@@ -382,13 +432,30 @@ def _prepare(passport: Passport, new: NewEvent, *, actor: Any, ring: Any) -> _En
     )
 
 
-_PROJECTION_CASTS = {"on_hold": "boolean", "version": "integer"}  # others: text
+_EVENT_ATTNAMES = tuple(f.attname for f in PassportEvent._meta.concrete_fields)
+
+
+def _event_values(values: dict[str, Any]) -> list[Any]:
+    """``values`` (by attname) in ``PassportEvent``'s field order."""
+    return [values[name] for name in _EVENT_ATTNAMES]
+
+
+def _copy_row(passport: Passport) -> Passport:
+    """``copy.copy(passport)`` without the pickle protocol's detour (its
+    ``__reduce__`` looks the model up and walks every field for memoryviews;
+    the passport has no binary field): the same attributes, its own state."""
+    view = Passport.__new__(Passport)
+    state = passport.__dict__.copy()
+    state["_state"] = copy.copy(passport._state)
+    state["_state"].fields_cache = passport._state.fields_cache.copy()
+    view.__dict__.update(state)
+    return view
 
 
 def _projections_update(passports: list[Passport]) -> None:
-    """The projection of several locked passports in one statement: ``UPDATE
-    ... FROM (VALUES ...)`` (``bulk_update``'s CASE expressions cost ~50 ms of
-    Python per 100 rows on this machine, more than the rest of a batch)."""
+    """SQLite: the projection of several locked passports in one statement,
+    ``UPDATE ... FROM (VALUES ...)`` (``bulk_update``'s CASE expressions cost
+    ~50 ms of Python per 100 rows; PostgreSQL: ``_events_and_projections``)."""
     now = timezone.now()
     fields = [
         Passport._meta.get_field(name)
@@ -405,32 +472,21 @@ def _projections_update(passports: list[Passport]) -> None:
     quote = connection.ops.quote_name
     table = quote(Passport._meta.db_table)
     stamp = Passport._meta.get_field("updated_at").get_db_prep_save(now, connection)
-    if connection.vendor == "postgresql":
-        casts = ["bigint", *(_PROJECTION_CASTS.get(f.name, "text") for f in fields)]
-        row = "(" + ", ".join(f"%s::{cast}" for cast in casts) + ")"
-        names = ", ".join(quote(f.column) for f in fields)
-        sets = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in fields)
-        sql = (
-            f"UPDATE {table} AS p SET {sets}, updated_at = %s "
-            f"FROM (VALUES {', '.join([row] * len(passports))}) AS v(id, {names}) "
-            "WHERE p.id = v.id"
-        )
-    else:  # SQLite 3.33+ has UPDATE ... FROM; its VALUES columns are column1...
-        row = "(" + ", ".join(["%s"] * (len(fields) + 1)) + ")"
-        sets = ", ".join(
-            f"{quote(f.column)} = v.column{n + 2}" for n, f in enumerate(fields)
-        )
-        sql = (
-            f"UPDATE {table} SET {sets}, updated_at = %s "
-            f"FROM (VALUES {', '.join([row] * len(passports))}) AS v "
-            f"WHERE {table}.id = v.column1"
-        )
+    # SQLite 3.33+ has UPDATE ... FROM; its VALUES columns are column1...
+    row = "(" + ", ".join(["%s"] * (len(fields) + 1)) + ")"
+    sets = ", ".join(
+        f"{quote(f.column)} = v.column{n + 2}" for n, f in enumerate(fields)
+    )
+    sql = (
+        f"UPDATE {table} SET {sets}, updated_at = %s "
+        f"FROM (VALUES {', '.join([row] * len(passports))}) AS v "
+        f"WHERE {table}.id = v.column1"
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, [stamp, *params])
 
 
 _EVENT_FIELDS = [f for f in PassportEvent._meta.concrete_fields if not f.primary_key]
-_EVENT_COLUMNS = ("id", *(f.name for f in _EVENT_FIELDS))
 _STORED_PROJECTION = [Passport._meta.get_field(name) for name in PROJECTION_FIELDS]
 
 
@@ -468,21 +524,84 @@ def _event_and_projection(entry: _Entry) -> None:
 
 
 def _insert_events(created: list[PassportEvent]) -> None:
-    """A batch's event rows, ids set: PostgreSQL, ids from the sequence and
-    one COPY (``bpmos.bulk.insert_rows``: a multi-row INSERT's quoting and
-    parsing cost more than the rest of a 100-event batch's events); each value
-    prepared by its field as ``bulk_create`` prepares it. SQLite: ``bulk_create``."""
-    if connection.vendor != "postgresql":
-        models.QuerySet.bulk_create(PassportEvent.objects.all(), created)
-        return
-    ids = allocate_ids(PassportEvent, len(created))
-    rows = []
+    """SQLite: a batch's event rows, ids set (``bulk_create``; PostgreSQL:
+    ``_events_and_projections``)."""
+    models.QuerySet.bulk_create(PassportEvent.objects.all(), created)
+
+
+_EVENT_TABLE = PassportEvent._meta.db_table
+_JSON_EVENT_FIELDS = [(f, bulk.json_value(f)) for f in _EVENT_FIELDS]
+_JSON_PROJECTION_FIELDS = [
+    (f, bulk.json_value(f)) for f in _STORED_PROJECTION if f.name != "updated_at"
+]
+
+
+@functools.cache
+def _events_and_projections_sql() -> str:
+    quote = connection.ops.quote_name
+
+    def record(fields):  # jsonb_to_recordset's column definitions
+        return ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in fields)
+
+    events = [f for f, _ in _JSON_EVENT_FIELDS]
+    columns = ", ".join(quote(f.column) for f in events)
+    projection = [f for f, _ in _JSON_PROJECTION_FIELDS]
+    sets = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in projection)
+    return (
+        # The events' ids from the table's sequence, ascending in batch order
+        # (as a multi-row INSERT's RETURNING gives them), ...
+        "WITH ids AS MATERIALIZED (SELECT id, row_number() OVER (ORDER BY id) "
+        "AS ord FROM (SELECT nextval(pg_get_serial_sequence("
+        f"'{_EVENT_TABLE}', 'id')) AS id FROM generate_series(1, %s)) AS n), "
+        # ... the event rows ...
+        f"event AS (INSERT INTO {quote(_EVENT_TABLE)} (id, {columns}) "
+        f"SELECT ids.id, {', '.join(f'e.{quote(f.column)}' for f in events)} "
+        f"FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS ({record(events)})) "
+        f"WITH ORDINALITY AS e({columns}, ord) JOIN ids USING (ord) "
+        "ORDER BY ord), "
+        # ... and the projections of their passports.
+        f"projection AS (UPDATE {quote(Passport._meta.db_table)} AS p "
+        f"SET {sets}, {quote('updated_at')} = %s "
+        f"FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, {record(projection)}) "
+        "WHERE p.id = v.id) "
+        "SELECT id FROM ids ORDER BY ord"
+    )
+
+
+def _events_and_projections(
+    created: list[PassportEvent], passports: list[Passport]
+) -> None:
+    """PostgreSQL: a batch's event rows and its passports' projections in one
+    statement and one round trip (data-modifying CTEs; each side's rows in one
+    JSON parameter, each value as its field prepares it:
+    ``bpmos.bulk.json_value``); sets the events' ids. It replaced a COPY of
+    the events (two round trips, their ids in a third) and an ``UPDATE ...
+    FROM (VALUES ...)`` whose 800 parameters psycopg split and quoted one by
+    one."""
+    now = timezone.now()
+    events = [
+        {
+            f.column: to_json(f.pre_save(event, add=True))
+            for f, to_json in _JSON_EVENT_FIELDS
+        }
+        for event in created
+    ]
+    projections = []
+    for passport in passports:
+        passport.updated_at = now
+        row = {"id": passport.pk}
+        for f, to_json in _JSON_PROJECTION_FIELDS:
+            row[f.column] = to_json(getattr(passport, f.attname))
+        projections.append(row)
+    stamp = Passport._meta.get_field("updated_at").get_db_prep_save(now, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _events_and_projections_sql(),
+            [len(events), json.dumps(events), stamp, json.dumps(projections)],
+        )
+        ids = [pk for (pk,) in cursor.fetchall()]
     for pk, event in zip(ids, created, strict=True):
-        row = {f.name: f.pre_save(event, add=True) for f in _EVENT_FIELDS}
-        row["id"] = event.pk = pk
-        rows.append(row)
-    insert_rows(PassportEvent, _EVENT_COLUMNS, rows)
-    for event in created:
+        event.pk = pk
         event._state.adding = False
         event._state.db = connection.alias
 
@@ -494,12 +613,14 @@ def _write(entries: list[_Entry], *, actor: Any, publish: bool) -> list[Passport
     created = [entry.event for entry in entries]
     # The locked rows hold the projection after their last event.
     finals = {entry.passport.pk: entry.passport for entry in entries}
-    fused = len(entries) == 1 and connection.vendor == "postgresql"
+    fused = connection.vendor == "postgresql"
     try:
         # No savepoint: append's own atomic block is one when nested, and the
         # row lock makes a clash on (passport, version) unreachable.
-        if fused:  # one append: the event and the projection in one statement
+        if fused and len(entries) == 1:  # the event and the projection at once
             _event_and_projection(entries[0])
+        elif fused:  # a batch's events and projections in one statement
+            _events_and_projections(created, list(finals.values()))
         else:
             _insert_events(created)
     except (IntegrityError, UniqueViolation) as exc:  # the row locks prevent it
@@ -512,7 +633,7 @@ def _write(entries: list[_Entry], *, actor: Any, publish: bool) -> list[Passport
         if entry.event.kind in rollups.QA_RESULTS:  # the trends' first-pass roll-ups
             rollups.first_qa_record(passport=entry.view, event=entry.event)
     if fused:
-        pass  # the projection went with the event
+        pass  # the projections went with the events
     elif len(finals) == 1:
         (only,) = finals.values()
         only.save(update_fields=PROJECTION_FIELDS)

@@ -21,6 +21,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.encoding import force_str
 
 from bpmos.auditkeys import KEY_ID_MAX_LENGTH
 from passports.attributes import BatteryCategory
@@ -100,6 +101,10 @@ class PassportQuerySet(models.QuerySet):
         created = super().bulk_create(objs, *args, **kwargs)
         rollups.custody_units_add(rollups.custody_units_of(created))
         return created
+
+
+# Passport.choice_label's tables, per field name (the labels as declared).
+_CHOICE_LABELS: dict[str, dict] = {}
 
 
 class Passport(models.Model):
@@ -365,7 +370,18 @@ class Passport(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.serial}"
+        return f"{self.choice_label('kind')} {self.serial}"
+
+    def choice_label(self, name: str) -> str:
+        """``get_<name>_display()`` of a field with choices, from a table made
+        once: Django's builds the choices' dict on every call (the audit log
+        and the live events name every appended passport)."""
+        value = getattr(self, name)
+        labels = _CHOICE_LABELS.get(name)
+        if labels is None:
+            field = self._meta.get_field(name)
+            labels = _CHOICE_LABELS[name] = dict(field.flatchoices)
+        return force_str(labels.get(value, value), strings_only=True)
 
 
 # EU battery passport attribute groups (Annex XIII) → fields. Public: anyone

@@ -39,7 +39,6 @@ from django.db.models import F
 from django.utils import timezone
 
 from bpmos.background import BackgroundWorker
-from bpmos.bulk import allocate_ids
 from bpmos.events.models import OutboxEvent, OutboxTopic
 from bpmos.events.types import Event
 
@@ -185,49 +184,55 @@ def _store(event: Event) -> OutboxEvent:
     return row
 
 
+_OUTBOX_TABLE = OutboxEvent._meta.db_table
 _OUTBOX_INSERT_MANY = (
-    f"WITH event AS (INSERT INTO {OutboxEvent._meta.db_table} "
+    # One round trip for a batch: its ids from the table's sequence (ascending
+    # in publishing order, as a multi-row INSERT's RETURNING gives them), the
+    # rows and their topic rows, from one JSON document (one parameter: a
+    # client-side-bound array of each column quoted every value in Python).
+    "WITH ids AS MATERIALIZED (SELECT id, row_number() OVER (ORDER BY id) AS ord "
+    f"FROM (SELECT nextval(pg_get_serial_sequence('{_OUTBOX_TABLE}', 'id')) AS id "
+    "FROM generate_series(1, %s)) AS n), "
+    "src AS MATERIALIZED (SELECT ids.id, ids.ord, e.name, e.topics, e.data "
+    "FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) "
+    "AS (name varchar, topics jsonb, data jsonb)) WITH ORDINALITY "
+    "AS e(name, topics, data, ord) JOIN ids USING (ord)), "
+    f"event AS (INSERT INTO {_OUTBOX_TABLE} "
     "(id, name, topics, data, created_at, attempts) "
-    "SELECT id, name, topics::jsonb, data::jsonb, %s, 0 "
-    "FROM unnest(%s::bigint[], %s::varchar[], %s::text[], %s::text[]) "
-    "AS e(id, name, topics, data) RETURNING id) "
-    f"INSERT INTO {OutboxTopic._meta.db_table} (event_id, topic) "
-    "SELECT * FROM unnest(%s::bigint[], %s::varchar[])"
+    "SELECT id, name, topics, data, %s, 0 FROM src ORDER BY ord), "
+    f"topic AS (INSERT INTO {OutboxTopic._meta.db_table} (event_id, topic) "
+    "SELECT src.id, t.topic FROM src, "
+    "jsonb_array_elements_text(src.topics) WITH ORDINALITY AS t(topic, n) "
+    "ORDER BY src.ord, t.n) "
+    "SELECT id FROM ids ORDER BY ord"
 )
 
 
 def _outbox_insert_many_postgresql(events: Sequence[Event]) -> list[OutboxEvent]:
+    """The rows ``_store`` would store for ``events``, in one statement; the
+    data as ``_store`` stores it (``DjangoJSONEncoder``'s JSON, as jsonb)."""
     created_at = timezone.now()
-    ids = allocate_ids(OutboxEvent, len(events))
+    rows = [
+        {
+            "name": event.name,
+            "topics": list(dict.fromkeys(event.topics)),
+            "data": dict(event.data),
+        }
+        for event in events
+    ]
+    text = json.dumps(rows, cls=DjangoJSONEncoder)
     with connection.cursor() as cursor:
-        names, topic_lists, texts, topic_ids, topic_names = [], [], [], [], []
-        for pk, event in zip(ids, events, strict=True):
-            topics = list(dict.fromkeys(event.topics))
-            names.append(event.name)
-            topic_lists.append(topics)
-            texts.append(json.dumps(dict(event.data), cls=DjangoJSONEncoder))
-            topic_ids.extend([pk] * len(topics))
-            topic_names.extend(topics)
-        cursor.execute(
-            _OUTBOX_INSERT_MANY,
-            [
-                created_at,
-                ids,
-                names,
-                [json.dumps(topics) for topics in topic_lists],
-                texts,
-                topic_ids,
-                topic_names,
-            ],
-        )
+        cursor.execute(_OUTBOX_INSERT_MANY, [len(rows), text, created_at])
+        ids = [pk for (pk,) in cursor.fetchall()]
     columns = ["id", "name", "topics", "data", "created_at", "delivered_at", "attempts"]
     return [
         OutboxEvent.from_db(
             connection.alias,
             columns,
-            [pk, name, topics, json.loads(text), created_at, None, 0],
+            [pk, row["name"], row["topics"], row["data"], created_at, None, 0],
         )
-        for pk, name, topics, text in zip(ids, names, topic_lists, texts, strict=True)
+        # The data as the database holds it (the encoder's JSON, read back).
+        for pk, row in zip(ids, json.loads(text), strict=True)
     ]
 
 
