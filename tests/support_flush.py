@@ -73,6 +73,9 @@ def _guarded(connection) -> set[str]:
         return {row[0] for row in cursor.fetchall()}
 
 
+ROW_COUNT_DELTAS = "rowcounts_rowcountdelta"
+
+
 def _wrap_sql_flush(original):
     def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
         _state["emit"] = True
@@ -103,6 +106,12 @@ def _wrap_sql_flush(original):
         truncate = [quote(table) for table in nonempty if table in guarded]
         if truncate:
             statements.append(f"TRUNCATE {', '.join(truncate)} CASCADE")
+        if ROW_COUNT_DELTAS in tables:
+            # Last: the DELETEs above made the kept counts' triggers add their
+            # deltas (bpmos.rowcounts), which a DELETE of this table earlier in
+            # the list would leave behind; every counted table is empty now, so
+            # no delta is right (as a TRUNCATE of all of them leaves it).
+            statements.append(f"DELETE FROM {quote(ROW_COUNT_DELTAS)}")
         return statements
 
     sql_flush.fast_flush = True
