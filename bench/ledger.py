@@ -397,6 +397,40 @@ def pallets_for(writers: int, pallet: int) -> list[list[int]]:
     return [ids[n * pallet : (n + 1) * pallet] for n in range(writers + 1)]
 
 
+def passport_updates() -> tuple[int, int]:
+    """PostgreSQL's count of passport row updates so far, and of those HOT
+    (heap-only: no index written), from ``pg_stat_user_tables``; (0, 0)
+    elsewhere. Only the cumulative counters of the finished backends (the
+    writers' threads close their connections) are read."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return 0, 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+            "WHERE relname = 'passports_passport'"
+        )
+        return cursor.fetchone()
+
+
+def hot_share(before: tuple[int, int], expected: int) -> str:
+    """How many of the ``expected`` passport updates since ``before`` were HOT.
+    The writers' counters reach the statistics when their backends exit, so
+    this polls (up to 5 s) until the updates are all counted."""
+    deadline = time.monotonic() + 5
+    while True:
+        updates, hot = passport_updates()
+        updates -= before[0]
+        hot -= before[1]
+        if updates >= expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    if not updates:
+        return "HOT updates: not counted"
+    return f"HOT updates {hot:,} of {updates:,} ({100 * hot / updates:.0f} %)"
+
+
 def measure_batch_only(args) -> dict:
     """``--batch-only``: the batch appends alone, each run's rate with the
     CPU this process spent per event (the writers' threads and the delivery
@@ -412,15 +446,18 @@ def measure_batch_only(args) -> dict:
         ("1 writer", pallets[:1]),
         (f"{args.writers} writers", pallets[1:]),
     ):
+        updates = passport_updates()
         cpu = time.process_time()
         rate = measure_batches(f"batch, {label}", chosen, args.batches, actor)
         per_event = (time.process_time() - cpu) / (args.batches * args.pallet)
         per_event /= len(chosen)
         load = os.getloadavg()[0]
+        hot = hot_share(updates, args.batches * args.pallet * len(chosen))
         print(
             f"  batch append, {args.pallet} events a batch, {label}: "
             f"{rate:,.0f} events/s (goal >= {APPEND_GOAL:,}/s); CPU of this "
-            f"process {per_event * 1000:.3f} ms an event; load average {load:.1f}"
+            f"process {per_event * 1000:.3f} ms an event; load average {load:.1f}; "
+            f"{hot}"
         )
         found[label] = rate
     ids = [pk for pallet in pallets for pk in pallet]

@@ -332,8 +332,14 @@ class Passport(models.Model):
             # The dashboards: batteries on hold (count, and the supervisor's
             # list, longest held first) and the custody mix of the units (not
             # assembled into another), both without reading every passport.
+            # The on-hold index keys on ``id`` only, not ``updated_at``: every
+            # ledger append sets ``updated_at``, and a column in any index
+            # (a partial one's too) makes every update of a passport write
+            # all its indexes (no HOT update). The list reads the few rows on
+            # hold off this index and sorts them (docs/passports.md, "HOT
+            # projection updates").
             models.Index(
-                fields=["updated_at", "id"],
+                fields=["id"],
                 condition=Q(on_hold=True),
                 name="passport_on_hold_idx",
             ),
