@@ -36,10 +36,14 @@ def kept(name: str, queryset: QuerySet) -> int:
     if connection.vendor != "postgresql":
         return queryset.count()
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT COALESCE(SUM(delta), 0) FROM {_TABLE} WHERE name = %s", [name]
-        )
-        return int(cursor.fetchone()[0])
+        return _sum(cursor, name)
+
+
+def _sum(cursor, name: str) -> int:
+    cursor.execute(
+        f"SELECT COALESCE(SUM(delta), 0) FROM {_TABLE} WHERE name = %s", [name]
+    )
+    return int(cursor.fetchone()[0])
 
 
 def compact() -> int:
@@ -127,11 +131,7 @@ def kept_counts_recount(*, names: list[str] | None = None) -> list[Recounted]:
             continue
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(f"LOCK TABLE {count.table} IN SHARE MODE")
-            cursor.execute(
-                f"SELECT COALESCE(SUM(delta), 0) FROM {_TABLE} WHERE name = %s",
-                [count.name],
-            )
-            before = int(cursor.fetchone()[0])
+            before = _sum(cursor, count.name)
             after = _reset(cursor, *count)
             if after != before:
                 audit.record(
