@@ -18,13 +18,17 @@ values).
 ``insert_rows`` stores a batch of model rows as the ORM prepares them (the
 audit records): on PostgreSQL one ``INSERT ... SELECT`` from one JSON
 parameter, whose values ``json_value`` makes.
+
+``upsert_add`` adds deltas to the counter columns of kept-count rows (the
+runbooks' work-order counts and stage WIP): one ``INSERT ... ON CONFLICT DO
+UPDATE SET n = n + excluded.n``, PostgreSQL and SQLite alike.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -305,3 +309,50 @@ def insert_rows(model, names: tuple[str, ...], rows: list[dict]) -> None:
                     for name, field in prep
                 ],
             )
+
+
+# --- kept counters ------------------------------------------------------------------
+
+
+@functools.cache
+def _upsert_add_sql(table: str, keys: tuple[str, ...], counters: tuple[str, ...]):
+    columns = ", ".join((*keys, *counters))
+    added = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in counters)
+    return (
+        f"INSERT INTO {table} ({columns}) VALUES {{values}} "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}"
+    )
+
+
+def upsert_add(
+    model,
+    keys: tuple[str, ...],
+    counters: tuple[str, ...],
+    deltas: Mapping[Any, Sequence[int]],
+) -> None:
+    """Add ``deltas`` to the ``counters`` columns of ``model``'s rows, in the
+    caller's transaction: one ``INSERT ... ON CONFLICT (keys) DO UPDATE SET
+    counter = counter + excluded.counter`` (PostgreSQL and SQLite alike), a
+    missing row inserted with the deltas; nothing when every delta is 0.
+
+    ``deltas``: a row's key (the value of its one key column, or a tuple of
+    them, as the connection takes it) -> one delta per counter, in order.
+    The rows go in key order, so that every writer takes their locks in one
+    order (no two transactions wait on each other's rows in a cycle). The key
+    columns must carry a unique constraint; columns are named by their
+    database names."""
+    moved = sorted(
+        ((key,) if len(keys) == 1 else tuple(key), tuple(values))
+        for key, values in deltas.items()
+        if any(values)
+    )
+    if not moved:
+        return
+    row = f"({', '.join(['%s'] * (len(keys) + len(counters)))})"
+    sql = _upsert_add_sql(model._meta.db_table, keys, counters).format(
+        values=", ".join([row] * len(moved))
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql, [value for key, values in moved for value in (*key, *values)]
+        )

@@ -10,10 +10,11 @@ A work order's *contribution* is what its stages add to those counts: none
 unless it is in progress. Every write that can change one runs inside
 ``kept(work_order_id)``: the contribution is read before the write (the work
 order's row is locked by then) and after it, and the difference is added to
-the counts in the same transaction, with one upsert (``INSERT ... ON
-CONFLICT (stage_id) DO UPDATE SET in_progress = in_progress + excluded...``,
-PostgreSQL and SQLite alike). The writers: the stage services (start,
-finish, hold, resume), ``work_order_cancel``, and
+the counts in the same transaction, with one upsert
+(``bpmos.bulk.upsert_add``: ``INSERT ... ON CONFLICT (stage_id) DO UPDATE SET
+in_progress = in_progress + excluded...``, PostgreSQL and SQLite alike). The
+writers: the stage services (start, finish, hold, resume),
+``work_order_cancel``, and
 ``WorkOrderStage.objects.bulk_create`` (fixtures, benches). ``rebuild``
 recounts them from the stages (the data migration; a bench after loading by
 SQL), ``recount`` is what they must always equal.
@@ -29,9 +30,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from django.apps import apps as installed_apps
-from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q
 
+from bpmos.bulk import upsert_add
 from runbooks.models import (
     StageStatus,
     StageWipCount,
@@ -42,13 +43,9 @@ from runbooks.models import (
 # stage id -> [in progress, on hold, waiting]
 Counts = dict[int, list[int]]
 
-_UPSERT = (
-    "INSERT INTO {table} (stage_id, in_progress, on_hold, waiting) VALUES {values} "
-    "ON CONFLICT (stage_id) DO UPDATE SET "
-    "in_progress = {table}.in_progress + excluded.in_progress, "
-    "on_hold = {table}.on_hold + excluded.on_hold, "
-    "waiting = {table}.waiting + excluded.waiting"
-)
+# The kept row's key and counter columns, the counters in ``Counts`` order.
+_KEY = "stage_id"
+_COUNTERS = ("in_progress", "on_hold", "waiting")
 
 
 def contributions(work_order_ids: Iterable[int]) -> Counts:
@@ -86,19 +83,9 @@ def contributions(work_order_ids: Iterable[int]) -> Counts:
 
 def add(deltas: Counts) -> None:
     """Add ``deltas`` to the counts, in the caller's transaction: one upsert
-    (stages in id order), nothing when every delta is 0."""
-    moved = sorted(
-        (stage_id, *values) for stage_id, values in deltas.items() if any(values)
-    )
-    if not moved:
-        return
-    params = [value for row in moved for value in row]
-    sql = _UPSERT.format(
-        table=StageWipCount._meta.db_table,
-        values=", ".join(["(%s, %s, %s, %s)"] * len(moved)),
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    (stages in id order; ``bpmos.bulk.upsert_add``), nothing when every delta
+    is 0."""
+    upsert_add(StageWipCount, (_KEY,), _COUNTERS, deltas)
 
 
 def difference(after: Counts, before: Counts) -> Counts:
@@ -176,9 +163,7 @@ def recount(*, models=None) -> Counts:
 
 def kept_counts() -> Counts:
     """The counts as kept (stages with some WIP). One query."""
-    rows = StageWipCount.objects.values_list(
-        "stage_id", "in_progress", "on_hold", "waiting"
-    )
+    rows = StageWipCount.objects.values_list(_KEY, *_COUNTERS)
     return {stage_id: list(values) for stage_id, *values in rows if any(values)}
 
 

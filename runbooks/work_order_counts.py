@@ -19,8 +19,9 @@ orders protect it). ``rebuild`` recounts them from the work orders (the data
 migration; the plant generator after loading work orders by SQL);
 ``recount`` is what they must always equal.
 
-One upsert per move (``INSERT ... ON CONFLICT (runbook_id) DO UPDATE SET
-planned = planned + excluded.planned, ...``, PostgreSQL and SQLite alike).
+One upsert per move (``bpmos.bulk.upsert_add``: ``INSERT ... ON CONFLICT
+(runbook_id) DO UPDATE SET planned = planned + excluded.planned, ...``,
+PostgreSQL and SQLite alike).
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.apps import apps as installed_apps
-from django.db import connection
 from django.db.models import Count
 
+from bpmos.bulk import upsert_add
 from runbooks.models import RunbookWorkOrderCount, WorkOrderStatus
 
 # The kept columns, in WorkOrderStatus order.
@@ -44,14 +45,9 @@ STATUSES = (
 # runbook id -> [planned, in progress, completed, cancelled]
 Counts = dict[int, list[int]]
 
-_UPSERT = (
-    "INSERT INTO {table} (runbook_id, planned, in_progress, completed, cancelled) "
-    "VALUES {values} ON CONFLICT (runbook_id) DO UPDATE SET "
-    "planned = {table}.planned + excluded.planned, "
-    "in_progress = {table}.in_progress + excluded.in_progress, "
-    "completed = {table}.completed + excluded.completed, "
-    "cancelled = {table}.cancelled + excluded.cancelled"
-)
+# The kept row's key and counter columns, the counters in ``STATUSES`` order.
+_KEY = "runbook_id"
+_COUNTERS = ("planned", "in_progress", "completed", "cancelled")
 
 
 def _slot(status: str) -> int:
@@ -79,19 +75,9 @@ def moved(*, runbook_id: int, before: str | None, after: str) -> None:
 
 def add(deltas: Counts) -> None:
     """Add ``deltas`` to the counts, in the caller's transaction: one upsert
-    (runbooks in id order), nothing when every delta is 0."""
-    moves = sorted(
-        (runbook_id, *values) for runbook_id, values in deltas.items() if any(values)
-    )
-    if not moves:
-        return
-    params = [value for row in moves for value in row]
-    sql = _UPSERT.format(
-        table=RunbookWorkOrderCount._meta.db_table,
-        values=", ".join(["(%s, %s, %s, %s, %s)"] * len(moves)),
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    (runbooks in id order; ``bpmos.bulk.upsert_add``), nothing when every
+    delta is 0."""
+    upsert_add(RunbookWorkOrderCount, (_KEY,), _COUNTERS, deltas)
 
 
 def counts_of(runbook_id: int) -> list[int]:
@@ -101,16 +87,14 @@ def counts_of(runbook_id: int) -> list[int]:
     rows = list(
         RunbookWorkOrderCount.objects.filter(runbook_id=runbook_id)
         .order_by()
-        .values_list("planned", "in_progress", "completed", "cancelled")
+        .values_list(*_COUNTERS)
     )
     return list(rows[0]) if rows else [0, 0, 0, 0]
 
 
 def kept_counts() -> Counts:
     """The counts as kept (runbooks with some work order). One query."""
-    rows = RunbookWorkOrderCount.objects.values_list(
-        "runbook_id", "planned", "in_progress", "completed", "cancelled"
-    )
+    rows = RunbookWorkOrderCount.objects.values_list(_KEY, *_COUNTERS)
     return {runbook_id: list(values) for runbook_id, *values in rows if any(values)}
 
 

@@ -8,9 +8,10 @@ interesting), starts, finishes, holds and resumes random stages, cancels
 work orders (refused moves included: out of order, closed work order,
 locked gate), and writes work orders in bulk as fixtures do. After every
 step the kept counts equal ``stage_wip.recount`` (``tests/support_counts.py``,
-the harness the custody counts share); with the services' count update
-removed, the machine fails. Each example runs inside a savepoint rolled back
-at its end.
+the harness the custody counts share; the work-order rules and fixed plants
+shared with the work-order counts are in ``tests/support_runbook_counts.py``);
+with the services' count update removed, the machine fails. Each example
+runs inside a savepoint rolled back at its end.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from hypothesis import Phase
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
@@ -27,16 +27,20 @@ from bpmos.errors import DomainError
 from lines import wip
 from runbooks import services, stage_wip
 from runbooks.models import (
-    GateStatus,
-    Runbook,
     StageStatus,
     StageWipCount,
     WorkOrder,
     WorkOrderStage,
     WorkOrderStatus,
 )
-from tests.factories_production import T0, make_runbook, make_work_order, stages_of
-from tests.support_counts import CountMachine, run_counts
+from tests.factories_production import T0, make_work_order, stages_of
+from tests.support_counts import run_counts
+from tests.support_runbook_counts import (
+    WorkOrderMachine,
+    assert_invariant_fails,
+    order_at_locked_gate,
+    plant_runbooks,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -44,72 +48,21 @@ S = StageStatus
 MOVES = ("start", "start", "finish", "finish", "hold", "resume")
 
 
-class WipMachine(CountMachine):
-    def __init__(self):
-        super().__init__()
-        self.orders = 0
-
-    def stage_ids(self) -> list[int]:
-        return list(WorkOrderStage.objects.order_by("pk").values_list("pk", flat=True))
-
-    def runbook(self, sequential: bool) -> Runbook:
-        return Runbook.objects.get(slug="seq" if sequential else "free")
-
+class WipMachine(WorkOrderMachine):
     @initialize()
     def plant(self):
         for sequential in (True, False):
             self.create(sequential)
 
-    @rule(sequential=st.booleans())
-    def create(self, sequential):
-        self.orders += 1
-        make_work_order(
-            self.actor,
-            runbook=self.runbook(sequential),
-            lot_no=f"LOT-{self.orders}",
-        )
-
     @rule(index=st.integers(0, 60), move=st.sampled_from(MOVES))
     def move_stage(self, index, move):
-        ids = self.stage_ids()
-        stage_id = ids[index % len(ids)]
-        calls = {
-            "start": lambda: services.stage_start(stage_id=stage_id, actor=self.actor),
-            "finish": lambda: services.stage_finish(
-                stage_id=stage_id, actor=self.actor
-            ),
-            "hold": lambda: services.stage_hold(
-                stage_id=stage_id, reason="Jammed", actor=self.actor
-            ),
-            "resume": lambda: services.stage_resume(
-                stage_id=stage_id, actor=self.actor
-            ),
-        }
-        self.attempt(calls[move])
+        self.stage_move(index, move)
 
     @rule(index=st.integers(0, 20), stages=st.integers(1, 3))
     def work_through(self, index, stages):
         """Start and finish the first ``stages`` stages of a work order in
         order (all three: it completes)."""
-        ids = list(WorkOrder.objects.order_by("pk").values_list("pk", flat=True))
-        order = WorkOrder.objects.get(pk=ids[index % len(ids)])
-        for stage in stages_of(order)[:stages]:
-            for service in (services.stage_start, services.stage_finish):
-                self.attempt(
-                    lambda service=service, stage=stage: service(
-                        stage_id=stage.pk, actor=self.actor
-                    )
-                )
-
-    @rule(index=st.integers(0, 20))
-    def cancel(self, index):
-        ids = list(WorkOrder.objects.order_by("pk").values_list("pk", flat=True))
-        order_id = ids[index % len(ids)]
-        self.attempt(
-            lambda: services.work_order_cancel(
-                work_order_id=order_id, reason="Customer changed", actor=self.actor
-            )
-        )
+        self.work_through_stages(index, stages)
 
     @rule(
         sequential=st.booleans(),
@@ -165,8 +118,7 @@ class WipMachine(CountMachine):
 
 @pytest.fixture
 def runbooks():
-    make_runbook(slug="seq", is_default=True, sequential=True)
-    make_runbook(slug="free", is_default=False, sequential=False)
+    plant_runbooks()
 
 
 def test_wip_counts_equal_a_recount_after_any_sequence(runbooks, make_user):
@@ -189,13 +141,7 @@ def test_the_machine_fails_when_the_count_update_is_removed(
     """The harness is not vacuous: with the services' update of the counts
     (``stage_wip.kept``) removed, the invariant fails."""
     monkeypatch.setattr(stage_wip, "kept", _not_kept)
-    with pytest.raises(AssertionError):
-        run_counts(
-            WipMachine,
-            actor=make_user("supervisor"),
-            steps=15,
-            phases=[Phase.generate],  # the first failure; no shrinking
-        )
+    assert_invariant_fails(WipMachine, actor=make_user("supervisor"))
 
 
 def _stage_mix() -> dict[str, tuple[int, int, int]]:
@@ -237,11 +183,7 @@ def test_wip_of_a_fixed_plant(runbooks, make_user):
 
 def test_a_refused_move_leaves_the_counts(make_user):
     boss = make_user("supervisor")
-    runbook = make_runbook(gate_status=GateStatus.LOCKED)
-    order = make_work_order(boss, runbook=runbook)
-    s1, s2, _ = stages_of(order)
-    services.stage_start(stage_id=s1.pk, actor=boss)
-    services.stage_finish(stage_id=s1.pk, actor=boss)
+    _, s2 = order_at_locked_gate(boss)
     before = stage_wip.kept_counts()
     with pytest.raises(DomainError):  # S2 is behind a locked gate
         services.stage_start(stage_id=s2.pk, actor=boss)

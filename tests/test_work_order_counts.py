@@ -8,8 +8,9 @@ finishes their stages (a first start puts a work order in progress, the last
 finish completes it), cancels work orders (refused moves included: a closed
 work order, out of order, a locked gate) and writes work orders in bulk as
 fixtures do. After every step the kept counts equal
-``work_order_counts.recount`` (``tests/support_counts.py``); with the
-services' count update removed, the machine fails. Work orders are never
+``work_order_counts.recount`` (``tests/support_counts.py``; the rules
+shared with the stage WIP's machine are in ``tests/support_runbook_counts.py``);
+with the services' count update removed, the machine fails. Work orders are never
 deleted (the admin is read-only; a runbook's work orders protect it), which
 a test below pins.
 """
@@ -20,7 +21,6 @@ from datetime import timedelta
 
 import pytest
 from django.db.models import ProtectedError
-from hypothesis import Phase
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
@@ -28,70 +28,39 @@ from bpmos.dashboards import controltower
 from bpmos.errors import DomainError, IllegalTransition
 from runbooks import services, work_order_counts
 from runbooks.models import (
-    GateStatus,
     Runbook,
     RunbookWorkOrderCount,
     WorkOrder,
-    WorkOrderStage,
     WorkOrderStatus,
 )
-from tests.factories_production import T0, make_runbook, make_work_order, stages_of
-from tests.support_counts import CountMachine, run_counts
+from tests.factories_production import T0, make_work_order, stages_of
+from tests.support_counts import run_counts
+from tests.support_runbook_counts import (
+    WorkOrderMachine,
+    assert_invariant_fails,
+    order_at_locked_gate,
+    plant_runbooks,
+)
 
 pytestmark = pytest.mark.django_db
 
 MOVES = ("start", "start", "finish", "finish")
 
 
-class CountsMachine(CountMachine):
-    def __init__(self):
-        super().__init__()
-        self.orders = 0
-
-    def runbook(self, first: bool) -> Runbook:
-        return Runbook.objects.get(slug="seq" if first else "free")
-
+class CountsMachine(WorkOrderMachine):
     @initialize()
     def plant(self):
         self.create(True)
 
-    @rule(first=st.booleans())
-    def create(self, first):
-        self.orders += 1
-        make_work_order(
-            self.actor, runbook=self.runbook(first), lot_no=f"LOT-{self.orders}"
-        )
-
     @rule(index=st.integers(0, 60), move=st.sampled_from(MOVES))
     def move_stage(self, index, move):
-        ids = list(WorkOrderStage.objects.order_by("pk").values_list("pk", flat=True))
-        stage_id = ids[index % len(ids)]
-        service = services.stage_start if move == "start" else services.stage_finish
-        self.attempt(lambda: service(stage_id=stage_id, actor=self.actor))
+        self.stage_move(index, move)
 
     @rule(index=st.integers(0, 20))
     def work_through(self, index):
         """Start and finish every stage of a work order in order: it completes
         (unless it was cancelled)."""
-        ids = list(WorkOrder.objects.order_by("pk").values_list("pk", flat=True))
-        order = WorkOrder.objects.get(pk=ids[index % len(ids)])
-        for stage in stages_of(order):
-            for service in (services.stage_start, services.stage_finish):
-                self.attempt(
-                    lambda service=service, stage=stage: service(
-                        stage_id=stage.pk, actor=self.actor
-                    )
-                )
-
-    @rule(index=st.integers(0, 20))
-    def cancel(self, index):
-        ids = list(WorkOrder.objects.order_by("pk").values_list("pk", flat=True))
-        order_id = ids[index % len(ids)]
-        self.attempt(
-            lambda: services.work_order_cancel(
-                work_order_id=order_id, reason="Customer changed", actor=self.actor
-            )
-        )
+        self.work_through_stages(index)
 
     @rule(
         first=st.booleans(),
@@ -142,8 +111,7 @@ class CountsMachine(CountMachine):
 
 @pytest.fixture
 def runbooks():
-    make_runbook(slug="seq", is_default=True)
-    make_runbook(slug="free", is_default=False, sequential=False)
+    plant_runbooks()
 
 
 def test_work_order_counts_equal_a_recount_after_any_sequence(runbooks, make_user):
@@ -162,13 +130,7 @@ def test_the_machine_fails_when_the_count_update_is_removed(
     """The harness is not vacuous: with the services' update of the counts
     (``work_order_counts.moved``) removed, the invariant fails."""
     monkeypatch.setattr(work_order_counts, "moved", _not_moved)
-    with pytest.raises(AssertionError):
-        run_counts(
-            CountsMachine,
-            actor=make_user("supervisor"),
-            steps=15,
-            phases=[Phase.generate],  # the first failure; no shrinking
-        )
+    assert_invariant_fails(CountsMachine, actor=make_user("supervisor"))
 
 
 def _counts(runbook: Runbook) -> list[int]:
@@ -210,11 +172,7 @@ def test_each_move_by_hand(runbooks, make_user):
 
 def test_a_move_refused_at_a_gate_leaves_the_counts(make_user):
     boss = make_user("supervisor")
-    runbook = make_runbook(gate_status=GateStatus.LOCKED)
-    order = make_work_order(boss, runbook=runbook)
-    s1, s2, _ = stages_of(order)
-    services.stage_start(stage_id=s1.pk, actor=boss)
-    services.stage_finish(stage_id=s1.pk, actor=boss)
+    runbook, s2 = order_at_locked_gate(boss)
     with pytest.raises(DomainError):  # S2 is behind a locked gate
         services.stage_start(stage_id=s2.pk, actor=boss)
     assert _counts(runbook) == [0, 1, 0, 0]

@@ -22,5 +22,7 @@ deltas; ``compact()`` (a beat task) folds each count's deltas into one row.
 Only on PostgreSQL: on SQLite (the embedded default) nothing is installed and
 ``kept(name, queryset)`` counts the queryset. Writes made with triggers off
 (``session_replication_role = replica``, ``pg_restore --disable-triggers``)
-bypass the count: ``recount(name, table, condition)`` sets it again.
+bypass the count: ``recount(name, table, condition)`` sets it again, and
+``manage.py recount_rows`` (``kept_counts_recount``) every count the applied
+migrations declare, auditing a count that moved.
 """

@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from django.db import connection, migrations, transaction
+from django.db.migrations.loader import MigrationLoader
 from django.db.models import QuerySet
 
+from bpmos import audit
+
 _TABLE = "rowcounts_rowcountdelta"
+
+
+class KeptCount(NamedTuple):
+    """A kept count as its migration declares it (``keep_count``): its name,
+    the table it counts, and the SQL condition a row must meet."""
+
+    name: str
+    table: str
+    condition: str
+
+
+class Recounted(NamedTuple):
+    """A kept count before and after ``kept_counts_recount`` set it again."""
+
+    kept: KeptCount
+    before: int
+    after: int
 
 
 def kept(name: str, queryset: QuerySet) -> int:
@@ -14,10 +36,14 @@ def kept(name: str, queryset: QuerySet) -> int:
     if connection.vendor != "postgresql":
         return queryset.count()
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT COALESCE(SUM(delta), 0) FROM {_TABLE} WHERE name = %s", [name]
-        )
-        return int(cursor.fetchone()[0])
+        return _sum(cursor, name)
+
+
+def _sum(cursor, name: str) -> int:
+    cursor.execute(
+        f"SELECT COALESCE(SUM(delta), 0) FROM {_TABLE} WHERE name = %s", [name]
+    )
+    return int(cursor.fetchone()[0])
 
 
 def compact() -> int:
@@ -55,6 +81,10 @@ def recount(*, name: str, table: str, condition: str = "TRUE") -> int:
 
 def _recount(cursor, name: str, table: str, condition: str) -> int:
     cursor.execute(f"LOCK TABLE {table} IN SHARE MODE")
+    return _reset(cursor, name, table, condition)
+
+
+def _reset(cursor, name: str, table: str, condition: str) -> int:
     cursor.execute(f"DELETE FROM {_TABLE} WHERE name = %s", [name])
     cursor.execute(
         f"INSERT INTO {_TABLE} (name, delta) "
@@ -62,6 +92,58 @@ def _recount(cursor, name: str, table: str, condition: str) -> int:
         [name],
     )
     return int(cursor.fetchone()[0])
+
+
+def kept_counts_applied() -> dict[str, KeptCount]:
+    """The kept counts the database has, by name: those declared by a
+    ``keep_count`` operation of an applied migration (the apps' "kept_count"
+    migrations are where each is defined once). None on SQLite."""
+    if connection.vendor != "postgresql":
+        return {}
+    loader = MigrationLoader(connection)
+    applied = loader.applied_migrations
+    found: dict[str, KeptCount] = {}
+    for leaf in loader.graph.leaf_nodes():
+        for key in loader.graph.forwards_plan(leaf):
+            if key not in applied:
+                continue
+            for operation in loader.graph.nodes[key].operations:
+                kept = getattr(operation, "kept_count", None)
+                if kept is not None:
+                    found[kept.name] = kept
+    return dict(sorted(found.items()))
+
+
+def kept_counts_recount(*, names: list[str] | None = None) -> list[Recounted]:
+    """Set each kept count of ``kept_counts_applied`` (only ``names``, if
+    given) to ``COUNT(*)`` of its rows, as ``recount`` does: after data was
+    written with the triggers off (docs/security.md, "Backup and restore").
+    One transaction a count, its table's writers waiting meanwhile; a count
+    that moved is audited (``rowcount.recounted``, the count before and
+    after). Raises ``KeyError`` naming a count the database does not keep."""
+    kept = kept_counts_applied()
+    unknown = sorted(set(names or ()) - kept.keys())
+    if unknown:
+        raise KeyError(", ".join(unknown))
+    done = []
+    for count in kept.values():
+        if names and count.name not in names:
+            continue
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {count.table} IN SHARE MODE")
+            before = _sum(cursor, count.name)
+            after = _reset(cursor, *count)
+            if after != before:
+                audit.record(
+                    actor=None,
+                    action="rowcount.recounted",
+                    target_type="rowcount",
+                    target_id=count.name,
+                    before={"count": before},
+                    after={"count": after},
+                )
+        done.append(Recounted(count, before, after))
+    return done
 
 
 def _function(table: str) -> str:
@@ -136,7 +218,8 @@ def _uninstall(name: str, table: str) -> list[str]:
 def keep_count(name: str, table: str, condition: str = "TRUE") -> migrations.RunPython:
     """The migration operation that keeps count ``name`` of ``table``'s rows
     where ``condition`` (SQL over the table's columns): the triggers, then the
-    count seeded (``recount``) in the same transaction. PostgreSQL only."""
+    count seeded (``recount``) in the same transaction. PostgreSQL only. The
+    operation carries its ``KeptCount`` (``kept_counts_applied``)."""
 
     def forwards(apps, schema_editor) -> None:
         if schema_editor.connection.vendor != "postgresql":
@@ -154,4 +237,7 @@ def keep_count(name: str, table: str, condition: str = "TRUE") -> migrations.Run
         for statement in _uninstall(name, table):
             schema_editor.execute(statement, params=None)
 
-    return migrations.RunPython(forwards, backwards, elidable=False)
+    operation = migrations.RunPython(forwards, backwards, elidable=False)
+    # What ``kept_counts_applied`` (``manage.py recount_rows``) reads back.
+    operation.kept_count = KeptCount(name, table, condition)
+    return operation
