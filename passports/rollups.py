@@ -53,6 +53,7 @@ from django.db import connection
 from django.db.models import Count, DecimalField, F, Max, Min, Sum
 from django.db.models.functions import Cast, Trunc
 
+from bpmos.bulk import upsert_add
 from passports.models import (
     ROLLUP_SUM,
     CustodianKind,
@@ -181,27 +182,16 @@ def adapt_decimal(value: Decimal):
 # --- first QA results ---------------------------------------------------------------
 
 
-_QA_HOUR_UPSERT = (
-    "INSERT INTO {table} (hour, kind, tested, passed) VALUES {values} "
-    "ON CONFLICT (hour, kind) DO UPDATE SET "
-    "tested = {table}.tested + excluded.tested, "
-    "passed = {table}.passed + excluded.passed"
-)
-
-
 def _qa_hours_add(counts: dict[tuple[datetime, str], list[int]]) -> None:
-    if not counts:
-        return
+    """Add (tested, passed) per (hour, passport kind): one upsert
+    (``bpmos.bulk.upsert_add``), nothing when there is nothing to add."""
     adapt = connection.ops.adapt_datetimefield_value
-    params: list = []
-    for (hour, kind), (tested, passed) in sorted(counts.items()):
-        params += [adapt(hour), kind, tested, passed]
-    sql = _QA_HOUR_UPSERT.format(
-        table=FirstQaHour._meta.db_table,
-        values=", ".join(["(%s, %s, %s, %s)"] * len(counts)),
+    upsert_add(
+        FirstQaHour,
+        ("hour", "kind"),
+        ("tested", "passed"),
+        {(adapt(hour), kind): tally for (hour, kind), tally in counts.items()},
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 def first_qa_record(*, passport: Passport, event: PassportEvent) -> bool:
@@ -265,11 +255,6 @@ def first_qa_refresh(*, passport_ids: Iterable[int]) -> int:
 
 # --- custody of the units ------------------------------------------------------------
 
-_CUSTODY_UPSERT = (
-    "INSERT INTO {table} (custodian_kind, units) VALUES {values} "
-    "ON CONFLICT (custodian_kind) DO UPDATE SET units = {table}.units + excluded.units"
-)
-
 
 def custody_units_of(passports: Iterable[Passport]) -> dict[str, int]:
     """How many of ``passports`` are units (no parent, not superseded by a
@@ -286,16 +271,12 @@ def custody_units_add(deltas: Mapping[str, int]) -> None:
     """Add ``deltas`` (custodian kind -> units, negative to take away) to the
     custody counts, in the caller's transaction: one upsert, nothing when
     every delta is 0. Callers hold the audit chain's lock (module docstring)."""
-    moved = sorted((kind, n) for kind, n in deltas.items() if n)
-    if not moved:
-        return
-    params: list = [value for row in moved for value in row]
-    sql = _CUSTODY_UPSERT.format(
-        table=CustodyUnitCount._meta.db_table,
-        values=", ".join(["(%s, %s)"] * len(moved)),
+    upsert_add(
+        CustodyUnitCount,
+        ("custodian_kind",),
+        ("units",),
+        {kind: (n,) for kind, n in deltas.items()},
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 def custody_units_rebuild(*, models=None) -> dict[str, int]:
