@@ -57,6 +57,11 @@ SEED = 20261203
 # take it). The long campaign runs more (docs/testing.md).
 STATEFUL_SCENARIOS = int(os.environ.get("BPMOS_FUZZ_SCENARIOS", "8"))
 STATEFUL_STEPS = int(os.environ.get("BPMOS_FUZZ_STEPS", "6"))
+# An identity's fuzz is one test of 163 operations: a few minutes on a quiet
+# 2-core machine, past 10 on a loaded one. Its own bound (pytest-timeout; the
+# suite's is 1,800 s, pyproject.toml) is for a hang, never for slowness: a
+# timeout stops a test inside its transaction, and what follows in it fails.
+FUZZ_TIMEOUT = pytest.mark.timeout(3600)
 
 
 # 503s that are right in process: the dispatch stream is served by daphne only
@@ -298,7 +303,7 @@ def fuzz_as(role: str):
             transaction.set_rollback(True)
         case.validate_response(response, checks=CHECKS, headers=headers)
 
-    return test
+    return FUZZ_TIMEOUT(test)
 
 
 def stateful_as(role: str):
@@ -340,7 +345,7 @@ def stateful_as(role: str):
             ),
         )
 
-    return test
+    return FUZZ_TIMEOUT(test)
 
 
 IDENTITY = "anonymous"
