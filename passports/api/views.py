@@ -165,6 +165,8 @@ class PassportListView(ValuesListMixin, _PassportListBase):
     # The page as values() rows, printed as the serializer prints them
     # (bpmos.listrows).
     values_fields = s.PASSPORT_ROW_FIELDS
+    values_times = s.PASSPORT_ROW_TIMES
+    values_times_whole_seconds = True
     kept_count = selectors.PASSPORTS_COUNTED
 
     def get_queryset(self):

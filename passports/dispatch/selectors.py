@@ -20,6 +20,7 @@ from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from bpmos.errors import NotFound
+from bpmos.listrows import time_texts
 from passports import ledger, lifecycle, selectors
 from passports.models import (
     DispatchJob,
@@ -124,7 +125,6 @@ DISPATCHABLE_ROW_FIELDS = (
     "model",
     "lot",
     "state",
-    "updated_at",
     "job_id",
     "location",
 )
@@ -132,11 +132,15 @@ DISPATCHABLE_ROW_FIELDS = (
 
 def dispatchable_rows() -> list[dict]:
     """``dispatchable_list`` as ``values()`` rows of ``DISPATCHABLE_ROW_FIELDS``
-    (no model instance per product: the desk's list page). One query."""
+    and ``updated_at_text`` (``bpmos.listrows.time_texts``, whole seconds): no
+    model instance per product (the desk's list page). One query."""
     return list(
         dispatchable_queryset()
         .annotate(job_id=_latest_job("pk"), location=_warehoused_location())
-        .values(*DISPATCHABLE_ROW_FIELDS)
+        .values(
+            *DISPATCHABLE_ROW_FIELDS,
+            **time_texts(["updated_at"], whole_seconds=True),
+        )
     )
 
 
