@@ -30,6 +30,7 @@ from django.db.models import CharField, F, Func, QuerySet
 from django.utils import timezone
 from rest_framework.response import Response
 
+from bpmos.renderers import RowsJSONRenderer
 from bpmos.rowcounts import services as rowcounts
 
 # Query parameters that never change which rows a list has.
@@ -148,9 +149,22 @@ class ValuesPage:
         return list(self.queryset.values(*self.fields, **self.expressions)[index])
 
 
-class ValuesListMixin:
+class RowsRendererMixin:
+    """A view whose GET answers rows of text, whole numbers, booleans and
+    null (no float): written by ``RowsJSONRenderer`` (the same bytes as
+    ``JSONRenderer``, faster). Its other methods keep the default renderer."""
+
+    def get_renderers(self):
+        request = getattr(self, "request", None)
+        if request is not None and request.method == "GET":
+            return [RowsJSONRenderer()]
+        return super().get_renderers()
+
+
+class ValuesListMixin(RowsRendererMixin):
     """For a ``ListAPIView``: the page read as ``values_fields`` rows, shaped
-    by ``shape_rows`` (which must print what ``serializer_class`` does)."""
+    by ``shape_rows`` (which must print what ``serializer_class`` does), and
+    written by ``RowsJSONRenderer``."""
 
     values_fields: ClassVar[tuple[str, ...]]
     # Time columns read as ``<name>_text`` (``time_texts``), printed as DRF's
