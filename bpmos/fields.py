@@ -51,9 +51,10 @@ def time_problem(value: datetime) -> str | None:
 
 def utc_text(value: datetime | None) -> str | None:
     """A time in the contract's format: ``2026-01-15T10:30:00Z`` (UTC, whole
-    seconds, a four-digit year even before year 1000). A naive time is UTC."""
-    if value is None:
-        return None
+    seconds, a four-digit year even before year 1000). A naive time is UTC;
+    a text is taken as printed already (``bpmos.listrows.time_texts``)."""
+    if value is None or value.__class__ is str:
+        return value
     if timezone.is_aware(value):
         value = value.astimezone(UTC).replace(tzinfo=None)
     return value.isoformat(timespec="seconds") + "Z"

@@ -22,6 +22,13 @@ send a filter empty (the control UI's filters, ``ordering``), the FilterSet
 lists it in ``allow_empty`` and the schema says ``allowEmptyValue: true``
 (``FilterSchemaExtension`` below); a string parameter that may not be empty
 says ``minLength: 1``.
+
+A request that names none of a FilterSet's filters (a list's first page, the
+load bench's) is not run through it: ``FilterBackend`` applies
+``FilterSet.after_filters`` alone, which is all the FilterSet would change
+(``tests/test_filters_skip.py`` checks that for every FilterSet), without the
+copies of its filters and form fields and the form's validation that building
+one costs on every request (docs/performance.md, "The 50-row list pages").
 """
 
 from __future__ import annotations
@@ -167,6 +174,25 @@ class FilterSet(filters.FilterSet):
     # Filters whose empty value means "not given" (schema: allowEmptyValue).
     allow_empty: ClassVar[frozenset[str]] = frozenset({"ordering"})
 
+    def filter_queryset(self, queryset):
+        return self.after_filters(super().filter_queryset(queryset))
+
+    @classmethod
+    def after_filters(cls, queryset):
+        """What filtering does to ``queryset`` beyond the filters, also when
+        no filter is given (a default order, say): nothing here."""
+        return queryset
+
+    @classmethod
+    def filters_nothing(cls, query_params) -> bool:
+        """Whether filtering a request with ``query_params`` is
+        ``after_filters`` alone: only page, order and search parameters, none
+        of them one of the filters, and no filter required (absent, a 400)."""
+        filters = cls.base_filters
+        return all(
+            name in _NOT_FILTERS and name not in filters for name in query_params
+        ) and not any(item.extra.get("required") for item in filters.values())
+
     def is_valid(self) -> bool:
         valid = super().is_valid()
         names = [name for name in self.filters if name not in self.allow_empty]
@@ -179,11 +205,38 @@ class FilterSet(filters.FilterSet):
         return valid
 
 
+# Parameters of the pagination and DRF's search and ordering backends.
+_NOT_FILTERS = frozenset({"page", "page_size", "search", "ordering"})
+
+
 class FilterBackend(filters.DjangoFilterBackend):
     """DjangoFilterBackend whose generated FilterSets (``filterset_fields``)
-    use ``FilterSet`` above."""
+    use ``FilterSet`` above, and which skips building one for a request that
+    names none of its filters (``FilterSet.filters_nothing``)."""
 
     filterset_base = FilterSet
+
+    def filter_queryset(self, request, queryset, view):
+        filterset_class = self.get_filterset_class(view, queryset)
+        if (
+            filterset_class is not None
+            and issubclass(filterset_class, FilterSet)
+            and _builds_plainly(filterset_class)
+            and filterset_class.filters_nothing(request.query_params)
+        ):
+            return filterset_class.after_filters(queryset)
+        return super().filter_queryset(request, queryset, view)
+
+
+def _builds_plainly(filterset_class: type[FilterSet]) -> bool:
+    """Whether ``filterset_class`` builds and filters as ``FilterSet`` does
+    (its own ``after_filters`` aside): no ``__init__``, ``qs`` or
+    ``filter_queryset`` of its own."""
+    return (
+        filterset_class.__init__ is FilterSet.__init__
+        and filterset_class.qs is FilterSet.qs
+        and filterset_class.filter_queryset is FilterSet.filter_queryset
+    )
 
 
 class FilterSchemaExtension(DjangoFilterExtension):

@@ -10,6 +10,7 @@ from unittest import mock
 import time_machine
 from rest_framework import mixins
 from rest_framework.test import APIClient
+from rest_framework.views import APIView
 
 from tests.conftest import bearer
 
@@ -27,9 +28,13 @@ def rendered(path: str, user, *, at: datetime) -> tuple[int, bytes]:
 def assert_same_page(view_class, path: str, user, *, at: datetime) -> bytes:
     """``view_class``'s page at ``path`` equals, byte for byte, what its
     serializer prints for the same rows (DRF's own ``ListModelMixin.list``,
-    as the view answered before ``ValuesListMixin``); returns the body."""
+    as the view answered before ``ValuesListMixin``, written by the default
+    ``JSONRenderer``, not ``RowsJSONRenderer``); returns the body."""
     fast = rendered(path, user, at=at)
-    with mock.patch.object(view_class, "list", mixins.ListModelMixin.list):
+    with (
+        mock.patch.object(view_class, "list", mixins.ListModelMixin.list),
+        mock.patch.object(view_class, "get_renderers", APIView.get_renderers),
+    ):
         reference = rendered(path, user, at=at)
     assert fast == reference, (path, fast, reference)
     assert fast[0] == 200, fast

@@ -100,3 +100,70 @@ def test_a_kept_count_off_postgresql_is_the_querysets_count(make_user):
         pytest.skip("PostgreSQL keeps the count: tests/test_rowcounts.py")
     assert rowcounts.kept("no.such.count", User.objects.all()) == 1
     assert rowcounts.compact() == 0
+
+
+# Times a column can hold, as the database prints them (``time_texts``):
+# whole seconds, microseconds (one, and a round tenth), before year 1000.
+STORED_TIMES = [
+    datetime(2026, 3, 2, 8, 0, tzinfo=UTC),
+    datetime(2026, 3, 2, 8, 0, 1, 250_000, tzinfo=UTC),
+    datetime(2026, 3, 2, 23, 59, 59, 7, tzinfo=UTC),
+    datetime(2026, 3, 2, 23, 30, 0, 999_999, tzinfo=fixed(timedelta(hours=5))),
+    datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC),
+]
+
+
+def _printed_by_the_database(user, value, *, whole_seconds: bool, zone="UTC"):
+    from bpmos.accounts.models import User
+    from bpmos.listrows import time_texts
+
+    User.objects.filter(pk=user.pk).update(date_joined=value)
+    with timezone.override(zone):
+        return (
+            User.objects.filter(pk=user.pk)
+            .values(**time_texts(["date_joined"], whole_seconds=whole_seconds))
+            .get()["date_joined_text"]
+        )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata"])
+@pytest.mark.parametrize("value", STORED_TIMES)
+def test_time_texts_print_what_drfs_field_prints(make_user, value, zone):
+    """On PostgreSQL the database prints the time (in UTC; in another current
+    zone the datetime comes back to be printed here); either way the page
+    prints what DRF's DateTimeField does."""
+    from bpmos.listrows import drf_datetime_printer
+
+    text = _printed_by_the_database(
+        make_user("planner"), value, whole_seconds=False, zone=zone
+    )
+    with timezone.override(zone):
+        expected = serializers.DateTimeField().to_representation(value)
+        assert drf_datetime_printer()(text) == expected
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", STORED_TIMES)
+def test_time_texts_in_whole_seconds_print_what_utc_text_prints(make_user, value):
+    from bpmos.fields import utc_text
+
+    text = _printed_by_the_database(make_user("planner"), value, whole_seconds=True)
+    assert utc_text(text) == utc_text(value)
+
+
+@pytest.mark.django_db
+def test_time_texts_are_text_from_postgresql_in_utc_only(make_user):
+    from django.db import connection
+
+    user = make_user("planner")
+    value = STORED_TIMES[1]
+    in_utc = _printed_by_the_database(user, value, whole_seconds=False)
+    elsewhere = _printed_by_the_database(
+        user, value, whole_seconds=False, zone="Asia/Kolkata"
+    )
+    if connection.vendor == "postgresql":
+        assert in_utc == "2026-03-02T08:00:01.250000Z"
+    else:
+        assert in_utc == value
+    assert elsewhere == value

@@ -6,13 +6,13 @@ every rule lives in ``inventory.services``. Who may call what is declared in
 ``bpmos/access.py``.
 """
 
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.filters import SearchFilter
 from rest_framework.response import Response
 
+from bpmos.filters import FilterBackend
 from bpmos.listrows import ValuesListMixin
 from bpmos.views import BpmosAPIView
 from inventory import selectors, services
@@ -63,7 +63,7 @@ class ItemListView(ValuesListMixin, generics.ListAPIView):
     values_fields = s.ITEM_ROW_FIELDS
     kept_count = selectors.ITEMS_COUNTED
     filterset_class = ItemFilterSet
-    filter_backends = [DjangoFilterBackend, SearchFilter]
+    filter_backends = [FilterBackend, SearchFilter]
     search_fields = ["code", "sku", "batch_ref"]
 
     def shape_rows(self, rows):
@@ -127,7 +127,7 @@ class ReservationListView(generics.ListAPIView):
     queryset = selectors.reservation_list()
     serializer_class = s.ReservationSerializer
     filterset_class = ReservationFilterSet
-    filter_backends = [DjangoFilterBackend]
+    filter_backends = [FilterBackend]
 
 
 # --- reservations ------------------------------------------------------------------

@@ -37,8 +37,8 @@ class PassportFilterSet(bpmos_filters.FilterSet):
         model = Passport
         fields: list[str] = []
 
-    def filter_queryset(self, queryset):
-        queryset = super().filter_queryset(queryset)
+    @classmethod
+    def after_filters(cls, queryset):
         # Ties broken by id so pages never overlap.
         ordering = list(queryset.query.order_by) or ["-manufactured_at", "serial"]
         return queryset.order_by(*ordering, "pk")

@@ -204,9 +204,10 @@ PASSPORT_ROW_FIELDS = (
     "custodian_kind",
     "custodian_name",
     "version",
-    "manufactured_at",
-    "updated_at",
 )
+# Its times, read as ``<name>_text`` (``bpmos.listrows.time_texts``, whole
+# seconds).
+PASSPORT_ROW_TIMES = ("manufactured_at", "updated_at")
 
 
 @functools.cache
@@ -222,7 +223,8 @@ def _summary_labels() -> tuple[dict, dict, dict]:
 
 def passport_rows(rows: list[dict]) -> list[dict]:
     """What ``PassportSummarySerializer`` prints for the same passports (the
-    tests compare them), from ``PASSPORT_ROW_FIELDS`` rows."""
+    tests compare them), from ``PASSPORT_ROW_FIELDS`` and ``PASSPORT_ROW_TIMES``
+    rows."""
     kinds, states, custodians = _summary_labels()
     return [
         {
@@ -240,8 +242,8 @@ def passport_rows(rows: list[dict]) -> list[dict]:
                 "name": row["custodian_name"],
             },
             "version": row["version"],
-            "manufacturedAt": utc_text(row["manufactured_at"]),
-            "updatedAt": utc_text(row["updated_at"]),
+            "manufacturedAt": utc_text(row["manufactured_at_text"]),
+            "updatedAt": utc_text(row["updated_at_text"]),
         }
         for row in rows
     ]

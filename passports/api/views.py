@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpResponse
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
@@ -25,7 +24,7 @@ from rest_framework.response import Response
 
 from bpmos import access
 from bpmos.errors import DomainError, InvalidInput, NotFound
-from bpmos.filters import enum_value
+from bpmos.filters import FilterBackend, enum_value
 from bpmos.listrows import ValuesListMixin
 from bpmos.textfields import NOT_BLANK_PATTERN
 from bpmos.throttles import PublicPassportThrottle
@@ -147,7 +146,7 @@ def _summary(passport_id: int) -> dict[str, Any]:
 
 class _PassportListBase(generics.ListAPIView):
     filterset_class = PassportFilterSet
-    filter_backends = [DjangoFilterBackend, SearchFilter]
+    filter_backends = [FilterBackend, SearchFilter]
     search_fields = ["serial", "bpan", "barcode", "model"]
 
 
@@ -165,6 +164,8 @@ class PassportListView(ValuesListMixin, _PassportListBase):
     # The page as values() rows, printed as the serializer prints them
     # (bpmos.listrows).
     values_fields = s.PASSPORT_ROW_FIELDS
+    values_times = s.PASSPORT_ROW_TIMES
+    values_times_whole_seconds = True
     kept_count = selectors.PASSPORTS_COUNTED
 
     def get_queryset(self):

@@ -17,9 +17,11 @@ from datetime import datetime, time
 from typing import Any
 
 from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from bpmos.errors import NotFound
+from bpmos.listrows import time_texts
 from passports import ledger, lifecycle, selectors
 from passports.models import (
     DispatchJob,
@@ -124,7 +126,6 @@ DISPATCHABLE_ROW_FIELDS = (
     "model",
     "lot",
     "state",
-    "updated_at",
     "job_id",
     "location",
 )
@@ -132,21 +133,29 @@ DISPATCHABLE_ROW_FIELDS = (
 
 def dispatchable_rows() -> list[dict]:
     """``dispatchable_list`` as ``values()`` rows of ``DISPATCHABLE_ROW_FIELDS``
-    (no model instance per product: the desk's list page). One query."""
+    and ``updated_at_text`` (``bpmos.listrows.time_texts``, whole seconds): no
+    model instance per product (the desk's list page). One query."""
     return list(
         dispatchable_queryset()
-        .annotate(job_id=_latest_job("pk"), location=_warehoused_location())
-        .values(*DISPATCHABLE_ROW_FIELDS)
+        .annotate(job_id=_latest_job("pk"), location=_warehoused_location(text=True))
+        .values(
+            *DISPATCHABLE_ROW_FIELDS,
+            **time_texts(["updated_at"], whole_seconds=True),
+        )
     )
 
 
-def _warehoused_location() -> Subquery:
-    """Where the passport was last warehoused (its event's ``location``)."""
-    return Subquery(
-        PassportEvent.objects.filter(passport=OuterRef("pk"), kind=EventKind.WAREHOUSED)
-        .order_by("-version")
-        .values("data__location")[:1]
-    )
+def _warehoused_location(*, text: bool = False) -> Subquery:
+    """Where the passport was last warehoused (its event's ``location``); with
+    ``text``, read as text by the database (``->>``): the service records it
+    as text (``passports.services``), so it is the same string without a JSON
+    document decoded per row."""
+    events = PassportEvent.objects.filter(
+        passport=OuterRef("pk"), kind=EventKind.WAREHOUSED
+    ).order_by("-version")
+    if text:
+        return Subquery(events.values(location_text=KT("data__location"))[:1])
+    return Subquery(events.values("data__location")[:1])
 
 
 def reactivatable_list(*, limit: int = 50) -> list[Passport]:

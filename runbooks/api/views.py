@@ -50,6 +50,7 @@ class WorkOrderListView(ValuesListMixin, ApiViewMixin, generics.ListAPIView):
     queryset = selectors.work_order_list()
     serializer_class = s.WorkOrderSerializer
     values_fields = s.WORK_ORDER_ROW_FIELDS
+    values_times = s.WORK_ORDER_ROW_TIMES
     kept_count = selectors.WORK_ORDERS_COUNTED
     filterset_class = WorkOrderFilterSet
     search_fields = ["product_code", "lot_no"]

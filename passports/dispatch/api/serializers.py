@@ -142,7 +142,7 @@ def dispatchable_product_rows(rows: list[dict]) -> list[dict]:
         }
         if row["location"]:
             product["location"] = str(row["location"])
-        product["updatedAt"] = utc_text(row["updated_at"])
+        product["updatedAt"] = utc_text(row["updated_at_text"])
         products.append(product)
     return products
 

@@ -25,6 +25,7 @@ from rest_framework.response import Response
 from bpmos.accounts.authentication import token_generation
 from bpmos.errors import DependencyUnavailable, InvalidInput
 from bpmos.idempotency import EXEMPT
+from bpmos.listrows import RowsRendererMixin
 from bpmos.textfields import NOT_BLANK_PATTERN
 from bpmos.throttles import StreamTicketThrottle
 from bpmos.views import BpmosAPIView
@@ -81,7 +82,7 @@ def _move_to_past(data: dict, actor) -> Response:
     return _lifecycle_response(passport)
 
 
-class DispatchableView(BpmosAPIView):
+class DispatchableView(RowsRendererMixin, BpmosAPIView):
     """The dispatch dropdown: products that are live and may ship now."""
 
     @extend_schema(tags=_TAGS, responses=s.DispatchableListSerializer)
