@@ -11,7 +11,9 @@ and Redis, for the end-to-end tests of the WebSocket and the SSE stream;
 ``redis_server`` fixture starts one).
 
 ``run_together()`` is the concurrency tests' harness: calls in threads of their
-own, released at once.
+own, released at once. ``WAIT_SECONDS``, ``join_or_fail()`` and
+``map_in_threads()`` keep every wait of a test bounded (docs/testing.md, "Every
+wait has a bound").
 """
 
 from __future__ import annotations
