@@ -231,8 +231,10 @@ def bearer(user: User) -> dict[str, str]:
 
 @pytest.fixture
 def http(live_server):
-    """A real HTTP client talking to the live test server over a socket."""
-    with httpx.Client(base_url=live_server.url, timeout=10) as client:
+    """A real HTTP client talking to the live test server over a socket; a
+    request waits up to ``WAIT_SECONDS`` (10 s ran out for a first POST at
+    load 9)."""
+    with httpx.Client(base_url=live_server.url, timeout=WAIT_SECONDS) as client:
         yield client
 
 
