@@ -252,12 +252,14 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def stop_server(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 10 s; raises ``subprocess.TimeoutExpired``
+    if the process is still there 30 s after that (never waits for ever)."""
     process.terminate()
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         process.kill()
-        process.wait()
+        process.wait(timeout=30)
 
 
 # --- the suite's table (``make bench``, bench/suite.py) -----------------------------

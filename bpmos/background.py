@@ -220,16 +220,22 @@ def shutdown_all(timeout: float = SHUTDOWN_TIMEOUT_SECONDS) -> bool:
     return all([worker.shutdown(timeout) for worker in list(_workers)])
 
 
-def close_sync_thread_connections() -> None:
+def close_sync_thread_connections(timeout: float = SHUTDOWN_TIMEOUT_SECONDS) -> bool:
     """Close the database connections of asgiref's thread-sensitive executor
     thread: ``sync_to_async`` runs there when no request's thread is at hand
     (an async test, a Channels consumer), and its connection outlives the call
     (``CONN_MAX_AGE``). Run in that thread, as Django's connections are per
-    thread."""
+    thread; False if that thread was still busy with an earlier call after
+    ``timeout`` seconds (the connections are then closed when it gets to it)."""
     from asgiref.sync import SyncToAsync
     from django.db import connections
 
-    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+    done = SyncToAsync.single_thread_executor.submit(connections.close_all)
+    try:
+        done.result(timeout)
+    except TimeoutError:
+        return False
+    return True
 
 
 def _after_fork_in_child() -> None:

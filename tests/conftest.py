@@ -14,6 +14,7 @@ from bpmos.cache import RedisCache
 from bpmos.roles import Role
 from tests import support_hypothesis
 from tests.support import (
+    WAIT_SECONDS,
     redis_server,  # noqa: F401 (a fixture: a Redis of the test's own)
 )
 
@@ -167,8 +168,12 @@ def django_db_setup(django_db_setup):
     from bpmos import background
 
     yield
-    background.shutdown_all()
-    background.close_sync_thread_connections()
+    # Bounded: this runs in the last test's teardown, where a wait for ever
+    # hangs the run at 99 % (docs/testing.md, "Every wait has a bound").
+    stopped = background.shutdown_all(timeout=WAIT_SECONDS)
+    closed = background.close_sync_thread_connections(timeout=WAIT_SECONDS)
+    assert stopped, "a background worker's thread did not end at the session's end"
+    assert closed, "asgiref's sync thread was still busy at the session's end"
 
 
 @pytest.fixture(autouse=True)
@@ -226,8 +231,10 @@ def bearer(user: User) -> dict[str, str]:
 
 @pytest.fixture
 def http(live_server):
-    """A real HTTP client talking to the live test server over a socket."""
-    with httpx.Client(base_url=live_server.url, timeout=10) as client:
+    """A real HTTP client talking to the live test server over a socket; a
+    request waits up to ``WAIT_SECONDS`` (10 s ran out for a first POST at
+    load 9)."""
+    with httpx.Client(base_url=live_server.url, timeout=WAIT_SECONDS) as client:
         yield client
 
 

@@ -56,13 +56,15 @@ class LoopThread:
 
     def start(self) -> LoopThread:
         self.thread.start()
-        self._ready.wait(10)
+        assert self._ready.wait(60), f"{self.thread.name} did not start"
         return self
 
     def stop(self) -> None:
+        # 60 s: a collector closes its sessions and writes its links' state
+        # through asgiref's one sync thread; 30 s ran out once at load 9.
         if self.thread.is_alive():
             self.loop.call_soon_threadsafe(self._stop.set)
-            self.thread.join(30)
+            self.thread.join(60)
         assert not self.thread.is_alive(), f"{self.thread.name} did not stop"
         if self._error is not None:
             raise self._error

@@ -11,7 +11,9 @@ and Redis, for the end-to-end tests of the WebSocket and the SSE stream;
 ``redis_server`` fixture starts one).
 
 ``run_together()`` is the concurrency tests' harness: calls in threads of their
-own, released at once.
+own, released at once. ``WAIT_SECONDS``, ``join_or_fail()`` and
+``map_in_threads()`` keep every wait of a test bounded (docs/testing.md, "Every
+wait has a bound").
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -48,6 +51,15 @@ from bench.common import (
 from bpmos.errors import DomainError
 
 API_NAMESPACE = "api"
+
+# The bound on every wait of a test for a thread, a process or a message that
+# should come at once (docs/testing.md, "Every wait has a bound"): generous for
+# a loaded 2-core CI machine, and a failure that names what did not happen
+# rather than a run that never ends.
+WAIT_SECONDS = 60.0
+# The bound on a walk through a cursor-paginated list: a cursor that does not
+# advance would otherwise loop for ever; far more pages than any test makes.
+PAGES_AT_MOST = 1000
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 ENVELOPE_KEYS = {"success", "error", "code", "details", "request_id"}
 
@@ -314,7 +326,10 @@ class OwnRedis:
     def kill(self) -> None:
         """Stop it as a crash would: no shutdown, nothing saved."""
         self.process.kill()
-        self.process.wait()
+        try:
+            self.process.wait(timeout=WAIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"redis-server (pid {self.process.pid}) outlived SIGKILL")
         assert not port_open(self.port)
 
     @property
@@ -375,14 +390,41 @@ def run_together(
             connections.close_all()
 
     threads = [
-        threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(calls))
+        threading.Thread(target=work, args=(i,), name=f"run_together-{i}", daemon=True)
+        for i in range(len(calls))
     ]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join(timeout=timeout)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung"
+    join_or_fail(*threads, timeout=timeout)
     return results
+
+
+def map_in_threads(
+    function: Callable[[object], object], items: list, *, timeout: float = WAIT_SECONDS
+) -> list[object]:
+    """``[function(item) for item in items]``, each call in a daemon thread of
+    its own, all released at once (``run_together``); raises the first
+    exception a call raised. Unlike a ``ThreadPoolExecutor`` block, whose exit
+    waits for every call however long it takes, it fails after ``timeout``
+    seconds, and a hung call's thread does not keep the process from ending."""
+    results = run_together(
+        [lambda item=item: function(item) for item in items], timeout=timeout
+    )
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
+
+def join_or_fail(*threads: threading.Thread, timeout: float = WAIT_SECONDS) -> None:
+    """Join ``threads`` within ``timeout`` seconds in all; fail naming those
+    still running (a bare ``join()`` would wait for a hung one for ever)."""
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(deadline - time.monotonic(), 0.0))
+    alive = [thread.name for thread in threads if thread.is_alive()]
+    if alive:
+        pytest.fail(f"still running after {timeout:g} s: {', '.join(alive)}")
 
 
 def outcome_code(result: object) -> str:

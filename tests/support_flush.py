@@ -23,12 +23,21 @@ test, nearly all of it for tables the test never wrote.
 The database ends exactly as Django's flush leaves it. A flush with
 ``reset_sequences`` (``manage.py flush``, ``call_command("flush")``) is Django's
 own, unchanged.
+
+On PostgreSQL the flush waits at most ``FLUSH_LOCK_TIMEOUT`` for a row or table
+lock: what holds one then is a thread or a server process the test left behind
+in an open transaction (a hung ``run_together`` call, a daphne request), and
+waiting for it would hang the run at the test's teardown, where no timeout of
+the test's own applies. The error names the other sessions on the database.
 """
 
 from __future__ import annotations
 
 from django.core.management.commands import flush as flush_command
-from django.db import connections
+from django.db import OperationalError, connections
+
+# How long the flush waits for a lock that another session holds (PostgreSQL).
+FLUSH_LOCK_TIMEOUT = "60s"
 
 # What post_migrate re-creates (create_contenttypes, create_permissions).
 KEPT = ("django_content_type", "auth_permission")
@@ -99,7 +108,10 @@ def _wrap_sql_flush(original):
             return original(self, style, nonempty, allow_cascade=allow_cascade)
         quote = self.quote_name
         guarded = _guarded(connection)
-        statements = ["SET CONSTRAINTS ALL DEFERRED"]
+        statements = [
+            f"SET LOCAL lock_timeout = '{FLUSH_LOCK_TIMEOUT}'",
+            "SET CONSTRAINTS ALL DEFERRED",
+        ]
         statements += [
             f"DELETE FROM {quote(table)}" for table in nonempty if table not in guarded
         ]
@@ -116,6 +128,32 @@ def _wrap_sql_flush(original):
 
     sql_flush.fast_flush = True
     return sql_flush
+
+
+_OTHER_SESSIONS_SQL = (
+    "SELECT pid, application_name, backend_type, state, wait_event_type, "
+    "left(query, 200) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND pid <> pg_backend_pid() ORDER BY pid"
+)
+
+
+def _wrap_execute_sql_flush(original):
+    def execute_sql_flush(self, sql_list):
+        try:
+            return original(self, sql_list)
+        except OperationalError as exc:
+            if self.connection.vendor != "postgresql" or "lock timeout" not in str(exc):
+                raise
+            with self.connection.cursor() as cursor:
+                cursor.execute(_OTHER_SESSIONS_SQL)
+                others = "\n".join(f"  {row}" for row in cursor.fetchall())
+            raise OperationalError(
+                f"the flush after the test waited {FLUSH_LOCK_TIMEOUT} for a lock "
+                f"({exc}); the other sessions on the test database:\n{others}"
+            ) from exc
+
+    execute_sql_flush.fast_flush = True
+    return execute_sql_flush
 
 
 def _wrap_emit(original):
@@ -137,6 +175,10 @@ def install(alias: str = "default") -> None:
     operations = type(connections[alias].ops)
     if not getattr(operations.sql_flush, "fast_flush", False):
         operations.sql_flush = _wrap_sql_flush(operations.sql_flush)
+    if not getattr(operations.execute_sql_flush, "fast_flush", False):
+        operations.execute_sql_flush = _wrap_execute_sql_flush(
+            operations.execute_sql_flush
+        )
     emit = flush_command.emit_post_migrate_signal
     if not getattr(emit, "fast_flush", False):
         flush_command.emit_post_migrate_signal = _wrap_emit(emit)

@@ -48,6 +48,8 @@ from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.internal_server import InternalServer
 from asyncua.server.user_managers import UserManager
 
+from tests.support import WAIT_SECONDS
+
 NAMESPACE = "urn:bpmos:test"
 
 # asyncua logs every request at INFO and warns about each unknown handle; the
@@ -132,8 +134,11 @@ class OpcUaTestServer:
 
     # --- running coroutines on the server's loop ---------------------------------
 
-    def call(self, coro: Coroutine[Any, Any, Any], timeout: float = 30) -> Any:
-        """Run ``coro`` on the server's event loop and return its result."""
+    def call(
+        self, coro: Coroutine[Any, Any, Any], timeout: float = WAIT_SECONDS
+    ) -> Any:
+        """Run ``coro`` on the server's event loop and return its result;
+        ``TimeoutError`` after ``timeout`` seconds."""
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     # --- lifecycle ------------------------------------------------------------------
@@ -145,7 +150,10 @@ class OpcUaTestServer:
     def start(self) -> None:
         """Start listening (again, on the same port, with the same variables)."""
         if self._server is None:
-            self.call(self._start())
+            # asyncua's init() builds the standard address space: 6-9 s of CPU
+            # at load 8 on 2 cores (nice 19), and a 30 s bound ran out once in
+            # a loaded run of tests/test_scada_opcua.py (an error at teardown).
+            self.call(self._start(), timeout=2 * WAIT_SECONDS)
 
     def stop(self) -> None:
         """Stop listening; clients see the link go (the variables are kept)."""

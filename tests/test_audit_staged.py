@@ -18,6 +18,7 @@ from elog.services import audit_chain_verify
 from passports import ledger
 from passports.models import EventKind, PassportEvent
 from tests.factories_passports import make_passport
+from tests.support import join_or_fail
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgresql_only]
 
@@ -27,7 +28,7 @@ class _LockHolder:
 
     def __init__(self) -> None:
         self.taken, self.release = threading.Event(), threading.Event()
-        self.thread = threading.Thread(target=self._hold)
+        self.thread = threading.Thread(target=self._hold, daemon=True)
 
     def _hold(self) -> None:
         try:
@@ -47,7 +48,7 @@ class _LockHolder:
 
     def __exit__(self, *exc) -> None:
         self.release.set()
-        self.thread.join(timeout=60)
+        join_or_fail(self.thread)
 
 
 def _telemetry(pk: int, n: int):
@@ -124,11 +125,10 @@ def test_four_writers_lose_no_record_and_fork_no_chain():
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=write, args=(p.pk,)) for p in packs]
+    threads = [threading.Thread(target=write, args=(p.pk,), daemon=True) for p in packs]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
+    join_or_fail(*threads, timeout=300)
     assert not errors
     audit.seal_pending()  # what the sweep would do for a seal that lost a race
     assert not AuditPending.objects.exists()

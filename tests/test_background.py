@@ -238,7 +238,7 @@ def test_after_shutdown_all_the_threads_connections_are_closed(monkeypatch):
     assert pids <= _backends()
 
     assert background.shutdown_all(timeout=30)
-    background.close_sync_thread_connections()
+    assert background.close_sync_thread_connections(timeout=30)
     assert not audit._sealer.running
     assert not services._background.running
     # Those three are gone (other backends of this worker's database, such
@@ -248,3 +248,18 @@ def test_after_shutdown_all_the_threads_connections_are_closed(monkeypatch):
         time.sleep(0.05)
     assert not left & pids
     assert main in left
+
+
+def test_closing_the_sync_threads_connections_does_not_wait_for_a_stuck_call():
+    """The session's end must not hang on asgiref's sync thread (tests/conftest.py):
+    while an earlier call still runs there, the close gives up and says so."""
+    from asgiref.sync import SyncToAsync
+
+    release = threading.Event()
+    stuck = SyncToAsync.single_thread_executor.submit(release.wait, 60)
+    try:
+        assert background.close_sync_thread_connections(timeout=0.2) is False
+    finally:
+        release.set()
+    assert stuck.result(timeout=30) is True
+    assert background.close_sync_thread_connections(timeout=30) is True

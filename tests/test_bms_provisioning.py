@@ -46,6 +46,7 @@ from passports.models import (
     ProvisioningStatus,
 )
 from tests.conftest import bearer
+from tests.support import WAIT_SECONDS, join_or_fail
 from tests.support_hypothesis import examples
 
 NODE = 7
@@ -522,11 +523,10 @@ def test_gateway_serialises_transfers_to_one_node(bms, pack):
         except gateway.GatewayError as exc:
             results.append(exc)
 
-    threads = [threading.Thread(target=run) for _ in range(3)]
+    threads = [threading.Thread(target=run, daemon=True) for _ in range(3)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join(10)
+    join_or_fail(*threads)
     assert results == [record, record, record]
     assert simulator.frames_seen == 3 * _frames_to_node(record)
 
@@ -534,6 +534,7 @@ def test_gateway_serialises_transfers_to_one_node(bms, pack):
 def test_bms_simulator_command_answers_on_the_configured_bus(can_bus, pack):
     ready = threading.Event()
     runner = threading.Thread(
+        daemon=True,
         target=lambda: (
             ready.set(),
             call_command(
@@ -544,10 +545,10 @@ def test_bms_simulator_command_answers_on_the_configured_bus(can_bus, pack):
                 duration=1.0,
                 stdout=open("/dev/null", "w"),  # noqa: SIM115
             ),
-        )
+        ),
     )
     runner.start()
-    ready.wait()
+    assert ready.wait(WAIT_SECONDS), "the simulator command's thread did not start"
     record = provisioning.record_for(pack)
     config = gateway.BusConfig("virtual", can_bus, None, TIMEOUT_S)
     deadline = time.monotonic() + 2
@@ -559,8 +560,7 @@ def test_bms_simulator_command_answers_on_the_configured_bus(can_bus, pack):
             if time.monotonic() > deadline:
                 raise
     assert confirmed == record
-    runner.join(5)
-    assert not runner.is_alive()
+    join_or_fail(runner)  # its --duration is 1 s
 
 
 # --- the HTTP API --------------------------------------------------------------------

@@ -13,7 +13,6 @@ import base64
 import csv
 import hashlib
 import io
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -30,7 +29,7 @@ from compliance.reports.base import Chart, Column, Param, Report, Series
 from compliance.reports.charts import chart_png
 from tests.conftest import bearer
 from tests.factories_tower import finish_through, make_runbook, make_work_order
-from tests.support import assert_envelope
+from tests.support import assert_envelope, map_in_threads
 
 pytestmark = pytest.mark.django_db
 
@@ -248,8 +247,7 @@ def test_pdfs_rendered_in_parallel_threads_are_alike(sample):
     def one(_) -> list[str]:
         return pages(pdf.report_pdf(sample, params, generated_at=stamp))
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        texts = list(pool.map(one, range(4)))
+    texts = map_in_threads(one, list(range(4)))
     assert texts == [one(None)] * 4
     assert "SN-0119" in texts[0][-1]
 
@@ -284,8 +282,7 @@ def test_line_bar_and_empty_charts_are_distinct_pngs():
 def test_charts_drawn_in_parallel_threads_are_the_same_as_drawn_alone():
     charts = [_chart("line", [float(i), 2.0, 3.0]) for i in range(8)]
     alone = [chart_png(chart) for chart in charts]
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        together = list(pool.map(chart_png, charts))
+    together = map_in_threads(chart_png, charts)
     assert together == alone
 
 

@@ -27,7 +27,7 @@ from bpmos.events.services import layer_is_shared
 from passports.dispatch import services as dispatch
 from tests.conftest import PASSWORD, bearer
 from tests.dispatch_support import latest_job, make_pack
-from tests.support import daphne_server
+from tests.support import WAIT_SECONDS, daphne_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,11 +59,17 @@ class Stream:
         self.comments: list[str] = []
         self.retry: int | None = None
 
-    def next(self) -> dict | None:
+    def next(self, within: float = WAIT_SECONDS) -> dict | None:
         """The next message with data: {"id": str|None, "data": dict}; None at
-        the end of the stream. Comments are collected in ``self.comments``."""
+        the end of the stream. Comments are collected in ``self.comments``.
+        Fails if none came within ``within`` seconds: the heartbeats (every
+        ``HEARTBEAT``) keep the client's read timeout from ever firing, so a
+        message that never comes would be waited for until the token expires."""
+        deadline = time.monotonic() + within
         event_id, data = None, []
         for line in self.lines:
+            if not data and time.monotonic() > deadline:
+                pytest.fail(f"no message within {within:g} s, only heartbeats")
             if line == "":
                 if data:
                     return {"id": event_id, "data": json.loads("\n".join(data))}

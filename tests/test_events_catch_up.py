@@ -31,6 +31,7 @@ from bpmos.events.consumers import EventConsumer
 from bpmos.events.fanout import LocalFanout
 from bpmos.events.models import OutboxEvent
 from bpmos.events.services import group_name
+from tests.support import WAIT_SECONDS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,6 +59,12 @@ async def sent_into(layer, row: OutboxEvent) -> None:
     for topic in row.topics:
         await layer.group_send(group_name(topic), services.event_message(row))
     await sync_to_async(services.event_outcome_record)(delivered=[row.pk], failed=[])
+
+
+async def stop(fanout: LocalFanout) -> None:
+    """``fanout.stop()``, failing the test if it takes over ``WAIT_SECONDS``."""
+    async with asyncio.timeout(WAIT_SECONDS):
+        await fanout.stop()
 
 
 async def wait_for(condition, timeout: float = 5.0) -> None:
@@ -98,7 +105,7 @@ async def test_a_catch_up_offers_no_event_sent_before_the_subscriber_joined(peop
         assert early.ids == [before.pk, before.pk, missed.pk]
         assert late.ids == [missed.pk]
     finally:
-        await fanout.stop()
+        await stop(fanout)
 
 
 class SlowRecorder(Recorder):
@@ -141,7 +148,7 @@ async def test_live_events_wait_until_the_catch_up_is_offered(people):
         await asyncio.sleep(0.2)
         assert recorder.ids == [*missed, live_rows[0].pk]  # in id order
     finally:
-        await fanout.stop()
+        await stop(fanout)
 
 
 async def resumed(user, last_event_id: int) -> tuple[list[int], dict]:
@@ -235,4 +242,4 @@ async def test_a_burst_of_events_is_not_dropped_while_the_reader_is_busy():
             await wait_for(lambda: len(reader.ids) == BURST, timeout=20)
         assert reader.ids == list(range(1, BURST + 1)), len(reader.ids)
     finally:
-        await fanout.stop()
+        await stop(fanout)

@@ -20,6 +20,7 @@ from bpmos import events
 from bpmos.events.models import OutboxEvent
 from bpmos.events.selectors import MISSED_LOOKBACK, outbox_replay
 from bpmos.events.types import Event
+from tests.support import join_or_fail
 
 
 def _publish(topics=("users",), n: int = 1) -> int:
@@ -91,13 +92,13 @@ def test_a_transaction_that_commits_last_is_replayed_to_a_client_that_saw_the_ne
         finally:
             connection.close()
 
-    thread = threading.Thread(target=slow)
+    thread = threading.Thread(target=slow, daemon=True)
     thread.start()
     assert stored.wait(30)
     fast = _publish(n=2)
     assert done["id"] < fast  # the slow one took the smaller id
     assert _ids(fast) == []  # not committed yet: nothing to give
     release.set()
-    thread.join(30)
+    join_or_fail(thread)
     assert _ids(fast) == [done["id"]]
     assert done["id"] in _ids(done["id"] - 1)

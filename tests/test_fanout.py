@@ -19,6 +19,7 @@ from bpmos.events.consumers import EventConsumer
 from bpmos.events.fanout import LocalFanout, local_fanout
 from bpmos.events.models import OutboxEvent
 from bpmos.events.services import group_name
+from tests.support import WAIT_SECONDS
 
 
 class Recorder:
@@ -49,9 +50,11 @@ async def wait_for(condition, timeout: float = 2.0) -> None:
 
 
 async def stop(fanout: LocalFanout) -> None:
-    for task in fanout._tasks:
-        task.cancel()
-    await asyncio.gather(*fanout._tasks, return_exceptions=True)
+    """``fanout.stop()`` (which cancels its reader and watch until they end: one
+    cancel and a ``gather()`` can wait for ever), failing the test if that
+    takes longer than ``WAIT_SECONDS``."""
+    async with asyncio.timeout(WAIT_SECONDS):
+        await fanout.stop()
 
 
 async def test_subscribers_of_a_process_share_one_group_membership():
@@ -176,7 +179,7 @@ async def test_groups_the_layer_forgot_are_joined_again_and_missed_events_offere
         await wait_for(lambda: len(recorder.texts) == 2)
         assert [json.loads(t)["id"] for t in recorder.texts] == [row.pk, later.pk]
     finally:
-        await fanout.stop()
+        await stop(fanout)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -204,7 +207,7 @@ async def test_joining_while_the_layer_is_down_joins_once_it_answers(make_user):
         assert fanout.recoveries == 1
         assert list(layer.groups[group_name("users")]) == [fanout.channel]
     finally:
-        await fanout.stop()
+        await stop(fanout)
 
 
 async def test_leaving_while_the_layer_is_down_still_removes_the_subscriber():
@@ -219,7 +222,7 @@ async def test_leaving_while_the_layer_is_down_still_removes_the_subscriber():
         await fanout.leave(second, "line.3")
         assert fanout.subscribers == {}
     finally:
-        await fanout.stop()
+        await stop(fanout)
 
 
 # --- the consumer leaves the fan-out however its connection ends ------------------
@@ -256,7 +259,8 @@ async def test_a_connection_leaves_the_fan_out_however_it_ends(make_user, end):
         else:  # an error or a server shutdown: no websocket.disconnect handled
             communicator.future.cancel()
             with pytest.raises(asyncio.CancelledError):
-                await communicator.future
+                async with asyncio.timeout(WAIT_SECONDS):
+                    await communicator.future
         assert fanout.subscribers == {}
     finally:
-        await fanout.stop()
+        await stop(fanout)

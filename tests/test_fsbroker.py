@@ -12,6 +12,7 @@ import pytest
 from kombu import Connection
 
 from bpmos import fsbroker
+from tests.support import join_or_fail
 
 
 @pytest.fixture
@@ -77,7 +78,8 @@ def test_many_writers_and_a_reader_never_see_a_partial_message(folders):
                 channel._put("celery", {"n": offset + i, "pad": "x" * 20_000})
 
     writers = [
-        threading.Thread(target=write, args=(k * 1000,)) for k in range(writers_n)
+        threading.Thread(target=write, args=(k * 1000,), daemon=True)
+        for k in range(writers_n)
     ]
     for w in writers:
         w.start()
@@ -90,8 +92,7 @@ def test_many_writers_and_a_reader_never_see_a_partial_message(folders):
                 got.append(channel._get("celery")["n"])  # raises on a partial file
             except Empty:
                 time.sleep(0.001)
-    for w in writers:
-        w.join()
+    join_or_fail(*writers)
     assert sorted(got) == sorted(
         k * 1000 + i for k in range(writers_n) for i in range(per_writer)
     )

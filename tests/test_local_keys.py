@@ -11,13 +11,13 @@ import os
 import stat
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from bpmos.localkeys import local_secret_key
+from tests.support import map_in_threads
 
 _SCRIPT = """
 import json, django
@@ -99,8 +99,7 @@ def test_a_race_of_first_starts_ends_with_one_key(tmp_path):
     keys = {local_secret_key(tmp_path) for _ in range(3)}
     assert len(keys) == 1
     (tmp_path / "secret_key").unlink()
-    with ThreadPoolExecutor(8) as pool:
-        keys = set(pool.map(lambda _: local_secret_key(tmp_path), range(16)))
+    keys = set(map_in_threads(lambda _: local_secret_key(tmp_path), list(range(16))))
     assert len(keys) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["secret_key"]
 

@@ -13,6 +13,7 @@ from bpmos.dashboards import logs
 from bpmos.logevents import LogQuery
 from scada.logsource import alarm_source, comm_source
 from scada.models import Connector
+from tests.support import PAGES_AT_MOST
 from tests.test_logs_stream import alarm, at, audit_at, client_for, cmms_failure
 
 pytestmark = pytest.mark.django_db
@@ -21,12 +22,13 @@ pytestmark = pytest.mark.django_db
 def walk(size: int, **filters) -> list[str]:
     """Every event id of the stream, page by page (``size`` a page)."""
     seen, before = [], None
-    while True:
+    for _ in range(PAGES_AT_MOST):  # a cursor that never ends fails, not loops
         page = logs.read_page(LogQuery(limit=size, before=before, **filters))
         seen += [event.id for event in page.events]
         if page.next_cursor is None:
             return seen
         before = logs.decode_cursor(page.next_cursor)
+    pytest.fail(f"still a next page after {PAGES_AT_MOST}: {seen[-size:]}")
 
 
 def test_the_floor_keeps_every_event_of_its_own_instant():

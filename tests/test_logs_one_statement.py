@@ -23,6 +23,7 @@ from exceptions import services as exception_services
 from passports import ledger
 from scada.models import AlarmHistory, Connector
 from tests.factories_tower import raise_exception
+from tests.support import PAGES_AT_MOST
 from tests.test_logs_search import shift_entry
 from tests.test_logs_stream import (
     T0,
@@ -115,12 +116,13 @@ def plant(make_user):
 def walk(read, size: int, **filters) -> list[list]:
     """Every page of the stream (``read`` a page's events), cursor by cursor."""
     pages, before = [], None
-    while True:
+    for _ in range(PAGES_AT_MOST):  # a cursor that never ends fails, not loops
         events = read(LogQuery(limit=size, before=before, **filters))
         pages.append(events[:size])
         if len(events) <= size:
             return pages
         before = events[size - 1].cursor
+    pytest.fail(f"still a next page after {PAGES_AT_MOST}: {pages[-1]}")
 
 
 QUERIES = [

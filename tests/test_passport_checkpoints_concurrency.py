@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from passports import checkpoints, ledger
 from passports.models import EventKind, LedgerCheckpointLeaf, Passport, PassportEvent
 from tests.factories_passports import make_passport
+from tests.support import join_or_fail
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgresql_only]
 
@@ -51,7 +52,7 @@ def test_an_append_open_during_a_checkpoint_is_in_the_next_one():
         finally:
             connection.close()
 
-    writer = threading.Thread(target=open_append)
+    writer = threading.Thread(target=open_append, daemon=True)
     writer.start()
     try:
         assert appended.wait(60)
@@ -65,7 +66,7 @@ def test_an_append_open_during_a_checkpoint_is_in_the_next_one():
         second = checkpoints.checkpoint_build()
     finally:
         release.set()
-        writer.join(60)
+        join_or_fail(writer)
     assert not failed
     assert leaves(second) == [(quick.pk, later.version)]
     slow_event = PassportEvent.objects.filter(passport=slow).order_by("-version")[0]

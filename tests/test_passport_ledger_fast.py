@@ -33,6 +33,7 @@ from elog.services import audit_chain_verify
 from passports import ledger
 from passports.models import EventKind, PassportEvent
 from tests.factories_passports import make_passport
+from tests.support import join_or_fail
 
 pytestmark = [pytest.mark.postgresql_only]
 
@@ -249,7 +250,7 @@ def test_a_staged_record_is_chained_by_the_sealing_thread():
         finally:
             connections.close_all()
 
-    holder = threading.Thread(target=hold)
+    holder = threading.Thread(target=hold, daemon=True)
     holder.start()
     assert taken.wait(timeout=30)
     try:
@@ -259,7 +260,7 @@ def test_a_staged_record_is_chained_by_the_sealing_thread():
         assert AuditRecord.objects.count() == records
     finally:
         release.set()
-        holder.join(timeout=60)
+        join_or_fail(holder)
     assert audit._sealer.drain(timeout=30)
     # The sealing thread may have given up while the lock was held (it waits
     # at most SEAL_LOCK_TIMEOUT_MS); one more request seals it then.

@@ -32,6 +32,7 @@ from scada.models import (
     Tag,
 )
 from tests.factories_lines import machine, make_line
+from tests.support import join_or_fail
 from tests.test_scada_cmms_server import (
     SECRET,
     TOKEN,
@@ -621,10 +622,10 @@ def test_two_workers_asked_at_once_open_one_work_order(temperature_tag):
 
     with transaction.atomic():
         results["a"] = maintenance.work_order_for_alarm(alarm_id=alarm.pk).pk
-        b = threading.Thread(target=worker_b)
+        b = threading.Thread(target=worker_b, daemon=True)
         b.start()
         _wait_until_blocked_on_a_lock()
-    b.join(timeout=20)
+    join_or_fail(b)
 
     assert not errors, errors
     assert results["a"] == results["b"]
@@ -651,10 +652,10 @@ def test_two_creates_for_one_alarm_at_once_store_one(temperature_tag, make_user)
 
     with transaction.atomic():
         winner = maintenance.work_order_create(data=data, actor=boss)
-        b = threading.Thread(target=worker_b)
+        b = threading.Thread(target=worker_b, daemon=True)
         b.start()
         _wait_until_blocked_on_a_lock()
-    b.join(timeout=20)
+    join_or_fail(b)
 
     [error] = refused
     assert isinstance(error, Conflict)

@@ -151,11 +151,11 @@ def test_subscribed_values_are_stored_as_they_change(opcua_servers, run_collecto
     make_tag(connector, ids["Pressure"], "line1.pressure", "bar")
     run_collector()
 
-    wait_until(lambda: values("line1.temp") == [20.0], within=10)
-    wait_until(lambda: values("line1.pressure") == [1.5], within=10)
+    wait_until(lambda: values("line1.temp") == [20.0], within=30)
+    wait_until(lambda: values("line1.pressure") == [1.5], within=30)
     server.set_value(ids["Temp"], 21.5)
     server.set_value(ids["Temp"], 22.0)
-    wait_until(lambda: values("line1.temp") == [20.0, 21.5, 22.0], within=10)
+    wait_until(lambda: values("line1.temp") == [20.0, 21.5, 22.0], within=30)
 
     reading = ScadaReading.objects.filter(tag_name="line1.temp").latest("timestamp")
     assert (reading.unit, reading.quality, reading.connector_id) == (
@@ -179,9 +179,9 @@ def test_poll_mode_reads_every_tag_in_one_batch_each_interval(
         make_tag(connector, ids[name], f"oven.{name.lower()}", "°C")
     run_collector()
 
-    wait_until(lambda: values("oven.zone1") == [180.0], within=10)
+    wait_until(lambda: values("oven.zone1") == [180.0], within=30)
     server.set_value(ids["Zone1"], 181.0)
-    wait_until(lambda: values("oven.zone1") == [180.0, 181.0], within=10)
+    wait_until(lambda: values("oven.zone1") == [180.0, 181.0], within=30)
     # Unchanged values keep their source timestamps: polled again, not stored.
     assert values("oven.zone2") == [175.0]
     # Every poll is one Read of all three nodes (the one-node Reads between
@@ -197,7 +197,7 @@ def test_a_tag_added_through_the_api_is_collected_without_a_restart(
     connector = make_connector(server)
     make_tag(connector, ids["Temp"], "line1.temp")
     run_collector()
-    wait_until(lambda: values("line1.temp") == [20.0], within=10)
+    wait_until(lambda: values("line1.temp") == [20.0], within=30)
 
     response = api(make_user("admin")).post(
         "/api/scada/tags",
@@ -210,9 +210,9 @@ def test_a_tag_added_through_the_api_is_collected_without_a_restart(
         format="json",
     )
     assert response.status_code == 201, response.content
-    wait_until(lambda: values("line1.speed") == [3.0], within=10)
+    wait_until(lambda: values("line1.speed") == [3.0], within=30)
     server.set_value(ids["Speed"], 3.5)
-    wait_until(lambda: values("line1.speed") == [3.0, 3.5], within=10)
+    wait_until(lambda: values("line1.speed") == [3.0, 3.5], within=30)
     # The restart of the connector's session re-sent Temp's value: not stored again.
     assert values("line1.temp") == [20.0]
 
@@ -224,17 +224,17 @@ def test_a_connector_added_and_a_tag_moved_are_picked_up(opcua_servers, run_coll
     connector = make_connector(first)
     tag = make_tag(connector, a["Force"], "press.force")
     run_collector()
-    wait_until(lambda: values("press.force") == [10.0], within=10)
+    wait_until(lambda: values("press.force") == [10.0], within=30)
 
     # A second connector, then the tag moved to it (its node on the other server).
     other = make_connector(second, name="Line 2 PLC")
     tag.connector = other
     tag.node_id = b["Force"]
     tag.save()
-    wait_until(lambda: values("press.force") == [10.0, 99.0], within=10)
+    wait_until(lambda: values("press.force") == [10.0, 99.0], within=30)
     wait_until(
         lambda: Connector.objects.get(pk=other.pk).comm_state == CommState.OK,
-        within=10,
+        within=30,
     )
 
 
@@ -250,7 +250,7 @@ def test_a_connector_disabled_through_the_api_stops_and_the_others_go_on(
     make_tag(two, b["Temp"], "l2.temp")
     run_collector()
     wait_until(
-        lambda: values("l1.temp") == [1.0] and values("l2.temp") == [1.0], within=10
+        lambda: values("l1.temp") == [1.0] and values("l2.temp") == [1.0], within=30
     )
 
     response = api(make_user("admin")).patch(
@@ -259,12 +259,12 @@ def test_a_connector_disabled_through_the_api_stops_and_the_others_go_on(
     assert response.status_code == 200, response.content
     # Once the collector let go of the first server's session, its values are
     # no longer heard; the second connector's still are.
-    wait_until(lambda: first.call(_subscription_count(first)) == 0, within=10)
+    wait_until(lambda: first.call(_subscription_count(first)) == 0, within=30)
     first.set_value(a["Temp"], 2.0)
     second.set_value(b["Temp"], 2.0)
-    wait_until(lambda: values("l2.temp") == [1.0, 2.0], within=10)
+    wait_until(lambda: values("l2.temp") == [1.0, 2.0], within=30)
     second.set_value(b["Temp"], 3.0)
-    wait_until(lambda: values("l2.temp") == [1.0, 2.0, 3.0], within=10)
+    wait_until(lambda: values("l2.temp") == [1.0, 2.0, 3.0], within=30)
     assert values("l1.temp") == [1.0]
     # No longer watched: its link's state is not known.
     assert Connector.objects.get(pk=one.pk).comm_state == CommState.UNKNOWN
@@ -285,7 +285,7 @@ def test_a_stopped_collector_leaves_its_links_unknown_and_its_mark_gone(
     make_tag(connector, ids["Temp"], "line1.temp")
     _collector, thread = collector_thread(**FAST)
     try:
-        wait_until(lambda: values("line1.temp") == [20.0], within=10)
+        wait_until(lambda: values("line1.temp") == [20.0], within=30)
         assert cache.get(ALIVE_KEY) is not None
     finally:
         thread.stop()
@@ -313,9 +313,9 @@ def test_a_batch_the_database_refuses_is_kept_and_stored_later(
     connector = make_connector(server)
     make_tag(connector, ids["Temp"], "line1.temp")
     run_collector()
-    wait_until(lambda: len(failures) == 2, within=10)
+    wait_until(lambda: len(failures) == 2, within=30)
     server.set_value(ids["Temp"], 21.0)
-    wait_until(lambda: values("line1.temp") == [20.0, 21.0], within=10)
+    wait_until(lambda: values("line1.temp") == [20.0, 21.0], within=30)
     assert failures == [1, 1]  # the first value, kept through both failures
     assert Connector.objects.get(pk=connector.pk).comm_state == CommState.OK
 
@@ -336,18 +336,18 @@ def test_server_outage_raises_comm_loss_then_resumes_without_duplicates(
     make_tag(other, other_ids["Temp"], "line2.temp")
     # The production defaults: heartbeat 2 s, timeout 3 s, backoff up to 10 s.
     run_collector(heartbeat_s=2.0, timeout_s=3.0, backoff_max_s=10.0, flush_s=0.5)
-    wait_until(lambda: values("line1.temp") == [20.0], within=10)
+    wait_until(lambda: values("line1.temp") == [20.0], within=30)
     server.set_value(ids["Temp"], 21.0)
-    wait_until(lambda: values("line1.temp") == [20.0, 21.0], within=10)
+    wait_until(lambda: values("line1.temp") == [20.0, 21.0], within=30)
 
     server.stop()
     lost = wait_until(
         lambda: Connector.objects.filter(pk=connector.pk, comm_state="lost").first(),
-        within=10,
+        within=30,
     )
     assert connector.endpoint in lost.last_error
     assert lost.last_error_at is not None
-    alarm = wait_until(lambda: comm_alarm(connector), within=10)
+    alarm = wait_until(lambda: comm_alarm(connector), within=30)
     assert (alarm.active, alarm.status, alarm.severity) == (
         True,
         "unack_active",
@@ -355,7 +355,7 @@ def test_server_outage_raises_comm_loss_then_resumes_without_duplicates(
     )
     # The other connector's server is still heard meanwhile.
     other_server.set_value(other_ids["Temp"], 31.0)
-    wait_until(lambda: values("line2.temp") == [30.0, 31.0], within=10)
+    wait_until(lambda: values("line2.temp") == [30.0, 31.0], within=30)
     assert Connector.objects.get(pk=other.pk).comm_state == CommState.OK
     assert comm_alarm(other) is None
 
@@ -367,7 +367,7 @@ def test_server_outage_raises_comm_loss_then_resumes_without_duplicates(
     alarm.refresh_from_db()
     assert (alarm.active, alarm.status) == (False, "unack_rtn")
     server.set_value(ids["Temp"], 22.0)
-    wait_until(lambda: values("line1.temp") == [20.0, 21.0, 22.0], within=10)
+    wait_until(lambda: values("line1.temp") == [20.0, 21.0, 22.0], within=30)
     # The values re-sent on resubscription were not stored again.
     assert values("line1.state") == [1.0]
     assert ScadaReading.objects.filter(connector=connector).count() == 4
@@ -384,7 +384,7 @@ def test_a_server_down_at_start_is_reported_and_joined_when_it_comes(
     run_collector(start_grace_s=1.0)
     wait_until(
         lambda: Connector.objects.get(pk=connector.pk).comm_state == CommState.LOST,
-        within=10,
+        within=30,
     )
     server.start()
     wait_until(lambda: values("line1.temp") == [5.0], within=30)
@@ -405,7 +405,7 @@ def test_a_server_that_starts_just_after_the_collector_raises_no_alarm(
     time.sleep(1.5)  # the collector's first attempts fail
     assert Connector.objects.get(pk=connector.pk).comm_state == CommState.UNKNOWN
     server.start()
-    wait_until(lambda: values("line1.temp") == [5.0], within=10)
+    wait_until(lambda: values("line1.temp") == [5.0], within=30)
     assert Connector.objects.get(pk=connector.pk).comm_state == CommState.OK
     assert comm_alarm(connector) is None
 

@@ -22,6 +22,7 @@ from lines.models import Machine
 from scada import demo, simulator
 from scada.models import AlertRule, Connector, Tag, TagKind
 from tests.factories_lines import make_line
+from tests.support import WAIT_SECONDS
 
 
 def free_port() -> int:
@@ -84,6 +85,7 @@ async def test_simulator_serves_every_demo_tag_with_its_value():
     endpoint = f"opc.tcp://127.0.0.1:{free_port()}/bpmos/"
     # A tick an hour: the values stay those of tick 0 while the test reads.
     async with (
+        asyncio.timeout(WAIT_SECONDS),  # the server's start and stop included
         simulator.PlantSimulator(endpoint=endpoint, tick_s=3600),
         Client(endpoint, timeout=5) as client,
     ):
@@ -103,6 +105,7 @@ async def test_simulator_writes_changes_with_new_source_timestamps():
     endpoint = f"opc.tcp://127.0.0.1:{free_port()}/bpmos/"
     node = simulator.node_id(f"{simulator.TEMPERATURE_MACHINE}.Temperature")
     async with (
+        asyncio.timeout(WAIT_SECONDS),  # five ticks of 50 ms, start and stop
         simulator.PlantSimulator(endpoint=endpoint, tick_s=0.05) as plant,
         Client(endpoint, timeout=5) as client,
     ):
@@ -202,14 +205,16 @@ def test_opcua_simulator_command_serves_until_sigterm():
     )
     try:
         node = simulator.node_id(f"{simulator.TEMPERATURE_MACHINE}.Temperature")
-        value = asyncio.run(_read_when_up(endpoint, node, within=30))
+        # A process of its own: Django's start and asyncua's address space (6-9 s
+        # of CPU at load 8); 30 s ran out once at load 9.
+        value = asyncio.run(_read_when_up(endpoint, node, within=2 * WAIT_SECONDS))
         assert 30.0 < value < 56.0
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
-            process.communicate()
+            process.communicate(timeout=WAIT_SECONDS)
     assert process.returncode == 0
     assert f"OPC UA plant simulator at {endpoint}" in output
     assert '"event": "opcua_simulator.stopped"' in output

@@ -31,6 +31,7 @@ from scada.models import (
 )
 from tests import support_opcua
 from tests.factories_lines import machine, make_line
+from tests.support import WAIT_SECONDS
 
 make_opcua_server = support_opcua.make_opcua_server
 opcua_server = support_opcua.opcua_server
@@ -316,7 +317,7 @@ def test_subscription_delivers_each_publish_as_a_list_and_the_changes_store(
         finally:
             await client.disconnect()
 
-    asyncio.run(follow())
+    asyncio.run(asyncio.wait_for(follow(), WAIT_SECONDS))
 
     # The initial values of all three, then the two changes.
     assert sorted(raw.tag_name for raw in batches[0]) == [
@@ -363,7 +364,7 @@ def test_a_node_the_server_does_not_know_is_delivered_once_as_bad(opcua_server):
         finally:
             await client.disconnect()
 
-    asyncio.run(follow())
+    asyncio.run(asyncio.wait_for(follow(), WAIT_SECONDS))
     normalized = [
         (r["tag_name"], r["value"], r["quality"])
         for batch in batches

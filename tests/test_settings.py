@@ -250,5 +250,6 @@ def test_postgresql_sessions_run_without_jit_unless_asked():
             "DJANGO_SETTINGS_MODULE": "bpmos.settings",
         },
         check=True,
+        timeout=120,
     ).stdout.strip()
     assert asked == server
