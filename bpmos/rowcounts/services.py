@@ -101,16 +101,15 @@ def kept_counts_applied() -> dict[str, KeptCount]:
     if connection.vendor != "postgresql":
         return {}
     loader = MigrationLoader(connection)
-    applied = loader.applied_migrations
     found: dict[str, KeptCount] = {}
-    for leaf in loader.graph.leaf_nodes():
-        for key in loader.graph.forwards_plan(leaf):
-            if key not in applied:
-                continue
-            for operation in loader.graph.nodes[key].operations:
-                kept = getattr(operation, "kept_count", None)
-                if kept is not None:
-                    found[kept.name] = kept
+    for key in loader.applied_migrations:  # in the order applied: a later one wins
+        migration = loader.graph.nodes.get(key)  # None: its file is gone
+        if migration is None:
+            continue
+        for operation in migration.operations:
+            kept = getattr(operation, "kept_count", None)
+            if kept is not None:
+                found[kept.name] = kept
     return dict(sorted(found.items()))
 
 

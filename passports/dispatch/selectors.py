@@ -137,7 +137,7 @@ def dispatchable_rows() -> list[dict]:
     model instance per product (the desk's list page). One query."""
     return list(
         dispatchable_queryset()
-        .annotate(job_id=_latest_job("pk"), location=_warehoused_location(text=True))
+        .annotate(job_id=_latest_job("pk"), location=_warehoused_location())
         .values(
             *DISPATCHABLE_ROW_FIELDS,
             **time_texts(["updated_at"], whole_seconds=True),
@@ -145,17 +145,16 @@ def dispatchable_rows() -> list[dict]:
     )
 
 
-def _warehoused_location(*, text: bool = False) -> Subquery:
-    """Where the passport was last warehoused (its event's ``location``); with
-    ``text``, read as text by the database (``->>``): the service records it
-    as text (``passports.services``), so it is the same string without a JSON
-    document decoded per row."""
-    events = PassportEvent.objects.filter(
-        passport=OuterRef("pk"), kind=EventKind.WAREHOUSED
-    ).order_by("-version")
-    if text:
-        return Subquery(events.values(location_text=KT("data__location"))[:1])
-    return Subquery(events.values("data__location")[:1])
+def _warehoused_location() -> Subquery:
+    """Where the passport was last warehoused (its event's ``location``), read
+    as text by the database (``->>``): the service records it as text
+    (``passports.services``), so it is the same string without a JSON document
+    decoded per row."""
+    return Subquery(
+        PassportEvent.objects.filter(passport=OuterRef("pk"), kind=EventKind.WAREHOUSED)
+        .order_by("-version")
+        .values(location_text=KT("data__location"))[:1]
+    )
 
 
 def reactivatable_list(*, limit: int = 50) -> list[Passport]:
