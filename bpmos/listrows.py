@@ -30,6 +30,7 @@ from django.db.models import CharField, F, Func, QuerySet
 from django.utils import timezone
 from rest_framework.response import Response
 
+from bpmos.compiled import rows_get
 from bpmos.renderers import RowsJSONRenderer
 from bpmos.rowcounts import services as rowcounts
 
@@ -130,12 +131,17 @@ class ValuesPage:
         fields: Sequence[str],
         count: Callable[[QuerySet], int] | None = None,
         expressions: dict | None = None,
+        shape: tuple | None = None,
     ):
         self.queryset = queryset
         self.fields = tuple(fields)
         self.expressions = expressions or {}
         self.ordered = queryset.ordered
         self._count = count
+        # With a shape, a slice's statement is kept compiled and prepared
+        # (``bpmos.compiled.rows_get``): the caller promises that the shape
+        # and the slice's bounds fix the statement.
+        self.shape = shape
 
     def count(self) -> int:
         if self._count is not None:
@@ -146,7 +152,12 @@ class ValuesPage:
         return self.count()
 
     def __getitem__(self, index: slice) -> list[dict[str, Any]]:
-        return list(self.queryset.values(*self.fields, **self.expressions)[index])
+        def make() -> QuerySet:
+            return self.queryset.values(*self.fields, **self.expressions)[index]
+
+        if self.shape is None or index.step is not None:
+            return list(make())
+        return rows_get((*self.shape, index.start, index.stop), make, prepared=True)
 
 
 class RowsRendererMixin:
@@ -174,6 +185,11 @@ class ValuesListMixin(RowsRendererMixin):
     # The kept count (bpmos.rowcounts) of ``get_queryset()``'s rows, if there
     # is one: the page's ``count`` while no parameter narrows the list.
     kept_count: ClassVar[str | None] = None
+    # Whether the page's statement depends on nothing but the request's
+    # query parameters (not on its user, the time or stored state), so that
+    # a page of the list no parameter narrows is read by a statement kept
+    # compiled and prepared per ordering and slice (``compiled_shape``).
+    compiled_pages: ClassVar[bool] = False
 
     def shape_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         raise NotImplementedError
@@ -185,6 +201,19 @@ class ValuesListMixin(RowsRendererMixin):
             return rowcounts.kept(self.kept_count, queryset)
         return queryset.count()
 
+    def compiled_shape(self) -> tuple | None:
+        """The shape of this request's page statement when it is kept
+        compiled: for a view with ``compiled_pages`` and a request whose
+        parameters do not narrow the list, the view, the order asked for (as
+        DRF's ``OrderingFilter`` reads it) and the current time zone (which
+        decides how the times are printed); else None."""
+        if not self.compiled_pages or narrowed(self.request.query_params):
+            return None
+        view = type(self)
+        ordering = self.request.query_params.get("ordering", "")
+        zone = timezone.get_current_timezone_name()
+        return ("page", view.__module__, view.__qualname__, ordering, zone)
+
     def list(self, request, *args, **kwargs):
         queryset = self.filter_queryset(self.get_queryset())
         if queryset.query.distinct:
@@ -195,7 +224,13 @@ class ValuesListMixin(RowsRendererMixin):
             self.values_times, whole_seconds=self.values_times_whole_seconds
         )
         page = self.paginate_queryset(
-            ValuesPage(queryset, self.values_fields, self.count_rows, times)
+            ValuesPage(
+                queryset,
+                self.values_fields,
+                self.count_rows,
+                times,
+                shape=self.compiled_shape(),
+            )
         )
         if page is not None:
             return self.get_paginated_response(self.shape_rows(page))

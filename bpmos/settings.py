@@ -177,6 +177,15 @@ if PRODUCTION or "DATABASE_URL" in env:
         # plan estimated past jit_above_cost pays the compile on every request.
         # On the plant-year a runbook's warranty query took 61-64 ms with JIT
         # (22-28 ms of it compiling) and 21 ms without (EXPLAIN ANALYZE).
+        # The hot reads' statements prepared per connection (bpmos.compiled:
+        # prepared_cursor). DATABASE_PREPARED=false behind a pooler in
+        # transaction mode (PgBouncer), which cannot keep a session's
+        # prepared statements (docs/deploy.md).
+        BPMOS_DATABASE_PREPARED = env.bool("DATABASE_PREPARED", default=True)
+        if BPMOS_DATABASE_PREPARED:
+            # psycopg prepares only while its threshold is set (Django unsets
+            # it); never by count: only the cursors that ask prepare.
+            DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 2**31 - 1
         if not env.bool("DATABASE_JIT", default=False):
             options = DATABASES["default"]["OPTIONS"]
             options["options"] = f"{options.get('options', '')} -c jit=off".strip()

@@ -23,6 +23,7 @@ from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, Token
 
+from bpmos import compiled
 from bpmos.accounts.models import User
 
 GENERATION_CLAIM = "gen"
@@ -89,7 +90,23 @@ class BpmosJWTAuthentication(JWTAuthentication):
         return result
 
     def get_user(self, validated_token: Token) -> User:
-        user = super().get_user(validated_token)
+        """The token's user, read by a statement kept compiled and prepared
+        (``bpmos.compiled.instance_get``: every authenticated request reads
+        it); an active user is returned as simplejwt would return it. Any
+        other case (no such claim, user or active user, revocation checks)
+        goes through simplejwt's own ``get_user`` and its refusals."""
+        user = None
+        if not api_settings.CHECK_REVOKE_TOKEN:
+            try:
+                user = compiled.instance_get(
+                    User,
+                    api_settings.USER_ID_FIELD,
+                    validated_token[api_settings.USER_ID_CLAIM],
+                )
+            except (KeyError, ValueError, TypeError):
+                user = None
+        if user is None or not user.is_active:
+            user = super().get_user(validated_token)
         token_generation_check(user=user, token=validated_token)
         return user
 

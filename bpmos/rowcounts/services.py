@@ -9,6 +9,7 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.models import QuerySet
 
 from bpmos import audit
+from bpmos.compiled import prepared_cursor
 
 _TABLE = "rowcounts_rowcountdelta"
 
@@ -35,7 +36,7 @@ def kept(name: str, queryset: QuerySet) -> int:
     caller promises that ``queryset`` is the rows that count keeps."""
     if connection.vendor != "postgresql":
         return queryset.count()
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         return _sum(cursor, name)
 
 

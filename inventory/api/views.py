@@ -62,6 +62,7 @@ class ItemListView(ValuesListMixin, generics.ListAPIView):
     serializer_class = s.ItemSerializer
     values_fields = s.ITEM_ROW_FIELDS
     kept_count = selectors.ITEMS_COUNTED
+    compiled_pages = True
     filterset_class = ItemFilterSet
     filter_backends = [FilterBackend, SearchFilter]
     search_fields = ["code", "sku", "batch_ref"]

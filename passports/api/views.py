@@ -167,6 +167,7 @@ class PassportListView(ValuesListMixin, _PassportListBase):
     values_times = s.PASSPORT_ROW_TIMES
     values_times_whole_seconds = True
     kept_count = selectors.PASSPORTS_COUNTED
+    compiled_pages = True
 
     def get_queryset(self):
         return selectors.passport_list()

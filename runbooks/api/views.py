@@ -52,6 +52,7 @@ class WorkOrderListView(ValuesListMixin, ApiViewMixin, generics.ListAPIView):
     values_fields = s.WORK_ORDER_ROW_FIELDS
     values_times = s.WORK_ORDER_ROW_TIMES
     kept_count = selectors.WORK_ORDERS_COUNTED
+    compiled_pages = True
     filterset_class = WorkOrderFilterSet
     search_fields = ["product_code", "lot_no"]
     ordering_fields = [
