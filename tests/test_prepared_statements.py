@@ -151,12 +151,13 @@ def test_the_users_statement_reads_the_row_as_the_orm_does(make_user):
     assert {f: getattr(found, f) for f in fields} == {
         f: getattr(expected, f) for f in fields
     }
-    assert found._state.adding is False and found._state.db == "default"
+    assert found._state.adding is False
+    assert found._state.db == "default"
     assert compiled.instance_get(User, "id", user.pk + 10_000) is None
     User.objects.filter(pk=user.pk).update(role="auditor", is_active=False)
     again = compiled.instance_get(User, "id", str(user.pk))  # a claim's text
     assert (again.role, again.is_active) == ("auditor", False)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="expected a number"):
         compiled.instance_get(User, "id", "not-a-number")
 
 
@@ -193,11 +194,16 @@ def test_statements_are_prepared_once_and_survive_a_rollback(make_user):
     for _ in range(3):
         assert compiled.instance_get(User, "id", user.pk).pk == user.pk
     assert runs_of('FROM "accounts_user"') == 3
+
     # psycopg forgets a session's prepared statements at a ROLLBACK (it
     # deallocates them all): the next read prepares again and still reads.
-    with pytest.raises(RuntimeError), transaction.atomic():
-        compiled.instance_get(User, "id", user.pk)
-        raise RuntimeError("rolled back")
+    def read_then_fail():
+        with transaction.atomic():
+            compiled.instance_get(User, "id", user.pk)
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError, match="rolled back"):
+        read_then_fail()
     assert compiled.instance_get(User, "id", user.pk).pk == user.pk
     assert runs_of('FROM "accounts_user"') >= 1
 
