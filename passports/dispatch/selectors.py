@@ -20,6 +20,7 @@ from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
+from bpmos.compiled import rows_get
 from bpmos.errors import NotFound
 from bpmos.listrows import time_texts
 from passports import ledger, lifecycle, selectors
@@ -134,15 +135,22 @@ DISPATCHABLE_ROW_FIELDS = (
 def dispatchable_rows() -> list[dict]:
     """``dispatchable_list`` as ``values()`` rows of ``DISPATCHABLE_ROW_FIELDS``
     and ``updated_at_text`` (``bpmos.listrows.time_texts``, whole seconds): no
-    model instance per product (the desk's list page). One query."""
-    return list(
-        dispatchable_queryset()
-        .annotate(job_id=_latest_job("pk"), location=_warehoused_location())
-        .values(
-            *DISPATCHABLE_ROW_FIELDS,
-            **time_texts(["updated_at"], whole_seconds=True),
+    model instance per product (the desk's list page). One query, its
+    statement kept compiled and prepared (``bpmos.compiled.rows_get``: it has
+    no parameter but the printing of its times, which follows the zone)."""
+
+    def make():
+        return (
+            dispatchable_queryset()
+            .annotate(job_id=_latest_job("pk"), location=_warehoused_location())
+            .values(
+                *DISPATCHABLE_ROW_FIELDS,
+                **time_texts(["updated_at"], whole_seconds=True),
+            )
         )
-    )
+
+    shape = ("dispatch.dispatchable_rows", timezone.get_current_timezone_name())
+    return rows_get(shape, make, prepared=True)
 
 
 def _warehoused_location() -> Subquery:
