@@ -47,3 +47,24 @@ def test_error_answers_and_socket_errors_are_counted():
     found = parse_wrk(REPORT.format(p50="62.50ms", p99="99.00ms", extra=extra, t=" "))
     assert found["failed"] == 17
     assert found["socket_errors"] == 5
+
+
+def test_a_50_row_page_is_judged_by_the_goal_and_the_dispatch_list_is_measured():
+    from bench.listload import DISPATCH_PATH, _row
+
+    found = {"workers": 4, "client": "wrk"}
+    page = {"rps": 520.0, "p50": 60.0, "p99": 90.0, "failed": 0, "rows": 50}
+    assert _row(found, "work orders", "/api/workorders/", page, 800.0).passed
+    slow = {**page, "p99": 101.0}
+    assert not _row(found, "work orders", "/api/workorders/", slow, 800.0).passed
+    few = {**page, "rps": 499.0}
+    assert not _row(found, "work orders", "/api/workorders/", few, 800.0).passed
+    failing = {**page, "failed": 3}
+    assert not _row(found, "work orders", "/api/workorders/", failing, 800.0).passed
+
+    desk = {"rps": 190.0, "p50": 160.0, "p99": 210.0, "failed": 0, "rows": 244}
+    row = _row(found, "dispatch list", DISPATCH_PATH, desk, 800.0)
+    assert row.passed
+    assert row.goal == "(measured: not a 50-row page)"
+    assert "244 rows" in row.path
+    assert not _row(found, "dispatch list", DISPATCH_PATH, failing, 800.0).passed
