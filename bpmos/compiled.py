@@ -100,18 +100,17 @@ def prepared_cursor():
     wrapper.validate_thread_sharing()
     wrapper.close_if_health_check_failed()
     wrapper.ensure_connection()
+    from django.db.backends.postgresql.base import TIMESTAMPTZ_OID
+    from django.db.backends.postgresql.psycopg_any import register_tzloader
+    from psycopg.pq import Format
+
     with wrapper.wrap_database_errors:
         raw = _prepared_cursor_class()(wrapper.connection)
-        from django.db.backends.postgresql.psycopg_any import register_tzloader
-
-        loader = wrapper.connection.adapters.get_loader(_TIMESTAMPTZ_OID, _TEXT)
+        # As Django's ``create_cursor``: the session's zone for its times.
+        loader = wrapper.connection.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)
         if wrapper.timezone != loader.timezone:
             register_tzloader(wrapper.timezone, raw)
         return wrapper._prepare_cursor(raw)
-
-
-_TIMESTAMPTZ_OID = 1184
-_TEXT = 0  # psycopg.pq.Format.TEXT
 
 
 def rows_get(
