@@ -281,6 +281,11 @@ def _deliver_quietly(rows: list[OutboxEvent]) -> None:
         )
 
 
+# How long a send to the shared layer may take before it is given up (the rows
+# stay in the outbox, redelivered by beat): far above a healthy send (~1 ms).
+SEND_TIMEOUT_SECONDS = 30.0
+
+
 class _SenderLoop:
     """One asyncio loop per process, in a daemon thread, for sends from
     synchronous code (gunicorn workers, Celery, commands) to a shared layer.
@@ -307,11 +312,19 @@ class _SenderLoop:
                 self._loop, self._pid = loop, os.getpid()
             return self._loop
 
-    def run(self, coroutine: Coroutine):
-        """Run ``coroutine`` on the loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(
-            coroutine, self._running_loop()
-        ).result()
+    def run(self, coroutine: Coroutine, timeout: float = SEND_TIMEOUT_SECONDS):
+        """Run ``coroutine`` on the loop and wait for its result, at most
+        ``timeout`` seconds: a layer that stops answering without closing its
+        connections (a Redis behind a dropped route) would otherwise hold the
+        caller, the process's delivery thread, for good. Past it the send is
+        cancelled and ``TimeoutError`` raised; the rows stay undelivered in the
+        outbox for ``events_redeliver``."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._running_loop())
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
 
 
 _sender_loop = _SenderLoop()
