@@ -21,7 +21,7 @@ from lines import services
 from lines.models import Line
 from tests import factories_lines as f
 from tests.conftest import bearer
-from tests.support import daphne_server
+from tests.support import WAIT_SECONDS, daphne_server
 from tests.support_browser import (
     PHONE,
     save_screens,
@@ -352,7 +352,11 @@ def test_a_station_change_made_through_the_api_is_on_the_board_within_a_second(
         context, page = sign_in(browser, base, supervisor, next_path=BOARD)
         try:
             assert page.url.endswith(BOARD)
-            page.wait_for_selector("body[data-live=connected]")
+            # The first connection after the server's start (a loaded CI machine
+            # took past the context's 10 s); the timed part is the changes below.
+            page.wait_for_selector(
+                "body[data-live=connected]", timeout=WAIT_SECONDS * 1000
+            )
             # The sparklines are drawn from the trend of the finished hours.
             page.wait_for_selector('[data-line="line-a"] .spark-line')
             caption = page.inner_text('[data-line="line-a"] [data-spark-caption]')
@@ -413,7 +417,7 @@ def test_the_board_recovers_after_the_server_restarts(
     with daphne_server(tmp_path / "first.log") as port:
         base = f"http://127.0.0.1:{port}"
         context, page = sign_in(browser, base, supervisor, next_path=BOARD)
-        page.wait_for_selector("body[data-live=connected]")
+        page.wait_for_selector("body[data-live=connected]", timeout=WAIT_SECONDS * 1000)
     try:
         # The server is gone: the board says so, and keeps what it showed.
         page.wait_for_selector("body[data-live=reconnecting]", timeout=5000)
