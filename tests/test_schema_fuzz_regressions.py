@@ -296,13 +296,14 @@ def test_no_request_string_may_hold_nul_by_the_schema(admin, api_schema):
 
 def test_a_decimal_in_a_body_is_never_empty_by_the_schema(admin, api_schema):
     """``{"ratedCapacityAh": ""}`` matched drf-spectacular's decimal pattern
-    and was a 400 ("Must be a number.")."""
+    and was a 400 ("Must be a number."); it is positive besides
+    (tests/test_schema_single_field_rules.py), so no sign and no zero."""
     rated = _body_schema(api_schema, "/api/passports/", "post")["properties"][
         "ratedCapacityAh"
     ]
-    for refused in ("", "-", "."):
+    for refused in ("", "-", ".", "-0.25", "0"):
         assert re.search(rated["pattern"], refused) is None, refused
-    for accepted in ("100", "99.5", "-0.25", "1."):
+    for accepted in ("100", "99.5", "0.25", "1."):
         assert re.search(rated["pattern"], accepted) is not None, accepted
 
 

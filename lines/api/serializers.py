@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bpmos.fields import DateTimeField
+from lines import services
 from lines.models import Machine, MachineState, ReadingQuality
 
 
@@ -48,7 +49,8 @@ class _ReadingValueField(serializers.JSONField):
 class ReadingInSerializer(serializers.Serializer):
     """One reading (schema only; see ``lines.services.readings_validate``)."""
 
-    tag = serializers.CharField(
+    tag = serializers.RegexField(
+        services.TAG_RE,
         max_length=64,
         help_text=(
             "state | good_count | reject_count | cycle_time | any other tag. "
