@@ -139,6 +139,28 @@ def test_a_second_life_capacity_of_zero_is_refused(admin, make_user):
     assert body["details"] == {"ratedCapacityAh": ["Must be a positive number."]}
 
 
+@pytest.mark.parametrize("name", ["materialComposition", "recycledContent"])
+def test_a_percent_map_says_and_takes_0_to_100(admin, api_schema, name):
+    """Found by this session's campaign once the quantities were stated:
+    ``{"materialComposition": {"...": -5.28e16}}`` was schema-valid and
+    refused."""
+    field = _body(api_schema, "/api/passports/")["properties"][name]
+    assert _admits(field, {"lithium": 0, "cobalt": 100})
+    assert not _admits(field, {"lithium": -0.5})
+    assert not _admits(field, {"lithium": 100.5})
+    inside = admin.post(
+        "/api/passports/", {**REGISTER, name: {"lithium": 100}}, format="json"
+    )
+    assert inside.status_code == 201, inside.content
+    outside = admin.post(
+        "/api/passports/",
+        {**REGISTER, "serial": "PK-RULE-2", name: {"lithium": 100.5}},
+        format="json",
+    )
+    body = assert_envelope(outside, 400, "validation_error")
+    assert body["details"] == {name: ["A map of material to percent (0-100)."]}
+
+
 # --- BPAN format (passports.bpan.parse) ----------------------------------------------
 
 

@@ -646,11 +646,13 @@ class PassportRegisterSerializer(serializers.Serializer):
     criticalRawMaterials = serializers.ListField(
         child=serializers.CharField(), required=False
     )
+    # Material -> percent, each 0-100 (``passports.services``: "A map of
+    # material to percent (0-100).").
     materialComposition = serializers.DictField(
-        child=serializers.FloatField(), required=False
+        child=serializers.FloatField(min_value=0, max_value=100), required=False
     )
     recycledContent = serializers.DictField(
-        child=serializers.FloatField(), required=False
+        child=serializers.FloatField(min_value=0, max_value=100), required=False
     )
     hazardousSubstances = serializers.ListField(
         child=serializers.CharField(), required=False
