@@ -56,15 +56,17 @@ LAST_DAY_OFFSET = (
 # The rule of ``time_problem`` for an RFC 3339 time (``format: date-time``), as
 # an ECMA 262 pattern the schema carries beside the format: a year 20xx, a
 # positive offset on 2000-01-01 only if zero, a negative one on 2099-12-31
-# only if zero. The rest spells out RFC 3339 as the server reads it (Python's
-# ``fromisoformat``: "T", "t" or a space; fraction digits of any length; no
-# leap second; an upper-case "Z"), so a generator drawing from the pattern
-# draws times. ``tests/test_schema_single_field_rules.py`` checks it against
-# ``time_problem``.
+# only if zero. The rest spells out what both RFC 3339 and the server's
+# parser (Python's ``fromisoformat``) take: "T" or "t"; fraction digits of any
+# length after a dot; no leap second; an upper-case "Z". The server also takes
+# a space or a comma there, which RFC 3339 does not: the pattern leaves them
+# out, or a generator drawing from it sends them as "invalid" and sees them
+# accepted (``negative_data_rejection``). ``tests/test_schema_single_field_
+# rules.py`` checks the pattern against ``time_problem``.
 TIME_PATTERN = (
     r"^(?!2000-01-01[^+]*\+(?!00:00)|2099-12-31.[^-]*-(?!00:00))"
-    r"20[0-9]{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])[Tt ]"
-    r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:[.,][0-9]+)?"
+    r"20[0-9]{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])[Tt]"
+    r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?"
     r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
 )
 TIME_SCHEMA = {"type": "string", "format": "date-time", "pattern": TIME_PATTERN}

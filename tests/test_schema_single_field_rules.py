@@ -360,6 +360,14 @@ def test_the_time_pattern_is_the_servers_rule(value, inside):
     assert _admits(schema, value) is inside
 
 
+@pytest.mark.parametrize("value", ["2026-03-02 08:00:00Z", "2026-03-02T08:00:00,5Z"])
+def test_the_time_pattern_alone_admits_no_form_rfc_3339_refuses(value):
+    """The server's parser takes a space and a comma, RFC 3339 does not: were
+    the pattern to admit them, a generator drawing from it would send them as
+    "invalid" and see them accepted (this session's campaign, ST201)."""
+    assert _admits({"type": "string", "pattern": TIME_PATTERN}, value) is False
+
+
 def _request_times(api_schema: dict):
     """Every date-time a request takes: query parameters and body fields."""
     for path, item in api_schema["paths"].items():

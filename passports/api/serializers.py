@@ -662,8 +662,17 @@ class PassportRegisterSerializer(serializers.Serializer):
     nominalVoltageV = PositiveDecimalField(max_digits=7, decimal_places=2)
     energyKwh = PositiveDecimalField(max_digits=8, decimal_places=3)
     massKg = PositiveDecimalField(max_digits=8, decimal_places=3, required=False)
-    expectedCycles = serializers.IntegerField(required=False)
-    warrantyMonths = serializers.IntegerField(required=False)
+    # 0 up to the column (``passports.services.WHOLE_NUMBER_LIMITS``).
+    expectedCycles = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=services.WHOLE_NUMBER_LIMITS["expected_cycles"],
+    )
+    warrantyMonths = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=services.WHOLE_NUMBER_LIMITS["warranty_months"],
+    )
     carbonFootprintKgCo2ePerKwh = PositiveDecimalField(
         max_digits=8, decimal_places=2, required=False
     )
