@@ -289,6 +289,16 @@ def test_the_server_takes_a_telemetry_alias_and_refuses_another_field(admin, mak
     ]
 
 
+def test_a_reading_row_is_closed_and_declares_its_aliases(api_schema):
+    from lines.services import _FIELDS
+
+    row = _component(
+        api_schema, _body(api_schema, "/api/machines/{id}/readings/")["items"]
+    )
+    assert row["additionalProperties"] is False
+    assert set(row["properties"]) == set(_FIELDS)
+
+
 @pytest.mark.parametrize(
     ("component", "allowed"),
     [

@@ -47,7 +47,11 @@ class _ReadingValueField(serializers.JSONField):
 
 
 class ReadingInSerializer(serializers.Serializer):
-    """One reading (schema only; see ``lines.services.readings_validate``)."""
+    """One reading (schema only; see ``lines.services.readings_validate``).
+    Any key but these is refused ("Unknown field."): the schema says
+    ``additionalProperties: false`` and declares the aliases too."""
+
+    refuses_unknown_fields = True
 
     tag = serializers.RegexField(
         services.TAG_RE,
@@ -70,6 +74,13 @@ class ReadingInSerializer(serializers.Serializer):
     unit = serializers.CharField(required=False, max_length=16)
     quality = serializers.ChoiceField(
         choices=ReadingQuality.choices, required=False, default="good"
+    )
+    reading_type = serializers.RegexField(
+        services.TAG_RE, max_length=64, required=False, help_text="Alias of tag."
+    )
+    timestamp = DateTimeField(required=False, help_text="Alias of ts.")
+    machine_id = serializers.IntegerField(
+        required=False, help_text="If given, the machine in the URL."
     )
 
 
