@@ -49,7 +49,7 @@ from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
-from bpmos.fields import time_problem
+from bpmos.fields import TIME_SCHEMA, time_problem
 from bpmos.textfields import not_blank
 
 # A signed 64-bit column (BigAutoField, BigIntegerField) on PostgreSQL and SQLite.
@@ -92,9 +92,10 @@ class BoundedIsoDateTimeField(IsoDateTimeField):
         return value.astimezone(UTC) if timezone.is_aware(value) else value
 
 
-@extend_schema_field(OpenApiTypes.DATETIME)
+@extend_schema_field(TIME_SCHEMA)
 class DateTimeFilter(filters.IsoDateTimeFilter):
-    """An ISO 8601 time from 2000-01-01 to 2100-01-01 UTC; 400 otherwise."""
+    """An ISO 8601 time from 2000-01-01 to 2100-01-01 UTC (``time_problem``,
+    stated by ``TIME_PATTERN``); 400 otherwise."""
 
     field_class = BoundedIsoDateTimeField
 

@@ -5,22 +5,31 @@ from django.core.validators import RegexValidator
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from rest_framework import serializers
 
+from bpmos.fields import TIME_PATTERN, PositiveDecimalField
 from bpmos.textfields import no_nul, not_blank
 
 
 class AutoSchema(SpectacularAutoSchema):
     """drf-spectacular's, saying that a request string DRF trims may not be
-    blank after trimming (``NOT_BLANK_PATTERN``)."""
+    blank after trimming (``NOT_BLANK_PATTERN``), that a bounded time is
+    within its bounds (``TIME_PATTERN``) and a positive decimal above 0."""
 
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         if direction != "request" or schema.get("type") != "string":
             return schema
-        if isinstance(field, serializers.DecimalField):
+        if getattr(field, "bounded_time", False):
+            # bpmos.fields.DateTimeField and the query serializers' times: the
+            # bounds as a pattern (OpenAPI 3.0 has no date-time minimum).
+            schema["pattern"] = TIME_PATTERN
+        elif isinstance(field, serializers.DecimalField):
             # drf-spectacular's decimal pattern matches "", "-" and ".", which
-            # DRF refuses ("A valid number is required."): not those.
+            # DRF refuses ("A valid number is required."): not those. A
+            # positive one takes no sign, and no value of zeros alone.
             pattern = schema.get("pattern", "")
-            if pattern.startswith("^"):
+            if pattern.startswith("^-?") and isinstance(field, PositiveDecimalField):
+                schema["pattern"] = r"^(?![0.]*$)" + pattern[3:]
+            elif pattern.startswith("^"):
                 schema["pattern"] = r"^(?!-?\.?$)" + pattern[1:]
         elif (
             isinstance(field, serializers.CharField)
@@ -41,6 +50,12 @@ class AutoSchema(SpectacularAutoSchema):
         # ``anyOf`` of one-field ``required`` lists says it exactly. A
         # telemetry row with no measurement was schema-valid and refused.
         schema = super()._map_basic_serializer(serializer, direction)
+        if direction == "request" and getattr(
+            serializer, "refuses_unknown_fields", False
+        ):
+            # The service refuses a key it does not know ("Unknown field."):
+            # only the declared properties (aliases declared too).
+            schema["additionalProperties"] = False
         names = getattr(serializer, "one_of_required", ())
         if direction == "request" and names:
             schema["anyOf"] = [

@@ -37,7 +37,7 @@ from bpmos.batch import (
 )
 from bpmos.bulk import BulkTarget, RowsAlreadyStored
 from bpmos.errors import NotFound
-from bpmos.fields import EARLIEST, LATEST, TOO_EARLY
+from bpmos.fields import EARLIEST, TOO_LATE, time_problem
 from bpmos.locking import ROW_LOCK, lock_row
 from bpmos.rawsql import orm_instance, orm_values
 from elog import audit
@@ -59,7 +59,10 @@ from lines.topology import line_topology
 
 MAX_COUNT_INCREMENT = 1_000_000
 
-_TAG = re.compile(r"^[A-Za-z0-9_.:/-]{1,64}$")
+# \Z, not $: "$" also matched before a final newline, so "good_count\n" was
+# a tag (stored so). The schema states it (lines.api.serializers, ^...$).
+TAG_RE = re.compile(r"\A[A-Za-z0-9_.:/-]{1,64}\Z")
+_TAG = TAG_RE
 _FIELDS = frozenset(
     {
         "tag",
@@ -102,12 +105,14 @@ def _parse_ts(raw: Any) -> datetime:
     zone = value.tzinfo
     if zone is None:
         raise RowError("ts", "Needs a time zone (e.g. 2026-03-02T08:00:00Z).")
-    # The API-wide bounds, checked before astimezone (which overflows near year
-    # 1 and 9999); past the upper one a row is in the future, as _check_row says.
-    if value < EARLIEST:
-        raise RowError("ts", TOO_EARLY)
-    if value >= LATEST:
+    # The API-wide bounds (as the schema's TIME_PATTERN states them), checked
+    # before astimezone (which overflows near year 1 and 9999); past the upper
+    # one a row is in the future, as _check_row says.
+    problem = time_problem(value)
+    if problem == TOO_LATE:
         raise RowError("ts", "Is in the future.")
+    if problem is not None:
+        raise RowError("ts", problem)
     if zone is UTC:  # "...Z" and "+00:00": nothing to convert
         return value
     return value.astimezone(UTC)

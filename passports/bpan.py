@@ -30,6 +30,7 @@ place to change.
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 from datetime import date
 
@@ -87,9 +88,47 @@ class BPAN:
         }
 
 
+# What ``compact`` drops: Python's ``\s`` (every ``str.isspace()`` character)
+# and the hyphen, spelt out so that the schema's pattern (ECMA 262, whose
+# ``\s`` is another set) names the same characters.
+SEPARATORS = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+    "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000-"
+)
+_SEPARATORS = re.compile("[" + re.escape(SEPARATORS) + "]")
+# Upper case for a-z only: str.upper() made BPAN letters of "\u00df" ("SS"),
+# the dotless i and the "fi" ligature, which no schema pattern can follow.
+_UPPER = str.maketrans(string.ascii_lowercase, string.ascii_uppercase)
+
+
 def compact(value: str) -> str:
     """Upper case, without spaces or hyphens (how people write it down)."""
-    return re.sub(r"[\s-]", "", value or "").upper()
+    return _SEPARATORS.sub("", value or "").translate(_UPPER)
+
+
+def _schema_pattern() -> str:
+    """The format ``parse`` checks before the check character, as the schema's
+    pattern: 21 characters in the sections below (either case), separators
+    anywhere. The check character itself stays ``parse``'s (a 400)."""
+    gap = "[" + "".join(f"\\u{ord(c):04x}" for c in SEPARATORS[:-1]) + "-]*"
+
+    def run(cls: str, count: int) -> str:
+        return f"(?:{cls}{gap}){{{count}}}"
+
+    return (
+        f"^{gap}"
+        + run("[A-Za-z]", 2)  # country
+        + run("[0-9A-Za-z]", 3)  # manufacturer
+        + run("[LNAMTSlnamts]", 1)  # chemistry
+        + run("[0-9]", 7)  # voltage, energy, year
+        + run("[1-9ABCabc]", 1)  # month
+        + run("[0-9A-Za-z]", 7)  # plant, serial, check character
+        + "$"
+    )
+
+
+SCHEMA_PATTERN = _schema_pattern()
 
 
 def parse(value: str) -> BPAN:

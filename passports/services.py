@@ -288,7 +288,14 @@ def _attribute_values(data: dict) -> dict[str, Any]:
                         name: [
                             f"Not a valid {label}: at most "
                             f"{model_field.decimal_places} decimal places"
-                            + (f", {attribute.unit}." if attribute.unit else ".")
+                            # A column with no attribute of its own (the
+                            # idle temperature bounds) has no unit: a 500 was
+                            # "None has no attribute unit".
+                            + (
+                                f", {attribute.unit}."
+                                if attribute and attribute.unit
+                                else "."
+                            )
                         ]
                     }
                 )
@@ -376,6 +383,8 @@ _OPTIONAL_TEXT = (
 )
 _JSON_LISTS = ("critical_raw_materials", "hazardous_substances")
 _JSON_MAPS = ("material_composition", "recycled_content")
+# A registration's whole numbers, 0 up to what their columns hold.
+WHOLE_NUMBER_LIMITS = {"expected_cycles": 2_147_483_647, "warranty_months": 32_767}
 
 
 def _gtin(data: dict[str, Any], *, serial: str) -> str:
@@ -461,12 +470,15 @@ def registration_fields(data: dict[str, Any]) -> dict[str, Any]:
         ):
             raise _invalid({name: ["A map of material to percent (0-100)."]})
         fields[name] = value
-    for name in ("expected_cycles", "warranty_months"):
+    for name, most in WHOLE_NUMBER_LIMITS.items():
         value = data.get(name)
         if value is not None and (
-            not isinstance(value, int) or isinstance(value, bool) or value < 0
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or not 0 <= value <= most
         ):
-            raise _invalid({name: ["A whole number, 0 or more."]})
+            # Past the column was a 500 on PostgreSQL ("integer out of range").
+            raise _invalid({name: [f"A whole number, 0 to {most:,}."]})
         if value is not None:
             fields[name] = value
     fields.update(_attribute_values(data))

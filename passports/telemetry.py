@@ -44,7 +44,7 @@ from bpmos.batch import (
 )
 from bpmos.bulk import BulkTarget
 from bpmos.errors import Conflict
-from bpmos.fields import EARLIEST, TOO_EARLY
+from bpmos.fields import time_problem
 from elog import audit
 from passports import dynamic, ledger, rollups
 from passports.models import Kind, Passport, TelemetryReading
@@ -91,8 +91,9 @@ def _parse_ts(raw: Any, latest: datetime) -> datetime:
     # Both bounds before astimezone, which overflows near year 1 and 9999.
     if value > latest:
         raise RowError("ts", "Is in the future.")
-    if value < EARLIEST:
-        raise RowError("ts", TOO_EARLY)
+    problem = time_problem(value)  # the lower bound, as the schema states it
+    if problem is not None:
+        raise RowError("ts", problem)
     value = value.astimezone(UTC)
     return value
 

@@ -31,7 +31,7 @@ from scada.connectors.base import ConnectorError
 from scada.connectors.opcua import SECURITY_MODES, SECURITY_POLICIES, parse_node_id
 from scada.models import Connector, ConnectorKind, ConnectorMode, Tag, TagKind
 
-TAG_NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,64}$")
+TAG_NAME = re.compile(r"\A[A-Za-z0-9_.:/-]{1,64}\Z")  # \Z: no final newline
 MACHINE_KINDS = frozenset(
     {TagKind.STATE, TagKind.GOOD_COUNT, TagKind.REJECT_COUNT, TagKind.CYCLE_TIME}
 )

@@ -296,13 +296,14 @@ def test_no_request_string_may_hold_nul_by_the_schema(admin, api_schema):
 
 def test_a_decimal_in_a_body_is_never_empty_by_the_schema(admin, api_schema):
     """``{"ratedCapacityAh": ""}`` matched drf-spectacular's decimal pattern
-    and was a 400 ("Must be a number.")."""
+    and was a 400 ("Must be a number."); it is positive besides
+    (tests/test_schema_single_field_rules.py), so no sign and no zero."""
     rated = _body_schema(api_schema, "/api/passports/", "post")["properties"][
         "ratedCapacityAh"
     ]
-    for refused in ("", "-", "."):
+    for refused in ("", "-", ".", "-0.25", "0"):
         assert re.search(rated["pattern"], refused) is None, refused
-    for accepted in ("100", "99.5", "-0.25", "1."):
+    for accepted in ("100", "99.5", "0.25", "1."):
         assert re.search(rated["pattern"], accepted) is not None, accepted
 
 
@@ -518,3 +519,66 @@ def test_the_fuzz_footprint_is_the_two_counts_and_moves_on_a_write(make_user):
     assert after == counted()
     assert after[0] > before[0]
     assert after[1] > before[1]
+
+
+# --- this session's campaign (docs/testing.md, "What the schema states since") ---
+
+
+@pytest.mark.parametrize("value", [9999.999999999996, 0.05])
+def test_an_idle_temperature_bound_past_its_column_is_a_400_not_a_500(admin, value):
+    """``POST /api/passports/{id}/second-life/`` with ``{"idleTemperatureMinC":
+    9999.999999999996}``: 500 (the message read the unit of an attribute the
+    temperature bounds do not have). Registration shares the check."""
+    from passports.models import Passport
+
+    body = {
+        "kind": "Pack",
+        "serial": "PK-IDLE-1",
+        "model": "PK-48V-100",
+        "manufacturer": "BPM Energy",
+        "site": "Pune Plant 1",
+        "chemistry": "LFP",
+        "ratedCapacityAh": "100",
+        "nominalVoltageV": "48.0",
+        "energyKwh": "5.12",
+        "idleTemperatureMinC": value,
+    }
+    response = admin.post("/api/passports/", body, format="json")
+    error = assert_envelope(response, 400, "validation_error")
+    (messages,) = error["details"].values()
+    assert messages[0].startswith("Not a valid idle_temperature_min_c: at most ")
+    assert messages[0].endswith(" decimal places.")
+    assert not Passport.objects.filter(serial="PK-IDLE-1").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("expectedCycles", 2_147_483_648), ("warrantyMonths", 32768)]
+)
+def test_a_whole_number_past_its_column_is_a_400(admin, name, value):
+    """``{"expectedCycles": -7243}`` was schema-valid and refused; past the
+    column was a 500 on PostgreSQL ("integer out of range"). Both bounds are
+    the server's and the schema's now."""
+    from passports.models import Passport
+
+    body = {
+        "kind": "Pack",
+        "serial": "PK-WHOLE-1",
+        "model": "PK-48V-100",
+        "manufacturer": "BPM Energy",
+        "site": "Pune Plant 1",
+        "chemistry": "LFP",
+        "ratedCapacityAh": "100",
+        "nominalVoltageV": "48.0",
+        "energyKwh": "5.12",
+        name: value,
+    }
+    response = admin.post("/api/passports/", body, format="json")
+    error = assert_envelope(response, 400, "validation_error")
+    assert error["details"] == {name: [f"A whole number, 0 to {value - 1:,}."]}
+    assert not Passport.objects.filter(serial="PK-WHOLE-1").exists()
+    at_most = admin.post("/api/passports/", {**body, name: value - 1}, format="json")
+    assert at_most.status_code == 201, at_most.content
+    properties = _body_schema(
+        admin.get("/api/schema/", {"format": "json"}).json(), "/api/passports/", "post"
+    )["properties"]
+    assert (properties[name]["minimum"], properties[name]["maximum"]) == (0, value - 1)

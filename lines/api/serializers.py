@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bpmos.fields import DateTimeField
+from lines import services
 from lines.models import Machine, MachineState, ReadingQuality
 
 
@@ -46,9 +47,14 @@ class _ReadingValueField(serializers.JSONField):
 
 
 class ReadingInSerializer(serializers.Serializer):
-    """One reading (schema only; see ``lines.services.readings_validate``)."""
+    """One reading (schema only; see ``lines.services.readings_validate``).
+    Any key but these is refused ("Unknown field."): the schema says
+    ``additionalProperties: false`` and declares the aliases too."""
 
-    tag = serializers.CharField(
+    refuses_unknown_fields = True
+
+    tag = serializers.RegexField(
+        services.TAG_RE,
         max_length=64,
         help_text=(
             "state | good_count | reject_count | cycle_time | any other tag. "
@@ -68,6 +74,13 @@ class ReadingInSerializer(serializers.Serializer):
     unit = serializers.CharField(required=False, max_length=16)
     quality = serializers.ChoiceField(
         choices=ReadingQuality.choices, required=False, default="good"
+    )
+    reading_type = serializers.RegexField(
+        services.TAG_RE, max_length=64, required=False, help_text="Alias of tag."
+    )
+    timestamp = DateTimeField(required=False, help_text="Alias of ts.")
+    machine_id = serializers.IntegerField(
+        required=False, help_text="If given, the machine in the URL."
     )
 
 

@@ -19,6 +19,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from bpmos.fields import TIME_SCHEMA
 from bpmos.views import BpmosAPIView
 from lines import selectors, wip
 from lines.api_tower import serializers as s
@@ -64,12 +65,12 @@ LINE_ID = OpenApiParameter(
 _WINDOW = [
     OpenApiParameter(
         "from",
-        OpenApiTypes.DATETIME,
+        TIME_SCHEMA,
         description="Window start (ISO 8601 with zone). Default: this shift's start.",
     ),
     OpenApiParameter(
         "to",
-        OpenApiTypes.DATETIME,
+        TIME_SCHEMA,
         description="Window end, clipped to now. Default: now.",
     ),
 ]

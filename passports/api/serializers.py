@@ -25,11 +25,12 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bpmos.errors import InvalidInput
-from bpmos.fields import DateTimeField, utc_datetime, utc_text
+from bpmos.fields import DateTimeField, PositiveDecimalField, utc_datetime, utc_text
 from bpmos.filters import enum_value
 from bpmos.listrows import labels_of
 from elog.models import SignatureMeaning
 from passports import attributes, conformity, services, signatures
+from passports import bpan as bpan_rules
 from passports.models import (
     PUBLIC_FIELDS,
     RESTRICTED_FIELDS,
@@ -625,7 +626,10 @@ REGISTER_FIELDS = (
 class PassportRegisterSerializer(serializers.Serializer):
     """Register a battery (schema only: ``passports.services.passport_register``
     checks the body). A pack without ``bpan`` is issued one when
-    ``manufacturerCode`` and ``plantCode`` are given."""
+    ``manufacturerCode`` and ``plantCode`` are given. Any other key is
+    refused (``PassportRegisterInSerializer``: ``REGISTER_FIELDS``)."""
+
+    refuses_unknown_fields = True
 
     kind = serializers.ChoiceField(choices=PASSPORT_KINDS)
     serial = serializers.CharField()
@@ -642,22 +646,34 @@ class PassportRegisterSerializer(serializers.Serializer):
     criticalRawMaterials = serializers.ListField(
         child=serializers.CharField(), required=False
     )
+    # Material -> percent, each 0-100 (``passports.services``: "A map of
+    # material to percent (0-100).").
     materialComposition = serializers.DictField(
-        child=serializers.FloatField(), required=False
+        child=serializers.FloatField(min_value=0, max_value=100), required=False
     )
     recycledContent = serializers.DictField(
-        child=serializers.FloatField(), required=False
+        child=serializers.FloatField(min_value=0, max_value=100), required=False
     )
     hazardousSubstances = serializers.ListField(
         child=serializers.CharField(), required=False
     )
-    ratedCapacityAh = serializers.DecimalField(max_digits=8, decimal_places=2)
-    nominalVoltageV = serializers.DecimalField(max_digits=7, decimal_places=2)
-    energyKwh = serializers.DecimalField(max_digits=8, decimal_places=3)
-    massKg = serializers.DecimalField(max_digits=8, decimal_places=3, required=False)
-    expectedCycles = serializers.IntegerField(required=False)
-    warrantyMonths = serializers.IntegerField(required=False)
-    carbonFootprintKgCo2ePerKwh = serializers.DecimalField(
+    # Each above 0 (``passports.services._decimal``: "Must be a positive number.").
+    ratedCapacityAh = PositiveDecimalField(max_digits=8, decimal_places=2)
+    nominalVoltageV = PositiveDecimalField(max_digits=7, decimal_places=2)
+    energyKwh = PositiveDecimalField(max_digits=8, decimal_places=3)
+    massKg = PositiveDecimalField(max_digits=8, decimal_places=3, required=False)
+    # 0 up to the column (``passports.services.WHOLE_NUMBER_LIMITS``).
+    expectedCycles = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=services.WHOLE_NUMBER_LIMITS["expected_cycles"],
+    )
+    warrantyMonths = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=services.WHOLE_NUMBER_LIMITS["warranty_months"],
+    )
+    carbonFootprintKgCo2ePerKwh = PositiveDecimalField(
         max_digits=8, decimal_places=2, required=False
     )
     carbonFootprintClass = serializers.CharField(required=False)
@@ -761,6 +777,8 @@ class EventRecordSerializer(serializers.Serializer):
 class SignRequestSerializer(serializers.Serializer):
     """Sign the head event of a passport's ledger (a dispatch release)."""
 
+    refuses_unknown_fields = True  # the view's "Unknown field." (400)
+
     meaning = serializers.ChoiceField(choices=[SignatureMeaning.DISPATCH_RELEASE])
     password = serializers.CharField(
         write_only=True,
@@ -822,11 +840,11 @@ class ComponentsSerializer(serializers.Serializer):
     )
 
 
-def _measurement(name: str) -> serializers.FloatField:
+def _measurement(name: str, **kwargs) -> serializers.FloatField:
     _, low, high = MEASUREMENTS[name]
     # null: not measured in this sample (the service reads it so).
     return serializers.FloatField(
-        required=False, allow_null=True, min_value=low, max_value=high
+        required=False, allow_null=True, min_value=low, max_value=high, **kwargs
     )
 
 
@@ -840,6 +858,11 @@ class TelemetryReadingInSerializer(serializers.Serializer):
         *MEASUREMENTS,
         *(column for column, _, _ in MEASUREMENTS.values()),
     )
+    # Any other key is refused ("Unknown field."): the schema says
+    # ``additionalProperties: false`` (``bpmos.openapi.AutoSchema``), and
+    # declares the model's names the service takes as aliases below.
+    refuses_unknown_fields = True
+
     ts = DateTimeField()
     # The bounds are the service's (``passports.telemetry.MEASUREMENTS``): a
     # current of -8000 A was schema-valid and refused.
@@ -850,8 +873,22 @@ class TelemetryReadingInSerializer(serializers.Serializer):
     currentA = _measurement("currentA")
 
 
+for _name, (_column, _, _) in MEASUREMENTS.items():
+    TelemetryReadingInSerializer._declared_fields[_column] = _measurement(
+        _name, help_text=f"Alias of {_name}."
+    )
+
+
+@extend_schema_field({"type": "string", "pattern": bpan_rules.SCHEMA_PATTERN})
+class _BpanField(serializers.CharField):
+    """A BPAN as ``passports.bpan.parse`` reads it: 21 characters in its
+    sections, either case, spaces and hyphens anywhere. Its check character
+    is not in the pattern: saying whether it matches is the endpoint's answer
+    (400)."""
+
+
 class BpanValidateSerializer(serializers.Serializer):
-    bpan = serializers.CharField()
+    bpan = _BpanField()
 
 
 # --- builders -------------------------------------------------------------------------
@@ -899,7 +936,9 @@ class SecondLifeSerializer(serializers.Serializer):
     """A second-life change (schema only: ``passports.secondlife`` checks it).
     Any registration field (``PassportRegisterSerializer``, but ``kind``,
     ``manufacturer`` and ``manufacturedAt``) may be given to override what the
-    new passport inherits."""
+    new passport inherits; any other key is refused (``SECOND_LIFE_FIELDS``)."""
+
+    refuses_unknown_fields = True
 
     status = serializers.ChoiceField(choices=["Repurposed", "Reused", "Remanufactured"])
     serial = serializers.CharField(help_text="The new passport's serial.")
@@ -921,13 +960,13 @@ class SecondLifeSerializer(serializers.Serializer):
         choices=BATTERY_CATEGORIES, required=False
     )
     chemistry = serializers.ChoiceField(choices=Chemistry.values, required=False)
-    ratedCapacityAh = serializers.DecimalField(
+    ratedCapacityAh = PositiveDecimalField(
         max_digits=8, decimal_places=2, required=False
     )
-    nominalVoltageV = serializers.DecimalField(
+    nominalVoltageV = PositiveDecimalField(
         max_digits=7, decimal_places=2, required=False
     )
-    energyKwh = serializers.DecimalField(max_digits=8, decimal_places=3, required=False)
+    energyKwh = PositiveDecimalField(max_digits=8, decimal_places=3, required=False)
 
 
 for _key, _field in PassportRegisterSerializer._declared_fields.items():
@@ -1101,6 +1140,8 @@ class GrantIssuedSerializer(GrantSerializer):
 
 
 class GrantIssueSerializer(serializers.Serializer):
+    refuses_unknown_fields = True  # the view's "Unknown field." (400)
+
     party = serializers.CharField(max_length=120)
     passport = serializers.CharField(
         required=False,

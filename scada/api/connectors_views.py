@@ -12,6 +12,7 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 
 from bpmos.errors import NotFound
+from bpmos.fields import TIME_SCHEMA
 from bpmos.filters import FilterBackend
 from bpmos.idempotency import OUTSIDE
 from bpmos.textfields import NOT_BLANK_PATTERN
@@ -184,10 +185,10 @@ class TagDetailView(BpmosAPIView):
             allow_blank=False,
         ),
         OpenApiParameter(
-            "from", OpenApiTypes.DATETIME, description="From this time (inclusive)."
+            "from", TIME_SCHEMA, description="From this time (inclusive)."
         ),
         OpenApiParameter(
-            "to", OpenApiTypes.DATETIME, description="Before this time (exclusive)."
+            "to", TIME_SCHEMA, description="Before this time (exclusive)."
         ),
     ],
 )

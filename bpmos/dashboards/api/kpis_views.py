@@ -9,6 +9,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from bpmos import access
 from bpmos.dashboards import distributions, kpis, trends
 from bpmos.dashboards.api import kpis_serializers as s
+from bpmos.fields import TIME_SCHEMA
 from bpmos.textfields import NOT_BLANK_PATTERN
 from bpmos.views import BpmosAPIView
 
@@ -52,11 +53,11 @@ class DashboardTrendsView(BpmosAPIView):
             ),
             _query(
                 "from",
-                OpenApiTypes.DATETIME,
+                TIME_SCHEMA,
                 f"Start (rounded down to its bucket); default "
                 f"{trends.DEFAULT_POINTS} buckets before to.",
             ),
-            _query("to", OpenApiTypes.DATETIME, "End, exclusive; default now."),
+            _query("to", TIME_SCHEMA, "End, exclusive; default now."),
             _query(
                 "passport",
                 OpenApiTypes.STR,

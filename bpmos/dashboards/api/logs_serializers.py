@@ -71,6 +71,8 @@ class BoundedDateTimeField(serializers.Field):
     """An ISO 8601 time from 2000-01-01 to 2100-01-01 UTC (as
     ``bpmos.filters.DateTimeFilter``); empty is not given."""
 
+    bounded_time = True  # the schema's TIME_PATTERN (bpmos.openapi)
+
     def to_internal_value(self, data):
         if not isinstance(data, str):
             raise serializers.ValidationError("Enter an ISO 8601 date-time.")

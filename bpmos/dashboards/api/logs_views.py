@@ -15,6 +15,7 @@ from rest_framework.utils.urls import replace_query_param
 from bpmos.csvsafe import csv_lines
 from bpmos.dashboards import logs
 from bpmos.dashboards.api import logs_serializers as s
+from bpmos.fields import TIME_SCHEMA
 from bpmos.logevents import CATEGORIES, SEVERITIES, LogEvent, LogQuery
 from bpmos.views import BpmosAPIView
 from elog import audit
@@ -37,12 +38,12 @@ FILTERS = [
     _many("severity", SEVERITIES, "Severities (default: all)"),
     OpenApiParameter(
         "from",
-        OpenApiTypes.DATETIME,
+        TIME_SCHEMA,
         description="Events at or after this time (ISO 8601, 2000 to 2100).",
     ),
     OpenApiParameter(
         "to",
-        OpenApiTypes.DATETIME,
+        TIME_SCHEMA,
         description="Events before this time (ISO 8601, 2000 to 2100).",
     ),
     OpenApiParameter(
