@@ -254,7 +254,10 @@ _FIELD_NAMES = (*HASHED_FIELDS, "hash", "key_id")
 
 
 def record_many(
-    entries: list[dict[str, Any]], *, stage_when_busy: bool = False
+    entries: list[dict[str, Any]],
+    *,
+    stage_when_busy: bool = False,
+    preceding: tuple[str, list] | None = None,
 ) -> list[dict[str, Any]]:
     """Append ``entries`` (each the keyword arguments of ``record``) to the
     chain, in order, in the caller's transaction: one chain lock, one read of
@@ -272,9 +275,16 @@ def record_many(
     process's sealing thread chains them after this transaction commits (the
     beat sweep if it cannot). Their fields then have no
     ``seq``, ``prev_hash`` or ``hash`` yet.
+
+    ``preceding``: one statement of the caller's own (SQL, parameters) that
+    returns no rows, run just before the chain's lock; on PostgreSQL in the
+    same round trip (readings ingest's machine status write). Not with
+    ``stage_when_busy``.
     """
     if not connection.in_atomic_block:
         raise RuntimeError("audit.record_many needs the caller's transaction.")
+    if preceding is not None and (stage_when_busy or not entries):
+        raise ValueError("audit.record_many: preceding needs entries, no staging.")
     if not entries:
         return []
     table = connection.ops.quote_name(AuditRecord._meta.db_table)
@@ -285,9 +295,14 @@ def record_many(
             # The lock and the head in one round trip: the statements of one
             # simple-protocol query run in order, each with its own snapshot,
             # so the head is read once the lock is held.
-            cursor.execute(
-                f"SELECT pg_advisory_xact_lock(%s); {head}", [_CHAIN_LOCK_KEY]
-            )
+            lock = f"SELECT pg_advisory_xact_lock(%s); {head}"
+            if preceding is None:
+                cursor.execute(lock, [_CHAIN_LOCK_KEY])
+            else:
+                cursor.execute(
+                    f"{preceding[0]}; {lock}", [*preceding[1], _CHAIN_LOCK_KEY]
+                )
+                cursor.nextset()
             cursor.nextset()
         elif stage_when_busy and connection.vendor == "postgresql":
             # The try-lock and the head in one round trip (as above); the head
@@ -299,6 +314,8 @@ def record_many(
                 return _stage(entries)
             cursor.nextset()
         else:  # SQLite: its transactions already serialise (_lock_chain)
+            if preceding is not None:
+                cursor.execute(*preceding)
             cursor.execute(head)
         last = cursor.fetchone()
         commons: dict[int, _Common] = {}
@@ -319,10 +336,11 @@ def record_quick(
     after: Any = None,
     target_type: str | None = None,
     target_id: str | None = None,
+    preceding: tuple[str, list] | None = None,
 ) -> None:
     """``record()`` for hot paths (readings ingest, ledger appends): the same
     record, same chain, same lock, written with raw SQL and no savepoint
-    (``record_many`` of one).
+    (``record_many`` of one; ``preceding`` as there).
 
     Must run inside the caller's atomic block (an error rolls the caller's
     whole transaction back, as ``record()``'s savepoint then the caller's
@@ -341,7 +359,8 @@ def record_quick(
                 "target_type": target_type,
                 "target_id": target_id,
             }
-        ]
+        ],
+        preceding=preceding,
     )
 
 

@@ -42,26 +42,28 @@ class LineTopology:
         ]
 
 
-def line_topology(line_ids: list[int]) -> dict[int, LineTopology]:
-    """The stations and active machines of ``line_ids``, by line id (every id
-    given has an entry, empty for a line without stations). One query."""
-    result = {pk: LineTopology() for pk in line_ids}
-    if not line_ids:
-        return result
+def line_topology_sql(line_ids: list[int]) -> tuple[str, list]:
+    """The statement ``line_topology`` runs for ``line_ids`` (not empty) and
+    its parameters, for a caller that sends it with another statement in one
+    round trip (``lines.services._lock_line``); ``line_topology_of`` reads its
+    rows."""
     qn = connection.ops.quote_name
     station_columns = ", ".join(f"s.{qn(name)}" for name in _STATION_FIELDS)
     machine_columns = ", ".join(f"m.{qn(name)}" for name in _MACHINE_FIELDS)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {station_columns}, {machine_columns} "
-            f"FROM {qn(Station._meta.db_table)} s "
-            f"LEFT JOIN {qn(Machine._meta.db_table)} m "
-            "ON m.station_id = s.id AND m.is_active "
-            f"WHERE s.line_id IN ({', '.join(['%s'] * len(line_ids))}) "
-            "ORDER BY s.line_id, s.position, s.id, m.id",
-            list(line_ids),
-        )
-        rows = cursor.fetchall()
+    return (
+        f"SELECT {station_columns}, {machine_columns} "
+        f"FROM {qn(Station._meta.db_table)} s "
+        f"LEFT JOIN {qn(Machine._meta.db_table)} m "
+        "ON m.station_id = s.id AND m.is_active "
+        f"WHERE s.line_id IN ({', '.join(['%s'] * len(line_ids))}) "
+        "ORDER BY s.line_id, s.position, s.id, m.id",
+        list(line_ids),
+    )
+
+
+def line_topology_of(line_ids: list[int], rows: list[tuple]) -> dict[int, LineTopology]:
+    """``line_topology``'s answer from the rows of ``line_topology_sql``."""
+    result = {pk: LineTopology() for pk in line_ids}
     width = len(_STATION_FIELDS)
     station: Station | None = None
     for row in rows:
@@ -73,3 +75,15 @@ def line_topology(line_ids: list[int]) -> dict[int, LineTopology]:
             machine.station = station
             result[station.line_id].machines.append(machine)
     return result
+
+
+def line_topology(line_ids: list[int]) -> dict[int, LineTopology]:
+    """The stations and active machines of ``line_ids``, by line id (every id
+    given has an entry, empty for a line without stations). One query."""
+    if not line_ids:
+        return {}
+    sql, params = line_topology_sql(line_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return line_topology_of(line_ids, rows)

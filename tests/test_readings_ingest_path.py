@@ -230,20 +230,68 @@ def test_a_batch_is_six_round_trips(weld):
     audit = f"SELECT pg_advisory_xact_lock({elog_audit._CHAIN_LOCK_KEY}); SELECT"
     record = 'INSERT INTO "elog_auditrecord"'
     assert statements(captured) == ["BEGIN", lock, copy, audit, record, "COMMIT"]
-    # A state reading that keeps the state: + the status time.
+    # A state reading that keeps the state: the status time is written in the
+    # audit lock's round trip (still six).
     with CaptureQueriesContext(connection) as captured:
         ingest(weld, [state(at(9), "running"), reading("good_count", at(9), 2)])
-    status = "UPDATE lines_machine SET"
     assert statements(captured) == [
         "BEGIN",
         lock,
         copy,
-        status,
-        audit,
+        "UPDATE lines_machine SET",
         record,
         "COMMIT",
     ]
+    assert (
+        captured.captured_queries[3]["sql"].count(
+            f"SELECT pg_advisory_xact_lock({elog_audit._CHAIN_LOCK_KEY}); SELECT"
+        )
+        == 1
+    )
     assert MachineReading.objects.filter(machine=weld).count() == 53
+    stored = Machine.objects.get(pk=weld.pk)
+    assert (stored.status, stored.status_since) == ("running", at(9))
+    assert AuditRecord.objects.order_by("-seq").first().after["accepted"] == 2
+
+
+def test_a_status_change_locks_the_line_and_reads_its_stations_at_once(weld, line):
+    from bpmos.events.models import OutboxEvent
+
+    ingest(weld, [state(at(7), "running")])
+    last_event = OutboxEvent.objects.order_by("-id").values_list("id", flat=True)[0]
+    with CaptureQueriesContext(connection) as captured:
+        ingest(weld, [state(at(9), "down"), reading("good_count", at(9), 2)])
+    names = list(
+        OutboxEvent.objects.filter(id__gt=last_event)
+        .order_by("id")
+        .values_list("name", flat=True)
+    )
+    sent = statements(captured)
+    # The line's lock and its stations-and-machines join: one round trip.
+    line_lock = captured.captured_queries[3]["sql"]
+    assert line_lock.startswith('SELECT "id", "slug"')
+    assert "FOR NO KEY UPDATE; SELECT s." in line_lock
+    assert sent == [
+        "BEGIN",
+        "SET CONSTRAINTS ALL",
+        "COPY lines_machinereading (machine_id,",
+        'SELECT "id", "slug",',
+        "SELECT oee FROM",
+        # The station's and the line's events: one statement.
+        "WITH ids AS",
+        # The machine's status write with the audit chain's lock and head.
+        "UPDATE lines_machine SET",
+        'INSERT INTO "elog_auditrecord"',
+        "COMMIT",
+    ]
+    stored = Machine.objects.get(pk=weld.pk)
+    assert (stored.status, stored.status_since) == ("down", at(9))
+    record = AuditRecord.objects.order_by("-seq").first()
+    assert (record.before, record.after["status"]) == (
+        {"status": "running", "status_reason": ""},
+        "down",
+    )
+    assert names == ["station.changed", "line.changed"]
 
 
 def test_a_late_reading_marks_its_rolled_up_hour_stale(weld, line):
