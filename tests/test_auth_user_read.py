@@ -6,8 +6,8 @@ through a real HTTP server."""
 import pytest
 from rest_framework_simplejwt.tokens import AccessToken
 
-from bpmos.compiled import instance_get
 from bpmos.accounts.models import User
+from bpmos.compiled import instance_get
 from tests.conftest import bearer
 
 pytestmark = pytest.mark.django_db(transaction=True)
