@@ -155,9 +155,20 @@ class ValuesPage:
         def make() -> QuerySet:
             return self.queryset.values(*self.fields, **self.expressions)[index]
 
-        if self.shape is None or index.step is not None:
+        if (
+            self.shape is None
+            or index.step is not None
+            or (index.start or 0) >= KEPT_PAGES_BEFORE_ROW
+        ):
             return list(make())
         return rows_get((*self.shape, index.start, index.stop), make, prepared=True)
+
+
+# Only the first pages' statements are kept (each slice is a statement of its
+# own: Django writes LIMIT and OFFSET into it): a client walking a whole list
+# would otherwise fill the compiled and the prepared statements with pages read
+# once, pushing out the ones read all the time.
+KEPT_PAGES_BEFORE_ROW = 1000
 
 
 class RowsRendererMixin:

@@ -120,6 +120,29 @@ def test_the_pages_of_one_list_are_kept_apart(planner):
     assert lots == [["LOT-3", "LOT-2"], ["LOT-1", "LOT-0"], ["LOT-3", "LOT-2"]]
 
 
+def test_a_page_past_the_first_rows_is_read_but_not_kept(planner, monkeypatch):
+    from bpmos import listrows
+
+    monkeypatch.setattr(listrows, "KEPT_PAGES_BEFORE_ROW", 2)
+    monkeypatch.setattr(compiled, "_COMPILED", {})  # none kept by other tests
+    runbook = make_runbook()
+    for n in range(4):
+        make_work_order(
+            planner, runbook=runbook, lot_no=f"LOT-{n}", start=T0 + timedelta(hours=n)
+        )
+    client = APIClient()
+    client.credentials(**{"HTTP_AUTHORIZATION": bearer(planner)["Authorization"]})
+    before = set(compiled._COMPILED)
+    first = page(client, "/api/workorders/?page_size=2&page=1")["results"]
+    kept = [k for k in set(compiled._COMPILED) - before if k[2][0] == "page"]
+    second = page(client, "/api/workorders/?page_size=2&page=2")["results"]
+    after = [k for k in set(compiled._COMPILED) - before if k[2][0] == "page"]
+    assert [r["lot_no"] for r in first] == ["LOT-3", "LOT-2"]
+    assert [r["lot_no"] for r in second] == ["LOT-1", "LOT-0"]
+    assert [k[2][-2:] for k in kept] == [(0, 2)]
+    assert after == kept
+
+
 def test_a_narrowed_page_is_not_kept(planner):
     runbook = make_runbook()
     make_work_order(planner, runbook=runbook, lot_no="LOT-X")
