@@ -11,6 +11,19 @@ from passports import bpan as bpan_rules
 from passports import ledger, services
 from passports.models import EventKind, Kind, Passport, PassportEvent
 
+# The smallest body ``POST /api/passports/`` registers (a pack).
+REGISTER_BODY = {
+    "kind": "Pack",
+    "serial": "PK-RULE-1",
+    "model": "PK-48V-100",
+    "manufacturer": "BPM Energy",
+    "site": "Pune Plant 1",
+    "chemistry": "LFP",
+    "ratedCapacityAh": "100",
+    "nominalVoltageV": "48.0",
+    "energyKwh": "5.12",
+}
+
 
 def a_bpan(serial: str = "00001", *, plant: str = "P") -> str:
     return bpan_rules.issue(

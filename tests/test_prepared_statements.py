@@ -102,7 +102,9 @@ def test_a_kept_statement_prints_what_the_uncompiled_page_prints(
     assert b'"results":[{' in plain
 
 
-def test_the_pages_of_one_list_are_kept_apart(planner):
+def four_orders_client(planner) -> APIClient:
+    """Four work orders, LOT-0 to LOT-3, each planned an hour after the one
+    before; a client signed in as ``planner``."""
     runbook = make_runbook()
     for n in range(4):
         make_work_order(
@@ -110,6 +112,11 @@ def test_the_pages_of_one_list_are_kept_apart(planner):
         )
     client = APIClient()
     client.credentials(**{"HTTP_AUTHORIZATION": bearer(planner)["Authorization"]})
+    return client
+
+
+def test_the_pages_of_one_list_are_kept_apart(planner):
+    client = four_orders_client(planner)
     lots = [
         [
             r["lot_no"]
@@ -125,13 +132,7 @@ def test_a_page_past_the_first_rows_is_read_but_not_kept(planner, monkeypatch):
 
     monkeypatch.setattr(listrows, "KEPT_PAGES_BEFORE_ROW", 2)
     monkeypatch.setattr(compiled, "_COMPILED", {})  # none kept by other tests
-    runbook = make_runbook()
-    for n in range(4):
-        make_work_order(
-            planner, runbook=runbook, lot_no=f"LOT-{n}", start=T0 + timedelta(hours=n)
-        )
-    client = APIClient()
-    client.credentials(**{"HTTP_AUTHORIZATION": bearer(planner)["Authorization"]})
+    client = four_orders_client(planner)
     before = set(compiled._COMPILED)
     first = page(client, "/api/workorders/?page_size=2&page=1")["results"]
     kept = [k for k in set(compiled._COMPILED) - before if k[2][0] == "page"]

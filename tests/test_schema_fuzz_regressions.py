@@ -11,6 +11,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from tests.conftest import bearer
+from tests.factories_passports_api import REGISTER_BODY
 from tests.support import assert_envelope
 
 pytestmark = pytest.mark.django_db
@@ -531,18 +532,7 @@ def test_an_idle_temperature_bound_past_its_column_is_a_400_not_a_500(admin, val
     temperature bounds do not have). Registration shares the check."""
     from passports.models import Passport
 
-    body = {
-        "kind": "Pack",
-        "serial": "PK-IDLE-1",
-        "model": "PK-48V-100",
-        "manufacturer": "BPM Energy",
-        "site": "Pune Plant 1",
-        "chemistry": "LFP",
-        "ratedCapacityAh": "100",
-        "nominalVoltageV": "48.0",
-        "energyKwh": "5.12",
-        "idleTemperatureMinC": value,
-    }
+    body = {**REGISTER_BODY, "serial": "PK-IDLE-1", "idleTemperatureMinC": value}
     response = admin.post("/api/passports/", body, format="json")
     error = assert_envelope(response, 400, "validation_error")
     (messages,) = error["details"].values()
@@ -560,18 +550,7 @@ def test_a_whole_number_past_its_column_is_a_400(admin, name, value):
     the server's and the schema's now."""
     from passports.models import Passport
 
-    body = {
-        "kind": "Pack",
-        "serial": "PK-WHOLE-1",
-        "model": "PK-48V-100",
-        "manufacturer": "BPM Energy",
-        "site": "Pune Plant 1",
-        "chemistry": "LFP",
-        "ratedCapacityAh": "100",
-        "nominalVoltageV": "48.0",
-        "energyKwh": "5.12",
-        name: value,
-    }
+    body = {**REGISTER_BODY, "serial": "PK-WHOLE-1", name: value}
     response = admin.post("/api/passports/", body, format="json")
     error = assert_envelope(response, 400, "validation_error")
     assert error["details"] == {name: [f"A whole number, 0 to {value - 1:,}."]}

@@ -9,7 +9,7 @@ asserted)."""
 from __future__ import annotations
 
 import copy
-from datetime import date, datetime
+from datetime import datetime
 
 import jsonschema_rs
 import pytest
@@ -26,6 +26,7 @@ from passports.models import TelemetryReading
 from tests.conftest import bearer
 from tests.dispatch_support import register
 from tests.factories_lines import machine, make_line
+from tests.factories_passports_api import REGISTER_BODY, a_bpan
 from tests.support import assert_envelope
 
 pytestmark = pytest.mark.django_db
@@ -75,17 +76,7 @@ def _admits(schema: dict, value) -> bool:
 # --- positive decimals (passports.services._decimal) ---------------------------------
 
 
-REGISTER = {
-    "kind": "Pack",
-    "serial": "PK-RULE-1",
-    "model": "PK-48V-100",
-    "manufacturer": "BPM Energy",
-    "site": "Pune Plant 1",
-    "chemistry": "LFP",
-    "ratedCapacityAh": "100",
-    "nominalVoltageV": "48.0",
-    "energyKwh": "5.12",
-}
+REGISTER = REGISTER_BODY
 POSITIVE = (
     "ratedCapacityAh",
     "nominalVoltageV",
@@ -164,21 +155,9 @@ def test_a_percent_map_says_and_takes_0_to_100(admin, api_schema, name):
 # --- BPAN format (passports.bpan.parse) ----------------------------------------------
 
 
-def _a_bpan() -> str:
-    return bpan_rules.issue(
-        manufacturer="BPM",
-        chemistry="LFP",
-        nominal_voltage_v=48,
-        energy_kwh=5.12,
-        made=date(2026, 3, 2),
-        plant="P",
-        serial="00001",
-    )
-
-
 def test_the_schema_says_a_bpans_format(api_schema):
     field = _body(api_schema, "/api/bpan/validate/")["properties"]["bpan"]
-    valid = _a_bpan()
+    valid = a_bpan()
     spaced = f" {valid[:5].lower()}-{valid[5:13]}\u2003{valid[13:]}\n"
     assert _admits(field, valid)
     assert _admits(field, spaced)
@@ -194,7 +173,7 @@ def test_the_schema_says_a_bpans_format(api_schema):
 
 
 def test_the_server_reads_a_bpan_as_the_schema_says(admin):
-    valid = _a_bpan()
+    valid = a_bpan()
     for inside in (valid, f" {valid[:5].lower()}-{valid[5:13]}\u2003{valid[13:]}\n"):
         response = admin.post("/api/bpan/validate/", {"bpan": inside}, format="json")
         assert response.status_code == 200, response.content
@@ -215,7 +194,7 @@ def test_a_wrong_check_character_is_the_endpoints_answer_not_the_schemas(
 ):
     """The check character is what the endpoint exists to check: the schema
     admits any, the answer says it does not match."""
-    valid = _a_bpan()
+    valid = a_bpan()
     wrong = valid[:-1] + ("0" if valid[-1] != "0" else "1")
     field = _body(api_schema, "/api/bpan/validate/")["properties"]["bpan"]
     assert _admits(field, wrong)
