@@ -31,6 +31,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, QuerySet
 from django.utils.asyncio import async_unsafe
 
+from bpmos.rawsql import orm_instance
+
 _COMPILED: dict[tuple, tuple] = {}
 _COMPILED_MAX = 64
 
@@ -165,10 +167,10 @@ def instance_get(model: type[Model], field_name: str, value: Any) -> Model | Non
         sql, params = compiler.as_sql()
         # The value must be the statement's one parameter to be swapped.
         if list(params) != [db_value]:
-            return compiler, None
-        return compiler, sql
+            return None, ()
+        return sql, [column.target.attname for column, _, _ in compiler.select]
 
-    compiler, sql = remember(_COMPILED, key, compile_, _COMPILED_MAX)
+    sql, names = remember(_COMPILED, key, compile_, _COMPILED_MAX)
     if sql is None:  # a manager whose statement has other parameters
         return model._default_manager.filter(**{field_name: value}).first()
     with prepared_cursor() as cursor:
@@ -178,9 +180,7 @@ def instance_get(model: type[Model], field_name: str, value: Any) -> Model | Non
         return None
     if len(rows) > 1:
         raise model.MultipleObjectsReturned(f"{field_name}={value!r} is not unique")
-    (values,) = compiler.results_iter(results=[rows])
-    names = [column.target.attname for column, _, _ in compiler.select]
-    return model.from_db(DEFAULT_DB_ALIAS, names, values)
+    return orm_instance(model, names, rows[0])
 
 
 def rows_get_together(

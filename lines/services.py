@@ -62,7 +62,6 @@ MAX_COUNT_INCREMENT = 1_000_000
 # \Z, not $: "$" also matched before a final newline, so "good_count\n" was
 # a tag (stored so). The schema states it (lines.api.serializers, ^...$).
 TAG_RE = re.compile(r"\A[A-Za-z0-9_.:/-]{1,64}\Z")
-_TAG = TAG_RE
 _FIELDS = frozenset(
     {
         "tag",
@@ -142,7 +141,7 @@ def _text(row: dict, field: str, limit: int) -> str:
     return raw
 
 
-# Tags that matched _TAG: a plant has a few dozen, so a set lookup replaces the
+# Tags that matched TAG_RE: a plant has a few dozen, so a set lookup replaces the
 # regex for almost every row. Bounded, so odd senders cannot grow it forever.
 _tags_seen: set[str] = set()
 _TAGS_SEEN_MAX = 10_000
@@ -153,7 +152,7 @@ def _valid_tag(tag: Any) -> bool:
         return False
     if tag in _tags_seen:
         return True
-    if not _TAG.match(tag):
+    if not TAG_RE.match(tag):
         return False
     if len(_tags_seen) < _TAGS_SEEN_MAX:
         _tags_seen.add(tag)

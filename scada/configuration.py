@@ -18,7 +18,6 @@ feed lines (state, good count, reject count, cycle time) need a machine.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,12 +25,14 @@ from django.db import IntegrityError, transaction
 
 from bpmos.errors import InvalidInput, NotFound
 from elog import audit
+from lines import services as line_services
 from lines.models import MachineState
 from scada.connectors.base import ConnectorError
 from scada.connectors.opcua import SECURITY_MODES, SECURITY_POLICIES, parse_node_id
 from scada.models import Connector, ConnectorKind, ConnectorMode, Tag, TagKind
 
-TAG_NAME = re.compile(r"\A[A-Za-z0-9_.:/-]{1,64}\Z")  # \Z: no final newline
+# A tag's name is the tag of the readings it feeds: the readings' own rule.
+TAG_NAME = line_services.TAG_RE
 MACHINE_KINDS = frozenset(
     {TagKind.STATE, TagKind.GOOD_COUNT, TagKind.REJECT_COUNT, TagKind.CYCLE_TIME}
 )

@@ -7,6 +7,7 @@ import pytest
 from django.core.cache import caches
 from django.db import transaction
 from django.test.utils import override_settings
+from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from bpmos.accounts.models import User
@@ -227,6 +228,13 @@ def make_user(db):
 def bearer(user: User) -> dict[str, str]:
     """An Authorization header with a fresh access token for ``user``."""
     return {"Authorization": f"Bearer {RefreshToken.for_user(user).access_token}"}
+
+
+def api_as(user: User) -> APIClient:
+    """DRF's test client signed in as ``user`` (``bearer``'s header)."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
+    return client
 
 
 @pytest.fixture

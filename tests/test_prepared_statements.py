@@ -18,7 +18,7 @@ from bpmos import compiled
 from bpmos.accounts.models import User
 from runbooks.api.views import WorkOrderListView
 from runbooks.models import WorkOrder
-from tests.conftest import bearer
+from tests.conftest import api_as
 from tests.factories_production import T0, make_runbook, make_work_order
 
 pytestmark = pytest.mark.django_db
@@ -54,8 +54,7 @@ def page(client, path: str) -> dict:
 def test_a_page_read_twice_sees_the_rows_written_between(planner):
     runbook = make_runbook()
     make_work_order(planner, runbook=runbook, lot_no="LOT-A")
-    client = APIClient()
-    client.credentials(**{"HTTP_AUTHORIZATION": bearer(planner)["Authorization"]})
+    client = api_as(planner)
 
     first = page(client, "/api/workorders/?page_size=5")
     assert [r["lot_no"] for r in first["results"]] == ["LOT-A"]
@@ -92,8 +91,7 @@ def test_a_kept_statement_prints_what_the_uncompiled_page_prints(
             lot_no=f"LOT-{n}",
             start=T0 + timedelta(hours=n),
         )
-    client = APIClient()
-    client.credentials(**{"HTTP_AUTHORIZATION": bearer(planner)["Authorization"]})
+    client = api_as(planner)
     path = f"/api/workorders/{query}"
     kept = [client.get(path).content for _ in range(2)]  # compiled, then reused
     monkeypatch.setattr(WorkOrderListView, "compiled_pages", False)
@@ -110,8 +108,7 @@ def four_orders_client(planner) -> APIClient:
         make_work_order(
             planner, runbook=runbook, lot_no=f"LOT-{n}", start=T0 + timedelta(hours=n)
         )
-    client = APIClient()
-    client.credentials(**{"HTTP_AUTHORIZATION": bearer(planner)["Authorization"]})
+    client = api_as(planner)
     return client
 
 
@@ -148,8 +145,7 @@ def test_a_narrowed_page_is_not_kept(planner):
     runbook = make_runbook()
     make_work_order(planner, runbook=runbook, lot_no="LOT-X")
     make_work_order(planner, runbook=runbook, lot_no="LOT-Y", product_code="PACK-96V")
-    client = APIClient()
-    client.credentials(**{"HTTP_AUTHORIZATION": bearer(planner)["Authorization"]})
+    client = api_as(planner)
     before = dict(compiled._COMPILED)
     narrowed = page(client, "/api/workorders/?search=PACK-96V")
     assert [r["lot_no"] for r in narrowed["results"]] == ["LOT-Y"]
@@ -187,8 +183,7 @@ def test_the_users_statement_reads_the_row_as_the_orm_does(make_user):
 
 def test_a_request_sees_its_user_change_at_once(make_user):
     user = make_user("planner")
-    client = APIClient()
-    client.credentials(**{"HTTP_AUTHORIZATION": bearer(user)["Authorization"]})
+    client = api_as(user)
     assert page(client, "/api/auth/me")["role"] == "planner"
     User.objects.filter(pk=user.pk).update(role="auditor")
     assert page(client, "/api/auth/me")["role"] == "auditor"

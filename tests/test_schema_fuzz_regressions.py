@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from tests.conftest import bearer
+from tests.conftest import api_as
 from tests.factories_passports_api import REGISTER_BODY
 from tests.support import assert_envelope
 
@@ -19,11 +19,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def admin(make_user) -> APIClient:
-    client = APIClient()
-    client.credentials(
-        HTTP_AUTHORIZATION=bearer(make_user("admin", username="ada"))["Authorization"]
-    )
-    return client
+    return api_as(make_user("admin", username="ada"))
 
 
 # --- empty query values: a 400 unless the schema says allowEmptyValue ---
