@@ -25,7 +25,7 @@ from scada import alarms
 from scada.models import AlarmEvent, AlarmState, ScadaReading
 from scada.pages import age_text
 from tests.conftest import PASSWORD
-from tests.support import daphne_server
+from tests.support import WAIT_SECONDS, daphne_server
 from tests.support_browser import PHONE, save_screens, sign_in
 from tests.test_scada_alarms import make_connector, make_rule, make_tag
 
@@ -497,6 +497,12 @@ def test_an_auditor_sees_no_buttons(browser, server, make_user):
     context, page = open_board(browser, server, auditor)
     alarm = raise_alarm(tag, 90.0)
     page.wait_for_selector(row(page, alarm.pk))
+    # The live row may land before the board's first list has painted the
+    # other two (a loaded CI run saw 2): wait for all three, then look.
+    page.wait_for_function(
+        "document.querySelectorAll('tr.alarm').length >= 3",
+        timeout=WAIT_SECONDS * 1000,
+    )
     assert page.locator("tr.alarm").count() == 3
     assert page.locator("main button[data-action]").count() == 0
     assert page.locator("#shelve-dialog").count() == 0
