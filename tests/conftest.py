@@ -230,10 +230,12 @@ def bearer(user: User) -> dict[str, str]:
     return {"Authorization": f"Bearer {RefreshToken.for_user(user).access_token}"}
 
 
-def api_as(user: User) -> APIClient:
-    """DRF's test client signed in as ``user`` (``bearer``'s header)."""
+def api_as(user: User | None = None) -> APIClient:
+    """DRF's test client signed in as ``user`` (``bearer``'s header); with no
+    user, a client that sends no token."""
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
+    if user is not None:
+        client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
     return client
 
 

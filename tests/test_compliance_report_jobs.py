@@ -17,7 +17,6 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 from pypdf import PdfReader
-from rest_framework.test import APIClient
 
 from bpmos import access
 from bpmos.celery import BEAT_SCHEDULE
@@ -28,7 +27,7 @@ from compliance.models import JobStatus, ReportJob
 from compliance.reports import base, jobs
 from compliance.reports.csvout import report_csv
 from elog.models import AuditRecord
-from tests.conftest import bearer
+from tests.conftest import api_as as api
 from tests.support import assert_envelope
 from tests.test_compliance_report_pdf import BrokenReport, SampleReport
 
@@ -99,12 +98,6 @@ def eager():
     celery_app.conf.CELERY_TASK_ALWAYS_EAGER = True
     yield
     celery_app.conf.CELERY_TASK_ALWAYS_EAGER = before
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 def create(report_id: str, fmt: str, user, **query) -> ReportJob:

@@ -18,7 +18,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 from pypdf import PdfReader
-from rest_framework.test import APIClient
 
 from bpmos import access
 from bpmos.errors import InvalidInput
@@ -27,7 +26,7 @@ from compliance.models import ReportJob
 from compliance.reports import base, pdf
 from compliance.reports.base import Chart, Column, Param, Report, Series
 from compliance.reports.charts import chart_png
-from tests.conftest import bearer
+from tests.conftest import api_as as api
 from tests.factories_tower import finish_through, make_runbook, make_work_order
 from tests.support import assert_envelope, map_in_threads
 
@@ -123,12 +122,6 @@ def sample(monkeypatch):
         monkeypatch.setitem(base.REGISTRY, report.id, report)
         monkeypatch.setitem(access.ACTIONS, report.action, access.REPORT_READERS)
     return base.REGISTRY["test-sample"]
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 def pages(body: bytes) -> list[str]:

@@ -28,7 +28,7 @@ from lines import oee
 from lines import services as line_services
 from lines.models import OEESnapshot, Station
 from passports.models import PassportEvent
-from tests.conftest import bearer
+from tests.conftest import api_as as api
 from tests.factories_inventory import make_categories, make_warehouse, receive
 from tests.factories_lines import at, ingest, machine, make_line, reading, state
 from tests.factories_passports import make_passport
@@ -67,12 +67,6 @@ PREVIEW_KEYS = {
     "emptyMessage",
     "isDemo",
 }
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 @pytest.fixture

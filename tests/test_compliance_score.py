@@ -16,7 +16,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from bpmos.celery import BEAT_SCHEDULE
 from bpmos.roles import Role
@@ -25,7 +24,7 @@ from compliance.models import ScoreSnapshot
 from passports import bpan as bpan_rules
 from passports import conformity, services
 from passports.models import Kind, Passport
-from tests.conftest import bearer
+from tests.conftest import api_as as api
 from tests.support import assert_envelope
 
 pytestmark = pytest.mark.django_db
@@ -421,13 +420,6 @@ def test_the_beat_task_writes_a_snapshot():
 
 
 # --- GET /api/compliance/score ----------------------------------------------------
-
-
-def api(user=None) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 @pytest.mark.parametrize("role", list(Role))

@@ -14,6 +14,7 @@ from exceptions import services as exception_services
 from runbooks import services
 from runbooks.models import Gate, GateStatus, Runbook, WorkOrder, WorkOrderStage
 from tests.conftest import PASSWORD, bearer
+from tests.conftest import api_as as api
 from tests.factories_tower import (
     at,
     finish_through,
@@ -37,12 +38,6 @@ SUMMARY_KEYS = {
     "lastUpdate",
     "progress",
 }
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 @pytest.fixture

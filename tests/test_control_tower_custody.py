@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from passports import ledger, selectors, services
 from passports.models import EventKind, Passport, State
 from runbooks.models import Runbook, RunbookKind, WorkOrder
-from tests.conftest import bearer
+from tests.conftest import api_as as api
 from tests.factories_tower import at, make_runbook, make_work_order
 
 pytestmark = pytest.mark.django_db
@@ -25,12 +25,6 @@ MIX_ORDER = ["Manufacturer", "Logistics", "Customer", "Service", "Recycler"]
 @pytest.fixture
 def boss(make_user):
     return make_user("supervisor")
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 def iso(moment) -> str:

@@ -24,6 +24,7 @@ from exceptions.models import PlantException
 from inventory import services as inventory_services
 from runbooks import services as runbook_services
 from scada import alarms
+from tests.conftest import api_as as api
 from tests.conftest import bearer
 from tests.factories_lines import make_line
 from tests.test_dashboard_roles import plant  # noqa: F401 (the fixture)
@@ -34,12 +35,6 @@ ENDPOINTS = ["/api/dashboard/summary", "/api/dashboard/distributions"] + [
     for what in ("summary", "attention")
 ]
 CLOCK_KEYS = {"asOf", "generatedAt"}  # the time of the request, not of the figures
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 def reader_of(path: str, plant, make_user):  # noqa: F811

@@ -28,7 +28,8 @@ from runbooks import services as runbook_services
 from runbooks.models import GateStatus
 from scada import alarms
 from scada.models import AlarmState, CommState, Connector
-from tests.conftest import PASSWORD, bearer
+from tests.conftest import PASSWORD
+from tests.conftest import api_as as api
 from tests.factories_inventory import make_categories, make_warehouse, receive
 from tests.factories_lines import make_line
 from tests.factories_passports import register
@@ -59,12 +60,6 @@ ALLOWED = {
     "admin": {"admin", "auditor"},
     "auditor": {"auditor", "admin"},
 }
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 def summary(user, role: str):

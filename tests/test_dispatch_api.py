@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 import pytest
 import time_machine
-from rest_framework.test import APIClient
 
 from bpmos.events.models import OutboxEvent
 from elog.models import AuditRecord
@@ -18,6 +17,7 @@ from passports.dispatch import services as dispatch
 from passports.dispatch.api import tickets
 from passports.models import EventKind, JobState, Passport, PassportEvent
 from tests import factories_lines
+from tests.conftest import api_as as api
 from tests.conftest import bearer
 from tests.dispatch_support import footprint, latest_job, make_pack, record
 
@@ -64,13 +64,6 @@ TRANSITION_KEYS = {"from", "to", "reason", "at", "by", "jobId", "event"}
 
 def iso(value) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def api(user=None) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 @pytest.fixture

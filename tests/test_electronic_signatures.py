@@ -8,24 +8,18 @@ from __future__ import annotations
 
 import pytest
 from django.db import IntegrityError, transaction
-from rest_framework.test import APIClient
 
 from elog import signatures as esign
 from elog.models import AuditRecord, ElectronicSignature
 from passports.models import EventKind, PassportEvent
 from runbooks import services as runbook_services
 from runbooks.models import Gate, GateStatus
-from tests.conftest import PASSWORD, bearer
+from tests.conftest import PASSWORD
+from tests.conftest import api_as as api
 from tests.factories_passports_api import append, warehoused_pack
 from tests.factories_production import gate_of, make_runbook
 
 pytestmark = pytest.mark.django_db
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 @pytest.fixture

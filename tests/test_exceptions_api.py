@@ -12,6 +12,7 @@ from bpmos.events.models import OutboxEvent
 from elog.models import AuditRecord
 from exceptions import services as exception_services
 from exceptions.models import ExceptionStatus, PlantException
+from tests.conftest import api_as as api
 from tests.conftest import bearer
 from tests.factories_tower import make_runbook, raise_exception, stage_of
 
@@ -31,12 +32,6 @@ ITEM_KEYS = {
 
 def z(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from elog.models import AuditRecord
 from inventory import services
 from inventory.models import Item, ItemStatus, MovementKind, StockMovement
+from tests.conftest import api_as as api
 from tests.conftest import bearer
 from tests.factories_inventory import (
     item_state,
@@ -57,12 +58,6 @@ CELL1, CELL2, MOD, RM = (
 CELL_SKU = "CELL-LFP-21700"
 # Track, not trace: none of these may appear in any inventory body.
 TRACE_WORDS = ("passport", "warranty", "genealogy", "ledger", "custody", "history")
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from datetime import timedelta
 import pytest
 from django.core.cache import cache
 from django.db import transaction
-from rest_framework.test import APIClient
 
 from bpmos import access
 from bpmos.dashboards import live
@@ -20,19 +19,13 @@ from compliance import events as compliance_events
 from elog import audit, chain_status
 from elog import events as elog_events
 from exceptions import services as exception_services
-from tests.conftest import bearer
+from tests.conftest import api_as as api
 from tests.factories_tower import raise_exception
 from tests.support import daphne_server
 from tests.test_audit_api import forge_newest_record
 from tests.test_websocket import assert_nothing_arrives, recv, signed_in, subscribe
 
 FY = "2025-26"
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 def attention_ids(user, role: str) -> list[str]:

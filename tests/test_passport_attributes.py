@@ -8,13 +8,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from rest_framework.test import APIClient
 
 from bpmos.roles import Role
 from passports import attributes, conformity
 from passports.attributes import ATTRIBUTES, BY_KEY, Source, Tier
 from passports.models import PUBLIC_FIELDS, RESTRICTED_FIELDS, EventKind, Kind, Passport
-from tests.conftest import bearer
+from tests.conftest import api_as as api
 from tests.factories_passports_api import a_bpan, append, register
 
 pytestmark = pytest.mark.django_db
@@ -61,13 +60,6 @@ EV_BODY = {
     "testReport": "https://bpm.example/test-report.pdf",
     "dueDiligenceReport": "https://bpm.example/due-diligence.pdf",
 }
-
-
-def api(user=None) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 def register_body(serial: str, **extra) -> dict:

@@ -21,7 +21,6 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import IntegrityError, connection, transaction
-from rest_framework.test import APIClient
 
 from bpmos.auditkeys import keyring
 from bpmos.errors import Conflict
@@ -35,7 +34,7 @@ from passports.models import (
     Passport,
     PassportEvent,
 )
-from tests.conftest import bearer
+from tests.conftest import api_as as api
 from tests.factories_passports import make_passport, record
 
 E = EventKind
@@ -379,13 +378,6 @@ def test_ledger_checkpoint_command(packs):
 
 
 # --- inclusion proofs -----------------------------------------------------------------
-
-
-def api(user=None) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 def proof_of(user, passport, version):

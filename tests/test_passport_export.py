@@ -15,12 +15,11 @@ import jsonschema
 import pytest
 from basyx.aas import model
 from basyx.aas.adapter.json import read_aas_json_file
-from rest_framework.test import APIClient
 
 from elog.models import AuditRecord
 from passports import attributes, export
 from passports.models import Passport
-from tests.conftest import bearer
+from tests.conftest import api_as as api
 from tests.test_passport_attributes import EV_BODY, register_body
 
 pytestmark = pytest.mark.django_db
@@ -29,13 +28,6 @@ SCHEMAS = Path(__file__).resolve().parent.parent / "passports" / "schemas"
 BATTERYPASS = json.loads((SCHEMAS / "batterypass-1.2.0-export.schema.json").read_text())
 AAS = json.loads((SCHEMAS / "aas-3.0-environment.schema.json").read_text())
 FORMATS = jsonschema.FormatChecker()
-
-
-def api(user=None) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 @pytest.fixture

@@ -6,26 +6,19 @@ against values worked out by hand; the routes and their roles."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from rest_framework.test import APIClient
 
 from bpmos.errors import InvalidInput
 from bpmos.roles import Role
 from elog.models import AuditRecord
 from passports import telemetry
 from passports.models import Kind, Passport, PassportEvent, TelemetryReading
-from tests.conftest import bearer
+from tests.conftest import api_as as api
 from tests.factories_passports_api import register, warehoused_pack
 from tests.support import assert_envelope
 
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 def at(day: int, hour: int = 0, minute: int = 0) -> str:

@@ -5,7 +5,6 @@ per-kind event rules, custody, genealogy, ledger, verification and BPANs."""
 
 import pytest
 from django.db import connection
-from rest_framework.test import APIClient
 
 from bpmos import access
 from bpmos.roles import Role
@@ -18,6 +17,7 @@ from passports.models import (
     Passport,
     PassportEvent,
 )
+from tests.conftest import api_as as api
 from tests.conftest import bearer
 from tests.factories_passports_api import (
     a_bpan,
@@ -93,13 +93,6 @@ EVENT_KEYS = {
 REF_KEYS = {"id", "serial", "kind", "bpan", "state"}
 PRIVILEGED = [Role.SUPERVISOR, Role.PLANT_HEAD, Role.AUDITOR, Role.ADMIN]
 UNPRIVILEGED = [Role.OPERATOR, Role.PLANNER]
-
-
-def api(user=None) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 @pytest.fixture

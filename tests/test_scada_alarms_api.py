@@ -6,13 +6,12 @@ change nothing: no row, no audit record, no event."""
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
 from bpmos.events.models import OutboxEvent
 from elog.models import AuditRecord
 from scada.alarms import alarm_acknowledge
 from scada.models import AlarmEvent, AlarmFlood, AlarmState, AlertRule
-from tests.conftest import bearer
+from tests.conftest import api_as as api
 from tests.support import assert_envelope
 from tests.test_scada_alarms import (
     EXPECTED,
@@ -28,12 +27,6 @@ pytestmark = pytest.mark.django_db
 
 S = AlarmState
 RULES = "/api/alerts/rules"
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from elog.models import AuditRecord
 from scada.models import Connector, ScadaReading, Tag
 from tests import support_opcua
-from tests.conftest import bearer
+from tests.conftest import api_as as api
 from tests.factories_lines import machine, make_line
 from tests.support import assert_envelope
 
@@ -42,12 +42,6 @@ CONNECTOR_KEYS = {
     "updated_at",
 }
 SECRET = "pl4nt-s3cret"
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import time
 import pytest
 from django.core.cache import cache
 from django.db import OperationalError
-from rest_framework.test import APIClient
 
 from lines import demo as lines_demo
 from lines.models import Machine, MachineReading
@@ -30,7 +29,7 @@ from scada.models import (
     Tag,
     TagKind,
 )
-from tests.conftest import bearer
+from tests.conftest import api_as as api
 from tests.factories_lines import make_line
 from tests.scada_collector_support import (
     collector_thread,
@@ -119,12 +118,6 @@ def make_tag(connector, node_id, tag_name, unit="", **kw):
     return Tag.objects.create(
         connector=connector, node_id=node_id, tag_name=tag_name, unit=unit, **kw
     )
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 def values(tag_name: str) -> list:

@@ -10,11 +10,11 @@ import re
 
 import httpx
 import pytest
-from rest_framework.test import APIClient
 
 from elog.models import AuditRecord
 from scada import configuration
 from scada.models import AlarmState, AlertRule, Connector, MaintenanceWorkOrder, Tag
+from tests.conftest import api_as as api
 from tests.conftest import bearer
 from tests.support import assert_envelope, daphne_server
 from tests.test_scada_alarms import alarm_in, make_connector, make_rule, make_tag
@@ -23,12 +23,6 @@ pytestmark = pytest.mark.django_db
 
 AREA = re.compile(r"^/api/(alerts|alarms|work-orders|lims)")
 OPERATIONS = {"get", "post", "put", "patch", "delete"}
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 @pytest.fixture

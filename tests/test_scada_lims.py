@@ -19,19 +19,13 @@ from passports import selectors as passport_selectors
 from passports.models import Passport, PassportEvent
 from scada import quality
 from scada.models import LimsResult
-from tests.conftest import bearer
+from tests.conftest import api_as as api
 from tests.factories_passports import footprint, make_passport, register
 
 pytestmark = pytest.mark.django_db
 
 MADE = "2026-01-05T08:00:00Z"
 HEADER = "serial,test_name,result,tested_at,capacity_ah,ir_mohm,operator_note\n"
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 def upload(client, content: bytes | str, *, name="results.csv", **extra):

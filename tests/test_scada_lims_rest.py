@@ -14,7 +14,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from bench.common import free_port
 from bpmos.celery import BEAT_SCHEDULE
@@ -27,7 +26,7 @@ from scada import quality, tasks_lims
 from scada.connectors.base import connector_for
 from scada.connectors.lims import LimsConnector
 from scada.models import CommState, Connector, LimsResult
-from tests.conftest import bearer
+from tests.conftest import api_as as api
 from tests.factories_passports import register
 
 pytestmark = pytest.mark.django_db
@@ -118,12 +117,6 @@ def packs(db):
 @pytest.fixture
 def boss(make_user):
     return make_user(Role.SUPERVISOR, username="sam")
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 LAB_RESULTS = [

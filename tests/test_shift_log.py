@@ -23,7 +23,7 @@ from lines import oee
 from runbooks.models import WorkOrder
 from scada import alarms, maintenance, quality
 from scada.models import AlarmEvent, AlarmState, LimsResult, MaintenanceWorkOrder
-from tests.conftest import bearer
+from tests.conftest import api_as as api
 from tests.factories_lines import make_line
 from tests.factories_passports import register
 from tests.factories_production import make_runbook, make_work_order
@@ -49,12 +49,6 @@ def run_then_roll_back(service) -> None:
         service()
         assert ShiftLogEntry.objects.filter(automatic=True).count() == 1
         raise Boom
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=bearer(user)["Authorization"])
-    return client
 
 
 def body_for(user, **overrides):
