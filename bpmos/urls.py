@@ -3,14 +3,15 @@ the server-rendered pages everywhere else (docs/pages.md)."""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 
 from bpmos.accounts import pages as account_pages
 from bpmos.health import HealthView
+from bpmos.schema_view import SchemaView
 
 api_patterns = [
     re_path(r"^health/?$", HealthView.as_view(), name="health"),
-    re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="schema"),
+    re_path(r"^schema/?$", SchemaView.as_view(), name="schema"),
     re_path(
         r"^docs/?$",
         # No OPTIONS metadata: its HTML-only renderer crashed rendering it (500).

@@ -12,12 +12,10 @@ settings (``override_settings(ROOT_URLCONF=...)``) gets a document of its own.
 ``manage.py spectacular`` in a subprocess (the no-warnings test) generates its
 own, as before.
 
-The YAML rendering of that document (the default format of ``/api/schema``) is
-pure-Python PyYAML: more than half of the role matrix's time in a profile
-(14 renderings, 22 s each on a loaded machine). Its output depends only on
-the data, so each rendering is kept under the data's ``repr`` (and the
-renderer and the accepted media type): the same document gives the same
-bytes, a different one (any changed value, any other type) is rendered anew.
+The served view keeps its documents and renderings itself
+(``bpmos.schema_view``, in production too); this keeps the generator's own
+documents for the tests that call ``SchemaGenerator`` directly or through
+drf-spectacular's plain view.
 """
 
 from __future__ import annotations
@@ -27,10 +25,8 @@ from copy import deepcopy
 
 from django.conf import settings
 from drf_spectacular.generators import SchemaGenerator
-from drf_spectacular.renderers import OpenApiYamlRenderer
 
 _documents: dict[tuple, dict] = {}
-_renderings: dict[tuple, bytes] = {}
 
 
 def _key(generator, request, public) -> tuple:
@@ -60,13 +56,3 @@ def install() -> None:
 
     get_schema.once_per_process = True
     SchemaGenerator.get_schema = get_schema
-
-    render = OpenApiYamlRenderer.render
-
-    def render_once(self, data, accepted_media_type=None, renderer_context=None):
-        key = (type(self), accepted_media_type, repr(data))
-        if key not in _renderings:
-            _renderings[key] = render(self, data, accepted_media_type, renderer_context)
-        return _renderings[key]
-
-    OpenApiYamlRenderer.render = render_once
