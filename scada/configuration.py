@@ -107,6 +107,7 @@ OPCUA_SETTINGS = frozenset(
         "application_uri",
         "timeout_s",
         "max_nodes_per_read",
+        "sampling_interval_ms",
         "state_codes",
     }
 )
@@ -155,6 +156,7 @@ def settings_check(kind: str, settings: Any) -> None:
             )
     _number(settings, "timeout_s", low=0.1, high=120)
     _number(settings, "max_nodes_per_read", low=1, high=10_000, whole=True)
+    _number(settings, "sampling_interval_ms", low=0, high=86_400_000)
     codes = settings.get("state_codes")
     if codes is not None:
         if not isinstance(codes, dict) or not codes:

@@ -25,7 +25,9 @@ Settings (``Connector.settings``): ``security_policy`` (``None``,
 ``Basic256Sha256``, ``Aes128Sha256RsaOaep``, ``Aes256Sha256RsaPss``),
 ``security_mode`` (``Sign``, ``SignAndEncrypt``), ``certificate_path``,
 ``private_key_path``, ``server_certificate_path``, ``application_uri``,
-``timeout_s`` (default 4), ``max_nodes_per_read`` (default 1,000).
+``timeout_s`` (default 4), ``max_nodes_per_read`` (default 1,000),
+``sampling_interval_ms`` (default 0: the monitored items sample every change
+the server sees; see ``subscribe``).
 Credentials: ``username`` and ``password``. Every failure is a
 ``ConnectorError`` whose message is for a person.
 """
@@ -56,6 +58,10 @@ APPLICATION_URI = "urn:bpmos:client"
 DEFAULT_TIMEOUT_S = 4.0
 WATCHDOG_MIN_S = 5.0
 DEFAULT_MAX_NODES_PER_READ = 1_000
+# A monitored item's queue on the server: the changes of one tag kept between
+# two publishes (the oldest dropped first past it).
+MIN_QUEUE_SIZE = 10
+MAX_QUEUE_SIZE = 1_000
 MAX_TEXT = 64  # ScadaReading.value_text
 # At most this many values in one on_raw call (a slow store lets a publish
 # queue grow; readings_store takes batches of up to 50,000).
@@ -173,6 +179,10 @@ class OpcUaConnector(BaseConnector):
             self.settings.get("max_nodes_per_read") or DEFAULT_MAX_NODES_PER_READ
         )
 
+    @property
+    def sampling_interval_ms(self) -> float:
+        return float(self.settings.get("sampling_interval_ms") or 0)
+
     # --- the session -----------------------------------------------------------
 
     async def connect(self) -> None:
@@ -255,13 +265,30 @@ class OpcUaConnector(BaseConnector):
             raise ConnectorError(
                 f"Security policy {name} needs {' and '.join(sorted(missing))}."
             )
-        await client.set_security(
-            policy,
-            paths["certificate_path"],
-            paths["private_key_path"],
-            server_certificate=paths.get("server_certificate_path"),
-            mode=SECURITY_MODES[mode_name],
-        )
+        pinned = paths.get("server_certificate_path")
+        try:
+            await asyncio.wait_for(
+                client.set_security(
+                    policy,
+                    paths["certificate_path"],
+                    paths["private_key_path"],
+                    server_certificate=pinned,
+                    mode=SECURITY_MODES[mode_name],
+                ),
+                self.timeout_s * 2,
+            )
+        except ua.UaStatusCodeError as error:
+            if pinned:
+                raise
+            # Without a pinned certificate the client asks for the server's
+            # endpoints (and certificate) on an unencrypted channel first; a
+            # server that refuses every unencrypted channel (open62541 "secure
+            # only") can only be reached with its certificate pinned.
+            raise ConnectorError(
+                f"The OPC UA server at {self.endpoint} did not list its endpoints "
+                f"on an unencrypted channel ({_error_text(error)}): pin its "
+                "certificate with settings.server_certificate_path."
+            ) from error
 
     async def disconnect(self) -> None:
         """Close the subscription and the session; never raises (the link may
@@ -321,10 +348,7 @@ class OpcUaConnector(BaseConnector):
         results = await self._call(
             "a read",
             asyncio.gather(
-                *(
-                    client.read_attributes(chunk, ua.AttributeIds.Value)
-                    for chunk in chunks
-                )
+                *(client.uaclient.read(_read_both(chunk)) for chunk in chunks)
             ),
         )
         values = [value for chunk in results for value in chunk]
@@ -362,6 +386,14 @@ class OpcUaConnector(BaseConnector):
         of each publish as one list: first every tag's current value, then
         each change. A tag the server refuses (unknown node id) is delivered
         once, as a bad value carrying the refusal's status.
+
+        Each monitored item asks for a sampling interval of
+        ``sampling_interval_ms`` (default 0: every change the server sees) and
+        a queue of the changes of one publishing interval (``queue_size``).
+        A server that samples on a clock (open62541 does; asyncua's server
+        reports every write whatever was asked) would otherwise report only
+        the last value of each publishing interval: a station Blocked for
+        half a second between two publishes would never be heard.
         """
         client = self._client()
         await self.unsubscribe()
@@ -384,7 +416,9 @@ class OpcUaConnector(BaseConnector):
         handles = await self._call(
             "creating monitored items",
             subscription.subscribe_data_change(
-                nodes, sampling_interval=publishing_interval_ms
+                nodes,
+                sampling_interval=self.sampling_interval_ms,
+                queuesize=queue_size(publishing_interval_ms, self.sampling_interval_ms),
             )
             if nodes
             else asyncio.sleep(0, []),
@@ -647,6 +681,28 @@ class OpcUaConnector(BaseConnector):
                 }
             )
         return readings
+
+
+def queue_size(publishing_interval_ms: float, sampling_interval_ms: float) -> int:
+    """The changes of one tag a monitored item keeps between two publishes:
+    one publishing interval's samples (counting 10 ms a sample when the
+    server samples every change), from 10 to 1,000."""
+    per_publish = math.ceil(publishing_interval_ms / max(sampling_interval_ms, 10.0))
+    return max(MIN_QUEUE_SIZE, min(MAX_QUEUE_SIZE, per_publish))
+
+
+def _read_both(nodes: Sequence[Node]) -> ua.ReadParameters:
+    """A Read of the nodes' values asking for both timestamps: asyncua's
+    default asks for the source timestamp only, and a server that honours
+    that (open62541 does; asyncua's own server sends both anyway) then never
+    sends the server's, which ``normalize`` falls back on."""
+    params = ua.ReadParameters()
+    params.TimestampsToReturn = ua.TimestampsToReturn.Both
+    params.NodesToRead = [
+        ua.ReadValueId(NodeId=node.nodeid, AttributeId=ua.AttributeIds.Value)
+        for node in nodes
+    ]
+    return params
 
 
 def parse_node_id(text: str, tag_name: str = "") -> ua.NodeId:
