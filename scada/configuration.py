@@ -94,7 +94,14 @@ def _number(
         or not (low <= value <= high)
     ):
         what = "a whole number" if whole else "a number"
-        raise _invalid("settings", f"{key} must be {what} from {low:g} to {high:g}.")
+        raise _invalid(
+            "settings", f"{key} must be {what} from {_plain(low)} to {_plain(high)}."
+        )
+
+
+def _plain(number: float) -> str:
+    """86400000 as "86,400,000" (not "8.64e+07"), 0.1 as "0.1"."""
+    return f"{int(number):,}" if number == int(number) else f"{number:g}"
 
 
 OPCUA_SETTINGS = frozenset(

@@ -26,7 +26,6 @@ import queue
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -129,7 +128,11 @@ class Open62541Server:
             self._kill()
 
     def kill(self) -> None:
-        """End the server process at once (SIGKILL: no goodbye to clients)."""
+        """End the server process at once (SIGKILL: no goodbye to clients, as
+        a power cut). The values it served are asked for first, so
+        ``start()`` serves them again (a PLC keeps its counters)."""
+        if self._process is not None:
+            self._remember(self._command({"op": "values"}).get("values") or {})
         self._kill()
 
     def close(self) -> None:
@@ -275,15 +278,3 @@ def open62541_server() -> Iterator:
     yield make
     for server in made:
         server.close()
-
-
-def wait_for_port_free(port: int, within: float = WAIT_SECONDS) -> None:
-    """Until nothing listens on ``port`` (a restart binds it again)."""
-    import socket
-
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) != 0:
-                return
-        time.sleep(0.05)

@@ -13,8 +13,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from lines.models import MachineReading
 from scada import readings
 from scada.connectors.base import connector_for
+from scada.connectors.opcua import queue_size
 from scada.models import (
     AlarmEvent,
     CommState,
@@ -22,9 +24,12 @@ from scada.models import (
     ConnectorMode,
     ScadaReading,
     Tag,
+    TagKind,
 )
 from tests.conftest import api_as
+from tests.factories_lines import machine, make_line
 from tests.scada_collector_support import collector_thread, wait_until
+from tests.support import assert_envelope
 from tests.support_open62541 import open62541_server
 
 __all__ = ["open62541_server"]
@@ -273,6 +278,39 @@ def test_a_value_the_device_does_not_stamp_gets_the_time_of_each_read(
     assert stored("line1.temp") == [(21.0, "good"), (21.0, "good")]
 
 
+# --- the monitored items' sampling ------------------------------------------------
+
+
+def test_a_monitored_item_keeps_one_publishing_interval_of_changes():
+    assert queue_size(1000, 0) == 100  # every change, counted as 10 ms each
+    assert queue_size(1000, 250) == 10
+    assert queue_size(5000, 1000) == 10  # at least 10
+    assert queue_size(86_400_000, 0) == 1000  # at most 1,000
+
+
+@pytest.mark.django_db
+def test_the_sampling_interval_setting_is_checked(make_user):
+    admin = api_as(make_user("admin"))
+    body = {"name": "PLC", "kind": "opcua", "endpoint": "opc.tcp://plc:4840"}
+    refused = admin.post(
+        "/api/scada/connectors",
+        {**body, "settings": {"sampling_interval_ms": -1}},
+        format="json",
+    )
+    error = assert_envelope(refused, 400, "validation_error")
+    assert error["details"] == {
+        "settings": ["sampling_interval_ms must be a number from 0 to 86,400,000."]
+    }
+    assert Connector.objects.count() == 0
+    created = admin.post(
+        "/api/scada/connectors",
+        {**body, "settings": {"sampling_interval_ms": 250}},
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    assert created.json()["settings"] == {"sampling_interval_ms": 250}
+
+
 # --- user and password, security policy ------------------------------------------
 
 
@@ -485,25 +523,35 @@ def test_the_collector_polls_every_tag_each_interval(open62541_server, run_colle
     assert values("line1.state") == ["running"]
 
 
+@pytest.mark.parametrize("outage", ["stop", "kill"])
 @pytest.mark.django_db(transaction=True)
 def test_a_server_that_stops_and_comes_back_is_resubscribed_without_duplicates(
-    open62541_server, run_collector
+    open62541_server, run_collector, outage
 ):
     server = open62541_server()
     temp = server.add_variable("Line1", "Temp", 20.0)
     # A PLC counter the server raises itself, five times a second.
     count = server.add_variable(
-        "Line1", "GoodCount", 0, node_id="ns=2;i=1001", type="Int32", tick_s=0.2
+        "Line1", "GoodCount", 1000, node_id="ns=2;i=1001", type="Int32", tick_s=0.2
     )
     server.start()
     connector = make_connector(server, mode=ConnectorMode.SUBSCRIBE, poll_interval_s=1)
-    map_tags(connector, {"Temp": temp, "GoodCount": count})
+    map_tags(connector, {"Temp": temp})
+    station = machine(make_line(), "st-01")
+    Tag.objects.create(
+        connector=connector,
+        node_id=count,
+        tag_name="line1.goodcount",
+        machine=station,
+        kind=TagKind.GOOD_COUNT,
+    )
     # The production defaults: heartbeat 2 s, timeout 3 s, backoff up to 10 s.
     run_collector(heartbeat_s=2.0, timeout_s=3.0, backoff_max_s=10.0, flush_s=0.5)
     wait_until(lambda: values("line1.temp") == [20.0], within=30)
     wait_until(lambda: len(values("line1.goodcount")) >= 5, within=30)
 
-    server.stop()
+    # "stop": the server closes its sessions; "kill": SIGKILL, no goodbye.
+    getattr(server, outage)()
     lost = wait_until(
         lambda: Connector.objects.filter(pk=connector.pk, comm_state="lost").first(),
         within=30,
@@ -529,3 +577,6 @@ def test_a_server_that_stops_and_comes_back_is_resubscribed_without_duplicates(
     counts = values("line1.goodcount")
     assert counts == sorted(set(counts))
     assert counts[: len(before)] == before
+    # Lines counted the increments: the first value the baseline, none twice.
+    sent = MachineReading.objects.filter(machine=station, tag="good_count")
+    assert sum(sent.values_list("value", flat=True)) == counts[-1] - counts[0]
