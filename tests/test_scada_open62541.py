@@ -9,14 +9,17 @@ subscribe and poll mode through a server that stops and comes back.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
+from asyncua import ua
 
 from lines.models import MachineReading
 from scada import readings
 from scada.connectors.base import connector_for
-from scada.connectors.opcua import queue_size
+from scada.connectors.opcua import OpcUaConnector, queue_size
 from scada.models import (
     AlarmEvent,
     CommState,
@@ -243,10 +246,9 @@ def test_the_source_timestamp_of_a_changed_value_is_the_plc_s(open62541_server):
 
 
 @pytest.mark.django_db
-def test_a_read_asks_for_the_server_timestamp_too(open62541_server):
+def test_a_poll_asks_for_the_source_timestamp_only(open62541_server):
     # open62541 honours TimestampsToReturn (asyncua's server sends both
-    # whatever was asked): a Read asking for the source timestamp only would
-    # never get the server's, which normalize falls back on.
+    # whatever was asked): asked for the source timestamp, it sends only that.
     server = open62541_server()
     temp = server.add_variable("Line1", "Temp", 20.0)
     server.start()
@@ -257,8 +259,66 @@ def test_a_read_asks_for_the_server_timestamp_too(open62541_server):
     [raw] = connector_for(connector).fetch_data(tags=tags)
 
     assert raw.data_value.SourceTimestamp == SOURCE_TIME
-    assert raw.data_value.ServerTimestamp is not None
-    assert raw.data_value.ServerTimestamp > SOURCE_TIME
+    assert raw.data_value.ServerTimestamp is None
+
+
+class StrictServer:
+    """A session's stand-in that answers Reads as open62541 does: only the
+    timestamps asked for; ``stamped`` nodes carry a source timestamp, the
+    others (a device that does not stamp) none."""
+
+    SERVER_TIME = SOURCE_TIME + timedelta(seconds=5)
+
+    def __init__(self, stamped: set[str]) -> None:
+        self.stamped = stamped
+        self.reads: list[tuple] = []
+        self.uaclient = self
+
+    def get_node(self, node_id):
+        return SimpleNamespace(nodeid=node_id)
+
+    async def read(self, params):
+        asked = params.TimestampsToReturn
+        names = [item.NodeId.to_string() for item in params.NodesToRead]
+        self.reads.append((asked, names))
+        both = (ua.TimestampsToReturn.Both, ua.TimestampsToReturn.Server)
+        return [
+            ua.DataValue(
+                ua.Variant(1.0),
+                StatusCode=ua.StatusCode(
+                    ua.StatusCodes.BadSensorFailure if "Broken" in name else 0
+                ),
+                SourceTimestamp=SOURCE_TIME if name in self.stamped else None,
+                ServerTimestamp=self.SERVER_TIME if asked in both else None,
+            )
+            for name in names
+        ]
+
+
+def test_values_without_a_source_timestamp_are_read_again_for_the_server_s():
+    connector = OpcUaConnector(
+        Connector(name="PLC", kind="opcua", endpoint="opc.tcp://plc:4840")
+    )
+    connector.client = server = StrictServer(stamped={"ns=2;s=Stamped"})
+    tags = [
+        SimpleNamespace(node_id=f"ns=2;s={name}", tag_name=name.lower(), unit="")
+        for name in ("Stamped", "Unstamped", "Broken")
+    ]
+
+    readings_ = connector.normalize(asyncio.run(connector.read(tags)))
+
+    source, both = ua.TimestampsToReturn.Source, ua.TimestampsToReturn.Both
+    # One Read of all three; the unstamped good value read again, with both
+    # timestamps (a bad value is not: it has nothing to date).
+    assert server.reads == [
+        (source, ["ns=2;s=Stamped", "ns=2;s=Unstamped", "ns=2;s=Broken"]),
+        (both, ["ns=2;s=Unstamped"]),
+    ]
+    assert [(r["tag_name"], r["timestamp"]) for r in readings_[:2]] == [
+        ("stamped", SOURCE_TIME),
+        ("unstamped", StrictServer.SERVER_TIME),
+    ]
+    assert readings_[2]["quality"] == "bad"
 
 
 @pytest.mark.django_db
@@ -392,14 +452,28 @@ def security(certificates, *, secure_only: bool) -> dict:
     }
 
 
+@pytest.mark.parametrize(
+    ("policy", "mode"),
+    [
+        ("Basic256Sha256", "SignAndEncrypt"),
+        ("Basic256Sha256", "Sign"),
+        ("Aes128Sha256RsaOaep", "SignAndEncrypt"),
+        ("Aes256Sha256RsaPss", "SignAndEncrypt"),
+    ],
+)
 @pytest.mark.django_db
-def test_basic256sha256_sign_and_encrypt_with_the_server_certificate_discovered(
-    open62541_server, certificates
+def test_each_security_policy_with_the_server_certificate_discovered(
+    open62541_server, certificates, policy, mode
 ):
     server = open62541_server(security=security(certificates, secure_only=False))
     temp = server.add_variable("Line1", "Temp", 20.0)
     server.start()
-    connector = make_connector(server, settings=secure_settings(certificates))
+    connector = make_connector(
+        server,
+        settings=secure_settings(
+            certificates, security_policy=policy, security_mode=mode
+        ),
+    )
     map_tags(connector, {"Temp": temp})
 
     assert connector_for(connector).test_connection() == (True, None)
