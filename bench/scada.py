@@ -4,12 +4,16 @@ subscription throughput against a real asyncua server.
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bpmos_opcua \\
     REDIS_URL=redis://127.0.0.1:6379/9 \\
     .venv/bin/python -m bench.scada [--tags 1000 10000] [--rounds 30] [--seconds 10]
+                                    [--server asyncua|open62541]
 
 The bench uses its own database, ``<DATABASE_URL's name>_bench``, which it
 re-creates (migrated) on every run; nothing else is touched. The OPC UA server
-is asyncua's, in a process of its own on 127.0.0.1 (a free port), with N
+is asyncua's (``--server open62541``: open62541's, PyPI ``o6``, a dev
+requirement), in a process of its own on 127.0.0.1 (a free port), with N
 Double variables under ``Objects/Bench``; a connector and N tags are configured
-for it in the bench database.
+for it in the bench database. (``o6`` unlicensed ends the process that imports
+it after ten minutes: only the server process does, and a run of one N stays
+well under that.)
 
 For each N (default 1,000 and 10,000), all in one run so the figures compare
 on the same (noisy) machine:
@@ -116,21 +120,80 @@ def _serve(count: int, endpoint: str, conn) -> None:
     asyncio.run(_serve_async(count, endpoint, conn))
 
 
+def _serve_open62541(count: int, endpoint: str, conn) -> None:
+    """The server process's main: open62541's (``o6``) with ``count`` variables,
+    written in one batch (Server.write of a mapping) per round."""
+    import threading
+
+    import o6
+    from o6.ns import ns0
+
+    port = int(endpoint.rsplit(":", 1)[1].split("/")[0])
+    server = o6.Server(port=port)
+    index = server._add_namespace("urn:bpmos:bench", 2)
+    server.start()
+    folder = server.addObject(
+        "Bench",
+        server.objectsNode,
+        nodeId=f"ns={index};s=Bench",
+        ns=index,
+        typeDefinition=o6.NodeId(ns0.objtypes.FolderType),
+    )
+    ids = [f"ns={index};s=Bench.V{i:05d}" for i in range(count)]
+    for i, node_id in enumerate(ids):
+        server.addVariable(f"V{i:05d}", folder, 0.0, nodeId=node_id, ns=index)
+    conn.send(ids)
+    state = {"writes": 0}
+    halt = threading.Event()
+
+    def write_forever() -> None:
+        value = 0.0
+        while not halt.is_set():
+            value += 1.0
+            stamp = o6.DateTime(datetime.now(UTC))
+            server.write(
+                {
+                    node_id: o6.DataValue(value=value, sourceTimestamp=stamp)
+                    for node_id in ids
+                }
+            )
+            state["writes"] += count
+
+    writer: threading.Thread | None = None
+    while True:
+        command = conn.recv()
+        if command == "write":
+            state["writes"] = 0
+            halt.clear()
+            writer = threading.Thread(target=write_forever, daemon=True)
+            writer.start()
+        elif command == "halt":
+            halt.set()
+            if writer is not None:
+                writer.join()
+            conn.send(state["writes"])
+        else:  # "stop"
+            server.stop()
+            conn.send("stopped")
+            return
+
+
 class BenchServer:
     """asyncua's server with N variables in a process of its own (a plant's
     server is another machine: here at least another interpreter, so the
     connector's figures do not include the server's share of one GIL)."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, kind: str = "asyncua") -> None:
         self.count = count
         self.port = free_port()
         self.endpoint = f"opc.tcp://127.0.0.1:{self.port}/bench"
+        serve = _serve if kind == "asyncua" else _serve_open62541
         self.node_ids: list[str] = []
         self.writes = 0
         context = multiprocessing.get_context("spawn")
         self.conn, child = context.Pipe()
         self.process = context.Process(
-            target=_serve, args=(count, self.endpoint, child), daemon=True
+            target=serve, args=(count, self.endpoint, child), daemon=True
         )
 
     def start(self) -> None:
@@ -324,8 +387,8 @@ def report_subscription(count: int, result: dict) -> None:
         f"{result['batches']} batches, {result['duplicates']} duplicates)"
     )
     print(
-        "  (changes the server overwrote before a publish are not delivered: "
-        "a monitored item reports the latest value of each interval)"
+        "  (changes past a monitored item's queue, or more than the client "
+        "decodes, are not delivered: the server drops the oldest)"
     )
 
 
@@ -334,17 +397,18 @@ def main() -> None:
     parser.add_argument("--tags", type=int, nargs="+", default=[1_000, 10_000])
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--server", choices=["asyncua", "open62541"], default="asyncua")
     args = parser.parse_args()
     setup_bench_django()
     # asyncua logs its publish loop's end after a disconnect as an error.
     logging.getLogger("asyncua").setLevel(logging.CRITICAL)
     for count in args.tags:
-        server = BenchServer(count)
+        server = BenchServer(count, args.server)
         try:
             started = time.perf_counter()
             server.start()
             print(
-                f"\nserver with {count:,} variables up in "
+                f"\n{args.server} server with {count:,} variables up in "
                 f"{time.perf_counter() - started:.1f} s ({server.endpoint})"
             )
             connector, tags = configure(server)

@@ -94,7 +94,14 @@ def _number(
         or not (low <= value <= high)
     ):
         what = "a whole number" if whole else "a number"
-        raise _invalid("settings", f"{key} must be {what} from {low:g} to {high:g}.")
+        raise _invalid(
+            "settings", f"{key} must be {what} from {_plain(low)} to {_plain(high)}."
+        )
+
+
+def _plain(number: float) -> str:
+    """86400000 as "86,400,000" (not "8.64e+07"), 0.1 as "0.1"."""
+    return f"{int(number):,}" if number == int(number) else f"{number:g}"
 
 
 OPCUA_SETTINGS = frozenset(
@@ -107,6 +114,7 @@ OPCUA_SETTINGS = frozenset(
         "application_uri",
         "timeout_s",
         "max_nodes_per_read",
+        "sampling_interval_ms",
         "state_codes",
     }
 )
@@ -155,6 +163,7 @@ def settings_check(kind: str, settings: Any) -> None:
             )
     _number(settings, "timeout_s", low=0.1, high=120)
     _number(settings, "max_nodes_per_read", low=1, high=10_000, whole=True)
+    _number(settings, "sampling_interval_ms", low=0, high=86_400_000)
     codes = settings.get("state_codes")
     if codes is not None:
         if not isinstance(codes, dict) or not codes:

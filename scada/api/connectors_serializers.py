@@ -91,7 +91,7 @@ class ConnectorWriteSerializer(serializers.Serializer):
         required=False,
         help_text="OPC UA: security_policy, security_mode, certificate_path, "
         "private_key_path, server_certificate_path, application_uri, timeout_s, "
-        "max_nodes_per_read, state_codes.",
+        "max_nodes_per_read, sampling_interval_ms, state_codes.",
     )
     credentials = serializers.DictField(
         child=serializers.CharField(allow_blank=True, max_length=1000),
