@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--machines", type=int, default=8)
     parser.add_argument("--app", choices=["endpoint", "ceiling"], default="endpoint")
     parser.add_argument("--profile", type=int, default=0, metavar="N")
+    parser.add_argument("--sort", default="tottime", help="cProfile's sort key")
     parser.add_argument(
         "--steps", action="store_true", help="thread CPU of each step, per batch"
     )
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> dict:
         import pstats
 
         stats = pstats.Stats(profiler)
-        stats.sort_stats("tottime").print_stats(args.profile)
+        stats.sort_stats(args.sort).print_stats(args.profile)
     return figures
 
 
