@@ -314,7 +314,7 @@ def _fast_rows(
                 previous, start, group = ts, len(checked), None
                 checked.append(values)
                 continue
-            if ts == previous:
+            if ts == previous and checked:  # (not the first row at the bound)
                 if group is None:
                     group = {r[1]: start + k for k, r in enumerate(checked[start:])}
                 first = group.get(tag)

@@ -210,6 +210,16 @@ ORDER_CASES = {
     "before_2000_first": lambda rows: rows.insert(
         0, reading("good_count", at(8).replace(year=1999), 1)
     ),
+    # The microsecond before 2000, first and after: the bound itself.
+    "just_before_2000_first": lambda rows: rows.insert(
+        0, {"tag": "good_count", "ts": "1999-12-31T23:59:59.999999Z", "value": 1}
+    ),
+    "just_before_2000_after_going_back": lambda rows: rows.extend(
+        [
+            rows[3],
+            {"tag": "good_count", "ts": "1999-12-31T23:59:59.999999Z", "value": 1},
+        ]
+    ),
     "before_2000_after_going_back": lambda rows: rows.extend(
         [rows[3], reading("good_count", at(8).replace(year=1999), 1)]
     ),
