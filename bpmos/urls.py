@@ -10,6 +10,9 @@ from bpmos.health import HealthView
 from bpmos.schema_view import SchemaView
 
 api_patterns = [
+    # First: every gateway's every batch; tried after ~70 routes it cost
+    # ~0.1 ms of a batch (docs/performance.md, session 18).
+    path("", include("lines.api.urls_ingest")),
     re_path(r"^health/?$", HealthView.as_view(), name="health"),
     re_path(r"^schema/?$", SchemaView.as_view(), name="schema"),
     re_path(

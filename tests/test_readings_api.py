@@ -334,3 +334,19 @@ def test_only_the_net_change_of_a_batch_is_published(weld):
     )
     assert not OutboxEvent.objects.exists()  # idle -> ... -> idle
     assert MachineReading.objects.filter(tag="state").count() == 3
+
+
+def test_the_readings_route_is_the_first_api_route_tried_and_keeps_its_name():
+    from django.urls import get_resolver, resolve, reverse
+
+    match = resolve("/api/machines/12/readings/")
+    assert (match.view_name, match.kwargs) == ("api:machine-readings", {"pk": "12"})
+    assert reverse("api:machine-readings", kwargs={"pk": 12}) == (
+        "/api/machines/12/readings"
+    )
+    api = next(p for p in get_resolver().url_patterns if str(p.pattern) == "api/")
+    first = api.url_patterns[0]
+    assert [p.name for p in first.url_patterns] == ["machine-readings"]
+    # The other machine routes are where they were.
+    assert resolve("/api/machines/12").view_name == "api:machine-detail"
+    assert resolve("/api/machines").view_name == "api:machine-list"

@@ -151,6 +151,109 @@ def test_every_other_row_is_decided_as_the_general_check_decides(change):
     )
 
 
+def polled_batch(polls: int, tags: int, start=None) -> list[dict]:
+    """``polls`` polls a second apart, each of ``tags`` readings at one time
+    (a gateway reading several tags at once)."""
+    start = start or at(8)
+    return [
+        reading(
+            "good_count" if k == 0 else f"temp_{k}", start + timedelta(seconds=i), k
+        )
+        for i in range(polls)
+        for k in range(tags)
+    ]
+
+
+def test_readings_sharing_a_time_and_repeats_among_them_are_checked_in_one_pass():
+    rows = polled_batch(40, 5)
+    rows.insert(23, dict(rows[21]))  # a repeat within its time's readings
+    rows.append(dict(rows[-3]))  # at the last time, after other tags
+    expected = general_check(7, rows)  # (its tags are known from here on)
+    latest = services.timezone.now() + services.FUTURE_TOLERANCE
+    fast = services._fast_rows(rows, 7, latest)
+    assert fast is not None
+    assert fast == expected
+    assert fast[1] == 2
+    assert len(fast[0]) == 200
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_readings_out_of_time_order_are_checked_as_the_general_check(seed):
+    rows = polled_batch(30, 3) + mixed_batch(60, start=at(7))
+    rows += [dict(rows[k]) for k in (2, 50, 100)]  # repeats, same values
+    tail = rows[seed * 20 :]
+    random.Random(seed).shuffle(tail)
+    rows[seed * 20 :] = tail
+    expected = general_check(7, rows)
+    latest = services.timezone.now() + services.FUTURE_TOLERANCE
+    fast = services._fast_rows(rows, 7, latest)
+    assert fast is not None
+    assert fast == expected
+    assert fast[1] == 3
+
+
+ORDER_CASES = {
+    # A repeat with another value among the readings of one time.
+    "repeat_at_one_time": lambda rows: rows.insert(12, {**rows[10], "value": 99.0}),
+    # A repeat with another value once the times have gone back.
+    "repeat_after_going_back": lambda rows: rows.extend(
+        [rows[40], {**rows[5], "value": 99.0}]
+    ),
+    # In the future, then a time that goes back: the rows before it are
+    # checked against the bounds too.
+    "future_then_back": lambda rows: rows.extend(
+        [reading("good_count", at(8) + timedelta(days=3650), 1), rows[3]]
+    ),
+    "future_last": lambda rows: rows.append(
+        reading("good_count", at(8) + timedelta(days=3650), 1)
+    ),
+    "before_2000_first": lambda rows: rows.insert(
+        0, reading("good_count", at(8).replace(year=1999), 1)
+    ),
+    # The microsecond before 2000, first and after: the bound itself.
+    "just_before_2000_first": lambda rows: rows.insert(
+        0, {"tag": "good_count", "ts": "1999-12-31T23:59:59.999999Z", "value": 1}
+    ),
+    "just_before_2000_after_going_back": lambda rows: rows.extend(
+        [
+            rows[3],
+            {"tag": "good_count", "ts": "1999-12-31T23:59:59.999999Z", "value": 1},
+        ]
+    ),
+    "before_2000_after_going_back": lambda rows: rows.extend(
+        [rows[3], reading("good_count", at(8).replace(year=1999), 1)]
+    ),
+    # Three keys, one of them not value: refused, as the general check says.
+    "three_keys_unknown": lambda rows: rows.insert(
+        9, {"tag": "good_count", "ts": rows[9]["ts"], "colour": "red"}
+    ),
+    "three_keys_machine": lambda rows: rows.insert(
+        9, {"tag": "good_count", "ts": rows[9]["ts"], "machine_id": 7}
+    ),
+    "three_keys_quality": lambda rows: rows.insert(
+        9, {"tag": "good_count", "ts": rows[9]["ts"], "quality": "good"}
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ORDER_CASES))
+def test_batches_in_and_out_of_time_order_are_decided_as_the_general_check(case):
+    rows = polled_batch(20, 3)
+    ORDER_CASES[case](rows)
+
+    def decided(check):
+        try:
+            return check()
+        except InvalidInput as error:
+            return ("refused", error.message, error.details)
+
+    expected = decided(lambda: general_check(7, rows))
+    assert expected[0] == "refused"
+    assert decided(lambda: services.readings_validate(machine_id=7, rows=rows)) == (
+        expected
+    )
+
+
 def test_a_repeat_with_other_values_is_refused_as_before():
     rows = mixed_batch(20)
     rows.append({**rows[3], "value": 99.0})
@@ -213,6 +316,31 @@ def test_a_resend_inside_a_callers_transaction_rolls_back_only_its_savepoint(
         assert Line.objects.get(pk=line.pk).name == "Line A (renamed)"
     assert MachineReading.objects.filter(machine=weld).count() == 80
     assert Line.objects.get(pk=line.pk).name == "Line A (renamed)"
+
+
+def test_the_copy_stores_what_psycopgs_row_by_row_copy_stores(weld, monkeypatch):
+    from bpmos import bulk
+
+    rows = mixed_batch(300)
+    for k, text in enumerate(["tab\there", "back\\slash", "line\nbreak", "ünï €"]):
+        rows[5 + 7 * k] = {**rows[5 + 7 * k], "value": text, "unit": text[:16]}
+    checked, _ = services.readings_validate(machine_id=weld.pk, rows=rows)
+
+    def stored() -> list[tuple]:
+        with transaction.atomic():
+            services._READINGS.copy_all(checked)
+        found = list(
+            MachineReading.objects.filter(machine=weld)
+            .order_by("tag", "ts")
+            .values_list(*services._COLUMNS)
+        )
+        MachineReading.objects.filter(machine=weld).delete()
+        return found
+
+    whole = stored()
+    monkeypatch.setattr(bulk, "_format_row_binary", None)  # write_row per row
+    assert stored() == whole
+    assert whole == sorted(checked, key=lambda row: (row[1], row[2]))
 
 
 def statements(captured) -> list[str]:
