@@ -126,6 +126,48 @@ def test_a_second_life_capacity_of_zero_is_refused(admin, make_user):
     assert body["details"] == {"ratedCapacityAh": ["Must be a positive number."]}
 
 
+# --- the EU attributes sent as JSON numbers (passports.services._attribute_values) ---
+
+# (name, a value just inside, values just outside): the places as multipleOf
+# (a value in binary floating point judged as written, as the service reads it),
+# a positive attribute from its smallest step, a percent 0-100.
+ATTRIBUTE_NUMBERS = [
+    ("minimumVoltageV", 0.57, (0.575, 0, -0.01)),
+    ("initialRoundTripEfficiencyPercent", 100, (100.01, -0.01, 99.999)),
+    ("initialSelfDischargePercent", 0, (0.0005, -0.001, 100.001)),
+    ("idleTemperatureMinC", -39.9, (-39.95, 0.01)),
+]
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/passports/", "/api/passports/{identifier}/second-life/"]
+)
+@pytest.mark.parametrize(("name", "inside", "outsides"), ATTRIBUTE_NUMBERS)
+def test_the_schema_says_an_attributes_places_and_bounds(
+    api_schema, path, name, inside, outsides
+):
+    field = _body(api_schema, path)["properties"][name]
+    assert _admits(field, inside), (name, inside)
+    for outside in outsides:
+        assert not _admits(field, outside), (name, outside)
+
+
+@pytest.mark.parametrize(("name", "inside", "outsides"), ATTRIBUTE_NUMBERS)
+def test_the_server_takes_an_attribute_as_the_schema_says(
+    admin, name, inside, outsides
+):
+    """``{"minimumVoltageV": 0.575}`` was schema-valid (a number, no places
+    stated) and answered 400 "at most 2 decimal places"; ``0`` too ("Not a
+    valid Minimum voltage")."""
+    taken = admin.post("/api/passports/", {**REGISTER, name: inside}, format="json")
+    assert taken.status_code == 201, taken.content
+    for number, outside in enumerate(outsides):
+        body = {**REGISTER, "serial": f"PK-ATTR-{number}", name: outside}
+        refused = admin.post("/api/passports/", body, format="json")
+        error = assert_envelope(refused, 400, "validation_error")
+        assert list(error["details"]) == [name], (outside, error)
+
+
 @pytest.mark.parametrize("name", ["materialComposition", "recycledContent"])
 def test_a_percent_map_says_and_takes_0_to_100(admin, api_schema, name):
     """Found by this session's campaign once the quantities were stated:

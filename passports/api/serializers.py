@@ -627,7 +627,9 @@ class PassportRegisterSerializer(serializers.Serializer):
     """Register a battery (schema only: ``passports.services.passport_register``
     checks the body). A pack without ``bpan`` is issued one when
     ``manufacturerCode`` and ``plantCode`` are given. Any other key is
-    refused (``PassportRegisterInSerializer``: ``REGISTER_FIELDS``)."""
+    refused (``PassportRegisterInSerializer``: ``REGISTER_FIELDS``). An
+    optional key sent as null is not given; so is "" for a text and for an
+    EU attribute (``EMPTY_IS_ABSENT``)."""
 
     refuses_unknown_fields = True
 
@@ -701,10 +703,21 @@ def _register_field(name: str) -> serializers.Field:
     if name == "battery_category":
         return serializers.ChoiceField(choices=BATTERY_CATEGORIES, **common)
     if isinstance(model_field, dj.DecimalField):
+        # The attribute's own check, as bounds (``bpmos.openapi.AutoSchema``
+        # adds the column's places as ``multipleOf``): a positive one is at
+        # least its smallest step, a percent 0-100; the idle temperature
+        # bounds (no attribute of their own) any number the column holds.
+        check = attribute.check if attribute else None
+        bounds: dict[str, Decimal] = {}
+        if check is attributes.is_positive:
+            bounds["min_value"] = Decimal(1).scaleb(-model_field.decimal_places)
+        elif check is attributes.is_percent:
+            bounds = {"min_value": Decimal(0), "max_value": Decimal(100)}
         return serializers.DecimalField(
             max_digits=model_field.max_digits,
             decimal_places=model_field.decimal_places,
             coerce_to_string=False,
+            **bounds,
             **common,
         )
     if isinstance(model_field, dj.IntegerField):
@@ -726,6 +739,29 @@ def _register_field(name: str) -> serializers.Field:
 
 for _name in attributes.REGISTERED_FIELDS:
     PassportRegisterSerializer._declared_fields[camel(_name)] = _register_field(_name)
+
+
+def _empty_is_absent(key: str, field: serializers.Field) -> str | None:
+    """What registration (``passports.services.passport_register``) reads as
+    not given, for ``bpmos.openapi.AutoSchema`` to state: an EU attribute sent
+    as null, "", [] or {} is not declared; another optional key null, or ""
+    where it takes text. The materials' lists and maps take neither."""
+    if field.required or isinstance(
+        field, serializers.ListField | serializers.DictField
+    ):
+        return "blank" if snake(key) in attributes.REGISTERED_FIELDS else None
+    if snake(key) in attributes.REGISTERED_FIELDS or isinstance(
+        field, serializers.CharField | serializers.ChoiceField | DateTimeField
+    ):
+        return "blank"
+    return "null"
+
+
+PassportRegisterSerializer.empty_is_absent = {
+    key: how
+    for key, field in PassportRegisterSerializer._declared_fields.items()
+    if (how := _empty_is_absent(key, field))
+}
 
 
 class PassportRegisterInSerializer(serializers.Serializer):
