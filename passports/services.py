@@ -454,7 +454,10 @@ def registration_fields(data: dict[str, Any]) -> dict[str, Any]:
         ),
     }
     for name in _OPTIONAL_TEXT:
-        fields[name] = _text(data, name, required=False, limit=120)
+        # The column's length: a lot of 65-120 characters, or a carbon class
+        # of 5, was a 500 on PostgreSQL (the campaign of 2026-12-05).
+        limit = Passport._meta.get_field(name).max_length
+        fields[name] = _text(data, name, required=False, limit=limit)
     for name in ("barcode", "rfid"):
         fields[name] = _text(data, name, required=False, limit=64).upper() or None
     for name in _JSON_LISTS:

@@ -683,3 +683,29 @@ def test_a_reports_query_parameters_say_what_the_report_takes(admin):
             assert_envelope(response, 400, "validation_error")["details"]
         ) == list(query)
     assert admin.get(url, {"status": "open", "severity": "high"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("name", "limit"),
+    [("carbonFootprintClass", 4), ("lot", 64), ("manufacturerId", 64)],
+)
+def test_an_optional_text_past_its_column_is_a_400_not_a_500(admin, name, limit):
+    """``POST /api/passports/`` with a ``carbonFootprintClass`` of 5 or more
+    characters (the supervisor's run): 500, "value too long for type character
+    varying(4)": the service allowed 120 characters for every optional text.
+    Each is now held to its column, and the schema states the length."""
+    from passports.models import Passport
+
+    for path in ("/api/passports/", "/api/passports/{identifier}/second-life/"):
+        properties = _body_schema(
+            admin.get("/api/schema/", {"format": "json"}).json(), path, "post"
+        )["properties"]
+        stated = properties[name].get("anyOf", [properties[name]])[0]
+        assert stated["maxLength"] == limit, (path, name)
+    body = {**REGISTER_BODY, "serial": "PK-LONG-1", name: "A" * (limit + 1)}
+    response = admin.post("/api/passports/", body, format="json")
+    error = assert_envelope(response, 400, "validation_error")
+    assert error["details"] == {name: [f"At most {limit} characters."]}
+    assert not Passport.objects.filter(serial="PK-LONG-1").exists()
+    at_most = admin.post("/api/passports/", {**body, name: "A" * limit}, format="json")
+    assert at_most.status_code == 201, at_most.content

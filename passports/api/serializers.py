@@ -634,17 +634,18 @@ class PassportRegisterSerializer(serializers.Serializer):
     refuses_unknown_fields = True
 
     kind = serializers.ChoiceField(choices=PASSPORT_KINDS)
-    serial = serializers.CharField()
-    model = serializers.CharField()
-    lot = serializers.CharField(required=False)
-    manufacturer = serializers.CharField()
-    manufacturerId = serializers.CharField(required=False)
-    site = serializers.CharField()
+    # The columns' lengths (``passports.services``: "At most N characters.").
+    serial = serializers.CharField(max_length=64)
+    model = serializers.CharField(max_length=64)
+    lot = serializers.CharField(required=False, max_length=64)
+    manufacturer = serializers.CharField(max_length=120)
+    manufacturerId = serializers.CharField(required=False, max_length=64)
+    site = serializers.CharField(max_length=120)
     manufacturedAt = DateTimeField(required=False)
     chemistry = serializers.ChoiceField(choices=Chemistry.values)
-    cathodeMaterial = serializers.CharField(required=False)
-    anodeMaterial = serializers.CharField(required=False)
-    electrolyte = serializers.CharField(required=False)
+    cathodeMaterial = serializers.CharField(required=False, max_length=120)
+    anodeMaterial = serializers.CharField(required=False, max_length=120)
+    electrolyte = serializers.CharField(required=False, max_length=120)
     criticalRawMaterials = serializers.ListField(
         child=serializers.CharField(), required=False
     )
@@ -678,9 +679,9 @@ class PassportRegisterSerializer(serializers.Serializer):
     carbonFootprintKgCo2ePerKwh = PositiveDecimalField(
         max_digits=8, decimal_places=2, required=False
     )
-    carbonFootprintClass = serializers.CharField(required=False)
-    barcode = serializers.CharField(required=False)
-    rfid = serializers.CharField(required=False)
+    carbonFootprintClass = serializers.CharField(required=False, max_length=4)
+    barcode = serializers.CharField(required=False, max_length=64)
+    rfid = serializers.CharField(required=False, max_length=64)
     bpan = serializers.CharField(required=False)
     gtin = serializers.CharField(
         required=False,
@@ -977,13 +978,16 @@ class SecondLifeSerializer(serializers.Serializer):
     refuses_unknown_fields = True
 
     status = serializers.ChoiceField(choices=["Repurposed", "Reused", "Remanufactured"])
-    serial = serializers.CharField(help_text="The new passport's serial.")
-    operator = serializers.CharField(
-        help_text="Economic operator placing the battery on the market again: "
-        "the new passport's manufacturer and custodian."
+    serial = serializers.CharField(
+        max_length=64, help_text="The new passport's serial."
     )
-    site = serializers.CharField(required=False)
-    note = serializers.CharField(required=False)
+    operator = serializers.CharField(
+        max_length=120,
+        help_text="Economic operator placing the battery on the market again: "
+        "the new passport's manufacturer and custodian.",
+    )
+    site = serializers.CharField(required=False, max_length=120)
+    note = serializers.CharField(required=False, max_length=300)
     expectedVersion = serializers.IntegerField(required=False, min_value=1)
     occurredAt = DateTimeField(required=False)
     gtin = serializers.CharField(required=False)
@@ -991,7 +995,7 @@ class SecondLifeSerializer(serializers.Serializer):
     manufacturerCode = serializers.CharField(required=False)
     plantCode = serializers.CharField(required=False)
     bpanSerial = serializers.CharField(required=False)
-    model = serializers.CharField(required=False)
+    model = serializers.CharField(required=False, max_length=64)
     batteryCategory = serializers.ChoiceField(
         choices=BATTERY_CATEGORIES, required=False
     )
