@@ -65,6 +65,12 @@ class AutoSchema(SpectacularAutoSchema):
             # only the declared properties (aliases declared too).
             schema["additionalProperties"] = False
         if direction == "request":
+            # Rules of a property the field classes cannot say (a serializer's
+            # ``property_rules``: name -> keywords, merged over the field's).
+            properties = schema.get("properties", {})
+            for name, rules in getattr(serializer, "property_rules", {}).items():
+                if name in properties:
+                    properties[name].update(rules)
             _empty_is_absent(serializer, schema)
         names = getattr(serializer, "one_of_required", ())
         if direction == "request" and names:

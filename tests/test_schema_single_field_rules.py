@@ -501,3 +501,54 @@ def test_a_body_time_on_the_first_day_with_a_positive_offset_is_refused(admin):
     }
     body["manufacturedAt"] = "2000-01-01T00:00:00-05:00"
     assert admin.post("/api/passports/", body, format="json").status_code == 201
+
+
+# --- the attribute checks the schema states since the campaign of 2026-12-05 ---
+
+
+def _first(schema: dict) -> dict:
+    """A property's own schema, without the "not given" alternatives."""
+    return schema.get("anyOf", [schema])[0]
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/passports/", "/api/passports/{identifier}/second-life/"]
+)
+def test_the_schema_says_an_attributes_link_names_and_stages(api_schema, path):
+    from passports import attributes
+
+    properties = _body(api_schema, path)["properties"]
+    link = {k: v for k, v in _first(properties["testReport"]).items() if k != "format"}
+    for value in ("https://example.com/r.pdf", "HTTP://x"):
+        assert _admits(link, value) is attributes.is_url(value) is True, value
+    for value in ("ftp://x", "http://x y", "http://.x", "http://x\u00a0"):
+        assert _admits(link, value) is attributes.is_url(value) is False, value
+    names = _first(properties["sparePartSources"])
+    assert _admits(names, ["Cell module", "BMS board"])
+    for value in (["x", "x"], [" x"], ["a\u0011b"], ["x\u3000"]):
+        assert not _admits(names, value), value
+        assert not attributes.is_names(value), value
+    labels = {**_first(properties["labels"]), "items": {"type": "string"}}
+    assert _admits(labels, ["ce", "lead"])
+    assert not _admits(labels, ["ce", "ce"])
+    stages = _first(properties["carbonFootprintPerStage"])
+    every = dict.fromkeys(attributes.CARBON_STAGES, 1.5)
+    assert _admits(stages, every)
+    assert attributes.is_stage_map(every)
+    for value in (
+        {**every, "other": 1},
+        {"distribution": 1},
+        {**every, "distribution": -1},
+    ):
+        assert not _admits(stages, value), value
+        assert not attributes.is_stage_map(value), value
+
+
+def test_the_server_takes_an_attribute_link_as_the_schema_says(admin):
+    body = {**REGISTER, "testReport": "ftp://reports.example.com/r.pdf"}
+    error = assert_envelope(
+        admin.post("/api/passports/", body, format="json"), 400, "validation_error"
+    )
+    assert list(error["details"]) == ["testReport"]
+    body = {**REGISTER, "testReport": "https://reports.example.com/r.pdf"}
+    assert admin.post("/api/passports/", body, format="json").status_code == 201

@@ -758,6 +758,30 @@ def _empty_is_absent(key: str, field: serializers.Field) -> str | None:
     return "null"
 
 
+# The attribute checks a schema can state (``passports.attributes``; the view
+# keeps the service's 400): a link is an http(s) address, a list of names
+# holds each name once, as text (twice in other case stays the service's),
+# the labels each once, the carbon footprint a number for every stage.
+PassportRegisterSerializer.property_rules = {
+    **{
+        camel(name): {"pattern": attributes.URL_PATTERN}
+        for name in attributes.REGISTERED_FIELDS
+        if isinstance(Passport._meta.get_field(name), dj.URLField)
+    },
+    "sparePartSources": {
+        "uniqueItems": True,
+        "items": {"type": "string", "pattern": attributes.TEXT_PATTERN},
+    },
+    "labels": {"uniqueItems": True},
+    "carbonFootprintPerStage": {
+        "properties": {
+            stage: {"type": "number", "minimum": 0}
+            for stage in attributes.CARBON_STAGES
+        },
+        "required": list(attributes.CARBON_STAGES),
+        "additionalProperties": False,
+    },
+}
 PassportRegisterSerializer.empty_is_absent = {
     key: how
     for key, field in PassportRegisterSerializer._declared_fields.items()
@@ -1018,6 +1042,9 @@ for _key, _field in PassportRegisterSerializer._declared_fields.items():
         continue
     if not _field.required:  # the required ones are declared optional above
         SecondLifeSerializer._declared_fields[_key] = copy.deepcopy(_field)
+
+
+SecondLifeSerializer.property_rules = PassportRegisterSerializer.property_rules
 
 
 class SecondLifeResultSerializer(serializers.Serializer):
