@@ -103,7 +103,7 @@ _URL = re.compile(r"https?://[^\s/$.?#][^\s]*", re.IGNORECASE)
 
 
 # Python's ``\\s`` (``str.isspace()``) as an ECMA 262 class: ECMA's has more.
-_SPACE = (
+SPACE_CLASS = (
     "["
     + "".join(
         f"\\u{ord(c):04x}"
@@ -118,8 +118,8 @@ _SPACE = (
 # The two checks above as the schema states them (passports.api.serializers),
 # with lookaheads: Schemathesis draws nothing from a negated class holding a
 # non-ASCII character (bpmos.textfields).
-TEXT_PATTERN = rf"^(?!{_SPACE})(?![\s\S]*{_SPACE}$)[^\u0000-\u001f\u007f]+$"
-URL_PATTERN = rf"^[Hh][Tt][Tt][Pp][Ss]?://(?![\s\S]*{_SPACE})[^/$.?#][\s\S]*$"
+TEXT_PATTERN = rf"^(?!{SPACE_CLASS})(?![\s\S]*{SPACE_CLASS}$)[^\u0000-\u001f\u007f]+$"
+URL_PATTERN = rf"^[Hh][Tt][Tt][Pp][Ss]?://(?![\s\S]*{SPACE_CLASS})[^/$.?#][\s\S]*$"
 
 
 # --- value checks (pure; never raise for a value of an unexpected type) ---------

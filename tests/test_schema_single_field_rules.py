@@ -552,3 +552,27 @@ def test_the_server_takes_an_attribute_link_as_the_schema_says(admin):
     assert list(error["details"]) == ["testReport"]
     body = {**REGISTER, "testReport": "https://reports.example.com/r.pdf"}
     assert admin.post("/api/passports/", body, format="json").status_code == 201
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/passports/", "/api/passports/{identifier}/second-life/"]
+)
+def test_the_schema_says_a_gtins_format_as_the_server_reads_it(api_schema, path):
+    """``{"gtin": "0"}`` was schema-valid and a 400 "A GTIN has 8, 12, 13 or 14
+    digits". The format is stated; the check digit stays the server's 400."""
+    from passports import gs1
+
+    gtin = _first(_body(api_schema, path)["properties"]["gtin"])
+    for value in ("12345670", "400 638 133 3931", "\u300004006381333931"):
+        assert _admits(gtin, value), value
+        assert gs1.gtin_normalize(value)
+    for value in (
+        "0",
+        "1234567",
+        "123456789",
+        "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0660",
+        "1234-5670",
+    ):
+        assert not _admits(gtin, value), value
+        with pytest.raises(gs1.GS1Error):
+            gs1.gtin_normalize(value)

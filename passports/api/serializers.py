@@ -29,7 +29,7 @@ from bpmos.fields import DateTimeField, PositiveDecimalField, utc_datetime, utc_
 from bpmos.filters import enum_value
 from bpmos.listrows import labels_of
 from elog.models import SignatureMeaning
-from passports import attributes, conformity, services, signatures
+from passports import attributes, conformity, gs1, services, signatures
 from passports import bpan as bpan_rules
 from passports.models import (
     PUBLIC_FIELDS,
@@ -773,6 +773,7 @@ PassportRegisterSerializer.property_rules = {
         "items": {"type": "string", "pattern": attributes.TEXT_PATTERN},
     },
     "labels": {"uniqueItems": True},
+    "gtin": {"pattern": gs1.SCHEMA_PATTERN},
     "carbonFootprintPerStage": {
         "properties": {
             stage: {"type": "number", "minimum": 0}
