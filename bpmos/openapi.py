@@ -8,7 +8,7 @@ from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from rest_framework import serializers
 
 from bpmos.fields import TIME_PATTERN, PositiveDecimalField
-from bpmos.textfields import no_nul, not_blank
+from bpmos.textfields import BLANK_PATTERN, no_nul, not_blank
 
 
 class AutoSchema(SpectacularAutoSchema):
@@ -111,7 +111,9 @@ class AutoSchema(SpectacularAutoSchema):
 def _empty_is_absent(serializer, schema: dict) -> None:
     """An optional key its service reads as not given when sent as null
     (``"null"`` in the serializer's ``empty_is_absent``, a map of keys), or
-    as null or "" (``"blank"``): the schema says so, or a fuzzer's
+    as null or "" (``"blank"``; ``"text"`` also white space alone), or as
+    null, "", [] or {} (``"empty"``; ``"empty-text"`` also white space): the
+    schema says so, or a fuzzer's
     ``{"testReport": null}`` is "invalid" and answered 201
     (``passports.services``' registration)."""
     properties = schema.get("properties", {})
@@ -119,11 +121,23 @@ def _empty_is_absent(serializer, schema: dict) -> None:
         prop = properties.get(name)
         if prop is None:
             continue
-        if how == "blank":
+        if how != "null":
             described = {k: prop.pop(k) for k in ("description",) if k in prop}
             alone = dict(prop)
             prop.clear()
-            prop.update(anyOf=[alone, {"type": "string", "enum": [""]}], **described)
+            # "text": the service strips it, so white space alone is blank.
+            blank = (
+                {"type": "string", "pattern": BLANK_PATTERN}
+                if how in ("text", "empty-text")
+                else {"type": "string", "enum": [""]}
+            )
+            either = [alone, blank]
+            if how.startswith("empty"):  # also [] and {}
+                either += [
+                    {"type": "array", "maxItems": 0},
+                    {"type": "object", "maxProperties": 0},
+                ]
+            prop.update(anyOf=either, **described)
         prop["nullable"] = True
 
 

@@ -521,7 +521,15 @@ def test_the_schema_says_an_attributes_link_names_and_stages(api_schema, path):
     link = {k: v for k, v in _first(properties["testReport"]).items() if k != "format"}
     for value in ("https://example.com/r.pdf", "HTTP://x"):
         assert _admits(link, value) is attributes.is_url(value) is True, value
-    for value in ("ftp://x", "http://x y", "http://.x", "http://x\u00a0"):
+    # "httPS://yBaX\x18": taken, and invalid by the schema's ``format: uri``
+    # (the CI fuzz as admin); a link is now what RFC 3986 writes.
+    for value in (
+        "ftp://x",
+        "http://x y",
+        "http://.x",
+        "http://x\u00a0",
+        "httPS://yBaX\x18",
+    ):
         assert _admits(link, value) is attributes.is_url(value) is False, value
     names = _first(properties["sparePartSources"])
     assert _admits(names, ["Cell module", "BMS board"])

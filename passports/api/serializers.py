@@ -747,15 +747,24 @@ def _empty_is_absent(key: str, field: serializers.Field) -> str | None:
     not given, for ``bpmos.openapi.AutoSchema`` to state: an EU attribute sent
     as null, "", [] or {} is not declared; another optional key null, or ""
     where it takes text. The materials' lists and maps take neither."""
+    name = snake(key)
+    if name in attributes.REGISTERED_FIELDS:
+        return "empty"
     if field.required or isinstance(
         field, serializers.ListField | serializers.DictField
     ):
-        return "blank" if snake(key) in attributes.REGISTERED_FIELDS else None
-    if snake(key) in attributes.REGISTERED_FIELDS or isinstance(
+        return None
+    if name in STRIPPED_TEXT:
+        return "text"  # services._text: white space alone is blank
+    if isinstance(
         field, serializers.CharField | serializers.ChoiceField | DateTimeField
     ):
         return "blank"
     return "null"
+
+
+# The optional texts registration reads with ``services._text`` (stripped).
+STRIPPED_TEXT = (*services.OPTIONAL_TEXT, "barcode", "rfid")
 
 
 # The attribute checks a schema can state (``passports.attributes``; the view
