@@ -5,7 +5,11 @@ raise ``RecursionError`` (a 500), and a body a little shallower parses but can
 break whatever walks it next (validation, hashing, rendering an error that
 echoes it). A lone UTF-16 surrogate (``"\\ud800"``) is valid JSON syntax but not
 text: it cannot be encoded to UTF-8, so storing it or echoing it in an error
-fails later. Both are refused here, at the door, as a 400 ``parse_error``.
+fails later. A NUL (``"\\u0000"``) is text PostgreSQL cannot store, in ``text``
+or ``jsonb``: DRF's string fields refuse it, but not in a map's key or in a
+free-form object (a shift log's ``metadata``, a passport's
+``materialComposition``), where it was a 500 (the campaign of 2026-12-05).
+All three are refused here, at the door, as a 400 ``parse_error``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ MAX_DEPTH = 32
 # A \u escape of a UTF-16 surrogate, as it appears in the raw body.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# A \u escape of NUL (a raw NUL byte is not valid JSON).
+_NUL_ESCAPE = re.compile(rb"\\u0000")
 
 
 class BodyTooLarge(APIException):
@@ -47,12 +53,13 @@ def check(raw: bytes | str, data: Any) -> Any:
     its strings are text; raises ``UnsafeJSON`` otherwise.
 
     Walks the data only when the raw body could hold a problem: more brackets
-    than ``MAX_DEPTH``, or a surrogate escape.
+    than ``MAX_DEPTH``, a surrogate escape or a NUL escape.
     """
     encoded = raw.encode() if isinstance(raw, str) else raw
     deep = encoded.count(b"[") + encoded.count(b"{") > MAX_DEPTH
     surrogates = _SURROGATE_ESCAPE.search(encoded) is not None
-    if not (deep or surrogates):
+    nul = _NUL_ESCAPE.search(encoded) is not None
+    if not (deep or surrogates or nul):
         return data
     stack: list[tuple[Any, int]] = [(data, 0)]
     while stack:
@@ -66,6 +73,11 @@ def check(raw: bytes | str, data: Any) -> Any:
                 raise UnsafeJSON(
                     "The body holds a lone UTF-16 surrogate (\\ud800-\\udfff), "
                     "which is not text."
+                )
+            if nul and "\x00" in value:
+                raise UnsafeJSON(
+                    "The body holds a NUL character (\\u0000), which cannot be "
+                    "stored as text."
                 )
             continue
         else:

@@ -60,6 +60,8 @@ class IdentifierField(fields.CharField):
 #   character, and then sends the parameter empty.
 NO_NUL_PATTERN = r"^[^\x00]*$"
 NOT_BLANK_PATTERN = r"^(?![\s\x1c-\x1f\x85]*$)[^\x00]*$"
+# Its complement: a value that is blank once stripped ("" included).
+BLANK_PATTERN = r"^[\s\x1c-\x1f\x85]*$"
 
 
 def not_blank(schema: dict) -> dict:

@@ -99,7 +99,39 @@ IN_USE_STATES = frozenset({"in_service"})
 WASTE_STATES = frozenset({"end_of_life", "recycled"})
 
 _IDENT = re.compile(r"[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?")
-_URL = re.compile(r"https?://[^\s/$.?#][^\s]*", re.IGNORECASE)
+# An http(s) address as RFC 3986 writes it (the schema's ``format: uri``
+# agrees): ASCII, percent-escapes well formed, a port of digits, "#" once. A
+# link with a control character or a space was taken and the schema called it
+# invalid (the campaign of 2026-12-05).
+_PCT = r"%[0-9A-Fa-f]{2}"
+_SUB = r"A-Za-z0-9\-._~!$&'()*+,;="
+_PCHAR = rf"(?:[{_SUB}:@]|{_PCT})"
+_URL_TEXT = (
+    r"[Hh][Tt][Tt][Pp][Ss]?://(?![/$.?#])"
+    rf"(?:(?:[{_SUB}:]|{_PCT})*@)?(?:[{_SUB}]|{_PCT})+(?::[0-9]*)?"
+    rf"(?:/(?:{_PCHAR}|/)*)?(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?"
+)
+_URL = re.compile(_URL_TEXT)
+
+
+# Python's ``\\s`` (``str.isspace()``) as an ECMA 262 class: ECMA's has more.
+SPACE_CLASS = (
+    "["
+    + "".join(
+        f"\\u{ord(c):04x}"
+        for c in (
+            "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+            "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+            "\u2028\u2029\u202f\u205f\u3000"
+        )
+    )
+    + "]"
+)
+# The two checks above as the schema states them (passports.api.serializers),
+# with lookaheads: Schemathesis draws nothing from a negated class holding a
+# non-ASCII character (bpmos.textfields).
+TEXT_PATTERN = rf"^(?!{SPACE_CLASS})(?![\s\S]*{SPACE_CLASS}$)[^\u0000-\u001f\u007f]+$"
+URL_PATTERN = "^" + _URL_TEXT + "$"
 
 
 # --- value checks (pure; never raise for a value of an unexpected type) ---------

@@ -27,6 +27,20 @@ from stdnum import ean
 from stdnum.exceptions import ValidationError as StdnumError
 
 GTIN_LENGTHS = (8, 12, 13, 14)
+
+
+def _schema_pattern() -> str:
+    """What ``gtin_normalize`` takes before the check digit, as the schema's
+    pattern: 8, 12, 13 or 14 ASCII digits, white space (Python's) anywhere.
+    The check digit stays ``gtin_normalize``'s (a 400)."""
+    from passports.attributes import SPACE_CLASS
+
+    gap = SPACE_CLASS + "*"
+    digit = f"[0-9]{gap}"
+    return f"^{gap}(?:(?:{digit}){{8}}|(?:{digit}){{12,14}})$"
+
+
+SCHEMA_PATTERN = _schema_pattern()
 SERIAL_MAX = 20
 LOT_MAX = 20
 CPV_MAX = 20

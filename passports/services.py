@@ -373,7 +373,7 @@ def _when(value: Any, field: str = "occurredAt") -> datetime | None:
 # --- register -----------------------------------------------------------------
 
 
-_OPTIONAL_TEXT = (
+OPTIONAL_TEXT = (
     "lot",
     "manufacturer_id",
     "cathode_material",
@@ -453,8 +453,11 @@ def registration_fields(data: dict[str, Any]) -> dict[str, Any]:
             data, "carbon_footprint_kg_co2e_per_kwh", required=False
         ),
     }
-    for name in _OPTIONAL_TEXT:
-        fields[name] = _text(data, name, required=False, limit=120)
+    for name in OPTIONAL_TEXT:
+        # The column's length: a lot of 65-120 characters, or a carbon class
+        # of 5, was a 500 on PostgreSQL (the campaign of 2026-12-05).
+        limit = Passport._meta.get_field(name).max_length
+        fields[name] = _text(data, name, required=False, limit=limit)
     for name in ("barcode", "rfid"):
         fields[name] = _text(data, name, required=False, limit=64).upper() or None
     for name in _JSON_LISTS:

@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
+from bpmos.textfields import BLANK_PATTERN
 from tests.conftest import api_as
 from tests.factories_passports_api import REGISTER_BODY
 from tests.support import assert_envelope
@@ -557,3 +558,162 @@ def test_a_whole_number_past_its_column_is_a_400(admin, name, value):
         admin.get("/api/schema/", {"format": "json"}).json(), "/api/passports/", "post"
     )["properties"]
     assert (properties[name]["minimum"], properties[name]["maximum"]) == (0, value - 1)
+
+
+# --- the campaign of 2026-12-05 (docs/testing.md) ---
+
+NUL_REFUSED = (
+    "JSON parse error - The body holds a NUL character (\\u0000), which cannot "
+    "be stored as text."
+)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"recycledContent": {"li\u0000": 5}},
+        {"materialComposition": {"\u0000": 50}},
+        {"criticalRawMaterials": ["cobalt\u0000"]},
+    ],
+)
+def test_a_nul_in_a_registrations_map_or_list_is_a_400_not_a_500(admin, extra):
+    """``POST /api/passports/`` with a NUL in ``recycledContent``'s key (the
+    planner's run): 500, PostgreSQL's jsonb cannot hold NUL. The JSON parser
+    refuses a NUL anywhere in a body, as it refuses a lone surrogate."""
+    from passports.models import Passport
+
+    body = {**REGISTER_BODY, "serial": "PK-NUL-1", **extra}
+    response = admin.post("/api/passports/", body, format="json")
+    assert assert_envelope(response, 400, "parse_error")["error"] == NUL_REFUSED
+    assert not Passport.objects.filter(serial="PK-NUL-1").exists()
+
+
+@pytest.mark.parametrize("metadata", [{"k\u0000": 1}, {"k": ["v\u0000"]}])
+def test_a_nul_in_a_shift_log_entrys_metadata_is_a_400_not_a_500(make_user, metadata):
+    from elog.models import ShiftLogEntry
+
+    user = make_user("supervisor", username="sue")
+    body = {
+        "plant_id": settings.BPMOS_PLANT_ID,
+        "operator_id": user.pk,
+        "operator_name": "Sue",
+        "entry_type": "note",
+        "body": "Line A restarted.",
+        "metadata": metadata,
+    }
+    response = api_as(user).post("/api/logs/write/", body, format="json")
+    assert assert_envelope(response, 400, "parse_error")["error"] == NUL_REFUSED
+    assert not ShiftLogEntry.objects.exists()
+
+
+def test_an_escaped_backslash_before_u0000_is_text_not_a_nul():
+    """Only a NUL is refused: ``"\\\\u0000"`` is six characters of text."""
+    from bpmos import parsers
+
+    assert parsers.loads(r'{"note": "\\u0000"}') == {"note": "\\u0000"}
+
+
+def test_the_schema_says_what_registration_reads_as_not_given(admin):
+    """``{"testReport": null}`` (and ``""``) was schema-invalid and answered 201:
+    registration reads an EU attribute sent null or "" as not declared, and an
+    optional text null or "". The schema says so; the lists and maps of the
+    materials, which refuse null, stay as they were."""
+    from passports.models import Passport
+
+    properties = _body_schema(
+        admin.get("/api/schema/", {"format": "json"}).json(), "/api/passports/", "post"
+    )["properties"]
+    for name in ("testReport", "minimumVoltageV", "labels", "gtin"):
+        assert properties[name]["nullable"] is True, name
+        assert {"type": "string", "enum": [""]} in properties[name]["anyOf"], name
+    # The texts the service strips: white space alone is not given either (a
+    # carbon class of "  " was taken and schema-invalid: the CI fuzz as admin).
+    for name in ("barcode", "lot", "carbonFootprintClass"):
+        assert properties[name]["nullable"] is True, name
+        blank = {"type": "string", "pattern": BLANK_PATTERN}
+        assert blank in properties[name]["anyOf"], name
+    assert properties["massKg"]["nullable"] is True
+    assert "anyOf" not in properties["massKg"]
+    for name in ("criticalRawMaterials", "materialComposition"):
+        assert "nullable" not in properties[name], name
+    for number, (name, value) in enumerate(
+        [
+            ("carbonFootprintClass", "  "),
+            ("testReport", None),
+            ("testReport", ""),
+            ("minimumVoltageV", ""),
+            ("massKg", None),
+            ("lot", None),
+        ]
+    ):
+        body = {**REGISTER_BODY, "serial": f"PK-ABSENT-{number}", name: value}
+        response = admin.post("/api/passports/", body, format="json")
+        assert response.status_code == 201, (name, value, response.content)
+    refused = admin.post(
+        "/api/passports/",
+        {**REGISTER_BODY, "serial": "PK-ABSENT-X", "criticalRawMaterials": None},
+        format="json",
+    )
+    assert_envelope(refused, 400, "validation_error")
+    assert not Passport.objects.filter(serial="PK-ABSENT-X").exists()
+
+
+def test_a_reports_query_parameters_say_what_the_report_takes(admin):
+    """``GET /api/reports/exceptions-escalations/preview/?status=`` (and
+    ``?severity=``): schema-valid (any string) and a 400 "Empty: leave the
+    parameter out". Each parameter's schema is now what ``Param.parse`` takes:
+    a choice's values, a token's pattern, a day 2000-2099, a financial year."""
+    import jsonschema_rs
+
+    paths = admin.get("/api/schema/", {"format": "json"}).json()["paths"]
+    for path in (
+        "/api/reports/{report_id}/preview/",
+        "/api/reports/{report_id}/download/",
+    ):
+        parameters = {p["name"]: p["schema"] for p in paths[path]["get"]["parameters"]}
+
+        def admits(name, value, parameters=parameters):
+            return jsonschema_rs.validator_for(parameters[name]).is_valid(value)
+
+        for name, inside, outsides in [
+            ("status", "hold", ("", "x")),
+            ("line", "line-a", ("", "a b")),
+            ("from", "2000-01-01", ("1999-12-31", "2026-1-1")),
+            ("fy", "2026-27", ("", "2026")),
+        ]:
+            assert admits(name, inside), (path, name)
+            for outside in outsides:
+                assert not admits(name, outside), (path, name, outside)
+    url = "/api/reports/exceptions-escalations/preview/"
+    for query in ({"status": ""}, {"severity": "x"}, {"from": "1999-12-31"}):
+        response = admin.get(url, query)
+        assert list(
+            assert_envelope(response, 400, "validation_error")["details"]
+        ) == list(query)
+    assert admin.get(url, {"status": "open", "severity": "high"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("name", "limit"),
+    [("carbonFootprintClass", 4), ("lot", 64), ("manufacturerId", 64)],
+)
+def test_an_optional_text_past_its_column_is_a_400_not_a_500(admin, name, limit):
+    """``POST /api/passports/`` with a ``carbonFootprintClass`` of 5 or more
+    characters (the supervisor's run): 500, "value too long for type character
+    varying(4)": the service allowed 120 characters for every optional text.
+    Each is now held to its column, and the schema states the length."""
+    from passports.models import Passport
+
+    for path in ("/api/passports/", "/api/passports/{identifier}/second-life/"):
+        properties = _body_schema(
+            admin.get("/api/schema/", {"format": "json"}).json(), path, "post"
+        )["properties"]
+        stated = properties[name].get("anyOf", [properties[name]])[0]
+        assert stated["maxLength"] == limit, (path, name)
+    body = {**REGISTER_BODY, "serial": "PK-LONG-1", name: "A" * (limit + 1)}
+    response = admin.post("/api/passports/", body, format="json")
+    error = assert_envelope(response, 400, "validation_error")
+    assert error["details"] == {name: [f"At most {limit} characters."]}
+    assert not Passport.objects.filter(serial="PK-LONG-1").exists()
+    at_most = admin.post("/api/passports/", {**body, name: "A" * limit}, format="json")
+    assert at_most.status_code == 201, at_most.content

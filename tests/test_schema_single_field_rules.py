@@ -126,6 +126,48 @@ def test_a_second_life_capacity_of_zero_is_refused(admin, make_user):
     assert body["details"] == {"ratedCapacityAh": ["Must be a positive number."]}
 
 
+# --- the EU attributes sent as JSON numbers (passports.services._attribute_values) ---
+
+# (name, a value just inside, values just outside): the places as multipleOf
+# (a value in binary floating point judged as written, as the service reads it),
+# a positive attribute from its smallest step, a percent 0-100.
+ATTRIBUTE_NUMBERS = [
+    ("minimumVoltageV", 0.57, (0.575, 0, -0.01)),
+    ("initialRoundTripEfficiencyPercent", 100, (100.01, -0.01, 99.999)),
+    ("initialSelfDischargePercent", 0, (0.0005, -0.001, 100.001)),
+    ("idleTemperatureMinC", -39.9, (-39.95, 0.01)),
+]
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/passports/", "/api/passports/{identifier}/second-life/"]
+)
+@pytest.mark.parametrize(("name", "inside", "outsides"), ATTRIBUTE_NUMBERS)
+def test_the_schema_says_an_attributes_places_and_bounds(
+    api_schema, path, name, inside, outsides
+):
+    field = _body(api_schema, path)["properties"][name]
+    assert _admits(field, inside), (name, inside)
+    for outside in outsides:
+        assert not _admits(field, outside), (name, outside)
+
+
+@pytest.mark.parametrize(("name", "inside", "outsides"), ATTRIBUTE_NUMBERS)
+def test_the_server_takes_an_attribute_as_the_schema_says(
+    admin, name, inside, outsides
+):
+    """``{"minimumVoltageV": 0.575}`` was schema-valid (a number, no places
+    stated) and answered 400 "at most 2 decimal places"; ``0`` too ("Not a
+    valid Minimum voltage")."""
+    taken = admin.post("/api/passports/", {**REGISTER, name: inside}, format="json")
+    assert taken.status_code == 201, taken.content
+    for number, outside in enumerate(outsides):
+        body = {**REGISTER, "serial": f"PK-ATTR-{number}", name: outside}
+        refused = admin.post("/api/passports/", body, format="json")
+        error = assert_envelope(refused, 400, "validation_error")
+        assert list(error["details"]) == [name], (outside, error)
+
+
 @pytest.mark.parametrize("name", ["materialComposition", "recycledContent"])
 def test_a_percent_map_says_and_takes_0_to_100(admin, api_schema, name):
     """Found by this session's campaign once the quantities were stated:
@@ -459,3 +501,86 @@ def test_a_body_time_on_the_first_day_with_a_positive_offset_is_refused(admin):
     }
     body["manufacturedAt"] = "2000-01-01T00:00:00-05:00"
     assert admin.post("/api/passports/", body, format="json").status_code == 201
+
+
+# --- the attribute checks the schema states since the campaign of 2026-12-05 ---
+
+
+def _first(schema: dict) -> dict:
+    """A property's own schema, without the "not given" alternatives."""
+    return schema.get("anyOf", [schema])[0]
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/passports/", "/api/passports/{identifier}/second-life/"]
+)
+def test_the_schema_says_an_attributes_link_names_and_stages(api_schema, path):
+    from passports import attributes
+
+    properties = _body(api_schema, path)["properties"]
+    link = {k: v for k, v in _first(properties["testReport"]).items() if k != "format"}
+    for value in ("https://example.com/r.pdf", "HTTP://x"):
+        assert _admits(link, value) is attributes.is_url(value) is True, value
+    # "httPS://yBaX\x18": taken, and invalid by the schema's ``format: uri``
+    # (the CI fuzz as admin); a link is now what RFC 3986 writes.
+    for value in (
+        "ftp://x",
+        "http://x y",
+        "http://.x",
+        "http://x\u00a0",
+        "httPS://yBaX\x18",
+    ):
+        assert _admits(link, value) is attributes.is_url(value) is False, value
+    names = _first(properties["sparePartSources"])
+    assert _admits(names, ["Cell module", "BMS board"])
+    for value in (["x", "x"], [" x"], ["a\u0011b"], ["x\u3000"]):
+        assert not _admits(names, value), value
+        assert not attributes.is_names(value), value
+    labels = {**_first(properties["labels"]), "items": {"type": "string"}}
+    assert _admits(labels, ["ce", "lead"])
+    assert not _admits(labels, ["ce", "ce"])
+    stages = _first(properties["carbonFootprintPerStage"])
+    every = dict.fromkeys(attributes.CARBON_STAGES, 1.5)
+    assert _admits(stages, every)
+    assert attributes.is_stage_map(every)
+    for value in (
+        {**every, "other": 1},
+        {"distribution": 1},
+        {**every, "distribution": -1},
+    ):
+        assert not _admits(stages, value), value
+        assert not attributes.is_stage_map(value), value
+
+
+def test_the_server_takes_an_attribute_link_as_the_schema_says(admin):
+    body = {**REGISTER, "testReport": "ftp://reports.example.com/r.pdf"}
+    error = assert_envelope(
+        admin.post("/api/passports/", body, format="json"), 400, "validation_error"
+    )
+    assert list(error["details"]) == ["testReport"]
+    body = {**REGISTER, "testReport": "https://reports.example.com/r.pdf"}
+    assert admin.post("/api/passports/", body, format="json").status_code == 201
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/passports/", "/api/passports/{identifier}/second-life/"]
+)
+def test_the_schema_says_a_gtins_format_as_the_server_reads_it(api_schema, path):
+    """``{"gtin": "0"}`` was schema-valid and a 400 "A GTIN has 8, 12, 13 or 14
+    digits". The format is stated; the check digit stays the server's 400."""
+    from passports import gs1
+
+    gtin = _first(_body(api_schema, path)["properties"]["gtin"])
+    for value in ("12345670", "400 638 133 3931", "\u300004006381333931"):
+        assert _admits(gtin, value), value
+        assert gs1.gtin_normalize(value)
+    for value in (
+        "0",
+        "1234567",
+        "123456789",
+        "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0660",
+        "1234-5670",
+    ):
+        assert not _admits(gtin, value), value
+        with pytest.raises(gs1.GS1Error):
+            gs1.gtin_normalize(value)

@@ -18,8 +18,9 @@ from rest_framework.response import Response
 from bpmos.access import require_action
 from bpmos.views import BpmosAPIView
 from compliance.api import report_jobs_serializers as s
+from compliance.api.reports_views import report_query_parameters
 from compliance.reports import csvout, jobs
-from compliance.reports.base import Report, report_get, report_list
+from compliance.reports.base import Report, report_get
 from compliance.reports.pdf import report_pdf
 
 TAGS = ["reports"]
@@ -39,23 +40,6 @@ FORMAT = OpenApiParameter(
     enum=s.FORMAT_CHOICES,
     description="csv (every row) or pdf (charts, summary, the first 5,000 rows).",
 )
-
-
-def _report_query() -> list[OpenApiParameter]:
-    """Every parameter some report takes (GET /api/reports lists each
-    report's own); a report ignores those it does not declare."""
-    seen: dict[str, list] = {}
-    for report in report_list():
-        for param in report.params:
-            seen.setdefault(param.name, [param, []])[1].append(report.id)
-    return [
-        OpenApiParameter(
-            name,
-            OpenApiTypes.DATE if param.type == "date" else OpenApiTypes.STR,
-            description=f"{param.label} (reports: {', '.join(ids)}).",
-        )
-        for name, (param, ids) in sorted(seen.items())
-    ]
 
 
 _FILE_HEADERS = (
@@ -124,7 +108,7 @@ class ReportDownloadView(BpmosAPIView):
 
     @extend_schema(
         tags=TAGS,
-        parameters=[REPORT_ID, FORMAT, *_report_query()],
+        parameters=[REPORT_ID, FORMAT, *report_query_parameters("reports: ")],
         responses={**FILE, (202, "application/json"): s.ReportJobSerializer},
     )
     def get(self, request, report_id: str):

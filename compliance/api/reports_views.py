@@ -10,25 +10,52 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from bpmos.access import require_action
 from bpmos.views import BpmosAPIView
 from compliance.api import reports_serializers as s
-from compliance.reports.base import report_get, report_list
+from compliance.api.fields import FY_PATTERN
+from compliance.reports.base import (
+    DAY_PATTERN,
+    TOKEN_PATTERN,
+    Param,
+    report_get,
+    report_list,
+)
 from compliance.reports.preview import report_preview, reports_visible
 
-_TYPES = {"date": OpenApiTypes.DATE, "integer": OpenApiTypes.INT}
+
+def _schema(params: list[Param]) -> dict:
+    """A query parameter's schema: what ``Param.parse`` takes (never "").
+    A name several reports use with other choices takes any of them (which
+    report takes which stays the report's 400)."""
+    kind = params[0].type
+    if kind == "date":
+        return {"type": "string", "format": "date", "pattern": DAY_PATTERN}
+    if kind == "integer":
+        return {"type": "integer", "minimum": -999_999_999, "maximum": 999_999_999}
+    if kind == "fy":
+        return {"type": "string", "pattern": FY_PATTERN}
+    if kind == "choice":
+        return {
+            "type": "string",
+            "enum": sorted({c for param in params for c in param.choices}),
+        }
+    return {"type": "string", "pattern": TOKEN_PATTERN}
 
 
-def _query_parameters() -> list[OpenApiParameter]:
-    """Every report's query parameters, once each, naming the reports using it."""
-    seen: dict[str, list] = {}
+def report_query_parameters(named: str = "") -> list[OpenApiParameter]:
+    """Every report's query parameters, once each, naming the reports using
+    it (after ``named``); the preview's and the download's."""
+    seen: dict[str, tuple[list[Param], list[str]]] = {}
     for report in report_list():
         for param in report.params:
-            seen.setdefault(param.name, [param, []])[1].append(report.id)
+            params, ids = seen.setdefault(param.name, ([], []))
+            params.append(param)
+            ids.append(report.id)
     return [
         OpenApiParameter(
             name,
-            _TYPES.get(param.type, OpenApiTypes.STR),
-            description=f"{param.label} ({', '.join(ids)}).",
+            _schema(params),
+            description=f"{params[0].label} ({named}{', '.join(ids)}).",
         )
-        for name, (param, ids) in seen.items()
+        for name, (params, ids) in seen.items()
     ]
 
 
@@ -58,7 +85,7 @@ class ReportPreviewView(BpmosAPIView):
 
     @extend_schema(
         tags=["reports"],
-        parameters=[REPORT_ID, *_query_parameters()],
+        parameters=[REPORT_ID, *report_query_parameters()],
         responses={200: s.ReportPreviewSerializer},
     )
     def get(self, request, report_id: str):

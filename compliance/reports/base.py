@@ -47,6 +47,10 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # Slugs and codes as the apps store them; also keeps NUL bytes and megabyte
 # strings away from the database.
 _TOKEN = re.compile(r"\w[\w.:@+-]{0,99}")
+# The two as the schema states them (compliance.api.reports_views): a day
+# from FIRST_DAY to LAST_DAY (with ``format: date`` for the calendar), a token.
+DAY_PATTERN = r"^20[0-9]{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])$"
+TOKEN_PATTERN = "^" + _TOKEN.pattern + "$"
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from bpmos.fields import DateTimeField, PositiveDecimalField, utc_datetime, utc_
 from bpmos.filters import enum_value
 from bpmos.listrows import labels_of
 from elog.models import SignatureMeaning
-from passports import attributes, conformity, services, signatures
+from passports import attributes, conformity, gs1, services, signatures
 from passports import bpan as bpan_rules
 from passports.models import (
     PUBLIC_FIELDS,
@@ -627,22 +627,25 @@ class PassportRegisterSerializer(serializers.Serializer):
     """Register a battery (schema only: ``passports.services.passport_register``
     checks the body). A pack without ``bpan`` is issued one when
     ``manufacturerCode`` and ``plantCode`` are given. Any other key is
-    refused (``PassportRegisterInSerializer``: ``REGISTER_FIELDS``)."""
+    refused (``PassportRegisterInSerializer``: ``REGISTER_FIELDS``). An
+    optional key sent as null is not given; so is "" for a text and for an
+    EU attribute (``EMPTY_IS_ABSENT``)."""
 
     refuses_unknown_fields = True
 
     kind = serializers.ChoiceField(choices=PASSPORT_KINDS)
-    serial = serializers.CharField()
-    model = serializers.CharField()
-    lot = serializers.CharField(required=False)
-    manufacturer = serializers.CharField()
-    manufacturerId = serializers.CharField(required=False)
-    site = serializers.CharField()
+    # The columns' lengths (``passports.services``: "At most N characters.").
+    serial = serializers.CharField(max_length=64)
+    model = serializers.CharField(max_length=64)
+    lot = serializers.CharField(required=False, max_length=64)
+    manufacturer = serializers.CharField(max_length=120)
+    manufacturerId = serializers.CharField(required=False, max_length=64)
+    site = serializers.CharField(max_length=120)
     manufacturedAt = DateTimeField(required=False)
     chemistry = serializers.ChoiceField(choices=Chemistry.values)
-    cathodeMaterial = serializers.CharField(required=False)
-    anodeMaterial = serializers.CharField(required=False)
-    electrolyte = serializers.CharField(required=False)
+    cathodeMaterial = serializers.CharField(required=False, max_length=120)
+    anodeMaterial = serializers.CharField(required=False, max_length=120)
+    electrolyte = serializers.CharField(required=False, max_length=120)
     criticalRawMaterials = serializers.ListField(
         child=serializers.CharField(), required=False
     )
@@ -676,9 +679,9 @@ class PassportRegisterSerializer(serializers.Serializer):
     carbonFootprintKgCo2ePerKwh = PositiveDecimalField(
         max_digits=8, decimal_places=2, required=False
     )
-    carbonFootprintClass = serializers.CharField(required=False)
-    barcode = serializers.CharField(required=False)
-    rfid = serializers.CharField(required=False)
+    carbonFootprintClass = serializers.CharField(required=False, max_length=4)
+    barcode = serializers.CharField(required=False, max_length=64)
+    rfid = serializers.CharField(required=False, max_length=64)
     bpan = serializers.CharField(required=False)
     gtin = serializers.CharField(
         required=False,
@@ -701,10 +704,21 @@ def _register_field(name: str) -> serializers.Field:
     if name == "battery_category":
         return serializers.ChoiceField(choices=BATTERY_CATEGORIES, **common)
     if isinstance(model_field, dj.DecimalField):
+        # The attribute's own check, as bounds (``bpmos.openapi.AutoSchema``
+        # adds the column's places as ``multipleOf``): a positive one is at
+        # least its smallest step, a percent 0-100; the idle temperature
+        # bounds (no attribute of their own) any number the column holds.
+        check = attribute.check if attribute else None
+        bounds: dict[str, Decimal] = {}
+        if check is attributes.is_positive:
+            bounds["min_value"] = Decimal(1).scaleb(-model_field.decimal_places)
+        elif check is attributes.is_percent:
+            bounds = {"min_value": Decimal(0), "max_value": Decimal(100)}
         return serializers.DecimalField(
             max_digits=model_field.max_digits,
             decimal_places=model_field.decimal_places,
             coerce_to_string=False,
+            **bounds,
             **common,
         )
     if isinstance(model_field, dj.IntegerField):
@@ -726,6 +740,63 @@ def _register_field(name: str) -> serializers.Field:
 
 for _name in attributes.REGISTERED_FIELDS:
     PassportRegisterSerializer._declared_fields[camel(_name)] = _register_field(_name)
+
+
+def _empty_is_absent(key: str, field: serializers.Field) -> str | None:
+    """What registration (``passports.services.passport_register``) reads as
+    not given, for ``bpmos.openapi.AutoSchema`` to state: an EU attribute sent
+    as null, "", [] or {} is not declared; another optional key null, or ""
+    where it takes text. The materials' lists and maps take neither."""
+    name = snake(key)
+    if name in attributes.REGISTERED_FIELDS:
+        return "empty"
+    if field.required or isinstance(
+        field, serializers.ListField | serializers.DictField
+    ):
+        return None
+    if name in STRIPPED_TEXT:
+        return "text"  # services._text: white space alone is blank
+    if isinstance(
+        field, serializers.CharField | serializers.ChoiceField | DateTimeField
+    ):
+        return "blank"
+    return "null"
+
+
+# The optional texts registration reads with ``services._text`` (stripped).
+STRIPPED_TEXT = (*services.OPTIONAL_TEXT, "barcode", "rfid")
+
+
+# The attribute checks a schema can state (``passports.attributes``; the view
+# keeps the service's 400): a link is an http(s) address, a list of names
+# holds each name once, as text (twice in other case stays the service's),
+# the labels each once, the carbon footprint a number for every stage.
+PassportRegisterSerializer.property_rules = {
+    **{
+        camel(name): {"pattern": attributes.URL_PATTERN}
+        for name in attributes.REGISTERED_FIELDS
+        if isinstance(Passport._meta.get_field(name), dj.URLField)
+    },
+    "sparePartSources": {
+        "uniqueItems": True,
+        "items": {"type": "string", "pattern": attributes.TEXT_PATTERN},
+    },
+    "labels": {"uniqueItems": True},
+    "gtin": {"pattern": gs1.SCHEMA_PATTERN},
+    "carbonFootprintPerStage": {
+        "properties": {
+            stage: {"type": "number", "minimum": 0}
+            for stage in attributes.CARBON_STAGES
+        },
+        "required": list(attributes.CARBON_STAGES),
+        "additionalProperties": False,
+    },
+}
+PassportRegisterSerializer.empty_is_absent = {
+    key: how
+    for key, field in PassportRegisterSerializer._declared_fields.items()
+    if (how := _empty_is_absent(key, field))
+}
 
 
 class PassportRegisterInSerializer(serializers.Serializer):
@@ -941,13 +1012,16 @@ class SecondLifeSerializer(serializers.Serializer):
     refuses_unknown_fields = True
 
     status = serializers.ChoiceField(choices=["Repurposed", "Reused", "Remanufactured"])
-    serial = serializers.CharField(help_text="The new passport's serial.")
-    operator = serializers.CharField(
-        help_text="Economic operator placing the battery on the market again: "
-        "the new passport's manufacturer and custodian."
+    serial = serializers.CharField(
+        max_length=64, help_text="The new passport's serial."
     )
-    site = serializers.CharField(required=False)
-    note = serializers.CharField(required=False)
+    operator = serializers.CharField(
+        max_length=120,
+        help_text="Economic operator placing the battery on the market again: "
+        "the new passport's manufacturer and custodian.",
+    )
+    site = serializers.CharField(required=False, max_length=120)
+    note = serializers.CharField(required=False, max_length=300)
     expectedVersion = serializers.IntegerField(required=False, min_value=1)
     occurredAt = DateTimeField(required=False)
     gtin = serializers.CharField(required=False)
@@ -955,7 +1029,7 @@ class SecondLifeSerializer(serializers.Serializer):
     manufacturerCode = serializers.CharField(required=False)
     plantCode = serializers.CharField(required=False)
     bpanSerial = serializers.CharField(required=False)
-    model = serializers.CharField(required=False)
+    model = serializers.CharField(required=False, max_length=64)
     batteryCategory = serializers.ChoiceField(
         choices=BATTERY_CATEGORIES, required=False
     )
@@ -978,6 +1052,9 @@ for _key, _field in PassportRegisterSerializer._declared_fields.items():
         continue
     if not _field.required:  # the required ones are declared optional above
         SecondLifeSerializer._declared_fields[_key] = copy.deepcopy(_field)
+
+
+SecondLifeSerializer.property_rules = PassportRegisterSerializer.property_rules
 
 
 class SecondLifeResultSerializer(serializers.Serializer):
