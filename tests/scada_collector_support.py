@@ -10,10 +10,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from django.db import close_old_connections
 
 from scada.collector import Collector
 from scada.simulator import PlantSimulator
+
+# The collector's timings shortened for a test; the outage tests use the
+# production defaults.
+FAST = {
+    "heartbeat_s": 0.5,
+    "timeout_s": 2.0,
+    "backoff_max_s": 1.0,
+    "watch_s": 0.2,
+    "flush_s": 0.1,
+}
 
 
 def wait_until(condition: Callable[[], Any], *, within: float, every: float = 0.1):
@@ -79,3 +90,19 @@ def simulator_thread(*, endpoint: str, tick_s: float) -> tuple[Any, LoopThread]:
     plant = PlantSimulator(endpoint=endpoint, tick_s=tick_s)
     runner = LoopThread(plant.run, "plant-simulator").start()
     return plant, runner
+
+
+@pytest.fixture
+def run_collector():
+    """``run_collector(**options)`` starts a collector (``FAST`` timings unless
+    given); all stopped at the end."""
+    running = []
+
+    def start(**options):
+        collector, thread = collector_thread(**{**FAST, **options})
+        running.append(thread)
+        return collector
+
+    yield start
+    for thread in running:
+        thread.stop()

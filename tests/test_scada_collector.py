@@ -32,22 +32,17 @@ from scada.models import (
 from tests.conftest import api_as as api
 from tests.factories_lines import make_line
 from tests.scada_collector_support import (
+    FAST,
     collector_thread,
+    run_collector,
     simulator_thread,
     wait_until,
 )
 from tests.support_opcua import OpcUaTestServer, free_port
 
-pytestmark = pytest.mark.django_db(transaction=True)
+__all__ = ["run_collector"]  # a fixture
 
-# Quick enough for a test; the outage test uses the production defaults.
-FAST = {
-    "heartbeat_s": 0.5,
-    "timeout_s": 2.0,
-    "backoff_max_s": 1.0,
-    "watch_s": 0.2,
-    "flush_s": 0.1,
-}
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(scope="module")
@@ -85,21 +80,6 @@ def opcua_servers(server_pool):
     yield make
     for server in made:
         server.close()
-
-
-@pytest.fixture
-def run_collector():
-    """``run_collector(**options)`` starts a collector; all stopped at the end."""
-    running = []
-
-    def start(**options):
-        collector, thread = collector_thread(**{**FAST, **options})
-        running.append(thread)
-        return collector
-
-    yield start
-    for thread in running:
-        thread.stop()
 
 
 def make_connector(server, *, name="Line 1 PLC", mode=ConnectorMode.SUBSCRIBE, **kw):

@@ -31,22 +31,16 @@ from scada.models import (
 )
 from tests.conftest import api_as
 from tests.factories_lines import machine, make_line
-from tests.scada_collector_support import collector_thread, wait_until
+from tests.scada_collector_support import (
+    run_collector,
+    wait_until,
+)
 from tests.support import assert_envelope
 from tests.support_open62541 import open62541_server
 
-__all__ = ["open62541_server"]
+__all__ = ["open62541_server", "run_collector"]  # fixtures
 
 SOURCE_TIME = datetime(2026, 3, 2, 8, 0, 0, 123000, tzinfo=UTC)
-
-# The collector's timings shortened as in tests/test_scada_collector.py.
-FAST = {
-    "heartbeat_s": 0.5,
-    "timeout_s": 2.0,
-    "backoff_max_s": 1.0,
-    "watch_s": 0.2,
-    "flush_s": 0.1,
-}
 
 
 def line1(server) -> dict[str, str]:
@@ -524,21 +518,6 @@ def test_a_secure_only_server_is_reached_with_its_certificate_pinned(
 
 
 # --- the collector ---------------------------------------------------------------
-
-
-@pytest.fixture
-def run_collector():
-    """``run_collector(**options)`` starts a collector; all stopped at the end."""
-    running = []
-
-    def start(**options):
-        collector, thread = collector_thread(**{**FAST, **options})
-        running.append(thread)
-        return collector
-
-    yield start
-    for thread in running:
-        thread.stop()
 
 
 def comm_alarm(connector) -> AlarmEvent | None:
