@@ -371,20 +371,26 @@ def test_a_bad_grant_is_400_and_nothing_is_issued(make_user, pack, body, field):
     assert AuditRecord.objects.count() == before
 
 
-def test_a_grant_for_a_garbled_identifier_is_404_and_nothing_is_issued(make_user, pack):
-    """A NUL or a lone surrogate names no passport (the schema fuzz's 500)."""
+def test_a_grant_for_a_garbled_identifier_is_refused_and_nothing_is_issued(
+    make_user, pack
+):
+    """Characters outside the BMP name no passport (the schema fuzz's 500): 404;
+    with a NUL the body is refused at the door (bpmos.parsers): 400."""
     from passports.models import PassportAccessGrant
 
     client = APIClient()
     client.credentials(
         HTTP_AUTHORIZATION=bearer(make_user(Role.ADMIN))["Authorization"]
     )
-    raw = json.dumps({"party": "X", "passport": "\ud969\udcaem\x00#"})
-    response = client.post(
-        "/api/passports/grants", raw, content_type="application/json"
-    )
-    assert response.status_code == 404
-    assert response.json()["code"] == "not_found"
+    for identifier, status, code in [
+        ("\ud969\udcaem#", 404, "not_found"),
+        ("\ud969\udcaem\x00#", 400, "parse_error"),
+    ]:
+        raw = json.dumps({"party": "X", "passport": identifier})
+        response = client.post(
+            "/api/passports/grants", raw, content_type="application/json"
+        )
+        assert (response.status_code, response.json()["code"]) == (status, code)
     assert PassportAccessGrant.objects.count() == 0
 
 
