@@ -29,6 +29,23 @@ _documents: dict[tuple, dict] = {}
 _renderings: dict[tuple, bytes] = {}
 
 
+_settings_keys: list[tuple[object, str]] = []  # (the settings object, its key)
+
+
+def _settings_key(spectacular: object) -> str:
+    """``SPECTACULAR_SETTINGS`` as a key, serialised once per settings object
+    (``override_settings`` in tests installs a new one; the object is held so
+    its id cannot be reused)."""
+    for held, key in _settings_keys:
+        if held is spectacular:
+            return key
+    key = json.dumps(spectacular, sort_keys=True, default=str)
+    with _lock:
+        _settings_keys.append((spectacular, key))
+        del _settings_keys[:-8]  # the few objects a process (or a test run) uses
+    return key
+
+
 def kept_documents() -> dict[tuple, dict]:
     """The documents this process keeps (for tests and diagnostics)."""
     return _documents
@@ -83,11 +100,7 @@ class SchemaView(SpectacularAPIView):
             self.serve_public,
             translation.get_language(),
             request.get_host(),
-            json.dumps(
-                getattr(settings, "SPECTACULAR_SETTINGS", {}),
-                sort_keys=True,
-                default=str,
-            ),
+            _settings_key(getattr(settings, "SPECTACULAR_SETTINGS", {})),
         )
         document = _documents.get(key)
         if document is None:

@@ -88,3 +88,22 @@ def test_a_document_not_kept_is_rendered_as_usual():
     body["success"] = True
     assert json.loads(renderer.render(body)) == {"success": True}
     assert not any(key[2] == id(body) for key in schema_view._renderings)
+
+
+def test_other_spectacular_settings_are_another_document(http, nothing_kept, settings):
+    """The key holds ``SPECTACULAR_SETTINGS``, serialised once per settings
+    object: settings replaced (a test's override) are another key, so another
+    document; the same settings keep theirs."""
+    http.get("/api/schema/", params={"format": "json"})
+    http.get("/api/schema/", params={"format": "json"})
+    settings.SPECTACULAR_SETTINGS = {
+        **settings.SPECTACULAR_SETTINGS,
+        "DESCRIPTION": "Another plant",
+    }
+    other = http.get("/api/schema/", params={"format": "json"})
+
+    again = http.get("/api/schema/", params={"format": "json"})
+
+    assert (other.status_code, again.status_code) == (200, 200)
+    assert nothing_kept == [None, None]
+    assert len(schema_view._documents) == 2
