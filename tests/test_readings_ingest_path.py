@@ -134,16 +134,18 @@ MUTATIONS = [
 ]
 
 
+def decided(check):
+    """What a check decides: its value, or the refusal's message and details."""
+    try:
+        return check()
+    except InvalidInput as error:
+        return ("refused", error.message, error.details)
+
+
 @pytest.mark.parametrize("change", MUTATIONS)
 def test_every_other_row_is_decided_as_the_general_check_decides(change):
     rows = mixed_batch(60)
     rows[41] = {**rows[41], **change}
-
-    def decided(check):
-        try:
-            return check()
-        except InvalidInput as error:
-            return ("refused", error.message, error.details)
 
     expected = decided(lambda: general_check(7, rows))
     assert decided(lambda: services.readings_validate(machine_id=7, rows=rows)) == (
@@ -240,12 +242,6 @@ ORDER_CASES = {
 def test_batches_in_and_out_of_time_order_are_decided_as_the_general_check(case):
     rows = polled_batch(20, 3)
     ORDER_CASES[case](rows)
-
-    def decided(check):
-        try:
-            return check()
-        except InvalidInput as error:
-            return ("refused", error.message, error.details)
 
     expected = decided(lambda: general_check(7, rows))
     assert expected[0] == "refused"
