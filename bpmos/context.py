@@ -8,6 +8,11 @@ tasks and management commands run with the empty default.
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+# Where work comes from (``RequestContext.source``, an audit record's
+# ``source``): the API, the admin, the pages (bpmos.middleware), a Celery task,
+# anything else.
+SOURCES = ("api", "admin", "web", "task", "system")
+
 
 @dataclass(frozen=True)
 class RequestContext:
@@ -15,7 +20,7 @@ class RequestContext:
 
     request_id: str = ""
     client_address: str | None = None
-    source: str = "system"  # "api", "admin", "task", "command", "system"
+    source: str = "system"  # one of SOURCES
 
 
 _current: ContextVar[RequestContext] = ContextVar(

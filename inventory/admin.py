@@ -159,6 +159,18 @@ class ReservationInline(admin.TabularInline):
         return False
 
 
+class LocationListFilter(admin.RelatedFieldListFilter):
+    """The locations by their paths, read in one query (a path names the
+    parents: Django's own filter read them a location at a time)."""
+
+    def field_choices(self, field, request, model_admin):
+        ordering = self.field_admin_ordering(field, request, model_admin) or ()
+        locations = Location.objects.select_related("parent__parent").order_by(
+            *ordering
+        )
+        return [(location.pk, str(location)) for location in locations]
+
+
 @admin.register(Item)
 class ItemAdmin(StockAdmin):
     list_display = [
@@ -172,7 +184,7 @@ class ItemAdmin(StockAdmin):
         "batch_ref",
         "received_at",
     ]
-    list_filter = ["category", "status", "location"]
+    list_filter = ["category", "status", ("location", LocationListFilter)]
     search_fields = ["code", "sku", "batch_ref"]
     list_select_related = ["category", "location__parent__parent"]
     date_hierarchy = "received_at"

@@ -11,7 +11,15 @@ read-only.
 from django.contrib import admin
 
 from bpmos.adminkit import AdminReaderMixin, AuditedModelAdmin, ReadOnlyAdminMixin
-from lines.models import Line, Machine, MachineReading, OEESnapshot, Station
+from bpmos.adminlarge import LargeTableAdmin, listed_values
+from lines.models import (
+    Line,
+    Machine,
+    MachineReading,
+    OEESnapshot,
+    ReadingTag,
+    Station,
+)
 
 
 class PlantAdmin(AdminReaderMixin, AuditedModelAdmin):
@@ -45,13 +53,32 @@ class MachineAdmin(PlantAdmin):
 
 
 @admin.register(MachineReading)
-class MachineReadingAdmin(ReadOnlyAdmin):
+class MachineReadingAdmin(ReadOnlyAdmin, LargeTableAdmin):
+    """Millions of rows (bpmos.adminlarge): the newest stored first (the
+    primary key's index, read backwards in each month's partition; one
+    machine's by tag), an
+    estimated count, the tags BPM-OS computes with offered as filters (any
+    other tag filters by URL: ``?tag=...``), no sorting by a column (each
+    would sort the whole table)."""
+
     list_display = ["machine", "tag", "ts", "value", "text", "unit", "quality"]
-    list_filter = ["tag", "quality"]
-    # No COUNT(*) over millions of readings on every page.
-    show_full_result_count = False
+    list_filter = [
+        "machine",
+        ("tag", listed_values(ReadingTag.values)),
+        "quality",
+    ]
+    ordering = ["-id"]
+    sortable_by = ()
     list_select_related = ["machine"]
     raw_id_fields = ["machine"]
+
+    def get_ordering(self, request):
+        """One machine's readings: its tags' newest first, in the order of the
+        (machine, tag, ts) index read backwards (its rows need not be among
+        the newest stored)."""
+        if "machine__id__exact" in request.GET:
+            return ["-tag", "-ts"]
+        return super().get_ordering(request)
 
 
 @admin.register(OEESnapshot)
@@ -67,3 +94,4 @@ class OEESnapshotAdmin(ReadOnlyAdmin):
         "oee",
     ]
     list_filter = ["line"]
+    list_select_related = ["line", "station__line"]

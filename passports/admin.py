@@ -35,6 +35,7 @@ from bpmos.adminkit import (
     is_admin_reader,
     reason_action_form,
 )
+from bpmos.adminlarge import LargeTableAdmin
 from passports import attributes, ledger, services
 from passports import bpan as bpan_rules
 from passports.models import (
@@ -251,7 +252,7 @@ class PassportAdmin(LedgerVerifyMixin, ReadOnlyAdmin):
 
 
 @admin.register(PassportEvent)
-class PassportEventAdmin(ReadOnlyAdmin):
+class PassportEventAdmin(ReadOnlyAdmin, LargeTableAdmin):
     """The ledger: append-only (the database refuses UPDATE and DELETE too)."""
 
     list_display = [
@@ -268,7 +269,6 @@ class PassportEventAdmin(ReadOnlyAdmin):
     date_hierarchy = "occurred_at"
     ordering = ["-occurred_at", "-id"]
     actions = None
-    show_full_result_count = False
 
     @admin.display(description="Hash")
     def short_hash(self, obj: PassportEvent) -> str:
@@ -285,7 +285,7 @@ class DispatchJobAdmin(ReadOnlyAdmin):
 
 
 @admin.register(TelemetryReading)
-class TelemetryReadingAdmin(ReadOnlyAdmin):
+class TelemetryReadingAdmin(ReadOnlyAdmin, LargeTableAdmin):
     list_display = [
         "passport",
         "ts",
@@ -295,12 +295,15 @@ class TelemetryReadingAdmin(ReadOnlyAdmin):
         "voltage_v",
         "current_a",
     ]
+    # No index on the time alone (the readings are read per pack): the
+    # newest stored first by the primary key, a date filter that needs no
+    # query to offer its choices, no sorting by a column.
+    list_filter = [("ts", admin.DateFieldListFilter)]
     search_fields = ["passport__serial", "passport__bpan"]
     list_select_related = ["passport"]
-    date_hierarchy = "ts"
-    ordering = ["-ts"]
+    ordering = ["-id"]
+    sortable_by = ()
     actions = None
-    show_full_result_count = False
 
 
 @admin.register(ProvisioningAttempt)

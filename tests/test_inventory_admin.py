@@ -6,6 +6,8 @@ import io
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -91,6 +93,19 @@ def test_changelists_filter_and_search(admin_client, stock):
     )
     assert detail.status_code == 200
     assert "DSP-0042" in detail.content.decode()  # its reservation, inline
+
+
+def test_the_location_filter_offers_every_path_in_one_query(admin_client, stock):
+    with CaptureQueriesContext(connection) as queries:
+        page = admin_client.get(changelist("item"))
+    spec = next(s for s in page.context["cl"].filter_specs if s.title == "location")
+    offered = [choice["display"] for choice in spec.choices(page.context["cl"])][1:]
+    assert sorted(offered) == sorted(str(place) for place in stock[1].values())
+    assert "A-R2-B1" not in offered  # paths, not codes: zone / rack / bin
+    location_reads = [
+        q for q in queries.captured_queries if 'FROM "inventory_location"' in q["sql"]
+    ]
+    assert len(location_reads) == 1
 
 
 def test_adding_an_item_is_a_receipt_through_the_service(admin_client, stock):

@@ -10,11 +10,12 @@ from django.contrib.admin.helpers import ActionForm
 
 from bpmos import access
 from bpmos.adminkit import AdminReaderMixin, AuditedModelAdmin, ReadOnlyAdminMixin
+from bpmos.adminlarge import IndexedValuesFilter, LargeTableAdmin, listed_values
 from bpmos.errors import DomainError
 from bpmos.roles import Role
 from scada import alarm_rules, alarms
 from scada.alarm_evaluation import alert_rule_problems
-from scada.models import AlarmEvent, AlarmFlood, AlarmHistory, AlertRule
+from scada.models import AlarmEvent, AlarmFlood, AlarmHistory, AlarmState, AlertRule
 
 
 def _role(request) -> str | None:
@@ -294,7 +295,7 @@ class AlarmFloodAdmin(ReadOnlyAdminMixin, AdminReaderMixin, admin.ModelAdmin):
 
 
 @admin.register(AlarmHistory)
-class AlarmHistoryAdmin(ReadOnlyAdminMixin, AdminReaderMixin, admin.ModelAdmin):
+class AlarmHistoryAdmin(ReadOnlyAdminMixin, AdminReaderMixin, LargeTableAdmin):
     """Every change of every alarm (ISA-18.2's journal), read-only."""
 
     list_display = [
@@ -308,10 +309,14 @@ class AlarmHistoryAdmin(ReadOnlyAdminMixin, AdminReaderMixin, admin.ModelAdmin):
         "actor",
         "note",
     ]
-    list_filter = ["change", "to_state", "area"]
+    # A journal of every change (bpmos.adminlarge): the area is searched,
+    # not listed (its distinct values would read every row).
+    list_filter = [
+        ("change", IndexedValuesFilter),
+        ("to_state", listed_values(AlarmState.values)),
+    ]
     search_fields = ["alarm__tag_name", "area", "note", "actor__username"]
     date_hierarchy = "at"
     ordering = ["-at", "-id"]
     list_select_related = ["alarm", "actor"]
     raw_id_fields = ["alarm", "rule", "actor"]
-    show_full_result_count = False
