@@ -94,7 +94,8 @@ class Timer:
         given, runs (untimed) before each timed request: a write's effect."""
         from django.db import connection
 
-        headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+        # No token: the client's own session (the admin's pages).
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
         response = self.client.get(path, **headers)  # warm, and the check
         assert response.status_code == 200, (path, response.content[:300])
         queries = []
@@ -147,6 +148,8 @@ class Timer:
             f"{len(queries):>3} q  db p50 {db50:6.2f} ms  {mark}",
             flush=True,
         )
+        if not response.get("Content-Type", "").startswith("application/json"):
+            return None  # a page
         return response.json()
 
     def table(self, factor: float) -> None:
