@@ -34,6 +34,7 @@ from datetime import date, datetime, timedelta
 from functools import cache
 
 from django.contrib import admin
+from django.core.exceptions import EmptyResultSet
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Max, Min, QuerySet
@@ -68,7 +69,10 @@ class EstimatedCountPaginator(Paginator):
         queryset = self.object_list
         if not isinstance(queryset, QuerySet):
             return super().count
-        estimate = planner_rows(queryset)
+        try:
+            estimate = planner_rows(queryset)
+        except EmptyResultSet:  # a filter that matches nothing by its form
+            return 0
         if estimate is None or estimate < EXACT_BELOW:
             return super().count
         return estimate

@@ -130,6 +130,12 @@ def test_a_large_count_is_the_planners_estimate(items, monkeypatch):
     assert not any("COUNT(" in q["sql"].upper() for q in queries.captured_queries)
 
 
+def test_a_filter_that_matches_nothing_by_its_form_counts_none(items, monkeypatch):
+    monkeypatch.setattr(adminlarge, "EXACT_BELOW", 1)
+    queryset = Item.objects.filter(pk__in=[])
+    assert adminlarge.EstimatedCountPaginator(queryset, 2).count == 0
+
+
 def test_a_small_count_is_exact(items, monkeypatch):
     # The planner expects 7 rows (or a guess before ANALYZE): exact below 10^5.
     queryset = Item.objects.order_by("-id")
