@@ -7,12 +7,14 @@ elsewhere (a query parameter, a header, a stored value); rather than a 500,
 the surrogate is rendered as U+FFFD, the replacement character.
 
 ``RowsJSONRenderer`` writes the same bytes faster for the list pages.
+``FirstRendererNegotiation`` is for the routes whose answer is a file.
 """
 
 import re
 
 import orjson
 from rest_framework import renderers
+from rest_framework.negotiation import DefaultContentNegotiation
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -63,3 +65,16 @@ class RowsJSONRenderer(JSONRenderer):
             if raw in body:
                 body = body.replace(raw, escaped)
         return body
+
+
+class FirstRendererNegotiation(DefaultContentNegotiation):
+    """For the routes that answer with a file they build themselves (a CSV, a
+    PDF, a passport's export): errors and job bodies are JSON (the view's first
+    renderer) whatever the client accepts (it may ask for ``text/csv`` or
+    ``application/pdf``), and ``format`` is the route's own query parameter
+    when it has one, not DRF's renderer override (which would answer
+    ``?format=pdf`` with 404 and ignore an empty one)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        renderer = renderers[0]
+        return renderer, renderer.media_type

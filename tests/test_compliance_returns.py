@@ -24,6 +24,7 @@ import pytest
 from django.apps import apps
 from django.db import transaction
 from django.urls import reverse
+from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from bpmos import csvsafe
@@ -560,6 +561,19 @@ def test_export_with_accept_text_csv(approved, boss):
     )
     assert refused.status_code == 404
     assert refused.json()["code"] == "not_found"  # errors stay JSON
+
+
+@pytest.mark.parametrize("query", ["", "?format=", "?format=json", "?format=xml"])
+def test_export_is_the_csv_whatever_the_format_or_accept_asked(approved, boss, query):
+    """The route answers with its CSV; ``format`` is not one of its parameters
+    (nothing to choose), so the schema names none, and no Accept is refused."""
+    path = f"/api/compliance/export{query}"
+    answer = api(boss).post(path, {}, format="json", HTTP_ACCEPT="application/pdf")
+    assert answer.status_code == 200
+    assert answer["Content-Type"] == "text/csv; charset=utf-8"
+    document = SchemaGenerator().get_schema(request=None, public=True)
+    operation = document["paths"]["/api/compliance/export/"]["post"]
+    assert "format" not in {p["name"] for p in operation.get("parameters", [])}
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,10 @@ from django.urls import reverse
 from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
 from bpmos.access import require_action
+from bpmos.renderers import FirstRendererNegotiation
 from bpmos.views import BpmosAPIView
 from compliance.api import report_jobs_serializers as s
 from compliance.api.reports_views import report_query_parameters
@@ -57,16 +57,6 @@ FILE = {
 }
 
 
-class FileNegotiation(DefaultContentNegotiation):
-    """Errors and job bodies are JSON whatever the client accepts (it may ask
-    for application/pdf), and ``format`` is this API's query parameter, not
-    DRF's renderer override (which would answer ``?format=pdf`` with 404)."""
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        renderer = renderers[0]
-        return renderer, renderer.media_type
-
-
 def _report_for(report_id: str, user) -> Report:
     """The report (404) if the caller may open it (403)."""
     report = report_get(report_id)
@@ -104,7 +94,7 @@ class ReportDownloadView(BpmosAPIView):
     ``BPMOS_REPORT_SYNC_ROWS`` is rendered by a worker instead: 202 with the
     job to poll (``Location``). PDFs carry ``X-Checksum-SHA256``."""
 
-    content_negotiation_class = FileNegotiation
+    content_negotiation_class = FirstRendererNegotiation
 
     @extend_schema(
         tags=TAGS,
@@ -166,7 +156,7 @@ class ReportJobFileView(BpmosAPIView):
     """A finished job's file (409 while it is not done), with its
     ``X-Checksum-SHA256``."""
 
-    content_negotiation_class = FileNegotiation
+    content_negotiation_class = FirstRendererNegotiation
 
     @extend_schema(tags=TAGS, parameters=[JOB_ID], responses=FILE)
     def get(self, request, job_id):

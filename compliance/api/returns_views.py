@@ -13,14 +13,13 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
 )
-from rest_framework import generics, renderers, status
+from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.response import Response
 
 from bpmos import filters as bpmos_filters
 from bpmos.filters import EnumFilter
 from bpmos.jsonfields import read_body
-from bpmos.renderers import JSONRenderer
+from bpmos.renderers import FirstRendererNegotiation, JSONRenderer
 from bpmos.views import ApiViewMixin, BpmosAPIView
 from compliance import returns
 from compliance.api import returns_serializers as s
@@ -158,18 +157,6 @@ class ReturnApproveView(BpmosAPIView):
         )
 
 
-class CsvRenderer(renderers.BaseRenderer):
-    """Lets a client ask for ``Accept: text/csv``; the CSV itself is sent as
-    bytes by the view, and errors are rendered as JSON (``finalize_response``)."""
-
-    media_type = "text/csv"
-    format = "csv"
-    charset = "utf-8"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        return data if isinstance(data, bytes) else b""
-
-
 class ExportView(BpmosAPIView):
     """Export an approved return as the regulator's CSV (for manual upload).
 
@@ -184,7 +171,10 @@ class ExportView(BpmosAPIView):
     (``no_approved_return``) or when its stored rows were altered
     (``return_altered``)."""
 
-    renderer_classes = [JSONRenderer, CsvRenderer]
+    # The answer is the CSV the view builds, whatever the client accepts;
+    # errors are JSON. No DRF ``?format=`` override: there is nothing to choose.
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = FirstRendererNegotiation
 
     @extend_schema(
         tags=_TAGS,
@@ -224,13 +214,6 @@ class ExportView(BpmosAPIView):
         response["X-Row-Count"] = str(export.rows)
         response["Cache-Control"] = "no-store"
         return response
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        # Errors (DRF Responses) are JSON whatever the client accepted.
-        if isinstance(response, Response):
-            request.accepted_renderer = JSONRenderer()
-            request.accepted_media_type = JSONRenderer.media_type
-        return super().finalize_response(request, response, *args, **kwargs)
 
 
 @extend_schema(tags=_TAGS)

@@ -19,13 +19,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.filters import SearchFilter
-from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
 from bpmos import access
 from bpmos.errors import DomainError, InvalidInput, NotFound
 from bpmos.filters import FilterBackend, enum_value
 from bpmos.listrows import ValuesListMixin
+from bpmos.renderers import FirstRendererNegotiation
 from bpmos.textfields import NOT_BLANK_PATTERN
 from bpmos.throttles import PublicPassportThrottle
 from bpmos.views import BpmosAPIView
@@ -854,14 +854,6 @@ class PassportSignaturesView(BpmosAPIView):
         )
 
 
-class _ExportNegotiation(DefaultContentNegotiation):
-    """``format`` is this route's parameter, not DRF's renderer override."""
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        renderer = renderers[0]
-        return renderer, renderer.media_type
-
-
 @extend_schema(tags=_TAGS, parameters=[_IDENTIFIER])
 class PassportExportView(BpmosAPIView):
     """A passport exported as JSON: ``?format=batterypass`` (the Battery Pass
@@ -874,7 +866,7 @@ class PassportExportView(BpmosAPIView):
     (``passport.exported``)."""
 
     throttle_classes = [PublicPassportThrottle]
-    content_negotiation_class = _ExportNegotiation
+    content_negotiation_class = FirstRendererNegotiation
 
     @extend_schema(
         parameters=[

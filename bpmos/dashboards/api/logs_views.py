@@ -8,7 +8,6 @@ from django.utils import timezone
 from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
@@ -17,6 +16,7 @@ from bpmos.dashboards import logs
 from bpmos.dashboards.api import logs_serializers as s
 from bpmos.fields import TIME_SCHEMA
 from bpmos.logevents import CATEGORIES, SEVERITIES, LogEvent, LogQuery
+from bpmos.renderers import FirstRendererNegotiation
 from bpmos.views import BpmosAPIView
 from elog import audit
 
@@ -109,15 +109,6 @@ class LogListView(BpmosAPIView):
         return Response(s.page_data(page.events, next_url))
 
 
-class CsvNegotiation(DefaultContentNegotiation):
-    """Errors are JSON whatever the client accepts, and ``format`` is this
-    API's parameter, not DRF's renderer override (a 404 for ``?format=csv``)."""
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        renderer = renderers[0]
-        return renderer, renderer.media_type
-
-
 CSV_HEADER = [
     "id",
     "timestamp",
@@ -157,7 +148,7 @@ class LogExportView(BpmosAPIView):
     as ``GET /api/logs``; every export is audited (``logs_export``, with its
     filters)."""
 
-    content_negotiation_class = CsvNegotiation
+    content_negotiation_class = FirstRendererNegotiation
 
     @extend_schema(
         tags=TAGS,
