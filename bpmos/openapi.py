@@ -210,10 +210,16 @@ def add_error_envelope(result, generator, request, public):
     return result
 
 
+# Read by bpmos.pagination.StandardPagination, where an empty value is "not
+# given" (its own lists say so; a view that paginates by hand declares them).
+_PAGE_PARAMETERS = ("page", "page_size")
+
+
 def add_query_rules(result, generator, request, public):
     """drf-spectacular hook: a free-text query value may not hold NUL (a 400
     from ``bpmos.middleware`` for any /api/ query value); the parameters that
-    may not be blank already say so (``NOT_BLANK_PATTERN``)."""
+    may not be blank already say so (``NOT_BLANK_PATTERN``); ``?page=`` and
+    ``?page_size=`` (empty) are "not given" wherever they are read."""
     for path_item in result.get("paths", {}).values():
         for operation in path_item.values():
             if not isinstance(operation, dict):
@@ -221,6 +227,8 @@ def add_query_rules(result, generator, request, public):
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") != "query":
                     continue
+                if parameter.get("name") in _PAGE_PARAMETERS:
+                    parameter["allowEmptyValue"] = True
                 schema = parameter.get("schema", {})
                 if schema.get("type") == "array":
                     schema = schema.get("items", {})
