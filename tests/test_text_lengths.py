@@ -587,3 +587,127 @@ def test_a_text_past_its_column_is_a_400_and_at_its_longest_is_stored(
     assert response.status_code in (200, 201), response.content
     if not json_only:
         assert _columns_holding(_text(field, longest)), f"{name}: stored in no column"
+
+
+# --- what the walk found, each kept as a plain test ---
+
+
+@pytest.mark.parametrize(
+    ("state", "kind", "field"),
+    [("reserved", "dispatched", "carrier"), ("dispatched", "delivered", "customer")],
+)
+def test_a_custodians_name_past_its_column_is_a_400_not_a_500(
+    make_user, state, kind, field
+):
+    """``POST /api/passports/{id}/events/`` with a dispatched event's
+    ``carrier`` (a delivered one's ``customer``) of 121-300 characters: 500 on
+    PostgreSQL, "value too long for type character varying(120)": the event's
+    texts were held to 300, and the carrier becomes the custodian's name
+    (``custodian_name``, 120). Both are now held to that column, in one
+    request and in a batch."""
+    from passports.models import Passport, PassportEvent
+    from tests.factories_passports import make_passport
+
+    admin = make_user("admin", username="ada")
+    client = api_as(admin)
+    pack = make_passport("pack", state, actor=admin)
+    before = (_audit_count(), PassportEvent.objects.count())
+    response = client.post(
+        f"/api/passports/{pack.serial}/events/",
+        {"kind": kind, "data": {field: "C" * 121}},
+        format="json",
+    )
+    error = assert_envelope(response, 400, "validation_error")
+    assert error["details"] == {f"data.{field}": ["At most 120 characters."]}
+    response = client.post(
+        "/api/passports/events/batch/",
+        {
+            "events": [
+                {"passport": pack.serial, "kind": kind, "data": {field: "C" * 121}}
+            ]
+        },
+        format="json",
+    )
+    error = assert_envelope(response, 400, "validation_error")
+    assert error["details"] == {f"events[0].data.{field}": ["At most 120 characters."]}
+    assert (_audit_count(), PassportEvent.objects.count()) == before
+    again = Passport.objects.get(pk=pack.pk)
+    assert (again.version, again.custodian_name) == (pack.version, pack.custodian_name)
+
+    response = client.post(
+        f"/api/passports/{pack.serial}/events/",
+        {"kind": kind, "data": {field: "C" * 120}},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    assert Passport.objects.get(pk=pack.pk).custodian_name == "C" * 120
+
+
+def test_a_users_email_past_its_column_is_a_400_not_a_500(make_user):
+    """``POST /api/auth/register/`` with an email of 255-320 characters (valid
+    by Django's validator, which stops at 320): 500 on PostgreSQL, the column
+    holds 254. The field is held to the column, and the schema says so."""
+    from bpmos.accounts.models import User
+
+    client = api_as(make_user("admin", username="ada"))
+    users = User.objects.count()
+    audited = _audit_count()
+    body = {**USER, "username": "long-mail", "email": _text("email", 255)}
+    response = client.post("/api/auth/register/", body, format="json")
+    error = assert_envelope(response, 400, "validation_error")
+    assert error["details"] == {
+        "email": ["Ensure this field has no more than 254 characters."]
+    }
+    assert (User.objects.count(), _audit_count()) == (users, audited)
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    register = schema["components"]["schemas"]["RegisterRequest"]
+    assert register["properties"]["email"]["maxLength"] == 254
+
+
+def test_a_lims_csvs_texts_are_held_to_their_columns(make_user):
+    """``POST /api/lims/import`` (multipart): each cell that lands in a column
+    (``serial``, ``test_name``, ``key``) one character past its column is a
+    rejected row naming it, nothing stored; at its longest, a failed result
+    is stored (the result's row and the passport's QA event)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from scada import quality
+    from scada.models import LimsResult
+    from tests.factories_passports import register
+
+    serial = "S" * quality.MAX_SERIAL
+    register("pack", serial=serial, manufactured_at="2026-01-05T08:00:00Z")
+    client = api_as(make_user("supervisor", username="sam"))
+
+    def upload(test_name: str, key: str, serial: str = serial):
+        content = (
+            "serial,test_name,result,tested_at,key\n"
+            f"{serial},{test_name},fail,2026-03-01T10:00:00Z,{key}\n"
+        ).encode()
+        return client.post(
+            "/api/lims/import",
+            {"file": SimpleUploadedFile("r.csv", content, content_type="text/csv")},
+            format="multipart",
+        )
+
+    audited = _audit_count()
+    name, key = "T" * quality.MAX_TEST_NAME, "K" * quality.MAX_KEY
+    for cells, problem in (
+        ((name + "T", key), f"test_name: at most {quality.MAX_TEST_NAME} characters."),
+        ((name, key + "K"), f"key: a text of at most {quality.MAX_KEY} characters."),
+        (
+            (name, key, serial + "S"),
+            f"serial: at most {quality.MAX_SERIAL} characters.",
+        ),
+    ):
+        error = assert_envelope(upload(*cells), 400, "no_valid_rows")
+        assert [row["error"] for row in error["details"]["rejected"]] == [problem]
+    assert not LimsResult.objects.exists()
+    assert _audit_count() == audited
+
+    response = upload(name, key)
+    assert response.status_code == 200, response.content
+    stored = LimsResult.objects.get()
+    assert (stored.serial, stored.test_name, stored.key) == (serial, name, key)
+    assert LimsResult._meta.get_field("test_name").max_length >= quality.MAX_TEST_NAME
+    assert LimsResult._meta.get_field("key").max_length >= quality.MAX_KEY
