@@ -297,6 +297,7 @@ OBJECTS = {
     "reserved": _pack("reserved"),
     "dispatched": _pack("dispatched"),
     "end_of_life": _pack("end_of_life"),
+    "in_service": _pack("in_service"),
 }
 
 WO = {
@@ -309,6 +310,14 @@ MWO = {"asset_id": "A1", "asset_name": "n", "description": "d", "priority": "hig
 READING = {"tag": "T1", "ts": "2026-12-05T06:00:00Z", "value": 1}
 TAG = {"connector": "{connector}"}
 USER = {"password": PASSWORD, "role": "operator"}
+SECOND = {
+    "status": "repurposed",
+    "serial": "SL-1",
+    "operator": "Second Life Storage",
+    "manufacturerCode": "SLS",
+    "plantCode": "2",
+    "batteryCategory": "Stationary",
+}
 
 
 def _without(body: dict, key: str) -> dict:
@@ -439,6 +448,18 @@ PROBES = {
     "desk-lifecycle-carrier": (
         "post /api/products/lifecycle/ carrier 120",
         {"productId": "{reserved}", "action": "move_to_past", "reason": "dispatched"},
+    ),
+    "second-life-operator": (
+        "post /api/passports/{in_service}/second-life/ operator 120",
+        SECOND,
+    ),
+    "second-life-site": (
+        "post /api/passports/{in_service}/second-life/ site 120",
+        SECOND,
+    ),
+    "second-life-note": (
+        "post /api/passports/{in_service}/second-life/ note 300 json",
+        SECOND,
     ),
     "grant-party": ("post /api/passports/grants/ party 120", {"customer": "c"}),
     "grant-customer": ("post /api/passports/grants/ customer 120", {"party": "p"}),
