@@ -74,10 +74,12 @@ def _request_serializers():
             continue
         view = generator.create_view(callback, method)
         found = view.schema.get_request_serializer()
-        if isinstance(found, type) and issubclass(found, serializers.BaseSerializer):
-            found = found()
-        if isinstance(found, serializers.BaseSerializer):
-            yield f"{method} {path}", found
+        # One serializer, or one per media type (the LIMS CSV's multipart form).
+        for each in found.values() if isinstance(found, dict) else [found]:
+            if isinstance(each, type) and issubclass(each, serializers.BaseSerializer):
+                each = each()
+            if isinstance(each, serializers.BaseSerializer):
+                yield f"{method} {path}", each
 
 
 def _texts(serializer, where: str = ""):
