@@ -443,6 +443,10 @@ PROBES = {
         "post /api/products/move-to-past/ reason 300",
         {"productId": "{warehoused}"},
     ),
+    "desk-live-reason": (
+        "post /api/live-products/dispatchable/ reason 300",
+        {"productId": "{warehoused}"},
+    ),
     "desk-carrier": (
         "post /api/products/move-to-past/ carrier 120",
         {"productId": "{reserved}", "reason": "dispatched"},
@@ -734,3 +738,62 @@ def test_a_lims_csvs_texts_are_held_to_their_columns(make_user):
     assert (stored.serial, stored.test_name, stored.key) == (serial, name, key)
     assert LimsResult._meta.get_field("test_name").max_length >= quality.MAX_TEST_NAME
     assert LimsResult._meta.get_field("key").max_length >= quality.MAX_KEY
+
+
+def _register_texts() -> list[tuple[str, int]]:
+    """(field, max_length) of every bounded text registration takes."""
+    from passports.api.serializers import PassportRegisterSerializer
+
+    return [
+        (key, field.max_length)
+        for _, _, key, field, _ in _texts(PassportRegisterSerializer())
+        if field.max_length is not None
+    ]
+
+
+@pytest.mark.parametrize(("field", "longest"), _register_texts())
+def test_a_registrations_text_past_its_column_is_a_400_and_at_its_longest_is_stored(
+    make_user, field, longest
+):
+    """``POST /api/passports/``, every bounded text (the campaign of
+    2026-12-05 found ``carbonFootprintClass``; here each of them): one more
+    than its longest is a 400 naming it and no passport; its longest is
+    registered and kept in a column (a link as an http(s) address)."""
+    from passports.models import Passport
+    from tests.factories_passports_api import REGISTER_BODY
+
+    def text(length: int) -> str:
+        if field in LINKS:
+            return "https://e.in/" + "q" * (length - len("https://e.in/"))
+        return "Q" * length
+
+    client = api_as(make_user("admin", username="ada"))
+    body = {**REGISTER_BODY, "serial": "PK-LEN-1"}
+    passports = Passport.objects.count()
+    response = client.post(
+        "/api/passports/", {**body, field: text(longest + 1)}, format="json"
+    )
+    error = assert_envelope(response, 400, "validation_error")
+    assert list(error["details"]) == [field], error
+    assert Passport.objects.count() == passports
+    assert _columns_holding(text(longest + 1)) == set()
+
+    response = client.post(
+        "/api/passports/", {**body, field: text(longest)}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    assert _columns_holding(text(longest)), f"{field}: stored in no column"
+
+
+# Registration's texts that are links (``passports.attributes.is_url``).
+LINKS = {
+    "lifetimeReferenceTest",
+    "carbonFootprintStudy",
+    "dismantlingInformation",
+    "safetyMeasures",
+    "endOfLifeInformation",
+    "declarationOfConformity",
+    "testReport",
+    "dueDiligenceReport",
+    "thirdPartyAssurances",
+}
