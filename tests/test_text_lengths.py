@@ -797,3 +797,39 @@ LINKS = {
     "dueDiligenceReport",
     "thirdPartyAssurances",
 }
+
+
+def test_a_connectors_long_name_fits_the_alarm_area_it_becomes(make_user):
+    """A connector's name (up to 100 characters, ``POST /api/scada/
+    connectors/``) is the area of its communication-loss alarm and of the
+    alarms of its tags that have no area or machine; the area column holds 64,
+    so a connector named with 65-100 characters made the collector's
+    comm-loss alarm fail on PostgreSQL ("value too long", no alarm raised).
+    The area is the name cut to the column."""
+    from scada import alarms
+    from scada.models import AlarmEvent, AlarmHistory, Tag
+
+    client = api_as(make_user("admin", username="ada"))
+    name = "N" * 100
+    response = client.post(
+        "/api/scada/connectors/",
+        {"name": name, "kind": "opcua", "endpoint": "opc.tcp://h:4840"},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    connector_id = response.json()["id"]
+    response = client.post(
+        "/api/scada/tags/",
+        {"connector": connector_id, "node_id": "ns=2;s=T", "tag_name": "t-long"},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    area = AlarmEvent._meta.get_field("area").max_length
+
+    alarm = alarms.comm_loss_raise(connector_id=connector_id, error="timed out")
+    assert AlarmEvent.objects.get(pk=alarm.pk).area == name[:area]
+    assert set(
+        AlarmHistory.objects.filter(alarm=alarm).values_list("area", flat=True)
+    ) == {name[:area]}
+    tag = Tag.objects.select_related("connector").get(pk=response.json()["id"])
+    assert alarms.area_of(tag) == name[:area]
