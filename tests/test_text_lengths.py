@@ -299,7 +299,6 @@ OBJECTS = {
     "reserved": _pack("reserved"),
     "dispatched": _pack("dispatched"),
     "end_of_life": _pack("end_of_life"),
-    "in_service": _pack("in_service"),
 }
 
 WO = {
@@ -454,18 +453,6 @@ PROBES = {
     "desk-lifecycle-carrier": (
         "post /api/products/lifecycle/ carrier 120",
         {"productId": "{reserved}", "action": "move_to_past", "reason": "dispatched"},
-    ),
-    "second-life-operator": (
-        "post /api/passports/{in_service}/second-life/ operator 120",
-        SECOND,
-    ),
-    "second-life-site": (
-        "post /api/passports/{in_service}/second-life/ site 120",
-        SECOND,
-    ),
-    "second-life-note": (
-        "post /api/passports/{in_service}/second-life/ note 300 json",
-        SECOND,
     ),
     "grant-party": ("post /api/passports/grants/ party 120", {"customer": "c"}),
     "grant-customer": ("post /api/passports/grants/ customer 120", {"party": "p"}),
@@ -740,15 +727,31 @@ def test_a_lims_csvs_texts_are_held_to_their_columns(make_user):
     assert LimsResult._meta.get_field("key").max_length >= quality.MAX_KEY
 
 
-def _register_texts() -> list[tuple[str, int]]:
-    """(field, max_length) of every bounded text registration takes."""
-    from passports.api.serializers import PassportRegisterSerializer
-
+def _bounded_texts(serializer_class) -> list[tuple[str, int]]:
+    """(field, max_length) of every bounded text ``serializer_class`` takes."""
     return [
         (key, field.max_length)
-        for _, _, key, field, _ in _texts(PassportRegisterSerializer())
+        for _, _, key, field, _ in _texts(serializer_class())
         if field.max_length is not None
     ]
+
+
+def _text_for(field: str, length: int) -> str:
+    if field in LINKS:  # an http(s) address of that length
+        return "https://e.in/" + "q" * (length - len("https://e.in/"))
+    return "Q" * length
+
+
+def _register_texts():
+    from passports.api.serializers import PassportRegisterSerializer
+
+    return _bounded_texts(PassportRegisterSerializer)
+
+
+def _second_life_texts():
+    from passports.api.serializers import SecondLifeSerializer
+
+    return _bounded_texts(SecondLifeSerializer)
 
 
 @pytest.mark.parametrize(("field", "longest"), _register_texts())
@@ -762,27 +765,52 @@ def test_a_registrations_text_past_its_column_is_a_400_and_at_its_longest_is_sto
     from passports.models import Passport
     from tests.factories_passports_api import REGISTER_BODY
 
-    def text(length: int) -> str:
-        if field in LINKS:
-            return "https://e.in/" + "q" * (length - len("https://e.in/"))
-        return "Q" * length
-
     client = api_as(make_user("admin", username="ada"))
     body = {**REGISTER_BODY, "serial": "PK-LEN-1"}
     passports = Passport.objects.count()
     response = client.post(
-        "/api/passports/", {**body, field: text(longest + 1)}, format="json"
+        "/api/passports/", {**body, field: _text_for(field, longest + 1)}, format="json"
     )
     error = assert_envelope(response, 400, "validation_error")
     assert list(error["details"]) == [field], error
     assert Passport.objects.count() == passports
-    assert _columns_holding(text(longest + 1)) == set()
+    assert _columns_holding(_text_for(field, longest + 1)) == set()
 
     response = client.post(
-        "/api/passports/", {**body, field: text(longest)}, format="json"
+        "/api/passports/", {**body, field: _text_for(field, longest)}, format="json"
     )
     assert response.status_code == 201, response.content
-    assert _columns_holding(text(longest)), f"{field}: stored in no column"
+    assert _columns_holding(_text_for(field, longest)), f"{field}: in no column"
+
+
+@pytest.mark.parametrize(("field", "longest"), _second_life_texts())
+def test_a_second_lifes_text_past_its_column_is_a_400_and_at_its_longest_is_stored(
+    make_user, field, longest
+):
+    """``POST /api/passports/{id}/second-life/``, every bounded text, as for
+    registration: the new passport takes them (the note only the ledger)."""
+    from passports.models import Passport
+    from tests.factories_passports import make_passport
+
+    admin = make_user("admin", username="ada")
+    client = api_as(admin)
+    old = make_passport("pack", "in_service", actor=admin)
+    url = f"/api/passports/{old.serial}/second-life/"
+    passports, audited = Passport.objects.count(), _audit_count()
+    response = client.post(
+        url, {**SECOND, field: _text_for(field, longest + 1)}, format="json"
+    )
+    error = assert_envelope(response, 400, "validation_error")
+    assert list(error["details"]) == [field], error
+    assert (Passport.objects.count(), _audit_count()) == (passports, audited)
+    assert _columns_holding(_text_for(field, longest + 1)) == set()
+
+    response = client.post(
+        url, {**SECOND, field: _text_for(field, longest)}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    if field != "note":  # kept in the ledger's data
+        assert _columns_holding(_text_for(field, longest)), f"{field}: in no column"
 
 
 # Registration's texts that are links (``passports.attributes.is_url``).
