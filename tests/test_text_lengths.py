@@ -961,3 +961,27 @@ def test_a_connectors_long_name_fits_the_alarm_area_it_becomes(make_user):
     ) == {name[:area]}
     tag = Tag.objects.select_related("connector").get(pk=response.json()["id"])
     assert alarms.area_of(tag) == name[:area]
+
+
+@pytest.mark.parametrize(
+    "field",
+    sorted(
+        key
+        for serializer, key in UNBOUNDED
+        if serializer == "PassportRegisterSerializer"
+    ),
+)
+def test_a_registrations_unbounded_text_is_never_a_500(make_user, field):
+    """Registration's texts with no length (``UNBOUNDED``: a BPAN and its
+    parts, a GTIN, the lists) sent 1,000 characters long: refused by their own
+    rule or cut to their column, never a 500."""
+    from tests.factories_passports_api import REGISTER_BODY
+
+    client = api_as(make_user("admin", username="ada"))
+    text = "7" * 1000 if field == "gtin" else "A" * 1000
+    value = [text] if field.endswith("[]") else text
+    body = {**REGISTER_BODY, "serial": "PK-LEN-2", field.removesuffix("[]"): value}
+    response = client.post("/api/passports/", body, format="json")
+    assert response.status_code in (201, 400), response.content
+    if response.status_code == 400:
+        assert_envelope(response, 400, response.json()["code"])
