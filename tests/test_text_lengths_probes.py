@@ -44,7 +44,7 @@ def _alarm(ctx) -> int:
     ).pk
 
 
-def _issue(ctx) -> str:
+def _issue(ctx) -> int:
     from exceptions import services as exception_services
 
     stage = ctx["objects"]["stage"]
