@@ -189,13 +189,24 @@ def underlying_state(alarm: AlarmEvent) -> str:
     return AlarmState.NORMAL if alarm.acknowledged_at else AlarmState.UNACK_RTN
 
 
+# An alarm's area holds 64 characters, a connector's name 100: a name that
+# becomes an area is cut to the column (a connector named with 65-100
+# characters made its comm-loss alarm fail on PostgreSQL; docs/testing.md,
+# "texts longer than their column").
+AREA_MAX = AlarmEvent._meta.get_field("area").max_length
+
+
+def _connector_area(connector: Connector) -> str:
+    return connector.name[:AREA_MAX]
+
+
 def area_of(tag: Tag) -> str:
     """A tag's alarm area: its own, else its machine's line, else its connector."""
     if tag.area:
         return tag.area
     if tag.machine_id:
         return tag.machine.station.line.slug
-    return tag.connector.name
+    return _connector_area(tag.connector)
 
 
 def _message(rule: AlertRule, side: str, value: float | None) -> str:
@@ -469,7 +480,7 @@ def comm_loss_raise(*, connector_id: int, error: str) -> AlarmEvent | None:
         "connector": connector,
         "kind": "comm_loss",
         "severity": AlarmSeverity.HIGH,
-        "area": connector.name,
+        "area": _connector_area(connector),
         "message": message,
         "value": None,
         "limit": None,

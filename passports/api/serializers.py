@@ -887,12 +887,14 @@ class EventBatchRecordedSerializer(serializers.Serializer):
 
 class CustodianInSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=CUSTODIAN_KINDS)
-    name = serializers.CharField()
+    name = serializers.CharField(max_length=services.CUSTODIAN_NAME_MAX)
 
 
 class CustodyTransferSerializer(serializers.Serializer):
     to = CustodianInSerializer()
-    reference = serializers.CharField(required=False)
+    reference = serializers.CharField(
+        required=False, max_length=services.CUSTODY_REFERENCE_MAX
+    )
     expectedVersion = serializers.IntegerField(
         required=False, min_value=1, error_messages=EXPECTED_VERSION_ERRORS
     )

@@ -67,7 +67,14 @@ class RegisterSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
     # No default="": the schema would declare '' as the default of an email-format
     # string, which OpenAPI validators reject; user_register defaults it instead.
-    email = serializers.EmailField(required=False, allow_blank=True)
+    # The column's length: DRF's EmailField has none, and Django's validator
+    # takes up to 320 characters, past the 254 of the column (a 500 on
+    # PostgreSQL).
+    email = serializers.EmailField(
+        required=False,
+        allow_blank=True,
+        max_length=User._meta.get_field("email").max_length,
+    )
     first_name = serializers.CharField(
         required=False, allow_blank=True, max_length=150, default=""
     )
