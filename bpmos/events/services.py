@@ -39,6 +39,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from bpmos.background import BackgroundWorker
+from bpmos.bulk import OneTrip
 from bpmos.events.models import OutboxEvent, OutboxTopic
 from bpmos.events.types import Event
 
@@ -142,18 +143,31 @@ def event_publish(*, event: Event, background: bool = False) -> OutboxEvent:
 
 
 def event_publish_many(
-    *, events: Sequence[Event], background: bool = False
+    *,
+    events: Sequence[Event],
+    background: bool = False,
+    trip: OneTrip | None = None,
 ) -> list[OutboxEvent]:
-    """``event_publish`` of several events at once, in order: on PostgreSQL two
-    statements whatever their number (their ids, then the rows and topic rows),
+    """``event_publish`` of several events at once, in order: on PostgreSQL one
+    statement whatever their number (their ids, the rows and topic rows),
     and one delivery of all of them after commit (one send round, one
     ``delivered_at`` update). The ledger's appends publish this way, with
     ``background`` (as ``event_publish``'s: the committed rows go to this
-    process's delivery thread when the layer is shared)."""
+    process's delivery thread when the layer is shared).
+
+    ``trip`` (PostgreSQL): the outbox statement is queued there, sent with
+    the caller's own statements (``bpmos.bulk.OneTrip``); the list returned
+    holds the rows once the trip has run."""
     if not events:
         return []
-    if connection.vendor != "postgresql" or len(events) == 1:
+    if connection.vendor != "postgresql":
         rows = [_store(event) for event in events]
+    elif trip is not None:
+        rows = []
+        sql, params, made = _outbox_statement(events)
+        trip.add(sql, params, lambda found: rows.extend(made(found)))
+    elif len(events) == 1:
+        rows = [_store(events[0])]
     else:
         rows = _outbox_insert_many_postgresql(events)
     if background and layer_is_shared():
@@ -208,10 +222,37 @@ _OUTBOX_INSERT_MANY = (
 )
 
 
-def _outbox_insert_many_postgresql(events: Sequence[Event]) -> list[OutboxEvent]:
-    """The rows ``_store`` would store for ``events``, in one statement; the
-    data as ``_store`` stores it (``DjangoJSONEncoder``'s JSON, as jsonb)."""
+_OUTBOX_COLUMNS = [
+    "id",
+    "name",
+    "topics",
+    "data",
+    "created_at",
+    "delivered_at",
+    "attempts",
+]
+
+
+def _outbox_statement(
+    events: Sequence[Event],
+) -> tuple[str, list, Callable[[list], list[OutboxEvent]]]:
+    """PostgreSQL: the statement that stores ``events`` as ``_store`` would
+    (one event: ``_OUTBOX_INSERT``; more: ``_OUTBOX_INSERT_MANY``), its
+    parameters, and what makes the rows from the ids it returns; the data as
+    ``_store`` stores it (``DjangoJSONEncoder``'s JSON, as jsonb)."""
     created_at = timezone.now()
+    if len(events) == 1:
+        (event,) = events
+        topics = list(dict.fromkeys(event.topics))
+        text = json.dumps(dict(event.data), cls=DjangoJSONEncoder)
+        params = [event.name, json.dumps(topics), text, created_at, topics]
+
+        def made_one(found: list) -> list[OutboxEvent]:
+            ((pk,),) = found
+            values = [pk, event.name, topics, json.loads(text), created_at, None, 0]
+            return [OutboxEvent.from_db(connection.alias, _OUTBOX_COLUMNS, values)]
+
+        return _OUTBOX_INSERT, params, made_one
     rows = [
         {
             "name": event.name,
@@ -221,19 +262,28 @@ def _outbox_insert_many_postgresql(events: Sequence[Event]) -> list[OutboxEvent]
         for event in events
     ]
     text = json.dumps(rows, cls=DjangoJSONEncoder)
+
+    def made(found: list) -> list[OutboxEvent]:
+        ids = [pk for (pk,) in found]
+        return [
+            OutboxEvent.from_db(
+                connection.alias,
+                _OUTBOX_COLUMNS,
+                [pk, row["name"], row["topics"], row["data"], created_at, None, 0],
+            )
+            # The data as the database holds it (the encoder's JSON, read back).
+            for pk, row in zip(ids, json.loads(text), strict=True)
+        ]
+
+    return _OUTBOX_INSERT_MANY, [len(rows), text, created_at], made
+
+
+def _outbox_insert_many_postgresql(events: Sequence[Event]) -> list[OutboxEvent]:
+    """The rows ``_store`` would store for ``events``, in one statement."""
+    sql, params, made = _outbox_statement(events)
     with connection.cursor() as cursor:
-        cursor.execute(_OUTBOX_INSERT_MANY, [len(rows), text, created_at])
-        ids = [pk for (pk,) in cursor.fetchall()]
-    columns = ["id", "name", "topics", "data", "created_at", "delivered_at", "attempts"]
-    return [
-        OutboxEvent.from_db(
-            connection.alias,
-            columns,
-            [pk, row["name"], row["topics"], row["data"], created_at, None, 0],
-        )
-        # The data as the database holds it (the encoder's JSON, read back).
-        for pk, row in zip(ids, json.loads(text), strict=True)
-    ]
+        cursor.execute(sql, params)
+        return made(cursor.fetchall())
 
 
 _OUTBOX_INSERT = (
@@ -262,7 +312,7 @@ def _outbox_insert_postgresql(
         (pk,) = cursor.fetchone()
     return OutboxEvent.from_db(
         connection.alias,
-        ["id", "name", "topics", "data", "created_at", "delivered_at", "attempts"],
+        _OUTBOX_COLUMNS,
         [pk, name, topics, json.loads(text), created_at, None, 0],
     )
 
