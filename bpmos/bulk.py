@@ -35,6 +35,7 @@ from typing import Any
 
 from django.db import connection, models, transaction
 from psycopg import errors as psycopg_errors
+from psycopg.pq import ExecStatus
 
 try:  # psycopg's own C row formatter, which Copy.write_row calls per row
     from psycopg._copy_base import format_row_binary as _format_row_binary
@@ -288,6 +289,9 @@ def _json_insert_sql(model, names: tuple[str, ...]) -> tuple[str, list]:
 _JSON_INSERTS: dict[tuple, tuple[str, list]] = {}
 
 
+_TUPLES_OK = ExecStatus.TUPLES_OK
+
+
 class OneTrip:
     """PostgreSQL: statements of one transaction sent together, in one round
     trip (one simple-protocol query, ``; ``-joined, parameters bound on the
@@ -326,7 +330,10 @@ class OneTrip:
             for index, (_, _, then) in enumerate(parts):
                 if index:
                     cursor.nextset()
-                rows = cursor.fetchall() if cursor.description is not None else None
+                # Not ``cursor.description``: it makes a Column per column
+                # (80 for a passport row) at every look.
+                result = cursor.cursor.pgresult
+                rows = cursor.fetchall() if result.status == _TUPLES_OK else None
                 if then is not None:
                     then(rows)
 
