@@ -524,6 +524,7 @@ async def _group_send_many(
     if not channel_names:
         return  # no subscriber anywhere: group_send sends nothing either
     pipes: dict[int, Any] = {}
+    expiring: dict[int, int] = {}  # per pipeline: its expiry commands, first
     for message in messages:
         by_index, payloads, capacities = layer._map_channel_keys_to_connection(
             channel_names, message
@@ -537,13 +538,14 @@ async def _group_send_many(
                 oldest = int(time.time()) - int(layer.expiry)
                 for channel_key in channel_keys:
                     pipe.zremrangebyscore(channel_key, min=0, max=oldest)
+                expiring[index] = len(channel_keys)
             args = [payloads[k] for k in channel_keys]
             args += [capacities[k] for k in channel_keys]
             args += [time.time(), layer.expiry]
             pipe.eval(_GROUP_SEND_LUA, len(channel_keys), *channel_keys, *args)
-    for pipe in pipes.values():
+    for index, pipe in pipes.items():
         results = await pipe.execute()
-        over = sum(n for n in results if isinstance(n, int) and n > 0)
+        over = sum(results[expiring[index] :])  # each script's channels over capacity
         if over:
             log.info("event_channels_over_capacity", group=group, sends=over)
 
