@@ -245,6 +245,27 @@ def test_a_transaction_drops_its_read_models_once_on_commit_none_on_rollback(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_ledger_append_is_on_the_next_read_after_its_commit(
+    make_user, django_assert_max_num_queries
+):
+    """A single append (its read models dropped once, on commit) is on the
+    next read: a passport put on hold, then released."""
+    from bpmos.dashboards import kpis
+    from passports import ledger
+    from tests.factories_passports import make_passport
+
+    boss = make_user("supervisor")
+    pack = make_passport("pack", "warehoused")
+    held = kpis.summary_get().hold.passports  # computed and stored
+    with django_assert_max_num_queries(0):  # served from the cache
+        assert kpis.summary_get().hold.passports == held
+    ledger.append(passport=pack.pk, kind="held", data={"reason": "Swollen"}, actor=boss)
+    assert kpis.summary_get().hold.passports == held + 1
+    ledger.append(passport=pack.pk, kind="released", data={}, actor=boss)
+    assert kpis.summary_get().hold.passports == held
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_payload_is_never_served_outside_its_window(make_user):
     """Line A's shifts start 06:00, 14:00, 22:00. A summary read at 13:59 and
     one at 14:00 (nothing written in between) are different shifts; the day
