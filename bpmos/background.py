@@ -55,6 +55,7 @@ import atexit
 import os
 import queue
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -88,7 +89,11 @@ class BackgroundWorker:
     ``name`` names the thread (logs, tests); ``max_batch`` caps how many items
     one call handles (None: all that are queued); ``idle_close_seconds``:
     the thread closes its database connections after that long idle (None:
-    keeps them); ``close_after_each``: it closes them after every batch.
+    keeps them); ``close_after_each``: it closes them after every batch;
+    ``linger_seconds``: once an item arrives, wait that long for more to
+    join its batch (a stream of items one at a time is handled in batches:
+    the event delivery's sends and marks), unless a ``drain`` or
+    ``shutdown`` is waiting.
     """
 
     def __init__(
@@ -99,10 +104,12 @@ class BackgroundWorker:
         max_batch: int | None = None,
         idle_close_seconds: float | None = IDLE_CLOSE_SECONDS,
         close_after_each: bool = False,
+        linger_seconds: float = 0.0,
     ) -> None:
         self.name = name
         self._handle = handle
         self._max_batch = max_batch
+        self._linger_seconds = linger_seconds
         self._idle_close_seconds = idle_close_seconds
         self._close_after_each = close_after_each
         self._forget()
@@ -203,11 +210,25 @@ class BackgroundWorker:
             connections.close_all()  # idle: give the database its connection back
             first = items.get()
         batch = [first]
+        deadline = None
+        waited_for = isinstance(first, _Marker)  # a drain or shutdown: no lingering
         while self._max_batch is None or len(batch) < self._max_batch:
             try:
-                batch.append(items.get_nowait())
+                item = items.get_nowait()
             except queue.Empty:
-                break
+                if waited_for or not self._linger_seconds:
+                    break
+                if deadline is None:
+                    deadline = time.monotonic() + self._linger_seconds
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = items.get(timeout=remaining)
+                except queue.Empty:
+                    break
+            batch.append(item)
+            waited_for = waited_for or isinstance(item, _Marker)
         return batch
 
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from django.db import connection, models, transaction
 from psycopg import errors as psycopg_errors
+from psycopg.pq import ExecStatus
 
 try:  # psycopg's own C row formatter, which Copy.write_row calls per row
     from psycopg._copy_base import format_row_binary as _format_row_binary
@@ -288,7 +289,58 @@ def _json_insert_sql(model, names: tuple[str, ...]) -> tuple[str, list]:
 _JSON_INSERTS: dict[tuple, tuple[str, list]] = {}
 
 
-def insert_rows(model, names: tuple[str, ...], rows: list[dict]) -> None:
+_TUPLES_OK = ExecStatus.TUPLES_OK
+
+
+class OneTrip:
+    """PostgreSQL: statements of one transaction sent together, in one round
+    trip (one simple-protocol query, ``; ``-joined, parameters bound on the
+    client as every statement here is). They run in order, each with its own
+    snapshot (so a read after a lock sees what the lock guards); the first
+    error aborts the rest and is raised by ``run``. Each statement's rows (None
+    for one without) go to its ``then`` callback after the round trip. The
+    single append does its row lock and the audit chain's try-lock in one
+    trip, its event, audit record and outbox row in a second
+    (``passports.ledger``)."""
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[str, Sequence[Any], Callable[[list], None] | None]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._parts)
+
+    def add(
+        self,
+        sql: str,
+        params: Sequence[Any] = (),
+        then: Callable[[list | None], None] | None = None,
+    ) -> None:
+        """Queue ``sql`` (no ``;`` of its own); ``then(rows)`` after ``run``."""
+        self._parts.append((sql, params, then))
+
+    def run(self) -> None:
+        """Send every queued statement at once, then hand out their rows."""
+        parts, self._parts = self._parts, []
+        if not parts:
+            return
+        sql = "; ".join(part[0] for part in parts)
+        params = [value for part in parts for value in part[1]]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for index, (_, _, then) in enumerate(parts):
+                if index:
+                    cursor.nextset()
+                # Not ``cursor.description``: it makes a Column per column
+                # (80 for a passport row) at every look.
+                result = cursor.cursor.pgresult
+                rows = cursor.fetchall() if result.status == _TUPLES_OK else None
+                if then is not None:
+                    then(rows)
+
+
+def insert_rows(
+    model, names: tuple[str, ...], rows: list[dict], *, trip: OneTrip | None = None
+) -> None:
     """Insert ``rows`` (each a dict of ``names`` to values) into ``model``'s
     table, in order, in the caller's transaction, each value as its model
     field's ``get_db_prep_save`` prepares it (as the ORM does). PostgreSQL:
@@ -297,7 +349,8 @@ def insert_rows(model, names: tuple[str, ...], rows: list[dict]) -> None:
     dumped each value on its own; a multi-row INSERT's parameters were each
     quoted into the statement in Python). SQLite: multi-row INSERTs of at most
     1,000 rows (its limit). No ids are returned: a caller that needs them
-    gives them."""
+    gives them. ``trip`` (PostgreSQL): queue the statement there instead of
+    sending it now."""
     if not rows:
         return
     if connection.vendor == "postgresql":
@@ -310,6 +363,9 @@ def insert_rows(model, names: tuple[str, ...], rows: list[dict]) -> None:
             {column: to_json(row[name]) for name, column, to_json in columns}
             for row in rows
         ]
+        if trip is not None:
+            trip.add(sql, [json.dumps(document)])
+            return
         with connection.cursor() as cursor:
             cursor.execute(sql, [json.dumps(document)])
         return

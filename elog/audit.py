@@ -23,7 +23,7 @@ from django.utils import timezone
 from bpmos import context
 from bpmos.auditkeys import keyring
 from bpmos.background import BackgroundWorker
-from bpmos.bulk import insert_rows
+from bpmos.bulk import OneTrip, insert_rows
 from elog.models import AuditPending, AuditRecord
 
 log = structlog.get_logger(__name__)
@@ -253,11 +253,47 @@ def record(
 _FIELD_NAMES = (*HASHED_FIELDS, "hash", "key_id")
 
 
+def _head_sql() -> str:
+    table = connection.ops.quote_name(AuditRecord._meta.db_table)
+    return f"SELECT seq, hash FROM {table} ORDER BY seq DESC LIMIT 1"
+
+
+@dataclass
+class ChainClaim:
+    """The chain's try-lock and head, read in a caller's round trip
+    (``chain_claim``): ``taken`` whether this transaction now holds the lock
+    (until commit), ``last`` the head's (seq, hash) then (None: empty chain;
+    not to be used when the lock was not taken)."""
+
+    taken: bool = False
+    last: tuple[int, str] | None = None
+
+
+def chain_claim(trip: OneTrip) -> ChainClaim:
+    """PostgreSQL: queue the chain's try-lock and the read of its head on
+    ``trip`` (the caller's own round trip: the single append's row lock), for
+    ``record_many(..., claim=...)`` with ``stage_when_busy``. The try-lock
+    never waits, so taking it next to a row lock adds no wait cycle."""
+    claim = ChainClaim()
+
+    def took(rows):
+        claim.taken = bool(rows[0][0])
+
+    def head(rows):
+        claim.last = tuple(rows[0]) if rows else None
+
+    trip.add("SELECT pg_try_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY], took)
+    trip.add(_head_sql(), [], head)
+    return claim
+
+
 def record_many(
     entries: list[dict[str, Any]],
     *,
     stage_when_busy: bool = False,
     preceding: tuple[str, list] | None = None,
+    claim: ChainClaim | None = None,
+    trip: OneTrip | None = None,
 ) -> list[dict[str, Any]]:
     """Append ``entries`` (each the keyword arguments of ``record``) to the
     chain, in order, in the caller's transaction: one chain lock, one read of
@@ -280,16 +316,33 @@ def record_many(
     returns no rows, run just before the chain's lock; on PostgreSQL in the
     same round trip (readings ingest's machine status write). Not with
     ``stage_when_busy``.
+
+    ``claim`` (PostgreSQL, with ``stage_when_busy``): the try-lock and head
+    the caller already read in its own round trip (``chain_claim``): records
+    chained after ``claim.last`` when it took the lock, staged otherwise.
+    ``trip``: the records' ``INSERT`` is queued there (sent with the caller's
+    next statements) instead of sent now.
     """
     if not connection.in_atomic_block:
         raise RuntimeError("audit.record_many needs the caller's transaction.")
     if preceding is not None and (stage_when_busy or not entries):
         raise ValueError("audit.record_many: preceding needs entries, no staging.")
+    if claim is not None and not stage_when_busy:
+        raise ValueError("audit.record_many: a claim is a try-lock: stage_when_busy.")
     if not entries:
         return []
-    table = connection.ops.quote_name(AuditRecord._meta.db_table)
-    head = f"SELECT seq, hash FROM {table} ORDER BY seq DESC LIMIT 1"
     written: list[dict[str, Any]] = []
+    if claim is not None:
+        if not claim.taken:  # held by another transaction until its commit
+            return _stage(entries, trip=trip)
+        last, commons = claim.last, {}
+        for entry in entries:
+            fields = _entry_fields(entry, last, commons)
+            written.append(fields)
+            last = (fields["seq"], fields["hash"])
+        insert_rows(AuditRecord, _FIELD_NAMES, written, trip=trip)
+        return written
+    head = _head_sql()
     with connection.cursor() as cursor:
         if not stage_when_busy and connection.vendor == "postgresql":
             # The lock and the head in one round trip: the statements of one
@@ -311,7 +364,7 @@ def record_many(
                 f"SELECT pg_try_advisory_xact_lock(%s); {head}", [_CHAIN_LOCK_KEY]
             )
             if not cursor.fetchone()[0]:  # held by another transaction until commit
-                return _stage(entries)
+                return _stage(entries, trip=trip)
             cursor.nextset()
         else:  # SQLite: its transactions already serialise (_lock_chain)
             if preceding is not None:
@@ -323,7 +376,7 @@ def record_many(
             fields = _entry_fields(entry, last, commons)
             written.append(fields)
             last = (fields["seq"], fields["hash"])
-    insert_rows(AuditRecord, _FIELD_NAMES, written)
+    insert_rows(AuditRecord, _FIELD_NAMES, written, trip=trip)
     return written
 
 
@@ -408,9 +461,12 @@ def _entry_fields(
     )
 
 
-def _stage(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Write ``entries`` to ``AuditPending`` (one INSERT) and seal them after
-    commit; returns their fields (no seq yet)."""
+def _stage(
+    entries: list[dict[str, Any]], *, trip: OneTrip | None = None
+) -> list[dict[str, Any]]:
+    """Write ``entries`` to ``AuditPending`` (one INSERT; queued on ``trip``
+    when given) and seal them after commit; returns their fields (no seq
+    yet)."""
     ring = keyring()
     staged = []
     commons: dict[int, _Common] = {}
@@ -423,7 +479,7 @@ def _stage(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         content["key_id"] = ring.current_id
         staged.append(content)
     names = (*_PENDING_FIELDS, "mac", "key_id")
-    insert_rows(AuditPending, names, staged)
+    insert_rows(AuditPending, names, staged, trip=trip)
     transaction.on_commit(_sealer.submit)
     return staged
 

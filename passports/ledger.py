@@ -183,7 +183,11 @@ def _locked(sql: str, param: Any) -> list[Passport]:
     """PostgreSQL: the passports ``sql`` locks, as ORM instances."""
     with connection.cursor() as cursor:
         cursor.execute(sql, [param])
-        rows = cursor.fetchall()
+        return _passports_of(cursor.fetchall())
+
+
+def _passports_of(rows: list[tuple]) -> list[Passport]:
+    """Rows of ``_LOCK_SELECT`` as ORM instances."""
     converters = _passport_converters()
     found = []
     for row in rows:
@@ -280,7 +284,17 @@ def append(
     ``IllegalTransition`` (409); either leaves nothing written.
     """
     with transaction.atomic():
-        if not isinstance(passport, Passport):
+        claim = None
+        if (
+            connection.vendor == "postgresql"
+            and kind not in rollups.QA_RESULTS
+            and (isinstance(passport, Passport) or type(passport) is int)
+        ):
+            # The row lock and the audit chain's try-lock and head in one
+            # round trip. A QA result upserts its roll-up hour before the
+            # chain's lock (rollups' lock order): it claims in ``_write``.
+            passport, claim = _lock_and_claim(passport)
+        elif not isinstance(passport, Passport):
             passport = lock_passport(passport)
         entry = _prepare(
             passport,
@@ -294,8 +308,28 @@ def append(
             actor=actor,
             ring=keyring(),
         )
-        (event,) = _write([entry], actor=actor, publish=publish)
+        (event,) = _write([entry], actor=actor, publish=publish, claim=claim)
     return event
+
+
+def _lock_and_claim(passport: Passport | int) -> tuple[Passport, audit.ChainClaim]:
+    """PostgreSQL: lock ``passport`` (unless the caller gave the row it
+    locked) and claim the audit chain (``audit.chain_claim``: its try-lock
+    and head) in one round trip; 404 when the passport does not exist. The
+    row lock comes first, as in ``_write``'s order."""
+    trip = bulk.OneTrip()
+    found: list[Passport] = []
+    if not isinstance(passport, Passport):
+        trip.add(
+            _LOCK_ONE_SQL, [passport], lambda rows: found.extend(_passports_of(rows))
+        )
+    claim = audit.chain_claim(trip)
+    trip.run()
+    if isinstance(passport, Passport):
+        return passport, claim
+    if not found:
+        raise NotFound(f"Passport {passport} does not exist.")
+    return found[0], claim
 
 
 @dataclass(frozen=True)
@@ -490,11 +524,11 @@ _EVENT_FIELDS = [f for f in PassportEvent._meta.concrete_fields if not f.primary
 _STORED_PROJECTION = [Passport._meta.get_field(name) for name in PROJECTION_FIELDS]
 
 
-def _event_and_projection(entry: _Entry) -> None:
+def _event_and_projection(entry: _Entry, *, trip: bulk.OneTrip) -> None:
     """PostgreSQL: ``entry``'s event row and its passport's projection in one
     statement (a data-modifying CTE), each value prepared by its model field
-    as ``bulk_create`` and ``save(update_fields=...)`` prepare it; sets the
-    event's id."""
+    as ``bulk_create`` and ``save(update_fields=...)`` prepare it, queued on
+    ``trip``; sets the event's id when the trip has run."""
     event, passport = entry.event, entry.passport
     passport.updated_at = timezone.now()
     quote = connection.ops.quote_name
@@ -516,11 +550,13 @@ def _event_and_projection(entry: _Entry) -> None:
         f"projection AS (UPDATE {passport_table} SET {sets} WHERE id = %s) "
         "SELECT id FROM event"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*event_values, *projection_values, passport.pk])
-        (event.pk,) = cursor.fetchone()
-    event._state.adding = False
-    event._state.db = connection.alias
+
+    def stored(rows):
+        ((event.pk,),) = rows
+        event._state.adding = False
+        event._state.db = connection.alias
+
+    trip.add(sql, [*event_values, *projection_values, passport.pk], stored)
 
 
 def _insert_events(created: list[PassportEvent]) -> None:
@@ -606,29 +642,95 @@ def _events_and_projections(
         event._state.db = connection.alias
 
 
-def _write(entries: list[_Entry], *, actor: Any, publish: bool) -> list[PassportEvent]:
-    """Store prepared entries (in the caller's transaction, rows locked): the
-    events, first-QA roll-ups, projections, audit records, custody counts,
-    live events, then the hooks, each event in order."""
-    created = [entry.event for entry in entries]
-    # The locked rows hold the projection after their last event.
-    finals = {entry.passport.pk: entry.passport for entry in entries}
-    fused = connection.vendor == "postgresql"
+def _clash(entries: list[_Entry]) -> Conflict:
+    return Conflict(
+        f"{entries[0].view} was extended concurrently. Re-read and retry.",
+        code="version_conflict",
+        details={"expected": entries[0].prior.version},
+    )
+
+
+def _audit_entries(entries: list[_Entry], actor: Any) -> list[dict[str, Any]]:
+    """The audit records of ``entries`` (``audit.record_many``'s entries)."""
+    return [
+        {
+            "actor": actor,
+            "action": f"passport.{entry.event.kind}",
+            "target": entry.view,
+            "before": entry.before
+            if entry.event.kind != EventKind.MANUFACTURED
+            else None,
+            "after": {
+                **entry.after_state,
+                "event": {"kind": entry.event.kind, "data": entry.event.data},
+            },
+        }
+        for entry in entries
+    ]
+
+
+def _live_events(entries: list[_Entry]) -> list[events.Event]:
+    from passports import events as passport_events
+
+    return [passport_events.changed(entry.view, entry.event) for entry in entries]
+
+
+def _write_one(
+    entry: _Entry, *, actor: Any, publish: bool, claim: audit.ChainClaim | None
+) -> PassportEvent:
+    """PostgreSQL, one event: ``_write``'s rows in one round trip (the event
+    and the projection, the audit record, the outbox row: ``bulk.OneTrip``),
+    after the audit chain's claim (made with the row lock by
+    ``_lock_and_claim``; here, after its first-QA roll-up, for a QA result)."""
+    if entry.event.kind in rollups.QA_RESULTS:  # before the chain's lock
+        rollups.first_qa_record(passport=entry.view, event=entry.event)
+    trip = bulk.OneTrip()
+    if claim is None:
+        claim = audit.chain_claim(trip)
+        trip.run()
+    _event_and_projection(entry, trip=trip)
+    audit.record_many(
+        _audit_entries([entry], actor), stage_when_busy=True, claim=claim, trip=trip
+    )
+    if publish:  # delivered after commit, as in ``_write``
+        events.publish_many(_live_events([entry]), background=True, trip=trip)
     try:
         # No savepoint: append's own atomic block is one when nested, and the
         # row lock makes a clash on (passport, version) unreachable.
-        if fused and len(entries) == 1:  # the event and the projection at once
-            _event_and_projection(entries[0])
-        elif fused:  # a batch's events and projections in one statement
+        trip.run()
+    except (IntegrityError, UniqueViolation) as exc:  # the row lock prevents it
+        raise _clash([entry]) from exc
+    _custody([entry])
+    _hooks([entry])
+    return entry.event
+
+
+def _write(
+    entries: list[_Entry],
+    *,
+    actor: Any,
+    publish: bool,
+    claim: audit.ChainClaim | None = None,
+) -> list[PassportEvent]:
+    """Store prepared entries (in the caller's transaction, rows locked): the
+    events, first-QA roll-ups, projections, audit records, custody counts,
+    live events, then the hooks, each event in order. PostgreSQL: one event
+    in one round trip (``_write_one``, with ``claim`` when the lock took it)."""
+    fused = connection.vendor == "postgresql"
+    if fused and len(entries) == 1:
+        return [_write_one(entries[0], actor=actor, publish=publish, claim=claim)]
+    created = [entry.event for entry in entries]
+    # The locked rows hold the projection after their last event.
+    finals = {entry.passport.pk: entry.passport for entry in entries}
+    try:
+        # No savepoint: append's own atomic block is one when nested, and the
+        # row lock makes a clash on (passport, version) unreachable.
+        if fused:  # a batch's events and projections in one statement
             _events_and_projections(created, list(finals.values()))
         else:
             _insert_events(created)
     except (IntegrityError, UniqueViolation) as exc:  # the row locks prevent it
-        raise Conflict(
-            f"{entries[0].view} was extended concurrently. Re-read and retry.",
-            code="version_conflict",
-            details={"expected": entries[0].prior.version},
-        ) from exc
+        raise _clash(entries) from exc
     for entry in entries:
         if entry.event.kind in rollups.QA_RESULTS:  # the trends' first-pass roll-ups
             rollups.first_qa_record(passport=entry.view, event=entry.event)
@@ -639,25 +741,21 @@ def _write(entries: list[_Entry], *, actor: Any, publish: bool) -> list[Passport
         only.save(update_fields=PROJECTION_FIELDS)
     else:
         _projections_update(list(finals.values()))
-    audit.record_many(
-        [
-            {
-                "actor": actor,
-                "action": f"passport.{entry.event.kind}",
-                "target": entry.view,
-                "before": entry.before
-                if entry.event.kind != EventKind.MANUFACTURED
-                else None,
-                "after": {
-                    **entry.after_state,
-                    "event": {"kind": entry.event.kind, "data": entry.event.data},
-                },
-            }
-            for entry in entries
-        ],
-        stage_when_busy=True,
-    )
-    # After the audit records: with the chain's lock (rollups' lock order).
+    audit.record_many(_audit_entries(entries, actor), stage_when_busy=True)
+    _custody(entries)
+    if publish:
+        # Delivered after commit by this process's delivery thread (a shared
+        # layer): the writer does not wait for Redis; the outbox row is
+        # committed with the event, so ``events_redeliver`` sends what that
+        # thread does not.
+        events.publish_many(_live_events(entries), background=True)
+    _hooks(entries)
+    return created
+
+
+def _custody(entries: list[_Entry]) -> None:
+    """The custody counts the entries moved (after their audit records: with
+    the chain's lock, rollups' lock order)."""
     custody: dict[str, int] = {}
     for entry in entries:
         before, after = entry.prior.custodian_kind, entry.after.custodian_kind
@@ -665,17 +763,10 @@ def _write(entries: list[_Entry], *, actor: Any, publish: bool) -> list[Passport
             custody[before] = custody.get(before, 0) - 1
             custody[after] = custody.get(after, 0) + 1
     rollups.custody_units_add(custody)
-    if publish:
-        from passports import events as passport_events
 
-        # Delivered after commit by this process's delivery thread (a shared
-        # layer): the writer does not wait for Redis; the outbox row is
-        # committed with the event, so ``events_redeliver`` sends what that
-        # thread does not.
-        events.publish_many(
-            [passport_events.changed(entry.view, entry.event) for entry in entries],
-            background=True,
-        )
+
+def _hooks(entries: list[_Entry]) -> None:
+    """The append hooks, each event in order (``Appended``)."""
     shared: dict = {}
     for index, entry in enumerate(entries):
         appended = Appended(
@@ -688,7 +779,6 @@ def _write(entries: list[_Entry], *, actor: Any, publish: bool) -> list[Passport
         )
         for hook in APPEND_HOOKS:
             hook(appended)
-    return created
 
 
 # --- verification -------------------------------------------------------------

@@ -58,6 +58,19 @@ def test_items_are_handled_in_order_in_batches_of_at_most_max_batch(workers):
     assert batches == [[1], [2, 3, 4], [5, 6, 7]]
 
 
+def test_with_linger_items_handed_over_one_at_a_time_share_a_batch(workers):
+    """``linger_seconds``: the thread waits that long after an item for more
+    (the delivery thread: one row per single append); a drain's marker ends
+    the wait, and every item is still handled once, in order."""
+    batches: list[list[int]] = []
+    worker = workers(batches.append, linger_seconds=30)
+    worker.submit(1)
+    worker.submit(2)  # within the linger however slow the machine
+    worker.submit_many([3, 4])
+    assert worker.drain(timeout=60)  # the marker ends the linger
+    assert batches == [[1, 2, 3, 4]]
+
+
 def test_a_failing_batch_is_logged_and_the_thread_goes_on(workers):
     handled: list[str] = []
 

@@ -180,7 +180,8 @@ def test_every_write_is_on_the_next_read_over_a_real_socket(
 def test_a_raw_update_is_seen_once_its_event_is_published(plant):  # noqa: F811
     """A service that writes with ``update()`` (no signal) and publishes its
     domain event in the same transaction: the event alone drops the
-    payloads, once now and once on commit."""
+    payloads, on commit (inside the writer's own transaction they are
+    computed, never served)."""
     client = api(plant["boss"])
     path = "/api/dashboard/supervisor/summary"
     escalated = plant["to_supervisor"]
@@ -197,6 +198,71 @@ def test_a_raw_update_is_seen_once_its_event_is_published(plant):  # noqa: F811
         # In the writer's own transaction: already dropped.
         assert client.get(path).json()["cards"][1]["value"] == 0
     assert client.get(path).json()["cards"][1]["value"] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transaction_drops_its_read_models_once_on_commit_none_on_rollback(
+    monkeypatch,
+):
+    """However many events a transaction publishes, its read models are
+    dropped in one cache round trip, after its commit (a ledger append paid
+    two); a rolled-back one drops nothing; a write in autocommit at once."""
+    from bpmos import readcache
+
+    calls: list[set[str]] = []
+    real = readcache.invalidate_many
+
+    def counted(models):
+        models = list(models)
+        calls.append({model.name for model in models})
+        real(models)
+
+    monkeypatch.setattr(readcache, "invalidate_many", counted)
+
+    def escalated(pk):
+        return Event(
+            name="exception.escalated",
+            topics=("exceptions",),
+            data={"id": pk, "escalationLevel": 1},
+        )
+
+    held = Event(name="item.held", topics=("inventory",), data={"code": "X"})
+    with transaction.atomic():
+        events.publish(escalated(1))
+        events.publish_many([escalated(2), held])
+        assert calls == []  # nothing before the commit
+    assert calls == [
+        {m.name for m in readmodels.read_models_of("exception.escalated")}
+        | {m.name for m in readmodels.read_models_of("item.held")}
+    ]
+    calls.clear()
+    with transaction.atomic():
+        events.publish(escalated(3))
+        transaction.set_rollback(True)
+    assert calls == []
+    events.publish(held)  # autocommit: dropped at once
+    assert calls == [{m.name for m in readmodels.read_models_of("item.held")}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_ledger_append_is_on_the_next_read_after_its_commit(
+    make_user, django_assert_max_num_queries
+):
+    """A single append (its read models dropped once, on commit) is on the
+    next read: a passport put on hold, then released."""
+    from bpmos.dashboards import kpis
+    from passports import ledger
+    from tests.factories_passports import make_passport
+
+    boss = make_user("supervisor")
+    pack = make_passport("pack", "warehoused")
+    held = kpis.summary_get().hold.passports  # computed and stored
+    with django_assert_max_num_queries(0):  # served from the cache
+        assert kpis.summary_get().hold.passports == held
+    ledger.append(passport=pack.pk, kind="held", data={"reason": "Swollen"}, actor=boss)
+    assert kpis.summary_get().hold.passports == held + 1
+    ledger.append(passport=pack.pk, kind="released", data={}, actor=boss)
+    assert kpis.summary_get().hold.passports == held
 
 
 @pytest.mark.django_db(transaction=True)

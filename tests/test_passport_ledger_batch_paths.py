@@ -390,6 +390,25 @@ def test_a_batch_is_the_same_statements_whatever_its_size(make_user):
 
 @pytest.mark.django_db
 @pytest.mark.postgresql_only
+def test_a_single_append_is_two_statements(make_user):
+    """The row lock with the audit chain's try-lock and head, then the event
+    and projection with the audit record and the outbox row (``OneTrip``);
+    it was five (lock, event + projection, try-lock + head, audit, outbox)."""
+    boss = make_user("supervisor")
+    pack = make_passport("pack", "warehoused")
+    with CaptureQueriesContext(connection) as queries:
+        event = ledger.append(
+            passport=pack.pk, kind=E.TELEMETRY_SUMMARISED, data={"n": 1}, actor=boss
+        )
+    words = [q["sql"].split()[0] for q in queries.captured_queries]
+    assert [w for w in words if w not in ("SAVEPOINT", "RELEASE")] == ["SELECT", "WITH"]
+    assert event.pk is not None
+    assert not event._state.adding
+    assert ledger.verify(passport_ids=[pack.pk]).ok
+
+
+@pytest.mark.django_db
+@pytest.mark.postgresql_only
 def test_a_version_clash_in_the_batch_statement_is_a_409_with_nothing_written(
     make_user,
 ):

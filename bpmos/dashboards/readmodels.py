@@ -11,9 +11,10 @@ the domain announces is missed:
 * every domain event of a family those models belong to (``on_event``,
   registered with ``bpmos.events.event_listen``: it runs in the publisher's
   transaction), which also covers the services' ``queryset.update()`` writes
-  that no signal reports (a return approved). Each write drops the payloads
-  at once (one cache round trip), and each transaction once more on commit
-  (once per read model, however many rows it wrote).
+  that no signal reports (a return approved). A write in autocommit drops
+  the payloads at once (one cache round trip); a transaction drops them once
+  on commit (``changed``: once per read model, however many rows it wrote;
+  one round trip), none on rollback.
 
 Time: a payload whose figures depend on the clock is keyed by its window
 (the plant's current shift, the UTC day, the ISO week) and stored only until
@@ -183,18 +184,28 @@ def _current_batch() -> _Batch:
 
 
 def changed(models: list[ReadModel]) -> None:
-    """A write ``models`` are computed from: drop their payloads now, in one
-    cache round trip (the writer's own next read, even between two writes of
-    one transaction), and inside a transaction once more when it commits (a
-    reader who computed from the state before it): each read model once per
-    transaction, however many rows or events."""
+    """A write ``models`` are computed from: drop their payloads, in one
+    cache round trip: at once outside a transaction (the write is committed),
+    inside one when it commits, each read model once per transaction however
+    many rows or events it wrote (one round trip per ledger append, not two),
+    and not at all when it rolls back (nothing changed).
+
+    Nothing has to be dropped before the commit: a reader inside the writer's
+    transaction computes (``DashboardReadModel``: nothing is served or stored
+    inside a transaction), and a reader outside it sees the committed state,
+    which the stored payloads still are until the commit. The drop at commit
+    runs in the committing thread before its caller goes on (the request
+    answers after it): a reader served after the writer's answer gets the new
+    state. (It used to drop at once as well: a second round trip per
+    transaction that served no reader.)"""
     if not models:
         return
-    readcache.invalidate_many(models)
-    if connection.in_atomic_block:
-        batch = _current_batch()
-        for model in models:
-            batch.models.setdefault(model.name, model)
+    if not connection.in_atomic_block:
+        readcache.invalidate_many(models)
+        return
+    batch = _current_batch()
+    for model in models:
+        batch.models.setdefault(model.name, model)
 
 
 def on_event(event) -> None:

@@ -17,13 +17,14 @@ def publish(event: Event, *, background: bool = False):
     return event_publish(event=event, background=background)
 
 
-def publish_many(events, *, background: bool = False):
-    """``publish`` of several events, in order, in two statements; one delivery
+def publish_many(events, *, background: bool = False, trip=None):
+    """``publish`` of several events, in order, in one statement; one delivery
     of all of them after commit (``bpmos.events.services.event_publish_many``;
-    ``background`` as for ``publish``)."""
+    ``background`` as for ``publish``; ``trip``: queue the statement on a
+    ``bpmos.bulk.OneTrip``)."""
     from bpmos.events.services import event_publish_many
 
-    return event_publish_many(events=events, background=background)
+    return event_publish_many(events=events, background=background, trip=trip)
 
 
 __all__ = ["Event", "declare", "publish", "publish_many"]

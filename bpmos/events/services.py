@@ -27,18 +27,22 @@ import asyncio
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels_redis.core import RedisChannelLayer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from bpmos.background import BackgroundWorker
+from bpmos.bulk import OneTrip
 from bpmos.events.models import OutboxEvent, OutboxTopic
 from bpmos.events.types import Event
 
@@ -142,18 +146,31 @@ def event_publish(*, event: Event, background: bool = False) -> OutboxEvent:
 
 
 def event_publish_many(
-    *, events: Sequence[Event], background: bool = False
+    *,
+    events: Sequence[Event],
+    background: bool = False,
+    trip: OneTrip | None = None,
 ) -> list[OutboxEvent]:
-    """``event_publish`` of several events at once, in order: on PostgreSQL two
-    statements whatever their number (their ids, then the rows and topic rows),
+    """``event_publish`` of several events at once, in order: on PostgreSQL one
+    statement whatever their number (their ids, the rows and topic rows),
     and one delivery of all of them after commit (one send round, one
     ``delivered_at`` update). The ledger's appends publish this way, with
     ``background`` (as ``event_publish``'s: the committed rows go to this
-    process's delivery thread when the layer is shared)."""
+    process's delivery thread when the layer is shared).
+
+    ``trip`` (PostgreSQL): the outbox statement is queued there, sent with
+    the caller's own statements (``bpmos.bulk.OneTrip``); the list returned
+    holds the rows once the trip has run."""
     if not events:
         return []
-    if connection.vendor != "postgresql" or len(events) == 1:
+    if connection.vendor != "postgresql":
         rows = [_store(event) for event in events]
+    elif trip is not None:
+        rows = []
+        sql, params, made = _outbox_statement(events)
+        trip.add(sql, params, lambda found: rows.extend(made(found)))
+    elif len(events) == 1:
+        rows = [_store(events[0])]
     else:
         rows = _outbox_insert_many_postgresql(events)
     if background and layer_is_shared():
@@ -208,10 +225,37 @@ _OUTBOX_INSERT_MANY = (
 )
 
 
-def _outbox_insert_many_postgresql(events: Sequence[Event]) -> list[OutboxEvent]:
-    """The rows ``_store`` would store for ``events``, in one statement; the
-    data as ``_store`` stores it (``DjangoJSONEncoder``'s JSON, as jsonb)."""
+_OUTBOX_COLUMNS = [
+    "id",
+    "name",
+    "topics",
+    "data",
+    "created_at",
+    "delivered_at",
+    "attempts",
+]
+
+
+def _outbox_statement(
+    events: Sequence[Event],
+) -> tuple[str, list, Callable[[list], list[OutboxEvent]]]:
+    """PostgreSQL: the statement that stores ``events`` as ``_store`` would
+    (one event: ``_OUTBOX_INSERT``; more: ``_OUTBOX_INSERT_MANY``), its
+    parameters, and what makes the rows from the ids it returns; the data as
+    ``_store`` stores it (``DjangoJSONEncoder``'s JSON, as jsonb)."""
     created_at = timezone.now()
+    if len(events) == 1:
+        (event,) = events
+        topics = list(dict.fromkeys(event.topics))
+        text = json.dumps(dict(event.data), cls=DjangoJSONEncoder)
+        params = [event.name, json.dumps(topics), text, created_at, topics]
+
+        def made_one(found: list) -> list[OutboxEvent]:
+            ((pk,),) = found
+            values = [pk, event.name, topics, json.loads(text), created_at, None, 0]
+            return [OutboxEvent.from_db(connection.alias, _OUTBOX_COLUMNS, values)]
+
+        return _OUTBOX_INSERT, params, made_one
     rows = [
         {
             "name": event.name,
@@ -221,19 +265,28 @@ def _outbox_insert_many_postgresql(events: Sequence[Event]) -> list[OutboxEvent]
         for event in events
     ]
     text = json.dumps(rows, cls=DjangoJSONEncoder)
+
+    def made(found: list) -> list[OutboxEvent]:
+        ids = [pk for (pk,) in found]
+        return [
+            OutboxEvent.from_db(
+                connection.alias,
+                _OUTBOX_COLUMNS,
+                [pk, row["name"], row["topics"], row["data"], created_at, None, 0],
+            )
+            # The data as the database holds it (the encoder's JSON, read back).
+            for pk, row in zip(ids, json.loads(text), strict=True)
+        ]
+
+    return _OUTBOX_INSERT_MANY, [len(rows), text, created_at], made
+
+
+def _outbox_insert_many_postgresql(events: Sequence[Event]) -> list[OutboxEvent]:
+    """The rows ``_store`` would store for ``events``, in one statement."""
+    sql, params, made = _outbox_statement(events)
     with connection.cursor() as cursor:
-        cursor.execute(_OUTBOX_INSERT_MANY, [len(rows), text, created_at])
-        ids = [pk for (pk,) in cursor.fetchall()]
-    columns = ["id", "name", "topics", "data", "created_at", "delivered_at", "attempts"]
-    return [
-        OutboxEvent.from_db(
-            connection.alias,
-            columns,
-            [pk, row["name"], row["topics"], row["data"], created_at, None, 0],
-        )
-        # The data as the database holds it (the encoder's JSON, read back).
-        for pk, row in zip(ids, json.loads(text), strict=True)
-    ]
+        cursor.execute(sql, params)
+        return made(cursor.fetchall())
 
 
 _OUTBOX_INSERT = (
@@ -262,7 +315,7 @@ def _outbox_insert_postgresql(
         (pk,) = cursor.fetchone()
     return OutboxEvent.from_db(
         connection.alias,
-        ["id", "name", "topics", "data", "created_at", "delivered_at", "attempts"],
+        _OUTBOX_COLUMNS,
         [pk, name, topics, json.loads(text), created_at, None, 0],
     )
 
@@ -334,6 +387,12 @@ def _deliver_handed_over(rows: list[OutboxEvent]) -> None:
     _deliver_quietly(rows)  # looked up at each call: bench/ledger.py times it
 
 
+# How long the delivery thread waits, once a row arrives, for more to send with
+# it: a writer appending one event a transaction (~300 a second) hands over one
+# row at a time, and one send round and one mark a row cost the thread ~1.6 ms
+# of the process's CPU (and GIL) per event. A live event is late by at most this.
+DELIVERY_LINGER_SECONDS = 0.01
+
 # One daemon thread per process (bpmos.background) that delivers committed
 # outbox rows handed to it (``event_publish(background=True)``), in the order
 # they were handed over, so the request that published them answers without
@@ -344,7 +403,10 @@ def _deliver_handed_over(rows: list[OutboxEvent]) -> None:
 # over, and a row this thread never reaches (the process ended, Redis down) is
 # undelivered in the outbox, where ``events_redeliver`` (beat) finds it.
 _background = BackgroundWorker(
-    "bpmos-event-delivery", _deliver_handed_over, max_batch=500
+    "bpmos-event-delivery",
+    _deliver_handed_over,
+    max_batch=500,
+    linger_seconds=DELIVERY_LINGER_SECONDS,
 )
 
 
@@ -372,9 +434,34 @@ async def adeliver_rows(rows: Iterable[OutboxEvent]) -> tuple[list[int], list[in
     or hung) would fail the rest too, each after its own timeout. Rows after the
     failed one are neither delivered nor failed; they stay in the outbox
     untouched for the next attempt.
+
+    With channels_redis's layer, consecutive rows of the same topics go
+    together (``_group_send_many``: each group's members read once, every
+    message in one pipeline); a failure there fails the first row of the run
+    and leaves the rest untouched (some may have reached their subscribers:
+    sent again later, which delivery at least once allows).
     """
     layer = get_channel_layer()
     delivered: list[int] = []
+    if _sends_in_batches(layer):
+        rows = list(rows)
+        start = 0
+        while start < len(rows):
+            end = start + 1
+            while end < len(rows) and rows[end].topics == rows[start].topics:
+                end += 1
+            run = rows[start:end]
+            messages = [event_message(row) for row in run]
+            try:
+                async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+                    for topic in run[0].topics:
+                        await _group_send_many(layer, group_name(topic), messages)
+            except Exception:
+                log.warning("event_send_failed", event_id=run[0].pk, exc_info=True)
+                return delivered, [run[0].pk]
+            delivered.extend(row.pk for row in run)
+            start = end
+        return delivered, []
     for row in rows:
         message = event_message(row)
         try:
@@ -386,6 +473,81 @@ async def adeliver_rows(rows: Iterable[OutboxEvent]) -> tuple[list[int], list[in
             return delivered, [row.pk]
         delivered.append(row.pk)
     return delivered, []
+
+
+def _sends_in_batches(layer) -> bool:
+    """Whether ``layer`` is channels_redis's own (its ``group_send`` not
+    replaced: a subclass or a test's stand-in gets each message through it)."""
+    return (
+        type(layer) is RedisChannelLayer
+        and "group_send" not in vars(layer)
+        and hasattr(layer, "_map_channel_keys_to_connection")
+    )
+
+
+# channels_redis 4.3's group_send script (``RedisChannelLayer.group_send``):
+# each message to each member channel under its capacity.
+_GROUP_SEND_LUA = """
+local over_capacity = 0
+local current_time = ARGV[#ARGV - 1]
+local expiry = ARGV[#ARGV]
+for i=1,#KEYS do
+    if redis.call('ZCOUNT', KEYS[i], '-inf', '+inf') < tonumber(ARGV[i + #KEYS]) then
+        redis.call('ZADD', KEYS[i], current_time, ARGV[i])
+        redis.call('EXPIRE', KEYS[i], expiry)
+    else
+        over_capacity = over_capacity + 1
+    end
+end
+return over_capacity
+"""
+
+
+async def _group_send_many(
+    layer: RedisChannelLayer, group: str, messages: list[dict]
+) -> None:
+    """``layer.group_send(group, message)`` for each of ``messages``, in
+    order, as channels_redis 4.3 sends one (the same keys, expiries,
+    capacities and script), in two Redis round trips whatever their number:
+    the group's members read once (with its expired members dropped), then
+    every message to every member in one pipeline per Redis host. One
+    ``group_send`` a message took two round trips with no member and four with
+    some: the delivery thread's Python for each of them competed with the
+    writers for the process's GIL."""
+    assert layer.require_valid_group_name(group), "Group name not valid"
+    key = layer._group_key(group)
+    lookup = layer.connection(layer.consistent_hash(group)).pipeline(transaction=False)
+    lookup.zremrangebyscore(key, min=0, max=int(time.time()) - layer.group_expiry)
+    lookup.zrange(key, 0, -1)
+    _, members = await lookup.execute()
+    channel_names = [member.decode("utf8") for member in members]
+    if not channel_names:
+        return  # no subscriber anywhere: group_send sends nothing either
+    pipes: dict[int, Any] = {}
+    expiring: dict[int, int] = {}  # per pipeline: its expiry commands, first
+    for message in messages:
+        by_index, payloads, capacities = layer._map_channel_keys_to_connection(
+            channel_names, message
+        )
+        for index, channel_keys in by_index.items():
+            pipe = pipes.get(index)
+            if pipe is None:  # the members' expired messages, once per batch
+                pipe = pipes[index] = layer.connection(index).pipeline(
+                    transaction=False
+                )
+                oldest = int(time.time()) - int(layer.expiry)
+                for channel_key in channel_keys:
+                    pipe.zremrangebyscore(channel_key, min=0, max=oldest)
+                expiring[index] = len(channel_keys)
+            args = [payloads[k] for k in channel_keys]
+            args += [capacities[k] for k in channel_keys]
+            args += [time.time(), layer.expiry]
+            pipe.eval(_GROUP_SEND_LUA, len(channel_keys), *channel_keys, *args)
+    for index, pipe in pipes.items():
+        results = await pipe.execute()
+        over = sum(results[expiring[index] :])  # each script's channels over capacity
+        if over:
+            log.info("event_channels_over_capacity", group=group, sends=over)
 
 
 def event_outcome_record(*, delivered: Sequence[int], failed: Sequence[int]) -> None:
@@ -400,10 +562,25 @@ def event_outcome_record(*, delivered: Sequence[int], failed: Sequence[int]) -> 
     if not (delivered or failed):
         return
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            _outcome_write(delivered=delivered, failed=failed)
+        # One round trip, no BEGIN or COMMIT of its own: the statements of one
+        # simple-protocol query run as one (implicit) transaction, in which
+        # SET LOCAL holds (it took four round trips: the delivery thread's
+        # share of a ledger append's time, with a batch of one at low rates).
+        trip = OneTrip()
+        trip.add("SET LOCAL synchronous_commit TO OFF")
+        table = connection.ops.quote_name(OutboxEvent._meta.db_table)
+        if delivered:
+            trip.add(
+                f"UPDATE {table} SET delivered_at = %s, attempts = attempts + 1 "
+                "WHERE id = ANY(%s)",
+                [timezone.now(), list(delivered)],
+            )
+        if failed:
+            trip.add(
+                f"UPDATE {table} SET attempts = attempts + 1 WHERE id = ANY(%s)",
+                [list(failed)],
+            )
+        trip.run()
         return
     _outcome_write(delivered=delivered, failed=failed)
 
