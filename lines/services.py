@@ -171,6 +171,12 @@ def _check_row(row: Any, machine_id: int, latest: datetime) -> tuple:
         raise RowError(sorted(row.keys() - _FIELDS)[0], "Unknown field.")
     if "machine_id" in row and row["machine_id"] != machine_id:
         raise RowError("machine_id", "Differs from the machine in the URL.")
+    # An alias beside its field would be read by nobody (and checked by
+    # nobody): one or the other.
+    if "reading_type" in row and "tag" in row:
+        raise RowError("reading_type", "An alias of tag: give one of them.")
+    if "timestamp" in row and "ts" in row:
+        raise RowError("timestamp", "An alias of ts: give one of them.")
     tag = row["tag"] if "tag" in row else row.get("reading_type")
     if (type(tag) is not str or tag not in _tags_seen) and not _valid_tag(tag):
         raise RowError(
@@ -258,6 +264,8 @@ def _fast_rows(
         if not plain and (
             not fields.issuperset(row)
             or ("machine_id" in row and row["machine_id"] != machine_id)
+            or "reading_type" in row  # the aliases: the general loop's
+            or "timestamp" in row
         ):
             return None
         get = row.get

@@ -140,6 +140,8 @@ def test_mobile_aliases_reading_type_and_timestamp_are_accepted(http, weld, gate
         ({"tag": ""}, "tag", "Required"),
         ({"quality": "great"}, "quality", "One of"),
         ({"colour": "red"}, "colour", "Unknown field."),
+        ({"reading_type": "pressure"}, "reading_type", "An alias of tag"),
+        ({"timestamp": "2026-03-02T08:00:00Z"}, "timestamp", "An alias of ts"),
     ],
 )
 def test_a_bad_row_refuses_the_whole_batch_and_names_it(

@@ -131,6 +131,8 @@ MUTATIONS = [
     {"machine_id": 8},
     {"machine_id": 7},
     {"colour": "red"},
+    {"reading_type": "good_count"},  # an alias beside its field
+    {"timestamp": "2026-03-02T08:00:00Z"},
 ]
 
 
