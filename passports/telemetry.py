@@ -123,6 +123,8 @@ def _check_row(row: Any, passport_id: int, latest: datetime) -> tuple:
             continue
         if name not in MEASUREMENTS:
             raise RowError(key, "Unknown field.")
+        if name in values:  # the field and its alias: which one was meant?
+            raise RowError(key, f"An alias of {name}: give one of them.")
         values[name] = _measurement(raw, name)
     ts = _parse_ts(row.get("ts"), latest)
     if all(values.get(name) is None for name in MEASUREMENTS):

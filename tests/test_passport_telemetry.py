@@ -128,6 +128,8 @@ def test_an_older_batch_does_not_overwrite_the_summary(gateway, pack):
         ({"ts": "2099-01-01T00:00:00Z", "sohPercent": 90}, "ts"),
         ({"ts": at(8, 12)}, "row"),
         ("not an object", "row"),
+        # A field and its alias: one of them would be dropped unread.
+        ({"ts": at(8, 12), "sohPercent": 90, "soh_percent": 91}, "soh_percent"),
     ],
 )
 def test_one_bad_row_refuses_the_whole_batch(gateway, pack, bad_row, field):
