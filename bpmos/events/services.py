@@ -388,10 +388,13 @@ def _deliver_handed_over(rows: list[OutboxEvent]) -> None:
 
 
 # How long the delivery thread waits, once a row arrives, for more to send with
-# it: a writer appending one event a transaction (~300 a second) hands over one
-# row at a time, and one send round and one mark a row cost the thread ~1.6 ms
-# of the process's CPU (and GIL) per event. A live event is late by at most this.
-DELIVERY_LINGER_SECONDS = 0.01
+# it. None: a row handed over goes out at once (rows that arrive while a send
+# is on still share the next one). A 10 ms wait saved the thread ~1.6 ms of CPU
+# an event at ~300 single appends a second, but a lingering event could reach a
+# client after a later one another request delivered at commit, a readings
+# batch's station change after the next request's stage hold
+# (tests/test_redis_outage_changes.py caught it: 1433 before 1432).
+DELIVERY_LINGER_SECONDS = 0.0
 
 # One daemon thread per process (bpmos.background) that delivers committed
 # outbox rows handed to it (``event_publish(background=True)``), in the order
