@@ -140,20 +140,25 @@ def without_audit():
 # --- appends ------------------------------------------------------------------------
 
 
-def append_events(passport_id: int, count: int, actor, progress: Progress) -> None:
-    from django.db import connections
-
+def append_one(passport_id: int, n: int, actor) -> None:
+    """The bench's single append: the ``n``-th telemetry summary of a pack."""
     from passports import ledger
     from passports.models import EventKind
 
+    ledger.append(
+        passport=passport_id,
+        kind=EventKind.TELEMETRY_SUMMARISED,
+        data={"sohPercent": 97.5 - n / 1000, "socPercent": 80, "samples": 60},
+        actor=actor,
+    )
+
+
+def append_events(passport_id: int, count: int, actor, progress: Progress) -> None:
+    from django.db import connections
+
     try:
         for n in range(count):
-            ledger.append(
-                passport=passport_id,
-                kind=EventKind.TELEMETRY_SUMMARISED,
-                data={"sohPercent": 97.5 - n / 1000, "socPercent": 80, "samples": 60},
-                actor=actor,
-            )
+            append_one(passport_id, n, actor)
             progress.advance()
     finally:
         connections.close_all()
@@ -223,19 +228,12 @@ def _process_writer(passport_id, count, actor_id, ready, finish, done, finished)
 
     from bpmos.accounts.models import User
     from bpmos.events import services as event_services
-    from passports import ledger
-    from passports.models import EventKind
 
     actor = User.objects.get(pk=actor_id)
     connection.ensure_connection()
     ready.wait()
     for n in range(count):
-        ledger.append(
-            passport=passport_id,
-            kind=EventKind.TELEMETRY_SUMMARISED,
-            data={"sohPercent": 97.5 - n / 1000, "socPercent": 80, "samples": 60},
-            actor=actor,
-        )
+        append_one(passport_id, n, actor)
     finished.put(time.perf_counter())  # CLOCK_MONOTONIC: one clock for all
     event_services._background.drain(timeout=60)
     finish.wait()  # the parent reads every process's CPU now

@@ -331,15 +331,10 @@ def record_many(
         raise ValueError("audit.record_many: a claim is a try-lock: stage_when_busy.")
     if not entries:
         return []
-    written: list[dict[str, Any]] = []
     if claim is not None:
         if not claim.taken:  # held by another transaction until its commit
             return _stage(entries, trip=trip)
-        last, commons = claim.last, {}
-        for entry in entries:
-            fields = _entry_fields(entry, last, commons)
-            written.append(fields)
-            last = (fields["seq"], fields["hash"])
+        written = _chained(entries, claim.last)
         insert_rows(AuditRecord, _FIELD_NAMES, written, trip=trip)
         return written
     head = _head_sql()
@@ -370,13 +365,22 @@ def record_many(
             if preceding is not None:
                 cursor.execute(*preceding)
             cursor.execute(head)
-        last = cursor.fetchone()
-        commons: dict[int, _Common] = {}
-        for entry in entries:
-            fields = _entry_fields(entry, last, commons)
-            written.append(fields)
-            last = (fields["seq"], fields["hash"])
+        written = _chained(entries, cursor.fetchone())
     insert_rows(AuditRecord, _FIELD_NAMES, written, trip=trip)
+    return written
+
+
+def _chained(
+    entries: list[dict[str, Any]], last: tuple[int, str] | None
+) -> list[dict[str, Any]]:
+    """``entries``' fields chained in order after ``last`` (the head's seq and
+    hash; None: the chain is empty)."""
+    written: list[dict[str, Any]] = []
+    commons: dict[int, _Common] = {}
+    for entry in entries:
+        fields = _entry_fields(entry, last, commons)
+        written.append(fields)
+        last = (fields["seq"], fields["hash"])
     return written
 
 
