@@ -36,7 +36,7 @@ from functools import cache
 from django.contrib import admin
 from django.core.exceptions import EmptyResultSet
 from django.core.paginator import Paginator
-from django.db import connections
+from django.db import connections, router
 from django.db.models import Max, Min, QuerySet
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -182,7 +182,7 @@ class IndexedValuesFilter(admin.AllValuesFieldListFilter):
 
     def __init__(self, field, request, params, model, model_admin, field_path):
         super().__init__(field, request, params, model, model_admin, field_path)
-        connection = connections[model_admin.get_queryset(request).db]
+        connection = connections[router.db_for_read(model)]
         if connection.vendor == "postgresql" and field_path == field.name:
             self.lookup_choices = _distinct_by_index(
                 connection, model._meta.db_table, field.column

@@ -169,8 +169,6 @@ def event_publish_many(
         rows = []
         sql, params, made = _outbox_statement(events)
         trip.add(sql, params, lambda found: rows.extend(made(found)))
-    elif len(events) == 1:
-        rows = [_store(events[0])]
     else:
         rows = _outbox_insert_many_postgresql(events)
     if background and layer_is_shared():
@@ -190,10 +188,11 @@ def event_publish_many(
 
 
 def _store(event: Event) -> OutboxEvent:
+    if connection.vendor == "postgresql":
+        (row,) = _outbox_insert_many_postgresql([event])
+        return row
     topics = list(dict.fromkeys(event.topics))
     text = json.dumps(dict(event.data), cls=DjangoJSONEncoder)
-    if connection.vendor == "postgresql":
-        return _outbox_insert_postgresql(name=event.name, topics=topics, text=text)
     row = OutboxEvent.objects.create(
         name=event.name, topics=topics, data=json.loads(text)
     )
@@ -300,24 +299,6 @@ _OUTBOX_INSERT = (
     "SELECT event.id, name FROM event, unnest(%s::varchar[]) AS name) "
     "SELECT id FROM event"
 )
-
-
-def _outbox_insert_postgresql(
-    *, name: str, topics: list[str], text: str
-) -> OutboxEvent:
-    """The outbox row (and its topic rows) as ``OutboxEvent.objects.create``
-    and ``OutboxTopic.objects.bulk_create`` store them, in one statement."""
-    created_at = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _OUTBOX_INSERT, [name, json.dumps(topics), text, created_at, topics]
-        )
-        (pk,) = cursor.fetchone()
-    return OutboxEvent.from_db(
-        connection.alias,
-        _OUTBOX_COLUMNS,
-        [pk, name, topics, json.loads(text), created_at, None, 0],
-    )
 
 
 def _deliver_quietly(rows: list[OutboxEvent]) -> None:
